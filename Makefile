@@ -1,0 +1,65 @@
+# aimaas: `make` builds, `make run` starts the platform, `make test` runs every test.
+CC ?= cc
+PKGS := libevent_core jansson libsodium sqlite3
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -DAM_COMMIT='"$(COMMIT)"'
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+SRC := $(shell find src -name '*.c' | sort)
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
+
+# build/rel: optimised; build/asan: AddressSanitizer + UBSan
+REL_OBJ := $(LIB_SRC:%.c=build/rel/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
+
+.PHONY: all asan deps run test unit lint clean
+all: build/aimaas
+
+deps:
+	@scripts/install-deps.sh
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/aimaas: build/rel/src/main.o $(REL_OBJ)
+	$(CC) -o $@ $^ $(PKG_LIBS)
+
+build/asan/aimaas: build/asan/src/main.o $(ASAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+build/unit: $(UNIT_SRC) $(REL_OBJ)
+	$(CC) $(BASE_CFLAGS) -O1 $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(REL_OBJ) $(PKG_LIBS)
+
+build/asan/unit: $(UNIT_SRC) $(ASAN_OBJ)
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(PKG_LIBS)
+
+# A stand-in libnvidia-ml.so.1 answering with the H100 readings of
+# shared/fixtures, so the NVML path is tested where there is no GPU.
+build/fake-nvml/libnvidia-ml.so.1: tests/fixtures/fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -shared -fPIC -o $@ $<
+
+asan: build/asan/aimaas build/asan/unit
+
+lint:
+	@scripts/lint.sh
+
+run: deps all
+	./build/aimaas serve $(ARGS)
+
+test: deps lint all asan build/unit build/fake-nvml/libnvidia-ml.so.1
+	@scripts/test.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what aimaas needs to build and test, when it is missing, on
+# Debian/Ubuntu. Idempotent and quick when everything is there.
+set -eu
+cd "$(dirname "$0")/.."
+pkgs=(build-essential pkg-config libevent-dev libjansson-dev libsodium-dev libsqlite3-dev curl)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js may come from another repository (NodeSource ships npm inside its
+# nodejs package): ask Debian only for what is really absent.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+	echo "install-deps: installing ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Node packages used by the tests (the openai client, playwright-core).
+if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then
+	echo "install-deps: npm ci in tests/"
+	(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
+exit 0

@@ -1,0 +1,54 @@
+/* am_server: the one mutable global state of `aimaas serve`, owned by the
+ * main loop. Everything a handler needs hangs off it; threads (the GPU
+ * sampler) share nothing in it except through their own documented locks. */
+#ifndef AM_SERVER_H
+#define AM_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/am_log.h"
+
+#define AM_VERSION "0.1.0"
+#define AM_MAX_ROOTS 16
+#define AM_MAX_SIM_SPECS 16
+
+struct event_base;
+struct am_store;
+struct am_http_server;
+struct am_metrics;
+struct am_inventory;
+struct am_limiter;
+struct am_api;
+
+struct am_config {
+	char listen[256];
+	char data_dir[1024];
+	enum am_log_level log_level;
+	char *model_roots[AM_MAX_ROOTS];   /* canonical absolute paths */
+	int nroots;
+	const char *sim_gpus[AM_MAX_SIM_SPECS];
+	int nsim;
+	long long session_ttl_s;
+	size_t max_body;
+	const char *nvml_lib;              /* AIMAAS_NVML_LIB: another libnvidia-ml */
+	const char *nvidia_smi;            /* AIMAAS_NVIDIA_SMI: another nvidia-smi */
+	int gpu_interval_ms;
+};
+
+struct am_server {
+	struct am_config cfg;
+	struct event_base *base;
+	struct am_store *store;
+	struct am_http_server *http;
+	struct am_api *api;
+	struct am_inventory *inv;
+	struct am_limiter *login_limiter;
+	int64_t started_ms;
+	uint64_t started_ns;
+	char hostname[256];
+	unsigned gpu_generation;           /* the inventory sample last synced */
+	char gpu_signature[8192];          /* the GPU set last written to the database */
+};
+
+#endif

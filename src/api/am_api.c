@@ -1,0 +1,425 @@
+/* am_api: the dispatcher of the REST API. */
+#include "am_api.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "../base/am_json.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_rand.h"
+#include "../base/am_time.h"
+#include "../obs/am_metrics.h"
+#include "../store/am_store.h"
+#include "../task/am_task.h"
+
+#define SESSION_COOKIE "aimaas_session"
+
+struct am_api {
+	struct am_server *srv;
+	struct am_route_def *routes;
+	size_t nroutes;
+	struct am_metrics *metrics;
+};
+
+/* The metrics live in the api, which /metrics renders. */
+struct am_metrics *am__api_metrics(struct am_api *api);
+struct am_metrics *am__api_metrics(struct am_api *api)
+{
+	return api->metrics;
+}
+
+struct am_api *am_api_new(struct am_server *srv)
+{
+	static const struct {
+		const struct am_route_def *r;
+		const size_t *n;
+	} tables[] = {
+		{ am_api_system_routes, &am_api_system_nroutes }, { am_api_auth_routes, &am_api_auth_nroutes },
+		{ am_api_users_routes, &am_api_users_nroutes },   { am_api_nodes_routes, &am_api_nodes_nroutes },
+		{ am_api_tasks_routes, &am_api_tasks_nroutes },
+	};
+	struct am_api *api = am_calloc(1, sizeof *api);
+	api->srv = srv;
+	for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+		api->nroutes += *tables[t].n;
+	api->routes = am_calloc(api->nroutes, sizeof *api->routes);
+	const char **methods = am_calloc(api->nroutes, sizeof *methods);
+	const char **patterns = am_calloc(api->nroutes, sizeof *patterns);
+	size_t k = 0;
+	for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+		for (size_t i = 0; i < *tables[t].n; i++, k++) {
+			api->routes[k] = tables[t].r[i];
+			methods[k] = api->routes[k].method;
+			patterns[k] = api->routes[k].pattern;
+		}
+	api->metrics = am_metrics_new(methods, patterns, api->nroutes);
+	free(methods);
+	free(patterns);
+	return api;
+}
+
+void am_api_free(struct am_api *api)
+{
+	if (!api)
+		return;
+	am_metrics_free(api->metrics);
+	free(api->routes);
+	free(api);
+}
+
+/* ---- answering ---- */
+
+static int ends_with_at(const char *k)
+{
+	size_t n = strlen(k);
+	return n > 3 && strcmp(k + n - 3, "_at") == 0;
+}
+
+void am_api_iso_times(json_t *v)
+{
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+			am_api_iso_times(e);
+	} else if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e) {
+			if (json_is_integer(e) && ends_with_at(k)) {
+				char iso[40];
+				am_time_iso(json_integer_value(e), iso, sizeof iso);
+				json_object_set_new(v, k, json_string(iso));
+			} else {
+				am_api_iso_times(e);
+			}
+		}
+	}
+}
+
+void am_api_bools(json_t *obj, const char *const *keys)
+{
+	for (const char *const *k = keys; *k; k++) {
+		json_t *v = json_object_get(obj, *k);
+		if (json_is_integer(v))
+			json_object_set_new(obj, *k, json_boolean(json_integer_value(v) != 0));
+	}
+}
+
+void am_api_reply_json(struct am_http_req *req, int status, json_t *v)
+{
+	am_api_iso_times(v);
+	char *s = am_json_dump(v);
+	am_http_add_header(req, "Cache-Control", "no-store");
+	am_http_respond(req, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+void am_api_reply_error(struct am_http_req *req, const struct am_err *err)
+{
+	json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", am_err_name(err->code), "message", err->msg,
+			      "field", err->field[0] ? json_string(err->field) : json_null());
+	if (err->code == AM_E_RATE && err->retry_after > 0) {
+		char ra[16];
+		am_fmt(ra, sizeof ra, "%d", err->retry_after);
+		am_http_add_header(req, "Retry-After", ra);
+	}
+	if (err->code == AM_E_UNAUTH)
+		am_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"aimaas\"");
+	am_api_reply_json(req, am_err_status(err->code), e);
+	json_decref(e);
+}
+
+/* ---- helpers ---- */
+
+const char *am_api_param(struct am_ctx *ctx, const char *name)
+{
+	return am_route_param(&ctx->params, name);
+}
+
+int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err)
+{
+	const char *v = am_api_param(ctx, name);
+	char *end;
+	long long id = v ? strtoll(v, &end, 10) : 0;
+	if (!v || *end || id <= 0)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no %s with id '%.60s'", what, v ? v : "");
+	*out = id;
+	return 0;
+}
+
+static int query_int(struct am_ctx *ctx, const char *name, long long min, long long max, long long *out,
+		     struct am_err *err)
+{
+	char buf[32];
+	int rc = am_http_query(ctx->req, name, buf, sizeof buf);
+	if (rc == 0)
+		return 0;
+	char *end;
+	long long v = rc > 0 ? strtoll(buf, &end, 10) : 0;
+	if (rc < 0 || *end || !buf[0] || v < min || v > max)
+		return am_err_set(err, AM_E_INVALID, name, "'%s' must be an integer between %lld and %lld", name, min,
+				  max);
+	*out = v;
+	return 0;
+}
+
+int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err)
+{
+	*limit = 50;
+	*offset = 0;
+	if (query_int(ctx, "limit", 1, 500, limit, err) != 0 || query_int(ctx, "offset", 0, 1LL << 40, offset, err) != 0)
+		return -1;
+	return 0;
+}
+
+json_t *am_api_list(json_t *items, long long total, long long limit, long long offset)
+{
+	return json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total", (json_int_t)total, "limit", (json_int_t)limit,
+			 "offset", (json_int_t)offset);
+}
+
+/* ---- the request path ---- */
+
+static void ctx_free(struct am_http_req *req)
+{
+	struct am_ctx *ctx = req->app_ctx;
+	if (!ctx)
+		return;
+	json_decref(ctx->body);
+	json_decref(ctx->resp);
+	free(ctx);
+	req->app_ctx = NULL;
+}
+
+static int bearer(struct am_http_req *req, char *out, size_t size)
+{
+	const char *h = am_http_header(req, "authorization");
+	if (!h)
+		return 0;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return -1;
+	const char *t = h + 7;
+	while (*t == ' ')
+		t++;
+	if (!*t || strlen(t) >= size)
+		return -1;
+	am_strlcpy(out, t, size);
+	return 1;
+}
+
+static int authenticate(struct am_ctx *ctx, struct am_err *err)
+{
+	char token[AM_TOKEN_LEN + 8];
+	int from_cookie = 0;
+	int rc = bearer(ctx->req, token, sizeof token);
+	if (rc < 0)
+		return am_err_set(err, AM_E_UNAUTH, "", "the Authorization header must be 'Bearer <token>'");
+	if (rc == 0) {
+		if (am_http_cookie(ctx->req, SESSION_COOKIE, token, sizeof token) != 1)
+			return ctx->route->access == AM_PUBLIC ? 0 :
+			       am_err_set(err, AM_E_UNAUTH, "", "authentication required: log in or send a bearer token");
+		from_cookie = 1;
+	}
+	if (am_auth_resolve(ctx->srv->store, token, &ctx->who) != 0) {
+		memset(&ctx->who, 0, sizeof ctx->who);
+		return ctx->route->access == AM_PUBLIC ? 0 :
+		       am_err_set(err, AM_E_UNAUTH, "", "the token is invalid, expired or revoked");
+	}
+	ctx->who.via_cookie = from_cookie;
+	return 0;
+}
+
+static int safe_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0;
+}
+
+static int json_content_type(const char *ct)
+{
+	if (!ct)
+		return 0;
+	size_t n = strcspn(ct, ";");
+	while (n && ct[n - 1] == ' ')
+		n--;
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static void on_head(struct am_http_req *req, void *data)
+{
+	struct am_api *api = data;
+	struct am_ctx *ctx = am_calloc(1, sizeof *ctx);
+	ctx->srv = api->srv;
+	ctx->req = req;
+	ctx->status = 200;
+	ctx->route_index = api->nroutes; /* unmatched until matched */
+	req->app_ctx = ctx;
+	req->app_free = ctx_free;
+
+	struct am_err err;
+	am_err_clear(&err);
+	char allow[128];
+	size_t idx = 0;
+	switch (am_router_match(api->routes, sizeof api->routes[0], api->nroutes, req->method, req->path, &idx,
+				&ctx->params, allow, sizeof allow)) {
+	case AM_ROUTE_FOUND:
+		break;
+	case AM_ROUTE_BAD_METHOD:
+		am_http_add_header(req, "Allow", allow);
+		am_err_set(&err, AM_E_METHOD, "", "%s is not allowed on %.200s (allowed: %s)", req->method, req->path,
+			   allow);
+		goto fail;
+	case AM_ROUTE_BAD_PATH:
+		am_err_set(&err, AM_E_BAD_REQUEST, "", "the path has a bad percent-escape");
+		goto fail;
+	default:
+		am_err_set(&err, AM_E_NOT_FOUND, "", "no such endpoint: %s %.200s", req->method, req->path);
+		goto fail;
+	}
+	ctx->route = &api->routes[idx];
+	ctx->route_index = idx;
+	if (authenticate(ctx, &err) != 0)
+		goto fail;
+	if (ctx->route->access == AM_ADMIN && !ctx->who.admin) {
+		am_err_set(&err, AM_E_FORBIDDEN, "", "this needs the admin role");
+		goto fail;
+	}
+	/* The console's cookie rides along on any request the browser makes, so
+	 * a write authenticated by it must also carry the CSRF token that only
+	 * our own pages can read. */
+	if (ctx->who.user_id && ctx->who.via_cookie && !safe_method(req->method)) {
+		const char *h = am_http_header(req, "x-csrf-token");
+		if (!h || !ctx->who.csrf[0] || !am_secure_streq(h, ctx->who.csrf)) {
+			am_err_set(&err, AM_E_FORBIDDEN, "X-CSRF-Token",
+				   "a cookie-authenticated write needs the X-CSRF-Token header (the aimaas_csrf cookie)");
+			goto fail;
+		}
+	}
+	req->max_body = ctx->route->max_body ? ctx->route->max_body : ctx->srv->cfg.max_body;
+	int has_body = req->head.chunked || req->head.content_length > 0;
+	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body) {
+		am_err_set(&err, AM_E_TOO_LARGE, "", "the request body is larger than %zu bytes", req->max_body);
+		goto fail;
+	}
+	if (has_body && !(ctx->route->flags & AM_ROUTE_ANY_BODY) &&
+	    !json_content_type(am_http_header(req, "content-type"))) {
+		am_err_set(&err, AM_E_MEDIA, "Content-Type", "the request body must be application/json");
+		goto fail;
+	}
+	return;
+fail:
+	am_api_reply_error(req, &err);
+}
+
+static void record_failure(struct am_ctx *ctx, const struct am_err *err)
+{
+	/* Throttled attempts are not recorded: a client hammering a limit must
+	 * not be able to grow the audit trail without bound. */
+	if (!ctx->route->task_kind || err->code == AM_E_RATE)
+		return;
+	const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.user_id ? ctx->who.username : "anonymous";
+	ctx->task_id = am_task_create(ctx->srv->store, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED,
+				      err->msg);
+}
+
+static void on_request(struct am_http_req *req, void *data)
+{
+	(void)data;
+	struct am_ctx *ctx = req->app_ctx;
+	struct am_store *st = ctx->srv->store;
+	struct am_err err;
+	am_err_clear(&err);
+	int rc;
+	if (!(ctx->route->flags & AM_ROUTE_ANY_BODY)) {
+		if (am_json_parse_object(req->body.data ? req->body.data : "", req->body.len, &ctx->body, &err) != 0)
+			goto fail;
+	}
+	if (!ctx->route->task_kind) {
+		rc = ctx->route->fn(ctx, &err);
+	} else {
+		if (am_store_begin(st) != 0) {
+			am_err_set(&err, AM_E_INTERNAL, "", "the database is not available");
+			goto fail;
+		}
+		rc = ctx->route->fn(ctx, &err);
+		if (rc == 0 && ctx->task_id == 0) {
+			const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.username;
+			ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_SUCCEEDED,
+						      ctx->task_msg);
+			if (ctx->task_id < 0)
+				rc = am_err_set(&err, AM_E_INTERNAL, "", "could not record the task");
+		}
+		if (rc == 0 && am_store_commit(st) != 0)
+			rc = am_err_set(&err, AM_E_INTERNAL, "", "could not commit the change");
+		if (rc != 0) {
+			am_store_rollback(st);
+			ctx->task_id = 0;
+			json_decref(ctx->resp);
+			ctx->resp = NULL;
+			if (err.code == AM_OK)
+				am_err_set(&err, AM_E_INTERNAL, "", "internal error");
+			record_failure(ctx, &err);
+		}
+	}
+	if (ctx->task_id > 0) {
+		char id[24];
+		am_fmt(id, sizeof id, "%lld", ctx->task_id);
+		am_http_add_header(req, "X-Task-Id", id);
+	}
+	if (rc != 0)
+		goto fail;
+	if (ctx->route->flags & AM_ROUTE_RAW)
+		return;
+	if (!ctx->resp)
+		ctx->resp = json_object();
+	am_api_reply_json(req, ctx->status, ctx->resp);
+	return;
+fail:
+	if (err.code == AM_E_INTERNAL)
+		am_error("api", "%s %s: %s", req->method, req->path, err.msg);
+	am_api_reply_error(req, &err);
+}
+
+static void on_done(struct am_http_req *req, void *data)
+{
+	struct am_api *api = data;
+	struct am_ctx *ctx = req->app_ctx;
+	double secs = (double)(am_now_ns() - req->start_ns) / 1e9;
+	size_t route = ctx ? ctx->route_index : api->nroutes;
+	am_metrics_observe(api->metrics, route, req->status, secs);
+	am_info("access", "%s \"%s %.300s\" %d %llu %.2fms user=%s", req->peer, req->method ? req->method : "-",
+		req->path[0] ? req->path : "-", req->status, (unsigned long long)req->bytes_out, secs * 1000,
+		ctx && ctx->who.user_id ? ctx->who.username : "-");
+}
+
+static void on_error(struct am_http_req *req, int status, const char *message, void *data)
+{
+	(void)data;
+	struct am_err err;
+	am_err_clear(&err);
+	enum am_errcode code = status == 413 ? AM_E_TOO_LARGE : status == 431 ? AM_E_HEADERS : AM_E_BAD_REQUEST;
+	am_err_set(&err, code, "", "%s", message);
+	if (status == 413 || status == 431 || status == 400) {
+		am_api_reply_error(req, &err);
+		return;
+	}
+	/* 408, 501, 505: statuses outside the table keep their own number */
+	json_t *e = json_pack("{s:{s:s,s:s,s:n}}", "error", "code",
+			      status == 408 ? "request_timeout" : status == 501 ? "not_implemented" : "http_version",
+			      "message", message, "field");
+	char *s = am_json_dump(e);
+	am_http_respond(req, status, "application/json", s, strlen(s));
+	free(s);
+	json_decref(e);
+}
+
+void am_api_handlers(struct am_api *api, struct am_http_handlers *h)
+{
+	memset(h, 0, sizeof *h);
+	h->on_head = on_head;
+	h->on_request = on_request;
+	h->on_done = on_done;
+	h->on_error = on_error;
+	h->data = api;
+}

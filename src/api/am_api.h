@@ -1,0 +1,92 @@
+/* am_api: the REST API under /api/v1 and the public probes. It routes each
+ * request, authenticates it, checks its body, runs the handler and answers
+ * in one JSON shape. A route with a task kind is a mutating call: its
+ * handler runs inside one database transaction together with the task that
+ * records it, so a change and its audit record land together or not at all;
+ * a failed call still leaves a failed task.
+ *
+ * Errors are always {"error":{"code","message","field"}}. Integer fields
+ * named *_at (wall-clock ms in the database) are answered as RFC 3339. */
+#ifndef AM_API_H
+#define AM_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "../am_server.h"
+#include "../auth/am_auth.h"
+#include "../base/am_err.h"
+#include "../http/am_http.h"
+#include "../http/am_router.h"
+
+struct am_ctx;
+typedef int (*am_api_fn)(struct am_ctx *ctx, struct am_err *err);
+
+enum am_access { AM_PUBLIC, AM_USER, AM_ADMIN };
+
+#define AM_ROUTE_RAW 1u      /* the handler answers itself (am_http_respond / stream) */
+#define AM_ROUTE_ANY_BODY 2u /* the body is not JSON: no Content-Type check, no parse */
+
+struct am_route_def {
+	const char *method;   /* method and pattern first: am_router reads them */
+	const char *pattern;
+	am_api_fn fn;
+	enum am_access access;
+	const char *task_kind; /* non-NULL: a mutating call, recorded as a task */
+	unsigned flags;
+	size_t max_body;       /* 0: the server's default */
+};
+
+/* One request's state; handlers read what they need and fill the answer. */
+struct am_ctx {
+	struct am_server *srv;
+	struct am_http_req *req;
+	const struct am_route_def *route;
+	size_t route_index;
+	struct am_route_params params;
+	struct am_principal who;   /* user_id 0 when anonymous */
+	json_t *body;              /* the parsed object; {} when no body */
+	json_t *resp;              /* set by the handler; the dispatcher answers with it */
+	int status;                /* of the answer; 200 unless the handler says */
+	char target[160];          /* the task's target, e.g. "user:3" */
+	char actor[65];            /* overrides the task's actor (login) */
+	char task_msg[256];        /* the task's message on success */
+	long long task_id;         /* the recorded task */
+};
+
+struct am_api;
+
+struct am_api *am_api_new(struct am_server *srv);
+void am_api_free(struct am_api *api);
+/* Callbacks for am_http_server_new. */
+void am_api_handlers(struct am_api *api, struct am_http_handlers *h);
+
+/* Helpers for handlers. */
+const char *am_api_param(struct am_ctx *ctx, const char *name);
+/* The named path parameter as a positive id; 404 naming what when not. */
+int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
+/* limit (1-500, default 50) and offset (>= 0) from the query string. */
+int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);
+/* {"items": items, "total", "limit", "offset"}; takes ownership of items. */
+json_t *am_api_list(json_t *items, long long total, long long limit, long long offset);
+/* Converts integer *_at members (recursively) to RFC 3339 strings. */
+void am_api_iso_times(json_t *v);
+/* Turns integer 0/1 members named in keys (NULL-terminated) into booleans. */
+void am_api_bools(json_t *obj, const char *const *keys);
+/* Answers an error in the API's shape (for RAW handlers and the dispatcher). */
+void am_api_reply_error(struct am_http_req *req, const struct am_err *err);
+void am_api_reply_json(struct am_http_req *req, int status, json_t *v);
+
+/* Route tables of the resource modules. */
+extern const struct am_route_def am_api_system_routes[];
+extern const size_t am_api_system_nroutes;
+extern const struct am_route_def am_api_auth_routes[];
+extern const size_t am_api_auth_nroutes;
+extern const struct am_route_def am_api_users_routes[];
+extern const size_t am_api_users_nroutes;
+extern const struct am_route_def am_api_nodes_routes[];
+extern const size_t am_api_nodes_nroutes;
+extern const struct am_route_def am_api_tasks_routes[];
+extern const size_t am_api_tasks_nroutes;
+
+#endif

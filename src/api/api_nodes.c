@@ -1,0 +1,82 @@
+/* api_nodes: clusters, nodes and GPUs (read-only for now: the local node
+ * registers itself; Kubernetes clusters come with the kubernetes runtime). */
+#include <string.h>
+
+#include "../node/am_node.h"
+#include "../store/am_store.h"
+#include "am_api.h"
+
+static int clusters(struct am_ctx *ctx, struct am_err *err)
+{
+	json_t *rows = NULL;
+	if (am_store_rows(ctx->srv->store, &rows,
+			  "SELECT c.id, c.name, c.kind, c.created_at, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id)"
+			  " AS node_count FROM clusters c ORDER BY c.id", NULL) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read clusters");
+	ctx->resp = am_api_list(rows, (long long)json_array_size(rows), 500, 0);
+	return 0;
+}
+
+static int nodes(struct am_ctx *ctx, struct am_err *err)
+{
+	json_t *ids = NULL;
+	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM nodes ORDER BY id", NULL) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read nodes");
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r) {
+		json_t *n = am_node_json(ctx->srv, json_string_value(json_object_get(r, "id")));
+		if (n)
+			json_array_append_new(items, n);
+	}
+	json_decref(ids);
+	ctx->resp = am_api_list(items, (long long)json_array_size(items), 500, 0);
+	return 0;
+}
+
+static int node(struct am_ctx *ctx, struct am_err *err)
+{
+	const char *id = am_api_param(ctx, "id");
+	ctx->resp = am_node_json(ctx->srv, id);
+	if (!ctx->resp)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no node '%.60s'", id);
+	return 0;
+}
+
+static int gpus(struct am_ctx *ctx, struct am_err *err)
+{
+	char nodeid[128] = "";
+	if (am_http_query(ctx->req, "node", nodeid, sizeof nodeid) < 0)
+		return am_err_set(err, AM_E_INVALID, "node", "'node' is badly encoded or too long");
+	json_t *items = am_node_gpus_json(ctx->srv, nodeid[0] ? nodeid : NULL);
+	ctx->resp = am_api_list(items, (long long)json_array_size(items), 500, 0);
+	return 0;
+}
+
+static int gpu(struct am_ctx *ctx, struct am_err *err)
+{
+	const char *id = am_api_param(ctx, "id");
+	json_t *all = am_node_gpus_json(ctx->srv, NULL);
+	size_t i;
+	json_t *g;
+	json_array_foreach(all, i, g) {
+		if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0) {
+			ctx->resp = json_incref(g);
+			break;
+		}
+	}
+	json_decref(all);
+	if (!ctx->resp)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no GPU '%.100s'", id);
+	return 0;
+}
+
+const struct am_route_def am_api_nodes_routes[] = {
+	{ "GET", "/api/v1/clusters", clusters, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/nodes", nodes, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/nodes/{id}", node, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/gpus", gpus, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/gpus/{id}", gpu, AM_USER, NULL, 0, 0 },
+};
+const size_t am_api_nodes_nroutes = sizeof am_api_nodes_routes / sizeof am_api_nodes_routes[0];

@@ -1,0 +1,68 @@
+/* api_system: the probes: /healthz for load balancers and /metrics for
+ * Prometheus. Both are open (no secrets in them), like vLLM's own. */
+#include <string.h>
+
+#include "../base/am_time.h"
+#include "../gpu/am_inventory.h"
+#include "../obs/am_metrics.h"
+#include "../store/am_store.h"
+#include "am_api.h"
+
+#ifndef AM_COMMIT
+#define AM_COMMIT "unknown"
+#endif
+
+struct am_metrics *am__api_metrics(struct am_api *api);
+
+static int healthz(struct am_ctx *ctx, struct am_err *err)
+{
+	long long one = 0;
+	if (am_store_int(ctx->srv->store, &one, 0, "SELECT 1", NULL) != 0 || one != 1)
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "the database does not answer");
+	ctx->resp = json_pack("{s:s,s:s,s:I}", "status", "ok", "version", AM_VERSION, "uptime_s",
+			      (json_int_t)((am_now_ns() - ctx->srv->started_ns) / 1000000000ull));
+	return 0;
+}
+
+static int metrics(struct am_ctx *ctx, struct am_err *err)
+{
+	(void)err;
+	struct am_buf out;
+	am_buf_init(&out, 64 << 20);
+	am_buf_printf(&out, "# HELP aimaas_build_info Version of this aimaas.\n# TYPE aimaas_build_info gauge\n"
+			    "aimaas_build_info{version=\"%s\",commit=\"%s\"} 1\n", AM_VERSION, AM_COMMIT);
+	am_buf_printf(&out, "# HELP aimaas_start_time_seconds When this aimaas started.\n"
+			    "# TYPE aimaas_start_time_seconds gauge\naimaas_start_time_seconds %.3f\n",
+		      (double)ctx->srv->started_ms / 1000.0);
+	am_metrics_render(am__api_metrics(ctx->srv->api), &out);
+	struct am_inventory_snapshot *snap = malloc(sizeof *snap);
+	if (snap) {
+		am_inventory_get(ctx->srv->inv, snap);
+		am_buf_adds(&out, "# HELP aimaas_gpu_memory_bytes GPU memory by state, as the card reports it.\n"
+				  "# TYPE aimaas_gpu_memory_bytes gauge\n");
+		for (int i = 0; i < snap->n; i++) {
+			const struct am_gpu_info *g = &snap->gpus[i];
+			am_buf_printf(&out, "aimaas_gpu_memory_bytes{node=\"local\",gpu=\"%d\",uuid=\"%s\",state=\"total\"} %llu\n",
+				      g->index, g->uuid, (unsigned long long)g->mem_total);
+			if (!g->simulated)
+				am_buf_printf(&out, "aimaas_gpu_memory_bytes{node=\"local\",gpu=\"%d\",uuid=\"%s\",state=\"used\"} %llu\n",
+					      g->index, g->uuid, (unsigned long long)g->mem_used);
+		}
+		am_buf_adds(&out, "# HELP aimaas_gpu_utilization_ratio GPU busy fraction.\n"
+				  "# TYPE aimaas_gpu_utilization_ratio gauge\n");
+		for (int i = 0; i < snap->n; i++)
+			if (snap->gpus[i].util_gpu >= 0 && !snap->gpus[i].simulated)
+				am_buf_printf(&out, "aimaas_gpu_utilization_ratio{node=\"local\",gpu=\"%d\",uuid=\"%s\"} %.2f\n",
+					      snap->gpus[i].index, snap->gpus[i].uuid, snap->gpus[i].util_gpu / 100.0);
+		free(snap);
+	}
+	am_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+	am_buf_free(&out);
+	return 0;
+}
+
+const struct am_route_def am_api_system_routes[] = {
+	{ "GET", "/healthz", healthz, AM_PUBLIC, NULL, 0, 0 },
+	{ "GET", "/metrics", metrics, AM_PUBLIC, NULL, AM_ROUTE_RAW, 0 },
+};
+const size_t am_api_system_nroutes = sizeof am_api_system_routes / sizeof am_api_system_routes[0];

@@ -1,0 +1,127 @@
+/* am_buf: capped growable byte buffer and bounded string helpers. */
+#include "am_buf.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "am_mem.h"
+
+void am_buf_init(struct am_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+void am_buf_free(struct am_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void am_buf_reset(struct am_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static int grow(struct am_buf *b, size_t extra)
+{
+	if (extra > b->max || b->len > b->max - extra)
+		return -1;
+	size_t need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	b->data = am_realloc(b->data, cap);
+	b->cap = cap;
+	return 0;
+}
+
+int am_buf_add(struct am_buf *b, const void *p, size_t n)
+{
+	if (grow(b, n) < 0)
+		return -1;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int am_buf_adds(struct am_buf *b, const char *s)
+{
+	return am_buf_add(b, s, strlen(s));
+}
+
+int am_buf_vprintf(struct am_buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0 || grow(b, (size_t)n) < 0)
+		return -1;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int am_buf_printf(struct am_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = am_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *am_buf_str(const struct am_buf *b)
+{
+	return b->data ? b->data : "";
+}
+
+char *am_buf_take(struct am_buf *b)
+{
+	char *p = b->data ? b->data : am_strdup("");
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+void am_fmt(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
+}
+
+size_t am_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+	if (size) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+int am_slice_eq(struct am_slice s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+int am_slice_caseeq(struct am_slice s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.n == n && strncasecmp(s.p, lit, n) == 0;
+}

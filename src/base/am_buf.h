@@ -1,0 +1,47 @@
+/* am_buf: one owning byte buffer with a size cap fixed at init (curl's
+ * dynbuf). Every byte from the network or a file goes through one, so no
+ * input can grow memory without bound. The data is always NUL-terminated. */
+#ifndef AM_BUF_H
+#define AM_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct am_buf {
+	char *data;   /* NULL until the first append */
+	size_t len;
+	size_t cap;
+	size_t max;   /* appends that would pass this fail with -1 */
+};
+
+/* A non-owning view of bytes, for parsing without copies. */
+struct am_slice {
+	const char *p;
+	size_t n;
+};
+
+void am_buf_init(struct am_buf *b, size_t max);
+void am_buf_free(struct am_buf *b);
+/* Forget the contents, keep the memory. */
+void am_buf_reset(struct am_buf *b);
+/* 0, or -1 when the cap would be passed (the buffer is then unchanged). */
+int am_buf_add(struct am_buf *b, const void *p, size_t n);
+int am_buf_adds(struct am_buf *b, const char *s);
+int am_buf_printf(struct am_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int am_buf_vprintf(struct am_buf *b, const char *fmt, va_list ap);
+/* The contents as a C string ("" when empty); borrowed. */
+const char *am_buf_str(const struct am_buf *b);
+/* Hands the contents to the caller (free with free()); the buffer is empty after. */
+char *am_buf_take(struct am_buf *b);
+
+/* Bounded formatting into a fixed array: always NUL-terminated, truncates. */
+void am_fmt(char *dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Bounded copy, always NUL-terminated; returns strlen(src). */
+size_t am_strlcpy(char *dst, const char *src, size_t size);
+
+int am_slice_eq(struct am_slice s, const char *lit);
+int am_slice_caseeq(struct am_slice s, const char *lit);
+
+#endif

@@ -1,0 +1,58 @@
+/* am_err: error codes, their HTTP statuses and stable names. */
+#include "am_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "am_buf.h"
+
+static const struct {
+	int status;
+	const char *name;
+} table[AM_E_COUNT] = {
+	[AM_OK] = { 200, "ok" },
+	[AM_E_MALFORMED] = { 400, "malformed_json" },
+	[AM_E_INVALID] = { 400, "invalid_field" },
+	[AM_E_BAD_REQUEST] = { 400, "bad_request" },
+	[AM_E_UNAUTH] = { 401, "unauthorized" },
+	[AM_E_FORBIDDEN] = { 403, "forbidden" },
+	[AM_E_NOT_FOUND] = { 404, "not_found" },
+	[AM_E_METHOD] = { 405, "method_not_allowed" },
+	[AM_E_CONFLICT] = { 409, "conflict" },
+	[AM_E_TOO_LARGE] = { 413, "payload_too_large" },
+	[AM_E_MEDIA] = { 415, "unsupported_media_type" },
+	[AM_E_HEADERS] = { 431, "headers_too_large" },
+	[AM_E_RATE] = { 429, "rate_limited" },
+	[AM_E_INTERNAL] = { 500, "internal" },
+	[AM_E_UNAVAILABLE] = { 503, "unavailable" },
+};
+
+int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const char *fmt, ...)
+{
+	if (!e)
+		return -1;
+	e->code = code;
+	am_strlcpy(e->field, field ? field : "", sizeof e->field);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	e->retry_after = 0;
+	return -1;
+}
+
+void am_err_clear(struct am_err *e)
+{
+	memset(e, 0, sizeof *e);
+}
+
+int am_err_status(enum am_errcode code)
+{
+	return code < AM_E_COUNT ? table[code].status : 500;
+}
+
+const char *am_err_name(enum am_errcode code)
+{
+	return code < AM_E_COUNT ? table[code].name : "internal";
+}

@@ -1,0 +1,31 @@
+/* am_json: reading request bodies with jansson, with errors that name the
+ * field. Getters leave *out untouched when the key is absent and optional. */
+#ifndef AM_JSON_H
+#define AM_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "am_err.h"
+
+#define AM_JSON_REQUIRED 1
+#define AM_JSON_OPTIONAL 0
+
+/* Parses a body that must be one JSON object. On success *out owns a
+ * reference (json_decref it). An empty body parses as {}. */
+int am_json_parse_object(const char *body, size_t len, json_t **out, struct am_err *err);
+/* Refuses keys not in the NULL-terminated list (typos must not pass silently). */
+int am_json_only(json_t *obj, const char *const *allowed, struct am_err *err);
+/* A string of minlen..maxlen bytes, valid UTF-8 (jansson checks), no NUL. */
+int am_json_get_str(json_t *obj, const char *key, int required, size_t minlen, size_t maxlen,
+		    const char **out, struct am_err *err);
+int am_json_get_int(json_t *obj, const char *key, int required, long long min, long long max,
+		    long long *out, struct am_err *err);
+int am_json_get_bool(json_t *obj, const char *key, int required, int *out, struct am_err *err);
+/* 1 when key is present with a value other than null. */
+int am_json_has(json_t *obj, const char *key);
+
+/* Serialises compactly; free with free(). */
+char *am_json_dump(const json_t *v);
+
+#endif

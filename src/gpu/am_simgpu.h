@@ -1,0 +1,16 @@
+/* am_simgpu: simulated GPUs declared on the command line, for tests and
+ * demos on machines without GPUs. Spec: COUNTxSIZE[:NAME][@CC], e.g.
+ * "4x11GiB:NVIDIA GeForce RTX 2080 Ti" or "2x80GiB:NVIDIA H100 80GB HBM3@9.0".
+ * SIZE takes MiB, GiB, TiB, MB, GB (a bare number is GiB). */
+#ifndef AM_SIMGPU_H
+#define AM_SIMGPU_H
+
+#include <stddef.h>
+
+#include "am_gpu.h"
+
+/* Appends the spec's GPUs to out[*n..max); their uuids are "GPU-sim-<k>"
+ * with k counting every simulated GPU so far. 0, or -1 with errbuf. */
+int am_simgpu_parse(const char *spec, struct am_gpu_info *out, int *n, int max, char *errbuf, size_t errsize);
+
+#endif

@@ -1,0 +1,796 @@
+/* am_http: connections, request framing, responses. */
+#include "am_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+
+enum conn_state { CS_HEAD, CS_BODY, CS_HANDLING, CS_CLOSING };
+enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
+
+struct am_http_conn {
+	struct am_http_server *srv;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct am_http_req *req;
+	enum conn_state state;
+	int head_started;
+	int close_after;
+	int in_process;
+	enum chunk_state chunk;
+	uint64_t chunk_left;
+	char peer[64];
+	struct am_http_conn *prev, *next;
+};
+
+struct am_http_server {
+	struct event_base *base;
+	struct am_http_config cfg;
+	struct am_http_handlers h;
+	struct evconnlistener *listener;
+	int port;
+	struct am_http_conn *conns;
+	time_t date_at;
+	char date[40];
+};
+
+static void process(struct am_http_conn *c);
+static void conn_free(struct am_http_conn *c);
+
+void am_http_config_defaults(struct am_http_config *c)
+{
+	c->max_head = 16 * 1024;
+	c->max_body = 1024 * 1024;
+	c->idle_timeout_s = 75;
+	c->header_timeout_s = 10;
+	c->body_timeout_s = 30;
+	c->write_timeout_s = 60;
+}
+
+const char *am_http_status_text(int s)
+{
+	switch (s) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* ---- timers ---- */
+
+static void arm(struct am_http_conn *c, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+	evtimer_add(c->timer, &tv);
+}
+
+static void server_error(struct am_http_conn *c, int status, const char *msg);
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_http_conn *c = arg;
+	if (c->state == CS_HEAD && !c->head_started) {
+		conn_free(c); /* idle keep-alive connection */
+		return;
+	}
+	if (c->state == CS_HEAD || c->state == CS_BODY) {
+		server_error(c, 408, "request not received in time");
+		process(c);
+	}
+}
+
+/* ---- requests ---- */
+
+static struct am_http_req *req_new(struct am_http_conn *c)
+{
+	struct am_http_req *r = am_calloc(1, sizeof *r);
+	r->conn = c;
+	r->max_body = c->srv->cfg.max_body;
+	r->start_ns = am_now_ns();
+	r->query = "";
+	r->head.content_length = -1;
+	am_buf_init(&r->body, SIZE_MAX);
+	am_buf_init(&r->resp_hdrs, 16 * 1024);
+	am_strlcpy(r->peer, c->peer, sizeof r->peer);
+	return r;
+}
+
+static void req_free(struct am_http_req *r)
+{
+	if (r->app_free)
+		r->app_free(r);
+	am_buf_free(&r->body);
+	am_buf_free(&r->resp_hdrs);
+	free(r->headbuf);
+	free(r);
+}
+
+/* The request is over for the server: log it and let it go. */
+static void req_finish(struct am_http_conn *c)
+{
+	struct am_http_req *r = c->req;
+	c->req = NULL;
+	if (c->srv->h.on_done)
+		c->srv->h.on_done(r, c->srv->h.data);
+	req_free(r);
+}
+
+/* ---- responses ---- */
+
+static const char *http_date(struct am_http_server *s)
+{
+	time_t now = time(NULL);
+	if (now != s->date_at) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		s->date_at = now;
+	}
+	return s->date;
+}
+
+void am_http_add_header(struct am_http_req *req, const char *name, const char *value)
+{
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return;
+	am_buf_printf(&req->resp_hdrs, "%s: %s\r\n", name, value);
+}
+
+static int keepalive(struct am_http_req *req)
+{
+	return req->head.keepalive && !req->conn->close_after;
+}
+
+static void write_head(struct am_http_req *req, int status, const char *ctype, const char *framing)
+{
+	struct am_http_conn *c = req->conn;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int ka = keepalive(req);
+	if (!ka)
+		c->close_after = 1;
+	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: aimaas\r\nDate: %s\r\n", req->head.minor ? 1 : 0,
+			    status, am_http_status_text(status), http_date(c->srv));
+	if (ctype)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	if (framing)
+		evbuffer_add(out, framing, strlen(framing));
+	if (req->resp_hdrs.len)
+		evbuffer_add(out, req->resp_hdrs.data, req->resp_hdrs.len);
+	if (!ka)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (req->head.minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void am_http_respond(struct am_http_req *req, int status, const char *content_type, const void *body,
+		     size_t len)
+{
+	struct am_http_conn *c = req->conn;
+	if (req->answered) {
+		am_error("http", "double answer to %s %s", req->method ? req->method : "?", req->path);
+		return;
+	}
+	req->answered = 1;
+	req->finished = 1;
+	req->status = status;
+	if (!c)
+		return;
+	int nobody = status < 200 || status == 204 || status == 304;
+	char framing[64];
+	framing[0] = '\0';
+	if (!nobody)
+		am_fmt(framing, sizeof framing, "Content-Length: %zu\r\n", len);
+	write_head(req, status, nobody ? NULL : content_type, framing);
+	int is_head = req->method && strcmp(req->method, "HEAD") == 0;
+	if (!nobody && !is_head && len) {
+		evbuffer_add(bufferevent_get_output(c->bev), body, len);
+		req->bytes_out += len;
+	}
+	if (!c->in_process)
+		process(c);
+}
+
+void am_http_stream_begin(struct am_http_req *req, int status, const char *content_type)
+{
+	struct am_http_conn *c = req->conn;
+	if (req->answered)
+		return;
+	req->answered = 1;
+	req->streaming = 1;
+	req->status = status;
+	if (!c)
+		return;
+	if (req->head.minor == 0)
+		c->close_after = 1; /* HTTP/1.0: the end of the stream is the close */
+	write_head(req, status, content_type, req->head.minor ? "Transfer-Encoding: chunked\r\n" : NULL);
+	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+}
+
+int am_http_stream_write(struct am_http_req *req, const void *data, size_t len)
+{
+	struct am_http_conn *c = req->conn;
+	if (!c || !req->streaming || req->finished)
+		return -1;
+	if (len == 0)
+		return 0;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (req->head.minor)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	if (req->head.minor)
+		evbuffer_add(out, "\r\n", 2);
+	req->bytes_out += len;
+	return 0;
+}
+
+void am_http_stream_end(struct am_http_req *req)
+{
+	struct am_http_conn *c = req->conn;
+	if (!req->streaming || req->finished)
+		return;
+	req->finished = 1;
+	if (!c)
+		return;
+	if (req->head.minor)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	if (!c->in_process)
+		process(c);
+}
+
+size_t am_http_pending(const struct am_http_req *req)
+{
+	return req->conn ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
+}
+
+void am_http_on_abort(struct am_http_req *req, am_http_cb cb, void *data)
+{
+	req->abort_cb = cb;
+	req->abort_data = data;
+}
+
+/* An error found by the server itself; the connection closes after it. */
+static void server_error(struct am_http_conn *c, int status, const char *msg)
+{
+	if (!c->req)
+		c->req = req_new(c);
+	struct am_http_req *r = c->req;
+	c->close_after = 1;
+	evtimer_del(c->timer);
+	c->state = CS_HANDLING;
+	if (r->answered)
+		return;
+	if (c->srv->h.on_error) {
+		c->in_process++;
+		c->srv->h.on_error(r, status, msg, c->srv->h.data);
+		c->in_process--;
+	}
+	if (!r->answered) {
+		c->in_process++;
+		am_http_respond(r, status, "text/plain; charset=utf-8", msg, strlen(msg));
+		c->in_process--;
+	}
+}
+
+/* ---- request reading ---- */
+
+static int start_request(struct am_http_conn *c, struct evbuffer *in)
+{
+	/* RFC 9112: ignore empty lines before a request line. */
+	for (;;) {
+		unsigned char two[2];
+		if (evbuffer_copyout(in, two, 2) == 2 && two[0] == '\r' && two[1] == '\n')
+			evbuffer_drain(in, 2);
+		else
+			break;
+	}
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return 0;
+	if (!c->head_started) {
+		c->head_started = 1;
+		arm(c, c->srv->cfg.header_timeout_s);
+	}
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0) {
+		if (avail > c->srv->cfg.max_head)
+			server_error(c, 431, "request head too large");
+		return 0;
+	}
+	size_t hlen = (size_t)end.pos;
+	if (hlen > c->srv->cfg.max_head) {
+		server_error(c, 431, "request head too large");
+		return 0;
+	}
+	struct am_http_req *r = req_new(c);
+	c->req = r;
+	r->headbuf = am_malloc(hlen + 1);
+	evbuffer_remove(in, r->headbuf, hlen);
+	evbuffer_drain(in, 4);
+	int rc = am_http_parse_head(r->headbuf, hlen, &r->head);
+	if (rc) {
+		r->head.keepalive = 0;
+		server_error(c, rc, rc == 431 ? "too many header fields" :
+			     rc == 501 ? "unsupported transfer coding" :
+			     rc == 505 ? "unsupported HTTP version" : "malformed request head");
+		return 0;
+	}
+	r->method = r->head.method;
+	const char *q = strchr(r->head.target, '?');
+	size_t plen = q ? (size_t)(q - r->head.target) : strlen(r->head.target);
+	if (plen >= sizeof r->path) {
+		server_error(c, 431, "request target too long");
+		return 0;
+	}
+	memcpy(r->path, r->head.target, plen);
+	r->path[plen] = '\0';
+	r->query = q ? q + 1 : "";
+
+	c->srv->h.on_head(r, c->srv->h.data);
+	int has_body = r->head.chunked || r->head.content_length > 0;
+	if (r->answered) {
+		if (has_body)
+			c->close_after = 1; /* the body was never read */
+		c->state = CS_HANDLING;
+		evtimer_del(c->timer);
+		return 1;
+	}
+	if (r->head.content_length > 0 && (uint64_t)r->head.content_length > r->max_body) {
+		server_error(c, 413, "request body too large");
+		return 0;
+	}
+	if (has_body && r->head.expect_continue)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = CS_BODY;
+	c->chunk = CH_SIZE;
+	arm(c, c->srv->cfg.body_timeout_s);
+	return 1;
+}
+
+/* Returns 1 when the body is complete, 0 when more is needed, -1 on error
+ * (already answered). */
+static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
+{
+	struct am_http_req *r = c->req;
+	for (;;) {
+		switch (c->chunk) {
+		case CH_SIZE:
+		case CH_TRAILER: {
+			size_t n;
+			char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
+			if (!line) {
+				if (evbuffer_get_length(in) > 1024) {
+					server_error(c, 400, "bad chunk framing");
+					return -1;
+				}
+				return 0;
+			}
+			if (c->chunk == CH_TRAILER) {
+				free(line);
+				if (n == 0)
+					return 1;
+				continue;
+			}
+			char *end;
+			errno = 0;
+			unsigned long long sz = strtoull(line, &end, 16);
+			int bad = end == line || errno || (*end && *end != ';');
+			free(line);
+			if (bad) {
+				server_error(c, 400, "bad chunk size");
+				return -1;
+			}
+			if (sz > r->max_body || r->body.len + sz > r->max_body) {
+				server_error(c, 413, "request body too large");
+				return -1;
+			}
+			c->chunk_left = sz;
+			c->chunk = sz ? CH_DATA : CH_TRAILER;
+			break;
+		}
+		case CH_DATA: {
+			size_t avail = evbuffer_get_length(in);
+			if (!avail)
+				return 0;
+			size_t take = avail < c->chunk_left ? avail : (size_t)c->chunk_left;
+			char tmp[16384];
+			while (take) {
+				size_t k = take < sizeof tmp ? take : sizeof tmp;
+				evbuffer_remove(in, tmp, k);
+				am_buf_add(&r->body, tmp, k);
+				take -= k;
+				c->chunk_left -= k;
+			}
+			if (c->chunk_left)
+				return 0;
+			c->chunk = CH_DATA_CRLF;
+			break;
+		}
+		case CH_DATA_CRLF: {
+			unsigned char two[2];
+			if (evbuffer_copyout(in, two, 2) < 2)
+				return 0;
+			if (two[0] != '\r' || two[1] != '\n') {
+				server_error(c, 400, "bad chunk framing");
+				return -1;
+			}
+			evbuffer_drain(in, 2);
+			c->chunk = CH_SIZE;
+			break;
+		}
+		}
+	}
+}
+
+static int read_body(struct am_http_conn *c, struct evbuffer *in)
+{
+	struct am_http_req *r = c->req;
+	if (r->head.chunked)
+		return read_chunked(c, in);
+	uint64_t want = r->head.content_length > 0 ? (uint64_t)r->head.content_length : 0;
+	if (r->body.len < want) {
+		size_t avail = evbuffer_get_length(in);
+		size_t need = (size_t)(want - r->body.len);
+		size_t take = avail < need ? avail : need;
+		if (take) {
+			if (!r->body.data) { /* one allocation of the announced size */
+				r->body.data = am_malloc((size_t)want + 1);
+				r->body.cap = (size_t)want + 1;
+				r->body.data[0] = '\0';
+			}
+			evbuffer_remove(in, r->body.data + r->body.len, take);
+			r->body.len += take;
+			r->body.data[r->body.len] = '\0';
+		}
+	}
+	return r->body.len == want;
+}
+
+/* Drives the connection as far as the buffered input allows. */
+static void process(struct am_http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	c->in_process++;
+	for (;;) {
+		if (c->state == CS_HEAD) {
+			if (!start_request(c, in) && c->state == CS_HEAD)
+				break;
+		} else if (c->state == CS_BODY) {
+			int rc = read_body(c, in);
+			if (rc < 0)
+				continue; /* answered: go finish */
+			if (rc == 0) {
+				arm(c, c->srv->cfg.body_timeout_s);
+				break;
+			}
+			evtimer_del(c->timer);
+			c->state = CS_HANDLING;
+			c->srv->h.on_request(c->req, c->srv->h.data);
+		} else if (c->state == CS_HANDLING) {
+			if (!c->req || !c->req->finished)
+				break; /* answered later */
+			req_finish(c);
+			if (c->close_after) {
+				c->state = CS_CLOSING;
+				bufferevent_disable(c->bev, EV_READ);
+				break;
+			}
+			c->state = CS_HEAD;
+			c->head_started = 0;
+			arm(c, c->srv->cfg.idle_timeout_s);
+		} else {
+			break;
+		}
+	}
+	c->in_process--;
+	if (c->in_process == 0 && c->state == CS_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_free(c);
+}
+
+/* ---- connection events ---- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct am_http_conn *c = arg;
+	if (c->state == CS_CLOSING && c->in_process == 0)
+		conn_free(c);
+}
+
+static void abort_request(struct am_http_conn *c)
+{
+	struct am_http_req *r = c->req;
+	if (!r)
+		return;
+	r->conn = NULL;
+	if (!r->finished) {
+		if (!r->answered || r->streaming)
+			r->status = r->answered ? r->status : 499;
+		if (r->abort_cb)
+			r->abort_cb(r, r->abort_data);
+	}
+	c->req = NULL;
+	if (c->state == CS_HANDLING && c->srv->h.on_done)
+		c->srv->h.on_done(r, c->srv->h.data);
+	req_free(r);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct am_http_conn *c = arg;
+	/* A client that half-closes after its last request still gets the
+	 * answers already queued; one that leaves mid-answer aborts it. */
+	if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
+	    (c->state == CS_HEAD || c->state == CS_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		c->state = CS_CLOSING;
+		c->close_after = 1;
+		evtimer_del(c->timer);
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	conn_free(c);
+}
+
+static void conn_free(struct am_http_conn *c)
+{
+	abort_request(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	struct am_http_server *s = arg;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct am_http_conn *c = am_calloc(1, sizeof *c);
+	c->srv = s;
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->timer = evtimer_new(s->base, on_timer, c);
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		am_fmt(c->peer, sizeof c->peer, "%s", ip);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		am_fmt(c->peer, sizeof c->peer, "%s", ip);
+	} else {
+		am_strlcpy(c->peer, "unix", sizeof c->peer);
+	}
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	struct timeval wt = { s->cfg.write_timeout_s, 0 };
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	arm(c, s->cfg.idle_timeout_s);
+}
+
+/* ---- server ---- */
+
+struct am_http_server *am_http_server_new(struct event_base *base, const struct am_http_config *cfg,
+					  const struct am_http_handlers *h)
+{
+	struct am_http_server *s = am_calloc(1, sizeof *s);
+	s->base = base;
+	s->cfg = *cfg;
+	s->h = *h;
+	return s;
+}
+
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	if (!colon)
+		return -1;
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= sizeof host)
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+		if (n < 2 || host[n - 1] != ']')
+			return -1;
+		host[n - 1] = '\0';
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+			return -1;
+		*sslen = sizeof *in6;
+		return 0;
+	}
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	if (host[0] == '\0' || strcmp(host, "*") == 0)
+		in->sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (strcmp(host, "localhost") == 0)
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+		return -1;
+	*sslen = sizeof *in;
+	return 0;
+}
+
+int am_http_server_listen(struct am_http_server *s, const char *addr, char *errbuf, size_t errsize)
+{
+	struct sockaddr_storage ss;
+	int sslen;
+	if (parse_addr(addr, &ss, &sslen) != 0) {
+		am_fmt(errbuf, errsize, "invalid listen address '%s' (expected HOST:PORT, e.g. 0.0.0.0:8080)", addr);
+		return -1;
+	}
+	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					      1024, (struct sockaddr *)&ss, sslen);
+	if (!s->listener) {
+		am_fmt(errbuf, errsize, "cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof bound;
+	getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &bl);
+	s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						    : ((struct sockaddr_in *)&bound)->sin_port);
+	return 0;
+}
+
+int am_http_server_port(const struct am_http_server *s)
+{
+	return s->port;
+}
+
+void am_http_server_stop_listening(struct am_http_server *s)
+{
+	if (s->listener) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
+	}
+}
+
+void am_http_server_free(struct am_http_server *s)
+{
+	if (!s)
+		return;
+	am_http_server_stop_listening(s);
+	while (s->conns)
+		conn_free(s->conns);
+	free(s);
+}
+
+/* ---- request accessors ---- */
+
+const char *am_http_header(const struct am_http_req *req, const char *name)
+{
+	return am_http_head_get(&req->head, name);
+}
+
+int am_http_query(const struct am_http_req *req, const char *name, char *buf, size_t size)
+{
+	size_t nl = strlen(name);
+	const char *p = req->query;
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		size_t kl = eq ? (size_t)(eq - p) : len;
+		if (kl == nl && memcmp(p, name, nl) == 0) {
+			const char *v = eq ? eq + 1 : p + len;
+			size_t vl = eq ? len - kl - 1 : 0;
+			/* '+' means space in query strings */
+			char tmp[4096];
+			if (vl >= sizeof tmp)
+				return -1;
+			for (size_t i = 0; i < vl; i++)
+				tmp[i] = v[i] == '+' ? ' ' : v[i];
+			return am_http_urldecode(tmp, vl, buf, size) < 0 ? -1 : 1;
+		}
+		if (!amp)
+			break;
+		p = amp + 1;
+	}
+	return 0;
+}
+
+int am_http_cookie(const struct am_http_req *req, const char *name, char *buf, size_t size)
+{
+	size_t nl = strlen(name);
+	for (int i = 0; i < req->head.nhdrs; i++) {
+		if (strcasecmp(req->head.hdrs[i].name, "cookie") != 0)
+			continue;
+		const char *p = req->head.hdrs[i].value;
+		while (*p) {
+			while (*p == ' ' || *p == ';')
+				p++;
+			const char *semi = strchr(p, ';');
+			size_t len = semi ? (size_t)(semi - p) : strlen(p);
+			if (len > nl && p[nl] == '=' && memcmp(p, name, nl) == 0) {
+				size_t vl = len - nl - 1;
+				if (vl >= size)
+					return 0;
+				memcpy(buf, p + nl + 1, vl);
+				buf[vl] = '\0';
+				return 1;
+			}
+			if (!semi)
+				break;
+			p = semi + 1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,411 @@
+/* aimaas: the command line. `aimaas serve` runs the platform. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "am_server.h"
+#include "api/am_api.h"
+#include "auth/am_auth.h"
+#include "auth/am_limiter.h"
+#include "base/am_buf.h"
+#include "base/am_log.h"
+#include "base/am_mem.h"
+#include "base/am_rand.h"
+#include "base/am_time.h"
+#include "gpu/am_inventory.h"
+#include "http/am_http.h"
+#include "node/am_node.h"
+#include "store/am_store.h"
+#include "task/am_task.h"
+
+static const char usage_main[] =
+	"aimaas " AM_VERSION ": self-hosted AI models as a service\n"
+	"\n"
+	"usage: aimaas <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  serve      run the platform: API, console, gateway, runtimes\n"
+	"  version    print the version\n"
+	"\n"
+	"Run 'aimaas serve --help' for the server's options.\n";
+
+static const char usage_serve[] =
+	"usage: aimaas serve [options]\n"
+	"\n"
+	"  --listen HOST:PORT     address to serve on (AIMAAS_LISTEN; default 0.0.0.0:8080)\n"
+	"  --data-dir DIR         database, logs and job folders (AIMAAS_DATA_DIR; default ./data)\n"
+	"  --log-level LEVEL      debug, info, warn or error (AIMAAS_LOG_LEVEL; default info)\n"
+	"  --model-root DIR       a folder models and datasets may live in; repeatable\n"
+	"                         (AIMAAS_MODEL_ROOT, ':'-separated; default <data-dir>/models)\n"
+	"  --sim-gpus SPEC        add simulated GPUs to the local node, for tests and demos;\n"
+	"                         repeatable (AIMAAS_SIM_GPUS, ';'-separated). SPEC is\n"
+	"                         COUNTxSIZE[:NAME][@CC], e.g. \"4x11GiB:NVIDIA GeForce RTX 2080 Ti\"\n"
+	"  --session-ttl SECONDS  console session lifetime (AIMAAS_SESSION_TTL; default 43200)\n"
+	"  --max-body BYTES       request body limit of the API (AIMAAS_MAX_BODY; default 1048576)\n"
+	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
+	"  -h, --help             this text\n"
+	"\n"
+	"environment only:\n"
+	"  AIMAAS_ADMIN_PASSWORD  password of the 'admin' user created on first start\n"
+	"                         (default: a random one, printed once to the log)\n"
+	"  AIMAAS_NVML_LIB        NVML library to load (default libnvidia-ml.so.1)\n"
+	"  AIMAAS_NVIDIA_SMI      nvidia-smi to run when NVML is missing (default: from PATH)\n";
+
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (am_strlcpy(tmp, path, sizeof tmp) >= sizeof tmp)
+		return -1;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int add_root(struct am_config *c, const char *dir)
+{
+	if (c->nroots == AM_MAX_ROOTS) {
+		fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
+		return -1;
+	}
+	char real[PATH_MAX];
+	struct stat sb;
+	if (!realpath(dir, real) || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "aimaas: --model-root %s is not an existing folder\n", dir);
+		return -1;
+	}
+	c->model_roots[c->nroots++] = am_strdup(real);
+	return 0;
+}
+
+/* Splits an environment list on sep into repeated values via fn. */
+static char *g_env_copies[4];
+static int env_list(const char *name, char sep, int slot, const char **out, int *n, int max)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return 0;
+	char *copy = am_strdup(v);
+	g_env_copies[slot] = copy;
+	char *p = copy;
+	while (p && *p) {
+		char *s = strchr(p, sep);
+		if (s)
+			*s = '\0';
+		if (*p) {
+			if (*n == max) {
+				fprintf(stderr, "aimaas: too many values in %s\n", name);
+				return -1;
+			}
+			out[(*n)++] = p;
+		}
+		p = s ? s + 1 : NULL;
+	}
+	return 0;
+}
+
+static int parse_serve(int argc, char **argv, struct am_config *c)
+{
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
+		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
+		{ "sim-gpus", required_argument, NULL, O_SIM },   { "session-ttl", required_argument, NULL, O_TTL },
+		{ "max-body", required_argument, NULL, O_BODY },  { "gpu-interval", required_argument, NULL, O_GPUI },
+		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
+	};
+	const char *e;
+	am_strlcpy(c->listen, (e = getenv("AIMAAS_LISTEN")) && *e ? e : "0.0.0.0:8080", sizeof c->listen);
+	am_strlcpy(c->data_dir, (e = getenv("AIMAAS_DATA_DIR")) && *e ? e : "./data", sizeof c->data_dir);
+	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
+	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
+		   *gpui = getenv("AIMAAS_GPU_INTERVAL");
+	const char *roots[AM_MAX_ROOTS];
+	int nroots = 0;
+	const char *sims[AM_MAX_SIM_SPECS];
+	int nsims = 0, cli_roots = 0, cli_sims = 0;
+	optind = 1;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_LISTEN: am_strlcpy(c->listen, optarg, sizeof c->listen); break;
+		case O_DATA: am_strlcpy(c->data_dir, optarg, sizeof c->data_dir); break;
+		case O_LEVEL: level = optarg; break;
+		case O_TTL: ttl = optarg; break;
+		case O_BODY: body = optarg; break;
+		case O_GPUI: gpui = optarg; break;
+		case O_ROOT:
+			if (nroots == AM_MAX_ROOTS) {
+				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
+				return -1;
+			}
+			roots[nroots++] = optarg;
+			cli_roots = 1;
+			break;
+		case O_SIM:
+			if (nsims == AM_MAX_SIM_SPECS) {
+				fprintf(stderr, "aimaas: at most %d --sim-gpus specs\n", AM_MAX_SIM_SPECS);
+				return -1;
+			}
+			sims[nsims++] = optarg;
+			cli_sims = 1;
+			break;
+		case 'h': fputs(usage_serve, stdout); exit(0);
+		default: fputs(usage_serve, stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "aimaas: unexpected argument '%s'\n\n%s", argv[optind], usage_serve);
+		return -1;
+	}
+	if (!cli_roots && env_list("AIMAAS_MODEL_ROOT", ':', 0, roots, &nroots, AM_MAX_ROOTS) != 0)
+		return -1;
+	if (!cli_sims && env_list("AIMAAS_SIM_GPUS", ';', 1, sims, &nsims, AM_MAX_SIM_SPECS) != 0)
+		return -1;
+	if (am_log_parse_level(level, &c->log_level) != 0) {
+		fprintf(stderr, "aimaas: --log-level must be debug, info, warn or error (got '%s')\n", level);
+		return -1;
+	}
+	long long v;
+	c->session_ttl_s = 43200;
+	if (ttl && *ttl) {
+		if (parse_ll(ttl, 60, 90LL * 86400, &v) != 0) {
+			fprintf(stderr, "aimaas: --session-ttl must be 60 to 7776000 seconds\n");
+			return -1;
+		}
+		c->session_ttl_s = v;
+	}
+	c->max_body = 1 << 20;
+	if (body && *body) {
+		if (parse_ll(body, 1024, 1LL << 32, &v) != 0) {
+			fprintf(stderr, "aimaas: --max-body must be 1024 to 4294967296 bytes\n");
+			return -1;
+		}
+		c->max_body = (size_t)v;
+	}
+	c->gpu_interval_ms = 5000;
+	if (gpui && *gpui) {
+		if (parse_ll(gpui, 100, 600000, &v) != 0) {
+			fprintf(stderr, "aimaas: --gpu-interval must be 100 to 600000 ms\n");
+			return -1;
+		}
+		c->gpu_interval_ms = (int)v;
+	}
+	for (int i = 0; i < nsims; i++)
+		c->sim_gpus[c->nsim++] = sims[i];
+	if (mkdirs(c->data_dir) != 0) {
+		fprintf(stderr, "aimaas: cannot create data dir %s: %s\n", c->data_dir, strerror(errno));
+		return -1;
+	}
+	char real[PATH_MAX];
+	if (!realpath(c->data_dir, real)) {
+		fprintf(stderr, "aimaas: cannot resolve data dir %s: %s\n", c->data_dir, strerror(errno));
+		return -1;
+	}
+	am_strlcpy(c->data_dir, real, sizeof c->data_dir);
+	if (nroots == 0) {
+		char def[PATH_MAX + 16];
+		am_fmt(def, sizeof def, "%s/models", c->data_dir);
+		if (mkdirs(def) != 0 || add_root(c, def) != 0)
+			return -1;
+	}
+	for (int i = 0; i < nroots; i++)
+		if (add_root(c, roots[i]) != 0)
+			return -1;
+	c->nvml_lib = getenv("AIMAAS_NVML_LIB");
+	c->nvidia_smi = getenv("AIMAAS_NVIDIA_SMI");
+	return 0;
+}
+
+/* One aimaas per data dir: a second one would fight the first over
+ * engines, ports and the database. flock() dies with the process. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX + 16];
+	am_fmt(path, sizeof path, "%s/aimaas.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		am_error("main", "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		am_error("main", "another aimaas (pid %s) is already running on data dir %s; stop it first",
+			 pid[0] ? pid : "?", dir);
+		close(fd);
+		return -1;
+	}
+	char pid[32];
+	am_fmt(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0)
+		am_warn("main", "cannot write the pid to %s", path);
+	return fd;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct am_server *srv = arg;
+	am_info("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void on_gpu_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_server *srv = arg;
+	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
+	am_inventory_get(srv->inv, snap);
+	if (snap->generation != srv->gpu_generation || fd == -1) {
+		srv->gpu_generation = snap->generation;
+		am_node_sync_gpus(srv, snap);
+	}
+	free(snap);
+}
+
+static int serve(int argc, char **argv)
+{
+	struct am_server srv;
+	memset(&srv, 0, sizeof srv);
+	srv.started_ns = am_now_ns();
+	srv.started_ms = am_wall_ms();
+	int rc = 1, lock_fd = -1;
+	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL;
+	char err[512];
+	if (parse_serve(argc, argv, &srv.cfg) != 0)
+		goto out;
+	am_log_set_level(srv.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (am_rand_init() != 0) {
+		am_error("main", "libsodium failed to initialise");
+		goto out;
+	}
+	if (gethostname(srv.hostname, sizeof srv.hostname) != 0)
+		am_strlcpy(srv.hostname, "localhost", sizeof srv.hostname);
+	if ((lock_fd = lock_data_dir(srv.cfg.data_dir)) < 0)
+		goto out;
+	char dbpath[PATH_MAX + 16];
+	am_fmt(dbpath, sizeof dbpath, "%s/aimaas.db", srv.cfg.data_dir);
+	if (am_store_open(dbpath, &srv.store, err, sizeof err) != 0) {
+		am_error("main", "%s", err);
+		goto out;
+	}
+	if (am_auth_bootstrap(srv.store, getenv("AIMAAS_ADMIN_PASSWORD")) != 0)
+		goto out;
+	am_task_recover(srv.store, NULL);
+	struct am_inventory_config icfg = {
+		.nvml_lib = srv.cfg.nvml_lib, .nvidia_smi = srv.cfg.nvidia_smi, .sim_specs = srv.cfg.sim_gpus,
+		.nsim_specs = srv.cfg.nsim, .interval_ms = srv.cfg.gpu_interval_ms,
+	};
+	if (am_inventory_new(&icfg, &srv.inv, err, sizeof err) != 0) {
+		am_error("main", "%s", err);
+		goto out;
+	}
+	if (am_node_register_local(&srv) != 0)
+		goto out;
+	srv.base = event_base_new();
+	srv.login_limiter = am_limiter_new(5, 300, 300);
+	srv.api = am_api_new(&srv);
+	struct am_http_config hcfg;
+	am_http_config_defaults(&hcfg);
+	hcfg.max_body = srv.cfg.max_body;
+	struct am_http_handlers h;
+	am_api_handlers(srv.api, &h);
+	srv.http = am_http_server_new(srv.base, &hcfg, &h);
+	if (am_http_server_listen(srv.http, srv.cfg.listen, err, sizeof err) != 0) {
+		am_error("main", "%s", err);
+		goto out;
+	}
+	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
+	if (am_inventory_start(srv.inv) != 0) {
+		am_error("main", "cannot start the GPU sampler");
+		goto out;
+	}
+	sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	gpu_tick = event_new(srv.base, -1, EV_PERSIST, on_gpu_tick, &srv);
+	struct timeval tick = { 0, 250000 };
+	event_add(gpu_tick, &tick);
+	char host[256];
+	am_strlcpy(host, srv.cfg.listen, sizeof host);
+	*strrchr(host, ':') = '\0';
+	am_info("main", "aimaas %s listening on http://%s:%d (data dir %s, started in %.1f ms)", AM_VERSION,
+		host[0] ? host : "0.0.0.0", am_http_server_port(srv.http), srv.cfg.data_dir,
+		(double)(am_now_ns() - srv.started_ns) / 1e6);
+	event_base_dispatch(srv.base);
+	am_info("main", "stopped");
+	rc = 0;
+out:
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	if (gpu_tick)
+		event_free(gpu_tick);
+	am_http_server_free(srv.http);
+	am_inventory_free(srv.inv);
+	am_api_free(srv.api);
+	am_limiter_free(srv.login_limiter);
+	am_store_close(srv.store);
+	if (srv.base)
+		event_base_free(srv.base);
+	for (int i = 0; i < srv.cfg.nroots; i++)
+		free(srv.cfg.model_roots[i]);
+	for (int i = 0; i < 4; i++)
+		free(g_env_copies[i]);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	libevent_global_shutdown();
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("aimaas %s\n", AM_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return serve(argc - 1, argv + 1);
+	fprintf(stderr, "aimaas: unknown command '%s'\n\n%s", argv[1], usage_main);
+	return 2;
+}

@@ -1,0 +1,160 @@
+/* am_node: nodes and GPUs in the database and the API. */
+#include "am_node.h"
+
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "../am_server.h"
+#include "../base/am_buf.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+#include "../gpu/am_inventory.h"
+#include "../store/am_store.h"
+
+int am_node_register_local(struct am_server *srv)
+{
+	struct am_store *st = srv->store;
+	long long now = am_wall_ms();
+	struct utsname u;
+	char os[200] = "";
+	if (uname(&u) == 0)
+		am_fmt(os, sizeof os, "%s %s %s", u.sysname, u.release, u.machine);
+	struct sysinfo si;
+	long long mem = sysinfo(&si) == 0 ? (long long)si.totalram * si.mem_unit : 0;
+	long long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (am_store_exec(st, "INSERT INTO clusters(id, name, kind, created_at) VALUES(?, 'local', 'local', ?)"
+			  " ON CONFLICT(id) DO NOTHING", "si", AM_LOCAL_CLUSTER, now) != 0)
+		return -1;
+	return am_store_exec(st, "INSERT INTO nodes(id, cluster_id, hostname, state, cpus, memory_bytes, os, created_at,"
+			     " updated_at, last_seen_at) VALUES(?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?)"
+			     " ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname, state = 'ready',"
+			     " cpus = excluded.cpus, memory_bytes = excluded.memory_bytes, os = excluded.os,"
+			     " updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
+			     "sssiisiii", AM_LOCAL_NODE, AM_LOCAL_CLUSTER, srv->hostname, cpus, mem, os, now, now, now);
+}
+
+int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot *snap)
+{
+	/* The identity of the set: a card added, removed or renumbered. */
+	char *last = srv->gpu_signature;
+	char sig[sizeof srv->gpu_signature];
+	size_t off = 0;
+	off += (size_t)snprintf(sig, sizeof sig, "%s|", snap->source);
+	for (int i = 0; i < snap->n && off < sizeof sig; i++)
+		off += (size_t)snprintf(sig + off, sizeof sig - off, "%s:%d:%llu;", snap->gpus[i].uuid,
+					snap->gpus[i].index, (unsigned long long)snap->gpus[i].mem_total);
+	struct am_store *st = srv->store;
+	long long now = am_wall_ms();
+	if (strcmp(sig, last) == 0)
+		return am_store_exec(st, "UPDATE nodes SET last_seen_at = ?, gpu_source = ? WHERE id = ?", "iss", now,
+				     snap->source, AM_LOCAL_NODE);
+	if (am_store_begin(st) != 0)
+		return -1;
+	int rc = am_store_exec(st, "UPDATE gpus SET present = 0 WHERE node_id = ?", "s", AM_LOCAL_NODE);
+	for (int i = 0; i < snap->n && rc == 0; i++) {
+		const struct am_gpu_info *g = &snap->gpus[i];
+		char cc[16];
+		am_fmt(cc, sizeof cc, "%d.%d", g->cc_major, g->cc_minor);
+		rc = am_store_exec(st, "INSERT INTO gpus(id, node_id, idx, name, memory_total, compute_capability, pci_bus_id,"
+				   " simulated, present, first_seen_at, last_seen_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+				   " ON CONFLICT(id) DO UPDATE SET node_id = excluded.node_id, idx = excluded.idx,"
+				   " name = excluded.name, memory_total = excluded.memory_total,"
+				   " compute_capability = excluded.compute_capability, pci_bus_id = excluded.pci_bus_id,"
+				   " simulated = excluded.simulated, present = 1, last_seen_at = excluded.last_seen_at",
+				   "ssisissiii", g->uuid, AM_LOCAL_NODE, (long long)g->index, g->name,
+				   (long long)g->mem_total, cc, g->pci_bus_id, (long long)g->simulated, now, now);
+	}
+	if (rc == 0)
+		rc = am_store_exec(st, "UPDATE nodes SET last_seen_at = ?, gpu_source = ? WHERE id = ?", "iss", now,
+				   snap->source, AM_LOCAL_NODE);
+	if (rc != 0 || am_store_commit(st) != 0) {
+		am_store_rollback(st);
+		return -1;
+	}
+	am_info("gpu", "%d GPU(s) on node %s (%s)", snap->n, AM_LOCAL_NODE, snap->source);
+	am_strlcpy(last, sig, sizeof srv->gpu_signature);
+	return 0;
+}
+
+static long long reserved_on(json_t *reservations, const char *uuid)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(reservations, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "gpu_id")), uuid) == 0)
+			return json_integer_value(json_object_get(r, "bytes"));
+	return 0;
+}
+
+static json_t *gpu_json(const struct am_gpu_info *g, const char *node, long long reserved, int64_t sampled)
+{
+	uint64_t used = g->mem_used, free_b = g->mem_free;
+	if (g->simulated) { /* a simulated card is as full as aimaas has made it */
+		used = (uint64_t)reserved < g->mem_total ? (uint64_t)reserved : g->mem_total;
+		free_b = g->mem_total - used;
+	}
+	char cc[16];
+	am_fmt(cc, sizeof cc, "%d.%d", g->cc_major, g->cc_minor);
+	json_t *procs = json_array();
+	for (int i = 0; i < g->nprocs; i++)
+		json_array_append_new(procs, json_pack("{s:i,s:I,s:s}", "pid", g->procs[i].pid, "used_bytes",
+						       (json_int_t)g->procs[i].used_bytes, "name", g->procs[i].name));
+	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:b,s:s,s:b,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:I}",
+			 "id", g->uuid, "node", node, "index", g->index, "name", g->name, "uuid", g->uuid,
+			 "pci_bus_id", g->pci_bus_id[0] ? json_string(g->pci_bus_id) : json_null(),
+			 "simulated", g->simulated, "compute_capability", cc, "bf16", am_gpu_has_bf16(g),
+			 "memory", "total", (json_int_t)g->mem_total, "used", (json_int_t)used, "free",
+			 (json_int_t)free_b, "reserved", (json_int_t)reserved,
+			 "utilization", g->util_gpu < 0 ? json_null() :
+			 json_pack("{s:i,s:i}", "gpu", g->util_gpu, "memory", g->util_mem < 0 ? 0 : g->util_mem),
+			 "temperature", g->temperature < 0 ? json_null() : json_integer(g->temperature),
+			 "processes", procs, "sampled_at", (json_int_t)sampled);
+}
+
+json_t *am_node_gpus_json(struct am_server *srv, const char *node_id)
+{
+	json_t *arr = json_array();
+	if (node_id && strcmp(node_id, AM_LOCAL_NODE) != 0)
+		return arr; /* only the local node has live readings so far */
+	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
+	am_inventory_get(srv->inv, snap);
+	json_t *res = NULL;
+	if (am_store_rows(srv->store, &res, "SELECT gpu_id, SUM(bytes) AS bytes FROM gpu_reservations GROUP BY gpu_id",
+			  NULL) != 0)
+		res = json_array();
+	for (int i = 0; i < snap->n; i++)
+		json_array_append_new(arr, gpu_json(&snap->gpus[i], AM_LOCAL_NODE, reserved_on(res, snap->gpus[i].uuid),
+						    snap->sampled_at_ms ? snap->sampled_at_ms : am_wall_ms()));
+	json_decref(res);
+	free(snap);
+	return arr;
+}
+
+json_t *am_node_json(struct am_server *srv, const char *node_id)
+{
+	json_t *node = NULL;
+	if (am_store_row(srv->store, &node,
+			 "SELECT id, cluster_id AS cluster, hostname, state, cpus, memory_bytes, os, gpu_source,"
+			 " created_at, updated_at, last_seen_at FROM nodes WHERE id = ?", "s", node_id) != 0 || !node)
+		return NULL;
+	json_t *gpus = am_node_gpus_json(srv, node_id);
+	long long n = 0, nsim = 0, mem = 0, reserved = 0;
+	size_t i;
+	json_t *g;
+	json_array_foreach(gpus, i, g) {
+		n++;
+		nsim += json_is_true(json_object_get(g, "simulated"));
+		json_t *m = json_object_get(g, "memory");
+		mem += json_integer_value(json_object_get(m, "total"));
+		reserved += json_integer_value(json_object_get(m, "reserved"));
+	}
+	json_object_set_new(node, "gpu_count", json_integer(n));
+	json_object_set_new(node, "simulated_gpu_count", json_integer(nsim));
+	json_object_set_new(node, "gpu_memory_total", json_integer(mem));
+	json_object_set_new(node, "gpu_memory_reserved", json_integer(reserved));
+	json_object_set_new(node, "gpus", gpus);
+	return node;
+}

@@ -1,0 +1,338 @@
+/* am_store: SQLite access with cached statements and JSON rows. */
+#include "am_store.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "am_migrations.h"
+
+#define STMT_CACHE 64
+
+struct am_store {
+	sqlite3 *db;
+	int in_tx;
+	/* Statements keyed by the address of their SQL text: callers pass
+	 * string literals, so the address is a stable, cheap key. */
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+	int ncache;
+};
+
+static sqlite3_stmt *prepare(struct am_store *s, const char *sql)
+{
+	for (int i = 0; i < s->ncache; i++)
+		if (s->cache[i].sql == sql)
+			return s->cache[i].stmt;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		am_error("store", "prepare failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sql);
+		return NULL;
+	}
+	if (s->ncache < STMT_CACHE) {
+		s->cache[s->ncache].sql = sql;
+		s->cache[s->ncache].stmt = st;
+		s->ncache++;
+	}
+	return st;
+}
+
+static void release(struct am_store *s, sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	for (int i = 0; i < s->ncache; i++)
+		if (s->cache[i].stmt == st)
+			return;
+	sqlite3_finalize(st);
+}
+
+static int bind(struct am_store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	int idx = 1;
+	for (const char *f = fmt ? fmt : ""; *f; f++, idx++) {
+		int rc;
+		switch (*f) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, idx, va_arg(ap, long long));
+			break;
+		case 'd':
+			rc = sqlite3_bind_double(st, idx, va_arg(ap, double));
+			break;
+		case 's': {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
+			break;
+		}
+		case 'n':
+			rc = sqlite3_bind_null(st, idx);
+			break;
+		default:
+			am_error("store", "bad bind format '%c'", *f);
+			return -1;
+		}
+		if (rc != SQLITE_OK) {
+			am_error("store", "bind %d failed: %s", idx, sqlite3_errmsg(s->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_t *row_object(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	int n = sqlite3_column_count(st);
+	for (int i = 0; i < n; i++) {
+		json_t *v;
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default:
+			v = json_stringn((const char *)sqlite3_column_text(st, i),
+					 (size_t)sqlite3_column_bytes(st, i));
+			if (!v) /* not UTF-8: never happens for text we wrote */
+				v = json_null();
+			break;
+		}
+		json_object_set_new(o, sqlite3_column_name(st, i), v);
+	}
+	return o;
+}
+
+/* Runs st to completion; collects rows into arr when given (max rows, 0 = all). */
+static int step_all(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max)
+{
+	int rc, got = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (arr && (max == 0 || got < max)) {
+			json_array_append_new(arr, row_object(st));
+			got++;
+			if (max && got == max)
+				return 0;
+		}
+	}
+	if (rc == SQLITE_DONE)
+		return 0;
+	int ext = sqlite3_extended_errcode(s->db);
+	if ((ext & 0xff) == SQLITE_CONSTRAINT) {
+		am_debug("store", "constraint: %s", sqlite3_errmsg(s->db));
+		return AM_STORE_CONSTRAINT;
+	}
+	am_error("store", "step failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sqlite3_sql(st));
+	return -1;
+}
+
+static int run(struct am_store *s, json_t *arr, int max, const char *sql, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *st = prepare(s, sql);
+	if (!st)
+		return -1;
+	int rc = bind(s, st, fmt, ap);
+	if (rc == 0)
+		rc = step_all(s, st, arr, max);
+	release(s, st);
+	return rc;
+}
+
+int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run(s, NULL, 0, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int am_store_rows(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...)
+{
+	json_t *arr = json_array();
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run(s, arr, 0, sql, fmt, ap);
+	va_end(ap);
+	if (rc != 0) {
+		json_decref(arr);
+		return -1;
+	}
+	*out = arr;
+	return 0;
+}
+
+int am_store_row(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...)
+{
+	json_t *arr = json_array();
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run(s, arr, 1, sql, fmt, ap);
+	va_end(ap);
+	if (rc != 0) {
+		json_decref(arr);
+		return -1;
+	}
+	json_t *row = json_array_get(arr, 0);
+	*out = row ? json_incref(row) : NULL;
+	json_decref(arr);
+	return 0;
+}
+
+int am_store_int(struct am_store *s, long long *out, long long dflt, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = prepare(s, sql);
+	if (!st)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = bind(s, st, fmt, ap);
+	va_end(ap);
+	if (rc == 0) {
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW)
+			*out = sqlite3_column_type(st, 0) == SQLITE_NULL ? dflt : sqlite3_column_int64(st, 0);
+		else if (r == SQLITE_DONE)
+			*out = dflt;
+		else {
+			am_error("store", "step failed: %s", sqlite3_errmsg(s->db));
+			rc = -1;
+		}
+	}
+	release(s, st);
+	return rc;
+}
+
+long long am_store_last_id(struct am_store *s)
+{
+	return sqlite3_last_insert_rowid(s->db);
+}
+
+int am_store_changes(struct am_store *s)
+{
+	return sqlite3_changes(s->db);
+}
+
+static int plain(struct am_store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		am_error("store", "%s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int am_store_begin(struct am_store *s)
+{
+	if (plain(s, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	s->in_tx = 1;
+	return 0;
+}
+
+int am_store_commit(struct am_store *s)
+{
+	int rc = plain(s, "COMMIT");
+	if (rc != 0)
+		plain(s, "ROLLBACK");
+	s->in_tx = 0;
+	return rc;
+}
+
+void am_store_rollback(struct am_store *s)
+{
+	if (s->in_tx)
+		plain(s, "ROLLBACK");
+	s->in_tx = 0;
+}
+
+int am_store_in_tx(struct am_store *s)
+{
+	return s->in_tx;
+}
+
+int am_store_version(struct am_store *s)
+{
+	long long v = 0;
+	am_store_int(s, &v, 0, "PRAGMA user_version", NULL);
+	return (int)v;
+}
+
+static int migrate(struct am_store *s, char *errbuf, size_t errsize)
+{
+	size_t n;
+	const char *const *list = am_migrations_list(&n);
+	int have = am_store_version(s);
+	if (have > (int)n) {
+		am_fmt(errbuf, errsize, "database schema version %d is newer than this aimaas knows (%zu): "
+		       "run the newer aimaas or restore a backup", have, n);
+		return -1;
+	}
+	for (size_t i = (size_t)have; i < n; i++) {
+		char *msg = NULL;
+		char ver[64];
+		am_fmt(ver, sizeof ver, "PRAGMA user_version = %zu", i + 1);
+		if (plain(s, "BEGIN IMMEDIATE") != 0 ||
+		    sqlite3_exec(s->db, list[i], NULL, NULL, &msg) != SQLITE_OK ||
+		    plain(s, ver) != 0 || plain(s, "COMMIT") != 0) {
+			am_fmt(errbuf, errsize, "migration %zu failed: %s", i + 1, msg ? msg : sqlite3_errmsg(s->db));
+			sqlite3_free(msg);
+			plain(s, "ROLLBACK");
+			return -1;
+		}
+		am_info("store", "applied migration %zu", i + 1);
+	}
+	return 0;
+}
+
+int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t errsize)
+{
+	struct am_store *s = am_calloc(1, sizeof *s);
+	int rc = -1;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		am_fmt(errbuf, errsize, "cannot open database %s: %s", path,
+		       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	/* WAL + synchronous=NORMAL: a crash of aimaas (kill -9) never loses a
+	 * committed transaction; only an OS crash can lose the last few. */
+	if (plain(s, "PRAGMA journal_mode=WAL") != 0 || plain(s, "PRAGMA synchronous=NORMAL") != 0 ||
+	    plain(s, "PRAGMA foreign_keys=ON") != 0) {
+		am_fmt(errbuf, errsize, "cannot configure database %s: %s", path, sqlite3_errmsg(s->db));
+		goto out;
+	}
+	if (migrate(s, errbuf, errsize) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0) {
+		am_store_close(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+void am_store_close(struct am_store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].stmt);
+	if (s->db)
+		sqlite3_close(s->db);
+	free(s);
+}

@@ -1,0 +1,41 @@
+/* am_store: the SQLite database that is aimaas's truth. One connection, used
+ * from the main loop only. Queries bind parameters from a format string:
+ *   'i' long long, 'd' double, 's' const char * (NULL binds null), 'n' null.
+ * Rows come back as JSON objects keyed by column name, which is what the API
+ * returns anyway; integer columns named *_at hold wall-clock milliseconds. */
+#ifndef AM_STORE_H
+#define AM_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct am_store;
+
+#define AM_STORE_CONSTRAINT (-2) /* a UNIQUE / CHECK / FOREIGN KEY refused the write */
+
+/* Opens (creating) the database at path in WAL mode and applies pending
+ * migrations. On failure returns -1 with a message in errbuf. */
+int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t errsize);
+void am_store_close(struct am_store *s);
+
+/* Runs a statement that returns no rows. 0, AM_STORE_CONSTRAINT or -1. */
+int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...);
+/* All rows as a JSON array of objects (*out owns a reference). 0 or -1. */
+int am_store_rows(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
+/* The first row as an object, or *out = NULL when there is none. 0 or -1. */
+int am_store_row(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
+/* The first column of the first row as an integer; *out = dflt without rows. */
+int am_store_int(struct am_store *s, long long *out, long long dflt, const char *sql, const char *fmt, ...);
+long long am_store_last_id(struct am_store *s);
+int am_store_changes(struct am_store *s);
+
+/* Transactions (BEGIN IMMEDIATE). Not nested: the API dispatcher owns them. */
+int am_store_begin(struct am_store *s);
+int am_store_commit(struct am_store *s);
+void am_store_rollback(struct am_store *s);
+int am_store_in_tx(struct am_store *s);
+
+/* The schema version now applied (PRAGMA user_version). */
+int am_store_version(struct am_store *s);
+
+#endif
