@@ -24,29 +24,36 @@ deps:
 
 build/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(BASE_CFLAGS) -O2 $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC asan $<"
+	@$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 build/aimaas: build/rel/src/main.o $(REL_OBJ)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(PKG_LIBS)
 
 build/asan/aimaas: build/asan/src/main.o $(ASAN_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 build/unit: $(UNIT_SRC) $(REL_OBJ)
-	$(CC) $(BASE_CFLAGS) -O1 $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(REL_OBJ) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(BASE_CFLAGS) -O1 $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(REL_OBJ) $(PKG_LIBS)
 
 build/asan/unit: $(UNIT_SRC) $(ASAN_OBJ)
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(PKG_LIBS)
 
 # A stand-in libnvidia-ml.so.1 answering with the H100 readings of
 # shared/fixtures, so the NVML path is tested where there is no GPU.
 build/fake-nvml/libnvidia-ml.so.1: tests/fixtures/fake_nvml.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -shared -fPIC -o $@ $<
+	@echo "  LD      $@"
+	@$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -shared -fPIC -o $@ $<
 
 asan: build/asan/aimaas build/asan/unit
 

@@ -43,7 +43,8 @@ struct am_server {
 	struct am_http_server *http;
 	struct am_api *api;
 	struct am_inventory *inv;
-	struct am_limiter *login_limiter;
+	struct am_limiter *login_ip_limiter;   /* failed logins per client address */
+	struct am_limiter *login_user_limiter; /* failed logins per username */
 	int64_t started_ms;
 	uint64_t started_ns;
 	char hostname[256];

@@ -333,7 +333,10 @@ static int serve(int argc, char **argv)
 	if (am_node_register_local(&srv) != 0)
 		goto out;
 	srv.base = event_base_new();
-	srv.login_limiter = am_limiter_new(5, 300, 300);
+	/* 5 wrong passwords lock a username for 5 minutes; an address (many
+	 * people behind one NAT) gets 30 before it waits. */
+	srv.login_user_limiter = am_limiter_new(5, 300, 300);
+	srv.login_ip_limiter = am_limiter_new(30, 300, 300);
 	srv.api = am_api_new(&srv);
 	struct am_http_config hcfg;
 	am_http_config_defaults(&hcfg);
@@ -376,7 +379,8 @@ out:
 	am_http_server_free(srv.http);
 	am_inventory_free(srv.inv);
 	am_api_free(srv.api);
-	am_limiter_free(srv.login_limiter);
+	am_limiter_free(srv.login_user_limiter);
+	am_limiter_free(srv.login_ip_limiter);
 	am_store_close(srv.store);
 	if (srv.base)
 		event_base_free(srv.base);

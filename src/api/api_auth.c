@@ -1,4 +1,5 @@
 /* api_auth: log in and out, who am I, change my password, personal tokens. */
+#include <ctype.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -40,13 +41,15 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_str(ctx->body, "password", AM_JSON_REQUIRED, 1, 256, &password, err) != 0)
 		return -1;
 	am_strlcpy(ctx->actor, username, sizeof ctx->actor);
-	struct am_limiter *lim = ctx->srv->login_limiter;
-	char kip[96], kuser[96];
-	am_fmt(kip, sizeof kip, "ip:%s", ctx->req->peer);
-	am_fmt(kuser, sizeof kuser, "user:%s", username);
+	struct am_limiter *lip = ctx->srv->login_ip_limiter, *luser = ctx->srv->login_user_limiter;
+	const char *kip = ctx->req->peer;
+	char kuser[96];
+	am_fmt(kuser, sizeof kuser, "%s", username);
+	for (char *p = kuser; *p; p++) /* usernames are case-insensitive */
+		*p = (char)tolower((unsigned char)*p);
 	long long now = am_wall_ms();
-	int wait = am_limiter_check(lim, kip, now);
-	int wait_u = am_limiter_check(lim, kuser, now);
+	int wait = am_limiter_check(lip, kip, now);
+	int wait_u = am_limiter_check(luser, kuser, now);
 	if (wait_u > wait)
 		wait = wait_u;
 	if (wait > 0) {
@@ -65,8 +68,8 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 		am_auth_dummy_verify(password);
 	if (!ok) {
 		json_decref(u);
-		am_limiter_fail(lim, kip, now);
-		am_limiter_fail(lim, kuser, now);
+		am_limiter_fail(lip, kip, now);
+		am_limiter_fail(luser, kuser, now);
 		return am_err_set(err, AM_E_UNAUTH, "", "wrong username or password");
 	}
 	long long uid = json_integer_value(json_object_get(u, "id"));
@@ -75,7 +78,7 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 	am_fmt(ctx->target, sizeof ctx->target, "user:%lld", uid);
 	if (disabled)
 		return am_err_set(err, AM_E_FORBIDDEN, "", "this account is disabled");
-	am_limiter_reset(lim, kuser);
+	am_limiter_reset(luser, kuser);
 	char token[AM_TOKEN_LEN], csrf[AM_TOKEN_LEN];
 	long long sid;
 	long long ttl = ctx->srv->cfg.session_ttl_s;

@@ -29,6 +29,9 @@ struct am_http_conn {
 	enum conn_state state;
 	int head_started;
 	int close_after;
+	int lingering;          /* answered and half-closed: draining the client */
+	int body_unread;        /* the current request's body is not read (yet) */
+	uint64_t linger_start;
 	int in_process;
 	enum chunk_state chunk;
 	uint64_t chunk_left;
@@ -49,6 +52,7 @@ struct am_http_server {
 
 static void process(struct am_http_conn *c);
 static void conn_free(struct am_http_conn *c);
+static void linger(struct am_http_conn *c);
 
 void am_http_config_defaults(struct am_http_config *c)
 {
@@ -109,8 +113,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct am_http_conn *c = arg;
-	if (c->state == CS_HEAD && !c->head_started) {
-		conn_free(c); /* idle keep-alive connection */
+	if ((c->state == CS_HEAD && !c->head_started) || c->state == CS_CLOSING) {
+		conn_free(c); /* idle keep-alive connection, or the end of a linger */
 		return;
 	}
 	if (c->state == CS_HEAD || c->state == CS_BODY) {
@@ -178,7 +182,7 @@ void am_http_add_header(struct am_http_req *req, const char *name, const char *v
 
 static int keepalive(struct am_http_req *req)
 {
-	return req->head.keepalive && !req->conn->close_after;
+	return req->head.keepalive && !req->conn->close_after && !req->conn->body_unread;
 }
 
 static void write_head(struct am_http_req *req, int status, const char *ctype, const char *framing)
@@ -366,8 +370,9 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 	r->path[plen] = '\0';
 	r->query = q ? q + 1 : "";
 
-	c->srv->h.on_head(r, c->srv->h.data);
 	int has_body = r->head.chunked || r->head.content_length > 0;
+	c->body_unread = has_body;
+	c->srv->h.on_head(r, c->srv->h.data);
 	if (r->answered) {
 		if (has_body)
 			c->close_after = 1; /* the body was never read */
@@ -505,6 +510,7 @@ static void process(struct am_http_conn *c)
 			}
 			evtimer_del(c->timer);
 			c->state = CS_HANDLING;
+			c->body_unread = 0;
 			c->srv->h.on_request(c->req, c->srv->h.data);
 		} else if (c->state == CS_HANDLING) {
 			if (!c->req || !c->req->finished)
@@ -512,7 +518,6 @@ static void process(struct am_http_conn *c)
 			req_finish(c);
 			if (c->close_after) {
 				c->state = CS_CLOSING;
-				bufferevent_disable(c->bev, EV_READ);
 				break;
 			}
 			c->state = CS_HEAD;
@@ -525,15 +530,40 @@ static void process(struct am_http_conn *c)
 	c->in_process--;
 	if (c->in_process == 0 && c->state == CS_CLOSING &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		linger(c);
+}
+
+/* Closing right after an answer while the client is still sending (a body
+ * we refused to read) makes the kernel reset the connection, and the client
+ * loses the answer. So, like nginx's lingering close: half-close, then read
+ * and discard until the client closes, goes quiet for 2 s, or 30 s pass. */
+static void linger(struct am_http_conn *c)
+{
+	if (!c->lingering) {
+		c->lingering = 1;
+		c->linger_start = am_now_ns();
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	}
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if (am_now_ns() - c->linger_start > 30ull * 1000000000ull)
 		conn_free(c);
+	else
+		arm(c, 2);
 }
 
 /* ---- connection events ---- */
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	process(arg);
+	struct am_http_conn *c = arg;
+	if (c->state == CS_CLOSING) {
+		if (c->lingering)
+			linger(c);
+		else /* still writing the answer: keep the input from piling up */
+			evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	process(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -541,7 +571,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct am_http_conn *c = arg;
 	if (c->state == CS_CLOSING && c->in_process == 0)
-		conn_free(c);
+		linger(c);
 }
 
 static void abort_request(struct am_http_conn *c)

@@ -140,6 +140,13 @@ json_t *am_node_json(struct am_server *srv, const char *node_id)
 			 "SELECT id, cluster_id AS cluster, hostname, state, cpus, memory_bytes, os, gpu_source,"
 			 " created_at, updated_at, last_seen_at FROM nodes WHERE id = ?", "s", node_id) != 0 || !node)
 		return NULL;
+	if (strcmp(node_id, AM_LOCAL_NODE) == 0) { /* live, like its GPUs */
+		struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
+		am_inventory_get(srv->inv, snap);
+		json_object_set_new(node, "gpu_source", json_string(snap->source));
+		json_object_set_new(node, "driver_version", snap->driver[0] ? json_string(snap->driver) : json_null());
+		free(snap);
+	}
 	json_t *gpus = am_node_gpus_json(srv, node_id);
 	long long n = 0, nsim = 0, mem = 0, reserved = 0;
 	size_t i;

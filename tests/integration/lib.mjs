@@ -1,0 +1,112 @@
+// Test helpers: start the real aimaas binary on loopback with a fresh data
+// dir, talk to it over HTTP, stop it and check it exited cleanly (under the
+// sanitizer build, a report or a leak makes the exit code non-zero).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import assert from 'node:assert/strict';
+
+export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+export const BIN = resolve(ROOT, process.env.AIMAAS_BIN || 'build/aimaas');
+export const ADMIN_PASSWORD = 'admin-password-1';
+
+export function tempDir(prefix = 'aimaas-it-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startServer({ args = [], env = {}, dataDir, adminPassword = ADMIN_PASSWORD, expectFail = false } = {}) {
+  const dir = dataDir || tempDir();
+  const fullEnv = { ...process.env, ...env };
+  if (adminPassword === null) delete fullEnv.AIMAAS_ADMIN_PASSWORD;
+  else fullEnv.AIMAAS_ADMIN_PASSWORD = adminPassword;
+  const started = process.hrtime.bigint();
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args],
+    { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+  const port = await new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`aimaas did not start:\n${log}`)), 15000);
+    const check = () => {
+      const m = log.match(/listening on http:\/\/[^\s]+:(\d+)/);
+      if (m) { clearTimeout(t); res(Number(m[1])); }
+    };
+    proc.stdout.on('data', check);
+    proc.stderr.on('data', check);
+    exited.then((r) => { clearTimeout(t); if (expectFail) res(null); else rej(new Error(`aimaas exited ${JSON.stringify(r)}:\n${log}`)); });
+  });
+  const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const srv = {
+    proc, port, dir, startupMs, exited,
+    url: port ? `http://127.0.0.1:${port}` : null,
+    log: () => log,
+    async stop({ clean = true } = {}) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const r = await exited;
+      if (clean) {
+        assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/, `sanitizer report:\n${log}`);
+        assert.equal(r.code, 0, `aimaas exited with ${JSON.stringify(r)}:\n${log.slice(-4000)}`);
+      }
+      return r;
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      return exited;
+    },
+    cleanup() { rmSync(dir, { recursive: true, force: true }); },
+    async api(method, path, { token, body, headers = {}, raw } = {}) {
+      const h = { ...headers };
+      if (token) h.authorization = `Bearer ${token}`;
+      let payload;
+      if (raw !== undefined) payload = raw;
+      else if (body !== undefined) { payload = JSON.stringify(body); h['content-type'] ??= 'application/json'; }
+      const r = await fetch(srv.url + path, { method, headers: h, body: payload });
+      const text = await r.text();
+      let json = null;
+      try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+      return { status: r.status, headers: r.headers, text, json };
+    },
+    async login(username = 'admin', password = ADMIN_PASSWORD) {
+      const r = await srv.api('POST', '/api/v1/auth/login', { body: { username, password } });
+      assert.equal(r.status, 200, r.text);
+      return r.json.token;
+    },
+  };
+  return srv;
+}
+
+// Sends raw bytes and returns everything the server answers until it closes
+// the connection or waitMs passes without more data.
+export function rawRequest(port, chunks, { waitMs = 300, gapMs = 0 } = {}) {
+  return new Promise((res, rej) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    let timer;
+    const done = () => { clearTimeout(timer); s.destroy(); res(out); };
+    const arm = () => { clearTimeout(timer); timer = setTimeout(done, waitMs); };
+    s.on('data', (d) => { out += d; arm(); });
+    s.on('end', done);
+    s.on('error', (e) => (out ? done() : rej(e)));
+    s.on('connect', async () => {
+      for (const c of [].concat(chunks)) {
+        s.write(c);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+      arm();
+    });
+  });
+}
+
+// The error body every API error must have.
+export function assertError(r, status, code, field) {
+  assert.equal(r.status, status, `expected ${status}, got ${r.status}: ${r.text}`);
+  assert.ok(r.json && r.json.error, `no error object: ${r.text}`);
+  assert.equal(typeof r.json.error.message, 'string');
+  assert.ok(r.json.error.message.length > 0);
+  if (code) assert.equal(r.json.error.code, code, r.text);
+  if (field !== undefined) assert.equal(r.json.error.field, field, r.text);
+  assert.match(r.headers.get('content-type') || '', /application\/json/);
+}

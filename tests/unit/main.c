@@ -1,0 +1,43 @@
+/* The unit-test runner: every suite, then a closing line CI can read. */
+#include <stdlib.h>
+
+#include "am_test.h"
+#include "base/am_log.h"
+#include "base/am_rand.h"
+
+int am_test_failed_checks, am_test_passed, am_test_failed;
+
+void suite_base(void);
+void suite_http(void);
+void suite_gpu(void);
+void suite_store(void);
+void suite_auth(void);
+
+char *am_test_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *s = malloc((size_t)n + 1);
+	if (fread(s, 1, (size_t)n, f) != (size_t)n)
+		n = 0;
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+int main(void)
+{
+	am_log_set_level(AM_LOG_ERROR);
+	am_rand_init();
+	suite_base();
+	suite_http();
+	suite_gpu();
+	suite_store();
+	suite_auth();
+	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
+	return am_test_failed ? 1 : 0;
+}

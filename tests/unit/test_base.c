@@ -1,0 +1,87 @@
+/* Unit tests: base (buffers, JSON getters, errors). */
+#include "am_test.h"
+#include "base/am_buf.h"
+#include "base/am_json.h"
+#include "base/am_rand.h"
+#include "base/am_time.h"
+
+static void buf_caps_growth(void)
+{
+	struct am_buf b;
+	am_buf_init(&b, 10);
+	CHECK_INT(am_buf_adds(&b, "hello"), 0);
+	CHECK_INT(am_buf_printf(&b, "%d", 12345), 0);
+	CHECK_STR(am_buf_str(&b), "hello12345");
+	CHECK_INT(am_buf_adds(&b, "x"), -1); /* the cap holds */
+	CHECK_STR(am_buf_str(&b), "hello12345");
+	am_buf_free(&b);
+	char small[4];
+	CHECK_INT(am_strlcpy(small, "abcdef", sizeof small), 6);
+	CHECK_STR(small, "abc");
+}
+
+static void json_getters_name_the_field(void)
+{
+	json_t *o;
+	struct am_err e;
+	CHECK_INT(am_json_parse_object("{\"a\":", 5, &o, &e), -1);
+	CHECK_INT(e.code, AM_E_MALFORMED);
+	CHECK_INT(am_json_parse_object("[1]", 3, &o, &e), -1);
+	CHECK_INT(am_json_parse_object("{\"a\":1,\"a\":2}", 13, &o, &e), -1); /* duplicates */
+	const char *body = "{\"name\":\"x\",\"n\":\"7\",\"flag\":1,\"long\":\"abcdef\"}";
+	CHECK_INT(am_json_parse_object(body, strlen(body), &o, &e), 0);
+	const char *s = NULL;
+	long long n = 0;
+	int flag = 0;
+	CHECK_INT(am_json_get_str(o, "name", 1, 1, 10, &s, &e), 0);
+	CHECK_STR(s, "x");
+	CHECK_INT(am_json_get_int(o, "n", 1, 0, 10, &n, &e), -1);
+	CHECK_STR(e.field, "n");
+	CHECK_INT(am_json_get_bool(o, "flag", 1, &flag, &e), -1);
+	CHECK_STR(e.field, "flag");
+	CHECK_INT(am_json_get_str(o, "long", 1, 1, 3, &s, &e), -1);
+	CHECK_STR(e.field, "long");
+	CHECK_INT(am_json_get_str(o, "missing", 1, 1, 3, &s, &e), -1);
+	CHECK_STR(e.field, "missing");
+	CHECK_INT(am_json_get_str(o, "missing", 0, 1, 3, &s, &e), 0);
+	static const char *const allowed[] = { "name", "n", "flag", NULL };
+	CHECK_INT(am_json_only(o, allowed, &e), -1);
+	CHECK_STR(e.field, "long");
+	json_decref(o);
+	CHECK_INT(am_json_parse_object("", 0, &o, &e), 0); /* no body = {} */
+	CHECK(json_object_size(o) == 0);
+	json_decref(o);
+}
+
+static void err_table(void)
+{
+	CHECK_INT(am_err_status(AM_E_INVALID), 400);
+	CHECK_INT(am_err_status(AM_E_TOO_LARGE), 413);
+	CHECK_STR(am_err_name(AM_E_RATE), "rate_limited");
+	CHECK_INT(am_err_status(AM_E_MEDIA), 415);
+}
+
+static void tokens_and_digests(void)
+{
+	char a[64], b[64], h[65];
+	am_rand_token("amp_", a, sizeof a);
+	am_rand_token("amp_", b, sizeof b);
+	CHECK(strncmp(a, "amp_", 4) == 0);
+	CHECK_INT(strlen(a), 4 + 43);
+	CHECK(strcmp(a, b) != 0);
+	am_sha256_hex("abc", 3, h);
+	CHECK_STR(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	CHECK(am_secure_streq("same", "same"));
+	CHECK(!am_secure_streq("same", "sane"));
+	char iso[40];
+	am_time_iso(0, iso, sizeof iso);
+	CHECK_STR(iso, "1970-01-01T00:00:00.000Z");
+}
+
+void suite_base(void)
+{
+	RUN(buf_caps_growth);
+	RUN(json_getters_name_the_field);
+	RUN(err_table);
+	RUN(tokens_and_digests);
+}

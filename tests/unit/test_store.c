@@ -1,0 +1,154 @@
+/* Unit tests: the store, migrations, tasks, metrics. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "am_test.h"
+#include "obs/am_metrics.h"
+#include "store/am_migrations.h"
+#include "store/am_store.h"
+#include "task/am_task.h"
+
+static struct am_store *temp_store(char *path, size_t size)
+{
+	snprintf(path, size, "/tmp/aimaas-unit-%d.db", (int)getpid());
+	unlink(path);
+	struct am_store *s = NULL;
+	char err[256];
+	if (am_store_open(path, &s, err, sizeof err) != 0)
+		fprintf(stderr, "    open: %s\n", err);
+	return s;
+}
+
+static void drop(struct am_store *s, const char *path)
+{
+	am_store_close(s);
+	char p[300];
+	unlink(path);
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+}
+
+static void migrations_and_rows(void)
+{
+	char path[128];
+	struct am_store *s = temp_store(path, sizeof path);
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	size_t n;
+	am_migrations_list(&n);
+	CHECK_INT(am_store_version(s), (long long)n);
+	CHECK_INT(am_store_exec(s, "INSERT INTO settings(key, value) VALUES(?, ?)", "ss", "a", "1"), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO settings(key, value) VALUES(?, ?)", "ss", "a", "2"), AM_STORE_CONSTRAINT);
+	json_t *rows = NULL;
+	CHECK_INT(am_store_rows(s, &rows, "SELECT key, value, 5 AS n, NULL AS z FROM settings", NULL), 0);
+	CHECK_INT(json_array_size(rows), 1);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "value")), "1");
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(rows, 0), "n")), 5);
+	CHECK(json_is_null(json_object_get(json_array_get(rows, 0), "z")));
+	json_decref(rows);
+	json_t *row = NULL;
+	CHECK_INT(am_store_row(s, &row, "SELECT key FROM settings WHERE key = ?", "s", "missing"), 0);
+	CHECK(row == NULL);
+	/* a rolled-back transaction leaves nothing behind */
+	CHECK_INT(am_store_begin(s), 0);
+	am_store_exec(s, "INSERT INTO settings(key, value) VALUES('b', '2')", NULL);
+	am_store_rollback(s);
+	long long cnt = -1;
+	CHECK_INT(am_store_int(s, &cnt, 0, "SELECT COUNT(*) FROM settings", NULL), 0);
+	CHECK_INT(cnt, 1);
+	/* reopening applies nothing twice */
+	am_store_close(s);
+	char err[256];
+	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+	CHECK_INT(am_store_version(s), (long long)n);
+	drop(s, path);
+}
+
+static void a_newer_schema_is_refused(void)
+{
+	char path[128];
+	struct am_store *s = temp_store(path, sizeof path);
+	if (!s)
+		return;
+	am_store_exec(s, "PRAGMA user_version = 999", NULL);
+	am_store_close(s);
+	char err[256];
+	CHECK_INT(am_store_open(path, &s, err, sizeof err), -1);
+	CHECK(strstr(err, "newer") != NULL);
+	char p[300];
+	unlink(path);
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+}
+
+static void tasks_lifecycle(void)
+{
+	char path[128];
+	struct am_store *s = temp_store(path, sizeof path);
+	if (!s)
+		return;
+	long long id = am_task_create(s, "x.run", "thing:1", "admin", AM_TASK_QUEUED, NULL);
+	CHECK(id > 0);
+	json_t *row = NULL;
+	am_store_row(s, &row, "SELECT state, started_at, finished_at FROM tasks WHERE id = ?", "i", id);
+	CHECK_STR(json_string_value(json_object_get(row, "state")), "queued");
+	CHECK(json_is_null(json_object_get(row, "started_at")));
+	json_decref(row);
+	CHECK_INT(am_task_update(s, id, AM_TASK_RUNNING, 40, "working"), 0);
+	am_store_row(s, &row, "SELECT state, progress, message, started_at, finished_at FROM tasks WHERE id = ?", "i", id);
+	CHECK_STR(json_string_value(json_object_get(row, "state")), "running");
+	CHECK_INT(json_integer_value(json_object_get(row, "progress")), 40);
+	CHECK(json_is_integer(json_object_get(row, "started_at")));
+	CHECK(json_is_null(json_object_get(row, "finished_at")));
+	json_decref(row);
+	long long id2 = am_task_create(s, "y.resumable", "", "admin", AM_TASK_RUNNING, NULL);
+	static const char *const resumable[] = { "y.resumable", NULL };
+	CHECK_INT(am_task_recover(s, resumable), 0);
+	am_store_row(s, &row, "SELECT state, message, finished_at FROM tasks WHERE id = ?", "i", id);
+	CHECK_STR(json_string_value(json_object_get(row, "state")), "failed");
+	CHECK(strstr(json_string_value(json_object_get(row, "message")), "interrupted") != NULL);
+	CHECK(json_is_integer(json_object_get(row, "finished_at")));
+	json_decref(row);
+	am_store_row(s, &row, "SELECT state FROM tasks WHERE id = ?", "i", id2);
+	CHECK_STR(json_string_value(json_object_get(row, "state")), "running");
+	json_decref(row);
+	enum am_task_state st;
+	CHECK_INT(am_task_state_parse("cancelled", &st), 0);
+	CHECK_INT(am_task_state_parse("done", &st), -1);
+	drop(s, path);
+}
+
+static void metrics_text(void)
+{
+	const char *methods[] = { "GET" }, *patterns[] = { "/api/v1/users/{id}" };
+	struct am_metrics *m = am_metrics_new(methods, patterns, 1);
+	am_metrics_observe(m, 0, 200, 0.0004);
+	am_metrics_observe(m, 0, 200, 0.02);
+	am_metrics_observe(m, 0, 404, 3.0);
+	am_metrics_observe(m, 99, 404, 0.001);
+	struct am_buf b;
+	am_buf_init(&b, 1 << 20);
+	am_metrics_render(m, &b);
+	const char *t = am_buf_str(&b);
+	CHECK(strstr(t, "aimaas_http_requests_total{method=\"GET\",route=\"/api/v1/users/{id}\",status=\"200\"} 2\n"));
+	CHECK(strstr(t, "aimaas_http_requests_total{method=\"\",route=\"unmatched\",status=\"404\"} 1\n"));
+	CHECK(strstr(t, "aimaas_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/users/{id}\",le=\"0.0005\"} 1\n"));
+	CHECK(strstr(t, "aimaas_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/users/{id}\",le=\"0.025\"} 2\n"));
+	CHECK(strstr(t, "aimaas_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/users/{id}\",le=\"+Inf\"} 3\n"));
+	CHECK(strstr(t, "aimaas_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/users/{id}\"} 3\n"));
+	am_buf_free(&b);
+	am_metrics_free(m);
+}
+
+void suite_store(void)
+{
+	RUN(migrations_and_rows);
+	RUN(a_newer_schema_is_refused);
+	RUN(tasks_lifecycle);
+	RUN(metrics_text);
+}
