@@ -16,7 +16,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 REL_OBJ := $(LIB_SRC:%.c=build/rel/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 
-.PHONY: all asan deps run test unit lint clean
+.PHONY: all asan deps run test unit lint clean fuzz
 all: build/aimaas
 
 deps:
@@ -65,6 +65,19 @@ run: deps all
 
 test: deps lint all asan build/unit build/fake-nvml/libnvidia-ml.so.1
 	@scripts/test.sh
+
+# Coverage-guided fuzzing of the parsers (clang's libFuzzer); not part of
+# `make test`, run it after touching a parser.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := src/http/am_http_parse.c src/gpu/am_smi.c src/gpu/am_simgpu.c src/gpu/am_gpu.c src/base/am_buf.c \
+	src/base/am_mem.c src/base/am_time.c
+build/fuzz/parsers: tests/fuzz/fuzz_parsers.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
+fuzz: build/fuzz/parsers
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/parsers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
 
 clean:
 	rm -rf build

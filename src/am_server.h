@@ -34,6 +34,8 @@ struct am_config {
 	const char *nvml_lib;              /* AIMAAS_NVML_LIB: another libnvidia-ml */
 	const char *nvidia_smi;            /* AIMAAS_NVIDIA_SMI: another nvidia-smi */
 	int gpu_interval_ms;
+	int header_timeout_s;              /* request head must arrive within this */
+	int idle_timeout_s;                /* keep-alive connections without a request */
 };
 
 struct am_server {

@@ -52,6 +52,8 @@ static const char usage_serve[] =
 	"  --session-ttl SECONDS  console session lifetime (AIMAAS_SESSION_TTL; default 43200)\n"
 	"  --max-body BYTES       request body limit of the API (AIMAAS_MAX_BODY; default 1048576)\n"
 	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
+	"  --header-timeout S     a request's head must arrive within S seconds (default 10)\n"
+	"  --idle-timeout S       close keep-alive connections idle for S seconds (default 75)\n"
 	"  -h, --help             this text\n"
 	"\n"
 	"environment only:\n"
@@ -68,6 +70,18 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
 	if (errno || end == s || *end || v < min || v > max)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* A numeric option: absent or empty keeps *out (the default). */
+static int num_opt(const char *val, const char *flag, const char *unit, long long min, long long max, long long *out)
+{
+	if (!val || !*val)
+		return 0;
+	if (parse_ll(val, min, max, out) != 0) {
+		fprintf(stderr, "aimaas: %s must be %lld to %lld %s (got '%s')\n", flag, min, max, unit, val);
+		return -1;
+	}
 	return 0;
 }
 
@@ -131,12 +145,13 @@ static int env_list(const char *name, char sep, int slot, const char **out, int 
 
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
 		{ "sim-gpus", required_argument, NULL, O_SIM },   { "session-ttl", required_argument, NULL, O_TTL },
 		{ "max-body", required_argument, NULL, O_BODY },  { "gpu-interval", required_argument, NULL, O_GPUI },
+		{ "header-timeout", required_argument, NULL, O_HTO }, { "idle-timeout", required_argument, NULL, O_ITO },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -144,7 +159,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	am_strlcpy(c->data_dir, (e = getenv("AIMAAS_DATA_DIR")) && *e ? e : "./data", sizeof c->data_dir);
 	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
 	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
-		   *gpui = getenv("AIMAAS_GPU_INTERVAL");
+		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL;
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
 	const char *sims[AM_MAX_SIM_SPECS];
@@ -159,6 +174,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_TTL: ttl = optarg; break;
 		case O_BODY: body = optarg; break;
 		case O_GPUI: gpui = optarg; break;
+		case O_HTO: hto = optarg; break;
+		case O_ITO: ito = optarg; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -191,31 +208,18 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		fprintf(stderr, "aimaas: --log-level must be debug, info, warn or error (got '%s')\n", level);
 		return -1;
 	}
-	long long v;
-	c->session_ttl_s = 43200;
-	if (ttl && *ttl) {
-		if (parse_ll(ttl, 60, 90LL * 86400, &v) != 0) {
-			fprintf(stderr, "aimaas: --session-ttl must be 60 to 7776000 seconds\n");
-			return -1;
-		}
-		c->session_ttl_s = v;
-	}
-	c->max_body = 1 << 20;
-	if (body && *body) {
-		if (parse_ll(body, 1024, 1LL << 32, &v) != 0) {
-			fprintf(stderr, "aimaas: --max-body must be 1024 to 4294967296 bytes\n");
-			return -1;
-		}
-		c->max_body = (size_t)v;
-	}
-	c->gpu_interval_ms = 5000;
-	if (gpui && *gpui) {
-		if (parse_ll(gpui, 100, 600000, &v) != 0) {
-			fprintf(stderr, "aimaas: --gpu-interval must be 100 to 600000 ms\n");
-			return -1;
-		}
-		c->gpu_interval_ms = (int)v;
-	}
+	long long ttl_v = 43200, body_v = 1 << 20, gpui_v = 5000, hto_v = 10, ito_v = 75;
+	if (num_opt(ttl, "--session-ttl", "seconds", 60, 90LL * 86400, &ttl_v) != 0 ||
+	    num_opt(body, "--max-body", "bytes", 1024, 1LL << 32, &body_v) != 0 ||
+	    num_opt(gpui, "--gpu-interval", "ms", 100, 600000, &gpui_v) != 0 ||
+	    num_opt(hto, "--header-timeout", "seconds", 1, 3600, &hto_v) != 0 ||
+	    num_opt(ito, "--idle-timeout", "seconds", 1, 86400, &ito_v) != 0)
+		return -1;
+	c->session_ttl_s = ttl_v;
+	c->max_body = (size_t)body_v;
+	c->gpu_interval_ms = (int)gpui_v;
+	c->header_timeout_s = (int)hto_v;
+	c->idle_timeout_s = (int)ito_v;
 	for (int i = 0; i < nsims; i++)
 		c->sim_gpus[c->nsim++] = sims[i];
 	if (mkdirs(c->data_dir) != 0) {
@@ -341,6 +345,9 @@ static int serve(int argc, char **argv)
 	struct am_http_config hcfg;
 	am_http_config_defaults(&hcfg);
 	hcfg.max_body = srv.cfg.max_body;
+	hcfg.header_timeout_s = srv.cfg.header_timeout_s;
+	hcfg.body_timeout_s = srv.cfg.header_timeout_s * 3;
+	hcfg.idle_timeout_s = srv.cfg.idle_timeout_s;
 	struct am_http_handlers h;
 	am_api_handlers(srv.api, &h);
 	srv.http = am_http_server_new(srv.base, &hcfg, &h);

@@ -80,3 +80,21 @@ test('many connections at once', async () => {
   const all = await Promise.all(Array.from({ length: 200 }, () => srv.api('GET', '/healthz')));
   assert.ok(all.every((r) => r.status === 200));
 });
+
+test('slow clients are cut off: a head that never ends gets 408, an idle connection is closed', async () => {
+  const slow = await startServer({ args: ['--header-timeout', '1', '--idle-timeout', '1'] });
+  try {
+    const t0 = Date.now();
+    const out = await rawRequest(slow.port, ['GET /healthz HTTP/1.1\r\n', 'X-Slow: 1\r\n'], { waitMs: 3000, gapMs: 200 });
+    assert.deepEqual(statuses(out), [408]);
+    assert.match(out, /"code":"request_timeout"/);
+    assert.ok(Date.now() - t0 < 2900, 'closed by the server, not by the test');
+    const t1 = Date.now();
+    const idle = await rawRequest(slow.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', { waitMs: 3000 });
+    assert.deepEqual(statuses(idle), [200]);
+    assert.ok(Date.now() - t1 < 2900, 'an idle keep-alive connection is closed after --idle-timeout');
+  } finally {
+    await slow.stop();
+    slow.cleanup();
+  }
+});

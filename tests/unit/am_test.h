@@ -53,4 +53,10 @@ extern int am_test_passed, am_test_failed;
 #define FIXTURE(p) ("tests/fixtures/" p)
 char *am_test_read_file(const char *path);
 
+struct am_store;
+/* A fresh database in /tmp named after tag and the pid; path gets its name. */
+struct am_store *am_test_db_open(const char *tag, char *path, size_t size);
+/* Closes it and removes its files. */
+void am_test_db_drop(struct am_store *s, const char *path);
+
 #endif

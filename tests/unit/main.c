@@ -4,6 +4,9 @@
 #include "am_test.h"
 #include "base/am_log.h"
 #include "base/am_rand.h"
+#include "store/am_store.h"
+
+#include <unistd.h>
 
 int am_test_failed_checks, am_test_passed, am_test_failed;
 
@@ -27,6 +30,28 @@ char *am_test_read_file(const char *path)
 	s[n] = '\0';
 	fclose(f);
 	return s;
+}
+
+struct am_store *am_test_db_open(const char *tag, char *path, size_t size)
+{
+	snprintf(path, size, "/tmp/aimaas-unit-%s-%d.db", tag, (int)getpid());
+	unlink(path);
+	struct am_store *s = NULL;
+	char err[256];
+	if (am_store_open(path, &s, err, sizeof err) != 0)
+		fprintf(stderr, "    open %s: %s\n", path, err);
+	return s;
+}
+
+void am_test_db_drop(struct am_store *s, const char *path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	am_store_close(s);
+	for (int i = 0; i < 3; i++) {
+		char p[300];
+		snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+		unlink(p);
+	}
 }
 
 int main(void)

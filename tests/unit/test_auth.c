@@ -25,11 +25,9 @@ static void passwords(void)
 
 static void sessions_and_tokens(void)
 {
-	char path[128], err[256];
-	snprintf(path, sizeof path, "/tmp/aimaas-unit-auth-%d.db", (int)getpid());
-	unlink(path);
-	struct am_store *s = NULL;
-	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+	char path[128];
+	struct am_store *s = am_test_db_open("auth", path, sizeof path);
+	CHECK(s != NULL);
 	if (!s)
 		return;
 	CHECK_INT(am_auth_bootstrap(s, "bootstrap-pw"), 0);
@@ -64,13 +62,7 @@ static void sessions_and_tokens(void)
 	CHECK_INT(am_auth_issue(s, 1, "session", NULL, 3600, tok, csrf, &id), 0);
 	am_store_exec(s, "UPDATE users SET disabled = 1", NULL);
 	CHECK_INT(am_auth_resolve(s, tok, &p), -1); /* disabled user */
-	am_store_close(s);
-	char p2[300];
-	unlink(path);
-	snprintf(p2, sizeof p2, "%s-wal", path);
-	unlink(p2);
-	snprintf(p2, sizeof p2, "%s-shm", path);
-	unlink(p2);
+	am_test_db_drop(s, path);
 }
 
 static void limiter_locks_out(void)

@@ -10,24 +10,7 @@
 
 static struct am_store *temp_store(char *path, size_t size)
 {
-	snprintf(path, size, "/tmp/aimaas-unit-%d.db", (int)getpid());
-	unlink(path);
-	struct am_store *s = NULL;
-	char err[256];
-	if (am_store_open(path, &s, err, sizeof err) != 0)
-		fprintf(stderr, "    open: %s\n", err);
-	return s;
-}
-
-static void drop(struct am_store *s, const char *path)
-{
-	am_store_close(s);
-	char p[300];
-	unlink(path);
-	snprintf(p, sizeof p, "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", path);
-	unlink(p);
+	return am_test_db_open("store", path, size);
 }
 
 static void migrations_and_rows(void)
@@ -64,7 +47,7 @@ static void migrations_and_rows(void)
 	char err[256];
 	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
 	CHECK_INT(am_store_version(s), (long long)n);
-	drop(s, path);
+	am_test_db_drop(s, path);
 }
 
 static void a_newer_schema_is_refused(void)
@@ -78,12 +61,7 @@ static void a_newer_schema_is_refused(void)
 	char err[256];
 	CHECK_INT(am_store_open(path, &s, err, sizeof err), -1);
 	CHECK(strstr(err, "newer") != NULL);
-	char p[300];
-	unlink(path);
-	snprintf(p, sizeof p, "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", path);
-	unlink(p);
+	am_test_db_drop(NULL, path);
 }
 
 static void tasks_lifecycle(void)
@@ -120,7 +98,7 @@ static void tasks_lifecycle(void)
 	enum am_task_state st;
 	CHECK_INT(am_task_state_parse("cancelled", &st), 0);
 	CHECK_INT(am_task_state_parse("done", &st), -1);
-	drop(s, path);
+	am_test_db_drop(s, path);
 }
 
 static void metrics_text(void)
