@@ -3,21 +3,24 @@ CC ?= cc
 PKGS := libevent_core jansson libsodium sqlite3
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -DAM_COMMIT='"$(COMMIT)"'
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -DAM_COMMIT='"$(COMMIT)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC := $(shell find src -name '*.c' | sort)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
+SIM_SRC := $(shell find sim -name '*.c' | sort)
 
 # build/rel: optimised; build/asan: AddressSanitizer + UBSan
 REL_OBJ := $(LIB_SRC:%.c=build/rel/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
+SIM_REL_OBJ := $(SIM_SRC:%.c=build/rel/%.o)
+SIM_ASAN_OBJ := $(SIM_SRC:%.c=build/asan/%.o)
 
 .PHONY: all asan deps run test unit lint clean fuzz
-all: build/aimaas
+all: build/aimaas build/aimaas-sim
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +43,15 @@ build/asan/aimaas: build/asan/src/main.o $(ASAN_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
+# aimaas-sim shares the HTTP server and the base helpers with aimaas
+build/aimaas-sim: $(SIM_REL_OBJ) $(REL_OBJ)
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(PKG_LIBS)
+
+build/asan/aimaas-sim: $(SIM_ASAN_OBJ) $(ASAN_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
 build/unit: $(UNIT_SRC) $(REL_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(BASE_CFLAGS) -O1 $(PKG_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(REL_OBJ) $(PKG_LIBS)
@@ -55,7 +67,7 @@ build/fake-nvml/libnvidia-ml.so.1: tests/fixtures/fake_nvml.c
 	@echo "  LD      $@"
 	@$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -shared -fPIC -o $@ $<
 
-asan: build/asan/aimaas build/asan/unit
+asan: build/asan/aimaas build/asan/aimaas-sim build/asan/unit
 
 lint:
 	@scripts/lint.sh

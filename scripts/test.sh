@@ -50,9 +50,9 @@ run_suite() { # name, command...
 
 integration=(tests/integration/*.test.mjs)
 run_suite "unit" ./build/unit
-run_suite "integration" env AIMAAS_BIN=build/aimaas node --test --test-reporter=tap "${integration[@]}"
+run_suite "integration" env AIMAAS_BIN=build/aimaas AIMAAS_SIM_BIN=build/aimaas-sim node --test --test-reporter=tap "${integration[@]}"
 run_suite "unit (asan+ubsan)" ./build/asan/unit
-run_suite "integration (asan+ubsan)" env AIMAAS_BIN=build/asan/aimaas node --test --test-reporter=tap "${integration[@]}"
+run_suite "integration (asan+ubsan)" env AIMAAS_BIN=build/asan/aimaas AIMAAS_SIM_BIN=build/asan/aimaas-sim node --test --test-reporter=tap "${integration[@]}"
 rm -f "$log"
 echo
 echo "$passed passed, $failed failed"

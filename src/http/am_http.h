@@ -12,7 +12,12 @@
  *                   log and metrics. req is freed after it returns.
  * An app that answers later must register am_http_on_abort(): if the client
  * disconnects first, the callback fires and the app must drop every pointer
- * to req; req is gone when it returns. */
+ * to req; req is gone when it returns.
+ *
+ * Ownership: once am_http_respond() or am_http_stream_end() is called
+ * outside the server's own callbacks (from a timer, say), the request may be
+ * finished and freed before the call returns: clear the abort callback
+ * first, and never touch req after. */
 #ifndef AM_HTTP_H
 #define AM_HTTP_H
 

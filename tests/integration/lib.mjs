@@ -110,3 +110,46 @@ export function assertError(r, status, code, field) {
   if (field !== undefined) assert.equal(r.json.error.field, field, r.text);
   assert.match(r.headers.get('content-type') || '', /application\/json/);
 }
+
+export const SIM_BIN = resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim');
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+// Starts `aimaas-sim serve MODEL ...` on a free loopback port and waits for
+// /health to answer 200 (unless waitReady is false).
+export async function startSim(model, args = [], { env = {}, waitReady = true } = {}) {
+  const port = await freePort();
+  const proc = spawn(SIM_BIN, ['serve', model, '--host', '127.0.0.1', '--port', String(port), ...args],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+  const sim = {
+    proc, port, exited, url: `http://127.0.0.1:${port}`, log: () => log,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const r = await exited;
+      assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/, `sanitizer report:\n${log}`);
+      assert.equal(r.code, 0, `aimaas-sim exited ${JSON.stringify(r)}:\n${log.slice(-3000)}`);
+    },
+    async health() {
+      try { return (await fetch(`${sim.url}/health`)).status; } catch { return 0; }
+    },
+  };
+  if (waitReady) {
+    for (let i = 0; i < 200; i++) {
+      if (await sim.health() === 200) return sim;
+      if (proc.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`aimaas-sim did not become ready:\n${log}`);
+  }
+  return sim;
+}
