@@ -45,6 +45,40 @@ static const char *const migrations[] = {
 	"CREATE INDEX tasks_kind ON tasks(kind, id);"
 	"CREATE INDEX tasks_state ON tasks(state, id);"
 	"CREATE INDEX tasks_target ON tasks(target, id);",
+
+	/* 2: models, deployments and their instances, engine settings */
+	"CREATE TABLE models ("
+	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL DEFAULT '',"
+	"  description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',"
+	"  source TEXT NOT NULL CHECK (source IN ('local','huggingface','modelscope')),"
+	"  path TEXT, hub_id TEXT, state TEXT NOT NULL, kind TEXT, architecture TEXT,"
+	"  parameters INTEGER, weight_bytes INTEGER, max_context INTEGER, facts TEXT NOT NULL DEFAULT '{}',"
+	"  base_model_id INTEGER REFERENCES models(id), created_by TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE TABLE deployments ("
+	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, model_id INTEGER NOT NULL REFERENCES models(id),"
+	"  engine TEXT NOT NULL, replicas INTEGER NOT NULL, gpus_per_replica INTEGER NOT NULL,"
+	"  pinned_gpus TEXT, placement TEXT NOT NULL DEFAULT 'binpack', max_model_len INTEGER,"
+	"  max_num_seqs INTEGER, gpu_memory_utilization REAL, engine_args TEXT NOT NULL DEFAULT '[]',"
+	"  env TEXT NOT NULL DEFAULT '{}', trust_remote_code INTEGER NOT NULL DEFAULT 0,"
+	"  lora_modules TEXT NOT NULL DEFAULT '[]',"
+	"  desired TEXT NOT NULL CHECK (desired IN ('running','stopped')), state TEXT NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '', task_id INTEGER, created_by TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE TABLE instances ("
+	"  id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,"
+	"  replica INTEGER NOT NULL, node_id TEXT NOT NULL, gpus TEXT NOT NULL DEFAULT '[]',"
+	"  gpu_indices TEXT NOT NULL DEFAULT '[]', mem_per_gpu INTEGER NOT NULL DEFAULT 0, mem_fraction REAL,"
+	"  dtype TEXT, port INTEGER, api_key TEXT NOT NULL, pid INTEGER, pid_start INTEGER,"
+	"  state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', restarts INTEGER NOT NULL DEFAULT 0,"
+	"  failures INTEGER NOT NULL DEFAULT 0, exit_status TEXT, log_path TEXT, started_at INTEGER,"
+	"  ready_at INTEGER, stopped_at INTEGER, backoff_until INTEGER, created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL, UNIQUE (deployment_id, replica));"
+	"CREATE TRIGGER instances_release AFTER DELETE ON instances BEGIN"
+	"  DELETE FROM gpu_reservations WHERE owner_kind = 'instance' AND owner_id = old.id; END;"
+	"CREATE TABLE engine_settings ("
+	"  name TEXT PRIMARY KEY, binary TEXT, argv TEXT, health_path TEXT, env TEXT NOT NULL DEFAULT '{}',"
+	"  kinds TEXT NOT NULL DEFAULT '[]', custom INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL);",
 };
 
 const char *const *am_migrations_list(size_t *count)

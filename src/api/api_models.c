@@ -1,0 +1,343 @@
+/* api_models: registering models (a folder or GGUF file under a model root,
+ * or a hub id to download later), listing, updating and deleting them, and
+ * browsing the model roots. */
+#include <dirent.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_json.h"
+#include "../base/am_mem.h"
+#include "../base/am_path.h"
+#include "../base/am_time.h"
+#include "../model/am_inspect.h"
+#include "../model/am_model.h"
+#include "../store/am_store.h"
+#include "am_api.h"
+
+static int model_param(struct am_ctx *ctx, long long *id, struct am_err *err)
+{
+	const char *ref = am_api_param(ctx, "id");
+	if (am_model_lookup(ctx->srv->store, ref, id) != 0)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no model '%.100s'", ref);
+	am_fmt(ctx->target, sizeof ctx->target, "model:%lld", *id);
+	return 0;
+}
+
+static int check_tags(json_t *body, struct am_err *err)
+{
+	json_t *tags = json_object_get(body, "tags");
+	if (!tags || json_is_null(tags))
+		return 0;
+	if (!json_is_array(tags) || json_array_size(tags) > 32)
+		return am_err_set(err, AM_E_INVALID, "tags", "'tags' must be a list of at most 32 strings");
+	size_t i;
+	json_t *t;
+	json_array_foreach(tags, i, t)
+		if (!json_is_string(t) || json_string_length(t) < 1 || json_string_length(t) > 64)
+			return am_err_set(err, AM_E_INVALID, "tags", "each tag must be a string of 1 to 64 characters");
+	return 0;
+}
+
+static int list(struct am_ctx *ctx, struct am_err *err)
+{
+	long long limit, offset, total = 0;
+	if (am_api_page(ctx, &limit, &offset, err) != 0)
+		return -1;
+	char kind[32] = "";
+	if (am_http_query(ctx->req, "kind", kind, sizeof kind) < 0)
+		return am_err_set(err, AM_E_INVALID, "kind", "'kind' is badly encoded");
+	const char *k = kind[0] ? kind : NULL;
+	json_t *ids = NULL;
+	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM models WHERE (?1 IS NULL OR kind = ?1) ORDER BY id LIMIT ?2 OFFSET ?3",
+			  "sii", k, limit, offset) != 0 ||
+	    am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM models WHERE (?1 IS NULL OR kind = ?1)", "s", k) != 0) {
+		json_decref(ids);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read models");
+	}
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r) {
+		json_t *m = am_model_json(ctx->srv->store, json_integer_value(json_object_get(r, "id")));
+		if (m)
+			json_array_append_new(items, m);
+	}
+	json_decref(ids);
+	ctx->resp = am_api_list(items, total, limit, offset);
+	return 0;
+}
+
+/* The base model of an adapter: the one named, or the registered model
+ * whose path or name matches the adapter's base_model_name_or_path. */
+static long long find_base(struct am_ctx *ctx, json_t *facts, const char *given, struct am_err *err)
+{
+	long long id = 0;
+	if (given) {
+		if (am_model_lookup(ctx->srv->store, given, &id) != 0) {
+			am_err_set(err, AM_E_INVALID, "base_model", "no model '%.100s' to be the adapter's base", given);
+			return -1;
+		}
+		return id;
+	}
+	const char *base = json_string_value(json_object_get(json_object_get(facts, "adapter"), "base_model"));
+	if (!base)
+		return 0;
+	const char *slash = strrchr(base, '/');
+	am_store_int(ctx->srv->store, &id, 0, "SELECT id FROM models WHERE path = ?1 OR name = ?2 OR hub_id = ?1 ORDER BY id LIMIT 1",
+		     "ss", base, slash ? slash + 1 : base);
+	return id;
+}
+
+static int create(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", "path", "hub_id", "source", "display_name", "description", "tags",
+					      "base_model", NULL };
+	const char *name = NULL, *path = NULL, *hub = NULL, *source = NULL, *display = "", *desc = "", *base = NULL;
+	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 128, &name, err) != 0 ||
+	    am_json_get_str(ctx->body, "path", AM_JSON_OPTIONAL, 1, PATH_MAX - 1, &path, err) != 0 ||
+	    am_json_get_str(ctx->body, "hub_id", AM_JSON_OPTIONAL, 3, 256, &hub, err) != 0 ||
+	    am_json_get_str(ctx->body, "source", AM_JSON_OPTIONAL, 1, 32, &source, err) != 0 ||
+	    am_json_get_str(ctx->body, "display_name", AM_JSON_OPTIONAL, 0, 200, &display, err) != 0 ||
+	    am_json_get_str(ctx->body, "description", AM_JSON_OPTIONAL, 0, 4000, &desc, err) != 0 ||
+	    am_json_get_str(ctx->body, "base_model", AM_JSON_OPTIONAL, 1, 128, &base, err) != 0 || check_tags(ctx->body, err) != 0)
+		return -1;
+	if (!path == !hub)
+		return am_err_set(err, AM_E_INVALID, path ? "hub_id" : "path", "give either 'path' (a local folder or .gguf file) or 'hub_id'");
+	if (path && source && strcmp(source, "local"))
+		return am_err_set(err, AM_E_INVALID, "source", "a model with a 'path' has source 'local'");
+	if (hub && source && strcmp(source, "huggingface") && strcmp(source, "modelscope"))
+		return am_err_set(err, AM_E_INVALID, "source", "'source' must be 'huggingface' or 'modelscope' for a hub id");
+	if (hub) { /* org/name, no path tricks */
+		const char *slash = strchr(hub, '/');
+		if (!slash || slash == hub || !slash[1] || strchr(slash + 1, '/') || strstr(hub, ".."))
+			return am_err_set(err, AM_E_INVALID, "hub_id", "'hub_id' must look like 'org/name'");
+		for (const char *p = hub; *p; p++)
+			if (*p != '/' && *p != '.' && *p != '-' && *p != '_' && !(*p >= '0' && *p <= '9') &&
+			    !((*p | 32) >= 'a' && (*p | 32) <= 'z'))
+				return am_err_set(err, AM_E_INVALID, "hub_id", "'hub_id' may hold letters, digits, '.', '_', '-' and one '/'");
+	}
+	char real[PATH_MAX] = "";
+	json_t *facts = NULL;
+	if (path) {
+		if (am_path_confine(path, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "path", real, sizeof real, err) != 0)
+			return -1;
+		char ierr[512];
+		facts = am_inspect(real, ierr, sizeof ierr);
+		if (!facts)
+			return am_err_set(err, AM_E_INVALID, "path", "not a model aimaas can read: %s", ierr);
+	}
+	char defname[129];
+	if (!name) {
+		const char *src = path ? real : hub;
+		const char *slash = strrchr(src, '/');
+		am_strlcpy(defname, slash ? slash + 1 : src, sizeof defname);
+		char *dot = strstr(defname, ".gguf");
+		if (dot && dot[5] == '\0')
+			*dot = '\0';
+		name = defname;
+	}
+	if (!am_model_name_ok(name)) {
+		json_decref(facts);
+		return am_err_set(err, AM_E_INVALID, "name", "'name' must be 1-128 of letters, digits, '.', '_', '-'");
+	}
+	am_fmt(ctx->target, sizeof ctx->target, "model:%s", name);
+	long long base_id = facts ? find_base(ctx, facts, base, err) : 0;
+	if (base_id < 0) {
+		json_decref(facts);
+		return -1;
+	}
+	json_t *given = json_object_get(ctx->body, "tags");
+	char *tags = json_is_array(given) ? am_json_dump(given) : am_strdup("[]");
+	char *fs = facts ? am_json_dump(facts) : NULL;
+	long long now = am_wall_ms();
+	int rc = am_store_exec(ctx->srv->store,
+			       "INSERT INTO models(name, display_name, description, tags, source, path, hub_id, state, kind,"
+			       " architecture, parameters, weight_bytes, max_context, facts, base_model_id, created_by,"
+			       " created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '{}'),"
+			       " NULLIF(?, 0), ?, ?, ?)",
+			       "ssssssssssiiisisii", name, display, desc, tags, path ? "local" : source ? source : "huggingface",
+			       path ? real : NULL, hub, path ? "ready" : "not_downloaded",
+			       facts ? json_string_value(json_object_get(facts, "kind")) : NULL,
+			       facts ? json_string_value(json_object_get(facts, "architecture")) : NULL,
+			       (long long)(facts ? json_integer_value(json_object_get(facts, "parameters")) : 0),
+			       (long long)(facts ? json_integer_value(json_object_get(facts, "weight_bytes")) : 0),
+			       (long long)(facts ? json_integer_value(json_object_get(facts, "max_context")) : 0), fs, base_id,
+			       ctx->who.username, now, now);
+	free(tags);
+	free(fs);
+	json_decref(facts);
+	if (rc == AM_STORE_CONSTRAINT)
+		return am_err_set(err, AM_E_CONFLICT, "name", "a model named '%s' already exists", name);
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not register the model");
+	long long id = am_store_last_id(ctx->srv->store);
+	am_fmt(ctx->target, sizeof ctx->target, "model:%lld", id);
+	ctx->resp = am_model_json(ctx->srv->store, id);
+	ctx->status = 201;
+	return 0;
+}
+
+static int get(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (model_param(ctx, &id, err) != 0)
+		return -1;
+	ctx->resp = am_model_json(ctx->srv->store, id);
+	return ctx->resp ? 0 : am_err_set(err, AM_E_INTERNAL, "", "could not read the model");
+}
+
+static int update(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "display_name", "description", "tags", NULL };
+	long long id;
+	const char *display = NULL, *desc = NULL;
+	if (model_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "display_name", AM_JSON_OPTIONAL, 0, 200, &display, err) != 0 ||
+	    am_json_get_str(ctx->body, "description", AM_JSON_OPTIONAL, 0, 4000, &desc, err) != 0 ||
+	    check_tags(ctx->body, err) != 0)
+		return -1;
+	char *tags = am_json_has(ctx->body, "tags") ? am_json_dump(json_object_get(ctx->body, "tags")) : NULL;
+	int rc = am_store_exec(ctx->srv->store,
+			       "UPDATE models SET display_name = COALESCE(?, display_name), description = COALESCE(?, description),"
+			       " tags = COALESCE(?, tags), updated_at = ? WHERE id = ?", "sssii", display, desc, tags,
+			       am_wall_ms(), id);
+	free(tags);
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
+	ctx->resp = am_model_json(ctx->srv->store, id);
+	return 0;
+}
+
+static int delete(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id, deps = 0, adapters = 0;
+	if (model_param(ctx, &id, err) != 0)
+		return -1;
+	am_store_int(ctx->srv->store, &deps, 0, "SELECT COUNT(*) FROM deployments WHERE model_id = ?", "i", id);
+	if (deps)
+		return am_err_set(err, AM_E_CONFLICT, "", "the model has %lld deployment(s); delete them first", deps);
+	am_store_int(ctx->srv->store, &adapters, 0, "SELECT COUNT(*) FROM models WHERE base_model_id = ?", "i", id);
+	if (adapters)
+		return am_err_set(err, AM_E_CONFLICT, "", "%lld adapter(s) are based on this model; delete them first", adapters);
+	/* only the record goes: the files on disk are the user's */
+	if (am_store_exec(ctx->srv->store, "DELETE FROM models WHERE id = ?", "i", id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the model");
+	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
+	return 0;
+}
+
+static int reinspect(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (model_param(ctx, &id, err) != 0)
+		return -1;
+	json_t *m = am_model_json(ctx->srv->store, id);
+	const char *path = m ? json_string_value(json_object_get(m, "path")) : NULL;
+	if (!path) {
+		json_decref(m);
+		return am_err_set(err, AM_E_CONFLICT, "", "the model has no local files to inspect");
+	}
+	char ierr[512];
+	json_t *facts = am_inspect(path, ierr, sizeof ierr);
+	json_decref(m);
+	int rc;
+	if (!facts) {
+		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'missing', updated_at = ? WHERE id = ?", "ii",
+				   am_wall_ms(), id);
+	} else {
+		char *fs = am_json_dump(facts);
+		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'ready', facts = ?, kind = ?, architecture = ?,"
+				   " parameters = ?, weight_bytes = ?, max_context = ?, updated_at = ? WHERE id = ?", "sssiiiii",
+				   fs, json_string_value(json_object_get(facts, "kind")),
+				   json_string_value(json_object_get(facts, "architecture")),
+				   (long long)json_integer_value(json_object_get(facts, "parameters")),
+				   (long long)json_integer_value(json_object_get(facts, "weight_bytes")),
+				   (long long)json_integer_value(json_object_get(facts, "max_context")), am_wall_ms(), id);
+		free(fs);
+		json_decref(facts);
+	}
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
+	ctx->resp = am_model_json(ctx->srv->store, id);
+	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%s", facts ? "inspected" : ierr);
+	return 0;
+}
+
+static int roots(struct am_ctx *ctx, struct am_err *err)
+{
+	(void)err;
+	json_t *items = json_array();
+	for (int i = 0; i < ctx->srv->cfg.nroots; i++) {
+		struct statvfs vfs;
+		int ok = statvfs(ctx->srv->cfg.model_roots[i], &vfs) == 0;
+		json_array_append_new(items, json_pack("{s:s,s:I,s:I}", "path", ctx->srv->cfg.model_roots[i], "free_bytes",
+						       (json_int_t)(ok ? (long long)vfs.f_bavail * (long long)vfs.f_frsize : 0),
+						       "total_bytes",
+						       (json_int_t)(ok ? (long long)vfs.f_blocks * (long long)vfs.f_frsize : 0)));
+	}
+	ctx->resp = am_api_list(items, (long long)json_array_size(items), 100, 0);
+	return 0;
+}
+
+/* Lists one folder under a root: its sub-folders and .gguf files, each
+ * marked with what it looks like, so the console can offer a picker. */
+static int browse(struct am_ctx *ctx, struct am_err *err)
+{
+	char path[PATH_MAX] = "", real[PATH_MAX];
+	if (am_http_query(ctx->req, "path", path, sizeof path) < 0)
+		return am_err_set(err, AM_E_INVALID, "path", "'path' is badly encoded or too long");
+	if (!path[0])
+		am_strlcpy(path, ctx->srv->cfg.model_roots[0], sizeof path);
+	if (am_path_confine(path, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "path", real, sizeof real, err) != 0)
+		return -1;
+	DIR *d = opendir(real);
+	if (!d)
+		return am_err_set(err, AM_E_INVALID, "path", "'%.200s' is not a folder", real);
+	json_t *items = json_array();
+	struct dirent *e;
+	while ((e = readdir(d)) && json_array_size(items) < 2000) {
+		if (e->d_name[0] == '.')
+			continue;
+		char full[PATH_MAX + 300], probe[PATH_MAX + 400];
+		am_fmt(full, sizeof full, "%s/%s", real, e->d_name);
+		struct stat sb;
+		if (stat(full, &sb) != 0)
+			continue;
+		int dir = S_ISDIR(sb.st_mode);
+		size_t nl = strlen(e->d_name);
+		int gguf = !dir && nl > 5 && !strcmp(e->d_name + nl - 5, ".gguf");
+		if (!dir && !gguf)
+			continue;
+		const char *looks = gguf ? "gguf" : "folder";
+		if (dir) {
+			am_fmt(probe, sizeof probe, "%s/config.json", full);
+			if (access(probe, R_OK) == 0)
+				looks = "model";
+			am_fmt(probe, sizeof probe, "%s/adapter_config.json", full);
+			if (access(probe, R_OK) == 0)
+				looks = "adapter";
+		}
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:I}", "name", e->d_name, "path", full, "type", looks,
+						       "size_bytes", (json_int_t)(dir ? 0 : sb.st_size)));
+	}
+	closedir(d);
+	ctx->resp = json_pack("{s:s,s:o}", "path", real, "items", items);
+	return 0;
+}
+
+const struct am_route_def am_api_models_routes[] = {
+	{ "GET", "/api/v1/models", list, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/models", create, AM_ADMIN, "model.create", 0, 0 },
+	{ "GET", "/api/v1/models/{id}", get, AM_USER, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/models/{id}", update, AM_ADMIN, "model.update", 0, 0 },
+	{ "DELETE", "/api/v1/models/{id}", delete, AM_ADMIN, "model.delete", 0, 0 },
+	{ "POST", "/api/v1/models/{id}/inspect", reinspect, AM_ADMIN, "model.inspect", 0, 0 },
+	{ "GET", "/api/v1/model-roots", roots, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/model-roots/browse", browse, AM_ADMIN, NULL, 0, 0 },
+};
+const size_t am_api_models_nroutes = sizeof am_api_models_routes / sizeof am_api_models_routes[0];

@@ -1,0 +1,37 @@
+/* am_path: path confinement. */
+#include "am_path.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "am_buf.h"
+
+int am_path_under(const char *real, const char *root)
+{
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	return strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
+
+int am_path_confine(const char *path, char *const *roots, int nroots, const char *field, char *out, size_t size,
+		    struct am_err *err)
+{
+	if (!path[0] || path[0] != '/')
+		return am_err_set(err, AM_E_INVALID, field, "'%s' must be an absolute path", field);
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return am_err_set(err, AM_E_INVALID, field, "'%s' does not exist: %.200s (%s)", field, path,
+				  strerror(errno));
+	for (int i = 0; i < nroots; i++) {
+		if (am_path_under(real, roots[i])) {
+			if (am_strlcpy(out, real, size) >= size)
+				return am_err_set(err, AM_E_INVALID, field, "'%s' is too long", field);
+			return 0;
+		}
+	}
+	return am_err_set(err, AM_E_INVALID, field, "'%s' resolves to %.200s, outside the allowed model roots (%s%s)",
+			  field, real, nroots ? roots[0] : "none", nroots > 1 ? ", …" : "");
+}

@@ -1,0 +1,182 @@
+/* am_safetensors: header parsing. */
+#include "am_safetensors.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+
+#define MAX_HEADER (100u << 20) /* the format's own limit */
+
+double am_st_dtype_size(const char *d)
+{
+	static const struct {
+		const char *n;
+		double s;
+	} t[] = { { "F64", 8 }, { "I64", 8 }, { "U64", 8 }, { "F32", 4 }, { "I32", 4 }, { "U32", 4 },
+		  { "F16", 2 }, { "BF16", 2 }, { "I16", 2 }, { "U16", 2 }, { "I8", 1 }, { "U8", 1 },
+		  { "BOOL", 1 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 }, { "F8_E8M0", 1 }, { "F4", 0.5 } };
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(t[i].n, d) == 0)
+			return t[i].s;
+	return 0;
+}
+
+void am_st_totals_init(struct am_st_totals *t)
+{
+	memset(t, 0, sizeof *t);
+	t->bytes_by_dtype = json_object();
+	t->params_by_dtype = json_object();
+}
+
+void am_st_totals_free(struct am_st_totals *t)
+{
+	json_decref(t->bytes_by_dtype);
+	json_decref(t->params_by_dtype);
+	t->bytes_by_dtype = t->params_by_dtype = NULL;
+}
+
+static void add(json_t *o, const char *k, uint64_t v)
+{
+	json_t *cur = json_object_get(o, k);
+	json_object_set_new(o, k, json_integer((json_int_t)(v + (cur ? (uint64_t)json_integer_value(cur) : 0))));
+}
+
+int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t errsize)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		am_fmt(err, errsize, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = -1;
+	char *hdr = NULL;
+	json_t *j = NULL;
+	struct stat sb;
+	unsigned char le[8];
+	if (fstat(fd, &sb) != 0 || pread(fd, le, 8, 0) != 8) {
+		am_fmt(err, errsize, "%s is not a safetensors file (too short)", path);
+		goto out;
+	}
+	uint64_t n = 0;
+	for (int i = 7; i >= 0; i--)
+		n = (n << 8) | le[i];
+	if (n < 2 || n > MAX_HEADER || 8 + n > (uint64_t)sb.st_size) {
+		am_fmt(err, errsize, "%s has a bad safetensors header length (%llu)", path, (unsigned long long)n);
+		goto out;
+	}
+	hdr = am_malloc(n);
+	if (pread(fd, hdr, n, 8) != (ssize_t)n) {
+		am_fmt(err, errsize, "cannot read the header of %s", path);
+		goto out;
+	}
+	json_error_t je;
+	j = json_loadb(hdr, n, 0, &je);
+	if (!json_is_object(j)) {
+		am_fmt(err, errsize, "%s: the safetensors header is not a JSON object (%s)", path, je.text);
+		goto out;
+	}
+	uint64_t data = (uint64_t)sb.st_size - 8 - n;
+	const char *name;
+	json_t *v;
+	json_object_foreach(j, name, v) {
+		if (strcmp(name, "__metadata__") == 0)
+			continue;
+		const char *dtype = json_string_value(json_object_get(v, "dtype"));
+		json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+		double es = dtype ? am_st_dtype_size(dtype) : 0;
+		if (!es || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2) {
+			am_fmt(err, errsize, "%s: tensor %.100s has a bad dtype, shape or offsets", path, name);
+			goto out;
+		}
+		uint64_t elems = 1;
+		size_t i;
+		json_t *d;
+		json_array_foreach(shape, i, d) {
+			if (!json_is_integer(d) || json_integer_value(d) < 0) {
+				am_fmt(err, errsize, "%s: tensor %.100s has a bad shape", path, name);
+				goto out;
+			}
+			elems *= (uint64_t)json_integer_value(d);
+		}
+		json_int_t b = json_integer_value(json_array_get(offs, 0)), e = json_integer_value(json_array_get(offs, 1));
+		uint64_t bytes = (uint64_t)((double)elems * es);
+		if (b < 0 || e < b || (uint64_t)e > data || (uint64_t)(e - b) != bytes) {
+			am_fmt(err, errsize, "%s: tensor %.100s's bytes do not match its shape or lie past the file", path, name);
+			goto out;
+		}
+		t->parameters += elems;
+		t->bytes += bytes;
+		t->tensors++;
+		add(t->bytes_by_dtype, dtype, bytes);
+		add(t->params_by_dtype, dtype, elems);
+	}
+	t->files++;
+	rc = 0;
+out:
+	json_decref(j);
+	free(hdr);
+	close(fd);
+	return rc;
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t errsize)
+{
+	char path[4200];
+	am_fmt(path, sizeof path, "%s/model.safetensors.index.json", dir);
+	json_t *idx = json_load_file(path, 0, NULL);
+	if (idx) {
+		json_t *map = json_object_get(idx, "weight_map");
+		json_t *files = json_object();
+		const char *k;
+		json_t *v;
+		json_object_foreach(map, k, v)
+			if (json_is_string(v))
+				json_object_set_new(files, json_string_value(v), json_true());
+		int rc = 0;
+		json_object_foreach(files, k, v) {
+			if (strchr(k, '/')) {
+				am_fmt(err, errsize, "the index names a shard outside the folder: %.100s", k);
+				rc = -1;
+				break;
+			}
+			am_fmt(path, sizeof path, "%s/%s", dir, k);
+			if ((rc = am_st_read_file(path, t, err, errsize)) != 0)
+				break;
+		}
+		json_decref(files);
+		json_decref(idx);
+		return rc;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		am_fmt(err, errsize, "cannot list %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		if (!ends_with(e->d_name, ".safetensors") || e->d_name[0] == '.')
+			continue;
+		if (strstr(e->d_name, "adapter_model")) /* an adapter next to a model is not the model */
+			continue;
+		am_fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+		if ((rc = am_st_read_file(path, t, err, errsize)) != 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
