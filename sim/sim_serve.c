@@ -1065,6 +1065,8 @@ int sim_serve_main(int argc, char **argv)
 	for (int i = 0; i < s->nloras; i++)
 		if (!s->loras[i].base[0])
 			am_strlcpy(s->loras[i].base, s->name, sizeof s->loras[i].base);
+	if (!s->o.api_key && getenv("VLLM_API_KEY") && *getenv("VLLM_API_KEY"))
+		s->o.api_key = getenv("VLLM_API_KEY"); /* as vLLM: the flag, else the environment */
 	const char *rl = getenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING");
 	s->runtime_lora = rl && (!strcasecmp(rl, "true") || !strcmp(rl, "1"));
 	s->kv_capacity = (uint64_t)s->o.max_num_seqs * 256 > (uint64_t)s->max_model_len * 4

@@ -20,6 +20,7 @@ struct am_metrics;
 struct am_inventory;
 struct am_limiter;
 struct am_api;
+struct am_deploy;
 
 struct am_config {
 	char listen[256];
@@ -36,6 +37,7 @@ struct am_config {
 	int gpu_interval_ms;
 	int header_timeout_s;              /* request head must arrive within this */
 	int idle_timeout_s;                /* keep-alive connections without a request */
+	int stop_engines_on_exit;          /* default: engines outlive aimaas */
 };
 
 struct am_server {
@@ -45,6 +47,7 @@ struct am_server {
 	struct am_http_server *http;
 	struct am_api *api;
 	struct am_inventory *inv;
+	struct am_deploy *deploy;
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */
 	struct am_limiter *login_user_limiter; /* failed logins per username */
 	int64_t started_ms;

@@ -21,6 +21,7 @@
 #include "base/am_mem.h"
 #include "base/am_rand.h"
 #include "base/am_time.h"
+#include "deploy/am_deploy.h"
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "node/am_node.h"
@@ -54,6 +55,8 @@ static const char usage_serve[] =
 	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
 	"  --header-timeout S     a request's head must arrive within S seconds (default 10)\n"
 	"  --idle-timeout S       close keep-alive connections idle for S seconds (default 75)\n"
+	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
+	"                         serving while aimaas is down or being upgraded)\n"
 	"  -h, --help             this text\n"
 	"\n"
 	"environment only:\n"
@@ -145,13 +148,14 @@ static int env_list(const char *name, char sep, int slot, const char **out, int 
 
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
 		{ "sim-gpus", required_argument, NULL, O_SIM },   { "session-ttl", required_argument, NULL, O_TTL },
 		{ "max-body", required_argument, NULL, O_BODY },  { "gpu-interval", required_argument, NULL, O_GPUI },
 		{ "header-timeout", required_argument, NULL, O_HTO }, { "idle-timeout", required_argument, NULL, O_ITO },
+		{ "stop-engines-on-exit", no_argument, NULL, O_STOPENG },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -176,6 +180,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_GPUI: gpui = optarg; break;
 		case O_HTO: hto = optarg; break;
 		case O_ITO: ito = optarg; break;
+		case O_STOPENG: c->stop_engines_on_exit = 1; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -325,7 +330,10 @@ static int serve(int argc, char **argv)
 	}
 	if (am_auth_bootstrap(srv.store, getenv("AIMAAS_ADMIN_PASSWORD")) != 0)
 		goto out;
-	am_task_recover(srv.store, NULL);
+	/* deployment tasks are finished by the reconciler, which resumes them */
+	static const char *const resumable[] = { "deployment.create", "deployment.start", "deployment.stop",
+						 "deployment.restart", "deployment.delete", "deployment.update", NULL };
+	am_task_recover(srv.store, resumable);
 	struct am_inventory_config icfg = {
 		.nvml_lib = srv.cfg.nvml_lib, .nvidia_smi = srv.cfg.nvidia_smi, .sim_specs = srv.cfg.sim_gpus,
 		.nsim_specs = srv.cfg.nsim, .interval_ms = srv.cfg.gpu_interval_ms,
@@ -356,6 +364,9 @@ static int serve(int argc, char **argv)
 		goto out;
 	}
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
+	srv.deploy = am_deploy_new(&srv);
+	if (am_deploy_start(srv.deploy) != 0)
+		goto out;
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
 		goto out;
@@ -384,6 +395,7 @@ out:
 	if (gpu_tick)
 		event_free(gpu_tick);
 	am_http_server_free(srv.http);
+	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_inventory_free(srv.inv);
 	am_api_free(srv.api);
 	am_limiter_free(srv.login_user_limiter);

@@ -38,6 +38,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_system_routes, &am_api_system_nroutes }, { am_api_auth_routes, &am_api_auth_nroutes },
 		{ am_api_users_routes, &am_api_users_nroutes },   { am_api_nodes_routes, &am_api_nodes_nroutes },
 		{ am_api_tasks_routes, &am_api_tasks_nroutes },     { am_api_models_routes, &am_api_models_nroutes },
+		{ am_api_deployments_routes, &am_api_deployments_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;
@@ -343,7 +344,7 @@ static void on_request(struct am_http_req *req, void *data)
 			goto fail;
 		}
 		rc = ctx->route->fn(ctx, &err);
-		if (rc == 0 && ctx->task_id == 0) {
+		if (rc == 0 && ctx->task_id == 0 && !ctx->no_task) {
 			const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.username;
 			ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_SUCCEEDED,
 						      ctx->task_msg);

@@ -52,6 +52,7 @@ struct am_ctx {
 	char actor[65];            /* overrides the task's actor (login) */
 	char task_msg[256];        /* the task's message on success */
 	long long task_id;         /* the recorded task */
+	int no_task;               /* a mutating route that changed nothing (a dry run) */
 };
 
 struct am_api;
@@ -88,6 +89,8 @@ extern const struct am_route_def am_api_nodes_routes[];
 extern const size_t am_api_nodes_nroutes;
 extern const struct am_route_def am_api_models_routes[];
 extern const size_t am_api_models_nroutes;
+extern const struct am_route_def am_api_deployments_routes[];
+extern const size_t am_api_deployments_nroutes;
 extern const struct am_route_def am_api_tasks_routes[];
 extern const size_t am_api_tasks_nroutes;
 

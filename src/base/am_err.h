@@ -26,7 +26,7 @@ enum am_errcode {
 struct am_err {
 	enum am_errcode code;
 	char field[64];    /* "" when no single field is at fault */
-	char msg[256];
+	char msg[1024];
 	int retry_after;   /* seconds, for AM_E_RATE; 0 otherwise */
 };
 

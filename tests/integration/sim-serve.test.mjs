@@ -269,6 +269,13 @@ test('errors in vLLM shape: API key on /v1 only, unknown model, context length, 
   assert.equal(forced.status, 503);
 });
 
+test('the API key may come from VLLM_API_KEY, as in vLLM', async () => {
+  const s = await startSim('/models/envkey', [], { env: { VLLM_API_KEY: 'from-env' } });
+  assert.equal((await fetch(`${s.url}/v1/models`)).status, 401);
+  assert.equal((await fetch(`${s.url}/v1/models`, { headers: { authorization: 'Bearer from-env' } })).status, 200);
+  await s.stop();
+});
+
 test('tokenize and detokenize round-trip', async () => {
   const h = { 'content-type': 'application/json' };
   const t = await fetch(`${chat.url}/tokenize`, { method: 'POST', headers: h, body: JSON.stringify({ prompt: 'Héllo, 世界 🙂!' }) }).then((r) => r.json());

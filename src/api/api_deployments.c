@@ -1,0 +1,892 @@
+/* api_deployments: deploying models on engines, and everything after:
+ * state, instances, scale, start/stop/restart, delete, the exact command,
+ * logs (tail, follow over SSE, download) and serving metrics. Users manage
+ * the deployments they created; admins all. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_json.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
+#include "../runtime/am_proc.h"
+#include "../model/am_model.h"
+#include "../store/am_store.h"
+#include "../task/am_task.h"
+#include "am_api.h"
+
+#define DEP_COLS "id, name, model_id, engine, replicas, gpus_per_replica, pinned_gpus, placement, max_model_len," \
+		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
+		 " reason, task_id, created_by, created_at, updated_at"
+
+static int secret_name(const char *k)
+{
+	return strstr(k, "TOKEN") || strstr(k, "KEY") || strstr(k, "SECRET") || strstr(k, "PASSWORD");
+}
+
+static json_t *instance_json(json_t *inst)
+{
+	json_t *o = json_object();
+	static const char *const keep[] = { "id", "replica", "node_id", "port", "pid", "state", "reason", "restarts", "failures",
+					    "mem_per_gpu", "mem_fraction", "dtype", "started_at", "ready_at", "stopped_at",
+					    "backoff_until", NULL };
+	for (const char *const *k = keep; *k; k++)
+		json_object_set(o, *k, json_object_get(inst, *k) ?: json_null());
+	json_t *g = json_loads(json_string_value(json_object_get(inst, "gpus")) ?: "[]", 0, NULL);
+	json_t *gi = json_loads(json_string_value(json_object_get(inst, "gpu_indices")) ?: "[]", 0, NULL);
+	json_object_set_new(o, "gpus", g ? g : json_array());
+	json_object_set_new(o, "gpu_indices", gi ? gi : json_array());
+	const char *st = json_string_value(json_object_get(inst, "state"));
+	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff")))
+		json_object_set_new(o, "last_log_lines", am_deploy_last_lines(inst, 20));
+	return o;
+}
+
+static json_t *dep_json(struct am_server *srv, long long id)
+{
+	json_t *d = NULL;
+	if (am_store_row(srv->store, &d, "SELECT " DEP_COLS " FROM deployments WHERE id = ?", "i", id) != 0 || !d)
+		return NULL;
+	static const char *const cols[] = { "pinned_gpus", "engine_args", "env", "lora_modules" };
+	for (size_t i = 0; i < 4; i++) {
+		const char *s = json_string_value(json_object_get(d, cols[i]));
+		json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+		json_object_set_new(d, cols[i], v ? v : json_null());
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(d, "env"), k, v)
+		if (secret_name(k))
+			json_object_set_new(json_object_get(d, "env"), k, json_string("********"));
+	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
+	json_t *m = NULL;
+	am_store_row(srv->store, &m, "SELECT id, name, kind, architecture, parameters FROM models WHERE id = ?", "i",
+		     (long long)json_integer_value(json_object_get(d, "model_id")));
+	json_object_set_new(d, "model", m ? m : json_null());
+	json_t *insts = NULL, *out = json_array();
+	am_store_rows(srv->store, &insts, "SELECT * FROM instances WHERE deployment_id = ? ORDER BY replica", "i", id);
+	size_t i;
+	json_t *inst;
+	json_array_foreach(insts, i, inst)
+		json_array_append_new(out, instance_json(inst));
+	json_decref(insts);
+	json_object_set_new(d, "instances", out);
+	json_object_set_new(d, "metrics", am_deploy_metrics(srv->deploy, id));
+	json_object_set_new(d, "endpoint", json_pack("{s:s,s:O}", "base_url", "/v1", "model", json_object_get(d, "name")));
+	return d;
+}
+
+/* The deployment of the {id} parameter (id or name), if the caller may touch it. */
+static int dep_param(struct am_ctx *ctx, long long *id, struct am_err *err)
+{
+	const char *ref = am_api_param(ctx, "id");
+	char *end;
+	long long n = strtoll(ref, &end, 10);
+	long long found = 0;
+	if (*ref && !*end && n > 0)
+		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM deployments WHERE id = ?", "i", n);
+	else
+		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM deployments WHERE name = ?", "s", ref);
+	if (found && !ctx->who.admin) {
+		long long mine = 0;
+		am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM deployments WHERE id = ? AND created_by = ?", "is",
+			     found, ctx->who.username);
+		if (!mine)
+			found = 0; /* someone else's: as good as absent */
+	}
+	if (!found)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no deployment '%.100s'", ref);
+	*id = found;
+	am_fmt(ctx->target, sizeof ctx->target, "deployment:%lld", found);
+	return 0;
+}
+
+static int served_name_ok(const char *n)
+{
+	size_t l = strlen(n);
+	if (l < 1 || l > 128 || !isalnum((unsigned char)n[0]))
+		return 0;
+	for (size_t i = 0; i < l; i++)
+		if (!isalnum((unsigned char)n[i]) && !strchr("._-:/", n[i]))
+			return 0;
+	return 1;
+}
+
+static int check_env(json_t *env, struct am_err *err)
+{
+	if (!env || json_is_null(env))
+		return 0;
+	if (!json_is_object(env) || json_object_size(env) > 64)
+		return am_err_set(err, AM_E_INVALID, "env", "'env' must be an object of at most 64 string values");
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v) {
+		int ok = (isupper((unsigned char)k[0]) || k[0] == '_') && strlen(k) <= 128;
+		for (const char *p = k; *p && ok; p++)
+			ok = isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
+		if (!ok)
+			return am_err_set(err, AM_E_INVALID, "env", "env name '%.60s' must be upper-case letters, digits and '_'", k);
+		if (!strcmp(k, "CUDA_VISIBLE_DEVICES") || !strcmp(k, "CUDA_DEVICE_ORDER") || !strncmp(k, "AIMAAS_", 7))
+			return am_err_set(err, AM_E_INVALID, "env", "env may not set %s: aimaas sets it", k);
+		if (!json_is_string(v) || json_string_length(v) > 8192 || strlen(json_string_value(v)) != json_string_length(v))
+			return am_err_set(err, AM_E_INVALID, "env", "env value of %.60s must be a string without NUL", k);
+	}
+	return 0;
+}
+
+/* LoRA modules: [{"name", "model"}] with adapters registered as models; the
+ * stored form carries their paths. */
+static json_t *resolve_loras(struct am_ctx *ctx, json_t *in, long long base_id, struct am_err *err)
+{
+	json_t *out = json_array();
+	if (!in || json_is_null(in))
+		return out;
+	if (!json_is_array(in) || json_array_size(in) > 16) {
+		json_decref(out);
+		am_err_set(err, AM_E_INVALID, "lora_modules", "'lora_modules' must be a list of at most 16 {name, model}");
+		return NULL;
+	}
+	size_t i;
+	json_t *m;
+	json_array_foreach(in, i, m) {
+		const char *name = json_string_value(json_object_get(m, "name"));
+		const char *ref = json_string_value(json_object_get(m, "model"));
+		long long aid;
+		json_t *am = NULL;
+		if (!name || !served_name_ok(name) || !ref || am_model_lookup(ctx->srv->store, ref, &aid) != 0 ||
+		    !(am = am_model_json(ctx->srv->store, aid)) ||
+		    strcmp(json_string_value(json_object_get(am, "kind")) ?: "", "adapter")) {
+			json_decref(am);
+			json_decref(out);
+			am_err_set(err, AM_E_INVALID, "lora_modules",
+				   "lora_modules[%zu] needs a 'name' and 'model' naming a registered LoRA adapter", i);
+			return NULL;
+		}
+		long long b = json_integer_value(json_object_get(am, "base_model_id"));
+		if (b && b != base_id) {
+			json_decref(am);
+			json_decref(out);
+			am_err_set(err, AM_E_INVALID, "lora_modules", "adapter '%s' was trained on another base model", ref);
+			return NULL;
+		}
+		json_array_append_new(out, json_pack("{s:s,s:s,s:I}", "name", name, "path",
+						     json_string_value(json_object_get(am, "path")), "model_id", (json_int_t)aid));
+		json_decref(am);
+	}
+	return out;
+}
+
+static json_t *plan_json(const struct am_plan *p, const struct am_plan_gpu *gpus, int tp, int replicas)
+{
+	json_t *reps = json_array();
+	for (int r = 0; r < replicas; r++) {
+		json_t *g = json_array();
+		for (int k = 0; k < tp; k++) {
+			const struct am_plan_gpu *x = &gpus[p->choice[r * tp + k]];
+			json_array_append_new(g, json_pack("{s:s,s:i,s:s,s:I}", "id", x->id, "index", x->index, "name", x->name,
+							   "reserve_bytes", (json_int_t)p->reserve[r * tp + k]));
+		}
+		json_array_append_new(reps, json_pack("{s:i,s:o}", "replica", r, "gpus", g));
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:f,s:s?,s:f,s:o}", "weights_bytes_per_gpu", (json_int_t)p->weights,
+			 "kv_cache_bytes_per_gpu", (json_int_t)p->kv, "overhead_bytes_per_gpu", (json_int_t)p->overhead,
+			 "need_bytes_per_gpu", (json_int_t)p->need, "max_model_len", p->max_model_len, "gpu_memory_utilization",
+			 p->fraction, "dtype", p->dtype, "full_length_sequences", round(p->concurrency * 10) / 10, "replicas", reps);
+}
+
+/* Pinned GPUs: ids or indices of this node's cards, into ids. */
+static int resolve_pinned(json_t *in, const struct am_plan_gpu *gpus, int n, json_t **out, struct am_err *err)
+{
+	*out = NULL;
+	if (!in || json_is_null(in))
+		return 0;
+	if (!json_is_array(in) || !json_array_size(in) || json_array_size(in) > AM_PLAN_MAX)
+		return am_err_set(err, AM_E_INVALID, "gpus", "'gpus' must be a non-empty list of GPU ids or indices");
+	json_t *ids = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(in, i, v) {
+		int found = -1;
+		for (int k = 0; k < n; k++)
+			if ((json_is_integer(v) && gpus[k].index == json_integer_value(v)) ||
+			    (json_is_string(v) && !strcmp(gpus[k].id, json_string_value(v))))
+				found = k;
+		if (found < 0) {
+			json_decref(ids);
+			char what[128];
+			if (json_is_integer(v))
+				am_fmt(what, sizeof what, "GPU %lld", (long long)json_integer_value(v));
+			else
+				am_fmt(what, sizeof what, "GPU '%.80s'", json_string_value(v) ?: "?");
+			return am_err_set(err, AM_E_INVALID, "gpus", "%s does not exist on node local (it has %d GPU%s%s)", what, n,
+					  n == 1 ? "" : "s", n ? ", indices 0 and up" : "");
+		}
+		for (size_t j = 0; j < json_array_size(ids); j++)
+			if (!strcmp(json_string_value(json_array_get(ids, j)), gpus[found].id)) {
+				json_decref(ids);
+				return am_err_set(err, AM_E_INVALID, "gpus", "GPU %d is listed twice", gpus[found].index);
+			}
+		json_array_append_new(ids, json_string(gpus[found].id));
+	}
+	*out = ids;
+	return 0;
+}
+
+static int create(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", "model", "engine", "replicas", "gpus_per_replica", "gpus", "placement",
+					      "max_model_len", "max_num_seqs", "gpu_memory_utilization", "engine_args", "env",
+					      "trust_remote_code", "lora_modules", "start", NULL };
+	json_t *b = ctx->body;
+	const char *name = NULL, *mref = NULL, *engine = "vllm", *placement = "binpack";
+	long long replicas = 1, gpr = 0, mml = 0, mns = 0;
+	int trust = 0, start = 1;
+	if (am_json_only(b, fields, err) != 0 || am_json_get_str(b, "name", AM_JSON_REQUIRED, 1, 128, &name, err) != 0 ||
+	    am_json_get_str(b, "model", AM_JSON_REQUIRED, 1, 128, &mref, err) != 0 ||
+	    am_json_get_str(b, "engine", AM_JSON_OPTIONAL, 1, 32, &engine, err) != 0 ||
+	    am_json_get_int(b, "replicas", AM_JSON_OPTIONAL, 1, 64, &replicas, err) != 0 ||
+	    am_json_get_int(b, "gpus_per_replica", AM_JSON_OPTIONAL, 1, 64, &gpr, err) != 0 ||
+	    am_json_get_str(b, "placement", AM_JSON_OPTIONAL, 1, 16, &placement, err) != 0 ||
+	    am_json_get_int(b, "max_model_len", AM_JSON_OPTIONAL, 16, 10000000, &mml, err) != 0 ||
+	    am_json_get_int(b, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
+	    am_json_get_bool(b, "trust_remote_code", AM_JSON_OPTIONAL, &trust, err) != 0 ||
+	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &start, err) != 0 || check_env(json_object_get(b, "env"), err) != 0)
+		return -1;
+	if (!served_name_ok(name))
+		return am_err_set(err, AM_E_INVALID, "name",
+				  "'name' (the model name clients send) must be 1-128 of letters, digits and . _ - : /");
+	if (strcmp(placement, "binpack") && strcmp(placement, "spread"))
+		return am_err_set(err, AM_E_INVALID, "placement", "'placement' must be 'binpack' or 'spread'");
+	double frac = 0;
+	json_t *fj = json_object_get(b, "gpu_memory_utilization");
+	if (fj && !json_is_null(fj)) {
+		if (!json_is_number(fj) || json_number_value(fj) < 0.05 || json_number_value(fj) > 0.99)
+			return am_err_set(err, AM_E_INVALID, "gpu_memory_utilization",
+					  "'gpu_memory_utilization' must be a number between 0.05 and 0.99");
+		frac = json_number_value(fj);
+	}
+	const struct am_engine_def *e = am_engine_find(engine);
+	if (!e)
+		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%.40s' (vllm, sglang, llama.cpp, aimaas-sim, custom)",
+				  engine);
+	if (am_engine_check_args(e, json_object_get(b, "engine_args"), err) != 0)
+		return -1;
+	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
+	long long mid;
+	if (am_model_lookup(ctx->srv->store, mref, &mid) != 0)
+		return am_err_set(err, AM_E_INVALID, "model", "no model '%.100s' is registered", mref);
+	json_t *model = am_model_json(ctx->srv->store, mid);
+	int rc = -1;
+	json_t *loras = NULL, *pinned = NULL;
+	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "llm";
+	json_t *facts = json_object_get(model, "facts");
+	if (strcmp(json_string_value(json_object_get(model, "state")) ?: "", "ready")) {
+		am_err_set(err, AM_E_CONFLICT, "model", "model '%s' is %s: it has no local files yet", mref,
+			   json_string_value(json_object_get(model, "state")));
+		goto out;
+	}
+	if (!strcmp(kind, "adapter")) {
+		am_err_set(err, AM_E_INVALID, "model", "'%s' is a LoRA adapter: deploy its base model with lora_modules", mref);
+		goto out;
+	}
+	if (!am_engine_serves(e, kind)) {
+		am_err_set(err, AM_E_INVALID, "engine", "%s does not serve %s models", e->title, kind);
+		goto out;
+	}
+	int is_gguf = !strcmp(json_string_value(json_object_get(facts, "format")) ?: "", "gguf");
+	if (e->wants_gguf && !is_gguf) {
+		am_err_set(err, AM_E_INVALID, "engine", "%s needs a .gguf model; '%s' is %s", e->title, mref,
+			   json_string_value(json_object_get(facts, "format")) ?: "not one");
+		goto out;
+	}
+	if (json_is_true(json_object_get(facts, "needs_remote_code"))) {
+		if (!trust) {
+			am_err_set(err, AM_E_INVALID, "trust_remote_code",
+				   "'%s' runs its own code (auto_map in config.json); set trust_remote_code: true to allow it", mref);
+			goto out;
+		}
+		if (!ctx->who.admin) {
+			am_err_set(err, AM_E_FORBIDDEN, "trust_remote_code", "only an admin may let a model run its own code");
+			goto out;
+		}
+	}
+	if (!(loras = resolve_loras(ctx, json_object_get(b, "lora_modules"), mid, err)))
+		goto out;
+	if (json_array_size(loras) && strcmp(engine, "vllm") && strcmp(engine, "aimaas-sim")) {
+		am_err_set(err, AM_E_INVALID, "lora_modules", "LoRA adapters are served by vLLM");
+		goto out;
+	}
+	long long dup = 0;
+	am_store_int(ctx->srv->store, &dup, 0, "SELECT COUNT(*) FROM deployments WHERE name = ?", "s", name);
+	if (dup) {
+		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
+		goto out;
+	}
+	struct am_plan_gpu gpus[AM_PLAN_MAX];
+	int n = am_deploy_gpus(ctx->srv->deploy, gpus, AM_PLAN_MAX);
+	if (resolve_pinned(json_object_get(b, "gpus"), gpus, n, &pinned, err) != 0)
+		goto out;
+	if (pinned) {
+		size_t np = json_array_size(pinned);
+		if (gpr && (long long)np != gpr * replicas) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs for %lld replica(s) of %lld GPU(s) each", np, replicas, gpr);
+			goto out;
+		}
+		if (np % (size_t)replicas) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs do not split evenly over %lld replicas", np, replicas);
+			goto out;
+		}
+		gpr = (long long)np / replicas;
+	}
+	if (!gpr)
+		gpr = 1;
+	struct am_plan_req req;
+	memset(&req, 0, sizeof req);
+	req.facts = facts;
+	req.model = json_string_value(json_object_get(model, "name"));
+	req.tp = (int)gpr;
+	req.replicas = (int)replicas;
+	req.max_model_len = (int)mml;
+	req.mem_fraction = frac;
+	req.spread = !strcmp(placement, "spread");
+	for (size_t k = 0; pinned && k < json_array_size(pinned); k++)
+		for (int g = 0; g < n; g++)
+			if (!strcmp(gpus[g].id, json_string_value(json_array_get(pinned, k))))
+				req.pinned[req.npinned++] = g;
+	struct am_plan p;
+	am_planner_plan(gpus, n, &req, &p);
+	if (!p.ok) {
+		am_err_set(err, p.capacity ? AM_E_CONFLICT : AM_E_INVALID, p.field, "%s", p.reason);
+		goto out;
+	}
+	char *s_pinned = pinned ? am_json_dump(pinned) : NULL;
+	char *s_args = json_is_array(json_object_get(b, "engine_args")) ? am_json_dump(json_object_get(b, "engine_args"))
+									 : am_strdup("[]");
+	char *s_env = json_is_object(json_object_get(b, "env")) ? am_json_dump(json_object_get(b, "env")) : am_strdup("{}");
+	char *s_loras = am_json_dump(loras);
+	long long now = am_wall_ms();
+	int dry = 0;
+	char q[8];
+	dry = am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"));
+	int ins = am_store_exec(ctx->srv->store,
+				"INSERT INTO deployments(name, model_id, engine, replicas, gpus_per_replica, pinned_gpus, placement,"
+				" max_model_len, max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code,"
+				" lora_modules, desired, state, created_by, created_at, updated_at)"
+				" VALUES(?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+				"sisiissiidssisssii", name, mid, engine, replicas, gpr, s_pinned, placement,
+				(long long)(mml ? mml : p.max_model_len), mns, frac, s_args, s_env, (long long)trust, s_loras,
+				start ? "running" : "stopped", ctx->who.username, now, now);
+	/* the JSON columns re-read as the reconciler sees them (NULLIF on a
+	 * double needs care: store frac 0 as NULL explicitly) */
+	free(s_pinned);
+	free(s_args);
+	free(s_env);
+	free(s_loras);
+	if (ins == AM_STORE_CONSTRAINT) {
+		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
+		goto out;
+	}
+	if (ins != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the deployment");
+		goto out;
+	}
+	long long id = am_store_last_id(ctx->srv->store);
+	if (frac == 0)
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET gpu_memory_utilization = NULL WHERE id = ?", "i", id);
+	json_t *dep = NULL;
+	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
+	json_t *mrow = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)mid, "name", req.model, "path",
+				 json_string_value(json_object_get(model, "path")), "kind", kind, "facts", facts);
+	json_t *cmd = NULL;
+	if (dry) {
+		/* the command the first replica would run, with the planned placement */
+		json_t *idx = json_array();
+		for (int k = 0; k < req.tp; k++)
+			json_array_append_new(idx, json_integer(gpus[p.choice[k]].index));
+		char *sidx = am_json_dump(idx);
+		json_t *inst = json_pack("{s:i,s:s,s:s,s:f,s:s?}", "port", 0, "api_key", "ame_example", "gpu_indices", sidx,
+					 "mem_fraction", p.fraction, "dtype", p.dtype);
+		free(sidx);
+		json_decref(idx);
+		struct am_argv argv = { 0 }, env = { 0 };
+		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0)
+			cmd = json_pack("{s:o,s:o}", "argv", am_argv_json(&argv, 0), "env", am_argv_json(&env, 1));
+		am_argv_free(&argv);
+		am_argv_free(&env);
+		json_decref(inst);
+		/* nothing of a dry run is kept */
+		am_store_exec(ctx->srv->store, "DELETE FROM deployments WHERE id = ?", "i", id);
+		ctx->no_task = 1;
+		ctx->resp = json_pack("{s:b,s:o,s:o}", "dry_run", 1, "plan", plan_json(&p, gpus, req.tp, req.replicas), "command",
+				      cmd ? cmd : json_null());
+		json_decref(dep);
+		json_decref(mrow);
+		rc = cmd ? 0 : -1;
+		goto out;
+	}
+	char why[1024];
+	for (int r = 0; start && r < (int)replicas; r++)
+		if (am_deploy_place(ctx->srv->deploy, dep, mrow, r, why, sizeof why) != 0) {
+			json_decref(dep);
+			json_decref(mrow);
+			am_err_set(err, AM_E_CONFLICT, "replicas", "%s", why);
+			goto out;
+		}
+	json_decref(dep);
+	json_decref(mrow);
+	am_fmt(ctx->target, sizeof ctx->target, "deployment:%lld", id);
+	if (start) {
+		ctx->task_id = am_task_create(ctx->srv->store, "deployment.create", ctx->target, ctx->who.username, AM_TASK_RUNNING,
+					      "starting");
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET task_id = ? WHERE id = ?", "ii", ctx->task_id, id);
+	}
+	am_deploy_kick(ctx->srv->deploy);
+	ctx->resp = dep_json(ctx->srv, id);
+	json_object_set_new(ctx->resp, "plan", plan_json(&p, gpus, req.tp, req.replicas));
+	ctx->status = 201;
+	rc = 0;
+out:
+	json_decref(model);
+	json_decref(loras);
+	json_decref(pinned);
+	return rc;
+}
+
+static int list(struct am_ctx *ctx, struct am_err *err)
+{
+	long long limit, offset, total = 0;
+	if (am_api_page(ctx, &limit, &offset, err) != 0)
+		return -1;
+	const char *owner = ctx->who.admin ? NULL : ctx->who.username;
+	json_t *ids = NULL;
+	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM deployments WHERE (?1 IS NULL OR created_by = ?1) ORDER BY id"
+		      " LIMIT ?2 OFFSET ?3", "sii", owner, limit, offset);
+	am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE (?1 IS NULL OR created_by = ?1)", "s",
+		     owner);
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r) {
+		json_t *d = dep_json(ctx->srv, json_integer_value(json_object_get(r, "id")));
+		if (d)
+			json_array_append_new(items, d);
+	}
+	json_decref(ids);
+	ctx->resp = am_api_list(items, total, limit, offset);
+	return 0;
+}
+
+static int get(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (dep_param(ctx, &id, err) != 0)
+		return -1;
+	ctx->resp = dep_json(ctx->srv, id);
+	return 0;
+}
+
+/* Records a task the reconciler will finish, replacing any still open. */
+static void track(struct am_ctx *ctx, long long id, const char *kind, const char *msg)
+{
+	long long old = 0;
+	am_store_int(ctx->srv->store, &old, 0, "SELECT task_id FROM deployments WHERE id = ?", "i", id);
+	if (old)
+		am_task_update(ctx->srv->store, old, AM_TASK_CANCELLED, -1, "superseded by a newer action");
+	ctx->task_id = am_task_create(ctx->srv->store, kind, ctx->target, ctx->who.username, AM_TASK_RUNNING, msg);
+	am_store_exec(ctx->srv->store, "UPDATE deployments SET task_id = ?, updated_at = ? WHERE id = ?", "iii", ctx->task_id,
+		      am_wall_ms(), id);
+	am_deploy_kick(ctx->srv->deploy);
+}
+
+static int action(struct am_ctx *ctx, struct am_err *err, const char *what)
+{
+	long long id;
+	if (dep_param(ctx, &id, err) != 0)
+		return -1;
+	char state[32] = "";
+	json_t *row = NULL;
+	am_store_row(ctx->srv->store, &row, "SELECT state FROM deployments WHERE id = ?", "i", id);
+	am_strlcpy(state, json_string_value(json_object_get(row, "state")) ?: "", sizeof state);
+	json_decref(row);
+	if (!strcmp(state, "deleting"))
+		return am_err_set(err, AM_E_CONFLICT, "", "the deployment is being deleted");
+	char kind[48];
+	am_fmt(kind, sizeof kind, "deployment.%s", what);
+	if (!strcmp(what, "stop")) {
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET desired = 'stopped' WHERE id = ?", "i", id);
+		track(ctx, id, kind, "stopping");
+	} else if (!strcmp(what, "start")) {
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET desired = 'running' WHERE id = ?", "i", id);
+		am_store_exec(ctx->srv->store, "DELETE FROM instances WHERE deployment_id = ? AND state = 'failed'", "i", id);
+		track(ctx, id, kind, "starting");
+	} else if (!strcmp(what, "restart")) {
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET desired = 'running' WHERE id = ?", "i", id);
+		am_deploy_restart(ctx->srv->deploy, id);
+		track(ctx, id, kind, "restarting");
+	} else { /* delete */
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET desired = 'stopped', state = 'deleting' WHERE id = ?", "i", id);
+		track(ctx, id, kind, "deleting");
+	}
+	ctx->resp = dep_json(ctx->srv, id);
+	ctx->status = 202;
+	return 0;
+}
+
+static int start(struct am_ctx *ctx, struct am_err *err) { return action(ctx, err, "start"); }
+static int stop(struct am_ctx *ctx, struct am_err *err) { return action(ctx, err, "stop"); }
+static int restart(struct am_ctx *ctx, struct am_err *err) { return action(ctx, err, "restart"); }
+static int delete(struct am_ctx *ctx, struct am_err *err) { return action(ctx, err, "delete"); }
+
+static int update(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", NULL };
+	long long id, replicas = 0, mns = -1;
+	if (dep_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_int(ctx->body, "replicas", AM_JSON_OPTIONAL, 1, 64, &replicas, err) != 0 ||
+	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
+	    check_env(json_object_get(ctx->body, "env"), err) != 0)
+		return -1;
+	json_t *dep = NULL;
+	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
+	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
+	if (e && am_engine_check_args(e, json_object_get(ctx->body, "engine_args"), err) != 0) {
+		json_decref(dep);
+		return -1;
+	}
+	int restart_needed = 0;
+	if (json_is_array(json_object_get(ctx->body, "engine_args"))) {
+		char *s = am_json_dump(json_object_get(ctx->body, "engine_args"));
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET engine_args = ? WHERE id = ?", "si", s, id);
+		free(s);
+		restart_needed = 1;
+	}
+	if (json_is_object(json_object_get(ctx->body, "env"))) {
+		char *s = am_json_dump(json_object_get(ctx->body, "env"));
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET env = ? WHERE id = ?", "si", s, id);
+		free(s);
+		restart_needed = 1;
+	}
+	if (mns > 0) {
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET max_num_seqs = ? WHERE id = ?", "ii", mns, id);
+		restart_needed = 1;
+	}
+	long long cur = json_integer_value(json_object_get(dep, "replicas"));
+	if (replicas && replicas != cur) {
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET replicas = ? WHERE id = ?", "ii", replicas, id);
+		if (replicas > cur && !strcmp(json_string_value(json_object_get(dep, "desired")), "running")) {
+			/* the new replicas must fit now, or the change is refused */
+			json_object_set_new(dep, "replicas", json_integer(replicas));
+			json_t *model = am_model_json(ctx->srv->store, json_integer_value(json_object_get(dep, "model_id")));
+			char why[1024];
+			int bad = 0;
+			for (long long r = cur; r < replicas && !bad; r++)
+				bad = am_deploy_place(ctx->srv->deploy, dep, model, (int)r, why, sizeof why) != 0;
+			json_decref(model);
+			if (bad) {
+				json_decref(dep);
+				return am_err_set(err, AM_E_CONFLICT, "replicas", "%s", why);
+			}
+		}
+	}
+	json_decref(dep);
+	if (restart_needed)
+		am_deploy_restart(ctx->srv->deploy, id);
+	track(ctx, id, "deployment.update", restart_needed ? "restarting with the new settings" : "scaling");
+	ctx->resp = dep_json(ctx->srv, id);
+	return 0;
+}
+
+static int command(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (dep_param(ctx, &id, err) != 0)
+		return -1;
+	json_t *dep = NULL, *insts = NULL, *model = NULL;
+	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
+	model = am_model_json(ctx->srv->store, json_integer_value(json_object_get(dep, "model_id")));
+	am_store_rows(ctx->srv->store, &insts, "SELECT * FROM instances WHERE deployment_id = ? ORDER BY replica", "i", id);
+	json_t *out = json_array();
+	size_t i;
+	json_t *inst;
+	int rc = 0;
+	json_array_foreach(insts, i, inst) {
+		struct am_argv argv = { 0 }, env = { 0 };
+		if (am_deploy_command(ctx->srv->deploy, dep, model, inst, &argv, &env, err) != 0)
+			rc = -1;
+		else
+			json_array_append_new(out, json_pack("{s:I,s:I,s:o,s:o}", "instance", json_integer_value(json_object_get(inst, "id")),
+							     "replica", json_integer_value(json_object_get(inst, "replica")), "argv",
+							     am_argv_json(&argv, 0), "env", am_argv_json(&env, 1)));
+		am_argv_free(&argv);
+		am_argv_free(&env);
+	}
+	json_decref(dep);
+	json_decref(insts);
+	json_decref(model);
+	if (rc) {
+		json_decref(out);
+		return -1;
+	}
+	ctx->resp = json_pack("{s:o}", "instances", out);
+	return 0;
+}
+
+/* ---- logs ---- */
+
+struct follower {
+	struct am_http_req *req;
+	struct event *timer;
+	char path[4200];
+	off_t offset;
+	int idle_ticks;
+	struct am_buf partial;
+};
+
+static void follower_free(struct follower *f)
+{
+	event_free(f->timer);
+	am_buf_free(&f->partial);
+	free(f);
+}
+
+static void on_follow_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	follower_free(data);
+}
+
+static void sse_lines(struct am_buf *out, const char *text, size_t n, struct am_buf *partial)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (text[i] != '\n')
+			continue;
+		am_buf_adds(out, "data: ");
+		if (partial->len) {
+			am_buf_add(out, partial->data, partial->len);
+			am_buf_reset(partial);
+		}
+		am_buf_add(out, text + start, i - start);
+		am_buf_adds(out, "\n\n");
+		start = i + 1;
+	}
+	if (start < n && am_buf_add(partial, text + start, n - start) != 0)
+		am_buf_reset(partial);
+}
+
+static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct follower *f = arg;
+	struct stat sb;
+	struct am_buf out;
+	am_buf_init(&out, 1 << 22);
+	if (stat(f->path, &sb) == 0) {
+		if (sb.st_size < f->offset) /* rotated */
+			f->offset = 0;
+		if (sb.st_size > f->offset) {
+			int fd2 = open(f->path, O_RDONLY | O_CLOEXEC);
+			if (fd2 >= 0) {
+				char buf[65536];
+				ssize_t r;
+				while ((r = pread(fd2, buf, sizeof buf, f->offset)) > 0) {
+					f->offset += r;
+					sse_lines(&out, buf, (size_t)r, &f->partial);
+				}
+				close(fd2);
+			}
+		}
+	}
+	if (!out.len && ++f->idle_ticks >= 300) { /* 15 s of silence: a comment keeps proxies open */
+		am_buf_adds(&out, ": keepalive\n\n");
+		f->idle_ticks = 0;
+	}
+	if (out.len)
+		am_http_stream_write(f->req, out.data, out.len);
+	am_buf_free(&out);
+}
+
+static int logs(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (dep_param(ctx, &id, err) != 0) {
+		am_api_reply_error(ctx->req, err);
+		return 0;
+	}
+	char q[32] = "";
+	long long tail = 200;
+	if (am_http_query(ctx->req, "tail", q, sizeof q) == 1) {
+		char *end;
+		tail = strtoll(q, &end, 10);
+		if (*end || tail < 0 || tail > 10000) {
+			am_err_set(err, AM_E_INVALID, "tail", "'tail' must be an integer from 0 to 10000");
+			am_api_reply_error(ctx->req, err);
+			return 0;
+		}
+	}
+	char inst[32] = "";
+	am_http_query(ctx->req, "instance", inst, sizeof inst);
+	json_t *row = NULL;
+	if (inst[0])
+		am_store_row(ctx->srv->store, &row, "SELECT log_path FROM instances WHERE deployment_id = ? AND (id = ?2 OR"
+			     " (replica = ?3 AND ?4))", "isii", id, inst, (long long)strtol(inst, NULL, 10),
+			     (long long)(strlen(inst) < 3));
+	else
+		am_store_row(ctx->srv->store, &row, "SELECT log_path FROM instances WHERE deployment_id = ? ORDER BY replica LIMIT 1",
+			     "i", id);
+	char path[4200] = "";
+	if (row && json_string_value(json_object_get(row, "log_path")))
+		am_strlcpy(path, json_string_value(json_object_get(row, "log_path")), sizeof path);
+	json_decref(row);
+	if (!path[0]) {
+		/* not started (yet): the replica's log file is where it will be */
+		am_fmt(path, sizeof path, "%s/logs/deployments/%lld/replica-%s.log", ctx->srv->cfg.data_dir, id,
+		       inst[0] && strlen(inst) < 3 ? inst : "0");
+	}
+	char follow[8] = "", download[8] = "";
+	am_http_query(ctx->req, "follow", follow, sizeof follow);
+	am_http_query(ctx->req, "download", download, sizeof download);
+	if (!strcmp(download, "true")) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct am_buf b;
+		am_buf_init(&b, 64u << 20);
+		if (fd >= 0) {
+			char buf[65536];
+			ssize_t r;
+			while ((r = read(fd, buf, sizeof buf)) > 0 && am_buf_add(&b, buf, (size_t)r) == 0)
+				;
+			close(fd);
+		}
+		char cd[128];
+		am_fmt(cd, sizeof cd, "attachment; filename=\"deployment-%lld.log\"", id);
+		am_http_add_header(ctx->req, "Content-Disposition", cd);
+		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data, b.len);
+		am_buf_free(&b);
+		return 0;
+	}
+	char **lines = NULL;
+	int n = am_proc_tail(path, (int)tail, &lines);
+	if (strcmp(follow, "true") != 0) {
+		struct am_buf b;
+		am_buf_init(&b, 16u << 20);
+		for (int i = 0; i < n; i++)
+			am_buf_printf(&b, "%s\n", lines[i]);
+		am_proc_lines_free(lines, n);
+		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data ? b.data : "", b.len);
+		am_buf_free(&b);
+		return 0;
+	}
+	struct follower *f = am_calloc(1, sizeof *f);
+	f->req = ctx->req;
+	am_strlcpy(f->path, path, sizeof f->path);
+	am_buf_init(&f->partial, 1 << 20);
+	struct stat sb;
+	f->offset = stat(path, &sb) == 0 ? sb.st_size : 0;
+	am_http_add_header(ctx->req, "Cache-Control", "no-cache");
+	am_http_add_header(ctx->req, "X-Accel-Buffering", "no");
+	am_http_stream_begin(ctx->req, 200, "text/event-stream; charset=utf-8");
+	struct am_buf first;
+	am_buf_init(&first, 16u << 20);
+	struct am_buf none;
+	am_buf_init(&none, 1);
+	for (int i = 0; i < n; i++) {
+		sse_lines(&first, lines[i], strlen(lines[i]), &none);
+		sse_lines(&first, "\n", 1, &none);
+	}
+	am_buf_free(&none);
+	am_proc_lines_free(lines, n);
+	am_buf_adds(&first, ": following\n\n");
+	am_http_stream_write(ctx->req, first.data, first.len);
+	am_buf_free(&first);
+	f->timer = event_new(ctx->srv->base, -1, EV_PERSIST, on_follow_tick, f);
+	struct timeval tv = { 0, 50000 }; /* new lines reach the client within 50 ms */
+	event_add(f->timer, &tv);
+	am_http_on_abort(ctx->req, on_follow_abort, f);
+	return 0;
+}
+
+static int engines(struct am_ctx *ctx, struct am_err *err)
+{
+	(void)err;
+	size_t n;
+	const struct am_engine_def *all = am_engine_all(&n);
+	json_t *items = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char bin[4096];
+		am_deploy_binary(ctx->srv->deploy, &all[i], bin, sizeof bin);
+		json_t *kinds = json_array();
+		for (const char *const *k = all[i].kinds; *k; k++)
+			json_array_append_new(kinds, json_string(*k));
+		json_t *row = NULL;
+		am_store_row(ctx->srv->store, &row, "SELECT argv FROM engine_settings WHERE name = ?", "s", all[i].name);
+		json_t *argv = row && json_string_value(json_object_get(row, "argv"))
+				       ? json_loads(json_string_value(json_object_get(row, "argv")), 0, NULL) : NULL;
+		json_decref(row);
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o}", "name", all[i].name, "title", all[i].title,
+						       "binary", bin, "health_path", all[i].health_path, "gguf", all[i].wants_gguf,
+						       "kinds", kinds, "argv", argv ? argv : json_null()));
+	}
+	ctx->resp = am_api_list(items, (long long)n, 100, 0);
+	return 0;
+}
+
+static int engine_update(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "binary", "argv", NULL };
+	const char *name = am_api_param(ctx, "name");
+	const struct am_engine_def *e = am_engine_find(name);
+	if (!e)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no engine '%.40s'", name);
+	am_fmt(ctx->target, sizeof ctx->target, "engine:%s", name);
+	const char *bin = NULL;
+	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "binary", AM_JSON_OPTIONAL, 0, 4000, &bin, err) != 0)
+		return -1;
+	if (bin && *bin && bin[0] != '/' && strchr(bin, '/'))
+		return am_err_set(err, AM_E_INVALID, "binary", "'binary' must be an absolute path or a program name on PATH");
+	json_t *argv = json_object_get(ctx->body, "argv");
+	char *s_argv = NULL;
+	if (argv && !json_is_null(argv)) {
+		if (strcmp(name, "custom"))
+			return am_err_set(err, AM_E_INVALID, "argv", "only the custom engine takes an argv template");
+		if (!json_is_array(argv) || !json_array_size(argv) || json_array_size(argv) > 128)
+			return am_err_set(err, AM_E_INVALID, "argv", "'argv' must be a non-empty list of strings");
+		size_t i;
+		json_t *v;
+		json_array_foreach(argv, i, v)
+			if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+				return am_err_set(err, AM_E_INVALID, "argv", "argv[%zu] must be a string", i);
+		s_argv = am_json_dump(argv);
+	}
+	int rc = am_store_exec(ctx->srv->store,
+			       "INSERT INTO engine_settings(name, binary, argv, updated_at) VALUES(?, NULLIF(?, ''), ?, ?)"
+			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
+			       " argv = COALESCE(excluded.argv, argv), updated_at = excluded.updated_at",
+			       "sssii", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL));
+	free(s_argv);
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
+	return engines(ctx, err);
+}
+
+const struct am_route_def am_api_deployments_routes[] = {
+	{ "GET", "/api/v1/deployments", list, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/deployments", create, AM_USER, "deployment.create", 0, 0 },
+	{ "GET", "/api/v1/deployments/{id}", get, AM_USER, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/deployments/{id}", update, AM_USER, "deployment.update", 0, 0 },
+	{ "DELETE", "/api/v1/deployments/{id}", delete, AM_USER, "deployment.delete", 0, 0 },
+	{ "POST", "/api/v1/deployments/{id}/start", start, AM_USER, "deployment.start", 0, 0 },
+	{ "POST", "/api/v1/deployments/{id}/stop", stop, AM_USER, "deployment.stop", 0, 0 },
+	{ "POST", "/api/v1/deployments/{id}/restart", restart, AM_USER, "deployment.restart", 0, 0 },
+	{ "GET", "/api/v1/deployments/{id}/command", command, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/deployments/{id}/logs", logs, AM_USER, NULL, AM_ROUTE_RAW, 0 },
+	{ "GET", "/api/v1/engines", engines, AM_USER, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/engines/{name}", engine_update, AM_ADMIN, "engine.update", 0, 0 },
+};
+const size_t am_api_deployments_nroutes = sizeof am_api_deployments_routes / sizeof am_api_deployments_routes[0];

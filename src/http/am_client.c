@@ -1,0 +1,138 @@
+/* am_client: a minimal loopback HTTP client. */
+#include "am_client.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+
+struct am_client_req {
+	struct bufferevent *bev;
+	struct event *timer;
+	am_client_cb cb;
+	void *data;
+	size_t max_body;
+	struct am_buf in;
+};
+
+static void finish(struct am_client_req *r, int ok)
+{
+	int status = 0;
+	const char *body = "";
+	size_t blen = 0;
+	struct am_buf dechunked;
+	am_buf_init(&dechunked, r->max_body);
+	if (ok && r->in.len >= 12 && strncmp(r->in.data, "HTTP/1.", 7) == 0) {
+		status = (int)strtol(r->in.data + 9, NULL, 10);
+		char *sep = strstr(r->in.data, "\r\n\r\n");
+		if (sep) {
+			*sep = '\0';
+			body = sep + 4;
+			blen = r->in.len - (size_t)(body - r->in.data);
+			if (strcasestr(r->in.data, "transfer-encoding: chunked")) {
+				const char *p = body, *end = body + blen;
+				while (p < end) {
+					char *e;
+					unsigned long n = strtoul(p, &e, 16);
+					const char *crlf = strstr(p, "\r\n");
+					if (!crlf || n == 0 || crlf + 2 + n > end)
+						break;
+					am_buf_add(&dechunked, crlf + 2, n);
+					p = crlf + 2 + n + 2;
+				}
+				body = am_buf_str(&dechunked);
+				blen = dechunked.len;
+			}
+		}
+	}
+	am_client_cb cb = r->cb;
+	void *data = r->data;
+	r->cb = NULL;
+	cb(status, body, blen, data);
+	am_buf_free(&dechunked);
+	am_client_cancel(r);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct am_client_req *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char tmp[16384];
+	size_t n;
+	while ((n = evbuffer_remove(in, tmp, sizeof tmp)) > 0 && n != (size_t)-1) {
+		if (am_buf_add(&r->in, tmp, n) != 0) {
+			finish(r, 0);
+			return;
+		}
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct am_client_req *r = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF) {
+		on_read(bev, arg);
+		if (r->cb)
+			finish(r, 1);
+		return;
+	}
+	finish(r, 0);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg, 0);
+}
+
+struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
+				    int timeout_ms, size_t max_body, am_client_cb cb, void *data)
+{
+	struct am_client_req *r = am_calloc(1, sizeof *r);
+	r->cb = cb;
+	r->data = data;
+	r->max_body = max_body;
+	am_buf_init(&r->in, max_body + 16384);
+	r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	r->timer = evtimer_new(base, on_timeout, r);
+	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	evtimer_add(r->timer, &tv);
+	struct evbuffer *out = bufferevent_get_output(r->bev);
+	evbuffer_add_printf(out, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n", path, port);
+	if (bearer)
+		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", bearer);
+	evbuffer_add(out, "\r\n", 2);
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		/* reported from the loop, never from inside the caller */
+		struct timeval now = { 0, 0 };
+		evtimer_add(r->timer, &now);
+	}
+	return r;
+}
+
+void am_client_cancel(struct am_client_req *r)
+{
+	if (!r)
+		return;
+	event_free(r->timer);
+	bufferevent_free(r->bev);
+	am_buf_free(&r->in);
+	free(r);
+}

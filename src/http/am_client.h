@@ -1,0 +1,22 @@
+/* am_client: one-shot HTTP/1.1 requests to engines on loopback (health
+ * probes, metrics scrapes), on the main loop. The answer is buffered whole
+ * (capped), then the callback runs once; 0 as status means the connection
+ * failed or timed out. */
+#ifndef AM_CLIENT_H
+#define AM_CLIENT_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+struct am_client_req;
+
+typedef void (*am_client_cb)(int status, const char *body, size_t len, void *data);
+
+/* GET http://127.0.0.1:port/path. bearer may be NULL. Returns a handle for
+ * am_client_cancel (valid until the callback has run). */
+struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
+				    int timeout_ms, size_t max_body, am_client_cb cb, void *data);
+/* Drops a request; its callback will not run. */
+void am_client_cancel(struct am_client_req *r);
+
+#endif

@@ -1,0 +1,207 @@
+/* am_proc: spawning, identifying and stopping engine processes. */
+#include "am_proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+
+int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, pid_t *pid, char *errbuf, size_t errsize)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+	/* its own session: a process group to signal whole, and no terminal or
+	 * parent whose end would end it */
+	sigset_t none, dflt;
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE); /* aimaas ignores it; the engine must not inherit that */
+	sigaddset(&dflt, SIGTERM);
+	sigaddset(&dflt, SIGINT);
+	sigaddset(&dflt, SIGHUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dflt);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	int rc = posix_spawnp(pid, argv[0], &fa, &at, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (rc != 0) {
+		if (rc == ENOENT)
+			am_fmt(errbuf, errsize, "the engine program '%s' was not found%s", argv[0],
+			       strchr(argv[0], '/') ? "" : " on PATH (set the engine's binary path)");
+		else
+			am_fmt(errbuf, errsize, "cannot start '%s': %s", argv[0], strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t am_proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	am_fmt(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return 0;
+	char state = p[2];
+	if (state == 'Z' || state == 'X')
+		return 0;
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) { /* p is at field 3 (state) */
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+int am_proc_same(pid_t pid, uint64_t start_time)
+{
+	return pid > 0 && start_time && am_proc_start_time(pid) == start_time;
+}
+
+int am_proc_group_alive(pid_t pgid)
+{
+	return pgid > 0 && kill(-pgid, 0) == 0;
+}
+
+void am_proc_kill_group(pid_t pgid, int sig)
+{
+	if (pgid > 1)
+		kill(-pgid, sig);
+}
+
+int am_proc_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	return -1;
+#endif
+}
+
+void am_proc_reap(pid_t pid, char *out, size_t size)
+{
+	int st;
+	out[0] = '\0';
+	if (waitpid(pid, &st, WNOHANG) != pid)
+		return;
+	if (WIFEXITED(st))
+		am_fmt(out, size, "exit %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		am_fmt(out, size, "signal %d", WTERMSIG(st));
+}
+
+void am_proc_rotate(const char *path, uint64_t max)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0 || (uint64_t)sb.st_size <= max)
+		return;
+	char old[4200];
+	am_fmt(old, sizeof old, "%s.1", path);
+	int in = open(path, O_RDWR | O_CLOEXEC), out = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (in >= 0 && out >= 0) {
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(in, buf, sizeof buf)) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+		if (ftruncate(in, 0) != 0)
+			(void)0;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
+int am_proc_tail(const char *path, int n, char ***lines)
+{
+	*lines = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat sb;
+	fstat(fd, &sb);
+	off_t want = 65536;
+	off_t from = sb.st_size > want ? sb.st_size - want : 0;
+	char *buf = am_malloc((size_t)(sb.st_size - from) + 1);
+	ssize_t got = pread(fd, buf, (size_t)(sb.st_size - from), from);
+	close(fd);
+	if (got < 0)
+		got = 0;
+	buf[got] = '\0';
+	/* count back n newlines */
+	char **out = am_calloc((size_t)n + 1, sizeof *out);
+	int k = 0;
+	char *end = buf + got;
+	while (end > buf && end[-1] == '\n')
+		*--end = '\0';
+	while (k < n && end > buf) {
+		char *nl = end;
+		while (nl > buf && nl[-1] != '\n')
+			nl--;
+		out[k++] = am_strndup(nl, (size_t)(end - nl));
+		end = nl > buf ? nl - 1 : buf;
+		if (from > 0 && nl == buf)
+			break; /* a partial first line */
+	}
+	free(buf);
+	for (int i = 0; i < k / 2; i++) { /* oldest first */
+		char *t = out[i];
+		out[i] = out[k - 1 - i];
+		out[k - 1 - i] = t;
+	}
+	*lines = out;
+	return k;
+}
+
+void am_proc_lines_free(char **lines, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+}
+
+int am_proc_port_free(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int ok = bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
+	close(fd);
+	return ok;
+}

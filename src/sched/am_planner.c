@@ -1,0 +1,289 @@
+/* am_planner: memory estimates and GPU placement. */
+#include "am_planner.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../base/am_buf.h"
+
+static json_int_t fi(json_t *f, const char *k)
+{
+	json_t *v = json_object_get(f, k);
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static int is_pooling(const char *kind)
+{
+	return kind && (!strcmp(kind, "embedding") || !strcmp(kind, "rerank"));
+}
+
+/* Weight bytes in GPU memory: float32 checkpoints load as 16-bit ("auto"). */
+static uint64_t weight_bytes(json_t *facts)
+{
+	json_t *by = json_object_get(facts, "bytes_by_dtype");
+	if (!json_is_object(by) || !json_object_size(by))
+		return (uint64_t)fi(facts, "weight_bytes");
+	uint64_t b = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(by, k, v)
+		b += !strcmp(k, "F32") ? (uint64_t)json_integer_value(v) / 2 : (uint64_t)json_integer_value(v);
+	return b;
+}
+
+struct est {
+	uint64_t weights, kv_tok, overhead;
+};
+
+static struct est estimate(json_t *facts, const char *kind, int tp)
+{
+	struct est e;
+	e.weights = weight_bytes(facts) / (uint64_t)tp;
+	uint64_t kvh = (uint64_t)fi(facts, "kv_heads"), hd = (uint64_t)fi(facts, "head_dim"), layers = (uint64_t)fi(facts, "layers");
+	uint64_t per_gpu_heads = kvh ? (kvh + (uint64_t)tp - 1) / (uint64_t)tp : 0;
+	/* K and V, 16-bit, per layer and head */
+	e.kv_tok = is_pooling(kind) ? 0 : 2 * layers * per_gpu_heads * hd * 2;
+	uint64_t hidden = (uint64_t)fi(facts, "hidden_size");
+	/* CUDA context (0.52 GiB measured on an H100) plus the activations of the
+	 * profiling batch vLLM runs before it sizes the KV cache */
+	uint64_t act = hidden * 8192 * 2 * 12 / (uint64_t)tp;
+	if (act < (uint64_t)(0.25 * GIB))
+		act = (uint64_t)(0.25 * GIB);
+	e.overhead = (uint64_t)(0.55 * GIB) + act + (kind && !strcmp(kind, "vlm") ? (uint64_t)(0.5 * GIB) : 0);
+	return e;
+}
+
+static int divides(int heads, int tp)
+{
+	return heads <= 0 || heads % tp == 0;
+}
+
+static void list_tp(int heads, char *out, size_t size)
+{
+	struct am_buf b;
+	am_buf_init(&b, size);
+	for (int t = 1; t <= 64 && t <= heads; t++)
+		if (heads % t == 0)
+			am_buf_printf(&b, "%s%d", b.len ? ", " : "", t);
+	am_strlcpy(out, am_buf_str(&b), size);
+	am_buf_free(&b);
+}
+
+static uint64_t free_of(const struct am_plan_gpu *g)
+{
+	uint64_t taken = g->used_other + g->reserved;
+	return taken >= g->total ? 0 : g->total - taken;
+}
+
+/* What this deployment would reserve on g, or 0 when it does not fit. */
+static uint64_t reserve_on(const struct am_plan_gpu *g, uint64_t avail, uint64_t need, const char *kind, double fraction)
+{
+	if (fraction > 0) {
+		uint64_t r = (uint64_t)(fraction * (double)g->total);
+		return r >= need && r <= avail ? r : 0;
+	}
+	if (need > avail)
+		return 0;
+	if (is_pooling(kind))
+		return need;
+	uint64_t cap = (uint64_t)(0.9 * (double)g->total);
+	uint64_t r = avail < cap ? avail : cap;
+	return r >= need ? r : 0;
+}
+
+static void refuse(struct am_plan *p, const char *field, int capacity, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void refuse(struct am_plan *p, const char *field, int capacity, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+	va_end(ap);
+	am_strlcpy(p->field, field, sizeof p->field);
+	p->capacity = capacity;
+	p->ok = 0;
+}
+
+void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan_req *r, struct am_plan *p)
+{
+	memset(p, 0, sizeof *p);
+	const char *kind = json_string_value(json_object_get(r->facts, "kind"));
+	int heads = (int)fi(r->facts, "attention_heads"), kvh = (int)fi(r->facts, "kv_heads");
+	if (r->tp < 1 || r->replicas < 1 || r->tp * r->replicas > AM_PLAN_MAX) {
+		refuse(p, "gpus_per_replica", 0, "GPUs per replica times replicas must be between 1 and %d", AM_PLAN_MAX);
+		return;
+	}
+	char opts[256];
+	if (!divides(heads, r->tp)) {
+		list_tp(heads, opts, sizeof opts);
+		refuse(p, r->npinned ? "gpus" : "gpus_per_replica", 0,
+		       "tensor parallel size %d does not divide %s's %d attention heads; use %s GPU(s) per replica", r->tp,
+		       r->model, heads, opts);
+		return;
+	}
+	if (kvh > 0 && kvh % r->tp != 0 && r->tp % kvh != 0) {
+		refuse(p, r->npinned ? "gpus" : "gpus_per_replica", 0,
+		       "tensor parallel size %d does not divide %s's %d KV heads (nor they it); use a size that divides %d or is a multiple of %d",
+		       r->tp, r->model, kvh, kvh, kvh);
+		return;
+	}
+	int ctx = (int)fi(r->facts, "max_context");
+	p->max_model_len = r->max_model_len > 0 ? r->max_model_len : ctx > 0 && ctx < 32768 ? ctx : 32768;
+	if (ctx > 0 && p->max_model_len > ctx) {
+		refuse(p, "max_model_len", 0, "max_model_len %d is longer than %s's context of %d tokens", p->max_model_len,
+		       r->model, ctx);
+		return;
+	}
+	struct est e = estimate(r->facts, kind, r->tp);
+	p->weights = e.weights;
+	p->kv_per_token = e.kv_tok;
+	p->kv = e.kv_tok * (uint64_t)p->max_model_len;
+	p->overhead = e.overhead;
+	p->need = p->weights + p->kv + p->overhead;
+	if (n == 0) {
+		refuse(p, "gpus_per_replica", 1, "there are no GPUs: %s needs %d GPU(s) with %.1f GiB each", r->model, r->tp,
+		       p->need / GIB);
+		return;
+	}
+
+	/* the biggest card first: can it ever fit? */
+	uint64_t biggest = 0;
+	for (int i = 0; i < n; i++)
+		if (gpus[i].total > biggest)
+			biggest = gpus[i].total;
+	uint64_t usable = r->mem_fraction > 0 ? (uint64_t)(r->mem_fraction * (double)biggest)
+					       : is_pooling(kind) ? biggest : (uint64_t)(0.9 * (double)biggest);
+	if (p->need > usable) {
+		char hint[256] = "";
+		for (int t = r->tp + 1; t <= 64 && t <= n; t++) {
+			if (!divides(heads, t) || (kvh > 0 && kvh % t && t % kvh))
+				continue;
+			struct est e2 = estimate(r->facts, kind, t);
+			uint64_t need2 = e2.weights + e2.kv_tok * (uint64_t)p->max_model_len + e2.overhead;
+			if (need2 <= usable) {
+				am_fmt(hint, sizeof hint, "; with %d GPUs it needs %.1f GiB each", t, need2 / GIB);
+				break;
+			}
+		}
+		if (!hint[0] && p->kv > 0 && p->weights + p->overhead < usable) {
+			uint64_t fit = (usable - p->weights - p->overhead) / e.kv_tok;
+			if (fit >= 1024)
+				am_fmt(hint, sizeof hint, "; max_model_len %llu would fit", (unsigned long long)(fit / 1024 * 1024));
+		}
+		if (!hint[0]) {
+			int best = 0;
+			for (int t = 1; t <= 64 && t <= n; t++)
+				if (divides(heads, t) && !(kvh > 0 && kvh % t && t % kvh))
+					best = t;
+			if (best > 0) {
+				struct est e3 = estimate(r->facts, kind, best);
+				am_fmt(hint, sizeof hint, "; no split over these %d GPUs fits (over %d it needs %.1f GiB each): "
+				       "a quantized model or larger cards would", n, best,
+				       (e3.weights + e3.kv_tok * (uint64_t)p->max_model_len + e3.overhead) / GIB);
+			}
+		}
+		refuse(p, r->mem_fraction > 0 ? "gpu_memory_utilization" : "gpus_per_replica", 1,
+		       "%s needs %.1f GiB per GPU with %d GPU(s) (weights %.1f + KV cache %.1f for %d tokens + overhead %.1f GiB), "
+		       "but the largest card gives %.1f GiB%s",
+		       r->model, p->need / GIB, r->tp, p->weights / GIB, p->kv / GIB, p->max_model_len, p->overhead / GIB,
+		       usable / GIB, hint);
+		return;
+	}
+
+	uint64_t avail[AM_PLAN_MAX];
+	int used[AM_PLAN_MAX];
+	for (int i = 0; i < n && i < AM_PLAN_MAX; i++) {
+		avail[i] = free_of(&gpus[i]);
+		used[i] = 0;
+	}
+	int total = r->tp * r->replicas;
+	if (r->npinned) {
+		for (int k = 0; k < total; k++) {
+			int i = r->pinned[k];
+			uint64_t res = reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction);
+			if (!res) {
+				refuse(p, "gpus", 1,
+				       "needs %.1f GiB on each pinned GPU; GPU %d (%s) has %.1f GiB free%s%s%s", p->need / GIB,
+				       gpus[i].index, gpus[i].name, avail[i] / GIB, gpus[i].holders[0] ? " (reserved by " : "",
+				       gpus[i].holders, gpus[i].holders[0] ? ")" : "");
+				return;
+			}
+			p->choice[k] = i;
+			p->reserve[k] = res;
+			avail[i] -= res;
+		}
+	} else {
+		for (int k = 0; k < total; k++) {
+			int best = -1;
+			for (int i = 0; i < n && i < AM_PLAN_MAX; i++) {
+				/* the GPUs of one replica are distinct; replicas may share a card */
+				int same = 0;
+				for (int j = k - k % r->tp; j < k; j++)
+					same |= p->choice[j] == i;
+				if (same || !reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction))
+					continue;
+				if (best < 0 || (r->spread ? avail[i] > avail[best] : avail[i] < avail[best]) ||
+				    (avail[i] == avail[best] && used[i] < used[best]))
+					best = i;
+			}
+			if (best < 0) {
+				struct am_buf b;
+				am_buf_init(&b, sizeof p->reason);
+				int have = 0;
+				for (int i = 0; i < n && i < AM_PLAN_MAX; i++)
+					have += reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction) != 0;
+				am_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
+						  "%d GPU(s) have that free", total, p->need / GIB, r->model, p->weights / GIB,
+					      p->kv / GIB, p->overhead / GIB, have);
+				int shown = 0;
+				for (int i = 0; i < n && shown < 8; i++) {
+					if (reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction))
+						continue;
+					am_buf_printf(&b, "; GPU %d has %.1f GiB free", gpus[i].index, free_of(&gpus[i]) / GIB);
+					if (gpus[i].holders[0])
+						am_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
+					if (gpus[i].used_other > (uint64_t)(0.25 * GIB))
+						am_buf_printf(&b, " (%.1f GiB used by other processes)", gpus[i].used_other / GIB);
+					shown++;
+				}
+				refuse(p, "replicas", 1, "%s", am_buf_str(&b));
+				am_buf_free(&b);
+				return;
+			}
+			uint64_t res = reserve_on(&gpus[best], avail[best], p->need, kind, r->mem_fraction);
+			p->choice[k] = best;
+			p->reserve[k] = res;
+			avail[best] -= res;
+			used[best]++;
+		}
+	}
+	/* one share for every GPU of an instance: the smallest, and never below need */
+	double frac = 1.0;
+	for (int k = 0; k < total; k++) {
+		double f = (double)p->reserve[k] / (double)gpus[p->choice[k]].total;
+		if (f < frac)
+			frac = f;
+	}
+	frac = floor(frac * 100.0 + 1e-6) / 100.0;
+	for (int k = 0; k < total; k++) {
+		const struct am_plan_gpu *g = &gpus[p->choice[k]];
+		if (frac * (double)g->total < (double)p->need)
+			frac = ceil((double)p->need / (double)g->total * 100.0) / 100.0;
+	}
+	p->fraction = frac;
+	for (int k = 0; k < total; k++) {
+		p->reserve[k] = (uint64_t)(frac * (double)gpus[p->choice[k]].total);
+		if (gpus[p->choice[k]].cc_major && gpus[p->choice[k]].cc_major < 8) {
+			const char *dt = json_string_value(json_object_get(r->facts, "torch_dtype"));
+			if (dt && !strcmp(dt, "bfloat16"))
+				p->dtype = "half";
+		}
+	}
+	uint64_t per = p->reserve[0];
+	p->concurrency = e.kv_tok && per > p->weights + p->overhead
+				 ? (double)(per - p->weights - p->overhead) / (double)(e.kv_tok * (uint64_t)p->max_model_len)
+				 : 0;
+	p->ok = 1;
+}

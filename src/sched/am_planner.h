@@ -1,0 +1,64 @@
+/* am_planner: where a deployment's replicas go and how much GPU memory each
+ * may take. It estimates one replica's memory per GPU from the inspected
+ * model (weights / TP + KV cache for the context + runtime overhead), checks
+ * that tensor parallelism divides the attention and KV heads, and picks GPUs:
+ * bin-pack (fill partly used cards first), spread (emptiest first) or exactly
+ * the pinned cards. Memory used by processes aimaas did not start, and what
+ * aimaas has reserved, both count, so two workloads never collide on a card.
+ *
+ * Reservation policy: LLMs and VLMs take what is free on a card up to 0.9 of
+ * it (vLLM's own default), so they get a large KV cache; embedding and rerank
+ * models take what they need, so several share a card; an explicit
+ * gpu_memory_utilization takes exactly that share. The engine is told the
+ * share it got (e.g. --gpu-memory-utilization), so it never takes more.
+ * A refusal says why in numbers. Pure: no I/O. */
+#ifndef AM_PLANNER_H
+#define AM_PLANNER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define AM_PLAN_MAX 64
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+struct am_plan_gpu {
+	char id[96];
+	int index;
+	char name[96];
+	uint64_t total;
+	uint64_t used_other;   /* by processes aimaas did not start */
+	uint64_t reserved;     /* by aimaas's placements */
+	int cc_major, cc_minor;
+	char holders[256];     /* who holds the reservations, for messages */
+};
+
+struct am_plan_req {
+	json_t *facts;         /* the model's inspected facts */
+	const char *model;     /* its name, for messages */
+	int tp;                /* GPUs per replica */
+	int replicas;
+	int max_model_len;     /* 0: the model's, at most 32768 */
+	double mem_fraction;   /* 0: the policy above */
+	int spread;
+	int pinned[AM_PLAN_MAX]; /* indices into the GPU array; npinned == tp * replicas */
+	int npinned;
+};
+
+struct am_plan {
+	int ok;
+	uint64_t weights, kv, overhead, need; /* per GPU of one replica */
+	uint64_t kv_per_token;                /* per GPU */
+	int max_model_len;
+	double fraction;                      /* what each engine is told */
+	int choice[AM_PLAN_MAX];              /* replica r uses choice[r*tp .. r*tp+tp-1] */
+	uint64_t reserve[AM_PLAN_MAX];        /* bytes reserved on each chosen GPU */
+	const char *dtype;                    /* "half" on cards without bf16, else NULL */
+	double concurrency;                   /* full-length sequences the KV cache holds */
+	char field[32];                       /* the request field a refusal concerns */
+	int capacity;                         /* 1: refused for lack of room (not bad input) */
+	char reason[1024];
+};
+
+void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan_req *req, struct am_plan *out);
+
+#endif
