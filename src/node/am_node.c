@@ -11,6 +11,7 @@
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
 #include "../gpu/am_inventory.h"
 #include "../store/am_store.h"
 
@@ -89,7 +90,8 @@ static long long reserved_on(json_t *reservations, const char *uuid)
 	return 0;
 }
 
-static json_t *gpu_json(const struct am_gpu_info *g, const char *node, long long reserved, int64_t sampled)
+static json_t *gpu_json(struct am_server *srv, const struct am_gpu_info *g, const char *node, long long reserved,
+			int64_t sampled)
 {
 	uint64_t used = g->mem_used, free_b = g->mem_free;
 	if (g->simulated) { /* a simulated card is as full as aimaas has made it */
@@ -99,9 +101,13 @@ static json_t *gpu_json(const struct am_gpu_info *g, const char *node, long long
 	char cc[16];
 	am_fmt(cc, sizeof cc, "%d.%d", g->cc_major, g->cc_minor);
 	json_t *procs = json_array();
-	for (int i = 0; i < g->nprocs; i++)
-		json_array_append_new(procs, json_pack("{s:i,s:I,s:s}", "pid", g->procs[i].pid, "used_bytes",
-						       (json_int_t)g->procs[i].used_bytes, "name", g->procs[i].name));
+	for (int i = 0; i < g->nprocs; i++) {
+		long long inst = 0;
+		int ours = srv->deploy && am_deploy_owns_pid(srv->deploy, g->procs[i].pid, &inst);
+		json_array_append_new(procs, json_pack("{s:i,s:I,s:s,s:o}", "pid", g->procs[i].pid, "used_bytes",
+						       (json_int_t)g->procs[i].used_bytes, "name", g->procs[i].name,
+						       "aimaas_instance", ours ? json_integer(inst) : json_null()));
+	}
 	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:b,s:s,s:b,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o,s:I}",
 			 "id", g->uuid, "node", node, "index", g->index, "name", g->name, "uuid", g->uuid,
 			 "pci_bus_id", g->pci_bus_id[0] ? json_string(g->pci_bus_id) : json_null(),
@@ -126,7 +132,7 @@ json_t *am_node_gpus_json(struct am_server *srv, const char *node_id)
 			  NULL) != 0)
 		res = json_array();
 	for (int i = 0; i < snap->n; i++)
-		json_array_append_new(arr, gpu_json(&snap->gpus[i], AM_LOCAL_NODE, reserved_on(res, snap->gpus[i].uuid),
+		json_array_append_new(arr, gpu_json(srv, &snap->gpus[i], AM_LOCAL_NODE, reserved_on(res, snap->gpus[i].uuid),
 						    snap->sampled_at_ms ? snap->sampled_at_ms : am_wall_ms()));
 	json_decref(res);
 	free(snap);

@@ -1,4 +1,6 @@
-/* am_migrations: schema history. Times are wall-clock milliseconds. */
+/* am_migrations: schema history. Times are wall-clock milliseconds. Ids are
+ * AUTOINCREMENT: a deleted record's id is never handed out again, so a log
+ * folder, a task's target or an audit line always means one record. */
 #include "am_migrations.h"
 
 static const char *const migrations[] = {
@@ -19,25 +21,25 @@ static const char *const migrations[] = {
 	"  first_seen_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL);"
 	"CREATE INDEX gpus_node ON gpus(node_id, idx);"
 	"CREATE TABLE gpu_reservations ("
-	"  id INTEGER PRIMARY KEY, gpu_id TEXT NOT NULL REFERENCES gpus(id),"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, gpu_id TEXT NOT NULL REFERENCES gpus(id),"
 	"  owner_kind TEXT NOT NULL, owner_id INTEGER NOT NULL, bytes INTEGER NOT NULL,"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX gpu_reservations_gpu ON gpu_reservations(gpu_id);"
 	"CREATE TABLE users ("
-	"  id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL UNIQUE COLLATE NOCASE,"
 	"  display_name TEXT NOT NULL DEFAULT '', password_hash TEXT NOT NULL,"
 	"  role TEXT NOT NULL CHECK (role IN ('admin','user')),"
 	"  disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL, last_login_at INTEGER);"
 	"CREATE TABLE sessions ("
-	"  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
 	"  kind TEXT NOT NULL CHECK (kind IN ('session','token')), name TEXT,"
 	"  token_hash TEXT NOT NULL UNIQUE, token_hint TEXT NOT NULL, csrf TEXT,"
 	"  created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER,"
 	"  revoked_at INTEGER);"
 	"CREATE INDEX sessions_user ON sessions(user_id, kind);"
 	"CREATE TABLE tasks ("
-	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL DEFAULT '',"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, target TEXT NOT NULL DEFAULT '',"
 	"  actor TEXT NOT NULL, state TEXT NOT NULL"
 	"    CHECK (state IN ('queued','running','succeeded','failed','cancelled')),"
 	"  progress INTEGER NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',"
@@ -48,7 +50,7 @@ static const char *const migrations[] = {
 
 	/* 2: models, deployments and their instances, engine settings */
 	"CREATE TABLE models ("
-	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL DEFAULT '',"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL DEFAULT '',"
 	"  description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',"
 	"  source TEXT NOT NULL CHECK (source IN ('local','huggingface','modelscope')),"
 	"  path TEXT, hub_id TEXT, state TEXT NOT NULL, kind TEXT, architecture TEXT,"
@@ -56,7 +58,7 @@ static const char *const migrations[] = {
 	"  base_model_id INTEGER REFERENCES models(id), created_by TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
 	"CREATE TABLE deployments ("
-	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, model_id INTEGER NOT NULL REFERENCES models(id),"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, model_id INTEGER NOT NULL REFERENCES models(id),"
 	"  engine TEXT NOT NULL, replicas INTEGER NOT NULL, gpus_per_replica INTEGER NOT NULL,"
 	"  pinned_gpus TEXT, placement TEXT NOT NULL DEFAULT 'binpack', max_model_len INTEGER,"
 	"  max_num_seqs INTEGER, gpu_memory_utilization REAL, engine_args TEXT NOT NULL DEFAULT '[]',"
@@ -66,7 +68,7 @@ static const char *const migrations[] = {
 	"  reason TEXT NOT NULL DEFAULT '', task_id INTEGER, created_by TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
 	"CREATE TABLE instances ("
-	"  id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,"
 	"  replica INTEGER NOT NULL, node_id TEXT NOT NULL, gpus TEXT NOT NULL DEFAULT '[]',"
 	"  gpu_indices TEXT NOT NULL DEFAULT '[]', mem_per_gpu INTEGER NOT NULL DEFAULT 0, mem_fraction REAL,"
 	"  dtype TEXT, port INTEGER, api_key TEXT NOT NULL, pid INTEGER, pid_start INTEGER,"

@@ -124,6 +124,9 @@ test('user management: roles, disable, last admin, self-delete', async () => {
   assertError(await srv.api('DELETE', `/api/v1/users/${meId}`, { token: admin }), 409);
   const del = await srv.api('DELETE', `/api/v1/users/${u.json.id}`, { token: admin });
   assert.equal(del.status, 200);
+  const again = await srv.api('POST', '/api/v1/users', { token: admin, body: { username: 'frank2', password: 'frank-password' } });
+  assert.ok(again.json.id > u.json.id, 'a deleted id is never handed out again');
+  await srv.api('DELETE', `/api/v1/users/${again.json.id}`, { token: admin });
   assertError(await srv.api('GET', `/api/v1/users/${u.json.id}`, { token: admin }), 404);
   const tasks = await srv.api('GET', `/api/v1/tasks?target=user:${u.json.id}`, { token: admin });
   const kinds = tasks.json.items.map((t) => `${t.kind}:${t.state}`);

@@ -63,7 +63,7 @@ test('without NVML, nvidia-smi is parsed instead', async () => {
     assert.equal(h.memory.total, 81559 * 1024 * 1024);
     assert.equal(h.memory.free, 81079 * 1024 * 1024);
     assert.equal(h.compute_capability, '9.0');
-    assert.deepEqual(h.processes, [{ pid: 446, used_bytes: 6754 * 1024 * 1024, name: 'python3' }]);
+    assert.deepEqual(h.processes, [{ pid: 446, used_bytes: 6754 * 1024 * 1024, name: 'python3', aimaas_instance: null }]);
     const node = await srv.api('GET', '/api/v1/nodes/local', { token });
     assert.equal(node.json.gpu_source, 'nvidia-smi');
   } finally {
