@@ -21,6 +21,7 @@ struct am_inventory;
 struct am_limiter;
 struct am_api;
 struct am_deploy;
+struct am_gateway;
 
 struct am_config {
 	char listen[256];
@@ -38,6 +39,9 @@ struct am_config {
 	int header_timeout_s;              /* request head must arrive within this */
 	int idle_timeout_s;                /* keep-alive connections without a request */
 	int stop_engines_on_exit;          /* default: engines outlive aimaas */
+	int gateway_threads;               /* /v1 worker loops */
+	size_t gateway_max_body;
+	int gateway_keepalive_ms;
 };
 
 struct am_server {
@@ -48,6 +52,7 @@ struct am_server {
 	struct am_api *api;
 	struct am_inventory *inv;
 	struct am_deploy *deploy;
+	struct am_gateway *gateway;
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */
 	struct am_limiter *login_user_limiter; /* failed logins per username */
 	int64_t started_ms;

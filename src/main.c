@@ -1,6 +1,8 @@
 /* aimaas: the command line. `aimaas serve` runs the platform. */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -22,6 +24,7 @@
 #include "base/am_rand.h"
 #include "base/am_time.h"
 #include "deploy/am_deploy.h"
+#include "gateway/am_gateway.h"
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "node/am_node.h"
@@ -55,6 +58,9 @@ static const char usage_serve[] =
 	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
 	"  --header-timeout S     a request's head must arrive within S seconds (default 10)\n"
 	"  --idle-timeout S       close keep-alive connections idle for S seconds (default 75)\n"
+	"  --gateway-threads N    worker loops for /v1 (AIMAAS_GATEWAY_THREADS; default: CPUs)\n"
+	"  --gateway-max-body B   /v1 request body limit (default 33554432: base64 images)\n"
+	"  --gateway-keepalive-ms MS  SSE comment interval while a first token is pending (default 10000)\n"
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
 	"                         serving while aimaas is down or being upgraded)\n"
 	"  -h, --help             this text\n"
@@ -87,6 +93,9 @@ static int num_opt(const char *val, const char *flag, const char *unit, long lon
 	}
 	return 0;
 }
+
+/* for main_handoff, whose data is the API's */
+static struct am_gateway *g_gateway;
 
 static int mkdirs(const char *path)
 {
@@ -148,7 +157,7 @@ static int env_list(const char *name, char sep, int slot, const char **out, int 
 
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
@@ -156,6 +165,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		{ "max-body", required_argument, NULL, O_BODY },  { "gpu-interval", required_argument, NULL, O_GPUI },
 		{ "header-timeout", required_argument, NULL, O_HTO }, { "idle-timeout", required_argument, NULL, O_ITO },
 		{ "stop-engines-on-exit", no_argument, NULL, O_STOPENG },
+		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
+		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -163,7 +174,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	am_strlcpy(c->data_dir, (e = getenv("AIMAAS_DATA_DIR")) && *e ? e : "./data", sizeof c->data_dir);
 	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
 	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
-		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL;
+		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL, *gwt = getenv("AIMAAS_GATEWAY_THREADS"),
+		   *gwb = NULL, *gwk = NULL;
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
 	const char *sims[AM_MAX_SIM_SPECS];
@@ -181,6 +193,9 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_HTO: hto = optarg; break;
 		case O_ITO: ito = optarg; break;
 		case O_STOPENG: c->stop_engines_on_exit = 1; break;
+		case O_GWT: gwt = optarg; break;
+		case O_GWB: gwb = optarg; break;
+		case O_GWK: gwk = optarg; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -214,6 +229,16 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		return -1;
 	}
 	long long ttl_v = 43200, body_v = 1 << 20, gpui_v = 5000, hto_v = 10, ito_v = 75;
+	long long gwt_v = sysconf(_SC_NPROCESSORS_ONLN), gwb_v = 32LL << 20, gwk_v = 10000;
+	if (gwt_v < 1)
+		gwt_v = 1;
+	if (num_opt(gwt, "--gateway-threads", "threads", 1, 256, &gwt_v) != 0 ||
+	    num_opt(gwb, "--gateway-max-body", "bytes", 1024, 1LL << 32, &gwb_v) != 0 ||
+	    num_opt(gwk, "--gateway-keepalive-ms", "ms", 10, 600000, &gwk_v) != 0)
+		return -1;
+	c->gateway_threads = (int)gwt_v;
+	c->gateway_max_body = (size_t)gwb_v;
+	c->gateway_keepalive_ms = (int)gwk_v;
 	if (num_opt(ttl, "--session-ttl", "seconds", 60, 90LL * 86400, &ttl_v) != 0 ||
 	    num_opt(body, "--max-body", "bytes", 1024, 1LL << 32, &body_v) != 0 ||
 	    num_opt(gpui, "--gpu-interval", "ms", 100, 600000, &gpui_v) != 0 ||
@@ -279,6 +304,23 @@ static int lock_data_dir(const char *dir)
 	return fd;
 }
 
+/* The main loop serves the control plane; /v1 connections go to the
+ * gateway's workers. */
+static int main_wants(const char *method, size_t ml, const char *target, size_t tl, void *data)
+{
+	(void)method;
+	(void)ml;
+	(void)data;
+	return !am_gateway_owns(target, tl);
+}
+
+static void main_handoff(int fd, const char *bytes, size_t len, const char *peer, void *data)
+{
+	struct am_api *api = data;
+	(void)api;
+	am_gateway_handoff(g_gateway, fd, bytes, len, peer);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -312,6 +354,9 @@ static int serve(int argc, char **argv)
 	char err[512];
 	if (parse_serve(argc, argv, &srv.cfg) != 0)
 		goto out;
+	/* the gateway's threads hand connections to each other's loops */
+	evthread_use_pthreads();
+	json_object_seed(0);
 	am_log_set_level(srv.cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	if (am_rand_init() != 0) {
@@ -356,8 +401,15 @@ static int serve(int argc, char **argv)
 	hcfg.header_timeout_s = srv.cfg.header_timeout_s;
 	hcfg.body_timeout_s = srv.cfg.header_timeout_s * 3;
 	hcfg.idle_timeout_s = srv.cfg.idle_timeout_s;
+	struct am_gateway_config gcfg = { .threads = srv.cfg.gateway_threads, .max_body = srv.cfg.gateway_max_body,
+					  .keepalive_ms = srv.cfg.gateway_keepalive_ms, .first_byte_ms = 600000,
+					  .idle_ms = 300000 };
+	srv.gateway = am_gateway_new(&srv, &gcfg);
+	g_gateway = srv.gateway;
 	struct am_http_handlers h;
 	am_api_handlers(srv.api, &h);
+	h.wants = main_wants;
+	h.handoff = main_handoff;
 	srv.http = am_http_server_new(srv.base, &hcfg, &h);
 	if (am_http_server_listen(srv.http, srv.cfg.listen, err, sizeof err) != 0) {
 		am_error("main", "%s", err);
@@ -365,7 +417,7 @@ static int serve(int argc, char **argv)
 	}
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
 	srv.deploy = am_deploy_new(&srv);
-	if (am_deploy_start(srv.deploy) != 0)
+	if (am_deploy_start(srv.deploy) != 0 || am_gateway_start(srv.gateway) != 0)
 		goto out;
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
@@ -395,6 +447,7 @@ out:
 	if (gpu_tick)
 		event_free(gpu_tick);
 	am_http_server_free(srv.http);
+	am_gateway_free(srv.gateway);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_inventory_free(srv.inv);
 	am_api_free(srv.api);

@@ -38,7 +38,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_system_routes, &am_api_system_nroutes }, { am_api_auth_routes, &am_api_auth_nroutes },
 		{ am_api_users_routes, &am_api_users_nroutes },   { am_api_nodes_routes, &am_api_nodes_nroutes },
 		{ am_api_tasks_routes, &am_api_tasks_nroutes },     { am_api_models_routes, &am_api_models_nroutes },
-		{ am_api_deployments_routes, &am_api_deployments_nroutes },
+		{ am_api_deployments_routes, &am_api_deployments_nroutes }, { am_api_keys_routes, &am_api_keys_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;

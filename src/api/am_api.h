@@ -91,6 +91,8 @@ extern const struct am_route_def am_api_models_routes[];
 extern const size_t am_api_models_nroutes;
 extern const struct am_route_def am_api_deployments_routes[];
 extern const size_t am_api_deployments_nroutes;
+extern const struct am_route_def am_api_keys_routes[];
+extern const size_t am_api_keys_nroutes;
 extern const struct am_route_def am_api_tasks_routes[];
 extern const size_t am_api_tasks_nroutes;
 

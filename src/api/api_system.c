@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../base/am_time.h"
+#include "../gateway/am_gateway.h"
 #include "../gpu/am_inventory.h"
 #include "../obs/am_metrics.h"
 #include "../store/am_store.h"
@@ -35,6 +36,7 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 			    "# TYPE aimaas_start_time_seconds gauge\naimaas_start_time_seconds %.3f\n",
 		      (double)ctx->srv->started_ms / 1000.0);
 	am_metrics_render(am__api_metrics(ctx->srv->api), &out);
+	am_gateway_render_metrics(ctx->srv->gateway, &out);
 	struct am_inventory_snapshot *snap = malloc(sizeof *snap);
 	if (snap) {
 		am_inventory_get(ctx->srv->inv, snap);

@@ -110,6 +110,6 @@ int am_json_has(json_t *obj, const char *key)
 
 char *am_json_dump(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
 	return s ? s : am_strdup("null");
 }

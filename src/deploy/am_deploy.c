@@ -15,6 +15,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "../gateway/am_gateway.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../node/am_node.h"
@@ -848,6 +849,8 @@ static void reconcile(struct am_deploy *d)
 			am_store_rollback(d->srv->store);
 	}
 	json_decref(deps);
+	if (d->srv->gateway) /* ready replicas change the gateway's routes */
+		am_gateway_refresh(d->srv->gateway);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

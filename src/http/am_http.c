@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -31,6 +32,7 @@ struct am_http_conn {
 	int close_after;
 	int lingering;          /* answered and half-closed: draining the client */
 	int body_unread;        /* the current request's body is not read (yet) */
+	int handed_off;         /* the socket now belongs to another loop */
 	uint64_t linger_start;
 	int in_process;
 	enum chunk_state chunk;
@@ -318,6 +320,38 @@ static void server_error(struct am_http_conn *c, int status, const char *msg)
 
 /* ---- request reading ---- */
 
+/* When the request line is complete and another loop serves its target,
+ * hands the connection over. 1 when handed off (c is gone). */
+static int handoff_if_foreign(struct am_http_conn *c, struct evbuffer *in)
+{
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF);
+	size_t avail = evbuffer_get_length(in);
+	if (eol.pos < 0)
+		return 0; /* not yet a whole line: the head parser will wait or refuse */
+	size_t n = (size_t)eol.pos < 2048 ? (size_t)eol.pos : 2048;
+	char *line = (char *)evbuffer_pullup(in, (ssize_t)n);
+	const char *sp = memchr(line, ' ', n);
+	if (!sp)
+		return 0;
+	const char *t = sp + 1;
+	const char *sp2 = memchr(t, ' ', n - (size_t)(t - line));
+	size_t tl = sp2 ? (size_t)(sp2 - t) : n - (size_t)(t - line);
+	if (c->srv->h.wants(line, (size_t)(sp - line), t, tl, c->srv->h.data))
+		return 0;
+	int fd = dup(bufferevent_getfd(c->bev));
+	if (fd < 0)
+		return 0;
+	char *bytes = am_malloc(avail ? avail : 1);
+	evbuffer_copyout(in, bytes, avail);
+	char peer[64];
+	am_strlcpy(peer, c->peer, sizeof peer);
+	c->srv->h.handoff(fd, bytes, avail, peer, c->srv->h.data);
+	free(bytes);
+	c->state = CS_CLOSING;
+	c->handed_off = 1;
+	return 1;
+}
+
 static int start_request(struct am_http_conn *c, struct evbuffer *in)
 {
 	/* RFC 9112: ignore empty lines before a request line. */
@@ -330,6 +364,8 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 	}
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
+		return 0;
+	if (c->srv->h.wants && handoff_if_foreign(c, in))
 		return 0;
 	if (!c->head_started) {
 		c->head_started = 1;
@@ -528,6 +564,10 @@ static void process(struct am_http_conn *c)
 		}
 	}
 	c->in_process--;
+	if (c->in_process == 0 && c->handed_off) {
+		conn_free(c);
+		return;
+	}
 	if (c->in_process == 0 && c->state == CS_CLOSING &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		linger(c);
@@ -623,6 +663,45 @@ static void conn_free(struct am_http_conn *c)
 	free(c);
 }
 
+static struct am_http_conn *conn_new(struct am_http_server *s, evutil_socket_t fd)
+{
+	struct am_http_conn *c = am_calloc(1, sizeof *c);
+	c->srv = s;
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return NULL;
+	}
+	c->timer = evtimer_new(s->base, on_timer, c);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	struct timeval wt = { s->cfg.write_timeout_s, 0 };
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	return c;
+}
+
+void am_http_server_adopt(struct am_http_server *s, int fd, const char *bytes, size_t len, const char *peer)
+{
+	evutil_make_socket_nonblocking(fd);
+	struct am_http_conn *c = conn_new(s, fd);
+	if (!c)
+		return;
+	am_strlcpy(c->peer, peer, sizeof c->peer);
+	/* a bufferevent freezes the end of its input; the bytes read on the
+	 * other loop go in front of what the socket brings next */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_unfreeze(in, 0);
+	evbuffer_add(in, bytes, len);
+	evbuffer_freeze(in, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	arm(c, s->cfg.idle_timeout_s);
+	process(c);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	(void)l;
@@ -630,15 +709,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct am_http_server *s = arg;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct am_http_conn *c = am_calloc(1, sizeof *c);
-	c->srv = s;
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		evutil_closesocket(fd);
-		free(c);
+	struct am_http_conn *c = conn_new(s, fd);
+	if (!c)
 		return;
-	}
-	c->timer = evtimer_new(s->base, on_timer, c);
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)sa;
 		char ip[INET_ADDRSTRLEN];
@@ -652,13 +725,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	} else {
 		am_strlcpy(c->peer, "unix", sizeof c->peer);
 	}
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	struct timeval wt = { s->cfg.write_timeout_s, 0 };
-	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	arm(c, s->cfg.idle_timeout_s);
 }

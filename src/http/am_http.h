@@ -81,6 +81,12 @@ struct am_http_handlers {
 	 * head, 408, 413, 431, 501, 505) in the application's error shape, by
 	 * calling am_http_respond. NULL: plain text. */
 	void (*on_error)(struct am_http_req *req, int status, const char *message, void *data);
+	/* Optional hand-off between loops: before a request is parsed, wants()
+	 * sees its method and target; when it answers 0, the connection (its
+	 * socket and the bytes already read) goes to handoff(), which takes
+	 * ownership of fd and must free nothing else. */
+	int (*wants)(const char *method, size_t mlen, const char *target, size_t tlen, void *data);
+	void (*handoff)(int fd, const char *bytes, size_t len, const char *peer, void *data);
 	void *data;
 };
 
@@ -92,6 +98,9 @@ struct am_http_server *am_http_server_new(struct event_base *base, const struct 
 int am_http_server_listen(struct am_http_server *s, const char *addr, char *errbuf, size_t errsize);
 /* The port actually bound (useful with port 0). */
 int am_http_server_port(const struct am_http_server *s);
+/* Takes a connection handed off by another loop: fd (owned from now on) and
+ * the bytes already read from it. */
+void am_http_server_adopt(struct am_http_server *s, int fd, const char *bytes, size_t len, const char *peer);
 /* Stops accepting; open connections stay until am_http_server_free. */
 void am_http_server_stop_listening(struct am_http_server *s);
 /* Closes every connection (aborting requests in flight) and frees. */

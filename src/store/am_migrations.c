@@ -81,6 +81,22 @@ static const char *const migrations[] = {
 	"CREATE TABLE engine_settings ("
 	"  name TEXT PRIMARY KEY, binary TEXT, argv TEXT, health_path TEXT, env TEXT NOT NULL DEFAULT '{}',"
 	"  kinds TEXT NOT NULL DEFAULT '[]', custom INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL);",
+
+	/* 3: the gateway: API keys and usage */
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, key_hint TEXT NOT NULL, models TEXT,"
+	"  rpm INTEGER, tpm INTEGER, quota_tokens INTEGER, used_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  expires_at INTEGER, revoked_at INTEGER, last_used_at INTEGER, created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE INDEX api_keys_user ON api_keys(user_id);"
+	"CREATE TABLE usage_records ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, key_id INTEGER, user_id INTEGER,"
+	"  model TEXT NOT NULL, deployment_id INTEGER, instance_id INTEGER, endpoint TEXT NOT NULL,"
+	"  prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  ttft_ms REAL, duration_ms REAL NOT NULL, status INTEGER NOT NULL, stream INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX usage_at ON usage_records(at);"
+	"CREATE INDEX usage_key ON usage_records(key_id, at);",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -24,6 +24,16 @@ struct am_store {
 	int ncache;
 };
 
+static sqlite3_stmt *prepare_nocache(struct am_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		am_error("store", "prepare failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sql);
+		return NULL;
+	}
+	return st;
+}
+
 static sqlite3_stmt *prepare(struct am_store *s, const char *sql)
 {
 	for (int i = 0; i < s->ncache; i++)
@@ -133,6 +143,41 @@ static int step_all(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max)
 	}
 	am_error("store", "step failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sqlite3_sql(st));
 	return -1;
+}
+
+static int run_with(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max, const char *fmt, va_list ap)
+{
+	if (!st)
+		return -1;
+	int rc = bind(s, st, fmt, ap);
+	if (rc == 0)
+		rc = step_all(s, st, arr, max);
+	release(s, st);
+	return rc;
+}
+
+int am_store_exec_dynamic(struct am_store *s, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_with(s, prepare_nocache(s, sql), NULL, 0, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...)
+{
+	json_t *arr = json_array();
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_with(s, prepare_nocache(s, sql), arr, 0, fmt, ap);
+	va_end(ap);
+	if (rc != 0) {
+		json_decref(arr);
+		return -1;
+	}
+	*out = arr;
+	return 0;
 }
 
 static int run(struct am_store *s, json_t *arr, int max, const char *sql, const char *fmt, va_list ap)

@@ -26,6 +26,10 @@ int am_store_rows(struct am_store *s, json_t **out, const char *sql, const char 
 int am_store_row(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
 /* The first column of the first row as an integer; *out = dflt without rows. */
 int am_store_int(struct am_store *s, long long *out, long long dflt, const char *sql, const char *fmt, ...);
+/* The same for SQL built at run time (not a string literal): prepared each
+ * time, never cached, since the cache keys on the SQL text's address. */
+int am_store_exec_dynamic(struct am_store *s, const char *sql, const char *fmt, ...);
+int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
 long long am_store_last_id(struct am_store *s);
 int am_store_changes(struct am_store *s);
 

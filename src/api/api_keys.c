@@ -1,0 +1,261 @@
+/* api_keys: API keys for the /v1 gateway (a secret shown once, a hash kept;
+ * allowed models, expiry, requests and tokens per minute, a token quota),
+ * and usage aggregated by key, model, user and hour or day. Users manage
+ * their own keys and see their own usage; admins all. */
+#include <sodium.h>
+#include <string.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_json.h"
+#include "../base/am_mem.h"
+#include "../base/am_rand.h"
+#include "../base/am_time.h"
+#include "../gateway/am_gateway.h"
+#include "../store/am_store.h"
+#include "am_api.h"
+
+#define KEY_COLS "k.id, k.name, k.key_hint, k.models, k.rpm, k.tpm, k.quota_tokens, k.used_tokens, k.expires_at," \
+		 " k.revoked_at, k.last_used_at, k.created_at, k.updated_at, u.username AS owner"
+
+static json_t *key_json(struct am_store *st, long long id)
+{
+	json_t *k = NULL;
+	am_store_row(st, &k, "SELECT " KEY_COLS " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?", "i", id);
+	if (k) {
+		json_t *m = json_loads(json_string_value(json_object_get(k, "models")) ?: "null", JSON_DECODE_ANY, NULL);
+		json_object_set_new(k, "models", m ? m : json_null());
+		json_object_set_new(k, "revoked", json_boolean(!json_is_null(json_object_get(k, "revoked_at"))));
+	}
+	return k;
+}
+
+static int key_param(struct am_ctx *ctx, long long *id, struct am_err *err)
+{
+	if (am_api_param_id(ctx, "id", "API key", id, err) != 0)
+		return -1;
+	long long owner = 0;
+	am_store_int(ctx->srv->store, &owner, 0, "SELECT user_id FROM api_keys WHERE id = ?", "i", *id);
+	if (!owner || (owner != ctx->who.user_id && !ctx->who.admin))
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no API key with id %lld", *id);
+	am_fmt(ctx->target, sizeof ctx->target, "key:%lld", *id);
+	return 0;
+}
+
+/* models: null (all) or a list of served names. */
+static int check_models(json_t *m, struct am_err *err)
+{
+	if (!m || json_is_null(m))
+		return 0;
+	if (!json_is_array(m) || json_array_size(m) > 256)
+		return am_err_set(err, AM_E_INVALID, "models", "'models' must be null (all models) or a list of model names");
+	size_t i;
+	json_t *v;
+	json_array_foreach(m, i, v)
+		if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 128)
+			return am_err_set(err, AM_E_INVALID, "models", "models[%zu] must be a model name", i);
+	return 0;
+}
+
+static int limits(json_t *b, long long *rpm, long long *tpm, long long *quota, long long *days, struct am_err *err)
+{
+	return am_json_get_int(b, "rpm", AM_JSON_OPTIONAL, 1, 10000000, rpm, err) != 0 ||
+			       am_json_get_int(b, "tpm", AM_JSON_OPTIONAL, 1, 10000000000LL, tpm, err) != 0 ||
+			       am_json_get_int(b, "quota_tokens", AM_JSON_OPTIONAL, 1, 1000000000000LL, quota, err) != 0 ||
+			       am_json_get_int(b, "expires_in_days", AM_JSON_OPTIONAL, 1, 3650, days, err) != 0
+		       ? -1 : 0;
+}
+
+static int create(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", "models", "rpm", "tpm", "quota_tokens", "expires_in_days", "expires_at",
+					      NULL };
+	const char *name = NULL;
+	long long rpm = 0, tpm = 0, quota = 0, days = 0, at = 0;
+	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "name", AM_JSON_REQUIRED, 1, 100, &name, err) != 0 ||
+	    check_models(json_object_get(ctx->body, "models"), err) != 0 ||
+	    limits(ctx->body, &rpm, &tpm, &quota, &days, err) != 0 ||
+	    am_json_get_int(ctx->body, "expires_at", AM_JSON_OPTIONAL, 1, 1LL << 50, &at, err) != 0)
+		return -1;
+	if (at && at <= am_wall_ms())
+		return am_err_set(err, AM_E_INVALID, "expires_at", "'expires_at' (ms since the epoch) is in the past");
+	long long now = am_wall_ms();
+	long long expires = at ? at : days ? now + days * 86400000LL : 0;
+	char secret[64], hash[65], hint[24];
+	am_rand_token("sk-", secret, sizeof secret);
+	am_sha256_hex(secret, strlen(secret), hash);
+	am_fmt(hint, sizeof hint, "sk-…%s", secret + strlen(secret) - 4);
+	json_t *m = json_object_get(ctx->body, "models");
+	char *models = json_is_array(m) ? am_json_dump(m) : NULL;
+	int rc = am_store_exec(ctx->srv->store,
+			       "INSERT INTO api_keys(user_id, name, key_hash, key_hint, models, rpm, tpm, quota_tokens, expires_at,"
+			       " created_at, updated_at) VALUES(?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?)",
+			       "issssiiiiii", ctx->who.user_id, name, hash, hint, models, rpm, tpm, quota, expires, now, now);
+	free(models);
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not create the key");
+	long long id = am_store_last_id(ctx->srv->store);
+	am_fmt(ctx->target, sizeof ctx->target, "key:%lld", id);
+	ctx->resp = key_json(ctx->srv->store, id);
+	json_object_set_new(ctx->resp, "key", json_string(secret)); /* the only time it is shown */
+	sodium_memzero(secret, sizeof secret);
+	ctx->status = 201;
+	am_gateway_refresh(ctx->srv->gateway);
+	return 0;
+}
+
+static int list(struct am_ctx *ctx, struct am_err *err)
+{
+	char all[8] = "";
+	am_http_query(ctx->req, "all", all, sizeof all);
+	int everyone = ctx->who.admin && !strcmp(all, "true");
+	json_t *ids = NULL;
+	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM api_keys WHERE (?1 OR user_id = ?2) ORDER BY id DESC", "ii",
+			  (long long)everyone, ctx->who.user_id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read keys");
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r)
+		json_array_append_new(items, key_json(ctx->srv->store, json_integer_value(json_object_get(r, "id"))));
+	json_decref(ids);
+	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
+	return 0;
+}
+
+static int get(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (key_param(ctx, &id, err) != 0)
+		return -1;
+	ctx->resp = key_json(ctx->srv->store, id);
+	return 0;
+}
+
+static int update(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", "models", "rpm", "tpm", "quota_tokens", "expires_in_days", NULL };
+	long long id, rpm = -1, tpm = -1, quota = -1, days = -1;
+	const char *name = NULL;
+	if (key_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 100, &name, err) != 0 ||
+	    check_models(json_object_get(ctx->body, "models"), err) != 0 || limits(ctx->body, &rpm, &tpm, &quota, &days, err) != 0)
+		return -1;
+	struct am_store *st = ctx->srv->store;
+	long long now = am_wall_ms();
+	int rc = 0;
+	if (name)
+		rc |= am_store_exec(st, "UPDATE api_keys SET name = ? WHERE id = ?", "si", name, id);
+	if (json_object_get(ctx->body, "models")) {
+		json_t *m = json_object_get(ctx->body, "models");
+		char *s = json_is_array(m) ? am_json_dump(m) : NULL;
+		rc |= am_store_exec(st, "UPDATE api_keys SET models = ? WHERE id = ?", "si", s, id);
+		free(s);
+	}
+	/* a null limit lifts it */
+	static const char *const cols[] = { "rpm", "tpm", "quota_tokens" };
+	long long vals[] = { rpm, tpm, quota };
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(ctx->body, cols[i]);
+		if (!v)
+			continue;
+		char sql[96];
+		am_fmt(sql, sizeof sql, "UPDATE api_keys SET %s = NULLIF(?, -1) WHERE id = ?", cols[i]);
+		/* the statement cache keys on the SQL's address: use the exec path that does not cache */
+		rc |= am_store_exec_dynamic(st, sql, "ii", json_is_null(v) ? -1LL : vals[i], id);
+	}
+	if (days > 0)
+		rc |= am_store_exec(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", "ii", now + days * 86400000LL, id);
+	rc |= am_store_exec(st, "UPDATE api_keys SET updated_at = ? WHERE id = ?", "ii", now, id);
+	if (rc)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not update the key");
+	ctx->resp = key_json(st, id);
+	am_gateway_refresh(ctx->srv->gateway);
+	return 0;
+}
+
+static int revoke(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (key_param(ctx, &id, err) != 0)
+		return -1;
+	long long now = am_wall_ms();
+	if (am_store_exec(ctx->srv->store, "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), updated_at = ? WHERE id = ?",
+			  "iii", now, now, id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not revoke the key");
+	ctx->resp = key_json(ctx->srv->store, id);
+	am_gateway_refresh(ctx->srv->gateway);
+	return 0;
+}
+
+/* GET /usage?group_by=model,key,user,deployment&interval=hour|day&from=&to= */
+static int usage(struct am_ctx *ctx, struct am_err *err)
+{
+	char group[64] = "model", interval[8] = "", from[24] = "", to[24] = "";
+	if (am_http_query(ctx->req, "group_by", group, sizeof group) < 0 ||
+	    am_http_query(ctx->req, "interval", interval, sizeof interval) < 0 ||
+	    am_http_query(ctx->req, "from", from, sizeof from) < 0 || am_http_query(ctx->req, "to", to, sizeof to) < 0)
+		return am_err_set(err, AM_E_INVALID, "group_by", "bad query parameters");
+	struct am_buf sel, grp;
+	am_buf_init(&sel, 1024);
+	am_buf_init(&grp, 1024);
+	char *save = NULL;
+	for (char *g = strtok_r(group, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+		const char *s = NULL, *gg = NULL;
+		if (!strcmp(g, "model"))
+			s = "r.model", gg = "r.model";
+		else if (!strcmp(g, "key"))
+			s = "r.key_id, k.name AS key_name", gg = "r.key_id";
+		else if (!strcmp(g, "user"))
+			s = "u.username AS user", gg = "r.user_id";
+		else if (!strcmp(g, "deployment"))
+			s = "r.deployment_id", gg = "r.deployment_id";
+		if (!s) {
+			am_buf_free(&sel);
+			am_buf_free(&grp);
+			return am_err_set(err, AM_E_INVALID, "group_by", "'group_by' takes model, key, user, deployment (comma-separated)");
+		}
+		am_buf_printf(&sel, "%s, ", s);
+		am_buf_printf(&grp, "%s%s", grp.len ? ", " : "", gg);
+	}
+	long long bucket = 0;
+	if (interval[0]) {
+		if (strcmp(interval, "hour") && strcmp(interval, "day")) {
+			am_buf_free(&sel);
+			am_buf_free(&grp);
+			return am_err_set(err, AM_E_INVALID, "interval", "'interval' must be 'hour' or 'day'");
+		}
+		bucket = !strcmp(interval, "hour") ? 3600000LL : 86400000LL;
+	}
+	char *e;
+	long long f = from[0] ? strtoll(from, &e, 10) : 0, t = to[0] ? strtoll(to, &e, 10) : (1LL << 62);
+	char sql[2048];
+	am_fmt(sql, sizeof sql,
+	       "SELECT %s%s COUNT(*) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"
+	       " SUM(r.completion_tokens) AS completion_tokens, SUM(r.status >= 400) AS errors,"
+	       " ROUND(AVG(CASE WHEN r.ttft_ms >= 0 THEN r.ttft_ms END), 2) AS avg_ttft_ms,"
+	       " ROUND(AVG(r.duration_ms), 2) AS avg_duration_ms"
+	       " FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id LEFT JOIN users u ON u.id = r.user_id"
+	       " WHERE r.at >= ?1 AND r.at < ?2 AND (?3 OR r.user_id = ?4)"
+	       " GROUP BY %s%s ORDER BY %s%s LIMIT 5000",
+	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel), bucket ? "bucket_at, " : "",
+	       am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));
+	am_buf_free(&sel);
+	am_buf_free(&grp);
+	json_t *rows = NULL;
+	if (am_store_rows_dynamic(ctx->srv->store, &rows, sql, bucket ? "iiiii" : "iiii", f, t, (long long)ctx->who.admin,
+				  ctx->who.user_id, bucket) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read usage");
+	ctx->resp = am_api_list(rows, (long long)json_array_size(rows), 5000, 0);
+	return 0;
+}
+
+const struct am_route_def am_api_keys_routes[] = {
+	{ "GET", "/api/v1/keys", list, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/keys", create, AM_USER, "key.create", 0, 0 },
+	{ "GET", "/api/v1/keys/{id}", get, AM_USER, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/keys/{id}", update, AM_USER, "key.update", 0, 0 },
+	{ "DELETE", "/api/v1/keys/{id}", revoke, AM_USER, "key.revoke", 0, 0 },
+	{ "GET", "/api/v1/usage", usage, AM_USER, NULL, 0, 0 },
+};
+const size_t am_api_keys_nroutes = sizeof am_api_keys_routes / sizeof am_api_keys_routes[0];

@@ -1,0 +1,144 @@
+/* gw_internal: what the gateway's files share: the snapshot, the workers,
+ * per-model statistics. Not for use outside src/gateway. */
+#ifndef GW_INTERNAL_H
+#define GW_INTERNAL_H
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../http/am_http.h"
+#include "am_gateway.h"
+#include "gw_upstream.h"
+
+/* Counters of one API key, shared by all workers for its whole life. */
+struct gw_counters {
+	long long key_id;
+	_Atomic long long minute;   /* the minute the two counters below count */
+	_Atomic long long requests;
+	_Atomic long long tokens;
+	_Atomic long long used;     /* tokens used in all (the database's figure, then ours) */
+};
+
+struct gw_key {
+	char hash[65];
+	long long id, user_id;
+	char user[65];
+	int all_models;
+	char **models;
+	int nmodels;
+	long long rpm, tpm, quota;
+	int64_t expires_at;
+	struct gw_counters *ctr;
+};
+
+struct gw_rep {
+	long long instance_id;
+	int port;
+	char key[80];
+};
+
+struct gw_route {
+	char name[129];            /* what clients send as "model" */
+	long long dep_id;
+	char kind[16];
+	char state[16];            /* "running", or why not */
+	int lora;                  /* a LoRA adapter served by dep_id */
+	struct gw_rep *reps;       /* ready replicas */
+	int nreps;
+};
+
+/* Immutable once published; freed when the last holder lets go. */
+struct gw_table {
+	int refs;                  /* guarded by am_gateway.mu */
+	struct gw_route *routes;
+	int nroutes;
+	struct gw_key *keys;       /* sorted by hash */
+	int nkeys;
+	long long created_s;
+};
+
+struct gw_usage {
+	int64_t at;
+	long long key_id, user_id, dep_id, inst_id;
+	char model[129];
+	char endpoint[32];
+	long long prompt, completion;
+	double ttft_ms, dur_ms;
+	int status, stream;
+};
+
+#define GW_NB 14
+struct gw_mstats {             /* one model's series, per worker */
+	char model[129];
+	struct { int status; uint64_t n; } st[12];
+	int nst;
+	uint64_t prompt, completion;
+	uint64_t ttft[GW_NB + 1], dur[GW_NB + 1], ttft_n, dur_n;
+	double ttft_sum, dur_sum;
+	long long inflight;
+};
+
+struct gw_repstate {           /* a worker's view of one replica */
+	long long instance_id;
+	int outstanding;
+	int fails;                 /* in a row */
+	int64_t open_until_ms;     /* out of rotation until then (then half-open) */
+};
+
+struct gw_pending {
+	int fd;
+	char *bytes;
+	size_t len;
+	char peer[64];
+};
+
+struct gw_worker {
+	struct am_gateway *g;
+	int idx;
+	pthread_t thread;
+	struct event_base *base;
+	struct am_http_server *http;
+	struct gw_pool *pool;
+	pthread_mutex_t qmu;       /* guards q */
+	struct gw_pending *q;
+	int nq, capq;
+	struct event *notify, *quit;
+	struct gw_table *table;    /* this worker's reference */
+	long long table_gen;
+	struct gw_repstate *reps;
+	int nreps, capreps;
+	pthread_mutex_t smu;       /* guards stats, read by /metrics */
+	struct gw_mstats *stats;
+	int nstats;
+};
+
+struct am_gateway {
+	struct am_server *srv;
+	struct am_gateway_config cfg;
+	pthread_mutex_t mu;        /* guards table, gen, counters list, usage queue, main inbox */
+	struct gw_table *table;
+	_Atomic long long gen;
+	char signature[16384];     /* main loop only */
+	struct gw_counters **ctrs;
+	int nctrs, capctrs;
+	struct gw_usage *usage;
+	int nusage, capusage;
+	struct gw_pending *inbox;  /* connections handed back to the main loop */
+	int ninbox, capinbox;
+	struct event *inbox_ev, *flush_ev;
+	struct gw_worker *workers;
+	int nworkers;
+	_Atomic unsigned next;
+};
+
+/* gw_proxy.c: the request path on a worker */
+void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
+/* am_gateway.c: for the proxy */
+struct gw_table *gw_table_get(struct gw_worker *w);
+void gw_usage_push(struct am_gateway *g, const struct gw_usage *u);
+struct gw_mstats *gw_stats(struct gw_worker *w, const char *model);
+void gw_stats_observe(uint64_t *buckets, double v);
+
+#endif

@@ -1,0 +1,655 @@
+/* gw_proxy: one gateway request on a worker: authenticate the key, route by
+ * "model" to a ready replica (least outstanding first, failing ones out of
+ * rotation for a while), enforce the key's limits, forward, relay the
+ * answer (SSE frame by frame, with keep-alive comments while the first
+ * token is pending), retry once elsewhere when a replica fails before the
+ * client got anything, and account the usage. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+#include "../base/am_rand.h"
+#include "../base/am_time.h"
+#include "gw_internal.h"
+#include "gw_json.h"
+
+#define COOLDOWN_MS 10000
+#define FAILS_TO_OPEN 3
+
+struct preq {
+	struct gw_worker *w;
+	struct am_http_req *http;
+	struct gw_up *up;
+	const struct gw_key *key;   /* in the table of the moment; looked up again per step */
+	char key_hash[65];
+	long long key_id, user_id, dep_id, inst_id, tried_inst;
+	struct gw_counters *ctr;
+	char model[129];
+	char endpoint[32];
+	char upath[64];
+	int stream, client_usage, tries, status, began, got_event, counted;
+	char *body;                 /* what goes upstream */
+	size_t blen;
+	struct am_buf resp, sse;
+	char ctype[128];
+	uint64_t t0, tfirst;
+	long long prompt, completion;
+	struct event *ka;
+};
+
+static void preq_free(struct preq *p)
+{
+	if (p->ka)
+		event_free(p->ka);
+	free(p->body);
+	am_buf_free(&p->resp);
+	am_buf_free(&p->sse);
+	free(p);
+}
+
+static void app_free(struct am_http_req *req)
+{
+	if (req->app_ctx)
+		preq_free(req->app_ctx);
+	req->app_ctx = NULL;
+}
+
+/* OpenAI's error shape. */
+static void oai_error(struct am_http_req *req, int status, const char *type, const char *code, const char *param,
+		      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void oai_error(struct am_http_req *req, int status, const char *type, const char *code, const char *param,
+		      const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", msg, "type", type, "param", param, "code", code);
+	if (!json_object_get(json_object_get(e, "error"), "param"))
+		json_object_set_new(json_object_get(e, "error"), "param", json_null());
+	if (!json_object_get(json_object_get(e, "error"), "code"))
+		json_object_set_new(json_object_get(e, "error"), "code", json_null());
+	char *s = json_dumps(e, JSON_COMPACT);
+	am_http_respond(req, status, "application/json", s, strlen(s));
+	free(s);
+	json_decref(e);
+}
+
+static const struct gw_key *find_key(struct gw_table *t, const char *h)
+{
+	if (!t)
+		return NULL;
+	int lo = 0, hi = t->nkeys - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		int c = strcmp(t->keys[mid].hash, h);
+		if (!c)
+			return &t->keys[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static const struct gw_route *find_route(struct gw_table *t, const char *model)
+{
+	for (int i = 0; t && i < t->nroutes; i++)
+		if (!strcmp(t->routes[i].name, model))
+			return &t->routes[i];
+	return NULL;
+}
+
+static int key_allows(const struct gw_key *k, const char *model)
+{
+	if (k->all_models)
+		return 1;
+	for (int i = 0; i < k->nmodels; i++)
+		if (!strcmp(k->models[i], model))
+			return 1;
+	return 0;
+}
+
+/* ---- replicas ---- */
+
+static struct gw_repstate *repstate(struct gw_worker *w, long long id)
+{
+	for (int i = 0; i < w->nreps; i++)
+		if (w->reps[i].instance_id == id)
+			return &w->reps[i];
+	if (w->nreps == w->capreps) {
+		w->capreps = w->capreps ? w->capreps * 2 : 32;
+		w->reps = am_realloc(w->reps, (size_t)w->capreps * sizeof *w->reps);
+	}
+	struct gw_repstate *r = &w->reps[w->nreps++];
+	memset(r, 0, sizeof *r);
+	r->instance_id = id;
+	return r;
+}
+
+/* Least outstanding among those in rotation; a replica out of rotation whose
+ * cool-down passed gets one trial (half-open). */
+static const struct gw_rep *pick(struct gw_worker *w, const struct gw_route *r, long long exclude)
+{
+	int64_t now = am_wall_ms();
+	const struct gw_rep *best = NULL;
+	int best_out = 0;
+	for (int i = 0; i < r->nreps; i++) {
+		if (r->reps[i].instance_id == exclude && r->nreps > 1)
+			continue;
+		struct gw_repstate *s = repstate(w, r->reps[i].instance_id);
+		if (s->fails >= FAILS_TO_OPEN && now < s->open_until_ms)
+			continue;
+		if (!best || s->outstanding < best_out) {
+			best = &r->reps[i];
+			best_out = s->outstanding;
+		}
+	}
+	if (!best) { /* all out of rotation: the one whose cool-down ends first */
+		int64_t soonest = 0;
+		for (int i = 0; i < r->nreps; i++) {
+			struct gw_repstate *s = repstate(w, r->reps[i].instance_id);
+			if (!best || s->open_until_ms < soonest) {
+				best = &r->reps[i];
+				soonest = s->open_until_ms;
+			}
+		}
+	}
+	return best;
+}
+
+static void rep_result(struct gw_worker *w, long long id, int ok)
+{
+	struct gw_repstate *s = repstate(w, id);
+	if (ok) {
+		s->fails = 0;
+		s->open_until_ms = 0;
+	} else if (++s->fails >= FAILS_TO_OPEN) {
+		s->open_until_ms = am_wall_ms() + COOLDOWN_MS;
+	}
+}
+
+/* ---- accounting ---- */
+
+static void account(struct preq *p, int status)
+{
+	if (p->counted)
+		return;
+	p->counted = 1;
+	uint64_t now = am_now_ns();
+	double dur = (double)(now - p->t0) / 1e9;
+	double ttft = p->tfirst ? (double)(p->tfirst - p->t0) / 1e9 : -1;
+	struct gw_worker *w = p->w;
+	pthread_mutex_lock(&w->smu);
+	struct gw_mstats *m = gw_stats(w, p->model[0] ? p->model : "-");
+	int k;
+	for (k = 0; k < m->nst; k++)
+		if (m->st[k].status == status)
+			break;
+	if (k == m->nst && m->nst < 12)
+		m->st[m->nst++].status = status;
+	if (k < m->nst)
+		m->st[k].n++;
+	m->prompt += (uint64_t)p->prompt;
+	m->completion += (uint64_t)p->completion;
+	gw_stats_observe(m->dur, dur);
+	m->dur_n++;
+	m->dur_sum += dur;
+	if (ttft >= 0) {
+		gw_stats_observe(m->ttft, ttft);
+		m->ttft_n++;
+		m->ttft_sum += ttft;
+	}
+	if (p->inst_id)
+		m->inflight--;
+	pthread_mutex_unlock(&w->smu);
+	if (p->inst_id) {
+		struct gw_repstate *s = repstate(w, p->inst_id);
+		if (s->outstanding > 0)
+			s->outstanding--;
+	}
+	if (p->ctr) {
+		long long t = p->prompt + p->completion;
+		atomic_fetch_add(&p->ctr->tokens, t);
+		atomic_fetch_add(&p->ctr->used, t);
+	}
+	if (p->key_id || p->dep_id) {
+		struct gw_usage u;
+		memset(&u, 0, sizeof u);
+		u.at = am_wall_ms();
+		u.key_id = p->key_id;
+		u.user_id = p->user_id;
+		u.dep_id = p->dep_id;
+		u.inst_id = p->inst_id;
+		am_strlcpy(u.model, p->model, sizeof u.model);
+		am_strlcpy(u.endpoint, p->endpoint, sizeof u.endpoint);
+		u.prompt = p->prompt;
+		u.completion = p->completion;
+		u.ttft_ms = ttft >= 0 ? ttft * 1000 : -1;
+		u.dur_ms = dur * 1000;
+		u.status = status;
+		u.stream = p->stream;
+		gw_usage_push(w->g, &u);
+	}
+}
+
+/* The request is over for the proxy: detach from the HTTP request first,
+ * since answering may free it. */
+static struct am_http_req *detach(struct preq *p)
+{
+	struct am_http_req *req = p->http;
+	req->app_ctx = NULL;
+	req->app_free = NULL;
+	am_http_on_abort(req, NULL, NULL);
+	if (p->ka)
+		evtimer_del(p->ka);
+	return req;
+}
+
+/* ---- streaming relay ---- */
+
+static void begin_stream(struct preq *p)
+{
+	if (p->began)
+		return;
+	p->began = 1;
+	am_http_add_header(p->http, "Cache-Control", "no-cache");
+	am_http_add_header(p->http, "X-Accel-Buffering", "no");
+	am_http_stream_begin(p->http, 200, "text/event-stream; charset=utf-8");
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct preq *p = arg;
+	if (p->got_event)
+		return;
+	begin_stream(p);
+	am_http_stream_write(p->http, ": keepalive\n\n", 13);
+	struct timeval tv = { p->w->g->cfg.keepalive_ms / 1000, (p->w->g->cfg.keepalive_ms % 1000) * 1000 };
+	evtimer_add(p->ka, &tv);
+}
+
+/* Relays the complete events buffered so far; keeps a partial one. */
+static void relay_events(struct preq *p)
+{
+	struct am_buf out;
+	am_buf_init(&out, SIZE_MAX);
+	char *s = p->sse.data;
+	size_t n = p->sse.len, start = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (!(s[i] == '\n' && s[i + 1] == '\n'))
+			continue;
+		const char *ev = s + start;
+		size_t el = i + 2 - start;
+		start = i + 2;
+		int usage_only = el > 6 && memmem(ev, el, "\"choices\":[]", 12) && memmem(ev, el, "\"usage\":{", 9);
+		if (memmem(ev, el, "\"usage\":{", 9))
+			gw_json_usage(ev, el, &p->prompt, &p->completion, &(long long){ 0 });
+		if (usage_only && !p->client_usage)
+			continue; /* asked for by aimaas, not by the client */
+		if (!p->tfirst && memmem(ev, el, "data: {", 7) && !usage_only)
+			p->tfirst = am_now_ns();
+		p->got_event = 1;
+		am_buf_add(&out, ev, el);
+	}
+	if (start) {
+		memmove(p->sse.data, s + start, n - start);
+		p->sse.len = n - start;
+		p->sse.data[p->sse.len] = '\0';
+	}
+	if (out.len) {
+		begin_stream(p);
+		am_http_stream_write(p->http, out.data, out.len);
+	}
+	am_buf_free(&out);
+}
+
+/* ---- upstream callbacks ---- */
+
+static void dispatch(struct preq *p, const struct gw_route *r);
+
+static void up_head(int status, const char *ctype, void *data)
+{
+	struct preq *p = data;
+	p->status = status;
+	am_strlcpy(p->ctype, ctype, sizeof p->ctype);
+	if (p->stream && status == 200 && strstr(ctype, "event-stream"))
+		begin_stream(p);
+}
+
+static void up_body(const char *b, size_t n, void *data)
+{
+	struct preq *p = data;
+	if (p->stream && p->status == 200 && strstr(p->ctype, "event-stream")) {
+		if (am_buf_add(&p->sse, b, n) != 0)
+			return;
+		relay_events(p);
+	} else {
+		am_buf_add(&p->resp, b, n);
+	}
+}
+
+static void up_end(int ok, int got_head, const char *why, void *data)
+{
+	struct preq *p = data;
+	p->up = NULL;
+	struct gw_worker *w = p->w;
+	if (!ok && !got_head) {
+		rep_result(w, p->inst_id, 0);
+		/* nothing reached the client but comments: once more, elsewhere */
+		if (!p->got_event && p->tries < 2) {
+			struct gw_table *t = gw_table_get(w);
+			const struct gw_route *r = find_route(t, p->model);
+			if (r && r->nreps) {
+				struct gw_repstate *s = repstate(w, p->inst_id);
+				if (s->outstanding > 0)
+					s->outstanding--;
+				pthread_mutex_lock(&w->smu);
+				gw_stats(w, p->model)->inflight--;
+				pthread_mutex_unlock(&w->smu);
+				p->tried_inst = p->inst_id;
+				p->inst_id = 0;
+				dispatch(p, r);
+				return;
+			}
+		}
+	} else {
+		rep_result(w, p->inst_id, ok || p->status < 500);
+	}
+	struct am_http_req *req = detach(p);
+	int status = p->status;
+	if (!ok && !got_head) {
+		status = 502;
+		if (p->began) {
+			char ev[600];
+			am_fmt(ev, sizeof ev, "data: {\"error\":{\"message\":\"the engine failed: %s\",\"type\":\"server_error\","
+					      "\"param\":null,\"code\":\"upstream_error\"}}\n\ndata: [DONE]\n\n", why ? why : "");
+			am_http_stream_write(req, ev, strlen(ev));
+			account(p, status);
+			am_http_stream_end(req);
+		} else {
+			account(p, status);
+			oai_error(req, 502, "server_error", "upstream_error", NULL, "the engine serving '%s' failed: %s", p->model,
+				  why ? why : "no answer");
+		}
+	} else if (p->began) {
+		if (p->sse.len) { /* a last event without its blank line */
+			am_buf_adds(&p->sse, "\n\n");
+			relay_events(p);
+		}
+		if (!ok)
+			am_http_stream_write(req, "data: [DONE]\n\n", 14);
+		account(p, ok ? status : 502);
+		am_http_stream_end(req);
+	} else {
+		if (ok)
+			gw_json_usage(p->resp.data ? p->resp.data : "", p->resp.len, &p->prompt, &p->completion, &(long long){ 0 });
+		if (!strcmp(p->endpoint, "/v1/responses") && status == 404) {
+			account(p, 404);
+			oai_error(req, 404, "invalid_request_error", "unsupported_endpoint", NULL,
+				  "the engine serving '%s' does not offer the Responses API (/v1/responses); use chat completions "
+				  "(in n8n, turn off 'Use Responses API')", p->model);
+		} else {
+			account(p, ok ? status : 502);
+			am_http_respond(req, ok ? status : 502, p->ctype[0] ? p->ctype : "application/json",
+					p->resp.data ? p->resp.data : "", p->resp.len);
+		}
+	}
+	preq_free(p);
+}
+
+static const struct gw_up_cbs cbs = { up_head, up_body, up_end };
+
+static void on_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	struct preq *p = data;
+	gw_up_cancel(p->up); /* closing the connection makes the engine stop generating */
+	p->up = NULL;
+	account(p, 499);
+	p->http->app_ctx = NULL;
+	p->http->app_free = NULL;
+	preq_free(p);
+}
+
+static void dispatch(struct preq *p, const struct gw_route *r)
+{
+	struct gw_worker *w = p->w;
+	const struct gw_rep *rep = pick(w, r, p->tried_inst);
+	p->tries++;
+	p->inst_id = rep->instance_id;
+	p->dep_id = r->dep_id;
+	repstate(w, rep->instance_id)->outstanding++;
+	pthread_mutex_lock(&w->smu);
+	gw_stats(w, p->model)->inflight++;
+	pthread_mutex_unlock(&w->smu);
+	char head[512];
+	int hl = snprintf(head, sizeof head,
+			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\n\r\n", p->upath, rep->port, rep->key, p->blen);
+	struct am_gateway_config *c = &w->g->cfg;
+	p->up = gw_up_send(w->pool, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms, &cbs, p);
+}
+
+/* ---- the HTTP side ---- */
+
+static int wants(const char *method, size_t ml, const char *target, size_t tl, void *data)
+{
+	(void)method;
+	(void)ml;
+	(void)data;
+	return am_gateway_owns(target, tl);
+}
+
+static void on_head(struct am_http_req *req, void *data)
+{
+	struct gw_worker *w = data;
+	struct preq *p = am_calloc(1, sizeof *p);
+	p->w = w;
+	p->http = req;
+	p->t0 = req->start_ns;
+	am_buf_init(&p->resp, 64u << 20);
+	am_buf_init(&p->sse, 16u << 20);
+	am_strlcpy(p->endpoint, req->path, sizeof p->endpoint);
+	req->app_ctx = p;
+	req->app_free = app_free;
+	req->max_body = w->g->cfg.max_body;
+	const char *auth = am_http_header(req, "authorization");
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
+			  "You didn't provide an API key: send 'Authorization: Bearer sk-...'");
+		return;
+	}
+	const char *tok = auth + 7;
+	while (*tok == ' ')
+		tok++;
+	am_sha256_hex(tok, strlen(tok), p->key_hash);
+	struct gw_table *t = gw_table_get(w);
+	const struct gw_key *k = find_key(t, p->key_hash);
+	if (!k) {
+		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL, "Incorrect API key provided");
+		return;
+	}
+	if (k->expires_at && am_wall_ms() >= k->expires_at) {
+		oai_error(req, 401, "invalid_request_error", "expired_api_key", NULL, "This API key has expired");
+		return;
+	}
+	p->key = k;
+	p->key_id = k->id;
+	p->user_id = k->user_id;
+	p->ctr = k->ctr;
+	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body)
+		oai_error(req, 413, "invalid_request_error", "request_too_large", NULL,
+			  "the request body is larger than %zu bytes", req->max_body);
+}
+
+static void list_models(struct preq *p, struct am_http_req *req)
+{
+	struct gw_table *t = gw_table_get(p->w);
+	json_t *data = json_array();
+	for (int i = 0; t && i < t->nroutes; i++) {
+		const struct gw_route *r = &t->routes[i];
+		if (!key_allows(p->key, r->name))
+			continue;
+		json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", r->name, "object", "model", "created",
+						      (json_int_t)t->created_s, "owned_by", "aimaas", "kind", r->kind, "state",
+						      r->state));
+	}
+	json_t *resp = json_pack("{s:s,s:o}", "object", "list", "data", data);
+	char *s = json_dumps(resp, JSON_COMPACT);
+	am_http_respond(req, 200, "application/json", s, strlen(s));
+	free(s);
+	json_decref(resp);
+}
+
+static void on_request(struct am_http_req *req, void *data)
+{
+	struct preq *p = req->app_ctx;
+	(void)data;
+	/* the snapshot may have changed while the body arrived */
+	p->key = find_key(gw_table_get(p->w), p->key_hash);
+	if (!p->key) {
+		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL, "This API key was revoked");
+		return;
+	}
+	if (!strcmp(req->path, "/v1/models") || !strncmp(req->path, "/v1/models/", 11)) {
+		if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+			oai_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET on %s", req->path);
+			return;
+		}
+		list_models(p, req);
+		return;
+	}
+	static const struct {
+		const char *path, *upstream;
+	} eps[] = { { "/v1/chat/completions", "/v1/chat/completions" }, { "/v1/completions", "/v1/completions" },
+		    { "/v1/embeddings", "/v1/embeddings" },             { "/v1/rerank", "/v1/rerank" },
+		    { "/rerank", "/rerank" },                           { "/v2/rerank", "/v2/rerank" },
+		    { "/v1/score", "/v1/score" },                       { "/score", "/score" },
+		    { "/v1/responses", "/v1/responses" },               { "/v1/tokenize", "/tokenize" },
+		    { "/v1/detokenize", "/detokenize" } };
+	const char *up = NULL;
+	for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++)
+		if (!strcmp(req->path, eps[i].path))
+			up = eps[i].upstream;
+	if (!up) {
+		oai_error(req, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %s", req->method, req->path);
+		return;
+	}
+	if (strcmp(req->method, "POST")) {
+		oai_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "use POST on %s", req->path);
+		return;
+	}
+	am_strlcpy(p->upath, up, sizeof p->upath);
+	struct gw_peek pk;
+	gw_json_peek(req->body.data ? req->body.data : "", req->body.len, &pk);
+	if (!pk.valid) {
+		oai_error(req, 400, "invalid_request_error", "invalid_json", NULL, "the request body must be a JSON object");
+		return;
+	}
+	if (!pk.has_model || !pk.model[0]) {
+		oai_error(req, 400, "invalid_request_error", "missing_model", "model", "you must provide a model parameter");
+		return;
+	}
+	am_strlcpy(p->model, pk.model, sizeof p->model);
+	struct gw_table *t = gw_table_get(p->w);
+	const struct gw_route *r = find_route(t, pk.model);
+	if (!r) {
+		oai_error(req, 404, "invalid_request_error", "model_not_found", "model", "The model `%s` does not exist", pk.model);
+		return;
+	}
+	if (!key_allows(p->key, r->name)) {
+		oai_error(req, 403, "invalid_request_error", "model_not_allowed", "model",
+			  "This API key may not use the model `%s`", pk.model);
+		return;
+	}
+	if (!r->nreps) {
+		oai_error(req, 503, "service_unavailable", "model_not_running", "model", "The model `%s` is not running (it is %s)",
+			  pk.model, r->state);
+		return;
+	}
+	/* the key's limits */
+	const struct gw_key *k = p->key;
+	struct gw_counters *c = k->ctr;
+	long long minute = am_wall_ms() / 60000;
+	long long seen = atomic_load(&c->minute);
+	if (seen != minute && atomic_compare_exchange_strong(&c->minute, &seen, minute)) {
+		atomic_store(&c->requests, 0);
+		atomic_store(&c->tokens, 0);
+	}
+	char ra[16];
+	am_fmt(ra, sizeof ra, "%lld", (long long)(60 - (am_wall_ms() / 1000) % 60));
+	if (k->quota && atomic_load(&c->used) >= k->quota) {
+		oai_error(req, 429, "insufficient_quota", "insufficient_quota", NULL,
+			  "This API key has used its quota of %lld tokens", k->quota);
+		return;
+	}
+	if (k->tpm && atomic_load(&c->tokens) >= k->tpm) {
+		am_http_add_header(req, "Retry-After", ra);
+		oai_error(req, 429, "tokens", "rate_limit_exceeded", NULL,
+			  "Rate limit reached: %lld tokens per minute; try again in %s s", k->tpm, ra);
+		return;
+	}
+	if (k->rpm && atomic_fetch_add(&c->requests, 1) + 1 > k->rpm) {
+		am_http_add_header(req, "Retry-After", ra);
+		oai_error(req, 429, "requests", "rate_limit_exceeded", NULL,
+			  "Rate limit reached: %lld requests per minute; try again in %s s", k->rpm, ra);
+		return;
+	}
+	p->stream = pk.stream;
+	if (pk.stream) {
+		/* always ask for usage, so metering is exact; drop it later if the
+		 * client did not ask */
+		json_t *b = json_loadb(req->body.data, req->body.len, 0, NULL);
+		json_t *so = json_object_get(b, "stream_options");
+		p->client_usage = json_is_true(json_object_get(so, "include_usage"));
+		if (!json_is_object(so)) {
+			so = json_object();
+			json_object_set_new(b, "stream_options", so);
+		}
+		json_object_set_new(so, "include_usage", json_true());
+		p->body = json_dumps(b, JSON_COMPACT);
+		p->blen = strlen(p->body);
+		json_decref(b);
+		p->ka = evtimer_new(p->w->base, on_keepalive, p);
+		struct timeval tv = { p->w->g->cfg.keepalive_ms / 1000, (p->w->g->cfg.keepalive_ms % 1000) * 1000 };
+		evtimer_add(p->ka, &tv);
+	} else {
+		p->body = am_malloc(req->body.len + 1);
+		memcpy(p->body, req->body.data ? req->body.data : "", req->body.len);
+		p->blen = req->body.len;
+	}
+	p->key = NULL; /* the snapshot may change from here on */
+	am_http_on_abort(req, on_abort, p);
+	dispatch(p, r);
+}
+
+static void on_done(struct am_http_req *req, void *data)
+{
+	(void)req;
+	(void)data;
+}
+
+static void on_error(struct am_http_req *req, int status, const char *message, void *data)
+{
+	(void)data;
+	oai_error(req, status, "invalid_request_error", NULL, NULL, "%s", message);
+}
+
+void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h)
+{
+	memset(h, 0, sizeof *h);
+	h->on_head = on_head;
+	h->on_request = on_request;
+	h->on_done = on_done;
+	h->on_error = on_error;
+	h->wants = wants;
+	h->data = w;
+}
