@@ -1029,8 +1029,10 @@ static void read_model_config(struct sim *s)
 			s->embed_dim = (int)json_integer_value(v);
 		json_decref(cfg);
 	}
-	if (s->o.runner && !strcmp(s->o.runner, "pooling"))
-		kind = s->o.convert && !strcmp(s->o.convert, "classify") ? SIM_RERANK : SIM_EMBED;
+	/* --runner pooling keeps a classification model a scorer (vLLM's
+	 * "auto" convert); anything else pools into embeddings */
+	if (s->o.runner && !strcmp(s->o.runner, "pooling") && kind != SIM_RERANK)
+		kind = SIM_EMBED;
 	if (s->o.convert && !strcmp(s->o.convert, "embed"))
 		kind = SIM_EMBED;
 	if (s->o.convert && !strcmp(s->o.convert, "classify"))
