@@ -97,9 +97,29 @@ static int by_hash(const void *a, const void *b)
 	return strcmp(((const struct gw_key *)a)->hash, ((const struct gw_key *)b)->hash);
 }
 
+/* What a request can see, as one short string: states, ports and key
+ * policies, but not the usage counters that change all the time. */
+static void signature(struct am_store *st, char out[65])
+{
+	json_t *row = NULL;
+	am_store_row(st, &row,
+		     "SELECT (SELECT group_concat(id || ':' || name || ':' || state || ':' || lora_modules, ',') FROM deployments) AS d,"
+		     " (SELECT group_concat(id || ':' || state || ':' || COALESCE(port, 0), ',') FROM instances) AS i,"
+		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), 0) || ':' || COALESCE(MAX(id), 0) FROM api_keys) AS k,"
+		     " (SELECT COUNT(*) || ':' || COALESCE(SUM(disabled), 0) FROM users) AS u", NULL);
+	char *s = row ? json_dumps(row, JSON_COMPACT) : NULL;
+	am_sha256_hex(s ? s : "", s ? strlen(s) : 0, out);
+	free(s);
+	json_decref(row);
+}
+
 void am_gateway_refresh(struct am_gateway *g)
 {
 	struct am_store *st = g->srv->store;
+	char digest[65];
+	signature(st, digest);
+	if (!strcmp(digest, g->signature))
+		return;
 	json_t *deps = NULL, *insts = NULL, *keys = NULL;
 	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, m.kind FROM deployments d"
 		      " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL);
@@ -108,19 +128,6 @@ void am_gateway_refresh(struct am_gateway *g)
 		      " k.used_tokens, k.expires_at, k.updated_at FROM api_keys k JOIN users u ON u.id = k.user_id"
 		      " WHERE k.revoked_at IS NULL AND u.disabled = 0", NULL);
 	if (!deps || !insts || !keys)
-		goto out;
-	/* rebuild only when something a request would see changed */
-	char *a = json_dumps(deps, JSON_COMPACT), *b = json_dumps(insts, JSON_COMPACT), *c = json_dumps(keys, JSON_COMPACT);
-	struct am_buf sig;
-	am_buf_init(&sig, SIZE_MAX);
-	am_buf_printf(&sig, "%s|%s|%s", a, b, c);
-	free(a);
-	free(b);
-	free(c);
-	char digest[65];
-	am_sha256_hex(sig.data, sig.len, digest);
-	am_buf_free(&sig);
-	if (!strcmp(digest, g->signature))
 		goto out;
 	am_strlcpy(g->signature, digest, sizeof g->signature);
 
@@ -236,6 +243,9 @@ void am_gateway_flush_usage(struct am_gateway *g)
 	if (!n)
 		return;
 	struct am_store *st = g->srv->store;
+	/* one UPDATE per key per batch, not per request */
+	long long *kid = am_calloc((size_t)n, sizeof *kid), *ktok = am_calloc((size_t)n, sizeof *ktok);
+	int nk = 0;
 	if (am_store_begin(st) == 0) {
 		for (int i = 0; i < n; i++) {
 			struct gw_usage *u = &batch[i];
@@ -245,13 +255,24 @@ void am_gateway_flush_usage(struct am_gateway *g)
 				      "iiisiisiiddii", (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id, u->inst_id,
 				      u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms, (long long)u->status,
 				      (long long)u->stream);
-			if (u->key_id)
-				am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?",
-					      "iii", u->prompt + u->completion, (long long)u->at, u->key_id);
+			if (u->key_id) {
+				int k;
+				for (k = 0; k < nk && kid[k] != u->key_id; k++)
+					;
+				if (k == nk)
+					kid[nk++] = u->key_id;
+				ktok[k] += u->prompt + u->completion;
+			}
 		}
+		long long now = am_wall_ms();
+		for (int k = 0; k < nk; k++)
+			am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
+				      ktok[k], now, kid[k]);
 		if (am_store_commit(st) != 0)
 			am_store_rollback(st);
 	}
+	free(kid);
+	free(ktok);
 	free(batch);
 }
 
@@ -481,8 +502,8 @@ int am_gateway_start(struct am_gateway *g)
 	g->inbox_ev = event_new(g->srv->base, -1, EV_PERSIST, on_inbox, g);
 	event_add(g->inbox_ev, NULL);
 	g->flush_ev = event_new(g->srv->base, -1, EV_PERSIST, on_flush, g);
-	struct timeval one = { 1, 0 };
-	event_add(g->flush_ev, &one);
+	struct timeval quarter = { 0, 250000 }; /* small batches: short bursts on the main loop */
+	event_add(g->flush_ev, &quarter);
 	g->nworkers = g->cfg.threads;
 	g->workers = am_calloc((size_t)g->nworkers, sizeof *g->workers);
 	for (int i = 0; i < g->nworkers; i++) {

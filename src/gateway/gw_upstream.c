@@ -108,7 +108,7 @@ static void release(struct gw_up *u, int reusable)
 	}
 	/* an idle connection only watches for the engine closing it */
 	bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_disable(c->bev, EV_WRITE);
 	c->next = u->pool->idle;
 	u->pool->idle = c;
 	u->pool->nidle++;
@@ -398,8 +398,18 @@ static int start(struct gw_up *u)
 	u->st = ST_HEAD;
 	u->got_any = 0;
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, u);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_write(c->bev, u->req, u->reqlen);
+	size_t sent = 0;
+	if (c->reused) { /* a connected socket: send now rather than arm EPOLLOUT */
+		ssize_t w = send(bufferevent_getfd(c->bev), u->req, u->reqlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			sent = (size_t)w;
+	}
+	if (sent < u->reqlen) {
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_write(c->bev, u->req + sent, u->reqlen - sent);
+	} else {
+		bufferevent_enable(c->bev, EV_READ);
+	}
 	arm(u, u->first_ms);
 	return 0;
 }

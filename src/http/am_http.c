@@ -187,6 +187,24 @@ static int keepalive(struct am_http_req *req)
 	return req->head.keepalive && !req->conn->close_after && !req->conn->body_unread;
 }
 
+/* Sends bytes now when nothing is queued (the usual case), queueing only
+ * what the socket does not take: no EPOLLOUT to arm and disarm for every
+ * answer, which is most of what a small answer costs. */
+static void send_now(struct am_http_conn *c, const void *p, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0) {
+		ssize_t w = send(bufferevent_getfd(c->bev), p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w == (ssize_t)n)
+			return;
+		if (w > 0) {
+			p = (const char *)p + w;
+			n -= (size_t)w;
+		}
+	}
+	evbuffer_add(out, p, n);
+}
+
 static void write_head(struct am_http_req *req, int status, const char *ctype, const char *framing)
 {
 	struct am_http_conn *c = req->conn;
@@ -223,16 +241,35 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 	if (!c)
 		return;
 	int nobody = status < 200 || status == 204 || status == 304;
-	char framing[64];
-	framing[0] = '\0';
-	if (!nobody)
-		am_fmt(framing, sizeof framing, "Content-Length: %zu\r\n", len);
-	write_head(req, status, nobody ? NULL : content_type, framing);
 	int is_head = req->method && strcmp(req->method, "HEAD") == 0;
+	int ka = keepalive(req);
+	if (!ka)
+		c->close_after = 1;
+	/* the whole answer in one buffer, sent in one call */
+	char stackbuf[8192];
+	size_t hdr_cap = 512 + req->resp_hdrs.len;
+	size_t want = hdr_cap + (nobody || is_head ? 0 : len);
+	char *buf = want <= sizeof stackbuf ? stackbuf : am_malloc(want);
+	int hl = snprintf(buf, hdr_cap, "HTTP/1.%d %d %s\r\nServer: aimaas\r\nDate: %s\r\n", req->head.minor ? 1 : 0,
+			  status, am_http_status_text(status), http_date(c->srv));
+	if (!nobody)
+		hl += snprintf(buf + hl, hdr_cap - (size_t)hl, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+			       content_type, len);
+	if (req->resp_hdrs.len) {
+		memcpy(buf + hl, req->resp_hdrs.data, req->resp_hdrs.len);
+		hl += (int)req->resp_hdrs.len;
+	}
+	hl += snprintf(buf + hl, hdr_cap - (size_t)hl, "%s\r\n",
+		       !ka ? "Connection: close\r\n" : req->head.minor == 0 ? "Connection: keep-alive\r\n" : "");
+	size_t total = (size_t)hl;
 	if (!nobody && !is_head && len) {
-		evbuffer_add(bufferevent_get_output(c->bev), body, len);
+		memcpy(buf + total, body, len);
+		total += len;
 		req->bytes_out += len;
 	}
+	send_now(c, buf, total);
+	if (buf != stackbuf)
+		free(buf);
 	if (!c->in_process)
 		process(c);
 }
@@ -260,12 +297,18 @@ int am_http_stream_write(struct am_http_req *req, const void *data, size_t len)
 		return -1;
 	if (len == 0)
 		return 0;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (req->head.minor)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, data, len);
-	if (req->head.minor)
-		evbuffer_add(out, "\r\n", 2);
+	if (req->head.minor) {
+		char stackbuf[16384];
+		char *buf = len + 32 <= sizeof stackbuf ? stackbuf : am_malloc(len + 32);
+		int n = snprintf(buf, 32, "%zx\r\n", len);
+		memcpy(buf + n, data, len);
+		memcpy(buf + (size_t)n + len, "\r\n", 2);
+		send_now(c, buf, (size_t)n + len + 2);
+		if (buf != stackbuf)
+			free(buf);
+	} else {
+		send_now(c, data, len);
+	}
 	req->bytes_out += len;
 	return 0;
 }

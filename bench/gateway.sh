@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The gateway against the references, in one run, on one aimaas-sim upstream:
+#   direct    the engine itself (with its key)
+#   nginx     nginx proxy_pass with an upstream keep-alive pool
+#   aimaas    aimaas's /v1 with an API key (auth, routing, limits, usage)
+# (1) saturation: wrk -t1 -c32, small non-streamed completions, same number
+#     of worker threads for nginx and aimaas (1 each, like the brief);
+# (2) a steady 1,000 requests/s (bench/loadgen.c, open loop): p50/p99;
+# (3) streams: time to first token and the gaps between tokens.
+# Usage: bench/gateway.sh [SECONDS]
+set -eu
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+for p in wrk nginx sqlite3; do command -v $p >/dev/null || $sudo apt-get install -y -qq $p >/dev/null; done
+[ -x /usr/sbin/nginx ] || $sudo apt-get install -y -qq nginx-light >/dev/null
+make -s build/aimaas build/aimaas-sim
+mkdir -p build && cc -O2 -o build/loadgen bench/loadgen.c
+tmp=$(mktemp -d)
+port=18500
+trap 'kill $(cat $tmp/nginx.pid 2>/dev/null) 2>/dev/null || true; kill $apid 2>/dev/null || true; sleep 0.5; rm -rf $tmp' EXIT
+mkdir -p $tmp/data/models
+node tests/fixtures/make-models.mjs $tmp/data/models Qwen2.5-7B-Instruct >/dev/null
+AIMAAS_ADMIN_PASSWORD=bench-password build/aimaas serve --listen 127.0.0.1:$port --data-dir $tmp/data --sim-gpus 1x24GiB \
+	--gateway-threads 1 --log-level warn --stop-engines-on-exit 2>$tmp/aimaas.log &
+apid=$!
+until curl -sf -o /dev/null http://127.0.0.1:$port/healthz; do sleep 0.05; done
+api() { curl -sf -X "$1" "http://127.0.0.1:$port$2" -H "Authorization: Bearer $tok" -H 'content-type: application/json' ${3:+-d "$3"}; }
+tok=$(curl -sf http://127.0.0.1:$port/api/v1/auth/login -H 'content-type: application/json' \
+	-d '{"username":"admin","password":"bench-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+api POST /api/v1/models "{\"path\":\"$tmp/data/models/Qwen2.5-7B-Instruct\",\"name\":\"qwen\"}" >/dev/null
+api POST /api/v1/deployments '{"name":"bench","model":"qwen","engine":"aimaas-sim","max_num_seqs":100000,"engine_args":["--disable-uvicorn-access-log","--sim-max-waiting","100000"]}' >/dev/null
+key=$(api POST /api/v1/keys '{"name":"bench"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
+until api GET /api/v1/deployments/bench | grep -q '"state":"running"'; do sleep 0.1; done
+read -r eport ekey < <(sqlite3 -separator ' ' $tmp/data/aimaas.db "SELECT port, api_key FROM instances LIMIT 1")
+cat >$tmp/nginx.conf <<NGX
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream sim { server 127.0.0.1:$eport; keepalive 256; }
+  server {
+    listen 127.0.0.1:$((port + 1));
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $ekey";
+    }
+  }
+}
+NGX
+/usr/sbin/nginx -c $tmp/nginx.conf -p $tmp
+sleep 0.3
+echo '{"model":"bench","prompt":"Say hi","max_tokens":4}' >$tmp/body.json
+cat >$tmp/post.lua <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench","prompt":"Say hi","max_tokens":4}'
+LUA
+declare -A url=([direct]="http://127.0.0.1:$eport" [nginx]="http://127.0.0.1:$((port + 1))" [aimaas]="http://127.0.0.1:$port")
+declare -A auth=([direct]="Bearer $ekey" [nginx]="Bearer none" [aimaas]="Bearer $key")
+echo "== saturation: wrk -t1 -c32 -d${secs}s, small non-streamed completions"
+for p in direct nginx aimaas; do
+	out=$(wrk -t1 -c32 -d"${secs}s" --latency -s $tmp/post.lua -H "Authorization: ${auth[$p]}" "${url[$p]}/v1/completions")
+	rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+	p50=$(echo "$out" | awk '$1=="50%"{print $2}')
+	p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+	non=$(echo "$out" | awk '/Non-2xx/{print $NF}')
+	printf "%-7s %10s req/s   p50 %-8s p99 %-8s %s\n" $p "$rps" "$p50" "$p99" "${non:+non-2xx: $non}"
+done
+echo "== steady 1000 req/s for ${secs}s (open loop, 8 connections)"
+for p in direct nginx aimaas; do
+	h=${url[$p]#http://}
+	printf "%-7s " $p
+	build/loadgen 127.0.0.1 ${h#*:} 1000 "$secs" 8 $tmp/body.json /v1/completions "${auth[$p]}"
+done
+echo "== streams: 20 sequential, 16 tokens each, engine ITL 0 (relay cost only)"
+node bench/streams-latency.mjs "$eport" "$ekey" "$((port + 1))" "$port" "$key"
