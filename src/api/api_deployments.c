@@ -22,7 +22,7 @@
 
 #define DEP_COLS "id, name, model_id, engine, replicas, gpus_per_replica, pinned_gpus, placement, max_model_len," \
 		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
-		 " reason, task_id, created_by, created_at, updated_at"
+		 " reason, task_id, aliases, created_by, created_at, updated_at"
 
 static int secret_name(const char *k)
 {
@@ -52,8 +52,8 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	json_t *d = NULL;
 	if (am_store_row(srv->store, &d, "SELECT " DEP_COLS " FROM deployments WHERE id = ?", "i", id) != 0 || !d)
 		return NULL;
-	static const char *const cols[] = { "pinned_gpus", "engine_args", "env", "lora_modules" };
-	for (size_t i = 0; i < 4; i++) {
+	static const char *const cols[] = { "pinned_gpus", "engine_args", "env", "lora_modules", "aliases" };
+	for (size_t i = 0; i < 5; i++) {
 		const char *s = json_string_value(json_object_get(d, cols[i]));
 		json_t *v = s ? json_loads(s, 0, NULL) : NULL;
 		json_object_set_new(d, cols[i], v ? v : json_null());
@@ -115,6 +115,44 @@ static int served_name_ok(const char *n)
 		if (!isalnum((unsigned char)n[i]) && !strchr("._-:/", n[i]))
 			return 0;
 	return 1;
+}
+
+/* Aliases: other names clients may send (e.g. a name an application has
+ * hard-coded). Unique across every deployment's name and aliases. */
+static int check_aliases(struct am_ctx *ctx, json_t *a, const char *own, long long self, struct am_err *err)
+{
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 16)
+		return am_err_set(err, AM_E_INVALID, "aliases", "'aliases' must be a list of at most 16 names");
+	json_t *rows = NULL;
+	am_store_rows(ctx->srv->store, &rows, "SELECT id, name, aliases, lora_modules FROM deployments WHERE id <> ?", "i", self);
+	size_t i;
+	json_t *v;
+	int rc = 0;
+	json_array_foreach(a, i, v) {
+		const char *n = json_string_value(v);
+		if (!n || !served_name_ok(n) || (own && !strcmp(n, own))) {
+			rc = am_err_set(err, AM_E_INVALID, "aliases", "aliases[%zu] must be a name (letters, digits, . _ - : /) other than the deployment's", i);
+			break;
+		}
+		size_t k;
+		json_t *r;
+		json_array_foreach(rows, k, r) {
+			const char *rs = json_string_value(json_object_get(r, "aliases"));
+			const char *ls = json_string_value(json_object_get(r, "lora_modules"));
+			if (!strcmp(json_string_value(json_object_get(r, "name")), n) || (rs && strstr(rs, n) &&
+			    strstr(rs, n)[-1] == '"' && strstr(rs, n)[strlen(n)] == '"') || (ls && strstr(ls, n))) {
+				rc = am_err_set(err, AM_E_CONFLICT, "aliases", "'%s' already names deployment '%s'", n,
+						json_string_value(json_object_get(r, "name")));
+				break;
+			}
+		}
+		if (rc)
+			break;
+	}
+	json_decref(rows);
+	return rc;
 }
 
 static int check_env(json_t *env, struct am_err *err)
@@ -241,7 +279,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "name", "model", "engine", "replicas", "gpus_per_replica", "gpus", "placement",
 					      "max_model_len", "max_num_seqs", "gpu_memory_utilization", "engine_args", "env",
-					      "trust_remote_code", "lora_modules", "start", NULL };
+					      "trust_remote_code", "lora_modules", "start", "aliases", NULL };
 	json_t *b = ctx->body;
 	const char *name = NULL, *mref = NULL, *engine = "vllm", *placement = "binpack";
 	long long replicas = 1, gpr = 0, mml = 0, mns = 0;
@@ -260,6 +298,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (!served_name_ok(name))
 		return am_err_set(err, AM_E_INVALID, "name",
 				  "'name' (the model name clients send) must be 1-128 of letters, digits and . _ - : /");
+	if (check_aliases(ctx, json_object_get(b, "aliases"), name, 0, err) != 0)
+		return -1;
 	if (strcmp(placement, "binpack") && strcmp(placement, "spread"))
 		return am_err_set(err, AM_E_INVALID, "placement", "'placement' must be 'binpack' or 'spread'");
 	double frac = 0;
@@ -387,6 +427,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	free(s_args);
 	free(s_env);
 	free(s_loras);
+	if (ins == 0 && json_is_array(json_object_get(b, "aliases"))) {
+		char *al = am_json_dump(json_object_get(b, "aliases"));
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET aliases = ? WHERE id = ?", "si", al,
+			      am_store_last_id(ctx->srv->store));
+		free(al);
+	}
 	if (ins == AM_STORE_CONSTRAINT) {
 		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
 		goto out;
@@ -544,9 +590,10 @@ static int delete(struct am_ctx *ctx, struct am_err *err) { return action(ctx, e
 
 static int update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", NULL };
+	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", "aliases", NULL };
 	long long id, replicas = 0, mns = -1;
 	if (dep_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    check_aliases(ctx, json_object_get(ctx->body, "aliases"), NULL, id, err) != 0 ||
 	    am_json_get_int(ctx->body, "replicas", AM_JSON_OPTIONAL, 1, 64, &replicas, err) != 0 ||
 	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
 	    check_env(json_object_get(ctx->body, "env"), err) != 0)
@@ -559,6 +606,11 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	}
 	int restart_needed = 0;
+	if (json_is_array(json_object_get(ctx->body, "aliases"))) { /* the gateway picks them up; no restart */
+		char *s = am_json_dump(json_object_get(ctx->body, "aliases"));
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET aliases = ? WHERE id = ?", "si", s, id);
+		free(s);
+	}
 	if (json_is_array(json_object_get(ctx->body, "engine_args"))) {
 		char *s = am_json_dump(json_object_get(ctx->body, "engine_args"));
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET engine_args = ? WHERE id = ?", "si", s, id);

@@ -103,7 +103,7 @@ static void signature(struct am_store *st, char out[65])
 {
 	json_t *row = NULL;
 	am_store_row(st, &row,
-		     "SELECT (SELECT group_concat(id || ':' || name || ':' || state || ':' || lora_modules, ',') FROM deployments) AS d,"
+		     "SELECT (SELECT group_concat(id || ':' || name || ':' || state || ':' || lora_modules || aliases, ',') FROM deployments) AS d,"
 		     " (SELECT group_concat(id || ':' || state || ':' || COALESCE(port, 0), ',') FROM instances) AS i,"
 		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), 0) || ':' || COALESCE(MAX(id), 0) FROM api_keys) AS k,"
 		     " (SELECT COUNT(*) || ':' || COALESCE(SUM(disabled), 0) FROM users) AS u", NULL);
@@ -121,7 +121,7 @@ void am_gateway_refresh(struct am_gateway *g)
 	if (!strcmp(digest, g->signature))
 		return;
 	json_t *deps = NULL, *insts = NULL, *keys = NULL;
-	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, m.kind FROM deployments d"
+	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, d.aliases, m.kind FROM deployments d"
 		      " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL);
 	am_store_rows(st, &insts, "SELECT id, deployment_id, port, api_key FROM instances WHERE state = 'running' ORDER BY id", NULL);
 	am_store_rows(st, &keys, "SELECT k.id, k.user_id, u.username, k.key_hash, k.models, k.rpm, k.tpm, k.quota_tokens,"
@@ -155,6 +155,12 @@ void am_gateway_refresh(struct am_gateway *g)
 			nreps++;
 		}
 		json_t *loras = json_loads(json_string_value(json_object_get(d, "lora_modules")) ?: "[]", 0, NULL);
+		json_t *aliases = json_loads(json_string_value(json_object_get(d, "aliases")) ?: "[]", 0, NULL);
+		/* aliases route like the name itself; they come after the adapters */
+		size_t na = json_array_size(aliases);
+		for (size_t x = 0; x < na; x++)
+			json_array_append_new(loras, json_pack("{s:O,s:b}", "name", json_array_get(aliases, x), "alias", 1));
+		json_decref(aliases);
 		size_t nl = json_array_size(loras);
 		if (t->nroutes + 1 + (int)nl > cap) {
 			cap = t->nroutes + 1 + (int)nl + 16;
@@ -167,7 +173,10 @@ void am_gateway_refresh(struct am_gateway *g)
 						  : json_string_value(json_object_get(json_array_get(loras, l - 1), "name"));
 			am_strlcpy(r->name, name ?: "", sizeof r->name);
 			r->dep_id = id;
-			r->lora = l > 0;
+			r->lora = l > 0 && !json_is_true(json_object_get(json_array_get(loras, l - 1), "alias"));
+			/* an alias is the deployment under another name; an adapter keeps its own */
+			am_strlcpy(r->engine_name, l > 0 && !r->lora ? json_string_value(json_object_get(d, "name")) : name ?: "",
+				   sizeof r->engine_name);
 			am_strlcpy(r->kind, json_string_value(json_object_get(d, "kind")) ?: "llm", sizeof r->kind);
 			am_strlcpy(r->state, nreps ? "running" : json_string_value(json_object_get(d, "state")) ?: "stopped",
 				   sizeof r->state);

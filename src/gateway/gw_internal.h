@@ -45,6 +45,7 @@ struct gw_route {
 	char kind[16];
 	char state[16];            /* "running", or why not */
 	int lora;                  /* a LoRA adapter served by dep_id */
+	char engine_name[129];     /* the name the engine knows (differs for an alias) */
 	struct gw_rep *reps;       /* ready replicas */
 	int nreps;
 };

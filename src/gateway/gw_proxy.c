@@ -604,23 +604,28 @@ static void on_request(struct am_http_req *req, void *data)
 		return;
 	}
 	p->stream = pk.stream;
-	if (pk.stream) {
-		/* always ask for usage, so metering is exact; drop it later if the
-		 * client did not ask */
+	int alias = strcmp(r->engine_name, r->name) != 0;
+	if (pk.stream || alias) {
+		/* streams always ask for usage, so metering is exact (dropped later
+		 * if the client did not ask); aliases become the engine's name */
 		json_t *b = json_loadb(req->body.data, req->body.len, 0, NULL);
-		json_t *so = json_object_get(b, "stream_options");
-		p->client_usage = json_is_true(json_object_get(so, "include_usage"));
-		if (!json_is_object(so)) {
-			so = json_object();
-			json_object_set_new(b, "stream_options", so);
+		if (alias)
+			json_object_set_new(b, "model", json_string(r->engine_name));
+		if (pk.stream) {
+			json_t *so = json_object_get(b, "stream_options");
+			p->client_usage = json_is_true(json_object_get(so, "include_usage"));
+			if (!json_is_object(so)) {
+				so = json_object();
+				json_object_set_new(b, "stream_options", so);
+			}
+			json_object_set_new(so, "include_usage", json_true());
+			p->ka = evtimer_new(p->w->base, on_keepalive, p);
+			struct timeval tv = { p->w->g->cfg.keepalive_ms / 1000, (p->w->g->cfg.keepalive_ms % 1000) * 1000 };
+			evtimer_add(p->ka, &tv);
 		}
-		json_object_set_new(so, "include_usage", json_true());
 		p->body = json_dumps(b, JSON_COMPACT);
 		p->blen = strlen(p->body);
 		json_decref(b);
-		p->ka = evtimer_new(p->w->base, on_keepalive, p);
-		struct timeval tv = { p->w->g->cfg.keepalive_ms / 1000, (p->w->g->cfg.keepalive_ms % 1000) * 1000 };
-		evtimer_add(p->ka, &tv);
 	} else {
 		p->body = am_malloc(req->body.len + 1);
 		memcpy(p->body, req->body.data ? req->body.data : "", req->body.len);

@@ -96,7 +96,8 @@ static const char *const migrations[] = {
 	"  prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,"
 	"  ttft_ms REAL, duration_ms REAL NOT NULL, status INTEGER NOT NULL, stream INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX usage_at ON usage_records(at);"
-	"CREATE INDEX usage_key ON usage_records(key_id, at);",
+	"CREATE INDEX usage_key ON usage_records(key_id, at);"
+	"ALTER TABLE deployments ADD COLUMN aliases TEXT NOT NULL DEFAULT '[]';",
 };
 
 const char *const *am_migrations_list(size_t *count)

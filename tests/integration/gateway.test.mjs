@@ -83,6 +83,18 @@ test('chat, streamed chat with include_usage, completions, through the gateway',
   assert.equal(row.completion_tokens, 8 + 8 + 4 + 3);
 });
 
+test('aliases route like the name; they must be unique', async () => {
+  const up = await srv.api('PATCH', '/api/v1/deployments/qwen', { token: T, body: { aliases: ['gpt-4o-mini', 'qwen-chat'] } });
+  assert.equal(up.status, 200, up.text);
+  assert.deepEqual(up.json.aliases, ['gpt-4o-mini', 'qwen-chat']);
+  const c = client((await key({ name: 'alias' })).key);
+  const r = await c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  assert.equal(r.usage.completion_tokens, 2);
+  assert.ok((await c.models.list()).data.some((m) => m.id === 'qwen-chat'));
+  assertError(await srv.api('PATCH', '/api/v1/deployments/slow', { token: T, body: { aliases: ['gpt-4o-mini'] } }), 409, 'conflict', 'aliases');
+  assertError(await srv.api('PATCH', '/api/v1/deployments/slow', { token: T, body: { aliases: ['bad name!'] } }), 400, 'invalid_field', 'aliases');
+});
+
 test('embeddings (base64 by default in the SDK, and float) and the model list filtered by key', async () => {
   const k = (await key({ name: 'rag', models: ['bge', 'reranker'] })).key;
   const c = client(k);
