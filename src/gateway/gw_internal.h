@@ -128,7 +128,12 @@ struct am_gateway {
 	int nusage, capusage;
 	struct gw_pending *inbox;  /* connections handed back to the main loop */
 	int ninbox, capinbox;
-	struct event *inbox_ev, *flush_ev;
+	struct event *inbox_ev;
+	pthread_t writer;          /* writes usage batches on its own connection */
+	int writer_running;
+	int writer_stop;           /* guarded by mu */
+	pthread_cond_t writer_cv;
+	struct am_store *wstore;   /* the writer's connection */
 	struct gw_worker *workers;
 	int nworkers;
 	_Atomic unsigned next;
