@@ -12,6 +12,7 @@
 
 #include "base/am_buf.h"
 #include "base/am_mem.h"
+#include "base/am_path.h"
 
 static json_t *scalar(const char *v)
 {
@@ -132,18 +133,7 @@ json_t *sim_config_load(const char *path, char **overrides, int noverrides, char
 
 int sim_mkdirs(const char *path)
 {
-	char tmp[4096];
-	if (am_strlcpy(tmp, path, sizeof tmp) >= sizeof tmp)
-		return -1;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+	return am_mkdirs(path);
 }
 
 int sim_write_json(const char *path, json_t *v)
@@ -217,4 +207,22 @@ int sim_copy_file(const char *from, const char *to)
 	if (fclose(b) != 0)
 		rc = -1;
 	return rc;
+}
+
+int sim_visible_gpus(int dflt)
+{
+	const char *v = getenv("CUDA_VISIBLE_DEVICES");
+	if (!v)
+		return dflt;
+	int n = 0;
+	for (const char *p = v; *p;) {
+		while (*p == ',' || *p == ' ')
+			p++;
+		if (!*p)
+			break;
+		n++;
+		while (*p && *p != ',')
+			p++;
+	}
+	return n;
 }

@@ -24,6 +24,8 @@ struct sim_tensor {
 int sim_write_safetensors(const char *path, const struct sim_tensor *t, size_t n);
 int sim_write_json(const char *path, json_t *v);
 int sim_mkdirs(const char *path);
+/* How many GPUs CUDA_VISIBLE_DEVICES lists; unset gives dflt. */
+int sim_visible_gpus(int dflt);
 /* Copies a small file; 0 or -1. */
 int sim_copy_file(const char *from, const char *to);
 

@@ -14,6 +14,7 @@
 #include "base/am_json.h"
 #include "base/am_mem.h"
 #include "base/am_time.h"
+#include "sim_config.h"
 #include "sim_state.h"
 #include "sim_text.h"
 
@@ -943,23 +944,6 @@ static void on_crash(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(s->base, NULL);
 }
 
-static int visible_gpus(void)
-{
-	const char *v = getenv("CUDA_VISIBLE_DEVICES");
-	if (!v)
-		return -1; /* unset: all of the (simulated) machine's */
-	int n = 0;
-	for (const char *p = v; *p;) {
-		while (*p == ',' || *p == ' ')
-			p++;
-		if (!*p)
-			break;
-		n++;
-		while (*p && *p != ',')
-			p++;
-	}
-	return n;
-}
 
 static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
@@ -968,7 +952,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
 	struct sim *s = arg;
 	char cause[512];
 	int world = s->o.tp * s->o.pp * s->o.dp;
-	int vis = visible_gpus();
+	int vis = sim_visible_gpus(-1);
 	if (s->o.startup_error) {
 		fatal(s, s->o.startup_error);
 		return;

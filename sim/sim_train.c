@@ -551,23 +551,6 @@ static void log_step(struct run *r, long step, int eval)
 	json_decref(line);
 }
 
-static int visible_gpus(void)
-{
-	const char *v = getenv("CUDA_VISIBLE_DEVICES");
-	if (!v)
-		return 1;
-	int n = 0;
-	for (const char *p = v; *p;) {
-		while (*p == ',' || *p == ' ')
-			p++;
-		if (!*p)
-			break;
-		n++;
-		while (*p && *p != ',')
-			p++;
-	}
-	return n;
-}
 
 static int env_int(const char *name, int dflt)
 {
@@ -577,6 +560,24 @@ static int env_int(const char *name, int dflt)
 	char *end;
 	long x = strtol(v, &end, 10);
 	return *end ? dflt : (int)x;
+}
+
+/* LLaMA-Factory refuses keys its argument classes do not know. */
+static int unknown_keys(json_t *cfg, int allow_extra)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(cfg, k, v) {
+		int ok = 0;
+		for (const char *const *p = known_keys; *p; p++)
+			ok |= !strcmp(*p, k);
+		if (!ok && !allow_extra) {
+			char m[300];
+			am_fmt(m, sizeof m, "['%s']", k);
+			return die("Some keys are not used by the HfArgumentParser: %s", m);
+		}
+	}
+	return 0;
 }
 
 int sim_train_main(int argc, char **argv)
@@ -593,19 +594,9 @@ int sim_train_main(int argc, char **argv)
 	struct run r = { 0 };
 	r.cfg = cfg;
 	r.history = json_array();
-	const char *k;
-	json_t *v;
-	json_object_foreach(cfg, k, v) {
-		int ok = 0;
-		for (const char *const *p = known_keys; *p; p++)
-			ok |= !strcmp(*p, k);
-		if (!ok && !getenv("ALLOW_EXTRA_ARGS")) {
-			char m[300];
-			am_fmt(m, sizeof m, "['%s']", k);
-			rc = die("Some keys are not used by the HfArgumentParser: %s", m);
-			goto out;
-		}
-	}
+	if ((rc = unknown_keys(cfg, getenv("ALLOW_EXTRA_ARGS") != NULL)) != 0)
+		goto out;
+	rc = 1;
 	if (!str(cfg, "model_name_or_path", NULL)) {
 		rc = die("Please provide `model_name_or_path`.%s", "");
 		goto out;
@@ -670,7 +661,7 @@ int sim_train_main(int argc, char **argv)
 		am_fmt(p, sizeof p, "%s/running_log.txt", workdir);
 		g_running_log = fopen(p, "w");
 	}
-	r.world = visible_gpus();
+	r.world = sim_visible_gpus(1);
 	if (r.world < 1) {
 		rc = die("No GPU is visible (CUDA_VISIBLE_DEVICES is empty).%s", "");
 		goto out;
@@ -834,19 +825,9 @@ int sim_export_main(int argc, char **argv)
 	if (!cfg)
 		return die("%s", err);
 	int rc = 1;
-	const char *k;
-	json_t *v;
-	json_object_foreach(cfg, k, v) {
-		int ok = 0;
-		for (const char *const *p = known_keys; *p; p++)
-			ok |= !strcmp(*p, k);
-		if (!ok) {
-			char m[300];
-			am_fmt(m, sizeof m, "['%s']", k);
-			rc = die("Some keys are not used by the HfArgumentParser: %s", m);
-			goto out;
-		}
-	}
+	if ((rc = unknown_keys(cfg, 0)) != 0)
+		goto out;
+	rc = 1;
 	const char *model = str(cfg, "model_name_or_path", NULL), *dir = str(cfg, "export_dir", NULL);
 	if (!model || !dir) {
 		rc = die("Please specify `model_name_or_path` and `export_dir`.%s", "");

@@ -21,6 +21,7 @@
 #include "base/am_buf.h"
 #include "base/am_log.h"
 #include "base/am_mem.h"
+#include "base/am_path.h"
 #include "base/am_rand.h"
 #include "base/am_time.h"
 #include "deploy/am_deploy.h"
@@ -96,22 +97,6 @@ static int num_opt(const char *val, const char *flag, const char *unit, long lon
 
 /* for main_handoff, whose data is the API's */
 static struct am_gateway *g_gateway;
-
-static int mkdirs(const char *path)
-{
-	char tmp[PATH_MAX];
-	if (am_strlcpy(tmp, path, sizeof tmp) >= sizeof tmp)
-		return -1;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 static int add_root(struct am_config *c, const char *dir)
 {
@@ -252,7 +237,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	c->idle_timeout_s = (int)ito_v;
 	for (int i = 0; i < nsims; i++)
 		c->sim_gpus[c->nsim++] = sims[i];
-	if (mkdirs(c->data_dir) != 0) {
+	if (am_mkdirs(c->data_dir) != 0) {
 		fprintf(stderr, "aimaas: cannot create data dir %s: %s\n", c->data_dir, strerror(errno));
 		return -1;
 	}
@@ -265,7 +250,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	if (nroots == 0) {
 		char def[PATH_MAX + 16];
 		am_fmt(def, sizeof def, "%s/models", c->data_dir);
-		if (mkdirs(def) != 0 || add_root(c, def) != 0)
+		if (am_mkdirs(def) != 0 || add_root(c, def) != 0)
 			return -1;
 	}
 	for (int i = 0; i < nroots; i++)

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "am_buf.h"
 
@@ -34,4 +35,22 @@ int am_path_confine(const char *path, char *const *roots, int nroots, const char
 	}
 	return am_err_set(err, AM_E_INVALID, field, "'%s' resolves to %.200s, outside the allowed model roots (%s%s)",
 			  field, real, nroots ? roots[0] : "none", nroots > 1 ? ", …" : "");
+}
+
+int am_mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (am_strlcpy(tmp, path, sizeof tmp) >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }

@@ -12,6 +12,8 @@
  * field names the request field in errors. 0, or -1 with err (400). */
 int am_path_confine(const char *path, char *const *roots, int nroots, const char *field, char *out, size_t size,
 		    struct am_err *err);
+/* mkdir -p: creates path and its parents (mode 0750). 0 or -1 (errno set). */
+int am_mkdirs(const char *path);
 /* 1 when real (already resolved) is root itself or inside it. */
 int am_path_under(const char *real, const char *root);
 

@@ -96,6 +96,19 @@ static void extra(const struct am_launch *l, struct am_argv *argv)
 		am_argv_add(argv, json_string_value(v));
 }
 
+/* "--flag value" */
+static void pair(struct am_argv *a, const char *flag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pair(struct am_argv *a, const char *flag, const char *fmt, ...)
+{
+	char v[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof v, fmt, ap);
+	va_end(ap);
+	am_argv_add(a, flag);
+	am_argv_add(a, v);
+}
+
 /* ---- vLLM (and aimaas-sim, which takes the same flags) ---- */
 
 static int build_vllm(const struct am_launch *l, struct am_argv *a, struct am_argv *env, struct am_err *err)
@@ -104,30 +117,18 @@ static int build_vllm(const struct am_launch *l, struct am_argv *a, struct am_ar
 	am_argv_add(a, l->binary);
 	am_argv_add(a, "serve");
 	am_argv_add(a, l->model_path);
-	am_argv_add(a, "--host");
-	am_argv_add(a, l->host);
-	am_argv_add(a, "--port");
-	am_argv_addf(a, "%d", l->port);
-	am_argv_add(a, "--served-model-name");
-	am_argv_add(a, l->served_name);
-	am_argv_add(a, "--tensor-parallel-size");
-	am_argv_addf(a, "%d", l->tp);
-	if (l->mem_fraction > 0) {
-		am_argv_add(a, "--gpu-memory-utilization");
-		am_argv_addf(a, "%.2f", l->mem_fraction);
-	}
-	if (l->max_model_len > 0) {
-		am_argv_add(a, "--max-model-len");
-		am_argv_addf(a, "%d", l->max_model_len);
-	}
-	if (l->max_num_seqs > 0) {
-		am_argv_add(a, "--max-num-seqs");
-		am_argv_addf(a, "%d", l->max_num_seqs);
-	}
-	if (l->dtype) {
-		am_argv_add(a, "--dtype");
-		am_argv_add(a, l->dtype);
-	}
+	pair(a, "--host", "%s", l->host);
+	pair(a, "--port", "%d", l->port);
+	pair(a, "--served-model-name", "%s", l->served_name);
+	pair(a, "--tensor-parallel-size", "%d", l->tp);
+	if (l->mem_fraction > 0)
+		pair(a, "--gpu-memory-utilization", "%.2f", l->mem_fraction);
+	if (l->max_model_len > 0)
+		pair(a, "--max-model-len", "%d", l->max_model_len);
+	if (l->max_num_seqs > 0)
+		pair(a, "--max-num-seqs", "%d", l->max_num_seqs);
+	if (l->dtype)
+		pair(a, "--dtype", "%s", l->dtype);
 	if (!strcmp(l->kind, "embedding") || !strcmp(l->kind, "rerank")) {
 		am_argv_add(a, "--runner");
 		am_argv_add(a, "pooling");
@@ -163,34 +164,20 @@ static int build_sglang(const struct am_launch *l, struct am_argv *a, struct am_
 	am_argv_add(a, l->binary);
 	am_argv_add(a, "-m");
 	am_argv_add(a, "sglang.launch_server");
-	am_argv_add(a, "--model-path");
-	am_argv_add(a, l->model_path);
-	am_argv_add(a, "--host");
-	am_argv_add(a, l->host);
-	am_argv_add(a, "--port");
-	am_argv_addf(a, "%d", l->port);
-	am_argv_add(a, "--served-model-name");
-	am_argv_add(a, l->served_name);
-	am_argv_add(a, "--api-key");
-	am_argv_add(a, l->api_key);
-	am_argv_add(a, "--tp-size");
-	am_argv_addf(a, "%d", l->tp);
-	if (l->mem_fraction > 0) {
-		am_argv_add(a, "--mem-fraction-static");
-		am_argv_addf(a, "%.2f", l->mem_fraction);
-	}
-	if (l->max_model_len > 0) {
-		am_argv_add(a, "--context-length");
-		am_argv_addf(a, "%d", l->max_model_len);
-	}
-	if (l->max_num_seqs > 0) {
-		am_argv_add(a, "--max-running-requests");
-		am_argv_addf(a, "%d", l->max_num_seqs);
-	}
-	if (l->dtype) {
-		am_argv_add(a, "--dtype");
-		am_argv_add(a, l->dtype);
-	}
+	pair(a, "--model-path", "%s", l->model_path);
+	pair(a, "--host", "%s", l->host);
+	pair(a, "--port", "%d", l->port);
+	pair(a, "--served-model-name", "%s", l->served_name);
+	pair(a, "--api-key", "%s", l->api_key);
+	pair(a, "--tp-size", "%d", l->tp);
+	if (l->mem_fraction > 0)
+		pair(a, "--mem-fraction-static", "%.2f", l->mem_fraction);
+	if (l->max_model_len > 0)
+		pair(a, "--context-length", "%d", l->max_model_len);
+	if (l->max_num_seqs > 0)
+		pair(a, "--max-running-requests", "%d", l->max_num_seqs);
+	if (l->dtype)
+		pair(a, "--dtype", "%s", l->dtype);
 	if (!strcmp(l->kind, "embedding") || !strcmp(l->kind, "rerank"))
 		am_argv_add(a, "--is-embedding");
 	if (l->trust_remote_code)
@@ -209,10 +196,8 @@ static int build_llamacpp(const struct am_launch *l, struct am_argv *a, struct a
 	am_argv_add(a, l->binary);
 	am_argv_add(a, "-m");
 	am_argv_add(a, l->model_path);
-	am_argv_add(a, "--host");
-	am_argv_add(a, l->host);
-	am_argv_add(a, "--port");
-	am_argv_addf(a, "%d", l->port);
+	pair(a, "--host", "%s", l->host);
+	pair(a, "--port", "%d", l->port);
 	am_argv_add(a, "-a");
 	am_argv_add(a, l->served_name);
 	am_argv_add(a, "-ngl");
