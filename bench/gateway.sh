@@ -40,7 +40,8 @@ error_log $tmp/nginx-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream sim { server 127.0.0.1:$eport; keepalive 256; }
+  keepalive_requests 1000000;
+  upstream sim { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$((port + 1));
     location / {
