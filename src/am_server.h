@@ -42,6 +42,7 @@ struct am_config {
 	int gateway_threads;               /* /v1 worker loops */
 	size_t gateway_max_body;
 	int gateway_keepalive_ms;
+	size_t dataset_max_bytes;          /* upload limit of a dataset */
 };
 
 struct am_server {

@@ -70,7 +70,8 @@ static const char usage_serve[] =
 	"  AIMAAS_ADMIN_PASSWORD  password of the 'admin' user created on first start\n"
 	"                         (default: a random one, printed once to the log)\n"
 	"  AIMAAS_NVML_LIB        NVML library to load (default libnvidia-ml.so.1)\n"
-	"  AIMAAS_NVIDIA_SMI      nvidia-smi to run when NVML is missing (default: from PATH)\n";
+	"  AIMAAS_NVIDIA_SMI      nvidia-smi to run when NVML is missing (default: from PATH)\n"
+	"  AIMAAS_DATASET_MAX_BYTES  the largest dataset upload (default 268435456)\n";
 
 static int parse_ll(const char *s, long long min, long long max, long long *out)
 {
@@ -224,6 +225,10 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	c->gateway_threads = (int)gwt_v;
 	c->gateway_max_body = (size_t)gwb_v;
 	c->gateway_keepalive_ms = (int)gwk_v;
+	long long dsm_v = 256LL << 20;
+	if (num_opt(getenv("AIMAAS_DATASET_MAX_BYTES"), "AIMAAS_DATASET_MAX_BYTES", "bytes", 1024, 1LL << 34, &dsm_v) != 0)
+		return -1;
+	c->dataset_max_bytes = (size_t)dsm_v;
 	if (num_opt(ttl, "--session-ttl", "seconds", 60, 90LL * 86400, &ttl_v) != 0 ||
 	    num_opt(body, "--max-body", "bytes", 1024, 1LL << 32, &body_v) != 0 ||
 	    num_opt(gpui, "--gpu-interval", "ms", 100, 600000, &gpui_v) != 0 ||

@@ -39,6 +39,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_users_routes, &am_api_users_nroutes },   { am_api_nodes_routes, &am_api_nodes_nroutes },
 		{ am_api_tasks_routes, &am_api_tasks_nroutes },     { am_api_models_routes, &am_api_models_nroutes },
 		{ am_api_deployments_routes, &am_api_deployments_nroutes }, { am_api_keys_routes, &am_api_keys_nroutes },
+		{ am_api_datasets_routes, &am_api_datasets_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;
@@ -297,7 +298,8 @@ static void on_head(struct am_http_req *req, void *data)
 			goto fail;
 		}
 	}
-	req->max_body = ctx->route->max_body ? ctx->route->max_body : ctx->srv->cfg.max_body;
+	req->max_body = ctx->route->flags & AM_ROUTE_UPLOAD ? ctx->srv->cfg.dataset_max_bytes
+			: ctx->route->max_body ? ctx->route->max_body : ctx->srv->cfg.max_body;
 	int has_body = req->head.chunked || req->head.content_length > 0;
 	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body) {
 		am_err_set(&err, AM_E_TOO_LARGE, "", "the request body is larger than %zu bytes", req->max_body);

@@ -26,6 +26,7 @@ enum am_access { AM_PUBLIC, AM_USER, AM_ADMIN };
 
 #define AM_ROUTE_RAW 1u      /* the handler answers itself (am_http_respond / stream) */
 #define AM_ROUTE_ANY_BODY 2u /* the body is not JSON: no Content-Type check, no parse */
+#define AM_ROUTE_UPLOAD 4u   /* a file upload: the dataset size limit applies */
 
 struct am_route_def {
 	const char *method;   /* method and pattern first: am_router reads them */
@@ -93,6 +94,8 @@ extern const struct am_route_def am_api_deployments_routes[];
 extern const size_t am_api_deployments_nroutes;
 extern const struct am_route_def am_api_keys_routes[];
 extern const size_t am_api_keys_nroutes;
+extern const struct am_route_def am_api_datasets_routes[];
+extern const size_t am_api_datasets_nroutes;
 extern const struct am_route_def am_api_tasks_routes[];
 extern const size_t am_api_tasks_nroutes;
 

@@ -98,6 +98,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX usage_at ON usage_records(at);"
 	"CREATE INDEX usage_key ON usage_records(key_id, at);"
 	"ALTER TABLE deployments ADD COLUMN aliases TEXT NOT NULL DEFAULT '[]';",
+
+	/* 4: fine-tuning datasets */
+	"CREATE TABLE datasets ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, format TEXT NOT NULL,"
+	"  file_type TEXT NOT NULL, file_name TEXT NOT NULL, path TEXT NOT NULL, size_bytes INTEGER NOT NULL,"
+	"  columns TEXT, records INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('valid','invalid')),"
+	"  report TEXT NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);",
 };
 
 const char *const *am_migrations_list(size_t *count)

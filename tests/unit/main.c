@@ -15,6 +15,7 @@ void suite_http(void);
 void suite_gpu(void);
 void suite_store(void);
 void suite_auth(void);
+void suite_dataset(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -63,6 +64,7 @@ int main(void)
 	suite_gpu();
 	suite_store();
 	suite_auth();
+	suite_dataset();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

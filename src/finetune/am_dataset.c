@@ -1,0 +1,381 @@
+/* am_dataset: dataset parsing and validation. */
+#include "am_dataset.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+
+#define MAX_ERRORS 50
+
+static const char *ext(const char *name)
+{
+	const char *dot = name ? strrchr(name, '.') : NULL;
+	return dot ? dot + 1 : "";
+}
+
+enum am_ds_file am_dataset_file_type(const char *name, const char *data, size_t len)
+{
+	const char *e = ext(name);
+	if (!strcasecmp(e, "csv"))
+		return AM_DS_CSV;
+	if (!strcasecmp(e, "jsonl"))
+		return AM_DS_JSONL;
+	size_t i = 0;
+	if (len >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB && (unsigned char)data[2] == 0xBF)
+		i = 3; /* a UTF-8 byte-order mark */
+	while (i < len && isspace((unsigned char)data[i]))
+		i++;
+	if (i < len && data[i] == '[')
+		return AM_DS_JSON;
+	if (i < len && data[i] == '{')
+		return AM_DS_JSONL;
+	return !strcasecmp(e, "json") ? AM_DS_JSON : AM_DS_CSV;
+}
+
+/* ---- CSV (RFC 4180: quotes, doubled quotes, newlines inside quotes) ---- */
+
+/* Reads one row from *p into a JSON array of strings; NULL at the end. */
+static json_t *csv_row(const char **p, const char *end)
+{
+	if (*p >= end)
+		return NULL;
+	json_t *row = json_array();
+	struct am_buf f;
+	am_buf_init(&f, 1 << 24);
+	int quoted = 0, any = 0;
+	while (*p < end) {
+		char c = **p;
+		(*p)++;
+		any = 1;
+		if (quoted) {
+			if (c == '"') {
+				if (*p < end && **p == '"') {
+					am_buf_add(&f, "\"", 1);
+					(*p)++;
+				} else {
+					quoted = 0;
+				}
+			} else {
+				am_buf_add(&f, &c, 1);
+			}
+		} else if (c == '"' && f.len == 0) {
+			quoted = 1;
+		} else if (c == ',') {
+			json_array_append_new(row, json_stringn(f.data ? f.data : "", f.len) ?: json_string(""));
+			am_buf_reset(&f);
+		} else if (c == '\n' || c == '\r') {
+			if (c == '\r' && *p < end && **p == '\n')
+				(*p)++;
+			break;
+		} else {
+			am_buf_add(&f, &c, 1);
+		}
+	}
+	if (any)
+		json_array_append_new(row, json_stringn(f.data ? f.data : "", f.len) ?: json_string(""));
+	am_buf_free(&f);
+	return row;
+}
+
+/* ---- iterating records of any file type ---- */
+
+struct iter {
+	enum am_ds_file type;
+	const char *p, *end;
+	json_t *all;        /* a JSON file's list */
+	size_t idx;
+	json_t *header;     /* CSV */
+	json_t *columns;
+	long line;
+	char err[256];
+};
+
+static const char *col_name(json_t *columns, const char *field)
+{
+	const char *c = json_string_value(json_object_get(columns, field));
+	return c ? c : field;
+}
+
+/* Next record (owned reference), or NULL at the end; *bad set with a
+ * reason when the record itself could not be read. */
+static json_t *next(struct iter *it, int *bad)
+{
+	*bad = 0;
+	if (it->type == AM_DS_JSON) {
+		if (!it->all || it->idx >= json_array_size(it->all))
+			return NULL;
+		return json_incref(json_array_get(it->all, it->idx++));
+	}
+	if (it->type == AM_DS_JSONL) {
+		while (it->p < it->end) {
+			const char *nl = memchr(it->p, '\n', (size_t)(it->end - it->p));
+			const char *e = nl ? nl : it->end;
+			const char *s = it->p;
+			it->p = nl ? nl + 1 : it->end;
+			it->line++;
+			while (s < e && isspace((unsigned char)*s))
+				s++;
+			if (s == e)
+				continue; /* blank line */
+			json_error_t je;
+			json_t *r = json_loadb(s, (size_t)(e - s), 0, &je);
+			if (!r) {
+				*bad = 1;
+				am_fmt(it->err, sizeof it->err, "line %ld is not valid JSON: %s", it->line, je.text);
+				return json_null();
+			}
+			return r;
+		}
+		return NULL;
+	}
+	json_t *row = csv_row(&it->p, it->end);
+	while (row && json_array_size(row) == 1 && !json_string_length(json_array_get(row, 0))) {
+		json_decref(row); /* blank line */
+		row = csv_row(&it->p, it->end);
+	}
+	if (!row)
+		return NULL;
+	json_t *o = json_object();
+	static const char *const fields[] = { "instruction", "input", "output", "system" };
+	for (size_t f = 0; f < 4; f++) {
+		const char *want = col_name(it->columns, fields[f]);
+		for (size_t k = 0; k < json_array_size(it->header); k++)
+			if (!strcmp(json_string_value(json_array_get(it->header, k)), want) && k < json_array_size(row))
+				json_object_set(o, fields[f], json_array_get(row, k));
+	}
+	json_decref(row);
+	return o;
+}
+
+static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_file type, json_t *columns, char *err,
+		     size_t errsize)
+{
+	memset(it, 0, sizeof *it);
+	it->type = type;
+	it->p = data;
+	it->end = data + len;
+	it->columns = columns;
+	if (len >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB && (unsigned char)data[2] == 0xBF)
+		it->p += 3;
+	if (type == AM_DS_JSON) {
+		json_error_t je;
+		it->all = json_loadb(it->p, (size_t)(it->end - it->p), 0, &je);
+		if (!json_is_array(it->all)) {
+			am_fmt(err, errsize, it->all ? "a JSON dataset must be a list of records" :
+			       "not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+			json_decref(it->all);
+			it->all = NULL;
+			return -1;
+		}
+	} else if (type == AM_DS_CSV) {
+		it->header = csv_row(&it->p, it->end);
+		if (!it->header || !json_array_size(it->header)) {
+			am_fmt(err, errsize, "the CSV file has no header row");
+			json_decref(it->header);
+			it->header = NULL;
+			return -1;
+		}
+		const char *need[] = { "instruction", "output" };
+		for (int k = 0; k < 2; k++) {
+			const char *c = col_name(columns, need[k]);
+			int found = 0;
+			for (size_t i = 0; i < json_array_size(it->header); i++)
+				found |= !strcmp(json_string_value(json_array_get(it->header, i)), c);
+			if (!found) {
+				am_fmt(err, errsize, "the CSV header has no column '%s' (for %s); map it with the '%s' parameter", c,
+				       need[k], need[k]);
+				json_decref(it->header);
+				it->header = NULL;
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void iter_free(struct iter *it)
+{
+	json_decref(it->all);
+	json_decref(it->header);
+}
+
+/* ---- formats ---- */
+
+static const char *detect(json_t *r)
+{
+	if (json_object_get(r, "conversations"))
+		return "sharegpt";
+	if (json_object_get(r, "messages"))
+		return "openai";
+	return "alpaca";
+}
+
+static int nonempty(json_t *v)
+{
+	if (!json_is_string(v))
+		return 0;
+	for (const char *s = json_string_value(v); *s; s++)
+		if (!isspace((unsigned char)*s))
+			return 1;
+	return 0;
+}
+
+/* 0, or -1 with the reason; adds the record's turns and characters. */
+static int check_alpaca(json_t *r, char *why, size_t size, long *turns, size_t *chars)
+{
+	json_t *ins = json_object_get(r, "instruction"), *out = json_object_get(r, "output"), *in = json_object_get(r, "input");
+	if (!json_is_object(r))
+		return am_fmt(why, size, "a record must be an object"), -1;
+	if (!nonempty(ins))
+		return am_fmt(why, size, ins ? "'instruction' is empty or not a string" : "missing 'instruction'"), -1;
+	if (!nonempty(out))
+		return am_fmt(why, size, out ? "'output' is empty or not a string" : "missing 'output'"), -1;
+	if (in && !json_is_null(in) && !json_is_string(in))
+		return am_fmt(why, size, "'input' must be a string"), -1;
+	json_t *hist = json_object_get(r, "history");
+	if (hist && !json_is_null(hist)) {
+		if (!json_is_array(hist))
+			return am_fmt(why, size, "'history' must be a list of [prompt, response] pairs"), -1;
+		size_t i;
+		json_t *h;
+		json_array_foreach(hist, i, h)
+			if (!json_is_array(h) || json_array_size(h) != 2 || !json_is_string(json_array_get(h, 0)) ||
+			    !json_is_string(json_array_get(h, 1)))
+				return am_fmt(why, size, "history[%zu] must be a [prompt, response] pair of strings", i), -1;
+		*turns += (long)json_array_size(hist);
+	}
+	*turns += 1;
+	*chars += json_string_length(ins) + json_string_length(out) + (json_is_string(in) ? json_string_length(in) : 0);
+	return 0;
+}
+
+/* sharegpt (from/value, human/gpt) and OpenAI messages (role/content, user/assistant) */
+static int check_turns(json_t *r, int openai, char *why, size_t size, long *turns, size_t *chars)
+{
+	const char *list = openai ? "messages" : "conversations", *rk = openai ? "role" : "from",
+		   *ck = openai ? "content" : "value";
+	json_t *msgs = json_object_get(r, list);
+	if (!json_is_array(msgs) || !json_array_size(msgs))
+		return am_fmt(why, size, "missing or empty '%s'", list), -1;
+	size_t i, pos = 0;
+	json_t *m;
+	json_array_foreach(msgs, i, m) {
+		const char *role = json_string_value(json_object_get(m, rk));
+		if (!role)
+			return am_fmt(why, size, "%s[%zu] has no '%s'", list, i, rk), -1;
+		if (!strcmp(role, "system")) {
+			if (i != 0)
+				return am_fmt(why, size, "%s[%zu]: a system turn may only come first", list, i), -1;
+			continue;
+		}
+		int asks = openai ? !strcmp(role, "user") || !strcmp(role, "tool")
+				  : !strcmp(role, "human") || !strcmp(role, "observation");
+		int answers = openai ? !strcmp(role, "assistant") : !strcmp(role, "gpt") || !strcmp(role, "function_call");
+		if (!asks && !answers)
+			return am_fmt(why, size, "%s[%zu] has an unknown %s '%.30s'", list, i, rk, role), -1;
+		/* turns alternate: a question at odd positions, an answer at even ones */
+		if ((pos % 2 == 0 && !asks) || (pos % 2 == 1 && !answers))
+			return am_fmt(why, size, "wrong role order at %s[%zu]: expected %s, got '%.30s'", list, i,
+				      pos % 2 == 0 ? (openai ? "user" : "human") : (openai ? "assistant" : "gpt"), role), -1;
+		json_t *c = json_object_get(m, ck);
+		if (!nonempty(c))
+			return am_fmt(why, size, "%s[%zu] has empty content", list, i), -1;
+		*chars += json_string_length(c);
+		pos++;
+	}
+	if (pos == 0 || pos % 2)
+		return am_fmt(why, size, "the conversation must end with an answer (%s)", openai ? "assistant" : "gpt"), -1;
+	*turns += (long)(pos / 2);
+	return 0;
+}
+
+json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, const char *format, json_t *columns)
+{
+	static const char *const types[] = { "json", "jsonl", "csv" };
+	struct iter it;
+	char err[300];
+	json_t *errors = json_array();
+	long records = 0, valid = 0, turns = 0;
+	static const long bounds[] = { 128, 512, 1024, 2048, 4096, 8192 };
+	long buckets[7] = { 0 };
+	long tmin = -1, tmax = 0;
+	double tsum = 0;
+	char fmt[16] = "";
+	if (format)
+		am_strlcpy(fmt, format, sizeof fmt);
+	if (type == AM_DS_CSV)
+		am_strlcpy(fmt, "alpaca", sizeof fmt);
+	if (iter_init(&it, data, len, type, columns, err, sizeof err) != 0) {
+		json_array_append_new(errors, json_pack("{s:i,s:s}", "record", 0, "reason", err));
+		return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o,s:n}", "format", fmt[0] ? fmt : "unknown", "file_type", types[type],
+				 "records", 0, "valid", 0, "invalid", 0, "errors", errors, "stats");
+	}
+	json_t *r;
+	int bad;
+	while ((r = next(&it, &bad))) {
+		records++;
+		char why[256] = "";
+		long t = 0;
+		size_t chars = 0;
+		int ok = 0;
+		if (bad) {
+			am_strlcpy(why, it.err, sizeof why);
+		} else if (!json_is_object(r)) {
+			am_fmt(why, sizeof why, "a record must be an object");
+		} else {
+			if (!fmt[0])
+				am_strlcpy(fmt, detect(r), sizeof fmt);
+			ok = !strcmp(fmt, "alpaca") ? check_alpaca(r, why, sizeof why, &t, &chars) == 0
+						    : check_turns(r, !strcmp(fmt, "openai"), why, sizeof why, &t, &chars) == 0;
+		}
+		json_decref(r);
+		if (!ok) {
+			if (json_array_size(errors) < MAX_ERRORS)
+				json_array_append_new(errors, json_pack("{s:I,s:s}", "record", (json_int_t)records, "reason", why));
+			continue;
+		}
+		valid++;
+		turns += t;
+		long tokens = (long)(chars + 3) / 4; /* about four bytes a token: an estimate, said so */
+		int b = 0;
+		while (b < 6 && tokens > bounds[b])
+			b++;
+		buckets[b]++;
+		tsum += (double)tokens;
+		if (tmin < 0 || tokens < tmin)
+			tmin = tokens;
+		if (tokens > tmax)
+			tmax = tokens;
+	}
+	iter_free(&it);
+	if (records == 0)
+		json_array_append_new(errors, json_pack("{s:i,s:s}", "record", 0, "reason", "the dataset has no records"));
+	json_t *bk = json_array();
+	for (int b = 0; b < 7; b++)
+		json_array_append_new(bk, b < 6 ? json_pack("{s:I,s:I}", "le", (json_int_t)bounds[b], "count", (json_int_t)buckets[b])
+						: json_pack("{s:s,s:I}", "le", "+Inf", "count", (json_int_t)buckets[b]));
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:{s:I,s:f,s:{s:I,s:f,s:I,s:o,s:s}}}", "format", fmt[0] ? fmt : "unknown",
+			 "file_type", types[type], "records", (json_int_t)records, "valid", (json_int_t)valid, "invalid",
+			 (json_int_t)(records - valid), "errors", errors, "stats", "turns", (json_int_t)turns, "avg_turns",
+			 valid ? (double)turns / (double)valid : 0.0, "tokens", "min", (json_int_t)(tmin < 0 ? 0 : tmin), "avg",
+			 valid ? tsum / (double)valid : 0.0, "max", (json_int_t)tmax, "buckets", bk, "estimate",
+			 "about 4 bytes per token");
+}
+
+json_t *am_dataset_preview(const char *data, size_t len, enum am_ds_file type, json_t *columns, int n)
+{
+	struct iter it;
+	char err[300];
+	json_t *out = json_array();
+	if (iter_init(&it, data, len, type, columns, err, sizeof err) != 0)
+		return out;
+	json_t *r;
+	int bad;
+	while ((int)json_array_size(out) < n && (r = next(&it, &bad)))
+		json_array_append_new(out, r);
+	iter_free(&it);
+	return out;
+}
