@@ -22,6 +22,7 @@ struct am_limiter;
 struct am_api;
 struct am_deploy;
 struct am_gateway;
+struct am_finetune;
 
 struct am_config {
 	char listen[256];
@@ -54,6 +55,7 @@ struct am_server {
 	struct am_inventory *inv;
 	struct am_deploy *deploy;
 	struct am_gateway *gateway;
+	struct am_finetune *finetune;
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */
 	struct am_limiter *login_user_limiter; /* failed logins per username */
 	int64_t started_ms;

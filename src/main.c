@@ -25,6 +25,7 @@
 #include "base/am_rand.h"
 #include "base/am_time.h"
 #include "deploy/am_deploy.h"
+#include "finetune/am_finetune.h"
 #include "gateway/am_gateway.h"
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
@@ -407,7 +408,8 @@ static int serve(int argc, char **argv)
 	}
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
 	srv.deploy = am_deploy_new(&srv);
-	if (am_deploy_start(srv.deploy) != 0 || am_gateway_start(srv.gateway) != 0)
+	srv.finetune = am_finetune_new(&srv);
+	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0 || am_gateway_start(srv.gateway) != 0)
 		goto out;
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
@@ -438,6 +440,7 @@ out:
 		event_free(gpu_tick);
 	am_http_server_free(srv.http);
 	am_gateway_free(srv.gateway);
+	am_finetune_free(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_inventory_free(srv.inv);
 	am_api_free(srv.api);

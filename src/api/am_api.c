@@ -40,6 +40,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_tasks_routes, &am_api_tasks_nroutes },     { am_api_models_routes, &am_api_models_nroutes },
 		{ am_api_deployments_routes, &am_api_deployments_nroutes }, { am_api_keys_routes, &am_api_keys_nroutes },
 		{ am_api_datasets_routes, &am_api_datasets_nroutes },
+		{ am_api_finetune_routes, &am_api_finetune_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;
@@ -151,7 +152,7 @@ int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long
 	return 0;
 }
 
-static int query_int(struct am_ctx *ctx, const char *name, long long min, long long max, long long *out,
+int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long long max, long long *out,
 		     struct am_err *err)
 {
 	char buf[32];
@@ -171,7 +172,7 @@ int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct 
 {
 	*limit = 50;
 	*offset = 0;
-	if (query_int(ctx, "limit", 1, 500, limit, err) != 0 || query_int(ctx, "offset", 0, 1LL << 40, offset, err) != 0)
+	if (am_api_query_int(ctx, "limit", 1, 500, limit, err) != 0 || am_api_query_int(ctx, "offset", 0, 1LL << 40, offset, err) != 0)
 		return -1;
 	return 0;
 }

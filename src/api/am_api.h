@@ -66,6 +66,10 @@ void am_api_handlers(struct am_api *api, struct am_http_handlers *h);
 /* Helpers for handlers. */
 const char *am_api_param(struct am_ctx *ctx, const char *name);
 /* The named path parameter as a positive id; 404 naming what when not. */
+/* An integer query parameter in [min, max]; *out is left as is when absent.
+ * 0, or -1 with err naming the parameter. */
+int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long long max, long long *out,
+		     struct am_err *err);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
 /* limit (1-500, default 50) and offset (>= 0) from the query string. */
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);
@@ -96,6 +100,8 @@ extern const struct am_route_def am_api_keys_routes[];
 extern const size_t am_api_keys_nroutes;
 extern const struct am_route_def am_api_datasets_routes[];
 extern const size_t am_api_datasets_nroutes;
+extern const struct am_route_def am_api_finetune_routes[];
+extern const size_t am_api_finetune_nroutes;
 extern const struct am_route_def am_api_tasks_routes[];
 extern const size_t am_api_tasks_nroutes;
 

@@ -199,14 +199,9 @@ static int preview(struct am_ctx *ctx, struct am_err *err)
 	long long id;
 	if (ds_param(ctx, &id, err) != 0)
 		return -1;
-	char q[16] = "";
-	int n = 5;
-	if (am_http_query(ctx->req, "n", q, sizeof q) == 1) {
-		char *e;
-		n = (int)strtol(q, &e, 10);
-		if (*e || n < 1 || n > 100)
-			return am_err_set(err, AM_E_INVALID, "n", "'n' must be 1 to 100");
-	}
+	long long n = 5;
+	if (am_api_query_int(ctx, "n", 1, 100, &n, err) != 0)
+		return -1;
 	struct am_buf b;
 	json_t *row;
 	if (read_file(ctx, id, &b, &row, err) != 0) {
@@ -215,7 +210,7 @@ static int preview(struct am_ctx *ctx, struct am_err *err)
 	}
 	json_t *cols = json_loads(json_string_value(json_object_get(row, "columns")) ?: "null", JSON_DECODE_ANY, NULL);
 	enum am_ds_file type = am_dataset_file_type(json_string_value(json_object_get(row, "file_name")), am_buf_str(&b), b.len);
-	json_t *recs = am_dataset_preview(am_buf_str(&b), b.len, type, json_is_object(cols) ? cols : NULL, n);
+	json_t *recs = am_dataset_preview(am_buf_str(&b), b.len, type, json_is_object(cols) ? cols : NULL, (int)n);
 	ctx->resp = json_pack("{s:o}", "records", recs);
 	json_decref(cols);
 	json_decref(row);
@@ -259,6 +254,14 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	if (!ctx->who.admin && (!owner || strcmp(owner, ctx->who.username))) {
 		json_decref(row);
 		return am_err_set(err, AM_E_FORBIDDEN, "", "only its owner or an admin may delete dataset %lld", id);
+	}
+	long long used = 0;
+	am_store_int(ctx->srv->store, &used, 0,
+		     "SELECT j.id FROM ft_jobs j, json_each(j.datasets) e WHERE e.value = ?"
+		     " AND j.state IN ('queued','starting','running','stopping') LIMIT 1", "i", id);
+	if (used) {
+		json_decref(row);
+		return am_err_set(err, AM_E_CONFLICT, "", "dataset %lld is used by fine-tuning job %lld; stop it first", id, used);
 	}
 	if (am_store_exec(ctx->srv->store, "DELETE FROM datasets WHERE id = ?", "i", id) != 0) {
 		json_decref(row);

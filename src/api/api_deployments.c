@@ -771,16 +771,10 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 		am_api_reply_error(ctx->req, err);
 		return 0;
 	}
-	char q[32] = "";
 	long long tail = 200;
-	if (am_http_query(ctx->req, "tail", q, sizeof q) == 1) {
-		char *end;
-		tail = strtoll(q, &end, 10);
-		if (*end || tail < 0 || tail > 10000) {
-			am_err_set(err, AM_E_INVALID, "tail", "'tail' must be an integer from 0 to 10000");
-			am_api_reply_error(ctx->req, err);
-			return 0;
-		}
+	if (am_api_query_int(ctx, "tail", 0, 10000, &tail, err) != 0) {
+		am_api_reply_error(ctx->req, err);
+		return 0;
 	}
 	char inst[32] = "";
 	am_http_query(ctx->req, "instance", inst, sizeof inst);

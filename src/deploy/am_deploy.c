@@ -307,7 +307,7 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 /* The child's environment: aimaas's own (PATH, CUDA and proxy settings an
  * operator set), less its secrets and less what the engine sets, then the
  * engine's. */
-static char **child_env(const struct am_argv *set)
+char **am_deploy_child_env(const struct am_argv *set)
 {
 	struct am_argv all = { 0 };
 	for (char **e = environ; e && *e; e++) {
@@ -325,7 +325,7 @@ static char **child_env(const struct am_argv *set)
 	return all.v;
 }
 
-static void free_strv(char **v)
+void am_deploy_strv_free(char **v)
 {
 	for (char **p = v; p && *p; p++)
 		free(*p);
@@ -435,11 +435,11 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	log_line(logpath, "starting %s (attempt %lld) on GPUs %s, port %d", argv.v[0],
 		 (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
 		 json_string_value(json_object_get(inst, "gpu_indices")), port);
-	char **envp = child_env(&env);
+	char **envp = am_deploy_child_env(&env);
 	pid_t pid;
 	char serr[300];
 	int rc = am_proc_spawn(argv.v, envp, logpath, &pid, serr, sizeof serr);
-	free_strv(envp);
+	am_deploy_strv_free(envp);
 	am_argv_free(&argv);
 	am_argv_free(&env);
 	long long now = am_wall_ms();

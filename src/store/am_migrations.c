@@ -105,6 +105,21 @@ static const char *const migrations[] = {
 	"  file_type TEXT NOT NULL, file_name TEXT NOT NULL, path TEXT NOT NULL, size_bytes INTEGER NOT NULL,"
 	"  columns TEXT, records INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('valid','invalid')),"
 	"  report TEXT NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);",
+
+	/* 5: fine-tuning jobs (GPU reservations with owner_kind 'job') */
+	"CREATE TABLE ft_jobs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+	"  base_model_id INTEGER NOT NULL REFERENCES models(id), datasets TEXT NOT NULL,"
+	"  method TEXT NOT NULL CHECK (method IN ('lora','qlora','full','freeze')), stage TEXT NOT NULL,"
+	"  template TEXT NOT NULL, quantization_bit INTEGER NOT NULL DEFAULT 0, params TEXT NOT NULL,"
+	"  gpu_count INTEGER NOT NULL, pinned_gpus TEXT NOT NULL DEFAULT '[]', deepspeed INTEGER NOT NULL DEFAULT 0,"
+	"  gpus TEXT, gpu_indices TEXT, mem_per_gpu INTEGER, precision TEXT,"
+	"  state TEXT NOT NULL CHECK (state IN ('queued','starting','running','stopping','succeeded','failed','stopped')),"
+	"  reason TEXT NOT NULL DEFAULT '', pid INTEGER, pid_start INTEGER, job_dir TEXT, progress TEXT,"
+	"  stop_requested_at INTEGER, grace_ms INTEGER NOT NULL DEFAULT 60000, resume INTEGER NOT NULL DEFAULT 0,"
+	"  output_name TEXT NOT NULL, result_model_id INTEGER, task_id INTEGER, created_by TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX ft_jobs_state ON ft_jobs(state);",
 };
 
 const char *const *am_migrations_list(size_t *count)

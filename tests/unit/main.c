@@ -16,6 +16,7 @@ void suite_gpu(void);
 void suite_store(void);
 void suite_auth(void);
 void suite_dataset(void);
+void suite_finetune(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -65,6 +66,7 @@ int main(void)
 	suite_store();
 	suite_auth();
 	suite_dataset();
+	suite_finetune();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

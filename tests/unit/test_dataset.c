@@ -169,3 +169,73 @@ void suite_dataset(void)
 	RUN(csv_files);
 	RUN(error_list_is_bounded);
 }
+
+/* ---- fine-tuning helpers (am_finetune) ---- */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "finetune/am_finetune.h"
+
+static void finetune_memory_and_templates(void)
+{
+	/* LLaMA-Factory's table: LoRA 2x GB, QLoRA-4 x/2, QLoRA-8 x, full 18x (8x pure bf16) */
+	CHECK_INT(am_finetune_mem_need("lora", 0, 7000000000LL, 1, 0, 0), 14000000000LL);
+	CHECK_INT(am_finetune_mem_need("freeze", 0, 7000000000LL, 1, 0, 0), 14000000000LL);
+	CHECK_INT(am_finetune_mem_need("qlora", 4, 14000000000LL, 1, 0, 0), 7000000000LL);
+	CHECK_INT(am_finetune_mem_need("qlora", 8, 14000000000LL, 1, 0, 0), 14000000000LL);
+	CHECK_INT(am_finetune_mem_need("full", 0, 7000000000LL, 1, 0, 0), 126000000000LL);
+	CHECK_INT(am_finetune_mem_need("full", 0, 7000000000LL, 1, 0, 1), 56000000000LL);
+	/* ZeRO shards full tuning across GPUs; LoRA's data-parallel copies do not shrink */
+	CHECK_INT(am_finetune_mem_need("full", 0, 7000000000LL, 4, 1, 0), 31500000000LL);
+	CHECK_INT(am_finetune_mem_need("lora", 0, 7000000000LL, 4, 1, 0), 14000000000LL);
+	CHECK_INT(am_finetune_mem_need("lora", 0, 100000000LL, 1, 0, 0), 1000000000LL); /* at least 1 GB */
+	CHECK_STR(am_finetune_template_for("Qwen2ForCausalLM", "qwen2"), "qwen");
+	CHECK_STR(am_finetune_template_for("Qwen3ForCausalLM", "qwen3"), "qwen3");
+	CHECK_STR(am_finetune_template_for("LlamaForCausalLM", "llama"), "llama3");
+	CHECK_STR(am_finetune_template_for("Glm4ForCausalLM", "glm4"), "glm4");
+	CHECK_STR(am_finetune_template_for("SomethingNew", NULL), "default");
+	CHECK(am_finetune_template_ok("qwen3_nothink"));
+	CHECK(!am_finetune_template_ok("qwen; rm"));
+}
+
+static void finetune_trainer_log(void)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/aimaas-unit-tl-%d.jsonl", (int)getpid());
+	FILE *f = fopen(path, "w");
+	for (int i = 1; i <= 100; i++) {
+		fprintf(f, "{\"current_steps\": %d, \"total_steps\": 100, \"loss\": %.3f, \"lr\": 1e-05, \"epoch\": %.2f,"
+			   " \"percentage\": %.2f, \"elapsed_time\": \"0:00:%02d\", \"remaining_time\": \"1 day, 2:03:04\"}\n",
+			i, 2.0 - i * 0.01, i / 100.0, (double)i, i % 60);
+		if (i == 50)
+			fprintf(f, "{\"current_steps\": 50, \"total_steps\": 100, \"eval_loss\": 1.7, \"epoch\": 0.5}\n");
+	}
+	fprintf(f, "{\"current_steps\": 100, \"total_steps\": 100, \"epoch\": 1.0, \"percentage\": 100.0}\n");
+	fclose(f);
+	json_t *s = am_finetune_series(path, 0);
+	CHECK_INT(json_array_size(s), 102);
+	json_t *p0 = json_array_get(s, 0);
+	CHECK_INT(json_integer_value(json_object_get(p0, "step")), 1);
+	CHECK_STR(json_string_value(json_object_get(p0, "remaining")), "1 day, 2:03:04");
+	json_decref(s);
+	s = am_finetune_series(path, 10);
+	CHECK(json_array_size(s) >= 10 && json_array_size(s) <= 12);
+	int has_eval = 0;
+	for (size_t i = 0; i < json_array_size(s); i++)
+		has_eval |= json_object_get(json_array_get(s, i), "eval_loss") != NULL;
+	CHECK(has_eval); /* evaluation points survive thinning */
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(s, json_array_size(s) - 1), "step")), 100);
+	json_decref(s);
+	json_t *p = am_finetune_progress(path);
+	CHECK_INT(json_integer_value(json_object_get(p, "step")), 100);
+	CHECK(json_number_value(json_object_get(p, "percentage")) == 100.0);
+	json_decref(p);
+	unlink(path);
+	CHECK(am_finetune_progress(path) == NULL);
+}
+
+void suite_finetune(void)
+{
+	RUN(finetune_memory_and_templates);
+	RUN(finetune_trainer_log);
+}

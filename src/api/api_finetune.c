@@ -1,0 +1,575 @@
+/* api_finetune: fine-tuning jobs. Creating one checks everything that can
+ * be checked before a GPU is touched (model, datasets, method and its
+ * options, template, hyper-parameters, whether the method can ever fit the
+ * GPUs by LLaMA-Factory's memory table) and queues it; the supervisor
+ * (src/finetune/am_finetune.c) does the rest. */
+#include <dirent.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../am_server.h"
+#include "../base/am_json.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
+#include "../finetune/am_finetune.h"
+#include "../model/am_model.h"
+#include "../runtime/am_proc.h"
+#include "../store/am_store.h"
+#include "../task/am_task.h"
+#include "am_api.h"
+
+#define JOB_COLS                                                                                                    \
+	"id, name, base_model_id, datasets, method, stage, template, quantization_bit, params, gpu_count,"         \
+	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, progress, output_name," \
+	" result_model_id, task_id, grace_ms, created_by, created_at, started_at, finished_at, updated_at"
+
+static const char *const ACTIVE = "('queued','starting','running','stopping')";
+
+static json_t *job_json(struct am_store *st, long long id)
+{
+	json_t *j = NULL;
+	am_store_row(st, &j, "SELECT " JOB_COLS " FROM ft_jobs WHERE id = ?", "i", id);
+	if (!j)
+		return NULL;
+	static const char *const cols[] = { "datasets", "params", "pinned_gpus", "gpus", "progress" };
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+		const char *s = json_string_value(json_object_get(j, cols[i]));
+		json_t *v = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+		json_object_set_new(j, cols[i], v ? v : json_null());
+	}
+	json_t *m = NULL;
+	am_store_row(st, &m, "SELECT id, name FROM models WHERE id = ?", "i", json_integer_value(json_object_get(j, "base_model_id")));
+	json_object_set_new(j, "base_model", m ? m : json_null());
+	json_object_del(j, "base_model_id");
+	return j;
+}
+
+static int job_param(struct am_ctx *ctx, long long *id, int write, struct am_err *err)
+{
+	const char *ref = am_api_param(ctx, "id");
+	char *end;
+	long long n = strtoll(ref, &end, 10), found = 0;
+	if (*ref && !*end && n > 0)
+		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM ft_jobs WHERE id = ?", "i", n);
+	else
+		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM ft_jobs WHERE name = ?", "s", ref);
+	if (!found)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job '%.100s'", ref);
+	*id = found;
+	am_fmt(ctx->target, sizeof ctx->target, "finetune:%lld", found);
+	if (write && !ctx->who.admin) {
+		long long mine = 0;
+		am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM ft_jobs WHERE id = ? AND created_by = ?", "is", found,
+			     ctx->who.username);
+		if (!mine)
+			return am_err_set(err, AM_E_FORBIDDEN, "", "only its owner or an admin may change job %lld", found);
+	}
+	return 0;
+}
+
+/* ---- hyper-parameters: LLaMA-Factory's keys, checked and defaulted ---- */
+
+enum hp_type { HP_NUM, HP_INT, HP_STR, HP_BOOL };
+static const struct hp {
+	const char *key;
+	enum hp_type type;
+	double min, max;
+	const char *const *choices;
+} HP[] = {
+	{ "learning_rate", HP_NUM, 1e-9, 1.0, NULL },
+	{ "num_train_epochs", HP_NUM, 0.01, 1000, NULL },
+	{ "max_steps", HP_INT, 1, 1e9, NULL },
+	{ "per_device_train_batch_size", HP_INT, 1, 1024, NULL },
+	{ "gradient_accumulation_steps", HP_INT, 1, 1024, NULL },
+	{ "cutoff_len", HP_INT, 16, 1048576, NULL },
+	{ "max_samples", HP_INT, 1, 1e12, NULL },
+	{ "lora_rank", HP_INT, 1, 1024, NULL },
+	{ "lora_alpha", HP_INT, 1, 4096, NULL },
+	{ "lora_dropout", HP_NUM, 0, 0.99, NULL },
+	{ "lora_target", HP_STR, 1, 512, NULL },
+	{ "warmup_ratio", HP_NUM, 0, 0.99, NULL },
+	{ "lr_scheduler_type", HP_STR, 1, 64,
+	  (const char *const[]){ "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+				 "constant_with_warmup", "inverse_sqrt", NULL } },
+	{ "save_steps", HP_INT, 1, 1e9, NULL },
+	{ "logging_steps", HP_INT, 1, 1e9, NULL },
+	{ "val_size", HP_NUM, 0, 0.5, NULL },
+	{ "freeze_trainable_layers", HP_INT, -1000, 1000, NULL },
+	{ "freeze_trainable_modules", HP_STR, 1, 256, NULL },
+	{ "pure_bf16", HP_BOOL, 0, 0, NULL },
+	{ "pref_beta", HP_NUM, 0, 100, NULL },
+	{ "seed", HP_INT, 0, 2147483647, NULL },
+};
+
+/* No spaces or shell-looking text: LLaMA-Factory's launcher splits on spaces. */
+static int plain_word(const char *s)
+{
+	for (; *s; s++)
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') && !strchr("_.,-", *s))
+			return 0;
+	return 1;
+}
+
+static json_t *check_hyper(json_t *given, const char *method, const char *stage, struct am_err *err)
+{
+	json_t *p = json_object();
+	int lora = !strcmp(method, "lora") || !strcmp(method, "qlora");
+	/* the contract's examples: LoRA 1e-4, full 1e-5; the rest as LLaMA-Factory's examples */
+	json_object_set_new(p, "learning_rate", json_real(lora ? 1e-4 : !strcmp(method, "full") ? 1e-5 : 5e-5));
+	json_object_set_new(p, "num_train_epochs", json_real(3.0));
+	json_object_set_new(p, "per_device_train_batch_size", json_integer(1));
+	json_object_set_new(p, "gradient_accumulation_steps", json_integer(8));
+	json_object_set_new(p, "cutoff_len", json_integer(2048));
+	json_object_set_new(p, "warmup_ratio", json_real(0.1));
+	json_object_set_new(p, "lr_scheduler_type", json_string("cosine"));
+	json_object_set_new(p, "save_steps", json_integer(500));
+	json_object_set_new(p, "logging_steps", json_integer(10));
+	if (lora) {
+		json_object_set_new(p, "lora_rank", json_integer(8));
+		json_object_set_new(p, "lora_dropout", json_real(0));
+		json_object_set_new(p, "lora_target", json_string("all"));
+	}
+	if (!strcmp(method, "freeze")) {
+		json_object_set_new(p, "freeze_trainable_layers", json_integer(2));
+		json_object_set_new(p, "freeze_trainable_modules", json_string("all"));
+	}
+	if (!strcmp(stage, "dpo"))
+		json_object_set_new(p, "pref_beta", json_real(0.1));
+	if (given && !json_is_object(given)) {
+		json_decref(p);
+		am_err_set(err, AM_E_INVALID, "hyper", "'hyper' must be an object of LLaMA-Factory hyper-parameters");
+		return NULL;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(given, key, v) {
+		const struct hp *h = NULL;
+		for (size_t i = 0; i < sizeof HP / sizeof HP[0]; i++)
+			if (!strcmp(HP[i].key, key))
+				h = &HP[i];
+		char field[80];
+		am_fmt(field, sizeof field, "hyper.%.60s", key);
+		const char *bad = NULL;
+		if (!h)
+			bad = "is not a hyper-parameter aimaas knows";
+		else if ((!strncmp(key, "lora_", 5) && !lora) || (!strncmp(key, "freeze_", 7) && strcmp(method, "freeze")) ||
+			 (!strcmp(key, "pref_beta") && strcmp(stage, "dpo")))
+			bad = "does not apply to this method or stage";
+		else if (json_is_null(v)) {
+			json_object_del(p, key);
+			continue;
+		} else if (h->type == HP_BOOL ? !json_is_boolean(v)
+			   : h->type == HP_STR ? !json_is_string(v)
+			   : h->type == HP_INT ? !json_is_integer(v) : !json_is_number(v))
+			bad = h->type == HP_BOOL ? "must be true or false" : h->type == HP_STR ? "must be a string"
+				: h->type == HP_INT ? "must be an integer" : "must be a number";
+		else if ((h->type == HP_NUM || h->type == HP_INT) &&
+			 (json_number_value(v) < h->min || json_number_value(v) > h->max || !isfinite(json_number_value(v))))
+			bad = "is out of range";
+		else if (h->type == HP_STR && (json_string_length(v) < (size_t)h->min || json_string_length(v) > (size_t)h->max ||
+					       !plain_word(json_string_value(v))))
+			bad = "must be a short word of letters, digits, '_', '.', ',' or '-'";
+		else if (h->choices) {
+			int ok = 0;
+			for (const char *const *c = h->choices; *c; c++)
+				ok |= !strcmp(*c, json_string_value(v));
+			if (!ok)
+				bad = "is not one of the allowed values";
+		}
+		if (bad) {
+			json_decref(p);
+			if (h && (h->type == HP_NUM || h->type == HP_INT) && !strcmp(bad, "is out of range"))
+				am_err_set(err, AM_E_INVALID, field, "'%s' must be %g to %g", field, h->min, h->max);
+			else
+				am_err_set(err, AM_E_INVALID, field, "'%s' %s", field, bad);
+			return NULL;
+		}
+		json_object_set(p, key, v);
+	}
+	if (lora && !json_object_get(p, "lora_alpha"))
+		json_object_set_new(p, "lora_alpha", json_integer(2 * json_integer_value(json_object_get(p, "lora_rank"))));
+	if (json_number_value(json_object_get(p, "val_size")) == 0)
+		json_object_del(p, "val_size");
+	return p;
+}
+
+/* ---- create ---- */
+
+static int create(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", "base_model", "datasets", "method", "stage", "template",
+					      "quantization_bit", "hyper", "gpus", "deepspeed", "output_name", "stop_grace_s",
+					      NULL };
+	struct am_server *srv = ctx->srv;
+	const char *name = NULL, *base = NULL, *method = "lora", *stage = "sft", *tmpl = NULL, *outname = NULL;
+	long long qbits = 0, ds = 0, grace = 60;
+	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 128, &name, err) != 0 ||
+	    am_json_get_str(ctx->body, "base_model", AM_JSON_REQUIRED, 1, 128, &base, err) != 0 ||
+	    am_json_get_str(ctx->body, "method", AM_JSON_OPTIONAL, 1, 16, &method, err) != 0 ||
+	    am_json_get_str(ctx->body, "stage", AM_JSON_OPTIONAL, 1, 16, &stage, err) != 0 ||
+	    am_json_get_str(ctx->body, "template", AM_JSON_OPTIONAL, 1, 64, &tmpl, err) != 0 ||
+	    am_json_get_int(ctx->body, "quantization_bit", AM_JSON_OPTIONAL, 0, 64, &qbits, err) != 0 ||
+	    am_json_get_int(ctx->body, "deepspeed", AM_JSON_OPTIONAL, 0, 3, &ds, err) != 0 ||
+	    am_json_get_str(ctx->body, "output_name", AM_JSON_OPTIONAL, 1, 128, &outname, err) != 0 ||
+	    am_json_get_int(ctx->body, "stop_grace_s", AM_JSON_OPTIONAL, 1, 3600, &grace, err) != 0)
+		return -1;
+	if (name && !am_model_name_ok(name))
+		return am_err_set(err, AM_E_INVALID, "name", "'name' must be 1-128 of letters, digits, '.', '_', '-'");
+	if (outname && !am_model_name_ok(outname))
+		return am_err_set(err, AM_E_INVALID, "output_name", "'output_name' must be 1-128 of letters, digits, '.', '_', '-'");
+	if (strcmp(method, "lora") && strcmp(method, "qlora") && strcmp(method, "full") && strcmp(method, "freeze"))
+		return am_err_set(err, AM_E_INVALID, "method", "'method' must be lora, qlora, full or freeze");
+	if (strcmp(stage, "sft") && strcmp(stage, "pt") && strcmp(stage, "dpo"))
+		return am_err_set(err, AM_E_INVALID, "stage", "'stage' must be sft, pt or dpo");
+	if (qbits && strcmp(method, "qlora"))
+		return am_err_set(err, AM_E_INVALID, "quantization_bit", "quantization only works with LoRA: use method 'qlora'");
+	if (!strcmp(method, "qlora") && !qbits)
+		qbits = 4;
+	if (qbits && qbits != 4 && qbits != 8)
+		return am_err_set(err, AM_E_INVALID, "quantization_bit", "'quantization_bit' must be 4 or 8 (bitsandbytes)");
+	if (ds == 1)
+		return am_err_set(err, AM_E_INVALID, "deepspeed", "'deepspeed' is a ZeRO stage: 0 (off), 2 or 3");
+	long long mid;
+	if (am_model_lookup(srv->store, base, &mid) != 0)
+		return am_err_set(err, AM_E_INVALID, "base_model", "no model '%.128s'", base);
+	json_t *model = NULL;
+	am_store_row(srv->store, &model, "SELECT name, path, kind, state, architecture, parameters, facts FROM models WHERE id = ?",
+		     "i", mid);
+	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "";
+	json_t *facts = json_loads(json_string_value(json_object_get(model, "facts")) ?: "{}", 0, NULL);
+	int rc = -1;
+	json_t *hyper = NULL, *dsids = json_array(), *pinned = json_array();
+	long long count = 1;
+	if (!json_string_value(json_object_get(model, "path")) || strcmp(json_string_value(json_object_get(model, "state")), "ready")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' has no local files to train from", base);
+		goto out;
+	}
+	if (strcmp(kind, "llm") && strcmp(kind, "vlm")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' is a%s %s model; fine-tuning takes a language model", base,
+			   kind[0] == 'e' || kind[0] == 'a' ? "n" : "", kind[0] ? kind : "unknown");
+		goto out;
+	}
+	if (!tmpl)
+		tmpl = am_finetune_template_for(json_string_value(json_object_get(model, "architecture")),
+						json_string_value(json_object_get(facts, "model_type")));
+	else if (!am_finetune_template_ok(tmpl)) {
+		am_err_set(err, AM_E_INVALID, "template", "'%s' is not a LLaMA-Factory template aimaas knows (e.g. qwen, qwen3, llama3, glm4, deepseek3, mistral, default)", tmpl);
+		goto out;
+	}
+	/* datasets: names or ids, each valid */
+	json_t *given = json_object_get(ctx->body, "datasets");
+	if (!json_is_array(given) || !json_array_size(given) || json_array_size(given) > 16) {
+		am_err_set(err, AM_E_INVALID, "datasets", "'datasets' must be a list of 1 to 16 dataset names or ids");
+		goto out;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(given, i, v) {
+		json_t *d = NULL;
+		if (json_is_integer(v))
+			am_store_row(srv->store, &d, "SELECT id, name, state FROM datasets WHERE id = ?", "i", (long long)json_integer_value(v));
+		else if (json_is_string(v))
+			am_store_row(srv->store, &d, "SELECT id, name, state FROM datasets WHERE name = ?", "s", json_string_value(v));
+		if (!d) {
+			am_err_set(err, AM_E_INVALID, "datasets", "datasets[%zu]: no such dataset", i);
+			goto out;
+		}
+		int ok = !strcmp(json_string_value(json_object_get(d, "state")), "valid");
+		if (!ok)
+			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' is invalid (see its report); fix and upload it again",
+				   json_string_value(json_object_get(d, "name")));
+		else
+			json_array_append(dsids, json_object_get(d, "id"));
+		json_decref(d);
+		if (!ok)
+			goto out;
+	}
+	if (!(hyper = check_hyper(json_object_get(ctx->body, "hyper"), method, stage, err)))
+		goto out;
+	/* GPUs: a count or pinned ids; the method must fit them by the table */
+	struct am_plan_gpu gpus[AM_PLAN_MAX];
+	int n = am_deploy_gpus(srv->deploy, gpus, AM_PLAN_MAX);
+	json_t *g = json_object_get(ctx->body, "gpus");
+	if (json_is_array(g)) {
+		json_array_foreach(g, i, v) {
+			int found = 0;
+			for (int k = 0; k < n; k++)
+				found |= json_is_string(v) && !strcmp(gpus[k].id, json_string_value(v));
+			if (!found) {
+				am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] is not a GPU id of this machine", i);
+				goto out;
+			}
+			json_array_append(pinned, v);
+		}
+		count = (long long)json_array_size(pinned);
+	} else if (json_is_integer(g))
+		count = json_integer_value(g);
+	else if (g) {
+		am_err_set(err, AM_E_INVALID, "gpus", "'gpus' must be a count or a list of GPU ids");
+		goto out;
+	}
+	if (count < 1 || count > n) {
+		am_err_set(err, AM_E_INVALID, "gpus", "this machine has %d GPU%s; 'gpus' asks for %lld", n, n == 1 ? "" : "s", count);
+		goto out;
+	}
+	long long params = json_integer_value(json_object_get(model, "parameters"));
+	uint64_t need = am_finetune_mem_need(method, (int)qbits, params, (int)count, ds != 0,
+					     json_is_true(json_object_get(hyper, "pure_bf16")));
+	uint64_t biggest = 0;
+	for (int k = 0; k < n; k++) {
+		int counted = !json_array_size(pinned);
+		json_array_foreach(pinned, i, v)
+			counted |= !strcmp(gpus[k].id, json_string_value(v));
+		if (counted && gpus[k].total > biggest)
+			biggest = gpus[k].total;
+	}
+	if (need > biggest) {
+		am_err_set(err, AM_E_INVALID, "method",
+			   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
+			   " the largest GPU has %.0f GB. Use %s", method, params / 1e9, need / 1e9, count, count == 1 ? "" : "s",
+			   biggest / 1e9, !strcmp(method, "full") ? "lora or qlora, or more GPUs with deepspeed 3" : "qlora or more memory");
+		goto out;
+	}
+	/* names */
+	char defname[160];
+	if (!name) {
+		long long seq = 0;
+		am_store_int(srv->store, &seq, 0, "SELECT COALESCE(MAX(id), 0) + 1 FROM ft_jobs", NULL);
+		am_fmt(defname, sizeof defname, "%.100s-%s-%lld", json_string_value(json_object_get(model, "name")), method, seq);
+		name = defname;
+	}
+	if (!outname)
+		outname = name;
+	long long taken = 0;
+	am_store_int(srv->store, &taken, 0, "SELECT COUNT(*) FROM ft_jobs WHERE name = ?", "s", name);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "name", "a fine-tuning job named '%s' already exists", name);
+		goto out;
+	}
+	am_store_int(srv->store, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", outname);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "output_name", "a model named '%s' already exists; choose 'output_name'", outname);
+		goto out;
+	}
+	char *sds = am_json_dump(dsids), *shy = am_json_dump(hyper), *spin = am_json_dump(pinned);
+	long long now = am_wall_ms();
+	int src = am_store_exec(srv->store,
+				"INSERT INTO ft_jobs(name, base_model_id, datasets, method, stage, template, quantization_bit, params,"
+				" gpu_count, pinned_gpus, deepspeed, state, reason, output_name, grace_ms, created_by, created_at,"
+				" updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'waiting to start', ?, ?, ?, ?, ?)",
+				"sissssisisisisii", name, mid, sds, method, stage, tmpl, qbits, shy, count, spin, ds, outname,
+				grace * 1000, ctx->who.username, now, now);
+	free(sds);
+	free(shy);
+	free(spin);
+	if (src != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the job");
+		goto out;
+	}
+	long long id = am_store_last_id(srv->store);
+	am_fmt(ctx->target, sizeof ctx->target, "finetune:%lld", id);
+	ctx->task_id = am_task_create(srv->store, "finetune.create", ctx->target, ctx->who.username, AM_TASK_RUNNING, "queued");
+	am_store_exec(srv->store, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", ctx->task_id, id);
+	am_finetune_kick(srv->finetune);
+	ctx->resp = job_json(srv->store, id);
+	ctx->status = 201;
+	rc = 0;
+out:
+	json_decref(model);
+	json_decref(facts);
+	json_decref(hyper);
+	json_decref(dsids);
+	json_decref(pinned);
+	return rc;
+}
+
+static int list(struct am_ctx *ctx, struct am_err *err)
+{
+	(void)err;
+	json_t *ids = NULL;
+	if (ctx->who.admin)
+		am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs ORDER BY id DESC", NULL);
+	else
+		am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE created_by = ? ORDER BY id DESC", "s",
+			      ctx->who.username);
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r)
+		json_array_append_new(items, job_json(ctx->srv->store, json_integer_value(json_object_get(r, "id"))));
+	json_decref(ids);
+	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
+	return 0;
+}
+
+static int get(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 0, err) != 0)
+		return -1;
+	ctx->resp = job_json(ctx->srv->store, id);
+	return 0;
+}
+
+static void job_file(struct am_ctx *ctx, long long id, const char *rel, char *out, size_t size)
+{
+	am_fmt(out, size, "%s/finetune/%lld/%s", ctx->srv->cfg.data_dir, id, rel);
+}
+
+static int metrics(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 0, err) != 0)
+		return -1;
+	char path[PATH_MAX];
+	long long max = 1000;
+	if (am_api_query_int(ctx, "max", 2, 100000, &max, err) != 0)
+		return -1;
+	job_file(ctx, id, "out/trainer_log.jsonl", path, sizeof path);
+	json_t *j = job_json(ctx->srv->store, id);
+	ctx->resp = json_pack("{s:O,s:O,s:o}", "state", json_object_get(j, "state"), "progress", json_object_get(j, "progress"),
+			      "series", am_finetune_series(path, (int)max));
+	json_decref(j);
+	return 0;
+}
+
+static int logs(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 0, err) != 0)
+		return -1;
+	char path[PATH_MAX];
+	long long n = 200;
+	if (am_api_query_int(ctx, "tail", 1, 5000, &n, err) != 0)
+		return -1;
+	job_file(ctx, id, "train.log", path, sizeof path);
+	char **lines = NULL;
+	int k = am_proc_tail(path, (int)n, &lines);
+	json_t *arr = json_array();
+	for (int i = 0; i < k; i++)
+		json_array_append_new(arr, json_string(lines[i]) ?: json_string("(not UTF-8)"));
+	am_proc_lines_free(lines, k);
+	ctx->resp = json_pack("{s:o}", "lines", arr);
+	return 0;
+}
+
+static int stop(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 1, err) != 0)
+		return -1;
+	json_t *j = NULL;
+	am_store_row(ctx->srv->store, &j, "SELECT state, pid, task_id FROM ft_jobs WHERE id = ?", "i", id);
+	const char *st = json_string_value(json_object_get(j, "state"));
+	long long now = am_wall_ms();
+	if (!strcmp(st, "queued")) {
+		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopped', reason = 'stopped before it started',"
+			      " finished_at = ?, updated_at = ? WHERE id = ?", "iii", now, now, id);
+		long long task = json_integer_value(json_object_get(j, "task_id"));
+		if (task)
+			am_task_update(ctx->srv->store, task, AM_TASK_CANCELLED, 100, "stopped before it started");
+	} else if (!strcmp(st, "starting") || !strcmp(st, "running")) {
+		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
+			      " reason = 'saving and stopping', updated_at = ? WHERE id = ?", "iii", now, now, id);
+		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+		if (pid > 0) /* LlamaBoard's way: the trainer saves at the next step, then exits */
+			am_proc_kill_group(pid, SIGABRT);
+	} else if (strcmp(st, "stopping")) {
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a queued or running job can be stopped", id, st);
+		json_decref(j);
+		return -1;
+	}
+	json_decref(j);
+	am_finetune_kick(ctx->srv->finetune);
+	ctx->resp = job_json(ctx->srv->store, id);
+	return 0;
+}
+
+static int resume(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 1, err) != 0)
+		return -1;
+	json_t *j = NULL;
+	am_store_row(ctx->srv->store, &j, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
+	const char *st = json_string_value(json_object_get(j, "state"));
+	if (strcmp(st, "stopped") && strcmp(st, "failed")) {
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a stopped or failed job can be resumed", id, st);
+		json_decref(j);
+		return -1;
+	}
+	json_decref(j);
+	long long now = am_wall_ms();
+	ctx->task_id = am_task_create(ctx->srv->store, "finetune.resume", ctx->target, ctx->who.username, AM_TASK_RUNNING, "queued");
+	am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'queued', reason = 'waiting to resume', resume = 1,"
+		      " finished_at = NULL, task_id = ?, updated_at = ? WHERE id = ?", "iii", ctx->task_id, now, id);
+	am_finetune_kick(ctx->srv->finetune);
+	ctx->resp = job_json(ctx->srv->store, id);
+	return 0;
+}
+
+/* Removes a folder aimaas made, with what is inside (links not followed). */
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char p[PATH_MAX];
+			am_fmt(p, sizeof p, "%s/%s", path, e->d_name);
+			struct stat sb;
+			if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+				remove_tree(p);
+			else
+				unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+static int delete(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (job_param(ctx, &id, 1, err) != 0)
+		return -1;
+	long long active = 0, result = 0;
+	char sql[160];
+	am_fmt(sql, sizeof sql, "SELECT COUNT(*) FROM ft_jobs WHERE id = ? AND state IN %s", ACTIVE);
+	am_store_int(ctx->srv->store, &active, 0, sql, "i", id);
+	if (active)
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is still active; stop it first", id);
+	am_store_int(ctx->srv->store, &result, 0, "SELECT COUNT(*) FROM ft_jobs j JOIN models m ON m.id = j.result_model_id"
+		     " WHERE j.id = ?", "i", id);
+	if (result)
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld's output is registered as a model; delete that model first", id);
+	if (am_store_exec(ctx->srv->store, "DELETE FROM ft_jobs WHERE id = ?", "i", id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the job");
+	char dir[PATH_MAX];
+	job_file(ctx, id, "", dir, sizeof dir);
+	dir[strlen(dir) - 1] = '\0';
+	remove_tree(dir);
+	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
+	return 0;
+}
+
+const struct am_route_def am_api_finetune_routes[] = {
+	{ "GET", "/api/v1/finetune/jobs", list, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/finetune/jobs", create, AM_USER, "finetune.create", 0, 0 },
+	{ "GET", "/api/v1/finetune/jobs/{id}", get, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/finetune/jobs/{id}/metrics", metrics, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/finetune/jobs/{id}/logs", logs, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/finetune/jobs/{id}/stop", stop, AM_USER, "finetune.stop", 0, 0 },
+	{ "POST", "/api/v1/finetune/jobs/{id}/resume", resume, AM_USER, "finetune.resume", 0, 0 },
+	{ "DELETE", "/api/v1/finetune/jobs/{id}", delete, AM_USER, "finetune.delete", 0, 0 },
+};
+const size_t am_api_finetune_nroutes = sizeof am_api_finetune_routes / sizeof am_api_finetune_routes[0];

@@ -1,0 +1,690 @@
+/* am_finetune: see am_finetune.h. */
+#include "am_finetune.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../am_server.h"
+#include "../base/am_buf.h"
+#include "../base/am_json.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_path.h"
+#include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
+#include "../engine/am_engine.h"
+#include "../model/am_inspect.h"
+#include "../runtime/am_proc.h"
+#include "../store/am_store.h"
+#include "../task/am_task.h"
+
+#define GB 1000000000.0
+
+struct am_finetune {
+	struct am_server *srv;
+	struct event *tick, *kick;
+	int kicked;
+};
+
+/* ---- templates and memory ---- */
+
+static const struct {
+	const char *arch, *tmpl;
+} arch_templates[] = {
+	{ "Qwen3ForCausalLM", "qwen3" }, { "Qwen3MoeForCausalLM", "qwen3" }, { "Qwen2ForCausalLM", "qwen" },
+	{ "Qwen2MoeForCausalLM", "qwen" }, { "Qwen2VLForConditionalGeneration", "qwen2_vl" },
+	{ "Qwen2_5_VLForConditionalGeneration", "qwen2_vl" }, { "Qwen3VLForConditionalGeneration", "qwen3_vl" },
+	{ "MllamaForConditionalGeneration", "mllama" }, { "Llama4ForConditionalGeneration", "llama4" },
+	{ "DeepseekV3ForCausalLM", "deepseek3" }, { "DeepseekV2ForCausalLM", "deepseek" },
+	{ "Glm4ForCausalLM", "glm4" }, { "ChatGLMModel", "chatglm3" }, { "MistralForCausalLM", "mistral" },
+	{ "MixtralForCausalLM", "mistral" }, { "Gemma3ForCausalLM", "gemma3" },
+	{ "Gemma3ForConditionalGeneration", "gemma3" }, { "Gemma2ForCausalLM", "gemma2" }, { "GemmaForCausalLM", "gemma" },
+	{ "Phi3ForCausalLM", "phi" }, { "InternLM2ForCausalLM", "intern2" }, { "InternVLChatModel", "intern_vl" },
+};
+
+static const char *const known_templates[] = {
+	"qwen", "qwen3", "qwen3_nothink", "qwen2_vl", "qwen3_vl", "llama2", "llama3", "llama4", "mllama", "deepseek",
+	"deepseek3", "deepseekr1", "glm4", "chatglm3", "mistral", "yi", "intern2", "intern_vl", "gemma", "gemma2",
+	"gemma3", "phi", "phi4", "default", "alpaca", "empty", "vicuna", "baichuan2", "cohere", "falcon", "llava",
+};
+
+const char *am_finetune_template_for(const char *architecture, const char *model_type)
+{
+	if (architecture) {
+		for (size_t i = 0; i < sizeof arch_templates / sizeof arch_templates[0]; i++)
+			if (!strcmp(architecture, arch_templates[i].arch))
+				return arch_templates[i].tmpl;
+		if (!strcmp(architecture, "LlamaForCausalLM")) /* Llama 3 has a 128k vocabulary; Llama 2 32k */
+			return model_type && !strcmp(model_type, "llama2") ? "llama2" : "llama3";
+	}
+	return "default";
+}
+
+int am_finetune_template_ok(const char *t)
+{
+	for (size_t i = 0; i < sizeof known_templates / sizeof known_templates[0]; i++)
+		if (!strcmp(t, known_templates[i]))
+			return 1;
+	return 0;
+}
+
+uint64_t am_finetune_mem_need(const char *method, int bits, long long parameters, int ngpus, int deepspeed, int pure_bf16)
+{
+	double x = (double)parameters / 1e9, gb;
+	if (!strcmp(method, "full"))
+		gb = (pure_bf16 ? 8.0 : 18.0) * x;
+	else if (!strcmp(method, "qlora"))
+		gb = bits == 8 ? x : x / 2.0;
+	else /* lora, freeze */
+		gb = 2.0 * x;
+	if (gb < 1.0)
+		gb = 1.0; /* CUDA context and activations, however small the model */
+	if (!strcmp(method, "full") && deepspeed && ngpus > 1)
+		gb /= ngpus; /* ZeRO shards weights, gradients and optimizer states */
+	return (uint64_t)(gb * GB);
+}
+
+/* ---- trainer_log.jsonl ---- */
+
+static json_t *point(json_t *r)
+{
+	static const char *const keys[][2] = { { "current_steps", "step" }, { "total_steps", "total" }, { "loss", "loss" },
+					       { "eval_loss", "eval_loss" }, { "lr", "lr" }, { "epoch", "epoch" },
+					       { "percentage", "percentage" }, { "elapsed_time", "elapsed" },
+					       { "remaining_time", "remaining" } };
+	json_t *p = json_object();
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(r, keys[i][0]);
+		if (v && !json_is_null(v))
+			json_object_set(p, keys[i][1], v);
+	}
+	return p;
+}
+
+json_t *am_finetune_progress(const char *path)
+{
+	char **lines = NULL;
+	int n = am_proc_tail(path, 4, &lines);
+	json_t *out = NULL;
+	for (int i = n - 1; i >= 0 && !out; i--) {
+		json_t *r = json_loads(lines[i], 0, NULL);
+		if (json_is_object(r) && json_object_get(r, "current_steps"))
+			out = point(r);
+		json_decref(r);
+	}
+	am_proc_lines_free(lines, n);
+	return out;
+}
+
+json_t *am_finetune_series(const char *path, int max)
+{
+	json_t *all = json_array();
+	FILE *f = fopen(path, "r");
+	if (f) {
+		char *line = NULL;
+		size_t cap = 0;
+		while (getline(&line, &cap, f) > 0) {
+			json_t *r = json_loads(line, 0, NULL);
+			if (json_is_object(r) && json_object_get(r, "current_steps"))
+				json_array_append_new(all, point(r));
+			json_decref(r);
+		}
+		free(line);
+		fclose(f);
+	}
+	size_t n = json_array_size(all);
+	if (max < 2 || n <= (size_t)max)
+		return all;
+	json_t *thin = json_array();
+	double stride = (double)(n - 1) / (double)(max - 1);
+	size_t next = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *p = json_array_get(all, i);
+		if (i == next || i == n - 1 || json_object_get(p, "eval_loss")) {
+			json_array_append(thin, p);
+			if (i == next)
+				next = (size_t)((double)(json_array_size(thin)) * stride);
+			if (next <= i)
+				next = i + 1;
+		}
+	}
+	json_decref(all);
+	return thin;
+}
+
+/* ---- the job folder ---- */
+
+static void job_paths(struct am_finetune *f, long long id, char *dir, size_t size)
+{
+	am_fmt(dir, size, "%s/finetune/%lld", f->srv->cfg.data_dir, id);
+}
+
+static int write_json(const char *path, json_t *v)
+{
+	char tmp[PATH_MAX + 8];
+	am_fmt(tmp, sizeof tmp, "%s.tmp", path);
+	if (json_dump_file(v, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+/* dataset_info.json entries for the job's datasets, with a link to each
+ * stored file. Names are "ds<id>" so no user text reaches the trainer's
+ * command line. Returns the comma list of names, or NULL with why. */
+static char *write_datasets(struct am_finetune *f, json_t *job, const char *datadir, char *why, size_t whysize)
+{
+	json_t *ids = json_loads(json_string_value(json_object_get(job, "datasets")) ?: "[]", 0, NULL);
+	json_t *info = json_object();
+	struct am_buf names;
+	am_buf_init(&names, 4096);
+	size_t i;
+	json_t *v;
+	int ok = 1;
+	json_array_foreach(ids, i, v) {
+		json_t *ds = NULL;
+		am_store_row(f->srv->store, &ds, "SELECT id, path, file_type, format, columns, state FROM datasets WHERE id = ?",
+			     "i", (long long)json_integer_value(v));
+		if (!ds) {
+			am_fmt(why, whysize, "dataset %lld no longer exists", (long long)json_integer_value(v));
+			ok = 0;
+			break;
+		}
+		char name[32], file[64], link[PATH_MAX + 80];
+		am_fmt(name, sizeof name, "ds%lld", (long long)json_integer_value(v));
+		am_fmt(file, sizeof file, "%s.%s", name, json_string_value(json_object_get(ds, "file_type")));
+		am_fmt(link, sizeof link, "%s/%s", datadir, file);
+		unlink(link);
+		if (symlink(json_string_value(json_object_get(ds, "path")), link) != 0) {
+			am_fmt(why, whysize, "could not link dataset %s: %s", name, strerror(errno));
+			json_decref(ds);
+			ok = 0;
+			break;
+		}
+		const char *fmt = json_string_value(json_object_get(ds, "format"));
+		json_t *e = json_pack("{s:s}", "file_name", file);
+		if (!strcmp(fmt, "openai")) {
+			json_object_set_new(e, "formatting", json_string("sharegpt"));
+			json_object_set_new(e, "columns", json_pack("{s:s}", "messages", "messages"));
+			json_object_set_new(e, "tags", json_pack("{s:s,s:s,s:s,s:s,s:s}", "role_tag", "role", "content_tag", "content",
+								 "user_tag", "user", "assistant_tag", "assistant", "system_tag",
+								 "system"));
+		} else if (!strcmp(fmt, "sharegpt")) {
+			json_object_set_new(e, "formatting", json_string("sharegpt"));
+			json_object_set_new(e, "columns", json_pack("{s:s}", "messages", "conversations"));
+		} else {
+			json_object_set_new(e, "formatting", json_string("alpaca"));
+			json_t *cols = json_loads(json_string_value(json_object_get(ds, "columns")) ?: "{}", 0, NULL);
+			const char *c;
+			json_t *cm = json_object();
+			static const char *const map[][2] = { { "instruction", "prompt" }, { "input", "query" },
+							       { "output", "response" }, { "system", "system" } };
+			for (int k = 0; k < 4; k++)
+				if ((c = json_string_value(json_object_get(cols, map[k][0]))))
+					json_object_set_new(cm, map[k][1], json_string(c));
+			if (json_object_size(cm))
+				json_object_set_new(e, "columns", cm);
+			else
+				json_decref(cm);
+			json_decref(cols);
+		}
+		json_object_set_new(info, name, e);
+		am_buf_printf(&names, "%s%s", names.len ? "," : "", name);
+		json_decref(ds);
+	}
+	char path[PATH_MAX + 32];
+	am_fmt(path, sizeof path, "%s/dataset_info.json", datadir);
+	if (ok && write_json(path, info) != 0) {
+		am_fmt(why, whysize, "could not write %s", path);
+		ok = 0;
+	}
+	json_decref(info);
+	json_decref(ids);
+	char *out = ok ? am_strdup(am_buf_str(&names)) : NULL;
+	am_buf_free(&names);
+	return out;
+}
+
+/* The trainer's config as LLaMA-Factory reads it (JSON is loaded as YAML). */
+static json_t *train_config(json_t *job, json_t *model, const char *dir, const char *datasets, int bf16)
+{
+	json_t *params = json_loads(json_string_value(json_object_get(job, "params")) ?: "{}", 0, NULL);
+	const char *method = json_string_value(json_object_get(job, "method"));
+	char datadir[PATH_MAX], out[PATH_MAX];
+	am_fmt(datadir, sizeof datadir, "%s/data", dir);
+	am_fmt(out, sizeof out, "%s/out", dir);
+	json_t *c = json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:b,s:I}", "model_name_or_path",
+			      json_string_value(json_object_get(model, "path")), "trust_remote_code", 1, "stage",
+			      json_string_value(json_object_get(job, "stage")), "do_train", 1, "finetuning_type",
+			      !strcmp(method, "qlora") ? "lora" : method, "dataset", datasets, "dataset_dir", datadir, "template",
+			      json_string_value(json_object_get(job, "template")), "output_dir", out, "plot_loss", 1, "report_to",
+			      "none", "overwrite_output_dir", !json_integer_value(json_object_get(job, "resume")), "ddp_timeout",
+			      (json_int_t)180000000);
+	json_object_set_new(c, bf16 ? "bf16" : "fp16", json_true());
+	if (!strcmp(method, "qlora")) {
+		json_object_set_new(c, "quantization_bit", json_integer(json_integer_value(json_object_get(job, "quantization_bit")) ?: 4));
+		json_object_set_new(c, "quantization_method", json_string("bnb"));
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(params, key, v) {
+		int lora_key = !strncmp(key, "lora_", 5);
+		if (lora_key && strcmp(method, "lora") && strcmp(method, "qlora"))
+			continue;
+		if (!strncmp(key, "freeze_", 7) && strcmp(method, "freeze"))
+			continue;
+		if (!strcmp(key, "val_size") && json_number_value(v) > 0) {
+			json_object_set_new(c, "eval_strategy", json_string("steps"));
+			json_object_set(c, "eval_steps", json_object_get(params, "save_steps") ?: json_integer(500));
+			json_object_set_new(c, "per_device_eval_batch_size", json_integer(1));
+		}
+		json_object_set(c, key, v);
+	}
+	int ds = (int)json_integer_value(json_object_get(job, "deepspeed"));
+	if (ds) {
+		char p[PATH_MAX + 32];
+		am_fmt(p, sizeof p, "%s/ds_z%d_config.json", dir, ds);
+		json_object_set_new(c, "deepspeed", json_string(p));
+	}
+	json_decref(params);
+	return c;
+}
+
+/* A DeepSpeed ZeRO config with the "auto" values HF fills in. */
+static int write_deepspeed(const char *dir, int stage)
+{
+	json_t *z = json_pack("{s:i,s:b}", "stage", stage, "overlap_comm", 0);
+	if (stage == 3)
+		json_object_set_new(z, "stage3_gather_16bit_weights_on_model_save", json_true());
+	json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:s},s:{s:s},s:o}", "train_batch_size", "auto",
+			      "train_micro_batch_size_per_gpu", "auto", "gradient_accumulation_steps", "auto",
+			      "gradient_clipping", "auto", "zero_allow_untested_optimizer",
+			      json_true(), "fp16", "enabled", "auto", "bf16", "enabled", "auto", "zero_optimization", z);
+	char p[PATH_MAX + 32];
+	am_fmt(p, sizeof p, "%s/ds_z%d_config.json", dir, stage);
+	int rc = write_json(p, c);
+	json_decref(c);
+	return rc;
+}
+
+/* ---- GPUs ---- */
+
+static void release(struct am_finetune *f, long long id)
+{
+	am_store_exec(f->srv->store, "DELETE FROM gpu_reservations WHERE owner_kind = 'job' AND owner_id = ?", "i", id);
+}
+
+/* Picks and reserves the job's GPUs: the pinned ones, or the emptiest
+ * cards with room. 0, or -1 with why (no room now). */
+static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_buf *visible, int *bf16, char *why,
+		 size_t whysize)
+{
+	struct am_plan_gpu gpus[AM_PLAN_MAX];
+	int n = am_deploy_gpus(f->srv->deploy, gpus, AM_PLAN_MAX);
+	int want = (int)json_integer_value(json_object_get(job, "gpu_count"));
+	json_t *pinned = json_loads(json_string_value(json_object_get(job, "pinned_gpus")) ?: "[]", 0, NULL);
+	if (json_array_size(pinned))
+		want = (int)json_array_size(pinned);
+	json_t *params = json_loads(json_string_value(json_object_get(job, "params")) ?: "{}", 0, NULL);
+	uint64_t need = am_finetune_mem_need(json_string_value(json_object_get(job, "method")),
+					     (int)json_integer_value(json_object_get(job, "quantization_bit")),
+					     json_integer_value(json_object_get(model, "parameters")), want,
+					     json_integer_value(json_object_get(job, "deepspeed")) != 0,
+					     json_is_true(json_object_get(params, "pure_bf16")));
+	json_decref(params);
+	int chosen[AM_PLAN_MAX], k = 0;
+	char short_of[512] = "";
+	if (json_array_size(pinned)) {
+		for (size_t p = 0; p < json_array_size(pinned); p++) {
+			const char *id = json_string_value(json_array_get(pinned, p));
+			int found = -1;
+			for (int i = 0; i < n; i++)
+				if (!strcmp(gpus[i].id, id))
+					found = i;
+			if (found < 0) {
+				am_fmt(why, whysize, "pinned GPU %s is not present", id);
+				json_decref(pinned);
+				return -1;
+			}
+			struct am_plan_gpu *g = &gpus[found];
+			uint64_t used = g->used_other + g->reserved, fr = g->total > used ? g->total - used : 0;
+			if (fr < need && !short_of[0])
+				am_fmt(short_of, sizeof short_of, "GPU %d has %.1f GiB free (held: %s)", g->index, fr / GIB,
+				       g->holders[0] ? g->holders : "other processes");
+			chosen[k++] = found;
+		}
+	} else {
+		int used_mark[AM_PLAN_MAX] = { 0 };
+		for (; k < want; k++) {
+			int best = -1;
+			uint64_t best_free = 0;
+			for (int i = 0; i < n; i++) {
+				uint64_t used = gpus[i].used_other + gpus[i].reserved;
+				uint64_t fr = gpus[i].total > used ? gpus[i].total - used : 0;
+				if (!used_mark[i] && fr >= need && (best < 0 || fr > best_free))
+					best = i, best_free = fr;
+			}
+			if (best < 0)
+				break;
+			used_mark[best] = 1;
+			chosen[k] = best;
+		}
+		if (k < want)
+			am_fmt(short_of, sizeof short_of, "%d of the %d GPUs with room are free", k, want);
+	}
+	json_decref(pinned);
+	if (short_of[0]) {
+		am_fmt(why, whysize, "waiting for GPUs: needs %.1f GiB on each of %d; %s", need / GIB, want, short_of);
+		return -1;
+	}
+	long long id = json_integer_value(json_object_get(job, "id")), now = am_wall_ms();
+	*bf16 = 1;
+	json_t *ids = json_array();
+	for (int i = 0; i < k; i++) {
+		struct am_plan_gpu *g = &gpus[chosen[i]];
+		am_store_exec(f->srv->store, "INSERT INTO gpu_reservations(gpu_id, owner_kind, owner_id, bytes, created_at)"
+			      " VALUES(?, 'job', ?, ?, ?)", "siii", g->id, id, (long long)need, now);
+		am_buf_printf(visible, "%s%d", i ? "," : "", g->index);
+		json_array_append_new(ids, json_string(g->id));
+		if (g->cc_major && g->cc_major < 8)
+			*bf16 = 0; /* V100, T4, 2080 Ti: no bf16 */
+	}
+	char *s = am_json_dump(ids);
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET gpus = ?, mem_per_gpu = ? WHERE id = ?", "sii", s, (long long)need, id);
+	free(s);
+	json_decref(ids);
+	return 0;
+}
+
+/* ---- driving a job ---- */
+
+static void set_state(struct am_finetune *f, long long id, const char *state, const char *reason)
+{
+	long long now = am_wall_ms();
+	int done = !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "stopped");
+	am_store_exec(f->srv->store,
+		      "UPDATE ft_jobs SET state = ?, reason = ?, updated_at = ?,"
+		      " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+		      "ssiiii", state, reason ? reason : "", now, (long long)done, now, id);
+	if (done) {
+		release(f, id);
+		am_store_exec(f->srv->store, "UPDATE ft_jobs SET pid = NULL WHERE id = ?", "i", id);
+		long long task = 0;
+		am_store_int(f->srv->store, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
+		if (task)
+			am_task_update(f->srv->store, task,
+				       !strcmp(state, "succeeded") ? AM_TASK_SUCCEEDED
+				       : !strcmp(state, "failed") ? AM_TASK_FAILED : AM_TASK_CANCELLED,
+				       100, reason && *reason ? reason : state);
+	}
+	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
+}
+
+static void start_job(struct am_finetune *f, json_t *job)
+{
+	struct am_server *srv = f->srv;
+	long long id = json_integer_value(json_object_get(job, "id"));
+	json_t *model = NULL;
+	am_store_row(srv->store, &model, "SELECT id, name, path, parameters, architecture FROM models WHERE id = ?", "i",
+		     json_integer_value(json_object_get(job, "base_model_id")));
+	if (!model || !json_string_value(json_object_get(model, "path"))) {
+		set_state(f, id, "failed", "the base model is gone or has no local files");
+		json_decref(model);
+		return;
+	}
+	char why[1024] = "";
+	struct am_buf visible;
+	am_buf_init(&visible, 1024);
+	int bf16 = 1;
+	if (place(f, job, model, &visible, &bf16, why, sizeof why) != 0) {
+		if (strcmp(json_string_value(json_object_get(job, "reason")) ?: "", why))
+			am_store_exec(srv->store, "UPDATE ft_jobs SET reason = ?, updated_at = ? WHERE id = ?", "sii", why,
+				      am_wall_ms(), id);
+		am_buf_free(&visible);
+		json_decref(model);
+		return;
+	}
+	char dir[PATH_MAX], sub[PATH_MAX + 16], log[PATH_MAX + 16], cfgp[PATH_MAX + 16];
+	job_paths(f, id, dir, sizeof dir);
+	am_fmt(sub, sizeof sub, "%s/data", dir);
+	am_fmt(log, sizeof log, "%s/train.log", dir);
+	am_fmt(cfgp, sizeof cfgp, "%s/train.json", dir);
+	char *names = NULL;
+	json_t *cfg = NULL;
+	int ds = (int)json_integer_value(json_object_get(job, "deepspeed"));
+	if (am_mkdirs(sub) != 0)
+		am_fmt(why, sizeof why, "could not create %s: %s", sub, strerror(errno));
+	else if ((names = write_datasets(f, job, sub, why, sizeof why)) == NULL)
+		;
+	else if (ds && write_deepspeed(dir, ds) != 0)
+		am_fmt(why, sizeof why, "could not write the DeepSpeed config");
+	else if (write_json(cfgp, cfg = train_config(job, model, dir, names, bf16)) != 0)
+		am_fmt(why, sizeof why, "could not write %s", cfgp);
+	json_decref(cfg);
+	free(names);
+	json_decref(model);
+	if (why[0]) {
+		am_buf_free(&visible);
+		set_state(f, id, "failed", why);
+		return;
+	}
+	char bin[PATH_MAX];
+	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
+	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
+	char *argv[] = { bin, "train", cfgp, NULL };
+	struct am_argv env = { 0 };
+	char e1[1100], e2[PATH_MAX + 32];
+	am_fmt(e1, sizeof e1, "CUDA_VISIBLE_DEVICES=%s", am_buf_str(&visible));
+	am_fmt(e2, sizeof e2, "LLAMABOARD_WORKDIR=%s/out", dir);
+	am_argv_add(&env, e1);
+	am_argv_add(&env, "LLAMABOARD_ENABLED=1");
+	am_argv_add(&env, e2);
+	am_argv_add(&env, "DISABLE_VERSION_CHECK=1");
+	am_argv_add(&env, "PYTHONUNBUFFERED=1");
+	if (strchr(am_buf_str(&visible), ',') || ds)
+		am_argv_add(&env, "FORCE_TORCHRUN=1");
+	char **envp = am_deploy_child_env(&env);
+	pid_t pid;
+	char err[512];
+	int rc = am_proc_spawn(argv, envp, log, &pid, err, sizeof err);
+	am_deploy_strv_free(envp);
+	am_argv_free(&env);
+	if (rc != 0) {
+		am_buf_free(&visible);
+		set_state(f, id, "failed", err);
+		return;
+	}
+	long long now = am_wall_ms();
+	am_store_exec(srv->store,
+		      "UPDATE ft_jobs SET state = 'starting', reason = '', pid = ?, pid_start = ?, gpu_indices = ?,"
+		      " job_dir = ?, precision = ?, started_at = COALESCE(started_at, ?), stop_requested_at = NULL,"
+		      " updated_at = ? WHERE id = ?",
+		      "iisssiii", (long long)pid, (long long)am_proc_start_time(pid), am_buf_str(&visible), dir,
+		      bf16 ? "bf16" : "fp16", now, now, id);
+	am_info("finetune", "job %lld: started pid %d on GPUs %s", id, (int)pid, am_buf_str(&visible));
+	am_buf_free(&visible);
+}
+
+/* Why a run failed: its exit status and the last telling log line. */
+static void failure_reason(const char *log, const char *status, char *out, size_t size)
+{
+	char **lines = NULL;
+	int n = am_proc_tail(log, 30, &lines);
+	const char *pick = NULL;
+	for (int i = n - 1; i >= 0 && !pick; i--) /* the exception line Python prints last */
+		if (strstr(lines[i], "Error:") || strstr(lines[i], "Exception:"))
+			pick = lines[i];
+	for (int i = n - 1; i >= 0 && !pick; i--)
+		if (lines[i][strspn(lines[i], " \t")])
+			pick = lines[i];
+	am_fmt(out, size, "the trainer ended with %s%s%.400s", status[0] ? status : "an unknown status", pick ? ": " : "",
+	       pick ? pick + strspn(pick, " \t") : "");
+	am_proc_lines_free(lines, n);
+}
+
+/* Registers a finished job's output as a model. */
+static void register_result(struct am_finetune *f, json_t *job, const char *out)
+{
+	long long id = json_integer_value(json_object_get(job, "id"));
+	char ierr[256];
+	json_t *facts = am_inspect(out, ierr, sizeof ierr);
+	if (!facts) {
+		am_warn("finetune", "job %lld: output not registered: %s", id, ierr);
+		return;
+	}
+	const char *method = json_string_value(json_object_get(job, "method"));
+	int adapter = !strcmp(method, "lora") || !strcmp(method, "qlora");
+	char name[160];
+	am_fmt(name, sizeof name, "%s", json_string_value(json_object_get(job, "output_name")));
+	char *fs = am_json_dump(facts);
+	long long now = am_wall_ms(), base = json_integer_value(json_object_get(job, "base_model_id"));
+	int rc = am_store_exec(f->srv->store,
+			       "INSERT INTO models(name, display_name, description, tags, source, path, state, kind, architecture,"
+			       " parameters, weight_bytes, max_context, facts, base_model_id, created_by, created_at, updated_at)"
+			       " VALUES(?, ?, ?, '[\"fine-tuned\"]', 'local', ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       "ssssssiiisisii", name, name, adapter ? "LoRA adapter from a fine-tuning job" : "fine-tuned model", out,
+			       json_string_value(json_object_get(facts, "kind")), json_string_value(json_object_get(facts, "architecture")),
+			       (long long)json_integer_value(json_object_get(facts, "parameters")),
+			       (long long)json_integer_value(json_object_get(facts, "weight_bytes")),
+			       (long long)json_integer_value(json_object_get(facts, "max_context")), fs, base,
+			       json_string_value(json_object_get(job, "created_by")), now, now);
+	free(fs);
+	json_decref(facts);
+	if (rc == 0)
+		am_store_exec(f->srv->store, "UPDATE ft_jobs SET result_model_id = ? WHERE id = ?", "ii",
+			      am_store_last_id(f->srv->store), id);
+	else
+		am_warn("finetune", "job %lld: could not register model '%s' (the name may be taken)", id, name);
+}
+
+static void watch_job(struct am_finetune *f, json_t *job)
+{
+	long long id = json_integer_value(json_object_get(job, "id"));
+	const char *state = json_string_value(json_object_get(job, "state"));
+	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
+	pid_t pid = (pid_t)json_integer_value(json_object_get(job, "pid"));
+	char tl[PATH_MAX + 64], log[PATH_MAX + 32], out[PATH_MAX + 16], results[PATH_MAX + 48];
+	am_fmt(out, sizeof out, "%s/out", dir);
+	am_fmt(tl, sizeof tl, "%s/trainer_log.jsonl", out);
+	am_fmt(log, sizeof log, "%s/train.log", dir);
+	am_fmt(results, sizeof results, "%s/train_results.json", out);
+	json_t *prog = am_finetune_progress(tl);
+	if (prog) {
+		char *s = am_json_dump(prog);
+		if (strcmp(s, json_string_value(json_object_get(job, "progress")) ?: ""))
+			am_store_exec(f->srv->store, "UPDATE ft_jobs SET progress = ?, updated_at = ? WHERE id = ?", "sii", s,
+				      am_wall_ms(), id);
+		free(s);
+		json_decref(prog);
+		if (!strcmp(state, "starting"))
+			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'running' WHERE id = ? AND state = 'starting'",
+				      "i", id);
+	}
+	am_proc_rotate(log, 64ull << 20);
+	int alive = pid > 0 && am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(job, "pid_start")));
+	if (alive) {
+		long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
+		if (!strcmp(state, "stopping") && asked && am_wall_ms() - asked > json_integer_value(json_object_get(job, "grace_ms")))
+			am_proc_kill_group(pid, SIGKILL);
+		return;
+	}
+	char status[64] = "";
+	if (pid > 0) {
+		am_proc_reap(pid, status, sizeof status);
+		am_proc_kill_group(pid, SIGKILL); /* ranks left behind */
+	}
+	struct stat sb;
+	int finished = !strcmp(status, "exit 0") || (!status[0] && stat(results, &sb) == 0);
+	if (!strcmp(state, "stopping")) {
+		json_t *p = am_finetune_progress(tl);
+		char why[200];
+		am_fmt(why, sizeof why, "stopped at step %lld of %lld; resume continues from the last checkpoint",
+		       (long long)json_integer_value(json_object_get(p, "step")),
+		       (long long)json_integer_value(json_object_get(p, "total")));
+		json_decref(p);
+		set_state(f, id, "stopped", why);
+	} else if (finished) {
+		register_result(f, job, out);
+		set_state(f, id, "succeeded", "");
+	} else {
+		char why[600];
+		failure_reason(log, status, why, sizeof why);
+		set_state(f, id, "failed", why);
+	}
+}
+
+static void drive(struct am_finetune *f)
+{
+	json_t *jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE state IN ('queued','starting','running','stopping')"
+		      " ORDER BY id", NULL);
+	size_t i;
+	json_t *job;
+	json_array_foreach(jobs, i, job) {
+		if (!strcmp(json_string_value(json_object_get(job, "state")), "queued"))
+			start_job(f, job);
+		else
+			watch_job(f, job);
+	}
+	json_decref(jobs);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_finetune *f = arg;
+	f->kicked = 0;
+	drive(f);
+}
+
+void am_finetune_kick(struct am_finetune *f)
+{
+	if (!f || f->kicked || !f->kick)
+		return;
+	f->kicked = 1;
+	event_active(f->kick, EV_TIMEOUT, 0);
+}
+
+struct am_finetune *am_finetune_new(struct am_server *srv)
+{
+	struct am_finetune *f = am_calloc(1, sizeof *f);
+	f->srv = srv;
+	return f;
+}
+
+int am_finetune_start(struct am_finetune *f)
+{
+	json_t *jobs = NULL; /* jobs that ran while aimaas was down: say so */
+	am_store_rows(f->srv->store, &jobs, "SELECT id, pid FROM ft_jobs WHERE state IN ('starting','running','stopping')",
+		      NULL);
+	size_t i;
+	json_t *j;
+	json_array_foreach(jobs, i, j)
+		am_info("finetune", "job %lld: re-adopting trainer pid %lld", (long long)json_integer_value(json_object_get(j, "id")),
+			(long long)json_integer_value(json_object_get(j, "pid")));
+	json_decref(jobs);
+	f->tick = event_new(f->srv->base, -1, EV_PERSIST, on_tick, f);
+	struct timeval tv = { 0, 500000 };
+	event_add(f->tick, &tv);
+	f->kick = event_new(f->srv->base, -1, 0, on_tick, f);
+	am_finetune_kick(f);
+	return 0;
+}
+
+void am_finetune_free(struct am_finetune *f)
+{
+	if (!f)
+		return;
+	if (f->tick)
+		event_free(f->tick);
+	if (f->kick)
+		event_free(f->kick);
+	free(f);
+}

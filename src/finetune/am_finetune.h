@@ -1,0 +1,46 @@
+/* am_finetune: fine-tuning jobs run by LLaMA-Factory (`llamafactory-cli
+ * train`) on this machine. The database holds each job (base model,
+ * datasets, method, hyper-parameters, GPUs wanted) and its state; a
+ * supervisor on the main loop drives them: a queued job gets GPUs (memory
+ * reserved as for deployments, estimated from LLaMA-Factory's own table),
+ * its folder is written (train.json, data/dataset_info.json, links to the
+ * datasets) and the trainer starts in its own process group; progress comes
+ * from output_dir/trainer_log.jsonl; the outcome from the exit status (or,
+ * for a job adopted after aimaas restarted, from train_results.json).
+ * States: queued -> starting -> running -> succeeded | failed, and
+ * stopping -> stopped. A job that cannot get GPUs waits queued and starts
+ * by itself when they free up. Nothing lives only in memory: aimaas can be
+ * killed at any moment and carries on where the database says. */
+#ifndef AM_FINETUNE_H
+#define AM_FINETUNE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct am_server;
+struct am_finetune;
+
+struct am_finetune *am_finetune_new(struct am_server *srv);
+int am_finetune_start(struct am_finetune *f);
+/* Drive the jobs soon (after an API change). */
+void am_finetune_kick(struct am_finetune *f);
+void am_finetune_free(struct am_finetune *f);
+
+/* LLaMA-Factory's chat template for a model architecture ("qwen" for
+ * Qwen2ForCausalLM...), or "default" when unknown. */
+const char *am_finetune_template_for(const char *architecture, const char *model_type);
+/* 1 when t is one of LLaMA-Factory's registered templates we know. */
+int am_finetune_template_ok(const char *t);
+/* GPU memory one GPU needs, by LLaMA-Factory's table (contracts/
+ * llamafactory.md): method full|freeze|lora|qlora, bits for qlora (4 or 8),
+ * parameters of the base model, how many GPUs, DeepSpeed (shards full
+ * tuning across the GPUs), pure_bf16. */
+uint64_t am_finetune_mem_need(const char *method, int bits, long long parameters, int ngpus, int deepspeed, int pure_bf16);
+/* The series from a trainer_log.jsonl: [{step, total, loss, eval_loss, lr,
+ * epoch, percentage, elapsed, remaining}], at most max points (evenly
+ * thinned; eval points always kept). */
+json_t *am_finetune_series(const char *path, int max);
+/* The last progress line of a trainer_log.jsonl as JSON, or NULL. */
+json_t *am_finetune_progress(const char *path);
+
+#endif

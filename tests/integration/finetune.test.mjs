@@ -1,0 +1,238 @@
+// Fine-tuning jobs through LLaMA-Factory's command line (tests/shims/
+// llamafactory-cli runs aimaas-sim train): validation, the config aimaas
+// writes, GPUs reserved and queued for, live progress, stop with a save,
+// resume from the checkpoint, failure reasons, the result registered as a
+// model, and a kill -9 of aimaas in the middle of training.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
+import { makeModel } from '../fixtures/make-models.mjs';
+
+const SHIMS = resolve(ROOT, 'tests/shims');
+const GPUS = '2x24GiB:NVIDIA GeForce RTX 4090';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let dir, srv, T;
+
+function start(env = {}) {
+  return startServer({ dataDir: dir, args: ['--sim-gpus', GPUS],
+    env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'),
+      AIMAAS_SIM_STEP_MS: '15', ...env } });
+}
+
+async function waitJob(id, pred, what, ms = 20000) {
+  const t0 = Date.now();
+  let j;
+  while (Date.now() - t0 < ms) {
+    try {
+      j = (await srv.api('GET', `/api/v1/finetune/jobs/${id}`, { token: T })).json;
+    } catch (e) {
+      throw new Error(`${e.message}; aimaas said:\n${srv.log().slice(-3000)}`);
+    }
+    if (pred(j)) return j;
+    await sleep(40);
+  }
+  throw new Error(`job ${id} never ${what}: ${JSON.stringify(j)}\n${srv.log().slice(-3000)}`);
+}
+
+const job = (body) => srv.api('POST', '/api/v1/finetune/jobs', { token: T, body });
+const QA = JSON.stringify(Array.from({ length: 64 }, (_, i) => ({ instruction: `Question ${i}?`, input: '', output: `Answer ${i}.` })));
+
+before(async () => {
+  dir = tempDir();
+  const models = join(dir, 'models');
+  mkdirSync(models);
+  for (const m of ['Qwen2.5-7B-Instruct', 'Qwen3-32B', 'bge-large-zh-v1.5']) makeModel(m, models);
+  srv = await start();
+  T = await srv.login();
+  for (const m of ['Qwen2.5-7B-Instruct', 'Qwen3-32B', 'bge-large-zh-v1.5']) {
+    const r = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(models, m) } });
+    assert.equal(r.status, 201, r.text);
+  }
+  const up = (name, body, file) => srv.api('POST', `/api/v1/datasets?name=${name}&file_name=${file}`,
+    { token: T, raw: body, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal((await up('qa', QA, 'qa.json')).status, 201);
+  const chat = Array.from({ length: 20 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `hi ${i}` },
+    { role: 'assistant', content: 'hello' }] })).join('\n');
+  assert.equal((await up('chat', chat, 'chat.jsonl')).status, 201);
+  assert.equal((await up('broken', '[{"instruction":"x"}]', 'b.json')).json.state, 'invalid');
+});
+
+after(async () => {
+  await srv.stop();
+  srv.cleanup();
+});
+
+test('bad jobs are refused with the field and the reason', async () => {
+  const base = { base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'] };
+  assertError(await job({ datasets: ['qa'] }), 400, 'invalid_field', 'base_model');
+  assertError(await job({ ...base, base_model: 'nope' }), 400, 'invalid_field', 'base_model');
+  assertError(await job({ ...base, base_model: 'bge-large-zh-v1.5' }), 400, 'invalid_field', 'base_model');
+  assertError(await job({ ...base, datasets: [] }), 400, 'invalid_field', 'datasets');
+  assertError(await job({ ...base, datasets: ['nope'] }), 400, 'invalid_field', 'datasets');
+  const inv = await job({ ...base, datasets: ['broken'] });
+  assertError(inv, 400, 'invalid_field', 'datasets');
+  assert.match(inv.json.error.message, /invalid/);
+  assertError(await job({ ...base, method: 'dora' }), 400, 'invalid_field', 'method');
+  const q = await job({ ...base, method: 'lora', quantization_bit: 4 });
+  assertError(q, 400, 'invalid_field', 'quantization_bit');
+  assert.match(q.json.error.message, /only works with LoRA/);
+  assertError(await job({ ...base, method: 'qlora', quantization_bit: 3 }), 400, 'invalid_field', 'quantization_bit');
+  assertError(await job({ ...base, template: 'chatml-ish' }), 400, 'invalid_field', 'template');
+  assertError(await job({ ...base, hyper: { learning_rate: 'fast' } }), 400, 'invalid_field', 'hyper.learning_rate');
+  assertError(await job({ ...base, hyper: { learning_rate: 5 } }), 400, 'invalid_field', 'hyper.learning_rate');
+  assertError(await job({ ...base, hyper: { no_such: 1 } }), 400, 'invalid_field', 'hyper.no_such');
+  assertError(await job({ ...base, hyper: { lora_target: 'all; rm -rf /' } }), 400, 'invalid_field', 'hyper.lora_target');
+  assertError(await job({ ...base, method: 'full', hyper: { lora_rank: 8 } }), 400, 'invalid_field', 'hyper.lora_rank');
+  assertError(await job({ ...base, gpus: 3 }), 400, 'invalid_field', 'gpus');
+  assertError(await job({ ...base, gpus: ['GPU-nope'] }), 400, 'invalid_field', 'gpus');
+  assertError(await job({ ...base, deepspeed: 1 }), 400, 'invalid_field', 'deepspeed');
+  // a 32B full fine-tune cannot fit 24 GiB cards by LLaMA-Factory's table (18 GB per billion)
+  const big = await job({ base_model: 'Qwen3-32B', datasets: ['qa'], method: 'full' });
+  assertError(big, 400, 'invalid_field', 'method');
+  assert.match(big.json.error.message, /needs about 590 GB/);
+  assertError(await job({ ...base, extra: 1 }), 400, 'invalid_field', 'extra');
+  assert.equal((await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items.length, 0);
+});
+
+test('a LoRA job runs to the end: config, progress, loss series, result registered', async () => {
+  const r = await job({ name: 'qa-lora', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa', 'chat'],
+    hyper: { num_train_epochs: 2, per_device_train_batch_size: 4, gradient_accumulation_steps: 1, logging_steps: 2, save_steps: 10 } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.state, 'queued');
+  assert.equal(r.json.template, 'qwen'); // from Qwen2ForCausalLM
+  assert.equal(r.json.params.lora_rank, 8);
+  assert.equal(r.json.params.lora_alpha, 16);
+  assert.equal(r.json.params.learning_rate, 1e-4);
+  const id = r.json.id;
+  const run = await waitJob(id, (j) => j.state === 'running' && j.progress?.step > 0, 'ran');
+  assert.equal(run.gpus.length, 1);
+  assert.equal(run.precision, 'bf16'); // an RTX 4090 has bf16
+  assert.ok(run.mem_per_gpu > 15e9 && run.mem_per_gpu < 16e9, `LoRA on 7.6B: 2 GB per billion, got ${run.mem_per_gpu}`);
+  // the dataset is in use: it cannot be deleted
+  assertError(await srv.api('DELETE', '/api/v1/datasets/qa', { token: T }), 409, 'conflict');
+
+  const done = await waitJob(id, (j) => j.state === 'succeeded', 'succeeded');
+  // (64 + 20 records) / 4 per step = 21 steps per epoch, 2 epochs
+  assert.equal(done.progress.total, 42);
+  assert.equal(done.progress.step, 42);
+  assert.equal(done.progress.percentage, 100);
+  assert.ok(done.finished_at >= done.started_at);
+
+  const cfg = JSON.parse(readFileSync(join(dir, 'finetune', String(id), 'train.json'), 'utf8'));
+  assert.equal(cfg.finetuning_type, 'lora');
+  assert.equal(cfg.stage, 'sft');
+  assert.equal(cfg.template, 'qwen');
+  assert.equal(cfg.dataset, 'ds1,ds2');
+  assert.equal(cfg.bf16, true);
+  assert.equal(cfg.do_train, true);
+  assert.equal(cfg.overwrite_output_dir, true);
+  assert.equal(cfg.model_name_or_path, join(dir, 'models', 'Qwen2.5-7B-Instruct'));
+  const info = JSON.parse(readFileSync(join(dir, 'finetune', String(id), 'data', 'dataset_info.json'), 'utf8'));
+  assert.deepEqual(info.ds1, { file_name: 'ds1.json', formatting: 'alpaca' });
+  assert.equal(info.ds2.formatting, 'sharegpt');
+  assert.equal(info.ds2.tags.role_tag, 'role');
+
+  const m = await srv.api('GET', `/api/v1/finetune/jobs/${id}/metrics`, { token: T });
+  assert.equal(m.status, 200);
+  const s = m.json.series;
+  assert.equal(s.length, 21); // every 2 steps
+  assert.ok(s[s.length - 1].loss < s[0].loss, 'the loss falls');
+  assert.ok(s.every((p, i) => i === 0 || p.step > s[i - 1].step));
+  assert.equal((await srv.api('GET', `/api/v1/finetune/jobs/${id}/metrics?max=5`, { token: T })).json.series.length, 5);
+  const logs = await srv.api('GET', `/api/v1/finetune/jobs/${id}/logs?tail=50`, { token: T });
+  assert.ok(logs.json.lines.length > 0);
+
+  // the adapter is a model linked to its base
+  assert.ok(done.result_model_id);
+  const model = (await srv.api('GET', `/api/v1/models/${done.result_model_id}`, { token: T })).json;
+  assert.equal(model.name, 'qa-lora');
+  assert.equal(model.facts.adapter?.rank ?? model.facts.rank ?? 8, 8);
+  assert.ok(existsSync(join(model.path, 'adapter_model.safetensors')));
+  const tasks = (await srv.api('GET', '/api/v1/tasks', { token: T })).json.items;
+  assert.ok(tasks.some((t) => t.kind === 'finetune.create' && t.target === `finetune:${id}` && t.state === 'succeeded'),
+    JSON.stringify(tasks.slice(0, 3)));
+  // the GPUs are free again and the finished job can be deleted only after its model
+  const g = (await srv.api('GET', '/api/v1/gpus', { token: T })).json;
+  assert.ok(JSON.stringify(g).indexOf('a training job') < 0);
+  assertError(await srv.api('DELETE', `/api/v1/finetune/jobs/${id}`, { token: T }), 409, 'conflict');
+});
+
+test('queued for GPUs, stop saves, resume continues from the checkpoint', async () => {
+  const long = { base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'],
+    hyper: { num_train_epochs: 20, per_device_train_batch_size: 4, gradient_accumulation_steps: 1, logging_steps: 1, save_steps: 5 } };
+  const a = await job({ ...long, name: 'wide', gpus: 2 });
+  assert.equal(a.status, 201, a.text);
+  await waitJob(a.json.id, (j) => j.state === 'running', 'ran');
+  const b = await job({ ...long, name: 'waiter', hyper: { ...long.hyper, num_train_epochs: 1 } });
+  assert.equal(b.status, 201, b.text);
+  const queued = await waitJob(b.json.id, (j) => /waiting for GPUs/.test(j.reason), 'said it waits');
+  assert.equal(queued.state, 'queued');
+  const wide = (await srv.api('GET', `/api/v1/finetune/jobs/${a.json.id}`, { token: T })).json;
+  assert.equal(wide.gpus.length, 2);
+
+  await waitJob(a.json.id, (j) => j.progress?.step >= 12, 'made progress');
+  const st = await srv.api('POST', `/api/v1/finetune/jobs/${a.json.id}/stop`, { token: T, body: {} });
+  assert.equal(st.status, 200, st.text);
+  assert.equal(st.json.state, 'stopping');
+  const stopped = await waitJob(a.json.id, (j) => j.state === 'stopped', 'stopped');
+  assert.match(stopped.reason, /stopped at step \d+ of 160/);
+  const out = join(dir, 'finetune', String(a.json.id), 'out');
+  assert.ok(readdirSync(out).some((f) => /^checkpoint-\d+$/.test(f)), 'a checkpoint was saved');
+  // its GPUs go to the waiting job, which starts by itself
+  await waitJob(b.json.id, (j) => ['running', 'succeeded'].includes(j.state), 'started after the GPUs freed');
+  await waitJob(b.json.id, (j) => j.state === 'succeeded', 'succeeded');
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${b.json.id}/stop`, { token: T, body: {} }), 409, 'conflict');
+
+  const stepAtStop = stopped.progress.step;
+  const res = await srv.api('POST', `/api/v1/finetune/jobs/${a.json.id}/resume`, { token: T, body: {} });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.state, 'queued');
+  const again = await waitJob(a.json.id, (j) => j.state === 'running' && j.progress?.step > stepAtStop, 'resumed');
+  const cfg = JSON.parse(readFileSync(join(dir, 'finetune', String(a.json.id), 'train.json'), 'utf8'));
+  assert.equal(cfg.overwrite_output_dir, false); // LLaMA-Factory resumes from the last checkpoint
+  assert.ok(again.progress.step > stepAtStop);
+  await srv.api('POST', `/api/v1/finetune/jobs/${a.json.id}/stop`, { token: T, body: {} });
+  await waitJob(a.json.id, (j) => j.state === 'stopped', 'stopped again');
+  const del = await srv.api('DELETE', `/api/v1/finetune/jobs/${a.json.id}`, { token: T });
+  assert.equal(del.status, 200, del.text);
+  assert.ok(!existsSync(join(dir, 'finetune', String(a.json.id))));
+});
+
+test('a failed run says why, from its exit status and last error line', async () => {
+  const d = srv.dir;
+  await srv.stop();
+  srv = await start({ AIMAAS_SIM_FAIL_AT_STEP: '3', AIMAAS_SIM_FAIL_MESSAGE: 'torch.OutOfMemoryError: CUDA out of memory.' });
+  T = await srv.login();
+  assert.equal(srv.dir, d);
+  const r = await job({ name: 'doomed', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'], method: 'qlora' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.quantization_bit, 4);
+  const f = await waitJob(r.json.id, (j) => j.state === 'failed', 'failed');
+  assert.match(f.reason, /exit 1/);
+  assert.match(f.reason, /OutOfMemoryError/);
+  const cfg = JSON.parse(readFileSync(join(dir, 'finetune', String(r.json.id), 'train.json'), 'utf8'));
+  assert.equal(cfg.finetuning_type, 'lora');
+  assert.equal(cfg.quantization_bit, 4);
+  assert.equal(cfg.quantization_method, 'bnb');
+});
+
+test('kill -9 of aimaas mid-training: the trainer keeps going and is re-adopted', async () => {
+  await srv.stop();
+  srv = await start({ AIMAAS_SIM_STEP_MS: '25' });
+  T = await srv.login();
+  const r = await job({ name: 'survivor', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'], output_name: 'survivor-adapter',
+    hyper: { num_train_epochs: 3, per_device_train_batch_size: 4, gradient_accumulation_steps: 1, logging_steps: 1 } });
+  assert.equal(r.status, 201, r.text);
+  await waitJob(r.json.id, (j) => j.state === 'running' && j.progress?.step >= 3, 'ran');
+  await srv.kill9();
+  await sleep(300);
+  srv = await start();
+  T = await srv.login();
+  assert.match(srv.log(), /re-adopting trainer/);
+  const done = await waitJob(r.json.id, (j) => j.state === 'succeeded', 'succeeded after the restart');
+  assert.equal(done.progress.step, 48);
+  const model = (await srv.api('GET', `/api/v1/models/${done.result_model_id}`, { token: T })).json;
+  assert.equal(model.name, 'survivor-adapter');
+});
