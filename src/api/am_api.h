@@ -70,6 +70,10 @@ const char *am_api_param(struct am_ctx *ctx, const char *name);
  * 0, or -1 with err naming the parameter. */
 int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long long max, long long *out,
 		     struct am_err *err);
+/* Answers with a log file (a RAW route): ?download=true the whole file,
+ * ?follow=true the last `tail` lines and then new ones over SSE, else the
+ * last `tail` lines as text. */
+void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
 /* limit (1-500, default 50) and offset (>= 0) from the query string. */
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);

@@ -442,21 +442,15 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 
 static int logs(struct am_ctx *ctx, struct am_err *err)
 {
-	long long id;
-	if (job_param(ctx, &id, 0, err) != 0)
-		return -1;
-	char path[PATH_MAX];
-	long long n = 200;
-	if (am_api_query_int(ctx, "tail", 1, 5000, &n, err) != 0)
-		return -1;
+	long long id, tail = 200;
+	if (job_param(ctx, &id, 0, err) != 0 || am_api_query_int(ctx, "tail", 0, 10000, &tail, err) != 0) {
+		am_api_reply_error(ctx->req, err);
+		return 0;
+	}
+	char path[PATH_MAX], name[64];
 	job_file(ctx, id, "train.log", path, sizeof path);
-	char **lines = NULL;
-	int k = am_proc_tail(path, (int)n, &lines);
-	json_t *arr = json_array();
-	for (int i = 0; i < k; i++)
-		json_array_append_new(arr, json_string(lines[i]) ?: json_string("(not UTF-8)"));
-	am_proc_lines_free(lines, k);
-	ctx->resp = json_pack("{s:o}", "lines", arr);
+	am_fmt(name, sizeof name, "finetune-%lld.log", id);
+	am_api_serve_log(ctx, path, tail, name);
 	return 0;
 }
 
@@ -567,7 +561,7 @@ const struct am_route_def am_api_finetune_routes[] = {
 	{ "POST", "/api/v1/finetune/jobs", create, AM_USER, "finetune.create", 0, 0 },
 	{ "GET", "/api/v1/finetune/jobs/{id}", get, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/finetune/jobs/{id}/metrics", metrics, AM_USER, NULL, 0, 0 },
-	{ "GET", "/api/v1/finetune/jobs/{id}/logs", logs, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/finetune/jobs/{id}/logs", logs, AM_USER, NULL, AM_ROUTE_RAW, 0 },
 	{ "POST", "/api/v1/finetune/jobs/{id}/stop", stop, AM_USER, "finetune.stop", 0, 0 },
 	{ "POST", "/api/v1/finetune/jobs/{id}/resume", resume, AM_USER, "finetune.resume", 0, 0 },
 	{ "DELETE", "/api/v1/finetune/jobs/{id}", delete, AM_USER, "finetune.delete", 0, 0 },

@@ -165,7 +165,10 @@ int am_deploy_gpus(struct am_deploy *d, struct am_plan_gpu *out, int max)
 	struct am_server *srv = d->srv;
 	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 	am_inventory_get(srv->inv, snap);
-	json_t *res = NULL;
+	json_t *res = NULL, *jobs = NULL;
+	/* training jobs' process groups: their memory is reserved, not "other" */
+	am_store_rows(srv->store, &jobs, "SELECT pid FROM ft_jobs WHERE pid IS NOT NULL"
+		      " AND state IN ('starting','running','stopping')", NULL);
 	am_store_rows(srv->store, &res,
 		      "SELECT r.gpu_id, r.bytes, d.name FROM gpu_reservations r"
 		      " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
@@ -197,13 +200,23 @@ int am_deploy_gpus(struct am_deploy *d, struct am_plan_gpu *out, int max)
 		am_buf_free(&who);
 		if (!g->simulated) { /* what others use: the card's figure less our engines' processes */
 			uint64_t ours = 0;
-			for (int k2 = 0; k2 < g->nprocs; k2++)
-				if (am_deploy_owns_pid(d, g->procs[k2].pid, NULL))
+			for (int k2 = 0; k2 < g->nprocs; k2++) {
+				int mine = am_deploy_owns_pid(d, g->procs[k2].pid, NULL);
+				pid_t pgid = getpgid(g->procs[k2].pid);
+				size_t j;
+				json_t *jr;
+				json_array_foreach(jobs, j, jr) {
+					pid_t jp = (pid_t)json_integer_value(json_object_get(jr, "pid"));
+					mine |= jp == g->procs[k2].pid || (pgid > 0 && jp == pgid);
+				}
+				if (mine)
 					ours += g->procs[k2].used_bytes;
+			}
 			p->used_other = g->mem_used > ours ? g->mem_used - ours : 0;
 		}
 	}
 	json_decref(res);
+	json_decref(jobs);
 	free(snap);
 	return n;
 }

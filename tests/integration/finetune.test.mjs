@@ -16,7 +16,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let dir, srv, T;
 
 function start(env = {}) {
-  return startServer({ dataDir: dir, args: ['--sim-gpus', GPUS],
+  return startServer({ dataDir: dir, args: ['--sim-gpus', GPUS, '--stop-engines-on-exit'],
     env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'),
       AIMAAS_SIM_STEP_MS: '15', ...env } });
 }
@@ -141,8 +141,10 @@ test('a LoRA job runs to the end: config, progress, loss series, result register
   assert.ok(s[s.length - 1].loss < s[0].loss, 'the loss falls');
   assert.ok(s.every((p, i) => i === 0 || p.step > s[i - 1].step));
   assert.equal((await srv.api('GET', `/api/v1/finetune/jobs/${id}/metrics?max=5`, { token: T })).json.series.length, 5);
-  const logs = await srv.api('GET', `/api/v1/finetune/jobs/${id}/logs?tail=50`, { token: T });
-  assert.ok(logs.json.lines.length > 0);
+  const logs = await srv.api('GET', `/api/v1/finetune/jobs/${id}/logs?tail=5`, { token: T });
+  assert.equal(logs.status, 200);
+  assert.equal(logs.text.trimEnd().split('\n').length, 5);
+  assertError(await srv.api('GET', `/api/v1/finetune/jobs/${id}/logs?tail=x`, { token: T }), 400, 'invalid_field', 'tail');
 
   // the adapter is a model linked to its base
   assert.ok(done.result_model_id);
@@ -172,6 +174,17 @@ test('queued for GPUs, stop saves, resume continues from the checkpoint', async 
   const wide = (await srv.api('GET', `/api/v1/finetune/jobs/${a.json.id}`, { token: T })).json;
   assert.equal(wide.gpus.length, 2);
 
+  // the log, followed live over SSE
+  const live = await fetch(`${srv.url}/api/v1/finetune/jobs/${a.json.id}/logs?follow=true&tail=1`,
+    { headers: { authorization: `Bearer ${T}` } });
+  assert.match(live.headers.get('content-type'), /text\/event-stream/);
+  const reader = live.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  while (!buf.includes(': following')) buf += dec.decode((await reader.read()).value);
+  const after = buf.length;
+  while (buf.slice(after).split('data: ').length < 3) buf += dec.decode((await reader.read()).value);
+  await reader.cancel();
   await waitJob(a.json.id, (j) => j.progress?.step >= 12, 'made progress');
   const st = await srv.api('POST', `/api/v1/finetune/jobs/${a.json.id}/stop`, { token: T, body: {} });
   assert.equal(st.status, 200, st.text);
@@ -235,4 +248,35 @@ test('kill -9 of aimaas mid-training: the trainer keeps going and is re-adopted'
   assert.equal(done.progress.step, 48);
   const model = (await srv.api('GET', `/api/v1/models/${done.result_model_id}`, { token: T })).json;
   assert.equal(model.name, 'survivor-adapter');
+});
+
+test('the trained adapter is served on its base through vLLM and the gateway', async () => {
+  const adapter = (await srv.api('GET', '/api/v1/models/survivor-adapter', { token: T })).json;
+  assert.equal(adapter.kind, 'adapter');
+  const dep = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'qwen-tuned', model: 'Qwen2.5-7B-Instruct',
+    engine: 'vllm', lora_modules: [{ name: 'survivor', model: 'survivor-adapter' }] } });
+  assert.equal(dep.status, 201, dep.text);
+  const t0 = Date.now();
+  let d;
+  while (Date.now() - t0 < 20000) {
+    d = (await srv.api('GET', '/api/v1/deployments/qwen-tuned', { token: T })).json;
+    if (d.state === 'running') break;
+    await sleep(50);
+  }
+  assert.equal(d.state, 'running', JSON.stringify(d));
+  const k = await srv.api('POST', '/api/v1/keys', { token: T, body: { name: 'compare' } });
+  assert.equal(k.status, 201, k.text);
+  const ask = (model) => fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { authorization: `Bearer ${k.json.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Question 3?' }], max_tokens: 8 }) });
+  // the base and the tuned adapter side by side, on one engine
+  for (const model of ['qwen-tuned', 'survivor']) {
+    const r = await ask(model);
+    assert.equal(r.status, 200, await r.clone().text());
+    const body = await r.json();
+    assert.equal(body.model, model);
+    assert.ok(body.choices[0].message.content.length > 0);
+  }
+  const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
+  assert.ok(del.status === 200 || del.status === 202, del.text);
 });
