@@ -27,7 +27,8 @@
 #define JOB_COLS                                                                                                    \
 	"id, name, base_model_id, datasets, method, stage, template, quantization_bit, params, gpu_count,"         \
 	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, progress, output_name," \
-	" result_model_id, task_id, grace_ms, created_by, created_at, started_at, finished_at, updated_at"
+	" result_model_id, task_id, grace_ms, export_state, export_reason, export_name, export_model_id,"           \
+	" created_by, created_at, started_at, finished_at, updated_at"
 
 static const char *const ACTIVE = "('queued','starting','running','stopping')";
 
@@ -509,6 +510,51 @@ static int resume(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* Merges a finished LoRA job's adapter into its base model (on the CPU,
+ * llamafactory-cli export) and registers the result as a full model. */
+static int export(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "name", NULL };
+	long long id;
+	const char *name = NULL;
+	if (job_param(ctx, &id, 1, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 128, &name, err) != 0)
+		return -1;
+	if (name && !am_model_name_ok(name))
+		return am_err_set(err, AM_E_INVALID, "name", "'name' must be 1-128 of letters, digits, '.', '_', '-'");
+	json_t *j = NULL;
+	am_store_row(ctx->srv->store, &j, "SELECT state, method, output_name, export_state FROM ft_jobs WHERE id = ?", "i", id);
+	const char *st = json_string_value(json_object_get(j, "state")), *m = json_string_value(json_object_get(j, "method"));
+	const char *ex = json_string_value(json_object_get(j, "export_state")) ?: "";
+	char def[160];
+	am_fmt(def, sizeof def, "%.120s-merged", json_string_value(json_object_get(j, "output_name")));
+	if (!name)
+		name = def;
+	long long taken = 0;
+	am_store_int(ctx->srv->store, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", name);
+	int rc = -1;
+	if (strcmp(m, "lora") && strcmp(m, "qlora"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld trained a full model; there is no adapter to merge", id);
+	else if (strcmp(st, "succeeded"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a finished job can be merged", id, st);
+	else if (!strcmp(ex, "queued") || !strcmp(ex, "running") || !strcmp(ex, "succeeded"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld's adapter is already %s", id,
+			   !strcmp(ex, "succeeded") ? "merged" : "being merged");
+	else if (taken)
+		am_err_set(err, AM_E_CONFLICT, "name", "a model named '%s' already exists", name);
+	else
+		rc = 0;
+	json_decref(j);
+	if (rc != 0)
+		return -1;
+	am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET export_state = 'queued', export_reason = '', export_name = ?,"
+		      " updated_at = ? WHERE id = ?", "sii", name, am_wall_ms(), id);
+	am_finetune_kick(ctx->srv->finetune);
+	ctx->resp = job_json(ctx->srv->store, id);
+	ctx->status = 202;
+	return 0;
+}
+
 /* Removes a folder aimaas made, with what is inside (links not followed). */
 static void remove_tree(const char *path)
 {
@@ -542,10 +588,11 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	am_store_int(ctx->srv->store, &active, 0, sql, "i", id);
 	if (active)
 		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is still active; stop it first", id);
-	am_store_int(ctx->srv->store, &result, 0, "SELECT COUNT(*) FROM ft_jobs j JOIN models m ON m.id = j.result_model_id"
-		     " WHERE j.id = ?", "i", id);
+	am_store_int(ctx->srv->store, &result, 0, "SELECT (SELECT COUNT(*) FROM models m WHERE m.id IN (j.result_model_id, j.export_model_id))"
+		     " + COALESCE(j.export_state IN ('queued','running'), 0) FROM ft_jobs j WHERE j.id = ?", "i", id);
 	if (result)
-		return am_err_set(err, AM_E_CONFLICT, "", "job %lld's output is registered as a model; delete that model first", id);
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld's output is registered as a model (or being merged); delete"
+				  " that model first", id);
 	if (am_store_exec(ctx->srv->store, "DELETE FROM ft_jobs WHERE id = ?", "i", id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the job");
 	char dir[PATH_MAX];
@@ -564,6 +611,7 @@ const struct am_route_def am_api_finetune_routes[] = {
 	{ "GET", "/api/v1/finetune/jobs/{id}/logs", logs, AM_USER, NULL, AM_ROUTE_RAW, 0 },
 	{ "POST", "/api/v1/finetune/jobs/{id}/stop", stop, AM_USER, "finetune.stop", 0, 0 },
 	{ "POST", "/api/v1/finetune/jobs/{id}/resume", resume, AM_USER, "finetune.resume", 0, 0 },
+	{ "POST", "/api/v1/finetune/jobs/{id}/export", export, AM_USER, "finetune.export", 0, 0 },
 	{ "DELETE", "/api/v1/finetune/jobs/{id}", delete, AM_USER, "finetune.delete", 0, 0 },
 };
 const size_t am_api_finetune_nroutes = sizeof am_api_finetune_routes / sizeof am_api_finetune_routes[0];

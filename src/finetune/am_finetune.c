@@ -426,6 +426,23 @@ static void set_state(struct am_finetune *f, long long id, const char *state, co
 	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
 }
 
+/* Runs `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names another
+ * program) in its own process group with env added to aimaas's own. */
+static int run_cli(const char *verb, const char *cfgp, struct am_argv *env, const char *log, pid_t *pid, char *err,
+		   size_t errsize)
+{
+	char bin[PATH_MAX];
+	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
+	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
+	char *argv[] = { bin, (char *)verb, (char *)cfgp, NULL };
+	am_argv_add(env, "DISABLE_VERSION_CHECK=1");
+	char **envp = am_deploy_child_env(env);
+	int rc = am_proc_spawn(argv, envp, log, pid, err, errsize);
+	am_deploy_strv_free(envp);
+	am_argv_free(env);
+	return rc;
+}
+
 static void start_job(struct am_finetune *f, json_t *job)
 {
 	struct am_server *srv = f->srv;
@@ -474,10 +491,6 @@ static void start_job(struct am_finetune *f, json_t *job)
 		set_state(f, id, "failed", why);
 		return;
 	}
-	char bin[PATH_MAX];
-	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
-	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
-	char *argv[] = { bin, "train", cfgp, NULL };
 	struct am_argv env = { 0 };
 	char e1[1100], e2[PATH_MAX + 32];
 	am_fmt(e1, sizeof e1, "CUDA_VISIBLE_DEVICES=%s", am_buf_str(&visible));
@@ -485,17 +498,12 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_argv_add(&env, e1);
 	am_argv_add(&env, "LLAMABOARD_ENABLED=1");
 	am_argv_add(&env, e2);
-	am_argv_add(&env, "DISABLE_VERSION_CHECK=1");
 	am_argv_add(&env, "PYTHONUNBUFFERED=1");
 	if (strchr(am_buf_str(&visible), ',') || ds)
 		am_argv_add(&env, "FORCE_TORCHRUN=1");
-	char **envp = am_deploy_child_env(&env);
 	pid_t pid;
 	char err[512];
-	int rc = am_proc_spawn(argv, envp, log, &pid, err, sizeof err);
-	am_deploy_strv_free(envp);
-	am_argv_free(&env);
-	if (rc != 0) {
+	if (run_cli("train", cfgp, &env, log, &pid, err, sizeof err) != 0) {
 		am_buf_free(&visible);
 		set_state(f, id, "failed", err);
 		return;
@@ -528,39 +536,52 @@ static void failure_reason(const char *log, const char *status, char *out, size_
 	am_proc_lines_free(lines, n);
 }
 
-/* Registers a finished job's output as a model. */
-static void register_result(struct am_finetune *f, json_t *job, const char *out)
+/* Registers a folder the trainer wrote as a model; its id, or 0. */
+static long long register_model(struct am_finetune *f, json_t *job, const char *dir, const char *name, const char *desc,
+				long long base)
 {
 	long long id = json_integer_value(json_object_get(job, "id"));
 	char ierr[256];
-	json_t *facts = am_inspect(out, ierr, sizeof ierr);
+	json_t *facts = am_inspect(dir, ierr, sizeof ierr);
 	if (!facts) {
-		am_warn("finetune", "job %lld: output not registered: %s", id, ierr);
-		return;
+		am_warn("finetune", "job %lld: %s not registered: %s", id, dir, ierr);
+		return 0;
 	}
-	const char *method = json_string_value(json_object_get(job, "method"));
-	int adapter = !strcmp(method, "lora") || !strcmp(method, "qlora");
-	char name[160];
-	am_fmt(name, sizeof name, "%s", json_string_value(json_object_get(job, "output_name")));
 	char *fs = am_json_dump(facts);
-	long long now = am_wall_ms(), base = json_integer_value(json_object_get(job, "base_model_id"));
+	long long now = am_wall_ms();
 	int rc = am_store_exec(f->srv->store,
 			       "INSERT INTO models(name, display_name, description, tags, source, path, state, kind, architecture,"
 			       " parameters, weight_bytes, max_context, facts, base_model_id, created_by, created_at, updated_at)"
-			       " VALUES(?, ?, ?, '[\"fine-tuned\"]', 'local', ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			       "ssssssiiisisii", name, name, adapter ? "LoRA adapter from a fine-tuning job" : "fine-tuned model", out,
-			       json_string_value(json_object_get(facts, "kind")), json_string_value(json_object_get(facts, "architecture")),
+			       " VALUES(?, ?, ?, '[\"fine-tuned\"]', 'local', ?, 'ready', ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, ?)",
+			       "ssssssiiisisii", name, name, desc, dir, json_string_value(json_object_get(facts, "kind")),
+			       json_string_value(json_object_get(facts, "architecture")),
 			       (long long)json_integer_value(json_object_get(facts, "parameters")),
 			       (long long)json_integer_value(json_object_get(facts, "weight_bytes")),
 			       (long long)json_integer_value(json_object_get(facts, "max_context")), fs, base,
 			       json_string_value(json_object_get(job, "created_by")), now, now);
 	free(fs);
 	json_decref(facts);
-	if (rc == 0)
-		am_store_exec(f->srv->store, "UPDATE ft_jobs SET result_model_id = ? WHERE id = ?", "ii",
-			      am_store_last_id(f->srv->store), id);
-	else
+	if (rc != 0) {
 		am_warn("finetune", "job %lld: could not register model '%s' (the name may be taken)", id, name);
+		return 0;
+	}
+	return am_store_last_id(f->srv->store);
+}
+
+/* Registers a finished job's output: an adapter linked to its base, or a
+ * full model. */
+static void register_result(struct am_finetune *f, json_t *job, const char *out)
+{
+	const char *method = json_string_value(json_object_get(job, "method"));
+	int adapter = !strcmp(method, "lora") || !strcmp(method, "qlora");
+	char desc[200];
+	am_fmt(desc, sizeof desc, "%s from fine-tuning job '%s'", adapter ? "LoRA adapter" : "model",
+	       json_string_value(json_object_get(job, "name")));
+	long long mid = register_model(f, job, out, json_string_value(json_object_get(job, "output_name")), desc,
+				       json_integer_value(json_object_get(job, "base_model_id")));
+	if (mid)
+		am_store_exec(f->srv->store, "UPDATE ft_jobs SET result_model_id = ? WHERE id = ?", "ii", mid,
+			      json_integer_value(json_object_get(job, "id")));
 }
 
 static void watch_job(struct am_finetune *f, json_t *job)
@@ -619,6 +640,90 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	}
 }
 
+/* ---- merging an adapter into its base: llamafactory-cli export ---- */
+
+static void set_export(struct am_finetune *f, long long id, const char *state, const char *reason)
+{
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = ?, export_reason = ?, updated_at = ? WHERE id = ?",
+		      "ssii", state, reason, am_wall_ms(), id);
+	am_info("finetune", "job %lld: export %s%s%s", id, state, *reason ? ": " : "", reason);
+}
+
+static void start_export(struct am_finetune *f, json_t *job)
+{
+	long long id = json_integer_value(json_object_get(job, "id"));
+	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
+	json_t *model = NULL;
+	am_store_row(f->srv->store, &model, "SELECT path FROM models WHERE id = ?", "i",
+		     json_integer_value(json_object_get(job, "base_model_id")));
+	const char *base = json_string_value(json_object_get(model, "path"));
+	char cfgp[PATH_MAX + 16], out[PATH_MAX + 16], merged[PATH_MAX + 16], log[PATH_MAX + 16];
+	am_fmt(cfgp, sizeof cfgp, "%s/export.json", dir);
+	am_fmt(out, sizeof out, "%s/out", dir);
+	am_fmt(merged, sizeof merged, "%s/merged", dir);
+	am_fmt(log, sizeof log, "%s/export.log", dir);
+	if (!base) {
+		json_decref(model);
+		set_export(f, id, "failed", "the base model is gone");
+		return;
+	}
+	/* merged on the CPU: no GPU to reserve, and no quantization (LLaMA-Factory
+	 * cannot merge into a quantized model) */
+	json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:b,s:b}", "model_name_or_path", base, "adapter_name_or_path", out,
+			      "template", json_string_value(json_object_get(job, "template")), "finetuning_type", "lora",
+			      "export_dir", merged, "export_size", 5, "export_device", "cpu", "export_legacy_format", 0,
+			      "trust_remote_code", 1);
+	json_decref(model);
+	int wrc = write_json(cfgp, c);
+	json_decref(c);
+	if (wrc != 0) {
+		set_export(f, id, "failed", "could not write export.json");
+		return;
+	}
+	struct am_argv env = { 0 };
+	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
+	pid_t pid;
+	char err[512];
+	if (run_cli("export", cfgp, &env, log, &pid, err, sizeof err) != 0) {
+		set_export(f, id, "failed", err);
+		return;
+	}
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_pid = ?,"
+		      " export_pid_start = ?, updated_at = ? WHERE id = ?", "iiii", (long long)pid,
+		      (long long)am_proc_start_time(pid), am_wall_ms(), id);
+}
+
+static void watch_export(struct am_finetune *f, json_t *job)
+{
+	long long id = json_integer_value(json_object_get(job, "id"));
+	pid_t pid = (pid_t)json_integer_value(json_object_get(job, "export_pid"));
+	if (pid > 0 && am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(job, "export_pid_start"))))
+		return;
+	char status[64] = "", merged[PATH_MAX + 16], conf[PATH_MAX + 32], log[PATH_MAX + 16];
+	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
+	am_fmt(merged, sizeof merged, "%s/merged", dir);
+	am_fmt(conf, sizeof conf, "%s/config.json", merged);
+	am_fmt(log, sizeof log, "%s/export.log", dir);
+	if (pid > 0)
+		am_proc_reap(pid, status, sizeof status);
+	struct stat sb;
+	if (!strcmp(status, "exit 0") || (!status[0] && stat(conf, &sb) == 0)) {
+		char desc[200];
+		am_fmt(desc, sizeof desc, "merged from fine-tuning job '%s'", json_string_value(json_object_get(job, "name")));
+		long long mid = register_model(f, job, merged, json_string_value(json_object_get(job, "export_name")), desc, 0);
+		if (mid) {
+			am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_model_id = ? WHERE id = ?", "ii", mid, id);
+			set_export(f, id, "succeeded", "");
+		} else
+			set_export(f, id, "failed", "the merged model could not be registered (is the name taken?)");
+	} else {
+		char why[600];
+		failure_reason(log, status, why, sizeof why);
+		set_export(f, id, "failed", why);
+	}
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_pid = NULL WHERE id = ?", "i", id);
+}
+
 static void drive(struct am_finetune *f)
 {
 	json_t *jobs = NULL;
@@ -631,6 +736,15 @@ static void drive(struct am_finetune *f)
 			start_job(f, job);
 		else
 			watch_job(f, job);
+	}
+	json_decref(jobs);
+	jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE export_state IN ('queued','running') ORDER BY id", NULL);
+	json_array_foreach(jobs, i, job) {
+		if (!strcmp(json_string_value(json_object_get(job, "export_state")), "queued"))
+			start_export(f, job);
+		else
+			watch_export(f, job);
 	}
 	json_decref(jobs);
 }

@@ -120,6 +120,14 @@ static const char *const migrations[] = {
 	"  output_name TEXT NOT NULL, result_model_id INTEGER, task_id INTEGER, created_by TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, updated_at INTEGER NOT NULL);"
 	"CREATE INDEX ft_jobs_state ON ft_jobs(state);",
+
+	/* 6: merging a job's LoRA adapter into its base (llamafactory-cli export) */
+	"ALTER TABLE ft_jobs ADD COLUMN export_state TEXT;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_reason TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE ft_jobs ADD COLUMN export_name TEXT;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_pid INTEGER;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_pid_start INTEGER;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_model_id INTEGER;",
 };
 
 const char *const *am_migrations_list(size_t *count)

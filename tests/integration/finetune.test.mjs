@@ -280,3 +280,30 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
   assert.ok(del.status === 200 || del.status === 202, del.text);
 });
+
+test('merging the adapter into its base registers a full model', async () => {
+  const jobs = (await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items;
+  const done = jobs.find((j) => j.name === 'survivor');
+  const failed = jobs.find((j) => j.name === 'doomed');
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${failed.id}/export`, { token: T, body: {} }), 409, 'conflict');
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${done.id}/export`, { token: T, body: { name: 'a b' } }), 400,
+    'invalid_field', 'name');
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${done.id}/export`, { token: T, body: { name: 'Qwen3-32B' } }), 409,
+    'conflict', 'name');
+  const r = await srv.api('POST', `/api/v1/finetune/jobs/${done.id}/export`, { token: T, body: {} });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.export_state, 'queued');
+  assert.equal(r.json.export_name, 'survivor-adapter-merged');
+  const j = await waitJob(done.id, (x) => x.export_state === 'succeeded' || x.export_state === 'failed', 'merged');
+  assert.equal(j.export_state, 'succeeded', j.export_reason);
+  const m = (await srv.api('GET', `/api/v1/models/${j.export_model_id}`, { token: T })).json;
+  assert.equal(m.name, 'survivor-adapter-merged');
+  assert.equal(m.kind, 'llm');
+  assert.equal(m.architecture, 'Qwen2ForCausalLM');
+  const cfg = JSON.parse(readFileSync(join(dir, 'finetune', String(done.id), 'export.json'), 'utf8'));
+  assert.equal(cfg.finetuning_type, 'lora');
+  assert.equal(cfg.export_device, 'cpu');
+  assert.equal(cfg.adapter_name_or_path, join(dir, 'finetune', String(done.id), 'out'));
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${done.id}/export`, { token: T, body: { name: 'again' } }), 409, 'conflict');
+  assertError(await srv.api('DELETE', `/api/v1/finetune/jobs/${done.id}`, { token: T }), 409, 'conflict');
+});
