@@ -60,6 +60,32 @@ static void table_unref(struct am_gateway *g, struct gw_table *t)
 		table_free(t);
 }
 
+int am_gateway_resolve(struct am_gateway *g, const char *model, int *port, char *key, size_t keysize, char *engine_name,
+		       size_t namesize, char *why, size_t whysize)
+{
+	static _Atomic unsigned next;
+	int rc = -1;
+	pthread_mutex_lock(&g->mu);
+	struct gw_table *t = g->table;
+	const struct gw_route *r = NULL;
+	for (int i = 0; t && i < t->nroutes && !r; i++)
+		if (!strcmp(t->routes[i].name, model))
+			r = &t->routes[i];
+	if (!r)
+		am_fmt(why, whysize, "no deployment serves '%.128s'", model);
+	else if (!r->nreps)
+		am_fmt(why, whysize, "'%.128s' is not running (%s)", model, r->state);
+	else {
+		const struct gw_rep *rep = &r->reps[atomic_fetch_add(&next, 1) % (unsigned)r->nreps];
+		*port = rep->port;
+		am_strlcpy(key, rep->key, keysize);
+		am_strlcpy(engine_name, r->engine_name, namesize);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
 struct gw_table *gw_table_get(struct gw_worker *w)
 {
 	struct am_gateway *g = w->g;

@@ -34,6 +34,11 @@ void am_gateway_handoff(struct am_gateway *g, int fd, const char *bytes, size_t 
 /* Writes the usage records the workers queued (main loop). */
 void am_gateway_flush_usage(struct am_gateway *g);
 void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *out);
+/* Where a served model name is answered now: a ready replica's port and
+ * engine key, and the name the engine knows it by. 0, or -1 with why
+ * ("no model", or the deployment's state). */
+int am_gateway_resolve(struct am_gateway *g, const char *model, int *port, char *key, size_t keysize, char *engine_name,
+		       size_t namesize, char *why, size_t whysize);
 void am_gateway_free(struct am_gateway *g);
 
 #endif

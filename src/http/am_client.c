@@ -98,6 +98,13 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
 				    int timeout_ms, size_t max_body, am_client_cb cb, void *data)
 {
+	return am_client_request(base, port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data);
+}
+
+struct am_client_req *am_client_request(struct event_base *base, int port, const char *method, const char *path,
+					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
+					am_client_cb cb, void *data)
+{
 	struct am_client_req *r = am_calloc(1, sizeof *r);
 	r->cb = cb;
 	r->data = data;
@@ -110,10 +117,15 @@ struct am_client_req *am_client_get(struct event_base *base, int port, const cha
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
 	struct evbuffer *out = bufferevent_get_output(r->bev);
-	evbuffer_add_printf(out, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n", path, port);
-	if (bearer)
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n", method,
+			    path, port);
+	if (bearer && *bearer)
 		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", bearer);
+	if (json)
+		evbuffer_add_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", json_len);
 	evbuffer_add(out, "\r\n", 2);
+	if (json)
+		evbuffer_add(out, json, json_len);
 	struct sockaddr_in sin;
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;

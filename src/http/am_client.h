@@ -16,6 +16,10 @@ typedef void (*am_client_cb)(int status, const char *body, size_t len, void *dat
  * am_client_cancel (valid until the callback has run). */
 struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
 				    int timeout_ms, size_t max_body, am_client_cb cb, void *data);
+/* Any method, with an optional JSON body. */
+struct am_client_req *am_client_request(struct event_base *base, int port, const char *method, const char *path,
+					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
+					am_client_cb cb, void *data);
 /* Drops a request; its callback will not run. */
 void am_client_cancel(struct am_client_req *r);
 

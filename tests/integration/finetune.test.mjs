@@ -277,6 +277,25 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
     assert.equal(body.model, model);
     assert.ok(body.choices[0].message.content.length > 0);
   }
+  // the playground's compare: one prompt, both models, answers side by side
+  const cmp = await srv.api('POST', '/api/v1/playground/compare', { token: T, body: { models: ['qwen-tuned', 'survivor'],
+    messages: [{ role: 'user', content: 'Question 3?' }], max_tokens: 6, temperature: 0, seed: 7 } });
+  assert.equal(cmp.status, 200, cmp.text);
+  assert.deepEqual(cmp.json.results.map((x) => x.model), ['qwen-tuned', 'survivor']);
+  for (const x of cmp.json.results) {
+    assert.equal(x.status, 200, JSON.stringify(x));
+    assert.ok(x.content.length > 0);
+    assert.equal(x.usage.completion_tokens, 6);
+    assert.ok(x.latency_ms > 0);
+  }
+  const bad = (body) => srv.api('POST', '/api/v1/playground/compare', { token: T, body });
+  const msgs = [{ role: 'user', content: 'hi' }];
+  assertError(await bad({ models: ['qwen-tuned'], messages: msgs }), 400, 'invalid_field', 'models');
+  assertError(await bad({ models: ['qwen-tuned', 'nope'], messages: msgs }), 400, 'invalid_field', 'models');
+  assertError(await bad({ models: ['qwen-tuned', 'survivor'], messages: [] }), 400, 'invalid_field', 'messages');
+  assertError(await bad({ models: ['qwen-tuned', 'survivor'], messages: [{ content: 'x' }] }), 400, 'invalid_field', 'messages');
+  assertError(await bad({ models: ['qwen-tuned', 'survivor'], messages: msgs, temperature: 3 }), 400, 'invalid_field', 'temperature');
+  assertError(await srv.api('POST', '/api/v1/playground/compare', { body: { models: [], messages: [] } }), 401, 'unauthorized');
   const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
   assert.ok(del.status === 200 || del.status === 202, del.text);
 });

@@ -238,3 +238,20 @@ test('gateway metrics and the usage API', async () => {
   assert.ok(byDay.json.items.some((r) => r.model === 'qwen' && r.requests >= 500 && r.bucket_at));
   assertError(await srv.api('GET', '/api/v1/usage?group_by=color', { token: T }), 400, 'invalid_field', 'group_by');
 });
+
+test('playground compare: a client that leaves mid-way frees everything; a slow model is waited for', async () => {
+  const body = { models: ['qwen', 'slow'], messages: [{ role: 'user', content: 'compare' }], max_tokens: 2 };
+  const ac = new AbortController();
+  const p = fetch(`${srv.url}/api/v1/playground/compare`, { method: 'POST', signal: ac.signal,
+    headers: { authorization: `Bearer ${T}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await sleep(100);
+  ac.abort();
+  await assert.rejects(p);
+  await sleep(500); // the slow engine answers after the client left
+  const r = await srv.api('POST', '/api/v1/playground/compare', { token: T, body });
+  assert.equal(r.status, 200, r.text);
+  const [fast, slow] = r.json.results;
+  assert.equal(fast.status, 200);
+  assert.equal(slow.status, 200);
+  assert.ok(slow.latency_ms >= 300, `the slow model's TTFT is 350 ms: ${slow.latency_ms}`);
+});
