@@ -275,17 +275,25 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	json_array_foreach(given, i, v) {
 		json_t *d = NULL;
 		if (json_is_integer(v))
-			am_store_row(srv->store, &d, "SELECT id, name, state FROM datasets WHERE id = ?", "i", (long long)json_integer_value(v));
+			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose"
+				     " FROM datasets WHERE id = ?", "i", (long long)json_integer_value(v));
 		else if (json_is_string(v))
-			am_store_row(srv->store, &d, "SELECT id, name, state FROM datasets WHERE name = ?", "s", json_string_value(v));
+			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose"
+				     " FROM datasets WHERE name = ?", "s", json_string_value(v));
 		if (!d) {
 			am_err_set(err, AM_E_INVALID, "datasets", "datasets[%zu]: no such dataset", i);
 			goto out;
 		}
 		int ok = !strcmp(json_string_value(json_object_get(d, "state")), "valid");
+		/* each stage trains on its own kind of data */
+		const char *purpose = json_string_value(json_object_get(d, "purpose")) ?: "sft";
+		const char *want = !strcmp(stage, "dpo") ? "preference" : !strcmp(stage, "pt") ? "text" : "sft";
 		if (!ok)
 			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' is invalid (see its report); fix and upload it again",
 				   json_string_value(json_object_get(d, "name")));
+		else if (strcmp(purpose, want))
+			ok = 0, am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' holds %s data; stage '%s' trains on %s data",
+					   json_string_value(json_object_get(d, "name")), purpose, stage, want);
 		else
 			json_array_append(dsids, json_object_get(d, "id"));
 		json_decref(d);

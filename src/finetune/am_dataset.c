@@ -223,15 +223,47 @@ static int nonempty(json_t *v)
 	return 0;
 }
 
+/* What a dataset trains: supervised pairs (sft), preference pairs with a
+ * chosen and a rejected answer (dpo, kto), or plain text (pt). The first
+ * record decides; every other must be the same. */
+enum purpose { P_UNKNOWN, P_SFT, P_PREF, P_TEXT };
+static const char *const purpose_names[] = { "unknown", "sft", "preference", "text" };
+
+static enum purpose purpose_of(json_t *r)
+{
+	if (json_object_get(r, "chosen") && json_object_get(r, "rejected"))
+		return P_PREF;
+	if (json_object_get(r, "text") && !json_object_get(r, "instruction") && !json_object_get(r, "conversations") &&
+	    !json_object_get(r, "messages"))
+		return P_TEXT;
+	return P_SFT;
+}
+
+static int check_pair(json_t *r, const char *key, char *why, size_t size, size_t *chars)
+{
+	json_t *v = json_object_get(r, key);
+	if (!nonempty(v))
+		return am_fmt(why, size, v ? "'%s' is empty or not a string" : "missing '%s'", key), -1;
+	*chars += json_string_length(v);
+	return 0;
+}
+
 /* 0, or -1 with the reason; adds the record's turns and characters. */
-static int check_alpaca(json_t *r, char *why, size_t size, long *turns, size_t *chars)
+static int check_alpaca(json_t *r, enum purpose p, char *why, size_t size, long *turns, size_t *chars)
 {
 	json_t *ins = json_object_get(r, "instruction"), *out = json_object_get(r, "output"), *in = json_object_get(r, "input");
 	if (!json_is_object(r))
 		return am_fmt(why, size, "a record must be an object"), -1;
+	if (p == P_TEXT) {
+		*turns += 1;
+		return check_pair(r, "text", why, size, chars);
+	}
 	if (!nonempty(ins))
 		return am_fmt(why, size, ins ? "'instruction' is empty or not a string" : "missing 'instruction'"), -1;
-	if (!nonempty(out))
+	if (p == P_PREF) {
+		if (check_pair(r, "chosen", why, size, chars) != 0 || check_pair(r, "rejected", why, size, chars) != 0)
+			return -1;
+	} else if (!nonempty(out))
 		return am_fmt(why, size, out ? "'output' is empty or not a string" : "missing 'output'"), -1;
 	if (in && !json_is_null(in) && !json_is_string(in))
 		return am_fmt(why, size, "'input' must be a string"), -1;
@@ -253,7 +285,7 @@ static int check_alpaca(json_t *r, char *why, size_t size, long *turns, size_t *
 }
 
 /* sharegpt (from/value, human/gpt) and OpenAI messages (role/content, user/assistant) */
-static int check_turns(json_t *r, int openai, char *why, size_t size, long *turns, size_t *chars)
+static int check_turns(json_t *r, int openai, enum purpose p, char *why, size_t size, long *turns, size_t *chars)
 {
 	const char *list = openai ? "messages" : "conversations", *rk = openai ? "role" : "from",
 		   *ck = openai ? "content" : "value";
@@ -286,6 +318,20 @@ static int check_turns(json_t *r, int openai, char *why, size_t size, long *turn
 		*chars += json_string_length(c);
 		pos++;
 	}
+	if (p == P_PREF) { /* a question last; its two answers are 'chosen' and 'rejected' */
+		if (pos % 2 == 0)
+			return am_fmt(why, size, "a preference conversation must end with a question (%s)",
+				      openai ? "user" : "human"), -1;
+		static const char *const both[] = { "chosen", "rejected" };
+		for (int k = 0; k < 2; k++) {
+			json_t *a = json_object_get(r, both[k]);
+			if (!json_is_object(a) || !nonempty(json_object_get(a, ck)))
+				return am_fmt(why, size, "'%s' must be a message with non-empty '%s'", both[k], ck), -1;
+			*chars += json_string_length(json_object_get(a, ck));
+		}
+		*turns += (long)(pos / 2) + 1;
+		return 0;
+	}
 	if (pos == 0 || pos % 2)
 		return am_fmt(why, size, "the conversation must end with an answer (%s)", openai ? "assistant" : "gpt"), -1;
 	*turns += (long)(pos / 2);
@@ -304,14 +350,15 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 	long tmin = -1, tmax = 0;
 	double tsum = 0;
 	char fmt[16] = "";
+	enum purpose purpose = P_UNKNOWN;
 	if (format)
 		am_strlcpy(fmt, format, sizeof fmt);
 	if (type == AM_DS_CSV)
 		am_strlcpy(fmt, "alpaca", sizeof fmt);
 	if (iter_init(&it, data, len, type, columns, err, sizeof err) != 0) {
 		json_array_append_new(errors, json_pack("{s:i,s:s}", "record", 0, "reason", err));
-		return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o,s:n}", "format", fmt[0] ? fmt : "unknown", "file_type", types[type],
-				 "records", 0, "valid", 0, "invalid", 0, "errors", errors, "stats");
+		return json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:n}", "format", fmt[0] ? fmt : "unknown", "purpose", "unknown",
+				 "file_type", types[type], "records", 0, "valid", 0, "invalid", 0, "errors", errors, "stats");
 	}
 	json_t *r;
 	int bad;
@@ -328,8 +375,15 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 		} else {
 			if (!fmt[0])
 				am_strlcpy(fmt, detect(r), sizeof fmt);
-			ok = !strcmp(fmt, "alpaca") ? check_alpaca(r, why, sizeof why, &t, &chars) == 0
-						    : check_turns(r, !strcmp(fmt, "openai"), why, sizeof why, &t, &chars) == 0;
+			enum purpose p = purpose_of(r);
+			if (purpose == P_UNKNOWN)
+				purpose = p;
+			if (p != purpose)
+				am_fmt(why, sizeof why, "a %s record in a %s dataset (the first record decides)", purpose_names[p],
+				       purpose_names[purpose]);
+			else
+				ok = !strcmp(fmt, "alpaca") ? check_alpaca(r, p, why, sizeof why, &t, &chars) == 0
+							    : check_turns(r, !strcmp(fmt, "openai"), p, why, sizeof why, &t, &chars) == 0;
 		}
 		json_decref(r);
 		if (!ok) {
@@ -357,8 +411,8 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 	for (int b = 0; b < 7; b++)
 		json_array_append_new(bk, b < 6 ? json_pack("{s:I,s:I}", "le", (json_int_t)bounds[b], "count", (json_int_t)buckets[b])
 						: json_pack("{s:s,s:I}", "le", "+Inf", "count", (json_int_t)buckets[b]));
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:{s:I,s:f,s:{s:I,s:f,s:I,s:o,s:s}}}", "format", fmt[0] ? fmt : "unknown",
-			 "file_type", types[type], "records", (json_int_t)records, "valid", (json_int_t)valid, "invalid",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:o,s:{s:I,s:f,s:{s:I,s:f,s:I,s:o,s:s}}}", "format", fmt[0] ? fmt : "unknown",
+			 "purpose", purpose_names[purpose], "file_type", types[type], "records", (json_int_t)records, "valid", (json_int_t)valid, "invalid",
 			 (json_int_t)(records - valid), "errors", errors, "stats", "turns", (json_int_t)turns, "avg_turns",
 			 valid ? (double)turns / (double)valid : 0.0, "tokens", "min", (json_int_t)(tmin < 0 ? 0 : tmin), "avg",
 			 valid ? tsum / (double)valid : 0.0, "max", (json_int_t)tmax, "buckets", bk, "estimate",

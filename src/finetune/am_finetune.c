@@ -189,7 +189,8 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 	int ok = 1;
 	json_array_foreach(ids, i, v) {
 		json_t *ds = NULL;
-		am_store_row(f->srv->store, &ds, "SELECT id, path, file_type, format, columns, state FROM datasets WHERE id = ?",
+		am_store_row(f->srv->store, &ds, "SELECT id, path, file_type, format, columns, state, json_extract(report, '$.purpose') AS purpose"
+			     " FROM datasets WHERE id = ?",
 			     "i", (long long)json_integer_value(v));
 		if (!ds) {
 			am_fmt(why, whysize, "dataset %lld no longer exists", (long long)json_integer_value(v));
@@ -208,8 +209,12 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 			break;
 		}
 		const char *fmt = json_string_value(json_object_get(ds, "format"));
+		const char *purpose = json_string_value(json_object_get(ds, "purpose")) ?: "sft";
+		int pref = !strcmp(purpose, "preference");
 		json_t *e = json_pack("{s:s}", "file_name", file);
-		if (!strcmp(fmt, "openai")) {
+		if (!strcmp(purpose, "text")) {
+			json_object_set_new(e, "columns", json_pack("{s:s}", "prompt", "text"));
+		} else if (!strcmp(fmt, "openai")) {
 			json_object_set_new(e, "formatting", json_string("sharegpt"));
 			json_object_set_new(e, "columns", json_pack("{s:s}", "messages", "messages"));
 			json_object_set_new(e, "tags", json_pack("{s:s,s:s,s:s,s:s,s:s}", "role_tag", "role", "content_tag", "content",
@@ -233,6 +238,18 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 			else
 				json_decref(cm);
 			json_decref(cols);
+		}
+		if (pref) { /* LLaMA-Factory's pairwise data: a prompt, a chosen and a rejected answer */
+			json_object_set_new(e, "ranking", json_true());
+			json_t *cols = json_object_get(e, "columns");
+			if (!cols)
+				json_object_set_new(e, "columns", cols = json_object());
+			if (!strcmp(fmt, "alpaca")) {
+				json_object_set_new(cols, "prompt", json_string("instruction"));
+				json_object_set_new(cols, "query", json_string("input"));
+			}
+			json_object_set_new(cols, "chosen", json_string("chosen"));
+			json_object_set_new(cols, "rejected", json_string("rejected"));
 		}
 		json_object_set_new(info, name, e);
 		am_buf_printf(&names, "%s%s", names.len ? "," : "", name);

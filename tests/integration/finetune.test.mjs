@@ -93,6 +93,10 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(big, 400, 'invalid_field', 'method');
   assert.match(big.json.error.message, /needs about 590 GB/);
   assertError(await job({ ...base, extra: 1 }), 400, 'invalid_field', 'extra');
+  const dpo = await job({ ...base, stage: 'dpo' });
+  assertError(dpo, 400, 'invalid_field', 'datasets');
+  assert.match(dpo.json.error.message, /holds sft data; stage 'dpo' trains on preference data/);
+  assertError(await job({ ...base, stage: 'pt' }), 400, 'invalid_field', 'datasets');
   assert.equal((await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items.length, 0);
 });
 
@@ -159,6 +163,29 @@ test('a LoRA job runs to the end: config, progress, loss series, result register
   const g = (await srv.api('GET', '/api/v1/gpus', { token: T })).json;
   assert.ok(JSON.stringify(g).indexOf('a training job') < 0);
   assertError(await srv.api('DELETE', `/api/v1/finetune/jobs/${id}`, { token: T }), 409, 'conflict');
+});
+
+test('DPO on preference data: ranking pairs reach LLaMA-Factory', async () => {
+  const pairs = Array.from({ length: 16 }, (_, i) => JSON.stringify({ instruction: `Q${i}?`, input: '', chosen: 'good', rejected: 'bad' })).join('\n');
+  const up = await srv.api('POST', '/api/v1/datasets?name=prefs&file_name=prefs.jsonl',
+    { token: T, raw: pairs, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(up.status, 201, up.text);
+  assert.equal(up.json.report.purpose, 'preference');
+  assertError(await job({ base_model: 'Qwen2.5-7B-Instruct', datasets: ['prefs'] }), 400, 'invalid_field', 'datasets');
+  const r = await job({ name: 'dpo-1', base_model: 'Qwen2.5-7B-Instruct', datasets: ['prefs'], stage: 'dpo',
+    hyper: { num_train_epochs: 1, per_device_train_batch_size: 4, gradient_accumulation_steps: 1, logging_steps: 1, pref_beta: 0.2 } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.params.pref_beta, 0.2);
+  const done = await waitJob(r.json.id, (j) => ['succeeded', 'failed'].includes(j.state), 'ended');
+  assert.equal(done.state, 'succeeded', done.reason);
+  const folder = join(dir, 'finetune', String(r.json.id));
+  const info = JSON.parse(readFileSync(join(folder, 'data', 'dataset_info.json'), 'utf8'));
+  const name = Object.keys(info)[0];
+  assert.equal(info[name].ranking, true);
+  assert.deepEqual(info[name].columns, { prompt: 'instruction', query: 'input', chosen: 'chosen', rejected: 'rejected' });
+  const cfg = JSON.parse(readFileSync(join(folder, 'train.json'), 'utf8'));
+  assert.equal(cfg.stage, 'dpo');
+  assert.equal(cfg.pref_beta, 0.2);
 });
 
 test('queued for GPUs, stop saves, resume continues from the checkpoint', async () => {

@@ -146,6 +146,36 @@ static void csv_files(void)
 	json_decref(rep);
 }
 
+static void preference_and_text(void)
+{
+	long long r;
+	const char *pref = "[{\"instruction\":\"Pick\",\"input\":\"\",\"chosen\":\"good\",\"rejected\":\"bad\"},"
+			   "{\"instruction\":\"Pick\",\"chosen\":\"\",\"rejected\":\"bad\"},"
+			   "{\"instruction\":\"Plain\",\"output\":\"sft\"}]";
+	json_t *rep = check(pref, AM_DS_JSON, NULL, NULL);
+	CHECK_STR(json_string_value(json_object_get(rep, "purpose")), "preference");
+	CHECK_INT(num(rep, "valid"), 1);
+	CHECK_STR(reason(rep, 0, &r), "'chosen' is empty or not a string");
+	CHECK_INT(r, 2);
+	CHECK(strstr(reason(rep, 1, &r), "a sft record in a preference dataset") != NULL);
+	CHECK_INT(r, 3);
+	json_decref(rep);
+	const char *sg = "[{\"conversations\":[{\"from\":\"human\",\"value\":\"q\"}],"
+			 "\"chosen\":{\"from\":\"gpt\",\"value\":\"yes\"},\"rejected\":{\"from\":\"gpt\",\"value\":\"no\"}},"
+			 "{\"conversations\":[{\"from\":\"human\",\"value\":\"q\"},{\"from\":\"gpt\",\"value\":\"a\"}],"
+			 "\"chosen\":{\"from\":\"gpt\",\"value\":\"yes\"},\"rejected\":{\"from\":\"gpt\",\"value\":\"no\"}}]";
+	rep = check(sg, AM_DS_JSON, NULL, NULL);
+	CHECK_STR(json_string_value(json_object_get(rep, "purpose")), "preference");
+	CHECK_INT(num(rep, "valid"), 1);
+	CHECK(strstr(reason(rep, 0, &r), "must end with a question") != NULL);
+	json_decref(rep);
+	rep = check("{\"text\":\"Once upon a time\"}\n{\"text\":\"\"}\n", AM_DS_JSONL, NULL, NULL);
+	CHECK_STR(json_string_value(json_object_get(rep, "purpose")), "text");
+	CHECK_INT(num(rep, "valid"), 1);
+	CHECK_STR(reason(rep, 0, &r), "'text' is empty or not a string");
+	json_decref(rep);
+}
+
 static void error_list_is_bounded(void)
 {
 	char *data = malloc(200 * 4 + 1);
@@ -167,6 +197,7 @@ void suite_dataset(void)
 	RUN(alpaca_records);
 	RUN(conversations);
 	RUN(csv_files);
+	RUN(preference_and_text);
 	RUN(error_list_is_bounded);
 }
 
