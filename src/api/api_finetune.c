@@ -26,7 +26,7 @@
 
 #define JOB_COLS                                                                                                    \
 	"id, name, base_model_id, datasets, method, stage, template, quantization_bit, params, gpu_count,"         \
-	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, progress, output_name," \
+	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, pid, progress, output_name," \
 	" result_model_id, task_id, grace_ms, export_state, export_reason, export_name, export_model_id,"           \
 	" created_by, created_at, started_at, finished_at, updated_at"
 

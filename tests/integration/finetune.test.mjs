@@ -200,6 +200,25 @@ test('queued for GPUs, stop saves, resume continues from the checkpoint', async 
   assert.equal(queued.state, 'queued');
   const wide = (await srv.api('GET', `/api/v1/finetune/jobs/${a.json.id}`, { token: T })).json;
   assert.equal(wide.gpus.length, 2);
+  assert.equal(wide.gpu_indices, '0,1');
+  // the config, key by key, as contracts/llamafactory.md describes it
+  const folder = join(dir, 'finetune', String(a.json.id));
+  assert.deepEqual(JSON.parse(readFileSync(join(folder, 'train.json'), 'utf8')), {
+    model_name_or_path: join(dir, 'models', 'Qwen2.5-7B-Instruct'), trust_remote_code: true, stage: 'sft', do_train: true,
+    finetuning_type: 'lora', lora_rank: 8, lora_alpha: 16, lora_dropout: 0, lora_target: 'all', dataset: 'ds1',
+    dataset_dir: join(folder, 'data'), template: 'qwen', cutoff_len: 2048, output_dir: join(folder, 'out'), logging_steps: 1,
+    save_steps: 5, plot_loss: true, overwrite_output_dir: true, report_to: 'none', per_device_train_batch_size: 4,
+    gradient_accumulation_steps: 1, learning_rate: 1e-4, num_train_epochs: 20, lr_scheduler_type: 'cosine', warmup_ratio: 0.1,
+    bf16: true, ddp_timeout: 180000000 });
+  // the trainer's environment: both GPUs, torchrun, LlamaBoard's stop-and-save
+  const env = Object.fromEntries(readFileSync(`/proc/${wide.pid}/environ`, 'utf8').split('\0').filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  assert.equal(env.CUDA_VISIBLE_DEVICES, '0,1');
+  assert.equal(env.FORCE_TORCHRUN, '1');
+  assert.equal(env.LLAMABOARD_ENABLED, '1');
+  assert.equal(env.LLAMABOARD_WORKDIR, join(folder, 'out'));
+  assert.equal(env.AIMAAS_ADMIN_PASSWORD, undefined, 'no secret reaches the trainer');
+  assert.match(readFileSync(join(folder, 'train.log'), 'utf8'), /Initializing 2 distributed tasks/);
 
   // the log, followed live over SSE
   const live = await fetch(`${srv.url}/api/v1/finetune/jobs/${a.json.id}/logs?follow=true&tail=1`,
@@ -220,6 +239,7 @@ test('queued for GPUs, stop saves, resume continues from the checkpoint', async 
   assert.match(stopped.reason, /stopped at step \d+ of 160/);
   const out = join(dir, 'finetune', String(a.json.id), 'out');
   assert.ok(readdirSync(out).some((f) => /^checkpoint-\d+$/.test(f)), 'a checkpoint was saved');
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')), 'stopping saved the adapter');
   // its GPUs go to the waiting job, which starts by itself
   await waitJob(b.json.id, (j) => ['running', 'succeeded'].includes(j.state), 'started after the GPUs freed');
   await waitJob(b.json.id, (j) => j.state === 'succeeded', 'succeeded');
