@@ -44,6 +44,7 @@ struct am_config {
 	size_t gateway_max_body;
 	int gateway_keepalive_ms;
 	size_t dataset_max_bytes;          /* upload limit of a dataset */
+	char ui_dir[1024];                 /* the built console; "" when none */
 };
 
 struct am_server {

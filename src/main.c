@@ -26,6 +26,7 @@
 #include "base/am_time.h"
 #include "deploy/am_deploy.h"
 #include "finetune/am_finetune.h"
+#include "api/am_ui.h"
 #include "gateway/am_gateway.h"
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
@@ -63,6 +64,8 @@ static const char usage_serve[] =
 	"  --gateway-threads N    worker loops for /v1 (AIMAAS_GATEWAY_THREADS; default: CPUs)\n"
 	"  --gateway-max-body B   /v1 request body limit (default 33554432: base64 images)\n"
 	"  --gateway-keepalive-ms MS  SSE comment interval while a first token is pending (default 10000)\n"
+	"  --ui-dir DIR           the built web console (AIMAAS_UI_DIR; default share/aimaas/ui\n"
+	"                         beside the binary, or build/ui in the source tree)\n"
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
 	"                         serving while aimaas is down or being upgraded)\n"
 	"  -h, --help             this text\n"
@@ -144,7 +147,7 @@ static int env_list(const char *name, char sep, int slot, const char **out, int 
 
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
@@ -153,7 +156,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		{ "header-timeout", required_argument, NULL, O_HTO }, { "idle-timeout", required_argument, NULL, O_ITO },
 		{ "stop-engines-on-exit", no_argument, NULL, O_STOPENG },
 		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
-		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK },
+		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK }, { "ui-dir", required_argument, NULL, O_UI },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -162,7 +165,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
 	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
 		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL, *gwt = getenv("AIMAAS_GATEWAY_THREADS"),
-		   *gwb = NULL, *gwk = NULL;
+		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR");
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
 	const char *sims[AM_MAX_SIM_SPECS];
@@ -183,6 +186,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_GWT: gwt = optarg; break;
 		case O_GWB: gwb = optarg; break;
 		case O_GWK: gwk = optarg; break;
+		case O_UI: ui = optarg; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -205,6 +209,10 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "aimaas: unexpected argument '%s'\n\n%s", argv[optind], usage_serve);
+		return -1;
+	}
+	if (am_ui_locate(ui, c->ui_dir, sizeof c->ui_dir) != 0) {
+		fprintf(stderr, "aimaas: --ui-dir %s is not an existing folder\n", ui);
 		return -1;
 	}
 	if (!cli_roots && env_list("AIMAAS_MODEL_ROOT", ':', 0, roots, &nroots, AM_MAX_ROOTS) != 0)
@@ -425,6 +433,7 @@ static int serve(int argc, char **argv)
 	char host[256];
 	am_strlcpy(host, srv.cfg.listen, sizeof host);
 	*strrchr(host, ':') = '\0';
+	am_info("main", "web console: %s", srv.cfg.ui_dir[0] ? srv.cfg.ui_dir : "not installed (make ui)");
 	am_info("main", "aimaas %s listening on http://%s:%d (data dir %s, started in %.1f ms)", AM_VERSION,
 		host[0] ? host : "0.0.0.0", am_http_server_port(srv.http), srv.cfg.data_dir,
 		(double)(am_now_ns() - srv.started_ns) / 1e6);

@@ -1,5 +1,6 @@
 /* am_api: the dispatcher of the REST API. */
 #include "am_api.h"
+#include "am_ui.h"
 
 #include <string.h>
 #include <strings.h>
@@ -278,6 +279,8 @@ static void on_head(struct am_http_req *req, void *data)
 		am_err_set(&err, AM_E_BAD_REQUEST, "", "the path has a bad percent-escape");
 		goto fail;
 	default:
+		if (am_ui_serve(api->srv->cfg.ui_dir, req))
+			return;
 		am_err_set(&err, AM_E_NOT_FOUND, "", "no such endpoint: %s %.200s", req->method, req->path);
 		goto fail;
 	}
