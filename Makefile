@@ -19,8 +19,17 @@ ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 SIM_REL_OBJ := $(SIM_SRC:%.c=build/rel/%.o)
 SIM_ASAN_OBJ := $(SIM_SRC:%.c=build/asan/%.o)
 
-.PHONY: all asan deps run test unit lint clean fuzz
-all: build/aimaas build/aimaas-sim
+.PHONY: all asan deps run test unit lint clean fuzz ui
+all: build/aimaas build/aimaas-sim build/ui/index.html
+
+# The web console (ui/: Vue 3 + Vite), built into build/ui, which aimaas
+# serves at / (installed: share/aimaas/ui beside the binary).
+UI_SRC := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.js ui/package.json ui/package-lock.json
+build/ui/index.html: $(UI_SRC)
+	@echo "  VITE    build/ui"
+	@[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+	@cd ui && npx vite build --logLevel warn
+ui: build/ui/index.html
 
 deps:
 	@scripts/install-deps.sh

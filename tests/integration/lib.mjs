@@ -22,7 +22,9 @@ export async function startServer({ args = [], env = {}, dataDir, adminPassword 
   if (adminPassword === null) delete fullEnv.AIMAAS_ADMIN_PASSWORD;
   else fullEnv.AIMAAS_ADMIN_PASSWORD = adminPassword;
   const started = process.hrtime.bigint();
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args],
+  // no console unless a test asks for one: what is built must not change the answers
+  const ui = args.includes('--ui-dir') ? [] : ['--ui-dir', ''];
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...ui, ...args],
     { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });

@@ -1,0 +1,22 @@
+import { createRouter, createWebHistory } from 'vue-router';
+import { session } from './api.js';
+import Login from './pages/Login.vue';
+import Layout from './pages/Layout.vue';
+import Dashboard from './pages/Dashboard.vue';
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes: [
+    { path: '/login', component: Login, meta: { public: true } },
+    { path: '/', component: Layout, children: [{ path: '', component: Dashboard }] },
+    { path: '/:rest(.*)*', redirect: '/' },
+  ],
+});
+
+// Every page but the login needs a session; the server says whether the
+// cookie is still good.
+router.beforeEach(async (to) => {
+  if (to.meta.public) return true;
+  if (!session.user) await session.load();
+  return session.user ? true : { path: '/login', query: { next: to.fullPath } };
+});
