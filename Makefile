@@ -27,7 +27,8 @@ all: build/aimaas build/aimaas-sim build/ui/index.html
 UI_SRC := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.js ui/package.json ui/package-lock.json
 build/ui/index.html: $(UI_SRC)
 	@echo "  VITE    build/ui"
-	@[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+	@[ -d ui/node_modules ] && [ ! ui/package-lock.json -nt ui/node_modules/.package-lock.json ] || \
+		(cd ui && npm ci --no-audit --no-fund --loglevel=error)
 	@cd ui && npx vite build --logLevel warn
 ui: build/ui/index.html
 

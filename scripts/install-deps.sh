@@ -22,7 +22,8 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Node packages used by the tests (the openai client, playwright-core).
-if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then
+# (again when the lock file changed since the last install)
+if [ -f tests/package.json ] && { [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; }; then
 	echo "install-deps: npm ci in tests/"
 	(cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
