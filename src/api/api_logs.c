@@ -134,13 +134,8 @@ void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, cons
 	am_http_stream_begin(ctx->req, 200, "text/event-stream; charset=utf-8");
 	struct am_buf first;
 	am_buf_init(&first, 16u << 20);
-	struct am_buf none;
-	am_buf_init(&none, 1);
-	for (int i = 0; i < n; i++) {
-		sse_lines(&first, lines[i], strlen(lines[i]), &none);
-		sse_lines(&first, "\n", 1, &none);
-	}
-	am_buf_free(&none);
+	for (int i = 0; i < n; i++) /* the tail's lines hold no newline: one event each */
+		am_buf_printf(&first, "data: %s\n\n", lines[i]);
 	am_proc_lines_free(lines, n);
 	am_buf_adds(&first, ": following\n\n");
 	am_http_stream_write(ctx->req, first.data, first.len);

@@ -202,6 +202,7 @@ test('logs: tail, follow within 100 ms, download; metrics are scraped', async ()
   const dec = new TextDecoder();
   let buf = '';
   while (!buf.includes(': following')) buf += dec.decode((await reader.read()).value);
+  assert.match(buf, /^data: \S.*\n\n: following/, 'the tail line is sent with its text');
   const port = (await srv.api('GET', '/api/v1/deployments/qwen2.5-7b', { token: T })).json.instances[0].port;
   const t0 = Date.now();
   await fetch(`http://127.0.0.1:${port}/version`); // the engine logs the request

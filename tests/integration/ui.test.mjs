@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { ROOT, ADMIN_PASSWORD, startServer } from './lib.mjs';
+import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
+import { makeModel } from '../fixtures/make-models.mjs';
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
@@ -15,7 +16,12 @@ let srv, browser, page;
 before(async () => {
   assert.ok(existsSync(join(ROOT, 'build', 'ui', 'index.html')), 'the console is built (make ui)');
   mkdirSync(SHOTS, { recursive: true });
-  srv = await startServer({ args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui')] });
+  const dir = tempDir();
+  mkdirSync(join(dir, 'models'));
+  makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
+  srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
+    '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
+    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim') } });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   const ctx = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1360, height: 860 } });
   page = await ctx.newPage();
@@ -60,6 +66,38 @@ test('switch to English and back; the choice is remembered across a reload', asy
   await shot('dashboard-en');
   await page.getByText('中文').click();
   await page.getByText('最近操作').waitFor();
+});
+
+test('register a model by browsing the model root', async () => {
+  await page.getByRole('menuitem', { name: '模型', exact: true }).click();
+  await page.getByText('还没有模型：从模型目录注册一个文件夹。').waitFor();
+  await page.getByRole('button', { name: '注册模型' }).first().click();
+  await page.getByText('Qwen2.5-7B-Instruct (model)').click();
+  assert.match(await page.locator('input[name=model-path]').inputValue(), /models\/Qwen2.5-7B-Instruct$/);
+  await page.locator('.el-dialog').getByRole('button', { name: '注册模型' }).click();
+  await page.locator('.el-table').getByText('Qwen2ForCausalLM').waitFor();
+  assert.ok(await page.locator('.el-table').getByText('7.6B').isVisible());
+  await shot('models');
+});
+
+test('deploy it through the wizard: the verdict and command first, then running with its log streaming', async () => {
+  await page.getByRole('menuitem', { name: '模型部署', exact: true }).click();
+  await page.getByRole('button', { name: '部署模型' }).first().click();
+  await page.locator('.el-dialog .el-select').click();
+  await page.getByRole('option', { name: /Qwen2.5-7B-Instruct/ }).click();
+  assert.equal(await page.locator('input[name=deployment-name]').inputValue(), 'qwen2.5-7b-instruct');
+  for (let i = 0; i < 3; i++) await page.getByRole('button', { name: '下一步' }).click();
+  await page.getByText(/每块 GPU 需要 .* GiB/).waitFor();
+  assert.match(await page.locator('pre.cmd').innerText(), /^vllm serve .*Qwen2.5-7B-Instruct .*--served-model-name qwen2.5-7b-instruct/);
+  await shot('deploy-wizard');
+  await page.getByRole('button', { name: '部署', exact: true }).click();
+  const drawer = page.locator('.el-drawer');
+  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
+  await drawer.locator('pre.log', { hasText: 'Application startup complete' }).waitFor();
+  await shot('deployment');
+  await drawer.getByRole('button', { name: '删除' }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.getByText('还没有部署：先注册模型，再部署。').waitFor({ timeout: 20000 });
 });
 
 test('sign out ends the session', async () => {

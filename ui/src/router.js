@@ -3,12 +3,18 @@ import { session } from './api.js';
 import Login from './pages/Login.vue';
 import Layout from './pages/Layout.vue';
 import Dashboard from './pages/Dashboard.vue';
+import Models from './pages/Models.vue';
+import Deployments from './pages/Deployments.vue';
 
 export const router = createRouter({
   history: createWebHistory(),
   routes: [
     { path: '/login', component: Login, meta: { public: true } },
-    { path: '/', component: Layout, children: [{ path: '', component: Dashboard }] },
+    { path: '/', component: Layout, children: [
+      { path: '', component: Dashboard },
+      { path: 'models', component: Models },
+      { path: 'deployments', component: Deployments },
+    ] },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 });
