@@ -1,9 +1,9 @@
 // The web console in a real browser (playwright-core driving Debian's
 // chromium): sign in, the dashboard with simulated GPUs, the language switch
 // (remembered), sign out. A screenshot of each page goes to ui/screenshots/.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
@@ -11,7 +11,8 @@ import { makeModel } from '../fixtures/make-models.mjs';
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
-let srv, browser, page;
+let srv, browser, page, datasetDir;
+const pageErrors = []; // uncaught errors in the console's code: checked after each test
 
 before(async () => {
   assert.ok(existsSync(join(ROOT, 'build', 'ui', 'index.html')), 'the console is built (make ui)');
@@ -21,12 +22,17 @@ before(async () => {
   makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
-    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim') } });
+    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60' } });
+  writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
+  writeFileSync(join(dir, 'bad.jsonl'), '{"instruction":"ok","output":"fine"}\n{"instruction":"no answer"}\n');
+  datasetDir = dir;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   const ctx = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1360, height: 860 } });
   page = await ctx.newPage();
-  page.on('pageerror', (e) => { throw e; });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
 });
+
+afterEach(() => assert.deepEqual(pageErrors.splice(0), [], 'the page threw'));
 
 after(async () => {
   await browser?.close();
@@ -98,6 +104,38 @@ test('deploy it through the wizard: the verdict and command first, then running 
   await drawer.getByRole('button', { name: '删除' }).click();
   await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
   await page.getByText('还没有部署：先注册模型，再部署。').waitFor({ timeout: 20000 });
+});
+
+test('datasets: upload, the validation report names the bad record', async () => {
+  await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
+  await page.getByText('还没有数据集：填写名称后上传文件。').waitFor();
+  await page.locator('input[name=dataset-name]').fill('bad');
+  await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'bad.jsonl'));
+  await page.getByText('1 条有效，1 条无效').waitFor();
+  assert.ok(await page.locator('.errors').getByText("missing 'output'").isVisible());
+  await shot('dataset-report');
+  await page.locator('input[name=dataset-name]').fill('qa');
+  await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'qa.json'));
+  await page.getByText('40 条有效，0 条无效').waitFor();
+});
+
+test('a LoRA fine-tune: the loss chart draws points as the simulated trainer logs them', async () => {
+  await page.getByRole('tab', { name: '微调任务' }).click();
+  await page.getByRole('button', { name: '新建微调任务' }).click();
+  const dlg = page.locator('.el-dialog');
+  await dlg.locator('.el-select').nth(0).click();
+  await page.getByRole('option', { name: 'Qwen2.5-7B-Instruct' }).click();
+  await dlg.locator('.el-select').nth(1).click();
+  await page.getByRole('option', { name: 'qa' }).click();
+  await dlg.getByRole('button', { name: '开始训练' }).click();
+  const drawer = page.locator('.el-drawer');
+  await page.waitForFunction(() => Number(document.querySelector('.el-drawer .chart')?.dataset.points) >= 3, null, { timeout: 20000 });
+  assert.ok(await drawer.locator('canvas').first().isVisible(), 'ECharts drew on its canvas');
+  await drawer.getByText(/第 \d+\/120 步/).waitFor(); // 40 records × 3 epochs, batch 1
+  await shot('finetune-job');
+  await drawer.locator('.el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 30000 });
+  await drawer.getByText('已注册为模型').waitFor();
+  await page.keyboard.press('Escape');
 });
 
 test('sign out ends the session', async () => {

@@ -2,18 +2,16 @@ import { createRouter, createWebHistory } from 'vue-router';
 import { session } from './api.js';
 import Login from './pages/Login.vue';
 import Layout from './pages/Layout.vue';
-import Dashboard from './pages/Dashboard.vue';
-import Models from './pages/Models.vue';
-import Deployments from './pages/Deployments.vue';
 
 export const router = createRouter({
   history: createWebHistory(),
   routes: [
     { path: '/login', component: Login, meta: { public: true } },
     { path: '/', component: Layout, children: [
-      { path: '', component: Dashboard },
-      { path: 'models', component: Models },
-      { path: 'deployments', component: Deployments },
+      { path: '', component: () => import('./pages/Dashboard.vue') },
+      { path: 'models', component: () => import('./pages/Models.vue') },
+      { path: 'deployments', component: () => import('./pages/Deployments.vue') },
+      { path: 'finetune', component: () => import('./pages/FineTune.vue') },
     ] },
     { path: '/:rest(.*)*', redirect: '/' },
   ],

@@ -1,13 +1,21 @@
 export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
-  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', logout: 'Sign out', language: 'Language' },
+  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', logout: 'Sign out', language: 'Language' },
   common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back' },
   models: {
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
     arch: 'Architecture', params: 'Parameters', context: 'Context', size: 'Weights', path: 'Folder or .gguf file',
     name_optional: 'Name (optional: the folder name)', found_in: 'In {root} (click to choose):',
     registered: 'Registered {name}', confirm_delete: 'Delete model {name}? Its files stay.',
+  },
+  ft: {
+    datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',
+    no_datasets: 'No datasets yet: name one and upload a file.', format: 'Format', records: 'Records', record: 'Record',
+    report: '{valid} valid, {invalid} invalid records', all_valid: 'Every record is valid: {turns} turns, about {avg} tokens each.',
+    new_job: 'New fine-tuning job', base_model: 'Base model', method: 'Method', epochs: 'Epochs', batch: 'Batch size per GPU',
+    start: 'Start', resume: 'Resume', eta: 'Step {step} of {total} · loss {loss} · {left} left',
+    result: 'Registered as model {name}: deploy it on its base model with LoRA.',
   },
   deploy: {
     title: 'Deployments', new: 'Deploy a model', engine: 'Engine', resources: 'GPUs', check: 'Check',

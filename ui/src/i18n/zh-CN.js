@@ -1,13 +1,21 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', logout: '退出登录', language: '语言' },
+  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
     arch: '架构', params: '参数量', context: '上下文', size: '权重大小', path: '模型文件夹或 .gguf 文件',
     name_optional: '名称（可选，默认为文件夹名）', found_in: '{root} 中的内容（点击选择）：',
     registered: '已注册 {name}', confirm_delete: '删除模型 {name}？文件会保留。',
+  },
+  ft: {
+    datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
+    no_datasets: '还没有数据集：填写名称后上传文件。', format: '格式', records: '记录数', record: '记录',
+    report: '{valid} 条有效，{invalid} 条无效', all_valid: '全部记录有效：共 {turns} 轮对话，平均约 {avg} 个 token。',
+    new_job: '新建微调任务', base_model: '基础模型', method: '微调方法', epochs: '训练轮数', batch: '每卡批大小',
+    start: '开始训练', resume: '继续训练', eta: '第 {step}/{total} 步 · loss {loss} · 剩余 {left}',
+    result: '已注册为模型 {name}：可在基础模型上以 LoRA 方式部署。',
   },
   deploy: {
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
