@@ -580,16 +580,26 @@ static int unknown_keys(json_t *cfg, int allow_extra)
 	return 0;
 }
 
-int sim_train_main(int argc, char **argv)
+/* The command's config (CONFIG plus key=value overrides), or NULL having
+ * printed why. */
+static json_t *cli_config(const char *verb, int argc, char **argv)
 {
 	if (argc < 1) {
-		fprintf(stderr, "usage: llamafactory-cli train CONFIG [key=value ...]\n");
-		return 1;
+		fprintf(stderr, "usage: llamafactory-cli %s CONFIG [key=value ...]\n", verb);
+		return NULL;
 	}
 	char err[1024];
 	json_t *cfg = sim_config_load(argv[0], argv + 1, argc - 1, err, sizeof err);
 	if (!cfg)
-		return die("%s", err);
+		die("%s", err);
+	return cfg;
+}
+
+int sim_train_main(int argc, char **argv)
+{
+	json_t *cfg = cli_config("train", argc, argv);
+	if (!cfg)
+		return 1;
 	int rc = 1;
 	struct run r = { 0 };
 	r.cfg = cfg;
@@ -635,6 +645,7 @@ int sim_train_main(int argc, char **argv)
 		goto out;
 	}
 	const char *ddir = str(cfg, "dataset_dir", "data");
+	char err[1024];
 	long records = dataset_records(dataset, ddir, err, sizeof err);
 	if (records < 0) {
 		rc = die("%s", err);
@@ -816,14 +827,9 @@ out:
 
 int sim_export_main(int argc, char **argv)
 {
-	if (argc < 1) {
-		fprintf(stderr, "usage: llamafactory-cli export CONFIG [key=value ...]\n");
-		return 1;
-	}
-	char err[1024];
-	json_t *cfg = sim_config_load(argv[0], argv + 1, argc - 1, err, sizeof err);
+	json_t *cfg = cli_config("export", argc, argv);
 	if (!cfg)
-		return die("%s", err);
+		return 1;
 	int rc = 1;
 	if ((rc = unknown_keys(cfg, 0)) != 0)
 		goto out;

@@ -182,14 +182,7 @@ int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, con
 
 static int run(struct am_store *s, json_t *arr, int max, const char *sql, const char *fmt, va_list ap)
 {
-	sqlite3_stmt *st = prepare(s, sql);
-	if (!st)
-		return -1;
-	int rc = bind(s, st, fmt, ap);
-	if (rc == 0)
-		rc = step_all(s, st, arr, max);
-	release(s, st);
-	return rc;
+	return run_with(s, prepare(s, sql), arr, max, fmt, ap);
 }
 
 int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
