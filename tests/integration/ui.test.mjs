@@ -138,6 +138,25 @@ test('a LoRA fine-tune: the loss chart draws points as the simulated trainer log
   await page.keyboard.press('Escape');
 });
 
+test('an API key: the secret shown once, then only its hint', async () => {
+  await page.getByRole('menuitem', { name: 'API 密钥', exact: true }).click();
+  await page.getByText('还没有密钥：为 Dify、FastGPT 或脚本创建一个。').waitFor();
+  await page.getByRole('button', { name: '创建密钥' }).first().click();
+  await page.locator('input[name=key-name]').fill('dify');
+  await page.locator('.el-dialog').getByRole('button', { name: '创建密钥' }).click();
+  const secret = await page.locator('code.key-secret').innerText();
+  assert.match(secret, /^sk-\S{20,}$/);
+  await page.getByText('请立即复制：密钥只显示这一次。').waitFor();
+  await shot('api-key');
+  await page.getByRole('button', { name: '完成' }).click();
+  await page.locator('.el-table').getByText('dify').waitFor();
+  await page.locator('code.key-secret').waitFor({ state: 'detached' }); // the closed dialog forgets it
+  assert.equal(await page.getByText(secret).count(), 0, 'the secret is not shown again');
+  // and it works on the gateway
+  const r = await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(r.status, 200);
+});
+
 test('sign out ends the session', async () => {
   await page.locator('.user').click();
   await page.getByText('退出登录').click();

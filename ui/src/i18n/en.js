@@ -1,13 +1,20 @@
 export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
-  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', logout: 'Sign out', language: 'Language' },
+  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', keys: 'API keys', logout: 'Sign out', language: 'Language' },
   common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back' },
   models: {
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
     arch: 'Architecture', params: 'Parameters', context: 'Context', size: 'Weights', path: 'Folder or .gguf file',
     name_optional: 'Name (optional: the folder name)', found_in: 'In {root} (click to choose):',
     registered: 'Registered {name}', confirm_delete: 'Delete model {name}? Its files stay.',
+  },
+  keys: {
+    title: 'API keys', create: 'Create a key', empty: 'No keys yet: create one for Dify, FastGPT or your scripts.',
+    hint: 'Key', models: 'Models', all_models: 'all', used: 'Tokens used', revoked: 'revoked', active: 'active',
+    revoke: 'Revoke', models_hint: 'Models it may use (comma-separated; empty: all)', expires: 'Expires in days (0: never)',
+    once: 'Copy the key now: it is shown only this once.', copy: 'Copy', copied: 'Copied', copy_failed: 'Copy it by hand',
+    done: 'Done', confirm_revoke: 'Revoke key {name}? Clients using it stop at once.',
   },
   ft: {
     datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',

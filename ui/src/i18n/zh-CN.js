@@ -1,13 +1,20 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', logout: '退出登录', language: '语言' },
+  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', keys: 'API 密钥', logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
     arch: '架构', params: '参数量', context: '上下文', size: '权重大小', path: '模型文件夹或 .gguf 文件',
     name_optional: '名称（可选，默认为文件夹名）', found_in: '{root} 中的内容（点击选择）：',
     registered: '已注册 {name}', confirm_delete: '删除模型 {name}？文件会保留。',
+  },
+  keys: {
+    title: 'API 密钥', create: '创建密钥', empty: '还没有密钥：为 Dify、FastGPT 或脚本创建一个。',
+    hint: '密钥', models: '可用模型', all_models: '全部', used: '已用 token', revoked: '已吊销', active: '有效',
+    revoke: '吊销', models_hint: '可用模型（逗号分隔；留空为全部）', expires: '有效天数（0 为永久）',
+    once: '请立即复制：密钥只显示这一次。', copy: '复制', copied: '已复制', copy_failed: '请手动复制',
+    done: '完成', confirm_revoke: '吊销密钥 {name}？使用它的客户端会立即失效。',
   },
   ft: {
     datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
