@@ -2,8 +2,9 @@
 // writes carry the CSRF token from the aimaas_csrf cookie. Errors keep the
 // server's message and field.
 import { reactive } from 'vue';
+import { ElMessage } from 'element-plus';
 
-function csrf() {
+export function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)aimaas_csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : '';
 }
@@ -28,6 +29,21 @@ export async function api(method, path, body) {
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   if (!r.ok) throw new ApiError(r.status, json);
   return json;
+}
+
+// Runs a page's (often polled) load: a failure is shown once until the next
+// success, and a 401 not at all (the session ended; the router takes over).
+export function loader(fn) {
+  let last = '';
+  return async () => {
+    try {
+      await fn();
+      last = '';
+    } catch (e) {
+      if (e.status !== 401 && e.message !== last) ElMessage.error(e.message);
+      last = e.message;
+    }
+  };
 }
 
 export const session = reactive({
