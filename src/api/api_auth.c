@@ -7,6 +7,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_time.h"
+#include "../gateway/am_gateway.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -86,6 +87,8 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 	    am_store_exec(ctx->srv->store, "UPDATE users SET last_login_at = ? WHERE id = ?", "ii", now, uid) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not start a session");
 	set_cookies(ctx, token, csrf, ttl);
+	if (ctx->srv->gateway) /* the playground calls /v1 with this session */
+		am_gateway_refresh(ctx->srv->gateway);
 	ctx->resp = json_pack("{s:s,s:s,s:I,s:s,s:o}", "token", token, "token_type", "Bearer", "expires_at",
 			      (json_int_t)(now + ttl * 1000), "csrf_token", csrf, "user", user_json(ctx->srv->store, uid));
 	sodium_memzero(token, sizeof token);
@@ -102,6 +105,8 @@ static int logout(struct am_ctx *ctx, struct am_err *err)
 			  ctx->who.session_id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not end the session");
 	set_cookies(ctx, "", "", 0);
+	if (ctx->srv->gateway)
+		am_gateway_refresh(ctx->srv->gateway);
 	ctx->resp = json_pack("{s:b}", "ok", 1);
 	return 0;
 }

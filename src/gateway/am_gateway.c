@@ -135,7 +135,9 @@ static void signature(struct am_store *st, char out[65])
 		     "SELECT (SELECT group_concat(id || ':' || name || ':' || state || ':' || lora_modules || aliases, ',') FROM deployments) AS d,"
 		     " (SELECT group_concat(id || ':' || state || ':' || COALESCE(port, 0), ',') FROM instances) AS i,"
 		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), 0) || ':' || COALESCE(MAX(id), 0) FROM api_keys) AS k,"
-		     " (SELECT COUNT(*) || ':' || COALESCE(SUM(disabled), 0) FROM users) AS u", NULL);
+		     " (SELECT COUNT(*) || ':' || COALESCE(SUM(disabled), 0) FROM users) AS u,"
+		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) || ':' || COUNT(revoked_at) FROM sessions"
+		     "  WHERE kind = 'session') AS s", NULL);
 	char *s = row ? json_dumps(row, JSON_COMPACT) : NULL;
 	am_sha256_hex(s ? s : "", s ? strlen(s) : 0, out);
 	free(s);
@@ -149,14 +151,18 @@ void am_gateway_refresh(struct am_gateway *g)
 	signature(st, digest);
 	if (!strcmp(digest, g->signature))
 		return;
-	json_t *deps = NULL, *insts = NULL, *keys = NULL;
+	json_t *deps = NULL, *insts = NULL, *keys = NULL, *sess = NULL;
 	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, d.aliases, m.kind FROM deployments d"
 		      " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL);
 	am_store_rows(st, &insts, "SELECT id, deployment_id, port, api_key FROM instances WHERE state = 'running' ORDER BY id", NULL);
 	am_store_rows(st, &keys, "SELECT k.id, k.user_id, u.username, k.key_hash, k.models, k.rpm, k.tpm, k.quota_tokens,"
 		      " k.used_tokens, k.expires_at, k.updated_at FROM api_keys k JOIN users u ON u.id = k.user_id"
 		      " WHERE k.revoked_at IS NULL AND u.disabled = 0", NULL);
-	if (!deps || !insts || !keys)
+	/* the console's sessions call /v1 too (the playground), with the cookie */
+	am_store_rows(st, &sess, "SELECT s.id, s.user_id, u.username, s.token_hash, s.csrf, s.expires_at FROM sessions s"
+		      " JOIN users u ON u.id = s.user_id WHERE s.kind = 'session' AND s.revoked_at IS NULL"
+		      " AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?)", "i", am_wall_ms());
+	if (!deps || !insts || !keys || !sess)
 		goto out;
 	am_strlcpy(g->signature, digest, sizeof g->signature);
 
@@ -218,7 +224,8 @@ void am_gateway_refresh(struct am_gateway *g)
 		json_decref(loras);
 		free(reps);
 	}
-	t->nkeys = (int)json_array_size(keys);
+	size_t nk = json_array_size(keys);
+	t->nkeys = (int)(nk + json_array_size(sess));
 	t->keys = am_calloc((size_t)t->nkeys + 1, sizeof *t->keys);
 	json_t *kr;
 	json_array_foreach(keys, i, kr) {
@@ -242,6 +249,18 @@ void am_gateway_refresh(struct am_gateway *g)
 		json_decref(models);
 		k->ctr = counters_for(g, k->id, json_integer_value(json_object_get(kr, "used_tokens")));
 	}
+	json_array_foreach(sess, i, kr) {
+		struct gw_key *k = &t->keys[nk + i];
+		am_strlcpy(k->hash, json_string_value(json_object_get(kr, "token_hash")) ?: "", sizeof k->hash);
+		am_strlcpy(k->csrf, json_string_value(json_object_get(kr, "csrf")) ?: "", sizeof k->csrf);
+		k->session = 1;
+		k->user_id = json_integer_value(json_object_get(kr, "user_id"));
+		am_strlcpy(k->user, json_string_value(json_object_get(kr, "username")) ?: "", sizeof k->user);
+		k->all_models = 1;
+		k->expires_at = json_integer_value(json_object_get(kr, "expires_at"));
+		/* no limits; counters of their own (negative ids never meet a key's) */
+		k->ctr = counters_for(g, -json_integer_value(json_object_get(kr, "id")), 0);
+	}
 	qsort(t->keys, (size_t)t->nkeys, sizeof *t->keys, by_hash);
 	pthread_mutex_lock(&g->mu);
 	struct gw_table *old = g->table;
@@ -253,6 +272,7 @@ out:
 	json_decref(deps);
 	json_decref(insts);
 	json_decref(keys);
+	json_decref(sess);
 }
 
 /* ---- usage ---- */

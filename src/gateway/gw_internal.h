@@ -31,6 +31,8 @@ struct gw_key {
 	long long rpm, tpm, quota;
 	int64_t expires_at;
 	struct gw_counters *ctr;
+	int session;               /* a console session: the cookie, with its CSRF token */
+	char csrf[65];
 };
 
 struct gw_rep {

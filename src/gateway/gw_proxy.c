@@ -462,27 +462,45 @@ static void on_head(struct am_http_req *req, void *data)
 	req->app_free = app_free;
 	req->max_body = w->g->cfg.max_body;
 	const char *auth = am_http_header(req, "authorization");
-	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+	char cookie[128];
+	int via_cookie = 0;
+	const char *tok;
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+		tok = auth + 7;
+		while (*tok == ' ')
+			tok++;
+	} else if (!auth && am_http_cookie(req, "aimaas_session", cookie, sizeof cookie) == 1) {
+		tok = cookie; /* the console's playground */
+		via_cookie = 1;
+	} else {
 		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
 			  "You didn't provide an API key: send 'Authorization: Bearer sk-...'");
 		return;
 	}
-	const char *tok = auth + 7;
-	while (*tok == ' ')
-		tok++;
 	am_sha256_hex(tok, strlen(tok), p->key_hash);
 	struct gw_table *t = gw_table_get(w);
 	const struct gw_key *k = find_key(t, p->key_hash);
-	if (!k) {
-		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL, "Incorrect API key provided");
+	/* a key only as a bearer, a session only as the cookie */
+	if (!k || k->session != via_cookie) {
+		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
+			  via_cookie ? "The console session is invalid or expired: log in again" : "Incorrect API key provided");
 		return;
+	}
+	if (via_cookie && strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+		/* the cookie rides along on any request the browser makes */
+		const char *h = am_http_header(req, "x-csrf-token");
+		if (!h || !k->csrf[0] || !am_secure_streq(h, k->csrf)) {
+			oai_error(req, 403, "invalid_request_error", "csrf", NULL,
+				  "a cookie-authenticated request needs the X-CSRF-Token header (the aimaas_csrf cookie)");
+			return;
+		}
 	}
 	if (k->expires_at && am_wall_ms() >= k->expires_at) {
 		oai_error(req, 401, "invalid_request_error", "expired_api_key", NULL, "This API key has expired");
 		return;
 	}
 	p->key = k;
-	p->key_id = k->id;
+	p->key_id = k->session ? 0 : k->id;
 	p->user_id = k->user_id;
 	p->ctr = k->ctr;
 	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body)

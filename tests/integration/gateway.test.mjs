@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
-import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
+import { ROOT, startServer, tempDir, assertError, ADMIN_PASSWORD } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 
 let dir, srv, T;
@@ -159,6 +159,41 @@ test('keys: missing, wrong, revoked, expired, a stopped or unknown model', async
   const list = await srv.api('GET', '/api/v1/keys', { token: T });
   assert.ok(!list.text.includes(ok), 'secrets are never listed');
   assert.ok(!srv.log().includes(ok), 'nor logged');
+});
+
+test('the console session calls /v1 with its cookie and CSRF header (the playground), and only so', async () => {
+  const login = await srv.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+  assert.equal(login.status, 200, login.text);
+  const { token, csrf_token: csrf } = login.json;
+  const hit = (headers, body = { model: 'qwen', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, stream: true }) =>
+    fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body) });
+  const cookie = `aimaas_session=${token}; aimaas_csrf=${csrf}`;
+  const r = await hit({ cookie, 'x-csrf-token': csrf });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  assert.match(text, /data: \[DONE\]/);
+  // usage is the user's, with no key
+  await sleep(1300);
+  const u = await srv.api('GET', '/api/v1/usage?group_by=key', { token: T });
+  assert.ok(u.json.items.some((x) => x.key_id === null && x.requests >= 1), u.text);
+  // without the CSRF header (another site's form): refused
+  const no = await hit({ cookie });
+  assert.equal(no.status, 403);
+  assert.equal((await no.json()).error.code, 'csrf');
+  // GET is safe without it
+  const models = await fetch(`${srv.url}/v1/models`, { headers: { cookie } });
+  assert.equal(models.status, 200);
+  // a session token is not an API key, and a key is not a session
+  assert.equal((await hit({ authorization: `Bearer ${token}` })).status, 401);
+  const k = (await key({ name: 'not-a-cookie' })).key;
+  assert.equal((await hit({ cookie: `aimaas_session=${k}`, 'x-csrf-token': csrf })).status, 401);
+  // after signing out the cookie no longer works
+  const out = await srv.api('POST', '/api/v1/auth/logout', { token });
+  assert.equal(out.status, 200, out.text);
+  const gone = await hit({ cookie, 'x-csrf-token': csrf });
+  assert.equal(gone.status, 401);
+  assert.match((await gone.json()).error.message, /log in again/);
 });
 
 test('RPM and TPM limits answer 429 with Retry-After', async () => {
