@@ -117,42 +117,63 @@ static int served_name_ok(const char *n)
 	return 1;
 }
 
-/* Aliases: other names clients may send (e.g. a name an application has
- * hard-coded). Unique across every deployment's name and aliases. */
-static int check_aliases(struct am_ctx *ctx, json_t *a, const char *own, long long self, struct am_err *err)
+/* Whether another deployment already answers to `n` (its name, an alias or
+ * an adapter); the name of that deployment goes to `who`. */
+static int name_taken(json_t *rows, const char *n, const char **who)
 {
-	if (!a || json_is_null(a))
+	size_t k;
+	json_t *r;
+	json_array_foreach(rows, k, r) {
+		const char *rs = json_string_value(json_object_get(r, "aliases"));
+		const char *ls = json_string_value(json_object_get(r, "lora_modules"));
+		const char *hit;
+		if (!strcmp(json_string_value(json_object_get(r, "name")), n) ||
+		    (rs && (hit = strstr(rs, n)) && hit[-1] == '"' && hit[strlen(n)] == '"') ||
+		    (ls && (hit = strstr(ls, n)) && hit[-1] == '"' && hit[strlen(n)] == '"')) {
+			*who = json_string_value(json_object_get(r, "name"));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Names in `a` (aliases, or adapters' names when `key` is "name"), unique
+ * across every other deployment's name, aliases and adapters. */
+static int check_names(struct am_ctx *ctx, json_t *a, const char *field, const char *key, const char *own,
+		       long long self, struct am_err *err)
+{
+	if (!a || !json_is_array(a))
 		return 0;
-	if (!json_is_array(a) || json_array_size(a) > 16)
-		return am_err_set(err, AM_E_INVALID, "aliases", "'aliases' must be a list of at most 16 names");
 	json_t *rows = NULL;
 	am_store_rows(ctx->srv->store, &rows, "SELECT id, name, aliases, lora_modules FROM deployments WHERE id <> ?", "i", self);
 	size_t i;
 	json_t *v;
 	int rc = 0;
 	json_array_foreach(a, i, v) {
-		const char *n = json_string_value(v);
+		const char *n = json_string_value(key ? json_object_get(v, key) : v), *who = NULL;
 		if (!n || !served_name_ok(n) || (own && !strcmp(n, own))) {
-			rc = am_err_set(err, AM_E_INVALID, "aliases", "aliases[%zu] must be a name (letters, digits, . _ - : /) other than the deployment's", i);
+			rc = am_err_set(err, AM_E_INVALID, field, "%s[%zu] must be a name (letters, digits, . _ - : /) other than the deployment's",
+					field, i);
 			break;
 		}
-		size_t k;
-		json_t *r;
-		json_array_foreach(rows, k, r) {
-			const char *rs = json_string_value(json_object_get(r, "aliases"));
-			const char *ls = json_string_value(json_object_get(r, "lora_modules"));
-			if (!strcmp(json_string_value(json_object_get(r, "name")), n) || (rs && strstr(rs, n) &&
-			    strstr(rs, n)[-1] == '"' && strstr(rs, n)[strlen(n)] == '"') || (ls && strstr(ls, n))) {
-				rc = am_err_set(err, AM_E_CONFLICT, "aliases", "'%s' already names deployment '%s'", n,
-						json_string_value(json_object_get(r, "name")));
-				break;
-			}
-		}
-		if (rc)
+		if (name_taken(rows, n, &who)) {
+			rc = am_err_set(err, AM_E_CONFLICT, field, "'%s' already names deployment '%s'", n, who);
 			break;
+		}
 	}
 	json_decref(rows);
 	return rc;
+}
+
+/* Aliases: other names clients may send (e.g. a name an application has
+ * hard-coded). */
+static int check_aliases(struct am_ctx *ctx, json_t *a, const char *own, long long self, struct am_err *err)
+{
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 16)
+		return am_err_set(err, AM_E_INVALID, "aliases", "'aliases' must be a list of at most 16 names");
+	return check_names(ctx, a, "aliases", NULL, own, self, err);
 }
 
 static int check_env(json_t *env, struct am_err *err)
@@ -355,7 +376,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 			goto out;
 		}
 	}
-	if (!(loras = resolve_loras(ctx, json_object_get(b, "lora_modules"), mid, err)))
+	if (!(loras = resolve_loras(ctx, json_object_get(b, "lora_modules"), mid, err)) ||
+	    check_names(ctx, json_object_get(b, "lora_modules"), "lora_modules", "name", name, 0, err) != 0)
 		goto out;
 	if (json_array_size(loras) && strcmp(engine, "vllm") && strcmp(engine, "aimaas-sim")) {
 		am_err_set(err, AM_E_INVALID, "lora_modules", "LoRA adapters are served by vLLM");
@@ -590,7 +612,7 @@ static int delete(struct am_ctx *ctx, struct am_err *err) { return action(ctx, e
 
 static int update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", "aliases", NULL };
+	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", "aliases", "lora_modules", NULL };
 	long long id, replicas = 0, mns = -1;
 	if (dep_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
 	    check_aliases(ctx, json_object_get(ctx->body, "aliases"), NULL, id, err) != 0 ||
@@ -606,6 +628,27 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	}
 	int restart_needed = 0;
+	json_t *lm = json_object_get(ctx->body, "lora_modules");
+	if (lm) { /* adapters served on this base: the engine restarts with them */
+		json_t *loras = resolve_loras(ctx, lm, json_integer_value(json_object_get(dep, "model_id")), err);
+		const char *eng = json_string_value(json_object_get(dep, "engine")) ?: "";
+		if (loras && json_array_size(loras) && strcmp(eng, "vllm") && strcmp(eng, "aimaas-sim")) {
+			json_decref(loras);
+			loras = NULL;
+			am_err_set(err, AM_E_INVALID, "lora_modules", "LoRA adapters are served by vLLM");
+		}
+		if (!loras || check_names(ctx, lm, "lora_modules", "name", json_string_value(json_object_get(dep, "name")), id,
+					  err) != 0) {
+			json_decref(loras);
+			json_decref(dep);
+			return -1;
+		}
+		char *s = am_json_dump(loras);
+		am_store_exec(ctx->srv->store, "UPDATE deployments SET lora_modules = ? WHERE id = ?", "si", s, id);
+		free(s);
+		json_decref(loras);
+		restart_needed = 1;
+	}
 	if (json_is_array(json_object_get(ctx->body, "aliases"))) { /* the gateway picks them up; no restart */
 		char *s = am_json_dump(json_object_get(ctx->body, "aliases"));
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET aliases = ? WHERE id = ?", "si", s, id);

@@ -343,6 +343,20 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   assertError(await bad({ models: ['qwen-tuned', 'survivor'], messages: [{ content: 'x' }] }), 400, 'invalid_field', 'messages');
   assertError(await bad({ models: ['qwen-tuned', 'survivor'], messages: msgs, temperature: 3 }), 400, 'invalid_field', 'temperature');
   assertError(await srv.api('POST', '/api/v1/playground/compare', { body: { models: [], messages: [] } }), 401, 'unauthorized');
+  // adapters added to a running base later (the console's "deploy the adapter"): checked, then the engine restarts with them
+  const patch = (lora_modules) => srv.api('PATCH', '/api/v1/deployments/qwen-tuned', { token: T, body: { lora_modules } });
+  assertError(await patch([{ name: 'qwen-tuned', model: 'survivor-adapter' }]), 400, 'invalid_field', 'lora_modules');
+  assertError(await patch([{ name: 'x', model: 'Qwen2.5-7B-Instruct' }]), 400, 'invalid_field', 'lora_modules');
+  assertError(await patch('all'), 400, 'invalid_field', 'lora_modules');
+  const p = await patch([{ name: 'survivor', model: 'survivor-adapter' }, { name: 'survivor-v2', model: 'survivor-adapter' }]);
+  assert.equal(p.status, 200, p.text);
+  let answered = 0;
+  for (let i = 0; i < 400 && !answered; i++) {
+    const r = await ask('survivor-v2');
+    if (r.status === 200) answered = 1;
+    else await sleep(50);
+  }
+  assert.ok(answered, 'the second adapter name answers after the restart');
   const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
   assert.ok(del.status === 200 || del.status === 202, del.text);
 });

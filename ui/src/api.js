@@ -59,3 +59,60 @@ export const session = reactive({
     try { await api('POST', '/auth/logout', {}); } finally { this.user = null; }
   },
 });
+
+// The OpenAI-compatible endpoint, called with the console's session (the
+// gateway takes the cookie with the CSRF header, so no key is needed here).
+export async function v1(path, body, signal) {
+  const r = await fetch(`/v1${path}`, { method: body === undefined ? 'GET' : 'POST', signal, credentials: 'same-origin',
+    headers: body === undefined ? {} : { 'content-type': 'application/json', 'x-csrf-token': csrf() },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (!r.ok) throw new ApiError(r.status, json);
+  return json;
+}
+
+// A streamed chat completion: onDelta(text) for each piece as it arrives;
+// resolves with { text, usage, ttft_ms, ms } when the stream ends.
+export async function streamChat(body, onDelta, signal) {
+  const t0 = performance.now();
+  const r = await fetch('/v1/chat/completions', { method: 'POST', signal, credentials: 'same-origin',
+    headers: { 'content-type': 'application/json', 'x-csrf-token': csrf() },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
+  if (!r.ok) {
+    let json = null;
+    try { json = await r.json(); } catch { json = null; }
+    throw new ApiError(r.status, json);
+  }
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '', text = '', usage = null, ttft = null, finish = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      for (const line of event.split('\n')) {
+        if (!line.startsWith('data:')) continue; // ": keepalive" comments
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') continue;
+        const j = JSON.parse(data);
+        if (j.error) throw new ApiError(500, j);
+        if (j.usage) usage = j.usage;
+        const c = j.choices?.[0];
+        if (c?.finish_reason) finish = c.finish_reason;
+        const d = c?.delta?.content;
+        if (d) {
+          if (ttft === null) ttft = performance.now() - t0;
+          text += d;
+          onDelta(d, text);
+        }
+      }
+    }
+  }
+  return { text, usage, finish, ttft_ms: ttft, ms: performance.now() - t0 };
+}

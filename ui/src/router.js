@@ -12,6 +12,7 @@ export const router = createRouter({
       { path: 'models', component: () => import('./pages/Models.vue') },
       { path: 'deployments', component: () => import('./pages/Deployments.vue') },
       { path: 'finetune', component: () => import('./pages/FineTune.vue') },
+      { path: 'playground', component: () => import('./pages/Playground.vue') },
       { path: 'keys', component: () => import('./pages/Keys.vue') },
     ] },
     { path: '/:rest(.*)*', redirect: '/' },

@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
-  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', keys: 'API keys', logout: 'Sign out', language: 'Language' },
+  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', logout: 'Sign out', language: 'Language' },
   common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back' },
   models: {
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
@@ -41,4 +41,5 @@ export default {
     running: 'running', state: 'State', name: 'Name', model: 'Model', kind: 'Kind', when: 'When', target: 'Target',
     progress: 'Progress', simulated: 'simulated',
   },
+  pg: { title: 'Playground', none: 'No model is running: deploy one first.', chat: 'Chat', compare: 'Compare', embeddings: 'Embeddings', rerank: 'Rerank', chat_empty: 'Ask the model something; its answer streams in as it is written.', you: 'You', prompt_hint: 'Message (Enter sends, Shift+Enter for a new line)', send: 'Send', stop: 'Stop', clear: 'Clear', system: 'System prompt', prompt: 'Prompt', compare_models: 'Models (2 to 4)', run_compare: 'Compare', compare_hint: 'The same prompt goes to each model at once; each answer streams into its column.', none_kind: 'No {kind} model is running.', texts: 'Texts, one per line', embed: 'Embed', dims: '{n} dimensions, {tokens} tokens. Cosine similarity:', text: 'Text', query: 'Query', documents: 'Documents, one per line', rank: 'Rank', score: 'Relevance', ttft: 'first token {ms} ms', tokens: '{n} tokens', cut: 'cut at max_tokens', stopped: 'stopped', need_text: 'Enter some text first' },
 };

@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', keys: 'API 密钥', logout: '退出登录', language: '语言' },
+  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
@@ -41,4 +41,5 @@ export default {
     running: '运行中', state: '状态', name: '名称', model: '模型', kind: '类型', when: '时间', target: '对象',
     progress: '进度', simulated: '模拟',
   },
+  pg: { title: '模型体验', none: '还没有运行中的模型：请先部署一个。', chat: '对话', compare: '对比', embeddings: '向量', rerank: '重排序', chat_empty: '向模型提问，回答会边生成边显示。', you: '你', prompt_hint: '输入消息（Enter 发送，Shift+Enter 换行）', send: '发送', stop: '停止', clear: '清空', system: '系统提示词', prompt: '提示词', compare_models: '模型（2 到 4 个）', run_compare: '对比', compare_hint: '同一提示词同时发给每个模型，各自的回答在各自的栏里流式显示。', none_kind: '没有运行中的 {kind} 模型。', texts: '文本，每行一条', embed: '生成向量', dims: '{n} 维，{tokens} 个 token。余弦相似度：', text: '文本', query: '查询', documents: '文档，每行一条', rank: '排序', score: '相关度', ttft: '首 token {ms} ms', tokens: '{n} 个 token', cut: '达到 max_tokens 截断', stopped: '已停止', need_text: '请先输入文本' },
 };
