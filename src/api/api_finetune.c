@@ -367,6 +367,18 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		am_err_set(err, AM_E_CONFLICT, "output_name", "a model named '%s' already exists; choose 'output_name'", outname);
 		goto out;
 	}
+	char q[8];
+	if (am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"))) {
+		/* the console's job wizard: everything checked, the resolved settings and the memory
+		 * estimate returned, nothing kept */
+		ctx->no_task = 1;
+		ctx->resp = json_pack("{s:b,s:s,s:s,s:s,s:s,s:s?,s:I,s:O,s:I,s:I,s:I}", "dry_run", 1, "name", name, "output_name",
+				      outname, "method", method, "stage", stage, "template", tmpl, "gpu_count", (json_int_t)count,
+				      "params", hyper, "parameters", (json_int_t)params, "memory_per_gpu_bytes", (json_int_t)need,
+				      "largest_gpu_bytes", (json_int_t)biggest);
+		rc = ctx->resp ? 0 : -1;
+		goto out;
+	}
 	char *sds = am_json_dump(dsids), *shy = am_json_dump(hyper), *spin = am_json_dump(pinned);
 	long long now = am_wall_ms();
 	int src = am_store_exec(srv->store,

@@ -97,6 +97,17 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(dpo, 400, 'invalid_field', 'datasets');
   assert.match(dpo.json.error.message, /holds sft data; stage 'dpo' trains on preference data/);
   assertError(await job({ ...base, stage: 'pt' }), 400, 'invalid_field', 'datasets');
+  // a dry run (the console's wizard) answers the resolved settings and the memory estimate, and keeps nothing
+  const dry = await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: T, body: { ...base, hyper: { lora_rank: 16 } } });
+  assert.equal(dry.status, 200, dry.text);
+  assert.equal(dry.json.dry_run, true);
+  assert.equal(dry.json.template, 'qwen');
+  assert.equal(dry.json.params.lora_rank, 16);
+  assert.equal(dry.json.params.learning_rate, 1e-4);
+  assert.ok(dry.json.memory_per_gpu_bytes > 14e9 && dry.json.memory_per_gpu_bytes < 30e9, dry.text); // 7.6B LoRA: ~2 GB/B
+  assert.equal(dry.json.largest_gpu_bytes, 24 * 2 ** 30);
+  assertError(await srv.api('POST', '/api/v1/finetune/jobs?dry_run=1', { token: T, body: { ...base, method: 'dora' } }), 400,
+    'invalid_field', 'method');
   assert.equal((await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items.length, 0);
 });
 
