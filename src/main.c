@@ -338,6 +338,7 @@ static void on_gpu_tick(evutil_socket_t fd, short what, void *arg)
 	if (snap->generation != srv->gpu_generation || fd == -1) {
 		srv->gpu_generation = snap->generation;
 		am_node_sync_gpus(srv, snap);
+		am_node_record_history(srv);
 	}
 	free(snap);
 }
@@ -452,6 +453,7 @@ out:
 	am_finetune_free(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_inventory_free(srv.inv);
+	am_node_history_free(&srv);
 	am_api_free(srv.api);
 	am_limiter_free(srv.login_user_limiter);
 	am_limiter_free(srv.login_ip_limiter);

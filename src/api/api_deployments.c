@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -731,6 +732,19 @@ static int command(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* GET /deployments/{id}/metrics?since=&max=: the serving metrics now and
+ * over time (scraped from the engines), for the console's charts */
+static int metrics(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id, since = 0, max = 300;
+	if (dep_param(ctx, &id, err) != 0 || am_api_query_int(ctx, "since", 0, INT64_MAX / 2, &since, err) != 0 ||
+	    am_api_query_int(ctx, "max", 1, 5000, &max, err) != 0)
+		return -1;
+	ctx->resp = json_pack("{s:I,s:o,s:o}", "deployment", (json_int_t)id, "current", am_deploy_metrics(ctx->srv->deploy, id),
+			      "series", am_deploy_history(ctx->srv->deploy, id, since, (int)max));
+	return 0;
+}
+
 /* ---- logs ---- */
 
 static int logs(struct am_ctx *ctx, struct am_err *err)
@@ -844,6 +858,7 @@ const struct am_route_def am_api_deployments_routes[] = {
 	{ "POST", "/api/v1/deployments/{id}/stop", stop, AM_USER, "deployment.stop", 0, 0 },
 	{ "POST", "/api/v1/deployments/{id}/restart", restart, AM_USER, "deployment.restart", 0, 0 },
 	{ "GET", "/api/v1/deployments/{id}/command", command, AM_USER, NULL, 0, 0 },
+	{ "GET", "/api/v1/deployments/{id}/metrics", metrics, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/deployments/{id}/logs", logs, AM_USER, NULL, AM_ROUTE_RAW, 0 },
 	{ "GET", "/api/v1/engines", engines, AM_USER, NULL, 0, 0 },
 	{ "PATCH", "/api/v1/engines/{name}", engine_update, AM_ADMIN, "engine.update", 0, 0 },

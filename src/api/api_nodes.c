@@ -1,5 +1,6 @@
 /* api_nodes: clusters, nodes and GPUs (read-only for now: the local node
  * registers itself; Kubernetes clusters come with the kubernetes runtime). */
+#include <stdint.h>
 #include <string.h>
 
 #include "../node/am_node.h"
@@ -72,7 +73,38 @@ static int gpu(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* GET /gpus/{id}/history?since=&max=: memory, utilisation and temperature
+ * samples, for the console's charts */
+static int history(struct am_ctx *ctx, struct am_err *err)
+{
+	const char *id = am_api_param(ctx, "id");
+	long long since = 0, max = 300;
+	if (am_api_query_int(ctx, "since", 0, INT64_MAX / 2, &since, err) != 0 ||
+	    am_api_query_int(ctx, "max", 1, 5000, &max, err) != 0)
+		return -1;
+	json_t *h = am_node_history_json(ctx->srv, id, since, (int)max);
+	if (!h) {
+		json_t *all = am_node_gpus_json(ctx->srv, NULL);
+		int known = 0;
+		size_t i;
+		json_t *g;
+		json_array_foreach(all, i, g)
+			known |= !strcmp(json_string_value(json_object_get(g, "id")), id);
+		json_decref(all);
+		if (!known)
+			return am_err_set(err, AM_E_NOT_FOUND, "", "no GPU '%.100s'", id);
+		static const char *const none[] = { "memory_used", "utilization", "temperature", "memory_reserved" };
+		h = json_pack("{s:[]}", "t");
+		for (int k = 0; k < 4; k++)
+			json_object_set_new(h, none[k], json_array());
+	}
+	json_object_set_new(h, "gpu", json_string(id));
+	ctx->resp = h;
+	return 0;
+}
+
 const struct am_route_def am_api_nodes_routes[] = {
+	{ "GET", "/api/v1/gpus/{id}/history", history, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/clusters", clusters, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/nodes", nodes, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/nodes/{id}", node, AM_USER, NULL, 0, 0 },

@@ -13,6 +13,7 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_series.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
 #include "../gateway/am_gateway.h"
@@ -52,13 +53,25 @@ struct handle {
 	struct handle *next;
 };
 
+/* A deployment's serving metrics over time, for the console's charts. */
+struct dep_hist {
+	long long dep_id;
+	struct am_series s;
+};
+
 struct am_deploy {
 	struct am_server *srv;
 	struct event *tick;
 	struct event *kick;
 	struct handle *handles;
 	int kicked;
+	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
+	uint64_t next_hist_ns;
+	struct dep_hist *hist;
+	int nhist;
 };
+
+#define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
 
@@ -653,7 +666,7 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, 2000, 4096, on_probe, h);
 		}
 		if (running && !h->scrape && now >= h->next_scrape_ns) {
-			h->next_scrape_ns = now + 5000000000ull;
+			h->next_scrape_ns = now + d->scrape_ns;
 			h->scrape = am_client_get(d->srv->base, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		}
 		const char *logp = json_string_value(json_object_get(inst, "log_path"));
@@ -846,6 +859,59 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 	json_decref(model);
 }
 
+/* One point per deployment with live instances, as often as engines are
+ * scraped; a deployment gone for an hour loses its history. */
+static void record_history(struct am_deploy *d)
+{
+	uint64_t now = am_now_ns();
+	if (now < d->next_hist_ns)
+		return;
+	d->next_hist_ns = now + d->scrape_ns;
+	int64_t wall = am_wall_ms();
+	for (struct handle *h = d->handles; h; h = h->next) {
+		int k;
+		for (k = 0; k < d->nhist && d->hist[k].dep_id != h->dep_id; k++)
+			;
+		if (k < d->nhist && am_series_last(&d->hist[k].s) == wall)
+			continue; /* this deployment has its point already */
+		if (k == d->nhist) {
+			d->hist = am_realloc(d->hist, (size_t)(d->nhist + 1) * sizeof *d->hist);
+			d->hist[k].dep_id = h->dep_id;
+			am_series_init(&d->hist[k].s, HIST_CAP, 4);
+			d->nhist++;
+		}
+		json_t *m = am_deploy_metrics(d, h->dep_id);
+		double v[4] = { json_real_value(json_object_get(m, "requests_running")),
+				json_real_value(json_object_get(m, "requests_waiting")),
+				json_real_value(json_object_get(m, "kv_cache_usage")),
+				json_real_value(json_object_get(m, "tokens_per_second")) };
+		json_decref(m);
+		am_series_push(&d->hist[k].s, wall, v);
+	}
+	for (int k = 0; k < d->nhist;) {
+		if (wall - am_series_last(&d->hist[k].s) > 3600000) {
+			am_series_free(&d->hist[k].s);
+			d->hist[k] = d->hist[--d->nhist];
+		} else {
+			k++;
+		}
+	}
+}
+
+json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t since_ms, int max)
+{
+	static const char *const names[] = { "requests_running", "requests_waiting", "kv_cache_usage", "tokens_per_second",
+					     NULL };
+	for (int k = 0; k < d->nhist; k++)
+		if (d->hist[k].dep_id == deployment_id)
+			return am_series_json(&d->hist[k].s, names, since_ms, max);
+	struct am_series empty;
+	am_series_init(&empty, 1, 4);
+	json_t *j = am_series_json(&empty, names, 0, 1);
+	am_series_free(&empty);
+	return j;
+}
+
 static void reconcile(struct am_deploy *d)
 {
 	d->kicked = 0;
@@ -862,6 +928,7 @@ static void reconcile(struct am_deploy *d)
 			am_store_rollback(d->srv->store);
 	}
 	json_decref(deps);
+	record_history(d);
 	if (d->srv->gateway) /* ready replicas change the gateway's routes */
 		am_gateway_refresh(d->srv->gateway);
 }
@@ -902,6 +969,9 @@ struct am_deploy *am_deploy_new(struct am_server *srv)
 {
 	struct am_deploy *d = am_calloc(1, sizeof *d);
 	d->srv = srv;
+	const char *ms = getenv("AIMAAS_SCRAPE_MS");
+	long long v = ms ? strtoll(ms, NULL, 10) : 0;
+	d->scrape_ns = (uint64_t)(v >= 100 && v <= 3600000 ? v : 5000) * 1000000ull;
 	return d;
 }
 
@@ -964,6 +1034,9 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 	}
 	while (d->handles)
 		handle_free(d, d->handles);
+	for (int k = 0; k < d->nhist; k++)
+		am_series_free(&d->hist[k].s);
+	free(d->hist);
 	if (d->tick)
 		event_free(d->tick);
 	if (d->kick)

@@ -45,6 +45,8 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 /* Live serving metrics of a deployment: {running, waiting, kv_cache_usage,
  * tokens_per_second, prompt_tokens_total, generation_tokens_total}. */
 json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id);
+/* The metrics above over time: {"t": [...], "requests_running": [...], ...}. */
+json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t since_ms, int max);
 /* The last lines of an instance's log. */
 json_t *am_deploy_last_lines(json_t *inst, int n);
 /* Places replica `replica` of dep (a deployments row) and records its

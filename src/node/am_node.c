@@ -10,6 +10,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_series.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
 #include "../gpu/am_inventory.h"
@@ -170,4 +171,65 @@ json_t *am_node_json(struct am_server *srv, const char *node_id)
 	json_object_set_new(node, "gpu_memory_reserved", json_integer(reserved));
 	json_object_set_new(node, "gpus", gpus);
 	return node;
+}
+
+/* ---- history ---- */
+
+#define HIST_CAP 1440 /* two hours at the default 5 s sample */
+
+struct am_gpu_history {
+	struct {
+		char id[96];
+		struct am_series s;
+	} g[AM_GPU_MAX];
+	int n;
+};
+
+void am_node_record_history(struct am_server *srv)
+{
+	if (!srv->gpu_history)
+		srv->gpu_history = am_calloc(1, sizeof *srv->gpu_history);
+	struct am_gpu_history *h = srv->gpu_history;
+	json_t *all = am_node_gpus_json(srv, NULL);
+	size_t i;
+	json_t *g;
+	json_array_foreach(all, i, g) {
+		const char *id = json_string_value(json_object_get(g, "id"));
+		int k;
+		for (k = 0; k < h->n && strcmp(h->g[k].id, id); k++)
+			;
+		if (k == h->n) {
+			if (h->n == AM_GPU_MAX)
+				continue;
+			am_strlcpy(h->g[k].id, id, sizeof h->g[k].id);
+			am_series_init(&h->g[k].s, HIST_CAP, 4);
+			h->n++;
+		}
+		json_t *mem = json_object_get(g, "memory"), *util = json_object_get(json_object_get(g, "utilization"), "gpu"),
+		       *temp = json_object_get(g, "temperature");
+		double v[4] = { (double)json_integer_value(json_object_get(mem, "used")), util ? (double)json_integer_value(util) : -1,
+				temp && !json_is_null(temp) ? (double)json_integer_value(temp) : -1,
+				(double)json_integer_value(json_object_get(mem, "reserved")) };
+		am_series_push(&h->g[k].s, json_integer_value(json_object_get(g, "sampled_at")), v);
+	}
+	json_decref(all);
+}
+
+json_t *am_node_history_json(struct am_server *srv, const char *gpu_id, int64_t since_ms, int max)
+{
+	struct am_gpu_history *h = srv->gpu_history;
+	static const char *const names[] = { "memory_used", "utilization", "temperature", "memory_reserved", NULL };
+	for (int k = 0; h && k < h->n; k++)
+		if (!strcmp(h->g[k].id, gpu_id))
+			return am_series_json(&h->g[k].s, names, since_ms, max);
+	return NULL;
+}
+
+void am_node_history_free(struct am_server *srv)
+{
+	struct am_gpu_history *h = srv->gpu_history;
+	for (int k = 0; h && k < h->n; k++)
+		am_series_free(&h->g[k].s);
+	free(h);
+	srv->gpu_history = NULL;
 }

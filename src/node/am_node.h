@@ -6,6 +6,7 @@
 #define AM_NODE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 struct am_server;
 struct am_inventory_snapshot;
@@ -21,5 +22,12 @@ int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot 
 json_t *am_node_json(struct am_server *srv, const char *node_id);
 /* Every present GPU (of one node, or all when node_id is NULL) as a JSON array. */
 json_t *am_node_gpus_json(struct am_server *srv, const char *node_id);
+
+/* Records one point of each GPU's history (memory used, utilisation,
+ * temperature, memory reserved by aimaas), on each new inventory sample. */
+void am_node_record_history(struct am_server *srv);
+/* One GPU's history since `since_ms`, about `max` points, or NULL for an unknown id. */
+json_t *am_node_history_json(struct am_server *srv, const char *gpu_id, int64_t since_ms, int max);
+void am_node_history_free(struct am_server *srv);
 
 #endif

@@ -33,7 +33,7 @@ before(async () => {
   mkdirSync(join(dir, 'models'));
   for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3']) makeModel(m, join(dir, 'models'));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '6x24GiB', '--stop-engines-on-exit', '--gateway-keepalive-ms', '100'],
-    env: { AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim') } });
+    env: { AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SCRAPE_MS: '300' } });
   T = await srv.login();
   for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3'])
     await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', m) } });
@@ -272,6 +272,35 @@ test('gateway metrics and the usage API', async () => {
   const byDay = await srv.api('GET', '/api/v1/usage?group_by=model&interval=day', { token: T });
   assert.ok(byDay.json.items.some((r) => r.model === 'qwen' && r.requests >= 500 && r.bucket_at));
   assertError(await srv.api('GET', '/api/v1/usage?group_by=color', { token: T }), 400, 'invalid_field', 'group_by');
+});
+
+test("history for the console: a deployment's serving metrics and each GPU's memory over time", async () => {
+  const c = client((await key({ name: 'hist' })).key);
+  const load = Promise.all(Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'slow',
+    messages: [{ role: 'user', content: 'Hello' }], max_tokens: 12 })));
+  let m;
+  for (let i = 0; i < 60; i++) { // scraped every 300 ms here (AIMAAS_SCRAPE_MS)
+    m = (await srv.api('GET', '/api/v1/deployments/slow/metrics', { token: T })).json;
+    if (m.series.t.length >= 3 && m.series.requests_running.some((x) => x > 0)) break;
+    await sleep(100);
+  }
+  await load;
+  assert.ok(m.series.t.length >= 3, JSON.stringify(m));
+  assert.ok(m.series.requests_running.some((x) => x > 0), 'the engine was seen busy');
+  assert.deepEqual(Object.keys(m.current).sort(), ['generation_tokens_total', 'kv_cache_usage', 'prompt_tokens_total',
+    'requests_running', 'requests_waiting', 'tokens_per_second']);
+  assert.ok(m.series.t.every((t, i) => i === 0 || t > m.series.t[i - 1]), 'oldest first');
+  const thin = (await srv.api('GET', '/api/v1/deployments/slow/metrics?max=2', { token: T })).json;
+  assert.equal(thin.series.t.length, 2);
+  assert.equal(thin.series.t[1], (await srv.api('GET', '/api/v1/deployments/slow/metrics', { token: T })).json.series.t.at(-1));
+  assertError(await srv.api('GET', '/api/v1/deployments/slow/metrics?max=0', { token: T }), 400, 'invalid_field', 'max');
+  assertError(await srv.api('GET', '/api/v1/deployments/nope/metrics', { token: T }), 404, 'not_found');
+  const gpus = (await srv.api('GET', '/api/v1/gpus', { token: T })).json.items;
+  const h = (await srv.api('GET', `/api/v1/gpus/${encodeURIComponent(gpus[0].id)}/history`, { token: T })).json;
+  assert.ok(h.t.length >= 1, JSON.stringify(h));
+  assert.ok(h.memory_reserved.at(-1) > 0, "aimaas's reservation on the first card shows");
+  assert.equal(h.memory_used.length, h.t.length);
+  assertError(await srv.api('GET', '/api/v1/gpus/GPU-nope/history', { token: T }), 404, 'not_found');
 });
 
 test('playground compare: a client that leaves mid-way frees everything; a slow model is waited for', async () => {

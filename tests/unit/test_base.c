@@ -3,6 +3,7 @@
 #include "base/am_buf.h"
 #include "base/am_json.h"
 #include "base/am_rand.h"
+#include "base/am_series.h"
 #include "base/am_time.h"
 
 static void buf_caps_growth(void)
@@ -78,8 +79,39 @@ static void tokens_and_digests(void)
 	CHECK_STR(iso, "1970-01-01T00:00:00.000Z");
 }
 
+static void series_ring_and_thinning(void)
+{
+	struct am_series s;
+	am_series_init(&s, 5, 2);
+	static const char *const names[] = { "a", "b", NULL };
+	json_t *j = am_series_json(&s, names, 0, 100);
+	CHECK_INT(json_array_size(json_object_get(j, "t")), 0);
+	CHECK_INT(am_series_last(&s), 0);
+	json_decref(j);
+	for (int i = 1; i <= 8; i++) /* 8 into 5: the oldest three are gone */
+		am_series_push(&s, i * 1000, (double[]){ i, -i });
+	CHECK_INT(am_series_last(&s), 8000);
+	j = am_series_json(&s, names, 0, 100);
+	json_t *t = json_object_get(j, "t");
+	CHECK_INT(json_array_size(t), 5);
+	CHECK_INT(json_integer_value(json_array_get(t, 0)), 4000);
+	CHECK_INT(json_integer_value(json_array_get(t, 4)), 8000);
+	CHECK_INT(json_real_value(json_array_get(json_object_get(j, "b"), 4)), -8);
+	json_decref(j);
+	j = am_series_json(&s, names, 6000, 100); /* since */
+	CHECK_INT(json_array_size(json_object_get(j, "t")), 3);
+	json_decref(j);
+	j = am_series_json(&s, names, 0, 2); /* thinned, the newest kept */
+	t = json_object_get(j, "t");
+	CHECK_INT(json_array_size(t), 2);
+	CHECK_INT(json_integer_value(json_array_get(t, 1)), 8000);
+	json_decref(j);
+	am_series_free(&s);
+}
+
 void suite_base(void)
 {
+	RUN(series_ring_and_thinning);
 	RUN(buf_caps_growth);
 	RUN(json_getters_name_the_field);
 	RUN(err_table);
