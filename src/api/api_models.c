@@ -15,6 +15,7 @@
 #include "../base/am_time.h"
 #include "../model/am_inspect.h"
 #include "../model/am_model.h"
+#include "../sched/am_planner.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -188,7 +189,42 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	if (model_param(ctx, &id, err) != 0)
 		return -1;
 	ctx->resp = am_model_json(ctx->srv->store, id);
-	return ctx->resp ? 0 : am_err_set(err, AM_E_INTERNAL, "", "could not read the model");
+	if (!ctx->resp)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read the model");
+	/* what serving it takes, by the planner, on 1, 2, 4 and 8 GPUs (roomy
+	 * imaginary cards: the need itself, not whether it fits here) */
+	const char *kind = json_string_value(json_object_get(ctx->resp, "kind")) ?: "";
+	json_t *facts = json_object_get(ctx->resp, "facts");
+	if (strcmp(kind, "adapter") && json_is_object(facts)) {
+		struct am_plan_gpu g[8];
+		memset(g, 0, sizeof g);
+		for (int i = 0; i < 8; i++) {
+			am_fmt(g[i].id, sizeof g[i].id, "estimate-%d", i);
+			g[i].index = i;
+			g[i].total = 1ull << 40;
+			g[i].cc_major = 9;
+		}
+		json_t *mem = json_array();
+		for (int tp = 1; tp <= 8; tp *= 2) {
+			struct am_plan_req req;
+			memset(&req, 0, sizeof req);
+			req.facts = facts;
+			req.model = json_string_value(json_object_get(ctx->resp, "name"));
+			req.tp = tp;
+			req.replicas = 1;
+			struct am_plan p;
+			am_planner_plan(g, 8, &req, &p);
+			if (p.ok)
+				json_array_append_new(mem, json_pack("{s:i,s:I,s:I,s:I,s:I,s:i}", "gpus", tp, "need_bytes_per_gpu",
+								     (json_int_t)p.need, "weights_bytes_per_gpu", (json_int_t)p.weights,
+								     "kv_cache_bytes_per_gpu", (json_int_t)p.kv, "overhead_bytes_per_gpu",
+								     (json_int_t)p.overhead, "max_model_len", p.max_model_len));
+			else
+				json_array_append_new(mem, json_pack("{s:i,s:s}", "gpus", tp, "refused", p.reason));
+		}
+		json_object_set_new(ctx->resp, "memory_estimate", mem);
+	}
+	return 0;
 }
 
 static int update(struct am_ctx *ctx, struct am_err *err)

@@ -71,6 +71,11 @@ test('models: registered from folders and GGUF files, inspected, confined to the
   assert.deepEqual(q.facts.bytes_by_dtype, { BF16: 65524246528 });
   assert.equal(q.facts.weight_files, 14, 'a sharded index');
   assert.equal(q.facts.chat_template, true);
+  // what serving it takes on 1, 2, 4, 8 GPUs (the model page shows it): 61 GiB of BF16 weights split by TP
+  assert.deepEqual(q.memory_estimate.map((e) => e.gpus), [1, 2, 4, 8]);
+  assert.equal(q.memory_estimate[0].weights_bytes_per_gpu, 65524246528);
+  assert.ok(q.memory_estimate[1].weights_bytes_per_gpu === 65524246528 / 2);
+  for (const e of q.memory_estimate) assert.ok(e.need_bytes_per_gpu > e.weights_bytes_per_gpu, JSON.stringify(e));
   const kinds = Object.fromEntries((await srv.api('GET', '/api/v1/models', { token: T })).json.items.map((x) => [x.name, x.kind]));
   assert.equal(kinds['Qwen2.5-VL-7B-Instruct'], 'vlm');
   assert.equal(kinds['bge-large-zh-v1.5'], 'embedding');
@@ -85,6 +90,9 @@ test('models: registered from folders and GGUF files, inspected, confined to the
   const glm = (await srv.api('GET', '/api/v1/models/glm-4-9b-chat', { token: T })).json;
   assert.equal(glm.facts.needs_remote_code, true);
   assert.equal(glm.facts.kv_heads, 2);
+  const q7 = (await srv.api('GET', '/api/v1/models/Qwen2.5-7B-Instruct', { token: T })).json;
+  const tp8 = q7.memory_estimate.find((e) => e.gpus === 8); // 28 attention heads do not split over 8 GPUs
+  assert.match(tp8.refused ?? '', /heads/, JSON.stringify(tp8));
   // outside the roots: another absolute path, '..', a symlink leading out
   assertError(await reg('/etc'), 400, 'invalid_field', 'path');
   assertError(await reg(join(m, '..', '..', 'etc')), 400, 'invalid_field', 'path');
