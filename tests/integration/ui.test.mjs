@@ -1,6 +1,9 @@
 // The web console in a real browser (playwright-core driving Debian's
-// chromium): sign in, the dashboard with simulated GPUs, the language switch
-// (remembered), sign out. A screenshot of each page goes to ui/screenshots/.
+// chromium), page by page, in the order a new user goes: sign in, dashboard,
+// language switch, models, deploy through the wizard, chat in the
+// playground, datasets, a LoRA fine-tune, its adapter deployed and compared
+// with the base, API keys, usage, resources, tasks, users, sign out. A
+// screenshot of each page goes to ui/screenshots/.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +25,7 @@ before(async () => {
   makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
-    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60' } });
+    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400' } });
   writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
   writeFileSync(join(dir, 'bad.jsonl'), '{"instruction":"ok","output":"fine"}\n{"instruction":"no answer"}\n');
   datasetDir = dir;
@@ -40,7 +43,8 @@ after(async () => {
   srv.cleanup();
 });
 
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+// after transitions (dialogs, tabs, radio buttons) have settled
+const shot = async (name) => { await page.waitForTimeout(350); await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true }); };
 
 test('an app route without a session goes to the sign-in page; a wrong password shows the server\'s words', async () => {
   await page.goto(`${srv.url}/`);
@@ -86,27 +90,94 @@ test('register a model by browsing the model root', async () => {
   await shot('models');
 });
 
-test('deploy it through the wizard: the verdict and command first, then running with its log streaming', async () => {
-  await page.getByRole('menuitem', { name: '模型部署', exact: true }).click();
-  await page.getByRole('button', { name: '部署模型' }).first().click();
-  await page.locator('.el-dialog .el-select').click();
-  await page.getByRole('option', { name: /Qwen2.5-7B-Instruct/ }).click();
-  assert.equal(await page.locator('input[name=deployment-name]').inputValue(), 'qwen2.5-7b-instruct');
-  for (let i = 0; i < 3; i++) await page.getByRole('button', { name: '下一步' }).click();
-  await page.getByText(/每块 GPU 需要 .* GiB/).waitFor();
-  assert.match(await page.locator('pre.cmd').innerText(), /^vllm serve .*Qwen2.5-7B-Instruct .*--served-model-name qwen2.5-7b-instruct/);
-  await shot('deploy-wizard');
-  await page.getByRole('button', { name: '部署', exact: true }).click();
+test('model details: what it is and the GPU memory it needs', async () => {
+  await page.locator('.el-table').getByText('Qwen2.5-7B-Instruct').click();
   const drawer = page.locator('.el-drawer');
-  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
-  await drawer.locator('pre.log', { hasText: 'Application startup complete' }).waitFor();
-  await shot('deployment');
-  await drawer.getByRole('button', { name: '删除' }).click();
-  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
-  await page.getByText('还没有部署：先注册模型，再部署。').waitFor({ timeout: 20000 });
+  await drawer.getByText('部署所需显存（每卡，默认上下文）').waitFor();
+  assert.ok(await drawer.getByText('Qwen2ForCausalLM').isVisible());
+  assert.equal(await drawer.locator('.mem-table .el-table__row').count(), 4, '1, 2, 4 and 8 GPUs');
+  await drawer.getByText(/heads/).first().waitFor(); // 28 attention heads do not split over 8 GPUs
+  await shot('model-details');
+  await page.keyboard.press('Escape');
+  await drawer.waitFor({ state: 'hidden' });
 });
 
-test('datasets: upload, the validation report names the bad record', async () => {
+test('deploy it through the wizard on a card picked on the picture: verdict and command first, then running, snippets, metrics, log', async () => {
+  await page.getByRole('menuitem', { name: '模型部署', exact: true }).click();
+  await page.getByRole('button', { name: '部署模型' }).first().click();
+  const dlg = page.locator('.el-dialog');
+  await dlg.locator('.el-select').click();
+  await page.getByRole('option', { name: /Qwen2.5-7B-Instruct/ }).click();
+  assert.equal(await page.locator('input[name=deployment-name]').inputValue(), 'qwen2.5-7b-instruct');
+  for (let i = 0; i < 2; i++) await dlg.getByRole('button', { name: '下一步' }).click();
+  await dlg.getByText('指定显卡').click();
+  await dlg.locator('.card[data-index="1"]').getByText(/剩余 80.0 GiB/).waitFor();
+  await dlg.locator('.card[data-index="1"]').click();
+  await dlg.getByText('高级：调度策略、引擎参数、环境变量、别名').click();
+  await page.locator('textarea[name=engine-args]').fill('--sim-itl-ms 25');
+  await shot('deploy-wizard-gpus');
+  await dlg.getByRole('button', { name: '下一步' }).click();
+  await page.getByText(/每块 GPU 需要 .* GiB/).waitFor();
+  assert.match(await page.locator('pre.cmd').first().innerText(),
+    /^vllm serve .*Qwen2.5-7B-Instruct .*--served-model-name qwen2.5-7b-instruct.* --sim-itl-ms 25$/);
+  assert.match(await page.locator('pre.cmd.env').innerText(), /CUDA_VISIBLE_DEVICES=1/, 'the picked card');
+  await page.getByText('副本 0: GPU 1').waitFor();
+  await shot('deploy-wizard');
+  await dlg.getByRole('button', { name: '部署', exact: true }).click();
+  const drawer = page.locator('.el-drawer');
+  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
+  const curl = await drawer.locator('pre.snippet-curl').innerText();
+  assert.match(curl, new RegExp(`curl ${srv.url}/v1/chat/completions`));
+  assert.match(curl, /"model": "qwen2.5-7b-instruct"/);
+  await drawer.getByRole('tab', { name: 'Dify' }).click();
+  assert.match(await drawer.locator('pre.snippet-dify').innerText(), new RegExp(`API endpoint URL: ${srv.url}/v1`));
+  await shot('deployment');
+  await drawer.getByRole('tab', { name: '日志' }).click();
+  await drawer.locator('pre.log', { hasText: 'Application startup complete' }).waitFor();
+  await shot('deployment-log');
+  await drawer.getByRole('tab', { name: '监控' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('.el-drawer .chart')].every((c) => Number(c.dataset.points) >= 2),
+    null, { timeout: 15000 });
+  await shot('deployment-metrics');
+  await page.keyboard.press('Escape');
+  await drawer.waitFor({ state: 'hidden' });
+});
+
+// Samples the assistant's text every 10 ms until its cursor goes: the lengths it went through.
+const watchStream = (selector) => page.evaluate(async (sel) => {
+  const seen = [];
+  const t0 = Date.now();
+  while (Date.now() - t0 < 15000) {
+    const el = document.querySelector(sel);
+    const text = el ? el.textContent.replace('▍', '') : '';
+    seen.push(text.length);
+    if (el && text.length && !el.querySelector('.cursor')) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return seen;
+}, selector);
+
+test('playground: chat with the deployed model, the answer streaming in', async () => {
+  await page.getByRole('menuitem', { name: '模型体验', exact: true }).click();
+  await page.getByText('向模型提问，回答会边生成边显示。').waitFor();
+  await page.locator('.el-form-item', { hasText: '模型' }).first().getByText('qwen2.5-7b-instruct').waitFor(); // the running model, chosen
+  await page.locator('textarea[name=chat-system]').fill('You answer briefly.');
+  const maxTokens = page.locator('.el-form-item', { hasText: 'max_tokens' }).locator('input');
+  await maxTokens.fill('10');
+  await maxTokens.press('Tab');
+  await page.locator('textarea[name=chat-input]').fill('介绍一下你自己');
+  await page.locator('button[name=chat-send]').click();
+  const lengths = await watchStream('.msg.assistant .text');
+  const steps = [...new Set(lengths.filter((n) => n > 0))];
+  assert.ok(steps.length >= 5, `the answer grew piece by piece (lengths seen: ${steps.join(',')})`);
+  await page.locator('.msg.assistant .stats', { hasText: /首 token \d+ ms/ }).waitFor();
+  const stats = await page.locator('.msg.assistant .stats').innerText();
+  assert.match(stats, /10 个 token .*达到 max_tokens 截断/, stats); // the parameters reached the engine
+  assert.ok(await page.locator('.msg.user', { hasText: '介绍一下你自己' }).isVisible());
+  await shot('playground-chat');
+});
+
+test('datasets: upload, the validation report names the bad record; a valid one shows a preview', async () => {
   await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
   await page.getByText('还没有数据集：填写名称后上传文件。').waitFor();
   await page.locator('input[name=dataset-name]').fill('bad');
@@ -117,25 +188,76 @@ test('datasets: upload, the validation report names the bad record', async () =>
   await page.locator('input[name=dataset-name]').fill('qa');
   await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'qa.json'));
   await page.getByText('40 条有效，0 条无效').waitFor();
+  await page.locator('.el-table').getByText('qa', { exact: true }).click();
+  await page.locator('pre.record', { hasText: 'Q0?' }).waitFor();
 });
 
-test('a LoRA fine-tune: the loss chart draws points as the simulated trainer logs them', async () => {
+test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws points, the adapter is deployed', async () => {
   await page.getByRole('tab', { name: '微调任务' }).click();
   await page.getByRole('button', { name: '新建微调任务' }).click();
   const dlg = page.locator('.el-dialog');
-  await dlg.locator('.el-select').nth(0).click();
-  await page.getByRole('option', { name: 'Qwen2.5-7B-Instruct' }).click();
   await dlg.locator('.el-select').nth(1).click();
-  await page.getByRole('option', { name: 'qa' }).click();
+  await page.getByRole('option', { name: 'qa (40)' }).click();
+  await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GB/).waitFor(); // the dry run's answer
+  await dlg.getByText('full', { exact: true }).click();
+  await dlg.getByText(/full fine-tuning of this 7.6B model needs about \d+ GB/).waitFor(); // the server's refusal
+  assert.ok(await dlg.getByRole('button', { name: '开始训练' }).isDisabled());
+  await dlg.getByText('lora', { exact: true }).click();
+  const accum = dlg.locator('.el-form-item', { hasText: '梯度累积' }).locator('input');
+  await accum.fill('1');
+  await accum.press('Tab');
+  await dlg.getByText(/可以运行/).waitFor();
+  await shot('finetune-wizard');
   await dlg.getByRole('button', { name: '开始训练' }).click();
   const drawer = page.locator('.el-drawer');
   await page.waitForFunction(() => Number(document.querySelector('.el-drawer .chart')?.dataset.points) >= 3, null, { timeout: 20000 });
   assert.ok(await drawer.locator('canvas').first().isVisible(), 'ECharts drew on its canvas');
-  await drawer.getByText(/第 \d+\/120 步/).waitFor(); // 40 records × 3 epochs, batch 1
+  await drawer.getByText(/第 \d+\/120 步/).waitFor(); // 40 records × 3 epochs, batch 1, no accumulation
   await shot('finetune-job');
   await drawer.locator('.el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 30000 });
   await drawer.getByText('已注册为模型').waitFor();
-  await page.keyboard.press('Escape');
+  assert.match(await drawer.locator('.params').innerText(), /lora_rank\s+8/);
+  await drawer.getByRole('tab', { name: '日志' }).click();
+  await drawer.locator('pre.log', { hasText: /train_runtime|Training completed|saved/i }).waitFor();
+  await drawer.getByRole('tab', { name: '进度' }).click();
+  await drawer.locator('button[name=deploy-adapter]').click();
+  await page.getByText(/由部署 qwen2.5-7b-instruct 提供服务/).waitFor();
+  await page.waitForURL(/\/deployments$/);
+  // the base restarts with the adapter: wait until the gateway serves it
+  const T = await srv.login();
+  const adapter = (await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items[0].output_name;
+  let ok = false;
+  for (let i = 0; i < 200 && !ok; i++) { // asked from the page, with the console's session (as the playground does)
+    ok = await page.evaluate(async (model) => {
+      const csrf = decodeURIComponent(document.cookie.match(/aimaas_csrf=([^;]+)/)[1]);
+      const r = await fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }) });
+      return r.status === 200;
+    }, adapter);
+    if (!ok) await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(ok, `${adapter} answers through the gateway`);
+});
+
+test('compare the base and the tuned model side by side in the playground', async () => {
+  await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
+  await page.getByRole('tab', { name: '微调任务' }).click();
+  await page.locator('.el-table .el-tag', { hasText: 'succeeded' }).first().click();
+  await page.locator('.el-drawer button[name=compare-base]').click();
+  await page.waitForURL(/\/playground\?tab=compare/);
+  await page.locator('textarea[name=compare-prompt]').fill('Question 3?');
+  await page.locator('button[name=compare-run]').click();
+  const cols = page.locator('.answer');
+  await cols.nth(1).waitFor();
+  assert.equal(await cols.count(), 2);
+  const models = await cols.evaluateAll((els) => els.map((e) => e.dataset.model));
+  assert.equal(models[0], 'qwen2.5-7b-instruct');
+  assert.match(models[1], /^Qwen2.5-7B-Instruct-lora-\d+$/);
+  const lengths = await watchStream('.answer[data-model="qwen2.5-7b-instruct"] .text');
+  assert.ok(new Set(lengths.filter((n) => n > 0)).size >= 3, 'the base streams into its column');
+  for (const m of models) await page.locator(`.answer[data-model="${m}"] .stats`, { hasText: /个 token/ }).waitFor({ timeout: 15000 });
+  assert.equal(await page.locator('.answer .el-alert').count(), 0, 'neither column failed');
+  await shot('playground-compare');
 });
 
 test('an API key: the secret shown once, then only its hint', async () => {
@@ -155,6 +277,49 @@ test('an API key: the secret shown once, then only its hint', async () => {
   // and it works on the gateway
   const r = await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
   assert.equal(r.status, 200);
+});
+
+test('usage: tokens by model per day, chart and totals', async () => {
+  await page.getByRole('menuitem', { name: '用量统计', exact: true }).click();
+  await page.locator('.totals').getByText('qwen2.5-7b-instruct', { exact: true }).waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('.chart')?.dataset.bars) >= 1);
+  await page.getByText('按密钥').click();
+  await page.locator('.totals').getByText('控制台（模型体验）').waitFor(); // the playground's calls, with no key
+  await shot('usage');
+});
+
+test('resources: each GPU with its memory and utilisation history', async () => {
+  await page.getByRole('menuitem', { name: '资源', exact: true }).click();
+  await page.locator('.gpu[data-gpu="1"]').waitFor();
+  await page.waitForFunction(() => [...document.querySelectorAll('.gpu .chart')].length === 4 &&
+    [...document.querySelectorAll('.gpu .chart')].every((c) => Number(c.dataset.points) >= 1));
+  assert.ok(await page.getByText('local').first().isVisible());
+  await page.getByText('这块 GPU 上没有进程。').first().waitFor(); // simulated cards run no processes
+  await shot('resources');
+});
+
+test('tasks: the audit trail, filtered by state', async () => {
+  await page.getByRole('menuitem', { name: '操作记录', exact: true }).click();
+  await page.locator('.el-table').getByText('deployment.create').first().waitFor();
+  assert.ok(await page.locator('.el-table').getByText('finetune.create').first().isVisible());
+  await page.locator('.bar .el-select').click();
+  await page.getByRole('option', { name: 'succeeded' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('.el-table__body .el-tag')].every((t) => t.textContent.trim() === 'succeeded'));
+  await shot('tasks');
+});
+
+test("users: an admin adds one; the server's refusal is shown by its field", async () => {
+  await page.getByRole('menuitem', { name: '用户', exact: true }).click();
+  await page.locator('.el-table').getByText('admin').first().waitFor();
+  await page.getByRole('button', { name: '添加用户' }).click();
+  await page.locator('input[name=new-username]').fill('alice');
+  await page.locator('input[name=new-password]').fill('short');
+  await page.locator('.el-dialog').getByRole('button', { name: '添加用户' }).click();
+  await page.locator('.el-form-item__error').first().waitFor();
+  await page.locator('input[name=new-password]').fill('alice-password-1');
+  await page.locator('.el-dialog').getByRole('button', { name: '添加用户' }).click();
+  await page.locator('.el-table').getByText('alice').waitFor();
+  await shot('users');
 });
 
 test('sign out ends the session', async () => {

@@ -13,6 +13,10 @@ export const router = createRouter({
       { path: 'deployments', component: () => import('./pages/Deployments.vue') },
       { path: 'finetune', component: () => import('./pages/FineTune.vue') },
       { path: 'playground', component: () => import('./pages/Playground.vue') },
+      { path: 'resources', component: () => import('./pages/Resources.vue') },
+      { path: 'usage', component: () => import('./pages/Usage.vue') },
+      { path: 'tasks', component: () => import('./pages/Tasks.vue') },
+      { path: 'users', component: () => import('./pages/Users.vue'), meta: { admin: true } },
       { path: 'keys', component: () => import('./pages/Keys.vue') },
     ] },
     { path: '/:rest(.*)*', redirect: '/' },
@@ -24,5 +28,6 @@ export const router = createRouter({
 router.beforeEach(async (to) => {
   if (to.meta.public) return true;
   if (!session.user) await session.load();
-  return session.user ? true : { path: '/login', query: { next: to.fullPath } };
+  if (!session.user) return { path: '/login', query: { next: to.fullPath } };
+  return to.meta.admin && session.user.role !== 'admin' ? { path: '/' } : true;
 });
