@@ -14,7 +14,7 @@ import { makeModel } from '../fixtures/make-models.mjs';
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
-let srv, browser, page, datasetDir;
+let srv, browser, page, datasetDir, modelDir;
 const pageErrors = []; // uncaught errors in the console's code: checked after each test
 
 before(async () => {
@@ -22,13 +22,14 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   const dir = tempDir();
   mkdirSync(join(dir, 'models'));
-  makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
+  for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3']) makeModel(m, join(dir, 'models'));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
     AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400' } });
   writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
   writeFileSync(join(dir, 'bad.jsonl'), '{"instruction":"ok","output":"fine"}\n{"instruction":"no answer"}\n');
   datasetDir = dir;
+  modelDir = join(dir, 'models');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   const ctx = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1360, height: 860 } });
   page = await ctx.newPage();
@@ -175,6 +176,33 @@ test('playground: chat with the deployed model, the answer streaming in', async 
   assert.match(stats, /10 个 token .*达到 max_tokens 截断/, stats); // the parameters reached the engine
   assert.ok(await page.locator('.msg.user', { hasText: '介绍一下你自己' }).isVisible());
   await shot('playground-chat');
+});
+
+test('playground: embeddings with their similarities, rerank with scores', async () => {
+  const T = await srv.login();
+  for (const [name, model] of [['bge', 'bge-large-zh-v1.5'], ['reranker', 'bge-reranker-v2-m3']]) {
+    assert.equal((await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelDir, model) } })).status, 201);
+    const d = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name, model, engine: 'vllm' } });
+    assert.equal(d.status, 201, d.text);
+  }
+  for (const name of ['bge', 'reranker'])
+    for (let i = 0; i < 400 && (await srv.api('GET', `/api/v1/deployments/${name}`, { token: T })).json.state !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 50));
+  await page.reload(); // the playground lists what runs when it opens
+  await page.getByRole('tab', { name: '向量' }).click();
+  await page.locator('textarea[name=emb-input]').fill('今天天气很好\n今天天气不错\nGPU 显存不足');
+  await page.locator('button[name=emb-run]').click();
+  await page.getByText(/1024 维/).waitFor(); // bge-large-zh's hidden size
+  assert.equal(await page.locator('.sim .el-table__row').count(), 3);
+  assert.equal(await page.locator('.sim td', { hasText: /^1\.000$/ }).count(), 3, 'each text is itself');
+  await shot('playground-embeddings');
+  await page.getByRole('tab', { name: '重排序' }).click();
+  await page.locator('input[name=rerank-query]').fill('GPU memory');
+  await page.locator('textarea[name=rerank-docs]').fill('the weather is nice\nthe GPU memory is full\napples are sweet');
+  await page.locator('button[name=rerank-run]').click();
+  await page.locator('.ranked .el-table__row').first().waitFor();
+  assert.match(await page.locator('.ranked .el-table__row').first().innerText(), /the GPU memory is full/, 'the relevant one first');
+  await shot('playground-rerank');
 });
 
 test('datasets: upload, the validation report names the bad record; a valid one shows a preview', async () => {
