@@ -288,6 +288,19 @@ test('compare the base and the tuned model side by side in the playground', asyn
   await shot('playground-compare');
 });
 
+test('merge the adapter into its base from the job page; the merged model appears under Models', async () => {
+  await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
+  await page.getByRole('tab', { name: '微调任务' }).click();
+  await page.locator('.el-table .el-tag', { hasText: 'succeeded' }).first().click();
+  const drawer = page.locator('.el-drawer');
+  await drawer.getByRole('button', { name: '合并到基座模型' }).click();
+  await drawer.locator('.merge-state .el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 20000 });
+  const merged = (await drawer.locator('.merge-state').innerText()).match(/(\S+-merged)/)[1];
+  await page.keyboard.press('Escape');
+  await page.getByRole('menuitem', { name: '模型', exact: true }).click();
+  await page.locator('.el-table').getByText(merged, { exact: true }).waitFor();
+});
+
 test('an API key: the secret shown once, then only its hint', async () => {
   await page.getByRole('menuitem', { name: 'API 密钥', exact: true }).click();
   await page.getByText('还没有密钥：为 Dify、FastGPT 或脚本创建一个。').waitFor();

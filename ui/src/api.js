@@ -18,11 +18,13 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
+// One JSON request with the session: the body as JSON, the CSRF header on
+// writes; the answer parsed, or an ApiError with the server's message.
+async function request(url, method, body, signal) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-csrf-token'] = csrf();
-  const r = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin',
+  const r = await fetch(url, { method, headers, signal, credentials: 'same-origin',
     body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   let json = null;
@@ -30,6 +32,8 @@ export async function api(method, path, body) {
   if (!r.ok) throw new ApiError(r.status, json);
   return json;
 }
+
+export const api = (method, path, body) => request(`/api/v1${path}`, method, body);
 
 // Runs a page's (often polled) load: a failure is shown once until the next
 // success, and a 401 not at all (the session ended; the router takes over).
@@ -62,16 +66,7 @@ export const session = reactive({
 
 // The OpenAI-compatible endpoint, called with the console's session (the
 // gateway takes the cookie with the CSRF header, so no key is needed here).
-export async function v1(path, body, signal) {
-  const r = await fetch(`/v1${path}`, { method: body === undefined ? 'GET' : 'POST', signal, credentials: 'same-origin',
-    headers: body === undefined ? {} : { 'content-type': 'application/json', 'x-csrf-token': csrf() },
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  if (!r.ok) throw new ApiError(r.status, json);
-  return json;
-}
+export const v1 = (path, body, signal) => request(`/v1${path}`, body === undefined ? 'GET' : 'POST', body, signal);
 
 // A streamed chat completion: onDelta(text) for each piece as it arrives;
 // resolves with { text, usage, ttft_ms, ms } when the stream ends.

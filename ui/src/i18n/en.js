@@ -51,6 +51,7 @@ export default {
     settings: "Settings",
     adapter_deployed: "{name} is served by deployment {dep} (it restarts with the adapter)",
     merging: "Merging on the CPU: the merged model appears under Models when done",
+    merge_state: "Merge",
   },
   deploy: {
     title: 'Deployments', new: 'Deploy a model', engine: 'Engine', resources: 'GPUs', check: 'Check',

@@ -51,6 +51,7 @@ export default {
     settings: "训练参数",
     adapter_deployed: "{name} 由部署 {dep} 提供服务（该部署会带上适配器重启）",
     merging: "正在用 CPU 合并：完成后合并的模型会出现在模型列表",
+    merge_state: "合并",
   },
   deploy: {
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
