@@ -364,9 +364,42 @@ test("users: an admin adds one; the server's refusal is shown by its field", asy
 });
 
 test('sign out ends the session', async () => {
-  await page.locator('.user').click();
+  await page.locator('.user-menu').click();
   await page.getByText('退出登录').click();
   await page.waitForURL(/\/login/);
   await page.goto(`${srv.url}/`);
+  await page.waitForURL(/\/login/);
+});
+
+test('a user who is not an admin: no Users page, no model registration, her own password; the playground works with her session', async () => {
+  await page.locator('input[name=username]').fill('alice');
+  await page.locator('input[name=password]').fill('alice-password-1');
+  await page.getByRole('button', { name: '登录' }).click();
+  await page.waitForURL(`${srv.url}/`);
+  await page.getByRole('menuitem', { name: '模型体验', exact: true }).waitFor();
+  assert.equal(await page.getByRole('menuitem', { name: '用户', exact: true }).count(), 0, 'no Users menu');
+  await page.goto(`${srv.url}/users`);
+  await page.waitForURL(`${srv.url}/`); // the route is for admins
+  await page.getByRole('menuitem', { name: '模型', exact: true }).click();
+  await page.locator('.el-table').getByText('Qwen2.5-7B-Instruct', { exact: true }).waitFor();
+  assert.equal(await page.getByRole('button', { name: '注册模型' }).count(), 0, 'registering is for admins');
+  // her own password: the server's refusal by field, then the change
+  await page.locator('.user-menu').click();
+  await page.getByText('修改密码').click();
+  await page.locator('input[name=current-password]').fill('not-it');
+  await page.locator('input[name=new-password]').fill('alice-password-2');
+  await page.locator('.el-dialog').getByRole('button', { name: '修改密码' }).click();
+  await page.locator('.el-form-item__error', { hasText: "'current_password' is wrong" }).waitFor();
+  await page.locator('input[name=current-password]').fill('alice-password-1');
+  await page.locator('.el-dialog').getByRole('button', { name: '修改密码' }).click();
+  await page.getByText('密码已修改；其他登录会话已退出。').waitFor();
+  await page.locator('input[name=current-password]').waitFor({ state: 'hidden' });
+  // the playground with her session
+  await page.getByRole('menuitem', { name: '模型体验', exact: true }).click();
+  await page.locator('textarea[name=chat-input]').fill('hello');
+  await page.locator('button[name=chat-send]').click();
+  await page.locator('.msg.assistant .stats', { hasText: /个 token/ }).waitFor();
+  await page.locator('.user-menu').click();
+  await page.getByText('退出登录').click();
   await page.waitForURL(/\/login/);
 });

@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
-  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', resources: "Resources", usage: "Usage", tasks: "Tasks", users: "Users", logout: 'Sign out', language: 'Language' },
+  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', resources: "Resources", usage: "Usage", tasks: "Tasks", users: "Users", password: "Change password", current_password: "Current password", new_password: "New password", password_changed: "Password changed; your other sessions were signed out.", logout: 'Sign out', language: 'Language' },
   common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back' },
   models: {
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
@@ -21,13 +21,20 @@ export default {
     need: "Needs",
     weights: "Weights",
     kv: "KV cache (context)",
+    empty_user: "No models yet: ask an administrator to register one.",
   },
   keys: {
     title: 'API keys', create: 'Create a key', empty: 'No keys yet: create one for Dify, FastGPT or your scripts.',
     hint: 'Key', models: 'Models', all_models: 'all', used: 'Tokens used', revoked: 'revoked', active: 'active',
-    revoke: 'Revoke', models_hint: 'Models it may use (comma-separated; empty: all)', expires: 'Expires in days (0: never)',
+    revoke: 'Revoke', models_hint: 'Models it may use (empty: all)', expires: 'Expires in days (0: never)',
     once: 'Copy the key now: it is shown only this once.', copy: 'Copy', copied: 'Copied', copy_failed: 'Copy it by hand',
     done: 'Done', confirm_revoke: 'Revoke key {name}? Clients using it stop at once.',
+    rpm: "Requests per minute (0: no limit)",
+    tpm: "Tokens per minute (0: no limit)",
+    quota: "Token quota (0: none)",
+    expires_at: "Expires",
+    never: "never",
+    last_used: "Last used",
   },
   ft: {
     datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',

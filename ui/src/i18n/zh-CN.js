@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", logout: '退出登录', language: '语言' },
+  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
@@ -21,13 +21,20 @@ export default {
     need: "所需",
     weights: "权重",
     kv: "KV 缓存（上下文）",
+    empty_user: "还没有模型：请管理员注册模型。",
   },
   keys: {
     title: 'API 密钥', create: '创建密钥', empty: '还没有密钥：为 Dify、FastGPT 或脚本创建一个。',
     hint: '密钥', models: '可用模型', all_models: '全部', used: '已用 token', revoked: '已吊销', active: '有效',
-    revoke: '吊销', models_hint: '可用模型（逗号分隔；留空为全部）', expires: '有效天数（0 为永久）',
+    revoke: '吊销', models_hint: '可用模型（留空为全部）', expires: '有效天数（0 为永久）',
     once: '请立即复制：密钥只显示这一次。', copy: '复制', copied: '已复制', copy_failed: '请手动复制',
     done: '完成', confirm_revoke: '吊销密钥 {name}？使用它的客户端会立即失效。',
+    rpm: "每分钟请求数（0：不限）",
+    tpm: "每分钟 token 数（0：不限）",
+    quota: "token 总额度（0：不限）",
+    expires_at: "到期",
+    never: "永不",
+    last_used: "最近使用",
   },
   ft: {
     datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
