@@ -30,6 +30,7 @@ build/ui/index.html: $(UI_SRC)
 	@[ -d ui/node_modules ] && [ ! ui/package-lock.json -nt ui/node_modules/.package-lock.json ] || \
 		(cd ui && npm ci --no-audit --no-fund --loglevel=error)
 	@cd ui && npx vite build --logLevel warn
+	@find build/ui -type f \( -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' \) -exec gzip -9 -k -f {} +
 ui: build/ui/index.html
 
 deps:

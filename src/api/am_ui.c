@@ -72,6 +72,39 @@ static const char *mime(const char *path)
 }
 
 /* Sends the file at real (already confined); 0, or -1 when unreadable. */
+/* Whether the client takes gzip: a "gzip" token in Accept-Encoding not
+ * weighted q=0. */
+static int accepts_gzip(struct am_http_req *req)
+{
+	const char *ae = am_http_header(req, "accept-encoding");
+	for (const char *p = ae; p && *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",");
+		if (n >= 4 && !strncasecmp(p, "gzip", 4) && (n == 4 || p[4] == ';' || p[4] == ' ')) {
+			const char *q = memchr(p, '=', n);
+			return !q || strtod(q + 1, NULL) > 0;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* The build writes FILE.gz beside each text asset; it is sent instead when
+ * the client takes gzip and it is not older than FILE. */
+static int open_gz(const char *real, const struct stat *orig, struct stat *sb)
+{
+	char gz[PATH_MAX + 4];
+	if (strlen(real) + 4 > sizeof gz)
+		return -1;
+	am_fmt(gz, sizeof gz, "%s.gz", real);
+	int fd = open(gz, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode) || sb->st_mtime < orig->st_mtime)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static int send_file(struct am_http_req *req, const char *real, int immutable)
 {
 	int fd = open(real, O_RDONLY | O_CLOEXEC);
@@ -81,8 +114,23 @@ static int send_file(struct am_http_req *req, const char *real, int immutable)
 			close(fd);
 		return -1;
 	}
+	struct stat gsb;
+	int gfd = open_gz(real, &sb, &gsb), gzip = 0;
+	if (gfd >= 0) {
+		am_http_add_header(req, "Vary", "Accept-Encoding");
+		if (accepts_gzip(req) && (size_t)gsb.st_size <= UI_MAX_FILE) {
+			close(fd);
+			fd = gfd;
+			sb = gsb;
+			gzip = 1;
+			am_http_add_header(req, "Content-Encoding", "gzip");
+		} else {
+			close(gfd);
+		}
+	}
 	char etag[64];
-	am_fmt(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)sb.st_size, (unsigned long long)sb.st_mtime);
+	am_fmt(etag, sizeof etag, "\"%llx-%llx%s\"", (unsigned long long)sb.st_size, (unsigned long long)sb.st_mtime,
+	       gzip ? "-gz" : "");
 	am_http_add_header(req, "ETag", etag);
 	am_http_add_header(req, "Cache-Control", immutable ? "public, max-age=31536000, immutable" : "no-cache");
 	am_http_add_header(req, "X-Content-Type-Options", "nosniff");
