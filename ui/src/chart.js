@@ -3,7 +3,13 @@
 // the component. `draw(chart)` is called once mounted; call the returned
 // redraw() when the data changes.
 import { onMounted, onUnmounted } from 'vue';
-import * as echarts from 'echarts';
+// only what the console draws (line and bar charts on a canvas), not all of ECharts
+import * as echarts from 'echarts/core';
+import { BarChart, LineChart } from 'echarts/charts';
+import { GridComponent, LegendComponent, TooltipComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
+
+echarts.use([BarChart, LineChart, GridComponent, LegendComponent, TooltipComponent, CanvasRenderer]);
 
 export function useChart(el, draw) {
   let chart = null, observer = null;
