@@ -13,6 +13,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_mem.h"
+#include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
 #include "../runtime/am_proc.h"
@@ -801,9 +802,14 @@ static int engines(struct am_ctx *ctx, struct am_err *err)
 		json_t *argv = row && json_string_value(json_object_get(row, "argv"))
 				       ? json_loads(json_string_value(json_object_get(row, "argv")), 0, NULL) : NULL;
 		json_decref(row);
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o}", "name", all[i].name, "title", all[i].title,
-						       "binary", bin, "health_path", all[i].health_path, "gguf", all[i].wants_gguf,
-						       "kinds", kinds, "argv", argv ? argv : json_null()));
+		/* where the program is, as the engine's start will find it (null: not installed) */
+		char found[4096];
+		const char *prog = bin[0] ? bin : json_string_value(json_array_get(argv, 0)); /* custom: its template's */
+		int ok = prog && am_path_which(prog, found, sizeof found) == 0;
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o}", "name", all[i].name, "title",
+						       all[i].title, "binary", bin, "found", ok ? found : NULL, "health_path",
+						       all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds, "argv",
+						       argv ? argv : json_null()));
 	}
 	ctx->resp = am_api_list(items, (long long)n, 100, 0);
 	return 0;

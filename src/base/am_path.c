@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "am_buf.h"
 
@@ -53,4 +54,31 @@ int am_mkdirs(const char *path)
 		*p = '/';
 	}
 	return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int am_path_which(const char *name, char *out, size_t size)
+{
+	if (!name || !*name)
+		return -1;
+	if (strchr(name, '/')) {
+		am_strlcpy(out, name, size);
+		return access(out, X_OK) == 0 ? 0 : -1;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *colon = strchr(path, ':');
+		size_t n = colon ? (size_t)(colon - path) : strlen(path);
+		if (n) {
+			am_fmt(out, size, "%.*s/%s", (int)n, path, name);
+			struct stat sb;
+			if (access(out, X_OK) == 0 && stat(out, &sb) == 0 && S_ISREG(sb.st_mode))
+				return 0;
+		}
+		if (!colon)
+			break;
+		path = colon + 1;
+	}
+	return -1;
 }

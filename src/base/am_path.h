@@ -16,5 +16,9 @@ int am_path_confine(const char *path, char *const *roots, int nroots, const char
 int am_mkdirs(const char *path);
 /* 1 when real (already resolved) is root itself or inside it. */
 int am_path_under(const char *real, const char *root);
+/* The executable a program name runs: `name` itself when it holds a '/',
+ * else the first PATH entry with it. 0 with out, or -1 when not found or
+ * not executable. */
+int am_path_which(const char *name, char *out, size_t size);
 
 #endif

@@ -11,6 +11,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "am_nvml.h"
 #include "am_simgpu.h"
@@ -56,26 +57,6 @@ int am_inventory_new(const struct am_inventory_config *cfg, struct am_inventory 
 	return 0;
 }
 
-static int find_on_path(const char *name, char *out, size_t size)
-{
-	const char *path = getenv("PATH");
-	if (!path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		const char *colon = strchr(path, ':');
-		size_t n = colon ? (size_t)(colon - path) : strlen(path);
-		if (n) {
-			am_fmt(out, size, "%.*s/%s", (int)n, path, name);
-			if (access(out, X_OK) == 0)
-				return 0;
-		}
-		if (!colon)
-			break;
-		path = colon + 1;
-	}
-	return -1;
-}
-
 static void choose_source(struct am_inventory *inv)
 {
 	char err[256];
@@ -89,7 +70,7 @@ static void choose_source(struct am_inventory *inv)
 		am_strlcpy(inv->smi_path, inv->cfg.nvidia_smi, sizeof inv->smi_path);
 		if (access(inv->smi_path, X_OK) == 0)
 			inv->source = 2;
-	} else if (find_on_path("nvidia-smi", inv->smi_path, sizeof inv->smi_path) == 0) {
+	} else if (am_path_which("nvidia-smi", inv->smi_path, sizeof inv->smi_path) == 0) {
 		inv->source = 2;
 	}
 	if (inv->source == 2) {

@@ -287,7 +287,10 @@ test('failures come with their reason and the last log lines; pinned GPUs and sc
   assert.ok(d.instances[0].last_log_lines.some((l) => /Engine core initialization failed/.test(l)));
   await srv.api('DELETE', '/api/v1/deployments/oom', { token: T });
   // a missing engine program
-  await srv.api('PATCH', '/api/v1/engines/llama.cpp', { token: T, body: { binary: '/nonexistent/llama-server' } });
+  const eng = await srv.api('PATCH', '/api/v1/engines/llama.cpp', { token: T, body: { binary: '/nonexistent/llama-server' } });
+  const byName = Object.fromEntries(eng.json.items.map((e) => [e.name, e]));
+  assert.equal(byName['llama.cpp'].found, null, 'the engine list says the program is not there');
+  assert.match(byName.vllm.found, /tests\/shims\/vllm$/, 'found on PATH as an engine start would find it');
   await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', 'qwen2.5-0.5b-instruct-q4_k_m.gguf') } });
   const g = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'tiny', model: 'qwen2.5-0.5b-instruct-q4_k_m', engine: 'llama.cpp' } });
   assert.equal(g.status, 201, g.text);

@@ -349,6 +349,26 @@ test('tasks: the audit trail, filtered by state', async () => {
   await shot('tasks');
 });
 
+test('engines: where each program is on this machine; setting a path that is not there says so', async () => {
+  await page.getByRole('menuitem', { name: '推理引擎', exact: true }).click();
+  const row = (title) => page.locator('.el-table__row', { hasText: title });
+  await row('vLLM').getByText(/tests\/shims\/vllm$/).waitFor(); // the shim is first on PATH here
+  await row('llama.cpp').getByText('未找到').waitFor(); // no llama-server on this machine
+  await page.locator('input[name="binary-sglang"]').fill('/opt/sglang/bin/python3');
+  await row('SGLang').getByRole('button', { name: '保存' }).click();
+  await page.getByText('SGLang 已保存').waitFor();
+  assert.equal(await page.locator('input[name="binary-sglang"]').inputValue(), '/opt/sglang/bin/python3');
+  await row('SGLang').getByText('未找到').waitFor(); // not there
+  await page.locator('textarea[name=custom-argv]').fill('my-server\n--port\n{port}');
+  await page.locator('.custom').getByRole('button', { name: '保存' }).click();
+  await page.getByText('custom 已保存').waitFor();
+  await row('Custom command').getByText('未找到').waitFor(); // its program is the template's first argument
+  await page.locator('textarea[name=custom-argv]').fill('python3\n-m\nhttp.server\n{port}');
+  await page.locator('.custom').getByRole('button', { name: '保存' }).click();
+  await row('Custom command').getByText(/\/python3$/).waitFor();
+  await shot('engines');
+});
+
 test("users: an admin adds one; the server's refusal is shown by its field", async () => {
   await page.getByRole('menuitem', { name: '用户', exact: true }).click();
   await page.locator('.el-table').getByText('admin').first().waitFor();

@@ -17,6 +17,7 @@ export const router = createRouter({
       { path: 'usage', component: () => import('./pages/Usage.vue') },
       { path: 'tasks', component: () => import('./pages/Tasks.vue') },
       { path: 'users', component: () => import('./pages/Users.vue'), meta: { admin: true } },
+      { path: 'engines', component: () => import('./pages/Engines.vue'), meta: { admin: true } },
       { path: 'keys', component: () => import('./pages/Keys.vue') },
     ] },
     { path: '/:rest(.*)*', redirect: '/' },

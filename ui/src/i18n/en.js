@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
-  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', resources: "Resources", usage: "Usage", tasks: "Tasks", users: "Users", password: "Change password", current_password: "Current password", new_password: "New password", password_changed: "Password changed; your other sessions were signed out.", logout: 'Sign out', language: 'Language' },
+  menu: { dashboard: 'Dashboard', models: 'Models', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', resources: "Resources", usage: "Usage", tasks: "Tasks", users: "Users", password: "Change password", current_password: "Current password", new_password: "New password", password_changed: "Password changed; your other sessions were signed out.", engines: "Engines", logout: 'Sign out', language: 'Language' },
   common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back' },
   models: {
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
@@ -94,6 +94,7 @@ export default {
     dify_provider: "Settings → Model providers",
     fastgpt_env: "FastGPT .env (or the model channel)",
     fastgpt_model: "then add the model in FastGPT's model config",
+    engine_missing: "'{bin}' is not installed on this machine (or not on aimaas's PATH): the deployment will fail until it is. An admin can set the program under Engines.",
   },
   dash: {
     gpus: 'GPUs', nodes: 'Nodes', deployments: 'Deployments', jobs: 'Fine-tuning jobs', tasks: 'Recent tasks',
@@ -109,4 +110,5 @@ export default {
   tasks: { title: "Tasks", kind_hint: "Kind, e.g. deployment.create", actor: "By", message: "Message" },
   users: { title: "Users", create: "Add a user", display: "Display name", role: "Role", admin: "admin", user: "user", enabled: "Enabled", last_login: "Last sign-in", reset: "Reset password", created: "Added {name}", new_password: "New password for {name}", confirm_delete: "Delete user {name}? Their keys stop working." },
   usage: { title: "Usage", by_model: "By model", by_key: "By key", by_user: "By user", days: "days", empty: "No calls yet in this period: call a model through /v1 with a key.", requests: "Requests", prompt: "Prompt tokens", completion: "Completion tokens", errors: "Errors", ttft: "First token (ms)", tokens: "tokens", total: "Total", console: "console (playground)" },
+  engines: { title: "Engines", hint: "The program each engine runs: a name on aimaas's PATH or an absolute path (e.g. a virtual environment's bin/vllm). Empty: the default.", binary: "Program", found: "On this machine", missing: "not found", serves: "Serves", save: "Save", saved: "{name} saved", custom: "Custom engine: the command, one argument per line", custom_hint: "Placeholders: {list}. It runs without a shell.", custom_below: "the first argument of the template below" },
 };

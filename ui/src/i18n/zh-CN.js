@@ -1,7 +1,7 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", logout: '退出登录', language: '语言' },
+  menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", engines: "推理引擎", logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
@@ -94,6 +94,7 @@ export default {
     dify_provider: "设置 → 模型供应商",
     fastgpt_env: "FastGPT 的 .env（或模型渠道）",
     fastgpt_model: "再在 FastGPT 的模型配置里添加模型",
+    engine_missing: "本机没有找到 '{bin}'（或不在 aimaas 的 PATH 上）：安装之前部署会失败。管理员可在“推理引擎”里设置程序路径。",
   },
   dash: {
     gpus: 'GPU', nodes: '节点', deployments: '模型部署', jobs: '微调任务', tasks: '最近操作',
@@ -109,4 +110,5 @@ export default {
   tasks: { title: "操作记录", kind_hint: "类型，如 deployment.create", actor: "操作人", message: "说明" },
   users: { title: "用户", create: "添加用户", display: "显示名", role: "角色", admin: "管理员", user: "普通用户", enabled: "启用", last_login: "最近登录", reset: "重置密码", created: "已添加 {name}", new_password: "{name} 的新密码", confirm_delete: "删除用户 {name}？其密钥将立即失效。" },
   usage: { title: "用量统计", by_model: "按模型", by_key: "按密钥", by_user: "按用户", days: "天", empty: "此期间还没有调用：用密钥通过 /v1 调用模型。", requests: "请求数", prompt: "输入 token", completion: "输出 token", errors: "错误", ttft: "首 token（ms）", tokens: "token", total: "合计", console: "控制台（模型体验）" },
+  engines: { title: "推理引擎", hint: "每个引擎运行的程序：aimaas 的 PATH 上的程序名，或绝对路径（如虚拟环境里的 bin/vllm）。留空为默认。", binary: "程序", found: "本机位置", missing: "未找到", serves: "支持", save: "保存", saved: "{name} 已保存", custom: "自定义引擎：命令，每行一个参数", custom_hint: "占位符：{list}。不经过 shell 运行。", custom_below: "下方模板的第一个参数" },
 };
