@@ -2,6 +2,7 @@
 #include "am_gateway.h"
 
 #include <event2/thread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -277,17 +278,37 @@ out:
 
 /* ---- usage ---- */
 
-void gw_usage_push(struct am_gateway *g, const struct gw_usage *u)
+/* On the worker's thread (or the main thread once the worker has stopped). */
+void gw_usage_push(struct gw_worker *w, const struct gw_usage *u)
 {
-	pthread_mutex_lock(&g->mu);
-	if (g->nusage < 1000000) { /* a stalled database must not eat the memory */
-		if (g->nusage == g->capusage) {
-			g->capusage = g->capusage ? g->capusage * 2 : 1024;
-			g->usage = am_realloc(g->usage, (size_t)g->capusage * sizeof *g->usage);
-		}
-		g->usage[g->nusage++] = *u;
+	if (!w->ub) {
+		if (atomic_load(&w->g->upending) >= 1000000) /* a stalled database must not eat the memory */
+			return;
+		w->ub = am_malloc(sizeof *w->ub);
+		w->ub->n = 0;
 	}
-	pthread_mutex_unlock(&g->mu);
+	w->ub->u[w->ub->n++] = *u;
+	if (w->ub->n == GW_UBATCH)
+		gw_usage_handover(w);
+}
+
+void gw_usage_handover(struct gw_worker *w)
+{
+	struct gw_ubatch *b = w->ub;
+	if (!b || !b->n)
+		return;
+	w->ub = NULL;
+	atomic_fetch_add(&w->g->upending, b->n);
+	b->next = atomic_load(&w->g->ubatches);
+	while (!atomic_compare_exchange_weak(&w->g->ubatches, &b->next, b))
+		;
+}
+
+static void on_ub_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	gw_usage_handover(arg);
 }
 
 static void flush_into(struct am_gateway *g, struct am_store *st);
@@ -299,14 +320,29 @@ void am_gateway_flush_usage(struct am_gateway *g)
 
 static void flush_into(struct am_gateway *g, struct am_store *st)
 {
-	pthread_mutex_lock(&g->mu);
-	struct gw_usage *batch = g->usage;
-	int n = g->nusage;
-	g->usage = NULL;
-	g->nusage = g->capusage = 0;
-	pthread_mutex_unlock(&g->mu);
-	if (!n)
+	struct gw_ubatch *list = atomic_exchange(&g->ubatches, NULL), *rev = NULL;
+	int n = 0;
+	while (list) { /* oldest first */
+		struct gw_ubatch *next = list->next;
+		list->next = rev;
+		rev = list;
+		n += list->n;
+		list = next;
+	}
+	if (!n) {
+		free(rev);
 		return;
+	}
+	atomic_fetch_sub(&g->upending, n);
+	struct gw_usage *batch = am_malloc((size_t)n * sizeof *batch);
+	int at = 0;
+	while (rev) {
+		struct gw_ubatch *next = rev->next;
+		memcpy(&batch[at], rev->u, (size_t)rev->n * sizeof *batch);
+		at += rev->n;
+		free(rev);
+		rev = next;
+	}
 	/* one UPDATE per key per batch, not per request */
 	long long *kid = am_calloc((size_t)n, sizeof *kid), *ktok = am_calloc((size_t)n, sizeof *ktok);
 	int nk = 0;
@@ -533,7 +569,11 @@ static void on_inbox(evutil_socket_t fd, short what, void *arg)
 static void *writer_main(void *arg)
 {
 	struct am_gateway *g = arg;
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	/* only when nothing else wants the CPU: request threads must never wait
+	 * for usage bookkeeping (SCHED_IDLE; nice 10 where that is refused) */
+	struct sched_param sp = { 0 };
+	if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&g->mu);
 	while (!g->writer_stop) {
 		struct timespec ts;
@@ -617,6 +657,9 @@ int am_gateway_start(struct am_gateway *g)
 		w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
 		event_add(w->notify, NULL);
 		w->quit = event_new(w->base, -1, 0, on_quit, w);
+		w->ub_timer = event_new(w->base, -1, EV_PERSIST, on_ub_timer, w);
+		struct timeval every = { 0, 100000 };
+		event_add(w->ub_timer, &every);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			am_error("gateway", "cannot start worker %d", i);
 			return -1;
@@ -637,6 +680,8 @@ void am_gateway_free(struct am_gateway *g)
 		event_active(w->quit, EV_TIMEOUT, 0);
 		pthread_join(w->thread, NULL);
 		am_http_server_free(w->http); /* aborts requests in flight, which cancel their upstreams */
+		gw_usage_handover(w);         /* its last rows, those aborts' included */
+		event_free(w->ub_timer);
 		gw_pool_free(w->pool);
 		event_free(w->notify);
 		event_free(w->quit);
@@ -674,7 +719,7 @@ void am_gateway_free(struct am_gateway *g)
 	for (int i = 0; i < g->nctrs; i++)
 		free(g->ctrs[i]);
 	free(g->ctrs);
-	free(g->usage);
+
 	pthread_mutex_destroy(&g->mu);
 	free(g);
 }

@@ -72,6 +72,15 @@ struct gw_usage {
 	int status, stream;
 };
 
+/* Usage rows a worker gathers on its own, then hands to the writer whole:
+ * nothing on the request path takes a lock a low-priority thread may hold. */
+#define GW_UBATCH 256
+struct gw_ubatch {
+	struct gw_ubatch *next;
+	int n;
+	struct gw_usage u[GW_UBATCH];
+};
+
 #define GW_NB 14
 struct gw_mstats {             /* one model's series, per worker */
 	char model[129];
@@ -115,6 +124,8 @@ struct gw_worker {
 	pthread_mutex_t smu;       /* guards stats, read by /metrics */
 	struct gw_mstats *stats;
 	int nstats;
+	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
+	struct event *ub_timer;    /* hands them over every 100 ms */
 };
 
 struct am_gateway {
@@ -126,8 +137,8 @@ struct am_gateway {
 	char signature[16384];     /* main loop only */
 	struct gw_counters **ctrs;
 	int nctrs, capctrs;
-	struct gw_usage *usage;
-	int nusage, capusage;
+	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
+	_Atomic long long upending;           /* rows in them */
 	struct gw_pending *inbox;  /* connections handed back to the main loop */
 	int ninbox, capinbox;
 	struct event *inbox_ev;
@@ -145,7 +156,8 @@ struct am_gateway {
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
 /* am_gateway.c: for the proxy */
 struct gw_table *gw_table_get(struct gw_worker *w);
-void gw_usage_push(struct am_gateway *g, const struct gw_usage *u);
+void gw_usage_push(struct gw_worker *w, const struct gw_usage *u);
+void gw_usage_handover(struct gw_worker *w);
 struct gw_mstats *gw_stats(struct gw_worker *w, const char *model);
 void gw_stats_observe(uint64_t *buckets, double v);
 

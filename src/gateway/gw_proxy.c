@@ -234,7 +234,7 @@ static void account(struct preq *p, int status)
 		u.dur_ms = dur * 1000;
 		u.status = status;
 		u.stream = p->stream;
-		gw_usage_push(w->g, &u);
+		gw_usage_push(w, &u);
 	}
 }
 
