@@ -127,6 +127,11 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   await dlg.getByRole('button', { name: '部署', exact: true }).click();
   const drawer = page.locator('.el-drawer');
   await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
+  // the deployment's page has its own address: reloading it (or a bookmark) opens it again
+  await page.waitForURL(/\/deployments\/\d+$/);
+  await page.reload();
+  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor();
+  assert.ok(await page.getByRole('menuitem', { name: '模型部署', exact: true }).evaluate((e) => e.classList.contains('is-active')));
   const curl = await drawer.locator('pre.snippet-curl').innerText();
   assert.match(curl, new RegExp(`curl ${srv.url}/v1/chat/completions`));
   assert.match(curl, /"model": "qwen2.5-7b-instruct"/);
@@ -142,6 +147,7 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   await shot('deployment-metrics');
   await page.keyboard.press('Escape');
   await drawer.waitFor({ state: 'hidden' });
+  await page.waitForURL(/\/deployments$/);
 });
 
 // Samples the assistant's text every 10 ms until its cursor goes: the lengths it went through.
@@ -238,6 +244,7 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await shot('finetune-wizard');
   await dlg.getByRole('button', { name: '开始训练' }).click();
   const drawer = page.locator('.el-drawer');
+  await page.waitForURL(/\/finetune\/jobs\/\d+$/);
   await page.waitForFunction(() => Number(document.querySelector('.el-drawer .chart')?.dataset.points) >= 3, null, { timeout: 20000 });
   assert.ok(await drawer.locator('canvas').first().isVisible(), 'ECharts drew on its canvas');
   await drawer.getByText(/第 \d+\/120 步/).waitFor(); // 40 records × 3 epochs, batch 1, no accumulation

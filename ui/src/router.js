@@ -10,8 +10,9 @@ export const router = createRouter({
     { path: '/', component: Layout, children: [
       { path: '', component: () => import('./pages/Dashboard.vue') },
       { path: 'models', component: () => import('./pages/Models.vue') },
-      { path: 'deployments', component: () => import('./pages/Deployments.vue') },
-      { path: 'finetune', component: () => import('./pages/FineTune.vue') },
+      // a deployment's or a job's page is the list with its drawer open: /deployments/7, /finetune/jobs/3
+      { path: 'deployments/:id?', component: () => import('./pages/Deployments.vue') },
+      { path: 'finetune/:jobs(jobs)?/:id?', component: () => import('./pages/FineTune.vue') },
       { path: 'playground', component: () => import('./pages/Playground.vue') },
       { path: 'resources', component: () => import('./pages/Resources.vue') },
       { path: 'usage', component: () => import('./pages/Usage.vue') },
