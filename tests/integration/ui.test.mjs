@@ -337,6 +337,13 @@ test('usage: tokens by model per day, chart and totals', async () => {
 });
 
 test('resources: each GPU with its memory and utilisation history', async () => {
+  // first, from the dashboard to a deployment's page in one click
+  await page.getByRole('menuitem', { name: '概览', exact: true }).click();
+  await page.locator('.deps').getByText('qwen2.5-7b-instruct', { exact: true }).click();
+  await page.waitForURL(/\/deployments\/\d+$/);
+  await page.locator('.el-drawer .el-tag', { hasText: 'running' }).first().waitFor();
+  await page.keyboard.press('Escape');
+  await page.locator('.el-drawer').waitFor({ state: 'hidden' });
   await page.getByRole('menuitem', { name: '资源', exact: true }).click();
   await page.locator('.gpu[data-gpu="1"]').waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('.gpu .chart')].length === 4 &&
@@ -405,6 +412,8 @@ test('a user who is not an admin: no Users page, no model registration, her own 
   await page.waitForURL(`${srv.url}/`);
   await page.getByRole('menuitem', { name: '模型体验', exact: true }).waitFor();
   assert.equal(await page.getByRole('menuitem', { name: '用户', exact: true }).count(), 0, 'no Users menu');
+  // her dashboard lists her own deployments: none (the models others serve are hers to call)
+  await page.getByText('还没有部署：先注册模型，再部署。').waitFor();
   await page.goto(`${srv.url}/users`);
   await page.waitForURL(`${srv.url}/`); // the route is for admins
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
