@@ -496,7 +496,8 @@ static void on_head(struct am_http_req *req, void *data)
 		}
 	}
 	if (k->expires_at && am_wall_ms() >= k->expires_at) {
-		oai_error(req, 401, "invalid_request_error", "expired_api_key", NULL, "This API key has expired");
+		oai_error(req, 401, "invalid_request_error", "expired_api_key", NULL,
+			  k->session ? "The console session has expired: log in again" : "This API key has expired");
 		return;
 	}
 	p->key = k;
