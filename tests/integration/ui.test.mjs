@@ -27,6 +27,8 @@ before(async () => {
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
     AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400' } });
   writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
+  // a spreadsheet saved as CSV, with its own (Chinese) column names and a quoted comma
+  writeFileSync(join(dir, 'faq.csv'), '\ufeff编号,问题,答案\r\n' + Array.from({ length: 12 }, (_, i) => `${i},"问题 ${i}，怎么办?","答案 ${i}"`).join('\r\n') + '\r\n');
   writeFileSync(join(dir, 'bad.jsonl'), '{"instruction":"ok","output":"fine"}\n{"instruction":"no answer"}\n');
   datasetDir = dir;
   modelDir = join(dir, 'models');
@@ -224,12 +226,22 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   await page.getByText('40 条有效，0 条无效').waitFor();
   await page.locator('.el-table').getByText('qa', { exact: true }).click();
   await page.locator('pre.record', { hasText: 'Q0?' }).waitFor();
+  // a CSV with its own column names: map them (guessed from the names), then upload
+  await page.locator('input[name=dataset-name]').fill('faq');
+  await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'faq.csv'));
+  const map = page.locator('.el-dialog', { hasText: '对应列' });
+  await map.getByText('faq.csv 使用了自己的列名').waitFor();
+  const chosen = (field) => map.locator('.el-form-item', { hasText: field }).locator('.el-select').innerText();
+  assert.equal((await chosen('instruction')).trim(), '问题', 'guessed from the column name');
+  assert.equal((await chosen('output')).trim(), '答案');
+  await map.locator('button[name=csv-upload]').click();
+  await page.getByText('12 条有效，0 条无效').waitFor();
 });
 
 test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws points, the adapter is deployed', async () => {
   await page.getByRole('tab', { name: '微调任务' }).click();
   await page.getByRole('button', { name: '新建微调任务' }).click();
-  const dlg = page.locator('.el-dialog');
+  const dlg = page.locator('.el-dialog', { hasText: '基础模型' });
   await dlg.locator('.el-select').nth(1).click();
   await page.getByRole('option', { name: 'qa (40)' }).click();
   await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GB/).waitFor(); // the dry run's answer

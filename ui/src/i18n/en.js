@@ -59,6 +59,10 @@ export default {
     adapter_deployed: "{name} is served by deployment {dep} (it restarts with the adapter)",
     merging: "Merging on the CPU: the merged model appears under Models when done",
     merge_state: "Merge",
+    csv_map: "Which column is which",
+    csv_map_hint: "{file} names its own columns: choose the one with the questions (instruction) and the one with the answers (output); input and system are optional.",
+    csv_none: "none",
+    upload_short: "Upload",
   },
   deploy: {
     title: 'Deployments', new: 'Deploy a model', engine: 'Engine', resources: 'GPUs', check: 'Check',

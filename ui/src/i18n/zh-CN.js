@@ -59,6 +59,10 @@ export default {
     adapter_deployed: "{name} 由部署 {dep} 提供服务（该部署会带上适配器重启）",
     merging: "正在用 CPU 合并：完成后合并的模型会出现在模型列表",
     merge_state: "合并",
+    csv_map: "对应列",
+    csv_map_hint: "{file} 使用了自己的列名：请选出问题所在列（instruction）和答案所在列（output）；input 与 system 可不选。",
+    csv_none: "不使用",
+    upload_short: "上传",
   },
   deploy: {
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
