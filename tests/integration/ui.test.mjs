@@ -100,6 +100,8 @@ test('model details: what it is and the GPU memory it needs', async () => {
   assert.ok(await drawer.getByText('Qwen2ForCausalLM').isVisible());
   assert.equal(await drawer.locator('.mem-table .el-table__row').count(), 4, '1, 2, 4 and 8 GPUs');
   await drawer.getByText(/heads/).first().waitFor(); // 28 attention heads do not split over 8 GPUs
+  await drawer.getByRole('button', { name: '重新读取文件' }).click();
+  await page.getByText('已重新读取 Qwen2.5-7B-Instruct').waitFor();
   await shot('model-details');
   await page.keyboard.press('Escape');
   await drawer.waitFor({ state: 'hidden' });
@@ -236,6 +238,10 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   assert.equal((await chosen('output')).trim(), '答案');
   await map.locator('button[name=csv-upload]').click();
   await page.getByText('12 条有效，0 条无效').waitFor();
+  // the invalid one goes: its row and its file
+  await page.locator('.el-table__row', { hasText: 'bad' }).getByRole('button', { name: '删除' }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.locator('.el-table__row', { hasText: 'bad' }).waitFor({ state: 'detached' });
 });
 
 test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws points, the adapter is deployed', async () => {
@@ -315,6 +321,10 @@ test('merge the adapter into its base from the job page; the merged model appear
   await drawer.getByRole('button', { name: '合并到基座模型' }).click();
   await drawer.locator('.merge-state .el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 20000 });
   const merged = (await drawer.locator('.merge-state').innerText()).match(/(\S+-merged)/)[1];
+  // deleting the job is refused while its result is a model: the server's words are shown
+  await drawer.getByRole('button', { name: '删除' }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.getByText(/output is registered as a model .* delete that model first/).waitFor();
   await page.keyboard.press('Escape');
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
   await page.locator('.el-table').getByText(merged, { exact: true }).waitFor();
@@ -337,6 +347,18 @@ test('an API key: the secret shown once, then only its hint', async () => {
   // and it works on the gateway
   const r = await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
   assert.equal(r.status, 200);
+  // a personal token for scripts on the management API, shown once too
+  await page.getByRole('tab', { name: '个人令牌（调用管理 API）' }).click();
+  await page.getByText('还没有个人令牌。').waitFor();
+  await page.getByRole('button', { name: '创建令牌' }).first().click();
+  await page.locator('input[name=token-name]').fill('nightly-script');
+  await page.locator('.el-dialog', { hasText: '创建令牌' }).getByRole('button', { name: '创建令牌' }).click();
+  const tok = await page.locator('code.token-secret').innerText();
+  const d = await fetch(`${srv.url}/api/v1/deployments`, { headers: { authorization: `Bearer ${tok}` } });
+  assert.equal(d.status, 200, 'the token works on /api/v1');
+  await page.getByRole('button', { name: '完成' }).click();
+  await page.locator('.el-table').getByText('nightly-script').waitFor();
+  await page.getByRole('tab', { name: 'API 密钥（调用 /v1 上的模型）' }).click();
 });
 
 test('usage: tokens by model per day, chart and totals', async () => {

@@ -3,6 +3,7 @@
 // server's message and field.
 import { reactive } from 'vue';
 import { ElMessage } from 'element-plus';
+import { useI18n } from 'vue-i18n';
 
 export function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)aimaas_csrf=([^;]+)/);
@@ -110,4 +111,13 @@ export async function streamChat(body, onDelta, signal) {
     }
   }
   return { text, usage, finish, ttft_ms: ttft, ms: performance.now() - t0 };
+}
+
+// Copies text to the clipboard and says so (or says to copy it by hand:
+// browsers refuse the clipboard outside https and localhost).
+export function useCopy() {
+  const { t } = useI18n();
+  return async (text) => {
+    try { await navigator.clipboard.writeText(text); ElMessage.success(t('keys.copied')); } catch { ElMessage.warning(t('keys.copy_failed')); }
+  };
 }

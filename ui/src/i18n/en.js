@@ -22,6 +22,8 @@ export default {
     weights: "Weights",
     kv: "KV cache (context)",
     empty_user: "No models yet: ask an administrator to register one.",
+    reinspect: "Read the files again",
+    reinspected: "{name} read again",
   },
   keys: {
     title: 'API keys', create: 'Create a key', empty: 'No keys yet: create one for Dify, FastGPT or your scripts.',
@@ -35,6 +37,9 @@ export default {
     expires_at: "Expires",
     never: "never",
     last_used: "Last used",
+    tab_keys: "API keys (models on /v1)",
+    tab_tokens: "Personal tokens (the management API)",
+    hint_v1: "Applications (Dify, FastGPT, RAGFlow, n8n, your code) call models on /v1 with a key.",
   },
   ft: {
     datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',
@@ -63,6 +68,8 @@ export default {
     csv_map_hint: "{file} names its own columns: choose the one with the questions (instruction) and the one with the answers (output); input and system are optional.",
     csv_none: "none",
     upload_short: "Upload",
+    confirm_delete_dataset: "Delete dataset {name} and its file?",
+    confirm_delete_job: "Delete job {name} and its folder (checkpoints, logs)?",
   },
   deploy: {
     title: 'Deployments', new: 'Deploy a model', engine: 'Engine', resources: 'GPUs', check: 'Check',
@@ -115,4 +122,5 @@ export default {
   users: { title: "Users", create: "Add a user", display: "Display name", role: "Role", admin: "admin", user: "user", enabled: "Enabled", last_login: "Last sign-in", reset: "Reset password", created: "Added {name}", new_password: "New password for {name}", confirm_delete: "Delete user {name}? Their keys stop working." },
   usage: { title: "Usage", by_model: "By model", by_key: "By key", by_user: "By user", days: "days", empty: "No calls yet in this period: call a model through /v1 with a key.", requests: "Requests", prompt: "Prompt tokens", completion: "Completion tokens", errors: "Errors", ttft: "First token (ms)", tokens: "tokens", total: "Total", console: "console (playground)" },
   engines: { title: "Engines", hint: "The program each engine runs: a name on aimaas's PATH or an absolute path (e.g. a virtual environment's bin/vllm). Empty: the default.", binary: "Program", found: "On this machine", missing: "not found", serves: "Serves", save: "Save", saved: "{name} saved", custom: "Custom engine: the command, one argument per line", custom_hint: "Placeholders: {list}. It runs without a shell.", custom_below: "the first argument of the template below" },
+  tokens: { hint: "For scripts that manage aimaas as you (deploy, fine-tune, read usage) through /api/v1.", create: "Create a token", empty: "No personal tokens yet." },
 };

@@ -22,6 +22,8 @@ export default {
     weights: "权重",
     kv: "KV 缓存（上下文）",
     empty_user: "还没有模型：请管理员注册模型。",
+    reinspect: "重新读取文件",
+    reinspected: "已重新读取 {name}",
   },
   keys: {
     title: 'API 密钥', create: '创建密钥', empty: '还没有密钥：为 Dify、FastGPT 或脚本创建一个。',
@@ -35,6 +37,9 @@ export default {
     expires_at: "到期",
     never: "永不",
     last_used: "最近使用",
+    tab_keys: "API 密钥（调用 /v1 上的模型）",
+    tab_tokens: "个人令牌（调用管理 API）",
+    hint_v1: "应用（Dify、FastGPT、RAGFlow、n8n、自己的代码）用密钥调用 /v1 上的模型。",
   },
   ft: {
     datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
@@ -63,6 +68,8 @@ export default {
     csv_map_hint: "{file} 使用了自己的列名：请选出问题所在列（instruction）和答案所在列（output）；input 与 system 可不选。",
     csv_none: "不使用",
     upload_short: "上传",
+    confirm_delete_dataset: "删除数据集 {name} 及其文件？",
+    confirm_delete_job: "删除任务 {name} 及其目录（检查点、日志）？",
   },
   deploy: {
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
@@ -115,4 +122,5 @@ export default {
   users: { title: "用户", create: "添加用户", display: "显示名", role: "角色", admin: "管理员", user: "普通用户", enabled: "启用", last_login: "最近登录", reset: "重置密码", created: "已添加 {name}", new_password: "{name} 的新密码", confirm_delete: "删除用户 {name}？其密钥将立即失效。" },
   usage: { title: "用量统计", by_model: "按模型", by_key: "按密钥", by_user: "按用户", days: "天", empty: "此期间还没有调用：用密钥通过 /v1 调用模型。", requests: "请求数", prompt: "输入 token", completion: "输出 token", errors: "错误", ttft: "首 token（ms）", tokens: "token", total: "合计", console: "控制台（模型体验）" },
   engines: { title: "推理引擎", hint: "每个引擎运行的程序：aimaas 的 PATH 上的程序名，或绝对路径（如虚拟环境里的 bin/vllm）。留空为默认。", binary: "程序", found: "本机位置", missing: "未找到", serves: "支持", save: "保存", saved: "{name} 已保存", custom: "自定义引擎：命令，每行一个参数", custom_hint: "占位符：{list}。不经过 shell 运行。", custom_below: "下方模板的第一个参数" },
+  tokens: { hint: "供脚本以你的身份通过 /api/v1 管理 aimaas（部署、微调、读取用量）。", create: "创建令牌", empty: "还没有个人令牌。" },
 };
