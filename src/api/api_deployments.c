@@ -26,6 +26,8 @@
 		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
 		 " reason, task_id, aliases, created_by, created_at, updated_at"
 
+#define MASK "********" /* what a secret env value reads as */
+
 static int secret_name(const char *k)
 {
 	return strstr(k, "TOKEN") || strstr(k, "KEY") || strstr(k, "SECRET") || strstr(k, "PASSWORD");
@@ -64,7 +66,7 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	json_t *v;
 	json_object_foreach(json_object_get(d, "env"), k, v)
 		if (secret_name(k))
-			json_object_set_new(json_object_get(d, "env"), k, json_string("********"));
+			json_object_set_new(json_object_get(d, "env"), k, json_string(MASK));
 	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
 	json_t *m = NULL;
 	am_store_row(srv->store, &m, "SELECT id, name, kind, architecture, parameters FROM models WHERE id = ?", "i",
@@ -663,7 +665,16 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		restart_needed = 1;
 	}
 	if (json_is_object(json_object_get(ctx->body, "env"))) {
-		char *s = am_json_dump(json_object_get(ctx->body, "env"));
+		/* a secret's value comes back masked from GET: "********" keeps what is stored */
+		json_t *env = json_object_get(ctx->body, "env");
+		json_t *old = json_loads(json_string_value(json_object_get(dep, "env")) ?: "{}", 0, NULL);
+		const char *k;
+		json_t *v;
+		json_object_foreach(env, k, v)
+			if (!strcmp(json_string_value(v), MASK) && json_is_string(json_object_get(old, k)))
+				json_object_set(env, k, json_object_get(old, k));
+		json_decref(old);
+		char *s = am_json_dump(env);
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET env = ? WHERE id = ?", "si", s, id);
 		free(s);
 		restart_needed = 1;

@@ -304,6 +304,21 @@ test('failures come with their reason and the last log lines; pinned GPUs and sc
   await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T, body: { replicas: 1 } });
   await waitFor('bge-reranker', (x) => x.instances.length === 1, 'scaled down');
   assert.ok(!groupAlive(two.instances[1].pid));
+  // settings changed later (the console's edit): a secret env value reads masked and, sent back
+  // masked, keeps what is stored; the engine restarts with the new settings
+  const withEnv = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T,
+    body: { env: { HF_TOKEN: 'hf-secret-1', LOG_LEVEL: 'info' } } });
+  assert.equal(withEnv.status, 200, withEnv.text);
+  assert.deepEqual(withEnv.json.env, { HF_TOKEN: '********', LOG_LEVEL: 'info' });
+  const again = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T,
+    body: { env: { ...withEnv.json.env, LOG_LEVEL: 'debug' }, max_num_seqs: 64 } });
+  assert.equal(again.status, 200, again.text);
+  const envOf = (pid) => { try { return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'); } catch { return []; } };
+  const back = await waitFor('bge-reranker', (x) => x.state === 'running' && x.instances[0]?.pid &&
+    envOf(x.instances[0].pid).includes('LOG_LEVEL=debug'), 'restarted with the new env');
+  const environ = envOf(back.instances[0].pid);
+  assert.ok(environ.includes('HF_TOKEN=hf-secret-1'), 'the masked value kept the stored secret');
+  assert.ok(!srv.log().includes('hf-secret-1'), 'and it is not logged');
 });
 
 test('cards without bf16 get fp16; a model too large for the cards is refused with a way out', async () => {

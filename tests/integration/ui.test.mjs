@@ -145,6 +145,15 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   await drawer.getByRole('tab', { name: '日志' }).click();
   await drawer.locator('pre.log', { hasText: 'Application startup complete' }).waitFor();
   await shot('deployment-log');
+  // an alias added later: applies at once, no restart (the same pid serves it)
+  const pid = (await page.evaluate(async () => (await (await fetch(location.pathname.replace('/deployments/', '/api/v1/deployments/'))).json()).instances[0].pid));
+  await drawer.locator('button[name=edit-deployment]').click();
+  await page.locator('input[name=edit-aliases]').fill('gpt-4o-mini');
+  await page.locator('button[name=edit-save]').click();
+  await page.getByText('已保存：引擎将按新配置重启（别名立即生效）').waitFor();
+  const after = await page.evaluate(async () => (await (await fetch(location.pathname.replace('/deployments/', '/api/v1/deployments/'))).json()));
+  assert.deepEqual(after.aliases, ['gpt-4o-mini']);
+  assert.equal(after.instances[0].pid, pid, 'not restarted for an alias');
   await drawer.getByRole('tab', { name: '监控' }).click();
   await page.waitForFunction(() => [...document.querySelectorAll('.el-drawer .chart')].every((c) => Number(c.dataset.points) >= 2),
     null, { timeout: 15000 });
@@ -239,9 +248,16 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   await map.locator('button[name=csv-upload]').click();
   await page.getByText('12 条有效，0 条无效').waitFor();
   // the invalid one goes: its row and its file
+  await page.locator('.el-dialog', { hasText: '对应列' }).waitFor({ state: 'hidden' });
   await page.locator('.el-table__row', { hasText: 'bad' }).getByRole('button', { name: '删除' }).click();
-  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
-  await page.locator('.el-table__row', { hasText: 'bad' }).waitFor({ state: 'detached' });
+  const box = page.locator('.el-message-box', { hasText: '删除数据集 bad' });
+  await box.getByRole('button', { name: /OK|确定/ }).click();
+  await box.waitFor({ state: 'hidden' });
+  try {
+    await page.locator('.el-table__row', { hasText: 'bad' }).waitFor({ state: 'detached', timeout: 10000 });
+  } catch (e) {
+    throw new Error(`${e.message}\npage: ${await page.locator('body').innerText()}\nserver: ${srv.log().slice(-1500)}`);
+  }
 });
 
 test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws points, the adapter is deployed', async () => {

@@ -106,6 +106,9 @@ export default {
     fastgpt_env: "FastGPT .env (or the model channel)",
     fastgpt_model: "then add the model in FastGPT's model config",
     engine_missing: "'{bin}' is not installed on this machine (or not on aimaas's PATH): the deployment will fail until it is. An admin can set the program under Engines.",
+    edit: "Settings",
+    edited: "Saved: the engine restarts with the new settings (aliases apply at once)",
+    env_masked: "Secret values show as ******** and stay as they are unless you type a new value.",
   },
   dash: {
     gpus: 'GPUs', nodes: 'Nodes', deployments: 'Deployments', jobs: 'Fine-tuning jobs', tasks: 'Recent tasks',

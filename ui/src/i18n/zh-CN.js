@@ -106,6 +106,9 @@ export default {
     fastgpt_env: "FastGPT 的 .env（或模型渠道）",
     fastgpt_model: "再在 FastGPT 的模型配置里添加模型",
     engine_missing: "本机没有找到 '{bin}'（或不在 aimaas 的 PATH 上）：安装之前部署会失败。管理员可在“推理引擎”里设置程序路径。",
+    edit: "修改配置",
+    edited: "已保存：引擎将按新配置重启（别名立即生效）",
+    env_masked: "密钥类的值显示为 ********，不改动就保持原值。",
   },
   dash: {
     gpus: 'GPU', nodes: '节点', deployments: '模型部署', jobs: '微调任务', tasks: '最近操作',
