@@ -8,9 +8,32 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
+
+// A small RGB gradient as a real PNG (signature, IHDR, one zlib IDAT, IEND).
+function png(w, h) {
+  const chunk = (type, data) => {
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const len = Buffer.alloc(4), crc = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // 8 bits, RGB
+  ihdr[9] = 2;
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      raw.set([Math.round((255 * x) / w), Math.round((255 * y) / h), 160], y * (w * 3 + 1) + 1 + x * 3);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0))]);
+}
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
@@ -22,7 +45,8 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   const dir = tempDir();
   mkdirSync(join(dir, 'models'));
-  for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3']) makeModel(m, join(dir, 'models'));
+  for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3', 'Qwen2.5-VL-7B-Instruct']) makeModel(m, join(dir, 'models'));
+  writeFileSync(join(dir, 'photo.png'), png(96, 64));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
     AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400' } });
@@ -344,6 +368,31 @@ test('merge the adapter into its base from the job page; the merged model appear
   await page.keyboard.press('Escape');
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
   await page.locator('.el-table').getByText(merged, { exact: true }).waitFor();
+});
+
+test('playground: a vision-language model gets the attached image as an image_url part', async () => {
+  const T = await srv.login();
+  assert.equal((await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelDir, 'Qwen2.5-VL-7B-Instruct') } })).status, 201);
+  const d = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'qwen-vl', model: 'Qwen2.5-VL-7B-Instruct', engine: 'vllm' } });
+  assert.equal(d.status, 201, d.text);
+  for (let i = 0; i < 400 && (await srv.api('GET', '/api/v1/deployments/qwen-vl', { token: T })).json.state !== 'running'; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  await page.getByRole('menuitem', { name: '模型体验', exact: true }).click();
+  await page.locator('.el-form-item', { hasText: '模型' }).first().locator('.el-select').click();
+  await page.getByRole('option', { name: 'qwen-vl', exact: true }).click();
+  await page.locator('.el-upload input[type=file]').setInputFiles(join(datasetDir, 'photo.png'));
+  await page.locator('.pending img.thumb').waitFor();
+  await page.locator('textarea[name=chat-input]').fill('这张图里有什么？');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions'));
+  await page.locator('button[name=chat-send]').click();
+  const body = JSON.parse((await sent).postData());
+  const parts = body.messages.at(-1).content;
+  assert.equal(parts[0].type, 'text');
+  assert.equal(parts[1].type, 'image_url');
+  assert.match(parts[1].image_url.url, /^data:image\/png;base64,iVBOR/);
+  await page.locator('.msg.user img.thumb').waitFor();
+  await page.locator('.msg.assistant .stats', { hasText: /个 token/ }).last().waitFor();
+  await shot('playground-vision');
 });
 
 test('an API key: the secret shown once, then only its hint', async () => {
