@@ -370,6 +370,21 @@ test('merge the adapter into its base from the job page; the merged model appear
   await page.locator('.el-table').getByText(merged, { exact: true }).waitFor();
 });
 
+test("a deployment that fails says why on its page: the reason and the engine's last lines", async () => {
+  const T = await srv.login();
+  const d = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'broken', model: 'bge-large-zh-v1.5', engine: 'vllm',
+    engine_args: ['--sim-startup-error', 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB'] } });
+  assert.equal(d.status, 201, d.text);
+  await page.goto(`${srv.url}/deployments/${d.json.id}`);
+  const drawer = page.locator('.el-drawer');
+  await drawer.getByText(/exit 1: torch.OutOfMemoryError: CUDA out of memory/).first().waitFor({ timeout: 20000 });
+  await drawer.locator('pre.log-tail', { hasText: 'Engine core initialization failed' }).waitFor();
+  await shot('deployment-failed');
+  await drawer.getByRole('button', { name: '删除' }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.waitForURL(/\/deployments$/);
+});
+
 test('playground: a vision-language model gets the attached image as an image_url part', async () => {
   const T = await srv.login();
   assert.equal((await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelDir, 'Qwen2.5-VL-7B-Instruct') } })).status, 201);

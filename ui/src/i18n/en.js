@@ -109,6 +109,7 @@ export default {
     edit: "Settings",
     edited: "Saved: the engine restarts with the new settings (aliases apply at once)",
     env_masked: "Secret values show as ******** and stay as they are unless you type a new value.",
+    last_lines: "The last lines replica {replica} wrote before it stopped:",
   },
   dash: {
     gpus: 'GPUs', nodes: 'Nodes', deployments: 'Deployments', jobs: 'Fine-tuning jobs', tasks: 'Recent tasks',

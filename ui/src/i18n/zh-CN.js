@@ -109,6 +109,7 @@ export default {
     edit: "修改配置",
     edited: "已保存：引擎将按新配置重启（别名立即生效）",
     env_masked: "密钥类的值显示为 ********，不改动就保持原值。",
+    last_lines: "副本 {replica} 停止前输出的最后几行：",
   },
   dash: {
     gpus: 'GPU', nodes: '节点', deployments: '模型部署', jobs: '微调任务', tasks: '最近操作',
