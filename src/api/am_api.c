@@ -179,6 +179,20 @@ int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct 
 	return 0;
 }
 
+json_t *am_api_render_ids(json_t *ids, json_t *(*render)(void *arg, long long id), void *arg)
+{
+	json_t *items = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(ids, i, r) {
+		json_t *o = render(arg, json_integer_value(json_object_get(r, "id")));
+		if (o)
+			json_array_append_new(items, o);
+	}
+	json_decref(ids);
+	return items;
+}
+
 json_t *am_api_list(json_t *items, long long total, long long limit, long long offset)
 {
 	return json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total", (json_int_t)total, "limit", (json_int_t)limit,

@@ -79,6 +79,9 @@ int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);
 /* {"items": items, "total", "limit", "offset"}; takes ownership of items. */
 json_t *am_api_list(json_t *items, long long total, long long limit, long long offset);
+/* The rows' "id"s rendered one by one (render(arg, id); a NULL, e.g. a row
+ * gone meanwhile, is left out) as a JSON array. Takes ownership of ids. */
+json_t *am_api_render_ids(json_t *ids, json_t *(*render)(void *arg, long long id), void *arg);
 /* Converts integer *_at members (recursively) to RFC 3339 strings. */
 void am_api_iso_times(json_t *v);
 /* Turns integer 0/1 members named in keys (NULL-terminated) into booleans. */

@@ -151,17 +151,17 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+static json_t *ds_row(void *st, long long id) /* for am_api_render_ids */
+{
+	return ds_json(st, id, 0);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	(void)err;
 	json_t *ids = NULL;
 	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM datasets ORDER BY id DESC", NULL);
-	json_t *items = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(ids, i, r)
-		json_array_append_new(items, ds_json(ctx->srv->store, json_integer_value(json_object_get(r, "id")), 0));
-	json_decref(ids);
+	json_t *items = am_api_render_ids(ids, ds_row, ctx->srv->store);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
 }

@@ -529,6 +529,11 @@ out:
 	return rc;
 }
 
+static json_t *dep_row(void *srv, long long id) /* for am_api_render_ids */
+{
+	return dep_json(srv, id);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	long long limit, offset, total = 0;
@@ -540,16 +545,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 		      " LIMIT ?2 OFFSET ?3", "sii", owner, limit, offset);
 	am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE (?1 IS NULL OR created_by = ?1)", "s",
 		     owner);
-	json_t *items = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(ids, i, r) {
-		json_t *d = dep_json(ctx->srv, json_integer_value(json_object_get(r, "id")));
-		if (d)
-			json_array_append_new(items, d);
-	}
-	json_decref(ids);
-	ctx->resp = am_api_list(items, total, limit, offset);
+	ctx->resp = am_api_list(am_api_render_ids(ids, dep_row, ctx->srv), total, limit, offset);
 	return 0;
 }
 

@@ -411,6 +411,11 @@ out:
 	return rc;
 }
 
+static json_t *job_row(void *st, long long id) /* for am_api_render_ids */
+{
+	return job_json(st, id);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	(void)err;
@@ -420,12 +425,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	else
 		am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE created_by = ? ORDER BY id DESC", "s",
 			      ctx->who.username);
-	json_t *items = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(ids, i, r)
-		json_array_append_new(items, job_json(ctx->srv->store, json_integer_value(json_object_get(r, "id"))));
-	json_decref(ids);
+	json_t *items = am_api_render_ids(ids, job_row, ctx->srv->store);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
 }

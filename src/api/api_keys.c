@@ -104,6 +104,11 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+static json_t *key_row(void *st, long long id) /* for am_api_render_ids */
+{
+	return key_json(st, id);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	char all[8] = "";
@@ -113,12 +118,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM api_keys WHERE (?1 OR user_id = ?2) ORDER BY id DESC", "ii",
 			  (long long)everyone, ctx->who.user_id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read keys");
-	json_t *items = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(ids, i, r)
-		json_array_append_new(items, key_json(ctx->srv->store, json_integer_value(json_object_get(r, "id"))));
-	json_decref(ids);
+	json_t *items = am_api_render_ids(ids, key_row, ctx->srv->store);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
 }

@@ -43,6 +43,11 @@ static int check_tags(json_t *body, struct am_err *err)
 	return 0;
 }
 
+static json_t *model_row(void *st, long long id) /* for am_api_render_ids */
+{
+	return am_model_json(st, id);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	long long limit, offset, total = 0;
@@ -59,16 +64,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 		json_decref(ids);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read models");
 	}
-	json_t *items = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(ids, i, r) {
-		json_t *m = am_model_json(ctx->srv->store, json_integer_value(json_object_get(r, "id")));
-		if (m)
-			json_array_append_new(items, m);
-	}
-	json_decref(ids);
-	ctx->resp = am_api_list(items, total, limit, offset);
+	ctx->resp = am_api_list(am_api_render_ids(ids, model_row, ctx->srv->store), total, limit, offset);
 	return 0;
 }
 

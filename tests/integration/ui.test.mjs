@@ -427,6 +427,20 @@ test('an API key: the secret shown once, then only its hint', async () => {
   // and it works on the gateway
   const r = await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } });
   assert.equal(r.status, 200);
+  // its limits changed later, the secret unchanged: RPM 2 holds at once on the gateway
+  await page.locator('.el-table__row', { hasText: 'dify' }).getByRole('button', { name: '修改配置' }).click();
+  const rpm = page.locator('.el-dialog', { hasText: '修改密钥 dify' }).locator('.el-form-item', { hasText: '每分钟请求数' }).locator('input');
+  await rpm.fill('2');
+  await rpm.press('Tab');
+  await page.locator('.el-dialog', { hasText: '修改密钥 dify' }).getByRole('button', { name: '保存' }).click();
+  await page.getByText('dify 已保存：网关立即生效').waitFor();
+  await page.locator('.el-table__row', { hasText: 'dify' }).getByText('2 / ∞').waitFor();
+  const ask = () => fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`,
+    'content-type': 'application/json' }, body: JSON.stringify({ model: 'qwen2.5-7b-instruct', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }) });
+  if (Date.now() % 60000 > 57000) await new Promise((r) => setTimeout(r, 3500)); // all three within one minute
+  const statuses = [];
+  for (let i = 0; i < 3; i++) statuses.push((await ask()).status);
+  assert.deepEqual(statuses, [200, 200, 429], 'the new RPM limit holds');
   // a personal token for scripts on the management API, shown once too
   await page.getByRole('tab', { name: '个人令牌（调用管理 API）' }).click();
   await page.getByText('还没有个人令牌。').waitFor();

@@ -40,6 +40,9 @@ export default {
     tab_keys: "API keys (models on /v1)",
     tab_tokens: "Personal tokens (the management API)",
     hint_v1: "Applications (Dify, FastGPT, RAGFlow, n8n, your code) call models on /v1 with a key.",
+    edit: "Change key {name}",
+    expires_again: "Expires in days from now (0: as it is)",
+    saved: "{name} saved: the gateway applies it at once",
   },
   ft: {
     datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',

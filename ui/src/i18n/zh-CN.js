@@ -40,6 +40,9 @@ export default {
     tab_keys: "API 密钥（调用 /v1 上的模型）",
     tab_tokens: "个人令牌（调用管理 API）",
     hint_v1: "应用（Dify、FastGPT、RAGFlow、n8n、自己的代码）用密钥调用 /v1 上的模型。",
+    edit: "修改密钥 {name}",
+    expires_again: "从现在起的有效天数（0：不变）",
+    saved: "{name} 已保存：网关立即生效",
   },
   ft: {
     datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
