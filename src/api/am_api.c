@@ -10,6 +10,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "../model/am_model.h"
 #include "../obs/am_metrics.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
@@ -167,6 +168,27 @@ int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long l
 		return am_err_set(err, AM_E_INVALID, name, "'%s' must be an integer between %lld and %lld", name, min,
 				  max);
 	*out = v;
+	return 0;
+}
+
+int am_api_may_see(const struct am_ctx *ctx, long long owner_id, int shared)
+{
+	return ctx->who.admin || shared || (owner_id > 0 && owner_id == ctx->who.user_id);
+}
+
+int am_api_model_lookup(struct am_ctx *ctx, const char *ref, long long *id)
+{
+	long long mid;
+	json_t *row = NULL;
+	if (am_model_lookup(ctx->srv->store, ref, &mid) != 0)
+		return -1;
+	am_store_row(ctx->srv->store, &row, "SELECT owner_id, visibility FROM models WHERE id = ?", "i", mid);
+	int ok = row && am_api_may_see(ctx, json_integer_value(json_object_get(row, "owner_id")),
+				       !strcmp(json_string_value(json_object_get(row, "visibility")) ?: "", "shared"));
+	json_decref(row);
+	if (!ok)
+		return -1;
+	*id = mid;
 	return 0;
 }
 

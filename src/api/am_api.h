@@ -75,6 +75,14 @@ int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long l
  * last `tail` lines as text. */
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
+/* Who sees what (docs/api.md): whether the caller may see an object owned
+ * by user owner_id (0: nobody's, e.g. its owner was deleted). Its owner and
+ * admins always; everyone when shared is set. */
+int am_api_may_see(const struct am_ctx *ctx, long long owner_id, int shared);
+/* A model the caller may see, by id or name (the catalog admins register is
+ * shared; a fine-tuning job's outputs are its owner's): 0 and *id, or -1 for
+ * a model that does not exist or is someone else's private one. */
+int am_api_model_lookup(struct am_ctx *ctx, const char *ref, long long *id);
 /* limit (1-500, default 50) and offset (>= 0) from the query string. */
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);
 /* {"items": items, "total", "limit", "offset"}; takes ownership of items. */

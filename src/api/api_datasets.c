@@ -22,7 +22,8 @@
 #include "../store/am_store.h"
 #include "am_api.h"
 
-#define DS_COLS "id, name, format, file_type, file_name, size_bytes, columns, records, state, report, created_by, created_at"
+#define DS_COLS "id, name, format, file_type, file_name, size_bytes, columns, records, state, report, visibility," \
+		" created_by, created_at"
 
 static json_t *ds_json(struct am_store *st, long long id, int with_errors)
 {
@@ -55,19 +56,30 @@ static void safe_name(const char *in, const char *ext, char *out, size_t size)
 		am_strlcpy(out + strlen(out), ext[0] ? "." : "", size - strlen(out)), am_strlcpy(out + strlen(out), ext, size - strlen(out));
 }
 
-static int ds_param(struct am_ctx *ctx, long long *id, struct am_err *err)
+/* The dataset of the {id} parameter (id or name). A private dataset of
+ * someone else is as good as absent (404, whether or not it exists); with
+ * manage set, a shared one the caller does not own is visible but refused
+ * (403): only its owner or an admin changes or deletes it. */
+static int ds_param(struct am_ctx *ctx, long long *id, int manage, struct am_err *err)
 {
 	const char *ref = am_api_param(ctx, "id");
 	char *end;
-	long long n = strtoll(ref, &end, 10), found = 0;
+	long long n = strtoll(ref, &end, 10);
+	json_t *row = NULL;
 	if (*ref && !*end && n > 0)
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM datasets WHERE id = ?", "i", n);
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id, visibility FROM datasets WHERE id = ?", "i", n);
 	else
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM datasets WHERE name = ?", "s", ref);
-	if (!found)
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id, visibility FROM datasets WHERE name = ?", "s", ref);
+	long long found = json_integer_value(json_object_get(row, "id"));
+	long long owner = json_integer_value(json_object_get(row, "owner_id"));
+	int shared = !strcmp(json_string_value(json_object_get(row, "visibility")) ?: "", "shared");
+	json_decref(row);
+	if (!found || !am_api_may_see(ctx, owner, shared))
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no dataset '%.100s'", ref);
 	*id = found;
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%lld", found);
+	if (manage && !am_api_may_see(ctx, owner, 0))
+		return am_err_set(err, AM_E_FORBIDDEN, "", "only its owner or an admin may change dataset %lld", found);
 	return 0;
 }
 
@@ -124,6 +136,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not record the dataset");
 	long long id = am_store_last_id(ctx->srv->store);
+	am_store_exec(ctx->srv->store, "UPDATE datasets SET owner_id = ? WHERE id = ?", "ii", ctx->who.user_id, id);
 	char dir[PATH_MAX], path[PATH_MAX + 200];
 	am_fmt(dir, sizeof dir, "%s/datasets/%lld", ctx->srv->cfg.data_dir, id);
 	am_fmt(path, sizeof path, "%s/%s", dir, stored);
@@ -160,7 +173,9 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	(void)err;
 	json_t *ids = NULL;
-	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM datasets ORDER BY id DESC", NULL);
+	/* one's own and the shared ones; admins all */
+	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM datasets WHERE ?1 OR owner_id = ?2 OR visibility = 'shared'"
+		      " ORDER BY id DESC", "ii", (long long)ctx->who.admin, ctx->who.user_id);
 	json_t *items = am_api_render_ids(ids, ds_row, ctx->srv->store);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
@@ -169,7 +184,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 static int get(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (ds_param(ctx, &id, err) != 0)
+	if (ds_param(ctx, &id, 0, err) != 0)
 		return -1;
 	ctx->resp = ds_json(ctx->srv->store, id, 1);
 	return 0;
@@ -197,7 +212,7 @@ static int read_file(struct am_ctx *ctx, long long id, struct am_buf *b, json_t 
 static int preview(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (ds_param(ctx, &id, err) != 0)
+	if (ds_param(ctx, &id, 0, err) != 0)
 		return -1;
 	long long n = 5;
 	if (am_api_query_int(ctx, "n", 1, 100, &n, err) != 0)
@@ -221,7 +236,7 @@ static int preview(struct am_ctx *ctx, struct am_err *err)
 static int download(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (ds_param(ctx, &id, err) != 0) {
+	if (ds_param(ctx, &id, 0, err) != 0) {
 		am_api_reply_error(ctx->req, err);
 		return 0;
 	}
@@ -246,15 +261,10 @@ static int download(struct am_ctx *ctx, struct am_err *err)
 static int delete(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (ds_param(ctx, &id, err) != 0)
+	if (ds_param(ctx, &id, 1, err) != 0)
 		return -1;
 	json_t *row = NULL;
-	am_store_row(ctx->srv->store, &row, "SELECT path, created_by FROM datasets WHERE id = ?", "i", id);
-	const char *owner = json_string_value(json_object_get(row, "created_by"));
-	if (!ctx->who.admin && (!owner || strcmp(owner, ctx->who.username))) {
-		json_decref(row);
-		return am_err_set(err, AM_E_FORBIDDEN, "", "only its owner or an admin may delete dataset %lld", id);
-	}
+	am_store_row(ctx->srv->store, &row, "SELECT path FROM datasets WHERE id = ?", "i", id);
 	long long used = 0;
 	am_store_int(ctx->srv->store, &used, 0,
 		     "SELECT j.id FROM ft_jobs j, json_each(j.datasets) e WHERE e.value = ?"
@@ -283,12 +293,33 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* PATCH {"visibility": "private"|"shared"}: its owner or an admin shares a
+ * dataset with every user (to see and train on) or takes it back. */
+static int update(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "visibility", NULL };
+	long long id;
+	const char *vis = NULL;
+	if (ds_param(ctx, &id, 1, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    am_json_get_str(ctx->body, "visibility", AM_JSON_OPTIONAL, 1, 16, &vis, err) != 0)
+		return -1;
+	if (vis && strcmp(vis, "private") && strcmp(vis, "shared"))
+		return am_err_set(err, AM_E_INVALID, "visibility", "'visibility' must be 'private' or 'shared'");
+	if (vis && am_store_exec(ctx->srv->store, "UPDATE datasets SET visibility = ? WHERE id = ?", "si", vis, id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not update the dataset");
+	if (vis)
+		am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%s", vis);
+	ctx->resp = ds_json(ctx->srv->store, id, 1);
+	return 0;
+}
+
 const struct am_route_def am_api_datasets_routes[] = {
 	{ "GET", "/api/v1/datasets", list, AM_USER, NULL, 0, 0 },
 	{ "POST", "/api/v1/datasets", create, AM_USER, "dataset.create", AM_ROUTE_ANY_BODY | AM_ROUTE_UPLOAD, 0 },
 	{ "GET", "/api/v1/datasets/{id}", get, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/datasets/{id}/preview", preview, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/datasets/{id}/download", download, AM_USER, NULL, AM_ROUTE_RAW, 0 },
+	{ "PATCH", "/api/v1/datasets/{id}", update, AM_USER, "dataset.update", 0, 0 },
 	{ "DELETE", "/api/v1/datasets/{id}", delete, AM_USER, "dataset.delete", 0, 0 },
 };
 const size_t am_api_datasets_nroutes = sizeof am_api_datasets_routes / sizeof am_api_datasets_routes[0];

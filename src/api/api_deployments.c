@@ -85,25 +85,22 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	return d;
 }
 
-/* The deployment of the {id} parameter (id or name), if the caller may touch it. */
+/* The deployment of the {id} parameter (id or name), if the caller may
+ * touch it: its owner's and admins'; someone else's is as good as absent. */
 static int dep_param(struct am_ctx *ctx, long long *id, struct am_err *err)
 {
 	const char *ref = am_api_param(ctx, "id");
 	char *end;
 	long long n = strtoll(ref, &end, 10);
-	long long found = 0;
+	json_t *row = NULL;
 	if (*ref && !*end && n > 0)
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM deployments WHERE id = ?", "i", n);
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id FROM deployments WHERE id = ?", "i", n);
 	else
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM deployments WHERE name = ?", "s", ref);
-	if (found && !ctx->who.admin) {
-		long long mine = 0;
-		am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM deployments WHERE id = ? AND created_by = ?", "is",
-			     found, ctx->who.username);
-		if (!mine)
-			found = 0; /* someone else's: as good as absent */
-	}
-	if (!found)
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id FROM deployments WHERE name = ?", "s", ref);
+	long long found = json_integer_value(json_object_get(row, "id"));
+	long long owner = json_integer_value(json_object_get(row, "owner_id"));
+	json_decref(row);
+	if (!found || !am_api_may_see(ctx, owner, 0))
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no deployment '%.100s'", ref);
 	*id = found;
 	am_fmt(ctx->target, sizeof ctx->target, "deployment:%lld", found);
@@ -221,7 +218,7 @@ static json_t *resolve_loras(struct am_ctx *ctx, json_t *in, long long base_id, 
 		const char *ref = json_string_value(json_object_get(m, "model"));
 		long long aid;
 		json_t *am = NULL;
-		if (!name || !served_name_ok(name) || !ref || am_model_lookup(ctx->srv->store, ref, &aid) != 0 ||
+		if (!name || !served_name_ok(name) || !ref || am_api_model_lookup(ctx, ref, &aid) != 0 ||
 		    !(am = am_model_json(ctx->srv->store, aid)) ||
 		    strcmp(json_string_value(json_object_get(am, "kind")) ?: "", "adapter")) {
 			json_decref(am);
@@ -343,7 +340,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
 	long long mid;
-	if (am_model_lookup(ctx->srv->store, mref, &mid) != 0)
+	if (am_api_model_lookup(ctx, mref, &mid) != 0)
 		return am_err_set(err, AM_E_INVALID, "model", "no model '%.100s' is registered", mref);
 	json_t *model = am_model_json(ctx->srv->store, mid);
 	int rc = -1;
@@ -468,6 +465,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		goto out;
 	}
 	long long id = am_store_last_id(ctx->srv->store);
+	am_store_exec(ctx->srv->store, "UPDATE deployments SET owner_id = ? WHERE id = ?", "ii", ctx->who.user_id, id);
 	if (frac == 0)
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET gpu_memory_utilization = NULL WHERE id = ?", "i", id);
 	json_t *dep = NULL;
@@ -539,12 +537,11 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	long long limit, offset, total = 0;
 	if (am_api_page(ctx, &limit, &offset, err) != 0)
 		return -1;
-	const char *owner = ctx->who.admin ? NULL : ctx->who.username;
+	long long admin = ctx->who.admin, me = ctx->who.user_id;
 	json_t *ids = NULL;
-	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM deployments WHERE (?1 IS NULL OR created_by = ?1) ORDER BY id"
-		      " LIMIT ?2 OFFSET ?3", "sii", owner, limit, offset);
-	am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE (?1 IS NULL OR created_by = ?1)", "s",
-		     owner);
+	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM deployments WHERE ?1 OR owner_id = ?2 ORDER BY id"
+		      " LIMIT ?3 OFFSET ?4", "iiii", admin, me, limit, offset);
+	am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE ?1 OR owner_id = ?2", "ii", admin, me);
 	ctx->resp = am_api_list(am_api_render_ids(ids, dep_row, ctx->srv), total, limit, offset);
 	return 0;
 }

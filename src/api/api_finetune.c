@@ -51,26 +51,26 @@ static json_t *job_json(struct am_store *st, long long id)
 	return j;
 }
 
-static int job_param(struct am_ctx *ctx, long long *id, int write, struct am_err *err)
+/* The job of the {id} parameter (id or name). Jobs are their owner's (and
+ * admins'): someone else's is as good as absent, for reading and changing
+ * alike (404, whether or not it exists). */
+static int job_param(struct am_ctx *ctx, long long *id, struct am_err *err)
 {
 	const char *ref = am_api_param(ctx, "id");
 	char *end;
-	long long n = strtoll(ref, &end, 10), found = 0;
+	long long n = strtoll(ref, &end, 10);
+	json_t *row = NULL;
 	if (*ref && !*end && n > 0)
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM ft_jobs WHERE id = ?", "i", n);
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id FROM ft_jobs WHERE id = ?", "i", n);
 	else
-		am_store_int(ctx->srv->store, &found, 0, "SELECT id FROM ft_jobs WHERE name = ?", "s", ref);
-	if (!found)
+		am_store_row(ctx->srv->store, &row, "SELECT id, owner_id FROM ft_jobs WHERE name = ?", "s", ref);
+	long long found = json_integer_value(json_object_get(row, "id"));
+	long long owner = json_integer_value(json_object_get(row, "owner_id"));
+	json_decref(row);
+	if (!found || !am_api_may_see(ctx, owner, 0))
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job '%.100s'", ref);
 	*id = found;
 	am_fmt(ctx->target, sizeof ctx->target, "finetune:%lld", found);
-	if (write && !ctx->who.admin) {
-		long long mine = 0;
-		am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM ft_jobs WHERE id = ? AND created_by = ?", "is", found,
-			     ctx->who.username);
-		if (!mine)
-			return am_err_set(err, AM_E_FORBIDDEN, "", "only its owner or an admin may change job %lld", found);
-	}
 	return 0;
 }
 
@@ -238,7 +238,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (ds == 1)
 		return am_err_set(err, AM_E_INVALID, "deepspeed", "'deepspeed' is a ZeRO stage: 0 (off), 2 or 3");
 	long long mid;
-	if (am_model_lookup(srv->store, base, &mid) != 0)
+	if (am_api_model_lookup(ctx, base, &mid) != 0)
 		return am_err_set(err, AM_E_INVALID, "base_model", "no model '%.128s'", base);
 	json_t *model = NULL;
 	am_store_row(srv->store, &model, "SELECT name, path, kind, state, architecture, parameters, facts FROM models WHERE id = ?",
@@ -275,13 +275,20 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	json_array_foreach(given, i, v) {
 		json_t *d = NULL;
 		if (json_is_integer(v))
-			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose"
-				     " FROM datasets WHERE id = ?", "i", (long long)json_integer_value(v));
+			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose,"
+				     " owner_id, visibility FROM datasets WHERE id = ?", "i", (long long)json_integer_value(v));
 		else if (json_is_string(v))
-			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose"
-				     " FROM datasets WHERE name = ?", "s", json_string_value(v));
+			am_store_row(srv->store, &d, "SELECT id, name, state, json_extract(report, '$.purpose') AS purpose,"
+				     " owner_id, visibility FROM datasets WHERE name = ?", "s", json_string_value(v));
+		if (d && !am_api_may_see(ctx, json_integer_value(json_object_get(d, "owner_id")),
+					 !strcmp(json_string_value(json_object_get(d, "visibility")) ?: "", "shared"))) {
+			json_decref(d); /* someone else's private dataset: as good as absent */
+			d = NULL;
+		}
 		if (!d) {
-			am_err_set(err, AM_E_INVALID, "datasets", "datasets[%zu]: no such dataset", i);
+			char field[32];
+			am_fmt(field, sizeof field, "datasets[%zu]", i);
+			am_err_set(err, AM_E_NOT_FOUND, field, "datasets[%zu]: no such dataset", i);
 			goto out;
 		}
 		int ok = !strcmp(json_string_value(json_object_get(d, "state")), "valid");
@@ -395,6 +402,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		goto out;
 	}
 	long long id = am_store_last_id(srv->store);
+	am_store_exec(srv->store, "UPDATE ft_jobs SET owner_id = ? WHERE id = ?", "ii", ctx->who.user_id, id);
 	am_fmt(ctx->target, sizeof ctx->target, "finetune:%lld", id);
 	ctx->task_id = am_task_create(srv->store, "finetune.create", ctx->target, ctx->who.username, AM_TASK_RUNNING, "queued");
 	am_store_exec(srv->store, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", ctx->task_id, id);
@@ -420,11 +428,8 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 {
 	(void)err;
 	json_t *ids = NULL;
-	if (ctx->who.admin)
-		am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs ORDER BY id DESC", NULL);
-	else
-		am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE created_by = ? ORDER BY id DESC", "s",
-			      ctx->who.username);
+	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE ?1 OR owner_id = ?2 ORDER BY id DESC", "ii",
+		      (long long)ctx->who.admin, ctx->who.user_id);
 	json_t *items = am_api_render_ids(ids, job_row, ctx->srv->store);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
@@ -433,7 +438,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 static int get(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, 0, err) != 0)
+	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	ctx->resp = job_json(ctx->srv->store, id);
 	return 0;
@@ -447,7 +452,7 @@ static void job_file(struct am_ctx *ctx, long long id, const char *rel, char *ou
 static int metrics(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, 0, err) != 0)
+	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	char path[PATH_MAX];
 	long long max = 1000;
@@ -464,7 +469,7 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 static int logs(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id, tail = 200;
-	if (job_param(ctx, &id, 0, err) != 0 || am_api_query_int(ctx, "tail", 0, 10000, &tail, err) != 0) {
+	if (job_param(ctx, &id, err) != 0 || am_api_query_int(ctx, "tail", 0, 10000, &tail, err) != 0) {
 		am_api_reply_error(ctx->req, err);
 		return 0;
 	}
@@ -478,7 +483,7 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 static int stop(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, 1, err) != 0)
+	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	json_t *j = NULL;
 	am_store_row(ctx->srv->store, &j, "SELECT state, pid, task_id FROM ft_jobs WHERE id = ?", "i", id);
@@ -510,7 +515,7 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 static int resume(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, 1, err) != 0)
+	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	json_t *j = NULL;
 	am_store_row(ctx->srv->store, &j, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
@@ -537,7 +542,7 @@ static int export(struct am_ctx *ctx, struct am_err *err)
 	static const char *const fields[] = { "name", NULL };
 	long long id;
 	const char *name = NULL;
-	if (job_param(ctx, &id, 1, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	if (job_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
 	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 128, &name, err) != 0)
 		return -1;
 	if (name && !am_model_name_ok(name))
@@ -600,7 +605,7 @@ static void remove_tree(const char *path)
 static int delete(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, 1, err) != 0)
+	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	long long active = 0, result = 0;
 	char sql[160];

@@ -22,7 +22,7 @@
 static int model_param(struct am_ctx *ctx, long long *id, struct am_err *err)
 {
 	const char *ref = am_api_param(ctx, "id");
-	if (am_model_lookup(ctx->srv->store, ref, id) != 0)
+	if (am_api_model_lookup(ctx, ref, id) != 0)
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no model '%.100s'", ref);
 	am_fmt(ctx->target, sizeof ctx->target, "model:%lld", *id);
 	return 0;
@@ -58,9 +58,13 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INVALID, "kind", "'kind' is badly encoded");
 	const char *k = kind[0] ? kind : NULL;
 	json_t *ids = NULL;
-	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM models WHERE (?1 IS NULL OR kind = ?1) ORDER BY id LIMIT ?2 OFFSET ?3",
-			  "sii", k, limit, offset) != 0 ||
-	    am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM models WHERE (?1 IS NULL OR kind = ?1)", "s", k) != 0) {
+	/* the shared catalog and one's own fine-tuned models; admins all */
+	long long admin = ctx->who.admin, me = ctx->who.user_id;
+	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM models WHERE (?1 IS NULL OR kind = ?1)"
+			  " AND (?4 OR owner_id = ?5 OR visibility = 'shared') ORDER BY id LIMIT ?2 OFFSET ?3",
+			  "siiii", k, limit, offset, admin, me) != 0 ||
+	    am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM models WHERE (?1 IS NULL OR kind = ?1)"
+			 " AND (?2 OR owner_id = ?3 OR visibility = 'shared')", "sii", k, admin, me) != 0) {
 		json_decref(ids);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read models");
 	}
@@ -173,6 +177,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not register the model");
 	long long id = am_store_last_id(ctx->srv->store);
+	am_store_exec(ctx->srv->store, "UPDATE models SET owner_id = ? WHERE id = ?", "ii", ctx->who.user_id, id);
 	am_fmt(ctx->target, sizeof ctx->target, "model:%lld", id);
 	ctx->resp = am_model_json(ctx->srv->store, id);
 	ctx->status = 201;
@@ -225,14 +230,19 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 
 static int update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "display_name", "description", "tags", NULL };
+	static const char *const fields[] = { "display_name", "description", "tags", "visibility", NULL };
 	long long id;
-	const char *display = NULL, *desc = NULL;
+	const char *display = NULL, *desc = NULL, *vis = NULL;
 	if (model_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
 	    am_json_get_str(ctx->body, "display_name", AM_JSON_OPTIONAL, 0, 200, &display, err) != 0 ||
 	    am_json_get_str(ctx->body, "description", AM_JSON_OPTIONAL, 0, 4000, &desc, err) != 0 ||
+	    am_json_get_str(ctx->body, "visibility", AM_JSON_OPTIONAL, 1, 16, &vis, err) != 0 ||
 	    check_tags(ctx->body, err) != 0)
 		return -1;
+	if (vis && strcmp(vis, "private") && strcmp(vis, "shared"))
+		return am_err_set(err, AM_E_INVALID, "visibility", "'visibility' must be 'private' or 'shared'");
+	if (vis && am_store_exec(ctx->srv->store, "UPDATE models SET visibility = ? WHERE id = ?", "si", vis, id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
 	char *tags = am_json_has(ctx->body, "tags") ? am_json_dump(json_object_get(ctx->body, "tags")) : NULL;
 	int rc = am_store_exec(ctx->srv->store,
 			       "UPDATE models SET display_name = COALESCE(?, display_name), description = COALESCE(?, description),"

@@ -1,4 +1,5 @@
-/* api_tasks: the audit trail. Admins see every task; users their own. */
+/* api_tasks: the audit trail. Admins see every task; users their own (by
+ * user id: the tasks of a deleted account are no new one's). */
 #include <string.h>
 
 #include "../base/am_buf.h"
@@ -22,18 +23,18 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	if (am_http_query(ctx->req, "state", state, sizeof state) < 0 || (state[0] && am_task_state_parse(state, &s) != 0))
 		return am_err_set(err, AM_E_INVALID, "state",
 				  "'state' must be one of queued, running, succeeded, failed, cancelled");
-	const char *actor = ctx->who.admin ? NULL : ctx->who.username;
+	long long actor = ctx->who.admin ? 0 : ctx->who.user_id; /* 0: everyone's */
 	/* One query shape: each filter is "? IS NULL OR column = ?". */
 	const char *k = kind[0] ? kind : NULL, *st = state[0] ? state : NULL, *t = target[0] ? target : NULL;
 	json_t *items = NULL;
 	long long total = 0;
 	if (am_store_rows(ctx->srv->store, &items,
 			  "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR state = ?2)"
-			  " AND (?3 IS NULL OR target = ?3) AND (?4 IS NULL OR actor = ?4)"
-			  " ORDER BY id DESC LIMIT ?5 OFFSET ?6", "ssssii", k, st, t, actor, limit, offset) != 0 ||
+			  " AND (?3 IS NULL OR target = ?3) AND (?4 = 0 OR actor_id = ?4)"
+			  " ORDER BY id DESC LIMIT ?5 OFFSET ?6", "sssiii", k, st, t, actor, limit, offset) != 0 ||
 	    am_store_int(ctx->srv->store, &total, 0,
 			 "SELECT COUNT(*) FROM tasks WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR state = ?2)"
-			 " AND (?3 IS NULL OR target = ?3) AND (?4 IS NULL OR actor = ?4)", "ssss", k, st, t, actor) != 0) {
+			 " AND (?3 IS NULL OR target = ?3) AND (?4 = 0 OR actor_id = ?4)", "sssi", k, st, t, actor) != 0) {
 		json_decref(items);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read tasks");
 	}
@@ -47,9 +48,11 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	if (am_api_param_id(ctx, "id", "task", &id, err) != 0)
 		return -1;
 	json_t *row = NULL;
-	if (am_store_row(ctx->srv->store, &row, "SELECT " TASK_COLS " FROM tasks WHERE id = ?", "i", id) != 0)
+	if (am_store_row(ctx->srv->store, &row, "SELECT " TASK_COLS ", actor_id FROM tasks WHERE id = ?", "i", id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read the task");
-	if (!row || (!ctx->who.admin && strcmp(json_string_value(json_object_get(row, "actor")), ctx->who.username) != 0)) {
+	long long actor = json_integer_value(json_object_get(row, "actor_id"));
+	json_object_del(row, "actor_id");
+	if (!row || !am_api_may_see(ctx, actor, 0)) {
 		json_decref(row);
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no task with id %lld", id);
 	}

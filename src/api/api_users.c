@@ -7,6 +7,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_time.h"
+#include "../gateway/am_gateway.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -144,6 +145,8 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	rc |= am_store_exec(st, "UPDATE users SET updated_at = ? WHERE id = ?", "ii", now, id);
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the user");
+	if (ctx->srv->gateway) /* a disabled user's keys and sessions stop working on /v1 now */
+		am_gateway_refresh(ctx->srv->gateway);
 	ctx->resp = fetch(ctx, id);
 	return 0;
 }
@@ -163,8 +166,31 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_CONFLICT, "", "you cannot delete yourself");
 	if (is_admin && last_admin(ctx, id))
 		return am_err_set(err, AM_E_CONFLICT, "", "this is the last active admin");
+	/* What runs on a user's behalf is stopped first, by them or an admin;
+	 * what is left (stopped deployments, datasets, finished jobs, models)
+	 * stays, owned by the old id: admins alone see it, and a new account of
+	 * the same name gets a new id and owns none of it. */
+	json_t *busy = NULL;
+	am_store_row(ctx->srv->store, &busy,
+		     "SELECT (SELECT group_concat(name, ', ') FROM (SELECT name FROM deployments d WHERE owner_id = ?1"
+		     "   AND (desired = 'running' OR EXISTS (SELECT 1 FROM instances i WHERE i.deployment_id = d.id"
+		     "   AND i.pid IS NOT NULL)) ORDER BY id LIMIT 10)) AS deps,"
+		     " (SELECT group_concat(name, ', ') FROM (SELECT name FROM ft_jobs WHERE owner_id = ?1"
+		     "   AND (state IN ('queued','starting','running','stopping') OR export_state IN ('queued','running'))"
+		     "   ORDER BY id LIMIT 10)) AS jobs", "i", id);
+	const char *deps = json_string_value(json_object_get(busy, "deps")), *jobs = json_string_value(json_object_get(busy, "jobs"));
+	if (deps || jobs) {
+		am_err_set(err, AM_E_CONFLICT, "", "user %lld still runs %s%.300s%s%s%.300s; stop or delete them first", id,
+			   deps ? "deployments " : "", deps ? deps : "", deps && jobs ? " and " : "",
+			   jobs ? "fine-tuning jobs " : "", jobs ? jobs : "");
+		json_decref(busy);
+		return -1;
+	}
+	json_decref(busy);
 	if (am_store_exec(ctx->srv->store, "DELETE FROM users WHERE id = ?", "i", id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the user");
+	if (ctx->srv->gateway) /* its keys and sessions stop working on /v1 now */
+		am_gateway_refresh(ctx->srv->gateway);
 	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
 	return 0;
 }

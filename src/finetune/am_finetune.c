@@ -582,7 +582,11 @@ static long long register_model(struct am_finetune *f, json_t *job, const char *
 		am_warn("finetune", "job %lld: could not register model '%s' (the name may be taken)", id, name);
 		return 0;
 	}
-	return am_store_last_id(f->srv->store);
+	long long mid = am_store_last_id(f->srv->store);
+	/* trained on the owner's data: the owner's (and admins') alone */
+	am_store_exec(f->srv->store, "UPDATE models SET owner_id = ?, visibility = 'private' WHERE id = ?", "ii",
+		      (long long)json_integer_value(json_object_get(job, "owner_id")), mid);
+	return mid;
 }
 
 /* Registers a finished job's output: an adapter linked to its base, or a

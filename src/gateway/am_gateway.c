@@ -136,7 +136,8 @@ static void signature(struct am_store *st, char out[65])
 		     "SELECT (SELECT group_concat(id || ':' || name || ':' || state || ':' || lora_modules || aliases, ',') FROM deployments) AS d,"
 		     " (SELECT group_concat(id || ':' || state || ':' || COALESCE(port, 0), ',') FROM instances) AS i,"
 		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), 0) || ':' || COALESCE(MAX(id), 0) FROM api_keys) AS k,"
-		     " (SELECT COUNT(*) || ':' || COALESCE(SUM(disabled), 0) FROM users) AS u,"
+		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) || ':' || COALESCE(group_concat(CASE WHEN disabled"
+		     "  THEN id END), '') FROM users) AS u," /* which users are off, not how many */
 		     " (SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) || ':' || COUNT(revoked_at) FROM sessions"
 		     "  WHERE kind = 'session') AS s", NULL);
 	char *s = row ? json_dumps(row, JSON_COMPACT) : NULL;

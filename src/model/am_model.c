@@ -40,7 +40,7 @@ json_t *am_model_json(struct am_store *st, long long id)
 	if (am_store_row(st, &m,
 			 "SELECT m.id, m.name, m.display_name, m.description, m.tags, m.source, m.path, m.hub_id, m.state,"
 			 " m.kind, m.architecture, m.parameters, m.weight_bytes, m.max_context, m.facts,"
-			 " m.base_model_id, b.name AS base_model, m.created_by, m.created_at, m.updated_at,"
+			 " m.base_model_id, b.name AS base_model, m.visibility, m.created_by, m.created_at, m.updated_at,"
 			 " (SELECT COUNT(*) FROM deployments d WHERE d.model_id = m.id) AS deployments"
 			 " FROM models m LEFT JOIN models b ON b.id = m.base_model_id WHERE m.id = ?", "i", id) != 0 || !m)
 		return NULL;

@@ -128,6 +128,40 @@ static const char *const migrations[] = {
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid_start INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_model_id INTEGER;",
+
+	/* 7: ownership by user id, not by name: a deleted user's objects never
+	 * pass to a new account of the same name (user ids are AUTOINCREMENT).
+	 * created_by/actor stay, for display. Existing rows go to the account of
+	 * that name that existed when the row was made; a row older than the
+	 * account belonged to an earlier one and is left to no one (admins).
+	 * Datasets are private until their owner shares them; models registered
+	 * by admins are the shared catalog, a fine-tuning job's outputs are
+	 * private to the job's owner. */
+	"ALTER TABLE models ADD COLUMN owner_id INTEGER;"
+	"ALTER TABLE models ADD COLUMN visibility TEXT NOT NULL DEFAULT 'shared'"
+	"  CHECK (visibility IN ('private','shared'));"
+	"ALTER TABLE deployments ADD COLUMN owner_id INTEGER;"
+	"ALTER TABLE datasets ADD COLUMN owner_id INTEGER;"
+	"ALTER TABLE datasets ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private'"
+	"  CHECK (visibility IN ('private','shared'));"
+	"ALTER TABLE ft_jobs ADD COLUMN owner_id INTEGER;"
+	"ALTER TABLE tasks ADD COLUMN actor_id INTEGER;"
+	"UPDATE models SET owner_id = (SELECT u.id FROM users u WHERE u.username = models.created_by"
+	"  AND u.created_at <= models.created_at);"
+	"UPDATE deployments SET owner_id = (SELECT u.id FROM users u WHERE u.username = deployments.created_by"
+	"  AND u.created_at <= deployments.created_at);"
+	"UPDATE datasets SET owner_id = (SELECT u.id FROM users u WHERE u.username = datasets.created_by"
+	"  AND u.created_at <= datasets.created_at);"
+	"UPDATE ft_jobs SET owner_id = (SELECT u.id FROM users u WHERE u.username = ft_jobs.created_by"
+	"  AND u.created_at <= ft_jobs.created_at);"
+	"UPDATE tasks SET actor_id = (SELECT u.id FROM users u WHERE u.username = tasks.actor"
+	"  AND u.created_at <= tasks.created_at);"
+	"UPDATE models SET visibility = 'private' WHERE id IN (SELECT result_model_id FROM ft_jobs"
+	"  UNION SELECT export_model_id FROM ft_jobs);"
+	"CREATE INDEX deployments_owner ON deployments(owner_id);"
+	"CREATE INDEX datasets_owner ON datasets(owner_id);"
+	"CREATE INDEX ft_jobs_owner ON ft_jobs(owner_id);"
+	"CREATE INDEX tasks_actor ON tasks(actor_id, id);",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -35,7 +35,8 @@ long long am_task_create(struct am_store *st, const char *kind, const char *targ
 	long long now = am_wall_ms();
 	int rc = am_store_exec(st,
 			       "INSERT INTO tasks(kind, target, actor, state, progress, message, created_at,"
-			       " started_at, finished_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       " started_at, finished_at, actor_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+			       " (SELECT id FROM users WHERE username = ?3))",
 			       "ssssisiii", kind, target ? target : "", actor, names[state],
 			       (long long)(state == AM_TASK_SUCCEEDED ? 100 : 0), message ? message : "", now,
 			       state == AM_TASK_QUEUED ? 0LL : now, finished(state) ? now : 0LL);

@@ -13,7 +13,9 @@ const char *am_task_state_name(enum am_task_state s);
 int am_task_state_parse(const char *name, enum am_task_state *out);
 
 /* Inserts a task. Finished states get started/finished times now. Returns
- * the id, or -1. message may be NULL. */
+ * the id, or -1. message may be NULL. The task belongs to the account named
+ * actor now (actor_id; user ids are never reused), to no one for a name that
+ * is not a user's. */
 long long am_task_create(struct am_store *st, const char *kind, const char *target, const char *actor,
 			 enum am_task_state state, const char *message);
 /* Moves a task on; progress < 0 leaves it unchanged. Finished states stamp

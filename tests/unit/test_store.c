@@ -1,5 +1,8 @@
 /* Unit tests: the store, migrations, tasks, metrics. */
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "am_test.h"
@@ -47,6 +50,70 @@ static void migrations_and_rows(void)
 	char err[256];
 	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
 	CHECK_INT(am_store_version(s), (long long)n);
+	am_test_db_drop(s, path);
+}
+
+/* A database from before owner ids: the migration gives each row to the
+ * account of its creator's name that existed when the row was made; a row
+ * older than that account was an earlier account's and goes to no one. */
+static void ownership_migration_fills_ids(void)
+{
+	size_t n, at = 0;
+	const char *const *list = am_migrations_list(&n);
+	while (at < n && !strstr(list[at], "ALTER TABLE datasets ADD COLUMN owner_id"))
+		at++;
+	CHECK(at < n);
+	if (at >= n)
+		return;
+	char path[128], ver[48], err[256];
+	snprintf(path, sizeof path, "/tmp/aimaas-unit-owners-%d.db", (int)getpid());
+	unlink(path);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	for (size_t i = 0; i < at; i++)
+		CHECK_INT(sqlite3_exec(db, list[i], NULL, NULL, NULL), SQLITE_OK);
+	snprintf(ver, sizeof ver, "PRAGMA user_version = %zu", at);
+	CHECK_INT(sqlite3_exec(db, ver, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "INSERT INTO users(id, username, password_hash, role, created_at, updated_at)"
+			       " VALUES(7, 'dave', 'x', 'user', 1000, 1000);"
+			       "INSERT INTO datasets(name, format, file_type, file_name, path, size_bytes, records, state, report,"
+			       " created_by, created_at) VALUES('new', 'alpaca', 'json', 'a.json', '', 1, 1, 'valid', '{}', 'dave', 2000),"
+			       " ('old', 'alpaca', 'json', 'a.json', '', 1, 1, 'valid', '{}', 'dave', 500);"
+			       "INSERT INTO tasks(kind, actor, state, created_at) VALUES('x', 'dave', 'succeeded', 2000),"
+			       " ('x', 'dave', 'succeeded', 500), ('x', 'nobody', 'failed', 2000);"
+			       "INSERT INTO models(id, name, source, state, created_by, created_at, updated_at)"
+			       " VALUES(1, 'base', 'local', 'ready', 'dave', 2000, 2000), (2, 'tuned', 'local', 'ready', 'dave', 3000, 3000);"
+			       "INSERT INTO ft_jobs(name, base_model_id, datasets, method, stage, template, params, gpu_count, state,"
+			       " output_name, result_model_id, created_by, created_at, updated_at)"
+			       " VALUES('j', 1, '[1]', 'lora', 'sft', 'qwen', '{}', 1, 'succeeded', 'tuned', 2, 'dave', 2500, 2500);",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	struct am_store *s = NULL;
+	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+	if (!s)
+		return;
+	long long v = -1;
+	am_store_int(s, &v, -1, "SELECT COALESCE(owner_id, 0) FROM datasets WHERE name = 'new'", NULL);
+	CHECK_INT(v, 7);
+	am_store_int(s, &v, -1, "SELECT COALESCE(owner_id, 0) FROM datasets WHERE name = 'old'", NULL);
+	CHECK_INT(v, 0);
+	am_store_int(s, &v, -1, "SELECT COUNT(*) FROM datasets WHERE visibility = 'private'", NULL);
+	CHECK_INT(v, 2);
+	am_store_int(s, &v, -1, "SELECT group_concat(COALESCE(actor_id, 0)) = '7,0,0' FROM (SELECT actor_id FROM tasks ORDER BY id)",
+		     NULL);
+	CHECK_INT(v, 1);
+	am_store_int(s, &v, -1, "SELECT owner_id FROM ft_jobs WHERE name = 'j'", NULL);
+	CHECK_INT(v, 7);
+	am_store_int(s, &v, -1, "SELECT visibility = 'shared' FROM models WHERE id = 1", NULL);
+	CHECK_INT(v, 1);
+	am_store_int(s, &v, -1, "SELECT visibility = 'private' AND owner_id = 7 FROM models WHERE id = 2", NULL);
+	CHECK_INT(v, 1);
+	/* a task made now belongs to the account of that name now, by id */
+	long long t = am_task_create(s, "y", "", "dave", AM_TASK_SUCCEEDED, NULL);
+	am_store_int(s, &v, -1, "SELECT actor_id FROM tasks WHERE id = ?", "i", t);
+	CHECK_INT(v, 7);
 	am_test_db_drop(s, path);
 }
 
@@ -126,6 +193,7 @@ static void metrics_text(void)
 void suite_store(void)
 {
 	RUN(migrations_and_rows);
+	RUN(ownership_migration_fills_ids);
 	RUN(a_newer_schema_is_refused);
 	RUN(tasks_lifecycle);
 	RUN(metrics_text);
