@@ -265,13 +265,19 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	json_t *row = NULL;
 	am_store_row(ctx->srv->store, &row, "SELECT path FROM datasets WHERE id = ?", "i", id);
-	long long used = 0;
-	am_store_int(ctx->srv->store, &used, 0,
-		     "SELECT j.id FROM ft_jobs j, json_each(j.datasets) e WHERE e.value = ?"
+	json_t *user = NULL;
+	am_store_row(ctx->srv->store, &user,
+		     "SELECT j.id, j.owner_id FROM ft_jobs j, json_each(j.datasets) e WHERE e.value = ?"
 		     " AND j.state IN ('queued','starting','running','stopping') LIMIT 1", "i", id);
-	if (used) {
+	if (user) { /* a shared dataset may be in someone else's job: name it only to who may see it */
+		long long job = json_integer_value(json_object_get(user, "id"));
+		if (am_api_may_see(ctx, json_integer_value(json_object_get(user, "owner_id")), 0))
+			am_err_set(err, AM_E_CONFLICT, "", "dataset %lld is used by fine-tuning job %lld; stop it first", id, job);
+		else
+			am_err_set(err, AM_E_CONFLICT, "", "dataset %lld is used by another user's fine-tuning job; try when it ends", id);
+		json_decref(user);
 		json_decref(row);
-		return am_err_set(err, AM_E_CONFLICT, "", "dataset %lld is used by fine-tuning job %lld; stop it first", id, used);
+		return -1;
 	}
 	if (am_store_exec(ctx->srv->store, "DELETE FROM datasets WHERE id = ?", "i", id) != 0) {
 		json_decref(row);

@@ -288,7 +288,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		if (!d) {
 			char field[32];
 			am_fmt(field, sizeof field, "datasets[%zu]", i);
-			am_err_set(err, AM_E_NOT_FOUND, field, "datasets[%zu]: no such dataset", i);
+			am_err_set(err, AM_E_INVALID, field, "datasets[%zu]: no such dataset", i);
 			goto out;
 		}
 		int ok = !strcmp(json_string_value(json_object_get(d, "state")), "valid");
@@ -526,6 +526,19 @@ static int resume(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	}
 	json_decref(j);
+	/* it trains on its datasets again: each must still be there for its
+	 * owner (someone else's may have been taken back or deleted) */
+	json_t *gone = NULL;
+	am_store_row(ctx->srv->store, &gone,
+		     "SELECT e.key AS i FROM ft_jobs j, json_each(j.datasets) e LEFT JOIN datasets d ON d.id = e.value"
+		     " WHERE j.id = ? AND (d.id IS NULL OR NOT (d.owner_id IS j.owner_id OR d.visibility = 'shared'))"
+		     " ORDER BY e.key LIMIT 1", "i", id);
+	if (gone) {
+		long long i = json_integer_value(json_object_get(gone, "i"));
+		json_decref(gone);
+		return am_err_set(err, AM_E_CONFLICT, "datasets", "datasets[%lld] of job %lld was deleted or is no longer shared;"
+				  " the job cannot resume", i, id);
+	}
 	long long now = am_wall_ms();
 	ctx->task_id = am_task_create(ctx->srv->store, "finetune.resume", ctx->target, ctx->who.username, AM_TASK_RUNNING, "queued");
 	am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'queued', reason = 'waiting to resume', resume = 1,"

@@ -77,10 +77,10 @@ test("datasets are private by default: another user gets 404 on every route, and
   assert.ok(!(await names(U.bob)).includes('alice-qa'));
   assert.ok((await names(U.alice)).includes('alice-qa'));
   assert.ok((await names(A)).includes('alice-qa'));
-  // training on it: as if there were no such dataset, naming the entry
+  // training on it: the answer for a dataset that does not exist, naming the entry
   const job = { base_model: 'Qwen2.5-7B-Instruct', datasets: ['alice-qa'], hyper: { max_steps: 2 } };
-  assertError(await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: U.bob, body: job }), 404, 'not_found', 'datasets[0]');
-  assertError(await srv.api('POST', '/api/v1/finetune/jobs', { token: U.bob, body: { ...job, datasets: [id] } }), 404, 'not_found', 'datasets[0]');
+  assertError(await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: U.bob, body: job }), 400, 'invalid_field', 'datasets[0]');
+  assertError(await srv.api('POST', '/api/v1/finetune/jobs', { token: U.bob, body: { ...job, datasets: [id] } }), 400, 'invalid_field', 'datasets[0]');
   assert.equal((await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: U.alice, body: job })).status, 200);
   assert.equal((await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: A, body: job })).status, 200);
 });
@@ -104,6 +104,27 @@ test('a shared dataset: everyone sees and trains on it; only its owner or an adm
   assert.equal((await srv.api('PATCH', `/api/v1/datasets/${id}`, { token: A, body: { visibility: 'private' } })).status, 200);
   assertError(await srv.api('GET', `/api/v1/datasets/${id}`, { token: U.bob }), 404, 'not_found');
   assert.equal((await srv.api('DELETE', `/api/v1/datasets/${id}`, { token: U.alice })).status, 200);
+});
+
+test("a job on someone's shared dataset: its owner learns nothing of the job, and it cannot resume once unshared", async () => {
+  const up = await upload(U.alice, 'alice-lent');
+  const ds = up.json.id;
+  assert.equal((await srv.api('PATCH', `/api/v1/datasets/${ds}`, { token: U.alice, body: { visibility: 'shared' } })).status, 200);
+  const c = await srv.api('POST', '/api/v1/finetune/jobs', { token: U.bob,
+    body: { name: 'bob-borrow', base_model: 'Qwen2.5-7B-Instruct', datasets: [ds], hyper: { max_steps: 5000, save_steps: 5 } } });
+  assert.equal(c.status, 201, c.text);
+  const del = await srv.api('DELETE', `/api/v1/datasets/${ds}`, { token: U.alice });
+  assertError(del, 409, 'conflict');
+  assert.doesNotMatch(del.json.error.message, new RegExp(`job ${c.json.id}\\b`));
+  assert.equal((await srv.api('POST', `/api/v1/finetune/jobs/${c.json.id}/stop`, { token: U.bob, body: {} })).status, 200);
+  await waitFor(async () => {
+    const r = await srv.api('GET', `/api/v1/finetune/jobs/${c.json.id}`, { token: U.bob });
+    return { ok: ['stopped', 'failed', 'succeeded'].includes(r.json.state), v: r.json.state };
+  }, 'the job stopping');
+  assert.equal((await srv.api('PATCH', `/api/v1/datasets/${ds}`, { token: U.alice, body: { visibility: 'private' } })).status, 200);
+  assertError(await srv.api('POST', `/api/v1/finetune/jobs/${c.json.id}/resume`, { token: U.bob, body: {} }), 409, 'conflict', 'datasets');
+  assert.equal((await srv.api('DELETE', `/api/v1/finetune/jobs/${c.json.id}`, { token: U.bob })).status, 200);
+  assert.equal((await srv.api('DELETE', `/api/v1/datasets/${ds}`, { token: U.alice })).status, 200);
 });
 
 test("fine-tuning jobs, their metrics, logs and outputs are their owner's: 404 to anyone else", async () => {

@@ -70,7 +70,7 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(await job({ ...base, base_model: 'nope' }), 400, 'invalid_field', 'base_model');
   assertError(await job({ ...base, base_model: 'bge-large-zh-v1.5' }), 400, 'invalid_field', 'base_model');
   assertError(await job({ ...base, datasets: [] }), 400, 'invalid_field', 'datasets');
-  assertError(await job({ ...base, datasets: ['nope'] }), 400, 'invalid_field', 'datasets');
+  assertError(await job({ ...base, datasets: ['nope'] }), 400, 'invalid_field', 'datasets[0]');
   const inv = await job({ ...base, datasets: ['broken'] });
   assertError(inv, 400, 'invalid_field', 'datasets');
   assert.match(inv.json.error.message, /invalid/);
