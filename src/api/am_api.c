@@ -362,9 +362,12 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 	 * not be able to grow the audit trail without bound. */
 	if (!ctx->route->task_kind || err->code == AM_E_RATE)
 		return;
-	const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.user_id ? ctx->who.username : "anonymous";
+	int anonymous = !ctx->actor[0] && !ctx->who.user_id;
+	const char *actor = ctx->actor[0] ? ctx->actor : anonymous ? "anonymous" : ctx->who.username;
 	ctx->task_id = am_task_create(ctx->srv->store, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED,
 				      err->msg);
+	if (ctx->task_id > 0 && anonymous) /* nobody's, even with a user of that name */
+		am_store_exec(ctx->srv->store, "UPDATE tasks SET actor_id = NULL WHERE id = ?", "i", ctx->task_id);
 }
 
 static void on_request(struct am_http_req *req, void *data)

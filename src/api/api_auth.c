@@ -147,6 +147,8 @@ static int change_password(struct am_ctx *ctx, struct am_err *err)
 	    am_store_exec(ctx->srv->store, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND kind = 'session'"
 			  " AND id <> ? AND revoked_at IS NULL", "iii", now, ctx->who.user_id, ctx->who.session_id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not change the password");
+	if (ctx->srv->gateway) /* the ended sessions stop working on /v1 (the playground) now */
+		am_gateway_refresh(ctx->srv->gateway);
 	ctx->resp = json_pack("{s:b}", "ok", 1);
 	return 0;
 }

@@ -261,3 +261,35 @@ test('a disabled user\'s key stops working on /v1 at once, even when another use
   assert.equal((await srv.api('PATCH', `/api/v1/users/${carol}`, { token: A, body: { disabled: false } })).status, 200);
   assert.equal(await v1(), 200);
 });
+
+test("a password change or reset ends the user's other console sessions on /v1 too, at once", async () => {
+  await mkUser('gina');
+  const s1 = await srv.login('gina', PW);
+  const s2 = await srv.login('gina', PW);
+  const s3 = await srv.login('gina', PW);
+  const v1 = (t) => fetch(`${srv.url}/v1/models`, { headers: { cookie: `aimaas_session=${t}` } }).then((r) => r.status);
+  assert.equal(await v1(s2), 200);
+  await sleep(600); // the gateway's view holds every session
+  const ch = await srv.api('PUT', '/api/v1/auth/password', { token: s1, body: { current_password: PW, new_password: 'password-456' } });
+  assert.equal(ch.status, 200, ch.text);
+  assert.equal(await v1(s2), 401);
+  assert.equal(await v1(s1), 200, 'the session that changed it goes on');
+  const id = (await srv.api('GET', '/api/v1/auth/me', { token: s1 })).json.id;
+  const s4 = await srv.login('gina', 'password-456');
+  assert.equal(await v1(s4), 200);
+  await sleep(600);
+  assert.equal((await srv.api('PATCH', `/api/v1/users/${id}`, { token: A, body: { password: 'password-789' } })).status, 200);
+  assert.equal(await v1(s4), 401);
+  assert.equal(await v1(s3), 401);
+});
+
+test('a failed anonymous call is nobody\'s task, even with a user named "anonymous"', async () => {
+  await mkUser('anonymous');
+  const N = await srv.login('anonymous', PW);
+  const r = await srv.api('POST', '/api/v1/auth/login', { body: {} });
+  assertError(r, 400, 'invalid_field', 'username');
+  const task = Number(r.headers.get('x-task-id'));
+  assert.ok(task > 0);
+  assertError(await srv.api('GET', `/api/v1/tasks/${task}`, { token: N }), 404, 'not_found');
+  assert.equal((await srv.api('GET', `/api/v1/tasks/${task}`, { token: A })).json.actor, 'anonymous');
+});
