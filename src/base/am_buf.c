@@ -114,8 +114,9 @@ size_t am_strlcpy(char *dst, const char *src, size_t size)
 	return n;
 }
 
-/* The length of the valid UTF-8 sequence at s (s[0] >= 0x80), or 0. */
-static size_t utf8_len(const unsigned char *s)
+/* The length of the valid UTF-8 sequence at s (s[0] >= 0x80) within
+ * avail bytes, or 0. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
 {
 	unsigned c = s[0], need, v;
 	if (c >= 0xC2 && c <= 0xDF)
@@ -125,6 +126,8 @@ static size_t utf8_len(const unsigned char *s)
 	else if (c >= 0xF0 && c <= 0xF4)
 		need = 4, v = c & 0x07;
 	else
+		return 0;
+	if (avail < need)
 		return 0;
 	for (unsigned i = 1; i < need; i++) {
 		if (s[i] < 0x80 || s[i] > 0xBF) /* the NUL ends it here too */
@@ -145,7 +148,7 @@ size_t am_utf8_scrub(char *s)
 			p++;
 			continue;
 		}
-		size_t n = utf8_len(p);
+		size_t n = utf8_len(p, 4);
 		if (n) {
 			p += n;
 		} else {
@@ -154,6 +157,22 @@ size_t am_utf8_scrub(char *s)
 		}
 	}
 	return bad;
+}
+
+int am_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t k = utf8_len(p, (size_t)(end - p));
+		if (!k)
+			return 0;
+		p += k;
+	}
+	return 1;
 }
 
 int am_slice_eq(struct am_slice s, const char *lit)

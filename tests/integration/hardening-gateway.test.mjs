@@ -209,6 +209,10 @@ test('item 18: empty or invalid query parameters and ids that are not UTF-8 get 
   assertError(await srv.api('GET', '/api/v1/usage?from=yesterday', { token: T }), 400, 'invalid_field', 'from');
   assertError(await srv.api('GET', '/api/v1/usage?to=', { token: T }), 400, 'invalid_field', 'to');
   assert.equal((await srv.api('GET', '/api/v1/usage?group_by=model&from=0', { token: T })).status, 200);
+  // a query parameter that is not UTF-8 is refused by name, on every route that reads one
+  assertError(await srv.api('GET', '/api/v1/usage?group_by=%FF', { token: T }), 400, 'invalid_field', 'group_by');
+  assertError(await srv.api('GET', '/api/v1/models?kind=%C0%AF', { token: T }), 400, 'invalid_field', 'kind');
+  assertError(await srv.api('GET', '/api/v1/tasks?target=%FF', { token: T }), 400, 'invalid_field', 'target');
   for (const r of ['deployments', 'deployments/%FF/command', 'deployments/%FF/metrics', 'keys', 'models', 'users', 'tasks', 'nodes',
     'gpus', 'gpus/%FF/history', 'datasets', 'datasets/%FF/preview', 'finetune/jobs', 'finetune/jobs/%FF/metrics']) {
     const path = r.includes('%FF') ? `/api/v1/${r}` : `/api/v1/${r}/%FF`;

@@ -105,6 +105,10 @@ static void utf8_scrub(void)
 	char cut[] = "id \xe4\xbd";
 	CHECK_INT(am_utf8_scrub(cut), 2);
 	CHECK_STR(cut, "id ??");
+	CHECK(am_utf8_valid("\xc3\xa9\xf0\x9f\x98\x80", 6));
+	CHECK(!am_utf8_valid("\xc3\xa9\xf0\x9f\x98", 5)); /* cut short */
+	CHECK(!am_utf8_valid("\xff", 1));
+	CHECK(am_utf8_valid("", 0));
 }
 
 void suite_gateway(void)
