@@ -98,9 +98,17 @@ build/fuzz/parsers: tests/fuzz/fuzz_parsers.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
-fuzz: build/fuzz/parsers
-	@mkdir -p build/fuzz/corpus
+# The gateway's body scanner against jansson: they must agree on every body.
+build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $^ $(PKG_LIBS)
+fuzz: build/fuzz/parsers build/fuzz/gw_body
+	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
 	build/fuzz/parsers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
+	build/fuzz/gw_body -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
+		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
 
 clean:
 	rm -rf build

@@ -46,6 +46,8 @@ struct am_config {
 	int gateway_keepalive_ms;
 	size_t dataset_max_bytes;          /* upload limit of a dataset */
 	char ui_dir[1024];                 /* the built console; "" when none */
+	int metrics_public;                /* /metrics open to anyone */
+	char metrics_token[256];           /* a bearer token for /metrics; "" when none */
 };
 
 struct am_server {

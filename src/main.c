@@ -66,6 +66,12 @@ static const char usage_serve[] =
 	"  --gateway-keepalive-ms MS  SSE comment interval while a first token is pending (default 10000)\n"
 	"  --ui-dir DIR           the built web console (AIMAAS_UI_DIR; default share/aimaas/ui\n"
 	"                         beside the binary, or build/ui in the source tree)\n"
+	"  --metrics-token-file F /metrics answers a scrape with 'Authorization: Bearer <the\n"
+	"                         file's first line>' (AIMAAS_METRICS_TOKEN_FILE, or the token\n"
+	"                         itself in AIMAAS_METRICS_TOKEN); an admin's token or session\n"
+	"                         also works\n"
+	"  --metrics-public       /metrics open to anyone (AIMAAS_METRICS_PUBLIC=1; default: not,\n"
+	"                         since it names every deployment and its traffic)\n"
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
 	"                         serving while aimaas is down or being upgraded)\n"
 	"  -h, --help             this text\n"
@@ -145,9 +151,47 @@ static int env_list(const char *name, char sep, int slot, const char **out, int 
 	return 0;
 }
 
+/* The bearer token of /metrics: the first line of file, else
+ * AIMAAS_METRICS_TOKEN, else none ("" ). */
+static int metrics_token(const char *file, char *out, size_t size)
+{
+	char buf[512] = "";
+	out[0] = '\0';
+	if (file) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n < 0) {
+			fprintf(stderr, "aimaas: cannot read --metrics-token-file %s: %s\n", file, strerror(errno));
+			return -1;
+		}
+		buf[n] = '\0';
+	} else {
+		const char *e = getenv("AIMAAS_METRICS_TOKEN");
+		if (!e)
+			return 0;
+		am_strlcpy(buf, e, sizeof buf);
+	}
+	/* a secret: engines and tools that aimaas starts inherit its environment */
+	unsetenv("AIMAAS_METRICS_TOKEN");
+	if (!file && !buf[0])
+		return 0;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	size_t n = strlen(buf);
+	while (n && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	if (n < 16 || n >= size) {
+		fprintf(stderr, "aimaas: the metrics token must be 16 to %zu characters on one line (got %zu)\n", size - 1, n);
+		return -1;
+	}
+	am_strlcpy(out, buf, size);
+	return 0;
+}
+
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
@@ -157,6 +201,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		{ "stop-engines-on-exit", no_argument, NULL, O_STOPENG },
 		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
 		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK }, { "ui-dir", required_argument, NULL, O_UI },
+		{ "metrics-public", no_argument, NULL, O_MPUB }, { "metrics-token-file", required_argument, NULL, O_MTOK },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -165,7 +210,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
 	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
 		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL, *gwt = getenv("AIMAAS_GATEWAY_THREADS"),
-		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR");
+		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR"), *mtok = getenv("AIMAAS_METRICS_TOKEN_FILE");
+	c->metrics_public = (e = getenv("AIMAAS_METRICS_PUBLIC")) && !strcmp(e, "1");
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
 	const char *sims[AM_MAX_SIM_SPECS];
@@ -187,6 +233,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_GWB: gwb = optarg; break;
 		case O_GWK: gwk = optarg; break;
 		case O_UI: ui = optarg; break;
+		case O_MPUB: c->metrics_public = 1; break;
+		case O_MTOK: mtok = optarg; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -272,6 +320,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 			return -1;
 	c->nvml_lib = getenv("AIMAAS_NVML_LIB");
 	c->nvidia_smi = getenv("AIMAAS_NVIDIA_SMI");
+	if (metrics_token(mtok && *mtok ? mtok : NULL, c->metrics_token, sizeof c->metrics_token) != 0)
+		return -1;
 	return 0;
 }
 

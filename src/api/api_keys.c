@@ -3,6 +3,7 @@
  * and usage aggregated by key, model, user and hour or day. Users manage
  * their own keys and see their own usage; admins all. */
 #include <sodium.h>
+#include <errno.h>
 #include <string.h>
 
 #include "../base/am_buf.h"
@@ -192,10 +193,22 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 static int usage(struct am_ctx *ctx, struct am_err *err)
 {
 	char group[64] = "model", interval[8] = "", from[24] = "", to[24] = "";
-	if (am_http_query(ctx->req, "group_by", group, sizeof group) < 0 ||
-	    am_http_query(ctx->req, "interval", interval, sizeof interval) < 0 ||
-	    am_http_query(ctx->req, "from", from, sizeof from) < 0 || am_http_query(ctx->req, "to", to, sizeof to) < 0)
-		return am_err_set(err, AM_E_INVALID, "group_by", "bad query parameters");
+	static const struct {
+		const char *name, *what;
+	} qs[] = {
+		{ "group_by", "model, key, user, deployment (comma-separated)" },
+		{ "interval", "'hour' or 'day'" },
+		{ "from", "wall-clock milliseconds" },
+		{ "to", "wall-clock milliseconds" },
+	};
+	char *bufs[] = { group, interval, from, to };
+	size_t sizes[] = { sizeof group, sizeof interval, sizeof from, sizeof to };
+	for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++) {
+		int rc = am_http_query(ctx->req, qs[q].name, bufs[q], sizes[q]);
+		/* present but empty is a mistake too (?group_by=), not "the default" */
+		if (rc < 0 || (rc > 0 && !bufs[q][0]))
+			return am_err_set(err, AM_E_INVALID, qs[q].name, "'%s' takes %s", qs[q].name, qs[q].what);
+	}
 	struct am_buf sel, grp;
 	am_buf_init(&sel, 1024);
 	am_buf_init(&grp, 1024);
@@ -218,6 +231,11 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		am_buf_printf(&sel, "%s, ", s);
 		am_buf_printf(&grp, "%s%s", grp.len ? ", " : "", gg);
 	}
+	if (!grp.len) { /* only commas */
+		am_buf_free(&sel);
+		am_buf_free(&grp);
+		return am_err_set(err, AM_E_INVALID, "group_by", "'group_by' takes model, key, user, deployment (comma-separated)");
+	}
 	long long bucket = 0;
 	if (interval[0]) {
 		if (strcmp(interval, "hour") && strcmp(interval, "day")) {
@@ -227,8 +245,24 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		}
 		bucket = !strcmp(interval, "hour") ? 3600000LL : 86400000LL;
 	}
-	char *e;
-	long long f = from[0] ? strtoll(from, &e, 10) : 0, t = to[0] ? strtoll(to, &e, 10) : (1LL << 62);
+	long long f = 0, t = 1LL << 62;
+	const char *const tnames[] = { "from", "to" };
+	const char *tvals[] = { from, to };
+	long long *touts[] = { &f, &t };
+	for (int q = 0; q < 2; q++) {
+		if (!tvals[q][0])
+			continue;
+		char *e;
+		errno = 0;
+		long long v = strtoll(tvals[q], &e, 10);
+		if (*e || errno || v < 0) {
+			am_buf_free(&sel);
+			am_buf_free(&grp);
+			return am_err_set(err, AM_E_INVALID, tnames[q], "'%s' must be wall-clock milliseconds (an integer >= 0)",
+					  tnames[q]);
+		}
+		*touts[q] = v;
+	}
 	char sql[2048];
 	am_fmt(sql, sizeof sql,
 	       "SELECT %s%s COUNT(*) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"

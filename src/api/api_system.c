@@ -1,7 +1,11 @@
-/* api_system: the probes: /healthz for load balancers and /metrics for
- * Prometheus. Both are open (no secrets in them), like vLLM's own. */
+/* api_system: the probes: /healthz for load balancers (open) and /metrics
+ * for Prometheus, which names every deployment and its traffic: open only
+ * with --metrics-public, else for the metrics token (--metrics-token-file)
+ * or an admin's token or session. */
 #include <string.h>
+#include <strings.h>
 
+#include "../base/am_rand.h"
 #include "../base/am_time.h"
 #include "../gateway/am_gateway.h"
 #include "../gpu/am_inventory.h"
@@ -25,9 +29,32 @@ static int healthz(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* Who may scrape: anyone when public; the metrics token as a bearer; an
+ * admin (the dispatcher resolved a user's token or session already). */
+static int metrics_allowed(struct am_ctx *ctx, struct am_err *err)
+{
+	const struct am_config *c = &ctx->srv->cfg;
+	if (c->metrics_public || ctx->who.admin)
+		return 0;
+	const char *h = am_http_header(ctx->req, "authorization");
+	if (c->metrics_token[0] && h && strncasecmp(h, "Bearer ", 7) == 0) {
+		const char *t = h + 7;
+		while (*t == ' ')
+			t++;
+		if (am_secure_streq(t, c->metrics_token))
+			return 0;
+	}
+	if (ctx->who.user_id)
+		return am_err_set(err, AM_E_FORBIDDEN, "", "/metrics is for admins and the metrics token");
+	return am_err_set(err, AM_E_UNAUTH, "",
+			  "/metrics needs 'Authorization: Bearer <token>': the metrics token (--metrics-token-file) or an "
+			  "admin's; or start aimaas with --metrics-public");
+}
+
 static int metrics(struct am_ctx *ctx, struct am_err *err)
 {
-	(void)err;
+	if (metrics_allowed(ctx, err) != 0)
+		return -1;
 	struct am_buf out;
 	am_buf_init(&out, 64 << 20);
 	am_buf_printf(&out, "# HELP aimaas_build_info Version of this aimaas.\n# TYPE aimaas_build_info gauge\n"

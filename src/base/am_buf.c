@@ -114,6 +114,67 @@ size_t am_strlcpy(char *dst, const char *src, size_t size)
 	return n;
 }
 
+/* The length of the valid UTF-8 sequence at s (s[0] >= 0x80) within
+ * avail bytes, or 0. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+	unsigned c = s[0], need, v;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 2, v = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		need = 3, v = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		need = 4, v = c & 0x07;
+	else
+		return 0;
+	if (avail < need)
+		return 0;
+	for (unsigned i = 1; i < need; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF) /* the NUL ends it here too */
+			return 0;
+		v = v << 6 | (s[i] & 0x3F);
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (need == 3 && v < 0x800) || (need == 4 && v < 0x10000))
+		return 0;
+	return need;
+}
+
+size_t am_utf8_scrub(char *s)
+{
+	size_t bad = 0;
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t n = utf8_len(p, 4);
+		if (n) {
+			p += n;
+		} else {
+			*p++ = '?';
+			bad++;
+		}
+	}
+	return bad;
+}
+
+int am_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t k = utf8_len(p, (size_t)(end - p));
+		if (!k)
+			return 0;
+		p += k;
+	}
+	return 1;
+}
+
 int am_slice_eq(struct am_slice s, const char *lit)
 {
 	size_t n = strlen(lit);

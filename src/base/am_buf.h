@@ -40,6 +40,13 @@ void am_fmt(char *dst, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Bounded copy, always NUL-terminated; returns strlen(src). */
 size_t am_strlcpy(char *dst, const char *src, size_t size);
+/* Replaces, in place, each byte of s that does not belong to a valid UTF-8
+ * sequence (shortest form, no surrogate, at most U+10FFFF) with '?', so
+ * text that quotes a client's bytes (a path, a cut-off name) can go into
+ * JSON. Returns the number of bytes replaced. */
+size_t am_utf8_scrub(char *s);
+/* Whether s[0..n) is valid UTF-8 by the same rules. */
+int am_utf8_valid(const char *s, size_t n);
 
 int am_slice_eq(struct am_slice s, const char *lit);
 int am_slice_caseeq(struct am_slice s, const char *lit);

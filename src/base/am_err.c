@@ -38,6 +38,10 @@ int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const 
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 	va_end(ap);
+	/* messages quote what the client sent (an id, a path) and are cut at
+	 * a byte count: they must stay valid UTF-8 to be answered as JSON */
+	am_utf8_scrub(e->msg);
+	am_utf8_scrub(e->field);
 	e->retry_after = 0;
 	return -1;
 }

@@ -154,7 +154,8 @@ void am_gateway_refresh(struct am_gateway *g)
 	if (!strcmp(digest, g->signature))
 		return;
 	json_t *deps = NULL, *insts = NULL, *keys = NULL, *sess = NULL;
-	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, d.aliases, m.kind FROM deployments d"
+	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, d.aliases, m.kind,"
+		      " COALESCE(d.max_model_len, m.max_context) AS max_model_len FROM deployments d"
 		      " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL);
 	am_store_rows(st, &insts, "SELECT id, deployment_id, port, api_key FROM instances WHERE state = 'running' ORDER BY id", NULL);
 	am_store_rows(st, &keys, "SELECT k.id, k.user_id, u.username, k.key_hash, k.models, k.rpm, k.tpm, k.quota_tokens,"
@@ -193,6 +194,10 @@ void am_gateway_refresh(struct am_gateway *g)
 		}
 		json_t *loras = json_loads(json_string_value(json_object_get(d, "lora_modules")) ?: "[]", 0, NULL);
 		json_t *aliases = json_loads(json_string_value(json_object_get(d, "aliases")) ?: "[]", 0, NULL);
+		if (!json_is_array(loras)) { /* aimaas wrote them: never expected, but never a crash */
+			json_decref(loras);
+			loras = json_array();
+		}
 		/* aliases route like the name itself; they come after the adapters */
 		size_t na = json_array_size(aliases);
 		for (size_t x = 0; x < na; x++)
@@ -215,6 +220,9 @@ void am_gateway_refresh(struct am_gateway *g)
 			am_strlcpy(r->engine_name, l > 0 && !r->lora ? json_string_value(json_object_get(d, "name")) : name ?: "",
 				   sizeof r->engine_name);
 			am_strlcpy(r->kind, json_string_value(json_object_get(d, "kind")) ?: "llm", sizeof r->kind);
+			if (r->lora)
+				am_strlcpy(r->parent, json_string_value(json_object_get(d, "name")) ?: "", sizeof r->parent);
+			r->max_model_len = json_integer_value(json_object_get(d, "max_model_len"));
 			am_strlcpy(r->state, nreps ? "running" : json_string_value(json_object_get(d, "state")) ?: "stopped",
 				   sizeof r->state);
 			if (nreps) {
@@ -241,7 +249,8 @@ void am_gateway_refresh(struct am_gateway *g)
 		k->quota = json_integer_value(json_object_get(kr, "quota_tokens"));
 		k->expires_at = json_integer_value(json_object_get(kr, "expires_at"));
 		json_t *models = json_loads(json_string_value(json_object_get(kr, "models")) ?: "null", JSON_DECODE_ANY, NULL);
-		k->all_models = !json_is_array(models);
+		/* NULL is every model; anything unreadable is none (fail closed) */
+		k->all_models = json_is_null(models);
 		if (json_is_array(models)) {
 			k->nmodels = (int)json_array_size(models);
 			k->models = am_calloc((size_t)k->nmodels + 1, sizeof *k->models);
@@ -468,6 +477,33 @@ void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *o)
 		for (int k = 0; k < all[i].nst; k++)
 			am_buf_printf(o, "aimaas_gateway_requests_total{model=\"%s\",status=\"%d\"} %llu\n", all[i].model,
 				      all[i].st[k].status, (unsigned long long)all[i].st[k].n);
+	static const char *const reasons[GW_REJECT_N] = {
+		[GW_REJECT_INVALID] = "invalid",           [GW_REJECT_UNAUTHORIZED] = "unauthorized",
+		[GW_REJECT_FORBIDDEN] = "forbidden",       [GW_REJECT_UNKNOWN_MODEL] = "unknown_model",
+		[GW_REJECT_NOT_FOUND] = "not_found",       [GW_REJECT_METHOD] = "method_not_allowed",
+		[GW_REJECT_TOO_LARGE] = "too_large",       [GW_REJECT_RATE_LIMITED] = "rate_limited",
+		[GW_REJECT_QUOTA] = "quota_exceeded",      [GW_REJECT_UNAVAILABLE] = "unavailable",
+		[GW_REJECT_OTHER] = "other",
+	};
+	static const int statuses[GW_REJECT_N] = {
+		[GW_REJECT_INVALID] = 400,   [GW_REJECT_UNAUTHORIZED] = 401, [GW_REJECT_FORBIDDEN] = 403,
+		[GW_REJECT_UNKNOWN_MODEL] = 404, [GW_REJECT_NOT_FOUND] = 404, [GW_REJECT_METHOD] = 405,
+		[GW_REJECT_TOO_LARGE] = 413, [GW_REJECT_RATE_LIMITED] = 429, [GW_REJECT_QUOTA] = 429,
+		[GW_REJECT_UNAVAILABLE] = 503, [GW_REJECT_OTHER] = 0,
+	};
+	am_buf_adds(o, "# HELP aimaas_gateway_rejected_total Gateway requests refused before an engine saw them, by reason.\n"
+		       "# TYPE aimaas_gateway_rejected_total counter\n");
+	for (int r = 0; r < GW_REJECT_N; r++) {
+		uint64_t sum = 0;
+		for (int w = 0; w < g->nworkers; w++)
+			sum += atomic_load(&g->workers[w].rejected[r]);
+		if (statuses[r])
+			am_buf_printf(o, "aimaas_gateway_rejected_total{reason=\"%s\",status=\"%d\"} %llu\n", reasons[r],
+				      statuses[r], (unsigned long long)sum);
+		else
+			am_buf_printf(o, "aimaas_gateway_rejected_total{reason=\"%s\"} %llu\n", reasons[r],
+				      (unsigned long long)sum);
+	}
 	am_buf_adds(o, "# HELP aimaas_gateway_prompt_tokens_total Prompt tokens by model.\n"
 		       "# TYPE aimaas_gateway_prompt_tokens_total counter\n");
 	for (int i = 0; i < n; i++)

@@ -48,6 +48,8 @@ struct gw_route {
 	char state[16];            /* "running", or why not */
 	int lora;                  /* a LoRA adapter served by dep_id */
 	char engine_name[129];     /* the name the engine knows (differs for an alias) */
+	char parent[129];          /* an adapter's deployment; "" otherwise */
+	long long max_model_len;   /* the deployment's, else the model's context; 0 unknown */
 	struct gw_rep *reps;       /* ready replicas */
 	int nreps;
 };
@@ -92,6 +94,23 @@ struct gw_mstats {             /* one model's series, per worker */
 	long long inflight;
 };
 
+/* Why a request was refused before it reached an engine: /metrics counts
+ * these (a fixed set of labels, never a name the client sent). */
+enum gw_reject {
+	GW_REJECT_INVALID,       /* 400: not JSON, no model, a wrong member */
+	GW_REJECT_UNAUTHORIZED,  /* 401 */
+	GW_REJECT_FORBIDDEN,     /* 403: CSRF, a model the key may not use */
+	GW_REJECT_UNKNOWN_MODEL, /* 404: no such model */
+	GW_REJECT_NOT_FOUND,     /* 404: no such path */
+	GW_REJECT_METHOD,        /* 405 */
+	GW_REJECT_TOO_LARGE,     /* 413, 431 */
+	GW_REJECT_RATE_LIMITED,  /* 429: requests or tokens per minute */
+	GW_REJECT_QUOTA,         /* 429: the key's quota is used up */
+	GW_REJECT_UNAVAILABLE,   /* 503: the model is not running */
+	GW_REJECT_OTHER,         /* what the HTTP layer refuses otherwise (408, 501, 505) */
+	GW_REJECT_N
+};
+
 struct gw_repstate {           /* a worker's view of one replica */
 	long long instance_id;
 	int outstanding;
@@ -124,6 +143,7 @@ struct gw_worker {
 	pthread_mutex_t smu;       /* guards stats, read by /metrics */
 	struct gw_mstats *stats;
 	int nstats;
+	_Atomic uint64_t rejected[GW_REJECT_N]; /* read by /metrics */
 	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
 	struct event *ub_timer;    /* hands them over every 100 ms */
 };

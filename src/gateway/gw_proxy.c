@@ -13,6 +13,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "../http/am_http_parse.h"
 #include "gw_internal.h"
 #include "gw_json.h"
 
@@ -60,23 +61,47 @@ static void app_free(struct am_http_req *req)
 /* OpenAI's error shape. */
 static void oai_error(struct am_http_req *req, int status, const char *type, const char *code, const char *param,
 		      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void oai_verror(struct am_http_req *req, int status, const char *type, const char *code, const char *param,
+		       const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	am_utf8_scrub(msg); /* it may quote the client's bytes (a path, a name) */
+	json_t *e = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", msg, "type", type, "param",
+			      param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
+	char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	if (s)
+		am_http_respond(req, status, "application/json", s, strlen(s));
+	else {
+		static const char oom[] = "{\"error\":{\"message\":\"internal error\",\"type\":\"server_error\","
+					  "\"param\":null,\"code\":null}}";
+		am_http_respond(req, 500, "application/json", oom, sizeof oom - 1);
+	}
+	free(s);
+	json_decref(e);
+}
+
 static void oai_error(struct am_http_req *req, int status, const char *type, const char *code, const char *param,
 		      const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	oai_verror(req, status, type, code, param, fmt, ap);
 	va_end(ap);
-	json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", msg, "type", type, "param", param, "code", code);
-	if (!json_object_get(json_object_get(e, "error"), "param"))
-		json_object_set_new(json_object_get(e, "error"), "param", json_null());
-	if (!json_object_get(json_object_get(e, "error"), "code"))
-		json_object_set_new(json_object_get(e, "error"), "code", json_null());
-	char *s = json_dumps(e, JSON_COMPACT);
-	am_http_respond(req, status, "application/json", s, strlen(s));
-	free(s);
-	json_decref(e);
+}
+
+/* A request refused before it reached an engine: answered, and counted by
+ * reason in /metrics (never by the name the client sent). */
+static void reject(struct gw_worker *w, struct am_http_req *req, enum gw_reject why, int status, const char *type,
+		   const char *code, const char *param, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static void reject(struct gw_worker *w, struct am_http_req *req, enum gw_reject why, int status, const char *type,
+		   const char *code, const char *param, const char *fmt, ...)
+{
+	atomic_fetch_add(&w->rejected[why], 1);
+	va_list ap;
+	va_start(ap, fmt);
+	oai_verror(req, status, type, code, param, fmt, ap);
+	va_end(ap);
 }
 
 static const struct gw_key *find_key(struct gw_table *t, const char *h)
@@ -473,7 +498,7 @@ static void on_head(struct am_http_req *req, void *data)
 		tok = cookie; /* the console's playground */
 		via_cookie = 1;
 	} else {
-		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
+		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
 			  "You didn't provide an API key: send 'Authorization: Bearer sk-...'");
 		return;
 	}
@@ -482,7 +507,7 @@ static void on_head(struct am_http_req *req, void *data)
 	const struct gw_key *k = find_key(t, p->key_hash);
 	/* a key only as a bearer, a session only as the cookie */
 	if (!k || k->session != via_cookie) {
-		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL,
+		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
 			  via_cookie ? "The console session is invalid or expired: log in again" : "Incorrect API key provided");
 		return;
 	}
@@ -490,13 +515,13 @@ static void on_head(struct am_http_req *req, void *data)
 		/* the cookie rides along on any request the browser makes */
 		const char *h = am_http_header(req, "x-csrf-token");
 		if (!h || !k->csrf[0] || !am_secure_streq(h, k->csrf)) {
-			oai_error(req, 403, "invalid_request_error", "csrf", NULL,
+			reject(w, req, GW_REJECT_FORBIDDEN, 403, "invalid_request_error", "csrf", NULL,
 				  "a cookie-authenticated request needs the X-CSRF-Token header (the aimaas_csrf cookie)");
 			return;
 		}
 	}
 	if (k->expires_at && am_wall_ms() >= k->expires_at) {
-		oai_error(req, 401, "invalid_request_error", "expired_api_key", NULL,
+		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "expired_api_key", NULL,
 			  k->session ? "The console session has expired: log in again" : "This API key has expired");
 		return;
 	}
@@ -505,45 +530,78 @@ static void on_head(struct am_http_req *req, void *data)
 	p->user_id = k->user_id;
 	p->ctr = k->ctr;
 	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body)
-		oai_error(req, 413, "invalid_request_error", "request_too_large", NULL,
+		reject(w, req, GW_REJECT_TOO_LARGE, 413, "invalid_request_error", "request_too_large", NULL,
 			  "the request body is larger than %zu bytes", req->max_body);
 }
 
-static void list_models(struct preq *p, struct am_http_req *req)
+/* vLLM's model card (id, object, created, owned_by, root, parent,
+ * max_model_len, permission), with the deployment's kind and state. */
+static json_t *model_card(const struct gw_table *t, const struct gw_route *r)
+{
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:[],s:s,s:s}", "id", r->name, "object", "model", "created",
+			 (json_int_t)t->created_s, "owned_by", "aimaas", "root", r->engine_name, "parent",
+			 r->parent[0] ? json_string(r->parent) : json_null(), "max_model_len",
+			 r->max_model_len > 0 ? json_integer(r->max_model_len) : json_null(), "permission", "kind", r->kind,
+			 "state", r->state);
+}
+
+static void respond_json(struct am_http_req *req, json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	if (s)
+		am_http_respond(req, 200, "application/json", s, strlen(s));
+	else
+		oai_error(req, 500, "server_error", NULL, NULL, "could not render the answer");
+	free(s);
+	json_decref(v);
+}
+
+/* GET /v1/models: the models this key may use; GET /v1/models/{id}: one
+ * of them (the id percent-decoded, or with its '/'s as they are). */
+static void models(struct preq *p, struct am_http_req *req)
 {
 	struct gw_table *t = gw_table_get(p->w);
-	json_t *data = json_array();
-	for (int i = 0; t && i < t->nroutes; i++) {
-		const struct gw_route *r = &t->routes[i];
-		if (!key_allows(p->key, r->name))
-			continue;
-		json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", r->name, "object", "model", "created",
-						      (json_int_t)t->created_s, "owned_by", "aimaas", "kind", r->kind, "state",
-						      r->state));
+	if (strcmp(req->path, "/v1/models") != 0) {
+		char id[sizeof req->path];
+		const char *raw = req->path + 11;
+		long n = am_http_urldecode(raw, strlen(raw), id, sizeof id);
+		const struct gw_route *r = n > 0 ? find_route(t, id) : NULL;
+		if (!r || !key_allows(p->key, r->name)) {
+			if (n <= 0)
+				am_strlcpy(id, raw, sizeof id);
+			reject(p->w, req, GW_REJECT_UNKNOWN_MODEL, 404, "invalid_request_error", "model_not_found", "model",
+			       "The model `%.200s` does not exist or you do not have access to it", id);
+			return;
+		}
+		respond_json(req, model_card(t, r));
+		return;
 	}
-	json_t *resp = json_pack("{s:s,s:o}", "object", "list", "data", data);
-	char *s = json_dumps(resp, JSON_COMPACT);
-	am_http_respond(req, 200, "application/json", s, strlen(s));
-	free(s);
-	json_decref(resp);
+	json_t *data = json_array();
+	for (int i = 0; t && i < t->nroutes; i++)
+		if (key_allows(p->key, t->routes[i].name))
+			json_array_append_new(data, model_card(t, &t->routes[i]));
+	respond_json(req, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 static void on_request(struct am_http_req *req, void *data)
 {
 	struct preq *p = req->app_ctx;
+	struct gw_worker *w = p->w;
 	(void)data;
 	/* the snapshot may have changed while the body arrived */
-	p->key = find_key(gw_table_get(p->w), p->key_hash);
+	p->key = find_key(gw_table_get(w), p->key_hash);
 	if (!p->key) {
-		oai_error(req, 401, "invalid_request_error", "invalid_api_key", NULL, "This API key was revoked");
+		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
+		       "This API key was revoked");
 		return;
 	}
 	if (!strcmp(req->path, "/v1/models") || !strncmp(req->path, "/v1/models/", 11)) {
 		if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-			oai_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET on %s", req->path);
+			reject(w, req, GW_REJECT_METHOD, 405, "invalid_request_error", "method_not_allowed", NULL,
+			       "use GET on %s", req->path);
 			return;
 		}
-		list_models(p, req);
+		models(p, req);
 		return;
 	}
 	static const struct {
@@ -559,39 +617,59 @@ static void on_request(struct am_http_req *req, void *data)
 		if (!strcmp(req->path, eps[i].path))
 			up = eps[i].upstream;
 	if (!up) {
-		oai_error(req, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %s", req->method, req->path);
+		reject(w, req, GW_REJECT_NOT_FOUND, 404, "invalid_request_error", "unknown_url", NULL,
+		       "Unknown request URL: %s %.200s", req->method, req->path);
 		return;
 	}
 	if (strcmp(req->method, "POST")) {
-		oai_error(req, 405, "invalid_request_error", "method_not_allowed", NULL, "use POST on %s", req->path);
+		reject(w, req, GW_REJECT_METHOD, 405, "invalid_request_error", "method_not_allowed", NULL, "use POST on %s",
+		       req->path);
 		return;
 	}
 	am_strlcpy(p->upath, up, sizeof p->upath);
+	/* read as the engine will (escapes decoded), and as jansson will for
+	 * the rewrite below: what one accepts, the other does */
 	struct gw_peek pk;
 	gw_json_peek(req->body.data ? req->body.data : "", req->body.len, &pk);
-	if (!pk.valid) {
-		oai_error(req, 400, "invalid_request_error", "invalid_json", NULL, "the request body must be a JSON object");
+	switch (pk.err) {
+	case GW_JSON_OK:
+		break;
+	case GW_JSON_SYNTAX:
+		reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "invalid_json", NULL,
+		       "the request body is not valid JSON: %s at byte %zu", pk.why, pk.at);
+		return;
+	case GW_JSON_NOT_OBJECT:
+		reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "invalid_json", NULL,
+		       "the request body must be a JSON object");
+		return;
+	case GW_JSON_DUPLICATE:
+		reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "duplicate_key", pk.field,
+		       "'%s' appears more than once in the request body (escapes count as what they stand for)", pk.field);
+		return;
+	case GW_JSON_TYPE:
+		reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "invalid_type", pk.field, "%s", pk.why);
 		return;
 	}
-	if (!pk.has_model || !pk.model[0]) {
-		oai_error(req, 400, "invalid_request_error", "missing_model", "model", "you must provide a model parameter");
+	if (!pk.has_model || (!pk.model[0] && !pk.model_too_long)) {
+		reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "missing_model", "model",
+		       "you must provide a model parameter");
 		return;
 	}
-	am_strlcpy(p->model, pk.model, sizeof p->model);
-	struct gw_table *t = gw_table_get(p->w);
-	const struct gw_route *r = find_route(t, pk.model);
+	struct gw_table *t = gw_table_get(w);
+	const struct gw_route *r = pk.model_too_long ? NULL : find_route(t, pk.model);
 	if (!r) {
-		oai_error(req, 404, "invalid_request_error", "model_not_found", "model", "The model `%s` does not exist", pk.model);
+		reject(w, req, GW_REJECT_UNKNOWN_MODEL, 404, "invalid_request_error", "model_not_found", "model",
+		       "The model `%.200s` does not exist", pk.model_too_long ? "(a name too long)" : pk.model);
 		return;
 	}
 	if (!key_allows(p->key, r->name)) {
-		oai_error(req, 403, "invalid_request_error", "model_not_allowed", "model",
-			  "This API key may not use the model `%s`", pk.model);
+		reject(w, req, GW_REJECT_FORBIDDEN, 403, "invalid_request_error", "model_not_allowed", "model",
+		       "This API key may not use the model `%s`", r->name);
 		return;
 	}
 	if (!r->nreps) {
-		oai_error(req, 503, "service_unavailable", "model_not_running", "model", "The model `%s` is not running (it is %s)",
-			  pk.model, r->state);
+		reject(w, req, GW_REJECT_UNAVAILABLE, 503, "service_unavailable", "model_not_running", "model",
+		       "The model `%s` is not running (it is %s)", r->name, r->state);
 		return;
 	}
 	/* the key's limits */
@@ -606,45 +684,60 @@ static void on_request(struct am_http_req *req, void *data)
 	char ra[16];
 	am_fmt(ra, sizeof ra, "%lld", (long long)(60 - (am_wall_ms() / 1000) % 60));
 	if (k->quota && atomic_load(&c->used) >= k->quota) {
-		oai_error(req, 429, "insufficient_quota", "insufficient_quota", NULL,
-			  "This API key has used its quota of %lld tokens", k->quota);
+		reject(w, req, GW_REJECT_QUOTA, 429, "insufficient_quota", "insufficient_quota", NULL,
+		       "This API key has used its quota of %lld tokens", k->quota);
 		return;
 	}
 	if (k->tpm && atomic_load(&c->tokens) >= k->tpm) {
 		am_http_add_header(req, "Retry-After", ra);
-		oai_error(req, 429, "tokens", "rate_limit_exceeded", NULL,
-			  "Rate limit reached: %lld tokens per minute; try again in %s s", k->tpm, ra);
+		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "tokens", "rate_limit_exceeded", NULL,
+		       "Rate limit reached: %lld tokens per minute; try again in %s s", k->tpm, ra);
 		return;
 	}
 	if (k->rpm && atomic_fetch_add(&c->requests, 1) + 1 > k->rpm) {
 		am_http_add_header(req, "Retry-After", ra);
-		oai_error(req, 429, "requests", "rate_limit_exceeded", NULL,
-			  "Rate limit reached: %lld requests per minute; try again in %s s", k->rpm, ra);
+		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "requests", "rate_limit_exceeded", NULL,
+		       "Rate limit reached: %lld requests per minute; try again in %s s", k->rpm, ra);
 		return;
 	}
+	am_strlcpy(p->model, r->name, sizeof p->model);
 	p->stream = pk.stream;
 	int alias = strcmp(r->engine_name, r->name) != 0;
 	if (pk.stream || alias) {
 		/* streams always ask for usage, so metering is exact (dropped later
 		 * if the client did not ask); aliases become the engine's name */
-		json_t *b = json_loadb(req->body.data, req->body.len, 0, NULL);
+		json_error_t jerr;
+		json_t *b = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+		if (!json_is_object(b)) { /* gw_json_peek and jansson disagree: a bug, but not a crash */
+			json_decref(b);
+			reject(w, req, GW_REJECT_INVALID, 400, "invalid_request_error", "invalid_json", NULL,
+			       "the request body is not valid JSON: %s", b ? "not an object" : jerr.text);
+			return;
+		}
+		int bad = 0;
 		if (alias)
-			json_object_set_new(b, "model", json_string(r->engine_name));
+			bad |= json_object_set_new(b, "model", json_string(r->engine_name));
 		if (pk.stream) {
 			json_t *so = json_object_get(b, "stream_options");
 			p->client_usage = json_is_true(json_object_get(so, "include_usage"));
 			if (!json_is_object(so)) {
-				so = json_object();
-				json_object_set_new(b, "stream_options", so);
+				bad |= json_object_set_new(b, "stream_options", json_object());
+				so = json_object_get(b, "stream_options"); /* borrowed from b */
 			}
-			json_object_set_new(so, "include_usage", json_true());
-			p->ka = evtimer_new(p->w->base, on_keepalive, p);
-			struct timeval tv = { p->w->g->cfg.keepalive_ms / 1000, (p->w->g->cfg.keepalive_ms % 1000) * 1000 };
+			bad |= json_object_set_new(so, "include_usage", json_true());
+		}
+		p->body = bad ? NULL : json_dumps(b, JSON_COMPACT);
+		json_decref(b);
+		if (!p->body) {
+			oai_error(req, 500, "server_error", NULL, NULL, "could not rewrite the request body");
+			return;
+		}
+		p->blen = strlen(p->body);
+		if (pk.stream) {
+			p->ka = evtimer_new(w->base, on_keepalive, p);
+			struct timeval tv = { w->g->cfg.keepalive_ms / 1000, (w->g->cfg.keepalive_ms % 1000) * 1000 };
 			evtimer_add(p->ka, &tv);
 		}
-		p->body = json_dumps(b, JSON_COMPACT);
-		p->blen = strlen(p->body);
-		json_decref(b);
 	} else {
 		p->body = am_malloc(req->body.len + 1);
 		memcpy(p->body, req->body.data ? req->body.data : "", req->body.len);
@@ -663,8 +756,10 @@ static void on_done(struct am_http_req *req, void *data)
 
 static void on_error(struct am_http_req *req, int status, const char *message, void *data)
 {
-	(void)data;
-	oai_error(req, status, "invalid_request_error", NULL, NULL, "%s", message);
+	struct gw_worker *w = data;
+	enum gw_reject why = status == 400 ? GW_REJECT_INVALID : status == 413 || status == 431 ? GW_REJECT_TOO_LARGE
+			     : GW_REJECT_OTHER;
+	reject(w, req, why, status, "invalid_request_error", NULL, NULL, "%s", message);
 }
 
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h)

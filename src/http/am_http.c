@@ -897,7 +897,9 @@ int am_http_query(const struct am_http_req *req, const char *name, char *buf, si
 				return -1;
 			for (size_t i = 0; i < vl; i++)
 				tmp[i] = v[i] == '+' ? ' ' : v[i];
-			return am_http_urldecode(tmp, vl, buf, size) < 0 ? -1 : 1;
+			long dl = am_http_urldecode(tmp, vl, buf, size);
+			/* text that is not UTF-8 cannot be answered or stored as JSON */
+			return dl < 0 || !am_utf8_valid(buf, (size_t)dl) ? -1 : 1;
 		}
 		if (!amp)
 			break;

@@ -109,7 +109,7 @@ void am_http_server_free(struct am_http_server *s);
 /* Request accessors. */
 const char *am_http_header(const struct am_http_req *req, const char *name);
 /* Copies the decoded query parameter into buf; 1 if present, 0 if absent,
- * -1 if its encoding is bad or it does not fit. */
+ * -1 if its encoding is bad, it is not UTF-8 or it does not fit. */
 int am_http_query(const struct am_http_req *req, const char *name, char *buf, size_t size);
 /* The named cookie's value into buf; 1 if present, else 0. */
 int am_http_cookie(const struct am_http_req *req, const char *name, char *buf, size_t size);

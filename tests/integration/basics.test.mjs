@@ -62,7 +62,7 @@ test('healthz, login, nodes with simulated GPUs, metrics', async () => {
     const clusters = await srv.api('GET', '/api/v1/clusters', { token });
     assert.equal(clusters.json.items[0].node_count, 1);
 
-    const m = await srv.api('GET', '/metrics');
+    const m = await srv.api('GET', '/metrics', { token }); // an admin's token (or the metrics token)
     assert.equal(m.status, 200);
     assert.match(m.headers.get('content-type'), /text\/plain/);
     assert.match(m.text, /aimaas_build_info\{version="[^"]+",commit="[^"]+"\} 1/);

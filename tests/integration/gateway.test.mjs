@@ -262,7 +262,7 @@ test('failover: killing one of two replicas under load loses no request that had
 });
 
 test('gateway metrics and the usage API', async () => {
-  const m = await srv.api('GET', '/metrics');
+  const m = await srv.api('GET', '/metrics', { token: T });
   assert.match(m.text, /aimaas_gateway_requests_total\{model="qwen",status="200"\} \d+/);
   assert.match(m.text, /aimaas_gateway_completion_tokens_total\{model="qwen"\} \d+/);
   assert.match(m.text, /aimaas_gateway_time_to_first_token_seconds_count\{model="slow"\} [1-9]/);

@@ -44,7 +44,7 @@ test('NVML through dlopen: the H100, its process, simulated cards after it', asy
     assert.equal(node.json.gpu_source, 'nvml');
     assert.equal(node.json.gpu_count, 3);
     assert.equal(node.json.simulated_gpu_count, 2);
-    const m = await srv.api('GET', '/metrics');
+    const m = await srv.api('GET', '/metrics', { token });
     assert.match(m.text, new RegExp(`aimaas_gpu_memory_bytes\\{node="local",gpu="0",uuid="${H100_UUID}",state="used"\\} 7594639360`));
     assert.match(srv.log(), /GPUs read through NVML \(driver 580\.159\.04\)/);
   } finally {
