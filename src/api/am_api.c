@@ -341,8 +341,26 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 	if (!ctx->route->task_kind || err->code == AM_E_RATE)
 		return;
 	const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.user_id ? ctx->who.username : "anonymous";
-	ctx->task_id = am_task_create(ctx->srv->store, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED,
-				      err->msg);
+	struct am_store *st = ctx->srv->store;
+	/* A refusal (a 4xx: the request was wrong, nothing happened) is
+	 * counted on the row of the caller's last refusal of this kind within
+	 * the hour, which takes the latest target and message: one row per
+	 * (actor, kind) an hour, however many are sent. */
+	if (err->code != AM_E_INTERNAL && err->code != AM_E_UNAVAILABLE) {
+		long long now = am_wall_ms(), id = 0;
+		am_store_int(st, &id, 0, "SELECT id FROM tasks WHERE kind = ? AND actor = ? AND refusals > 0 AND created_at > ?"
+			     " ORDER BY id DESC LIMIT 1", "ssi", ctx->route->task_kind, actor, now - 3600 * 1000LL);
+		if (id && am_store_exec(st, "UPDATE tasks SET refusals = refusals + 1, target = ?, message = ?, finished_at = ?"
+					" WHERE id = ?", "ssii", ctx->target, err->msg, now, id) == 0) {
+			ctx->task_id = id;
+			return;
+		}
+		ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED, err->msg);
+		if (ctx->task_id > 0)
+			am_store_exec(st, "UPDATE tasks SET refusals = 1 WHERE id = ?", "i", ctx->task_id);
+		return;
+	}
+	ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED, err->msg);
 }
 
 static void on_request(struct am_http_req *req, void *data)

@@ -26,12 +26,7 @@
 		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
 		 " reason, task_id, aliases, created_by, created_at, updated_at"
 
-#define MASK "********" /* what a secret env value reads as */
-
-static int secret_name(const char *k)
-{
-	return strstr(k, "TOKEN") || strstr(k, "KEY") || strstr(k, "SECRET") || strstr(k, "PASSWORD");
-}
+#define MASK AM_ENGINE_MASK /* what a secret env value reads as, here as in /command */
 
 static json_t *instance_json(json_t *inst)
 {
@@ -65,8 +60,23 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	const char *k;
 	json_t *v;
 	json_object_foreach(json_object_get(d, "env"), k, v)
-		if (secret_name(k))
+		if (am_engine_secret_name(k, 0))
 			json_object_set_new(json_object_get(d, "env"), k, json_string(MASK));
+	const char *const args_col = "engine_args";
+	size_t ai;
+	json_t *av;
+	json_array_foreach(json_object_get(d, args_col), ai, av) { /* "--hf-token=x", or "x" after "--hf-token" */
+		const char *s = json_string_value(av);
+		const char *prev = ai ? json_string_value(json_array_get(json_object_get(d, args_col), ai - 1)) : NULL;
+		const char *eq = s ? strchr(s, '=') : NULL;
+		if (s && s[0] == '-' && eq && am_engine_secret_name(s, (size_t)(eq - s))) {
+			char m[160];
+			am_fmt(m, sizeof m, "%.*s=%s", (int)(eq - s) < 100 ? (int)(eq - s) : 100, s, MASK);
+			json_array_set_new(json_object_get(d, args_col), ai, json_string(m));
+		} else if (prev && prev[0] == '-' && !strchr(prev, '=') && am_engine_secret_name(prev, 0)) {
+			json_array_set_new(json_object_get(d, args_col), ai, json_string(MASK));
+		}
+	}
 	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
 	json_t *m = NULL;
 	am_store_row(srv->store, &m, "SELECT id, name, kind, architecture, parameters FROM models WHERE id = ?", "i",
@@ -180,26 +190,28 @@ static int check_aliases(struct am_ctx *ctx, json_t *a, const char *own, long lo
 	return check_names(ctx, a, "aliases", NULL, own, self, err);
 }
 
-static int check_env(json_t *env, struct am_err *err)
+/* An engine's admin-set allow list (env_allow or args_allow), or NULL. */
+static json_t *engine_allow(struct am_server *srv, const char *engine, const char *col)
 {
-	if (!env || json_is_null(env))
-		return 0;
-	if (!json_is_object(env) || json_object_size(env) > 64)
-		return am_err_set(err, AM_E_INVALID, "env", "'env' must be an object of at most 64 string values");
-	const char *k;
-	json_t *v;
-	json_object_foreach(env, k, v) {
-		int ok = (isupper((unsigned char)k[0]) || k[0] == '_') && strlen(k) <= 128;
-		for (const char *p = k; *p && ok; p++)
-			ok = isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
-		if (!ok)
-			return am_err_set(err, AM_E_INVALID, "env", "env name '%.60s' must be upper-case letters, digits and '_'", k);
-		if (!strcmp(k, "CUDA_VISIBLE_DEVICES") || !strcmp(k, "CUDA_DEVICE_ORDER") || !strncmp(k, "AIMAAS_", 7))
-			return am_err_set(err, AM_E_INVALID, "env", "env may not set %s: aimaas sets it", k);
-		if (!json_is_string(v) || json_string_length(v) > 8192 || strlen(json_string_value(v)) != json_string_length(v))
-			return am_err_set(err, AM_E_INVALID, "env", "env value of %.60s must be a string without NUL", k);
-	}
-	return 0;
+	json_t *row = NULL;
+	if (!strcmp(col, "env_allow"))
+		am_store_row(srv->store, &row, "SELECT env_allow AS v FROM engine_settings WHERE name = ?", "s", engine);
+	else
+		am_store_row(srv->store, &row, "SELECT args_allow AS v FROM engine_settings WHERE name = ?", "s", engine);
+	const char *v = json_string_value(json_object_get(row, "v"));
+	json_t *out = v ? json_loads(v, 0, NULL) : NULL;
+	json_decref(row);
+	return out;
+}
+
+/* env and engine_args as docs/api.md says a deployment may hold them. */
+static int check_launch(struct am_ctx *ctx, const struct am_engine_def *e, json_t *env, json_t *args, struct am_err *err)
+{
+	json_t *ea = engine_allow(ctx->srv, e->name, "env_allow"), *aa = engine_allow(ctx->srv, e->name, "args_allow");
+	int rc = am_engine_check_env(env, ea, err) != 0 || am_engine_check_args(e, args, aa, err) != 0 ? -1 : 0;
+	json_decref(ea);
+	json_decref(aa);
+	return rc;
 }
 
 /* LoRA modules: [{"name", "model"}] with adapters registered as models; the
@@ -318,7 +330,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_int(b, "max_model_len", AM_JSON_OPTIONAL, 16, 10000000, &mml, err) != 0 ||
 	    am_json_get_int(b, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
 	    am_json_get_bool(b, "trust_remote_code", AM_JSON_OPTIONAL, &trust, err) != 0 ||
-	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &start, err) != 0 || check_env(json_object_get(b, "env"), err) != 0)
+	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &start, err) != 0)
 		return -1;
 	if (!served_name_ok(name))
 		return am_err_set(err, AM_E_INVALID, "name",
@@ -339,7 +351,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (!e)
 		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%.40s' (vllm, sglang, llama.cpp, aimaas-sim, custom)",
 				  engine);
-	if (am_engine_check_args(e, json_object_get(b, "engine_args"), err) != 0)
+	if (check_launch(ctx, e, json_object_get(b, "env"), json_object_get(b, "engine_args"), err) != 0)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
 	long long mid;
@@ -617,13 +629,12 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (dep_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
 	    check_aliases(ctx, json_object_get(ctx->body, "aliases"), NULL, id, err) != 0 ||
 	    am_json_get_int(ctx->body, "replicas", AM_JSON_OPTIONAL, 1, 64, &replicas, err) != 0 ||
-	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
-	    check_env(json_object_get(ctx->body, "env"), err) != 0)
+	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0)
 		return -1;
 	json_t *dep = NULL;
 	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
-	if (e && am_engine_check_args(e, json_object_get(ctx->body, "engine_args"), err) != 0) {
+	if (e && check_launch(ctx, e, json_object_get(ctx->body, "env"), json_object_get(ctx->body, "engine_args"), err) != 0) {
 		json_decref(dep);
 		return -1;
 	}
@@ -655,6 +666,18 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		free(s);
 	}
 	if (json_is_array(json_object_get(ctx->body, "engine_args"))) {
+		/* a secret flag's value reads masked from GET: sent back masked, the stored one stays */
+		json_t *args = json_object_get(ctx->body, "engine_args");
+		json_t *old = json_loads(json_string_value(json_object_get(dep, "engine_args")) ?: "[]", 0, NULL);
+		size_t ai;
+		json_t *av;
+		json_array_foreach(args, ai, av) {
+			const char *nv = json_string_value(av), *ov = json_string_value(json_array_get(old, ai));
+			size_t ml = strlen(MASK), nl = nv ? strlen(nv) : 0;
+			if (nv && ov && nl >= ml && !strcmp(nv + nl - ml, MASK) && !strncmp(nv, ov, nl - ml))
+				json_array_set_new(args, ai, json_string(ov));
+		}
+		json_decref(old);
 		char *s = am_json_dump(json_object_get(ctx->body, "engine_args"));
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET engine_args = ? WHERE id = ?", "si", s, id);
 		free(s);
@@ -809,22 +832,51 @@ static int engines(struct am_ctx *ctx, struct am_err *err)
 		json_t *argv = row && json_string_value(json_object_get(row, "argv"))
 				       ? json_loads(json_string_value(json_object_get(row, "argv")), 0, NULL) : NULL;
 		json_decref(row);
+		json_t *ea = engine_allow(ctx->srv, all[i].name, "env_allow"), *aa = engine_allow(ctx->srv, all[i].name, "args_allow");
 		/* where the program is, as the engine's start will find it (null: not installed) */
 		char found[4096];
 		const char *prog = bin[0] ? bin : json_string_value(json_array_get(argv, 0)); /* custom: its template's */
 		int ok = prog && am_path_which(prog, found, sizeof found) == 0;
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o}", "name", all[i].name, "title",
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o,s:o,s:o}", "name", all[i].name, "title",
 						       all[i].title, "binary", bin, "found", ok ? found : NULL, "health_path",
 						       all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds, "argv",
-						       argv ? argv : json_null()));
+						       argv ? argv : json_null(), "env_allow", ea ? ea : json_array(), "args_allow",
+						       aa ? aa : json_array()));
 	}
 	ctx->resp = am_api_list(items, (long long)n, 100, 0);
 	return 0;
 }
 
+/* An admin's widening: env names (or prefixes ending in '*') or flags. */
+static int allow_list(json_t *v, const char *field, char **out, struct am_err *err)
+{
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > 64)
+		return am_err_set(err, AM_E_INVALID, field, "'%s' must be a list of at most 64 names", field);
+	size_t i;
+	json_t *x;
+	json_array_foreach(v, i, x) {
+		const char *s = json_string_value(x);
+		size_t n = s ? strlen(s) : 0;
+		int ok = s && n >= 1 && n <= 128 && n == json_string_length(x);
+		for (size_t k = 0; ok && k < n; k++)
+			ok = !strcmp(field, "env_allow")
+				     ? isupper((unsigned char)s[k]) || isdigit((unsigned char)s[k]) || s[k] == '_' || (s[k] == '*' && k == n - 1 && k > 0)
+				     : (k == 0 ? s[k] == '-' : isalnum((unsigned char)s[k]) || s[k] == '-' || s[k] == '_');
+		if (!ok)
+			return am_err_set(err, AM_E_INVALID, field, "%s[%zu] must be %s", field, i,
+					  !strcmp(field, "env_allow") ? "a variable name (A-Z, 0-9, '_'), or a prefix ending in '*'"
+								      : "a flag such as --chat-template");
+	}
+	*out = am_json_dump(v);
+	return 0;
+}
+
 static int engine_update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "binary", "argv", NULL };
+	static const char *const fields[] = { "binary", "argv", "env_allow", "args_allow", NULL };
 	const char *name = am_api_param(ctx, "name");
 	const struct am_engine_def *e = am_engine_find(name);
 	if (!e)
@@ -850,12 +902,23 @@ static int engine_update(struct am_ctx *ctx, struct am_err *err)
 				return am_err_set(err, AM_E_INVALID, "argv", "argv[%zu] must be a string", i);
 		s_argv = am_json_dump(argv);
 	}
+	char *s_ea = NULL, *s_aa = NULL;
+	if (allow_list(json_object_get(ctx->body, "env_allow"), "env_allow", &s_ea, err) != 0 ||
+	    allow_list(json_object_get(ctx->body, "args_allow"), "args_allow", &s_aa, err) != 0) {
+		free(s_argv);
+		free(s_ea);
+		return -1;
+	}
 	int rc = am_store_exec(ctx->srv->store,
-			       "INSERT INTO engine_settings(name, binary, argv, updated_at) VALUES(?, NULLIF(?, ''), ?, ?)"
+			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at)"
+			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4)"
 			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
-			       " argv = COALESCE(excluded.argv, argv), updated_at = excluded.updated_at",
-			       "sssii", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL));
+			       " argv = COALESCE(excluded.argv, argv), env_allow = COALESCE(excluded.env_allow, env_allow),"
+			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at",
+			       "sssiiss", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL), s_ea, s_aa);
 	free(s_argv);
+	free(s_ea);
+	free(s_aa);
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
 	return engines(ctx, err);

@@ -2,6 +2,7 @@
 #include "am_deploy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
@@ -272,8 +273,15 @@ static json_t *parse_col(json_t *row, const char *k)
 	return s ? json_loads(s, 0, NULL) : NULL;
 }
 
-int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
-		      struct am_argv *env, struct am_err *err)
+/* Where an instance's private engine config (SGLang's key) lives. */
+static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t size)
+{
+	am_fmt(out, size, "%s/run/instance-%lld.yaml", d->srv->cfg.data_dir,
+	       (long long)json_integer_value(json_object_get(inst, "id")));
+}
+
+static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
+			 struct am_argv *env, char **secret, struct am_err *err)
 {
 	const char *ename = json_string_value(json_object_get(dep, "engine"));
 	const struct am_engine_def *e = am_engine_find(ename ? ename : "");
@@ -293,8 +301,13 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		am_buf_printf(&vis, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
 	json_t *extra = parse_col(dep, "engine_args"), *envj = parse_col(dep, "env"), *loras = parse_col(dep, "lora_modules");
 	json_t *settings = NULL;
-	am_store_row(d->srv->store, &settings, "SELECT argv FROM engine_settings WHERE name = ?", "s", e->name);
+	am_store_row(d->srv->store, &settings, "SELECT argv, env_allow, args_allow FROM engine_settings WHERE name = ?", "s",
+		     e->name);
 	json_t *custom = settings ? parse_col(settings, "argv") : NULL;
+	json_t *env_allow = settings ? parse_col(settings, "env_allow") : NULL;
+	json_t *args_allow = settings ? parse_col(settings, "args_allow") : NULL;
+	char spath[PATH_MAX];
+	secret_path(d, inst, spath, sizeof spath);
 	int needs_code = json_is_true(json_object_get(facts, "needs_remote_code"));
 	struct am_launch l = {
 		.binary = bin,
@@ -316,10 +329,16 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		.extra_args = extra,
 		.env = envj,
 		.custom_argv = custom,
+		.secret_path = spath,
+		.secret_body = secret,
 	};
-	int rc = e->build(&l, argv, env, err);
-	if (rc == 0 && json_array_size(loras))
-		am_argv_add(env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True");
+	/* what the API checks, again: a row written before a rule existed
+	 * (or by hand) never reaches an engine */
+	int rc = -1;
+	if (am_engine_check_env(envj, env_allow, err) == 0 && am_engine_check_args(e, extra, args_allow, err) == 0)
+		rc = e->build(&l, argv, env, err);
+	json_decref(env_allow);
+	json_decref(args_allow);
 	json_decref(indices);
 	json_decref(extra);
 	json_decref(envj);
@@ -328,6 +347,12 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 	json_decref(settings);
 	am_buf_free(&vis);
 	return rc;
+}
+
+int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
+		      struct am_argv *env, struct am_err *err)
+{
+	return build_command(d, dep, model, inst, argv, env, NULL, err);
 }
 
 /* The child's environment: aimaas's own (PATH, CUDA and proxy settings an
@@ -346,8 +371,16 @@ char **am_deploy_child_env(const struct am_argv *set)
 		if (!overridden)
 			am_argv_add(&all, *e);
 	}
-	for (int i = 0; i < set->n; i++)
-		am_argv_add(&all, set->v[i]);
+	/* each name once, the first given winning: what aimaas sets comes
+	 * before what a user set (an engine reads the first of two) */
+	for (int i = 0; i < set->n; i++) {
+		size_t nl = strcspn(set->v[i], "=");
+		int dup = 0;
+		for (int j = 0; j < i && !dup; j++)
+			dup = !strncmp(set->v[j], set->v[i], nl) && set->v[j][nl] == '=';
+		if (!dup)
+			am_argv_add(&all, set->v[i]);
+	}
 	return all.v;
 }
 
@@ -422,6 +455,27 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 	am_warn("deploy", "instance %lld stopped (%s); restarting in %lld ms", id, reason, wait);
 }
 
+/* The engine's private config (SGLang's key), readable by aimaas alone. */
+static int write_secret(struct am_deploy *d, json_t *inst, const char *body, struct am_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	am_fmt(dir, sizeof dir, "%s/run", d->srv->cfg.data_dir);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not create %s: %s", dir, strerror(errno));
+	secret_path(d, inst, path, sizeof path);
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	size_t len = strlen(body);
+	if (fd < 0 || write(fd, body, len) != (ssize_t)len) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not write %s: %s", path, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
 static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -442,12 +496,16 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		json_object_set_new(inst, "port", json_integer(port));
 	}
 	struct am_argv argv = { 0 }, env = { 0 };
-	if (am_deploy_command(d, dep, model, inst, &argv, &env, &err) != 0) {
+	char *secret = NULL;
+	if (build_command(d, dep, model, inst, &argv, &env, &secret, &err) != 0 ||
+	    (secret && write_secret(d, inst, secret, &err) != 0)) {
 		fail_or_backoff(d, inst, err.msg, 1);
 		am_argv_free(&argv);
 		am_argv_free(&env);
+		free(secret);
 		return;
 	}
+	free(secret);
 	char logdir[PATH_MAX], logpath[PATH_MAX + 64];
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	am_fmt(logdir, sizeof logdir, "%s/logs/deployments/%lld", d->srv->cfg.data_dir, dep_id);
@@ -461,6 +519,7 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	log_line(logpath, "starting %s (attempt %lld) on GPUs %s, port %d", argv.v[0],
 		 (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
 		 json_string_value(json_object_get(inst, "gpu_indices")), port);
+	chmod(logpath, 0640); /* one written 0644 by an older aimaas */
 	char **envp = am_deploy_child_env(&env);
 	pid_t pid;
 	char serr[300];
@@ -548,7 +607,7 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
 	const char *logp = json_string_value(json_object_get(inst, "log_path"));
 	char **lines = NULL;
-	int n = logp ? am_proc_tail(logp, 60, &lines) : 0;
+	int n = logp ? am_proc_tail(logp, 400, &lines) : 0; /* two processes' tracebacks */
 	const char *fatal = e ? am_engine_fatal_line(e, lines, n) : NULL;
 	char reason[600];
 	const char *last = NULL;

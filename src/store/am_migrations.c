@@ -128,6 +128,12 @@ static const char *const migrations[] = {
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid_start INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_model_id INTEGER;",
+
+	/* 7: what an admin lets users pass each engine beyond the defaults
+	 * (JSON lists), and refused requests counted on one task row */
+	"ALTER TABLE engine_settings ADD COLUMN env_allow TEXT;"
+	"ALTER TABLE engine_settings ADD COLUMN args_allow TEXT;"
+	"ALTER TABLE tasks ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;",
 };
 
 const char *const *am_migrations_list(size_t *count)
