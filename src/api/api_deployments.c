@@ -351,9 +351,9 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (!e)
 		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%.40s' (vllm, sglang, llama.cpp, aimaas-sim, custom)",
 				  engine);
+	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
 	if (check_launch(ctx, e, json_object_get(b, "env"), json_object_get(b, "engine_args"), err) != 0)
 		return -1;
-	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
 	long long mid;
 	if (am_model_lookup(ctx->srv->store, mref, &mid) != 0)
 		return am_err_set(err, AM_E_INVALID, "model", "no model '%.100s' is registered", mref);
