@@ -108,9 +108,8 @@ static void masking(void)
 	am_argv_add(&argv, "--my-token=xyz");
 	am_argv_add(&argv, "--seed");
 	am_argv_add(&argv, "1");
-	char *e = json_dumps(am_argv_json(&env, 1), 0), *a = NULL;
-	json_t *ja = am_argv_json(&argv, 0), *je = json_loads(e, 0, NULL);
-	a = json_dumps(ja, 0);
+	json_t *je = am_argv_json(&env, 1), *ja = am_argv_json(&argv, 0);
+	char *e = json_dumps(je, 0), *a = json_dumps(ja, 0);
 	CHECK(!strstr(e, "hunter2") && !strstr(e, "s3\"") && !strstr(e, "=t\""));
 	CHECK(strstr(e, "LOG_LEVEL=debug") != NULL);
 	CHECK(!strstr(a, "hf_abc") && !strstr(a, "xyz"));
