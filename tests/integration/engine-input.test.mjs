@@ -6,7 +6,7 @@
 // its own, and refused writes do not grow the audit trail row by row.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
@@ -38,9 +38,16 @@ before(async () => {
   dir = tempDir();
   mkdirSync(join(dir, 'models'));
   makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
+  // a model that runs its own code (auto_map), as some GLM and InternVL models do
+  const glm = join(dir, 'models', 'glm-4-9b-chat');
+  mkdirSync(glm);
+  writeFileSync(join(glm, 'config.json'), JSON.stringify({ architectures: ['ChatGLMForConditionalGeneration'], model_type: 'chatglm',
+    auto_map: { AutoModelForCausalLM: 'modeling_chatglm.ChatGLMForConditionalGeneration' }, num_layers: 40, hidden_size: 4096,
+    num_attention_heads: 32, multi_query_group_num: 2, seq_length: 131072, torch_dtype: 'bfloat16', padded_vocab_size: 151552 }));
   srv = await start();
   admin = await srv.login();
   assert.equal((await srv.api('POST', '/api/v1/models', { token: admin, body: { path: join(dir, 'models', 'Qwen2.5-7B-Instruct') } })).status, 201);
+  assert.equal((await srv.api('POST', '/api/v1/models', { token: admin, body: { path: glm } })).status, 201);
   assert.equal((await srv.api('POST', '/api/v1/users', { token: admin, body: { username: 'alice', password: 'alice-password' } })).status, 201);
   alice = await srv.login('alice', 'alice-password');
 });
@@ -68,6 +75,10 @@ test('a user may not set the loader\'s, interpreters\', shells\' or CUDA\'s vari
     [`${dir}/datasets/1/x`]])
     assertError(await dep({ engine_args: args }), 400, 'invalid_field', 'engine_args[0]');
   assertError(await dep({ engine_args: ['--seed', '1', '--download-dir=/tmp'] }), 400, 'invalid_field', 'engine_args[2]');
+  // a model's own code runs as aimaas only when an admin says so: deploying it, and training it
+  assertError(await dep({ model: 'glm-4-9b-chat', trust_remote_code: true }), 403, 'forbidden', 'trust_remote_code');
+  assertError(await srv.api('POST', '/api/v1/finetune/jobs', { token: alice, body: { base_model: 'glm-4-9b-chat', datasets: ['none'] } }),
+    403, 'forbidden', 'base_model');
   // only an admin widens the rules, per engine
   assertError(await srv.api('PATCH', '/api/v1/engines/vllm', { token: alice, body: { env_allow: ['LD_PRELOAD'] } }), 403);
   assertError(await srv.api('PATCH', '/api/v1/engines/vllm', { token: admin, body: { env_allow: ['ld preload'] } }), 400, 'invalid_field', 'env_allow');
