@@ -399,6 +399,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		am_err_set(err, AM_E_INVALID, "lora_modules", "LoRA adapters are served by vLLM");
 		goto out;
 	}
+	long long mine = 0;
+	am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM deployments WHERE created_by = ?", "s", ctx->who.username);
+	if (!ctx->who.admin && mine >= 64) { /* stopped ones too: rows cost nothing to make */
+		am_err_set(err, AM_E_CONFLICT, "", "you already have %lld deployments; delete some first", mine);
+		goto out;
+	}
 	long long dup = 0;
 	am_store_int(ctx->srv->store, &dup, 0, "SELECT COUNT(*) FROM deployments WHERE name = ?", "s", name);
 	if (dup) {

@@ -167,9 +167,20 @@ test('refused writes are counted on one task row, not one row each', async () =>
   assert.notEqual(other, id);
 });
 
+test('what else a user makes is capped: API keys, console sessions, ended tokens', async () => {
+  for (let i = 0; i < 100; i++)
+    assert.equal((await srv.api('POST', '/api/v1/keys', { token: alice, body: { name: `k${i}` } })).status, 201);
+  assertError(await srv.api('POST', '/api/v1/keys', { token: alice, body: { name: 'k100' } }), 409, 'conflict');
+  // signing in 130 times keeps 100 sessions (counted in the database after the last test stops aimaas)
+  for (let i = 0; i < 130; i++) await srv.login('alice', 'alice-password');
+  alice = await srv.login('alice', 'alice-password');
+});
+
 test('an old row is refused at start (sqlite3 edits it as an upgrade would find it)', { skip: spawnSync('sqlite3', ['-version']).status !== 0 }, async () => {
   await srv.stop();
   const db = join(dir, 'aimaas.db');
+  const n = spawnSync('sqlite3', [db, `SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'alice'`]);
+  assert.ok(Number(String(n.stdout).trim()) <= 100, `alice has ${String(n.stdout).trim()} sessions`);
   const r = spawnSync('sqlite3', [db, `UPDATE deployments SET env = '{"LD_PRELOAD":"/tmp/evil.so"}', engine_args = '[]' WHERE name = 'q'`]);
   assert.equal(r.status, 0, String(r.stderr));
   srv = await start();
