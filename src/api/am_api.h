@@ -74,6 +74,11 @@ int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long l
  * ?follow=true the last `tail` lines and then new ones over SSE, else the
  * last `tail` lines as text. */
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name);
+/* The same, with every occurrence of each of `secrets` (NULL-terminated,
+ * copied; strings under 4 bytes ignored) read as ******** — an engine may
+ * print its key or a variable (SGLang prints its whole ServerArgs). */
+void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tail, const char *download_name,
+			     const char *const *secrets);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
 /* limit (1-500, default 50) and offset (>= 0) from the query string. */
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);

@@ -28,7 +28,37 @@
 
 #define MASK AM_ENGINE_MASK /* what a secret env value reads as, here as in /command */
 
-static json_t *instance_json(json_t *inst)
+/* The values of env's secret-named variables (borrowed from env), at most
+ * max - 1 of them, NULL-terminated. */
+static void env_secrets(json_t *env, const char **out, size_t max)
+{
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v)
+		if (n + 1 < max && am_engine_secret_name(k, 0) && json_is_string(v))
+			out[n++] = json_string_value(v);
+	out[n] = NULL;
+}
+
+/* Each string of arr with those values masked (a user may pass a secret
+ * in an argument too). */
+static void mask_strings(json_t *arr, const char *const *secrets)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(v);
+		if (!s)
+			continue;
+		char m[8192];
+		am_engine_mask(s, secrets, m, sizeof m);
+		if (strcmp(m, s))
+			json_array_set_new(arr, i, json_string(m) ?: json_string(MASK));
+	}
+}
+
+static json_t *instance_json(json_t *inst, const char *const *secrets)
 {
 	json_t *o = json_object();
 	static const char *const keep[] = { "id", "replica", "node_id", "port", "pid", "state", "reason", "restarts", "failures",
@@ -41,8 +71,23 @@ static json_t *instance_json(json_t *inst)
 	json_object_set_new(o, "gpus", g ? g : json_array());
 	json_object_set_new(o, "gpu_indices", gi ? gi : json_array());
 	const char *st = json_string_value(json_object_get(inst, "state"));
-	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff")))
-		json_object_set_new(o, "last_log_lines", am_deploy_last_lines(inst, 20));
+	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff"))) {
+		/* an engine may print its key or a secret variable */
+		const char *all[68];
+		size_t n = 0;
+		all[n++] = json_string_value(json_object_get(inst, "api_key"));
+		for (const char *const *s = secrets; s && *s && n < 67; s++)
+			all[n++] = *s;
+		all[n] = NULL;
+		json_t *lines = am_deploy_last_lines(inst, 20), *v;
+		size_t i;
+		json_array_foreach(lines, i, v) {
+			char m[4096];
+			am_engine_mask(json_string_value(v), all[0] ? all : all + 1, m, sizeof m);
+			json_array_set_new(lines, i, json_string(m) ?: json_string("(not UTF-8)"));
+		}
+		json_object_set_new(o, "last_log_lines", lines);
+	}
 	return o;
 }
 
@@ -59,6 +104,10 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	}
 	const char *k;
 	json_t *v;
+	json_t *held = json_deep_copy(json_object_get(d, "env")); /* the values, for masking the log lines */
+	const char *secrets[66];
+	env_secrets(held, secrets, 66);
+	mask_strings(json_object_get(d, "engine_args"), secrets);
 	json_object_foreach(json_object_get(d, "env"), k, v)
 		if (am_engine_secret_name(k, 0))
 			json_object_set_new(json_object_get(d, "env"), k, json_string(MASK));
@@ -87,8 +136,9 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	size_t i;
 	json_t *inst;
 	json_array_foreach(insts, i, inst)
-		json_array_append_new(out, instance_json(inst));
+		json_array_append_new(out, instance_json(inst, secrets));
 	json_decref(insts);
+	json_decref(held);
 	json_object_set_new(d, "instances", out);
 	json_object_set_new(d, "metrics", am_deploy_metrics(srv->deploy, id));
 	json_object_set_new(d, "endpoint", json_pack("{s:s,s:O}", "base_url", "/v1", "model", json_object_get(d, "name")));
@@ -504,8 +554,13 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		free(sidx);
 		json_decref(idx);
 		struct am_argv argv = { 0 }, env = { 0 };
-		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0)
-			cmd = json_pack("{s:o,s:o}", "argv", am_argv_json(&argv, 0), "env", am_argv_json(&env, 1));
+		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0) {
+			const char *secrets[66];
+			env_secrets(json_object_get(b, "env"), secrets, 66);
+			json_t *aj = am_argv_json(&argv, 0);
+			mask_strings(aj, secrets);
+			cmd = json_pack("{s:o,s:o}", "argv", aj, "env", am_argv_json(&env, 1));
+		}
 		am_argv_free(&argv);
 		am_argv_free(&env);
 		json_decref(inst);
@@ -743,6 +798,9 @@ static int command(struct am_ctx *ctx, struct am_err *err)
 	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	model = am_model_json(ctx->srv->store, json_integer_value(json_object_get(dep, "model_id")));
 	am_store_rows(ctx->srv->store, &insts, "SELECT * FROM instances WHERE deployment_id = ? ORDER BY replica", "i", id);
+	json_t *denv = json_loads(json_string_value(json_object_get(dep, "env")) ?: "{}", 0, NULL);
+	const char *secrets[66];
+	env_secrets(denv, secrets, 66);
 	json_t *out = json_array();
 	size_t i;
 	json_t *inst;
@@ -751,16 +809,20 @@ static int command(struct am_ctx *ctx, struct am_err *err)
 		struct am_argv argv = { 0 }, env = { 0 };
 		if (am_deploy_command(ctx->srv->deploy, dep, model, inst, &argv, &env, err) != 0)
 			rc = -1;
-		else
+		else {
+			json_t *aj = am_argv_json(&argv, 0);
+			mask_strings(aj, secrets);
 			json_array_append_new(out, json_pack("{s:I,s:I,s:o,s:o}", "instance", json_integer_value(json_object_get(inst, "id")),
 							     "replica", json_integer_value(json_object_get(inst, "replica")), "argv",
-							     am_argv_json(&argv, 0), "env", am_argv_json(&env, 1)));
+							     aj, "env", am_argv_json(&env, 1)));
+		}
 		am_argv_free(&argv);
 		am_argv_free(&env);
 	}
 	json_decref(dep);
 	json_decref(insts);
 	json_decref(model);
+	json_decref(denv);
 	if (rc) {
 		json_decref(out);
 		return -1;
@@ -817,7 +879,28 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 	}
 	char name[64];
 	am_fmt(name, sizeof name, "deployment-%lld.log", id);
-	am_api_serve_log(ctx, path, tail, name);
+	/* what an engine may print of its secrets (SGLang prints its ServerArgs,
+	 * key included): the engine keys and the secret env values */
+	json_t *keys = NULL, *envrow = NULL;
+	am_store_rows(ctx->srv->store, &keys, "SELECT api_key FROM instances WHERE deployment_id = ? AND api_key IS NOT NULL",
+		      "i", id);
+	am_store_row(ctx->srv->store, &envrow, "SELECT env FROM deployments WHERE id = ?", "i", id);
+	json_t *env = json_loads(json_string_value(json_object_get(envrow, "env")) ?: "{}", 0, NULL);
+	const char *secrets[80];
+	size_t ns = 0, i;
+	json_t *v;
+	json_array_foreach(keys, i, v)
+		if (ns < 16)
+			secrets[ns++] = json_string_value(json_object_get(v, "api_key"));
+	const char *k;
+	json_object_foreach(env, k, v)
+		if (ns < 79 && am_engine_secret_name(k, 0) && json_is_string(v))
+			secrets[ns++] = json_string_value(v);
+	secrets[ns] = NULL;
+	am_api_serve_log_masked(ctx, path, tail, name, secrets);
+	json_decref(keys);
+	json_decref(envrow);
+	json_decref(env);
 	return 0;
 }
 

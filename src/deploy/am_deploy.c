@@ -626,6 +626,22 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	} else {
 		am_fmt(reason, sizeof reason, "%s%s%.450s", st, last ? ": " : "", last ? last : "");
 	}
+	/* the engine may have printed its key or a secret variable (SGLang
+	 * prints its whole ServerArgs): the reason is shown to users */
+	json_t *denv = parse_col(dep, "env");
+	const char *secrets[66];
+	int ns = 0;
+	secrets[ns++] = json_string_value(json_object_get(inst, "api_key"));
+	const char *k;
+	json_t *v;
+	json_object_foreach(denv, k, v)
+		if (ns < 65 && am_engine_secret_name(k, 0) && json_is_string(v))
+			secrets[ns++] = json_string_value(v);
+	secrets[ns] = NULL;
+	char masked[600];
+	am_engine_mask(reason, secrets[0] ? secrets : secrets + 1, masked, sizeof masked);
+	am_strlcpy(reason, masked, sizeof reason);
+	json_decref(denv);
 	if (logp)
 		log_line(logp, "the engine stopped (%s)", st);
 	am_proc_lines_free(lines, n);

@@ -59,6 +59,32 @@ int am_engine_secret_name(const char *name, size_t len)
 	return 0;
 }
 
+void am_engine_mask(const char *s, const char *const *secrets, char *out, size_t size)
+{
+	struct am_buf b;
+	size_t start = 0, i = 0, n = strlen(s);
+	am_buf_init(&b, 8 * n + 64); /* a mask may be longer than what it hides */
+	while (secrets && i < n) {
+		size_t hit = 0;
+		for (const char *const *p = secrets; *p && !hit; p++) {
+			size_t l = strlen(*p);
+			if (l >= 4 && l <= n - i && !memcmp(s + i, *p, l))
+				hit = l;
+		}
+		if (!hit) {
+			i++;
+			continue;
+		}
+		am_buf_add(&b, s + start, i - start);
+		am_buf_adds(&b, AM_ENGINE_MASK);
+		i += hit;
+		start = i;
+	}
+	am_buf_add(&b, s + start, n - start);
+	am_strlcpy(out, am_buf_str(&b), size);
+	am_buf_free(&b);
+}
+
 /* A flag's name: past its dashes, up to '='. */
 static int secret_flag(const char *s)
 {

@@ -31,6 +31,11 @@ json_t *am_argv_json(const struct am_argv *a, int env);
  * names a secret: TOKEN, KEY, SECRET, PASSWORD, PASSWD or CREDENTIAL in
  * it, in any case. The one rule every answer masks by. */
 int am_engine_secret_name(const char *name, size_t len);
+/* s into out (size bytes, cut to fit) with every occurrence of each of
+ * secrets (NULL-terminated; NULL entries end it, values under 4 bytes are
+ * skipped) read as AM_ENGINE_MASK: what an engine printed of its key or a
+ * secret variable, before it reaches a reason or an answer. */
+void am_engine_mask(const char *s, const char *const *secrets, char *out, size_t size);
 
 /* What one engine instance is to run. */
 struct am_launch {

@@ -122,6 +122,21 @@ test('secrets are masked in every answer; SGLang\'s key is in a private file, ne
       assert.ok(!text.includes(s), `${what} shows ${s}`);
   assert.equal(got.json.env.MY_SECRET, '********');
 
+  // what an engine prints of a secret (SGLang prints its ServerArgs, key included) is masked in
+  // the reason, the last lines and the log served
+  const leak = await dep({ name: 'leaky', engine: 'aimaas-sim', env: { MY_SECRET: 'my-secret-value-3' },
+    engine_args: ['--sim-startup-error', 'ValueError: could not reach the database with my-secret-value-3'] });
+  assert.equal(leak.status, 201, leak.text);
+  const failed = await waitFor('leaky', (x) => ['backoff', 'failed'].includes(x.instances[0]?.state), 'failed');
+  assert.match(failed.instances[0].reason, /ValueError: could not reach the database with \*{8}/);
+  assert.ok(failed.instances[0].last_log_lines.some((l) => l.includes('database with ********')));
+  for (const q of ['', '?download=true']) {
+    const l = await srv.api('GET', `/api/v1/deployments/leaky/logs${q}`, { token: alice });
+    assert.ok(l.text.includes('database with ********') && !l.text.includes('my-secret-value-3'), l.text);
+  }
+  assert.ok(!JSON.stringify(failed).includes('my-secret-value-3'));
+  await srv.api('DELETE', '/api/v1/deployments/leaky', { token: alice });
+
   // SGLang reads its key from --config: a 0600 file in a 0700 folder (ps shows argv to every user)
   const sg = await dep({ name: 'sg', engine: 'sglang' }, admin, '?dry_run=true');
   assert.equal(sg.status, 200, sg.text);
