@@ -356,15 +356,16 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 }
 
 /* The child's environment: aimaas's own (PATH, CUDA and proxy settings an
- * operator set), less its secrets and less what the engine sets, then the
- * engine's. */
+ * operator set), less its secrets (AIMAAS_* named as secrets) and less what
+ * the engine sets, then the engine's, each name once. */
 char **am_deploy_child_env(const struct am_argv *set)
 {
 	struct am_argv all = { 0 };
 	for (char **e = environ; e && *e; e++) {
-		if (!strncmp(*e, "AIMAAS_ADMIN_PASSWORD=", 22))
-			continue;
 		size_t nl = strcspn(*e, "=");
+		/* aimaas's own secrets (the admin password, a metrics token, ...) */
+		if (!strncmp(*e, "AIMAAS_", 7) && am_engine_secret_name(*e, nl))
+			continue;
 		int overridden = 0;
 		for (int i = 0; i < set->n && !overridden; i++)
 			overridden = !strncmp(set->v[i], *e, nl) && set->v[i][nl] == '=';

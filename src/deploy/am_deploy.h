@@ -54,8 +54,10 @@ json_t *am_deploy_last_lines(json_t *inst, int n);
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize);
 /* Stops every instance of a deployment so the reconciler starts them anew. */
 void am_deploy_restart(struct am_deploy *d, long long deployment_id);
-/* A child's environment: aimaas's own less its secrets and less what set
- * overrides, then set. Free with am_deploy_strv_free. */
+/* A child's environment: aimaas's own less its secrets (AIMAAS_* names
+ * am_engine_secret_name calls secret) and less what set overrides, then
+ * set, each name once (the first in set wins: put aimaas's own first).
+ * Free with am_deploy_strv_free. */
 char **am_deploy_child_env(const struct am_argv *set);
 void am_deploy_strv_free(char **v);
 /* Which GPU process ids belong to aimaas's engines (their process groups). */

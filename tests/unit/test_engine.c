@@ -135,10 +135,15 @@ static void env_once(void)
 	am_err_clear(&err);
 	CHECK_INT(e->build(&l, &argv, &env, &err), 0);
 	am_argv_add(&env, "VLLM_API_KEY=late");
+	setenv("AIMAAS_METRICS_TOKEN", "metrics-secret", 1);
+	setenv("AIMAAS_ADMIN_PASSWORD", "admin-secret", 1);
 	char **envp = am_deploy_child_env(&env);
+	unsetenv("AIMAAS_METRICS_TOKEN");
+	unsetenv("AIMAAS_ADMIN_PASSWORD");
 	int keys = 0, app = 0;
 	for (char **p = envp; *p; p++) {
 		keys += !strncmp(*p, "VLLM_API_KEY=", 13);
+		CHECK(!strstr(*p, "metrics-secret") && !strstr(*p, "admin-secret"));
 		app += !strcmp(*p, "APP=1");
 		if (!strncmp(*p, "VLLM_API_KEY=", 13))
 			CHECK_STR(*p, "VLLM_API_KEY=aimaas-key");
