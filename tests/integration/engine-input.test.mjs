@@ -135,6 +135,18 @@ test('secrets are masked in every answer; SGLang\'s key is in a private file, ne
     assert.ok(l.text.includes('database with ********') && !l.text.includes('my-secret-value-3'), l.text);
   }
   assert.ok(!JSON.stringify(failed).includes('my-secret-value-3'));
+  {
+    const ac = new AbortController();
+    const r = await fetch(`${srv.url}/api/v1/deployments/leaky/logs?follow=true`, { headers: { authorization: `Bearer ${alice}` }, signal: ac.signal });
+    let text = '';
+    const dec = new TextDecoder();
+    for await (const chunk of r.body) {
+      text += dec.decode(chunk);
+      if (text.includes(': following')) break;
+    }
+    ac.abort();
+    assert.ok(text.includes('database with ********') && !text.includes('my-secret-value-3'), text);
+  }
   await srv.api('DELETE', '/api/v1/deployments/leaky', { token: alice });
 
   // SGLang reads its key from --config: a 0600 file in a 0700 folder (ps shows argv to every user)
