@@ -400,14 +400,15 @@ static void flag_norm(const char *s, size_t n, char *out, size_t size)
 	out[k] = '\0';
 }
 
-/* Whether `flag` is `name` or, for long flags of 3+ letters, an
- * abbreviation argparse would take for it. */
+/* Whether `flag` is `name` or, for a long flag, a prefix of it: argparse
+ * takes an unambiguous prefix ("--ho" for "--host"), and refusing an
+ * ambiguous one costs nothing. */
 static int flag_is(const char *flag, const char *name)
 {
 	if (!strcmp(flag, name))
 		return 1;
 	size_t fl = strlen(flag);
-	return flag[0] == '-' && flag[1] == '-' && name[1] == '-' && fl >= 5 && !strncmp(name, flag, fl);
+	return flag[0] == '-' && flag[1] == '-' && name[1] == '-' && fl >= 3 && !strncmp(name, flag, fl);
 }
 
 static int flag_in(const char *flag, const char *const *list)
@@ -463,7 +464,7 @@ int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *al
 		"--enable-server-dev-mode", "--lora", "--lora-scaled", "--lora-paths", "--control-vector",
 		"--control-vector-scaled", "--model-url", "-mu", "--hf-repo", "-hf", "-hfr", "--hf-file", "-hff",
 		"--path", "--slot-save-path", "--log-file", "--grammar-file", "--json-schema-file", "--mmproj",
-		"--mmproj-url", "--model-draft", "-md", "--rpc", "--prompt-cache", "--props", "--media-path", NULL,
+		"--mmproj-url", "--model-draft", "-md", "--rpc", "--prompt-cache", "--props", "--media-path", "-O", NULL,
 	};
 	(void)e;
 	if (!args || json_is_null(args))
@@ -487,9 +488,9 @@ int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *al
 			value_ok = 0;
 			continue;
 		}
-		size_t fl = strcspn(s, "=");
-		char flag[80];
-		flag_norm(s, fl < 79 ? fl : 79, flag, sizeof flag);
+		size_t fl = strcspn(s, "="), dot = strcspn(s, ".=");
+		char flag[80]; /* vLLM's "--compilation-config.level 3" sets a key of --compilation-config */
+		flag_norm(s, dot < 79 ? dot : 79, flag, sizeof flag);
 		value_ok = 0;
 		if (flag_in(flag, owned))
 			return am_err_set(err, AM_E_INVALID, field,

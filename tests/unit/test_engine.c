@@ -81,7 +81,8 @@ static void arg_rules(void)
 		"[\"--api_key\",\"k\"]", "[\"--config\",\"c.yaml\"]", "[\"--host=0.0.0.0\"]", "[\"--served-model-name\",\"x\"]",
 		"[\"--trust-remote-code\"]", "[\"--seed\",\"1\",\"--chat-template\",\"/etc/shadow\"]",
 		"[\"--enable-lora\",\"--max-loras=2\",\"--download-dir=/tmp\"]", "[\"--seed=1\",\"--foo=/data/x\"]",
-		"[\"--seed\",\"../../etc\"]", NULL,
+		"[\"--seed\",\"../../etc\"]", "[\"--ho\",\"0.0.0.0\"]", "[\"--kv-transfer-config.kv_connector_module_path\",\"evil\"]",
+		"[\"-O\",\"{}\"]", NULL,
 	};
 	for (const char *const *b = bad; *b; b++) {
 		if (args_ok(*b, NULL, f, sizeof f) != -1)
