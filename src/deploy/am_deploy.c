@@ -682,6 +682,9 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		handle_free(d, h);
 	}
 	if (remove) {
+		char sp[PATH_MAX];
+		secret_path(d, inst, sp, sizeof sp);
+		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
 	} else {
 		long long now = am_wall_ms();

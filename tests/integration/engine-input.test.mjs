@@ -163,6 +163,9 @@ test('secrets are masked in every answer; SGLang\'s key is in a private file, ne
   assert.equal(mode(join(dir, 'run')), 0o700);
   assert.match(readFileSync(key, 'utf8'), /"api-key": "ame_/);
   await srv.api('DELETE', '/api/v1/deployments/sg', { token: admin });
+  const t0 = Date.now();
+  while (existsSync(key) && Date.now() - t0 < 10000) await sleep(50);
+  assert.ok(!existsSync(key), 'the key file goes with its instance');
 
   // the database (engine keys, password hashes) and its WAL files; logs and folders: no one else's
   for (const f of ['aimaas.db', 'aimaas.db-wal', 'aimaas.db-shm'])
