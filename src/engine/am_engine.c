@@ -610,6 +610,9 @@ int am_engine_check_env(json_t *env, json_t *allow, struct am_err *err)
 		if (!json_is_string(v) || json_string_length(v) > 8192 || strlen(json_string_value(v)) != json_string_length(v))
 			return am_err_set(err, AM_E_INVALID, field, "env value of %.60s must be a string without NUL", k);
 		const char *family = json_listed(allow, k) ? NULL : env_denied(k);
+		if (!family && (!strcmp(k, "LANG") || !strcmp(k, "LANGUAGE") || !strncmp(k, "LC_", 3)) &&
+		    strchr(json_string_value(v), '/'))
+			family = "the C library's (a locale by path)";
 		if (family)
 			return am_err_set(err, AM_E_INVALID, field,
 					  "env may not set %s: %s variables change what code the engine runs"

@@ -54,6 +54,8 @@ static void env_rules(void)
 	CHECK_INT(env_ok("{\"CUDA_LAUNCH_BLOCKING\":\"1\"}", "[\"CUDA_LAUNCH_BLOCKING\"]", f, sizeof f), 0);
 	CHECK_INT(env_ok("{\"PYTHONWARNINGS\":\"ignore\"}", "[\"PYTHON*\"]", f, sizeof f), 0);
 	CHECK_INT(env_ok("{\"PYTHONWARNINGS\":\"ignore\"}", "[\"CUDA_LAUNCH_BLOCKING\"]", f, sizeof f), -1);
+	CHECK_INT(env_ok("{\"LC_ALL\":\"/data/datasets/1\"}", NULL, f, sizeof f), -1);
+	CHECK_INT(env_ok("{\"LC_ALL\":\"C.UTF-8\",\"LANG\":\"en_US.UTF-8\"}", NULL, f, sizeof f), 0);
 	CHECK_INT(env_ok("{\"bad\":\"1\"}", NULL, f, sizeof f), -1);
 	CHECK_STR(f, "env");
 }
