@@ -58,7 +58,7 @@ static void mask_strings(json_t *arr, const char *const *secrets)
 	}
 }
 
-static json_t *instance_json(json_t *inst, const char *const *secrets)
+static json_t *instance_json(struct am_server *srv, json_t *inst, const char *const *secrets)
 {
 	json_t *o = json_object();
 	static const char *const keep[] = { "id", "replica", "node_id", "port", "pid", "state", "reason", "restarts", "failures",
@@ -75,7 +75,9 @@ static json_t *instance_json(json_t *inst, const char *const *secrets)
 		/* an engine may print its key or a secret variable */
 		const char *all[68];
 		size_t n = 0;
-		all[n++] = json_string_value(json_object_get(inst, "api_key"));
+		char ekey[96];
+		all[n++] = am_deploy_engine_key(srv->deploy, json_string_value(json_object_get(inst, "api_key")), ekey,
+						sizeof ekey) == 0 ? ekey : NULL;
 		for (const char *const *s = secrets; s && *s && n < 67; s++)
 			all[n++] = *s;
 		all[n] = NULL;
@@ -136,7 +138,7 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	size_t i;
 	json_t *inst;
 	json_array_foreach(insts, i, inst)
-		json_array_append_new(out, instance_json(inst, secrets));
+		json_array_append_new(out, instance_json(srv, inst, secrets));
 	json_decref(insts);
 	json_decref(held);
 	json_object_set_new(d, "instances", out);
@@ -887,11 +889,13 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 	am_store_row(ctx->srv->store, &envrow, "SELECT env FROM deployments WHERE id = ?", "i", id);
 	json_t *env = json_loads(json_string_value(json_object_get(envrow, "env")) ?: "{}", 0, NULL);
 	const char *secrets[80];
+	char ekeys[16][96];
 	size_t ns = 0, i;
 	json_t *v;
 	json_array_foreach(keys, i, v)
-		if (ns < 16)
-			secrets[ns++] = json_string_value(json_object_get(v, "api_key"));
+		if (ns < 16 && am_deploy_engine_key(ctx->srv->deploy, json_string_value(json_object_get(v, "api_key")), ekeys[ns],
+						    sizeof ekeys[ns]) == 0)
+			secrets[ns] = ekeys[ns], ns++;
 	const char *k;
 	json_object_foreach(env, k, v)
 		if (ns < 79 && am_engine_secret_name(k, 0) && json_is_string(v))

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,6 +71,8 @@ struct am_deploy {
 	uint64_t next_hist_ns;
 	struct dep_hist *hist;
 	int nhist;
+	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
+	int secret_ok;
 };
 
 #define HIST_CAP 720 /* an hour at the default 5 s */
@@ -134,7 +137,8 @@ static struct handle *watch(struct am_deploy *d, long long id, long long dep_id,
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
 	h->next_probe_ns = 0;
-	am_strlcpy(h->key, key, sizeof h->key);
+	if (am_deploy_engine_key(d, key, h->key, sizeof h->key) != 0)
+		h->key[0] = '\0'; /* its probes go unauthenticated: /health needs none */
 	am_strlcpy(h->health, health, sizeof h->health);
 	if (h->exit_ev) {
 		event_free(h->exit_ev);
@@ -265,6 +269,61 @@ void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *
 	json_decref(row);
 }
 
+/* ---- engine keys ---- */
+
+/* The secret engine keys derive from, made at first use: 32 random bytes
+ * in <data>/engine.key (0600), never in the database. */
+static int engine_secret(struct am_deploy *d)
+{
+	if (d->secret_ok)
+		return 0;
+	char p[PATH_MAX], tmp[PATH_MAX + 8];
+	am_fmt(p, sizeof p, "%s/engine.key", d->srv->cfg.data_dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		ssize_t r = read(fd, d->secret, sizeof d->secret);
+		close(fd);
+		if (r == (ssize_t)sizeof d->secret)
+			return d->secret_ok = 1, 0;
+		am_error("deploy", "%s is not %zu bytes", p, sizeof d->secret);
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	unsigned char s[32];
+	randombytes_buf(s, sizeof s);
+	am_fmt(tmp, sizeof tmp, "%s.tmp", p);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int ok = fd >= 0 && write(fd, s, sizeof s) == (ssize_t)sizeof s && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, p) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	memcpy(d->secret, s, sizeof s);
+	sodium_memzero(s, sizeof s);
+	d->secret_ok = 1;
+	return 0;
+}
+
+int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size)
+{
+	if (!stored || strncmp(stored, "amn_", 4) != 0) { /* a key an older aimaas kept in the database */
+		am_strlcpy(out, stored ? stored : "", size);
+		return 0;
+	}
+	out[0] = '\0';
+	if (!d || size < 69 || engine_secret(d) != 0)
+		return -1;
+	unsigned char h[32];
+	char hex[65];
+	crypto_generichash(h, sizeof h, (const unsigned char *)stored, strlen(stored), d->secret, sizeof d->secret);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	am_fmt(out, size, "ame_%s", hex);
+	return 0;
+}
+
 /* ---- building a command ---- */
 
 static json_t *parse_col(json_t *row, const char *k)
@@ -306,8 +365,9 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 	json_t *custom = settings ? parse_col(settings, "argv") : NULL;
 	json_t *env_allow = settings ? parse_col(settings, "env_allow") : NULL;
 	json_t *args_allow = settings ? parse_col(settings, "args_allow") : NULL;
-	char spath[PATH_MAX];
+	char spath[PATH_MAX], key[96];
 	secret_path(d, inst, spath, sizeof spath);
+	int keyrc = am_deploy_engine_key(d, json_string_value(json_object_get(inst, "api_key")), key, sizeof key);
 	int needs_code = json_is_true(json_object_get(facts, "needs_remote_code"));
 	struct am_launch l = {
 		.binary = bin,
@@ -316,7 +376,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.kind = json_string_value(json_object_get(model, "kind")) ?: "llm",
 		.host = "127.0.0.1",
 		.port = (int)json_integer_value(json_object_get(inst, "port")),
-		.api_key = json_string_value(json_object_get(inst, "api_key")) ?: "",
+		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
 		.cuda_visible = am_buf_str(&vis),
 		.max_model_len = (int)json_integer_value(json_object_get(dep, "max_model_len")),
@@ -335,7 +395,9 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 	/* what the API checks, again: a row written before a rule existed
 	 * (or by hand) never reaches an engine */
 	int rc = -1;
-	if (am_engine_check_env(envj, env_allow, err) == 0 && am_engine_check_args(e, extra, args_allow, err) == 0)
+	if (keyrc != 0)
+		am_err_set(err, AM_E_INTERNAL, "", "could not read or create %s/engine.key", d->srv->cfg.data_dir);
+	else if (am_engine_check_env(envj, env_allow, err) == 0 && am_engine_check_args(e, extra, args_allow, err) == 0)
 		rc = e->build(&l, argv, env, err);
 	json_decref(env_allow);
 	json_decref(args_allow);
@@ -632,7 +694,9 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	json_t *denv = parse_col(dep, "env");
 	const char *secrets[66];
 	int ns = 0;
-	secrets[ns++] = json_string_value(json_object_get(inst, "api_key"));
+	char ekey[96];
+	secrets[ns++] = am_deploy_engine_key(d, json_string_value(json_object_get(inst, "api_key")), ekey, sizeof ekey) == 0
+				? ekey : NULL;
 	const char *k;
 	json_t *v;
 	json_object_foreach(denv, k, v)
@@ -798,8 +862,8 @@ int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica
 		json_array_append_new(idx, json_integer(gpus[p.choice[k]].index));
 	}
 	char *sids = am_json_dump(ids), *sidx = am_json_dump(idx);
-	char key[64];
-	am_rand_token("ame_", key, sizeof key);
+	char key[64]; /* a nonce: the engine's key derives from it (am_deploy_engine_key) */
+	am_rand_token("amn_", key, sizeof key);
 	long long now = am_wall_ms();
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	int rc = am_store_exec(d->srv->store,

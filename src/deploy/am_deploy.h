@@ -60,6 +60,12 @@ void am_deploy_restart(struct am_deploy *d, long long deployment_id);
  * Free with am_deploy_strv_free. */
 char **am_deploy_child_env(const struct am_argv *set);
 void am_deploy_strv_free(char **v);
+/* An instance's engine key from what its row keeps (`stored`): a nonce
+ * ("amn_...") keyed-hashed (BLAKE2b) with the secret in <data>/engine.key,
+ * so the database holds no key an engine takes; a row an older aimaas
+ * wrote holds the key itself, used as is. 0, or -1 (out empty) when the
+ * secret cannot be read or made. out: at least 69 bytes. */
+int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size);
 /* Which GPU process ids belong to aimaas's engines (their process groups). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 

@@ -167,7 +167,14 @@ test('secrets are masked in every answer; SGLang\'s key is in a private file, ne
   while (existsSync(key) && Date.now() - t0 < 10000) await sleep(50);
   assert.ok(!existsSync(key), 'the key file goes with its instance');
 
-  // the database (engine keys, password hashes) and its WAL files; logs and folders: no one else's
+  // the database holds no key an engine takes: each derives from a nonce and <data>/engine.key
+  const ekey = environ(got.json.instances[0].pid).find((e) => e.startsWith('VLLM_API_KEY=')).slice(13);
+  assert.match(ekey, /^ame_[0-9a-f]{64}$/);
+  for (const f of ['aimaas.db', 'aimaas.db-wal'])
+    if (existsSync(join(dir, f))) assert.ok(!readFileSync(join(dir, f)).includes(ekey), `${f} holds the engine key`);
+  assert.equal(mode(join(dir, 'engine.key')), 0o600);
+  assert.equal(statSync(join(dir, 'engine.key')).size, 32);
+  // the database (password hashes, key digests) and its WAL files; logs and folders: no one else's
   for (const f of ['aimaas.db', 'aimaas.db-wal', 'aimaas.db-shm'])
     assert.equal(mode(join(dir, f)), 0o600, f);
   assert.equal(mode(dir) & 0o007, 0, 'the data dir');
@@ -217,5 +224,15 @@ test('an old row is refused at start (sqlite3 edits it as an upgrade would find 
   alice = await srv.login('alice', 'alice-password');
   const d = await waitFor('q', (x) => ['backoff', 'failed'].includes(x.instances[0]?.state), 'refused to start');
   assert.match(d.instances[0].reason, /LD_PRELOAD/);
-  assert.ok(!existsSync('/tmp/evil.so.ran'));
+  // a key an older aimaas kept in the database (not a nonce) is used as it is
+  await srv.stop();
+  const legacy = 'ame_legacy-key-kept-by-an-older-aimaas';
+  const r2 = spawnSync('sqlite3', [db, `UPDATE deployments SET env = '{}' WHERE name = 'q';`
+    + ` UPDATE instances SET api_key = '${legacy}' WHERE deployment_id = (SELECT id FROM deployments WHERE name = 'q')`]);
+  assert.equal(r2.status, 0, String(r2.stderr));
+  srv = await start();
+  alice = await srv.login('alice', 'alice-password');
+  assert.equal((await srv.api('POST', '/api/v1/deployments/q/start', { token: alice })).status, 202);
+  const up = await waitFor('q', (x) => x.instances[0]?.state === 'running', 'ran with its old key');
+  assert.ok(environ(up.instances[0].pid).includes(`VLLM_API_KEY=${legacy}`));
 });
