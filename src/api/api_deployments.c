@@ -113,20 +113,15 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	json_object_foreach(json_object_get(d, "env"), k, v)
 		if (am_engine_secret_name(k, 0))
 			json_object_set_new(json_object_get(d, "env"), k, json_string(MASK));
-	const char *const args_col = "engine_args";
-	size_t ai;
-	json_t *av;
-	json_array_foreach(json_object_get(d, args_col), ai, av) { /* "--hf-token=x", or "x" after "--hf-token" */
-		const char *s = json_string_value(av);
-		const char *prev = ai ? json_string_value(json_array_get(json_object_get(d, args_col), ai - 1)) : NULL;
-		const char *eq = s ? strchr(s, '=') : NULL;
-		if (s && s[0] == '-' && eq && am_engine_secret_name(s, (size_t)(eq - s))) {
-			char m[160];
-			am_fmt(m, sizeof m, "%.*s=%s", (int)(eq - s) < 100 ? (int)(eq - s) : 100, s, MASK);
-			json_array_set_new(json_object_get(d, args_col), ai, json_string(m));
-		} else if (prev && prev[0] == '-' && !strchr(prev, '=') && am_engine_secret_name(prev, 0)) {
-			json_array_set_new(json_object_get(d, args_col), ai, json_string(MASK));
-		}
+	/* a secret flag's value ("--hf-token x", "--x-token=y") as /command shows it */
+	if (json_is_array(json_object_get(d, "engine_args"))) {
+		struct am_argv args = { 0 };
+		size_t ai;
+		json_t *av;
+		json_array_foreach(json_object_get(d, "engine_args"), ai, av)
+			am_argv_add(&args, json_string_value(av) ?: "");
+		json_object_set_new(d, "engine_args", am_argv_json(&args, 0));
+		am_argv_free(&args);
 	}
 	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
 	json_t *m = NULL;
