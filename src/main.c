@@ -402,8 +402,14 @@ static int serve(int argc, char **argv)
 	int rc = 1, lock_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL;
 	char err[512];
+	/* what aimaas writes (database, logs, datasets, job folders) holds
+	 * keys and users' data: no file or folder of it is for other users */
+	umask(027);
 	if (parse_serve(argc, argv, &srv.cfg) != 0)
 		goto out;
+	struct stat dsb;
+	if (stat(srv.cfg.data_dir, &dsb) == 0 && (dsb.st_mode & 007))
+		chmod(srv.cfg.data_dir, dsb.st_mode & 0750); /* one an older aimaas made 0755 */
 	/* the gateway's threads hand connections to each other's loops */
 	evthread_use_pthreads();
 	json_object_seed(0);

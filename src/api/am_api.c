@@ -364,10 +364,29 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 		return;
 	int anonymous = !ctx->actor[0] && !ctx->who.user_id;
 	const char *actor = ctx->actor[0] ? ctx->actor : anonymous ? "anonymous" : ctx->who.username;
-	ctx->task_id = am_task_create(ctx->srv->store, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED,
-				      err->msg);
-	if (ctx->task_id > 0 && anonymous) /* nobody's, even with a user of that name */
-		am_store_exec(ctx->srv->store, "UPDATE tasks SET actor_id = NULL WHERE id = ?", "i", ctx->task_id);
+	struct am_store *st = ctx->srv->store;
+	/* A refusal (a 4xx: the request was wrong, nothing happened) is
+	 * counted on the row of the caller's last refusal of this kind within
+	 * the hour, which takes the latest target and message: one row per
+	 * (actor, kind) an hour, however many are sent. The caller is the user
+	 * id (NULL for an anonymous call, nobody's even with a user named
+	 * anonymous). */
+	int refusal = err->code != AM_E_INTERNAL && err->code != AM_E_UNAVAILABLE;
+	if (refusal) {
+		long long now = am_wall_ms(), id = 0;
+		am_store_int(st, &id, 0, "SELECT id FROM tasks WHERE kind = ? AND actor = ? AND actor_id IS NULLIF(?, 0)"
+			     " AND refusals > 0 AND created_at > ? ORDER BY id DESC LIMIT 1", "ssii", ctx->route->task_kind,
+			     actor, anonymous ? 0LL : ctx->who.user_id, now - 3600 * 1000LL);
+		if (id && am_store_exec(st, "UPDATE tasks SET refusals = refusals + 1, target = ?, message = ?, finished_at = ?"
+					" WHERE id = ?", "ssii", ctx->target, err->msg, now, id) == 0) {
+			ctx->task_id = id;
+			return;
+		}
+	}
+	ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_FAILED, err->msg);
+	if (ctx->task_id > 0)
+		am_store_exec(st, "UPDATE tasks SET refusals = ?, actor_id = CASE WHEN ? THEN NULL ELSE actor_id END WHERE id = ?",
+			      "iii", (long long)refusal, (long long)anonymous, ctx->task_id);
 }
 
 static void on_request(struct am_http_req *req, void *data)

@@ -74,6 +74,11 @@ int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long l
  * ?follow=true the last `tail` lines and then new ones over SSE, else the
  * last `tail` lines as text. */
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name);
+/* The same, with every occurrence of each of `secrets` (NULL-terminated,
+ * copied; strings under 4 bytes ignored) read as ******** — an engine may
+ * print its key or a variable (SGLang prints its whole ServerArgs). */
+void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tail, const char *download_name,
+			     const char *const *secrets);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
 /* Who sees what (docs/api.md): whether the caller may see an object owned
  * by user owner_id (0: nobody's, e.g. its owner was deleted). Its owner and

@@ -26,14 +26,39 @@
 		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
 		 " reason, task_id, aliases, created_by, created_at, updated_at"
 
-#define MASK "********" /* what a secret env value reads as */
+#define MASK AM_ENGINE_MASK /* what a secret env value reads as, here as in /command */
 
-static int secret_name(const char *k)
+/* The values of env's secret-named variables (borrowed from env), at most
+ * max - 1 of them, NULL-terminated. */
+static void env_secrets(json_t *env, const char **out, size_t max)
 {
-	return strstr(k, "TOKEN") || strstr(k, "KEY") || strstr(k, "SECRET") || strstr(k, "PASSWORD");
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v)
+		if (n + 1 < max && am_engine_secret_name(k, 0) && json_is_string(v))
+			out[n++] = json_string_value(v);
+	out[n] = NULL;
 }
 
-static json_t *instance_json(json_t *inst)
+/* Each string of arr with those values masked (a user may pass a secret
+ * in an argument too). */
+static void mask_strings(json_t *arr, const char *const *secrets)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(v);
+		if (!s)
+			continue;
+		char m[8192];
+		am_engine_mask(s, secrets, m, sizeof m);
+		if (strcmp(m, s))
+			json_array_set_new(arr, i, json_string(m) ?: json_string(MASK));
+	}
+}
+
+static json_t *instance_json(struct am_server *srv, json_t *inst, const char *const *secrets)
 {
 	json_t *o = json_object();
 	static const char *const keep[] = { "id", "replica", "node_id", "port", "pid", "state", "reason", "restarts", "failures",
@@ -46,8 +71,25 @@ static json_t *instance_json(json_t *inst)
 	json_object_set_new(o, "gpus", g ? g : json_array());
 	json_object_set_new(o, "gpu_indices", gi ? gi : json_array());
 	const char *st = json_string_value(json_object_get(inst, "state"));
-	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff")))
-		json_object_set_new(o, "last_log_lines", am_deploy_last_lines(inst, 20));
+	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff"))) {
+		/* an engine may print its key or a secret variable */
+		const char *all[68];
+		size_t n = 0;
+		char ekey[96];
+		all[n++] = am_deploy_engine_key(srv->deploy, json_string_value(json_object_get(inst, "api_key")), ekey,
+						sizeof ekey) == 0 ? ekey : NULL;
+		for (const char *const *s = secrets; s && *s && n < 67; s++)
+			all[n++] = *s;
+		all[n] = NULL;
+		json_t *lines = am_deploy_last_lines(inst, 20), *v;
+		size_t i;
+		json_array_foreach(lines, i, v) {
+			char m[4096];
+			am_engine_mask(json_string_value(v), all[0] ? all : all + 1, m, sizeof m);
+			json_array_set_new(lines, i, json_string(m) ?: json_string("(not UTF-8)"));
+		}
+		json_object_set_new(o, "last_log_lines", lines);
+	}
 	return o;
 }
 
@@ -64,9 +106,23 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	}
 	const char *k;
 	json_t *v;
+	json_t *held = json_deep_copy(json_object_get(d, "env")); /* the values, for masking the log lines */
+	const char *secrets[66];
+	env_secrets(held, secrets, 66);
+	mask_strings(json_object_get(d, "engine_args"), secrets);
 	json_object_foreach(json_object_get(d, "env"), k, v)
-		if (secret_name(k))
+		if (am_engine_secret_name(k, 0))
 			json_object_set_new(json_object_get(d, "env"), k, json_string(MASK));
+	/* a secret flag's value ("--hf-token x", "--x-token=y") as /command shows it */
+	if (json_is_array(json_object_get(d, "engine_args"))) {
+		struct am_argv args = { 0 };
+		size_t ai;
+		json_t *av;
+		json_array_foreach(json_object_get(d, "engine_args"), ai, av)
+			am_argv_add(&args, json_string_value(av) ?: "");
+		json_object_set_new(d, "engine_args", am_argv_json(&args, 0));
+		am_argv_free(&args);
+	}
 	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
 	json_t *m = NULL;
 	am_store_row(srv->store, &m, "SELECT id, name, kind, architecture, parameters FROM models WHERE id = ?", "i",
@@ -77,8 +133,9 @@ static json_t *dep_json(struct am_server *srv, long long id)
 	size_t i;
 	json_t *inst;
 	json_array_foreach(insts, i, inst)
-		json_array_append_new(out, instance_json(inst));
+		json_array_append_new(out, instance_json(srv, inst, secrets));
 	json_decref(insts);
+	json_decref(held);
 	json_object_set_new(d, "instances", out);
 	json_object_set_new(d, "metrics", am_deploy_metrics(srv->deploy, id));
 	json_object_set_new(d, "endpoint", json_pack("{s:s,s:O}", "base_url", "/v1", "model", json_object_get(d, "name")));
@@ -177,26 +234,28 @@ static int check_aliases(struct am_ctx *ctx, json_t *a, const char *own, long lo
 	return check_names(ctx, a, "aliases", NULL, own, self, err);
 }
 
-static int check_env(json_t *env, struct am_err *err)
+/* An engine's admin-set allow list (env_allow or args_allow), or NULL. */
+static json_t *engine_allow(struct am_server *srv, const char *engine, const char *col)
 {
-	if (!env || json_is_null(env))
-		return 0;
-	if (!json_is_object(env) || json_object_size(env) > 64)
-		return am_err_set(err, AM_E_INVALID, "env", "'env' must be an object of at most 64 string values");
-	const char *k;
-	json_t *v;
-	json_object_foreach(env, k, v) {
-		int ok = (isupper((unsigned char)k[0]) || k[0] == '_') && strlen(k) <= 128;
-		for (const char *p = k; *p && ok; p++)
-			ok = isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
-		if (!ok)
-			return am_err_set(err, AM_E_INVALID, "env", "env name '%.60s' must be upper-case letters, digits and '_'", k);
-		if (!strcmp(k, "CUDA_VISIBLE_DEVICES") || !strcmp(k, "CUDA_DEVICE_ORDER") || !strncmp(k, "AIMAAS_", 7))
-			return am_err_set(err, AM_E_INVALID, "env", "env may not set %s: aimaas sets it", k);
-		if (!json_is_string(v) || json_string_length(v) > 8192 || strlen(json_string_value(v)) != json_string_length(v))
-			return am_err_set(err, AM_E_INVALID, "env", "env value of %.60s must be a string without NUL", k);
-	}
-	return 0;
+	json_t *row = NULL;
+	if (!strcmp(col, "env_allow"))
+		am_store_row(srv->store, &row, "SELECT env_allow AS v FROM engine_settings WHERE name = ?", "s", engine);
+	else
+		am_store_row(srv->store, &row, "SELECT args_allow AS v FROM engine_settings WHERE name = ?", "s", engine);
+	const char *v = json_string_value(json_object_get(row, "v"));
+	json_t *out = v ? json_loads(v, 0, NULL) : NULL;
+	json_decref(row);
+	return out;
+}
+
+/* env and engine_args as docs/api.md says a deployment may hold them. */
+static int check_launch(struct am_ctx *ctx, const struct am_engine_def *e, json_t *env, json_t *args, struct am_err *err)
+{
+	json_t *ea = engine_allow(ctx->srv, e->name, "env_allow"), *aa = engine_allow(ctx->srv, e->name, "args_allow");
+	int rc = am_engine_check_env(env, ea, err) != 0 || am_engine_check_args(e, args, aa, err) != 0 ? -1 : 0;
+	json_decref(ea);
+	json_decref(aa);
+	return rc;
 }
 
 /* LoRA modules: [{"name", "model"}] with adapters registered as models; the
@@ -315,7 +374,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_int(b, "max_model_len", AM_JSON_OPTIONAL, 16, 10000000, &mml, err) != 0 ||
 	    am_json_get_int(b, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
 	    am_json_get_bool(b, "trust_remote_code", AM_JSON_OPTIONAL, &trust, err) != 0 ||
-	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &start, err) != 0 || check_env(json_object_get(b, "env"), err) != 0)
+	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &start, err) != 0)
 		return -1;
 	if (!served_name_ok(name))
 		return am_err_set(err, AM_E_INVALID, "name",
@@ -336,9 +395,9 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (!e)
 		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%.40s' (vllm, sglang, llama.cpp, aimaas-sim, custom)",
 				  engine);
-	if (am_engine_check_args(e, json_object_get(b, "engine_args"), err) != 0)
-		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "deployment:%s", name);
+	if (check_launch(ctx, e, json_object_get(b, "env"), json_object_get(b, "engine_args"), err) != 0)
+		return -1;
 	long long mid;
 	if (am_api_model_lookup(ctx, mref, &mid) != 0)
 		return am_err_set(err, AM_E_INVALID, "model", "no model '%.100s' is registered", mref);
@@ -382,6 +441,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		goto out;
 	if (json_array_size(loras) && strcmp(engine, "vllm") && strcmp(engine, "aimaas-sim")) {
 		am_err_set(err, AM_E_INVALID, "lora_modules", "LoRA adapters are served by vLLM");
+		goto out;
+	}
+	long long mine = 0;
+	am_store_int(ctx->srv->store, &mine, 0, "SELECT COUNT(*) FROM deployments WHERE owner_id = ?", "i", ctx->who.user_id);
+	if (!ctx->who.admin && mine >= 64) { /* stopped ones too: rows cost nothing to make */
+		am_err_set(err, AM_E_CONFLICT, "", "you already have %lld deployments; delete some first", mine);
 		goto out;
 	}
 	long long dup = 0;
@@ -484,8 +549,13 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		free(sidx);
 		json_decref(idx);
 		struct am_argv argv = { 0 }, env = { 0 };
-		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0)
-			cmd = json_pack("{s:o,s:o}", "argv", am_argv_json(&argv, 0), "env", am_argv_json(&env, 1));
+		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0) {
+			const char *secrets[66];
+			env_secrets(json_object_get(b, "env"), secrets, 66);
+			json_t *aj = am_argv_json(&argv, 0);
+			mask_strings(aj, secrets);
+			cmd = json_pack("{s:o,s:o}", "argv", aj, "env", am_argv_json(&env, 1));
+		}
 		am_argv_free(&argv);
 		am_argv_free(&env);
 		json_decref(inst);
@@ -614,13 +684,12 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (dep_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
 	    check_aliases(ctx, json_object_get(ctx->body, "aliases"), NULL, id, err) != 0 ||
 	    am_json_get_int(ctx->body, "replicas", AM_JSON_OPTIONAL, 1, 64, &replicas, err) != 0 ||
-	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
-	    check_env(json_object_get(ctx->body, "env"), err) != 0)
+	    am_json_get_int(ctx->body, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0)
 		return -1;
 	json_t *dep = NULL;
 	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
-	if (e && am_engine_check_args(e, json_object_get(ctx->body, "engine_args"), err) != 0) {
+	if (e && check_launch(ctx, e, json_object_get(ctx->body, "env"), json_object_get(ctx->body, "engine_args"), err) != 0) {
 		json_decref(dep);
 		return -1;
 	}
@@ -652,6 +721,18 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		free(s);
 	}
 	if (json_is_array(json_object_get(ctx->body, "engine_args"))) {
+		/* a secret flag's value reads masked from GET: sent back masked, the stored one stays */
+		json_t *args = json_object_get(ctx->body, "engine_args");
+		json_t *old = json_loads(json_string_value(json_object_get(dep, "engine_args")) ?: "[]", 0, NULL);
+		size_t ai;
+		json_t *av;
+		json_array_foreach(args, ai, av) {
+			const char *nv = json_string_value(av), *ov = json_string_value(json_array_get(old, ai));
+			size_t ml = strlen(MASK), nl = nv ? strlen(nv) : 0;
+			if (nv && ov && nl >= ml && !strcmp(nv + nl - ml, MASK) && !strncmp(nv, ov, nl - ml))
+				json_array_set_new(args, ai, json_string(ov));
+		}
+		json_decref(old);
 		char *s = am_json_dump(json_object_get(ctx->body, "engine_args"));
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET engine_args = ? WHERE id = ?", "si", s, id);
 		free(s);
@@ -711,6 +792,9 @@ static int command(struct am_ctx *ctx, struct am_err *err)
 	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	model = am_model_json(ctx->srv->store, json_integer_value(json_object_get(dep, "model_id")));
 	am_store_rows(ctx->srv->store, &insts, "SELECT * FROM instances WHERE deployment_id = ? ORDER BY replica", "i", id);
+	json_t *denv = json_loads(json_string_value(json_object_get(dep, "env")) ?: "{}", 0, NULL);
+	const char *secrets[66];
+	env_secrets(denv, secrets, 66);
 	json_t *out = json_array();
 	size_t i;
 	json_t *inst;
@@ -719,16 +803,20 @@ static int command(struct am_ctx *ctx, struct am_err *err)
 		struct am_argv argv = { 0 }, env = { 0 };
 		if (am_deploy_command(ctx->srv->deploy, dep, model, inst, &argv, &env, err) != 0)
 			rc = -1;
-		else
+		else {
+			json_t *aj = am_argv_json(&argv, 0);
+			mask_strings(aj, secrets);
 			json_array_append_new(out, json_pack("{s:I,s:I,s:o,s:o}", "instance", json_integer_value(json_object_get(inst, "id")),
 							     "replica", json_integer_value(json_object_get(inst, "replica")), "argv",
-							     am_argv_json(&argv, 0), "env", am_argv_json(&env, 1)));
+							     aj, "env", am_argv_json(&env, 1)));
+		}
 		am_argv_free(&argv);
 		am_argv_free(&env);
 	}
 	json_decref(dep);
 	json_decref(insts);
 	json_decref(model);
+	json_decref(denv);
 	if (rc) {
 		json_decref(out);
 		return -1;
@@ -785,7 +873,30 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 	}
 	char name[64];
 	am_fmt(name, sizeof name, "deployment-%lld.log", id);
-	am_api_serve_log(ctx, path, tail, name);
+	/* what an engine may print of its secrets (SGLang prints its ServerArgs,
+	 * key included): the engine keys and the secret env values */
+	json_t *keys = NULL, *envrow = NULL;
+	am_store_rows(ctx->srv->store, &keys, "SELECT api_key FROM instances WHERE deployment_id = ? AND api_key IS NOT NULL",
+		      "i", id);
+	am_store_row(ctx->srv->store, &envrow, "SELECT env FROM deployments WHERE id = ?", "i", id);
+	json_t *env = json_loads(json_string_value(json_object_get(envrow, "env")) ?: "{}", 0, NULL);
+	const char *secrets[80];
+	char ekeys[16][96];
+	size_t ns = 0, i;
+	json_t *v;
+	json_array_foreach(keys, i, v)
+		if (ns < 16 && am_deploy_engine_key(ctx->srv->deploy, json_string_value(json_object_get(v, "api_key")), ekeys[ns],
+						    sizeof ekeys[ns]) == 0)
+			secrets[ns] = ekeys[ns], ns++;
+	const char *k;
+	json_object_foreach(env, k, v)
+		if (ns < 79 && am_engine_secret_name(k, 0) && json_is_string(v))
+			secrets[ns++] = json_string_value(v);
+	secrets[ns] = NULL;
+	am_api_serve_log_masked(ctx, path, tail, name, secrets);
+	json_decref(keys);
+	json_decref(envrow);
+	json_decref(env);
 	return 0;
 }
 
@@ -806,22 +917,51 @@ static int engines(struct am_ctx *ctx, struct am_err *err)
 		json_t *argv = row && json_string_value(json_object_get(row, "argv"))
 				       ? json_loads(json_string_value(json_object_get(row, "argv")), 0, NULL) : NULL;
 		json_decref(row);
+		json_t *ea = engine_allow(ctx->srv, all[i].name, "env_allow"), *aa = engine_allow(ctx->srv, all[i].name, "args_allow");
 		/* where the program is, as the engine's start will find it (null: not installed) */
 		char found[4096];
 		const char *prog = bin[0] ? bin : json_string_value(json_array_get(argv, 0)); /* custom: its template's */
 		int ok = prog && am_path_which(prog, found, sizeof found) == 0;
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o}", "name", all[i].name, "title",
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o,s:o,s:o}", "name", all[i].name, "title",
 						       all[i].title, "binary", bin, "found", ok ? found : NULL, "health_path",
 						       all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds, "argv",
-						       argv ? argv : json_null()));
+						       argv ? argv : json_null(), "env_allow", ea ? ea : json_array(), "args_allow",
+						       aa ? aa : json_array()));
 	}
 	ctx->resp = am_api_list(items, (long long)n, 100, 0);
 	return 0;
 }
 
+/* An admin's widening: env names (or prefixes ending in '*') or flags. */
+static int allow_list(json_t *v, const char *field, char **out, struct am_err *err)
+{
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > 64)
+		return am_err_set(err, AM_E_INVALID, field, "'%s' must be a list of at most 64 names", field);
+	size_t i;
+	json_t *x;
+	json_array_foreach(v, i, x) {
+		const char *s = json_string_value(x);
+		size_t n = s ? strlen(s) : 0;
+		int ok = s && n >= 1 && n <= 128 && n == json_string_length(x);
+		for (size_t k = 0; ok && k < n; k++)
+			ok = !strcmp(field, "env_allow")
+				     ? isupper((unsigned char)s[k]) || isdigit((unsigned char)s[k]) || s[k] == '_' || (s[k] == '*' && k == n - 1 && k > 0)
+				     : (k == 0 ? s[k] == '-' : isalnum((unsigned char)s[k]) || s[k] == '-' || s[k] == '_');
+		if (!ok)
+			return am_err_set(err, AM_E_INVALID, field, "%s[%zu] must be %s", field, i,
+					  !strcmp(field, "env_allow") ? "a variable name (A-Z, 0-9, '_'), or a prefix ending in '*'"
+								      : "a flag such as --chat-template");
+	}
+	*out = am_json_dump(v);
+	return 0;
+}
+
 static int engine_update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "binary", "argv", NULL };
+	static const char *const fields[] = { "binary", "argv", "env_allow", "args_allow", NULL };
 	const char *name = am_api_param(ctx, "name");
 	const struct am_engine_def *e = am_engine_find(name);
 	if (!e)
@@ -847,12 +987,23 @@ static int engine_update(struct am_ctx *ctx, struct am_err *err)
 				return am_err_set(err, AM_E_INVALID, "argv", "argv[%zu] must be a string", i);
 		s_argv = am_json_dump(argv);
 	}
+	char *s_ea = NULL, *s_aa = NULL;
+	if (allow_list(json_object_get(ctx->body, "env_allow"), "env_allow", &s_ea, err) != 0 ||
+	    allow_list(json_object_get(ctx->body, "args_allow"), "args_allow", &s_aa, err) != 0) {
+		free(s_argv);
+		free(s_ea);
+		return -1;
+	}
 	int rc = am_store_exec(ctx->srv->store,
-			       "INSERT INTO engine_settings(name, binary, argv, updated_at) VALUES(?, NULLIF(?, ''), ?, ?)"
+			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at)"
+			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4)"
 			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
-			       " argv = COALESCE(excluded.argv, argv), updated_at = excluded.updated_at",
-			       "sssii", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL));
+			       " argv = COALESCE(excluded.argv, argv), env_allow = COALESCE(excluded.env_allow, env_allow),"
+			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at",
+			       "sssiiss", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL), s_ea, s_aa);
 	free(s_argv);
+	free(s_ea);
+	free(s_aa);
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
 	return engines(ctx, err);

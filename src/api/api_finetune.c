@@ -257,6 +257,13 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 			   kind[0] == 'e' || kind[0] == 'a' ? "n" : "", kind[0] ? kind : "unknown");
 		goto out;
 	}
+	/* the trainer loads it with trust_remote_code: its code would run as
+	 * aimaas, which deployments leave to admins too */
+	if (json_is_true(json_object_get(facts, "needs_remote_code")) && !ctx->who.admin) {
+		am_err_set(err, AM_E_FORBIDDEN, "base_model",
+			   "'%s' runs its own code (auto_map in config.json): only an admin may fine-tune it", base);
+		goto out;
+	}
 	if (!tmpl)
 		tmpl = am_finetune_template_for(json_string_value(json_object_get(model, "architecture")),
 						json_string_value(json_object_get(facts, "model_type")));

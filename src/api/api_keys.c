@@ -80,6 +80,16 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	if (at && at <= am_wall_ms())
 		return am_err_set(err, AM_E_INVALID, "expires_at", "'expires_at' (ms since the epoch) is in the past");
+	/* keys stay (revoked) for their usage history: a cap keeps one user
+	 * from growing the table without bound */
+	long long live = 0, all = 0;
+	am_store_int(ctx->srv->store, &live, 0, "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL", "i",
+		     ctx->who.user_id);
+	am_store_int(ctx->srv->store, &all, 0, "SELECT COUNT(*) FROM api_keys WHERE user_id = ?", "i", ctx->who.user_id);
+	if (live >= 100)
+		return am_err_set(err, AM_E_CONFLICT, "", "you already have %lld keys; revoke some first", live);
+	if (all >= 1000)
+		return am_err_set(err, AM_E_CONFLICT, "", "you have made %lld keys, the most one user may make", all);
 	long long now = am_wall_ms();
 	long long expires = at ? at : days ? now + days * 86400000LL : 0;
 	char secret[64], hash[65], hint[24];

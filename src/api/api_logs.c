@@ -14,6 +14,8 @@
 #include "../runtime/am_proc.h"
 #include "am_api.h"
 
+#define MAX_SECRETS 64
+
 struct follower {
 	struct am_http_req *req;
 	struct event *timer;
@@ -21,13 +23,39 @@ struct follower {
 	off_t offset;
 	int idle_ticks;
 	struct am_buf partial;
+	char *secrets[MAX_SECRETS + 1];
 };
 
 static void follower_free(struct follower *f)
 {
 	event_free(f->timer);
 	am_buf_free(&f->partial);
+	for (char **s = f->secrets; *s; s++)
+		free(*s);
 	free(f);
+}
+
+/* text into out, each secret masked. */
+static void add_masked(struct am_buf *out, const char *text, size_t n, char *const *secrets)
+{
+	size_t i = 0, start = 0;
+	while (secrets && secrets[0] && i < n) {
+		size_t hit = 0;
+		for (char *const *s = secrets; *s && !hit; s++) {
+			size_t sl = strlen(*s);
+			if (sl <= n - i && !memcmp(text + i, *s, sl))
+				hit = sl;
+		}
+		if (!hit) {
+			i++;
+			continue;
+		}
+		am_buf_add(out, text + start, i - start);
+		am_buf_adds(out, "********");
+		i += hit;
+		start = i;
+	}
+	am_buf_add(out, text + start, n - start);
 }
 
 static void on_follow_abort(struct am_http_req *req, void *data)
@@ -36,18 +64,20 @@ static void on_follow_abort(struct am_http_req *req, void *data)
 	follower_free(data);
 }
 
-static void sse_lines(struct am_buf *out, const char *text, size_t n, struct am_buf *partial)
+static void sse_lines(struct am_buf *out, const char *text, size_t n, struct am_buf *partial, char *const *secrets)
 {
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (text[i] != '\n')
 			continue;
 		am_buf_adds(out, "data: ");
-		if (partial->len) {
-			am_buf_add(out, partial->data, partial->len);
+		if (partial->len) { /* a line is masked whole: a secret may straddle two reads */
+			am_buf_add(partial, text + start, i - start);
+			add_masked(out, partial->data, partial->len, secrets);
 			am_buf_reset(partial);
+		} else {
+			add_masked(out, text + start, i - start, secrets);
 		}
-		am_buf_add(out, text + start, i - start);
 		am_buf_adds(out, "\n\n");
 		start = i + 1;
 	}
@@ -73,7 +103,7 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
 				ssize_t r;
 				while ((r = pread(fd2, buf, sizeof buf, f->offset)) > 0) {
 					f->offset += r;
-					sse_lines(&out, buf, (size_t)r, &f->partial);
+					sse_lines(&out, buf, (size_t)r, &f->partial, f->secrets);
 				}
 				close(fd2);
 			}
@@ -90,40 +120,58 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
 
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name)
 {
+	am_api_serve_log_masked(ctx, path, tail, download_name, NULL);
+}
+
+void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tail, const char *download_name,
+			     const char *const *secrets)
+{
+	char *sec[MAX_SECRETS + 1];
+	int ns = 0;
+	for (const char *const *s = secrets; s && *s && ns < MAX_SECRETS; s++)
+		if (strlen(*s) >= 4)
+			sec[ns++] = am_strdup(*s);
+	sec[ns] = NULL;
 	char follow[8] = "", download[8] = "";
 	am_http_query(ctx->req, "follow", follow, sizeof follow);
 	am_http_query(ctx->req, "download", download, sizeof download);
 	if (!strcmp(download, "true")) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct am_buf b;
+		struct am_buf raw, b;
+		am_buf_init(&raw, 64u << 20);
 		am_buf_init(&b, 64u << 20);
 		if (fd >= 0) {
 			char buf[65536];
 			ssize_t r;
-			while ((r = read(fd, buf, sizeof buf)) > 0 && am_buf_add(&b, buf, (size_t)r) == 0)
+			while ((r = read(fd, buf, sizeof buf)) > 0 && am_buf_add(&raw, buf, (size_t)r) == 0)
 				;
 			close(fd);
 		}
+		add_masked(&b, raw.data ? raw.data : "", raw.len, sec);
+		am_buf_free(&raw);
 		char cd[160];
 		am_fmt(cd, sizeof cd, "attachment; filename=\"%s\"", download_name);
 		am_http_add_header(ctx->req, "Content-Disposition", cd);
 		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data, b.len);
 		am_buf_free(&b);
-		return;
+		goto out;
 	}
 	char **lines = NULL;
 	int n = am_proc_tail(path, (int)tail, &lines);
 	if (strcmp(follow, "true") != 0) {
 		struct am_buf b;
 		am_buf_init(&b, 16u << 20);
-		for (int i = 0; i < n; i++)
-			am_buf_printf(&b, "%s\n", lines[i]);
+		for (int i = 0; i < n; i++) {
+			add_masked(&b, lines[i], strlen(lines[i]), sec);
+			am_buf_adds(&b, "\n");
+		}
 		am_proc_lines_free(lines, n);
 		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data ? b.data : "", b.len);
 		am_buf_free(&b);
-		return;
+		goto out;
 	}
 	struct follower *f = am_calloc(1, sizeof *f);
+	memcpy(f->secrets, sec, (size_t)(ns + 1) * sizeof sec[0]); /* the follower owns them now */
 	f->req = ctx->req;
 	am_strlcpy(f->path, path, sizeof f->path);
 	am_buf_init(&f->partial, 1 << 20);
@@ -134,8 +182,11 @@ void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, cons
 	am_http_stream_begin(ctx->req, 200, "text/event-stream; charset=utf-8");
 	struct am_buf first;
 	am_buf_init(&first, 16u << 20);
-	for (int i = 0; i < n; i++) /* the tail's lines hold no newline: one event each */
-		am_buf_printf(&first, "data: %s\n\n", lines[i]);
+	for (int i = 0; i < n; i++) { /* the tail's lines hold no newline: one event each */
+		am_buf_adds(&first, "data: ");
+		add_masked(&first, lines[i], strlen(lines[i]), sec);
+		am_buf_adds(&first, "\n\n");
+	}
 	am_proc_lines_free(lines, n);
 	am_buf_adds(&first, ": following\n\n");
 	am_http_stream_write(ctx->req, first.data, first.len);
@@ -144,4 +195,8 @@ void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, cons
 	struct timeval tv = { 0, 50000 }; /* new lines reach the client within 50 ms */
 	event_add(f->timer, &tv);
 	am_http_on_abort(ctx->req, on_follow_abort, f);
+	return;
+out:
+	for (int i = 0; i < ns; i++)
+		free(sec[i]);
 }

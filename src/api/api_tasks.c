@@ -7,7 +7,7 @@
 #include "../task/am_task.h"
 #include "am_api.h"
 
-#define TASK_COLS "id, kind, target, actor, state, progress, message, created_at, started_at, finished_at"
+#define TASK_COLS "id, kind, target, actor, state, progress, message, refusals, created_at, started_at, finished_at"
 
 static int list(struct am_ctx *ctx, struct am_err *err)
 {

@@ -120,6 +120,16 @@ int am_auth_issue(struct am_store *st, long long user_id, const char *kind, cons
 	if (rc != 0)
 		return -1;
 	*id = am_store_last_id(st);
+	/* Signing in again and again, or making and revoking tokens, must not
+	 * grow the table without bound: a user keeps the newest 100 ended
+	 * (expired or revoked) rows, and the newest 100 console sessions. */
+	am_store_exec(st, "DELETE FROM sessions WHERE user_id = ?1 AND (revoked_at IS NOT NULL OR expires_at <= ?2) AND id NOT IN"
+		      " (SELECT id FROM sessions WHERE user_id = ?1 AND (revoked_at IS NOT NULL OR expires_at <= ?2)"
+		      " ORDER BY id DESC LIMIT 100)", "ii", user_id, now);
+	if (session)
+		am_store_exec(st, "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'session' AND id NOT IN"
+			      " (SELECT id FROM sessions WHERE user_id = ?1 AND kind = 'session' ORDER BY id DESC LIMIT 100)",
+			      "i", user_id);
 	return 0;
 }
 

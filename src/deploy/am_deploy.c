@@ -2,7 +2,9 @@
 #include "am_deploy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,6 +71,8 @@ struct am_deploy {
 	uint64_t next_hist_ns;
 	struct dep_hist *hist;
 	int nhist;
+	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
+	int secret_ok;
 };
 
 #define HIST_CAP 720 /* an hour at the default 5 s */
@@ -133,7 +137,8 @@ static struct handle *watch(struct am_deploy *d, long long id, long long dep_id,
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
 	h->next_probe_ns = 0;
-	am_strlcpy(h->key, key, sizeof h->key);
+	if (am_deploy_engine_key(d, key, h->key, sizeof h->key) != 0)
+		h->key[0] = '\0'; /* its probes go unauthenticated: /health needs none */
 	am_strlcpy(h->health, health, sizeof h->health);
 	if (h->exit_ev) {
 		event_free(h->exit_ev);
@@ -264,6 +269,61 @@ void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *
 	json_decref(row);
 }
 
+/* ---- engine keys ---- */
+
+/* The secret engine keys derive from, made at first use: 32 random bytes
+ * in <data>/engine.key (0600), never in the database. */
+static int engine_secret(struct am_deploy *d)
+{
+	if (d->secret_ok)
+		return 0;
+	char p[PATH_MAX], tmp[PATH_MAX + 8];
+	am_fmt(p, sizeof p, "%s/engine.key", d->srv->cfg.data_dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		ssize_t r = read(fd, d->secret, sizeof d->secret);
+		close(fd);
+		if (r == (ssize_t)sizeof d->secret)
+			return d->secret_ok = 1, 0;
+		am_error("deploy", "%s is not %zu bytes", p, sizeof d->secret);
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	unsigned char s[32];
+	randombytes_buf(s, sizeof s);
+	am_fmt(tmp, sizeof tmp, "%s.tmp", p);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int ok = fd >= 0 && write(fd, s, sizeof s) == (ssize_t)sizeof s && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, p) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	memcpy(d->secret, s, sizeof s);
+	sodium_memzero(s, sizeof s);
+	d->secret_ok = 1;
+	return 0;
+}
+
+int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size)
+{
+	if (!stored || strncmp(stored, "amn_", 4) != 0) { /* a key an older aimaas kept in the database */
+		am_strlcpy(out, stored ? stored : "", size);
+		return 0;
+	}
+	out[0] = '\0';
+	if (!d || size < 69 || engine_secret(d) != 0)
+		return -1;
+	unsigned char h[32];
+	char hex[65];
+	crypto_generichash(h, sizeof h, (const unsigned char *)stored, strlen(stored), d->secret, sizeof d->secret);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	am_fmt(out, size, "ame_%s", hex);
+	return 0;
+}
+
 /* ---- building a command ---- */
 
 static json_t *parse_col(json_t *row, const char *k)
@@ -272,8 +332,15 @@ static json_t *parse_col(json_t *row, const char *k)
 	return s ? json_loads(s, 0, NULL) : NULL;
 }
 
-int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
-		      struct am_argv *env, struct am_err *err)
+/* Where an instance's private engine config (SGLang's key) lives. */
+static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t size)
+{
+	am_fmt(out, size, "%s/run/instance-%lld.yaml", d->srv->cfg.data_dir,
+	       (long long)json_integer_value(json_object_get(inst, "id")));
+}
+
+static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
+			 struct am_argv *env, char **secret, struct am_err *err)
 {
 	const char *ename = json_string_value(json_object_get(dep, "engine"));
 	const struct am_engine_def *e = am_engine_find(ename ? ename : "");
@@ -293,8 +360,14 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		am_buf_printf(&vis, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
 	json_t *extra = parse_col(dep, "engine_args"), *envj = parse_col(dep, "env"), *loras = parse_col(dep, "lora_modules");
 	json_t *settings = NULL;
-	am_store_row(d->srv->store, &settings, "SELECT argv FROM engine_settings WHERE name = ?", "s", e->name);
+	am_store_row(d->srv->store, &settings, "SELECT argv, env_allow, args_allow FROM engine_settings WHERE name = ?", "s",
+		     e->name);
 	json_t *custom = settings ? parse_col(settings, "argv") : NULL;
+	json_t *env_allow = settings ? parse_col(settings, "env_allow") : NULL;
+	json_t *args_allow = settings ? parse_col(settings, "args_allow") : NULL;
+	char spath[PATH_MAX], key[96];
+	secret_path(d, inst, spath, sizeof spath);
+	int keyrc = am_deploy_engine_key(d, json_string_value(json_object_get(inst, "api_key")), key, sizeof key);
 	int needs_code = json_is_true(json_object_get(facts, "needs_remote_code"));
 	struct am_launch l = {
 		.binary = bin,
@@ -303,7 +376,7 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		.kind = json_string_value(json_object_get(model, "kind")) ?: "llm",
 		.host = "127.0.0.1",
 		.port = (int)json_integer_value(json_object_get(inst, "port")),
-		.api_key = json_string_value(json_object_get(inst, "api_key")) ?: "",
+		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
 		.cuda_visible = am_buf_str(&vis),
 		.max_model_len = (int)json_integer_value(json_object_get(dep, "max_model_len")),
@@ -316,10 +389,18 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		.extra_args = extra,
 		.env = envj,
 		.custom_argv = custom,
+		.secret_path = spath,
+		.secret_body = secret,
 	};
-	int rc = e->build(&l, argv, env, err);
-	if (rc == 0 && json_array_size(loras))
-		am_argv_add(env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True");
+	/* what the API checks, again: a row written before a rule existed
+	 * (or by hand) never reaches an engine */
+	int rc = -1;
+	if (keyrc != 0)
+		am_err_set(err, AM_E_INTERNAL, "", "could not read or create %s/engine.key", d->srv->cfg.data_dir);
+	else if (am_engine_check_env(envj, env_allow, err) == 0 && am_engine_check_args(e, extra, args_allow, err) == 0)
+		rc = e->build(&l, argv, env, err);
+	json_decref(env_allow);
+	json_decref(args_allow);
 	json_decref(indices);
 	json_decref(extra);
 	json_decref(envj);
@@ -330,24 +411,39 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 	return rc;
 }
 
+int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
+		      struct am_argv *env, struct am_err *err)
+{
+	return build_command(d, dep, model, inst, argv, env, NULL, err);
+}
+
 /* The child's environment: aimaas's own (PATH, CUDA and proxy settings an
- * operator set), less its secrets and less what the engine sets, then the
- * engine's. */
+ * operator set), less its secrets (AIMAAS_* named as secrets) and less what
+ * the engine sets, then the engine's, each name once. */
 char **am_deploy_child_env(const struct am_argv *set)
 {
 	struct am_argv all = { 0 };
 	for (char **e = environ; e && *e; e++) {
-		if (!strncmp(*e, "AIMAAS_ADMIN_PASSWORD=", 22))
-			continue;
 		size_t nl = strcspn(*e, "=");
+		/* aimaas's own secrets (the admin password, a metrics token, ...) */
+		if (!strncmp(*e, "AIMAAS_", 7) && am_engine_secret_name(*e, nl))
+			continue;
 		int overridden = 0;
 		for (int i = 0; i < set->n && !overridden; i++)
 			overridden = !strncmp(set->v[i], *e, nl) && set->v[i][nl] == '=';
 		if (!overridden)
 			am_argv_add(&all, *e);
 	}
-	for (int i = 0; i < set->n; i++)
-		am_argv_add(&all, set->v[i]);
+	/* each name once, the first given winning: what aimaas sets comes
+	 * before what a user set (an engine reads the first of two) */
+	for (int i = 0; i < set->n; i++) {
+		size_t nl = strcspn(set->v[i], "=");
+		int dup = 0;
+		for (int j = 0; j < i && !dup; j++)
+			dup = !strncmp(set->v[j], set->v[i], nl) && set->v[j][nl] == '=';
+		if (!dup)
+			am_argv_add(&all, set->v[i]);
+	}
 	return all.v;
 }
 
@@ -422,6 +518,27 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 	am_warn("deploy", "instance %lld stopped (%s); restarting in %lld ms", id, reason, wait);
 }
 
+/* The engine's private config (SGLang's key), readable by aimaas alone. */
+static int write_secret(struct am_deploy *d, json_t *inst, const char *body, struct am_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	am_fmt(dir, sizeof dir, "%s/run", d->srv->cfg.data_dir);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not create %s: %s", dir, strerror(errno));
+	secret_path(d, inst, path, sizeof path);
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	size_t len = strlen(body);
+	if (fd < 0 || write(fd, body, len) != (ssize_t)len) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not write %s: %s", path, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
 static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -442,12 +559,16 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		json_object_set_new(inst, "port", json_integer(port));
 	}
 	struct am_argv argv = { 0 }, env = { 0 };
-	if (am_deploy_command(d, dep, model, inst, &argv, &env, &err) != 0) {
+	char *secret = NULL;
+	if (build_command(d, dep, model, inst, &argv, &env, &secret, &err) != 0 ||
+	    (secret && write_secret(d, inst, secret, &err) != 0)) {
 		fail_or_backoff(d, inst, err.msg, 1);
 		am_argv_free(&argv);
 		am_argv_free(&env);
+		free(secret);
 		return;
 	}
+	free(secret);
 	char logdir[PATH_MAX], logpath[PATH_MAX + 64];
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	am_fmt(logdir, sizeof logdir, "%s/logs/deployments/%lld", d->srv->cfg.data_dir, dep_id);
@@ -461,6 +582,7 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	log_line(logpath, "starting %s (attempt %lld) on GPUs %s, port %d", argv.v[0],
 		 (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
 		 json_string_value(json_object_get(inst, "gpu_indices")), port);
+	chmod(logpath, 0640); /* one written 0644 by an older aimaas */
 	char **envp = am_deploy_child_env(&env);
 	pid_t pid;
 	char serr[300];
@@ -548,7 +670,7 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
 	const char *logp = json_string_value(json_object_get(inst, "log_path"));
 	char **lines = NULL;
-	int n = logp ? am_proc_tail(logp, 60, &lines) : 0;
+	int n = logp ? am_proc_tail(logp, 400, &lines) : 0; /* two processes' tracebacks */
 	const char *fatal = e ? am_engine_fatal_line(e, lines, n) : NULL;
 	char reason[600];
 	const char *last = NULL;
@@ -567,6 +689,24 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	} else {
 		am_fmt(reason, sizeof reason, "%s%s%.450s", st, last ? ": " : "", last ? last : "");
 	}
+	/* the engine may have printed its key or a secret variable (SGLang
+	 * prints its whole ServerArgs): the reason is shown to users */
+	json_t *denv = parse_col(dep, "env");
+	const char *secrets[66];
+	int ns = 0;
+	char ekey[96];
+	secrets[ns++] = am_deploy_engine_key(d, json_string_value(json_object_get(inst, "api_key")), ekey, sizeof ekey) == 0
+				? ekey : NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(denv, k, v)
+		if (ns < 65 && am_engine_secret_name(k, 0) && json_is_string(v))
+			secrets[ns++] = json_string_value(v);
+	secrets[ns] = NULL;
+	char masked[600];
+	am_engine_mask(reason, secrets[0] ? secrets : secrets + 1, masked, sizeof masked);
+	am_strlcpy(reason, masked, sizeof reason);
+	json_decref(denv);
 	if (logp)
 		log_line(logp, "the engine stopped (%s)", st);
 	am_proc_lines_free(lines, n);
@@ -606,6 +746,9 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		handle_free(d, h);
 	}
 	if (remove) {
+		char sp[PATH_MAX];
+		secret_path(d, inst, sp, sizeof sp);
+		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
 	} else {
 		long long now = am_wall_ms();
@@ -719,8 +862,8 @@ int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica
 		json_array_append_new(idx, json_integer(gpus[p.choice[k]].index));
 	}
 	char *sids = am_json_dump(ids), *sidx = am_json_dump(idx);
-	char key[64];
-	am_rand_token("ame_", key, sizeof key);
+	char key[64]; /* a nonce: the engine's key derives from it (am_deploy_engine_key) */
+	am_rand_token("amn_", key, sizeof key);
 	long long now = am_wall_ms();
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	int rc = am_store_exec(d->srv->store,

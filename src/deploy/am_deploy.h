@@ -54,10 +54,18 @@ json_t *am_deploy_last_lines(json_t *inst, int n);
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize);
 /* Stops every instance of a deployment so the reconciler starts them anew. */
 void am_deploy_restart(struct am_deploy *d, long long deployment_id);
-/* A child's environment: aimaas's own less its secrets and less what set
- * overrides, then set. Free with am_deploy_strv_free. */
+/* A child's environment: aimaas's own less its secrets (AIMAAS_* names
+ * am_engine_secret_name calls secret) and less what set overrides, then
+ * set, each name once (the first in set wins: put aimaas's own first).
+ * Free with am_deploy_strv_free. */
 char **am_deploy_child_env(const struct am_argv *set);
 void am_deploy_strv_free(char **v);
+/* An instance's engine key from what its row keeps (`stored`): a nonce
+ * ("amn_...") keyed-hashed (BLAKE2b) with the secret in <data>/engine.key,
+ * so the database holds no key an engine takes; a row an older aimaas
+ * wrote holds the key itself, used as is. 0, or -1 (out empty) when the
+ * secret cannot be read or made. out: at least 69 bytes. */
+int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size);
 /* Which GPU process ids belong to aimaas's engines (their process groups). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 

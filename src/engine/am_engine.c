@@ -1,6 +1,7 @@
 /* am_engine: the engine registry, argv helpers and the engines' tables. */
 #include "am_engine.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +41,56 @@ void am_argv_free(struct am_argv *a)
 	a->n = a->cap = 0;
 }
 
-static const char *const secret_flags[] = { "--api-key", "--hf-token", NULL };
-static const char *const secret_env[] = { "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN", "VLLM_API_KEY",
-					  "LLAMA_ARG_API_KEY", "OPENAI_API_KEY", NULL };
-
-static int listed(const char *s, const char *const *list, size_t n)
+int am_engine_secret_name(const char *name, size_t len)
 {
-	for (const char *const *p = list; *p; p++)
-		if (n ? strncmp(s, *p, n) == 0 && (*p)[n] == '\0' : strcmp(s, *p) == 0)
-			return 1;
+	static const char *const words[] = { "TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", NULL };
+	if (!len)
+		len = strlen(name);
+	for (const char *const *w = words; *w; w++) {
+		size_t wl = strlen(*w);
+		for (size_t i = 0; i + wl <= len; i++) {
+			size_t k = 0;
+			while (k < wl && toupper((unsigned char)name[i + k]) == (*w)[k])
+				k++;
+			if (k == wl)
+				return 1;
+		}
+	}
 	return 0;
+}
+
+void am_engine_mask(const char *s, const char *const *secrets, char *out, size_t size)
+{
+	struct am_buf b;
+	size_t start = 0, i = 0, n = strlen(s);
+	am_buf_init(&b, 8 * n + 64); /* a mask may be longer than what it hides */
+	while (secrets && i < n) {
+		size_t hit = 0;
+		for (const char *const *p = secrets; *p && !hit; p++) {
+			size_t l = strlen(*p);
+			if (l >= 4 && l <= n - i && !memcmp(s + i, *p, l))
+				hit = l;
+		}
+		if (!hit) {
+			i++;
+			continue;
+		}
+		am_buf_add(&b, s + start, i - start);
+		am_buf_adds(&b, AM_ENGINE_MASK);
+		i += hit;
+		start = i;
+	}
+	am_buf_add(&b, s + start, n - start);
+	am_strlcpy(out, am_buf_str(&b), size);
+	am_buf_free(&b);
+}
+
+/* A flag's name: past its dashes, up to '='. */
+static int secret_flag(const char *s)
+{
+	if (s[0] != '-')
+		return 0;
+	return am_engine_secret_name(s, strcspn(s, "="));
 }
 
 json_t *am_argv_json(const struct am_argv *a, int env)
@@ -57,19 +98,19 @@ json_t *am_argv_json(const struct am_argv *a, int env)
 	json_t *arr = json_array();
 	for (int i = 0; i < a->n; i++) {
 		const char *s = a->v[i];
-		if (env) {
-			const char *eq = strchr(s, '=');
-			if (eq && (listed(s, secret_env, (size_t)(eq - s)) || strstr(s, "TOKEN=") || strstr(s, "KEY="))) {
-				char m[256];
-				am_fmt(m, sizeof m, "%.*s=********", (int)(eq - s), s);
-				json_array_append_new(arr, json_string(m));
-				continue;
-			}
-		} else if (i > 0 && listed(a->v[i - 1], secret_flags, 0)) {
-			json_array_append_new(arr, json_string("********"));
-			continue;
+		const char *eq = strchr(s, '=');
+		char m[256];
+		if (env && eq && am_engine_secret_name(s, (size_t)(eq - s))) {
+			am_fmt(m, sizeof m, "%.*s=" AM_ENGINE_MASK, (int)(eq - s), s);
+			json_array_append_new(arr, json_string(m));
+		} else if (!env && s[0] == '-' && eq && secret_flag(s)) {
+			am_fmt(m, sizeof m, "%.*s=" AM_ENGINE_MASK, (int)(eq - s), s);
+			json_array_append_new(arr, json_string(m));
+		} else if (!env && i > 0 && !strchr(a->v[i - 1], '=') && secret_flag(a->v[i - 1])) {
+			json_array_append_new(arr, json_string(AM_ENGINE_MASK));
+		} else {
+			json_array_append_new(arr, json_string(s));
 		}
-		json_array_append_new(arr, json_string(s));
 	}
 	return arr;
 }
@@ -81,10 +122,25 @@ static void common_env(const struct am_launch *l, struct am_argv *env)
 	/* indices as nvidia-smi and NVML number the cards */
 	am_argv_add(env, "CUDA_DEVICE_ORDER=PCI_BUS_ID");
 	am_argv_addf(env, "CUDA_VISIBLE_DEVICES=%s", l->cuda_visible ? l->cuda_visible : "");
+}
+
+static int env_has(const struct am_argv *env, const char *name)
+{
+	size_t nl = strlen(name);
+	for (int i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], name, nl) && env->v[i][nl] == '=')
+			return 1;
+	return 0;
+}
+
+/* The user's variables, last and each name once: one aimaas set stays
+ * (a second VLLM_API_KEY would be the one an engine reads first). */
+static void user_env(const struct am_launch *l, struct am_argv *env)
+{
 	const char *k;
 	json_t *v;
 	json_object_foreach(l->env, k, v)
-		if (json_is_string(v))
+		if (json_is_string(v) && !env_has(env, k) && !strchr(k, '='))
 			am_argv_addf(env, "%s=%s", k, json_string_value(v));
 }
 
@@ -153,6 +209,9 @@ static int build_vllm(const struct am_launch *l, struct am_argv *a, struct am_ar
 	/* the key in the environment, not argv: argv is readable by every
 	 * local user through ps, the environment only by the owner */
 	am_argv_addf(env, "VLLM_API_KEY=%s", l->api_key);
+	if (json_array_size(l->lora_modules))
+		am_argv_add(env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True");
+	user_env(l, env);
 	return 0;
 }
 
@@ -168,7 +227,14 @@ static int build_sglang(const struct am_launch *l, struct am_argv *a, struct am_
 	pair(a, "--host", "%s", l->host);
 	pair(a, "--port", "%d", l->port);
 	pair(a, "--served-model-name", "%s", l->served_name);
-	pair(a, "--api-key", "%s", l->api_key);
+	/* SGLang reads its key from argv or a --config file only: a file
+	 * only the owner can read, never argv (ps shows it to every user) */
+	pair(a, "--config", "%s", l->secret_path ? l->secret_path : "");
+	if (l->secret_body) {
+		json_t *c = json_pack("{s:s}", "api-key", l->api_key);
+		*l->secret_body = json_dumps(c, 0);
+		json_decref(c);
+	}
 	pair(a, "--tp-size", "%d", l->tp);
 	if (l->mem_fraction > 0)
 		pair(a, "--mem-fraction-static", "%.2f", l->mem_fraction);
@@ -185,6 +251,7 @@ static int build_sglang(const struct am_launch *l, struct am_argv *a, struct am_
 	am_argv_add(a, "--enable-metrics");
 	extra(l, a);
 	common_env(l, env);
+	user_env(l, env);
 	return 0;
 }
 
@@ -218,6 +285,7 @@ static int build_llamacpp(const struct am_launch *l, struct am_argv *a, struct a
 	extra(l, a);
 	common_env(l, env);
 	am_argv_addf(env, "LLAMA_ARG_API_KEY=%s", l->api_key);
+	user_env(l, env);
 	return 0;
 }
 
@@ -264,6 +332,7 @@ static int build_custom(const struct am_launch *l, struct am_argv *a, struct am_
 	}
 	extra(l, a);
 	common_env(l, env);
+	user_env(l, env);
 	return 0;
 }
 
@@ -319,11 +388,84 @@ int am_engine_serves(const struct am_engine_def *e, const char *kind)
 	return 0;
 }
 
-int am_engine_check_args(const struct am_engine_def *e, json_t *args, struct am_err *err)
+/* ---- what a user may pass an engine (docs/api.md, "What env and
+ * engine_args may hold") ---- */
+
+/* argparse's view of a flag: '_' is '-' (vLLM's parser folds them). */
+static void flag_norm(const char *s, size_t n, char *out, size_t size)
 {
-	static const char *const owned[] = { "--host", "--port", "--api-key", "--served-model-name", "--model-path", "-m",
-					     "--model", "-a", "--alias", "--tensor-parallel-size", "-tp", "--tp-size",
-					     "--lora-modules", NULL };
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 1 < size; i++)
+		out[k++] = s[i] == '_' && i > 1 ? '-' : s[i];
+	out[k] = '\0';
+}
+
+/* Whether `flag` is `name` or, for a long flag, a prefix of it: argparse
+ * takes an unambiguous prefix ("--ho" for "--host"), and refusing an
+ * ambiguous one costs nothing. */
+static int flag_is(const char *flag, const char *name)
+{
+	if (!strcmp(flag, name))
+		return 1;
+	size_t fl = strlen(flag);
+	return flag[0] == '-' && flag[1] == '-' && name[1] == '-' && fl >= 3 && !strncmp(name, flag, fl);
+}
+
+static int flag_in(const char *flag, const char *const *list)
+{
+	for (const char *const *p = list; *p; p++)
+		if (flag_is(flag, *p))
+			return 1;
+	return 0;
+}
+
+static int json_listed(json_t *allow, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(allow, i, v) {
+		const char *a = json_string_value(v);
+		size_t al = a ? strlen(a) : 0;
+		if (!al)
+			continue;
+		if (a[al - 1] == '*' ? !strncmp(name, a, al - 1) : !strcmp(name, a))
+			return 1;
+	}
+	return 0;
+}
+
+/* A value that names a file: the engine would read or write it as aimaas. */
+static int path_like(const char *v)
+{
+	return v[0] == '/' || v[0] == '~' || !strncmp(v, "./", 2) || !strncmp(v, "../", 3) || strstr(v, "/../") ||
+	       !strncmp(v, "file:", 5);
+}
+
+int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *allow, struct am_err *err)
+{
+	/* what aimaas sets: nobody overrides it (the deployment's own fields do) */
+	static const char *const owned[] = { "--host", "--port", "--api-key", "--api-key-file", "--served-model-name",
+					     "--model-path", "-m", "--model", "-a", "--alias", "--tensor-parallel-size", "-tp",
+					     "--tp-size", "--tp", "--lora-modules", "--config", "--uds", "--trust-remote-code",
+					     "--headless", "--root-path", NULL };
+	/* code loaded, files read or written, other hosts reached: an admin's
+	 * args_allow only (vLLM's, SGLang's and llama-server's options) */
+	static const char *const risky[] = {
+		"--worker-extension-cls", "--worker-cls", "--logits-processors", "--logits-processor-pattern",
+		"--tool-parser-plugin", "--reasoning-parser-plugin", "--io-processor-plugin", "--middleware",
+		"--distributed-executor-backend", "--kv-transfer-config", "--kv-events-config", "--ec-transfer-config",
+		"--speculative-config", "--speculative-draft-model-path", "--hf-overrides", "--json-model-override-args",
+		"--model-loader-extra-config", "--load-format", "--tokenizer", "--tokenizer-path", "--chat-template",
+		"--chat-template-file", "--allowed-local-media-path", "--download-dir", "--ssl-keyfile", "--ssl-certfile",
+		"--ssl-ca-certs", "--ssl-key-file", "--ssl-cert-file", "--log-config-file", "--otlp-traces-endpoint",
+		"--compilation-config", "--additional-config", "--custom-weight-loader", "--enable-custom-logit-processor",
+		"--tool-server", "--file-storage-path", "--quantization-param-path", "--modelopt-checkpoint-restore-path",
+		"--modelopt-checkpoint-save-path", "--modelopt-export-path", "--rl-quant-profile", "--hf-token",
+		"--enable-server-dev-mode", "--lora", "--lora-scaled", "--lora-paths", "--control-vector",
+		"--control-vector-scaled", "--model-url", "-mu", "--hf-repo", "-hf", "-hfr", "--hf-file", "-hff",
+		"--path", "--slot-save-path", "--log-file", "--grammar-file", "--json-schema-file", "--mmproj",
+		"--mmproj-url", "--model-draft", "-md", "--rpc", "--prompt-cache", "--props", "--media-path", "-O", NULL,
+	};
 	(void)e;
 	if (!args || json_is_null(args))
 		return 0;
@@ -331,22 +473,251 @@ int am_engine_check_args(const struct am_engine_def *e, json_t *args, struct am_
 		return am_err_set(err, AM_E_INVALID, "engine_args", "'engine_args' must be a list of at most 128 strings");
 	size_t i;
 	json_t *v;
+	int value_ok = 0; /* the value after a flag an admin allowed */
 	json_array_foreach(args, i, v) {
 		const char *s = json_string_value(v);
+		char field[48];
+		am_fmt(field, sizeof field, "engine_args[%zu]", i);
 		if (!s || json_string_length(v) > 4096 || strlen(s) != json_string_length(v))
-			return am_err_set(err, AM_E_INVALID, "engine_args", "engine_args[%zu] must be a string without NUL", i);
-		char flag[64];
-		am_fmt(flag, sizeof flag, "%.*s", (int)strcspn(s, "="), s);
-		for (const char *const *o = owned; *o; o++)
-			if (!strcmp(flag, *o))
-				return am_err_set(err, AM_E_INVALID, "engine_args",
-						  "engine_args may not set %s: aimaas sets it (use the deployment's own fields)", *o);
+			return am_err_set(err, AM_E_INVALID, field, "engine_args[%zu] must be a string without NUL", i);
+		if (s[0] != '-' || (s[1] >= '0' && s[1] <= '9')) { /* a value (or a negative number) */
+			if (!value_ok && path_like(s))
+				return am_err_set(err, AM_E_INVALID, field,
+						  "engine_args[%zu] is a path: the engine would open it as aimaas"
+						  " (an admin may allow the flag before it: PATCH /api/v1/engines/{name} args_allow)", i);
+			value_ok = 0;
+			continue;
+		}
+		size_t fl = strcspn(s, "="), dot = strcspn(s, ".=");
+		char flag[80]; /* vLLM's "--compilation-config.level 3" sets a key of --compilation-config */
+		flag_norm(s, dot < 79 ? dot : 79, flag, sizeof flag);
+		value_ok = 0;
+		if (flag_in(flag, owned))
+			return am_err_set(err, AM_E_INVALID, field,
+					  "engine_args may not set %s: aimaas sets it (use the deployment's own fields)", flag);
+		if (json_listed(allow, flag)) {
+			value_ok = 1;
+			continue;
+		}
+		if (flag_in(flag, risky))
+			return am_err_set(err, AM_E_INVALID, field,
+					  "engine_args may not set %s: it loads code or opens files or hosts as aimaas"
+					  " (an admin may allow it: PATCH /api/v1/engines/{name} args_allow)", flag);
+		if (s[fl] == '=' && path_like(s + fl + 1))
+			return am_err_set(err, AM_E_INVALID, field,
+					  "engine_args[%zu] holds a path: the engine would open it as aimaas"
+					  " (an admin may allow %s: PATCH /api/v1/engines/{name} args_allow)", i, flag);
 	}
 	return 0;
 }
 
+static int prefixed(const char *name, const char *const *list)
+{
+	for (const char *const *p = list; *p; p++)
+		if (!strncmp(name, *p, strlen(*p)))
+			return 1;
+	return 0;
+}
+
+static int exact(const char *name, const char *const *list)
+{
+	for (const char *const *p = list; *p; p++)
+		if (!strcmp(name, *p))
+			return 1;
+	return 0;
+}
+
+static int contains(const char *name, const char *const *list)
+{
+	for (const char *const *p = list; *p; p++)
+		if (strstr(name, *p))
+			return 1;
+	return 0;
+}
+
+/* The family a variable only an admin may allow belongs to, or NULL. */
+static const char *env_denied(const char *k)
+{
+	static const char *const ok[] = { "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONHASHSEED",
+					  "PYTHONDONTWRITEBYTECODE", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF",
+					  "CUBLAS_WORKSPACE_CONFIG", "TOKENIZERS_PARALLELISM", NULL };
+	static const char *const loader[] = { "LD_", "DYLD_", "GLIBC_", "MALLOC_", "GCONV_", NULL };
+	static const char *const loader_x[] = { "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TZDIR",
+						"MEMUSAGE_OUTPUT", NULL };
+	static const char *const interp[] = { "PYTHON", "PERL", "RUBY", "NODE_", "JAVA", "_JAVA", "JDK_", "LUA_", "GEM_",
+					      "TCL", "R_", NULL };
+	static const char *const shell_x[] = { "PATH", "HOME", "ENV", "BASH_ENV", "SHELL", "SHELLOPTS", "BASHOPTS", "PS1",
+					       "PS2", "PS4", "IFS", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "TMPDIR", "TMP",
+					       "TEMP", "PAGER", "EDITOR", "VISUAL", "BROWSER", "USER", "LOGNAME", NULL };
+	static const char *const shell[] = { "BASH_", "ZSH", "XDG_", "GIT_", NULL };
+	static const char *const sanitizer[] = { "ASAN_", "LSAN_", "MSAN_", "TSAN_", "UBSAN_", "HWASAN_", "DFSAN_", NULL };
+	static const char *const cuda[] = { "CUDA_", "NVIDIA_", "NV_", "CUDNN_", "CUBLAS_", "CUFILE_", "NCCL_NET_",
+					    "NVSHMEM_", NULL };
+	static const char *const syslib[] = { "OPENSSL_", "SSL_", "GNUTLS_", "KRB5", "LLAMA_ARG_", NULL };
+	/* engine tunables: allowed unless they name a file, code or an address */
+	static const char *const tunable[] = { "VLLM_", "NCCL_", "HF_", "HUGGING_FACE_", "TRANSFORMERS_", "TOKENIZERS_",
+					       "SGLANG_", "GGML_", "LLAMA_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "TORCH",
+					       "PYTORCH_", "TRITON_", "RAY_", "FLASHINFER_", "DEEPSPEED_", "ACCELERATE_",
+					       "BITSANDBYTES_", "DS_", NULL };
+	static const char *const risky[] = { "PATH", "DIR", "FILE", "ROOT", "HOME", "CACHE", "PLUGIN", "CONF", "MODULE",
+					     "LIB", "PRELOAD", "CLASS", "CLS", "SCRIPT", "CMD", "COMMAND", "EXEC",
+					     "SERIALIZ", "PICKLE", "DEV_MODE", "HOST", "PORT", "URL", "ENDPOINT", "ADDR",
+					     "_IP", "REMOTE", "TRUST", NULL };
+	if (exact(k, ok))
+		return NULL;
+	if (prefixed(k, loader) || exact(k, loader_x))
+		return "the dynamic loader's and C library's";
+	if (prefixed(k, interp))
+		return "an interpreter's";
+	if (exact(k, shell_x) || prefixed(k, shell))
+		return "the shell's and system's";
+	if (prefixed(k, sanitizer) || strstr(k, "SAN_OPTIONS"))
+		return "a sanitizer's";
+	if (prefixed(k, cuda))
+		return "CUDA's and NVIDIA's";
+	if (prefixed(k, syslib))
+		return "a system library's";
+	if (prefixed(k, tunable))
+		return contains(k, risky) ? "an engine's file, plugin or address" : NULL;
+	if (strstr(k, "PRELOAD") || strstr(k, "PLUGIN") || strstr(k, "LIBRARY") ||
+	    (strlen(k) >= 4 && !strcmp(k + strlen(k) - 4, "PATH")))
+		return "a search path's or plugin's";
+	return NULL;
+}
+
+int am_engine_check_env(json_t *env, json_t *allow, struct am_err *err)
+{
+	/* what aimaas sets in every engine's environment */
+	static const char *const reserved[] = { "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "VLLM_API_KEY",
+						"LLAMA_ARG_API_KEY", "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "LLAMABOARD_ENABLED",
+						"LLAMABOARD_WORKDIR", "FORCE_TORCHRUN", "DISABLE_VERSION_CHECK", NULL };
+	if (!env || json_is_null(env))
+		return 0;
+	if (!json_is_object(env) || json_object_size(env) > 64)
+		return am_err_set(err, AM_E_INVALID, "env", "'env' must be an object of at most 64 string values");
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v) {
+		int ok = (isupper((unsigned char)k[0]) || k[0] == '_') && strlen(k) <= 128;
+		for (const char *p = k; *p && ok; p++)
+			ok = isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
+		if (!ok)
+			return am_err_set(err, AM_E_INVALID, "env", "env name '%.60s' must be upper-case letters, digits and '_'", k);
+		char field[160];
+		am_fmt(field, sizeof field, "env.%s", k);
+		if (exact(k, reserved) || !strncmp(k, "AIMAAS_", 7))
+			return am_err_set(err, AM_E_INVALID, field, "env may not set %s: aimaas sets it", k);
+		if (!json_is_string(v) || json_string_length(v) > 8192 || strlen(json_string_value(v)) != json_string_length(v))
+			return am_err_set(err, AM_E_INVALID, field, "env value of %.60s must be a string without NUL", k);
+		const char *family = json_listed(allow, k) ? NULL : env_denied(k);
+		if (!family && (!strcmp(k, "LANG") || !strcmp(k, "LANGUAGE") || !strncmp(k, "LC_", 3)) &&
+		    strchr(json_string_value(v), '/'))
+			family = "the C library's (a locale by path)";
+		if (family)
+			return am_err_set(err, AM_E_INVALID, field,
+					  "env may not set %s: %s variables change what code the engine runs"
+					  " (an admin may allow it: PATCH /api/v1/engines/{name} env_allow)", k, family);
+	}
+	return 0;
+}
+
+/* ---- why an engine or trainer stopped ---- */
+
+/* A wrapper's line: the real cause was printed above it. */
+static int wrapper(const char *s)
+{
+	static const char *const w[] = { "EngineDeadError", "see stack trace above", "See stack trace (above)",
+					 "See root cause above", "Engine core initialization failed", "ChildFailedError",
+					 "CalledProcessError", "EngineGenerateError", "KeyboardInterrupt", "SystemExit", NULL };
+	return contains(s, w);
+}
+
+/* The line with the traceback's process prefix (text before "Traceback")
+ * taken off, or NULL when it carries another prefix. */
+static const char *unprefixed(const char *line, const char *prefix, size_t pl)
+{
+	return strncmp(line, prefix, pl) ? NULL : line + pl;
+}
+
+/* "Name: message" or a bare "Name" (dotted identifiers). */
+static int exception_line(const char *s)
+{
+	size_t i = 0;
+	if (!isalpha((unsigned char)s[0]) && s[0] != '_')
+		return 0;
+	while (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.')
+		i++;
+	return s[i] == ':' || s[i] == '\0';
+}
+
+/* The exception line ending the traceback that starts at lines[t], its
+ * process prefix taken off, or NULL. */
+static const char *traceback_end(char *const *lines, int n, int t)
+{
+	const char *tb = strstr(lines[t], "Traceback (most recent call last):");
+	size_t pl = (size_t)(tb - lines[t]);
+	for (int i = t + 1; i < n; i++) {
+		const char *s = unprefixed(lines[i], lines[t], pl);
+		if (!s || !*s || isspace((unsigned char)s[0]))
+			continue; /* a frame, its code, or another process's line */
+		if (!strncmp(s, "Traceback (", 11))
+			return NULL;
+		if (exception_line(s))
+			return s;
+	}
+	return NULL;
+}
+
+const char *am_engine_root_cause(char *const *lines, int n)
+{
+	int t = n;
+	while (t > 0) {
+		/* the last traceback before t, then back along its chain */
+		int start = -1;
+		for (int i = t - 1; i >= 0 && start < 0; i--)
+			if (strstr(lines[i], "Traceback (most recent call last):"))
+				start = i;
+		if (start < 0)
+			return NULL;
+		int first = start;
+		for (;;) {
+			int j = first - 1;
+			while (j >= 0 && !lines[j][strspn(lines[j], " \t")])
+				j--;
+			int chained = 0;
+			for (int k = j; k >= 0 && k >= j - 2; k--)
+				chained |= strstr(lines[k], "The above exception was the direct cause") ||
+					   strstr(lines[k], "During handling of the above exception");
+			if (!chained)
+				break;
+			int prev = -1;
+			for (int i = j - 1; i >= 0 && prev < 0; i--)
+				if (strstr(lines[i], "Traceback (most recent call last):"))
+					prev = i;
+			if (prev < 0)
+				break;
+			first = prev;
+		}
+		/* in a chain, the original cause; past wrappers */
+		for (int c = first; c < n; c++) {
+			if (c != first && c > start)
+				break;
+			if (c != first && !strstr(lines[c], "Traceback (most recent call last):"))
+				continue;
+			const char *x = traceback_end(lines, n, c);
+			if (x && !wrapper(x))
+				return x;
+		}
+		t = first;
+	}
+	return NULL;
+}
+
 const char *am_engine_fatal_line(const struct am_engine_def *e, char *const *lines, int n)
 {
+	const char *root = am_engine_root_cause(lines, n);
+	if (root)
+		return root;
 	if (!e->fatal_lines)
 		return NULL;
 	for (const char *const *p = e->fatal_lines; *p; p++)

@@ -20,9 +20,22 @@ struct am_argv {
 void am_argv_add(struct am_argv *a, const char *s);
 void am_argv_addf(struct am_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void am_argv_free(struct am_argv *a);
-/* The list as a JSON array of strings, with the value after each flag in
- * `secret_flags` and each env value whose name is in `secret_env` masked. */
+/* The list as a JSON array of strings (env: "K=V" entries), each secret
+ * masked as am_engine_secret_name decides: the value of a secret-named
+ * variable, the value after (or '='-joined to) a secret-named flag. */
 json_t *am_argv_json(const struct am_argv *a, int env);
+
+/* What a masked secret reads as in every answer (GET, /command, dry runs). */
+#define AM_ENGINE_MASK "********"
+/* 1 when a variable or flag name (its first len bytes; len 0: all of it)
+ * names a secret: TOKEN, KEY, SECRET, PASSWORD, PASSWD or CREDENTIAL in
+ * it, in any case. The one rule every answer masks by. */
+int am_engine_secret_name(const char *name, size_t len);
+/* s into out (size bytes, cut to fit) with every occurrence of each of
+ * secrets (NULL-terminated; NULL entries end it, values under 4 bytes are
+ * skipped) read as AM_ENGINE_MASK: what an engine printed of its key or a
+ * secret variable, before it reaches a reason or an answer. */
+void am_engine_mask(const char *s, const char *const *secrets, char *out, size_t size);
 
 /* What one engine instance is to run. */
 struct am_launch {
@@ -45,6 +58,11 @@ struct am_launch {
 	json_t *extra_args;          /* user's argv tail, [strings] */
 	json_t *env;                 /* user's env, {"K":"V"} */
 	json_t *custom_argv;         /* the custom engine's template */
+	/* SGLang reads its key from a --config file (never argv, which ps
+	 * shows): its path, and where the builder puts the file's text (the
+	 * caller writes it 0600 before the spawn; NULL: not wanted) */
+	const char *secret_path;
+	char **secret_body;
 };
 
 struct am_engine_def {
@@ -63,10 +81,36 @@ const struct am_engine_def *am_engine_find(const char *name);
 const struct am_engine_def *am_engine_all(size_t *n);
 /* 1 when the engine serves models of this kind. */
 int am_engine_serves(const struct am_engine_def *e, const char *kind);
-/* Flags aimaas sets itself and a user's extra args may not override
- * (they would expose the engine or break routing). 0, or -1 with err. */
-int am_engine_check_args(const struct am_engine_def *e, json_t *args, struct am_err *err);
-/* The most telling fatal line among the last lines of a log, or NULL. */
+/* A deployment's engine_args as a user may pass them (docs/api.md): never
+ * a flag aimaas sets (--host, --port, --api-key, --served-model-name,
+ * --config, ...: they would expose the engine or break routing), and not,
+ * unless `allow` (the engine's admin-set args_allow: a JSON array of flags,
+ * NULL for none) lists it, a flag that loads code or reads or writes files
+ * (--worker-extension-cls, --chat-template, --tool-parser-plugin, ...) or a
+ * value that is a path. Flags match as argparse does: '_' as '-', and a
+ * prefix of a long flag. 0, or -1 with err naming engine_args[i]. */
+int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *allow, struct am_err *err);
+/* A deployment's env as a user may set it (docs/api.md): names of A-Z, 0-9
+ * and '_'; never one aimaas sets (CUDA_VISIBLE_DEVICES, VLLM_API_KEY,
+ * AIMAAS_*, ...); engine tunables (VLLM_*, NCCL_*, HF_*, OMP_*, ...) unless
+ * they name a path, plugin or address; any application variable except the
+ * loader's, interpreters', shells', sanitizers', CUDA's and system
+ * libraries' (LD_*, PATH, PYTHON*, BASH_ENV, *SAN_OPTIONS, CUDA_*, ...),
+ * which only `allow` (the engine's admin-set env_allow: names, or prefixes
+ * ending in '*'; NULL for none) lets through. 0, or -1 with err naming
+ * env.NAME. */
+int am_engine_check_env(json_t *env, json_t *allow, struct am_err *err);
+/* The most telling fatal line among the last lines of a log, or NULL:
+ * the root cause (am_engine_root_cause) first, then the engine's known
+ * fatal lines. */
 const char *am_engine_fatal_line(const struct am_engine_def *e, char *const *lines, int n);
+/* The root cause a Python program printed: the exception line ("SomeError:
+ * message") of the last traceback that is not a mere wrapper (vLLM's
+ * EngineDeadError "see stack trace above", "Engine core initialization
+ * failed", torchrun's ChildFailedError), and in a chain ("The above
+ * exception was the direct cause ...") the first, original one. Lines may
+ * carry a process prefix ("(EngineCore_DP0 pid=7) "). NULL when there is
+ * none. Returns a pointer into one of lines, past leading blanks. */
+const char *am_engine_root_cause(char *const *lines, int n);
 
 #endif

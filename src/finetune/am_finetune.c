@@ -540,8 +540,8 @@ static void start_job(struct am_finetune *f, json_t *job)
 static void failure_reason(const char *log, const char *status, char *out, size_t size)
 {
 	char **lines = NULL;
-	int n = am_proc_tail(log, 30, &lines);
-	const char *pick = NULL;
+	int n = am_proc_tail(log, 400, &lines);
+	const char *pick = am_engine_root_cause(lines, n); /* the same rule as an engine's */
 	for (int i = n - 1; i >= 0 && !pick; i--) /* the exception line Python prints last */
 		if (strstr(lines[i], "Error:") || strstr(lines[i], "Exception:"))
 			pick = lines[i];

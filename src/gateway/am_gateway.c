@@ -15,6 +15,7 @@
 #include "../base/am_rand.h"
 #include <unistd.h>
 #include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
 #include "../store/am_store.h"
 #include "gw_internal.h"
 
@@ -189,7 +190,8 @@ void am_gateway_refresh(struct am_gateway *g)
 			reps = am_realloc(reps, (size_t)(nreps + 1) * sizeof *reps);
 			reps[nreps].instance_id = json_integer_value(json_object_get(inst, "id"));
 			reps[nreps].port = (int)json_integer_value(json_object_get(inst, "port"));
-			am_strlcpy(reps[nreps].key, json_string_value(json_object_get(inst, "api_key")) ?: "", sizeof reps[nreps].key);
+			am_deploy_engine_key(g->srv->deploy, json_string_value(json_object_get(inst, "api_key")), reps[nreps].key,
+					     sizeof reps[nreps].key);
 			nreps++;
 		}
 		json_t *loras = json_loads(json_string_value(json_object_get(d, "lora_modules")) ?: "[]", 0, NULL);

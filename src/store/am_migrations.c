@@ -162,6 +162,12 @@ static const char *const migrations[] = {
 	"CREATE INDEX datasets_owner ON datasets(owner_id);"
 	"CREATE INDEX ft_jobs_owner ON ft_jobs(owner_id);"
 	"CREATE INDEX tasks_actor ON tasks(actor_id, id);",
+
+	/* 8: what an admin lets users pass each engine beyond the defaults
+	 * (JSON lists), and refused requests counted on one task row */
+	"ALTER TABLE engine_settings ADD COLUMN env_allow TEXT;"
+	"ALTER TABLE engine_settings ADD COLUMN args_allow TEXT;"
+	"ALTER TABLE tasks ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -3,7 +3,10 @@
 
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
@@ -334,10 +337,31 @@ static int migrate(struct am_store *s, char *errbuf, size_t errsize)
 	return 0;
 }
 
+/* The database holds engine keys and password hashes: aimaas's alone.
+ * SQLite gives its -wal and -shm files the database file's mode, so the
+ * file is made 0600 first (and tightened when an older aimaas left 0644). */
+static void private_files(const char *path)
+{
+	if (!path[0] || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+		return;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		fchmod(fd, 0600);
+		close(fd);
+	}
+	static const char *const side[] = { "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+		char p[4200];
+		am_fmt(p, sizeof p, "%s%s", path, side[i]);
+		chmod(p, 0600);
+	}
+}
+
 int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t errsize)
 {
 	struct am_store *s = am_calloc(1, sizeof *s);
 	int rc = -1;
+	private_files(path);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		am_fmt(errbuf, errsize, "cannot open database %s: %s", path,

@@ -145,9 +145,9 @@ test('bad deployments get 4xx errors naming the field', async () => {
   assert.match((await dep({ gpus: [9] })).json.error.message, /GPU 9 does not exist on node local/);
   assertError(await dep({ gpus: ['GPU-nope'] }), 400, 'invalid_field', 'gpus');
   assertError(await dep({ engine: 'tensorrt' }), 400, 'invalid_field', 'engine');
-  assertError(await dep({ engine_args: ['--host', '0.0.0.0'] }), 400, 'invalid_field', 'engine_args');
-  assertError(await dep({ engine_args: ['--api-key=x'] }), 400, 'invalid_field', 'engine_args');
-  assertError(await dep({ env: { CUDA_VISIBLE_DEVICES: '0' } }), 400, 'invalid_field', 'env');
+  assertError(await dep({ engine_args: ['--host', '0.0.0.0'] }), 400, 'invalid_field', 'engine_args[0]');
+  assertError(await dep({ engine_args: ['--api-key=x'] }), 400, 'invalid_field', 'engine_args[0]');
+  assertError(await dep({ env: { CUDA_VISIBLE_DEVICES: '0' } }), 400, 'invalid_field', 'env.CUDA_VISIBLE_DEVICES');
   assertError(await dep({ env: { 'bad name': '1' } }), 400, 'invalid_field', 'env');
   assertError(await dep({ name: 'bad name!' }), 400, 'invalid_field', 'name');
   assertError(await dep({ max_model_len: 999999 }), 400, 'invalid_field', 'max_model_len');

@@ -18,6 +18,7 @@ void suite_auth(void);
 void suite_dataset(void);
 void suite_finetune(void);
 void suite_gateway(void);
+void suite_engine(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -69,6 +70,7 @@ int main(void)
 	suite_dataset();
 	suite_finetune();
 	suite_gateway();
+	suite_engine();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
