@@ -276,11 +276,20 @@ static int reinspect(struct am_ctx *ctx, struct am_err *err)
 	}
 	char ierr[512];
 	json_t *facts = am_inspect(path, ierr, sizeof ierr);
-	json_decref(m);
 	int rc;
 	if (!facts) {
-		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'missing', updated_at = ? WHERE id = ?", "ii",
-				   am_wall_ms(), id);
+		/* files that are there but implausible (a hostile config, a bad
+		 * header) make the model invalid, with the reason in its facts */
+		struct stat sb;
+		int there = stat(path, &sb) == 0;
+		json_t *why = json_pack("{s:s}", "error", ierr);
+		char *ws = am_json_dump(why);
+		json_decref(why);
+		rc = there ? am_store_exec(ctx->srv->store, "UPDATE models SET state = 'invalid', facts = ?, updated_at = ?"
+					   " WHERE id = ?", "sii", ws, am_wall_ms(), id)
+			   : am_store_exec(ctx->srv->store, "UPDATE models SET state = 'missing', updated_at = ? WHERE id = ?",
+					   "ii", am_wall_ms(), id);
+		free(ws);
 	} else {
 		char *fs = am_json_dump(facts);
 		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'ready', facts = ?, kind = ?, architecture = ?,"
@@ -293,6 +302,7 @@ static int reinspect(struct am_ctx *ctx, struct am_err *err)
 		free(fs);
 		json_decref(facts);
 	}
+	json_decref(m);
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
 	ctx->resp = am_model_json(ctx->srv->store, id);
