@@ -41,6 +41,12 @@ struct am_http_req {
 	const char *query;        /* after '?', or "" */
 	struct am_buf body;       /* NUL-terminated */
 	size_t max_body;          /* set by on_head; server default otherwise */
+	/* An upload: on_head may set body_fd (an open file the app owns and
+	 * closes) to have the body written there as it arrives instead of held
+	 * in body; body_bytes counts it, body_errno keeps a failed write. */
+	int body_fd;              /* -1: the body is kept in body */
+	uint64_t body_bytes;
+	int body_errno;
 	char peer[64];            /* client address */
 	uint64_t start_ns;
 

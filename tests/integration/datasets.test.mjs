@@ -3,7 +3,8 @@
 // who may delete, and that the record survives a restart.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { startServer, assertError } from './lib.mjs';
 
 let srv, admin, user;
@@ -153,4 +154,77 @@ test('datasets survive a kill -9 and restart', async () => {
   assert.equal(r.json.records, 3);
   const dl = await srv.api('GET', '/api/v1/datasets/fr-basics/download', { token: admin });
   assert.equal(dl.text, ALPACA);
+});
+
+// The control plane answers while uploads are checked: the issue's CSV
+// (40,000 columns × 3,000 rows, 281 KB) blocked /healthz for 10.5 s, and a
+// large file was held in memory and checked on the main loop. The body now
+// goes to disk as it arrives and the check runs on a worker thread.
+test('uploads do not stall the control plane: /healthz answers throughout', async () => {
+  const big = await startServer(); // the default limit: 256 MiB
+  try {
+    const tok = await big.login();
+    const up = (query, raw, type = 'application/octet-stream') => big.api('POST',
+      `/api/v1/datasets?${new URLSearchParams(query)}`, { token: tok, raw, headers: { 'content-type': type } });
+    const header = ['instruction', 'output'];
+    for (let i = 0; i < 39998; i++) header.push(`c${i}`);
+    const csv = Buffer.from(`${header.join(',')}\n${'q,a\n'.repeat(3000)}`);
+    // about 110 MB of JSONL; the last record is bad, so the report must reach the end
+    const line = Buffer.from(`${JSON.stringify({ instruction: 'x'.repeat(40), input: '', output: 'y'.repeat(40) })}\n`);
+    const n = Math.ceil(110e6 / line.length);
+    const jsonl = Buffer.concat([Buffer.alloc(line.length * n, line), Buffer.from('{"instruction": "no output"}\n')]);
+
+    // the poller has its own thread and event loop: sending 110 MB must not
+    // delay it on our side, so what it measures is the server
+    const poller = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      let busy = true;
+      parentPort.on('message', () => { busy = false; });
+      (async () => {
+        const lat = [], bad = [];
+        while (busy) {
+          const t0 = performance.now();
+          const r = await fetch(workerData + '/healthz');
+          await r.text();
+          lat.push(performance.now() - t0);
+          if (r.status !== 200) bad.push(r.status);
+          await new Promise((res) => setTimeout(res, 10));
+        }
+        parentPort.postMessage({ lat, bad });
+      })();`, { eval: true, workerData: big.url });
+    const polled = new Promise((res) => poller.once('message', res));
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    const [c, j] = await Promise.all([up({ name: 'wide', file_name: 'wide.csv' }, csv), up({ name: 'big', file_name: 'big.jsonl' }, jsonl)]);
+    const took = performance.now() - t0;
+    poller.postMessage('stop');
+    const { lat, bad } = await polled;
+    await poller.terminate();
+    assert.deepEqual(bad, []);
+
+    lat.sort((a, b) => a - b);
+    const max = lat[lat.length - 1], p50 = lat[Math.floor(lat.length / 2)];
+    const rss = readFileSync(`/proc/${big.proc.pid}/status`, 'utf8').match(/RssAnon:\s+(\d+)/)?.[1];
+    console.log(`# uploads took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms; RssAnon ${rss} kB`);
+    assert.ok(lat.length >= 5, `only ${lat.length} /healthz answers`);
+    assert.ok(max < 500, `/healthz took ${max.toFixed(0)} ms during the uploads`);
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.state, 'invalid');
+    assert.equal(c.json.records, 0);
+    assert.match(c.json.report.errors[0].reason, /the CSV header has 40000 columns; at most 1024/);
+    assert.equal(j.status, 201, j.text);
+    assert.equal(j.json.state, 'invalid');
+    assert.equal(j.json.records, n + 1);
+    assert.equal(j.json.report.valid, n);
+    assert.equal(j.json.report.errors.length, 1);
+    assert.equal(j.json.report.errors[0].record, n + 1);
+    assert.match(j.json.report.errors[0].reason, /missing 'output'/);
+    assert.equal(j.json.size_bytes, jsonl.length);
+    assert.equal(statSync(`${big.dir}/datasets/${j.json.id}/big.jsonl`).size, jsonl.length);
+    assert.deepEqual(readdirSync(`${big.dir}/uploads`), [], 'no upload left behind');
+
+  } finally {
+    await big.stop();
+    big.cleanup();
+  }
 });
