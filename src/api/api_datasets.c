@@ -259,46 +259,94 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
-/* The stored file, whole (datasets are bounded by AIMAAS_DATASET_MAX_BYTES). */
-static int read_file(struct am_ctx *ctx, long long id, struct am_buf *b, json_t **row, struct am_err *err)
+/* ---- preview: a JSON dataset is parsed whole to show its first records,
+ * so that runs on the worker too ---- */
+
+struct peek {
+	struct am_ctx *ctx;        /* NULL once the client has gone */
+	char path[PATH_MAX + 200], fname[256];
+	json_t *columns;           /* owned */
+	int n;
+	json_t *records;           /* set by the worker; NULL when the file is gone */
+};
+
+static void peek_run(void *arg)
 {
-	*row = NULL;
-	am_store_row(ctx->srv->store, row, "SELECT path, file_name, file_type, columns FROM datasets WHERE id = ?", "i", id);
-	const char *path = *row ? json_string_value(json_object_get(*row, "path")) : NULL;
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd < 0)
-		return am_err_set(err, AM_E_NOT_FOUND, "", "the dataset's file is missing");
-	am_buf_init(b, ctx->srv->cfg.dataset_max_bytes + 1);
-	char tmp[65536];
-	ssize_t r;
-	while ((r = read(fd, tmp, sizeof tmp)) > 0)
-		if (am_buf_add(b, tmp, (size_t)r) != 0)
-			break;
+	struct peek *k = arg;
+	int fd = open(k->path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	size_t len = (size_t)sb.st_size;
+	const char *data = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : "";
 	close(fd);
-	return 0;
+	if (data == MAP_FAILED)
+		return;
+	enum am_ds_file type = am_dataset_file_type(k->fname, data, len);
+	k->records = am_dataset_preview(data, len, type, json_is_object(k->columns) ? k->columns : NULL, k->n);
+	if (len)
+		munmap((void *)data, len);
+}
+
+static void peek_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	((struct peek *)data)->ctx = NULL;
+}
+
+static int preview(struct am_ctx *ctx, struct am_err *err);
+
+static void peek_done(void *arg, int cancelled)
+{
+	struct peek *k = arg;
+	if (!cancelled && k->ctx) {
+		k->ctx->pending = k;
+		am_api_resume(k->ctx, preview); /* ctx may be gone after */
+	}
+	json_decref(k->columns);
+	json_decref(k->records);
+	free(k);
 }
 
 static int preview(struct am_ctx *ctx, struct am_err *err)
 {
+	struct peek *k = ctx->pending;
+	if (k) { /* resumed: the worker has read the records */
+		if (!k->records)
+			return am_err_set(err, AM_E_NOT_FOUND, "", "the dataset's file is missing");
+		ctx->resp = json_pack("{s:O}", "records", k->records);
+		return 0;
+	}
 	long long id;
 	if (ds_param(ctx, &id, err) != 0)
 		return -1;
 	long long n = 5;
 	if (am_api_query_int(ctx, "n", 1, 100, &n, err) != 0)
 		return -1;
-	struct am_buf b;
-	json_t *row;
-	if (read_file(ctx, id, &b, &row, err) != 0) {
+	json_t *row = NULL;
+	am_store_row(ctx->srv->store, &row, "SELECT path, file_name, columns FROM datasets WHERE id = ?", "i", id);
+	const char *path = row ? json_string_value(json_object_get(row, "path")) : NULL;
+	if (!path || !*path) {
 		json_decref(row);
-		return -1;
+		return am_err_set(err, AM_E_NOT_FOUND, "", "the dataset's file is missing");
 	}
-	json_t *cols = json_loads(json_string_value(json_object_get(row, "columns")) ?: "null", JSON_DECODE_ANY, NULL);
-	enum am_ds_file type = am_dataset_file_type(json_string_value(json_object_get(row, "file_name")), am_buf_str(&b), b.len);
-	json_t *recs = am_dataset_preview(am_buf_str(&b), b.len, type, json_is_object(cols) ? cols : NULL, (int)n);
-	ctx->resp = json_pack("{s:o}", "records", recs);
-	json_decref(cols);
+	k = am_calloc(1, sizeof *k);
+	k->ctx = ctx;
+	k->n = (int)n;
+	am_strlcpy(k->path, path, sizeof k->path);
+	am_strlcpy(k->fname, json_string_value(json_object_get(row, "file_name")) ?: "", sizeof k->fname);
+	k->columns = json_loads(json_string_value(json_object_get(row, "columns")) ?: "null", JSON_DECODE_ANY, NULL);
 	json_decref(row);
-	am_buf_free(&b);
+	if (am_work_submit(ctx->srv->work, peek_run, peek_done, k) != 0) {
+		json_decref(k->columns);
+		free(k);
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "aimaas is stopping");
+	}
+	am_http_on_abort(ctx->req, peek_abort, k);
+	am_api_defer(ctx);
 	return 0;
 }
 
@@ -309,10 +357,16 @@ static int download(struct am_ctx *ctx, struct am_err *err)
 		am_api_reply_error(ctx->req, err);
 		return 0;
 	}
-	struct am_buf b;
-	json_t *row;
-	if (read_file(ctx, id, &b, &row, err) != 0) {
+	json_t *row = NULL;
+	am_store_row(ctx->srv->store, &row, "SELECT path, file_name, file_type FROM datasets WHERE id = ?", "i", id);
+	const char *path = row ? json_string_value(json_object_get(row, "path")) : NULL;
+	int fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (fd >= 0)
+			close(fd);
 		json_decref(row);
+		am_err_set(err, AM_E_NOT_FOUND, "", "the dataset's file is missing");
 		am_api_reply_error(ctx->req, err);
 		return 0;
 	}
@@ -320,10 +374,10 @@ static int download(struct am_ctx *ctx, struct am_err *err)
 	am_fmt(cd, sizeof cd, "attachment; filename=\"%s\"", json_string_value(json_object_get(row, "file_name")));
 	am_http_add_header(ctx->req, "Content-Disposition", cd);
 	const char *ft = json_string_value(json_object_get(row, "file_type"));
-	am_http_respond(ctx->req, 200, !strcmp(ft, "csv") ? "text/csv; charset=utf-8" : "application/json", b.data ? b.data : "",
-			b.len);
+	/* sent from the file by the kernel: a 256 MiB dataset is neither read nor copied on the loop */
+	am_http_respond_file(ctx->req, 200, !strcmp(ft, "csv") ? "text/csv; charset=utf-8" : "application/json", fd,
+			     (uint64_t)sb.st_size);
 	json_decref(row);
-	am_buf_free(&b);
 	return 0;
 }
 

@@ -94,21 +94,19 @@ void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, cons
 	am_http_query(ctx->req, "follow", follow, sizeof follow);
 	am_http_query(ctx->req, "download", download, sizeof download);
 	if (!strcmp(download, "true")) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct am_buf b;
-		am_buf_init(&b, 64u << 20);
-		if (fd >= 0) {
-			char buf[65536];
-			ssize_t r;
-			while ((r = read(fd, buf, sizeof buf)) > 0 && am_buf_add(&b, buf, (size_t)r) == 0)
-				;
-			close(fd);
-		}
 		char cd[160];
 		am_fmt(cd, sizeof cd, "attachment; filename=\"%s\"", download_name);
 		am_http_add_header(ctx->req, "Content-Disposition", cd);
-		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data, b.len);
-		am_buf_free(&b);
+		/* sent from the file by the kernel: a huge log is neither read nor copied on the loop */
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct stat sb;
+		if (fd >= 0 && fstat(fd, &sb) == 0) {
+			am_http_respond_file(ctx->req, 200, "text/plain; charset=utf-8", fd, (uint64_t)sb.st_size);
+			return;
+		}
+		if (fd >= 0)
+			close(fd);
+		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", "", 0);
 		return;
 	}
 	char **lines = NULL;

@@ -275,6 +275,34 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 		process(c);
 }
 
+void am_http_respond_file(struct am_http_req *req, int status, const char *content_type, int fd, uint64_t len)
+{
+	struct am_http_conn *c = req->conn;
+	if (req->answered || !c) {
+		if (req->answered)
+			am_error("http", "double answer to %s %s", req->method ? req->method : "?", req->path);
+		req->answered = req->finished = 1;
+		close(fd);
+		return;
+	}
+	req->answered = 1;
+	req->finished = 1;
+	req->status = status;
+	char framing[64];
+	snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)len);
+	write_head(req, status, content_type, framing);
+	int is_head = req->method && strcmp(req->method, "HEAD") == 0;
+	if (is_head || !len || evbuffer_add_file(bufferevent_get_output(c->bev), fd, 0, (ev_off_t)len) != 0) {
+		close(fd); /* evbuffer_add_file owns fd only when it succeeds */
+		if (!is_head && len)
+			c->close_after = 1; /* the promised bytes will not come */
+	} else {
+		req->bytes_out += len;
+	}
+	if (!c->in_process)
+		process(c);
+}
+
 void am_http_stream_begin(struct am_http_req *req, int status, const char *content_type)
 {
 	struct am_http_conn *c = req->conn;

@@ -4,8 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { startServer, assertError } from './lib.mjs';
+import { startServer, assertError, pollHealthz } from './lib.mjs';
 
 let srv, admin, user;
 
@@ -174,32 +173,12 @@ test('uploads do not stall the control plane: /healthz answers throughout', asyn
     const n = Math.ceil(110e6 / line.length);
     const jsonl = Buffer.concat([Buffer.alloc(line.length * n, line), Buffer.from('{"instruction": "no output"}\n')]);
 
-    // the poller has its own thread and event loop: sending 110 MB must not
-    // delay it on our side, so what it measures is the server
-    const poller = new Worker(`
-      const { parentPort, workerData } = require('node:worker_threads');
-      let busy = true;
-      parentPort.on('message', () => { busy = false; });
-      (async () => {
-        const lat = [], bad = [];
-        while (busy) {
-          const t0 = performance.now();
-          const r = await fetch(workerData + '/healthz');
-          await r.text();
-          lat.push(performance.now() - t0);
-          if (r.status !== 200) bad.push(r.status);
-          await new Promise((res) => setTimeout(res, 10));
-        }
-        parentPort.postMessage({ lat, bad });
-      })();`, { eval: true, workerData: big.url });
-    const polled = new Promise((res) => poller.once('message', res));
+    const poll = pollHealthz(big.url);
     await new Promise((res) => setTimeout(res, 100));
     const t0 = performance.now();
     const [c, j] = await Promise.all([up({ name: 'wide', file_name: 'wide.csv' }, csv), up({ name: 'big', file_name: 'big.jsonl' }, jsonl)]);
     const took = performance.now() - t0;
-    poller.postMessage('stop');
-    const { lat, bad } = await polled;
-    await poller.terminate();
+    const { lat, bad } = await poll.stop();
     assert.deepEqual(bad, []);
 
     lat.sort((a, b) => a - b);
@@ -222,6 +201,22 @@ test('uploads do not stall the control plane: /healthz answers throughout', asyn
     assert.equal(j.json.size_bytes, jsonl.length);
     assert.equal(statSync(`${big.dir}/datasets/${j.json.id}/big.jsonl`).size, jsonl.length);
     assert.deepEqual(readdirSync(`${big.dir}/uploads`), [], 'no upload left behind');
+
+    // reading it back: the preview on the worker, the download sent from the file
+    const poll2 = pollHealthz(big.url);
+    const pv = await big.api('GET', `/api/v1/datasets/${j.json.id}/preview?n=2`, { token: tok });
+    const dl = await fetch(`${big.url}/api/v1/datasets/${j.json.id}/download`, { headers: { authorization: `Bearer ${tok}` } });
+    const body = Buffer.from(await dl.arrayBuffer());
+    const back = await poll2.stop();
+    assert.equal(pv.status, 200, pv.text);
+    assert.equal(pv.json.records.length, 2);
+    assert.equal(pv.json.records[1].output, 'y'.repeat(40));
+    assert.equal(dl.status, 200);
+    assert.equal(body.length, jsonl.length);
+    assert.ok(body.equals(jsonl));
+    const backMax = Math.max(...back.lat);
+    console.log(`# preview and download: /healthz ${back.lat.length} answers, max ${backMax.toFixed(1)} ms`);
+    assert.ok(backMax < 500, `/healthz took ${backMax.toFixed(0)} ms during the download`);
 
   } finally {
     await big.stop();

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, assertError } from './lib.mjs';
+import { startServer, tempDir, assertError, pollHealthz } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 
 let dir, models, srv, T;
@@ -115,4 +115,38 @@ test('a registered model whose config turns hostile becomes invalid on re-inspec
   r = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'q', model: 'qwen', start: false } });
   assert.ok(r.status >= 400 && r.status < 500, r.text);
   assert.equal((await srv.api('GET', '/healthz')).status, 200);
+});
+
+test('inspecting a model with a huge safetensors header does not stall the control plane', async () => {
+  // 21 MB of header JSON (300,000 one-element tensors): reading it took the
+  // main loop for seconds; now it runs on the worker
+  const m = join(models, 'many-tensors');
+  mkdirSync(m);
+  writeFileSync(join(m, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: 64,
+    num_attention_heads: 4, num_hidden_layers: 1 }));
+  const n = 300000;
+  const parts = ['{'];
+  for (let i = 0; i < n; i++) parts.push(`${i ? ',' : ''}"model.layers.0.t${i}.weight":{"dtype":"F16","shape":[1],"data_offsets":[${2 * i},${2 * i + 2}]}`);
+  parts.push('}');
+  const h = Buffer.from(parts.join(''));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  writeFileSync(join(m, 'model.safetensors'), Buffer.concat([len, h, Buffer.alloc(2 * n)]));
+  const poll = pollHealthz(srv.url);
+  await new Promise((res) => setTimeout(res, 100));
+  const t0 = performance.now();
+  const r = await register(m, 'many-tensors');
+  const took = performance.now() - t0;
+  const again = await srv.api('POST', '/api/v1/models/many-tensors/inspect', { token: T });
+  const { lat, bad } = await poll.stop();
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.facts.tensors, n);
+  assert.equal(r.json.facts.parameters, n);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.state, 'ready');
+  assert.deepEqual(bad, []);
+  lat.sort((a, b) => a - b);
+  const max = lat[lat.length - 1];
+  console.log(`# registration took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${lat[lat.length >> 1].toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+  assert.ok(max < 500, `/healthz took ${max.toFixed(0)} ms during the inspection`);
 });
