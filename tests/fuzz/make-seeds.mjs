@@ -80,3 +80,12 @@ fs.writeFileSync(path.join(stDir, 'dtypes'), st(1 << 20, Object.fromEntries(
     .map((d, i) => [`t${i}`, { dtype: d, shape: [4, 4], data_offsets: [0, 16 * ({ F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2 }[d] || 1)] }]))));
 fs.writeFileSync(path.join(stDir, 'hostile'), Buffer.concat([Buffer.alloc(8),
   Buffer.from('{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[-9223372036854775808,0]}}')]));
+
+// datasets: the first byte picks the type (0 JSON, 1 JSONL, 2 CSV; +4 a CSV mapping; +8 sharegpt, +16 openai)
+const dsDir = dir('corpus-dataset');
+const seed = (name, b, text) => fs.writeFileSync(path.join(dsDir, name), Buffer.concat([Buffer.from([b]), Buffer.from(text)]));
+seed('alpaca.json', 0, JSON.stringify([{ instruction: 'a', input: '', output: 'b', history: [['q', 'r']] }, { instruction: '', output: 1 }]));
+seed('chat.jsonl', 1 + 16, '{"messages":[{"role":"system","content":"s"},{"role":"user","content":"u"},{"role":"assistant","content":"a"}]}\n\nnot json\n');
+seed('share.jsonl', 1 + 8, '{"conversations":[{"from":"human","value":"h"},{"from":"gpt","value":"g"}],"chosen":{"value":"c"},"rejected":{"value":"r"}}\n');
+seed('qa.csv', 2 + 4, 'x,q,a\r\n1,"he said ""hi""","two\nlines"\r\n\r\n,,\n');
+seed('plain.csv', 2, 'instruction,output,input,system\na,b,c,d\n');
