@@ -2,9 +2,14 @@
 // with record numbers and reasons, preview, download, delete, the limits,
 // who may delete, and that the record survives a restart.
 import { test, before, after } from 'node:test';
+import net from 'node:net';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { startServer, assertError, pollHealthz } from './lib.mjs';
+import { BIN, startServer, assertError, pollHealthz } from './lib.mjs';
+
+// A loose bound for one /healthz answer while a worker churns (the stalls it
+// catches lasted seconds): a loaded 2-core machine, more under ASan's allocator.
+const BOUND = /asan/.test(BIN) ? 1000 : 500;
 
 let srv, admin, user;
 
@@ -186,7 +191,7 @@ test('uploads do not stall the control plane: /healthz answers throughout', asyn
     const rss = readFileSync(`/proc/${big.proc.pid}/status`, 'utf8').match(/RssAnon:\s+(\d+)/)?.[1];
     console.log(`# uploads took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms; RssAnon ${rss} kB`);
     assert.ok(lat.length >= 5, `only ${lat.length} /healthz answers`);
-    assert.ok(max < 500, `/healthz took ${max.toFixed(0)} ms during the uploads`);
+    assert.ok(max < BOUND, `/healthz took ${max.toFixed(0)} ms during the uploads`);
     assert.equal(c.status, 201, c.text);
     assert.equal(c.json.state, 'invalid');
     assert.equal(c.json.records, 0);
@@ -216,8 +221,37 @@ test('uploads do not stall the control plane: /healthz answers throughout', asyn
     assert.ok(body.equals(jsonl));
     const backMax = Math.max(...back.lat);
     console.log(`# preview and download: /healthz ${back.lat.length} answers, max ${backMax.toFixed(1)} ms`);
-    assert.ok(backMax < 500, `/healthz took ${backMax.toFixed(0)} ms during the download`);
+    assert.ok(backMax < BOUND, `/healthz took ${backMax.toFixed(0)} ms during the download`);
 
+  } finally {
+    await big.stop();
+    big.cleanup();
+  }
+});
+
+test('a client that leaves while its upload is checked: nothing kept, nothing left behind', async () => {
+  const line = `${JSON.stringify({ instruction: 'i'.repeat(30), output: 'o'.repeat(30) })}\n`;
+  const body = Buffer.from(line.repeat(Math.ceil(30e6 / line.length)));
+  const big = await startServer();
+  try {
+    const tok = await big.login();
+    const sock = net.connect(big.port, '127.0.0.1');
+    await new Promise((res) => sock.once('connect', res));
+    sock.write(`POST /api/v1/datasets?name=gone&file_name=g.jsonl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\n` +
+      `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await new Promise((res) => sock.write(body, res));
+    sock.destroy(); // gone before the check can answer
+    const t0 = Date.now();
+    while (Date.now() - t0 < 20000 && readdirSync(`${big.dir}/uploads`).length) await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(readdirSync(`${big.dir}/uploads`), [], 'the spooled upload is removed');
+    const list = await big.api('GET', '/api/v1/datasets', { token: tok });
+    assert.equal(list.json.items.length, 0);
+    assert.equal((await big.api('GET', '/healthz')).status, 200);
+    // the name is free: the same upload, waited for, is kept
+    const r = await big.api('POST', '/api/v1/datasets?name=gone&file_name=g.jsonl', { token: tok, raw: body,
+      headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.state, 'valid');
   } finally {
     await big.stop();
     big.cleanup();

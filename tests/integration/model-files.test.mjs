@@ -7,8 +7,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, assertError, pollHealthz } from './lib.mjs';
+import { BIN, startServer, tempDir, assertError, pollHealthz } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
+
+// A loose bound for one /healthz answer while a worker churns (the stalls it
+// catches lasted seconds): a loaded 2-core machine, more under ASan's allocator.
+const BOUND = /asan/.test(BIN) ? 1000 : 500;
 
 let dir, models, srv, T;
 
@@ -148,5 +152,5 @@ test('inspecting a model with a huge safetensors header does not stall the contr
   lat.sort((a, b) => a - b);
   const max = lat[lat.length - 1];
   console.log(`# registration took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${lat[lat.length >> 1].toFixed(1)} ms, max ${max.toFixed(1)} ms`);
-  assert.ok(max < 500, `/healthz took ${max.toFixed(0)} ms during the inspection`);
+  assert.ok(max < BOUND, `/healthz took ${max.toFixed(0)} ms during the inspection`);
 });

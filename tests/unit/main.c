@@ -18,6 +18,7 @@ void suite_auth(void);
 void suite_dataset(void);
 void suite_finetune(void);
 void suite_model(void);
+void suite_work(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -69,6 +70,7 @@ int main(void)
 	suite_dataset();
 	suite_finetune();
 	suite_model();
+	suite_work();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
