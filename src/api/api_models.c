@@ -251,7 +251,7 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	 * imaginary cards: the need itself, not whether it fits here) */
 	const char *kind = json_string_value(json_object_get(ctx->resp, "kind")) ?: "";
 	json_t *facts = json_object_get(ctx->resp, "facts");
-	if (strcmp(kind, "adapter") && json_is_object(facts)) {
+	if (strcmp(kind, "adapter") && json_is_object(facts) && !json_object_get(facts, "error")) {
 		struct am_plan_gpu g[8];
 		memset(g, 0, sizeof g);
 		for (int i = 0; i < 8; i++) {

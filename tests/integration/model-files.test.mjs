@@ -116,6 +116,9 @@ test('a registered model whose config turns hostile becomes invalid on re-inspec
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.state, 'invalid');
   assert.match(r.json.facts.error, /'num_attention_heads' is -1/);
+  const got = await srv.api('GET', '/api/v1/models/qwen', { token: T });
+  assert.equal(got.json.state, 'invalid');
+  assert.ok(!('memory_estimate' in got.json), 'no estimate from facts that are an error');
   r = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'q', model: 'qwen', start: false } });
   assert.ok(r.status >= 400 && r.status < 500, r.text);
   assert.equal((await srv.api('GET', '/healthz')).status, 200);
