@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -292,13 +293,15 @@ void am_http_respond_file(struct am_http_req *req, int status, const char *conte
 	snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)len);
 	write_head(req, status, content_type, framing);
 	int is_head = req->method && strcmp(req->method, "HEAD") == 0;
-	if (is_head || !len || evbuffer_add_file(bufferevent_get_output(c->bev), fd, 0, (ev_off_t)len) != 0) {
-		close(fd); /* evbuffer_add_file owns fd only when it succeeds */
-		if (!is_head && len)
+	if (!is_head && len) {
+		/* libevent owns (and closes) the copy whatever happens to it; ours is closed below */
+		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (copy >= 0 && evbuffer_add_file(bufferevent_get_output(c->bev), copy, 0, (ev_off_t)len) == 0)
+			req->bytes_out += len;
+		else
 			c->close_after = 1; /* the promised bytes will not come */
-	} else {
-		req->bytes_out += len;
 	}
+	close(fd);
 	if (!c->in_process)
 		process(c);
 }
