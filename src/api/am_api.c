@@ -364,7 +364,9 @@ static void on_head(struct am_http_req *req, void *data)
 		am_fmt(ctx->upload_path, sizeof ctx->upload_path, "%s/upload-XXXXXX", dir);
 		ctx->upload_fd = am_mkdirs(dir) == 0 ? mkostemp(ctx->upload_path, O_CLOEXEC) : -1;
 		if (ctx->upload_fd < 0) {
-			am_err_set(&err, AM_E_INTERNAL, "", "cannot store the upload under %s: %s", dir, strerror(errno));
+			int e = errno;
+			am_error("api", "cannot store an upload under %s: %s", dir, strerror(e));
+			am_err_set(&err, AM_E_INTERNAL, "", "cannot store the upload: %s", strerror(e));
 			ctx->upload_path[0] = '\0';
 			goto fail;
 		}
