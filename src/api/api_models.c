@@ -409,7 +409,12 @@ static int browse(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INVALID, "path", "'%.200s' is not a folder", real);
 	json_t *items = json_array();
 	struct dirent *e;
-	while ((e = readdir(d)) && json_array_size(items) < 2000) {
+	int scanned = 0, truncated = 0; /* a folder of a million files is not walked on the loop */
+	while ((e = readdir(d))) {
+		if (json_array_size(items) >= 2000 || ++scanned > 20000) {
+			truncated = 1;
+			break;
+		}
 		if (e->d_name[0] == '.')
 			continue;
 		char full[PATH_MAX + 300], probe[PATH_MAX + 400];
@@ -435,7 +440,7 @@ static int browse(struct am_ctx *ctx, struct am_err *err)
 						       "size_bytes", (json_int_t)(dir ? 0 : sb.st_size)));
 	}
 	closedir(d);
-	ctx->resp = json_pack("{s:s,s:o}", "path", real, "items", items);
+	ctx->resp = json_pack("{s:s,s:o,s:b}", "path", real, "items", items, "truncated", truncated);
 	return 0;
 }
 

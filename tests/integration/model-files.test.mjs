@@ -157,3 +157,16 @@ test('inspecting a model with a huge safetensors header does not stall the contr
   console.log(`# registration took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${lat[lat.length >> 1].toFixed(1)} ms, max ${max.toFixed(1)} ms`);
   assert.ok(max < BOUND, `/healthz took ${max.toFixed(0)} ms during the inspection`);
 });
+
+test('browsing a folder of 25,000 files walks a bounded part of it', async () => {
+  const d = join(models, 'crowded');
+  mkdirSync(d);
+  for (let i = 0; i < 25000; i++) writeFileSync(join(d, `f${i}.bin`), '');
+  const r = await srv.api('GET', `/api/v1/model-roots/browse?path=${encodeURIComponent(d)}`, { token: T });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.truncated, true);
+  assert.deepEqual(r.json.items, []);
+  const top = await srv.api('GET', '/api/v1/model-roots/browse', { token: T });
+  assert.equal(top.json.truncated, false);
+  assert.ok(top.json.items.some((x) => x.name === 'crowded' && x.type === 'folder'));
+});
