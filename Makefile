@@ -104,10 +104,31 @@ build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $^ $(PKG_LIBS)
-fuzz: build/fuzz/parsers build/fuzz/gw_body
+# The model readers: config.json, GGUF and safetensors headers, each its own
+# binary (and the dataset reader: JSON, JSONL, CSV), seeded from tests/fixtures/models and generated headers
+# (tests/fuzz/make-seeds.mjs). FUZZ_RUNS=10000000 runs a fixed count instead.
+FUZZ_MODEL_SRC := src/model/am_inspect.c src/model/am_gguf.c src/model/am_safetensors.c src/base/am_buf.c src/base/am_mem.c
+FUZZ_MODELS := build/fuzz/model_config build/fuzz/gguf build/fuzz/safetensors
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
+build/fuzz/model_config: tests/fuzz/fuzz_model_config.c $(FUZZ_MODEL_SRC)
+build/fuzz/gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_MODEL_SRC)
+build/fuzz/safetensors: tests/fuzz/fuzz_safetensors.c $(FUZZ_MODEL_SRC)
+build/fuzz/dataset: tests/fuzz/fuzz_dataset.c src/finetune/am_dataset.c src/base/am_buf.c src/base/am_mem.c
+$(FUZZ_MODELS) build/fuzz/dataset:
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+build/fuzz/seeds.stamp: tests/fuzz/make-seeds.mjs
+	@node tests/fuzz/make-seeds.mjs build/fuzz
+	@touch $@
+fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/seeds.stamp
 	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
-	build/fuzz/parsers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
-	build/fuzz/gw_body -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
+	build/fuzz/parsers $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus
+	build/fuzz/model_config $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-config
+	build/fuzz/gguf $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-gguf
+	build/fuzz/safetensors $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-safetensors
+	build/fuzz/dataset $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-dataset
+	build/fuzz/gw_body $(FUZZ_LIMIT) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
 		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
 
 clean:

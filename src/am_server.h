@@ -24,6 +24,7 @@ struct am_deploy;
 struct am_gateway;
 struct am_finetune;
 struct am_gpu_history;
+struct am_work;
 
 struct am_config {
 	char listen[256];
@@ -61,6 +62,7 @@ struct am_server {
 	struct am_gateway *gateway;
 	struct am_finetune *finetune;
 	struct am_gpu_history *gpu_history;    /* main loop only */
+	struct am_work *work;                  /* the worker for uploads (am_work: its own hand-off) */
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */
 	struct am_limiter *login_user_limiter; /* failed logins per username */
 	int64_t started_ms;

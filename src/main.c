@@ -24,6 +24,7 @@
 #include "base/am_path.h"
 #include "base/am_rand.h"
 #include "base/am_time.h"
+#include "base/am_work.h"
 #include "deploy/am_deploy.h"
 #include "finetune/am_finetune.h"
 #include "api/am_ui.h"
@@ -446,6 +447,11 @@ static int serve(int argc, char **argv)
 	if (am_node_register_local(&srv) != 0)
 		goto out;
 	srv.base = event_base_new();
+	srv.work = am_work_new(srv.base);
+	if (!srv.work) {
+		am_error("main", "cannot start the worker thread");
+		goto out;
+	}
 	/* 5 wrong passwords lock a username for 5 minutes; an address (many
 	 * people behind one NAT) gets 30 before it waits. */
 	srv.login_user_limiter = am_limiter_new(5, 300, 300);
@@ -505,6 +511,7 @@ out:
 	if (gpu_tick)
 		event_free(gpu_tick);
 	am_http_server_free(srv.http);
+	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
 	am_gateway_free(srv.gateway);
 	am_finetune_free(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);

@@ -2,12 +2,18 @@
 #include "am_api.h"
 #include "am_ui.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_path.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
 #include "../model/am_model.h"
@@ -31,6 +37,23 @@ struct am_metrics *am__api_metrics(struct am_api *api)
 	return api->metrics;
 }
 
+/* Uploads a crash cut short: the request that wrote them is gone. */
+static void remove_stale_uploads(const char *data_dir)
+{
+	char dir[1024], p[1400];
+	am_fmt(dir, sizeof dir, "%s/uploads", data_dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "upload-", 7)) {
+			am_fmt(p, sizeof p, "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
+}
+
 struct am_api *am_api_new(struct am_server *srv)
 {
 	static const struct {
@@ -47,6 +70,7 @@ struct am_api *am_api_new(struct am_server *srv)
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;
+	remove_stale_uploads(srv->cfg.data_dir);
 	for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
 		api->nroutes += *tables[t].n;
 	api->routes = am_calloc(api->nroutes, sizeof *api->routes);
@@ -230,6 +254,10 @@ static void ctx_free(struct am_http_req *req)
 		return;
 	json_decref(ctx->body);
 	json_decref(ctx->resp);
+	if (ctx->upload_fd >= 0)
+		close(ctx->upload_fd);
+	if (ctx->upload_path[0])
+		unlink(ctx->upload_path);
 	free(ctx);
 	req->app_ctx = NULL;
 }
@@ -295,6 +323,7 @@ static void on_head(struct am_http_req *req, void *data)
 	ctx->req = req;
 	ctx->status = 200;
 	ctx->route_index = api->nroutes; /* unmatched until matched */
+	ctx->upload_fd = -1;
 	req->app_ctx = ctx;
 	req->app_free = ctx_free;
 
@@ -351,6 +380,20 @@ static void on_head(struct am_http_req *req, void *data)
 		am_err_set(&err, AM_E_MEDIA, "Content-Type", "the request body must be application/json");
 		goto fail;
 	}
+	if (has_body && (ctx->route->flags & AM_ROUTE_UPLOAD)) { /* straight to disk, not to memory */
+		char dir[1024];
+		am_fmt(dir, sizeof dir, "%s/uploads", ctx->srv->cfg.data_dir);
+		am_fmt(ctx->upload_path, sizeof ctx->upload_path, "%s/upload-XXXXXX", dir);
+		ctx->upload_fd = am_mkdirs(dir) == 0 ? mkostemp(ctx->upload_path, O_CLOEXEC) : -1;
+		if (ctx->upload_fd < 0) {
+			int e = errno;
+			am_error("api", "cannot store an upload under %s: %s", dir, strerror(e));
+			am_err_set(&err, AM_E_INTERNAL, "", "cannot store the upload: %s", strerror(e));
+			ctx->upload_path[0] = '\0';
+			goto fail;
+		}
+		req->body_fd = ctx->upload_fd;
+	}
 	return;
 fail:
 	am_api_reply_error(req, &err);
@@ -389,26 +432,30 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 			      "iii", (long long)refusal, (long long)anonymous, ctx->task_id);
 }
 
-static void on_request(struct am_http_req *req, void *data)
+/* Runs fn as the route's handler: inside a transaction with its task for a
+ * mutating route, then answers (unless fn deferred the answer). ctx may be
+ * freed when this returns. */
+static void run(struct am_ctx *ctx, am_api_fn fn)
 {
-	(void)data;
-	struct am_ctx *ctx = req->app_ctx;
+	struct am_http_req *req = ctx->req;
 	struct am_store *st = ctx->srv->store;
 	struct am_err err;
 	am_err_clear(&err);
 	int rc;
-	if (!(ctx->route->flags & AM_ROUTE_ANY_BODY)) {
-		if (am_json_parse_object(req->body.data ? req->body.data : "", req->body.len, &ctx->body, &err) != 0)
-			goto fail;
-	}
 	if (!ctx->route->task_kind) {
-		rc = ctx->route->fn(ctx, &err);
+		rc = fn(ctx, &err);
+		if (rc == 0 && ctx->deferred)
+			return;
 	} else {
 		if (am_store_begin(st) != 0) {
 			am_err_set(&err, AM_E_INTERNAL, "", "the database is not available");
 			goto fail;
 		}
-		rc = ctx->route->fn(ctx, &err);
+		rc = fn(ctx, &err);
+		if (rc == 0 && ctx->deferred) { /* nothing is kept until it resumes */
+			am_store_rollback(st);
+			return;
+		}
 		if (rc == 0 && ctx->task_id == 0 && !ctx->no_task) {
 			const char *actor = ctx->actor[0] ? ctx->actor : ctx->who.username;
 			ctx->task_id = am_task_create(st, ctx->route->task_kind, ctx->target, actor, AM_TASK_SUCCEEDED,
@@ -445,6 +492,33 @@ fail:
 	if (err.code == AM_E_INTERNAL)
 		am_error("api", "%s %s: %s", req->method, req->path, err.msg);
 	am_api_reply_error(req, &err);
+}
+
+static void on_request(struct am_http_req *req, void *data)
+{
+	(void)data;
+	struct am_ctx *ctx = req->app_ctx;
+	struct am_err err;
+	am_err_clear(&err);
+	if (!(ctx->route->flags & AM_ROUTE_ANY_BODY)) {
+		if (am_json_parse_object(req->body.data ? req->body.data : "", req->body.len, &ctx->body, &err) != 0) {
+			am_api_reply_error(req, &err);
+			return;
+		}
+	}
+	run(ctx, ctx->route->fn);
+}
+
+void am_api_defer(struct am_ctx *ctx)
+{
+	ctx->deferred = 1;
+}
+
+void am_api_resume(struct am_ctx *ctx, am_api_fn fn)
+{
+	ctx->deferred = 0;
+	am_http_on_abort(ctx->req, NULL, NULL);
+	run(ctx, fn);
 }
 
 static void on_done(struct am_http_req *req, void *data)

@@ -26,7 +26,7 @@ enum am_access { AM_PUBLIC, AM_USER, AM_ADMIN };
 
 #define AM_ROUTE_RAW 1u      /* the handler answers itself (am_http_respond / stream) */
 #define AM_ROUTE_ANY_BODY 2u /* the body is not JSON: no Content-Type check, no parse */
-#define AM_ROUTE_UPLOAD 4u   /* a file upload: the dataset size limit applies */
+#define AM_ROUTE_UPLOAD 4u   /* a file upload: the dataset size limit applies, the body goes to disk */
 
 struct am_route_def {
 	const char *method;   /* method and pattern first: am_router reads them */
@@ -54,6 +54,14 @@ struct am_ctx {
 	char task_msg[256];        /* the task's message on success */
 	long long task_id;         /* the recorded task */
 	int no_task;               /* a mutating route that changed nothing (a dry run) */
+	int deferred;              /* the handler answers later (am_api_defer) */
+	void *pending;             /* the deferred work's state, for the resumed handler */
+	/* AM_ROUTE_UPLOAD: the body, written to disk as it arrives (never held in
+	 * memory), in a temporary file under <data-dir>/uploads that is removed
+	 * with the request unless the handler takes it (closes upload_fd, sets
+	 * it to -1 and clears upload_path). upload_fd -1 without a body. */
+	int upload_fd;
+	char upload_path[1100];
 };
 
 struct am_api;
@@ -62,6 +70,17 @@ struct am_api *am_api_new(struct am_server *srv);
 void am_api_free(struct am_api *api);
 /* Callbacks for am_http_server_new. */
 void am_api_handlers(struct am_api *api, struct am_http_handlers *h);
+
+/* Work proportional to an input goes to a worker (am_work) and the answer
+ * comes later. A handler calls am_api_defer(ctx) and returns 0: nothing is
+ * answered, and a mutating route's transaction is rolled back (so the
+ * handler writes nothing before deferring). It must register
+ * am_http_on_abort(ctx->req, ...) at once: if the client leaves first, ctx is
+ * freed with the request. Later, on the loop, am_api_resume(ctx, fn) clears
+ * the abort callback and runs fn as the route's handler (transaction, task,
+ * answer, as for any handler); ctx may be gone when it returns. */
+void am_api_defer(struct am_ctx *ctx);
+void am_api_resume(struct am_ctx *ctx, am_api_fn fn);
 
 /* Helpers for handlers. */
 const char *am_api_param(struct am_ctx *ctx, const char *name);

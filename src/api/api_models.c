@@ -13,6 +13,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_path.h"
 #include "../base/am_time.h"
+#include "../base/am_work.h"
 #include "../model/am_inspect.h"
 #include "../model/am_model.h"
 #include "../sched/am_planner.h"
@@ -93,6 +94,59 @@ static long long find_base(struct am_ctx *ctx, json_t *facts, const char *given,
 	return id;
 }
 
+/* ---- inspection off the loop: reading a model's headers (many shards, each
+ * up to 100 MiB of JSON) is work proportional to its files, so it runs on
+ * the worker; the handler defers, and runs again when the facts are in
+ * (ctx->pending then holds them) ---- */
+
+struct inspect_job {
+	struct am_ctx *ctx;    /* NULL once the client has gone */
+	am_api_fn again;       /* the handler to resume */
+	char path[PATH_MAX];
+	json_t *facts;         /* NULL with err */
+	char err[512];
+};
+
+static void inspect_run(void *arg)
+{
+	struct inspect_job *j = arg;
+	j->facts = am_inspect(j->path, j->err, sizeof j->err);
+}
+
+static void inspect_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	((struct inspect_job *)data)->ctx = NULL;
+}
+
+static void inspect_done(void *arg, int cancelled)
+{
+	struct inspect_job *j = arg;
+	if (!cancelled && j->ctx) {
+		j->ctx->pending = j;
+		am_api_resume(j->ctx, j->again); /* ctx may be gone after */
+	}
+	json_decref(j->facts);
+	free(j);
+}
+
+/* Defers the request until path is inspected, then runs again() with
+ * ctx->pending set. 0, or -1 with err. */
+static int inspect_later(struct am_ctx *ctx, const char *path, am_api_fn again, struct am_err *err)
+{
+	struct inspect_job *j = am_calloc(1, sizeof *j);
+	j->ctx = ctx;
+	j->again = again;
+	am_strlcpy(j->path, path, sizeof j->path);
+	if (am_work_submit(ctx->srv->work, inspect_run, inspect_done, j) != 0) {
+		free(j);
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "aimaas is stopping");
+	}
+	am_http_on_abort(ctx->req, inspect_abort, j);
+	am_api_defer(ctx);
+	return 0;
+}
+
 static int create(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "name", "path", "hub_id", "source", "display_name", "description", "tags",
@@ -125,12 +179,18 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	char real[PATH_MAX] = "";
 	json_t *facts = NULL;
 	if (path) {
-		if (am_path_confine(path, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "path", real, sizeof real, err) != 0)
-			return -1;
-		char ierr[512];
-		facts = am_inspect(real, ierr, sizeof ierr);
+		struct inspect_job *j = ctx->pending;
+		if (!j) { /* first pass: confine, then inspect on the worker */
+			if (am_path_confine(path, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "path", real, sizeof real,
+					    err) != 0)
+				return -1;
+			return inspect_later(ctx, real, create, err);
+		}
+		am_strlcpy(real, j->path, sizeof real);
+		facts = j->facts;
+		j->facts = NULL;
 		if (!facts)
-			return am_err_set(err, AM_E_INVALID, "path", "not a model aimaas can read: %s", ierr);
+			return am_err_set(err, AM_E_INVALID, "path", "not a model aimaas can read: %s", j->err);
 	}
 	char defname[129];
 	if (!name) {
@@ -196,7 +256,7 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	 * imaginary cards: the need itself, not whether it fits here) */
 	const char *kind = json_string_value(json_object_get(ctx->resp, "kind")) ?: "";
 	json_t *facts = json_object_get(ctx->resp, "facts");
-	if (strcmp(kind, "adapter") && json_is_object(facts)) {
+	if (strcmp(kind, "adapter") && json_is_object(facts) && !json_object_get(facts, "error")) {
 		struct am_plan_gpu g[8];
 		memset(g, 0, sizeof g);
 		for (int i = 0; i < 8; i++) {
@@ -284,13 +344,29 @@ static int reinspect(struct am_ctx *ctx, struct am_err *err)
 		json_decref(m);
 		return am_err_set(err, AM_E_CONFLICT, "", "the model has no local files to inspect");
 	}
-	char ierr[512];
-	json_t *facts = am_inspect(path, ierr, sizeof ierr);
-	json_decref(m);
+	struct inspect_job *j = ctx->pending;
+	if (!j) {
+		int rc = inspect_later(ctx, path, reinspect, err);
+		json_decref(m);
+		return rc;
+	}
+	const char *ierr = j->err;
+	json_t *facts = j->facts;
+	j->facts = NULL;
 	int rc;
 	if (!facts) {
-		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'missing', updated_at = ? WHERE id = ?", "ii",
-				   am_wall_ms(), id);
+		/* files that are there but implausible (a hostile config, a bad
+		 * header) make the model invalid, with the reason in its facts */
+		struct stat sb;
+		int there = stat(path, &sb) == 0;
+		json_t *why = json_pack("{s:s}", "error", ierr);
+		char *ws = am_json_dump(why);
+		json_decref(why);
+		rc = there ? am_store_exec(ctx->srv->store, "UPDATE models SET state = 'invalid', facts = ?, updated_at = ?"
+					   " WHERE id = ?", "sii", ws, am_wall_ms(), id)
+			   : am_store_exec(ctx->srv->store, "UPDATE models SET state = 'missing', updated_at = ? WHERE id = ?",
+					   "ii", am_wall_ms(), id);
+		free(ws);
 	} else {
 		char *fs = am_json_dump(facts);
 		rc = am_store_exec(ctx->srv->store, "UPDATE models SET state = 'ready', facts = ?, kind = ?, architecture = ?,"
@@ -303,6 +379,7 @@ static int reinspect(struct am_ctx *ctx, struct am_err *err)
 		free(fs);
 		json_decref(facts);
 	}
+	json_decref(m);
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
 	ctx->resp = am_model_json(ctx->srv->store, id);
@@ -342,7 +419,12 @@ static int browse(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INVALID, "path", "'%.200s' is not a folder", real);
 	json_t *items = json_array();
 	struct dirent *e;
-	while ((e = readdir(d)) && json_array_size(items) < 2000) {
+	int scanned = 0, truncated = 0; /* a folder of a million files is not walked on the loop */
+	while ((e = readdir(d))) {
+		if (json_array_size(items) >= 2000 || ++scanned > 20000) {
+			truncated = 1;
+			break;
+		}
 		if (e->d_name[0] == '.')
 			continue;
 		char full[PATH_MAX + 300], probe[PATH_MAX + 400];
@@ -368,7 +450,7 @@ static int browse(struct am_ctx *ctx, struct am_err *err)
 						       "size_bytes", (json_int_t)(dir ? 0 : sb.st_size)));
 	}
 	closedir(d);
-	ctx->resp = json_pack("{s:s,s:o}", "path", real, "items", items);
+	ctx->resp = json_pack("{s:s,s:o,s:b}", "path", real, "items", items, "truncated", truncated);
 	return 0;
 }
 

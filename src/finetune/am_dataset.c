@@ -35,49 +35,124 @@ enum am_ds_file am_dataset_file_type(const char *name, const char *data, size_t 
 	return !strcasecmp(e, "json") ? AM_DS_JSON : AM_DS_CSV;
 }
 
-/* ---- CSV (RFC 4180: quotes, doubled quotes, newlines inside quotes) ---- */
+/* ---- CSV (RFC 4180: quotes, doubled quotes, newlines inside quotes) ----
+ * Work is bounded per byte: the header is mapped to the four alpaca fields
+ * once, and a row keeps only the (at most four) mapped columns. */
 
-/* Reads one row from *p into a JSON array of strings; NULL at the end. */
-static json_t *csv_row(const char **p, const char *end)
+#define MAX_COLUMNS 1024
+#define MAX_FIELD (1u << 24)
+enum { F_INSTRUCTION, F_INPUT, F_OUTPUT, F_SYSTEM, NFIELDS };
+static const char *const field_names[NFIELDS] = { "instruction", "input", "output", "system" };
+
+/* Reads one field from *p into f (when f is not NULL; beyond its cap the
+ * field is cut) and its length into *flen. Returns 1 when a ',' ended it, 2
+ * when the row ended (a line break or the end of the data). */
+static int csv_field(const char **p, const char *end, struct am_buf *f, size_t *flen)
 {
-	if (*p >= end)
-		return NULL;
-	json_t *row = json_array();
-	struct am_buf f;
-	am_buf_init(&f, 1 << 24);
-	int quoted = 0, any = 0;
+	int quoted = 0;
+	size_t len = 0;
 	while (*p < end) {
-		char c = **p;
-		(*p)++;
-		any = 1;
+		const char *s = *p;
+		char c = *s;
 		if (quoted) {
-			if (c == '"') {
-				if (*p < end && **p == '"') {
-					am_buf_add(&f, "\"", 1);
-					(*p)++;
-				} else {
-					quoted = 0;
-				}
-			} else {
-				am_buf_add(&f, &c, 1);
+			/* the run up to the next quote in one step */
+			const char *q = memchr(s, '"', (size_t)(end - s));
+			const char *stop = q ? q : end;
+			if (stop > s) {
+				if (f)
+					am_buf_add(f, s, (size_t)(stop - s));
+				len += (size_t)(stop - s);
+				*p = stop;
+				continue;
 			}
-		} else if (c == '"' && f.len == 0) {
+			(*p)++;
+			if (*p < end && **p == '"') {
+				if (f)
+					am_buf_add(f, "\"", 1);
+				len++;
+				(*p)++;
+			} else {
+				quoted = 0;
+			}
+			continue;
+		}
+		(*p)++;
+		if (c == '"' && len == 0) {
 			quoted = 1;
 		} else if (c == ',') {
-			json_array_append_new(row, json_stringn(f.data ? f.data : "", f.len) ?: json_string(""));
-			am_buf_reset(&f);
+			*flen = len;
+			return 1;
 		} else if (c == '\n' || c == '\r') {
 			if (c == '\r' && *p < end && **p == '\n')
 				(*p)++;
-			break;
+			*flen = len;
+			return 2;
 		} else {
-			am_buf_add(&f, &c, 1);
+			if (f)
+				am_buf_add(f, &c, 1);
+			len++;
 		}
 	}
-	if (any)
-		json_array_append_new(row, json_stringn(f.data ? f.data : "", f.len) ?: json_string(""));
+	*flen = len;
+	return 2;
+}
+
+/* Reads the header row: the first MAX_COLUMNS names into a JSON array, and
+ * the count of all of them. NULL at the end of the data. */
+static json_t *csv_header(const char **p, const char *end, size_t *ncols)
+{
+	if (*p >= end)
+		return NULL;
+	json_t *names = json_array();
+	struct am_buf f;
+	am_buf_init(&f, MAX_FIELD);
+	*ncols = 0;
+	int rc;
+	size_t len;
+	do {
+		am_buf_reset(&f);
+		rc = csv_field(p, end, *ncols < MAX_COLUMNS ? &f : NULL, &len);
+		if (*ncols < MAX_COLUMNS)
+			json_array_append_new(names, json_stringn(f.data ? f.data : "", f.len) ?: json_string(""));
+		(*ncols)++;
+	} while (rc == 1);
 	am_buf_free(&f);
-	return row;
+	return names;
+}
+
+/* Reads one row, keeping the columns col[] names (-1: none) in vals[];
+ * *blank when it is an empty line. 0 at the end of the data, else 1. */
+static int csv_row(const char **p, const char *end, const long col[NFIELDS], struct am_buf vals[NFIELDS],
+		   int has[NFIELDS], int *blank)
+{
+	if (*p >= end)
+		return 0;
+	for (int k = 0; k < NFIELDS; k++) {
+		am_buf_reset(&vals[k]);
+		has[k] = 0;
+	}
+	long i = 0;
+	size_t len, first = 0;
+	int rc;
+	do {
+		int k = 0;
+		while (k < NFIELDS && col[k] != i)
+			k++;
+		rc = csv_field(p, end, k < NFIELDS ? &vals[k] : NULL, &len);
+		if (k < NFIELDS) {
+			has[k] = 1;
+			for (int j = k + 1; j < NFIELDS; j++) /* two fields mapped to one column */
+				if (col[j] == i) {
+					has[j] = 1;
+					am_buf_add(&vals[j], am_buf_str(&vals[k]), vals[k].len);
+				}
+		}
+		if (i == 0)
+			first = len;
+		i++;
+	} while (rc == 1);
+	*blank = i == 1 && first == 0; /* an empty line */
+	return 1;
 }
 
 /* ---- iterating records of any file type ---- */
@@ -87,7 +162,8 @@ struct iter {
 	const char *p, *end;
 	json_t *all;        /* a JSON file's list */
 	size_t idx;
-	json_t *header;     /* CSV */
+	long col[NFIELDS];  /* CSV: the column of each alpaca field, or -1 */
+	struct am_buf vals[NFIELDS];
 	json_t *columns;
 	long line;
 	char err[256];
@@ -131,22 +207,16 @@ static json_t *next(struct iter *it, int *bad)
 		}
 		return NULL;
 	}
-	json_t *row = csv_row(&it->p, it->end);
-	while (row && json_array_size(row) == 1 && !json_string_length(json_array_get(row, 0))) {
-		json_decref(row); /* blank line */
-		row = csv_row(&it->p, it->end);
-	}
-	if (!row)
-		return NULL;
+	int has[NFIELDS], blank;
+	do {
+		if (!csv_row(&it->p, it->end, it->col, it->vals, has, &blank))
+			return NULL;
+	} while (blank);
 	json_t *o = json_object();
-	static const char *const fields[] = { "instruction", "input", "output", "system" };
-	for (size_t f = 0; f < 4; f++) {
-		const char *want = col_name(it->columns, fields[f]);
-		for (size_t k = 0; k < json_array_size(it->header); k++)
-			if (!strcmp(json_string_value(json_array_get(it->header, k)), want) && k < json_array_size(row))
-				json_object_set(o, fields[f], json_array_get(row, k));
-	}
-	json_decref(row);
+	for (int f = 0; f < NFIELDS; f++)
+		if (has[f])
+			json_object_set_new(o, field_names[f],
+					    json_stringn(it->vals[f].data ? it->vals[f].data : "", it->vals[f].len) ?: json_string(""));
 	return o;
 }
 
@@ -171,27 +241,33 @@ static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_f
 			return -1;
 		}
 	} else if (type == AM_DS_CSV) {
-		it->header = csv_row(&it->p, it->end);
-		if (!it->header || !json_array_size(it->header)) {
+		size_t ncols = 0;
+		json_t *header = csv_header(&it->p, it->end, &ncols);
+		int rc = 0;
+		if (!header || !json_array_size(header)) {
 			am_fmt(err, errsize, "the CSV file has no header row");
-			json_decref(it->header);
-			it->header = NULL;
-			return -1;
+			rc = -1;
+		} else if (ncols > MAX_COLUMNS) {
+			am_fmt(err, errsize, "the CSV header has %zu columns; at most %d are read", ncols, MAX_COLUMNS);
+			rc = -1;
 		}
-		const char *need[] = { "instruction", "output" };
-		for (int k = 0; k < 2; k++) {
-			const char *c = col_name(columns, need[k]);
-			int found = 0;
-			for (size_t i = 0; i < json_array_size(it->header); i++)
-				found |= !strcmp(json_string_value(json_array_get(it->header, i)), c);
-			if (!found) {
+		for (int f = 0; f < NFIELDS && rc == 0; f++) {
+			const char *c = col_name(columns, field_names[f]);
+			it->col[f] = -1;
+			for (size_t i = 0; i < json_array_size(header); i++) /* the last of equal names wins */
+				if (!strcmp(json_string_value(json_array_get(header, i)), c))
+					it->col[f] = (long)i;
+			if (it->col[f] < 0 && (f == F_INSTRUCTION || f == F_OUTPUT)) {
 				am_fmt(err, errsize, "the CSV header has no column '%s' (for %s); map it with the '%s' parameter", c,
-				       need[k], need[k]);
-				json_decref(it->header);
-				it->header = NULL;
-				return -1;
+				       field_names[f], field_names[f]);
+				rc = -1;
 			}
 		}
+		json_decref(header);
+		if (rc != 0)
+			return -1;
+		for (int f = 0; f < NFIELDS; f++)
+			am_buf_init(&it->vals[f], MAX_FIELD);
 	}
 	return 0;
 }
@@ -199,7 +275,8 @@ static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_f
 static void iter_free(struct iter *it)
 {
 	json_decref(it->all);
-	json_decref(it->header);
+	for (int f = 0; f < NFIELDS; f++)
+		am_buf_free(&it->vals[f]);
 }
 
 /* ---- formats ---- */

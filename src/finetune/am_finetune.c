@@ -88,6 +88,8 @@ uint64_t am_finetune_mem_need(const char *method, int bits, long long parameters
 		gb = 1.0; /* CUDA context and activations, however small the model */
 	if (!strcmp(method, "full") && deepspeed && ngpus > 1)
 		gb /= ngpus; /* ZeRO shards weights, gradients and optimizer states */
+	if (!(gb * GB < 1.8e19))
+		return UINT64_MAX; /* a hostile parameter count: fits no card, and no float-to-integer overflow */
 	return (uint64_t)(gb * GB);
 }
 

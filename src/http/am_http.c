@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -135,6 +136,7 @@ static struct am_http_req *req_new(struct am_http_conn *c)
 	r->start_ns = am_now_ns();
 	r->query = "";
 	r->head.content_length = -1;
+	r->body_fd = -1;
 	am_buf_init(&r->body, SIZE_MAX);
 	am_buf_init(&r->resp_hdrs, 16 * 1024);
 	am_strlcpy(r->peer, c->peer, sizeof r->peer);
@@ -270,6 +272,36 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 	send_now(c, buf, total);
 	if (buf != stackbuf)
 		free(buf);
+	if (!c->in_process)
+		process(c);
+}
+
+void am_http_respond_file(struct am_http_req *req, int status, const char *content_type, int fd, uint64_t len)
+{
+	struct am_http_conn *c = req->conn;
+	if (req->answered || !c) {
+		if (req->answered)
+			am_error("http", "double answer to %s %s", req->method ? req->method : "?", req->path);
+		req->answered = req->finished = 1;
+		close(fd);
+		return;
+	}
+	req->answered = 1;
+	req->finished = 1;
+	req->status = status;
+	char framing[64];
+	snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)len);
+	write_head(req, status, content_type, framing);
+	int is_head = req->method && strcmp(req->method, "HEAD") == 0;
+	if (!is_head && len) {
+		/* libevent owns (and closes) the copy whatever happens to it; ours is closed below */
+		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (copy >= 0 && evbuffer_add_file(bufferevent_get_output(c->bev), copy, 0, (ev_off_t)len) == 0)
+			req->bytes_out += len;
+		else
+			c->close_after = 1; /* the promised bytes will not come */
+	}
+	close(fd);
 	if (!c->in_process)
 		process(c);
 }
@@ -471,6 +503,39 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 	return 1;
 }
 
+/* Moves n bytes of body from in to the request: into body, or to body_fd
+ * when the app asked for the body on disk (a write error is kept in
+ * body_errno and the rest is read and dropped, so the answer can say so). */
+static void body_take(struct am_http_req *r, struct evbuffer *in, size_t n)
+{
+	char tmp[65536];
+	while (n) {
+		size_t k = n < sizeof tmp ? n : sizeof tmp;
+		evbuffer_remove(in, tmp, k);
+		n -= k;
+		if (r->body_fd < 0) {
+			am_buf_add(&r->body, tmp, k);
+			continue;
+		}
+		r->body_bytes += k;
+		for (size_t off = 0; off < k && !r->body_errno;) {
+			ssize_t w = write(r->body_fd, tmp + off, k - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				r->body_errno = w < 0 ? errno : EIO;
+				break;
+			}
+			off += (size_t)w;
+		}
+	}
+}
+
+static uint64_t body_have(const struct am_http_req *r)
+{
+	return r->body_fd >= 0 ? r->body_bytes : r->body.len;
+}
+
 /* Returns 1 when the body is complete, 0 when more is needed, -1 on error
  * (already answered). */
 static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
@@ -504,7 +569,7 @@ static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
 				server_error(c, 400, "bad chunk size");
 				return -1;
 			}
-			if (sz > r->max_body || r->body.len + sz > r->max_body) {
+			if (sz > r->max_body || body_have(r) + sz > r->max_body) {
 				server_error(c, 413, "request body too large");
 				return -1;
 			}
@@ -517,14 +582,8 @@ static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
 			if (!avail)
 				return 0;
 			size_t take = avail < c->chunk_left ? avail : (size_t)c->chunk_left;
-			char tmp[16384];
-			while (take) {
-				size_t k = take < sizeof tmp ? take : sizeof tmp;
-				evbuffer_remove(in, tmp, k);
-				am_buf_add(&r->body, tmp, k);
-				take -= k;
-				c->chunk_left -= k;
-			}
+			body_take(r, in, take);
+			c->chunk_left -= take;
 			if (c->chunk_left)
 				return 0;
 			c->chunk = CH_DATA_CRLF;
@@ -552,6 +611,12 @@ static int read_body(struct am_http_conn *c, struct evbuffer *in)
 	if (r->head.chunked)
 		return read_chunked(c, in);
 	uint64_t want = r->head.content_length > 0 ? (uint64_t)r->head.content_length : 0;
+	if (r->body_fd >= 0) {
+		size_t avail = evbuffer_get_length(in);
+		uint64_t need = want - r->body_bytes;
+		body_take(r, in, avail < need ? avail : (size_t)need);
+		return r->body_bytes == want;
+	}
 	if (r->body.len < want) {
 		size_t avail = evbuffer_get_length(in);
 		size_t need = (size_t)(want - r->body.len);

@@ -41,6 +41,12 @@ struct am_http_req {
 	const char *query;        /* after '?', or "" */
 	struct am_buf body;       /* NUL-terminated */
 	size_t max_body;          /* set by on_head; server default otherwise */
+	/* An upload: on_head may set body_fd (an open file the app owns and
+	 * closes) to have the body written there as it arrives instead of held
+	 * in body; body_bytes counts it, body_errno keeps a failed write. */
+	int body_fd;              /* -1: the body is kept in body */
+	uint64_t body_bytes;
+	int body_errno;
 	char peer[64];            /* client address */
 	uint64_t start_ns;
 
@@ -119,6 +125,10 @@ int am_http_cookie(const struct am_http_req *req, const char *name, char *buf, s
 void am_http_add_header(struct am_http_req *req, const char *name, const char *value);
 void am_http_respond(struct am_http_req *req, int status, const char *content_type,
 		     const void *body, size_t len);
+/* Answers with len bytes of the open file fd (from offset 0), sent by the
+ * kernel as the client reads (sendfile), never copied into memory: for
+ * downloads of any size. Takes ownership of fd. */
+void am_http_respond_file(struct am_http_req *req, int status, const char *content_type, int fd, uint64_t len);
 /* Chunked streaming. stream_write returns -1 once the client has gone. */
 void am_http_stream_begin(struct am_http_req *req, int status, const char *content_type);
 int am_http_stream_write(struct am_http_req *req, const void *data, size_t len);

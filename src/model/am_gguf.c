@@ -97,16 +97,26 @@ static void value(struct rd *r, uint32_t t, uint64_t *num, char *s, size_t ssize
 	}
 }
 
-json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
+/* Limits on the header's numbers (see am_inspect.c): a value past them makes
+ * the file invalid, naming the key. */
+static const struct {
+	const char *key; /* after "<arch>." */
+	uint64_t max;
+} limits[] = {
+	{ "context_length", 100000000 }, { "block_count", 10000 },        { "embedding_length", 1000000 },
+	{ "attention.head_count", 65536 }, { "attention.head_count_kv", 65536 },
+};
+enum { L_CTX, L_BLOCKS, L_EMBD, L_HEADS, L_KVH, NLIMITS };
+
+#define MAX_DIM (UINT64_C(1) << 40)   /* elements along one axis */
+#define MAX_PARAMS (UINT64_C(1) << 50) /* about 10^15 parameters */
+
+/* Reads the header from f; path names the file in messages. */
+static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 {
-	FILE *f = fopen(path, "rbe");
-	if (!f) {
-		am_fmt(err, errsize, "cannot open %s: %s", path, strerror(errno));
-		return NULL;
-	}
 	struct rd r = { f, 0 };
 	char magic[4];
-	json_t *out = NULL;
+	json_t *out = NULL, *tt = NULL;
 	if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "GGUF", 4) != 0) {
 		am_fmt(err, errsize, "%s is not a GGUF file", path);
 		goto done;
@@ -118,11 +128,12 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 	}
 	uint64_t ntensors = u(&r, 8), nkv = u(&r, 8);
 	if (r.bad || ntensors > MAX_TENSORS || nkv > MAX_ITEMS) {
-		am_fmt(err, errsize, "%s: implausible GGUF counts", path);
+		am_fmt(err, errsize, "%s: implausible GGUF counts (%llu tensors, %llu keys)", path,
+		       (unsigned long long)ntensors, (unsigned long long)nkv);
 		goto done;
 	}
 	char arch[64] = "", name[256] = "";
-	uint64_t ctx = 0, blocks = 0, embd = 0, heads = 0, kvh = 0, ftype = 0;
+	uint64_t lim[NLIMITS] = { 0 }, ftype = 0;
 	int chat = 0;
 	for (uint64_t i = 0; i < nkv && !r.bad; i++) {
 		char key[256];
@@ -131,6 +142,8 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 		uint64_t num = 0;
 		char sval[256] = "";
 		value(&r, t, &num, sval, sizeof sval, 0);
+		if (r.bad)
+			break;
 		const char *dot = strchr(key, '.');
 		const char *rest = dot && arch[0] && strncmp(key, arch, strlen(arch)) == 0 ? dot + 1 : NULL;
 		if (!strcmp(key, "general.architecture"))
@@ -138,21 +151,32 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 		else if (!strcmp(key, "general.name"))
 			am_strlcpy(name, sval, sizeof name);
 		else if (!strcmp(key, "general.file_type"))
-			ftype = num;
+			ftype = t == 4 || t == 5 ? (uint32_t)num : 0;
 		else if (!strcmp(key, "tokenizer.chat_template"))
 			chat = 1;
-		else if (rest && !strcmp(rest, "context_length"))
-			ctx = num;
-		else if (rest && !strcmp(rest, "block_count"))
-			blocks = num;
-		else if (rest && !strcmp(rest, "embedding_length"))
-			embd = num;
-		else if (rest && !strcmp(rest, "attention.head_count"))
-			heads = num;
-		else if (rest && !strcmp(rest, "attention.head_count_kv"))
-			kvh = num;
+		for (int k = 0; rest && k < NLIMITS; k++) {
+			if (strcmp(rest, limits[k].key))
+				continue;
+			if (t == 9) /* per-layer values (e.g. OpenELM's head counts): not one number, left unknown */
+				break;
+			/* integer types only: 0-5 (8 to 32 bits), 10-11 (64 bits); signed ones must not be negative */
+			int is_int = t <= 5 || t == 10 || t == 11;
+			int negative = (t == 1 && (num & 0x80u)) || (t == 3 && (num & 0x8000u)) ||
+				       (t == 5 && (num & 0x80000000u)) || (t == 11 && (num >> 63));
+			if (!is_int || negative || num > limits[k].max) {
+				if (!is_int)
+					am_fmt(err, errsize, "%s: GGUF key '%.200s' must be an integer (it has type %u)", path, key, t);
+				else
+					am_fmt(err, errsize, "%s: GGUF key '%.200s' is %s%llu; expected an integer from 1 to %llu",
+					       path, key, negative ? "negative: " : "", (unsigned long long)num,
+					       (unsigned long long)limits[k].max);
+				goto done;
+			}
+			lim[k] = num;
+			break;
+		}
 	}
-	json_t *tt = json_object();
+	tt = json_object();
 	uint64_t params = 0, bytes = 0;
 	for (uint64_t i = 0; i < ntensors && !r.bad; i++) {
 		str(&r, NULL, 0);
@@ -162,32 +186,70 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 			break;
 		}
 		uint64_t elems = 1;
-		for (uint32_t k = 0; k < nd; k++)
-			elems *= u(&r, 8);
+		int overflow = 0;
+		for (uint32_t k = 0; k < nd; k++) {
+			uint64_t d = u(&r, 8);
+			overflow |= d > MAX_DIM || __builtin_mul_overflow(elems, d, &elems);
+		}
 		uint32_t type = (uint32_t)u(&r, 4);
 		u(&r, 8); /* offset */
+		if (r.bad)
+			break;
 		if (type >= NTYPES || !types[type].name) {
-			json_decref(tt);
-			am_fmt(err, errsize, "%s: tensor type %u is unknown", path, type);
+			am_fmt(err, errsize, "%s: tensor %llu has type %u, which is unknown", path, (unsigned long long)i, type);
 			goto done;
 		}
-		params += elems;
-		bytes += elems / (uint64_t)types[type].block * (uint64_t)types[type].bytes;
+		uint64_t tb = elems / (uint64_t)types[type].block * (uint64_t)types[type].bytes;
+		if (overflow || elems > MAX_PARAMS || __builtin_add_overflow(params, elems, &params) || params > MAX_PARAMS ||
+		    __builtin_add_overflow(bytes, tb, &bytes)) {
+			am_fmt(err, errsize, "%s: tensor %llu's dimensions are implausible (more than %llu elements in all)",
+			       path, (unsigned long long)i, (unsigned long long)MAX_PARAMS);
+			goto done;
+		}
 		json_t *c = json_object_get(tt, types[type].name);
 		json_object_set_new(tt, types[type].name, json_integer(c ? json_integer_value(c) + 1 : 1));
 	}
 	if (r.bad) {
-		json_decref(tt);
 		am_fmt(err, errsize, "%s: the GGUF header is truncated or malformed", path);
 		goto done;
 	}
-	out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:b,s:i}", "format", "gguf", "architecture",
-			arch, "name", name, "context_length", (json_int_t)ctx, "block_count", (json_int_t)blocks,
-			"embedding_length", (json_int_t)embd, "head_count", (json_int_t)heads, "head_count_kv",
-			(json_int_t)(kvh ? kvh : heads), "file_type", (json_int_t)ftype, "tensor_types", tt, "parameters",
-			(json_int_t)params, "bytes", (json_int_t)bytes, "tensors", (json_int_t)ntensors, "chat_template", chat,
-			"version", (int)version);
+	out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:I,s:b,s:i}", "format", "gguf", "architecture",
+			arch, "name", name, "context_length", (json_int_t)lim[L_CTX], "block_count", (json_int_t)lim[L_BLOCKS],
+			"embedding_length", (json_int_t)lim[L_EMBD], "head_count", (json_int_t)lim[L_HEADS], "head_count_kv",
+			(json_int_t)(lim[L_KVH] ? lim[L_KVH] : lim[L_HEADS]), "file_type", (json_int_t)ftype, "tensor_types",
+			tt, "parameters", (json_int_t)params, "bytes", (json_int_t)bytes, "tensors", (json_int_t)ntensors,
+			"chat_template", chat, "version", (int)version);
+	if (!out)
+		am_fmt(err, errsize, "%s: could not describe the GGUF header", path);
 done:
+	json_decref(tt);
+	return out;
+}
+
+json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
+{
+	FILE *f = fopen(path, "rbe");
+	if (!f) {
+		am_fmt(err, errsize, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	json_t *out = inspect(f, path, err, errsize);
+	fclose(f);
+	return out;
+}
+
+json_t *am_gguf_inspect_mem(const void *data, size_t len, char *err, size_t errsize)
+{
+	if (!len) {
+		am_fmt(err, errsize, "memory.gguf is not a GGUF file");
+		return NULL;
+	}
+	FILE *f = fmemopen((void *)data, len, "rb");
+	if (!f) {
+		am_fmt(err, errsize, "cannot read the GGUF bytes: %s", strerror(errno));
+		return NULL;
+	}
+	json_t *out = inspect(f, "memory.gguf", err, errsize);
 	fclose(f);
 	return out;
 }

@@ -14,6 +14,10 @@
 #include "../base/am_mem.h"
 
 #define MAX_HEADER (100u << 20) /* the format's own limit */
+#define MAX_DIMS 16                   /* axes of one tensor */
+#define MAX_TOTAL (UINT64_C(1) << 62) /* parameters or bytes of a whole model */
+#define MAX_INDEX_BYTES (64 << 20)    /* model.safetensors.index.json */
+#define MAX_SHARDS 100000
 
 double am_st_dtype_size(const char *d)
 {
@@ -43,10 +47,85 @@ void am_st_totals_free(struct am_st_totals *t)
 	t->bytes_by_dtype = t->params_by_dtype = NULL;
 }
 
-static void add(json_t *o, const char *k, uint64_t v)
+/* Adds v to o[k]; -1 when the sum would pass 2^62 (a total no real model
+ * reaches: the bytes are bounded by the files' sizes). */
+static int add(json_t *o, const char *k, uint64_t v)
 {
 	json_t *cur = json_object_get(o, k);
-	json_object_set_new(o, k, json_integer((json_int_t)(v + (cur ? (uint64_t)json_integer_value(cur) : 0))));
+	uint64_t sum = cur ? (uint64_t)json_integer_value(cur) : 0;
+	if (__builtin_add_overflow(sum, v, &sum) || sum > MAX_TOTAL)
+		return -1;
+	json_object_set_new(o, k, json_integer((json_int_t)sum));
+	return 0;
+}
+
+/* Bits per element of a dtype (F4 packs two elements in a byte). */
+static uint64_t dtype_bits(const char *d)
+{
+	return (uint64_t)(am_st_dtype_size(d) * 8);
+}
+
+int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *path, struct am_st_totals *t, char *err,
+		       size_t errsize)
+{
+	int rc = -1;
+	json_error_t je;
+	json_t *j = json_loadb(hdr, n, 0, &je);
+	if (!json_is_object(j)) {
+		am_fmt(err, errsize, "%s: the safetensors header is not a JSON object (%s)", path, j ? "" : je.text);
+		goto out;
+	}
+	const char *name;
+	json_t *v;
+	json_object_foreach(j, name, v) {
+		if (strcmp(name, "__metadata__") == 0)
+			continue;
+		const char *dtype = json_string_value(json_object_get(v, "dtype"));
+		json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+		uint64_t bits = dtype ? dtype_bits(dtype) : 0;
+		if (!bits || !json_is_array(shape) || json_array_size(shape) > MAX_DIMS || !json_is_array(offs) ||
+		    json_array_size(offs) != 2) {
+			am_fmt(err, errsize, "%s: tensor %.100s has a bad dtype, shape or offsets", path, name);
+			goto out;
+		}
+		uint64_t elems = 1;
+		size_t i;
+		json_t *d;
+		json_array_foreach(shape, i, d) {
+			if (!json_is_integer(d) || json_integer_value(d) < 0 ||
+			    __builtin_mul_overflow(elems, (uint64_t)json_integer_value(d), &elems)) {
+				am_fmt(err, errsize, "%s: tensor %.100s has a bad shape (a negative dimension, or more elements than 64 bits count)",
+				       path, name);
+				goto out;
+			}
+		}
+		json_t *jb = json_array_get(offs, 0), *je2 = json_array_get(offs, 1);
+		uint64_t nbits;
+		if (!json_is_integer(jb) || !json_is_integer(je2) || __builtin_mul_overflow(elems, bits, &nbits)) {
+			am_fmt(err, errsize, "%s: tensor %.100s has bad offsets or too many elements", path, name);
+			goto out;
+		}
+		json_int_t b = json_integer_value(jb), e = json_integer_value(je2);
+		uint64_t bytes = nbits / 8 + (nbits % 8 != 0);
+		if (b < 0 || e < b || (uint64_t)e > data || (uint64_t)(e - b) != bytes) {
+			am_fmt(err, errsize, "%s: tensor %.100s's bytes do not match its shape or lie past the file", path, name);
+			goto out;
+		}
+		/* bytes <= the file's size, so elems <= 8 * that: sums fit, but a
+		 * model of many files is still checked */
+		if (__builtin_add_overflow(t->parameters, elems, &t->parameters) ||
+		    __builtin_add_overflow(t->bytes, bytes, &t->bytes) || t->parameters > MAX_TOTAL || t->bytes > MAX_TOTAL ||
+		    add(t->bytes_by_dtype, dtype, bytes) != 0 || add(t->params_by_dtype, dtype, elems) != 0) {
+			am_fmt(err, errsize, "%s: the model's totals pass 2^62", path);
+			goto out;
+		}
+		t->tensors++;
+	}
+	t->files++;
+	rc = 0;
+out:
+	json_decref(j);
+	return rc;
 }
 
 int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t errsize)
@@ -58,7 +137,6 @@ int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t 
 	}
 	int rc = -1;
 	char *hdr = NULL;
-	json_t *j = NULL;
 	struct stat sb;
 	unsigned char le[8];
 	if (fstat(fd, &sb) != 0 || pread(fd, le, 8, 0) != 8) {
@@ -77,51 +155,8 @@ int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t 
 		am_fmt(err, errsize, "cannot read the header of %s", path);
 		goto out;
 	}
-	json_error_t je;
-	j = json_loadb(hdr, n, 0, &je);
-	if (!json_is_object(j)) {
-		am_fmt(err, errsize, "%s: the safetensors header is not a JSON object (%s)", path, je.text);
-		goto out;
-	}
-	uint64_t data = (uint64_t)sb.st_size - 8 - n;
-	const char *name;
-	json_t *v;
-	json_object_foreach(j, name, v) {
-		if (strcmp(name, "__metadata__") == 0)
-			continue;
-		const char *dtype = json_string_value(json_object_get(v, "dtype"));
-		json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
-		double es = dtype ? am_st_dtype_size(dtype) : 0;
-		if (!es || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2) {
-			am_fmt(err, errsize, "%s: tensor %.100s has a bad dtype, shape or offsets", path, name);
-			goto out;
-		}
-		uint64_t elems = 1;
-		size_t i;
-		json_t *d;
-		json_array_foreach(shape, i, d) {
-			if (!json_is_integer(d) || json_integer_value(d) < 0) {
-				am_fmt(err, errsize, "%s: tensor %.100s has a bad shape", path, name);
-				goto out;
-			}
-			elems *= (uint64_t)json_integer_value(d);
-		}
-		json_int_t b = json_integer_value(json_array_get(offs, 0)), e = json_integer_value(json_array_get(offs, 1));
-		uint64_t bytes = (uint64_t)((double)elems * es);
-		if (b < 0 || e < b || (uint64_t)e > data || (uint64_t)(e - b) != bytes) {
-			am_fmt(err, errsize, "%s: tensor %.100s's bytes do not match its shape or lie past the file", path, name);
-			goto out;
-		}
-		t->parameters += elems;
-		t->bytes += bytes;
-		t->tensors++;
-		add(t->bytes_by_dtype, dtype, bytes);
-		add(t->params_by_dtype, dtype, elems);
-	}
-	t->files++;
-	rc = 0;
+	rc = am_st_parse_header(hdr, n, (uint64_t)sb.st_size - 8 - n, path, t, err, errsize);
 out:
-	json_decref(j);
 	free(hdr);
 	close(fd);
 	return rc;
@@ -137,6 +172,11 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 {
 	char path[4200];
 	am_fmt(path, sizeof path, "%s/model.safetensors.index.json", dir);
+	struct stat sb;
+	if (stat(path, &sb) == 0 && sb.st_size > MAX_INDEX_BYTES) {
+		am_fmt(err, errsize, "model.safetensors.index.json is larger than %d bytes", MAX_INDEX_BYTES);
+		return -1;
+	}
 	json_t *idx = json_load_file(path, 0, NULL);
 	if (idx) {
 		json_t *map = json_object_get(idx, "weight_map");
@@ -147,6 +187,12 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 			if (json_is_string(v))
 				json_object_set_new(files, json_string_value(v), json_true());
 		int rc = 0;
+		if (json_object_size(files) > MAX_SHARDS) {
+			am_fmt(err, errsize, "model.safetensors.index.json names %zu shards; at most %d", json_object_size(files),
+			       MAX_SHARDS);
+			rc = -1;
+			json_object_clear(files);
+		}
 		json_object_foreach(files, k, v) {
 			if (strchr(k, '/')) {
 				am_fmt(err, errsize, "the index names a shard outside the folder: %.100s", k);

@@ -19,6 +19,12 @@ struct am_st_totals {
 /* Adds one file's header to t. 0, or -1 with err (a bad header, a tensor
  * whose shape does not match its byte range, a header past the file). */
 int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t errsize);
+/* Adds one header's tensors (hdr: the n bytes of JSON after the length;
+ * data: the bytes that follow it in the file) to t; path names the file in
+ * err. Shapes, dtypes and offsets are checked with overflow-checked
+ * arithmetic. 0, or -1 with err. */
+int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *path, struct am_st_totals *t, char *err,
+		       size_t errsize);
 /* Reads every safetensors file of a model folder: the index's shards when
  * there is one, else every *.safetensors. 0 (t->files may be 0), or -1. */
 int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t errsize);

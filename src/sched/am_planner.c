@@ -19,7 +19,46 @@ static int is_pooling(const char *kind)
 	return kind && (!strcmp(kind, "embedding") || !strcmp(kind, "rerank"));
 }
 
-/* Weight bytes in GPU memory: float32 checkpoints load as 16-bit ("auto"). */
+/* Facts are stored at registration; an old row, or one written by an older
+ * aimaas, may hold any number. Each one the planner multiplies is checked
+ * against the inspector's limits first, so no product below can overflow
+ * except the ones checked explicitly. */
+static const struct {
+	const char *key;
+	json_int_t max;
+} fact_limits[] = {
+	{ "layers", 10000 },         { "hidden_size", 1000000 }, { "attention_heads", 65536 }, { "kv_heads", 65536 },
+	{ "head_dim", 65536 },       { "max_context", 100000000 }, { "weight_bytes", (json_int_t)1 << 62 },
+};
+
+/* 0, or -1 with the field that is out of range and its value. */
+static int facts_ok(json_t *facts, const char **field, json_int_t *value)
+{
+	for (size_t i = 0; i < sizeof fact_limits / sizeof fact_limits[0]; i++) {
+		json_t *v = json_object_get(facts, fact_limits[i].key);
+		json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+		if (n < 0 || n > fact_limits[i].max) {
+			*field = fact_limits[i].key;
+			*value = n;
+			return -1;
+		}
+	}
+	json_t *by = json_object_get(facts, "bytes_by_dtype");
+	const char *k;
+	json_t *v;
+	json_object_foreach(by, k, v) {
+		json_int_t n = json_integer_value(v);
+		if (n < 0 || n > (json_int_t)1 << 62) {
+			*field = "bytes_by_dtype";
+			*value = n;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Weight bytes in GPU memory: float32 checkpoints load as 16-bit ("auto").
+ * Each term is below 2^62 (facts_ok); the sum saturates at UINT64_MAX. */
 static uint64_t weight_bytes(json_t *facts)
 {
 	json_t *by = json_object_get(facts, "bytes_by_dtype");
@@ -28,8 +67,11 @@ static uint64_t weight_bytes(json_t *facts)
 	uint64_t b = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach(by, k, v)
-		b += !strcmp(k, "F32") ? (uint64_t)json_integer_value(v) / 2 : (uint64_t)json_integer_value(v);
+	json_object_foreach(by, k, v) {
+		uint64_t x = !strcmp(k, "F32") ? (uint64_t)json_integer_value(v) / 2 : (uint64_t)json_integer_value(v);
+		if (__builtin_add_overflow(b, x, &b))
+			return UINT64_MAX;
+	}
 	return b;
 }
 
@@ -43,16 +85,32 @@ static struct est estimate(json_t *facts, const char *kind, int tp)
 	e.weights = weight_bytes(facts) / (uint64_t)tp;
 	uint64_t kvh = (uint64_t)fi(facts, "kv_heads"), hd = (uint64_t)fi(facts, "head_dim"), layers = (uint64_t)fi(facts, "layers");
 	uint64_t per_gpu_heads = kvh ? (kvh + (uint64_t)tp - 1) / (uint64_t)tp : 0;
-	/* K and V, 16-bit, per layer and head */
+	/* K and V, 16-bit, per layer and head: at most 4 * 10^4 * 2^16 * 2^16 < 2^58 */
 	e.kv_tok = is_pooling(kind) ? 0 : 2 * layers * per_gpu_heads * hd * 2;
 	uint64_t hidden = (uint64_t)fi(facts, "hidden_size");
 	/* CUDA context (0.52 GiB measured on an H100) plus the activations of the
-	 * profiling batch vLLM runs before it sizes the KV cache */
+	 * profiling batch vLLM runs before it sizes the KV cache (< 2^38) */
 	uint64_t act = hidden * 8192 * 2 * 12 / (uint64_t)tp;
 	if (act < (uint64_t)(0.25 * GIB))
 		act = (uint64_t)(0.25 * GIB);
 	e.overhead = (uint64_t)(0.55 * GIB) + act + (kind && !strcmp(kind, "vlm") ? (uint64_t)(0.5 * GIB) : 0);
 	return e;
+}
+
+/* Memory per GPU of one replica for a context of len tokens; UINT64_MAX
+ * when it does not fit 64 bits (it then fits no card). */
+static uint64_t need_of(const struct est *e, uint64_t len, uint64_t *kv)
+{
+	uint64_t k, n;
+	if (__builtin_mul_overflow(e->kv_tok, len, &k) || __builtin_add_overflow(e->weights, k, &n) ||
+	    __builtin_add_overflow(n, e->overhead, &n)) {
+		if (kv)
+			*kv = UINT64_MAX;
+		return UINT64_MAX;
+	}
+	if (kv)
+		*kv = k;
+	return n;
 }
 
 static int divides(int heads, int tp)
@@ -111,8 +169,16 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 	memset(p, 0, sizeof *p);
 	const char *kind = json_string_value(json_object_get(r->facts, "kind"));
 	int heads = (int)fi(r->facts, "attention_heads"), kvh = (int)fi(r->facts, "kv_heads");
-	if (r->tp < 1 || r->replicas < 1 || r->tp * r->replicas > AM_PLAN_MAX) {
+	if (r->tp < 1 || r->replicas < 1 || r->tp > AM_PLAN_MAX || r->replicas > AM_PLAN_MAX ||
+	    r->tp * r->replicas > AM_PLAN_MAX) {
 		refuse(p, "gpus_per_replica", 0, "GPUs per replica times replicas must be between 1 and %d", AM_PLAN_MAX);
+		return;
+	}
+	const char *bad;
+	json_int_t badv;
+	if (facts_ok(r->facts, &bad, &badv) != 0) {
+		refuse(p, "model", 0, "%s's facts are implausible ('%s' is %lld); re-inspect the model's files", r->model, bad,
+		       (long long)badv);
 		return;
 	}
 	char opts[256];
@@ -139,9 +205,8 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 	struct est e = estimate(r->facts, kind, r->tp);
 	p->weights = e.weights;
 	p->kv_per_token = e.kv_tok;
-	p->kv = e.kv_tok * (uint64_t)p->max_model_len;
 	p->overhead = e.overhead;
-	p->need = p->weights + p->kv + p->overhead;
+	p->need = need_of(&e, (uint64_t)p->max_model_len, &p->kv);
 	if (n == 0) {
 		refuse(p, "gpus_per_replica", 1, "there are no GPUs: %s needs %d GPU(s) with %.1f GiB each", r->model, r->tp,
 		       p->need / GIB);
@@ -161,13 +226,13 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 			if (!divides(heads, t) || (kvh > 0 && kvh % t && t % kvh))
 				continue;
 			struct est e2 = estimate(r->facts, kind, t);
-			uint64_t need2 = e2.weights + e2.kv_tok * (uint64_t)p->max_model_len + e2.overhead;
+			uint64_t need2 = need_of(&e2, (uint64_t)p->max_model_len, NULL);
 			if (need2 <= usable) {
 				am_fmt(hint, sizeof hint, "; with %d GPUs it needs %.1f GiB each", t, need2 / GIB);
 				break;
 			}
 		}
-		if (!hint[0] && p->kv > 0 && p->weights + p->overhead < usable) {
+		if (!hint[0] && p->kv > 0 && p->weights < usable && p->weights + p->overhead < usable) {
 			uint64_t fit = (usable - p->weights - p->overhead) / e.kv_tok;
 			if (fit >= 1024)
 				am_fmt(hint, sizeof hint, "; max_model_len %llu would fit", (unsigned long long)(fit / 1024 * 1024));
@@ -181,7 +246,7 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 				struct est e3 = estimate(r->facts, kind, best);
 				am_fmt(hint, sizeof hint, "; no split over these %d GPUs fits (over %d it needs %.1f GiB each): "
 				       "a quantized model or larger cards would", n, best,
-				       (e3.weights + e3.kv_tok * (uint64_t)p->max_model_len + e3.overhead) / GIB);
+				       need_of(&e3, (uint64_t)p->max_model_len, NULL) / GIB);
 			}
 		}
 		refuse(p, r->mem_fraction > 0 ? "gpu_memory_utilization" : "gpus_per_replica", 1,
@@ -282,8 +347,6 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 		}
 	}
 	uint64_t per = p->reserve[0];
-	p->concurrency = e.kv_tok && per > p->weights + p->overhead
-				 ? (double)(per - p->weights - p->overhead) / (double)(e.kv_tok * (uint64_t)p->max_model_len)
-				 : 0;
+	p->concurrency = p->kv && per > p->weights + p->overhead ? (double)(per - p->weights - p->overhead) / (double)p->kv : 0;
 	p->ok = 1;
 }

@@ -2,9 +2,14 @@
 // with record numbers and reasons, preview, download, delete, the limits,
 // who may delete, and that the record survives a restart.
 import { test, before, after } from 'node:test';
+import net from 'node:net';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import { startServer, assertError } from './lib.mjs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { BIN, startServer, assertError, pollHealthz } from './lib.mjs';
+
+// A loose bound for one /healthz answer while a worker churns (the stalls it
+// catches lasted seconds): a loaded 2-core machine, more under ASan's allocator.
+const BOUND = /asan/.test(BIN) ? 1000 : 500;
 
 let srv, admin, user;
 
@@ -157,4 +162,102 @@ test('datasets survive a kill -9 and restart', async () => {
   assert.equal(r.json.records, 3);
   const dl = await srv.api('GET', '/api/v1/datasets/fr-basics/download', { token: admin });
   assert.equal(dl.text, ALPACA);
+});
+
+// The control plane answers while uploads are checked: the issue's CSV
+// (40,000 columns × 3,000 rows, 281 KB) blocked /healthz for 10.5 s, and a
+// large file was held in memory and checked on the main loop. The body now
+// goes to disk as it arrives and the check runs on a worker thread.
+test('uploads do not stall the control plane: /healthz answers throughout', async () => {
+  const big = await startServer(); // the default limit: 256 MiB
+  try {
+    const tok = await big.login();
+    const up = (query, raw, type = 'application/octet-stream') => big.api('POST',
+      `/api/v1/datasets?${new URLSearchParams(query)}`, { token: tok, raw, headers: { 'content-type': type } });
+    const header = ['instruction', 'output'];
+    for (let i = 0; i < 39998; i++) header.push(`c${i}`);
+    const csv = Buffer.from(`${header.join(',')}\n${'q,a\n'.repeat(3000)}`);
+    // about 110 MB of JSONL; the last record is bad, so the report must reach the end
+    const line = Buffer.from(`${JSON.stringify({ instruction: 'x'.repeat(40), input: '', output: 'y'.repeat(40) })}\n`);
+    const n = Math.ceil(110e6 / line.length);
+    const jsonl = Buffer.concat([Buffer.alloc(line.length * n, line), Buffer.from('{"instruction": "no output"}\n')]);
+
+    const poll = pollHealthz(big.url);
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    const [c, j] = await Promise.all([up({ name: 'wide', file_name: 'wide.csv' }, csv), up({ name: 'big', file_name: 'big.jsonl' }, jsonl)]);
+    const took = performance.now() - t0;
+    const { lat, bad } = await poll.stop();
+    assert.deepEqual(bad, []);
+
+    lat.sort((a, b) => a - b);
+    const max = lat[lat.length - 1], p50 = lat[Math.floor(lat.length / 2)];
+    const rss = readFileSync(`/proc/${big.proc.pid}/status`, 'utf8').match(/RssAnon:\s+(\d+)/)?.[1];
+    console.log(`# uploads took ${took.toFixed(0)} ms; /healthz ${lat.length} answers, p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms; RssAnon ${rss} kB`);
+    assert.ok(lat.length >= 5, `only ${lat.length} /healthz answers`);
+    assert.ok(max < BOUND, `/healthz took ${max.toFixed(0)} ms during the uploads`);
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.state, 'invalid');
+    assert.equal(c.json.records, 0);
+    assert.match(c.json.report.errors[0].reason, /the CSV header has 40000 columns; at most 1024/);
+    assert.equal(j.status, 201, j.text);
+    assert.equal(j.json.state, 'invalid');
+    assert.equal(j.json.records, n + 1);
+    assert.equal(j.json.report.valid, n);
+    assert.equal(j.json.report.errors.length, 1);
+    assert.equal(j.json.report.errors[0].record, n + 1);
+    assert.match(j.json.report.errors[0].reason, /missing 'output'/);
+    assert.equal(j.json.size_bytes, jsonl.length);
+    assert.equal(statSync(`${big.dir}/datasets/${j.json.id}/big.jsonl`).size, jsonl.length);
+    assert.deepEqual(readdirSync(`${big.dir}/uploads`), [], 'no upload left behind');
+
+    // reading it back: the preview on the worker, the download sent from the file
+    const poll2 = pollHealthz(big.url);
+    const pv = await big.api('GET', `/api/v1/datasets/${j.json.id}/preview?n=2`, { token: tok });
+    const dl = await fetch(`${big.url}/api/v1/datasets/${j.json.id}/download`, { headers: { authorization: `Bearer ${tok}` } });
+    const body = Buffer.from(await dl.arrayBuffer());
+    const back = await poll2.stop();
+    assert.equal(pv.status, 200, pv.text);
+    assert.equal(pv.json.records.length, 2);
+    assert.equal(pv.json.records[1].output, 'y'.repeat(40));
+    assert.equal(dl.status, 200);
+    assert.equal(body.length, jsonl.length);
+    assert.ok(body.equals(jsonl));
+    const backMax = Math.max(...back.lat);
+    console.log(`# preview and download: /healthz ${back.lat.length} answers, max ${backMax.toFixed(1)} ms`);
+    assert.ok(backMax < BOUND, `/healthz took ${backMax.toFixed(0)} ms during the download`);
+
+  } finally {
+    await big.stop();
+    big.cleanup();
+  }
+});
+
+test('a client that leaves while its upload is checked: nothing kept, nothing left behind', async () => {
+  const line = `${JSON.stringify({ instruction: 'i'.repeat(30), output: 'o'.repeat(30) })}\n`;
+  const body = Buffer.from(line.repeat(Math.ceil(30e6 / line.length)));
+  const big = await startServer();
+  try {
+    const tok = await big.login();
+    const sock = net.connect(big.port, '127.0.0.1');
+    await new Promise((res) => sock.once('connect', res));
+    sock.write(`POST /api/v1/datasets?name=gone&file_name=g.jsonl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\n` +
+      `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await new Promise((res) => sock.write(body, res));
+    sock.destroy(); // gone before the check can answer
+    const t0 = Date.now();
+    while (Date.now() - t0 < 20000 && readdirSync(`${big.dir}/uploads`).length) await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(readdirSync(`${big.dir}/uploads`), [], 'the spooled upload is removed');
+    const list = await big.api('GET', '/api/v1/datasets', { token: tok });
+    assert.equal(list.json.items.length, 0);
+    assert.equal((await big.api('GET', '/healthz')).status, 200);
+    // the name is free: the same upload, waited for, is kept
+    const r = await big.api('POST', '/api/v1/datasets?name=gone&file_name=g.jsonl', { token: tok, raw: body,
+      headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.state, 'valid');
+  } finally {
+    await big.stop();
+    big.cleanup();
+  }
 });

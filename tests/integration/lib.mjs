@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 
 export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -154,4 +155,35 @@ export async function startSim(model, args = [], { env = {}, waitReady = true } 
     throw new Error(`aimaas-sim did not become ready:\n${log}`);
   }
   return sim;
+}
+
+// Polls GET /healthz every ~10 ms from its own thread (so a test busy
+// sending a large body does not delay it on our side) until stop(), which
+// resolves to { lat: [ms per answer], bad: [non-200 statuses] }.
+export function pollHealthz(url) {
+  const w = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    let busy = true;
+    parentPort.on('message', () => { busy = false; });
+    (async () => {
+      const lat = [], bad = [];
+      while (busy) {
+        const t0 = performance.now();
+        const r = await fetch(workerData + '/healthz');
+        await r.text();
+        lat.push(performance.now() - t0);
+        if (r.status !== 200) bad.push(r.status);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      parentPort.postMessage({ lat, bad });
+    })();`, { eval: true, workerData: url });
+  const done = new Promise((res) => w.once('message', res));
+  return {
+    async stop() {
+      w.postMessage('stop');
+      const r = await done;
+      await w.terminate();
+      return r;
+    },
+  };
 }

@@ -19,6 +19,8 @@ void suite_dataset(void);
 void suite_finetune(void);
 void suite_gateway(void);
 void suite_engine(void);
+void suite_model(void);
+void suite_work(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -71,6 +73,8 @@ int main(void)
 	suite_finetune();
 	suite_gateway();
 	suite_engine();
+	suite_model();
+	suite_work();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

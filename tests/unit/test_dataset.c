@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "am_test.h"
+#include "base/am_buf.h"
 #include "finetune/am_dataset.h"
 
 static json_t *check(const char *data, enum am_ds_file type, const char *format, json_t *cols)
@@ -146,6 +147,52 @@ static void csv_files(void)
 	json_decref(rep);
 }
 
+/* The issue's CSV: 40,000 header columns compared with every row stalled the
+ * loop for 10 s. The header is now mapped once and capped; wide rows keep
+ * only the mapped columns. */
+static void csv_wide(void)
+{
+	struct am_buf b;
+	am_buf_init(&b, 64 << 20);
+	am_buf_adds(&b, "instruction,output");
+	for (int i = 0; i < 40000; i++)
+		am_buf_printf(&b, ",c%d", i);
+	am_buf_adds(&b, "\n");
+	for (int r = 0; r < 3000; r++)
+		am_buf_adds(&b, "q,a\n");
+	json_t *rep = am_dataset_check(b.data, b.len, AM_DS_CSV, NULL, NULL);
+	long long rec;
+	CHECK_INT(num(rep, "records"), 0);
+	CHECK(strstr(reason(rep, 0, &rec), "the CSV header has 40002 columns; at most 1024") != NULL);
+	json_decref(rep);
+	am_buf_reset(&b);
+	/* 1,024 columns, the mapped ones last; rows as wide as that, or wider, or narrower */
+	for (int i = 0; i < 1022; i++)
+		am_buf_printf(&b, "c%d,", i);
+	am_buf_adds(&b, "q,a\n");
+	for (int r = 0; r < 500; r++) {
+		for (int i = 0; i < 1022; i++)
+			am_buf_adds(&b, "x,");
+		am_buf_printf(&b, "question %d,answer %d%s\n", r, r, r % 2 ? ",extra,extra" : "");
+	}
+	am_buf_adds(&b, "short,row\n\n");
+	json_t *cols = json_pack("{s:s,s:s,s:s}", "instruction", "q", "output", "a", "system", "q");
+	rep = am_dataset_check(b.data, b.len, AM_DS_CSV, NULL, cols);
+	CHECK_INT(num(rep, "records"), 501);
+	CHECK_INT(num(rep, "valid"), 500);
+	CHECK(strstr(reason(rep, 0, &rec), "missing 'instruction'") != NULL);
+	CHECK_INT(rec, 501);
+	json_decref(rep);
+	json_t *pv = am_dataset_preview(b.data, b.len, AM_DS_CSV, cols, 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(pv, 1), "instruction")), "question 1");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(pv, 1), "system")), "question 1");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(pv, 1), "output")), "answer 1");
+	CHECK(json_object_get(json_array_get(pv, 1), "input") == NULL);
+	json_decref(pv);
+	json_decref(cols);
+	am_buf_free(&b);
+}
+
 static void preference_and_text(void)
 {
 	long long r;
@@ -197,6 +244,7 @@ void suite_dataset(void)
 	RUN(alpaca_records);
 	RUN(conversations);
 	RUN(csv_files);
+	RUN(csv_wide);
 	RUN(preference_and_text);
 	RUN(error_list_is_bounded);
 }
