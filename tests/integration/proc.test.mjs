@@ -6,7 +6,7 @@
 // right after a kill -9 is not refused while the old process is torn down.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -181,4 +181,25 @@ test('a restart while the killed aimaas still holds its lock waits for it instea
   T = await srv.login();
   assert.doesNotMatch(srv.log(), /already running/);
   await new Promise((r) => (holder.exitCode !== null ? r() : holder.on('exit', r)));
+});
+
+test('a marked process that nothing owns is ended at start, its whole group with it', async () => {
+  const [{ value: owner }] = sql(dir, "SELECT value FROM settings WHERE key = 'owner_id'");
+  // a group as an engine would leave it: a leader and a child, marked for an instance that does not exist
+  const stray = spawn('sh', ['-c', 'sleep 60 & exec sleep 61'], { detached: true, stdio: 'ignore',
+    env: { ...process.env, AIMAAS_OWNER: `${owner}:instance:9999:stray` } });
+  // and one of another data dir, which is not ours to end
+  const other = spawn('sleep', ['62'], { detached: true, stdio: 'ignore', env: { ...process.env, AIMAAS_OWNER: 'someoneelse:instance:1:x' } });
+  await sleep(100);
+  await srv.kill9();
+  srv = await start();
+  T = await srv.login();
+  assert.ok(!alive(stray.pid), 'the stray leader is gone');
+  assert.match(srv.log(), /no deployment or job owns it/);
+  const child = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).find((n) => {
+    try { return readFileSync(`/proc/${n}/stat`, 'utf8').includes(` ${stray.pid} `) && alive(Number(n)); } catch { return false; }
+  });
+  assert.equal(child, undefined, 'the stray group is gone');
+  assert.ok(alive(other.pid), "another data dir's process is left alone");
+  other.kill('SIGKILL');
 });
