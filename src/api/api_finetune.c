@@ -315,6 +315,11 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 				am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] is not a GPU id of this machine", i);
 				goto out;
 			}
+			for (size_t j = 0; j < i; j++) /* one reservation per GPU: a card is listed once */
+				if (!strcmp(json_string_value(json_array_get(g, j)), json_string_value(v))) {
+					am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] lists GPU %s twice", i, json_string_value(v));
+					goto out;
+				}
 			json_array_append(pinned, v);
 		}
 		count = (long long)json_array_size(pinned);

@@ -9,7 +9,7 @@
 // the client saw counted in /usage, reservations within capacity and one per
 // GPU and owner, and PRAGMA integrity_check = ok.
 //
-// AIMAAS_KILLS sets the number of kills (default 30; 10 under the sanitizer
+// AIMAAS_KILLS sets the number of kills (default 30; 15 under the sanitizer
 // build); AIMAAS_KILL_USAGE=0 turns the usage check off.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ import { procsUnder, fds, sql, alive } from './procs.mjs';
 const SHIMS = resolve(ROOT, 'tests/shims');
 const SIM = resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim');
 const ASAN = /asan/.test(BIN);
-const KILLS = Number(process.env.AIMAAS_KILLS || (ASAN ? 10 : 30));
+const KILLS = Number(process.env.AIMAAS_KILLS || (ASAN ? 15 : 30));
 const USAGE_CHECK = process.env.AIMAAS_KILL_USAGE !== '0';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rnd = (a, b) => a + Math.floor(Math.random() * (b - a + 1));

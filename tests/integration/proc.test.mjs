@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
-import { ROOT, startServer, tempDir } from './lib.mjs';
+import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 import { engines, trainers, socketsOf, inheritable, sql, alive } from './procs.mjs';
 
@@ -121,6 +121,15 @@ test('aimaas killed right after spawning an engine: the restart adopts it, no or
   assert.match(srv.log(), /adopted engine pid/);
   await srv.api('DELETE', '/api/v1/deployments/crash', { token: T });
   await until('gone', () => !alive(orphan[0].pid));
+});
+
+test('a job may list a GPU once (one reservation per GPU and owner)', async () => {
+  const g = (await srv.api('GET', '/api/v1/gpus', { token: T })).json;
+  const id = (g.items ?? g)[0].id;
+  const r = await srv.api('POST', '/api/v1/finetune/jobs', { token: T,
+    body: { name: 'twice', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'], gpus: [id, id] } });
+  assertError(r, 400, 'invalid_field', 'gpus');
+  assert.match(r.json.error.message, /twice/);
 });
 
 test('aimaas killed right after spawning a trainer: one trainer, one reservation per GPU', async () => {
