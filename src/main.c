@@ -338,13 +338,13 @@ static void end_one(pid_t pid, pid_t pgid, uint64_t start, const char *rest, voi
 {
 	struct strays *s = data;
 	(void)start;
-	/* rest: ":<kind>:<id>:<token>" after "<owner_id>" */
+	/* rest: "<kind>:<id>:<token>" after "<owner_id>:" */
 	char kind[16] = "";
 	long long id = 0;
-	if (pid != pgid || sscanf(rest, ":%15[a-z]:%lld:", kind, &id) != 2)
+	if (pid != pgid || sscanf(rest, "%15[a-z]:%lld:", kind, &id) != 2)
 		return; /* not a group's leader: its group is judged by the leader */
 	char marker[160];
-	am_fmt(marker, sizeof marker, "%s%s", s->srv->owner_id, rest);
+	am_fmt(marker, sizeof marker, "%s:%s", s->srv->owner_id, rest);
 	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, pid, start, marker, id)
 		 : (!strcmp(kind, "job") || !strcmp(kind, "export"))
 			 ? am_finetune_claim(s->srv->finetune, pid, start, marker, kind, id)
@@ -364,7 +364,7 @@ static void end_unowned(pid_t pid, pid_t pgid, uint64_t start, const char *rest,
 	if (am_deploy_owns_pid(s->srv->deploy, pid, NULL) || am_finetune_owns_group(s->srv->finetune, pgid))
 		return;
 	pid_t target = pgid > 1 && pgid != getpgrp() ? -pgid : pid;
-	am_warn("main", "ending process %d (group %d, marked %s%s): no deployment or job owns it", (int)pid, (int)pgid,
+	am_warn("main", "ending process %d (group %d, marked %s:%s): no deployment or job owns it", (int)pid, (int)pgid,
 		s->srv->owner_id, rest);
 	kill(target, SIGKILL);
 	if (s->nended < 512)
@@ -381,7 +381,7 @@ static void end_strays(struct am_server *srv)
 	struct strays *s = am_calloc(1, sizeof *s);
 	s->srv = srv;
 	char prefix[40];
-	am_fmt(prefix, sizeof prefix, "%s", srv->owner_id);
+	am_fmt(prefix, sizeof prefix, "%s:", srv->owner_id);
 	am_proc_marked(prefix, end_one, s);
 	am_proc_marked(prefix, end_unowned, s);
 	for (int t = 0; t < 100; t++) {

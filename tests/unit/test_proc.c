@@ -43,7 +43,7 @@ static void test_spawn_closes_and_marks(void)
 	char err[256];
 	CHECK_INT(am_proc_spawn(argv, env, owner, log, &pid, err, sizeof err), 0);
 	char want[160];
-	snprintf(want, sizeof want, "%s", owner + strlen("unit-owner"));
+	snprintf(want, sizeof want, "%s", owner + strlen("unit-owner:"));
 	struct seen s = { .pid = pid };
 	char *out = NULL;
 	for (int i = 0; i < 200; i++) { /* the child writes its lines at once */
@@ -53,7 +53,7 @@ static void test_spawn_closes_and_marks(void)
 			break;
 		usleep(10000);
 	}
-	CHECK(am_proc_marked("unit-owner", on_marked, &s) >= 1);
+	CHECK(am_proc_marked("unit-owner:", on_marked, &s) >= 1);
 	CHECK_INT(s.hits, 1);
 	CHECK_STR(s.rest, want);
 	/* ls's own directory descriptor is 3: nothing of ours beside 0, 1, 2 */
@@ -64,7 +64,7 @@ static void test_spawn_closes_and_marks(void)
 	}
 	free(out);
 	struct seen none = { .pid = pid };
-	CHECK(am_proc_marked("other-owner", on_marked, &none) >= 0);
+	CHECK(am_proc_marked("unit-own:", on_marked, &none) >= 0);
 	CHECK_INT(none.hits, 0);
 	am_proc_kill_group(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
