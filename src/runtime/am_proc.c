@@ -68,7 +68,9 @@ int am_proc_spawn(char *const argv[], char *const env[], const char *owner, cons
 	 * client's connection above all) is closed in the child before exec.
 	 * glibc does it with close_range(3, ~0U), or by walking /proc/self/fd
 	 * where the kernel lacks that. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
 	/* its own session: a process group to signal whole, and no terminal or
 	 * parent whose end would end it */
 	sigset_t none, dflt;

@@ -251,6 +251,10 @@ test(`${KILLS} kills of aimaas under traffic and churn: nothing orphaned, leaked
     if (/aimaas stopped before it recorded the start/.test(srv.log())) adoptions++;
     const interrupted = sql(dir, "SELECT t.id, t.kind, t.message FROM tasks t WHERE t.kind LIKE 'finetune.%' AND t.message LIKE 'interrupted%'");
     assert.deepEqual(interrupted, [], 'a fine-tuning task follows its job, never "interrupted"');
+    const astray = sql(dir, "SELECT t.id, t.kind, t.message, j.state AS job_state FROM tasks t LEFT JOIN ft_jobs j ON j.task_id = t.id"
+      + " WHERE t.kind LIKE 'finetune.%' AND t.state IN ('queued','running')"
+      + " AND (j.id IS NULL OR j.state NOT IN ('queued','starting','running','stopping'))");
+    assert.deepEqual(astray, [], 'a running fine-tuning task has a running job');
     assert.deepEqual(sql(dir, 'PRAGMA integrity_check'), [{ integrity_check: 'ok' }]);
     await assertNoOrphanOrDuplicate(iter);
     assertNoClientSocketHeld(`after restart ${iter}`);
