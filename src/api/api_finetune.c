@@ -492,6 +492,8 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 	if (!strcmp(st, "queued")) {
 		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopped', reason = 'stopped before it started',"
 			      " finished_at = ?, updated_at = ? WHERE id = ?", "iii", now, now, id);
+		/* what a start interrupted by a kill may have reserved */
+		am_store_exec(ctx->srv->store, "DELETE FROM gpu_reservations WHERE owner_kind = 'job' AND owner_id = ?", "i", id);
 		long long task = json_integer_value(json_object_get(j, "task_id"));
 		if (task)
 			am_task_update(ctx->srv->store, task, AM_TASK_CANCELLED, 100, "stopped before it started");
