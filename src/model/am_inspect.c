@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_json.h"
 #include "am_gguf.h"
 #include "am_safetensors.h"
 
@@ -52,7 +53,7 @@ static int has_chat_template(const char *dir)
 		return 1;
 	char p[4200];
 	am_fmt(p, sizeof p, "%s/tokenizer_config.json", dir);
-	json_t *tc = json_load_file(p, 0, NULL);
+	json_t *tc = am_json_load_path(p, 0, NULL);
 	int yes = tc && json_object_get(tc, "chat_template") && !json_is_null(json_object_get(tc, "chat_template"));
 	json_decref(tc);
 	return yes;
@@ -63,7 +64,7 @@ static json_t *adapter_facts(const char *dir, char *err, size_t errsize)
 	char p[4200];
 	am_fmt(p, sizeof p, "%s/adapter_config.json", dir);
 	json_error_t je;
-	json_t *ac = json_load_file(p, 0, &je);
+	json_t *ac = am_json_load_path(p, 0, &je);
 	if (!json_is_object(ac)) {
 		am_fmt(err, errsize, "adapter_config.json is not valid JSON: %s", je.text);
 		json_decref(ac);
@@ -212,7 +213,7 @@ json_t *am_inspect(const char *path, char *err, size_t errsize)
 	char p[4200];
 	am_fmt(p, sizeof p, "%s/config.json", path);
 	json_error_t je;
-	json_t *cfg = json_load_file(p, 0, &je);
+	json_t *cfg = am_json_load_path(p, 0, &je);
 	if (cfg && !json_is_object(cfg)) {
 		json_decref(cfg);
 		am_fmt(err, errsize, "config.json is not a JSON object");
