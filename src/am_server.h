@@ -68,6 +68,7 @@ struct am_server {
 	int64_t started_ms;
 	uint64_t started_ns;
 	char hostname[256];
+	char owner_id[32];                 /* this data dir's id: AIMAAS_OWNER=<id>:... marks its children */
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
 };

@@ -1,4 +1,5 @@
 /* aimaas: the command line. `aimaas serve` runs the platform. */
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -32,6 +33,7 @@
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "node/am_node.h"
+#include "runtime/am_proc.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
 
@@ -337,7 +339,15 @@ static int lock_data_dir(const char *dir)
 		am_error("main", "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+	/* A killed aimaas holds the lock until the kernel has torn it down,
+	 * which outlasts its pid (tens of ms for a big address space): wait a
+	 * little for that before calling the data dir taken. */
+	int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	for (int i = 0; !locked && i < 150 && errno == EWOULDBLOCK; i++) {
+		usleep(20000);
+		locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	}
+	if (!locked) {
 		char pid[32] = "";
 		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
@@ -352,6 +362,88 @@ static int lock_data_dir(const char *dir)
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0)
 		am_warn("main", "cannot write the pid to %s", path);
 	return fd;
+}
+
+/* This data dir's id, kept in the database: the AIMAAS_OWNER marker of
+ * every process aimaas starts begins with it. */
+static int load_owner_id(struct am_server *srv)
+{
+	char fresh[17];
+	am_rand_token("", fresh, sizeof fresh);
+	json_t *row = NULL;
+	if (am_store_exec(srv->store, "INSERT OR IGNORE INTO settings(key, value) VALUES('owner_id', ?)", "s", fresh) != 0 ||
+	    am_store_row(srv->store, &row, "SELECT value FROM settings WHERE key = 'owner_id'", NULL) != 0 || !row)
+		return -1;
+	am_strlcpy(srv->owner_id, json_string_value(json_object_get(row, "value")) ?: fresh, sizeof srv->owner_id);
+	json_decref(row);
+	return 0;
+}
+
+struct strays {
+	struct am_server *srv;
+	pid_t owned[512], ended[512];
+	int nowned, nended;
+};
+
+static void end_one(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+{
+	struct strays *s = data;
+	(void)start;
+	/* rest: "<kind>:<id>:<token>" after "<owner_id>:" */
+	char kind[16] = "";
+	long long id = 0;
+	if (pid != pgid || sscanf(rest, "%15[a-z]:%lld:", kind, &id) != 2)
+		return; /* not a group's leader: its group is judged by the leader */
+	char marker[160];
+	am_fmt(marker, sizeof marker, "%s:%s", s->srv->owner_id, rest);
+	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, pid, start, marker, id)
+		 : (!strcmp(kind, "job") || !strcmp(kind, "export"))
+			 ? am_finetune_claim(s->srv->finetune, pid, start, marker, kind, id)
+			 : 0;
+	if (mine && s->nowned < 512)
+		s->owned[s->nowned++] = pgid;
+}
+
+static void end_unowned(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+{
+	struct strays *s = data;
+	(void)start;
+	for (int i = 0; i < s->nowned; i++)
+		if (s->owned[i] == pgid)
+			return;
+	/* a recorded leader may have rewritten its environment (setproctitle) */
+	if (am_deploy_owns_pid(s->srv->deploy, pid, NULL) || am_finetune_owns_group(s->srv->finetune, pgid))
+		return;
+	pid_t target = pgid > 1 && pgid != getpgrp() ? -pgid : pid;
+	am_warn("main", "ending process %d (group %d, marked %s:%s): no deployment or job owns it", (int)pid, (int)pgid,
+		s->srv->owner_id, rest);
+	kill(target, SIGKILL);
+	if (s->nended < 512)
+		s->ended[s->nended++] = pid;
+}
+
+/* What a killed aimaas started and never recorded (or whose record moved
+ * on): every live process marked with this data dir's id is either adopted
+ * (its instance or job recorded it, or recorded the intent to start it)
+ * or its whole process group is ended. Waits (at most 2 s) until the ended
+ * ones are gone, so nothing of theirs overlaps what is started next. */
+static void end_strays(struct am_server *srv)
+{
+	struct strays *s = am_calloc(1, sizeof *s);
+	s->srv = srv;
+	char prefix[40];
+	am_fmt(prefix, sizeof prefix, "%s:", srv->owner_id);
+	am_proc_marked(prefix, end_one, s);
+	am_proc_marked(prefix, end_unowned, s);
+	for (int t = 0; t < 100; t++) {
+		int left = 0;
+		for (int i = 0; i < s->nended; i++)
+			left |= am_proc_start_time(s->ended[i]) != 0;
+		if (!left)
+			break;
+		usleep(20000);
+	}
+	free(s);
 }
 
 /* The main loop serves the control plane; /v1 connections go to the
@@ -394,6 +486,30 @@ static void on_gpu_tick(evutil_socket_t fd, short what, void *arg)
 	free(snap);
 }
 
+/* Descriptors aimaas was started with (beyond stdin, stdout and stderr)
+ * are not its to pass on: close-on-exec, like everything it opens. */
+static void cloexec_inherited(void)
+{
+#ifdef CLOSE_RANGE_CLOEXEC
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+#endif
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (!*end && fd >= 3 && fd != dirfd(d)) {
+			int fl = fcntl((int)fd, F_GETFD);
+			if (fl >= 0 && !(fl & FD_CLOEXEC))
+				fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC);
+		}
+	}
+	closedir(d);
+}
+
 static int serve(int argc, char **argv)
 {
 	struct am_server srv;
@@ -406,6 +522,7 @@ static int serve(int argc, char **argv)
 	/* what aimaas writes (database, logs, datasets, job folders) holds
 	 * keys and users' data: no file or folder of it is for other users */
 	umask(027);
+	cloexec_inherited();
 	if (parse_serve(argc, argv, &srv.cfg) != 0)
 		goto out;
 	struct stat dsb;
@@ -432,9 +549,15 @@ static int serve(int argc, char **argv)
 	}
 	if (am_auth_bootstrap(srv.store, getenv("AIMAAS_ADMIN_PASSWORD")) != 0)
 		goto out;
-	/* deployment tasks are finished by the reconciler, which resumes them */
+	if (load_owner_id(&srv) != 0) {
+		am_error("main", "cannot read or record this data dir's id in the database");
+		goto out;
+	}
+	/* deployment tasks are finished by the reconciler, which resumes them;
+	 * fine-tuning tasks follow their jobs (am_finetune_start) */
 	static const char *const resumable[] = { "deployment.create", "deployment.start", "deployment.stop",
-						 "deployment.restart", "deployment.delete", "deployment.update", NULL };
+						 "deployment.restart", "deployment.delete", "deployment.update",
+						 "finetune.create", "finetune.resume", NULL };
 	am_task_recover(srv.store, resumable);
 	struct am_inventory_config icfg = {
 		.nvml_lib = srv.cfg.nvml_lib, .nvidia_smi = srv.cfg.nvidia_smi, .sim_specs = srv.cfg.sim_gpus,
@@ -480,7 +603,10 @@ static int serve(int argc, char **argv)
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
-	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0 || am_gateway_start(srv.gateway) != 0)
+	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
+		goto out;
+	end_strays(&srv); /* before anything new is started */
+	if (am_gateway_start(srv.gateway) != 0)
 		goto out;
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
@@ -513,8 +639,10 @@ out:
 	am_http_server_free(srv.http);
 	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
 	am_gateway_free(srv.gateway);
-	am_finetune_free(srv.finetune);
+	if (srv.cfg.stop_engines_on_exit && srv.finetune) /* trainers save while the engines stop */
+		am_finetune_stop_all(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
+	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);
 	am_api_free(srv.api);

@@ -329,6 +329,11 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 				am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] is not a GPU id of this machine", i);
 				goto out;
 			}
+			for (size_t j = 0; j < i; j++) /* one reservation per GPU: a card is listed once */
+				if (!strcmp(json_string_value(json_array_get(g, j)), json_string_value(v))) {
+					am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] lists GPU %s twice", i, json_string_value(v));
+					goto out;
+				}
 			json_array_append(pinned, v);
 		}
 		count = (long long)json_array_size(pinned);
@@ -499,6 +504,8 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 	if (!strcmp(st, "queued")) {
 		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopped', reason = 'stopped before it started',"
 			      " finished_at = ?, updated_at = ? WHERE id = ?", "iii", now, now, id);
+		/* what a start interrupted by a kill may have reserved */
+		am_store_exec(ctx->srv->store, "DELETE FROM gpu_reservations WHERE owner_kind = 'job' AND owner_id = ?", "i", id);
 		long long task = json_integer_value(json_object_get(j, "task_id"));
 		if (task)
 			am_task_update(ctx->srv->store, task, AM_TASK_CANCELLED, 100, "stopped before it started");

@@ -1,8 +1,12 @@
 /* am_json: validated access to JSON request bodies. */
 #include "am_json.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "am_buf.h"
 #include "am_mem.h"
 
 int am_json_parse_object(const char *body, size_t len, json_t **out, struct am_err *err)
@@ -112,4 +116,19 @@ char *am_json_dump(const json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
 	return s ? s : am_strdup("null");
+}
+
+json_t *am_json_load_path(const char *path, size_t flags, json_error_t *error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (error) {
+			memset(error, 0, sizeof *error);
+			am_fmt(error->text, sizeof error->text, "unable to open %.100s: %s", path, strerror(errno));
+		}
+		return NULL;
+	}
+	json_t *v = json_loadfd(fd, flags, error);
+	close(fd);
+	return v;
 }

@@ -27,5 +27,9 @@ int am_json_has(json_t *obj, const char *key);
 
 /* Serialises compactly; free with free(). */
 char *am_json_dump(const json_t *v);
+/* json_load_file, but the file is opened close-on-exec (jansson's fopen is
+ * not: a process spawned meanwhile on another thread would inherit it).
+ * error may be NULL. */
+json_t *am_json_load_path(const char *path, size_t flags, json_error_t *error);
 
 #endif

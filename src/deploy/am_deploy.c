@@ -78,6 +78,8 @@ struct am_deploy {
 #define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
+static void started(struct am_deploy *d, long long id, long long dep_id, pid_t pid, uint64_t start, int port,
+		    const char *key, const char *engine, int restarted);
 
 /* ---- handles ---- */
 
@@ -539,6 +541,21 @@ static int write_secret(struct am_deploy *d, json_t *inst, const char *body, str
 	return 0;
 }
 
+/* Makes what this pass wrote durable before something outside the
+ * database (a process) depends on it: commits the reconciler's transaction
+ * and opens the next. 0, or -1 when the commit failed (rolled back). */
+static int commit_point(struct am_store *st)
+{
+	if (!am_store_in_tx(st))
+		return 0;
+	if (am_store_commit(st) != 0) {
+		am_store_rollback(st);
+		am_store_begin(st);
+		return -1;
+	}
+	return am_store_begin(st);
+}
+
 static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -583,29 +600,75 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		 (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
 		 json_string_value(json_object_get(inst, "gpu_indices")), port);
 	chmod(logpath, 0640); /* one written 0644 by an older aimaas */
+	/* the intent first: a kill between the spawn and the pid's commit leaves
+	 * an engine that carries this marker, which the next start adopts */
+	char marker[128];
+	am_proc_marker(d->srv->owner_id, "instance", id, marker, sizeof marker);
+	am_store_exec(d->srv->store, "UPDATE instances SET log_path = ?, spawn_marker = ? WHERE id = ?", "ssi", logpath, marker, id);
+	if (commit_point(d->srv->store) != 0) {
+		am_argv_free(&argv);
+		am_argv_free(&env);
+		return; /* nothing started; the next pass tries again */
+	}
 	char **envp = am_deploy_child_env(&env);
 	pid_t pid;
 	char serr[300];
-	int rc = am_proc_spawn(argv.v, envp, logpath, &pid, serr, sizeof serr);
+	int rc = am_proc_spawn(argv.v, envp, marker, logpath, &pid, serr, sizeof serr);
 	am_deploy_strv_free(envp);
 	am_argv_free(&argv);
 	am_argv_free(&env);
-	long long now = am_wall_ms();
-	am_store_exec(d->srv->store, "UPDATE instances SET log_path = ? WHERE id = ?", "si", logpath, id);
 	if (rc != 0) {
 		log_line(logpath, "%s", serr);
 		fail_or_backoff(d, inst, serr, 1);
 		return;
 	}
-	uint64_t start = am_proc_start_time(pid);
-	am_store_exec(d->srv->store, "UPDATE instances SET state = 'starting', reason = '', pid = ?, pid_start = ?,"
-		      " started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ? WHERE id = ?", "iiiiii",
-		      (long long)pid, (long long)start, now,
-		      (long long)(json_integer_value(json_object_get(inst, "started_at")) ? 1 : 0), now, id);
-	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
-	watch(d, id, dep_id, pid, port, json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health");
+	started(d, id, dep_id, pid, am_proc_start_time(pid), port, json_string_value(json_object_get(inst, "api_key")),
+		json_string_value(json_object_get(dep, "engine")), json_integer_value(json_object_get(inst, "started_at")) != 0);
 	am_info("deploy", "started %s replica %lld: pid %d, port %d", json_string_value(json_object_get(dep, "name")),
 		(long long)json_integer_value(json_object_get(inst, "replica")), (int)pid, port);
+}
+
+/* Records a started (or adopted) engine and watches it. */
+static void started(struct am_deploy *d, long long id, long long dep_id, pid_t pid, uint64_t start, int port,
+		    const char *key, const char *engine, int restarted)
+{
+	long long now = am_wall_ms();
+	am_store_exec(d->srv->store, "UPDATE instances SET state = 'starting', reason = '', pid = ?, pid_start = ?,"
+		      " started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ? WHERE id = ?", "iiiiii",
+		      (long long)pid, (long long)start, now, (long long)(restarted ? 1 : 0), now, id);
+	const struct am_engine_def *e = am_engine_find(engine);
+	watch(d, id, dep_id, pid, port, key ? key : "", e ? e->health_path : "/health");
+}
+
+int am_deploy_claim(struct am_deploy *d, pid_t pid, uint64_t start, const char *marker, long long id)
+{
+	struct am_store *st = d->srv->store;
+	json_t *inst = NULL;
+	am_store_row(st, &inst, "SELECT i.*, d.engine FROM instances i JOIN deployments d ON d.id = i.deployment_id"
+		     " WHERE i.id = ?", "i", id);
+	int rc = 0;
+	if (!inst)
+		goto out;
+	if (json_integer_value(json_object_get(inst, "pid")) == pid &&
+	    (uint64_t)json_integer_value(json_object_get(inst, "pid_start")) == start) {
+		rc = 1; /* already adopted by its recorded pid */
+		goto out;
+	}
+	const char *state = json_string_value(json_object_get(inst, "state"));
+	const char *want = json_string_value(json_object_get(inst, "spawn_marker"));
+	pid_t rec = (pid_t)json_integer_value(json_object_get(inst, "pid"));
+	if (!want || strcmp(want, marker) || find(d, id) ||
+	    (rec > 0 && am_proc_same(rec, (uint64_t)json_integer_value(json_object_get(inst, "pid_start")))) ||
+	    (strcmp(state, "pending") && strcmp(state, "backoff") && strcmp(state, "starting")))
+		goto out;
+	am_info("deploy", "adopted engine pid %d of instance %lld: aimaas stopped before it recorded the start", (int)pid, id);
+	started(d, id, json_integer_value(json_object_get(inst, "deployment_id")), pid, start,
+		(int)json_integer_value(json_object_get(inst, "port")), json_string_value(json_object_get(inst, "api_key")),
+		json_string_value(json_object_get(inst, "engine")), json_integer_value(json_object_get(inst, "started_at")) != 0);
+	rc = 1;
+out:
+	json_decref(inst);
+	return rc;
 }
 
 static void on_probe(int status, const char *body, size_t len, void *data)

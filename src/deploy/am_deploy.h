@@ -17,6 +17,8 @@
 #define AM_DEPLOY_H
 
 #include <jansson.h>
+#include <sys/types.h>
+#include <stdint.h>
 
 #include "../base/am_err.h"
 #include "../engine/am_engine.h"
@@ -66,6 +68,11 @@ void am_deploy_strv_free(char **v);
  * wrote holds the key itself, used as is. 0, or -1 (out empty) when the
  * secret cannot be read or made. out: at least 69 bytes. */
 int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size);
+/* At start, for a live process marked AIMAAS_OWNER=<this data dir>:instance:
+ * <id>:...: 1 when it is the instance's recorded engine, or the engine a
+ * killed aimaas started under the marker recorded for it (then adopted:
+ * recorded and watched); 0 when nobody owns it (the caller ends it). */
+int am_deploy_claim(struct am_deploy *d, pid_t pid, uint64_t start, const char *marker, long long id);
 /* Which GPU process ids belong to aimaas's engines (their process groups). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 

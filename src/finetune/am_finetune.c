@@ -2,6 +2,7 @@
 #include "am_finetune.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <signal.h>
@@ -128,7 +129,7 @@ json_t *am_finetune_progress(const char *path)
 json_t *am_finetune_series(const char *path, int max)
 {
 	json_t *all = json_array();
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	if (f) {
 		char *line = NULL;
 		size_t cap = 0;
@@ -172,7 +173,12 @@ static int write_json(const char *path, json_t *v)
 {
 	char tmp[PATH_MAX + 8];
 	am_fmt(tmp, sizeof tmp, "%s.tmp", path);
-	if (json_dump_file(v, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
+	/* not json_dump_file: its fopen lacks close-on-exec */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	int rc = json_dumpfd(v, fd, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (close(fd) != 0 || rc != 0)
 		return -1;
 	return rename(tmp, path);
 }
@@ -404,6 +410,9 @@ static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_bu
 	}
 	long long id = json_integer_value(json_object_get(job, "id")), now = am_wall_ms();
 	*bf16 = 1;
+	/* at most one reservation per GPU: a start that a kill interrupted
+	 * left its reservations; this start replaces them */
+	release(f, id);
 	json_t *ids = json_array();
 	for (int i = 0; i < k; i++) {
 		struct am_plan_gpu *g = &gpus[chosen[i]];
@@ -423,8 +432,13 @@ static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_bu
 
 /* ---- driving a job ---- */
 
+static void job_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start);
+static void export_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start);
+
 static void set_state(struct am_finetune *f, long long id, const char *state, const char *reason)
 {
+	/* the job, its reservations and its task move together */
+	int own = !am_store_in_tx(f->srv->store) && am_store_begin(f->srv->store) == 0;
 	long long now = am_wall_ms();
 	int done = !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "stopped");
 	am_store_exec(f->srv->store,
@@ -442,13 +456,15 @@ static void set_state(struct am_finetune *f, long long id, const char *state, co
 				       : !strcmp(state, "failed") ? AM_TASK_FAILED : AM_TASK_CANCELLED,
 				       100, reason && *reason ? reason : state);
 	}
+	if (own && am_store_commit(f->srv->store) != 0)
+		am_store_rollback(f->srv->store);
 	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
 }
 
 /* Runs `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names another
  * program) in its own process group with env added to aimaas's own. */
-static int run_cli(const char *verb, const char *cfgp, struct am_argv *env, const char *log, pid_t *pid, char *err,
-		   size_t errsize)
+static int run_cli(const char *verb, const char *cfgp, struct am_argv *env, const char *marker, const char *log, pid_t *pid,
+		   char *err, size_t errsize)
 {
 	char bin[PATH_MAX];
 	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
@@ -456,7 +472,7 @@ static int run_cli(const char *verb, const char *cfgp, struct am_argv *env, cons
 	char *argv[] = { bin, (char *)verb, (char *)cfgp, NULL };
 	am_argv_add(env, "DISABLE_VERSION_CHECK=1");
 	char **envp = am_deploy_child_env(env);
-	int rc = am_proc_spawn(argv, envp, log, pid, err, errsize);
+	int rc = am_proc_spawn(argv, envp, marker, log, pid, err, errsize);
 	am_deploy_strv_free(envp);
 	am_argv_free(env);
 	return rc;
@@ -478,10 +494,19 @@ static void start_job(struct am_finetune *f, json_t *job)
 	struct am_buf visible;
 	am_buf_init(&visible, 1024);
 	int bf16 = 1;
+	/* the reservations and the intent (the marker the trainer will carry)
+	 * commit together, before the spawn */
+	if (am_store_begin(srv->store) != 0) {
+		am_buf_free(&visible);
+		json_decref(model);
+		return;
+	}
 	if (place(f, job, model, &visible, &bf16, why, sizeof why) != 0) {
 		if (strcmp(json_string_value(json_object_get(job, "reason")) ?: "", why))
 			am_store_exec(srv->store, "UPDATE ft_jobs SET reason = ?, updated_at = ? WHERE id = ?", "sii", why,
 				      am_wall_ms(), id);
+		if (am_store_commit(srv->store) != 0)
+			am_store_rollback(srv->store);
 		am_buf_free(&visible);
 		json_decref(model);
 		return;
@@ -508,7 +533,18 @@ static void start_job(struct am_finetune *f, json_t *job)
 	if (why[0]) {
 		am_buf_free(&visible);
 		set_state(f, id, "failed", why);
+		if (am_store_commit(srv->store) != 0)
+			am_store_rollback(srv->store);
 		return;
+	}
+	char marker[128];
+	am_proc_marker(srv->owner_id, "job", id, marker, sizeof marker);
+	am_store_exec(srv->store, "UPDATE ft_jobs SET spawn_marker = ?, gpu_indices = ?, job_dir = ?, precision = ? WHERE id = ?",
+		      "ssssi", marker, am_buf_str(&visible), dir, bf16 ? "bf16" : "fp16", id);
+	if (am_store_commit(srv->store) != 0) {
+		am_store_rollback(srv->store);
+		am_buf_free(&visible);
+		return; /* nothing started; the next pass tries again */
 	}
 	struct am_argv env = { 0 };
 	char e1[1100], e2[PATH_MAX + 32];
@@ -522,20 +558,66 @@ static void start_job(struct am_finetune *f, json_t *job)
 		am_argv_add(&env, "FORCE_TORCHRUN=1");
 	pid_t pid;
 	char err[512];
-	if (run_cli("train", cfgp, &env, log, &pid, err, sizeof err) != 0) {
+	if (run_cli("train", cfgp, &env, marker, log, &pid, err, sizeof err) != 0) {
 		am_buf_free(&visible);
 		set_state(f, id, "failed", err);
 		return;
 	}
-	long long now = am_wall_ms();
-	am_store_exec(srv->store,
-		      "UPDATE ft_jobs SET state = 'starting', reason = '', pid = ?, pid_start = ?, gpu_indices = ?,"
-		      " job_dir = ?, precision = ?, started_at = COALESCE(started_at, ?), stop_requested_at = NULL,"
-		      " updated_at = ? WHERE id = ?",
-		      "iisssiii", (long long)pid, (long long)am_proc_start_time(pid), am_buf_str(&visible), dir,
-		      bf16 ? "bf16" : "fp16", now, now, id);
+	job_started(f, id, pid, am_proc_start_time(pid));
 	am_info("finetune", "job %lld: started pid %d on GPUs %s", id, (int)pid, am_buf_str(&visible));
 	am_buf_free(&visible);
+}
+
+static void job_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start)
+{
+	long long now = am_wall_ms();
+	am_store_exec(f->srv->store,
+		      "UPDATE ft_jobs SET state = 'starting', reason = '', pid = ?, pid_start = ?,"
+		      " started_at = COALESCE(started_at, ?), stop_requested_at = NULL, updated_at = ? WHERE id = ?",
+		      "iiiii", (long long)pid, (long long)start, now, now, id);
+}
+
+static void export_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start)
+{
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_pid = ?,"
+		      " export_pid_start = ?, updated_at = ? WHERE id = ?", "iiii", (long long)pid, (long long)start,
+		      am_wall_ms(), id);
+}
+
+int am_finetune_owns_group(struct am_finetune *f, pid_t pgid)
+{
+	long long n = 0;
+	am_store_int(f->srv->store, &n, 0, "SELECT COUNT(*) FROM ft_jobs WHERE (pid = ? AND state IN ('starting','running','stopping'))"
+		     " OR (export_pid = ? AND export_state = 'running')", "ii", (long long)pgid, (long long)pgid);
+	return n > 0;
+}
+
+int am_finetune_claim(struct am_finetune *f, pid_t pid, uint64_t start, const char *marker, const char *kind, long long id)
+{
+	json_t *job = NULL;
+	am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
+	int rc = 0, exp = !strcmp(kind, "export");
+	if (!job)
+		goto out;
+	const char *pk = exp ? "export_pid" : "pid", *sk = exp ? "export_pid_start" : "pid_start";
+	if (json_integer_value(json_object_get(job, pk)) == pid && (uint64_t)json_integer_value(json_object_get(job, sk)) == start) {
+		rc = 1; /* the recorded process */
+		goto out;
+	}
+	const char *want = json_string_value(json_object_get(job, exp ? "export_marker" : "spawn_marker"));
+	const char *state = json_string_value(json_object_get(job, exp ? "export_state" : "state"));
+	if (!want || strcmp(want, marker) || !state || strcmp(state, "queued") || json_integer_value(json_object_get(job, pk)))
+		goto out;
+	am_info("finetune", "job %lld: adopted %s pid %d: aimaas stopped before it recorded the start", id,
+		exp ? "export" : "trainer", (int)pid);
+	if (exp)
+		export_started(f, id, pid, start);
+	else
+		job_started(f, id, pid, start);
+	rc = 1;
+out:
+	json_decref(job);
+	return rc;
 }
 
 /* Why a run failed: its exit status and the last telling log line. */
@@ -703,17 +785,19 @@ static void start_export(struct am_finetune *f, json_t *job)
 		set_export(f, id, "failed", "could not write export.json");
 		return;
 	}
+	char marker[128];
+	am_proc_marker(f->srv->owner_id, "export", id, marker, sizeof marker);
+	if (am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_marker = ? WHERE id = ?", "si", marker, id) != 0)
+		return; /* not recorded: not started; the next pass tries again */
 	struct am_argv env = { 0 };
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
 	pid_t pid;
 	char err[512];
-	if (run_cli("export", cfgp, &env, log, &pid, err, sizeof err) != 0) {
+	if (run_cli("export", cfgp, &env, marker, log, &pid, err, sizeof err) != 0) {
 		set_export(f, id, "failed", err);
 		return;
 	}
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_pid = ?,"
-		      " export_pid_start = ?, updated_at = ? WHERE id = ?", "iiii", (long long)pid,
-		      (long long)am_proc_start_time(pid), am_wall_ms(), id);
+	export_started(f, id, pid, am_proc_start_time(pid));
 }
 
 static void watch_export(struct am_finetune *f, json_t *job)
@@ -796,8 +880,35 @@ struct am_finetune *am_finetune_new(struct am_server *srv)
 	return f;
 }
 
+/* A finetune.create or finetune.resume task follows its job across
+ * restarts: running while the job is, finished as it finished. */
+static void recover_tasks(struct am_finetune *f)
+{
+	json_t *rows = NULL;
+	am_store_rows(f->srv->store, &rows,
+		      "SELECT t.id, j.id AS job_id, j.state, j.reason FROM tasks t LEFT JOIN ft_jobs j ON j.task_id = t.id"
+		      " WHERE t.state IN ('queued','running') AND t.kind IN ('finetune.create','finetune.resume')", NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		long long task = json_integer_value(json_object_get(r, "id"));
+		const char *st = json_string_value(json_object_get(r, "state"));
+		const char *why = json_string_value(json_object_get(r, "reason"));
+		if (!st)
+			am_task_update(f->srv->store, task, AM_TASK_FAILED, -1, "the job is gone");
+		else if (!strcmp(st, "succeeded"))
+			am_task_update(f->srv->store, task, AM_TASK_SUCCEEDED, 100, "succeeded");
+		else if (!strcmp(st, "failed"))
+			am_task_update(f->srv->store, task, AM_TASK_FAILED, 100, why && *why ? why : st);
+		else if (!strcmp(st, "stopped"))
+			am_task_update(f->srv->store, task, AM_TASK_CANCELLED, 100, why && *why ? why : st);
+	}
+	json_decref(rows);
+}
+
 int am_finetune_start(struct am_finetune *f)
 {
+	recover_tasks(f);
 	json_t *jobs = NULL; /* jobs that ran while aimaas was down: say so */
 	am_store_rows(f->srv->store, &jobs, "SELECT id, pid FROM ft_jobs WHERE state IN ('starting','running','stopping')",
 		      NULL);
@@ -815,10 +926,83 @@ int am_finetune_start(struct am_finetune *f)
 	return 0;
 }
 
-void am_finetune_free(struct am_finetune *f)
+void am_finetune_stop_all(struct am_finetune *f)
 {
 	if (!f)
 		return;
+	json_t *jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT id, pid, pid_start, state FROM ft_jobs WHERE pid IS NOT NULL"
+		      " AND state IN ('starting','running','stopping')", NULL);
+	long long now = am_wall_ms();
+	size_t i;
+	json_t *j;
+	json_array_foreach(jobs, i, j) {
+		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+		if (!am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "pid_start"))))
+			continue;
+		long long id = json_integer_value(json_object_get(j, "id"));
+		am_info("finetune", "job %lld: stopping trainer pid %d (--stop-engines-on-exit)", id, (int)pid);
+		if (strcmp(json_string_value(json_object_get(j, "state")), "stopping")) {
+			am_proc_kill_group(pid, SIGABRT); /* the trainer's stop: it saves a checkpoint */
+			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
+				      " reason = 'saving and stopping (aimaas is shutting down)', updated_at = ? WHERE id = ?",
+				      "iii", now, now, id);
+		}
+	}
+	json_decref(jobs);
+	/* a merge has nothing to save: ended, and queued again for the next start */
+	jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT id, export_pid, export_pid_start FROM ft_jobs WHERE export_state = 'running'"
+		      " AND export_pid IS NOT NULL", NULL);
+	json_array_foreach(jobs, i, j) {
+		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "export_pid"));
+		if (am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "export_pid_start"))))
+			am_proc_kill_group(pid, SIGKILL);
+		am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'queued', export_pid = NULL WHERE id = ?", "i",
+			      (long long)json_integer_value(json_object_get(j, "id")));
+	}
+	json_decref(jobs);
+}
+
+/* Waits for the trainers told to stop, each at most its grace, then ends
+ * what is left of their groups and records them stopped (resumable). */
+static void finish_stops(struct am_finetune *f)
+{
+	json_t *jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE state = 'stopping' AND pid IS NOT NULL", NULL);
+	size_t i;
+	json_t *j;
+	for (;;) {
+		int waiting = 0;
+		json_array_foreach(jobs, i, j) {
+			pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+			char st[32];
+			am_proc_reap(pid, st, sizeof st);
+			if (!am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "pid_start"))))
+				continue;
+			long long asked = json_integer_value(json_object_get(j, "stop_requested_at"));
+			if (am_wall_ms() - asked > json_integer_value(json_object_get(j, "grace_ms")))
+				am_proc_kill_group(pid, SIGKILL);
+			else
+				waiting = 1;
+		}
+		if (!waiting)
+			break;
+		usleep(100000);
+	}
+	json_array_foreach(jobs, i, j) {
+		am_proc_kill_group((pid_t)json_integer_value(json_object_get(j, "pid")), SIGKILL); /* ranks left behind */
+		watch_job(f, j); /* records it stopped at its last step */
+	}
+	json_decref(jobs);
+}
+
+void am_finetune_free(struct am_finetune *f, int stop_trainers)
+{
+	if (!f)
+		return;
+	if (stop_trainers)
+		finish_stops(f);
 	if (f->tick)
 		event_free(f->tick);
 	if (f->kick)

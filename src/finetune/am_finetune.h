@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct am_server;
 struct am_finetune;
@@ -24,7 +25,21 @@ struct am_finetune *am_finetune_new(struct am_server *srv);
 int am_finetune_start(struct am_finetune *f);
 /* Drive the jobs soon (after an API change). */
 void am_finetune_kick(struct am_finetune *f);
-void am_finetune_free(struct am_finetune *f);
+/* stop_trainers (--stop-engines-on-exit): waits for the trainers
+ * am_finetune_stop_all told to stop (each at most its grace, then SIGKILL to
+ * its group) and records them stopped, resumable. */
+void am_finetune_free(struct am_finetune *f, int stop_trainers);
+/* --stop-engines-on-exit: sends every running trainer its stop (SIGABRT to
+ * the group: it saves a checkpoint) and ends running merges (queued again). */
+void am_finetune_stop_all(struct am_finetune *f);
+/* At start, for a live process marked AIMAAS_OWNER=<this data dir>:<kind>:<id>:...
+ * with kind "job" or "export": 1 when it is the job's recorded trainer (or
+ * merge), or the one a killed aimaas started under the recorded marker (then
+ * adopted); 0 when nobody owns it (the caller ends it). */
+int am_finetune_claim(struct am_finetune *f, pid_t pid, uint64_t start, const char *marker, const char *kind, long long id);
+
+/* 1 when pgid is the process group of a running job's trainer or merge. */
+int am_finetune_owns_group(struct am_finetune *f, pid_t pgid);
 
 /* LLaMA-Factory's chat template for a model architecture ("qwen" for
  * Qwen2ForCausalLM...), or "default" when unknown. */

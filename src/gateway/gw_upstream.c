@@ -381,7 +381,10 @@ static int start(struct gw_up *u)
 		c = am_calloc(1, sizeof *c);
 		c->pool = p;
 		c->port = u->port;
-		c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		/* libevent's own connect socket lacks close-on-exec: an engine
+		 * spawned meanwhile would hold the connection */
+		c->bev = bufferevent_socket_new(p->base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+						BEV_OPT_CLOSE_ON_FREE);
 		struct sockaddr_in sin;
 		memset(&sin, 0, sizeof sin);
 		sin.sin_family = AF_INET;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
@@ -110,7 +111,9 @@ struct am_client_req *am_client_request(struct event_base *base, int port, const
 	r->data = data;
 	r->max_body = max_body;
 	am_buf_init(&r->in, max_body + 16384);
-	r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* a socket of our own: libevent's lacks close-on-exec */
+	r->bev = bufferevent_socket_new(base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+					BEV_OPT_CLOSE_ON_FREE);
 	r->timer = evtimer_new(base, on_timeout, r);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);

@@ -413,7 +413,9 @@ static int handoff_if_foreign(struct am_http_conn *c, struct evbuffer *in)
 	size_t tl = sp2 ? (size_t)(sp2 - t) : n - (size_t)(t - line);
 	if (c->srv->h.wants(line, (size_t)(sp - line), t, tl, c->srv->h.data))
 		return 0;
-	int fd = dup(bufferevent_getfd(c->bev));
+	/* close-on-exec: an engine spawned while the other loop holds this
+	 * connection must never inherit the client's socket */
+	int fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
 		return 0;
 	char *bytes = am_malloc(avail ? avail : 1);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_json.h"
 #include "am_gguf.h"
 #include "am_safetensors.h"
 
@@ -86,7 +87,7 @@ static json_t *load_small(const char *path, off_t max, int *too_big, json_error_
 		*too_big = 1;
 		return NULL;
 	}
-	return json_load_file(path, 0, je);
+	return am_json_load_path(path, 0, je);
 }
 
 /* Limits on what a model file may say (see docs/api.md, "model facts"):

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_json.h"
 #include "../base/am_mem.h"
 
 #define MAX_HEADER (100u << 20) /* the format's own limit */
@@ -177,7 +178,7 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 		am_fmt(err, errsize, "model.safetensors.index.json is larger than %d bytes", MAX_INDEX_BYTES);
 		return -1;
 	}
-	json_t *idx = json_load_file(path, 0, NULL);
+	json_t *idx = am_json_load_path(path, 0, NULL);
 	if (idx) {
 		json_t *map = json_object_get(idx, "weight_map");
 		json_t *files = json_object();

@@ -2,6 +2,7 @@
 #include "am_proc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,9 +19,43 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_rand.h"
 
-int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, pid_t *pid, char *errbuf, size_t errsize)
+#define ENV_SCAN_MAX (256u << 10) /* an environment bigger than this is not ours */
+
+/* The test hook of AIMAAS_TEST_CRASH_AFTER_SPAWN: dies as a kill -9 would,
+ * right after a spawn whose owner kind matches, before anything is recorded. */
+static void crash_hook(const char *owner)
 {
+	const char *want = getenv("AIMAAS_TEST_CRASH_AFTER_SPAWN");
+	if (!want || !*want || !owner)
+		return;
+	char pat[40];
+	am_fmt(pat, sizeof pat, ":%s:", want);
+	if (!strcmp(want, "any") || strstr(owner, pat))
+		kill(getpid(), SIGKILL);
+}
+
+int am_proc_spawn(char *const argv[], char *const env[], const char *owner, const char *log_path, pid_t *pid,
+		  char *errbuf, size_t errsize)
+{
+	/* the marker first; a caller's own AIMAAS_OWNER never reaches the child */
+	size_t n = 0;
+	while (env && env[n])
+		n++;
+	char **full = am_calloc(n + 2, sizeof *full);
+	char *mark = NULL;
+	size_t k = 0;
+	if (owner) {
+		size_t ml = strlen(AM_PROC_OWNER_VAR) + strlen(owner) + 2;
+		mark = am_malloc(ml);
+		am_fmt(mark, ml, "%s=%s", AM_PROC_OWNER_VAR, owner);
+		full[k++] = mark;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(env[i], AM_PROC_OWNER_VAR "=", sizeof AM_PROC_OWNER_VAR))
+			full[k++] = env[i];
+	full[k] = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
@@ -28,6 +63,14 @@ int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, p
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
 	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+	/* Every descriptor aimaas opens is close-on-exec; this is the second
+	 * belt: whatever a library or another thread opened without it (a
+	 * client's connection above all) is closed in the child before exec.
+	 * glibc does it with close_range(3, ~0U), or by walking /proc/self/fd
+	 * where the kernel lacks that. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
 	/* its own session: a process group to signal whole, and no terminal or
 	 * parent whose end would end it */
 	sigset_t none, dflt;
@@ -40,9 +83,11 @@ int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, p
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &dflt);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	int rc = posix_spawnp(pid, argv[0], &fa, &at, argv, env);
+	int rc = posix_spawnp(pid, argv[0], &fa, &at, argv, full);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	free(mark);
+	free(full);
 	if (rc != 0) {
 		if (rc == ENOENT)
 			am_fmt(errbuf, errsize, "the engine program '%s' was not found%s", argv[0],
@@ -51,7 +96,65 @@ int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, p
 			am_fmt(errbuf, errsize, "cannot start '%s': %s", argv[0], strerror(rc));
 		return -1;
 	}
+	crash_hook(owner);
 	return 0;
+}
+
+void am_proc_marker(const char *owner_id, const char *kind, long long id, char *out, size_t size)
+{
+	char tok[17];
+	am_rand_token("", tok, sizeof tok);
+	am_fmt(out, size, "%s:%s:%lld:%s", owner_id, kind, id, tok);
+}
+
+int am_proc_marked(const char *prefix, am_proc_marked_cb cb, void *data)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	uid_t me = getuid();
+	size_t plen = strlen(prefix);
+	char want[160];
+	am_fmt(want, sizeof want, "%s=%s", AM_PROC_OWNER_VAR, prefix);
+	size_t wlen = strlen(want);
+	char *buf = am_malloc(ENV_SCAN_MAX);
+	int found = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+		if (*end || v <= 1 || (pid_t)v == getpid())
+			continue;
+		pid_t pid = (pid_t)v;
+		char path[64];
+		struct stat sb;
+		am_fmt(path, sizeof path, "/proc/%d", (int)pid);
+		if (stat(path, &sb) != 0 || sb.st_uid != me)
+			continue;
+		am_fmt(path, sizeof path, "/proc/%d/environ", (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		size_t got = 0;
+		ssize_t r;
+		while (got < ENV_SCAN_MAX - 1 && (r = read(fd, buf + got, ENV_SCAN_MAX - 1 - got)) > 0)
+			got += (size_t)r;
+		close(fd);
+		buf[got] = '\0';
+		for (size_t off = 0; off < got; off += strlen(buf + off) + 1) {
+			if (strncmp(buf + off, want, wlen))
+				continue;
+			uint64_t start = am_proc_start_time(pid);
+			if (start) { /* a zombie has nothing left to end */
+				found++;
+				cb(pid, getpgid(pid), start, buf + off + strlen(AM_PROC_OWNER_VAR) + 1 + plen, data);
+			}
+			break;
+		}
+	}
+	free(buf);
+	closedir(d);
+	return found;
 }
 
 uint64_t am_proc_start_time(pid_t pid)

@@ -10,9 +10,28 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Starts argv[0] (looked up on PATH when it has no '/') with exactly env.
- * 0 with *pid, or -1 with errbuf (e.g. the binary does not exist). */
-int am_proc_spawn(char *const argv[], char *const env[], const char *log_path, pid_t *pid, char *errbuf, size_t errsize);
+/* The variable that marks a child as aimaas's: AIMAAS_OWNER=<data dir id>:
+ * <kind>:<id>:<token>, recorded in the database before the spawn, so that a
+ * restart finds (and adopts or ends) what a killed aimaas started. */
+#define AM_PROC_OWNER_VAR "AIMAAS_OWNER"
+
+/* Starts argv[0] (looked up on PATH when it has no '/') with exactly env
+ * plus AIMAAS_OWNER=owner when owner is not NULL (an AIMAAS_OWNER in env is
+ * dropped). The child gets only stdin (/dev/null) and stdout/stderr (the log,
+ * appended): every other descriptor is closed before exec. 0 with *pid, or
+ * -1 with errbuf (e.g. the binary does not exist). For tests,
+ * AIMAAS_TEST_CRASH_AFTER_SPAWN=<kind>|any SIGKILLs aimaas itself right after
+ * a successful spawn whose owner has ":<kind>:". */
+int am_proc_spawn(char *const argv[], char *const env[], const char *owner, const char *log_path, pid_t *pid,
+		  char *errbuf, size_t errsize);
+/* A fresh marker "<owner_id>:<kind>:<id>:<random token>" for one spawn. */
+void am_proc_marker(const char *owner_id, const char *kind, long long id, char *out, size_t size);
+/* Called for each live process of this user whose environment has
+ * AIMAAS_OWNER=<prefix>...; rest is what follows the prefix. */
+typedef void (*am_proc_marked_cb)(pid_t pid, pid_t pgid, uint64_t start_time, const char *rest, void *data);
+/* Walks /proc for processes marked with prefix (other users' are skipped;
+ * so are zombies). Returns how many were found, or -1 without /proc. */
+int am_proc_marked(const char *prefix, am_proc_marked_cb cb, void *data);
 /* The process's start time (clock ticks since boot, /proc/PID/stat field 22),
  * or 0 when there is no such live process (zombies count as gone). */
 uint64_t am_proc_start_time(pid_t pid);

@@ -168,6 +168,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE engine_settings ADD COLUMN env_allow TEXT;"
 	"ALTER TABLE engine_settings ADD COLUMN args_allow TEXT;"
 	"ALTER TABLE tasks ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;",
+
+	/* 9: a spawn is recorded before it happens (the marker the child carries
+	 * in AIMAAS_OWNER), so a restart adopts or ends what a killed aimaas
+	 * started; an owner holds at most one reservation per GPU */
+	"ALTER TABLE instances ADD COLUMN spawn_marker TEXT;"
+	"ALTER TABLE ft_jobs ADD COLUMN spawn_marker TEXT;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_marker TEXT;"
+	"DELETE FROM gpu_reservations WHERE id NOT IN"
+	"  (SELECT MIN(id) FROM gpu_reservations GROUP BY gpu_id, owner_kind, owner_id);"
+	"CREATE UNIQUE INDEX gpu_reservations_owner ON gpu_reservations(owner_kind, owner_id, gpu_id);",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -21,6 +21,7 @@ void suite_gateway(void);
 void suite_engine(void);
 void suite_model(void);
 void suite_work(void);
+void suite_proc(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -75,6 +76,7 @@ int main(void)
 	suite_engine();
 	suite_model();
 	suite_work();
+	suite_proc();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
