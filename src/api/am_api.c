@@ -345,6 +345,14 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 				      err->msg);
 }
 
+/* Every route's failed write on a full disk says so (507 disk_full, with the
+ * data dir and its free bytes), not "internal". */
+static void disk_full_check(struct am_ctx *ctx, struct am_err *err)
+{
+	if (err->code == AM_E_INTERNAL && am_store_full(ctx->srv->store))
+		am_err_disk_full(err, ctx->srv->cfg.data_dir);
+}
+
 static void on_request(struct am_http_req *req, void *data)
 {
 	(void)data;
@@ -381,6 +389,7 @@ static void on_request(struct am_http_req *req, void *data)
 			ctx->resp = NULL;
 			if (err.code == AM_OK)
 				am_err_set(&err, AM_E_INTERNAL, "", "internal error");
+			disk_full_check(ctx, &err);
 			record_failure(ctx, &err);
 		}
 	}
@@ -398,6 +407,7 @@ static void on_request(struct am_http_req *req, void *data)
 	am_api_reply_json(req, ctx->status, ctx->resp);
 	return;
 fail:
+	disk_full_check(ctx, &err);
 	if (err.code == AM_E_INTERNAL)
 		am_error("api", "%s %s: %s", req->method, req->path, err.msg);
 	am_api_reply_error(req, &err);

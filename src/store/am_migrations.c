@@ -128,6 +128,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_pid_start INTEGER;"
 	"ALTER TABLE ft_jobs ADD COLUMN export_model_id INTEGER;",
+
+	/* 7: usage records come through the gateway's journal: each has a unique
+	 * id there, so folding a journal file twice inserts nothing twice */
+	"ALTER TABLE usage_records ADD COLUMN jid TEXT;"
+	"CREATE UNIQUE INDEX usage_jid ON usage_records(jid);",
 };
 
 const char *const *am_migrations_list(size_t *count)
