@@ -149,6 +149,7 @@ struct am_gateway {
 	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
 	_Atomic long long umem;               /* records kept only in memory, in all batches */
 	_Atomic long long udropped;           /* records lost: memory full while the journal failed */
+	_Atomic long long jwarn_ms;           /* when a journal write failure was last logged */
 	struct gw_ubatch *uretry;  /* the writer's: batches a failed fold keeps, oldest first */
 	int uretry_ms;             /* the writer's back-off while folds fail */
 	char jdir[4200];           /* the journal's folder ("" when it cannot exist) */

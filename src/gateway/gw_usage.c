@@ -51,6 +51,10 @@ void gw_usage_push(struct gw_worker *w, struct gw_usage *u)
 	am_fmt(u->id, sizeof u->id, "%s.%d", w->jf.id, b->nids++);
 	if (gw_journal_append(&w->jf, u) != 0) {
 		/* not in the journal (a full disk): in memory until the writer folds it */
+		long long now = am_wall_ms(), last = atomic_load(&g->jwarn_ms);
+		if (w->jf.fd >= 0 && now - last > 60000 && atomic_compare_exchange_strong(&g->jwarn_ms, &last, now))
+			am_warn("gateway", "usage journal: cannot write %s: %s (records kept in memory until written)",
+				w->jf.path, strerror(errno));
 		if (atomic_load(&g->umem) >= GW_UMEM_MAX) {
 			if (atomic_fetch_add(&g->udropped, 1) % 1000 == 0)
 				am_error("gateway", "usage: the journal fails and %d records wait in memory: a record is lost",

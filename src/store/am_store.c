@@ -371,11 +371,17 @@ int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t 
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	/* keep -wal and -shm at close: a restart on a full disk then finds its
+	 * shared-memory index instead of failing to make it (and starts
+	 * read-only). journal_size_limit empties the WAL at close all the same. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	/* WAL + synchronous=NORMAL: a crash of aimaas (kill -9) never loses a
 	 * committed transaction; only an OS crash can lose the last few. */
 	if (plain(s, "PRAGMA journal_mode=WAL") != 0 || plain(s, "PRAGMA synchronous=NORMAL") != 0 ||
-	    plain(s, "PRAGMA foreign_keys=ON") != 0) {
-		am_fmt(errbuf, errsize, "cannot configure database %s: %s", path, sqlite3_errmsg(s->db));
+	    plain(s, "PRAGMA foreign_keys=ON") != 0 || plain(s, "PRAGMA journal_size_limit=67108864") != 0) {
+		am_fmt(errbuf, errsize, "cannot configure database %s: %s%s", path, sqlite3_errmsg(s->db),
+		       s->full ? " (the disk is full: free some space)" : "");
 		goto out;
 	}
 	if (migrate(s, errbuf, errsize) != 0)
