@@ -138,10 +138,21 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 			break;
 		off += (size_t)w;
 	}
-	if (fd < 0 || off != len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+	int bad = fd < 0 || off != len || fsync(fd) != 0, e = errno;
+	if (fd >= 0 && close(fd) != 0 && !bad) { /* the descriptor is gone either way: never closed twice */
+		bad = 1;
+		e = errno;
+	}
+	if (!bad && rename(tmp, path) != 0) {
+		bad = 1;
+		e = errno;
+	}
+	if (bad) {
 		if (fd >= 0)
 			unlink(tmp);
-		return am_err_set(err, AM_E_INTERNAL, "", "could not store the dataset file: %s", strerror(errno));
+		if (am_err_is_nospace(e))
+			return am_err_disk_full(err, ctx->srv->cfg.data_dir);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not store the dataset file: %s", strerror(e));
 	}
 	am_store_exec(ctx->srv->store, "UPDATE datasets SET path = ? WHERE id = ?", "si", path, id);
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%lld", id);

@@ -151,6 +151,11 @@ test('a full disk: every write answers 507 disk_full with the folder and its fre
   // the same for a login (it writes a session) and any other write
   assertError(await srv.api('POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'admin-password-1' } }), 507, 'disk_full');
   assertError(await srv.api('PATCH', '/api/v1/deployments/qwen', { token: T, body: { aliases: ['q'] } }), 507, 'disk_full');
+  // an upload (a file as well as a row)
+  const rows = Array.from({ length: 2000 }, (_, i) => ({ instruction: `say ${i}`, input: '', output: 'x'.repeat(100) }));
+  const up = await srv.api('POST', '/api/v1/datasets?name=big&file_name=train.json', { token: T, raw: JSON.stringify(rows),
+    headers: { 'content-type': 'application/json' } });
+  assertError(up, 507, 'disk_full');
   const h = await srv.api('GET', '/healthz');
   assert.equal(h.status, 200);
   assert.equal(h.json.status, 'degraded');
