@@ -567,6 +567,7 @@ int am_gateway_start(struct am_gateway *g)
 		struct gw_worker *w = &g->workers[i];
 		w->g = g;
 		w->idx = i;
+		w->jf.fd = -1;
 		w->base = event_base_new();
 		w->pool = gw_pool_new(w->base);
 		pthread_mutex_init(&w->qmu, NULL);

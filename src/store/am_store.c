@@ -5,9 +5,8 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "../base/am_err.h"
-
 #include "../base/am_buf.h"
+#include "../base/am_err.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "am_migrations.h"

@@ -1,5 +1,6 @@
 /* Unit tests: base (buffers, JSON getters, errors). */
 #include <errno.h>
+
 #include "am_test.h"
 #include "base/am_buf.h"
 #include "base/am_json.h"
