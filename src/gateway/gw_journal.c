@@ -129,13 +129,15 @@ int gw_journal_open(struct gw_jfile *f, const char *dir)
 	am_strlcpy(f->id, tok, sizeof f->id); /* 23 of base64url's characters: 138 random bits */
 	if (!dir || !*dir) {
 		f->path[0] = '\0';
-		errno = ENOENT;
+		errno = f->open_errno = ENOENT;
 		return -1;
 	}
 	am_fmt(f->path, sizeof f->path, "%s/%s.jnl", dir, f->id);
 	int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (fd < 0) {
+		f->open_errno = errno;
 		return -1;
+	}
 	f->fd = fd;
 	return 0;
 }

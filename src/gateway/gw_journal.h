@@ -25,6 +25,7 @@ struct gw_usage;
 struct gw_jfile {
 	int fd;            /* -1: none open */
 	int broken;        /* a failed append could not be cut off: append no more */
+	int open_errno;    /* why the last gw_journal_open failed */
 	off_t off;         /* bytes of whole records in it */
 	char id[24];       /* the file's random id, the prefix of its records' ids */
 	char path[4200];

@@ -43,18 +43,17 @@ void gw_usage_push(struct gw_worker *w, struct gw_usage *u)
 		w->ub = batch_new();
 		if (gw_journal_open(&w->jf, g->jdir) == 0)
 			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
-		else if (g->jdir[0])
-			am_warn("gateway", "usage journal: cannot create %s: %s (records kept in memory)", w->jf.path,
-				strerror(errno));
 	}
 	struct gw_ubatch *b = w->ub;
 	am_fmt(u->id, sizeof u->id, "%s.%d", w->jf.id, b->nids++);
 	if (gw_journal_append(&w->jf, u) != 0) {
-		/* not in the journal (a full disk): in memory until the writer folds it */
+		/* not in the journal (a full disk): in memory until the writer folds it;
+		 * said once a minute at most, whatever the traffic */
+		int e = errno;
 		long long now = am_wall_ms(), last = atomic_load(&g->jwarn_ms);
-		if (w->jf.fd >= 0 && now - last > 60000 && atomic_compare_exchange_strong(&g->jwarn_ms, &last, now))
-			am_warn("gateway", "usage journal: cannot write %s: %s (records kept in memory until written)",
-				w->jf.path, strerror(errno));
+		if (g->jdir[0] && now - last > 60000 && atomic_compare_exchange_strong(&g->jwarn_ms, &last, now))
+			am_warn("gateway", "usage journal: cannot %s %s: %s (records kept in memory until written)",
+				w->jf.fd >= 0 ? "write" : "create", w->jf.path, strerror(w->jf.fd >= 0 ? e : w->jf.open_errno));
 		if (atomic_load(&g->umem) >= GW_UMEM_MAX) {
 			if (atomic_fetch_add(&g->udropped, 1) % 1000 == 0)
 				am_error("gateway", "usage: the journal fails and %d records wait in memory: a record is lost",
