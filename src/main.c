@@ -20,6 +20,7 @@
 #include "auth/am_auth.h"
 #include "auth/am_limiter.h"
 #include "base/am_buf.h"
+#include "base/am_err.h"
 #include "base/am_log.h"
 #include "base/am_mem.h"
 #include "base/am_path.h"
@@ -510,6 +511,26 @@ static void cloexec_inherited(void)
 	closedir(d);
 }
 
+/* A full disk does not stop aimaas: it serves reads and /v1 and answers
+ * writes 507 until space returns. This probe writes the node's heartbeat
+ * every second while the disk is full (or the node never got registered);
+ * the first write that succeeds ends the read-only spell, no restart. */
+static int g_registered;
+
+static void on_disk_probe(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_server *srv = arg;
+	if (g_registered && !am_store_full(srv->store))
+		return;
+	if (am_node_register_local(srv) != 0)
+		return;
+	g_registered = 1;
+	am_info("main", "the data dir %s has space again: writes are accepted", srv->cfg.data_dir);
+	on_gpu_tick(-1, 0, srv); /* what start-up could not write */
+}
+
 static int serve(int argc, char **argv)
 {
 	struct am_server srv;
@@ -517,7 +538,7 @@ static int serve(int argc, char **argv)
 	srv.started_ns = am_now_ns();
 	srv.started_ms = am_wall_ms();
 	int rc = 1, lock_fd = -1;
-	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL, *disk_probe = NULL;
 	char err[512];
 	/* what aimaas writes (database, logs, datasets, job folders) holds
 	 * keys and users' data: no file or folder of it is for other users */
@@ -547,8 +568,14 @@ static int serve(int argc, char **argv)
 		am_error("main", "%s", err);
 		goto out;
 	}
-	if (am_auth_bootstrap(srv.store, getenv("AIMAAS_ADMIN_PASSWORD")) != 0)
+	if (am_auth_bootstrap(srv.store, getenv("AIMAAS_ADMIN_PASSWORD")) != 0) {
+		if (am_store_full(srv.store)) {
+			struct am_err e;
+			am_err_disk_full(&e, srv.cfg.data_dir);
+			am_error("main", "cannot create the first user: %s", e.msg);
+		}
 		goto out;
+	}
 	if (load_owner_id(&srv) != 0) {
 		am_error("main", "cannot read or record this data dir's id in the database");
 		goto out;
@@ -567,8 +594,16 @@ static int serve(int argc, char **argv)
 		am_error("main", "%s", err);
 		goto out;
 	}
-	if (am_node_register_local(&srv) != 0)
+	if (am_node_register_local(&srv) == 0) {
+		g_registered = 1;
+	} else if (am_store_full(srv.store)) {
+		struct am_err e;
+		am_err_disk_full(&e, srv.cfg.data_dir);
+		am_warn("main", "%s: starting read-only (reads and /v1 are served, writes answer 507, "
+			"/healthz says degraded) until space returns", e.msg);
+	} else {
 		goto out;
+	}
 	srv.base = event_base_new();
 	srv.work = am_work_new(srv.base);
 	if (!srv.work) {
@@ -619,6 +654,9 @@ static int serve(int argc, char **argv)
 	gpu_tick = event_new(srv.base, -1, EV_PERSIST, on_gpu_tick, &srv);
 	struct timeval tick = { 0, 250000 };
 	event_add(gpu_tick, &tick);
+	disk_probe = event_new(srv.base, -1, EV_PERSIST, on_disk_probe, &srv);
+	struct timeval second = { 1, 0 };
+	event_add(disk_probe, &second);
 	char host[256];
 	am_strlcpy(host, srv.cfg.listen, sizeof host);
 	*strrchr(host, ':') = '\0';
@@ -636,6 +674,8 @@ out:
 		event_free(sigint);
 	if (gpu_tick)
 		event_free(gpu_tick);
+	if (disk_probe)
+		event_free(disk_probe);
 	am_http_server_free(srv.http);
 	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
 	am_gateway_free(srv.gateway);

@@ -432,6 +432,15 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 			      "iii", (long long)refusal, (long long)anonymous, ctx->task_id);
 }
 
+/* Every route's failed write on a full disk says so (507 disk_full, with the
+ * data dir and its free bytes), not "internal". */
+static void disk_full_check(struct am_ctx *ctx, struct am_err *err)
+{
+	if (err->code == AM_E_INTERNAL && am_store_full(ctx->srv->store))
+		am_err_disk_full(err, ctx->srv->cfg.data_dir);
+}
+
+
 /* Runs fn as the route's handler: inside a transaction with its task for a
  * mutating route, then answers (unless fn deferred the answer). ctx may be
  * freed when this returns. */
@@ -472,6 +481,7 @@ static void run(struct am_ctx *ctx, am_api_fn fn)
 			ctx->resp = NULL;
 			if (err.code == AM_OK)
 				am_err_set(&err, AM_E_INTERNAL, "", "internal error");
+			disk_full_check(ctx, &err);
 			record_failure(ctx, &err);
 		}
 	}
@@ -489,6 +499,7 @@ static void run(struct am_ctx *ctx, am_api_fn fn)
 	am_api_reply_json(req, ctx->status, ctx->resp);
 	return;
 fail:
+	disk_full_check(ctx, &err);
 	if (err.code == AM_E_INTERNAL)
 		am_error("api", "%s %s: %s", req->method, req->path, err.msg);
 	am_api_reply_error(req, &err);

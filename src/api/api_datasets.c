@@ -141,6 +141,8 @@ static int upload_finish(struct am_ctx *ctx, struct am_err *err)
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%s", u->name);
 	if (!u->report)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read the uploaded file: %s", strerror(u->sync_errno));
+	if (am_err_is_nospace(u->sync_errno))
+		return am_err_disk_full(err, ctx->srv->cfg.data_dir);
 	if (u->sync_errno)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not store the dataset file: %s", strerror(u->sync_errno));
 	json_t *rep = u->report;
@@ -214,6 +216,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	size_t len = (size_t)ctx->req->body_bytes;
 	if (ctx->upload_fd < 0 || !len)
 		return am_err_set(err, AM_E_INVALID, "body", "the request body must be the dataset file");
+	if (am_err_is_nospace(ctx->req->body_errno))
+		return am_err_disk_full(err, ctx->srv->cfg.data_dir);
 	if (ctx->req->body_errno)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not store the upload: %s", strerror(ctx->req->body_errno));
 	long long dup = 0;

@@ -1,9 +1,11 @@
 /* am_err: error codes, their HTTP statuses and stable names. */
 #include "am_err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "am_buf.h"
 
@@ -26,6 +28,7 @@ static const struct {
 	[AM_E_RATE] = { 429, "rate_limited" },
 	[AM_E_INTERNAL] = { 500, "internal" },
 	[AM_E_UNAVAILABLE] = { 503, "unavailable" },
+	[AM_E_DISK_FULL] = { 507, "disk_full" },
 };
 
 int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const char *fmt, ...)
@@ -59,4 +62,18 @@ int am_err_status(enum am_errcode code)
 const char *am_err_name(enum am_errcode code)
 {
 	return code < AM_E_COUNT ? table[code].name : "internal";
+}
+
+int am_err_disk_full(struct am_err *e, const char *dir)
+{
+	struct statvfs v;
+	if (statvfs(dir, &v) == 0)
+		return am_err_set(e, AM_E_DISK_FULL, "", "disk full: %s has %llu bytes free; free some space there and retry",
+				  dir, (unsigned long long)v.f_bavail * (unsigned long long)v.f_frsize);
+	return am_err_set(e, AM_E_DISK_FULL, "", "disk full: %s has no space left; free some space there and retry", dir);
+}
+
+int am_err_is_nospace(int errnum)
+{
+	return errnum == ENOSPC || errnum == EDQUOT;
 }

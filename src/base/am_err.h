@@ -20,6 +20,7 @@ enum am_errcode {
 	AM_E_RATE,         /* 429 rate_limited */
 	AM_E_INTERNAL,     /* 500 internal */
 	AM_E_UNAVAILABLE,  /* 503 unavailable */
+	AM_E_DISK_FULL,    /* 507 disk_full */
 	AM_E_COUNT
 };
 
@@ -34,6 +35,11 @@ struct am_err {
 int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void am_err_clear(struct am_err *e);
+/* Sets *e to AM_E_DISK_FULL with the folder that ran out of space and the
+ * bytes still free there (statvfs), and returns -1. */
+int am_err_disk_full(struct am_err *e, const char *dir);
+/* Whether an errno value means the disk (or the user's quota) is full. */
+int am_err_is_nospace(int errnum);
 int am_err_status(enum am_errcode code);
 const char *am_err_name(enum am_errcode code);
 

@@ -5,9 +5,10 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <time.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../am_server.h"
 #include "../base/am_log.h"
@@ -288,33 +289,7 @@ out:
 	json_decref(sess);
 }
 
-/* ---- usage ---- */
-
-/* On the worker's thread (or the main thread once the worker has stopped). */
-void gw_usage_push(struct gw_worker *w, const struct gw_usage *u)
-{
-	if (!w->ub) {
-		if (atomic_load(&w->g->upending) >= 1000000) /* a stalled database must not eat the memory */
-			return;
-		w->ub = am_malloc(sizeof *w->ub);
-		w->ub->n = 0;
-	}
-	w->ub->u[w->ub->n++] = *u;
-	if (w->ub->n == GW_UBATCH)
-		gw_usage_handover(w);
-}
-
-void gw_usage_handover(struct gw_worker *w)
-{
-	struct gw_ubatch *b = w->ub;
-	if (!b || !b->n)
-		return;
-	w->ub = NULL;
-	atomic_fetch_add(&w->g->upending, b->n);
-	b->next = atomic_load(&w->g->ubatches);
-	while (!atomic_compare_exchange_weak(&w->g->ubatches, &b->next, b))
-		;
-}
+/* ---- usage (gw_usage.c) ---- */
 
 static void on_ub_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -323,69 +298,9 @@ static void on_ub_timer(evutil_socket_t fd, short what, void *arg)
 	gw_usage_handover(arg);
 }
 
-static void flush_into(struct am_gateway *g, struct am_store *st);
-
 void am_gateway_flush_usage(struct am_gateway *g)
 {
-	flush_into(g, g->wstore ? g->wstore : g->srv->store);
-}
-
-static void flush_into(struct am_gateway *g, struct am_store *st)
-{
-	struct gw_ubatch *list = atomic_exchange(&g->ubatches, NULL), *rev = NULL;
-	int n = 0;
-	while (list) { /* oldest first */
-		struct gw_ubatch *next = list->next;
-		list->next = rev;
-		rev = list;
-		n += list->n;
-		list = next;
-	}
-	if (!n) {
-		free(rev);
-		return;
-	}
-	atomic_fetch_sub(&g->upending, n);
-	struct gw_usage *batch = am_malloc((size_t)n * sizeof *batch);
-	int at = 0;
-	while (rev) {
-		struct gw_ubatch *next = rev->next;
-		memcpy(&batch[at], rev->u, (size_t)rev->n * sizeof *batch);
-		at += rev->n;
-		free(rev);
-		rev = next;
-	}
-	/* one UPDATE per key per batch, not per request */
-	long long *kid = am_calloc((size_t)n, sizeof *kid), *ktok = am_calloc((size_t)n, sizeof *ktok);
-	int nk = 0;
-	if (am_store_begin(st) == 0) {
-		for (int i = 0; i < n; i++) {
-			struct gw_usage *u = &batch[i];
-			am_store_exec(st, "INSERT INTO usage_records(at, key_id, user_id, model, deployment_id, instance_id, endpoint,"
-				      " prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream)"
-				      " VALUES(?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)",
-				      "iiisiisiiddii", (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id, u->inst_id,
-				      u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms, (long long)u->status,
-				      (long long)u->stream);
-			if (u->key_id) {
-				int k;
-				for (k = 0; k < nk && kid[k] != u->key_id; k++)
-					;
-				if (k == nk)
-					kid[nk++] = u->key_id;
-				ktok[k] += u->prompt + u->completion;
-			}
-		}
-		long long now = am_wall_ms();
-		for (int k = 0; k < nk; k++)
-			am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
-				      ktok[k], now, kid[k]);
-		if (am_store_commit(st) != 0)
-			am_store_rollback(st);
-	}
-	free(kid);
-	free(ktok);
-	free(batch);
+	gw_usage_fold(g, g->wstore ? g->wstore : g->srv->store);
 }
 
 /* ---- statistics ---- */
@@ -615,16 +530,19 @@ static void *writer_main(void *arg)
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&g->mu);
 	while (!g->writer_stop) {
+		/* every 250 ms; slower while folds fail (a full disk), up to 5 s */
+		long wait_ms = g->uretry_ms > 250 ? g->uretry_ms : 250;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250000000L;
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&g->writer_cv, &g->mu, &ts);
 		pthread_mutex_unlock(&g->mu);
-		flush_into(g, g->wstore);
+		gw_usage_fold(g, g->wstore);
 		pthread_mutex_lock(&g->mu);
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -659,7 +577,6 @@ struct am_gateway *am_gateway_new(struct am_server *srv, const struct am_gateway
 
 int am_gateway_start(struct am_gateway *g)
 {
-	am_gateway_refresh(g);
 	g->inbox_ev = event_new(g->srv->base, -1, EV_PERSIST, on_inbox, g);
 	event_add(g->inbox_ev, NULL);
 	char dbpath[4200], err[512];
@@ -668,6 +585,17 @@ int am_gateway_start(struct am_gateway *g)
 		am_error("gateway", "usage writer: %s", err);
 		return -1;
 	}
+	am_fmt(g->jdir, sizeof g->jdir, "%s/usage-journal", g->srv->cfg.data_dir);
+	if (gw_journal_mkdir(g->jdir) != 0) {
+		am_error("gateway", "usage journal: cannot create %s: %s (records wait in memory until written)", g->jdir,
+			 strerror(errno));
+		g->jdir[0] = '\0';
+	}
+	/* what the last run answered but did not write, before serving (and
+	 * before the keys' counters are read); on a full disk the writer retries */
+	gw_usage_replay(g);
+	gw_usage_fold(g, g->wstore);
+	am_gateway_refresh(g);
 	pthread_cond_init(&g->writer_cv, NULL);
 	if (pthread_create(&g->writer, NULL, writer_main, g) != 0)
 		return -1;
@@ -678,6 +606,7 @@ int am_gateway_start(struct am_gateway *g)
 		struct gw_worker *w = &g->workers[i];
 		w->g = g;
 		w->idx = i;
+		w->jf.fd = -1;
 		w->base = event_base_new();
 		w->pool = gw_pool_new(w->base);
 		pthread_mutex_init(&w->qmu, NULL);
@@ -745,7 +674,9 @@ void am_gateway_free(struct am_gateway *g)
 		pthread_join(g->writer, NULL);
 		pthread_cond_destroy(&g->writer_cv);
 	}
-	am_gateway_flush_usage(g); /* what the workers queued last */
+	if (g->wstore)
+		am_gateway_flush_usage(g); /* what the workers queued last */
+	gw_usage_free(g);
 	am_store_close(g->wstore);
 	for (int k = 0; k < g->ninbox; k++) {
 		close(g->inbox[k].fd);

@@ -4,7 +4,8 @@
  * connection that turns to the control plane. Workers read an immutable
  * snapshot of routes (served names -> running replicas) and API keys that
  * the main loop rebuilds when the database changes; rate-limit counters are
- * shared atomics; usage records come back to the main loop in batches. */
+ * shared atomics; usage records go through a journal (gw_journal: on disk
+ * before the answer ends) to a writer thread that folds them into SQLite. */
 #ifndef AM_GATEWAY_H
 #define AM_GATEWAY_H
 
@@ -31,7 +32,8 @@ void am_gateway_refresh(struct am_gateway *g);
 int am_gateway_owns(const char *target, size_t len);
 /* The main loop's hand-off of a gateway connection to a worker. */
 void am_gateway_handoff(struct am_gateway *g, int fd, const char *bytes, size_t len, const char *peer);
-/* Writes the usage records the workers queued (main loop). */
+/* Folds the usage records the workers handed over into SQLite (at exit,
+ * once the writer thread has stopped). */
 void am_gateway_flush_usage(struct am_gateway *g);
 void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *out);
 /* Where a served model name is answered now: a ready replica's port and

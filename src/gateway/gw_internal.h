@@ -10,6 +10,7 @@
 
 #include "../http/am_http.h"
 #include "am_gateway.h"
+#include "gw_journal.h"
 #include "gw_upstream.h"
 
 /* Counters of one API key, shared by all workers for its whole life. */
@@ -65,6 +66,7 @@ struct gw_table {
 };
 
 struct gw_usage {
+	char id[40];               /* unique: "<journal file id>.<seq>" (usage_records.jid) */
 	int64_t at;
 	long long key_id, user_id, dep_id, inst_id;
 	char model[129];
@@ -74,13 +76,19 @@ struct gw_usage {
 	int status, stream;
 };
 
-/* Usage rows a worker gathers on its own, then hands to the writer whole:
- * nothing on the request path takes a lock a low-priority thread may hold. */
+/* A worker's usage records of one batch: they are in its journal file
+ * (jpath), except those the journal refused (a full disk), kept in memory
+ * (u) until the writer has folded them into SQLite. Handed to the writer
+ * whole: nothing on the request path takes a lock a low-priority thread may
+ * hold. */
 #define GW_UBATCH 256
+#define GW_UMEM_MAX 100000 /* records kept in memory at most (~30 MB), all workers together */
 struct gw_ubatch {
 	struct gw_ubatch *next;
-	int n;
-	struct gw_usage u[GW_UBATCH];
+	char jpath[4200];          /* its journal file ("" when none could be created) */
+	int nids;                  /* records in all (ids given out) */
+	int n, cap;                /* records only in memory */
+	struct gw_usage *u;
 };
 
 #define GW_NB 14
@@ -145,6 +153,7 @@ struct gw_worker {
 	int nstats;
 	_Atomic uint64_t rejected[GW_REJECT_N]; /* read by /metrics */
 	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
+	struct gw_jfile jf;        /* ub's journal file */
 	struct event *ub_timer;    /* hands them over every 100 ms */
 };
 
@@ -158,7 +167,12 @@ struct am_gateway {
 	struct gw_counters **ctrs;
 	int nctrs, capctrs;
 	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
-	_Atomic long long upending;           /* rows in them */
+	_Atomic long long umem;               /* records kept only in memory, in all batches */
+	_Atomic long long udropped;           /* records lost: memory full while the journal failed */
+	_Atomic long long jwarn_ms;           /* when a journal write failure was last logged */
+	struct gw_ubatch *uretry;  /* the writer's: batches a failed fold keeps, oldest first */
+	int uretry_ms;             /* the writer's back-off while folds fail */
+	char jdir[4200];           /* the journal's folder ("" when it cannot exist) */
 	struct gw_pending *inbox;  /* connections handed back to the main loop */
 	int ninbox, capinbox;
 	struct event *inbox_ev;
@@ -176,8 +190,24 @@ struct am_gateway {
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
 /* am_gateway.c: for the proxy */
 struct gw_table *gw_table_get(struct gw_worker *w);
-void gw_usage_push(struct gw_worker *w, const struct gw_usage *u);
+/* gw_usage.c: the usage path. Records a finished request's usage: in the
+ * worker's journal before it returns (so before the answer's end is sent),
+ * or in memory when the journal refuses it. Fills u->id. Worker thread (or
+ * the main thread once the worker stopped). */
+void gw_usage_push(struct gw_worker *w, struct gw_usage *u);
+/* Hands the worker's batch to the writer and closes its journal file. */
 void gw_usage_handover(struct gw_worker *w);
+/* Folds every handed-over batch (and those a failed fold kept) into SQLite
+ * on st, in one transaction; deletes their journal files after the commit.
+ * 0, or -1 when the fold failed (the batches are kept for the next one).
+ * The writer thread only (or the main thread once it stopped). */
+int gw_usage_fold(struct am_gateway *g, struct am_store *st);
+/* Queues the journal files a previous run left (crash, full disk) for the
+ * next fold. At start, before the workers. */
+void gw_usage_replay(struct am_gateway *g);
+/* Frees what a fold could not write (at exit: their journal files stay for
+ * the next start). */
+void gw_usage_free(struct am_gateway *g);
 struct gw_mstats *gw_stats(struct gw_worker *w, const char *model);
 void gw_stats_observe(uint64_t *buckets, double v);
 

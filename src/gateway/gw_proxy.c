@@ -308,6 +308,7 @@ static void relay_events(struct preq *p)
 	am_buf_init(&out, SIZE_MAX);
 	char *s = p->sse.data;
 	size_t n = p->sse.len, start = 0;
+	int done = 0;
 	for (size_t i = 0; i + 1 < n; i++) {
 		if (!(s[i] == '\n' && s[i + 1] == '\n'))
 			continue;
@@ -322,6 +323,8 @@ static void relay_events(struct preq *p)
 		if (!p->tfirst && memmem(ev, el, "data: {", 7) && !usage_only)
 			p->tfirst = am_now_ns();
 		p->got_event = 1;
+		if (el >= 12 && !memcmp(ev, "data: [DONE]", 12))
+			done = 1;
 		am_buf_add(&out, ev, el);
 	}
 	if (start) {
@@ -329,6 +332,10 @@ static void relay_events(struct preq *p)
 		p->sse.len = n - start;
 		p->sse.data[p->sse.len] = '\0';
 	}
+	/* a client may take [DONE] for the end: the usage (in the event before it)
+	 * is in the journal first, so a crash cannot lose a stream it saw end */
+	if (done)
+		account(p, p->status);
 	if (out.len) {
 		begin_stream(p);
 		am_http_stream_write(p->http, out.data, out.len);

@@ -178,6 +178,11 @@ static const char *const migrations[] = {
 	"DELETE FROM gpu_reservations WHERE id NOT IN"
 	"  (SELECT MIN(id) FROM gpu_reservations GROUP BY gpu_id, owner_kind, owner_id);"
 	"CREATE UNIQUE INDEX gpu_reservations_owner ON gpu_reservations(owner_kind, owner_id, gpu_id);",
+
+	/* 10: usage records come through the gateway's journal: each has a unique
+	 * id there, so folding a journal file twice inserts nothing twice */
+	"ALTER TABLE usage_records ADD COLUMN jid TEXT;"
+	"CREATE UNIQUE INDEX usage_jid ON usage_records(jid);",
 };
 
 const char *const *am_migrations_list(size_t *count)

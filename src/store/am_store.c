@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_err.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "am_migrations.h"
@@ -18,6 +19,8 @@
 struct am_store {
 	sqlite3 *db;
 	int in_tx;
+	int full;       /* the last failed write ran out of space; a good write clears it */
+	sqlite3_int64 changes_at_begin;
 	/* Statements keyed by the address of their SQL text: callers pass
 	 * string literals, so the address is a stable, cheap key. */
 	struct {
@@ -26,6 +29,19 @@ struct am_store {
 	} cache[STMT_CACHE];
 	int ncache;
 };
+
+/* The one place a failure is classified: out of space or not. */
+static void note_failure(struct am_store *s)
+{
+	int ext = sqlite3_extended_errcode(s->db);
+	if ((ext & 0xff) == SQLITE_FULL || ((ext & 0xff) == SQLITE_IOERR && am_err_is_nospace(sqlite3_system_errno(s->db))))
+		s->full = 1;
+}
+
+int am_store_full(const struct am_store *s)
+{
+	return s->full;
+}
 
 static sqlite3_stmt *prepare_nocache(struct am_store *s, const char *sql)
 {
@@ -137,8 +153,12 @@ static int step_all(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max)
 				return 0;
 		}
 	}
-	if (rc == SQLITE_DONE)
+	if (rc == SQLITE_DONE) {
+		if (!s->in_tx && !sqlite3_stmt_readonly(st) && sqlite3_changes64(s->db) > 0)
+			s->full = 0; /* a write reached the disk */
 		return 0;
+	}
+	note_failure(s);
 	int ext = sqlite3_extended_errcode(s->db);
 	if ((ext & 0xff) == SQLITE_CONSTRAINT) {
 		am_debug("store", "constraint: %s", sqlite3_errmsg(s->db));
@@ -245,6 +265,7 @@ int am_store_int(struct am_store *s, long long *out, long long dflt, const char 
 		else if (r == SQLITE_DONE)
 			*out = dflt;
 		else {
+			note_failure(s);
 			am_error("store", "step failed: %s", sqlite3_errmsg(s->db));
 			rc = -1;
 		}
@@ -267,6 +288,7 @@ static int plain(struct am_store *s, const char *sql)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		note_failure(s);
 		am_error("store", "%s: %s", sql, msg ? msg : "?");
 		sqlite3_free(msg);
 		return -1;
@@ -279,6 +301,7 @@ int am_store_begin(struct am_store *s)
 	if (plain(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	s->in_tx = 1;
+	s->changes_at_begin = sqlite3_total_changes64(s->db);
 	return 0;
 }
 
@@ -287,6 +310,8 @@ int am_store_commit(struct am_store *s)
 	int rc = plain(s, "COMMIT");
 	if (rc != 0)
 		plain(s, "ROLLBACK");
+	else if (sqlite3_total_changes64(s->db) != s->changes_at_begin)
+		s->full = 0;
 	s->in_tx = 0;
 	return rc;
 }
@@ -369,11 +394,17 @@ int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t 
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	/* keep -wal and -shm at close: a restart on a full disk then finds its
+	 * shared-memory index instead of failing to make it (and starts
+	 * read-only). journal_size_limit empties the WAL at close all the same. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	/* WAL + synchronous=NORMAL: a crash of aimaas (kill -9) never loses a
 	 * committed transaction; only an OS crash can lose the last few. */
 	if (plain(s, "PRAGMA journal_mode=WAL") != 0 || plain(s, "PRAGMA synchronous=NORMAL") != 0 ||
-	    plain(s, "PRAGMA foreign_keys=ON") != 0) {
-		am_fmt(errbuf, errsize, "cannot configure database %s: %s", path, sqlite3_errmsg(s->db));
+	    plain(s, "PRAGMA foreign_keys=ON") != 0 || plain(s, "PRAGMA journal_size_limit=67108864") != 0) {
+		am_fmt(errbuf, errsize, "cannot configure database %s: %s%s", path, sqlite3_errmsg(s->db),
+		       s->full ? " (the disk is full: free some space)" : "");
 		goto out;
 	}
 	if (migrate(s, errbuf, errsize) != 0)

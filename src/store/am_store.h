@@ -39,6 +39,12 @@ int am_store_commit(struct am_store *s);
 void am_store_rollback(struct am_store *s);
 int am_store_in_tx(struct am_store *s);
 
+/* Whether the database is out of disk space: set when a statement or a
+ * commit fails with SQLITE_FULL (or an I/O error whose errno is ENOSPC or
+ * EDQUOT), cleared when a write succeeds. Callers turn a failed write into
+ * "disk full" (am_err_disk_full) when this says so. */
+int am_store_full(const struct am_store *s);
+
 /* The schema version now applied (PRAGMA user_version). */
 int am_store_version(struct am_store *s);
 

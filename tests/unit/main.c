@@ -22,6 +22,7 @@ void suite_engine(void);
 void suite_model(void);
 void suite_work(void);
 void suite_proc(void);
+void suite_usage(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -77,6 +78,7 @@ int main(void)
 	suite_model();
 	suite_work();
 	suite_proc();
+	suite_usage();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

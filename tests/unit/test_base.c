@@ -1,4 +1,6 @@
 /* Unit tests: base (buffers, JSON getters, errors). */
+#include <errno.h>
+
 #include "am_test.h"
 #include "base/am_buf.h"
 #include "base/am_json.h"
@@ -60,6 +62,14 @@ static void err_table(void)
 	CHECK_INT(am_err_status(AM_E_TOO_LARGE), 413);
 	CHECK_STR(am_err_name(AM_E_RATE), "rate_limited");
 	CHECK_INT(am_err_status(AM_E_MEDIA), 415);
+	/* a full disk names the folder and what is left there */
+	struct am_err e;
+	am_err_clear(&e);
+	CHECK_INT(am_err_disk_full(&e, "/tmp"), -1);
+	CHECK_INT(am_err_status(e.code), 507);
+	CHECK_STR(am_err_name(e.code), "disk_full");
+	CHECK(strstr(e.msg, "/tmp has ") && strstr(e.msg, " bytes free"));
+	CHECK(am_err_is_nospace(ENOSPC) && am_err_is_nospace(EDQUOT) && !am_err_is_nospace(EFBIG));
 }
 
 static void tokens_and_digests(void)

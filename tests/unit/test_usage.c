@@ -1,0 +1,201 @@
+/* Unit tests: the gateway's usage journal (record format, torn tails) and
+ * its fold into SQLite (idempotent, records the journal refused). */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "am_test.h"
+#include "base/am_buf.h"
+#include "gateway/gw_internal.h"
+#include "gateway/gw_journal.h"
+#include "store/am_store.h"
+
+struct am_store *am_test_db_open(const char *tag, char *path, size_t size);
+void am_test_db_drop(struct am_store *s, const char *path);
+
+static struct gw_usage sample(int i)
+{
+	struct gw_usage u;
+	memset(&u, 0, sizeof u);
+	am_fmt(u.id, sizeof u.id, "file.%d", i);
+	u.at = 1700000000000LL + i;
+	u.key_id = 1;
+	u.user_id = 1;
+	am_strlcpy(u.model, "qwen", sizeof u.model);
+	am_strlcpy(u.endpoint, "/v1/chat/completions", sizeof u.endpoint);
+	u.prompt = 10;
+	u.completion = 5 + i;
+	u.ttft_ms = -1;
+	u.dur_ms = 12.5;
+	u.status = 200;
+	u.stream = i & 1;
+	return u;
+}
+
+static void record_format(void)
+{
+	struct gw_usage u = sample(3), back;
+	unsigned char rec[GW_JREC_SIZE];
+	gw_journal_encode(&u, rec);
+	CHECK_INT(gw_journal_decode(rec, sizeof rec, &back), 0);
+	CHECK_STR(back.id, "file.3");
+	CHECK_STR(back.model, "qwen");
+	CHECK_STR(back.endpoint, "/v1/chat/completions");
+	CHECK_INT(back.at, u.at);
+	CHECK_INT(back.completion, 8);
+	CHECK_INT(back.stream, 1);
+	CHECK(back.dur_ms == 12.5);
+	/* a flipped byte, a short record */
+	rec[100] ^= 1;
+	CHECK_INT(gw_journal_decode(rec, sizeof rec, &back), -1);
+	rec[100] ^= 1;
+	CHECK_INT(gw_journal_decode(rec, sizeof rec - 1, &back), -1);
+}
+
+static void make_dir(char *dir, size_t n)
+{
+	am_fmt(dir, n, "/tmp/aimaas-unit-journal-%d", (int)getpid());
+	CHECK_INT(gw_journal_mkdir(dir), 0);
+}
+
+static void torn_tail(void)
+{
+	char dir[256];
+	make_dir(dir, sizeof dir);
+	struct gw_jfile f;
+	CHECK_INT(gw_journal_open(&f, dir), 0);
+	CHECK_INT(strlen(f.id), 23);
+	for (int i = 0; i < 3; i++) {
+		struct gw_usage u = sample(i);
+		CHECK_INT(gw_journal_append(&f, &u), 0);
+	}
+	CHECK_INT(f.off, 3 * GW_JREC_SIZE);
+	/* a machine crash can leave part of a record */
+	unsigned char junk[100];
+	memset(junk, 0x41, sizeof junk);
+	CHECK_INT(write(f.fd, junk, sizeof junk), (long long)sizeof junk);
+	gw_journal_close(&f);
+	struct gw_usage *recs = NULL;
+	int n = -1;
+	size_t skipped = 0;
+	char first[4300];
+	am_fmt(first, sizeof first, "%s", f.path);
+	CHECK_INT(gw_journal_read(f.path, &recs, &n, &skipped), 0);
+	CHECK_INT(n, 3);
+	CHECK_INT(skipped, 100);
+	if (n == 3)
+		CHECK_STR(recs[2].id, "file.2");
+	free(recs);
+	/* the descriptor does not leak into children */
+	CHECK_INT(gw_journal_open(&f, dir), 0);
+	CHECK(fcntl(f.fd, F_GETFD) & FD_CLOEXEC);
+	struct stat sb;
+	CHECK_INT(fstat(f.fd, &sb), 0);
+	CHECK_INT(sb.st_mode & 0777, 0600);
+	gw_journal_close(&f);
+	unlink(f.path);
+	CHECK_INT(gw_journal_read(f.path, &recs, &n, &skipped), -1);
+	unlink(first);
+	rmdir(dir);
+}
+
+static long long count(struct am_store *s, const char *sql)
+{
+	long long v = -1;
+	am_store_int(s, &v, -1, sql, NULL);
+	return v;
+}
+
+static void fold_once_only(void)
+{
+	char path[256], dir[256];
+	struct am_store *s = am_test_db_open("usage", path, sizeof path);
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	make_dir(dir, sizeof dir);
+	CHECK_INT(am_store_exec(s, "INSERT INTO users(id, username, display_name, password_hash, role, created_at, updated_at)"
+			       " VALUES(1, 'u', 'u', 'x', 'user', 0, 0)", NULL), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO api_keys(id, user_id, name, key_hash, key_hint, created_at, updated_at)"
+			       " VALUES(1, 1, 'k', 'h', 'sk-...', 0, 0)", NULL), 0);
+	struct am_gateway *g = calloc(1, sizeof *g);
+	am_strlcpy(g->jdir, dir, sizeof g->jdir);
+	struct gw_worker w;
+	memset(&w, 0, sizeof w);
+	w.g = g;
+	w.jf.fd = -1;
+	for (int i = 0; i < 3; i++) {
+		struct gw_usage u = sample(i);
+		gw_usage_push(&w, &u);
+	}
+	char keep[4300], copy[4400];
+	am_strlcpy(keep, w.jf.path, sizeof keep);
+	gw_usage_handover(&w);
+	CHECK(access(keep, F_OK) == 0); /* in the journal before anything else */
+	am_fmt(copy, sizeof copy, "%s.copy", keep);
+	CHECK_INT(link(keep, copy), 0);
+	CHECK_INT(gw_usage_fold(g, s), 0);
+	CHECK(access(keep, F_OK) != 0); /* folded, then deleted */
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 3);
+	CHECK_INT(count(s, "SELECT used_tokens FROM api_keys WHERE id = 1"), 3 * 10 + 5 + 6 + 7);
+	/* a crash between the commit and the unlink: the file comes back at start */
+	CHECK_INT(rename(copy, keep), 0);
+	gw_usage_replay(g);
+	CHECK_INT(gw_usage_fold(g, s), 0);
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 3);
+	CHECK_INT(count(s, "SELECT used_tokens FROM api_keys WHERE id = 1"), 3 * 10 + 5 + 6 + 7);
+	CHECK(access(keep, F_OK) != 0);
+	/* no journal (a full disk): the records wait in memory, with ids of their own */
+	g->jdir[0] = '\0';
+	for (int i = 0; i < 2; i++) {
+		struct gw_usage u = sample(i);
+		gw_usage_push(&w, &u);
+	}
+	CHECK_INT(atomic_load(&g->umem), 2);
+	gw_usage_handover(&w);
+	CHECK_INT(gw_usage_fold(g, s), 0);
+	CHECK_INT(atomic_load(&g->umem), 0);
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 5);
+	CHECK_INT(count(s, "SELECT COUNT(DISTINCT jid) FROM usage_records"), 5);
+	gw_usage_free(g);
+	free(g);
+	rmdir(dir);
+	am_test_db_drop(s, path);
+}
+
+/* SQLITE_FULL (here: the page limit) is told apart, and a good write clears it. */
+static void store_full(void)
+{
+	char path[256];
+	struct am_store *s = am_test_db_open("full", path, sizeof path);
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_INT(am_store_full(s), 0);
+	long long pages = 0;
+	am_store_int(s, &pages, 0, "PRAGMA page_count", NULL);
+	char sql[64];
+	am_fmt(sql, sizeof sql, "PRAGMA max_page_count = %lld", pages);
+	am_store_exec_dynamic(s, sql, NULL);
+	int rc = 0;
+	for (int i = 0; i < 64 && rc == 0; i++)
+		rc = am_store_exec(s, "INSERT INTO settings(key, value) VALUES(?, zeroblob(8192))", "i", (long long)i);
+	CHECK_INT(rc, -1);
+	CHECK_INT(am_store_full(s), 1);
+	/* a read does not clear it */
+	CHECK_INT(count(s, "SELECT 1"), 1);
+	CHECK_INT(am_store_full(s), 1);
+	am_store_exec_dynamic(s, "PRAGMA max_page_count = 1000000", NULL);
+	CHECK_INT(am_store_exec(s, "INSERT INTO settings(key, value) VALUES('ok', 'x')", NULL), 0);
+	CHECK_INT(am_store_full(s), 0);
+	am_test_db_drop(s, path);
+}
+
+void suite_usage(void)
+{
+	RUN(record_format);
+	RUN(torn_tail);
+	RUN(fold_once_only);
+	RUN(store_full);
+}
