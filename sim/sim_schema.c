@@ -11,11 +11,13 @@
 #define MAX_DEPTH 48       /* schema levels (and $ref hops) followed */
 #define FULL_DEPTH 6       /* below this, optional members are left out */
 #define MAX_NODES 100000   /* values built for one document */
+#define MAX_BYTES (4u << 20) /* string bytes in one document */
 
 struct gen {
 	json_t *root;
 	uint64_t seed;
 	size_t nodes;
+	size_t bytes;
 	char *err;
 	size_t errsize;
 };
@@ -269,7 +271,9 @@ static json_t *gen_string(struct gen *g, json_t *schema, unsigned variant, const
 			b.len--;
 		b.data[b.len] = '\0';
 	}
-	json_t *s = json_stringn(b.data ? b.data : "", b.len);
+	g->bytes += b.len;
+	json_t *s = g->bytes > MAX_BYTES ? fail(g, "the schema asks for a document of more than 4 MiB")
+					 : json_stringn(b.data ? b.data : "", b.len);
 	am_buf_free(&b);
 	return s;
 }

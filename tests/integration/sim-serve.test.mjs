@@ -596,3 +596,26 @@ test('an image for a text-only model: vLLM\'s 400 "… is not a multimodal model
   assert.equal(ok.choices[0].finish_reason, 'stop');
   await vl.stop();
 });
+
+test('hostile input: an error message cut mid-character, absurd numbers in config.json', async () => {
+  // 'a' + 'é'… makes the 1024-byte message end inside a character
+  const name = `a${'é'.repeat(700)}`;
+  const r = await fetch(`${chat.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: name, messages: [{ role: 'user', content: 'x' }] }) });
+  assert.equal(r.status, 404);
+  const e = await r.json();
+  assert.equal(e.error.param, 'model');
+  assert.ok(e.error.message.startsWith('The model `aé'));
+  assert.equal(await chat.health(), 200, 'still serving');
+  const wildDir = modelDir('wild-numbers', {});
+  writeFileSync(join(wildDir, 'config.json'), '{"architectures":["BertModel"],"hidden_size":3000000000,' +
+    '"num_attention_heads":-9223372036854775808,"max_position_embeddings":1000000000000}'); // exact int64, not a JS double
+  const wild = await startSim(wildDir, ['--served-model-name', 'wild']);
+  const emb = await fetch(`${wild.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'wild', input: 'hello' }) }).then((x) => x.json());
+  assert.equal(emb.data[0].embedding.length, 1024, 'an out-of-range hidden_size is unknown: the default size');
+  const tok = await fetch(`${wild.url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'hi' }) }).then((x) => x.json());
+  assert.equal(tok.max_model_len, 4096, 'an out-of-range max_position_embeddings is unknown: the default context');
+  await wild.stop();
+});

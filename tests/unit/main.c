@@ -17,6 +17,7 @@ void suite_store(void);
 void suite_auth(void);
 void suite_dataset(void);
 void suite_finetune(void);
+void suite_sim_schema(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -67,6 +68,7 @@ int main(void)
 	suite_auth();
 	suite_dataset();
 	suite_finetune();
+	suite_sim_schema();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
