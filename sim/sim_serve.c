@@ -1079,6 +1079,13 @@ static void on_request(struct am_http_req *req, void *data)
 		models(s, req);
 		return;
 	}
+	if (!strncmp(req->path, "/v1/responses/", 14) && req->path[14] && !strchr(req->path + 14, '/') &&
+	    (!strcmp(req->method, "GET") || !strcmp(req->method, "DELETE"))) {
+		/* retrieving a stored response: the sim stores none, as vLLM without the store */
+		sim_error_param(req, 404, "invalid_request_error", "response_id", "Response with id '%s' not found.",
+				req->path + 14);
+		return;
+	}
 	if (strcmp(req->method, "POST") != 0) {
 		const char *b = "{\"detail\":\"Method Not Allowed\"}";
 		if (!strcmp(req->path, "/v1/chat/completions") || !strcmp(req->path, "/v1/completions") ||

@@ -565,6 +565,9 @@ test('responses: create and stream with the openai client, events in vLLM order'
   const prev = await client().responses.create({ model: 'qwen', input: 'x', previous_response_id: 'resp_gone' }).catch((x) => x);
   assert.equal(prev.status, 404);
   assert.deepEqual(prev.error, { message: "Response with id 'resp_gone' not found.", type: 'invalid_request_error', param: 'response_id', code: 404 });
+  const got = await client().responses.retrieve(r.id).catch((x) => x);
+  assert.equal(got.status, 404, 'nothing is stored (vLLM without VLLM_ENABLE_RESPONSES_API_STORE)');
+  assert.equal(got.error.message, `Response with id '${r.id}' not found.`);
   const noInput = await client().responses.create({ model: 'qwen' }).catch((x) => x);
   assert.equal(noInput.status, 400);
   assert.match(noInput.error.message, /'input' is required/);
