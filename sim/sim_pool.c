@@ -182,7 +182,7 @@ void sim_pool_embeddings(struct sim *s, struct am_http_req *req, json_t *body)
 	free(full);
 	json_t *resp = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", "embd-sim", "object", "list", "created",
 				 (json_int_t)s->created, "model",
-				 json_string_value(json_object_get(body, "model")) ?: s->name, "data", data, "usage",
+				 sim_model_name(s, body), "data", data, "usage",
 				 usage(tokens));
 	s->prompt_tokens += tokens;
 	s->success_stop++;
@@ -252,7 +252,7 @@ void sim_pool_rerank(struct sim *s, struct am_http_req *req, json_t *body)
 							 "relevance_score", r[i].score));
 	free(r);
 	json_t *resp = json_pack("{s:s,s:s,s:{s:I},s:o}", "id", "rerank-sim", "model",
-				 json_string_value(json_object_get(body, "model")) ?: s->name, "usage", "total_tokens",
+				 sim_model_name(s, body), "usage", "total_tokens",
 				 (json_int_t)tokens, "results", results);
 	s->prompt_tokens += tokens;
 	s->success_stop++;
@@ -288,7 +288,7 @@ void sim_pool_score(struct sim *s, struct am_http_req *req, json_t *body)
 						      sim_relevance(json_string_value(x), json_string_value(y))));
 	}
 	json_t *resp = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", "score-sim", "object", "list", "created",
-				 (json_int_t)s->created, "model", json_string_value(json_object_get(body, "model")) ?: s->name,
+				 (json_int_t)s->created, "model", sim_model_name(s, body),
 				 "data", data, "usage", usage(tokens));
 	sim_reply_json(req, 200, resp);
 	json_decref(resp);

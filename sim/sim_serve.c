@@ -137,6 +137,15 @@ int sim_model_known(struct sim *s, const char *name)
 	return 0;
 }
 
+const char *sim_model_name(const struct sim *s, json_t *body)
+{
+	const char *m = json_string_value(json_object_get(body, "model"));
+	for (int i = 0; m && i < s->nloras; i++)
+		if (!strcmp(s->loras[i].name, m))
+			return s->loras[i].name;
+	return s->name;
+}
+
 int sim_check_model(struct sim *s, struct am_http_req *req, json_t *body)
 {
 	json_t *m = json_object_get(body, "model");
@@ -752,25 +761,17 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, enum
 	else
 		am_fmt(r->id, sizeof r->id, "%s-%016llx%08llx", r->chat ? "chatcmpl" : "cmpl", h1, (unsigned long long)s->counter);
 	s->counter++;
-	const char *mname = json_string_value(json_object_get(body, "model"));
+	/* vLLM names the served model (or the adapter), not the alias asked for */
+	const char *mname = sim_model_name(s, body);
 	if (api == SIM_API_RESPONSES) {
-		/* vLLM names the served model (or the adapter), not the alias asked for */
-		const char *answer = s->name;
-		for (int i = 0; mname && i < s->nloras; i++)
-			if (!strcmp(s->loras[i].name, mname))
-				answer = s->loras[i].name;
 		r->resp = am_calloc(1, sizeof *r->resp);
-		sim_resp_init(r->resp, body, r->id, s->created, answer, temperature, top_p, max_tokens);
+		sim_resp_init(r->resp, body, r->id, s->created, mname, temperature, top_p, max_tokens);
 	}
-	if (mname) {
-		struct am_buf m;
-		am_buf_init(&m, sizeof r->model_json - 1);
-		sim_json_escape(&m, mname, strlen(mname));
-		am_strlcpy(r->model_json, am_buf_str(&m), sizeof r->model_json);
-		am_buf_free(&m);
-	} else {
-		am_strlcpy(r->model_json, s->name_json, sizeof r->model_json);
-	}
+	struct am_buf m;
+	am_buf_init(&m, sizeof r->model_json - 1);
+	sim_json_escape(&m, mname, strlen(mname));
+	am_strlcpy(r->model_json, am_buf_str(&m), sizeof r->model_json);
+	am_buf_free(&m);
 
 	/* what comes out */
 	struct am_buf text;

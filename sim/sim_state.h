@@ -66,6 +66,9 @@ void sim_json_escape(struct am_buf *b, const char *s, size_t n);
 /* 1 when name is the served model (any of its names) or a loaded adapter;
  * NULL/absent means the default model. */
 int sim_model_known(struct sim *s, const char *name);
+/* The name an answer carries, as vLLM's models.model_name(): the adapter
+ * the request names, else the first served name (not the alias asked for). */
+const char *sim_model_name(const struct sim *s, json_t *body);
 /* Checks the request's "model" and answers 404 when unknown. 0 or -1. */
 int sim_check_model(struct sim *s, struct am_http_req *req, json_t *body);
 

@@ -622,3 +622,12 @@ test('hostile input: an error message cut mid-character, absurd numbers in confi
   assert.equal(tok.max_model_len, 4096, 'an out-of-range max_position_embeddings is unknown: the default context');
   await wild.stop();
 });
+
+test('answers carry the first served name (or the adapter), not the alias asked for, as vLLM', async () => {
+  const r = await client().chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  assert.equal(r.model, 'qwen2.5-7b');
+  const s = await client().chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true });
+  for await (const c of s) assert.equal(c.model, 'qwen2.5-7b');
+  const c = await client().completions.create({ model: 'faq-lora', prompt: 'x', max_tokens: 2 });
+  assert.equal(c.model, 'faq-lora');
+});
