@@ -9,7 +9,8 @@
 #include "sim_state.h"
 #include "sim_text.h"
 
-int sim_chat_prompt(json_t *messages, struct am_buf *out, struct am_buf *last_user, char *err, size_t errsize)
+int sim_chat_prompt(const struct sim *s, json_t *messages, struct am_buf *out, struct am_buf *last_user, char *err,
+		    size_t errsize)
 {
 	if (!json_is_array(messages) || json_array_size(messages) == 0) {
 		am_fmt(err, errsize, "'messages' must be a non-empty list");
@@ -35,9 +36,16 @@ int sim_chat_prompt(json_t *messages, struct am_buf *out, struct am_buf *last_us
 				const char *type = json_string_value(json_object_get(part, "type"));
 				if (type && !strcmp(type, "text"))
 					am_buf_adds(&text, json_string_value(json_object_get(part, "text")) ?: "");
-				else if (type && (!strcmp(type, "image_url") || !strcmp(type, "input_audio") || !strcmp(type, "video_url")))
+				else if (type && (!strcmp(type, "image_url") || !strcmp(type, "input_audio") || !strcmp(type, "video_url") ||
+						  !strcmp(type, "audio_url") || !strcmp(type, "image_embeds") ||
+						  !strcmp(type, "audio_embeds") || !strcmp(type, "image_pil"))) {
+					if (!s->multimodal) { /* vLLM's MultiModalRegistry.create_processor */
+						am_fmt(err, errsize, "%s is not a multimodal model", s->o.model);
+						am_buf_free(&text);
+						return -1;
+					}
 					am_buf_adds(&text, "<|vision_start|><|image_pad|><|vision_end|>");
-				else {
+				} else {
 					am_fmt(err, errsize, "messages[%zu].content[%zu] has an unknown type", i, k);
 					am_buf_free(&text);
 					return -1;
@@ -174,7 +182,7 @@ void sim_pool_embeddings(struct sim *s, struct am_http_req *req, json_t *body)
 	free(full);
 	json_t *resp = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", "embd-sim", "object", "list", "created",
 				 (json_int_t)s->created, "model",
-				 json_string_value(json_object_get(body, "model")) ?: s->name, "data", data, "usage",
+				 sim_model_name(s, body), "data", data, "usage",
 				 usage(tokens));
 	s->prompt_tokens += tokens;
 	s->success_stop++;
@@ -244,7 +252,7 @@ void sim_pool_rerank(struct sim *s, struct am_http_req *req, json_t *body)
 							 "relevance_score", r[i].score));
 	free(r);
 	json_t *resp = json_pack("{s:s,s:s,s:{s:I},s:o}", "id", "rerank-sim", "model",
-				 json_string_value(json_object_get(body, "model")) ?: s->name, "usage", "total_tokens",
+				 sim_model_name(s, body), "usage", "total_tokens",
 				 (json_int_t)tokens, "results", results);
 	s->prompt_tokens += tokens;
 	s->success_stop++;
@@ -280,7 +288,7 @@ void sim_pool_score(struct sim *s, struct am_http_req *req, json_t *body)
 						      sim_relevance(json_string_value(x), json_string_value(y))));
 	}
 	json_t *resp = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", "score-sim", "object", "list", "created",
-				 (json_int_t)s->created, "model", json_string_value(json_object_get(body, "model")) ?: s->name,
+				 (json_int_t)s->created, "model", sim_model_name(s, body),
 				 "data", data, "usage", usage(tokens));
 	sim_reply_json(req, 200, resp);
 	json_decref(resp);
@@ -297,7 +305,7 @@ void sim_pool_tokenize(struct sim *s, struct am_http_req *req, json_t *body)
 	json_t *prompt = json_object_get(body, "prompt"), *msgs = json_object_get(body, "messages");
 	if (json_is_string(prompt))
 		am_buf_add(&text, json_string_value(prompt), json_string_length(prompt));
-	else if (msgs && sim_chat_prompt(msgs, &text, &last, err, sizeof err) != 0)
+	else if (msgs && sim_chat_prompt(s, msgs, &text, &last, err, sizeof err) != 0)
 		;
 	else if (!msgs)
 		am_fmt(err, sizeof err, "'prompt' (a string) or 'messages' is required");

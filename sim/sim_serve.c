@@ -15,6 +15,8 @@
 #include "base/am_mem.h"
 #include "base/am_time.h"
 #include "sim_config.h"
+#include "sim_resp.h"
+#include "sim_schema.h"
 #include "sim_state.h"
 #include "sim_text.h"
 
@@ -71,21 +73,55 @@ void sim_json_escape(struct am_buf *b, const char *s, size_t n)
 void sim_reply_json(struct am_http_req *req, int status, json_t *v)
 {
 	/* 9 significant digits round-trip a float32 (embeddings, scores) */
-	char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	char *s = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+	if (!s) { /* never strlen(NULL): a value jansson could not build or dump */
+		const char *e = "{\"error\":{\"message\":\"could not encode the answer\",\"type\":\"InternalServerError\","
+				"\"param\":null,\"code\":500}}";
+		am_http_respond(req, 500, "application/json", e, strlen(e));
+		return;
+	}
 	am_http_respond(req, status, "application/json", s, strlen(s));
 	free(s);
 }
 
-void sim_error(struct am_http_req *req, int status, const char *type, const char *fmt, ...)
+static void verror(struct am_http_req *req, int status, const char *type, const char *param, const char *fmt,
+		   va_list ap)
 {
 	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	json_t *e = json_pack("{s:{s:s,s:s,s:n,s:i}}", "error", "message", msg, "type", type, "param", "code", status);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	if (n >= (int)sizeof msg) { /* cut: never leave half a UTF-8 character */
+		size_t len = sizeof msg - 1;
+		size_t i = len;
+		while (i > 0 && ((unsigned char)msg[i - 1] & 0xC0) == 0x80)
+			i--;
+		if (i > 0 && (unsigned char)msg[i - 1] >= 0xC0) {
+			unsigned char lead = (unsigned char)msg[i - 1];
+			size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+			if (len - (i - 1) < want)
+				msg[i - 1] = '\0';
+		}
+	}
+	json_t *m = json_string(msg);
+	json_t *e = json_pack("{s:{s:o,s:s,s:o,s:i}}", "error", "message", m ? m : json_string("invalid text in the error"),
+			      "type", type, "param", param ? json_string(param) : json_null(), "code", status);
 	sim_reply_json(req, status, e);
 	json_decref(e);
+}
+
+void sim_error(struct am_http_req *req, int status, const char *type, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(req, status, type, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void sim_error_param(struct am_http_req *req, int status, const char *type, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(req, status, type, param, fmt, ap);
+	va_end(ap);
 }
 
 int sim_model_known(struct sim *s, const char *name)
@@ -101,6 +137,15 @@ int sim_model_known(struct sim *s, const char *name)
 	return 0;
 }
 
+const char *sim_model_name(const struct sim *s, json_t *body)
+{
+	const char *m = json_string_value(json_object_get(body, "model"));
+	for (int i = 0; m && i < s->nloras; i++)
+		if (!strcmp(s->loras[i].name, m))
+			return s->loras[i].name;
+	return s->name;
+}
+
 int sim_check_model(struct sim *s, struct am_http_req *req, json_t *body)
 {
 	json_t *m = json_object_get(body, "model");
@@ -109,7 +154,7 @@ int sim_check_model(struct sim *s, struct am_http_req *req, json_t *body)
 		return -1;
 	}
 	if (m && json_is_string(m) && !sim_model_known(s, json_string_value(m))) {
-		sim_error(req, 404, "NotFoundError", "The model `%s` does not exist.", json_string_value(m));
+		sim_error_param(req, 404, "NotFoundError", "model", "The model `%s` does not exist.", json_string_value(m));
 		return -1;
 	}
 	return 0;
@@ -127,9 +172,13 @@ static void hist_observe(struct sim_hist *h, double v)
 
 /* ---- generation requests ---- */
 
+enum sim_api { SIM_API_COMPLETIONS, SIM_API_CHAT, SIM_API_RESPONSES };
+
 struct sim_req {
 	struct sim *s;
 	struct am_http_req *http;
+	enum sim_api api;
+	struct sim_resp *resp;    /* SIM_API_RESPONSES: the response being built */
 	int chat, stream, include_usage, running;
 	char id[64];
 	char model_json[300];     /* the "model" to answer with, escaped */
@@ -149,6 +198,10 @@ static void req_free(struct sim_req *r)
 	if (r->timer)
 		event_free(r->timer);
 	sim_tokens_free(&r->out);
+	if (r->resp) {
+		sim_resp_free(r->resp);
+		free(r->resp);
+	}
 	free(r->tool_name);
 	free(r->tool_args);
 	free(r);
@@ -232,6 +285,12 @@ static void stream_token(struct sim_req *r, size_t i, struct am_buf *b)
 	am_buf_init(&text, 64);
 	if (i < r->out.n)
 		token_text(r, i, &text);
+	if (r->resp) {
+		if (text.len)
+			sim_resp_stream_delta(r->resp, text.data, text.len, b);
+		am_buf_free(&text);
+		return;
+	}
 	char fin[64];
 	if (last)
 		am_fmt(fin, sizeof fin, "\"%s\",\"stop_reason\":null", r->finish);
@@ -257,6 +316,10 @@ static void stream_token(struct sim_req *r, size_t i, struct am_buf *b)
 
 static void stream_first(struct sim_req *r, struct am_buf *b)
 {
+	if (r->resp) {
+		sim_resp_stream_open(r->resp, r->out.n > 0, b);
+		return;
+	}
 	if (!r->chat)
 		return;
 	chunk_open(b, r);
@@ -274,6 +337,10 @@ static void stream_first(struct sim_req *r, struct am_buf *b)
 
 static void stream_end(struct sim_req *r, struct am_buf *b)
 {
+	if (r->resp) { /* vLLM ends a Responses stream with response.completed, no [DONE] */
+		sim_resp_stream_close(r->resp, r->prompt_tokens, r->out.n, b);
+		return;
+	}
 	if (r->include_usage) {
 		am_buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"%s\",\"choices\":[],\"usage\":",
 			      r->id, r->chat ? "chat.completion.chunk" : "text_completion", r->s->created, r->model_json);
@@ -289,6 +356,13 @@ static void respond_whole(struct sim_req *r)
 	am_buf_init(&text, 1 << 26);
 	for (size_t i = 0; i < r->out.n; i++)
 		token_text(r, i, &text);
+	if (r->resp) {
+		json_t *o = sim_resp_object(r->resp, am_buf_str(&text), text.len, r->prompt_tokens, r->out.n);
+		sim_reply_json(r->http, 200, o);
+		json_decref(o);
+		am_buf_free(&text);
+		return;
+	}
 	json_t *usage = json_pack("{s:I,s:I,s:I,s:n}", "prompt_tokens", (json_int_t)r->prompt_tokens, "total_tokens",
 				  (json_int_t)(r->prompt_tokens + r->out.n), "completion_tokens", (json_int_t)r->out.n,
 				  "prompt_tokens_details");
@@ -413,34 +487,24 @@ static void start_next(struct sim *s)
 
 /* ---- building a generation request ---- */
 
-static void tool_args_for(json_t *tool, struct am_buf *out)
+/* The arguments of a call to tool: a JSON object its "parameters" schema
+ * accepts (every property filled, nested objects, arrays, $refs). 0, or -1
+ * with err when the schema admits nothing. */
+static int tool_args_for(json_t *tool, uint64_t seed, struct am_buf *out, char *err, size_t errsize)
 {
-	json_t *props = json_object_get(json_object_get(json_object_get(tool, "function"), "parameters"), "properties");
-	json_t *args = json_object();
-	const char *k;
-	json_t *p;
-	json_object_foreach(props, k, p) {
-		const char *type = json_string_value(json_object_get(p, "type"));
-		json_t *en = json_object_get(p, "enum");
-		if (json_is_array(en) && json_array_size(en))
-			json_object_set(args, k, json_array_get(en, 0));
-		else if (type && (!strcmp(type, "integer") || !strcmp(type, "number")))
-			json_object_set_new(args, k, json_integer(1));
-		else if (type && !strcmp(type, "boolean"))
-			json_object_set_new(args, k, json_true());
-		else if (type && !strcmp(type, "array"))
-			json_object_set_new(args, k, json_array());
-		else if (type && !strcmp(type, "object"))
-			json_object_set_new(args, k, json_object());
-		else if (strstr(k, "city") || strstr(k, "location"))
-			json_object_set_new(args, k, json_string("Beijing"));
-		else
-			json_object_set_new(args, k, json_string("example"));
+	json_t *params = json_object_get(json_object_get(tool, "function"), "parameters");
+	char serr[300];
+	json_t *args = params && !json_is_null(params) ? sim_schema_instance(params, seed, serr, sizeof serr) : json_object();
+	if (!args) {
+		am_fmt(err, errsize, "The parameters of tool '%s' cannot be satisfied: %s",
+		       json_string_value(json_object_get(json_object_get(tool, "function"), "name")), serr);
+		return -1;
 	}
-	char *s = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	am_buf_adds(out, s);
+	char *s = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	am_buf_adds(out, s ? s : "{}");
 	free(s);
 	json_decref(args);
+	return 0;
 }
 
 /* The tool the model calls, or NULL (none offered, or tool_choice "none"). */
@@ -495,27 +559,153 @@ static int completion_prompt(json_t *p, struct am_buf *out, char *err, size_t er
 	return -1;
 }
 
-static void generate(struct sim *s, struct am_http_req *http, json_t *body, int chat)
+/* A JSON Schema given as an object, or as a string holding one. A new
+ * reference, or NULL with err naming field. */
+static json_t *schema_arg(json_t *v, const char *field, char *err, size_t errsize)
 {
+	if (json_is_object(v) || json_is_boolean(v))
+		return json_incref(v);
+	if (json_is_string(v)) {
+		json_t *parsed = json_loads(json_string_value(v), 0, NULL);
+		if (json_is_object(parsed))
+			return parsed;
+		json_decref(parsed);
+	}
+	am_fmt(err, errsize, "'%s' must be a JSON schema (an object)", field);
+	return NULL;
+}
+
+/* What structured outputs ask for: response_format (or, for /v1/responses,
+ * text.format), else vLLM's structured_outputs, else the older guided_json
+ * and guided_choice. Sets *schema (a new reference), *json_object or
+ * *choice (borrowed); none when the output is free text. 0, or -1 with err. */
+static int structured(json_t *body, enum sim_api api, json_t **schema, int *json_object, const char **choice,
+		      char *err, size_t errsize)
+{
+	*schema = NULL;
+	*json_object = 0;
+	*choice = NULL;
+	const char *field = api == SIM_API_RESPONSES ? "text.format" : "response_format";
+	json_t *rf = api == SIM_API_RESPONSES ? json_object_get(json_object_get(body, "text"), "format")
+					      : json_object_get(body, "response_format");
+	if (rf && !json_is_null(rf)) {
+		const char *type = json_string_value(json_object_get(rf, "type"));
+		if (!json_is_object(rf) || !type) {
+			am_fmt(err, errsize, "'%s' must be an object with a 'type'", field);
+			return -1;
+		}
+		if (!strcmp(type, "text") || !strcmp(type, "structural_tag"))
+			return 0;
+		if (!strcmp(type, "json_object")) {
+			*json_object = 1;
+			return 0;
+		}
+		if (strcmp(type, "json_schema") != 0) {
+			am_fmt(err, errsize, "%s.type must be one of 'text', 'json_object', 'json_schema'", field);
+			return -1;
+		}
+		/* chat: {"type":"json_schema","json_schema":{"name","schema","strict"}};
+		 * responses: {"type":"json_schema","name","schema","strict"} */
+		json_t *js = api == SIM_API_RESPONSES ? rf : json_object_get(rf, "json_schema");
+		char where[64];
+		am_fmt(where, sizeof where, "%s%s", field, api == SIM_API_RESPONSES ? "" : ".json_schema");
+		if (!json_is_object(js)) {
+			am_fmt(err, errsize, "%s is required when %s.type is 'json_schema'", where, field);
+			return -1;
+		}
+		if (!json_is_string(json_object_get(js, "name"))) {
+			am_fmt(err, errsize, "%s.name is required (a string)", where);
+			return -1;
+		}
+		json_t *sc = json_object_get(js, "schema");
+		if (!sc || json_is_null(sc)) {
+			am_fmt(err, errsize, "%s.schema is required", where);
+			return -1;
+		}
+		char f[80];
+		am_fmt(f, sizeof f, "%s.schema", where);
+		*schema = schema_arg(sc, f, err, errsize);
+		return *schema ? 0 : -1;
+	}
+	json_t *so = json_object_get(body, "structured_outputs");
+	if (json_is_object(so)) {
+		json_t *j = json_object_get(so, "json");
+		if (j && !json_is_null(j)) {
+			*schema = schema_arg(j, "structured_outputs.json", err, errsize);
+			return *schema ? 0 : -1;
+		}
+		if (json_is_true(json_object_get(so, "json_object"))) {
+			*json_object = 1;
+			return 0;
+		}
+		json_t *c = json_object_get(so, "choice");
+		if (json_is_array(c) && json_is_string(json_array_get(c, 0)))
+			*choice = json_string_value(json_array_get(c, 0));
+		return 0;
+	}
+	json_t *gj = json_object_get(body, "guided_json");
+	if (gj && !json_is_null(gj)) {
+		*schema = schema_arg(gj, "guided_json", err, errsize);
+		return *schema ? 0 : -1;
+	}
+	json_t *gc = json_object_get(body, "guided_choice");
+	if (json_is_array(gc) && json_is_string(json_array_get(gc, 0)))
+		*choice = json_string_value(json_array_get(gc, 0));
+	return 0;
+}
+
+/* A number member that may be absent or null; -1 when it is something else. */
+static int opt_number(json_t *body, const char *key, double dflt, double *out, char *err, size_t errsize)
+{
+	json_t *v = json_object_get(body, key);
+	*out = dflt;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v)) {
+		am_fmt(err, errsize, "'%s' must be a number", key);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+static void generate(struct sim *s, struct am_http_req *http, json_t *body, enum sim_api api)
+{
+	static const char *const api_names[] = { "Completions", "Chat Completions", "Responses" };
 	char err[512] = "";
 	if (sim_check_model(s, http, body) != 0)
 		return;
 	if (s->kind != SIM_CHAT) {
-		sim_error(http, 400, "BadRequestError", "The model does not support %s API",
-			  chat ? "Chat Completions" : "Completions");
+		sim_error(http, 400, "BadRequestError", "The model does not support %s API", api_names[api]);
+		return;
+	}
+	json_t *prev = json_object_get(body, "previous_response_id");
+	if (api == SIM_API_RESPONSES && prev && !json_is_null(prev)) {
+		/* the sim keeps no responses: vLLM without a stored one answers this */
+		sim_error_param(http, 404, "invalid_request_error", "response_id", "Response with id '%s' not found.",
+				json_is_string(prev) ? json_string_value(prev) : "");
 		return;
 	}
 	struct am_buf prompt, echo;
 	am_buf_init(&prompt, 1 << 27);
 	am_buf_init(&echo, 1 << 27);
 	struct sim_req *r = NULL;
-	json_t *tool = NULL;
-	if (chat) {
+	json_t *tool = NULL, *schema = NULL, *resp_msgs = NULL;
+	int json_object = 0;
+	const char *choice = NULL;
+	double temperature = 1.0, top_p = 1.0;
+	if (api == SIM_API_CHAT) {
 		json_t *msgs = json_object_get(body, "messages");
-		if (sim_chat_prompt(msgs, &prompt, &echo, err, sizeof err) != 0)
+		if (sim_chat_prompt(s, msgs, &prompt, &echo, err, sizeof err) != 0)
 			goto bad;
 		tool = pick_tool(body, err, sizeof err);
 		if (err[0])
+			goto bad;
+	} else if (api == SIM_API_RESPONSES) {
+		if (sim_resp_messages(body, &resp_msgs, err, sizeof err) != 0 ||
+		    sim_chat_prompt(s, resp_msgs, &prompt, &echo, err, sizeof err) != 0 ||
+		    opt_number(body, "temperature", 1.0, &temperature, err, sizeof err) != 0 ||
+		    opt_number(body, "top_p", 1.0, &top_p, err, sizeof err) != 0)
 			goto bad;
 	} else {
 		json_t *p = json_object_get(body, "prompt");
@@ -527,20 +717,25 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, int 
 			goto bad;
 		am_buf_add(&echo, prompt.data, prompt.len);
 	}
+	if (structured(body, api, &schema, &json_object, &choice, err, sizeof err) != 0)
+		goto bad;
 	json_t *stream = json_object_get(body, "stream");
 	if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
 		am_fmt(err, sizeof err, "'stream' must be a boolean");
 		goto bad;
 	}
-	json_t *mt = json_object_get(body, "max_completion_tokens");
-	if (!mt || json_is_null(mt))
+	json_t *mt = json_object_get(body, api == SIM_API_RESPONSES ? "max_output_tokens" : "max_completion_tokens");
+	if (api != SIM_API_RESPONSES && (!mt || json_is_null(mt)))
 		mt = json_object_get(body, "max_tokens");
 	if (mt && !json_is_null(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
 		am_fmt(err, sizeof err, "max_tokens must be at least 1, got %s.", json_is_integer(mt) ? "a smaller value" : "a non-integer");
 		goto bad;
 	}
 	size_t ptoks = sim_count_tokens(prompt.data ? prompt.data : "", prompt.len);
-	long long max_tokens = mt && json_is_integer(mt) ? json_integer_value(mt) : (long long)s->max_model_len - (long long)ptoks;
+	long long room = (long long)s->max_model_len - (long long)ptoks;
+	long long max_tokens = mt && json_is_integer(mt) ? json_integer_value(mt) : room;
+	if (api == SIM_API_RESPONSES && max_tokens > room && room > 0)
+		max_tokens = room; /* vLLM's Responses API takes min(max_output_tokens, what is left) */
 	if ((long long)ptoks + max_tokens > s->max_model_len || (long long)ptoks >= s->max_model_len) {
 		am_fmt(err, sizeof err,
 		       "This model's maximum context length is %d tokens. However, you requested %lld tokens "
@@ -552,44 +747,74 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, int 
 	r = am_calloc(1, sizeof *r);
 	r->s = s;
 	r->http = http;
-	r->chat = chat;
+	r->api = api;
+	r->chat = api == SIM_API_CHAT;
 	r->stream = json_is_true(stream);
-	r->include_usage = r->stream && json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+	r->include_usage = r->stream && api != SIM_API_RESPONSES &&
+			   json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
 	r->prompt_tokens = ptoks;
 	r->arrival_ns = am_now_ns();
-	am_fmt(r->id, sizeof r->id, "%s-%016llx%08llx", chat ? "chatcmpl" : "cmpl",
-	       (unsigned long long)sim_hash(&s->counter, sizeof s->counter, (uint64_t)s->created), (unsigned long long)s->counter);
+	unsigned long long h1 = (unsigned long long)sim_hash(&s->counter, sizeof s->counter, (uint64_t)s->created);
+	if (api == SIM_API_RESPONSES)
+		am_fmt(r->id, sizeof r->id, "resp_%016llx%016llx", h1,
+		       (unsigned long long)sim_hash(&s->counter, sizeof s->counter, h1));
+	else
+		am_fmt(r->id, sizeof r->id, "%s-%016llx%08llx", r->chat ? "chatcmpl" : "cmpl", h1, (unsigned long long)s->counter);
 	s->counter++;
-	const char *mname = json_string_value(json_object_get(body, "model"));
-	if (mname) {
-		struct am_buf m;
-		am_buf_init(&m, sizeof r->model_json - 1);
-		sim_json_escape(&m, mname, strlen(mname));
-		am_strlcpy(r->model_json, am_buf_str(&m), sizeof r->model_json);
-		am_buf_free(&m);
-	} else {
-		am_strlcpy(r->model_json, s->name_json, sizeof r->model_json);
+	/* vLLM names the served model (or the adapter), not the alias asked for */
+	const char *mname = sim_model_name(s, body);
+	if (api == SIM_API_RESPONSES) {
+		r->resp = am_calloc(1, sizeof *r->resp);
+		sim_resp_init(r->resp, body, r->id, s->created, mname, temperature, top_p, max_tokens);
 	}
+	struct am_buf m;
+	am_buf_init(&m, sizeof r->model_json - 1);
+	sim_json_escape(&m, mname, strlen(mname));
+	am_strlcpy(r->model_json, am_buf_str(&m), sizeof r->model_json);
+	am_buf_free(&m);
 
 	/* what comes out */
 	struct am_buf text;
 	am_buf_init(&text, 1 << 27);
 	r->finish = "stop";
+	json_t *seed = json_object_get(body, "seed");
+	uint64_t sd = sim_hash(prompt.data ? prompt.data : "", prompt.len,
+			       (uint64_t)(json_is_integer(seed) ? json_integer_value(seed) : s->o.seed));
+	int free_text = 0;
 	if (tool) {
 		r->tool_name = am_strdup(json_string_value(json_object_get(json_object_get(tool, "function"), "name")));
-		tool_args_for(tool, &text);
+		if (tool_args_for(tool, sd, &text, err, sizeof err) != 0) {
+			am_buf_free(&text);
+			goto bad;
+		}
 		am_fmt(r->tool_id, sizeof r->tool_id, "chatcmpl-tool-%016llx", (unsigned long long)sim_hash(r->id, strlen(r->id), 3));
 		r->finish = "tool_calls";
+	} else if (schema) {
+		/* structured outputs: a document the schema accepts, as a grammar would force */
+		char serr[300];
+		json_t *doc = sim_schema_instance(schema, sd, serr, sizeof serr);
+		if (!doc) {
+			am_fmt(err, sizeof err, "The JSON schema of %s cannot be satisfied: %s",
+			       api == SIM_API_RESPONSES ? "text.format" : "response_format", serr);
+			am_buf_free(&text);
+			goto bad;
+		}
+		sim_schema_print(doc, &text);
+		json_decref(doc);
+	} else if (json_object) {
+		json_t *doc = sim_schema_object(s->o.mode == SIM_ECHO ? am_buf_str(&echo) : NULL, sd);
+		sim_schema_print(doc, &text);
+		json_decref(doc);
+	} else if (choice) {
+		am_buf_adds(&text, choice);
 	} else if (s->o.mode == SIM_ECHO) {
 		am_buf_add(&text, echo.data ? echo.data : "", echo.len);
 	} else {
-		json_t *seed = json_object_get(body, "seed");
-		uint64_t sd = sim_hash(prompt.data ? prompt.data : "", prompt.len,
-				       (uint64_t)(json_is_integer(seed) ? json_integer_value(seed) : s->o.seed));
 		sim_generate(sd, (size_t)s->o.output_tokens, &text);
+		free_text = 1;
 	}
 	/* stop strings end the text where they begin */
-	json_t *stop = json_object_get(body, "stop");
+	json_t *stop = api == SIM_API_RESPONSES ? NULL : json_object_get(body, "stop");
 	if (!r->tool_name && stop && !json_is_null(stop)) {
 		json_t *one = json_is_string(stop) ? stop : NULL;
 		size_t n = json_is_array(stop) ? json_array_size(stop) : 1;
@@ -609,13 +834,18 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, int 
 	}
 	sim_tokenize(text.data ? text.data : "", text.len, &r->out);
 	am_buf_free(&text);
+	/* max_tokens cuts the text where it falls, JSON or not: vLLM returns the
+	 * truncated (invalid) document with finish_reason "length" */
 	if ((long long)r->out.n > max_tokens) {
 		r->out.n = (size_t)max_tokens;
 		r->finish = r->tool_name ? "tool_calls" : "length";
-	} else if (!r->tool_name && s->o.mode == SIM_RANDOM && max_tokens == (long long)r->out.n &&
-		   (long long)s->o.output_tokens > max_tokens) {
+	} else if (free_text && max_tokens == (long long)r->out.n && (long long)s->o.output_tokens > max_tokens) {
 		r->finish = "length";
 	}
+	json_decref(schema);
+	schema = NULL;
+	json_decref(resp_msgs);
+	resp_msgs = NULL;
 
 	/* prefix cache: a prompt seen before is a hit */
 	uint64_t ph = sim_hash(prompt.data ? prompt.data : "", prompt.len, 0);
@@ -658,6 +888,8 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, int 
 bad:
 	am_buf_free(&prompt);
 	am_buf_free(&echo);
+	json_decref(schema);
+	json_decref(resp_msgs);
 	if (r)
 		req_free(r);
 	sim_error(http, 400, "BadRequestError", "%s", err);
@@ -848,10 +1080,17 @@ static void on_request(struct am_http_req *req, void *data)
 		models(s, req);
 		return;
 	}
+	if (!strncmp(req->path, "/v1/responses/", 14) && req->path[14] && !strchr(req->path + 14, '/') &&
+	    (!strcmp(req->method, "GET") || !strcmp(req->method, "DELETE"))) {
+		/* retrieving a stored response: the sim stores none, as vLLM without the store */
+		sim_error_param(req, 404, "invalid_request_error", "response_id", "Response with id '%s' not found.",
+				req->path + 14);
+		return;
+	}
 	if (strcmp(req->method, "POST") != 0) {
 		const char *b = "{\"detail\":\"Method Not Allowed\"}";
 		if (!strcmp(req->path, "/v1/chat/completions") || !strcmp(req->path, "/v1/completions") ||
-		    !strcmp(req->path, "/v1/embeddings"))
+		    !strcmp(req->path, "/v1/embeddings") || !strcmp(req->path, "/v1/responses"))
 			am_http_respond(req, 405, "application/json", b, strlen(b));
 		else
 			not_found(req);
@@ -873,9 +1112,11 @@ static void on_request(struct am_http_req *req, void *data)
 		sim_error(req, fail, fail == 429 ? "TooManyRequestsError" : fail >= 500 ? "InternalServerError" : "BadRequestError",
 			  "Simulated failure (%d)", fail);
 	} else if (is(req, "POST", "/v1/chat/completions")) {
-		generate(s, req, body, 1);
+		generate(s, req, body, SIM_API_CHAT);
 	} else if (is(req, "POST", "/v1/completions")) {
-		generate(s, req, body, 0);
+		generate(s, req, body, SIM_API_COMPLETIONS);
+	} else if (is(req, "POST", "/v1/responses")) {
+		generate(s, req, body, SIM_API_RESPONSES);
 	} else if (is(req, "POST", "/v1/embeddings")) {
 		sim_pool_embeddings(s, req, body);
 	} else if (is(req, "POST", "/rerank") || is(req, "POST", "/v1/rerank") || is(req, "POST", "/v2/rerank")) {
@@ -987,7 +1228,16 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* What the model folder says: kind, context, heads, hidden size. */
+/* An integer in [lo, hi], else 0 (unknown). */
+static int int_in(json_t *v, json_int_t lo, json_int_t hi)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return 0;
+	return (int)json_integer_value(v);
+}
+
+/* What the model folder says: kind, context, heads, hidden size, and
+ * whether it takes images. */
 static void read_model_config(struct sim *s)
 {
 	char path[1200];
@@ -1001,17 +1251,25 @@ static void read_model_config(struct sim *s)
 		else if (arch && !strstr(arch, "ForCausalLM") && !strstr(arch, "ForConditionalGeneration") &&
 			 (strstr(arch, "Model") || strstr(arch, "Embedding")))
 			kind = SIM_EMBED;
+		/* every number in a model's files is hostile: out of range is unknown */
 		json_t *v = json_object_get(cfg, "num_attention_heads");
 		if (!v)
 			v = json_object_get(json_object_get(cfg, "text_config"), "num_attention_heads");
-		s->attention_heads = json_is_integer(v) ? (int)json_integer_value(v) : 0;
-		v = json_object_get(cfg, "max_position_embeddings");
-		if (!s->o.max_model_len && json_is_integer(v))
-			s->max_model_len = (int)json_integer_value(v);
-		v = json_object_get(cfg, "hidden_size");
-		if (!s->o.embedding_dim && json_is_integer(v))
-			s->embed_dim = (int)json_integer_value(v);
+		s->attention_heads = int_in(v, 1, 1 << 20);
+		if (!s->o.max_model_len)
+			s->max_model_len = int_in(json_object_get(cfg, "max_position_embeddings"), 1, 1 << 30);
+		if (!s->o.embedding_dim)
+			s->embed_dim = int_in(json_object_get(cfg, "hidden_size"), 1, 1 << 20);
+		/* multimodal as vLLM's registry sees it: a vision or audio tower */
+		s->multimodal = json_object_get(cfg, "vision_config") || json_object_get(cfg, "audio_config") ||
+				json_object_get(cfg, "vision_tower") || json_object_get(cfg, "mm_vision_tower") ||
+				(arch && (strstr(arch, "VL") || strstr(arch, "Vision") || strstr(arch, "Llava") ||
+					  strstr(arch, "Omni")));
 		json_decref(cfg);
+	} else {
+		/* no config to read: the name tells (Qwen2.5-VL-7B, llava-1.5, …) */
+		const char *base = strrchr(s->o.model, '/') ? strrchr(s->o.model, '/') + 1 : s->o.model;
+		s->multimodal = strstr(base, "VL") || strcasestr(base, "vision") || strcasestr(base, "llava");
 	}
 	/* --runner pooling keeps a classification model a scorer (vLLM's
 	 * "auto" convert); anything else pools into embeddings */

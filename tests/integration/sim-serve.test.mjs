@@ -357,3 +357,277 @@ test('metrics carry the contract names with real counts', async () => {
   assert.ok(hits > 0, 'repeated prompts hit the prefix cache');
   assert.doesNotMatch(m, /gpu_cache_usage_perc|time_per_output_token/, 'names removed in vLLM 0.12/0.13 are gone');
 });
+
+// ---- structured outputs, the Responses API, images for a text-only model ----
+
+// A small JSON Schema validator: enough of draft 2020-12 for the schemas
+// clients send (pydantic, zod-to-json-schema). Returns the first error.
+function schemaError(schema, v, root = schema, path = '$') {
+  if (schema === true) return null;
+  if (schema === false) return `${path}: false schema`;
+  if (schema.$ref) {
+    const target = schema.$ref.slice(2).split('/').reduce((o, k) => o?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], root);
+    return target ? schemaError(target, v, root, path) : `${path}: unresolved ${schema.$ref}`;
+  }
+  if ('const' in schema && JSON.stringify(schema.const) !== JSON.stringify(v)) return `${path}: not the const`;
+  if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) return `${path}: not in enum`;
+  if (schema.anyOf && schema.anyOf.every((s) => schemaError(s, v, root, path))) return `${path}: no anyOf branch`;
+  if (schema.oneOf && schema.oneOf.filter((s) => !schemaError(s, v, root, path)).length !== 1) return `${path}: not exactly one oneOf`;
+  for (const s of schema.allOf ?? []) { const e = schemaError(s, v, root, path); if (e) return e; }
+  const typeOf = (x) => (x === null ? 'null' : Array.isArray(x) ? 'array' : Number.isInteger(x) ? 'integer' : typeof x);
+  if (schema.type) {
+    const types = [].concat(schema.type);
+    const t = typeOf(v);
+    if (!types.includes(t) && !(t === 'integer' && types.includes('number'))) return `${path}: ${t} is not ${types}`;
+  }
+  if (typeof v === 'number') {
+    if (schema.minimum !== undefined && v < schema.minimum) return `${path}: below minimum`;
+    if (schema.maximum !== undefined && v > schema.maximum) return `${path}: above maximum`;
+    if (typeof schema.exclusiveMinimum === 'number' && v <= schema.exclusiveMinimum) return `${path}: not above exclusiveMinimum`;
+    if (schema.multipleOf && Math.abs(v / schema.multipleOf - Math.round(v / schema.multipleOf)) > 1e-9) return `${path}: not a multiple`;
+  }
+  if (typeof v === 'string') {
+    if (schema.minLength !== undefined && [...v].length < schema.minLength) return `${path}: shorter than minLength`;
+    if (schema.maxLength !== undefined && [...v].length > schema.maxLength) return `${path}: longer than maxLength`;
+    if (schema.format === 'date-time' && Number.isNaN(Date.parse(v))) return `${path}: not a date-time`;
+    if (schema.format === 'email' && !/^[^@\s]+@[^@\s]+$/.test(v)) return `${path}: not an email`;
+  }
+  if (Array.isArray(v)) {
+    if (schema.minItems !== undefined && v.length < schema.minItems) return `${path}: fewer than minItems`;
+    if (schema.maxItems !== undefined && v.length > schema.maxItems) return `${path}: more than maxItems`;
+    if (schema.uniqueItems && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) return `${path}: items not unique`;
+    for (let i = 0; i < v.length; i++) {
+      const e = schemaError(schema.prefixItems?.[i] ?? schema.items ?? true, v[i], root, `${path}[${i}]`);
+      if (e) return e;
+    }
+  }
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const k of schema.required ?? []) if (!(k in v)) return `${path}: missing required ${k}`;
+    for (const [k, x] of Object.entries(v)) {
+      const sub = schema.properties?.[k] ?? schema.additionalProperties ?? true;
+      if (sub === false) return `${path}: ${k} not allowed`;
+      const e = schemaError(sub, x, root, `${path}.${k}`);
+      if (e) return e;
+    }
+  }
+  return null;
+}
+
+// What LangChain / the AI SDK send for a pydantic- or zod-shaped answer.
+const PERSON = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1 }, age: { type: 'integer', minimum: 18, maximum: 99 },
+    score: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, email: { type: 'string', format: 'email' },
+    born: { type: 'string', format: 'date-time' }, role: { type: 'string', enum: ['admin', 'user'] },
+    kind: { const: 'person' }, active: { type: 'boolean' }, nickname: { anyOf: [{ type: 'string', maxLength: 8 }, { type: 'null' }] },
+    tags: { type: 'array', items: { type: 'string' }, minItems: 2, maxItems: 3, uniqueItems: true },
+    address: { $ref: '#/$defs/Address' }, friends: { type: 'array', items: { $ref: '#/$defs/Friend' } },
+    meta: { allOf: [{ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, { properties: { b: { type: ['string', 'null'] } }, required: ['b'] }] },
+  },
+  required: ['name', 'age', 'score', 'email', 'born', 'role', 'kind', 'active', 'nickname', 'tags', 'address', 'friends', 'meta'],
+  $defs: {
+    Address: { type: 'object', properties: { city: { type: 'string' }, zip: { type: 'string', maxLength: 6 } }, required: ['city', 'zip'] },
+    Friend: { type: 'object', properties: { name: { type: 'string' }, since: { type: 'integer', minimum: 2000 } }, required: ['name', 'since'] },
+  },
+};
+
+test('response_format json_schema: a document the schema accepts, plain and streamed; max_tokens cuts it as vLLM does', async () => {
+  const response_format = { type: 'json_schema', json_schema: { name: 'person', schema: PERSON, strict: true } };
+  const messages = [{ role: 'user', content: 'Describe a person.' }];
+  const r = await client().chat.completions.create({ model: 'qwen', messages, response_format });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  const doc = JSON.parse(r.choices[0].message.content);
+  assert.equal(schemaError(PERSON, doc), null, r.choices[0].message.content);
+  assert.equal(doc.address.city, 'Beijing');
+  assert.ok(doc.friends.length >= 1 && doc.tags.length >= 2);
+  const s = await client().chat.completions.create({ model: 'qwen', messages, response_format, stream: true });
+  let text = '';
+  let chunks = 0;
+  for await (const c of s) { text += c.choices[0]?.delta?.content ?? ''; chunks++; }
+  assert.ok(chunks > 10, 'the document comes token by token');
+  assert.equal(schemaError(PERSON, JSON.parse(text)), null, text);
+  assert.equal(text, r.choices[0].message.content, 'the same request gives the same document');
+  const cut = await client().chat.completions.create({ model: 'qwen', messages, response_format, max_tokens: 7 });
+  assert.equal(cut.choices[0].finish_reason, 'length');
+  assert.equal(cut.usage.completion_tokens, 7);
+  assert.throws(() => JSON.parse(cut.choices[0].message.content), SyntaxError, 'truncated JSON is invalid, as vLLM returns it');
+  assert.ok(r.choices[0].message.content.startsWith(cut.choices[0].message.content));
+  // a schema given as vLLM's structured_outputs (and the older guided_json), and one the output cannot satisfy
+  const so = await fetch(`${chat.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen', messages, structured_outputs: { json: PERSON } }) }).then((x) => x.json());
+  assert.equal(schemaError(PERSON, JSON.parse(so.choices[0].message.content)), null);
+  const gj = await fetch(`${chat.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen', prompt: 'x', guided_json: JSON.stringify({ type: 'array', items: { type: 'integer' }, minItems: 3 }) }) }).then((x) => x.json());
+  assert.deepEqual(JSON.parse(gj.choices[0].text), [1, 2, 3]);
+  for (const [bad, re] of [[{ type: 'json_schema' }, /response_format\.json_schema is required/],
+    [{ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'integer', minimum: 5, maximum: 1 } } }, /cannot be satisfied/],
+    [{ type: 'json_schema', json_schema: { name: 'x', schema: { $ref: '#/$defs/Nope' } } }, /does not resolve/],
+    [{ type: 'xml' }, /response_format\.type must be one of/]]) {
+    const e = await client().chat.completions.create({ model: 'qwen', messages, response_format: bad }).catch((x) => x);
+    assert.equal(e.status, 400, JSON.stringify(bad));
+    assert.match(e.error.message, re);
+  }
+});
+
+test('response_format json_object: a JSON object, plain and streamed (Dify JSON mode)', async () => {
+  const messages = [{ role: 'system', content: 'Answer in JSON.' }, { role: 'user', content: 'What is a GPU?' }];
+  const r = await client().chat.completions.create({ model: 'qwen', messages, response_format: { type: 'json_object' } });
+  const doc = JSON.parse(r.choices[0].message.content);
+  assert.equal(typeof doc, 'object');
+  assert.ok(doc && !Array.isArray(doc));
+  const s = await client().chat.completions.create({ model: 'qwen', messages, response_format: { type: 'json_object' }, stream: true });
+  let text = '';
+  for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+  assert.deepEqual(JSON.parse(text), doc);
+  // in echo mode a JSON object the user wrote comes back as the answer
+  const echo = await startSim('/models/echo-json', ['--sim-mode', 'echo']);
+  const e = await fetch(`${echo.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: '{"city": "Paris", "n": 2}' }], response_format: { type: 'json_object' } }) }).then((x) => x.json());
+  assert.deepEqual(JSON.parse(e.choices[0].message.content), { city: 'Paris', n: 2 });
+  await echo.stop();
+});
+
+test('tools: tool_choice "required" and a named function give arguments the parameters schema accepts', async () => {
+  const params = { type: 'object', properties: { person: { $ref: '#/$defs/P' }, items: { type: 'array', minItems: 1, items: { type: 'object',
+    properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['sku', 'qty'] } } }, required: ['person', 'items'],
+  $defs: { P: { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'] } } };
+  const tools = [{ type: 'function', function: { name: 'noop', parameters: { type: 'object', properties: {} } } },
+    { type: 'function', function: { name: 'extract', description: 'Extract the order', parameters: params } }];
+  const messages = [{ role: 'user', content: 'Order two apples for Ann.' }];
+  const named = await client().chat.completions.create({ model: 'qwen', messages, tools, tool_choice: { type: 'function', function: { name: 'extract' } } });
+  const call = named.choices[0].message.tool_calls[0];
+  assert.equal(call.function.name, 'extract');
+  assert.equal(schemaError(params, JSON.parse(call.function.arguments)), null, call.function.arguments);
+  const req = await client().chat.completions.create({ model: 'qwen', messages, tools, tool_choice: 'required' });
+  assert.equal(req.choices[0].message.tool_calls.length, 1);
+  assert.equal(req.choices[0].finish_reason, 'tool_calls');
+  const unknown = await client().chat.completions.create({ model: 'qwen', messages, tools, tool_choice: { type: 'function', function: { name: 'nope' } } }).catch((x) => x);
+  assert.equal(unknown.status, 400);
+});
+
+test('responses: create and stream with the openai client, events in vLLM order', async () => {
+  const r = await client().responses.create({ model: 'qwen', instructions: 'Be brief.', input: 'Say something.', max_output_tokens: 9, temperature: 0.2 });
+  assert.equal(r.object, 'response');
+  assert.match(r.id, /^resp_[0-9a-f]{32}$/);
+  assert.equal(r.status, 'completed');
+  assert.equal(r.model, 'qwen2.5-7b', 'vLLM names the served model');
+  assert.equal(r.instructions, 'Be brief.');
+  assert.equal(r.temperature, 0.2);
+  assert.equal(r.max_output_tokens, 9);
+  assert.equal(r.output.length, 1);
+  const msg = r.output[0];
+  assert.deepEqual([msg.type, msg.role, msg.status, msg.content[0].type], ['message', 'assistant', 'completed', 'output_text']);
+  assert.match(msg.id, /^msg_/);
+  assert.deepEqual(msg.content[0].annotations, []);
+  assert.ok(r.output_text.length > 0);
+  assert.equal(r.output_text, msg.content[0].text);
+  assert.equal(r.usage.output_tokens, 9);
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + 9);
+  assert.equal(r.usage.input_tokens_details.cached_tokens, 0);
+  assert.equal(r.usage.output_tokens_details.reasoning_tokens, 0);
+
+  const input = [{ role: 'user', content: [{ type: 'input_text', text: 'Say something.' }] }];
+  const stream = client().responses.stream({ model: 'qwen', instructions: 'Be brief.', input, max_output_tokens: 9, temperature: 0.2 });
+  const events = [];
+  for await (const ev of stream) events.push(ev);
+  const final = await stream.finalResponse();
+  assert.deepEqual(events.map((e) => e.type).filter((t, i, a) => t !== a[i - 1]), ['response.created', 'response.in_progress',
+    'response.output_item.added', 'response.content_part.added', 'response.output_text.delta', 'response.output_text.done',
+    'response.content_part.done', 'response.output_item.done', 'response.completed']);
+  assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i), 'sequence_number counts from 0');
+  const deltas = events.filter((e) => e.type === 'response.output_text.delta');
+  assert.equal(deltas.length, 9, 'one delta per token');
+  const joined = deltas.map((e) => e.delta).join('');
+  assert.equal(joined, events.find((e) => e.type === 'response.output_text.done').text);
+  assert.equal(joined, r.output_text, 'the same input gives the same text, streamed or not');
+  assert.equal(final.output_text, joined);
+  assert.equal(final.status, 'completed');
+  assert.equal(events[0].response.status, 'in_progress');
+  assert.deepEqual(events[0].response.output, []);
+  const itemId = events.find((e) => e.type === 'response.output_item.added').item.id;
+  assert.ok(deltas.every((e) => e.item_id === itemId && e.output_index === 0 && e.content_index === 0));
+
+  // the wire: `event:` names its data's type, and no [DONE]
+  const raw = await fetch(`${chat.url}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen', input: 'hi', max_output_tokens: 3, stream: true }) });
+  assert.match(raw.headers.get('content-type'), /^text\/event-stream/);
+  const body = await raw.text();
+  assert.doesNotMatch(body, /\[DONE\]/);
+  const blocks = body.trim().split('\n\n');
+  for (const b of blocks) {
+    const [ev, data] = b.split('\n');
+    assert.equal(ev.slice('event: '.length), JSON.parse(data.slice('data: '.length)).type);
+  }
+  // text.format json_schema under the Responses API; a previous response the server never stored
+  const js = await client().responses.create({ model: 'qwen', input: 'A person', text: { format: { type: 'json_schema', name: 'person', schema: PERSON, strict: true } } });
+  assert.equal(schemaError(PERSON, JSON.parse(js.output_text)), null);
+  const prev = await client().responses.create({ model: 'qwen', input: 'x', previous_response_id: 'resp_gone' }).catch((x) => x);
+  assert.equal(prev.status, 404);
+  assert.deepEqual(prev.error, { message: "Response with id 'resp_gone' not found.", type: 'invalid_request_error', param: 'response_id', code: 404 });
+  const got = await client().responses.retrieve(r.id).catch((x) => x);
+  assert.equal(got.status, 404, 'nothing is stored (vLLM without VLLM_ENABLE_RESPONSES_API_STORE)');
+  assert.equal(got.error.message, `Response with id '${r.id}' not found.`);
+  const noInput = await client().responses.create({ model: 'qwen' }).catch((x) => x);
+  assert.equal(noInput.status, 400);
+  assert.match(noInput.error.message, /'input' is required/);
+  const wrong = await fetch(`${embed.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'bge-large', input: 'x' }) });
+  assert.equal(wrong.status, 400);
+  assert.match((await wrong.json()).error.message, /does not support Responses API/);
+});
+
+test('an image for a text-only model: vLLM\'s 400 "… is not a multimodal model"; a vision model takes it', async () => {
+  const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+  const messages = [{ role: 'user', content: [{ type: 'text', text: 'What is in this picture?' }, image] }];
+  const e = await client().chat.completions.create({ model: 'qwen', messages }).catch((x) => x);
+  assert.equal(e.status, 400);
+  const qwenPath = join(dir, 'Qwen2.5-7B-Instruct');
+  assert.deepEqual(e.error, { message: `${qwenPath} is not a multimodal model`, type: 'BadRequestError', param: null, code: 400 });
+  const raw = await fetch(`${chat.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen', messages, stream: true }) });
+  assert.equal(raw.status, 400, 'refused before the stream starts');
+  assert.deepEqual(Object.keys(await raw.json()), ['error']);
+  const ri = await client().responses.create({ model: 'qwen', input: [{ role: 'user', content: [{ type: 'input_text', text: 'x' },
+    { type: 'input_image', image_url: 'data:image/png;base64,iVBORw0KGgo=' }] }] }).catch((x) => x);
+  assert.equal(ri.status, 400);
+  assert.match(ri.error.message, /is not a multimodal model$/);
+  const vl = await startSim(modelDir('Qwen2.5-VL-7B-Instruct', { architectures: ['Qwen2_5_VLForConditionalGeneration'], num_attention_heads: 28,
+    hidden_size: 3584, max_position_embeddings: 32768, vision_config: { depth: 32 } }), ['--served-model-name', 'qwen-vl']);
+  const ok = await fetch(`${vl.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen-vl', messages }) }).then((x) => x.json());
+  assert.equal(ok.choices[0].finish_reason, 'stop');
+  await vl.stop();
+});
+
+test('hostile input: an error message cut mid-character, absurd numbers in config.json', async () => {
+  // 'a' + 'é'… makes the 1024-byte message end inside a character
+  const name = `a${'é'.repeat(700)}`;
+  const r = await fetch(`${chat.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: name, messages: [{ role: 'user', content: 'x' }] }) });
+  assert.equal(r.status, 404);
+  const e = await r.json();
+  assert.equal(e.error.param, 'model');
+  assert.ok(e.error.message.startsWith('The model `aé'));
+  assert.equal(await chat.health(), 200, 'still serving');
+  const wildDir = modelDir('wild-numbers', {});
+  writeFileSync(join(wildDir, 'config.json'), '{"architectures":["BertModel"],"hidden_size":3000000000,' +
+    '"num_attention_heads":-9223372036854775808,"max_position_embeddings":1000000000000}'); // exact int64, not a JS double
+  const wild = await startSim(wildDir, ['--served-model-name', 'wild']);
+  const emb = await fetch(`${wild.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'wild', input: 'hello' }) }).then((x) => x.json());
+  assert.equal(emb.data[0].embedding.length, 1024, 'an out-of-range hidden_size is unknown: the default size');
+  const tok = await fetch(`${wild.url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'hi' }) }).then((x) => x.json());
+  assert.equal(tok.max_model_len, 4096, 'an out-of-range max_position_embeddings is unknown: the default context');
+  await wild.stop();
+});
+
+test('answers carry the first served name (or the adapter), not the alias asked for, as vLLM', async () => {
+  const r = await client().chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  assert.equal(r.model, 'qwen2.5-7b');
+  const s = await client().chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true });
+  for await (const c of s) assert.equal(c.model, 'qwen2.5-7b');
+  const c = await client().completions.create({ model: 'faq-lora', prompt: 'x', max_tokens: 2 });
+  assert.equal(c.model, 'faq-lora');
+});

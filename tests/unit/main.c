@@ -23,6 +23,7 @@ void suite_model(void);
 void suite_work(void);
 void suite_proc(void);
 void suite_usage(void);
+void suite_sim_schema(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -79,6 +80,7 @@ int main(void)
 	suite_work();
 	suite_proc();
 	suite_usage();
+	suite_sim_schema();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
