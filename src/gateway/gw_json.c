@@ -480,6 +480,13 @@ syntax:
 	out->model[0] = '\0';
 }
 
+static int is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The non-negative integer after "key": in [s, end); -1 when absent or not
+ * a number. Saturates rather than overflowing on an absurd count. */
 static long long num_after(const char *s, const char *end, const char *key)
 {
 	size_t kl = strlen(key);
@@ -487,12 +494,14 @@ static long long num_after(const char *s, const char *end, const char *key)
 		if (memcmp(p, key, kl) != 0)
 			continue;
 		const char *q = p + kl;
-		while (q < end && (*q == ' ' || *q == ':'))
+		while (q < end && (is_ws(*q) || *q == ':'))
 			q++;
 		long long v = 0;
 		int any = 0;
 		while (q < end && *q >= '0' && *q <= '9') {
-			v = v * 10 + (*q++ - '0');
+			if (v < 100000000000000LL) /* 1e14 tokens: more is a lie, kept bounded */
+				v = v * 10 + (*q - '0');
+			q++;
 			any = 1;
 		}
 		return any ? v : -1;
@@ -500,6 +509,32 @@ static long long num_after(const char *s, const char *end, const char *key)
 	return -1;
 }
 
+/* The end of the JSON object opening at o (just past its '}'), strings
+ * and nested objects skipped; end when it does not close. */
+static const char *object_end(const char *o, const char *end)
+{
+	int depth = 0, in_str = 0;
+	for (const char *p = o; p < end; p++) {
+		if (in_str) {
+			if (*p == '\\')
+				p++;
+			else if (*p == '"')
+				in_str = 0;
+		} else if (*p == '"') {
+			in_str = 1;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if ((*p == '}' || *p == ']') && --depth == 0) {
+			return p + 1;
+		}
+	}
+	return end;
+}
+
+/* Reads both usage shapes: chat/completions/embeddings ("prompt_tokens",
+ * "completion_tokens", "total_tokens"; rerank only "total_tokens") and the
+ * Responses API ("input_tokens", "output_tokens", with nested *_details
+ * objects, read to their closing brace). */
 int gw_json_usage(const char *s, size_t len, long long *prompt, long long *completion, long long *total)
 {
 	const char *end = s + len;
@@ -507,7 +542,7 @@ int gw_json_usage(const char *s, size_t len, long long *prompt, long long *compl
 	for (const char *p = s; p + 8 < end; p++)
 		if (!memcmp(p, "\"usage\"", 7)) {
 			const char *q = p + 7;
-			while (q < end && (*q == ' ' || *q == ':'))
+			while (q < end && (is_ws(*q) || *q == ':'))
 				q++;
 			if (q < end && *q == '{') {
 				u = q;
@@ -516,15 +551,17 @@ int gw_json_usage(const char *s, size_t len, long long *prompt, long long *compl
 		}
 	if (!u)
 		return 0;
-	const char *ue = memchr(u, '}', (size_t)(end - u));
-	if (!ue)
-		ue = end;
+	const char *ue = object_end(u, end);
 	long long p = num_after(u, ue, "\"prompt_tokens\""), c = num_after(u, ue, "\"completion_tokens\""),
 		  t = num_after(u, ue, "\"total_tokens\"");
+	if (p < 0)
+		p = num_after(u, ue, "\"input_tokens\"");
+	if (c < 0)
+		c = num_after(u, ue, "\"output_tokens\"");
 	*prompt = p > 0 ? p : 0;
 	*completion = c > 0 ? c : 0;
 	*total = t > 0 ? t : *prompt + *completion;
-	if (p < 0 && t > 0)
+	if (p < 0 && t > 0 && t >= *completion)
 		*prompt = t - *completion; /* rerank answers carry only total_tokens */
 	return 1;
 }

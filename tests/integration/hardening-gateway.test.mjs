@@ -261,3 +261,27 @@ test('item 10: --metrics-public opens /metrics; --metrics-token-file reads the t
   assert.match(bad.log(), /metrics token must be 16/);
   bad.cleanup();
 });
+
+test('same class as item 13: /v1/responses through the gateway is metered, plain and streamed (input/output tokens)', async () => {
+  const r = await srv.api('POST', '/api/v1/keys', { token: T, body: { name: 'responses-meter' } });
+  assert.equal(r.status, 201, r.text);
+  const c = client(r.json.key);
+  const plain = await c.responses.create({ model: 'qwen', input: 'Say something.', max_output_tokens: 6 });
+  assert.ok(plain.usage.input_tokens > 0 && plain.usage.output_tokens > 0, JSON.stringify(plain.usage));
+  let done = null;
+  const stream = c.responses.stream({ model: 'qwen', input: 'Say more.', max_output_tokens: 5 });
+  for await (const ev of stream) if (ev.type === 'response.completed') done = ev.response;
+  assert.ok(done && done.usage.output_tokens > 0, 'the stream ends with response.completed and its usage');
+  const want = { requests: 2, prompt_tokens: plain.usage.input_tokens + done.usage.input_tokens,
+    completion_tokens: plain.usage.output_tokens + done.usage.output_tokens };
+  let got;
+  for (let i = 0; i < 100; i++) { // the journal is folded within about half a second
+    const u = await srv.api('GET', '/api/v1/usage?group_by=key', { token: T });
+    got = u.json.items.find((x) => x.key_name === 'responses-meter');
+    if (got && got.requests === 2) break;
+    await sleep(50);
+  }
+  assert.deepEqual({ requests: got.requests, prompt_tokens: got.prompt_tokens, completion_tokens: got.completion_tokens }, want);
+  const k = (await srv.api('GET', '/api/v1/keys', { token: T })).json.items.find((x) => x.name === 'responses-meter');
+  assert.equal(k.used_tokens, want.prompt_tokens + want.completion_tokens, "the key's quota counts them too");
+});

@@ -111,8 +111,41 @@ static void utf8_scrub(void)
 	CHECK(am_utf8_valid("", 0));
 }
 
+static void usage_both_shapes(void)
+{
+	long long p, c, t;
+	const char *chat = "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":19,\"completion_tokens\":7,"
+			   "\"prompt_tokens_details\":null}}";
+	CHECK_INT(gw_json_usage(chat, strlen(chat), &p, &c, &t), 1);
+	CHECK_INT(p, 12);
+	CHECK_INT(c, 7);
+	CHECK_INT(t, 19);
+	/* the Responses API: nested details before output_tokens */
+	const char *resp = "{\"type\":\"response.completed\",\"response\":{\"output\":[{\"content\":[{\"text\":\"a \\\"usage\\\" {\"}]}],"
+			   "\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":0},\n\"output_tokens\" : 5,"
+			   "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":35}}}";
+	CHECK_INT(gw_json_usage(resp, strlen(resp), &p, &c, &t), 1);
+	CHECK_INT(p, 30);
+	CHECK_INT(c, 5);
+	CHECK_INT(t, 35);
+	const char *rerank = "{\"results\":[],\"usage\":{\"total_tokens\":40}}";
+	CHECK_INT(gw_json_usage(rerank, strlen(rerank), &p, &c, &t), 1);
+	CHECK_INT(p, 40);
+	CHECK_INT(c, 0);
+	const char *none = "{\"usage\":null}";
+	CHECK_INT(gw_json_usage(none, strlen(none), &p, &c, &t), 0);
+	const char *huge = "{\"usage\":{\"prompt_tokens\":99999999999999999999999999999,\"completion_tokens\":1}}";
+	CHECK_INT(gw_json_usage(huge, strlen(huge), &p, &c, &t), 1);
+	CHECK(p > 0 && p < 1000000000000000LL);
+	const char *cut = "{\"usage\":{\"input_tokens\":3,\"output_tok";
+	CHECK_INT(gw_json_usage(cut, strlen(cut), &p, &c, &t), 1);
+	CHECK_INT(p, 3);
+	CHECK_INT(c, 0);
+}
+
 void suite_gateway(void)
 {
+	RUN(usage_both_shapes);
 	RUN(peek_reads_decoded);
 	RUN(peek_refuses_what_jansson_refuses);
 	RUN(peek_refuses_duplicates_and_types);
