@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { BIN, startServer, ADMIN_PASSWORD } from './lib.mjs';
+import { rmSync } from 'node:fs';
+import { BIN, startServer, ADMIN_PASSWORD, tempDir } from './lib.mjs';
 
 test('help and version', () => {
   const help = spawnSync(BIN, ['--help'], { encoding: 'utf8' });
@@ -15,7 +16,9 @@ test('help and version', () => {
   assert.match(spawnSync(BIN, ['version'], { encoding: 'utf8' }).stdout, /^aimaas \d+\.\d+\.\d+/);
   const bad = spawnSync(BIN, ['serve', '--no-such-flag'], { encoding: 'utf8' });
   assert.notEqual(bad.status, 0);
-  const badSim = spawnSync(BIN, ['serve', '--sim-gpus', '3xlots', '--data-dir', '/tmp/aimaas-badsim'], { encoding: 'utf8' });
+  const badDir = tempDir(); // its own: a shared one may hold a newer binary's database
+  const badSim = spawnSync(BIN, ['serve', '--sim-gpus', '3xlots', '--data-dir', badDir], { encoding: 'utf8' });
+  rmSync(badDir, { recursive: true, force: true });
   assert.notEqual(badSim.status, 0);
   assert.match(badSim.stderr, /sim-gpus/);
 });

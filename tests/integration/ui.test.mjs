@@ -261,6 +261,11 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   await page.getByText('40 条有效，0 条无效').waitFor();
   await page.locator('.el-table').getByText('qa', { exact: true }).click();
   await page.locator('pre.record', { hasText: 'Q0?' }).waitFor();
+  // private until its owner shares it: the switch in its row shares it with every user
+  await page.locator('.el-switch', { has: page.locator('input[name=share-qa]') }).click();
+  await page.getByText('已共享数据集 qa').waitFor();
+  const qa = (await srv.api('GET', '/api/v1/datasets/qa', { token: await srv.login() })).json;
+  assert.equal(qa.visibility, 'shared', 'the switch shared it');
   // a CSV with its own column names: map them (guessed from the names), then upload
   await page.locator('input[name=dataset-name]').fill('faq');
   await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'faq.csv'));

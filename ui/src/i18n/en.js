@@ -45,6 +45,8 @@ export default {
     saved: "{name} saved: the gateway applies it at once",
   },
   ft: {
+    shared: 'Shared', shared_hint: 'Shared: every user can see it and train on it; only you and admins can change or delete it.', shared_by: 'shared by {who}',
+    now_shared: 'Dataset {name} is shared: every user can train on it.', now_private: 'Dataset {name} is private again.',
     datasets: 'Datasets', jobs: 'Jobs', dataset_name: 'Dataset name', upload: 'Upload a file (JSON, JSONL, CSV)',
     no_datasets: 'No datasets yet: name one and upload a file.', format: 'Format', records: 'Records', record: 'Record',
     report: '{valid} valid, {invalid} invalid records', all_valid: 'Every record is valid: {turns} turns, about {avg} tokens each.',

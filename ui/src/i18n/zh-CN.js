@@ -45,6 +45,8 @@ export default {
     saved: "{name} 已保存：网关立即生效",
   },
   ft: {
+    shared: '共享', shared_hint: '共享后，所有用户都能查看并用它微调；只有你和管理员能修改或删除。', shared_by: '{who} 共享',
+    now_shared: '已共享数据集 {name}：所有用户都能用它微调。', now_private: '数据集 {name} 已设为私有。',
     datasets: '数据集', jobs: '微调任务', dataset_name: '数据集名称', upload: '上传文件（JSON、JSONL、CSV）',
     no_datasets: '还没有数据集：填写名称后上传文件。', format: '格式', records: '记录数', record: '记录',
     report: '{valid} 条有效，{invalid} 条无效', all_valid: '全部记录有效：共 {turns} 轮对话，平均约 {avg} 个 token。',
