@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
@@ -416,8 +417,17 @@ static void up_end(int ok, int got_head, const char *why, void *data)
 			am_buf_adds(&p->sse, "\n\n");
 			relay_events(p);
 		}
-		if (!ok)
-			am_http_stream_write(req, "data: [DONE]\n\n", 14);
+		if (!ok && !p->counted) {
+			/* cut before the engine's [DONE]: said as vLLM says a failure in
+			 * a stream (an error event, then [DONE]), never a bare [DONE]
+			 * that reads as a complete answer */
+			char ev[600];
+			am_fmt(ev, sizeof ev, "data: {\"error\":{\"message\":\"the engine's answer was cut: %s\",\"type\":"
+					      "\"server_error\",\"param\":null,\"code\":\"upstream_error\"}}\n\ndata: [DONE]\n\n",
+			       why ? why : "no reason");
+			am_http_stream_write(req, ev, strlen(ev));
+			am_warn("gateway", "a stream from '%s' (instance %lld) was cut: %s", p->model, p->inst_id, why ? why : "?");
+		}
 		account(p, ok ? status : 502);
 		am_http_stream_end(req);
 	} else {

@@ -285,3 +285,35 @@ test('same class as item 13: /v1/responses through the gateway is metered, plain
   const k = (await srv.api('GET', '/api/v1/keys', { token: T })).json.items.find((x) => x.name === 'responses-meter');
   assert.equal(k.used_tokens, want.prompt_tokens + want.completion_tokens, "the key's quota counts them too");
 });
+
+test('same class as item 13: a stream the engine cuts (its replica stopped) ends with an error event, counted as an error', async () => {
+  // room on the two simulated GPUs: 'secret' is done with
+  assert.equal((await srv.api('POST', '/api/v1/deployments/secret/stop', { token: T })).status, 202);
+  for (let i = 0; i < 400 && (await srv.api('GET', '/api/v1/deployments/secret', { token: T })).json.state !== 'stopped'; i++) await sleep(25);
+  const r = await srv.api('POST', '/api/v1/deployments', { token: T,
+    body: { name: 'slow', model: 'Qwen2.5-7B-Instruct', engine: 'aimaas-sim', engine_args: ['--sim-itl-ms', '100'] } });
+  assert.equal(r.status, 201, r.text);
+  await running('slow');
+  const k = await srv.api('POST', '/api/v1/keys', { token: T, body: { name: 'cut-stream' } });
+  const res = await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { authorization: `Bearer ${k.json.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'tell a long story' }], max_tokens: 200, stream: true }) });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  let text = new TextDecoder().decode((await reader.read()).value); // the stream has begun
+  assert.equal((await srv.api('POST', '/api/v1/deployments/slow/stop', { token: T })).status, 202);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  assert.match(text, /data: \{"error":\{"message":"the engine's answer was cut[^\n]*\n\ndata: \[DONE\]\n\n$/, 'an error event, then [DONE]');
+  let got;
+  for (let i = 0; i < 100; i++) {
+    got = (await srv.api('GET', '/api/v1/usage?group_by=key', { token: T })).json.items.find((x) => x.key_name === 'cut-stream');
+    if (got) break;
+    await sleep(50);
+  }
+  assert.equal(got.requests, 1);
+  assert.equal(got.errors, 1, 'a cut stream is not a success in /usage');
+});

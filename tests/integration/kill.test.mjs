@@ -96,7 +96,10 @@ async function oneRequest(url, stream) {
       ...(stream ? { stream_options: { include_usage: true } } : {}) }),
     signal: AbortSignal.timeout(5000) });
   const text = await r.text();
-  if (r.status >= 200 && r.status < 300 && (stream ? text.includes('data: [DONE]') : JSON.parse(text).choices))
+  // a stream the engine cut (a scale-down stopped its replica) ends with an
+  // error event before [DONE], as vLLM ends a failed stream: not a success
+  if (r.status >= 200 && r.status < 300
+      && (stream ? text.includes('data: [DONE]') && !text.includes('data: {"error"') : JSON.parse(text).choices))
     seen2xx++;
 }
 
