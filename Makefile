@@ -99,7 +99,7 @@ build/fuzz/parsers: tests/fuzz/fuzz_parsers.c $(FUZZ_SRC)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
 # The gateway's body scanner against jansson: they must agree on every body.
-build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c
+build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c src/base/am_buf.c src/base/am_mem.c
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
@@ -107,7 +107,7 @@ build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c
 # The model readers: config.json, GGUF and safetensors headers, each its own
 # binary (and the dataset reader: JSON, JSONL, CSV), seeded from tests/fixtures/models and generated headers
 # (tests/fuzz/make-seeds.mjs). FUZZ_RUNS=10000000 runs a fixed count instead.
-FUZZ_MODEL_SRC := src/model/am_inspect.c src/model/am_gguf.c src/model/am_safetensors.c src/base/am_buf.c src/base/am_mem.c src/base/am_json.c
+FUZZ_MODEL_SRC := src/model/am_inspect.c src/model/am_gguf.c src/model/am_safetensors.c src/base/am_buf.c src/base/am_mem.c src/base/am_json.c src/base/am_err.c
 FUZZ_MODELS := build/fuzz/model_config build/fuzz/gguf build/fuzz/safetensors
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 build/fuzz/model_config: tests/fuzz/fuzz_model_config.c $(FUZZ_MODEL_SRC)

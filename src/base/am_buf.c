@@ -114,9 +114,8 @@ size_t am_strlcpy(char *dst, const char *src, size_t size)
 	return n;
 }
 
-/* The length of the valid UTF-8 sequence at s (s[0] >= 0x80) within
- * avail bytes, or 0. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
+/* See am_buf.h. */
+size_t am_utf8_seq(const unsigned char *s, size_t avail)
 {
 	unsigned c = s[0], need, v;
 	if (c >= 0xC2 && c <= 0xDF)
@@ -148,7 +147,7 @@ size_t am_utf8_scrub(char *s)
 			p++;
 			continue;
 		}
-		size_t n = utf8_len(p, 4);
+		size_t n = am_utf8_seq(p, 4);
 		if (n) {
 			p += n;
 		} else {
@@ -167,7 +166,7 @@ int am_utf8_valid(const char *s, size_t n)
 			p++;
 			continue;
 		}
-		size_t k = utf8_len(p, (size_t)(end - p));
+		size_t k = am_utf8_seq(p, (size_t)(end - p));
 		if (!k)
 			return 0;
 		p += k;

@@ -45,6 +45,10 @@ size_t am_strlcpy(char *dst, const char *src, size_t size);
  * text that quotes a client's bytes (a path, a cut-off name) can go into
  * JSON. Returns the number of bytes replaced. */
 size_t am_utf8_scrub(char *s);
+/* The length of the valid UTF-8 sequence at s (s[0] >= 0x80) within avail
+ * bytes: the shortest form, no surrogate, at most U+10FFFF; 0 when it is
+ * not one. */
+size_t am_utf8_seq(const unsigned char *s, size_t avail);
 /* Whether s[0..n) is valid UTF-8 by the same rules. */
 int am_utf8_valid(const char *s, size_t n);
 

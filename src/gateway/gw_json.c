@@ -3,6 +3,8 @@
  * JSON_PARSER_MAX_DEPTH), reading keys and the model decoded. */
 #include "gw_json.h"
 
+#include "../base/am_buf.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -72,27 +74,8 @@ static int hex4(const unsigned char *p, unsigned *out)
  * surrogate, at most U+10FFFF. Its length in *n. */
 static int utf8(struct sc *s, size_t *n)
 {
-	unsigned c = s->p[0], need, v;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2, v = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 3, v = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 4, v = c & 0x07;
-	else
-		return fail(s, "invalid UTF-8");
-	if ((size_t)(s->end - s->p) < need)
-		return fail(s, "invalid UTF-8");
-	for (unsigned i = 1; i < need; i++) {
-		unsigned b = s->p[i];
-		if (b < 0x80 || b > 0xBF)
-			return fail(s, "invalid UTF-8");
-		v = v << 6 | (b & 0x3F);
-	}
-	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (need == 3 && v < 0x800) || (need == 4 && v < 0x10000))
-		return fail(s, "invalid UTF-8");
-	*n = need;
-	return 0;
+	*n = am_utf8_seq((const unsigned char *)s->p, (size_t)(s->end - s->p));
+	return *n ? 0 : fail(s, "invalid UTF-8");
 }
 
 static size_t utf8_put(unsigned v, unsigned char b[4])

@@ -17,7 +17,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ROOT, BIN, startServer, tempDir } from './lib.mjs';
+import { ROOT, BIN, startServer, tempDir, waitUntil } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 import { procsUnder, fds, inheritable, sql, alive } from './procs.mjs';
 
@@ -51,16 +51,7 @@ async function restart(hook = false) {
   }
 }
 
-async function until(what, fn, ms = 20000) {
-  const t0 = Date.now();
-  let v;
-  while (Date.now() - t0 < ms) {
-    v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`never ${what}\n${srv.log().slice(-3000)}`);
-}
+const until = (what, fn, ms) => waitUntil(srv, what, fn, ms);
 
 before(async () => {
   dir = tempDir('aimaas-kill-');

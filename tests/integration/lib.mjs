@@ -187,3 +187,15 @@ export function pollHealthz(url) {
     },
   };
 }
+
+// Polls fn until it returns something truthy (returned), for up to ms;
+// then throws "never <what>" with the tail of the server's log.
+export async function waitUntil(srv, what, fn, ms = 20000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  throw new Error(`never ${what}\n${srv.log().slice(-3000)}`);
+}

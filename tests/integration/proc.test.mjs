@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
-import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
+import { ROOT, startServer, tempDir, assertError, waitUntil } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 import { engines, trainers, socketsOf, inheritable, sql, alive } from './procs.mjs';
 
@@ -24,16 +24,7 @@ function start(env = {}, args = []) {
     env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: SIM, AIMAAS_SIM_STEP_MS: '40', ...env } });
 }
 
-async function until(what, fn, ms = 20000) {
-  const t0 = Date.now();
-  let v;
-  while (Date.now() - t0 < ms) {
-    v = await fn();
-    if (v) return v;
-    await sleep(40);
-  }
-  throw new Error(`never ${what}\n${srv.log().slice(-3000)}`);
-}
+const until = (what, fn, ms) => waitUntil(srv, what, fn, ms);
 
 const dep = (name) => srv.api('GET', `/api/v1/deployments/${name}`, { token: T }).then((r) => r.json);
 const job = (id) => srv.api('GET', `/api/v1/finetune/jobs/${id}`, { token: T }).then((r) => r.json);
