@@ -527,7 +527,7 @@ static void on_disk_probe(evutil_socket_t fd, short what, void *arg)
 	struct am_server *srv = arg;
 	if (g_registered && !am_store_full(srv->store))
 		return;
-	if (am_node_register_local(srv) != 0)
+	if (am_node_register_local(srv) != 0 || am_node_register_sim(srv) != 0)
 		return;
 	g_registered = 1;
 	am_info("main", "the data dir %s has space again: writes are accepted", srv->cfg.data_dir);

@@ -48,6 +48,7 @@ static int find_at(const struct am_capacity *c, const char *node, long long idx)
 	return -1;
 }
 
+/* How many GPUs node has. */
 static int count_on(const struct am_capacity *c, const char *node)
 {
 	int k = 0;

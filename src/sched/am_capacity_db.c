@@ -81,6 +81,7 @@ static void load_remote(struct am_server *srv, struct am_capacity *c)
 	json_decref(rows);
 }
 
+/* qsort_r order of positions by their GPU's id. */
 static int by_id(const void *a, const void *b, void *gpus)
 {
 	const struct am_plan_gpu *g = gpus;

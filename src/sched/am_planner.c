@@ -207,6 +207,7 @@ static void nodes_init(struct nodes *ns, const struct am_plan_gpu *gpus, int n)
 	free(fill);
 }
 
+/* Frees what nodes_init allocated. */
 static void nodes_free(struct nodes *ns)
 {
 	free(ns->node);
@@ -375,8 +376,9 @@ place:
 	if (r->npinned) {
 		for (int k = 0; k < total; k++) {
 			int i = r->pinned[k], i0 = r->pinned[k - k % r->tp];
-			if (i < 0 || i >= n) {
-				refuse(p, "gpus", 0, "pinned GPU %d is not in the list", i);
+			if (i < 0 || i >= n || i0 < 0 || i0 >= n || r->npinned != total) {
+				refuse(p, "gpus", 0, "%d pinned GPU(s) for %d replica(s) of %d, or one not in the list", r->npinned,
+				       r->replicas, r->tp);
 				goto out;
 			}
 			if (strcmp(gpus[i].node, gpus[i0].node) != 0) {
