@@ -11,7 +11,7 @@
 
 #define AM_VERSION "0.1.0"
 #define AM_MAX_ROOTS 16
-#define AM_MAX_SIM_SPECS 16
+#define AM_MAX_SIM_SPECS 64
 
 struct event_base;
 struct am_store;

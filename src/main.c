@@ -59,7 +59,10 @@ static const char usage_serve[] =
 	"                         (AIMAAS_MODEL_ROOT, ':'-separated; default <data-dir>/models)\n"
 	"  --sim-gpus SPEC        add simulated GPUs to the local node, for tests and demos;\n"
 	"                         repeatable (AIMAAS_SIM_GPUS, ';'-separated). SPEC is\n"
-	"                         COUNTxSIZE[:NAME][@CC], e.g. \"4x11GiB:NVIDIA GeForce RTX 2080 Ti\"\n"
+	"                         [NODE/]COUNTxSIZE[:NAME][@CC], e.g. \"4x11GiB:NVIDIA GeForce RTX 2080 Ti\";\n"
+	"                         NODE/ puts them on a simulated node of that name, e.g.\n"
+	"                         \"node-b/8x80GiB:NVIDIA H100\" (its engines run here; only\n"
+	"                         the GPU accounting is per node)\n"
 	"  --session-ttl SECONDS  console session lifetime (AIMAAS_SESSION_TTL; default 43200)\n"
 	"  --max-body BYTES       request body limit of the API (AIMAAS_MAX_BODY; default 1048576)\n"
 	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
@@ -524,7 +527,7 @@ static void on_disk_probe(evutil_socket_t fd, short what, void *arg)
 	struct am_server *srv = arg;
 	if (g_registered && !am_store_full(srv->store))
 		return;
-	if (am_node_register_local(srv) != 0)
+	if (am_node_register_local(srv) != 0 || am_node_register_sim(srv) != 0)
 		return;
 	g_registered = 1;
 	am_info("main", "the data dir %s has space again: writes are accepted", srv->cfg.data_dir);
@@ -596,6 +599,8 @@ static int serve(int argc, char **argv)
 	}
 	if (am_node_register_local(&srv) == 0) {
 		g_registered = 1;
+		if (am_node_register_sim(&srv) != 0)
+			am_warn("main", "could not record the simulated nodes");
 	} else if (am_store_full(srv.store)) {
 		struct am_err e;
 		am_err_disk_full(&e, srv.cfg.data_dir);

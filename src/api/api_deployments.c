@@ -18,6 +18,7 @@
 #include "../deploy/am_deploy.h"
 #include "../runtime/am_proc.h"
 #include "../model/am_model.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 #include "am_api.h"
@@ -307,53 +308,16 @@ static json_t *plan_json(const struct am_plan *p, const struct am_plan_gpu *gpus
 		json_t *g = json_array();
 		for (int k = 0; k < tp; k++) {
 			const struct am_plan_gpu *x = &gpus[p->choice[r * tp + k]];
-			json_array_append_new(g, json_pack("{s:s,s:i,s:s,s:I}", "id", x->id, "index", x->index, "name", x->name,
-							   "reserve_bytes", (json_int_t)p->reserve[r * tp + k]));
+			json_array_append_new(g, json_pack("{s:s,s:s,s:i,s:s,s:I}", "id", x->id, "node", x->node, "index", x->index,
+							   "name", x->name, "reserve_bytes", (json_int_t)p->reserve[r * tp + k]));
 		}
-		json_array_append_new(reps, json_pack("{s:i,s:o}", "replica", r, "gpus", g));
+		json_array_append_new(reps, json_pack("{s:i,s:s,s:o}", "replica", r, "node", gpus[p->choice[r * tp]].node,
+						      "gpus", g));
 	}
 	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:f,s:s?,s:f,s:o}", "weights_bytes_per_gpu", (json_int_t)p->weights,
 			 "kv_cache_bytes_per_gpu", (json_int_t)p->kv, "overhead_bytes_per_gpu", (json_int_t)p->overhead,
 			 "need_bytes_per_gpu", (json_int_t)p->need, "max_model_len", p->max_model_len, "gpu_memory_utilization",
 			 p->fraction, "dtype", p->dtype, "full_length_sequences", round(p->concurrency * 10) / 10, "replicas", reps);
-}
-
-/* Pinned GPUs: ids or indices of this node's cards, into ids. */
-static int resolve_pinned(json_t *in, const struct am_plan_gpu *gpus, int n, json_t **out, struct am_err *err)
-{
-	*out = NULL;
-	if (!in || json_is_null(in))
-		return 0;
-	if (!json_is_array(in) || !json_array_size(in) || json_array_size(in) > AM_PLAN_MAX)
-		return am_err_set(err, AM_E_INVALID, "gpus", "'gpus' must be a non-empty list of GPU ids or indices");
-	json_t *ids = json_array();
-	size_t i;
-	json_t *v;
-	json_array_foreach(in, i, v) {
-		int found = -1;
-		for (int k = 0; k < n; k++)
-			if ((json_is_integer(v) && gpus[k].index == json_integer_value(v)) ||
-			    (json_is_string(v) && !strcmp(gpus[k].id, json_string_value(v))))
-				found = k;
-		if (found < 0) {
-			json_decref(ids);
-			char what[128];
-			if (json_is_integer(v))
-				am_fmt(what, sizeof what, "GPU %lld", (long long)json_integer_value(v));
-			else
-				am_fmt(what, sizeof what, "GPU '%.80s'", json_string_value(v) ?: "?");
-			return am_err_set(err, AM_E_INVALID, "gpus", "%s does not exist on node local (it has %d GPU%s%s)", what, n,
-					  n == 1 ? "" : "s", n ? ", indices 0 and up" : "");
-		}
-		for (size_t j = 0; j < json_array_size(ids); j++)
-			if (!strcmp(json_string_value(json_array_get(ids, j)), gpus[found].id)) {
-				json_decref(ids);
-				return am_err_set(err, AM_E_INVALID, "gpus", "GPU %d is listed twice", gpus[found].index);
-			}
-		json_array_append_new(ids, json_string(gpus[found].id));
-	}
-	*out = ids;
-	return 0;
 }
 
 static int create(struct am_ctx *ctx, struct am_err *err)
@@ -404,6 +368,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	json_t *model = am_model_json(ctx->srv->store, mid);
 	int rc = -1;
 	json_t *loras = NULL, *pinned = NULL;
+	struct am_capacity cap;
+	am_capacity_init(&cap, "");
 	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "llm";
 	json_t *facts = json_object_get(model, "facts");
 	if (strcmp(json_string_value(json_object_get(model, "state")) ?: "", "ready")) {
@@ -455,10 +421,19 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
 		goto out;
 	}
-	struct am_plan_gpu gpus[AM_PLAN_MAX];
-	int n = am_deploy_gpus(ctx->srv->deploy, gpus, AM_PLAN_MAX);
-	if (resolve_pinned(json_object_get(b, "gpus"), gpus, n, &pinned, err) != 0)
-		goto out;
+	am_capacity_db_load(ctx->srv, &cap);
+	int pin[AM_PLAN_MAX], npin = 0;
+	json_t *gj = json_object_get(b, "gpus");
+	if (gj && !json_is_null(gj)) {
+		char perr[512];
+		if (am_capacity_pin(&cap, gj, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
+			goto out;
+		}
+		pinned = json_array();
+		for (int k = 0; k < npin; k++)
+			json_array_append_new(pinned, json_string(cap.gpus[pin[k]].id));
+	}
 	if (pinned) {
 		size_t np = json_array_size(pinned);
 		if (gpr && (long long)np != gpr * replicas) {
@@ -482,12 +457,10 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	req.max_model_len = (int)mml;
 	req.mem_fraction = frac;
 	req.spread = !strcmp(placement, "spread");
-	for (size_t k = 0; pinned && k < json_array_size(pinned); k++)
-		for (int g = 0; g < n; g++)
-			if (!strcmp(gpus[g].id, json_string_value(json_array_get(pinned, k))))
-				req.pinned[req.npinned++] = g;
+	memcpy(req.pinned, pin, sizeof pin);
+	req.npinned = npin;
 	struct am_plan p;
-	am_planner_plan(gpus, n, &req, &p);
+	am_planner_plan(cap.gpus, cap.n, &req, &p);
 	if (!p.ok) {
 		am_err_set(err, p.capacity ? AM_E_CONFLICT : AM_E_INVALID, p.field, "%s", p.reason);
 		goto out;
@@ -542,7 +515,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		/* the command the first replica would run, with the planned placement */
 		json_t *idx = json_array();
 		for (int k = 0; k < req.tp; k++)
-			json_array_append_new(idx, json_integer(gpus[p.choice[k]].index));
+			json_array_append_new(idx, json_integer(cap.gpus[p.choice[k]].index));
 		char *sidx = am_json_dump(idx);
 		json_t *inst = json_pack("{s:i,s:s,s:s,s:f,s:s?}", "port", 0, "api_key", "ame_example", "gpu_indices", sidx,
 					 "mem_fraction", p.fraction, "dtype", p.dtype);
@@ -562,7 +535,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		/* nothing of a dry run is kept */
 		am_store_exec(ctx->srv->store, "DELETE FROM deployments WHERE id = ?", "i", id);
 		ctx->no_task = 1;
-		ctx->resp = json_pack("{s:b,s:o,s:o}", "dry_run", 1, "plan", plan_json(&p, gpus, req.tp, req.replicas), "command",
+		ctx->resp = json_pack("{s:b,s:o,s:o}", "dry_run", 1, "plan", plan_json(&p, cap.gpus, req.tp, req.replicas), "command",
 				      cmd ? cmd : json_null());
 		json_decref(dep);
 		json_decref(mrow);
@@ -587,13 +560,14 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	}
 	am_deploy_kick(ctx->srv->deploy);
 	ctx->resp = dep_json(ctx->srv, id);
-	json_object_set_new(ctx->resp, "plan", plan_json(&p, gpus, req.tp, req.replicas));
+	json_object_set_new(ctx->resp, "plan", plan_json(&p, cap.gpus, req.tp, req.replicas));
 	ctx->status = 201;
 	rc = 0;
 out:
 	json_decref(model);
 	json_decref(loras);
 	json_decref(pinned);
+	am_capacity_free(&cap);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "../finetune/am_finetune.h"
 #include "../model/am_model.h"
 #include "../runtime/am_proc.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 #include "am_api.h"
@@ -247,6 +248,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	json_t *facts = json_loads(json_string_value(json_object_get(model, "facts")) ?: "{}", 0, NULL);
 	int rc = -1;
 	json_t *hyper = NULL, *dsids = json_array(), *pinned = json_array();
+	struct am_capacity cap;
+	am_capacity_init(&cap, "");
 	long long count = 1;
 	if (!json_string_value(json_object_get(model, "path")) || strcmp(json_string_value(json_object_get(model, "state")), "ready")) {
 		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' has no local files to train from", base);
@@ -317,46 +320,51 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (!(hyper = check_hyper(json_object_get(ctx->body, "hyper"), method, stage, err)))
 		goto out;
 	/* GPUs: a count or pinned ids; the method must fit them by the table */
-	struct am_plan_gpu gpus[AM_PLAN_MAX];
-	int n = am_deploy_gpus(srv->deploy, gpus, AM_PLAN_MAX);
+	am_capacity_db_load(srv, &cap);
+	int pin[AM_PLAN_MAX], npin = 0;
 	json_t *g = json_object_get(ctx->body, "gpus");
 	if (json_is_array(g)) {
-		json_array_foreach(g, i, v) {
-			int found = 0;
-			for (int k = 0; k < n; k++)
-				found |= json_is_string(v) && !strcmp(gpus[k].id, json_string_value(v));
-			if (!found) {
-				am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] is not a GPU id of this machine", i);
+		char perr[512];
+		if (am_capacity_pin(&cap, g, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
+			goto out;
+		}
+		for (int k = 0; k < npin; k++) {
+			if (strcmp(cap.gpus[pin[k]].node, cap.gpus[pin[0]].node)) {
+				am_err_set(err, AM_E_INVALID, "gpus", "a job's GPUs must be on one node: GPU %d of %s and GPU %d of %s are not",
+					   cap.gpus[pin[0]].index, cap.gpus[pin[0]].node, cap.gpus[pin[k]].index, cap.gpus[pin[k]].node);
 				goto out;
 			}
-			for (size_t j = 0; j < i; j++) /* one reservation per GPU: a card is listed once */
-				if (!strcmp(json_string_value(json_array_get(g, j)), json_string_value(v))) {
-					am_err_set(err, AM_E_INVALID, "gpus", "gpus[%zu] lists GPU %s twice", i, json_string_value(v));
-					goto out;
-				}
-			json_array_append(pinned, v);
+			json_array_append_new(pinned, json_string(cap.gpus[pin[k]].id));
 		}
-		count = (long long)json_array_size(pinned);
+		count = npin;
 	} else if (json_is_integer(g))
 		count = json_integer_value(g);
 	else if (g) {
 		am_err_set(err, AM_E_INVALID, "gpus", "'gpus' must be a count or a list of GPU ids");
 		goto out;
 	}
-	if (count < 1 || count > n) {
-		am_err_set(err, AM_E_INVALID, "gpus", "this machine has %d GPU%s; 'gpus' asks for %lld", n, n == 1 ? "" : "s", count);
+	const char *wnode;
+	int widest = am_capacity_widest(&cap, &wnode);
+	if (count < 1 || count > widest) {
+		if (cap.n && am_capacity_widest(&cap, &wnode) < cap.n)
+			am_err_set(err, AM_E_INVALID, "gpus", "a job runs on one node and the largest, %s, has %d GPU%s; 'gpus' asks for %lld",
+				   wnode, widest, widest == 1 ? "" : "s", count);
+		else
+			am_err_set(err, AM_E_INVALID, "gpus", "this machine has %d GPU%s; 'gpus' asks for %lld", widest,
+				   widest == 1 ? "" : "s", count);
 		goto out;
 	}
 	long long params = json_integer_value(json_object_get(model, "parameters"));
 	uint64_t need = am_finetune_mem_need(method, (int)qbits, params, (int)count, ds != 0,
 					     json_is_true(json_object_get(hyper, "pure_bf16")));
 	uint64_t biggest = 0;
-	for (int k = 0; k < n; k++) {
-		int counted = !json_array_size(pinned);
-		json_array_foreach(pinned, i, v)
-			counted |= !strcmp(gpus[k].id, json_string_value(v));
-		if (counted && gpus[k].total > biggest)
-			biggest = gpus[k].total;
+	for (int k = 0; k < cap.n; k++) {
+		int counted = !npin;
+		for (int q = 0; q < npin; q++)
+			counted |= pin[q] == k;
+		if (counted && cap.gpus[k].total > biggest)
+			biggest = cap.gpus[k].total;
 	}
 	if (need > biggest) {
 		am_err_set(err, AM_E_INVALID, "method",
@@ -428,6 +436,7 @@ out:
 	json_decref(hyper);
 	json_decref(dsids);
 	json_decref(pinned);
+	am_capacity_free(&cap);
 	return rc;
 }
 
@@ -505,7 +514,7 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopped', reason = 'stopped before it started',"
 			      " finished_at = ?, updated_at = ? WHERE id = ?", "iii", now, now, id);
 		/* what a start interrupted by a kill may have reserved */
-		am_store_exec(ctx->srv->store, "DELETE FROM gpu_reservations WHERE owner_kind = 'job' AND owner_id = ?", "i", id);
+		am_capacity_db_release(ctx->srv->store, "job", id);
 		long long task = json_integer_value(json_object_get(j, "task_id"));
 		if (task)
 			am_task_update(ctx->srv->store, task, AM_TASK_CANCELLED, 100, "stopped before it started");

@@ -23,6 +23,7 @@
 #include "../http/am_client.h"
 #include "../node/am_node.h"
 #include "../runtime/am_proc.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 
@@ -178,67 +179,6 @@ int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id)
 			return 1;
 		}
 	return 0;
-}
-
-int am_deploy_gpus(struct am_deploy *d, struct am_plan_gpu *out, int max)
-{
-	struct am_server *srv = d->srv;
-	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
-	am_inventory_get(srv->inv, snap);
-	json_t *res = NULL, *jobs = NULL;
-	/* training jobs' process groups: their memory is reserved, not "other" */
-	am_store_rows(srv->store, &jobs, "SELECT pid FROM ft_jobs WHERE pid IS NOT NULL"
-		      " AND state IN ('starting','running','stopping')", NULL);
-	am_store_rows(srv->store, &res,
-		      "SELECT r.gpu_id, r.bytes, d.name FROM gpu_reservations r"
-		      " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
-		      " LEFT JOIN deployments d ON d.id = i.deployment_id ORDER BY r.id", NULL);
-	int n = 0;
-	for (int i = 0; i < snap->n && n < max; i++) {
-		const struct am_gpu_info *g = &snap->gpus[i];
-		struct am_plan_gpu *p = &out[n++];
-		memset(p, 0, sizeof *p);
-		am_strlcpy(p->id, g->uuid, sizeof p->id);
-		am_strlcpy(p->name, g->name, sizeof p->name);
-		p->index = g->index;
-		p->total = g->mem_total;
-		p->cc_major = g->cc_major;
-		p->cc_minor = g->cc_minor;
-		struct am_buf who;
-		am_buf_init(&who, sizeof p->holders - 1);
-		size_t k;
-		json_t *r;
-		json_array_foreach(res, k, r) {
-			if (strcmp(json_string_value(json_object_get(r, "gpu_id")), g->uuid) != 0)
-				continue;
-			uint64_t b = (uint64_t)json_integer_value(json_object_get(r, "bytes"));
-			p->reserved += b;
-			const char *dn = json_string_value(json_object_get(r, "name"));
-			am_buf_printf(&who, "%s%s %.1f GiB", who.len ? ", " : "", dn ? dn : "a training job", b / GIB);
-		}
-		am_strlcpy(p->holders, am_buf_str(&who), sizeof p->holders);
-		am_buf_free(&who);
-		if (!g->simulated) { /* what others use: the card's figure less our engines' processes */
-			uint64_t ours = 0;
-			for (int k2 = 0; k2 < g->nprocs; k2++) {
-				int mine = am_deploy_owns_pid(d, g->procs[k2].pid, NULL);
-				pid_t pgid = getpgid(g->procs[k2].pid);
-				size_t j;
-				json_t *jr;
-				json_array_foreach(jobs, j, jr) {
-					pid_t jp = (pid_t)json_integer_value(json_object_get(jr, "pid"));
-					mine |= jp == g->procs[k2].pid || (pgid > 0 && jp == pgid);
-				}
-				if (mine)
-					ours += g->procs[k2].used_bytes;
-			}
-			p->used_other = g->mem_used > ours ? g->mem_used - ours : 0;
-		}
-	}
-	json_decref(res);
-	json_decref(jobs);
-	free(snap);
-	return n;
 }
 
 void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size)
@@ -885,8 +825,8 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize)
 {
-	struct am_plan_gpu gpus[AM_PLAN_MAX];
-	int n = am_deploy_gpus(d, gpus, AM_PLAN_MAX);
+	struct am_capacity cap;
+	am_capacity_db_load(d->srv, &cap);
 	struct am_plan_req req;
 	memset(&req, 0, sizeof req);
 	req.facts = json_object_get(model, "facts");
@@ -897,51 +837,54 @@ int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica
 	req.mem_fraction = json_number_value(json_object_get(dep, "gpu_memory_utilization"));
 	req.spread = !strcmp(json_string_value(json_object_get(dep, "placement")) ?: "", "spread");
 	json_t *pinned = parse_col(dep, "pinned_gpus");
+	int rc = -1;
 	if (json_array_size(pinned)) {
-		for (int k = 0; k < req.tp; k++) {
-			const char *want = json_string_value(json_array_get(pinned, (size_t)(replica * req.tp + k)));
-			req.pinned[k] = -1;
-			for (int i = 0; i < n; i++)
-				if (want && !strcmp(gpus[i].id, want))
-					req.pinned[k] = i;
-			if (req.pinned[k] < 0) {
-				am_fmt(why, whysize, "pinned GPU %s is not present", want ? want : "?");
-				json_decref(pinned);
-				return -1;
-			}
+		/* this replica's slice of the pinned list */
+		json_t *mine = json_array();
+		for (int k = 0; k < req.tp; k++)
+			json_array_append(mine, json_array_get(pinned, (size_t)(replica * req.tp + k)));
+		char err[512];
+		int bad = req.tp < 1 || req.tp > AM_PLAN_MAX ||
+			  am_capacity_pin(&cap, mine, req.pinned, AM_PLAN_MAX, &req.npinned, err, sizeof err) != 0 ||
+			  req.npinned != req.tp;
+		json_decref(mine);
+		if (bad) {
+			am_fmt(why, whysize, "pinned GPUs: %s", req.npinned == req.tp ? err : "fewer than the replica's GPUs");
+			goto out;
 		}
-		req.npinned = req.tp;
 	}
-	json_decref(pinned);
 	struct am_plan p;
-	am_planner_plan(gpus, n, &req, &p);
+	am_planner_plan(cap.gpus, cap.n, &req, &p);
 	if (!p.ok) {
 		am_strlcpy(why, p.reason, whysize);
-		return -1;
+		goto out;
 	}
 	json_t *ids = json_array(), *idx = json_array();
+	const char *gid[AM_PLAN_MAX];
 	for (int k = 0; k < req.tp; k++) {
-		json_array_append_new(ids, json_string(gpus[p.choice[k]].id));
-		json_array_append_new(idx, json_integer(gpus[p.choice[k]].index));
+		gid[k] = cap.gpus[p.choice[k]].id;
+		json_array_append_new(ids, json_string(gid[k]));
+		json_array_append_new(idx, json_integer(cap.gpus[p.choice[k]].index));
 	}
 	char *sids = am_json_dump(ids), *sidx = am_json_dump(idx);
 	char key[64]; /* a nonce: the engine's key derives from it (am_deploy_engine_key) */
 	am_rand_token("amn_", key, sizeof key);
 	long long now = am_wall_ms();
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
-	int rc = am_store_exec(d->srv->store,
-			       "INSERT INTO instances(deployment_id, replica, node_id, gpus, gpu_indices, mem_per_gpu, mem_fraction,"
-			       " dtype, api_key, state, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-			       "iisssidssii", dep_id, (long long)replica, AM_LOCAL_NODE, sids, sidx, (long long)p.reserve[0],
-			       p.fraction, p.dtype, key, now, now);
-	long long iid = am_store_last_id(d->srv->store);
-	for (int k = 0; rc == 0 && k < req.tp; k++)
-		rc = am_store_exec(d->srv->store, "INSERT INTO gpu_reservations(gpu_id, owner_kind, owner_id, bytes, created_at)"
-				   " VALUES(?, 'instance', ?, ?, ?)", "siii", gpus[p.choice[k]].id, iid, (long long)p.reserve[k], now);
+	rc = am_store_exec(d->srv->store,
+			   "INSERT INTO instances(deployment_id, replica, node_id, gpus, gpu_indices, mem_per_gpu, mem_fraction,"
+			   " dtype, api_key, state, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+			   "iisssidssii", dep_id, (long long)replica, cap.gpus[p.choice[0]].node, sids, sidx,
+			   (long long)p.reserve[0], p.fraction, p.dtype, key, now, now);
+	if (rc == 0)
+		rc = am_capacity_db_reserve(d->srv->store, "instance", am_store_last_id(d->srv->store), gid, p.reserve, req.tp);
 	free(sids);
 	free(sidx);
 	json_decref(ids);
 	json_decref(idx);
+out:
+	json_decref(pinned);
+	am_capacity_free(&cap);
 	return rc;
 }
 

@@ -35,9 +35,6 @@ void am_deploy_kick(struct am_deploy *d);
 /* Ends supervision; with stop_engines, stops every engine first. */
 void am_deploy_free(struct am_deploy *d, int stop_engines);
 
-/* The planner's view of the local GPUs right now (reservations and memory
- * used by other processes included); returns how many. */
-int am_deploy_gpus(struct am_deploy *d, struct am_plan_gpu *out, int max);
 /* The engine program for an engine name: its configured path or default. */
 void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size);
 /* Builds an instance's command (argv, env) from its deployment, model and

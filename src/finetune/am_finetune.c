@@ -23,6 +23,7 @@
 #include "../engine/am_engine.h"
 #include "../model/am_inspect.h"
 #include "../runtime/am_proc.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 
@@ -342,92 +343,70 @@ static int write_deepspeed(const char *dir, int stage)
 
 static void release(struct am_finetune *f, long long id)
 {
-	am_store_exec(f->srv->store, "DELETE FROM gpu_reservations WHERE owner_kind = 'job' AND owner_id = ?", "i", id);
+	am_capacity_db_release(f->srv->store, "job", id);
 }
 
-/* Picks and reserves the job's GPUs: the pinned ones, or the emptiest
- * cards with room. 0, or -1 with why (no room now). */
+/* Picks and reserves the job's GPUs through the planner (the pinned ones,
+ * or the emptiest cards with room, all on one node). 0, or -1 with why (no
+ * room now). */
 static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_buf *visible, int *bf16, char *why,
 		 size_t whysize)
 {
-	struct am_plan_gpu gpus[AM_PLAN_MAX];
-	int n = am_deploy_gpus(f->srv->deploy, gpus, AM_PLAN_MAX);
-	int want = (int)json_integer_value(json_object_get(job, "gpu_count"));
+	struct am_capacity cap;
+	am_capacity_db_load(f->srv, &cap);
+	int rc = -1;
+	struct am_plan_req req;
+	memset(&req, 0, sizeof req);
+	req.model = json_string_value(json_object_get(job, "name")) ?: "the job";
+	req.replicas = 1;
+	req.spread = 1;
+	req.tp = (int)json_integer_value(json_object_get(job, "gpu_count"));
 	json_t *pinned = json_loads(json_string_value(json_object_get(job, "pinned_gpus")) ?: "[]", 0, NULL);
-	if (json_array_size(pinned))
-		want = (int)json_array_size(pinned);
-	json_t *params = json_loads(json_string_value(json_object_get(job, "params")) ?: "{}", 0, NULL);
-	uint64_t need = am_finetune_mem_need(json_string_value(json_object_get(job, "method")),
-					     (int)json_integer_value(json_object_get(job, "quantization_bit")),
-					     json_integer_value(json_object_get(model, "parameters")), want,
-					     json_integer_value(json_object_get(job, "deepspeed")) != 0,
-					     json_is_true(json_object_get(params, "pure_bf16")));
-	json_decref(params);
-	int chosen[AM_PLAN_MAX], k = 0;
-	char short_of[512] = "";
 	if (json_array_size(pinned)) {
-		for (size_t p = 0; p < json_array_size(pinned); p++) {
-			const char *id = json_string_value(json_array_get(pinned, p));
-			int found = -1;
-			for (int i = 0; i < n; i++)
-				if (!strcmp(gpus[i].id, id))
-					found = i;
-			if (found < 0) {
-				am_fmt(why, whysize, "pinned GPU %s is not present", id);
-				json_decref(pinned);
-				return -1;
-			}
-			struct am_plan_gpu *g = &gpus[found];
-			uint64_t used = g->used_other + g->reserved, fr = g->total > used ? g->total - used : 0;
-			if (fr < need && !short_of[0])
-				am_fmt(short_of, sizeof short_of, "GPU %d has %.1f GiB free (held: %s)", g->index, fr / GIB,
-				       g->holders[0] ? g->holders : "other processes");
-			chosen[k++] = found;
+		char err[512];
+		if (am_capacity_pin(&cap, pinned, req.pinned, AM_PLAN_MAX, &req.npinned, err, sizeof err) != 0) {
+			am_fmt(why, whysize, "waiting for GPUs: %s", err);
+			goto out;
 		}
-	} else {
-		int used_mark[AM_PLAN_MAX] = { 0 };
-		for (; k < want; k++) {
-			int best = -1;
-			uint64_t best_free = 0;
-			for (int i = 0; i < n; i++) {
-				uint64_t used = gpus[i].used_other + gpus[i].reserved;
-				uint64_t fr = gpus[i].total > used ? gpus[i].total - used : 0;
-				if (!used_mark[i] && fr >= need && (best < 0 || fr > best_free))
-					best = i, best_free = fr;
-			}
-			if (best < 0)
-				break;
-			used_mark[best] = 1;
-			chosen[k] = best;
-		}
-		if (k < want)
-			am_fmt(short_of, sizeof short_of, "%d of the %d GPUs with room are free", k, want);
+		req.tp = req.npinned;
 	}
-	json_decref(pinned);
-	if (short_of[0]) {
-		am_fmt(why, whysize, "waiting for GPUs: needs %.1f GiB on each of %d; %s", need / GIB, want, short_of);
-		return -1;
+	json_t *params = json_loads(json_string_value(json_object_get(job, "params")) ?: "{}", 0, NULL);
+	req.need = am_finetune_mem_need(json_string_value(json_object_get(job, "method")),
+					(int)json_integer_value(json_object_get(job, "quantization_bit")),
+					json_integer_value(json_object_get(model, "parameters")), req.tp,
+					json_integer_value(json_object_get(job, "deepspeed")) != 0,
+					json_is_true(json_object_get(params, "pure_bf16")));
+	json_decref(params);
+	if (!req.need)
+		req.need = 1; /* a fixed need, however small */
+	struct am_plan p;
+	am_planner_plan(cap.gpus, cap.n, &req, &p);
+	if (!p.ok) {
+		am_fmt(why, whysize, "waiting for GPUs: %s", p.reason);
+		goto out;
 	}
-	long long id = json_integer_value(json_object_get(job, "id")), now = am_wall_ms();
+	long long id = json_integer_value(json_object_get(job, "id"));
 	*bf16 = 1;
-	/* at most one reservation per GPU: a start that a kill interrupted
-	 * left its reservations; this start replaces them */
-	release(f, id);
+	const char *gid[AM_PLAN_MAX];
 	json_t *ids = json_array();
-	for (int i = 0; i < k; i++) {
-		struct am_plan_gpu *g = &gpus[chosen[i]];
-		am_store_exec(f->srv->store, "INSERT INTO gpu_reservations(gpu_id, owner_kind, owner_id, bytes, created_at)"
-			      " VALUES(?, 'job', ?, ?, ?)", "siii", g->id, id, (long long)need, now);
+	for (int i = 0; i < req.tp; i++) {
+		const struct am_plan_gpu *g = &cap.gpus[p.choice[i]];
+		gid[i] = g->id;
 		am_buf_printf(visible, "%s%d", i ? "," : "", g->index);
 		json_array_append_new(ids, json_string(g->id));
 		if (g->cc_major && g->cc_major < 8)
 			*bf16 = 0; /* V100, T4, 2080 Ti: no bf16 */
 	}
+	rc = am_capacity_db_reserve(f->srv->store, "job", id, gid, p.reserve, req.tp);
 	char *s = am_json_dump(ids);
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET gpus = ?, mem_per_gpu = ? WHERE id = ?", "sii", s, (long long)need, id);
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET gpus = ?, mem_per_gpu = ? WHERE id = ?", "sii", s, (long long)req.need,
+		      id);
 	free(s);
 	json_decref(ids);
-	return 0;
+out:
+	json_decref(pinned);
+	am_capacity_free(&cap);
+	return rc;
 }
 
 /* ---- driving a job ---- */

@@ -5,7 +5,8 @@
 
 #include <stdint.h>
 
-#define AM_GPU_MAX 64
+#define AM_GPU_MAX 64        /* cards of this machine (real and simulated) */
+#define AM_SIM_GPU_MAX 4096  /* simulated cards on all nodes */
 #define AM_GPU_MAX_PROCS 32
 
 struct am_gpu_proc {
@@ -24,6 +25,7 @@ struct am_gpu_info {
 	int temperature;          /* Celsius; -1 unknown */
 	int cc_major, cc_minor;   /* compute capability; 0.0 unknown */
 	int simulated;
+	char node[64];            /* a simulated card's node; "" for this machine */
 	int nprocs;
 	struct am_gpu_proc procs[AM_GPU_MAX_PROCS];
 };

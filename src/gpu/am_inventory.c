@@ -19,8 +19,10 @@
 
 struct am_inventory {
 	struct am_inventory_config cfg;
-	struct am_gpu_info sims[AM_GPU_MAX];
+	struct am_gpu_info sims[AM_GPU_MAX]; /* simulated cards of this machine's node */
 	int nsims;
+	struct am_gpu_info *remote;   /* simulated cards of other nodes; immutable after new */
+	int nremote;
 
 	pthread_t thread;
 	int running;
@@ -41,12 +43,36 @@ int am_inventory_new(const struct am_inventory_config *cfg, struct am_inventory 
 	inv->cfg = *cfg;
 	if (inv->cfg.interval_ms <= 0)
 		inv->cfg.interval_ms = 5000;
+	struct am_gpu_info *all = NULL;
+	int nall = 0;
+	if (cfg->nsim_specs)
+		all = am_calloc(AM_SIM_GPU_MAX, sizeof *all);
 	for (int i = 0; i < cfg->nsim_specs; i++) {
-		if (am_simgpu_parse(cfg->sim_specs[i], inv->sims, &inv->nsims, AM_GPU_MAX, errbuf, errsize) != 0) {
+		if (am_simgpu_parse(cfg->sim_specs[i], all, &nall, AM_SIM_GPU_MAX, errbuf, errsize) != 0) {
+			free(all);
 			free(inv);
 			return -1;
 		}
 	}
+	for (int i = 0; i < nall; i++) {
+		if (all[i].node[0])
+			continue;
+		if (inv->nsims == AM_GPU_MAX) {
+			am_fmt(errbuf, errsize, "too many simulated GPUs on this machine's node: at most %d (name other nodes: "
+			       "NODE/COUNTxSIZE)", AM_GPU_MAX);
+			free(all);
+			free(inv);
+			return -1;
+		}
+		inv->sims[inv->nsims++] = all[i];
+	}
+	if (nall > inv->nsims) {
+		inv->remote = am_calloc((size_t)(nall - inv->nsims), sizeof *inv->remote);
+		for (int i = 0; i < nall; i++)
+			if (all[i].node[0])
+				inv->remote[inv->nremote++] = all[i];
+	}
+	free(all);
 	pthread_mutex_init(&inv->mu, NULL);
 	pthread_cond_init(&inv->cv, NULL);
 	/* Until the first sample, the snapshot holds the simulated GPUs. */
@@ -157,6 +183,12 @@ void am_inventory_get(struct am_inventory *inv, struct am_inventory_snapshot *ou
 	pthread_mutex_unlock(&inv->mu);
 }
 
+int am_inventory_remote(struct am_inventory *inv, const struct am_gpu_info **out)
+{
+	*out = inv->remote;
+	return inv->nremote;
+}
+
 void am_inventory_free(struct am_inventory *inv)
 {
 	if (!inv)
@@ -171,5 +203,6 @@ void am_inventory_free(struct am_inventory *inv)
 	am_nvml_close(inv->nvml);
 	pthread_mutex_destroy(&inv->mu);
 	pthread_cond_destroy(&inv->cv);
+	free(inv->remote);
 	free(inv);
 }

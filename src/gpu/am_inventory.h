@@ -35,6 +35,9 @@ int am_inventory_new(const struct am_inventory_config *cfg, struct am_inventory 
 int am_inventory_start(struct am_inventory *inv);
 /* Copies the latest snapshot into *out. */
 void am_inventory_get(struct am_inventory *inv, struct am_inventory_snapshot *out);
+/* The simulated cards of other nodes (--sim-gpus NODE/...), grouped as
+ * declared; they never change, so no lock: valid until am_inventory_free. */
+int am_inventory_remote(struct am_inventory *inv, const struct am_gpu_info **out);
 /* Stops the thread and frees. */
 void am_inventory_free(struct am_inventory *inv);
 

@@ -11,11 +11,29 @@
 int am_simgpu_parse(const char *spec, struct am_gpu_info *out, int *n, int max, char *errbuf, size_t errsize)
 {
 	const char *p = spec;
+	char node[64] = "";
+	const char *slash = strchr(p, '/'), *colon = strchr(p, ':');
+	if (slash && (!colon || slash < colon)) { /* NODE/ before the count */
+		size_t nl = (size_t)(slash - p);
+		int ok = nl >= 1 && nl < sizeof node;
+		for (size_t i = 0; ok && i < nl; i++)
+			ok = isalnum((unsigned char)p[i]) || p[i] == '.' || p[i] == '_' || p[i] == '-';
+		if (!ok) {
+			am_fmt(errbuf, errsize, "bad --sim-gpus '%s': the node name before '/' must be 1-63 letters, digits, . _ -",
+			       spec);
+			return -1;
+		}
+		memcpy(node, p, nl);
+		node[nl] = '\0';
+		if (!strcmp(node, "local"))
+			node[0] = '\0';
+		p = slash + 1;
+	}
 	char *end;
 	long count = strtol(p, &end, 10);
-	if (end == p || (*end != 'x' && *end != 'X') || count < 1 || count > 64) {
-		am_fmt(errbuf, errsize, "bad --sim-gpus '%s': expected COUNTxSIZE[:NAME][@CC], e.g. "
-		       "4x11GiB:NVIDIA GeForce RTX 2080 Ti (COUNT 1-64)", spec);
+	if (end == p || (*end != 'x' && *end != 'X') || count < 1 || count > 1024) {
+		am_fmt(errbuf, errsize, "bad --sim-gpus '%s': expected [NODE/]COUNTxSIZE[:NAME][@CC], e.g. "
+		       "4x11GiB:NVIDIA GeForce RTX 2080 Ti or node-b/8x80GiB:NVIDIA H100 (COUNT 1-1024)", spec);
 		return -1;
 	}
 	p = end + 1;
@@ -80,13 +98,17 @@ int am_simgpu_parse(const char *spec, struct am_gpu_info *out, int *n, int max, 
 		cc_minor = 0;
 	}
 	if (*n + count > max) {
-		am_fmt(errbuf, errsize, "too many GPUs: at most %d per node", max);
+		am_fmt(errbuf, errsize, "too many simulated GPUs: at most %d in all", max);
 		return -1;
 	}
+	int on_node = 0;
+	for (int i = 0; i < *n; i++)
+		on_node += !strcmp(out[i].node, node);
 	for (long i = 0; i < count; i++) {
 		struct am_gpu_info *g = &out[*n];
 		memset(g, 0, sizeof *g);
-		g->index = *n;
+		g->index = on_node++;
+		am_strlcpy(g->node, node, sizeof g->node);
 		am_fmt(g->uuid, sizeof g->uuid, "GPU-sim-%d", *n);
 		am_strlcpy(g->name, name, sizeof g->name);
 		g->mem_total = (uint64_t)bytes;

@@ -1,6 +1,7 @@
 /* am_node: nodes and GPUs in the database and the API. */
 #include "am_node.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -36,6 +37,47 @@ int am_node_register_local(struct am_server *srv)
 			     " cpus = excluded.cpus, memory_bytes = excluded.memory_bytes, os = excluded.os,"
 			     " updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
 			     "sssiisiii", AM_LOCAL_NODE, AM_LOCAL_CLUSTER, srv->hostname, cpus, mem, os, now, now, now);
+}
+
+int am_node_register_sim(struct am_server *srv)
+{
+	struct am_store *st = srv->store;
+	const struct am_gpu_info *g;
+	int n = am_inventory_remote(srv->inv, &g);
+	long long now = am_wall_ms();
+	if (am_store_begin(st) != 0)
+		return -1;
+	/* simulated nodes of an earlier start that this one does not declare are gone */
+	int rc = am_store_exec(st, "UPDATE gpus SET present = 0 WHERE node_id IN (SELECT id FROM nodes WHERE gpu_source = 'simulated')",
+			       NULL);
+	if (rc == 0)
+		rc = am_store_exec(st, "UPDATE nodes SET state = 'gone', updated_at = ? WHERE gpu_source = 'simulated'", "i", now);
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (i == 0 || strcmp(g[i].node, g[i - 1].node))
+			rc = am_store_exec(st, "INSERT INTO nodes(id, cluster_id, hostname, state, os, gpu_source, created_at,"
+					   " updated_at, last_seen_at) VALUES(?, ?, ?, 'ready', 'simulated (engines run on the local node)',"
+					   " 'simulated', ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state = 'ready', gpu_source = 'simulated',"
+					   " updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
+					   "sssiii", g[i].node, AM_LOCAL_CLUSTER, g[i].node, now, now, now);
+		char cc[16];
+		am_fmt(cc, sizeof cc, "%d.%d", g[i].cc_major, g[i].cc_minor);
+		if (rc == 0)
+			rc = am_store_exec(st, "INSERT INTO gpus(id, node_id, idx, name, memory_total, compute_capability,"
+					   " simulated, present, first_seen_at, last_seen_at) VALUES(?, ?, ?, ?, ?, ?, 1, 1, ?, ?)"
+					   " ON CONFLICT(id) DO UPDATE SET node_id = excluded.node_id, idx = excluded.idx,"
+					   " name = excluded.name, memory_total = excluded.memory_total,"
+					   " compute_capability = excluded.compute_capability, simulated = 1, present = 1,"
+					   " last_seen_at = excluded.last_seen_at",
+					   "ssisisii", g[i].uuid, g[i].node, (long long)g[i].index, g[i].name, (long long)g[i].mem_total,
+					   cc, now, now);
+	}
+	if (rc != 0 || am_store_commit(st) != 0) {
+		am_store_rollback(st);
+		return -1;
+	}
+	if (n)
+		am_info("gpu", "%d simulated GPU(s) on other nodes (their engines run here)", n);
+	return 0;
 }
 
 int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot *snap)
@@ -121,11 +163,50 @@ static json_t *gpu_json(struct am_server *srv, const struct am_gpu_info *g, cons
 			 "processes", procs, "sampled_at", (json_int_t)sampled);
 }
 
+/* Other nodes' present GPUs from the database (simulated nodes: as full as
+ * aimaas has made them), appended to arr; node_id NULL: every other node. */
+static void remote_gpus(struct am_server *srv, const char *node_id, json_t *arr)
+{
+	json_t *rows = NULL;
+	if (am_store_rows(srv->store, &rows,
+			  "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability, g.pci_bus_id,"
+			  " g.simulated, g.last_seen_at, (SELECT COALESCE(SUM(r.bytes), 0) FROM gpu_reservations r"
+			  " WHERE r.gpu_id = g.id) AS reserved FROM gpus g JOIN nodes n ON n.id = g.node_id"
+			  " WHERE g.present = 1 AND g.node_id != ? AND (? = '' OR g.node_id = ?) ORDER BY g.node_id, g.idx",
+			  "sss", AM_LOCAL_NODE, node_id ? node_id : "", node_id ? node_id : "") != 0)
+		return;
+	struct am_gpu_info *g = am_malloc(sizeof *g);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		memset(g, 0, sizeof *g);
+		g->index = (int)json_integer_value(json_object_get(r, "idx"));
+		am_strlcpy(g->uuid, json_string_value(json_object_get(r, "id")) ?: "", sizeof g->uuid);
+		am_strlcpy(g->name, json_string_value(json_object_get(r, "name")) ?: "", sizeof g->name);
+		am_strlcpy(g->pci_bus_id, json_string_value(json_object_get(r, "pci_bus_id")) ?: "", sizeof g->pci_bus_id);
+		g->mem_total = (uint64_t)json_integer_value(json_object_get(r, "memory_total"));
+		g->mem_free = g->mem_total;
+		g->util_gpu = g->util_mem = g->temperature = -1;
+		const char *cc = json_string_value(json_object_get(r, "compute_capability")) ?: "";
+		char *end;
+		g->cc_major = (int)strtol(cc, &end, 10);
+		g->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
+		g->simulated = (int)json_integer_value(json_object_get(r, "simulated"));
+		json_array_append_new(arr, gpu_json(srv, g, json_string_value(json_object_get(r, "node_id")),
+						    json_integer_value(json_object_get(r, "reserved")),
+						    json_integer_value(json_object_get(r, "last_seen_at"))));
+	}
+	free(g);
+	json_decref(rows);
+}
+
 json_t *am_node_gpus_json(struct am_server *srv, const char *node_id)
 {
 	json_t *arr = json_array();
-	if (node_id && strcmp(node_id, AM_LOCAL_NODE) != 0)
-		return arr; /* only the local node has live readings so far */
+	if (node_id && strcmp(node_id, AM_LOCAL_NODE) != 0) {
+		remote_gpus(srv, node_id, arr);
+		return arr;
+	}
 	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 	am_inventory_get(srv->inv, snap);
 	json_t *res = NULL;
@@ -137,6 +218,8 @@ json_t *am_node_gpus_json(struct am_server *srv, const char *node_id)
 						    snap->sampled_at_ms ? snap->sampled_at_ms : am_wall_ms()));
 	json_decref(res);
 	free(snap);
+	if (!node_id)
+		remote_gpus(srv, NULL, arr);
 	return arr;
 }
 
@@ -190,7 +273,7 @@ void am_node_record_history(struct am_server *srv)
 	if (!srv->gpu_history)
 		srv->gpu_history = am_calloc(1, sizeof *srv->gpu_history);
 	struct am_gpu_history *h = srv->gpu_history;
-	json_t *all = am_node_gpus_json(srv, NULL);
+	json_t *all = am_node_gpus_json(srv, AM_LOCAL_NODE); /* live readings: this machine's cards */
 	size_t i;
 	json_t *g;
 	json_array_foreach(all, i, g) {

@@ -16,11 +16,18 @@ struct am_inventory_snapshot;
 
 /* Records cluster "local" and node "local" with this machine's facts. */
 int am_node_register_local(struct am_server *srv);
+/* Records the simulated nodes declared with --sim-gpus NODE/... (nodes in
+ * cluster "local", gpu_source "simulated", with their GPUs); simulated nodes
+ * of an earlier start that this one does not declare become state "gone"
+ * and their GPUs not present. Engines placed on them run on this machine:
+ * only their GPU accounting is per node. 0 or -1. */
+int am_node_register_sim(struct am_server *srv);
 /* Persists the GPUs of a snapshot when the set changed (new card, card gone). */
 int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot *snap);
 /* The node as JSON (with its GPUs), or NULL when no node has that id. */
 json_t *am_node_json(struct am_server *srv, const char *node_id);
-/* Every present GPU (of one node, or all when node_id is NULL) as a JSON array. */
+/* Every present GPU (of one node, or all when node_id is NULL) as a JSON
+ * array: the local node's with live readings, other nodes' from the store. */
 json_t *am_node_gpus_json(struct am_server *srv, const char *node_id);
 
 /* Records one point of each GPU's history (memory used, utilisation,

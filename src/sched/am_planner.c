@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_mem.h"
 
 static json_int_t fi(json_t *f, const char *k)
 {
@@ -135,7 +136,8 @@ static uint64_t free_of(const struct am_plan_gpu *g)
 	return taken >= g->total ? 0 : g->total - taken;
 }
 
-/* What this deployment would reserve on g, or 0 when it does not fit. */
+/* What this deployment would reserve on g, or 0 when it does not fit.
+ * kind NULL with fraction 0: exactly need (a training job). */
 static uint64_t reserve_on(const struct am_plan_gpu *g, uint64_t avail, uint64_t need, const char *kind, double fraction)
 {
 	if (fraction > 0) {
@@ -164,22 +166,125 @@ static void refuse(struct am_plan *p, const char *field, int capacity, const cha
 	p->ok = 0;
 }
 
+/* The nodes of a GPU list: node[i] numbers GPU i's node (in order of first
+ * appearance), order[] lists the GPUs node by node, node k's GPUs being
+ * order[start[k] .. start[k+1]). Free with nodes_free. */
+struct nodes {
+	int n;
+	int *node, *order, *start, *first; /* first[k]: a GPU of node k, for its name */
+};
+
+static void nodes_init(struct nodes *ns, const struct am_plan_gpu *gpus, int n)
+{
+	ns->n = 0;
+	ns->node = am_malloc(sizeof(int) * (size_t)(n + 1));
+	ns->order = am_malloc(sizeof(int) * (size_t)(n + 1));
+	ns->start = am_malloc(sizeof(int) * (size_t)(n + 2));
+	ns->first = am_malloc(sizeof(int) * (size_t)(n + 1));
+	for (int i = 0; i < n; i++) {
+		int k = ns->n;
+		/* GPUs come grouped by node: the previous GPU's node is checked first */
+		if (i > 0 && !strcmp(gpus[i].node, gpus[i - 1].node))
+			k = ns->node[i - 1];
+		else
+			for (k = 0; k < ns->n && strcmp(gpus[ns->first[k]].node, gpus[i].node); k++)
+				;
+		if (k == ns->n)
+			ns->first[ns->n++] = i;
+		ns->node[i] = k;
+	}
+	for (int k = 0; k <= ns->n; k++)
+		ns->start[k] = 0;
+	for (int i = 0; i < n; i++)
+		ns->start[ns->node[i] + 1]++;
+	for (int k = 0; k < ns->n; k++)
+		ns->start[k + 1] += ns->start[k];
+	int *fill = am_malloc(sizeof(int) * (size_t)(ns->n + 1));
+	for (int k = 0; k < ns->n; k++)
+		fill[k] = ns->start[k];
+	for (int i = 0; i < n; i++)
+		ns->order[fill[ns->node[i]]++] = i;
+	free(fill);
+}
+
+/* Frees what nodes_init allocated. */
+static void nodes_free(struct nodes *ns)
+{
+	free(ns->node);
+	free(ns->order);
+	free(ns->start);
+	free(ns->first);
+}
+
+/* "GPU 3" on a single node, "GPU 3 of node-b" when there are several. */
+static const char *gpu_name(const struct am_plan_gpu *g, int multi, char *buf, size_t size)
+{
+	if (multi)
+		am_fmt(buf, size, "GPU %d of %s", g->index, g->node);
+	else
+		am_fmt(buf, size, "GPU %d", g->index);
+	return buf;
+}
+
+/* Picks tp distinct cards with room on node k for the replica whose GPUs
+ * start at pick[0]: bin-pack takes the fullest that fit, spread the
+ * emptiest (ties: the card fewer replicas of this request use). 1 with
+ * pick[] and *score (the chosen cards' free memory), or 0. */
+static int pick_on_node(const struct am_plan_gpu *gpus, const struct nodes *ns, int k, const uint64_t *avail,
+			const int *used, int tp, uint64_t need, const char *kind, double fraction, int spread, int *pick,
+			uint64_t *score)
+{
+	*score = 0;
+	for (int j = 0; j < tp; j++) {
+		int best = -1;
+		for (int o = ns->start[k]; o < ns->start[k + 1]; o++) {
+			int i = ns->order[o], same = 0;
+			for (int q = 0; q < j; q++)
+				same |= pick[q] == i;
+			if (same || !reserve_on(&gpus[i], avail[i], need, kind, fraction))
+				continue;
+			if (best < 0 || (spread ? avail[i] > avail[best] : avail[i] < avail[best]) ||
+			    (avail[i] == avail[best] && used[i] < used[best]))
+				best = i;
+		}
+		if (best < 0)
+			return 0;
+		pick[j] = best;
+		*score += avail[best];
+	}
+	return 1;
+}
+
 void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan_req *r, struct am_plan *p)
 {
 	memset(p, 0, sizeof *p);
-	const char *kind = json_string_value(json_object_get(r->facts, "kind"));
-	int heads = (int)fi(r->facts, "attention_heads"), kvh = (int)fi(r->facts, "kv_heads");
+	/* a training job (fixed need) reserves exactly its need, like a pooling model */
+	const char *kind = r->need ? "embedding" : json_string_value(json_object_get(r->facts, "kind"));
+	int heads = r->need ? 0 : (int)fi(r->facts, "attention_heads"), kvh = r->need ? 0 : (int)fi(r->facts, "kv_heads");
 	if (r->tp < 1 || r->replicas < 1 || r->tp > AM_PLAN_MAX || r->replicas > AM_PLAN_MAX ||
 	    r->tp * r->replicas > AM_PLAN_MAX) {
 		refuse(p, "gpus_per_replica", 0, "GPUs per replica times replicas must be between 1 and %d", AM_PLAN_MAX);
 		return;
 	}
+	struct nodes ns;
+	nodes_init(&ns, gpus, n);
+	int multi = ns.n > 1, widest = 0; /* the most GPUs one node has */
+	for (int k = 0; k < ns.n; k++)
+		if (ns.start[k + 1] - ns.start[k] > widest)
+			widest = ns.start[k + 1] - ns.start[k];
+	uint64_t *avail = NULL;
+	int *used = NULL;
+	char gn[128];
 	const char *bad;
 	json_int_t badv;
+	if (r->need) {
+		p->need = r->need;
+		goto place;
+	}
 	if (facts_ok(r->facts, &bad, &badv) != 0) {
 		refuse(p, "model", 0, "%s's facts are implausible ('%s' is %lld); re-inspect the model's files", r->model, bad,
 		       (long long)badv);
-		return;
+		goto out;
 	}
 	char opts[256];
 	if (!divides(heads, r->tp)) {
@@ -187,30 +292,31 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 		refuse(p, r->npinned ? "gpus" : "gpus_per_replica", 0,
 		       "tensor parallel size %d does not divide %s's %d attention heads; use %s GPU(s) per replica", r->tp,
 		       r->model, heads, opts);
-		return;
+		goto out;
 	}
 	if (kvh > 0 && kvh % r->tp != 0 && r->tp % kvh != 0) {
 		refuse(p, r->npinned ? "gpus" : "gpus_per_replica", 0,
 		       "tensor parallel size %d does not divide %s's %d KV heads (nor they it); use a size that divides %d or is a multiple of %d",
 		       r->tp, r->model, kvh, kvh, kvh);
-		return;
+		goto out;
 	}
 	int ctx = (int)fi(r->facts, "max_context");
 	p->max_model_len = r->max_model_len > 0 ? r->max_model_len : ctx > 0 && ctx < 32768 ? ctx : 32768;
 	if (ctx > 0 && p->max_model_len > ctx) {
 		refuse(p, "max_model_len", 0, "max_model_len %d is longer than %s's context of %d tokens", p->max_model_len,
 		       r->model, ctx);
-		return;
+		goto out;
 	}
 	struct est e = estimate(r->facts, kind, r->tp);
 	p->weights = e.weights;
 	p->kv_per_token = e.kv_tok;
 	p->overhead = e.overhead;
 	p->need = need_of(&e, (uint64_t)p->max_model_len, &p->kv);
+place:
 	if (n == 0) {
 		refuse(p, "gpus_per_replica", 1, "there are no GPUs: %s needs %d GPU(s) with %.1f GiB each", r->model, r->tp,
 		       p->need / GIB);
-		return;
+		goto out;
 	}
 
 	/* the biggest card first: can it ever fit? */
@@ -220,9 +326,14 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 			biggest = gpus[i].total;
 	uint64_t usable = r->mem_fraction > 0 ? (uint64_t)(r->mem_fraction * (double)biggest)
 					       : is_pooling(kind) ? biggest : (uint64_t)(0.9 * (double)biggest);
+	if (p->need > usable && r->need) {
+		refuse(p, "gpus", 1, "%s needs %.1f GiB on each GPU; the largest card has %.1f GiB", r->model, p->need / GIB,
+		       usable / GIB);
+		goto out;
+	}
 	if (p->need > usable) {
 		char hint[256] = "";
-		for (int t = r->tp + 1; t <= 64 && t <= n; t++) {
+		for (int t = r->tp + 1; t <= 64 && t <= widest; t++) {
 			if (!divides(heads, t) || (kvh > 0 && kvh % t && t % kvh))
 				continue;
 			struct est e2 = estimate(r->facts, kind, t);
@@ -233,19 +344,19 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 			}
 		}
 		if (!hint[0] && p->kv > 0 && p->weights < usable && p->weights + p->overhead < usable) {
-			uint64_t fit = (usable - p->weights - p->overhead) / e.kv_tok;
+			uint64_t fit = (usable - p->weights - p->overhead) / p->kv_per_token;
 			if (fit >= 1024)
 				am_fmt(hint, sizeof hint, "; max_model_len %llu would fit", (unsigned long long)(fit / 1024 * 1024));
 		}
 		if (!hint[0]) {
 			int best = 0;
-			for (int t = 1; t <= 64 && t <= n; t++)
+			for (int t = 1; t <= 64 && t <= widest; t++)
 				if (divides(heads, t) && !(kvh > 0 && kvh % t && t % kvh))
 					best = t;
 			if (best > 0) {
 				struct est e3 = estimate(r->facts, kind, best);
 				am_fmt(hint, sizeof hint, "; no split over these %d GPUs fits (over %d it needs %.1f GiB each): "
-				       "a quantized model or larger cards would", n, best,
+				       "a quantized model or larger cards would", widest, best,
 				       need_of(&e3, (uint64_t)p->max_model_len, NULL) / GIB);
 			}
 		}
@@ -254,75 +365,118 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 		       "but the largest card gives %.1f GiB%s",
 		       r->model, p->need / GIB, r->tp, p->weights / GIB, p->kv / GIB, p->max_model_len, p->overhead / GIB,
 		       usable / GIB, hint);
-		return;
+		goto out;
 	}
 
-	uint64_t avail[AM_PLAN_MAX];
-	int used[AM_PLAN_MAX];
-	for (int i = 0; i < n && i < AM_PLAN_MAX; i++) {
+	avail = am_malloc(sizeof(uint64_t) * (size_t)n);
+	used = am_calloc((size_t)n, sizeof(int));
+	for (int i = 0; i < n; i++)
 		avail[i] = free_of(&gpus[i]);
-		used[i] = 0;
-	}
 	int total = r->tp * r->replicas;
 	if (r->npinned) {
 		for (int k = 0; k < total; k++) {
-			int i = r->pinned[k];
+			int i = r->pinned[k], i0 = r->pinned[k - k % r->tp];
+			if (i < 0 || i >= n || i0 < 0 || i0 >= n || r->npinned != total) {
+				refuse(p, "gpus", 0, "%d pinned GPU(s) for %d replica(s) of %d, or one not in the list", r->npinned,
+				       r->replicas, r->tp);
+				goto out;
+			}
+			if (strcmp(gpus[i].node, gpus[i0].node) != 0) {
+				char gn0[128];
+				refuse(p, "gpus", 0, "the GPUs of one replica must be on one node: %s and %s are not",
+				       gpu_name(&gpus[i0], 1, gn0, sizeof gn0), gpu_name(&gpus[i], 1, gn, sizeof gn));
+				goto out;
+			}
 			uint64_t res = reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction);
 			if (!res) {
 				refuse(p, "gpus", 1,
-				       "needs %.1f GiB on each pinned GPU; GPU %d (%s) has %.1f GiB free%s%s%s", p->need / GIB,
-				       gpus[i].index, gpus[i].name, avail[i] / GIB, gpus[i].holders[0] ? " (reserved by " : "",
-				       gpus[i].holders, gpus[i].holders[0] ? ")" : "");
-				return;
+				       "needs %.1f GiB on each pinned GPU; %s (%s) has %.1f GiB free%s%s%s", p->need / GIB,
+				       gpu_name(&gpus[i], multi, gn, sizeof gn), gpus[i].name, avail[i] / GIB,
+				       gpus[i].holders[0] ? " (reserved by " : "", gpus[i].holders, gpus[i].holders[0] ? ")" : "");
+				goto out;
 			}
 			p->choice[k] = i;
 			p->reserve[k] = res;
 			avail[i] -= res;
 		}
 	} else {
-		for (int k = 0; k < total; k++) {
-			int best = -1;
-			for (int i = 0; i < n && i < AM_PLAN_MAX; i++) {
-				/* the GPUs of one replica are distinct; replicas may share a card */
-				int same = 0;
-				for (int j = k - k % r->tp; j < k; j++)
-					same |= p->choice[j] == i;
-				if (same || !reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction))
+		for (int rep = 0; rep < r->replicas; rep++) {
+			int pick[AM_PLAN_MAX], best = -1;
+			uint64_t best_score = 0;
+			for (int k = 0; k < ns.n; k++) {
+				uint64_t score;
+				if (!pick_on_node(gpus, &ns, k, avail, used, r->tp, p->need, kind, r->mem_fraction, r->spread, pick,
+						  &score))
 					continue;
-				if (best < 0 || (r->spread ? avail[i] > avail[best] : avail[i] < avail[best]) ||
-				    (avail[i] == avail[best] && used[i] < used[best]))
-					best = i;
+				if (best < 0 || (r->spread ? score > best_score : score < best_score)) {
+					best = k;
+					best_score = score;
+				}
 			}
 			if (best < 0) {
 				struct am_buf b;
 				am_buf_init(&b, sizeof p->reason);
-				int have = 0;
-				for (int i = 0; i < n && i < AM_PLAN_MAX; i++)
+				int have = 0, fitting = 0, nfit[8] = { 0 };
+				for (int i = 0; i < n; i++) {
 					have += reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction) != 0;
-				am_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
-						  "%d GPU(s) have that free", total, p->need / GIB, r->model, p->weights / GIB,
-					      p->kv / GIB, p->overhead / GIB, have);
+					if (reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction)) {
+						fitting++;
+						if (ns.node[i] < 8)
+							nfit[ns.node[i]]++;
+					}
+				}
+				if (multi && r->tp > 1 && fitting >= r->tp) {
+					/* enough cards, but no node has a whole replica's worth */
+					am_buf_printf(&b, "tensor parallel size %d needs %d GPUs with %.1f GiB free on one node "
+							  "(a replica never spans nodes); ", r->tp, r->tp, p->need / GIB);
+					for (int k = 0; k < ns.n && k < 8; k++)
+						am_buf_printf(&b, "%s%s has %d free", k ? ", " : "", gpus[ns.first[k]].node, nfit[k]);
+					if (ns.n > 8)
+						am_buf_printf(&b, ", and %d more nodes", ns.n - 8);
+					refuse(p, "gpus_per_replica", 1, "%s", am_buf_str(&b));
+					am_buf_free(&b);
+					goto out;
+				}
+				if (r->need)
+					am_buf_printf(&b, "needs %.1f GiB on each of %d GPU(s) on one node; %d GPU(s) have that free",
+						      p->need / GIB, total, have);
+				else
+					am_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
+							  "%d GPU(s) have that free", total, p->need / GIB, r->model, p->weights / GIB,
+						      p->kv / GIB, p->overhead / GIB, have);
 				int shown = 0;
 				for (int i = 0; i < n && shown < 8; i++) {
 					if (reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction))
 						continue;
-					am_buf_printf(&b, "; GPU %d has %.1f GiB free", gpus[i].index, free_of(&gpus[i]) / GIB);
+					am_buf_printf(&b, "; %s has %.1f GiB free", gpu_name(&gpus[i], multi, gn, sizeof gn),
+						      free_of(&gpus[i]) / GIB);
 					if (gpus[i].holders[0])
 						am_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
 					if (gpus[i].used_other > (uint64_t)(0.25 * GIB))
 						am_buf_printf(&b, " (%.1f GiB used by other processes)", gpus[i].used_other / GIB);
 					shown++;
 				}
-				refuse(p, "replicas", 1, "%s", am_buf_str(&b));
+				refuse(p, r->need ? "gpus" : "replicas", 1, "%s", am_buf_str(&b));
 				am_buf_free(&b);
-				return;
+				goto out;
 			}
-			uint64_t res = reserve_on(&gpus[best], avail[best], p->need, kind, r->mem_fraction);
-			p->choice[k] = best;
-			p->reserve[k] = res;
-			avail[best] -= res;
-			used[best]++;
+			pick_on_node(gpus, &ns, best, avail, used, r->tp, p->need, kind, r->mem_fraction, r->spread, pick,
+				     &best_score);
+			for (int j = 0; j < r->tp; j++) {
+				int i = pick[j], k = rep * r->tp + j;
+				uint64_t res = reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction);
+				p->choice[k] = i;
+				p->reserve[k] = res;
+				avail[i] -= res;
+				used[i]++;
+			}
 		}
+	}
+	if (r->need) { /* a training job: exactly its need on each card */
+		for (int k = 0; k < total; k++)
+			p->reserve[k] = r->need;
+		p->ok = 1;
+		goto out;
 	}
 	/* one share for every GPU of an instance: the smallest, and never below need */
 	double frac = 1.0;
@@ -349,4 +503,8 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 	uint64_t per = p->reserve[0];
 	p->concurrency = p->kv && per > p->weights + p->overhead ? (double)(per - p->weights - p->overhead) / (double)p->kv : 0;
 	p->ok = 1;
+out:
+	free(avail);
+	free(used);
+	nodes_free(&ns);
 }

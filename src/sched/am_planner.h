@@ -11,19 +11,27 @@
  * models take what they need, so several share a card; an explicit
  * gpu_memory_utilization takes exactly that share. The engine is told the
  * share it got (e.g. --gpu-memory-utilization), so it never takes more.
- * A refusal says why in numbers. Pure: no I/O. */
+ * A refusal says why in numbers. Pure: no I/O.
+ *
+ * Nodes: every GPU names its node. The GPUs of one replica (its tensor-
+ * parallel group, or a training job's GPUs) are always on one node; when no
+ * node has enough room the refusal names what each node has. Among nodes that
+ * fit, bin-pack takes the one whose chosen cards have the least free memory,
+ * spread the most (ties: the first node listed). Training jobs come through
+ * the same planner with their own per-GPU need (am_plan_req.need). */
 #ifndef AM_PLANNER_H
 #define AM_PLANNER_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-#define AM_PLAN_MAX 64
+#define AM_PLAN_MAX 64 /* GPUs one request takes (tp * replicas); the GPU list is unbounded */
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
 struct am_plan_gpu {
 	char id[96];
-	int index;
+	char node[64];         /* the node it is on */
+	int index;             /* its index on that node */
 	char name[96];
 	uint64_t total;
 	uint64_t used_other;   /* by processes aimaas did not start */
@@ -42,6 +50,8 @@ struct am_plan_req {
 	int spread;
 	int pinned[AM_PLAN_MAX]; /* indices into the GPU array; npinned == tp * replicas */
 	int npinned;
+	uint64_t need;         /* >0: a fixed need per GPU (a training job): facts are not
+				* read and exactly this much is reserved on each GPU */
 };
 
 struct am_plan {
@@ -59,6 +69,8 @@ struct am_plan {
 	char reason[1024];
 };
 
+/* Plans req over gpus[0..n) (several nodes may be listed, in any order);
+ * out->ok, or a refusal in out->reason / field / capacity. */
 void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan_req *req, struct am_plan *out);
 
 #endif

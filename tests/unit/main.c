@@ -25,6 +25,7 @@ void suite_proc(void);
 void suite_usage(void);
 void suite_sim_schema(void);
 void suite_states(void);
+void suite_sched(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -83,6 +84,7 @@ int main(void)
 	suite_usage();
 	suite_sim_schema();
 	suite_states();
+	suite_sched();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

@@ -108,10 +108,51 @@ static void simulated_specs(void)
 	CHECK_INT(am_simgpu_parse("1x24GiB:Custom Card@7.0", g, &n, AM_GPU_MAX, err, sizeof err), 0);
 	CHECK_STR(g[6].name, "Custom Card");
 	CHECK_INT(g[6].cc_major, 7);
-	const char *bad[] = { "", "x11GiB", "0x11GiB", "65x1GiB", "2x", "2x11XB", "2x1MiB", "2x11GiB:", "2x11GiB@7" };
+	const char *bad[] = { "", "x11GiB", "0x11GiB", "1025x1GiB", "2x", "2x11XB", "2x1MiB", "2x11GiB:", "2x11GiB@7" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int before = n;
 		CHECK_INT(am_simgpu_parse(bad[i], g, &n, AM_GPU_MAX, err, sizeof err), -1);
+		CHECK_INT(n, before);
+	}
+}
+
+/* NODE/ puts cards on a simulated node; their indices count per node */
+static void simulated_nodes(void)
+{
+	static struct am_gpu_info g[1100];
+	int n = 0;
+	char err[256];
+	CHECK_INT(am_simgpu_parse("2x24GiB:NVIDIA L4", g, &n, 1100, err, sizeof err), 0);
+	CHECK_INT(am_simgpu_parse("node-b/8x80GiB:NVIDIA H100 80GB HBM3", g, &n, 1100, err, sizeof err), 0);
+	CHECK_INT(n, 10);
+	CHECK_STR(g[0].node, "");
+	CHECK_STR(g[2].node, "node-b");
+	CHECK_INT(g[2].index, 0);
+	CHECK_INT(g[9].index, 7);
+	CHECK_STR(g[9].uuid, "GPU-sim-9");
+	CHECK_STR(g[9].name, "NVIDIA H100 80GB HBM3");
+	CHECK_INT(g[9].cc_major, 9);
+	/* a slash in the name is part of the name */
+	CHECK_INT(am_simgpu_parse("local/1x16GiB:Card A/B@7.0", g, &n, 1100, err, sizeof err), 0);
+	CHECK_STR(g[10].node, "");
+	CHECK_STR(g[10].name, "Card A/B");
+	CHECK_INT(g[10].index, 2);
+	CHECK_INT(am_simgpu_parse("1x16GiB:Card A/B", g, &n, 1100, err, sizeof err), 0);
+	CHECK_STR(g[11].node, "");
+	CHECK_STR(g[11].name, "Card A/B");
+	/* a thousand cards on 16 nodes */
+	for (int k = 0; k < 16; k++) {
+		char spec[64];
+		snprintf(spec, sizeof spec, "n%02d/63x80GiB:NVIDIA H100", k);
+		CHECK_INT(am_simgpu_parse(spec, g, &n, 1100, err, sizeof err), 0);
+	}
+	CHECK_INT(n, 12 + 1008);
+	CHECK_STR(g[n - 1].node, "n15");
+	CHECK_INT(g[n - 1].index, 62);
+	const char *bad[] = { "/2x1GiB", "no de/2x1GiB", "a:b/2x1GiB", "node-b/", "node-b/x1GiB" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int before = n;
+		CHECK_INT(am_simgpu_parse(bad[i], g, &n, 1100, err, sizeof err), -1);
 		CHECK_INT(n, before);
 	}
 }
@@ -138,5 +179,6 @@ void suite_gpu(void)
 	RUN(smi_run_against_the_fixture_script);
 	RUN(nvml_through_dlopen);
 	RUN(simulated_specs);
+	RUN(simulated_nodes);
 	RUN(compute_capability_names);
 }
