@@ -630,35 +630,25 @@ static void on_probe(int status, const char *body, size_t len, void *data)
 	am_deploy_kick(h->d);
 }
 
-static double metric(const char *text, const char *name)
-{
-	double sum = 0;
-	size_t nl = strlen(name);
-	for (const char *p = text; (p = strstr(p, name)); p += nl) {
-		if (p != text && p[-1] != '\n')
-			continue;
-		const char *sp = p + nl;
-		if (*sp == '{')
-			sp = strchr(sp, '}');
-		if (!sp)
-			break;
-		sum += strtod(sp + 1, NULL);
-	}
-	return sum;
-}
-
+/* The serving metrics an instance's engine exports, read by its engine's
+ * names (vLLM's, SGLang's, llama-server's: am_engine_read_metrics). */
 static void on_scrape(int status, const char *body, size_t len, void *data)
 {
-	(void)len;
 	struct handle *h = data;
 	h->scrape = NULL;
 	if (status != 200)
 		return;
-	h->running = metric(body, "vllm:num_requests_running");
-	h->waiting = metric(body, "vllm:num_requests_waiting");
-	h->kv = metric(body, "vllm:kv_cache_usage_perc");
-	h->prompt_total = metric(body, "vllm:prompt_tokens_total");
-	double gen = metric(body, "vllm:generation_tokens_total");
+	json_t *dep = NULL;
+	am_store_row(h->d->srv->store, &dep, "SELECT engine FROM deployments WHERE id = ?", "i", h->dep_id);
+	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
+	json_decref(dep);
+	struct am_engine_stats st;
+	am_engine_read_metrics(e, body, len, &st);
+	h->running = st.running;
+	h->waiting = st.waiting;
+	h->kv = st.kv;
+	h->prompt_total = st.prompt_tokens;
+	double gen = st.gen_tokens;
 	uint64_t now = am_now_ns();
 	if (h->gen_prev_ns && now > h->gen_prev_ns && gen >= h->gen_prev)
 		h->tok_s = (gen - h->gen_prev) / ((double)(now - h->gen_prev_ns) / 1e9);

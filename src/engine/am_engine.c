@@ -356,14 +356,111 @@ static const char *const llama_fatal[] = { "failed to load model", "out of memor
 					   "error:", NULL };
 static const char *const custom_fatal[] = { "out of memory", "Address already in use", "Error", NULL };
 
+/* Where a user sets what an owned flag would: the answer a refusal gives. */
+#define WIRED "aimaas binds every engine to loopback on a port of its own and routes to it"
+#define KEYED "aimaas gives each instance a key of its own"
+#define NAMED "the deployment's name (and its aliases) is what clients send"
+#define MODEL "the deployment's model is what it serves"
+#define CONFIG "a file of more flags would pass by these rules"
+#define TP "gpus_per_replica is a deployment field (the planner checks it divides the model)"
+#define PARALLEL "gpus_per_replica and replicas are deployment fields (a replica is tensor parallel)"
+#define MEM "gpu_memory_utilization is a deployment field (the planner sizes each card's share)"
+#define LEN "max_model_len is a deployment field"
+#define SEQS "max_num_seqs is a deployment field"
+#define DTYPE "the planner picks the dtype (half on cards without bf16)"
+#define KIND "the model's kind decides it"
+#define CODE "trust_remote_code is a deployment field"
+#define LORA "lora_modules is a deployment field"
+#define METRICS "aimaas reads the engine's metrics"
+
+/* What aimaas tells every engine, a custom one included (its parser
+ * unknown: matched as argparse would, a prefix and '_' as '-'): refused in
+ * each engine's engine_args, matched as that engine's parser would. */
+static const struct am_engine_flag common_owned[] = {
+	{ "--host", WIRED }, { "--port", WIRED }, { "--uds", WIRED }, { "--root-path", WIRED }, { "--headless", WIRED },
+	{ "--api-key", KEYED }, { "--api-key-file", KEYED }, { "--served-model-name", NAMED }, { "-a --alias", NAMED },
+	{ "-m --model --model-path", MODEL }, { "--config", CONFIG },
+	{ "-tp --tp --tp-size --tensor-parallel-size", TP }, { "--lora-modules", LORA }, { "--trust-remote-code", CODE },
+	{ NULL, NULL },
+};
+
+/* vLLM's `vllm serve` (vllm/engine/arg_utils.py, vllm/entrypoints/openai/
+ * cli_args.py): build_vllm's flags, and those that would undo them:
+ * pipeline and data parallelism take GPUs the plan did not give, and
+ * --kv-cache-memory-bytes replaces --gpu-memory-utilization. aimaas-sim
+ * takes the same flags (sim/sim_opts.c). */
+static const struct am_engine_flag vllm_owned[] = {
+	{ "--host", WIRED }, { "--port", WIRED }, { "--uds", WIRED }, { "--root-path", WIRED }, { "--headless", WIRED },
+	{ "--api-key", KEYED }, { "--served-model-name", NAMED }, { "--model", MODEL }, { "--config", CONFIG },
+	{ "-tp --tensor-parallel-size", TP }, { "-pp --pipeline-parallel-size", PARALLEL },
+	{ "-dp --data-parallel-size", PARALLEL }, { "--gpu-memory-utilization", MEM }, { "--kv-cache-memory-bytes", MEM },
+	{ "--max-model-len", LEN }, { "--max-num-seqs", SEQS }, { "--dtype", DTYPE }, { "--runner", KIND },
+	{ "--trust-remote-code", CODE }, { "--enable-lora", LORA }, { "--max-loras", LORA }, { "--max-lora-rank", LORA },
+	{ "--lora-modules", LORA }, { NULL, NULL },
+};
+
+/* SGLang's `python -m sglang.launch_server` (python/sglang/srt/
+ * server_args.py: a plain argparse.ArgumentParser, so prefixes match;
+ * field names become dashed flags, with aliases such as tp_size's
+ * --tensor-parallel-size and model_path's --model). */
+static const struct am_engine_flag sglang_owned[] = {
+	{ "--host", WIRED }, { "--port", WIRED }, { "--api-key", KEYED }, { "--served-model-name", NAMED },
+	{ "--model-path --model", MODEL }, { "--config", CONFIG }, { "--tp-size --tensor-parallel-size", TP },
+	{ "--pp-size --pipeline-parallel-size", PARALLEL }, { "--dp-size --data-parallel-size", PARALLEL },
+	{ "--mem-fraction-static", MEM }, { "--context-length", LEN }, { "--max-running-requests", SEQS },
+	{ "--dtype", DTYPE }, { "--is-embedding", KIND }, { "--trust-remote-code", CODE }, { "--enable-metrics", METRICS },
+	{ NULL, NULL },
+};
+
+/* llama.cpp's llama-server (common/arg.cpp: each option's spellings,
+ * matched exactly; a long flag's '_' read as '-'). */
+static const struct am_engine_flag llama_owned[] = {
+	{ "--host", WIRED }, { "--port", WIRED }, { "--api-key", KEYED }, { "--api-key-file", KEYED },
+	{ "-a --alias", NAMED }, { "-m --model", MODEL },
+	{ "-ngl --gpu-layers --n-gpu-layers", "aimaas offloads every layer to the deployment's GPUs" },
+	{ "-c --ctx-size", LEN }, { "-np --parallel", SEQS }, { "--embedding --embeddings", KIND },
+	{ "--reranking --rerank", KIND }, { "--metrics", METRICS }, { NULL, NULL },
+};
+
+/* vLLM's Prometheus names: vllm/v1/metrics/loggers.py (PrometheusStatLogger:
+ * vllm:num_requests_running, vllm:num_requests_waiting,
+ * vllm:kv_cache_usage_perc, vllm:prompt_tokens, vllm:generation_tokens;
+ * prometheus_client adds _total to a counter). aimaas-sim serves the same
+ * (sim/sim_serve.c). */
+static const struct am_engine_metrics vllm_metrics = {
+	"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
+	"vllm:generation_tokens_total",
+};
+/* SGLang's: python/sglang/srt/metrics/collector.py (SchedulerMetricsCollector:
+ * sglang:num_running_reqs, sglang:num_queue_reqs, sglang:token_usage;
+ * TokenizerMetricsCollector: sglang:prompt_tokens_total,
+ * sglang:generation_tokens_total), served with --enable-metrics. */
+static const struct am_engine_metrics sglang_metrics = {
+	"sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage", "sglang:prompt_tokens_total",
+	"sglang:generation_tokens_total",
+};
+/* llama-server's: tools/server/server-context.cpp (the /metrics handler,
+ * "llamacpp:" + name: counters prompt_tokens_total, tokens_predicted_total;
+ * gauges requests_processing, requests_deferred, and in older servers
+ * kv_cache_usage_ratio), served with --metrics. */
+static const struct am_engine_metrics llama_metrics = {
+	"llamacpp:requests_processing", "llamacpp:requests_deferred", "llamacpp:kv_cache_usage_ratio",
+	"llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total",
+};
+
 static const struct am_engine_def engines[] = {
-	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_ready, vllm_fatal, build_vllm },
-	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_ready, sglang_fatal, build_sglang },
+	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_ready, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE,
+	  vllm_owned, &vllm_metrics },
+	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_ready, sglang_fatal, build_sglang,
+	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics },
 	{ "llama.cpp", "llama.cpp (llama-server)", "llama-server", "/health", 1, gguf_kinds, llama_ready, llama_fatal,
-	  build_llamacpp },
+	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics },
 	{ "aimaas-sim", "aimaas-sim (simulated vLLM, for tests and demos)", "aimaas-sim", "/health", 0, chat_kinds,
-	  vllm_ready, vllm_fatal, build_vllm },
-	{ "custom", "Custom command", "", "/health", 0, chat_kinds, NULL, custom_fatal, build_custom },
+	  vllm_ready, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics },
+	/* an admin's program: its parser unknown, the common table only;
+	 * metrics read as vLLM's (most custom engines are vLLM builds) */
+	{ "custom", "Custom command", "", "/health", 0, chat_kinds, NULL, custom_fatal, build_custom, AM_FLAGS_ARGPARSE,
+	  common_owned, &vllm_metrics },
 };
 
 const struct am_engine_def *am_engine_all(size_t *n)
@@ -411,6 +508,62 @@ static int flag_is(const char *flag, const char *name)
 	return flag[0] == '-' && flag[1] == '-' && name[1] == '-' && fl >= 3 && !strncmp(name, flag, fl);
 }
 
+/* The entry of table (one engine's owned flags) that flag is, as that
+ * engine's parser reads it, or NULL. */
+static const struct am_engine_flag *owned_flag(const char *flag, const struct am_engine_flag *table,
+					       enum am_engine_flags how)
+{
+	for (const struct am_engine_flag *f = table; f && f->names; f++)
+		for (const char *p = f->names; *p;) {
+			size_t n = strcspn(p, " ");
+			char name[64];
+			am_fmt(name, sizeof name, "%.*s", (int)n, p);
+			p += n + (p[n] == ' ');
+			if (!strcmp(flag, name))
+				return f;
+			if (how != AM_FLAGS_ARGPARSE || flag[0] != '-' || flag[1] == '\0')
+				continue;
+			/* argparse's abbreviations: a long flag's prefix ("--max-model"),
+			 * and a single-dash one's ("-t" for -tp) */
+			size_t fl = strlen(flag);
+			int is_long = flag[1] == '-';
+			if (fl < (is_long ? 3u : 2u) || (name[1] == '-') != is_long)
+				continue;
+			if (!strncmp(name, flag, fl))
+				return f;
+		}
+	return NULL;
+}
+
+/* 0, or -1 with err when flag (normalised from what the user wrote, the
+ * first ul bytes of u) is one of e's owned flags or one every engine is
+ * told. vLLM's booleans take "--no-flag" too. */
+static int check_owned(const struct am_engine_def *e, const char *flag, const char *u, size_t ul, const char *field,
+		       struct am_err *err)
+{
+	const struct am_engine_flag *f = owned_flag(flag, e->owned, e->flag_match);
+	int common = e->owned == common_owned;
+	if (!f && e->flag_match == AM_FLAGS_ARGPARSE && !strncmp(flag, "--no-", 5)) {
+		char yes[80];
+		am_fmt(yes, sizeof yes, "--%s", flag + 5);
+		f = owned_flag(yes, e->owned, e->flag_match);
+	}
+	if (!f) {
+		f = owned_flag(flag, common_owned, e->flag_match);
+		common = 1;
+	}
+	if (!f)
+		return 0;
+	char names[160];
+	am_fmt(names, sizeof names, "%s", f->names);
+	for (char *c = names; *c; c++)
+		if (*c == ' ')
+			*c = '/';
+	return am_err_set(err, AM_E_INVALID, field, "%s may not set %.*s: it is %s%s %s, which aimaas sets; %s", field,
+			  (int)(ul < 80 ? ul : 80), u, common ? "" : e->name, common ? "an engine's" : "'s", names,
+			  f->instead);
+}
+
 static int flag_in(const char *flag, const char *const *list)
 {
 	for (const char *const *p = list; *p; p++)
@@ -443,11 +596,6 @@ static int path_like(const char *v)
 
 int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *allow, struct am_err *err)
 {
-	/* what aimaas sets: nobody overrides it (the deployment's own fields do) */
-	static const char *const owned[] = { "--host", "--port", "--api-key", "--api-key-file", "--served-model-name",
-					     "--model-path", "-m", "--model", "-a", "--alias", "--tensor-parallel-size", "-tp",
-					     "--tp-size", "--tp", "--lora-modules", "--config", "--uds", "--trust-remote-code",
-					     "--headless", "--root-path", NULL };
 	/* code loaded, files read or written, other hosts reached: an admin's
 	 * args_allow only (vLLM's, SGLang's and llama-server's options) */
 	static const char *const risky[] = {
@@ -466,7 +614,6 @@ int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *al
 		"--path", "--slot-save-path", "--log-file", "--grammar-file", "--json-schema-file", "--mmproj",
 		"--mmproj-url", "--model-draft", "-md", "--rpc", "--prompt-cache", "--props", "--media-path", "-O", NULL,
 	};
-	(void)e;
 	if (!args || json_is_null(args))
 		return 0;
 	if (!json_is_array(args) || json_array_size(args) > 128)
@@ -492,9 +639,10 @@ int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *al
 		char flag[80]; /* vLLM's "--compilation-config.level 3" sets a key of --compilation-config */
 		flag_norm(s, dot < 79 ? dot : 79, flag, sizeof flag);
 		value_ok = 0;
-		if (flag_in(flag, owned))
-			return am_err_set(err, AM_E_INVALID, field,
-					  "engine_args may not set %s: aimaas sets it (use the deployment's own fields)", flag);
+		/* what aimaas sets: nobody overrides it (the deployment's own fields
+		 * do); appended after aimaas's flags, the user's would win */
+		if (check_owned(e, flag, s, fl, field, err) != 0)
+			return -1;
 		if (json_listed(allow, flag)) {
 			value_ok = 1;
 			continue;
@@ -619,6 +767,52 @@ int am_engine_check_env(json_t *env, json_t *allow, struct am_err *err)
 					  " (an admin may allow it: PATCH /api/v1/engines/{name} env_allow)", k, family);
 	}
 	return 0;
+}
+
+/* ---- serving metrics ---- */
+
+/* The samples of one series in Prometheus text: each line "name value" or
+ * "name{labels} value" (not name_created, name_bucket, ...), summed, or
+ * their largest when `max`. */
+static double series(const char *text, size_t len, const char *name, int max)
+{
+	double acc = 0;
+	size_t nl = strlen(name);
+	const char *end = text + len;
+	for (const char *p = text; p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && !memcmp(p, name, nl) && (p[nl] == '{' || p[nl] == ' ')) {
+			const char *v = p + nl;
+			if (*v == '{') /* a label value may hold '}' only quoted; engines' do not */
+				v = memchr(v, '}', (size_t)(eol - v));
+			char num[64];
+			if (v && v + 1 < eol) {
+				am_fmt(num, sizeof num, "%.*s", (int)(eol - v - 1 < 63 ? eol - v - 1 : 63), v + 1);
+				char *e;
+				double x = strtod(num, &e);
+				if (e != num && x == x) /* not NaN */
+					acc = max ? (x > acc ? x : acc) : acc + x;
+			}
+		}
+		p = next;
+	}
+	return acc;
+}
+
+void am_engine_read_metrics(const struct am_engine_def *e, const char *text, size_t len, struct am_engine_stats *out)
+{
+	const struct am_engine_metrics *m = e ? e->metrics : NULL;
+	memset(out, 0, sizeof *out);
+	if (!m || !text)
+		return;
+	out->running = m->running ? series(text, len, m->running, 0) : 0;
+	out->waiting = m->waiting ? series(text, len, m->waiting, 0) : 0;
+	out->kv = m->kv ? series(text, len, m->kv, 1) : 0;
+	out->prompt_tokens = m->prompt_tokens ? series(text, len, m->prompt_tokens, 0) : 0;
+	out->gen_tokens = m->gen_tokens ? series(text, len, m->gen_tokens, 0) : 0;
 }
 
 /* ---- why an engine or trainer stopped ---- */

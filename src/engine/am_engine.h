@@ -65,6 +65,41 @@ struct am_launch {
 	char **secret_body;
 };
 
+/* A flag aimaas sets for an engine (a planner's or a wiring flag): its
+ * spellings as that engine's parser knows them, space-separated
+ * ("-c --ctx-size"), and where a user sets it instead ("max_model_len is a
+ * deployment field"). Tables end with a {NULL}. */
+struct am_engine_flag {
+	const char *names;
+	const char *instead;
+};
+
+/* The names of an engine's Prometheus series (GET /metrics) behind
+ * aimaas's serving metrics; NULL where the engine exports none. */
+struct am_engine_metrics {
+	const char *running;       /* requests being served (gauge) */
+	const char *waiting;       /* requests queued (gauge) */
+	const char *kv;            /* KV-cache use, 0..1 (gauge) */
+	const char *prompt_tokens; /* prompt tokens processed (counter) */
+	const char *gen_tokens;    /* tokens generated (counter) */
+};
+
+/* What one scrape of an engine's /metrics read. */
+struct am_engine_stats {
+	double running, waiting, kv, prompt_tokens, gen_tokens;
+};
+
+/* How an engine's parser matches a flag a user passes. */
+enum am_engine_flags {
+	/* Python's argparse: any unambiguous prefix of a flag is the flag
+	 * ("--max-model" is --max-model-len, "-t" is -tp), "--flag=value";
+	 * vLLM's parser also reads '_' as '-' and "--no-flag" for booleans */
+	AM_FLAGS_ARGPARSE,
+	/* llama.cpp's common/arg.cpp: exact names, '_' read as '-' in a
+	 * long flag */
+	AM_FLAGS_EXACT,
+};
+
 struct am_engine_def {
 	const char *name;
 	const char *title;
@@ -75,6 +110,9 @@ struct am_engine_def {
 	const char *const *ready_lines;
 	const char *const *fatal_lines; /* most specific first */
 	int (*build)(const struct am_launch *l, struct am_argv *argv, struct am_argv *env, struct am_err *err);
+	enum am_engine_flags flag_match;
+	const struct am_engine_flag *owned; /* what build sets: engine_args may not */
+	const struct am_engine_metrics *metrics;
 };
 
 const struct am_engine_def *am_engine_find(const char *name);
@@ -82,14 +120,22 @@ const struct am_engine_def *am_engine_all(size_t *n);
 /* 1 when the engine serves models of this kind. */
 int am_engine_serves(const struct am_engine_def *e, const char *kind);
 /* A deployment's engine_args as a user may pass them (docs/api.md): never
- * a flag aimaas sets (--host, --port, --api-key, --served-model-name,
- * --config, ...: they would expose the engine or break routing), and not,
+ * a flag aimaas sets, for any engine (--host, --port, --api-key,
+ * --served-model-name, --config, ...: they would expose the engine or break
+ * routing) or for e (its owned table: the planner's --max-model-len,
+ * --gpu-memory-utilization, --tensor-parallel-size, ... which, appended
+ * last, would undo the plan), matched as e's parser matches them; and not,
  * unless `allow` (the engine's admin-set args_allow: a JSON array of flags,
  * NULL for none) lists it, a flag that loads code or reads or writes files
  * (--worker-extension-cls, --chat-template, --tool-parser-plugin, ...) or a
- * value that is a path. Flags match as argparse does: '_' as '-', and a
- * prefix of a long flag. 0, or -1 with err naming engine_args[i]. */
+ * value that is a path. 0, or -1 with err naming engine_args[i] and, for an
+ * owned flag, where to set it instead. */
 int am_engine_check_args(const struct am_engine_def *e, json_t *args, json_t *allow, struct am_err *err);
+/* The serving metrics in text, an engine's Prometheus exposition (len
+ * bytes, NUL not needed), read by e's metrics map into out: each series
+ * summed over its label sets (vLLM's and SGLang's data-parallel ranks), the
+ * KV-cache use their largest; 0 for what e does not export. */
+void am_engine_read_metrics(const struct am_engine_def *e, const char *text, size_t len, struct am_engine_stats *out);
 /* A deployment's env as a user may set it (docs/api.md): names of A-Z, 0-9
  * and '_'; never one aimaas sets (CUDA_VISIBLE_DEVICES, VLLM_API_KEY,
  * AIMAAS_*, ...); engine tunables (VLLM_*, NCCL_*, HF_*, OMP_*, ...) unless

@@ -107,6 +107,31 @@ test('a user may not set the loader\'s, interpreters\', shells\' or CUDA\'s vari
   await waitFor('q', (x) => x.instances[0]?.state === 'running', 'ran again');
 });
 
+test('engine_args may not undo the plan: each engine refuses the flags it is given, in its parser\'s spellings', async () => {
+  // appended after aimaas's flags these won in argparse: a card's whole memory, a length the plan did not size
+  let r = await dep({ engine_args: ['--gpu-memory-utilization', '0.99', '--max-model-len', '131072'] });
+  assertError(r, 400, 'invalid_field', 'engine_args[0]');
+  assert.match(r.json.error.message, /gpu_memory_utilization is a deployment field/);
+  r = await dep({ engine_args: ['--enable-prefix-caching', '--max_model_len=131072'] }, alice, '?dry_run=true');
+  assertError(r, 400, 'invalid_field', 'engine_args[1]');
+  assert.match(r.json.error.message, /--max_model_len.*vllm's --max-model-len.*max_model_len is a deployment field/);
+  // underscores (vLLM's parser folds them), prefixes (argparse), the simulator as vLLM
+  for (const [engine, args] of [['vllm', ['--api_key=x']], ['vllm', ['--served_model_name=x']], ['vllm', ['--tensor_parallel_size=2']],
+    ['vllm', ['--max-num', '512']], ['aimaas-sim', ['--gpu_memory_utilization', '0.99']], ['sglang', ['--context-length', '131072']],
+    ['sglang', ['--mem-fraction', '0.95']], ['sglang', ['--tp', '2']], ['llama.cpp', ['-c', '131072']], ['llama.cpp', ['--n_gpu_layers', '0']]])
+    assertError(await dep({ engine, engine_args: args }, alice, '?dry_run=true'), 400, 'invalid_field', 'engine_args[0]');
+  r = await dep({ engine: 'llama.cpp', engine_args: ['-t', '8', '-np', '64'] }, alice, '?dry_run=true');
+  assertError(r, 400, 'invalid_field', 'engine_args[2]');
+  assert.match(r.json.error.message, /-np\/--parallel.*max_num_seqs is a deployment field/);
+  // a change is checked the same way; what a user tunes still passes
+  r = await srv.api('PATCH', '/api/v1/deployments/q', { token: alice, body: { engine_args: ['--seed', '1', '-tp', '4'] } });
+  assertError(r, 400, 'invalid_field', 'engine_args[2]');
+  assert.match(r.json.error.message, /gpus_per_replica is a deployment field/);
+  r = await dep({ name: 'tuned', engine: 'aimaas-sim', engine_args: ['--sim-itl-ms', '1', '--max-num-batched-tokens', '8192', '--enable-prefix-caching'] },
+    alice, '?dry_run=true');
+  assert.equal(r.status, 200, r.text);
+});
+
 test('secrets are masked in every answer; SGLang\'s key is in a private file, never argv; files are aimaas\'s own', async () => {
   const SECRETS = ['my-secret-value-1', 'db-password-2'];
   const got = await srv.api('GET', '/api/v1/deployments/q', { token: alice });

@@ -292,6 +292,297 @@ static void root_cause(void)
 	CHECK(!strncmp(am_engine_fatal_line(am_engine_find("vllm"), plain, 3), "No available memory", 19));
 }
 
+
+/* engine_args against an engine's owned flags: the message from err. */
+static int eargs(const char *engine, const char *json, const char *allow, struct am_err *err)
+{
+	json_t *a = json_loads(json, 0, NULL), *al = allow ? json_loads(allow, 0, NULL) : NULL;
+	am_err_clear(err);
+	int rc = am_engine_check_args(am_engine_find(engine), a, al, err);
+	json_decref(a);
+	json_decref(al);
+	return rc;
+}
+
+/* Each engine refuses the flags it is given (planner's included) in every
+ * spelling its parser reads, and says where to set them instead. */
+static void owned_flags(void)
+{
+	struct am_err err;
+	/* the case: appended last, these would win in argparse */
+	CHECK_INT(eargs("vllm", "[\"--seed\",\"1\",\"--enable-prefix-caching\",\"--max-model-len\",\"131072\"]", NULL, &err), -1);
+	CHECK_STR(err.field, "engine_args[3]");
+	CHECK(strstr(err.msg, "vllm's --max-model-len") && strstr(err.msg, "max_model_len is a deployment field"));
+	CHECK_INT(eargs("vllm", "[\"--gpu-memory-utilization\",\"0.99\"]", NULL, &err), -1);
+	CHECK(strstr(err.msg, "gpu_memory_utilization is a deployment field") != NULL);
+	static const char *const vllm_bad[] = {
+		"[\"--max_model_len=131072\"]", "[\"--gpu_memory_utilization\",\"0.99\"]", "[\"--api_key=x\"]",
+		"[\"--served_model_name=x\"]", "[\"--tensor_parallel_size=2\"]", "[\"--max-model\",\"4096\"]",
+		"[\"--gpu-mem=0.99\"]", "[\"-t\",\"2\"]", "[\"-tp=2\"]", "[\"-pp\",\"2\"]", "[\"--data-parallel-size\",\"2\"]",
+		"[\"--kv-cache-memory\",\"80G\"]", "[\"--max-num-seqs\",\"512\"]", "[\"--dtype\",\"float32\"]",
+		"[\"--runner\",\"generate\"]", "[\"--no-enable-lora\"]", "[\"--max-lora-rank\",\"256\"]",
+		"[\"--no-trust-remote-code\"]", "[\"--model=/etc\"]", NULL,
+	};
+	for (const char *const *b = vllm_bad; *b; b++) {
+		if (eargs("vllm", *b, NULL, &err) != -1)
+			fprintf(stderr, "    (vllm accepted %s)\n", *b);
+		CHECK_STR(err.field, "engine_args[0]");
+		if (eargs("aimaas-sim", *b, NULL, &err) != -1)
+			fprintf(stderr, "    (aimaas-sim accepted %s)\n", *b);
+		CHECK_STR(err.field, "engine_args[0]");
+	}
+	/* what a user tunes, and the simulator's own flags */
+	CHECK_INT(eargs("vllm", "[\"--max-num-batched-tokens\",\"8192\",\"--no-enable-prefix-caching\",\"--swap-space\",\"4\","
+				"\"--enable-chunked-prefill\",\"--kv-cache-dtype=fp8\",\"--max-cpu-loras\",\"2\"]", NULL, &err), 0);
+	CHECK_INT(eargs("aimaas-sim", "[\"--sim-itl-ms\",\"1\",\"--sim-startup-error\",\"ValueError: x\"]", NULL, &err), 0);
+	/* an admin cannot allow one */
+	CHECK_INT(eargs("vllm", "[\"--max-model-len\",\"1\"]", "[\"--max-model-len\"]", &err), -1);
+
+	/* SGLang: argparse's prefixes and aliases */
+	static const char *const sglang_bad[] = {
+		"[\"--context-length\",\"131072\"]", "[\"--mem-fraction-static\",\"0.95\"]", "[\"--tp\",\"2\"]",
+		"[\"--tensor-parallel-size\",\"2\"]", "[\"--model\",\"x\"]", "[\"--max-running-requests\",\"5\"]",
+		"[\"--dp-size\",\"2\"]", "[\"--context\",\"9\"]", "[\"--is-embedding\"]", "[\"--served-model-name=x\"]", NULL,
+	};
+	for (const char *const *b = sglang_bad; *b; b++) {
+		if (eargs("sglang", *b, NULL, &err) != -1)
+			fprintf(stderr, "    (sglang accepted %s)\n", *b);
+		CHECK_STR(err.field, "engine_args[0]");
+	}
+	CHECK_INT(eargs("sglang", "[\"--context-length\",\"131072\"]", NULL, &err), -1);
+	CHECK(strstr(err.msg, "sglang's --context-length") && strstr(err.msg, "max_model_len is a deployment field"));
+	CHECK_INT(eargs("sglang", "[\"--chunked-prefill-size\",\"4096\",\"--enable-metrics-for-all-schedulers\","
+				  "\"--schedule-policy\",\"lpm\"]", NULL, &err), 0);
+
+	/* llama.cpp: every spelling, exact; -t is its threads */
+	static const char *const llama_bad[] = {
+		"[\"-c\",\"131072\"]", "[\"--ctx-size\",\"131072\"]", "[\"--ctx_size\",\"1\"]", "[\"-ngl\",\"0\"]",
+		"[\"--gpu-layers\",\"0\"]", "[\"--n-gpu-layers\",\"0\"]", "[\"-np\",\"64\"]", "[\"--parallel\",\"64\"]",
+		"[\"-a\",\"x\"]", "[\"--alias\",\"x\"]", "[\"-m\",\"x.gguf\"]", "[\"--embeddings\"]", "[\"--rerank\"]",
+		"[\"--metrics\"]", "[\"--api-key-file\",\"k\"]", "[\"--host\",\"0.0.0.0\"]", NULL,
+	};
+	for (const char *const *b = llama_bad; *b; b++) {
+		if (eargs("llama.cpp", *b, NULL, &err) != -1)
+			fprintf(stderr, "    (llama.cpp accepted %s)\n", *b);
+		CHECK_STR(err.field, "engine_args[0]");
+	}
+	CHECK_INT(eargs("llama.cpp", "[\"-t\",\"8\",\"-b\",\"512\",\"--cont-batching\",\"-fa\",\"on\",\"-ctk\",\"q8_0\"]", NULL,
+			&err), 0);
+	CHECK_INT(eargs("llama.cpp", "[\"--threads\",\"8\",\"-c\",\"4096\"]", NULL, &err), -1);
+	CHECK_STR(err.field, "engine_args[2]");
+	CHECK(strstr(err.msg, "llama.cpp's -c/--ctx-size") && strstr(err.msg, "max_model_len is a deployment field"));
+
+	/* custom: the wiring every engine gets */
+	CHECK_INT(eargs("custom", "[\"--api_key\",\"k\"]", NULL, &err), -1);
+	CHECK(strstr(err.msg, "an engine's --api-key") != NULL);
+	CHECK_INT(eargs("custom", "[\"--workers\",\"2\"]", NULL, &err), 0);
+}
+
+/* A launch with everything set (TP 2 on GPUs 2 and 3, a length, sequences,
+ * a share, a dtype, remote code, two LoRA modules, the user's args). */
+static struct am_launch full_launch(const char *binary, const char *kind, json_t *loras, json_t *extra)
+{
+	struct am_launch l = { .binary = binary, .model_path = "/models/q", .served_name = "qwen", .kind = kind,
+			       .host = "127.0.0.1", .port = 41001, .api_key = "ame_k", .tp = 2, .cuda_visible = "2,3",
+			       .max_model_len = 8192, .max_num_seqs = 64, .mem_fraction = 0.9, .dtype = "half",
+			       .trust_remote_code = 1, .lora_modules = loras, .max_lora_rank = 64, .extra_args = extra,
+			       .secret_path = "/d/run/instance-1.yaml" };
+	return l;
+}
+
+static char *joined(const struct am_argv *a)
+{
+	size_t n = 1, k = 0;
+	for (int i = 0; i < a->n; i++)
+		n += strlen(a->v[i]) + 1;
+	char *s = calloc(1, n);
+	for (int i = 0; i < a->n; i++) {
+		size_t l = strlen(a->v[i]);
+		memcpy(s + k, a->v[i], l);
+		k += l;
+		if (i + 1 < a->n)
+			s[k++] = ' ';
+	}
+	s[k] = '\0';
+	return s;
+}
+
+/* Builds e's argv and env for l: "argv" and "env", space-joined. */
+static void build(const char *engine, const struct am_launch *l, char **argv, char **env)
+{
+	struct am_argv a = { 0 }, e = { 0 };
+	struct am_err err;
+	am_err_clear(&err);
+	CHECK_INT(am_engine_find(engine)->build(l, &a, &e, &err), 0);
+	*argv = joined(&a);
+	*env = joined(&e);
+	am_argv_free(&a);
+	am_argv_free(&e);
+}
+
+/* Every flag an engine's builder sets is one its owned table refuses in
+ * engine_args (from index `from`: SGLang's "python3 -m module" is Python's). */
+static void covered(const char *engine, const struct am_launch *l, int from)
+{
+	struct am_argv a = { 0 }, e = { 0 };
+	struct am_err err;
+	am_err_clear(&err);
+	CHECK_INT(am_engine_find(engine)->build(l, &a, &e, &err), 0);
+	for (int i = from; i < a.n; i++) {
+		if (a.v[i][0] != '-' || json_array_size(l->extra_args))
+			continue;
+		json_t *one = json_pack("[s]", a.v[i]);
+		if (am_engine_check_args(am_engine_find(engine), one, NULL, &err) != -1)
+			fprintf(stderr, "    (%s's own %s is not owned)\n", engine, a.v[i]);
+		CHECK(strstr(err.msg, "which aimaas sets") != NULL);
+		json_decref(one);
+	}
+	am_argv_free(&a);
+	am_argv_free(&e);
+}
+
+static void argv_builders(void)
+{
+	json_t *loras = json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "sql", "path", "/a/sql", "name", "faq", "path", "/a/faq");
+	json_t *extra = json_pack("[s,s]", "--enable-prefix-caching", "--seed=1");
+	char *argv, *env;
+
+	struct am_launch l = full_launch("vllm", "llm", loras, extra);
+	build("vllm", &l, &argv, &env);
+	CHECK_STR(argv, "vllm serve /models/q --host 127.0.0.1 --port 41001 --served-model-name qwen --tensor-parallel-size 2"
+			" --gpu-memory-utilization 0.90 --max-model-len 8192 --max-num-seqs 64 --dtype half --trust-remote-code"
+			" --enable-lora --max-loras 2 --max-lora-rank 64 --lora-modules sql=/a/sql faq=/a/faq"
+			" --enable-prefix-caching --seed=1");
+	CHECK_STR(env, "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=2,3 VLLM_API_KEY=ame_k"
+		       " VLLM_ALLOW_RUNTIME_LORA_UPDATING=True");
+	free(argv);
+	free(env);
+	/* the engine's defaults: nothing optional; an embedding model pools */
+	struct am_launch bare = { .binary = "aimaas-sim", .model_path = "/m", .served_name = "bge", .kind = "embedding",
+				  .host = "127.0.0.1", .port = 41002, .api_key = "k", .tp = 1, .cuda_visible = "0" };
+	build("aimaas-sim", &bare, &argv, &env);
+	CHECK_STR(argv, "aimaas-sim serve /m --host 127.0.0.1 --port 41002 --served-model-name bge --tensor-parallel-size 1"
+			" --runner pooling");
+	free(argv);
+	free(env);
+
+	l = full_launch("python3", "embedding", NULL, extra);
+	build("sglang", &l, &argv, &env);
+	CHECK_STR(argv, "python3 -m sglang.launch_server --model-path /models/q --host 127.0.0.1 --port 41001"
+			" --served-model-name qwen --config /d/run/instance-1.yaml --tp-size 2 --mem-fraction-static 0.90"
+			" --context-length 8192 --max-running-requests 64 --dtype half --is-embedding --trust-remote-code"
+			" --enable-metrics --enable-prefix-caching --seed=1");
+	CHECK_STR(env, "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=2,3");
+	free(argv);
+	free(env);
+
+	l = full_launch("llama-server", "rerank", NULL, NULL);
+	l.model_path = "/models/q/q4.gguf";
+	build("llama.cpp", &l, &argv, &env);
+	CHECK_STR(argv, "llama-server -m /models/q/q4.gguf --host 127.0.0.1 --port 41001 -a qwen -ngl 999 -c 8192 -np 64"
+			" --reranking --metrics");
+	CHECK_STR(env, "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=2,3 LLAMA_ARG_API_KEY=ame_k");
+	free(argv);
+	free(env);
+	/* no GPU: no layer offloaded */
+	l.cuda_visible = "";
+	l.kind = "embedding";
+	build("llama.cpp", &l, &argv, &env);
+	CHECK(strstr(argv, " -ngl 0 ") && strstr(argv, " --embedding "));
+	free(argv);
+	free(env);
+
+	/* custom: the template's placeholders; an unknown one stays */
+	l = full_launch("", "llm", NULL, extra);
+	json_t *tmpl = json_pack("[s,s,s,s,s,s,s,s]", "/opt/srv", "--weights={model_path}", "--listen={host}:{port}",
+				 "--gpus={gpus}", "--tp={tp}", "--len={max_model_len}", "--mem={mem_fraction}", "{other}");
+	l.custom_argv = tmpl;
+	build("custom", &l, &argv, &env);
+	CHECK_STR(argv, "/opt/srv --weights=/models/q --listen=127.0.0.1:41001 --gpus=2,3 --tp=2 --len=8192 --mem=0.90"
+			" {other} --enable-prefix-caching --seed=1");
+	free(argv);
+	free(env);
+	json_decref(tmpl);
+	struct am_argv a = { 0 }, e = { 0 };
+	struct am_err err;
+	am_err_clear(&err);
+	l.custom_argv = NULL;
+	CHECK_INT(am_engine_find("custom")->build(&l, &a, &e, &err), -1);
+	CHECK_STR(err.field, "engine");
+	am_argv_free(&a);
+	am_argv_free(&e);
+
+	/* each builder's flags are in its owned table */
+	l = full_launch("vllm", "llm", loras, NULL);
+	covered("vllm", &l, 3);
+	covered("aimaas-sim", &l, 3);
+	l.kind = "embedding";
+	covered("vllm", &l, 3);
+	covered("sglang", &l, 3);
+	covered("llama.cpp", &l, 1);
+	l.kind = "rerank";
+	covered("llama.cpp", &l, 1);
+	json_decref(loras);
+	json_decref(extra);
+}
+
+/* Recorded /metrics text of each engine, read by its own names. */
+static void metric_maps(void)
+{
+	struct am_engine_stats st;
+	/* vLLM with two data-parallel engines: summed; KV use the larger */
+	static const char vllm[] =
+		"# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+		"# TYPE vllm:num_requests_running gauge\n"
+		"vllm:num_requests_running{engine=\"0\",model_name=\"q\"} 3.0\n"
+		"vllm:num_requests_running{engine=\"1\",model_name=\"q\"} 2.0\n"
+		"vllm:num_requests_waiting{engine=\"0\",model_name=\"q\"} 1.0\n"
+		"vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"q\"} 0.25\n"
+		"vllm:kv_cache_usage_perc{engine=\"1\",model_name=\"q\"} 0.5\n"
+		"vllm:prompt_tokens_total{engine=\"0\",model_name=\"q\"} 1200.0\n"
+		"vllm:prompt_tokens_created{engine=\"0\",model_name=\"q\"} 1.7e9\n"
+		"vllm:generation_tokens_total{engine=\"0\",model_name=\"q\"} 340.0\n";
+	am_engine_read_metrics(am_engine_find("vllm"), vllm, strlen(vllm), &st);
+	CHECK(st.running == 5 && st.waiting == 1 && st.kv == 0.5 && st.prompt_tokens == 1200 && st.gen_tokens == 340);
+	/* SGLang (python/sglang/srt/metrics/collector.py's names) */
+	static const char sglang[] =
+		"# HELP sglang:num_running_reqs The number of running requests.\n"
+		"# TYPE sglang:num_running_reqs gauge\n"
+		"sglang:num_running_reqs{model_name=\"qwen\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\"} 4.0\n"
+		"sglang:num_running_reqs_offline_batch{model_name=\"qwen\"} 9.0\n"
+		"sglang:num_queue_reqs{model_name=\"qwen\"} 2.0\n"
+		"sglang:token_usage{model_name=\"qwen\"} 0.37\n"
+		"sglang:gen_throughput{model_name=\"qwen\"} 812.5\n"
+		"# TYPE sglang:prompt_tokens_total counter\n"
+		"sglang:prompt_tokens_total{model_name=\"qwen\"} 5000.0\n"
+		"sglang:prompt_tokens_created{model_name=\"qwen\"} 1.7e9\n"
+		"sglang:generation_tokens_total{model_name=\"qwen\"} 777.0\n";
+	am_engine_read_metrics(am_engine_find("sglang"), sglang, strlen(sglang), &st);
+	CHECK(st.running == 4 && st.waiting == 2 && st.kv == 0.37 && st.prompt_tokens == 5000 && st.gen_tokens == 777);
+	/* llama-server (tools/server: "llamacpp:" + name, no labels) */
+	static const char llama[] =
+		"# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+		"# TYPE llamacpp:prompt_tokens_total counter\n"
+		"llamacpp:prompt_tokens_total 96\n"
+		"llamacpp:prompt_seconds_total 0.12\n"
+		"llamacpp:tokens_predicted_total 48\n"
+		"llamacpp:tokens_predicted_seconds_total 0.9\n"
+		"llamacpp:prompt_tokens_seconds 800\n"
+		"llamacpp:requests_processing 1\n"
+		"llamacpp:requests_deferred 3\n"
+		"llamacpp:kv_cache_usage_ratio 0.125";
+	am_engine_read_metrics(am_engine_find("llama.cpp"), llama, strlen(llama), &st);
+	CHECK(st.running == 1 && st.waiting == 3 && st.kv == 0.125 && st.prompt_tokens == 96 && st.gen_tokens == 48);
+	/* one engine's text read by another's names: nothing */
+	am_engine_read_metrics(am_engine_find("vllm"), sglang, strlen(sglang), &st);
+	CHECK(st.running == 0 && st.gen_tokens == 0);
+	/* bounded by len: a series past it is not read */
+	am_engine_read_metrics(am_engine_find("llama.cpp"), llama, strlen(llama) - 35, &st);
+	CHECK(st.kv == 0 && st.waiting == 3);
+	am_engine_read_metrics(NULL, vllm, strlen(vllm), &st);
+	CHECK(st.running == 0);
+}
+
 void suite_engine(void)
 {
 	RUN(env_rules);
@@ -300,4 +591,7 @@ void suite_engine(void)
 	RUN(env_once);
 	RUN(sglang_key);
 	RUN(root_cause);
+	RUN(owned_flags);
+	RUN(argv_builders);
+	RUN(metric_maps);
 }
