@@ -403,8 +403,8 @@ static void record_failure(struct am_ctx *ctx, const struct am_err *err)
 {
 	/* Throttled attempts are not recorded: a client hammering a limit must
 	 * not be able to grow the audit trail without bound. */
-	if (!ctx->route->task_kind || err->code == AM_E_RATE)
-		return;
+	if (!ctx->route->task_kind || err->code == AM_E_RATE || ctx->no_task)
+		return; /* nor are dry runs: they change nothing */
 	int anonymous = !ctx->actor[0] && !ctx->who.user_id;
 	const char *actor = ctx->actor[0] ? ctx->actor : anonymous ? "anonymous" : ctx->who.username;
 	struct am_store *st = ctx->srv->store;

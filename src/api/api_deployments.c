@@ -326,6 +326,9 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 					      "max_model_len", "max_num_seqs", "gpu_memory_utilization", "engine_args", "env",
 					      "trust_remote_code", "lora_modules", "start", "aliases", NULL };
 	json_t *b = ctx->body;
+	char q[8];
+	/* a dry run leaves no trace, refused or not: no row, no id, no task */
+	ctx->no_task = am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"));
 	const char *name = NULL, *mref = NULL, *engine = "vllm", *placement = "binpack";
 	long long replicas = 1, gpr = 0, mml = 0, mns = 0;
 	int trust = 0, start = 1;
@@ -471,9 +474,64 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	char *s_env = json_is_object(json_object_get(b, "env")) ? am_json_dump(json_object_get(b, "env")) : am_strdup("{}");
 	char *s_loras = am_json_dump(loras);
 	long long now = am_wall_ms();
-	int dry = 0;
-	char q[8];
-	dry = am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"));
+	int dry = ctx->no_task;
+	json_t *mrow = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)mid, "name", req.model, "path",
+				 json_string_value(json_object_get(model, "path")), "kind", kind, "facts", facts);
+	if (dry) {
+		/* nothing is written: the row the reconciler would read is built
+		 * here, and a taken name is said as the insert would say it */
+		long long taken = 0;
+		am_store_int(ctx->srv->store, &taken, 0, "SELECT COUNT(*) FROM deployments WHERE name = ?", "s", name);
+		if (taken) {
+			json_decref(mrow);
+			free(s_pinned);
+			free(s_args);
+			free(s_env);
+			free(s_loras);
+			am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
+			goto out;
+		}
+		json_t *dep = json_pack("{s:I,s:s,s:I,s:s,s:I,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:I,s:s,s:s,s:s}", "id", (json_int_t)0,
+					"name", name, "model_id", (json_int_t)mid, "engine", engine, "replicas", (json_int_t)replicas,
+					"gpus_per_replica", (json_int_t)gpr, "pinned_gpus", s_pinned, "placement", placement,
+					"max_model_len", (json_int_t)(mml ? mml : p.max_model_len), "max_num_seqs", (json_int_t)mns,
+					"engine_args", s_args, "env", s_env, "trust_remote_code", (json_int_t)trust, "lora_modules", s_loras,
+					"desired", start ? "running" : "stopped", "state", "pending");
+		free(s_pinned);
+		free(s_args);
+		free(s_env);
+		free(s_loras);
+		if (!mns)
+			json_object_set_new(dep, "max_num_seqs", json_null());
+		json_t *cmd = NULL;
+		/* the command the first replica would run, with the planned placement */
+		json_t *idx = json_array();
+		for (int k = 0; k < req.tp; k++)
+			json_array_append_new(idx, json_integer(cap.gpus[p.choice[k]].index));
+		char *sidx = am_json_dump(idx);
+		json_t *inst = json_pack("{s:i,s:s,s:s,s:f,s:s?}", "port", 0, "api_key", "ame_example", "gpu_indices", sidx,
+					 "mem_fraction", p.fraction, "dtype", p.dtype);
+		free(sidx);
+		json_decref(idx);
+		struct am_argv argv = { 0 }, env = { 0 };
+		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0) {
+			const char *secrets[66];
+			env_secrets(json_object_get(b, "env"), secrets, 66);
+			json_t *aj = am_argv_json(&argv, 0);
+			mask_strings(aj, secrets);
+			cmd = json_pack("{s:o,s:o}", "argv", aj, "env", am_argv_json(&env, 1));
+		}
+		am_argv_free(&argv);
+		am_argv_free(&env);
+		json_decref(inst);
+		ctx->no_task = 1;
+		ctx->resp = json_pack("{s:b,s:o,s:o}", "dry_run", 1, "plan", plan_json(&p, cap.gpus, req.tp, req.replicas), "command",
+				      cmd ? cmd : json_null());
+		json_decref(dep);
+		json_decref(mrow);
+		rc = cmd ? 0 : -1;
+		goto out;
+	}
 	int ins = am_store_exec(ctx->srv->store,
 				"INSERT INTO deployments(name, model_id, engine, replicas, gpus_per_replica, pinned_gpus, placement,"
 				" max_model_len, max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code,"
@@ -495,10 +553,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		free(al);
 	}
 	if (ins == AM_STORE_CONSTRAINT) {
+		json_decref(mrow);
 		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", name);
 		goto out;
 	}
 	if (ins != 0) {
+		json_decref(mrow);
 		am_err_set(err, AM_E_INTERNAL, "", "could not record the deployment");
 		goto out;
 	}
@@ -508,40 +568,6 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET gpu_memory_utilization = NULL WHERE id = ?", "i", id);
 	json_t *dep = NULL;
 	am_store_row(ctx->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
-	json_t *mrow = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)mid, "name", req.model, "path",
-				 json_string_value(json_object_get(model, "path")), "kind", kind, "facts", facts);
-	json_t *cmd = NULL;
-	if (dry) {
-		/* the command the first replica would run, with the planned placement */
-		json_t *idx = json_array();
-		for (int k = 0; k < req.tp; k++)
-			json_array_append_new(idx, json_integer(cap.gpus[p.choice[k]].index));
-		char *sidx = am_json_dump(idx);
-		json_t *inst = json_pack("{s:i,s:s,s:s,s:f,s:s?}", "port", 0, "api_key", "ame_example", "gpu_indices", sidx,
-					 "mem_fraction", p.fraction, "dtype", p.dtype);
-		free(sidx);
-		json_decref(idx);
-		struct am_argv argv = { 0 }, env = { 0 };
-		if (am_deploy_command(ctx->srv->deploy, dep, mrow, inst, &argv, &env, err) == 0) {
-			const char *secrets[66];
-			env_secrets(json_object_get(b, "env"), secrets, 66);
-			json_t *aj = am_argv_json(&argv, 0);
-			mask_strings(aj, secrets);
-			cmd = json_pack("{s:o,s:o}", "argv", aj, "env", am_argv_json(&env, 1));
-		}
-		am_argv_free(&argv);
-		am_argv_free(&env);
-		json_decref(inst);
-		/* nothing of a dry run is kept */
-		am_store_exec(ctx->srv->store, "DELETE FROM deployments WHERE id = ?", "i", id);
-		ctx->no_task = 1;
-		ctx->resp = json_pack("{s:b,s:o,s:o}", "dry_run", 1, "plan", plan_json(&p, cap.gpus, req.tp, req.replicas), "command",
-				      cmd ? cmd : json_null());
-		json_decref(dep);
-		json_decref(mrow);
-		rc = cmd ? 0 : -1;
-		goto out;
-	}
 	char why[1024];
 	for (int r = 0; start && r < (int)replicas; r++)
 		if (am_deploy_place(ctx->srv->deploy, dep, mrow, r, why, sizeof why) != 0) {

@@ -209,6 +209,10 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 					      "quantization_bit", "hyper", "gpus", "deepspeed", "output_name", "stop_grace_s",
 					      NULL };
 	struct am_server *srv = ctx->srv;
+	char q[8];
+	/* a dry run leaves no trace, refused or not */
+	int dry = am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"));
+	ctx->no_task = dry;
 	const char *name = NULL, *base = NULL, *method = "lora", *stage = "sft", *tmpl = NULL, *outname = NULL;
 	long long qbits = 0, ds = 0, grace = 60;
 	if (am_json_only(ctx->body, fields, err) != 0 ||
@@ -361,8 +365,8 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	uint64_t biggest = 0;
 	for (int k = 0; k < cap.n; k++) {
 		int counted = !npin;
-		for (int q = 0; q < npin; q++)
-			counted |= pin[q] == k;
+		for (int w = 0; w < npin; w++)
+			counted |= pin[w] == k;
 		if (counted && cap.gpus[k].total > biggest)
 			biggest = cap.gpus[k].total;
 	}
@@ -394,11 +398,9 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 		am_err_set(err, AM_E_CONFLICT, "output_name", "a model named '%s' already exists; choose 'output_name'", outname);
 		goto out;
 	}
-	char q[8];
-	if (am_http_query(ctx->req, "dry_run", q, sizeof q) == 1 && (!strcmp(q, "true") || !strcmp(q, "1"))) {
+	if (dry) {
 		/* the console's job wizard: everything checked, the resolved settings and the memory
 		 * estimate returned, nothing kept */
-		ctx->no_task = 1;
 		ctx->resp = json_pack("{s:b,s:s,s:s,s:s,s:s,s:s?,s:I,s:O,s:I,s:I,s:I}", "dry_run", 1, "name", name, "output_name",
 				      outname, "method", method, "stage", stage, "template", tmpl, "gpu_count", (json_int_t)count,
 				      "params", hyper, "parameters", (json_int_t)params, "memory_per_gpu_bytes", (json_int_t)need,

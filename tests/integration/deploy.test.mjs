@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync, symlinkSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel, makeGguf } from '../fixtures/make-models.mjs';
+import { sql } from './procs.mjs';
 
 const SHIMS = resolve(ROOT, 'tests/shims');
 const GPUS = '8x24GiB:NVIDIA GeForce RTX 4090';
@@ -133,6 +134,20 @@ test('a dry run shows the plan and the exact command without starting anything',
   assert.equal(r.json.plan.replicas[0].gpus.length, 4);
   assert.ok(r.json.plan.need_bytes_per_gpu > 15 * 2 ** 30);
   assert.equal((await srv.api('GET', '/api/v1/deployments', { token: T })).json.total, 0);
+});
+
+test('a dry run writes nothing: no row, no id used, no task, refused or not', async () => {
+  const tasks = async () => (await srv.api('GET', '/api/v1/tasks?limit=200', { token: T })).json.items.length;
+  const seq = () => sql(dir, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'deployments'), 0) AS seq`)[0].seq;
+  const t0 = await tasks(), s0 = seq();
+  const ok = await srv.api('POST', '/api/v1/deployments?dry_run=true', { token: T, body: { name: 'dry2', model: 'Qwen2.5-7B-Instruct' } });
+  assert.equal(ok.status, 200, ok.text);
+  assertError(await srv.api('POST', '/api/v1/deployments?dry_run=true', { token: T,
+    body: { name: 'dry3', model: 'Qwen2.5-7B-Instruct', gpus_per_replica: 3 } }), 400, 'invalid_field', 'gpus_per_replica');
+  assertError(await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: T, body: { name: 'j', base_model: 'nope', datasets: [] } }),
+    400, 'invalid_field');
+  assert.equal(seq(), s0, 'no deployment id was used');
+  assert.equal(await tasks(), t0, 'no task was recorded');
 });
 
 test('bad deployments get 4xx errors naming the field', async () => {
