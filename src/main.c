@@ -35,6 +35,7 @@
 #include "http/am_http.h"
 #include "node/am_node.h"
 #include "runtime/am_proc.h"
+#include "runtime/rt_local.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
 
@@ -397,9 +398,11 @@ static void end_one(pid_t pid, pid_t pgid, uint64_t start, const char *rest, voi
 		return; /* not a group's leader: its group is judged by the leader */
 	char marker[160];
 	am_fmt(marker, sizeof marker, "%s:%s", s->srv->owner_id, rest);
-	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, pid, start, marker, id)
+	char ref[AM_RT_REF_MAX];
+	am_rt_local_ref(pid, start, ref, sizeof ref);
+	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, ref, marker, id)
 		 : (!strcmp(kind, "job") || !strcmp(kind, "export"))
-			 ? am_finetune_claim(s->srv->finetune, pid, start, marker, kind, id)
+			 ? am_finetune_claim(s->srv->finetune, ref, marker, kind, id)
 			 : 0;
 	if (mine && s->nowned < 512)
 		s->owned[s->nowned++] = pgid;
@@ -636,6 +639,9 @@ static int serve(int argc, char **argv)
 		goto out;
 	}
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
+	char logdir[PATH_MAX + 8];
+	am_fmt(logdir, sizeof logdir, "%s/logs", srv.cfg.data_dir);
+	srv.runtime = am_rt_local_new(srv.base, logdir);
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
 	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
@@ -683,6 +689,7 @@ out:
 		am_finetune_stop_all(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
+	am_runtime_free(srv.runtime);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);
 	am_api_free(srv.api);
