@@ -769,8 +769,11 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	json_decref(denv);
 	log_line(rt, ref, "the engine stopped (%s)", st);
 	am_runtime_lines_free(lines, n);
-	if (rt && ref)
+	if (rt && ref) {
 		rt->ops->stop(rt, ref, 0); /* children left behind keep GPU memory */
+		if (!h)
+			rt->ops->release(rt, ref);
+	}
 	if (h)
 		handle_free(d, h);
 	fail_or_backoff(d, inst, reason, 1);
