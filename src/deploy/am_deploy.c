@@ -12,6 +12,7 @@
 
 #include "../am_server.h"
 #include "../base/am_buf.h"
+#include "../base/am_file.h"
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -1255,16 +1256,30 @@ json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id)
 			 "prompt_tokens_total", prompt);
 }
 
+/* The file of an instance's log (inst: a row with deployment_id, replica,
+ * runtime and rt_ref): its runtime's, or, for one never started (or whose
+ * start failed), where the local runtime writes it. */
+static void inst_log_path(struct am_deploy *d, json_t *inst, char *path, size_t size)
+{
+	struct am_runtime *rt = runtime_of(d, inst);
+	const char *ref = json_string_value(json_object_get(inst, "rt_ref"));
+	if (!rt || !ref || rt->ops->log_file(rt, ref, path, size) != 0)
+		am_fmt(path, size, "%s/logs/deployments/%lld/replica-%lld.log", d->srv->cfg.data_dir,
+		       (long long)json_integer_value(json_object_get(inst, "deployment_id")),
+		       (long long)json_integer_value(json_object_get(inst, "replica")));
+}
+
 json_t *am_deploy_last_lines(struct am_deploy *d, json_t *inst, int n)
 {
 	json_t *arr = json_array();
-	char **lines;
-	int k = am_runtime_tail(runtime_of(d, inst), json_string_value(json_object_get(inst, "rt_ref")), n, &lines);
+	char path[PATH_MAX], **lines;
+	inst_log_path(d, inst, path, sizeof path);
+	int k = am_file_tail(path, n, &lines);
 	for (int i = 0; i < k; i++) {
 		json_t *s = json_string(lines[i]);
 		json_array_append_new(arr, s ? s : json_string("(not UTF-8)"));
 	}
-	am_runtime_lines_free(lines, k);
+	am_file_lines_free(lines, k);
 	return arr;
 }
 
@@ -1273,19 +1288,18 @@ int am_deploy_log_file(struct am_deploy *d, long long deployment_id, const char 
 	json_t *row = NULL;
 	const char *inst = instance ? instance : "";
 	if (inst[0])
-		am_store_row(d->srv->store, &row, "SELECT runtime, rt_ref FROM instances WHERE deployment_id = ? AND (id = ?2 OR"
-			     " (replica = ?3 AND ?4))", "isii", deployment_id, inst, (long long)strtol(inst, NULL, 10),
-			     (long long)(strlen(inst) < 3));
+		am_store_row(d->srv->store, &row, "SELECT deployment_id, replica, runtime, rt_ref FROM instances"
+			     " WHERE deployment_id = ? AND (id = ?2 OR (replica = ?3 AND ?4))", "isii", deployment_id, inst,
+			     (long long)strtol(inst, NULL, 10), (long long)(strlen(inst) < 3));
 	else
-		am_store_row(d->srv->store, &row, "SELECT runtime, rt_ref FROM instances WHERE deployment_id = ?"
-			     " ORDER BY replica LIMIT 1", "i", deployment_id);
-	struct am_runtime *rt = row ? runtime_of(d, row) : NULL;
-	const char *ref = json_string_value(json_object_get(row, "rt_ref"));
-	int rc = rt && ref && rt->ops->log_file(rt, ref, path, size) == 0 ? 0 : -1;
-	json_decref(row);
-	if (rc != 0) /* not started (yet): the replica's log is where it will be */
+		am_store_row(d->srv->store, &row, "SELECT deployment_id, replica, runtime, rt_ref FROM instances"
+			     " WHERE deployment_id = ? ORDER BY replica LIMIT 1", "i", deployment_id);
+	if (row)
+		inst_log_path(d, row, path, size);
+	else /* not placed (yet): the replica's log is where it will be */
 		am_fmt(path, size, "%s/logs/deployments/%lld/replica-%s.log", d->srv->cfg.data_dir, deployment_id,
 		       inst[0] && strlen(inst) < 3 ? inst : "0");
+	json_decref(row);
 	return 0;
 }
 

@@ -55,7 +55,7 @@ json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t 
 json_t *am_deploy_last_lines(struct am_deploy *d, json_t *inst, int n);
 /* The file that holds a replica's log: instance is an instance id or a
  * replica number ("" for the first replica). Where a replica not started
- * yet will write it when none is known. 0 with path, or -1. */
+ * yet will write it when none is known. 0 with path. */
 int am_deploy_log_file(struct am_deploy *d, long long deployment_id, const char *instance, char *path, size_t size);
 /* Adds to out what the runtime shows of an instance (inst: its row):
  * runtime, address, port, and while it runs the runtime's own details

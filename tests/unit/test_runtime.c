@@ -458,8 +458,94 @@ out:
 	rmdir(dir);
 }
 
+/* The local runtime: a spec becomes a process in its own group with its
+ * log, named by "<pid>:<start>:<log>"; aimaas's secrets stay out of its
+ * environment; a stop asks (SIGTERM), then the status says it ended. */
+static void local_runtime_start_status_stop(void)
+{
+	char dir[] = "/tmp/aimaas-unit-rtl-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	struct event_base *base = event_base_new();
+	struct am_runtime *rt = am_rt_local_new(base, dir);
+	CHECK_STR(am_runtime_name(rt), "local");
+	setenv("AIMAAS_ADMIN_PASSWORD", "hunter22", 1);
+	char *argv[] = { "sh", "-c", "echo up; env; exec sleep 30", NULL };
+	char *env[] = { "MY_VAR=1", NULL };
+	struct am_rt_spec spec = { .kind = "instance", .id = 9, .argv = argv, .env = env, .node = "local", .gpus = "",
+				   .log_name = "deployments/9/replica-0.log", .note = "starting for a test",
+				   .owner = "unitowner:instance:9:tok", .port = 41999 };
+	char ref[AM_RT_REF_MAX], err[256], log[300], want[300];
+	CHECK_INT(rt->ops->start(rt, &spec, ref, sizeof ref, err, sizeof err), 0);
+	am_fmt(want, sizeof want, "%s/deployments/9/replica-0.log", dir);
+	CHECK_INT(rt->ops->log_file(rt, ref, log, sizeof log), 0);
+	CHECK_STR(log, want);
+	int pid = (int)strtol(ref, NULL, 10);
+	CHECK(pid > 1);
+	CHECK_INT(getpgid(pid), pid);
+	CHECK_INT(rt->ops->status(rt, ref, NULL, 0), AM_RT_RUNNING);
+	char host[64];
+	int port = 0;
+	CHECK_INT(rt->ops->endpoint(rt, ref, host, sizeof host, &port), 0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK_INT(port, 41999);
+	CHECK_INT(rt->ops->owns_pid(rt, ref, pid), 1);
+	CHECK_INT(rt->ops->owns_pid(rt, ref, getpid()), 0);
+	json_t *desc = rt->ops->describe(rt, ref);
+	CHECK_INT(json_integer_value(json_object_get(desc, "pid")), pid);
+	json_decref(desc);
+	char found[AM_RT_REF_MAX];
+	am_rt_local_ref(pid, am_proc_start_time(pid), found, sizeof found);
+	CHECK_INT(rt->ops->same(rt, ref, found), 1); /* found by its marker: the same workload */
+	for (int i = 0; i < 100; i++) { /* its output reaches the log */
+		char **lines;
+		int n = am_runtime_tail(rt, ref, 200, &lines);
+		int seen = 0;
+		for (int k = 0; k < n; k++)
+			seen |= !strcmp(lines[k], "MY_VAR=1");
+		for (int k = 0; k < n; k++)
+			CHECK(strstr(lines[k], "hunter22") == NULL);
+		am_runtime_lines_free(lines, n);
+		if (seen)
+			break;
+		usleep(20000);
+	}
+	char **lines;
+	int n = am_runtime_tail(rt, ref, 200, &lines);
+	CHECK(n >= 2);
+	if (n >= 2) {
+		CHECK(strstr(lines[0], "starting for a test") != NULL);
+		CHECK_STR(lines[1], "up");
+	}
+	am_runtime_lines_free(lines, n);
+	rt->ops->stop(rt, ref, 10000);
+	enum am_rt_status st = AM_RT_RUNNING;
+	char status[32] = "";
+	for (int i = 0; i < 200 && st != AM_RT_ENDED; i++) {
+		usleep(10000);
+		st = rt->ops->status(rt, ref, status, sizeof status);
+	}
+	CHECK_INT(st, AM_RT_ENDED);
+	CHECK_STR(status, "signal 15");
+	rt->ops->release(rt, ref);
+	unsetenv("AIMAAS_ADMIN_PASSWORD");
+	/* a program that is not there: an error, nothing started */
+	char *bad[] = { "/nonexistent/engine", NULL };
+	spec.argv = bad;
+	CHECK_INT(rt->ops->start(rt, &spec, ref, sizeof ref, err, sizeof err), -1);
+	CHECK(strstr(err, "was not found") != NULL);
+	am_runtime_free(rt);
+	event_base_free(base);
+	unlink(want);
+	am_fmt(want, sizeof want, "%s/deployments/9", dir);
+	rmdir(want);
+	am_fmt(want, sizeof want, "%s/deployments", dir);
+	rmdir(want);
+	rmdir(dir);
+}
+
 void suite_runtime(void)
 {
+	RUN(local_runtime_start_status_stop);
 	RUN(reconciler_drives_a_second_runtime);
 	RUN(migration_adopts_an_older_aimaas_engine);
 }
