@@ -195,6 +195,14 @@ static int gone(struct handle *h)
 
 /* ---- the GPUs as the planner sees them ---- */
 
+int am_deploy_owns_ref(struct am_deploy *d, const char *ref)
+{
+	for (struct handle *h = d->handles; h; h = h->next)
+		if (h->rt->ops->same(h->rt, h->ref, ref))
+			return 1;
+	return 0;
+}
+
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id)
 {
 	for (struct handle *h = d->handles; h; h = h->next)

@@ -84,6 +84,8 @@ int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, siz
  * the marker recorded for it (then adopted: recorded and watched); 0 when
  * nobody owns it (the caller ends it). */
 int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id);
+/* 1 when ref (a reference the runtime found) is a watched instance's engine. */
+int am_deploy_owns_ref(struct am_deploy *d, const char *ref);
 /* Which GPU process ids belong to aimaas's engines (the runtime says). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 

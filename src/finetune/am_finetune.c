@@ -624,7 +624,7 @@ static void export_started(struct am_finetune *f, long long id, const char *ref)
 		      " updated_at = ? WHERE id = ?", "sii", ref, am_wall_ms(), id);
 }
 
-int am_finetune_owns_group(struct am_finetune *f, pid_t pgid)
+int am_finetune_owns_ref(struct am_finetune *f, const char *ref)
 {
 	json_t *jobs = NULL;
 	am_store_rows(f->srv->store, &jobs, "SELECT runtime, state, rt_ref, export_state, export_ref FROM ft_jobs"
@@ -635,7 +635,7 @@ int am_finetune_owns_group(struct am_finetune *f, pid_t pgid)
 	json_array_foreach(jobs, i, j) {
 		struct am_runtime *rt = runtime_of(f, j);
 		const char *a = job_ref(j), *b = export_ref(j);
-		mine |= rt && ((a && rt->ops->owns_pid(rt, a, (int)pgid)) || (b && rt->ops->owns_pid(rt, b, (int)pgid)));
+		mine |= rt && ((a && rt->ops->same(rt, a, ref)) || (b && rt->ops->same(rt, b, ref)));
 	}
 	json_decref(jobs);
 	return mine;

@@ -47,8 +47,9 @@ void am_finetune_describe(struct am_finetune *f, long long id, json_t *out);
 /* The file that holds a job's trainer log. 0 with path, or -1. */
 int am_finetune_log_file(struct am_finetune *f, long long id, char *path, size_t size);
 
-/* 1 when pgid is the process group of a running job's trainer or merge. */
-int am_finetune_owns_group(struct am_finetune *f, pid_t pgid);
+/* 1 when ref (a reference the runtime found) is a running job's trainer
+ * or merge. */
+int am_finetune_owns_ref(struct am_finetune *f, const char *ref);
 
 /* LLaMA-Factory's chat template for a model architecture ("qwen" for
  * Qwen2ForCausalLM...), or "default" when unknown. */

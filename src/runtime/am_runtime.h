@@ -67,6 +67,12 @@ enum am_rt_status {
 	AM_RT_LINGERING = 2 /* its main process ended, some of it is still alive */
 };
 
+/* Called for each workload find() comes upon: ref names it, rest is the
+ * owner marker past the prefix asked, and marked is 1 when the workload's
+ * main process carries that marker itself (only then may it be claimed;
+ * 0: some other part of it does). */
+typedef void (*am_rt_found_cb)(const char *ref, const char *rest, int marked, void *data);
+
 /* The ops a runtime implements. All take the runtime they belong to. */
 struct am_runtime_ops {
 	const char *name; /* "local", "kubernetes": stored with each reference */
@@ -107,6 +113,10 @@ struct am_runtime_ops {
 	/* 1 when references a and b name the same workload (a reference found
 	 * by its marker may be spelled otherwise than the one start gave). */
 	int (*same)(struct am_runtime *rt, const char *a, const char *b);
+	/* Calls cb once for each live workload some process of which carries
+	 * an owner marker that starts with prefix (what a killed aimaas left).
+	 * How many, or -1 when the runtime cannot look. */
+	int (*find)(struct am_runtime *rt, const char *prefix, am_rt_found_cb cb, void *data);
 	/* Frees the runtime; workloads keep running. */
 	void (*free)(struct am_runtime *rt);
 };

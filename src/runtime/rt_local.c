@@ -435,6 +435,61 @@ static int l_same(struct am_runtime *rt, const char *a, const char *b)
 	return parse_ref(a, &pa, &sa, &la) == 0 && parse_ref(b, &pb, &sb, &lb) == 0 && pa == pb && sa == sb && pa > 0;
 }
 
+struct marked {
+	pid_t pid, pgid;
+	uint64_t start;
+	char rest[160];
+};
+
+struct marked_list {
+	struct marked *v;
+	int n;
+};
+
+static void on_marked(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+{
+	struct marked_list *l = data;
+	l->v = am_realloc(l->v, (size_t)(l->n + 1) * sizeof *l->v);
+	struct marked *m = &l->v[l->n++];
+	m->pid = pid;
+	m->pgid = pgid;
+	m->start = start;
+	am_strlcpy(m->rest, rest, sizeof m->rest);
+}
+
+/* A workload is a process group: its leader's reference when the leader
+ * lives ("<pgid>:0:" when only the rest of the group does). Marked
+ * processes outside any group of their own (aimaas's, or none) are not
+ * workloads of this runtime. */
+static int l_find(struct am_runtime *rt, const char *prefix, am_rt_found_cb cb, void *data)
+{
+	(void)rt;
+	struct marked_list l = { NULL, 0 };
+	if (am_proc_marked(prefix, on_marked, &l) < 0)
+		return -1;
+	int found = 0;
+	for (int i = 0; i < l.n; i++) {
+		struct marked *m = &l.v[i];
+		if (m->pgid <= 1 || m->pgid == getpgrp())
+			continue;
+		int dup = 0; /* one call per group: its leader's, else its first marked process's */
+		for (int j = 0; j < l.n && !dup; j++)
+			dup = j != i && l.v[j].pgid == m->pgid && (l.v[j].pid == l.v[j].pgid || (j < i && m->pid != m->pgid));
+		if (dup)
+			continue;
+		char ref[AM_RT_REF_MAX];
+		uint64_t lead = m->pid == m->pgid ? m->start : am_proc_start_time(m->pgid);
+		if (lead)
+			am_rt_local_ref(m->pgid, lead, ref, sizeof ref);
+		else
+			am_fmt(ref, sizeof ref, "%d:0:", (int)m->pgid);
+		cb(ref, m->rest, m->pid == m->pgid, data);
+		found++;
+	}
+	free(l.v);
+	return found;
+}
+
 static void l_free(struct am_runtime *rt)
 {
 	struct rt_local *l = local_of(rt);
@@ -459,6 +514,7 @@ static const struct am_runtime_ops local_ops = {
 	.owns_pid = l_owns_pid,
 	.describe = l_describe,
 	.same = l_same,
+	.find = l_find,
 	.free = l_free,
 };
 
