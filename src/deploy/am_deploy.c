@@ -24,7 +24,6 @@
 #include "../http/am_client.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
-#include "../runtime/rt_local.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 
@@ -449,18 +448,6 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 		      struct am_argv *env, struct am_err *err)
 {
 	return build_command(d, dep, model, inst, argv, env, NULL, err);
-}
-
-char **am_deploy_child_env(const struct am_argv *set)
-{
-	return am_rt_local_env(set->v);
-}
-
-void am_deploy_strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
 }
 
 /* ---- instance life ---- */

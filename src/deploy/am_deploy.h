@@ -66,12 +66,6 @@ void am_deploy_describe(struct am_deploy *d, json_t *inst, json_t *out);
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize);
 /* Stops every instance of a deployment so the reconciler starts them anew. */
 void am_deploy_restart(struct am_deploy *d, long long deployment_id);
-/* A child's environment: aimaas's own less its secrets (AIMAAS_* names
- * am_engine_secret_name calls secret) and less what set overrides, then
- * set, each name once (the first in set wins: put aimaas's own first).
- * Free with am_deploy_strv_free. */
-char **am_deploy_child_env(const struct am_argv *set);
-void am_deploy_strv_free(char **v);
 /* An instance's engine key from what its row keeps (`stored`): a nonce
  * ("amn_...") keyed-hashed (BLAKE2b) with the secret in <data>/engine.key,
  * so the database holds no key an engine takes; a row an older aimaas
