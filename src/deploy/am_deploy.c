@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
