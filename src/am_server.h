@@ -23,6 +23,7 @@ struct am_api;
 struct am_deploy;
 struct am_gateway;
 struct am_finetune;
+struct am_runtime;
 struct am_gpu_history;
 struct am_work;
 
@@ -61,6 +62,7 @@ struct am_server {
 	struct am_deploy *deploy;
 	struct am_gateway *gateway;
 	struct am_finetune *finetune;
+	struct am_runtime *runtime;            /* where workloads run (am_runtime: local processes) */
 	struct am_gpu_history *gpu_history;    /* main loop only */
 	struct am_work *work;                  /* the worker for uploads (am_work: its own hand-off) */
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */

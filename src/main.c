@@ -34,7 +34,7 @@
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "node/am_node.h"
-#include "runtime/am_proc.h"
+#include "runtime/rt_local.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
 
@@ -385,68 +385,73 @@ static int load_owner_id(struct am_server *srv)
 
 struct strays {
 	struct am_server *srv;
-	pid_t owned[512], ended[512];
+	char *owned[512], *ended[512];
 	int nowned, nended;
 };
 
-static void end_one(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+static void end_one(const char *ref, const char *rest, int marked, void *data)
 {
 	struct strays *s = data;
-	(void)start;
 	/* rest: "<kind>:<id>:<token>" after "<owner_id>:" */
 	char kind[16] = "";
 	long long id = 0;
-	if (pid != pgid || sscanf(rest, "%15[a-z]:%lld:", kind, &id) != 2)
-		return; /* not a group's leader: its group is judged by the leader */
+	if (!marked || sscanf(rest, "%15[a-z]:%lld:", kind, &id) != 2)
+		return; /* not marked itself: judged by what its main process is */
 	char marker[160];
 	am_fmt(marker, sizeof marker, "%s:%s", s->srv->owner_id, rest);
-	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, pid, start, marker, id)
+	int mine = !strcmp(kind, "instance") ? am_deploy_claim(s->srv->deploy, ref, marker, id)
 		 : (!strcmp(kind, "job") || !strcmp(kind, "export"))
-			 ? am_finetune_claim(s->srv->finetune, pid, start, marker, kind, id)
+			 ? am_finetune_claim(s->srv->finetune, ref, marker, kind, id)
 			 : 0;
 	if (mine && s->nowned < 512)
-		s->owned[s->nowned++] = pgid;
+		s->owned[s->nowned++] = am_strdup(ref);
 }
 
-static void end_unowned(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+static void end_unowned(const char *ref, const char *rest, int marked, void *data)
 {
 	struct strays *s = data;
-	(void)start;
+	struct am_runtime *rt = s->srv->runtime;
+	(void)marked;
 	for (int i = 0; i < s->nowned; i++)
-		if (s->owned[i] == pgid)
+		if (rt->ops->same(rt, s->owned[i], ref))
 			return;
-	/* a recorded leader may have rewritten its environment (setproctitle) */
-	if (am_deploy_owns_pid(s->srv->deploy, pid, NULL) || am_finetune_owns_group(s->srv->finetune, pgid))
+	/* a recorded main process may have rewritten its environment (setproctitle) */
+	if (am_deploy_owns_ref(s->srv->deploy, ref) || am_finetune_owns_ref(s->srv->finetune, ref))
 		return;
-	pid_t target = pgid > 1 && pgid != getpgrp() ? -pgid : pid;
-	am_warn("main", "ending process %d (group %d, marked %s:%s): no deployment or job owns it", (int)pid, (int)pgid,
-		s->srv->owner_id, rest);
-	kill(target, SIGKILL);
+	am_warn("main", "ending workload %s (marked %s:%s): no deployment or job owns it", ref, s->srv->owner_id, rest);
+	rt->ops->stop(rt, ref, 0);
 	if (s->nended < 512)
-		s->ended[s->nended++] = pid;
+		s->ended[s->nended++] = am_strdup(ref);
 }
 
 /* What a killed aimaas started and never recorded (or whose record moved
- * on): every live process marked with this data dir's id is either adopted
- * (its instance or job recorded it, or recorded the intent to start it)
- * or its whole process group is ended. Waits (at most 2 s) until the ended
- * ones are gone, so nothing of theirs overlaps what is started next. */
+ * on): every live workload the runtime finds marked with this data dir's id
+ * is either adopted (its instance or job recorded it, or recorded the intent
+ * to start it) or ended whole. Waits (at most 2 s) until the ended ones are
+ * gone, so nothing of theirs overlaps what is started next. */
 static void end_strays(struct am_server *srv)
 {
 	struct strays *s = am_calloc(1, sizeof *s);
+	struct am_runtime *rt = srv->runtime;
 	s->srv = srv;
 	char prefix[40];
 	am_fmt(prefix, sizeof prefix, "%s:", srv->owner_id);
-	am_proc_marked(prefix, end_one, s);
-	am_proc_marked(prefix, end_unowned, s);
+	rt->ops->find(rt, prefix, end_one, s);
+	rt->ops->find(rt, prefix, end_unowned, s);
 	for (int t = 0; t < 100; t++) {
 		int left = 0;
 		for (int i = 0; i < s->nended; i++)
-			left |= am_proc_start_time(s->ended[i]) != 0;
+			left |= rt->ops->status(rt, s->ended[i], NULL, 0) != AM_RT_ENDED;
 		if (!left)
 			break;
 		usleep(20000);
 	}
+	for (int i = 0; i < s->nended; i++) {
+		rt->ops->release(rt, s->ended[i]);
+		free(s->ended[i]);
+	}
+	for (int i = 0; i < s->nowned; i++)
+		free(s->owned[i]);
 	free(s);
 }
 
@@ -641,6 +646,9 @@ static int serve(int argc, char **argv)
 		goto out;
 	}
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
+	char logdir[PATH_MAX + 8];
+	am_fmt(logdir, sizeof logdir, "%s/logs", srv.cfg.data_dir);
+	srv.runtime = am_rt_local_new(srv.base, logdir);
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
 	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
@@ -688,6 +696,7 @@ out:
 		am_finetune_stop_all(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
+	am_runtime_free(srv.runtime);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);
 	am_api_free(srv.api);

@@ -16,7 +16,6 @@
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
-#include "../runtime/am_proc.h"
 #include "../model/am_model.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
@@ -62,7 +61,7 @@ static void mask_strings(json_t *arr, const char *const *secrets)
 static json_t *instance_json(struct am_server *srv, json_t *inst, const char *const *secrets)
 {
 	json_t *o = json_object();
-	static const char *const keep[] = { "id", "replica", "node_id", "port", "pid", "state", "reason", "restarts", "failures",
+	static const char *const keep[] = { "id", "replica", "node_id", "state", "reason", "restarts", "failures",
 					    "mem_per_gpu", "mem_fraction", "dtype", "started_at", "ready_at", "stopped_at",
 					    "backoff_until", NULL };
 	for (const char *const *k = keep; *k; k++)
@@ -71,6 +70,7 @@ static json_t *instance_json(struct am_server *srv, json_t *inst, const char *co
 	json_t *gi = json_loads(json_string_value(json_object_get(inst, "gpu_indices")) ?: "[]", 0, NULL);
 	json_object_set_new(o, "gpus", g ? g : json_array());
 	json_object_set_new(o, "gpu_indices", gi ? gi : json_array());
+	am_deploy_describe(srv->deploy, inst, o); /* runtime, address, port, pid */
 	const char *st = json_string_value(json_object_get(inst, "state"));
 	if (st && (!strcmp(st, "failed") || !strcmp(st, "backoff"))) {
 		/* an engine may print its key or a secret variable */
@@ -82,7 +82,7 @@ static json_t *instance_json(struct am_server *srv, json_t *inst, const char *co
 		for (const char *const *s = secrets; s && *s && n < 67; s++)
 			all[n++] = *s;
 		all[n] = NULL;
-		json_t *lines = am_deploy_last_lines(inst, 20), *v;
+		json_t *lines = am_deploy_last_lines(srv->deploy, inst, 20), *v;
 		size_t i;
 		json_array_foreach(lines, i, v) {
 			char m[4096];
@@ -854,23 +854,8 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 	}
 	char inst[32] = "";
 	am_http_query(ctx->req, "instance", inst, sizeof inst);
-	json_t *row = NULL;
-	if (inst[0])
-		am_store_row(ctx->srv->store, &row, "SELECT log_path FROM instances WHERE deployment_id = ? AND (id = ?2 OR"
-			     " (replica = ?3 AND ?4))", "isii", id, inst, (long long)strtol(inst, NULL, 10),
-			     (long long)(strlen(inst) < 3));
-	else
-		am_store_row(ctx->srv->store, &row, "SELECT log_path FROM instances WHERE deployment_id = ? ORDER BY replica LIMIT 1",
-			     "i", id);
 	char path[4200] = "";
-	if (row && json_string_value(json_object_get(row, "log_path")))
-		am_strlcpy(path, json_string_value(json_object_get(row, "log_path")), sizeof path);
-	json_decref(row);
-	if (!path[0]) {
-		/* not started (yet): the replica's log file is where it will be */
-		am_fmt(path, sizeof path, "%s/logs/deployments/%lld/replica-%s.log", ctx->srv->cfg.data_dir, id,
-		       inst[0] && strlen(inst) < 3 ? inst : "0");
-	}
+	am_deploy_log_file(ctx->srv->deploy, id, inst, path, sizeof path);
 	char name[64];
 	am_fmt(name, sizeof name, "deployment-%lld.log", id);
 	/* what an engine may print of its secrets (SGLang prints its ServerArgs,

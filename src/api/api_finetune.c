@@ -19,7 +19,6 @@
 #include "../deploy/am_deploy.h"
 #include "../finetune/am_finetune.h"
 #include "../model/am_model.h"
-#include "../runtime/am_proc.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
@@ -27,14 +26,15 @@
 
 #define JOB_COLS                                                                                                    \
 	"id, name, base_model_id, datasets, method, stage, template, quantization_bit, params, gpu_count,"         \
-	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, pid, progress, output_name," \
+	" pinned_gpus, deepspeed, gpus, gpu_indices, mem_per_gpu, precision, state, reason, runtime, node_id, progress, output_name," \
 	" result_model_id, task_id, grace_ms, export_state, export_reason, export_name, export_model_id,"           \
 	" created_by, created_at, started_at, finished_at, updated_at"
 
 static const char *const ACTIVE = "('queued','starting','running','stopping')";
 
-static json_t *job_json(struct am_store *st, long long id)
+static json_t *job_json(struct am_server *srv, long long id)
 {
+	struct am_store *st = srv->store;
 	json_t *j = NULL;
 	am_store_row(st, &j, "SELECT " JOB_COLS " FROM ft_jobs WHERE id = ?", "i", id);
 	if (!j)
@@ -49,6 +49,7 @@ static json_t *job_json(struct am_store *st, long long id)
 	am_store_row(st, &m, "SELECT id, name FROM models WHERE id = ?", "i", json_integer_value(json_object_get(j, "base_model_id")));
 	json_object_set_new(j, "base_model", m ? m : json_null());
 	json_object_del(j, "base_model_id");
+	am_finetune_describe(srv->finetune, id, j);
 	return j;
 }
 
@@ -429,7 +430,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	ctx->task_id = am_task_create(srv->store, "finetune.create", ctx->target, ctx->who.username, AM_TASK_RUNNING, "queued");
 	am_store_exec(srv->store, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", ctx->task_id, id);
 	am_finetune_kick(srv->finetune);
-	ctx->resp = job_json(srv->store, id);
+	ctx->resp = job_json(srv, id);
 	ctx->status = 201;
 	rc = 0;
 out:
@@ -442,9 +443,9 @@ out:
 	return rc;
 }
 
-static json_t *job_row(void *st, long long id) /* for am_api_render_ids */
+static json_t *job_row(void *srv, long long id) /* for am_api_render_ids */
 {
-	return job_json(st, id);
+	return job_json(srv, id);
 }
 
 static int list(struct am_ctx *ctx, struct am_err *err)
@@ -453,7 +454,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	json_t *ids = NULL;
 	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE ?1 OR owner_id = ?2 ORDER BY id DESC", "ii",
 		      (long long)ctx->who.admin, ctx->who.user_id);
-	json_t *items = am_api_render_ids(ids, job_row, ctx->srv->store);
+	json_t *items = am_api_render_ids(ids, job_row, ctx->srv);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
 	return 0;
 }
@@ -463,7 +464,7 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	long long id;
 	if (job_param(ctx, &id, err) != 0)
 		return -1;
-	ctx->resp = job_json(ctx->srv->store, id);
+	ctx->resp = job_json(ctx->srv, id);
 	return 0;
 }
 
@@ -482,7 +483,7 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 	if (am_api_query_int(ctx, "max", 2, 100000, &max, err) != 0)
 		return -1;
 	job_file(ctx, id, "out/trainer_log.jsonl", path, sizeof path);
-	json_t *j = job_json(ctx->srv->store, id);
+	json_t *j = job_json(ctx->srv, id);
 	ctx->resp = json_pack("{s:O,s:O,s:o}", "state", json_object_get(j, "state"), "progress", json_object_get(j, "progress"),
 			      "series", am_finetune_series(path, (int)max));
 	json_decref(j);
@@ -497,7 +498,8 @@ static int logs(struct am_ctx *ctx, struct am_err *err)
 		return 0;
 	}
 	char path[PATH_MAX], name[64];
-	job_file(ctx, id, "train.log", path, sizeof path);
+	if (am_finetune_log_file(ctx->srv->finetune, id, path, sizeof path) != 0)
+		job_file(ctx, id, "train.log", path, sizeof path);
 	am_fmt(name, sizeof name, "finetune-%lld.log", id);
 	am_api_serve_log(ctx, path, tail, name);
 	return 0;
@@ -509,7 +511,7 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 	if (job_param(ctx, &id, err) != 0)
 		return -1;
 	json_t *j = NULL;
-	am_store_row(ctx->srv->store, &j, "SELECT state, pid, task_id FROM ft_jobs WHERE id = ?", "i", id);
+	am_store_row(ctx->srv->store, &j, "SELECT state, task_id FROM ft_jobs WHERE id = ?", "i", id);
 	const char *st = json_string_value(json_object_get(j, "state"));
 	long long now = am_wall_ms();
 	if (!strcmp(st, "queued")) {
@@ -523,9 +525,7 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 	} else if (!strcmp(st, "starting") || !strcmp(st, "running")) {
 		am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
 			      " reason = 'saving and stopping', updated_at = ? WHERE id = ?", "iii", now, now, id);
-		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-		if (pid > 0) /* LlamaBoard's way: the trainer saves at the next step, then exits */
-			am_proc_kill_group(pid, SIGABRT);
+		am_finetune_stop_job(ctx->srv->finetune, id); /* it saves at the next step, then exits */
 	} else if (strcmp(st, "stopping")) {
 		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a queued or running job can be stopped", id, st);
 		json_decref(j);
@@ -533,7 +533,7 @@ static int stop(struct am_ctx *ctx, struct am_err *err)
 	}
 	json_decref(j);
 	am_finetune_kick(ctx->srv->finetune);
-	ctx->resp = job_json(ctx->srv->store, id);
+	ctx->resp = job_json(ctx->srv, id);
 	return 0;
 }
 
@@ -569,7 +569,7 @@ static int resume(struct am_ctx *ctx, struct am_err *err)
 	am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET state = 'queued', reason = 'waiting to resume', resume = 1,"
 		      " finished_at = NULL, task_id = ?, updated_at = ? WHERE id = ?", "iii", ctx->task_id, now, id);
 	am_finetune_kick(ctx->srv->finetune);
-	ctx->resp = job_json(ctx->srv->store, id);
+	ctx->resp = job_json(ctx->srv, id);
 	return 0;
 }
 
@@ -613,7 +613,7 @@ static int export(struct am_ctx *ctx, struct am_err *err)
 	am_store_exec(ctx->srv->store, "UPDATE ft_jobs SET export_state = 'queued', export_reason = '', export_name = ?,"
 		      " updated_at = ? WHERE id = ?", "sii", name, am_wall_ms(), id);
 	am_finetune_kick(ctx->srv->finetune);
-	ctx->resp = job_json(ctx->srv->store, id);
+	ctx->resp = job_json(ctx->srv, id);
 	ctx->status = 202;
 	return 0;
 }

@@ -11,7 +11,7 @@
 #include "../am_server.h"
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
-#include "../runtime/am_proc.h"
+#include "../base/am_file.h"
 #include "am_api.h"
 
 #define MAX_SECRETS 64
@@ -174,7 +174,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 		goto out;
 	}
 	char **lines = NULL;
-	int n = am_proc_tail(path, (int)tail, &lines);
+	int n = am_file_tail(path, (int)tail, &lines);
 	if (strcmp(follow, "true") != 0) {
 		struct am_buf b;
 		am_buf_init(&b, 16u << 20);
@@ -182,7 +182,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 			add_masked(&b, lines[i], strlen(lines[i]), sec);
 			am_buf_adds(&b, "\n");
 		}
-		am_proc_lines_free(lines, n);
+		am_file_lines_free(lines, n);
 		am_http_respond(ctx->req, 200, "text/plain; charset=utf-8", b.data ? b.data : "", b.len);
 		am_buf_free(&b);
 		goto out;
@@ -204,7 +204,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 		add_masked(&first, lines[i], strlen(lines[i]), sec);
 		am_buf_adds(&first, "\n\n");
 	}
-	am_proc_lines_free(lines, n);
+	am_file_lines_free(lines, n);
 	am_buf_adds(&first, ": following\n\n");
 	am_http_stream_write(ctx->req, first.data, first.len);
 	am_buf_free(&first);

@@ -5,13 +5,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../am_server.h"
 #include "../base/am_buf.h"
+#include "../base/am_file.h"
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -22,32 +22,28 @@
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../node/am_node.h"
-#include "../runtime/am_proc.h"
+#include "../runtime/am_runtime.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 
-extern char **environ;
-
 #define MAX_FAILURES 5
 #define STARTUP_TIMEOUT_NS (30ull * 60 * 1000000000ull)
 #define STOP_GRACE_NS (15ull * 1000000000ull)
+#define STOP_GRACE_MS 15000
 #define LOG_CAP (50ull << 20)
-#define PORT_BASE 41000
-#define PORT_SPAN 9000
 
-/* What the supervisor holds for one live instance; the database holds the rest. */
+/* What the supervisor holds for one live instance; the database holds the
+ * rest. Its workload is the runtime's (ref); events come through on_event. */
 struct handle {
 	struct am_deploy *d;
 	long long id, dep_id;
-	pid_t pid;
-	int pidfd;
-	struct event *exit_ev;
+	struct am_runtime *rt;
+	char ref[AM_RT_REF_MAX];
 	int port;
 	char key[80];
-	char health[64];
-	struct am_client_req *probe, *scrape;
-	uint64_t next_probe_ns, next_scrape_ns, stop_deadline_ns;
+	struct am_client_req *scrape;
+	uint64_t next_scrape_ns;
 	int probe_fails;
 	int exited;
 	char exit_status[32];
@@ -79,8 +75,35 @@ struct am_deploy {
 #define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
-static void started(struct am_deploy *d, long long id, long long dep_id, pid_t pid, uint64_t start, int port,
-		    const char *key, const char *engine, int restarted);
+static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
+		    const char *address, const char *key, const char *engine, int restarted);
+
+/* The runtime that runs (or ran) a row's workload: the server's, when the
+ * row names it (or names none). NULL for a runtime this aimaas lacks. */
+static struct am_runtime *runtime_of(struct am_deploy *d, json_t *row)
+{
+	const char *name = json_string_value(json_object_get(row, "runtime"));
+	struct am_runtime *rt = d->srv->runtime;
+	return rt && (!name || !strcmp(name, am_runtime_name(rt))) ? rt : NULL;
+}
+
+/* The port of an address "host:port", or 0. */
+static int address_port(const char *address)
+{
+	const char *c = address ? strrchr(address, ':') : NULL;
+	return c ? (int)strtol(c + 1, NULL, 10) : 0;
+}
+
+/* A row's workload reference while it is supposed to run (an ended one
+ * stays in rt_ref for its log, and is not to be signalled). */
+static const char *live_ref(json_t *inst)
+{
+	const char *st = json_string_value(json_object_get(inst, "state"));
+	const char *ref = json_string_value(json_object_get(inst, "rt_ref"));
+	if (!ref || !ref[0] || !st || (strcmp(st, "starting") && strcmp(st, "running") && strcmp(st, "stopping")))
+		return NULL;
+	return ref;
+}
 
 /* ---- handles ---- */
 
@@ -99,81 +122,90 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 			*p = h->next;
 			break;
 		}
-	am_client_cancel(h->probe);
 	am_client_cancel(h->scrape);
-	if (h->exit_ev)
-		event_free(h->exit_ev);
-	if (h->pidfd >= 0)
-		close(h->pidfd);
+	if (h->rt && h->ref[0])
+		h->rt->ops->release(h->rt, h->ref);
 	free(h);
 }
 
-static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
+/* The runtime's news of a watched instance; the next pass acts on it. */
+static void on_event(void *data, enum am_rt_event ev, const char *detail)
 {
-	(void)fd;
-	(void)what;
-	struct handle *h = arg;
-	if (h->exited)
-		return;
-	h->exited = 1;
-	am_proc_reap(h->pid, h->exit_status, sizeof h->exit_status);
-	event_del(h->exit_ev);
+	struct handle *h = data;
+	if (ev == AM_RT_EXITED) {
+		if (!h->exited) {
+			h->exited = 1;
+			am_strlcpy(h->exit_status, detail ? detail : "", sizeof h->exit_status);
+		}
+	} else if (ev == AM_RT_READY) {
+		h->probe_fails = 0;
+		long long now = am_wall_ms();
+		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', reason = '', ready_at = COALESCE(ready_at, ?),"
+			      " updated_at = ? WHERE id = ? AND state IN ('starting', 'running') AND ready_at IS NULL", "iii", now, now, h->id);
+		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', updated_at = ? WHERE id = ? AND state = 'starting'",
+			      "ii", now, h->id);
+	} else {
+		h->probe_fails = (int)strtol(detail ? detail : "1", NULL, 10);
+	}
 	am_deploy_kick(h->d);
 }
 
-static struct handle *watch(struct am_deploy *d, long long id, long long dep_id, pid_t pid, int port, const char *key,
-			    const char *health)
+/* Watches an instance's workload; health checks when health is set. NULL
+ * (and nothing kept) when the workload is gone. */
+static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
+			    const char *address, const char *key, const char *health)
 {
 	struct handle *h = find(d, id);
+	if (h && (h->rt != rt || strcmp(h->ref, ref))) {
+		handle_free(d, h);
+		h = NULL;
+	}
 	if (!h) {
 		h = am_calloc(1, sizeof *h);
 		h->d = d;
 		h->id = id;
-		h->pidfd = -1;
+		h->rt = rt;
+		am_strlcpy(h->ref, ref, sizeof h->ref);
 		h->next = d->handles;
 		d->handles = h;
 	}
 	h->dep_id = dep_id;
-	h->pid = pid;
-	h->port = port;
+	h->port = address_port(address);
 	h->exited = 0;
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
-	h->next_probe_ns = 0;
 	if (am_deploy_engine_key(d, key, h->key, sizeof h->key) != 0)
 		h->key[0] = '\0'; /* its probes go unauthenticated: /health needs none */
-	am_strlcpy(h->health, health, sizeof h->health);
-	if (h->exit_ev) {
-		event_free(h->exit_ev);
-		h->exit_ev = NULL;
-	}
-	if (h->pidfd >= 0)
-		close(h->pidfd);
-	h->pidfd = am_proc_pidfd(pid);
-	if (h->pidfd >= 0) {
-		h->exit_ev = event_new(d->srv->base, h->pidfd, EV_READ | EV_PERSIST, on_exit_ev, h);
-		event_add(h->exit_ev, NULL);
+	struct am_rt_watch w = { .address = address, .health_path = health, .health_key = h->key, .cb = on_event, .data = h };
+	if (rt->ops->watch(rt, ref, &w) != 0) {
+		handle_free(d, h);
+		return NULL;
 	}
 	return h;
 }
 
-/* Exited, by the pidfd or (without one) by looking. */
-static int gone(struct handle *h, long long pid_start)
+/* Ended, by the runtime's event or by asking it. */
+static int gone(struct handle *h)
 {
-	if (!h->exited && h->pidfd < 0 && !am_proc_same(h->pid, (uint64_t)pid_start)) {
+	if (!h->exited && h->rt->ops->status(h->rt, h->ref, h->exit_status, sizeof h->exit_status) != AM_RT_RUNNING)
 		h->exited = 1;
-		am_proc_reap(h->pid, h->exit_status, sizeof h->exit_status);
-	}
 	return h->exited;
 }
 
 /* ---- the GPUs as the planner sees them ---- */
 
+int am_deploy_owns_ref(struct am_deploy *d, const char *ref)
+{
+	for (struct handle *h = d->handles; h; h = h->next)
+		if (h->rt->ops->same(h->rt, h->ref, ref))
+			return 1;
+	return 0;
+}
+
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id)
 {
-	pid_t pgid = getpgid(pid);
 	for (struct handle *h = d->handles; h; h = h->next)
-		if (h->pid == pid || (pgid > 0 && pgid == h->pid)) {
+		if (h->rt->ops->owns_pid(h->rt, h->ref, pid)) {
 			if (instance_id)
 				*instance_id = h->id;
 			return 1;
@@ -317,7 +349,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.served_name = json_string_value(json_object_get(dep, "name")),
 		.kind = json_string_value(json_object_get(model, "kind")) ?: "llm",
 		.host = "127.0.0.1",
-		.port = (int)json_integer_value(json_object_get(inst, "port")),
+		.port = address_port(json_string_value(json_object_get(inst, "address"))),
 		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
 		.cuda_visible = am_buf_str(&vis),
@@ -359,56 +391,17 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 	return build_command(d, dep, model, inst, argv, env, NULL, err);
 }
 
-/* The child's environment: aimaas's own (PATH, CUDA and proxy settings an
- * operator set), less its secrets (AIMAAS_* named as secrets) and less what
- * the engine sets, then the engine's, each name once. */
-char **am_deploy_child_env(const struct am_argv *set)
-{
-	struct am_argv all = { 0 };
-	for (char **e = environ; e && *e; e++) {
-		size_t nl = strcspn(*e, "=");
-		/* aimaas's own secrets (the admin password, a metrics token, ...) */
-		if (!strncmp(*e, "AIMAAS_", 7) && am_engine_secret_name(*e, nl))
-			continue;
-		int overridden = 0;
-		for (int i = 0; i < set->n && !overridden; i++)
-			overridden = !strncmp(set->v[i], *e, nl) && set->v[i][nl] == '=';
-		if (!overridden)
-			am_argv_add(&all, *e);
-	}
-	/* each name once, the first given winning: what aimaas sets comes
-	 * before what a user set (an engine reads the first of two) */
-	for (int i = 0; i < set->n; i++) {
-		size_t nl = strcspn(set->v[i], "=");
-		int dup = 0;
-		for (int j = 0; j < i && !dup; j++)
-			dup = !strncmp(set->v[j], set->v[i], nl) && set->v[j][nl] == '=';
-		if (!dup)
-			am_argv_add(&all, set->v[i]);
-	}
-	return all.v;
-}
-
-void am_deploy_strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 /* ---- instance life ---- */
 
-static int pick_port(struct am_deploy *d)
+/* Another instance's row holds port (taken, whether or not it listens now). */
+static int port_taken(int port, void *data)
 {
-	long long base = PORT_BASE + (am_wall_ms() % PORT_SPAN);
-	for (int k = 0; k < PORT_SPAN; k++) {
-		int port = PORT_BASE + (int)((base - PORT_BASE + k) % PORT_SPAN);
-		long long taken = 0;
-		am_store_int(d->srv->store, &taken, 0, "SELECT COUNT(*) FROM instances WHERE port = ?", "i", (long long)port);
-		if (!taken && am_proc_port_free(port))
-			return port;
-	}
-	return 0;
+	struct am_deploy *d = data;
+	char addr[32];
+	am_fmt(addr, sizeof addr, "127.0.0.1:%d", port);
+	long long taken = 0;
+	am_store_int(d->srv->store, &taken, 0, "SELECT COUNT(*) FROM instances WHERE address = ?", "s", addr);
+	return taken > 0;
 }
 
 static void set_inst(struct am_deploy *d, long long id, const char *state, const char *reason)
@@ -417,21 +410,18 @@ static void set_inst(struct am_deploy *d, long long id, const char *state, const
 		      "ssii", state, reason, am_wall_ms(), id);
 }
 
-static void log_line(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_line(const char *path, const char *fmt, ...)
+/* A line of aimaas's own in an instance's log, through its runtime. */
+static void log_line(struct am_runtime *rt, const char *ref, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void log_line(struct am_runtime *rt, const char *ref, const char *fmt, ...)
 {
-	FILE *f = fopen(path, "ae");
-	if (!f)
+	if (!rt || !ref || !ref[0])
 		return;
-	char ts[40];
-	am_time_iso(am_wall_ms(), ts, sizeof ts);
-	fprintf(f, "=== aimaas %s: ", ts);
+	char text[700];
 	va_list ap;
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	fputs(" ===\n", f);
-	fclose(f);
+	rt->ops->note(rt, ref, text);
 }
 
 static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reason, int count)
@@ -446,7 +436,7 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 	if (failures >= MAX_FAILURES) {
 		char r[600];
 		am_fmt(r, sizeof r, "gave up after %lld failed starts: %s", failures, reason);
-		am_store_exec(d->srv->store, "UPDATE instances SET state = 'failed', reason = ?, failures = ?, pid = NULL,"
+		am_store_exec(d->srv->store, "UPDATE instances SET state = 'failed', reason = ?, failures = ?,"
 			      " stopped_at = ?, updated_at = ? WHERE id = ?", "siiii", r, failures, now, now, id);
 		am_warn("deploy", "instance %lld failed: %s", id, r);
 		return;
@@ -454,7 +444,7 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 	long long wait = 1000LL << (failures > 0 ? failures - 1 : 0);
 	if (wait > 60000)
 		wait = 60000;
-	am_store_exec(d->srv->store, "UPDATE instances SET state = 'backoff', reason = ?, failures = ?, pid = NULL,"
+	am_store_exec(d->srv->store, "UPDATE instances SET state = 'backoff', reason = ?, failures = ?,"
 		      " backoff_until = ?, stopped_at = ?, updated_at = ? WHERE id = ?", "siiiii", reason, failures, now + wait,
 		      now, now, id);
 	am_warn("deploy", "instance %lld stopped (%s); restarting in %lld ms", id, reason, wait);
@@ -501,20 +491,20 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	long long id = json_integer_value(json_object_get(inst, "id"));
 	struct am_err err;
 	am_err_clear(&err);
+	struct am_runtime *rt = d->srv->runtime;
 	if (!json_string_value(json_object_get(model, "path"))) {
 		fail_or_backoff(d, inst, "the model has no local files (not downloaded)", 1);
 		return;
 	}
-	int port = (int)json_integer_value(json_object_get(inst, "port"));
-	if (!port || !am_proc_port_free(port)) {
-		port = pick_port(d);
-		if (!port) {
-			fail_or_backoff(d, inst, "no free port for the engine", 1);
-			return;
-		}
-		am_store_exec(d->srv->store, "UPDATE instances SET port = ? WHERE id = ?", "ii", (long long)port, id);
-		json_object_set_new(inst, "port", json_integer(port));
+	int was = address_port(json_string_value(json_object_get(inst, "address")));
+	int port = rt->ops->port(rt, was, port_taken, d);
+	if (!port) {
+		fail_or_backoff(d, inst, "no free port for the engine", 1);
+		return;
 	}
+	char address[32];
+	am_fmt(address, sizeof address, "127.0.0.1:%d", port);
+	json_object_set_new(inst, "address", json_string(address));
 	struct am_argv argv = { 0 }, env = { 0 };
 	char *secret = NULL;
 	if (build_command(d, dep, model, inst, &argv, &env, &secret, &err) != 0 ||
@@ -526,108 +516,111 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		return;
 	}
 	free(secret);
-	char logdir[PATH_MAX], logpath[PATH_MAX + 64];
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
-	am_fmt(logdir, sizeof logdir, "%s/logs/deployments/%lld", d->srv->cfg.data_dir, dep_id);
-	char mk[PATH_MAX];
-	am_fmt(mk, sizeof mk, "%s/logs", d->srv->cfg.data_dir);
-	mkdir(mk, 0750);
-	am_fmt(mk, sizeof mk, "%s/logs/deployments", d->srv->cfg.data_dir);
-	mkdir(mk, 0750);
-	mkdir(logdir, 0750);
-	am_fmt(logpath, sizeof logpath, "%s/replica-%lld.log", logdir, (long long)json_integer_value(json_object_get(inst, "replica")));
-	log_line(logpath, "starting %s (attempt %lld) on GPUs %s, port %d", argv.v[0],
-		 (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
-		 json_string_value(json_object_get(inst, "gpu_indices")), port);
-	chmod(logpath, 0640); /* one written 0644 by an older aimaas */
-	/* the intent first: a kill between the spawn and the pid's commit leaves
-	 * an engine that carries this marker, which the next start adopts */
+	long long replica = json_integer_value(json_object_get(inst, "replica"));
+	json_t *indices = parse_col(inst, "gpu_indices");
+	char logname[96], note[PATH_MAX + 600];
+	struct am_buf gpus;
+	am_buf_init(&gpus, 1024);
+	size_t i;
+	json_t *v;
+	json_array_foreach(indices, i, v)
+		am_buf_printf(&gpus, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+	int ngpus = (int)json_array_size(indices);
+	json_decref(indices);
+	am_fmt(logname, sizeof logname, "deployments/%lld/replica-%lld.log", dep_id, replica);
+	am_fmt(note, sizeof note, "starting %s (attempt %lld) on GPUs %s, port %d", argv.v[0],
+	       (long long)json_integer_value(json_object_get(inst, "restarts")) + 1,
+	       json_string_value(json_object_get(inst, "gpu_indices")), port);
+	/* the intent first: a kill between the start and the reference's
+	 * commit leaves an engine that carries this marker, which the next
+	 * start adopts */
 	char marker[128];
-	am_proc_marker(d->srv->owner_id, "instance", id, marker, sizeof marker);
-	am_store_exec(d->srv->store, "UPDATE instances SET log_path = ?, spawn_marker = ? WHERE id = ?", "ssi", logpath, marker, id);
+	am_runtime_marker(d->srv->owner_id, "instance", id, marker, sizeof marker);
+	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, address = ?, spawn_marker = ? WHERE id = ?", "sssi",
+		      am_runtime_name(rt), address, marker, id);
 	if (commit_point(d->srv->store) != 0) {
 		am_argv_free(&argv);
 		am_argv_free(&env);
+		am_buf_free(&gpus);
 		return; /* nothing started; the next pass tries again */
 	}
-	char **envp = am_deploy_child_env(&env);
-	pid_t pid;
-	char serr[300];
-	int rc = am_proc_spawn(argv.v, envp, marker, logpath, &pid, serr, sizeof serr);
-	am_deploy_strv_free(envp);
+	struct am_rt_spec spec = {
+		.kind = "instance",
+		.id = id,
+		.argv = argv.v,
+		.env = env.v,
+		.node = json_string_value(json_object_get(inst, "node_id")),
+		.gpus = am_buf_str(&gpus),
+		.ngpus = ngpus,
+		.log_name = logname,
+		.note = note,
+		.owner = marker,
+		.port = port,
+	};
+	char ref[AM_RT_REF_MAX], serr[300];
+	int rc = rt->ops->start(rt, &spec, ref, sizeof ref, serr, sizeof serr);
+	am_buf_free(&gpus);
 	am_argv_free(&argv);
 	am_argv_free(&env);
 	if (rc != 0) {
-		log_line(logpath, "%s", serr);
 		fail_or_backoff(d, inst, serr, 1);
 		return;
 	}
-	started(d, id, dep_id, pid, am_proc_start_time(pid), port, json_string_value(json_object_get(inst, "api_key")),
+	started(d, rt, id, dep_id, ref, address, json_string_value(json_object_get(inst, "api_key")),
 		json_string_value(json_object_get(dep, "engine")), json_integer_value(json_object_get(inst, "started_at")) != 0);
-	am_info("deploy", "started %s replica %lld: pid %d, port %d", json_string_value(json_object_get(dep, "name")),
-		(long long)json_integer_value(json_object_get(inst, "replica")), (int)pid, port);
+	am_info("deploy", "started %s replica %lld: %s %s, port %d", json_string_value(json_object_get(dep, "name")), replica,
+		am_runtime_name(rt), ref, port);
 }
 
 /* Records a started (or adopted) engine and watches it. */
-static void started(struct am_deploy *d, long long id, long long dep_id, pid_t pid, uint64_t start, int port,
-		    const char *key, const char *engine, int restarted)
+static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
+		    const char *address, const char *key, const char *engine, int restarted)
 {
 	long long now = am_wall_ms();
-	am_store_exec(d->srv->store, "UPDATE instances SET state = 'starting', reason = '', pid = ?, pid_start = ?,"
-		      " started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ? WHERE id = ?", "iiiiii",
-		      (long long)pid, (long long)start, now, (long long)(restarted ? 1 : 0), now, id);
+	char host[256];
+	int port = 0;
+	char where[300];
+	if (rt->ops->endpoint(rt, ref, host, sizeof host, &port) == 0) { /* where the runtime says it serves */
+		am_fmt(where, sizeof where, "%s:%d", host, port);
+		address = where;
+	}
+	am_store_exec(d->srv->store, "UPDATE instances SET state = 'starting', reason = '', runtime = ?, rt_ref = ?,"
+		      " address = COALESCE(?, address), started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ?"
+		      " WHERE id = ?", "sssiiii", am_runtime_name(rt), ref, address, now, (long long)(restarted ? 1 : 0), now, id);
 	const struct am_engine_def *e = am_engine_find(engine);
-	watch(d, id, dep_id, pid, port, key ? key : "", e ? e->health_path : "/health");
+	watch(d, rt, id, dep_id, ref, address, key ? key : "", e ? e->health_path : "/health");
 }
 
-int am_deploy_claim(struct am_deploy *d, pid_t pid, uint64_t start, const char *marker, long long id)
+int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id)
 {
 	struct am_store *st = d->srv->store;
 	json_t *inst = NULL;
 	am_store_row(st, &inst, "SELECT i.*, d.engine FROM instances i JOIN deployments d ON d.id = i.deployment_id"
 		     " WHERE i.id = ?", "i", id);
 	int rc = 0;
-	if (!inst)
+	struct am_runtime *rt = inst ? runtime_of(d, inst) : NULL;
+	if (!rt)
 		goto out;
-	if (json_integer_value(json_object_get(inst, "pid")) == pid &&
-	    (uint64_t)json_integer_value(json_object_get(inst, "pid_start")) == start) {
-		rc = 1; /* already adopted by its recorded pid */
+	const char *rec = live_ref(inst);
+	if (rec && rt->ops->same(rt, rec, ref)) {
+		rc = 1; /* already adopted by its recorded reference */
 		goto out;
 	}
 	const char *state = json_string_value(json_object_get(inst, "state"));
 	const char *want = json_string_value(json_object_get(inst, "spawn_marker"));
-	pid_t rec = (pid_t)json_integer_value(json_object_get(inst, "pid"));
 	if (!want || strcmp(want, marker) || find(d, id) ||
-	    (rec > 0 && am_proc_same(rec, (uint64_t)json_integer_value(json_object_get(inst, "pid_start")))) ||
+	    (rec && rt->ops->status(rt, rec, NULL, 0) == AM_RT_RUNNING) ||
 	    (strcmp(state, "pending") && strcmp(state, "backoff") && strcmp(state, "starting")))
 		goto out;
-	am_info("deploy", "adopted engine pid %d of instance %lld: aimaas stopped before it recorded the start", (int)pid, id);
-	started(d, id, json_integer_value(json_object_get(inst, "deployment_id")), pid, start,
-		(int)json_integer_value(json_object_get(inst, "port")), json_string_value(json_object_get(inst, "api_key")),
+	am_info("deploy", "adopted engine %s of instance %lld: aimaas stopped before it recorded the start", ref, id);
+	started(d, rt, id, json_integer_value(json_object_get(inst, "deployment_id")), ref,
+		json_string_value(json_object_get(inst, "address")), json_string_value(json_object_get(inst, "api_key")),
 		json_string_value(json_object_get(inst, "engine")), json_integer_value(json_object_get(inst, "started_at")) != 0);
 	rc = 1;
 out:
 	json_decref(inst);
 	return rc;
-}
-
-static void on_probe(int status, const char *body, size_t len, void *data)
-{
-	(void)body;
-	(void)len;
-	struct handle *h = data;
-	h->probe = NULL;
-	if (status == 200) {
-		h->probe_fails = 0;
-		long long now = am_wall_ms();
-		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', reason = '', ready_at = COALESCE(ready_at, ?),"
-			      " updated_at = ? WHERE id = ? AND state IN ('starting', 'running') AND ready_at IS NULL", "iii", now, now, h->id);
-		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', updated_at = ? WHERE id = ? AND state = 'starting'",
-			      "ii", now, h->id);
-	} else {
-		h->probe_fails++;
-	}
-	am_deploy_kick(h->d);
 }
 
 /* The serving metrics an instance's engine exports, read by its engine's
@@ -661,9 +654,10 @@ static void on_scrape(int status, const char *body, size_t len, void *data)
 static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handle *h)
 {
 	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
-	const char *logp = json_string_value(json_object_get(inst, "log_path"));
+	struct am_runtime *rt = h ? h->rt : runtime_of(d, inst);
+	const char *ref = json_string_value(json_object_get(inst, "rt_ref"));
 	char **lines = NULL;
-	int n = logp ? am_proc_tail(logp, 400, &lines) : 0; /* two processes' tracebacks */
+	int n = am_runtime_tail(rt, ref, 400, &lines); /* two processes' tracebacks */
 	const char *fatal = e ? am_engine_fatal_line(e, lines, n) : NULL;
 	char reason[600];
 	const char *last = NULL;
@@ -700,11 +694,13 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	am_engine_mask(reason, secrets[0] ? secrets : secrets + 1, masked, sizeof masked);
 	am_strlcpy(reason, masked, sizeof reason);
 	json_decref(denv);
-	if (logp)
-		log_line(logp, "the engine stopped (%s)", st);
-	am_proc_lines_free(lines, n);
-	pid_t pid = (pid_t)json_integer_value(json_object_get(inst, "pid"));
-	am_proc_kill_group(pid, SIGKILL); /* children left behind keep GPU memory */
+	log_line(rt, ref, "the engine stopped (%s)", st);
+	am_runtime_lines_free(lines, n);
+	if (rt && ref) {
+		rt->ops->stop(rt, ref, 0); /* children left behind keep GPU memory */
+		if (!h)
+			rt->ops->release(rt, ref);
+	}
 	if (h)
 		handle_free(d, h);
 	fail_or_backoff(d, inst, reason, 1);
@@ -713,31 +709,23 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
-	pid_t pid = (pid_t)json_integer_value(json_object_get(inst, "pid"));
-	long long start = json_integer_value(json_object_get(inst, "pid_start"));
+	const char *ref = live_ref(inst);
+	struct am_runtime *rt = runtime_of(d, inst);
 	struct handle *h = find(d, id);
-	int alive = pid > 0 && (h ? !gone(h, start) : am_proc_same(pid, (uint64_t)start));
-	if (alive || (pid > 0 && am_proc_group_alive(pid))) {
+	if (ref && rt && rt->ops->status(rt, ref, NULL, 0) != AM_RT_ENDED) { /* its main process, or what it left */
 		const char *state = json_string_value(json_object_get(inst, "state"));
 		if (strcmp(state, "stopping") != 0) {
-			am_proc_kill_group(pid, SIGTERM);
 			set_inst(d, id, "stopping", "stopping");
-			if (!h)
-				h = watch(d, id, json_integer_value(json_object_get(inst, "deployment_id")), pid, 0, "", "/health");
-			h->stop_deadline_ns = am_now_ns() + STOP_GRACE_NS;
-			const char *logp = json_string_value(json_object_get(inst, "log_path"));
-			if (logp)
-				log_line(logp, "stopping (SIGTERM to process group %d)", (int)pid);
-		} else if (h && am_now_ns() > h->stop_deadline_ns) {
-			am_proc_kill_group(pid, SIGKILL);
+			log_line(rt, ref, "stopping (asked to end, %d s before it is killed)", STOP_GRACE_MS / 1000);
 		}
+		rt->ops->stop(rt, ref, STOP_GRACE_MS); /* asks, then ends it past the grace */
 		return;
 	}
 	/* nothing of it is left */
-	if (h) {
-		am_proc_reap(pid, h->exit_status, sizeof h->exit_status);
+	if (h)
 		handle_free(d, h);
-	}
+	else if (rt && ref)
+		rt->ops->release(rt, ref);
 	if (remove) {
 		char sp[PATH_MAX];
 		secret_path(d, inst, sp, sizeof sp);
@@ -745,7 +733,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
 	} else {
 		long long now = am_wall_ms();
-		am_store_exec(d->srv->store, "UPDATE instances SET state = 'stopped', pid = NULL, stopped_at = ?, updated_at = ?"
+		am_store_exec(d->srv->store, "UPDATE instances SET state = 'stopped', stopped_at = ?, updated_at = ?"
 			      " WHERE id = ?", "iii", now, now, id);
 	}
 }
@@ -759,7 +747,6 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		return;
 	}
 	struct handle *h = find(d, id);
-	long long start = json_integer_value(json_object_get(inst, "pid_start"));
 	uint64_t now = am_now_ns();
 	if (!strcmp(state, "pending") || (!strcmp(state, "backoff") &&
 					   json_integer_value(json_object_get(inst, "backoff_until")) <= am_wall_ms())) {
@@ -768,46 +755,41 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	}
 	if (!strcmp(state, "starting") || !strcmp(state, "running")) {
 		if (!h) { /* a supervisor restart that missed adoption: look now */
-			pid_t pid = (pid_t)json_integer_value(json_object_get(inst, "pid"));
-			if (pid > 0 && am_proc_same(pid, (uint64_t)start)) {
-				const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
-				h = watch(d, id, json_integer_value(json_object_get(dep, "id")), pid,
-					  (int)json_integer_value(json_object_get(inst, "port")),
+			const char *ref = live_ref(inst);
+			struct am_runtime *rt = runtime_of(d, inst);
+			const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
+			if (ref && rt)
+				h = watch(d, rt, id, json_integer_value(json_object_get(dep, "id")), ref,
+					  json_string_value(json_object_get(inst, "address")),
 					  json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health");
-			} else {
+			if (!h) {
 				crashed(d, dep, inst, NULL);
 				return;
 			}
 		}
-		if (gone(h, start)) {
+		if (gone(h)) {
 			crashed(d, dep, inst, h);
 			return;
 		}
 		int running = !strcmp(state, "running");
 		if (!running && json_integer_value(json_object_get(inst, "started_at")) &&
 		    (uint64_t)(am_wall_ms() - json_integer_value(json_object_get(inst, "started_at"))) * 1000000ull > STARTUP_TIMEOUT_NS) {
-			am_proc_kill_group(h->pid, SIGKILL);
+			h->rt->ops->stop(h->rt, h->ref, 0);
 			handle_free(d, h);
 			fail_or_backoff(d, inst, "did not become healthy within 30 minutes", 1);
 			return;
 		}
 		if (h->probe_fails >= 6 && running) {
-			am_proc_kill_group(h->pid, SIGKILL);
+			h->rt->ops->stop(h->rt, h->ref, 0);
 			handle_free(d, h);
 			fail_or_backoff(d, inst, "stopped answering its health check (6 times in a row); restarted", 1);
 			return;
 		}
-		if (!h->probe && now >= h->next_probe_ns) {
-			h->next_probe_ns = now + (running ? 5000000000ull : 250000000ull);
-			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, 2000, 4096, on_probe, h);
-		}
-		if (running && !h->scrape && now >= h->next_scrape_ns) {
+		if (running && !h->scrape && h->port > 0 && now >= h->next_scrape_ns) {
 			h->next_scrape_ns = now + d->scrape_ns;
 			h->scrape = am_client_get(d->srv->base, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		}
-		const char *logp = json_string_value(json_object_get(inst, "log_path"));
-		if (logp)
-			am_proc_rotate(logp, LOG_CAP);
+		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
 	}
 }
 
@@ -1086,7 +1068,7 @@ void am_deploy_restart(struct am_deploy *d, long long deployment_id)
 	size_t i;
 	json_t *inst;
 	json_array_foreach(insts, i, inst) {
-		if (json_integer_value(json_object_get(inst, "pid")) > 0)
+		if (live_ref(inst))
 			stop_instance(d, inst, 1);
 		else
 			am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i",
@@ -1119,23 +1101,26 @@ int am_deploy_start(struct am_deploy *d)
 	struct am_store *st = d->srv->store;
 	json_t *insts = NULL;
 	am_store_rows(st, &insts, "SELECT i.*, d.engine FROM instances i JOIN deployments d ON d.id = i.deployment_id"
-		      " WHERE i.pid IS NOT NULL", NULL);
+		      " WHERE i.rt_ref IS NOT NULL AND i.state IN ('starting','running','stopping')", NULL);
 	size_t i;
 	json_t *inst;
 	json_array_foreach(insts, i, inst) {
-		pid_t pid = (pid_t)json_integer_value(json_object_get(inst, "pid"));
+		const char *ref = live_ref(inst);
 		long long id = json_integer_value(json_object_get(inst, "id"));
-		if (am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(inst, "pid_start")))) {
-			const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(inst, "engine")));
-			watch(d, id, json_integer_value(json_object_get(inst, "deployment_id")), pid,
-			      (int)json_integer_value(json_object_get(inst, "port")), json_string_value(json_object_get(inst, "api_key")),
-			      e ? e->health_path : "/health");
-			am_info("deploy", "re-adopted engine pid %d (instance %lld, %s)", (int)pid, id,
+		struct am_runtime *rt = runtime_of(d, inst);
+		const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(inst, "engine")));
+		if (rt && ref && watch(d, rt, id, json_integer_value(json_object_get(inst, "deployment_id")), ref,
+				       json_string_value(json_object_get(inst, "address")),
+				       json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health")) {
+			am_info("deploy", "re-adopted engine %s %s (instance %lld, %s)", am_runtime_name(rt), ref, id,
 				json_string_value(json_object_get(inst, "state")));
+		} else if (rt && ref && !strcmp(json_string_value(json_object_get(inst, "state")), "stopping") &&
+			   rt->ops->status(rt, ref, NULL, 0) != AM_RT_ENDED) {
+			; /* what is left of it is ended by the next pass */
 		} else {
-			am_warn("deploy", "engine pid %d of instance %lld is gone; it will be restarted", (int)pid, id);
+			am_warn("deploy", "engine %s of instance %lld is gone; it will be restarted", ref ? ref : "?", id);
 			am_store_exec(st, "UPDATE instances SET state = CASE WHEN state = 'stopping' THEN state ELSE 'pending' END,"
-				      " pid = NULL, reason = 'the engine was gone after aimaas restarted', updated_at = ? WHERE id = ?",
+				      " reason = 'the engine was gone after aimaas restarted', updated_at = ? WHERE id = ?",
 				      "ii", am_wall_ms(), id);
 		}
 	}
@@ -1155,21 +1140,18 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 	if (stop_engines && d->handles) {
 		am_info("deploy", "stopping every engine (--stop-engines-on-exit)");
 		for (struct handle *h = d->handles; h; h = h->next)
-			am_proc_kill_group(h->pid, SIGTERM);
+			h->rt->ops->stop(h->rt, h->ref, STOP_GRACE_MS);
 		uint64_t deadline = am_now_ns() + STOP_GRACE_NS;
 		int alive = 1;
 		while (alive && am_now_ns() < deadline) {
 			alive = 0;
-			for (struct handle *h = d->handles; h; h = h->next) {
-				char st[32];
-				am_proc_reap(h->pid, st, sizeof st);
-				alive |= am_proc_group_alive(h->pid);
-			}
+			for (struct handle *h = d->handles; h; h = h->next)
+				alive |= h->rt->ops->status(h->rt, h->ref, NULL, 0) != AM_RT_ENDED;
 			if (alive)
 				usleep(100000);
 		}
 		for (struct handle *h = d->handles; h; h = h->next)
-			am_proc_kill_group(h->pid, SIGKILL);
+			h->rt->ops->stop(h->rt, h->ref, 0);
 	}
 	while (d->handles)
 		handle_free(d, d->handles);
@@ -1203,18 +1185,66 @@ json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id)
 			 "prompt_tokens_total", prompt);
 }
 
-json_t *am_deploy_last_lines(json_t *inst, int n)
+/* The file of an instance's log (inst: a row with deployment_id, replica,
+ * runtime and rt_ref): its runtime's, or, for one never started (or whose
+ * start failed), where the local runtime writes it. */
+static void inst_log_path(struct am_deploy *d, json_t *inst, char *path, size_t size)
+{
+	struct am_runtime *rt = runtime_of(d, inst);
+	const char *ref = json_string_value(json_object_get(inst, "rt_ref"));
+	if (!rt || !ref || rt->ops->log_file(rt, ref, path, size) != 0)
+		am_fmt(path, size, "%s/logs/deployments/%lld/replica-%lld.log", d->srv->cfg.data_dir,
+		       (long long)json_integer_value(json_object_get(inst, "deployment_id")),
+		       (long long)json_integer_value(json_object_get(inst, "replica")));
+}
+
+json_t *am_deploy_last_lines(struct am_deploy *d, json_t *inst, int n)
 {
 	json_t *arr = json_array();
-	const char *p = json_string_value(json_object_get(inst, "log_path"));
-	if (!p)
-		return arr;
-	char **lines;
-	int k = am_proc_tail(p, n, &lines);
+	char path[PATH_MAX], **lines;
+	inst_log_path(d, inst, path, sizeof path);
+	int k = am_file_tail(path, n, &lines);
 	for (int i = 0; i < k; i++) {
 		json_t *s = json_string(lines[i]);
 		json_array_append_new(arr, s ? s : json_string("(not UTF-8)"));
 	}
-	am_proc_lines_free(lines, k);
+	am_file_lines_free(lines, k);
 	return arr;
+}
+
+int am_deploy_log_file(struct am_deploy *d, long long deployment_id, const char *instance, char *path, size_t size)
+{
+	json_t *row = NULL;
+	const char *inst = instance ? instance : "";
+	if (inst[0])
+		am_store_row(d->srv->store, &row, "SELECT deployment_id, replica, runtime, rt_ref FROM instances"
+			     " WHERE deployment_id = ? AND (id = ?2 OR (replica = ?3 AND ?4))", "isii", deployment_id, inst,
+			     (long long)strtol(inst, NULL, 10), (long long)(strlen(inst) < 3));
+	else
+		am_store_row(d->srv->store, &row, "SELECT deployment_id, replica, runtime, rt_ref FROM instances"
+			     " WHERE deployment_id = ? ORDER BY replica LIMIT 1", "i", deployment_id);
+	if (row)
+		inst_log_path(d, row, path, size);
+	else /* not placed (yet): the replica's log is where it will be */
+		am_fmt(path, size, "%s/logs/deployments/%lld/replica-%s.log", d->srv->cfg.data_dir, deployment_id,
+		       inst[0] && strlen(inst) < 3 ? inst : "0");
+	json_decref(row);
+	return 0;
+}
+
+void am_deploy_describe(struct am_deploy *d, json_t *inst, json_t *out)
+{
+	const char *address = json_string_value(json_object_get(inst, "address"));
+	json_object_set_new(out, "runtime", json_string(json_string_value(json_object_get(inst, "runtime")) ?: "local"));
+	json_object_set_new(out, "address", address ? json_string(address) : json_null());
+	int port = address_port(address);
+	json_object_set_new(out, "port", port ? json_integer(port) : json_null());
+	json_object_set_new(out, "pid", json_null());
+	struct am_runtime *rt = runtime_of(d, inst);
+	const char *ref = live_ref(inst);
+	if (rt && ref) {
+		json_t *more = rt->ops->describe(rt, ref);
+		json_object_update(out, more);
+		json_decref(more);
+	}
 }

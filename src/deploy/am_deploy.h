@@ -1,16 +1,18 @@
-/* am_deploy: deployments on the local runtime. The database says what the
- * user wants (a deployment: model, engine, replicas, GPUs, desired running
- * or stopped) and what exists (instances: GPUs, port, pid + start time,
- * state). A reconciler compares them on a timer and on every change, and acts:
+/* am_deploy: deployments, run through a runtime (am_runtime: local
+ * processes today). The database says what the user wants (a deployment:
+ * model, engine, replicas, GPUs, desired running or stopped) and what
+ * exists (instances: GPUs, runtime, node, address, the runtime's reference
+ * of the engine, state). A reconciler compares them on a timer and on every change, and acts:
  * it places replicas through the planner (reserving GPU memory), starts
- * engines, probes their health, restarts crashed ones with exponential
- * backoff (failed after 5 tries), stops them (SIGTERM to the group, SIGKILL
- * after a grace period), and scrapes their metrics.
+ * engines and watches them (the runtime reports exits and health checks),
+ * restarts crashed ones with exponential backoff (failed after 5 tries),
+ * stops them (asked, then ended after a grace period), and scrapes their
+ * metrics. It never learns which runtime it drives.
  *
  * Instance states: pending -> starting -> running, and backoff, failed,
  * stopping. Deployment states add stopped, deleting and waiting (no room).
  * Because everything is in the database, aimaas can be killed at any moment:
- * at start it re-adopts engines that still run (same pid and start time),
+ * at start it re-adopts engines that still run (their runtime reference),
  * restarts vanished ones, and carries on. Engines keep serving while aimaas
  * is down unless it was started with --stop-engines-on-exit. */
 #ifndef AM_DEPLOY_H
@@ -46,31 +48,36 @@ int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *i
 json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id);
 /* The metrics above over time: {"t": [...], "requests_running": [...], ...}. */
 json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t since_ms, int max);
-/* The last lines of an instance's log. */
-json_t *am_deploy_last_lines(json_t *inst, int n);
+/* The last lines of an instance's log (inst: its row). */
+json_t *am_deploy_last_lines(struct am_deploy *d, json_t *inst, int n);
+/* The file that holds a replica's log: instance is an instance id or a
+ * replica number ("" for the first replica). Where a replica not started
+ * yet will write it when none is known. 0 with path. */
+int am_deploy_log_file(struct am_deploy *d, long long deployment_id, const char *instance, char *path, size_t size);
+/* Adds to out what the runtime shows of an instance (inst: its row):
+ * runtime, address, port, and while it runs the runtime's own details
+ * (the local runtime's pid; null when it does not run). */
+void am_deploy_describe(struct am_deploy *d, json_t *inst, json_t *out);
 /* Places replica `replica` of dep (a deployments row) and records its
  * instance and GPU reservations. 0, or -1 with the planner's reason. */
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize);
 /* Stops every instance of a deployment so the reconciler starts them anew. */
 void am_deploy_restart(struct am_deploy *d, long long deployment_id);
-/* A child's environment: aimaas's own less its secrets (AIMAAS_* names
- * am_engine_secret_name calls secret) and less what set overrides, then
- * set, each name once (the first in set wins: put aimaas's own first).
- * Free with am_deploy_strv_free. */
-char **am_deploy_child_env(const struct am_argv *set);
-void am_deploy_strv_free(char **v);
 /* An instance's engine key from what its row keeps (`stored`): a nonce
  * ("amn_...") keyed-hashed (BLAKE2b) with the secret in <data>/engine.key,
  * so the database holds no key an engine takes; a row an older aimaas
  * wrote holds the key itself, used as is. 0, or -1 (out empty) when the
  * secret cannot be read or made. out: at least 69 bytes. */
 int am_deploy_engine_key(struct am_deploy *d, const char *stored, char *out, size_t size);
-/* At start, for a live process marked AIMAAS_OWNER=<this data dir>:instance:
- * <id>:...: 1 when it is the instance's recorded engine, or the engine a
- * killed aimaas started under the marker recorded for it (then adopted:
- * recorded and watched); 0 when nobody owns it (the caller ends it). */
-int am_deploy_claim(struct am_deploy *d, pid_t pid, uint64_t start, const char *marker, long long id);
-/* Which GPU process ids belong to aimaas's engines (their process groups). */
+/* At start, for a live workload (ref: the runtime's reference) marked
+ * AIMAAS_OWNER=<this data dir>:instance:<id>:...: 1 when it is the
+ * instance's recorded engine, or the engine a killed aimaas started under
+ * the marker recorded for it (then adopted: recorded and watched); 0 when
+ * nobody owns it (the caller ends it). */
+int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id);
+/* 1 when ref (a reference the runtime found) is a watched instance's engine. */
+int am_deploy_owns_ref(struct am_deploy *d, const char *ref);
+/* Which GPU process ids belong to aimaas's engines (the runtime says). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 
 #endif

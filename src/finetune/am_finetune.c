@@ -22,7 +22,9 @@
 #include "../deploy/am_deploy.h"
 #include "../engine/am_engine.h"
 #include "../model/am_inspect.h"
-#include "../runtime/am_proc.h"
+#include "../base/am_file.h"
+#include "../node/am_node.h"
+#include "../runtime/am_runtime.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
@@ -115,7 +117,7 @@ static json_t *point(json_t *r)
 json_t *am_finetune_progress(const char *path)
 {
 	char **lines = NULL;
-	int n = am_proc_tail(path, 4, &lines);
+	int n = am_file_tail(path, 4, &lines);
 	json_t *out = NULL;
 	for (int i = n - 1; i >= 0 && !out; i--) {
 		json_t *r = json_loads(lines[i], 0, NULL);
@@ -123,7 +125,7 @@ json_t *am_finetune_progress(const char *path)
 			out = point(r);
 		json_decref(r);
 	}
-	am_proc_lines_free(lines, n);
+	am_file_lines_free(lines, n);
 	return out;
 }
 
@@ -411,8 +413,8 @@ out:
 
 /* ---- driving a job ---- */
 
-static void job_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start);
-static void export_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start);
+static void job_started(struct am_finetune *f, long long id, const char *ref);
+static void export_started(struct am_finetune *f, long long id, const char *ref);
 
 static void set_state(struct am_finetune *f, long long id, const char *state, const char *reason)
 {
@@ -426,7 +428,6 @@ static void set_state(struct am_finetune *f, long long id, const char *state, co
 		      "ssiiii", state, reason ? reason : "", now, (long long)done, now, id);
 	if (done) {
 		release(f, id);
-		am_store_exec(f->srv->store, "UPDATE ft_jobs SET pid = NULL WHERE id = ?", "i", id);
 		long long task = 0;
 		am_store_int(f->srv->store, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
 		if (task)
@@ -440,21 +441,62 @@ static void set_state(struct am_finetune *f, long long id, const char *state, co
 	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
 }
 
-/* Runs `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names another
- * program) in its own process group with env added to aimaas's own. */
-static int run_cli(const char *verb, const char *cfgp, struct am_argv *env, const char *marker, const char *log, pid_t *pid,
+/* Starts `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names
+ * another program) through the runtime, with env added; kind and id name it
+ * ("job" or "export"), gpus the GPUs it holds. 0 with ref, or -1 with err. */
+static int run_cli(struct am_finetune *f, const char *kind, long long id, const char *verb, const char *cfgp,
+		   struct am_argv *env, const char *gpus, const char *marker, const char *log, char *ref, size_t refsize,
 		   char *err, size_t errsize)
 {
+	struct am_runtime *rt = f->srv->runtime;
 	char bin[PATH_MAX];
 	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
 	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
 	char *argv[] = { bin, (char *)verb, (char *)cfgp, NULL };
 	am_argv_add(env, "DISABLE_VERSION_CHECK=1");
-	char **envp = am_deploy_child_env(env);
-	int rc = am_proc_spawn(argv, envp, marker, log, pid, err, errsize);
-	am_deploy_strv_free(envp);
+	int ngpus = gpus && *gpus ? 1 : 0;
+	for (const char *c = gpus; c && *c; c++)
+		ngpus += *c == ',';
+	struct am_rt_spec spec = {
+		.kind = kind,
+		.id = id,
+		.argv = argv,
+		.env = env->v,
+		.node = AM_LOCAL_NODE,
+		.gpus = gpus,
+		.ngpus = ngpus,
+		.log_path = log,
+		.owner = marker,
+	};
+	int rc = rt->ops->start(rt, &spec, ref, refsize, err, errsize);
 	am_argv_free(env);
 	return rc;
+}
+
+/* A job's runtime reference while its trainer is meant to run, or NULL. */
+static const char *job_ref(json_t *job)
+{
+	const char *st = json_string_value(json_object_get(job, "state"));
+	const char *ref = json_string_value(json_object_get(job, "rt_ref"));
+	if (!ref || !ref[0] || !st || (strcmp(st, "starting") && strcmp(st, "running") && strcmp(st, "stopping")))
+		return NULL;
+	return ref;
+}
+
+/* The export's reference while it runs, or NULL. */
+static const char *export_ref(json_t *job)
+{
+	const char *st = json_string_value(json_object_get(job, "export_state"));
+	const char *ref = json_string_value(json_object_get(job, "export_ref"));
+	return ref && ref[0] && st && !strcmp(st, "running") ? ref : NULL;
+}
+
+/* The runtime of a job's row: the server's, when the row names it. */
+static struct am_runtime *runtime_of(struct am_finetune *f, json_t *job)
+{
+	const char *name = json_string_value(json_object_get(job, "runtime"));
+	struct am_runtime *rt = f->srv->runtime;
+	return rt && (!name || !strcmp(name, am_runtime_name(rt))) ? rt : NULL;
 }
 
 static void start_job(struct am_finetune *f, json_t *job)
@@ -517,7 +559,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 		return;
 	}
 	char marker[128];
-	am_proc_marker(srv->owner_id, "job", id, marker, sizeof marker);
+	am_runtime_marker(srv->owner_id, "job", id, marker, sizeof marker);
 	am_store_exec(srv->store, "UPDATE ft_jobs SET spawn_marker = ?, gpu_indices = ?, job_dir = ?, precision = ? WHERE id = ?",
 		      "ssssi", marker, am_buf_str(&visible), dir, bf16 ? "bf16" : "fp16", id);
 	if (am_store_commit(srv->store) != 0) {
@@ -535,64 +577,72 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_argv_add(&env, "PYTHONUNBUFFERED=1");
 	if (strchr(am_buf_str(&visible), ',') || ds)
 		am_argv_add(&env, "FORCE_TORCHRUN=1");
-	pid_t pid;
-	char err[512];
-	if (run_cli("train", cfgp, &env, marker, log, &pid, err, sizeof err) != 0) {
+	char ref[AM_RT_REF_MAX], err[512];
+	if (run_cli(f, "job", id, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, err, sizeof err) != 0) {
 		am_buf_free(&visible);
 		set_state(f, id, "failed", err);
 		return;
 	}
-	job_started(f, id, pid, am_proc_start_time(pid));
-	am_info("finetune", "job %lld: started pid %d on GPUs %s", id, (int)pid, am_buf_str(&visible));
+	job_started(f, id, ref);
+	am_info("finetune", "job %lld: started %s on GPUs %s", id, ref, am_buf_str(&visible));
 	am_buf_free(&visible);
 }
 
-static void job_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start)
+static void job_started(struct am_finetune *f, long long id, const char *ref)
 {
 	long long now = am_wall_ms();
 	am_store_exec(f->srv->store,
-		      "UPDATE ft_jobs SET state = 'starting', reason = '', pid = ?, pid_start = ?,"
+		      "UPDATE ft_jobs SET state = 'starting', reason = '', runtime = ?, rt_ref = ?,"
 		      " started_at = COALESCE(started_at, ?), stop_requested_at = NULL, updated_at = ? WHERE id = ?",
-		      "iiiii", (long long)pid, (long long)start, now, now, id);
+		      "ssiii", am_runtime_name(f->srv->runtime), ref, now, now, id);
 }
 
-static void export_started(struct am_finetune *f, long long id, pid_t pid, uint64_t start)
+static void export_started(struct am_finetune *f, long long id, const char *ref)
 {
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_pid = ?,"
-		      " export_pid_start = ?, updated_at = ? WHERE id = ?", "iiii", (long long)pid, (long long)start,
-		      am_wall_ms(), id);
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_ref = ?,"
+		      " updated_at = ? WHERE id = ?", "sii", ref, am_wall_ms(), id);
 }
 
-int am_finetune_owns_group(struct am_finetune *f, pid_t pgid)
+int am_finetune_owns_ref(struct am_finetune *f, const char *ref)
 {
-	long long n = 0;
-	am_store_int(f->srv->store, &n, 0, "SELECT COUNT(*) FROM ft_jobs WHERE (pid = ? AND state IN ('starting','running','stopping'))"
-		     " OR (export_pid = ? AND export_state = 'running')", "ii", (long long)pgid, (long long)pgid);
-	return n > 0;
+	json_t *jobs = NULL;
+	am_store_rows(f->srv->store, &jobs, "SELECT runtime, state, rt_ref, export_state, export_ref FROM ft_jobs"
+		      " WHERE state IN ('starting','running','stopping') OR export_state = 'running'", NULL);
+	int mine = 0;
+	size_t i;
+	json_t *j;
+	json_array_foreach(jobs, i, j) {
+		struct am_runtime *rt = runtime_of(f, j);
+		const char *a = job_ref(j), *b = export_ref(j);
+		mine |= rt && ((a && rt->ops->same(rt, a, ref)) || (b && rt->ops->same(rt, b, ref)));
+	}
+	json_decref(jobs);
+	return mine;
 }
 
-int am_finetune_claim(struct am_finetune *f, pid_t pid, uint64_t start, const char *marker, const char *kind, long long id)
+int am_finetune_claim(struct am_finetune *f, const char *ref, const char *marker, const char *kind, long long id)
 {
 	json_t *job = NULL;
 	am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
 	int rc = 0, exp = !strcmp(kind, "export");
-	if (!job)
+	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+	if (!rt)
 		goto out;
-	const char *pk = exp ? "export_pid" : "pid", *sk = exp ? "export_pid_start" : "pid_start";
-	if (json_integer_value(json_object_get(job, pk)) == pid && (uint64_t)json_integer_value(json_object_get(job, sk)) == start) {
+	const char *rec = exp ? export_ref(job) : job_ref(job);
+	if (rec && rt->ops->same(rt, rec, ref)) {
 		rc = 1; /* the recorded process */
 		goto out;
 	}
 	const char *want = json_string_value(json_object_get(job, exp ? "export_marker" : "spawn_marker"));
 	const char *state = json_string_value(json_object_get(job, exp ? "export_state" : "state"));
-	if (!want || strcmp(want, marker) || !state || strcmp(state, "queued") || json_integer_value(json_object_get(job, pk)))
+	if (!want || strcmp(want, marker) || !state || strcmp(state, "queued"))
 		goto out;
-	am_info("finetune", "job %lld: adopted %s pid %d: aimaas stopped before it recorded the start", id,
-		exp ? "export" : "trainer", (int)pid);
+	am_info("finetune", "job %lld: adopted %s %s: aimaas stopped before it recorded the start", id,
+		exp ? "export" : "trainer", ref);
 	if (exp)
-		export_started(f, id, pid, start);
+		export_started(f, id, ref);
 	else
-		job_started(f, id, pid, start);
+		job_started(f, id, ref);
 	rc = 1;
 out:
 	json_decref(job);
@@ -603,7 +653,7 @@ out:
 static void failure_reason(const char *log, const char *status, char *out, size_t size)
 {
 	char **lines = NULL;
-	int n = am_proc_tail(log, 400, &lines);
+	int n = am_file_tail(log, 400, &lines);
 	const char *pick = am_engine_root_cause(lines, n); /* the same rule as an engine's */
 	for (int i = n - 1; i >= 0 && !pick; i--) /* the exception line Python prints last */
 		if (strstr(lines[i], "Error:") || strstr(lines[i], "Exception:"))
@@ -613,7 +663,7 @@ static void failure_reason(const char *log, const char *status, char *out, size_
 			pick = lines[i];
 	am_fmt(out, size, "the trainer ended with %s%s%.400s", status[0] ? status : "an unknown status", pick ? ": " : "",
 	       pick ? pick + strspn(pick, " \t") : "");
-	am_proc_lines_free(lines, n);
+	am_file_lines_free(lines, n);
 }
 
 /* Registers a folder the trainer wrote as a model; its id, or 0. */
@@ -673,11 +723,13 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	long long id = json_integer_value(json_object_get(job, "id"));
 	const char *state = json_string_value(json_object_get(job, "state"));
 	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
-	pid_t pid = (pid_t)json_integer_value(json_object_get(job, "pid"));
+	struct am_runtime *rt = runtime_of(f, job);
+	const char *ref = rt ? job_ref(job) : NULL;
 	char tl[PATH_MAX + 64], log[PATH_MAX + 32], out[PATH_MAX + 16], results[PATH_MAX + 48];
 	am_fmt(out, sizeof out, "%s/out", dir);
 	am_fmt(tl, sizeof tl, "%s/trainer_log.jsonl", out);
-	am_fmt(log, sizeof log, "%s/train.log", dir);
+	if (!ref || rt->ops->log_file(rt, ref, log, sizeof log) != 0)
+		am_fmt(log, sizeof log, "%s/train.log", dir);
 	am_fmt(results, sizeof results, "%s/train_results.json", out);
 	json_t *prog = am_finetune_progress(tl);
 	if (prog) {
@@ -691,18 +743,18 @@ static void watch_job(struct am_finetune *f, json_t *job)
 			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'running' WHERE id = ? AND state = 'starting'",
 				      "i", id);
 	}
-	am_proc_rotate(log, 64ull << 20);
-	int alive = pid > 0 && am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(job, "pid_start")));
-	if (alive) {
-		long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
-		if (!strcmp(state, "stopping") && asked && am_wall_ms() - asked > json_integer_value(json_object_get(job, "grace_ms")))
-			am_proc_kill_group(pid, SIGKILL);
-		return;
-	}
 	char status[64] = "";
-	if (pid > 0) {
-		am_proc_reap(pid, status, sizeof status);
-		am_proc_kill_group(pid, SIGKILL); /* ranks left behind */
+	if (ref) {
+		rt->ops->rotate(rt, ref, 64ull << 20);
+		if (rt->ops->status(rt, ref, status, sizeof status) == AM_RT_RUNNING) {
+			long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
+			if (!strcmp(state, "stopping") && asked &&
+			    am_wall_ms() - asked > json_integer_value(json_object_get(job, "grace_ms")))
+				rt->ops->stop(rt, ref, 0);
+			return;
+		}
+		rt->ops->stop(rt, ref, 0); /* ranks left behind */
+		rt->ops->release(rt, ref);
 	}
 	struct stat sb;
 	int finished = !strcmp(status, "exit 0") || (!status[0] && stat(results, &sb) == 0);
@@ -765,33 +817,36 @@ static void start_export(struct am_finetune *f, json_t *job)
 		return;
 	}
 	char marker[128];
-	am_proc_marker(f->srv->owner_id, "export", id, marker, sizeof marker);
+	am_runtime_marker(f->srv->owner_id, "export", id, marker, sizeof marker);
 	if (am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_marker = ? WHERE id = ?", "si", marker, id) != 0)
 		return; /* not recorded: not started; the next pass tries again */
 	struct am_argv env = { 0 };
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
-	pid_t pid;
-	char err[512];
-	if (run_cli("export", cfgp, &env, marker, log, &pid, err, sizeof err) != 0) {
+	char ref[AM_RT_REF_MAX], err[512];
+	if (run_cli(f, "export", id, "export", cfgp, &env, "", marker, log, ref, sizeof ref, err, sizeof err) != 0) {
 		set_export(f, id, "failed", err);
 		return;
 	}
-	export_started(f, id, pid, am_proc_start_time(pid));
+	export_started(f, id, ref);
 }
 
 static void watch_export(struct am_finetune *f, json_t *job)
 {
 	long long id = json_integer_value(json_object_get(job, "id"));
-	pid_t pid = (pid_t)json_integer_value(json_object_get(job, "export_pid"));
-	if (pid > 0 && am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(job, "export_pid_start"))))
-		return;
+	struct am_runtime *rt = runtime_of(f, job);
+	const char *ref = rt ? export_ref(job) : NULL;
 	char status[64] = "", merged[PATH_MAX + 16], conf[PATH_MAX + 32], log[PATH_MAX + 16];
+	if (ref && rt->ops->status(rt, ref, status, sizeof status) == AM_RT_RUNNING)
+		return;
+	if (ref) {
+		rt->ops->stop(rt, ref, 0); /* what it left behind */
+		rt->ops->release(rt, ref);
+	}
 	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
 	am_fmt(merged, sizeof merged, "%s/merged", dir);
 	am_fmt(conf, sizeof conf, "%s/config.json", merged);
-	am_fmt(log, sizeof log, "%s/export.log", dir);
-	if (pid > 0)
-		am_proc_reap(pid, status, sizeof status);
+	if (!ref || rt->ops->log_file(rt, ref, log, sizeof log) != 0)
+		am_fmt(log, sizeof log, "%s/export.log", dir);
 	struct stat sb;
 	if (!strcmp(status, "exit 0") || (!status[0] && stat(conf, &sb) == 0)) {
 		char desc[200];
@@ -807,7 +862,6 @@ static void watch_export(struct am_finetune *f, json_t *job)
 		failure_reason(log, status, why, sizeof why);
 		set_export(f, id, "failed", why);
 	}
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_pid = NULL WHERE id = ?", "i", id);
 }
 
 static void drive(struct am_finetune *f)
@@ -889,13 +943,13 @@ int am_finetune_start(struct am_finetune *f)
 {
 	recover_tasks(f);
 	json_t *jobs = NULL; /* jobs that ran while aimaas was down: say so */
-	am_store_rows(f->srv->store, &jobs, "SELECT id, pid FROM ft_jobs WHERE state IN ('starting','running','stopping')",
+	am_store_rows(f->srv->store, &jobs, "SELECT id, rt_ref FROM ft_jobs WHERE state IN ('starting','running','stopping')",
 		      NULL);
 	size_t i;
 	json_t *j;
 	json_array_foreach(jobs, i, j)
-		am_info("finetune", "job %lld: re-adopting trainer pid %lld", (long long)json_integer_value(json_object_get(j, "id")),
-			(long long)json_integer_value(json_object_get(j, "pid")));
+		am_info("finetune", "job %lld: re-adopting trainer %s", (long long)json_integer_value(json_object_get(j, "id")),
+			json_string_value(json_object_get(j, "rt_ref")) ?: "(none recorded)");
 	json_decref(jobs);
 	f->tick = event_new(f->srv->base, -1, EV_PERSIST, on_tick, f);
 	struct timeval tv = { 0, 500000 };
@@ -910,19 +964,20 @@ void am_finetune_stop_all(struct am_finetune *f)
 	if (!f)
 		return;
 	json_t *jobs = NULL;
-	am_store_rows(f->srv->store, &jobs, "SELECT id, pid, pid_start, state FROM ft_jobs WHERE pid IS NOT NULL"
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE rt_ref IS NOT NULL"
 		      " AND state IN ('starting','running','stopping')", NULL);
 	long long now = am_wall_ms();
 	size_t i;
 	json_t *j;
 	json_array_foreach(jobs, i, j) {
-		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-		if (!am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "pid_start"))))
+		struct am_runtime *rt = runtime_of(f, j);
+		const char *ref = job_ref(j);
+		if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING)
 			continue;
 		long long id = json_integer_value(json_object_get(j, "id"));
-		am_info("finetune", "job %lld: stopping trainer pid %d (--stop-engines-on-exit)", id, (int)pid);
+		am_info("finetune", "job %lld: stopping trainer %s (--stop-engines-on-exit)", id, ref);
 		if (strcmp(json_string_value(json_object_get(j, "state")), "stopping")) {
-			am_proc_kill_group(pid, SIGABRT); /* the trainer's stop: it saves a checkpoint */
+			rt->ops->interrupt(rt, ref); /* the trainer's stop: it saves a checkpoint */
 			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
 				      " reason = 'saving and stopping (aimaas is shutting down)', updated_at = ? WHERE id = ?",
 				      "iii", now, now, id);
@@ -931,37 +986,38 @@ void am_finetune_stop_all(struct am_finetune *f)
 	json_decref(jobs);
 	/* a merge has nothing to save: ended, and queued again for the next start */
 	jobs = NULL;
-	am_store_rows(f->srv->store, &jobs, "SELECT id, export_pid, export_pid_start FROM ft_jobs WHERE export_state = 'running'"
-		      " AND export_pid IS NOT NULL", NULL);
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE export_state = 'running'", NULL);
 	json_array_foreach(jobs, i, j) {
-		pid_t pid = (pid_t)json_integer_value(json_object_get(j, "export_pid"));
-		if (am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "export_pid_start"))))
-			am_proc_kill_group(pid, SIGKILL);
-		am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'queued', export_pid = NULL WHERE id = ?", "i",
+		struct am_runtime *rt = runtime_of(f, j);
+		const char *ref = export_ref(j);
+		if (rt && ref) {
+			rt->ops->stop(rt, ref, 0);
+			rt->ops->release(rt, ref);
+		}
+		am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'queued' WHERE id = ?", "i",
 			      (long long)json_integer_value(json_object_get(j, "id")));
 	}
 	json_decref(jobs);
 }
 
 /* Waits for the trainers told to stop, each at most its grace, then ends
- * what is left of their groups and records them stopped (resumable). */
+ * what is left of them and records them stopped (resumable). */
 static void finish_stops(struct am_finetune *f)
 {
 	json_t *jobs = NULL;
-	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE state = 'stopping' AND pid IS NOT NULL", NULL);
+	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE state = 'stopping' AND rt_ref IS NOT NULL", NULL);
 	size_t i;
 	json_t *j;
 	for (;;) {
 		int waiting = 0;
 		json_array_foreach(jobs, i, j) {
-			pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-			char st[32];
-			am_proc_reap(pid, st, sizeof st);
-			if (!am_proc_same(pid, (uint64_t)json_integer_value(json_object_get(j, "pid_start"))))
+			struct am_runtime *rt = runtime_of(f, j);
+			const char *ref = job_ref(j);
+			if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING)
 				continue;
 			long long asked = json_integer_value(json_object_get(j, "stop_requested_at"));
 			if (am_wall_ms() - asked > json_integer_value(json_object_get(j, "grace_ms")))
-				am_proc_kill_group(pid, SIGKILL);
+				rt->ops->stop(rt, ref, 0);
 			else
 				waiting = 1;
 		}
@@ -969,11 +1025,55 @@ static void finish_stops(struct am_finetune *f)
 			break;
 		usleep(100000);
 	}
-	json_array_foreach(jobs, i, j) {
-		am_proc_kill_group((pid_t)json_integer_value(json_object_get(j, "pid")), SIGKILL); /* ranks left behind */
-		watch_job(f, j); /* records it stopped at its last step */
-	}
+	json_array_foreach(jobs, i, j)
+		watch_job(f, j); /* ends what is left and records it stopped at its last step */
 	json_decref(jobs);
+}
+
+void am_finetune_stop_job(struct am_finetune *f, long long id)
+{
+	json_t *job = NULL;
+	am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
+	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+	const char *ref = job ? job_ref(job) : NULL;
+	if (rt && ref) /* LlamaBoard's way: the trainer saves at the next step, then exits */
+		rt->ops->interrupt(rt, ref);
+	json_decref(job);
+}
+
+void am_finetune_describe(struct am_finetune *f, long long id, json_t *out)
+{
+	json_t *job = NULL;
+	json_object_set_new(out, "pid", json_null());
+	if (!f)
+		return;
+	am_store_row(f->srv->store, &job, "SELECT state, runtime, rt_ref FROM ft_jobs WHERE id = ?", "i", id);
+	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+	const char *ref = job ? job_ref(job) : NULL;
+	if (rt && ref) {
+		json_t *more = rt->ops->describe(rt, ref);
+		json_object_update(out, more);
+		json_decref(more);
+	}
+	json_decref(job);
+}
+
+int am_finetune_log_file(struct am_finetune *f, long long id, char *path, size_t size)
+{
+	json_t *job = NULL;
+	am_store_row(f->srv->store, &job, "SELECT runtime, rt_ref, job_dir FROM ft_jobs WHERE id = ?", "i", id);
+	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+	const char *ref = json_string_value(json_object_get(job, "rt_ref"));
+	int rc = 0;
+	if (!rt || !ref || rt->ops->log_file(rt, ref, path, size) != 0) {
+		const char *dir = json_string_value(json_object_get(job, "job_dir"));
+		if (dir)
+			am_fmt(path, size, "%s/train.log", dir);
+		else
+			rc = -1;
+	}
+	json_decref(job);
+	return rc;
 }
 
 void am_finetune_free(struct am_finetune *f, int stop_trainers)

@@ -32,14 +32,24 @@ void am_finetune_free(struct am_finetune *f, int stop_trainers);
 /* --stop-engines-on-exit: sends every running trainer its stop (SIGABRT to
  * the group: it saves a checkpoint) and ends running merges (queued again). */
 void am_finetune_stop_all(struct am_finetune *f);
-/* At start, for a live process marked AIMAAS_OWNER=<this data dir>:<kind>:<id>:...
- * with kind "job" or "export": 1 when it is the job's recorded trainer (or
- * merge), or the one a killed aimaas started under the recorded marker (then
- * adopted); 0 when nobody owns it (the caller ends it). */
-int am_finetune_claim(struct am_finetune *f, pid_t pid, uint64_t start, const char *marker, const char *kind, long long id);
+/* At start, for a live workload (ref: the runtime's reference) marked
+ * AIMAAS_OWNER=<this data dir>:<kind>:<id>:... with kind "job" or "export":
+ * 1 when it is the job's recorded trainer (or merge), or the one a killed
+ * aimaas started under the recorded marker (then adopted); 0 when nobody
+ * owns it (the caller ends it). */
+int am_finetune_claim(struct am_finetune *f, const char *ref, const char *marker, const char *kind, long long id);
+/* Asks a running job's trainer to save and stop (the caller has recorded
+ * the job 'stopping'). */
+void am_finetune_stop_job(struct am_finetune *f, long long id);
+/* Adds to out what the runtime shows of job id's trainer: its pid (the
+ * local runtime's) while it runs, else null. */
+void am_finetune_describe(struct am_finetune *f, long long id, json_t *out);
+/* The file that holds a job's trainer log. 0 with path, or -1. */
+int am_finetune_log_file(struct am_finetune *f, long long id, char *path, size_t size);
 
-/* 1 when pgid is the process group of a running job's trainer or merge. */
-int am_finetune_owns_group(struct am_finetune *f, pid_t pgid);
+/* 1 when ref (a reference the runtime found) is a running job's trainer
+ * or merge. */
+int am_finetune_owns_ref(struct am_finetune *f, const char *ref);
 
 /* LLaMA-Factory's chat template for a model architecture ("qwen" for
  * Qwen2ForCausalLM...), or "default" when unknown. */

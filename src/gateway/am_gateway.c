@@ -159,7 +159,9 @@ void am_gateway_refresh(struct am_gateway *g)
 	am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.desired, d.lora_modules, d.aliases, m.kind,"
 		      " COALESCE(d.max_model_len, m.max_context) AS max_model_len FROM deployments d"
 		      " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL);
-	am_store_rows(st, &insts, "SELECT id, deployment_id, port, api_key FROM instances WHERE state = 'running' ORDER BY id", NULL);
+	am_store_rows(st, &insts, "SELECT id, deployment_id,"
+		      " CAST(substr(address, instr(address, ':') + 1) AS INTEGER) AS port, api_key" /* address: 127.0.0.1:PORT */
+		      " FROM instances WHERE state = 'running' ORDER BY id", NULL);
 	am_store_rows(st, &keys, "SELECT k.id, k.user_id, u.username, k.key_hash, k.models, k.rpm, k.tpm, k.quota_tokens,"
 		      " k.used_tokens, k.expires_at, k.updated_at FROM api_keys k JOIN users u ON u.id = k.user_id"
 		      " WHERE k.revoked_at IS NULL AND u.disabled = 0", NULL);

@@ -12,6 +12,7 @@
 #include "../deploy/am_deploy.h"
 #include "../gpu/am_inventory.h"
 #include "../node/am_node.h"
+#include "../runtime/am_runtime.h"
 #include "../store/am_store.h"
 
 /* The local node's cards from the live snapshot. */
@@ -21,7 +22,7 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 	am_inventory_get(srv->inv, snap);
 	json_t *jobs = NULL;
 	/* training jobs' process groups: their memory is reserved, not "other" */
-	am_store_rows(srv->store, &jobs, "SELECT pid FROM ft_jobs WHERE pid IS NOT NULL"
+	am_store_rows(srv->store, &jobs, "SELECT rt_ref FROM ft_jobs WHERE rt_ref IS NOT NULL"
 		      " AND state IN ('starting','running','stopping')", NULL);
 	for (int i = 0; i < snap->n; i++) {
 		const struct am_gpu_info *g = &snap->gpus[i];
@@ -39,13 +40,11 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 		uint64_t ours = 0;
 		for (int k = 0; k < g->nprocs; k++) {
 			int mine = am_deploy_owns_pid(srv->deploy, g->procs[k].pid, NULL);
-			pid_t pgid = getpgid(g->procs[k].pid);
 			size_t j;
 			json_t *jr;
-			json_array_foreach(jobs, j, jr) {
-				pid_t jp = (pid_t)json_integer_value(json_object_get(jr, "pid"));
-				mine |= jp == g->procs[k].pid || (pgid > 0 && jp == pgid);
-			}
+			json_array_foreach(jobs, j, jr) /* training jobs' processes: their memory is reserved, not "other" */
+				mine |= srv->runtime && srv->runtime->ops->owns_pid(srv->runtime,
+					json_string_value(json_object_get(jr, "rt_ref")), g->procs[k].pid);
 			if (mine)
 				ours += g->procs[k].used_bytes;
 		}

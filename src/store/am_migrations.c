@@ -183,6 +183,27 @@ static const char *const migrations[] = {
 	 * id there, so folding a journal file twice inserts nothing twice */
 	"ALTER TABLE usage_records ADD COLUMN jid TEXT;"
 	"CREATE UNIQUE INDEX usage_jid ON usage_records(jid);",
+
+	/* 11: workloads through a runtime (am_runtime): each instance and job
+	 * names its runtime, its node, where it serves and the runtime's opaque
+	 * reference (kept after it ends: its log). Rows of an older aimaas get
+	 * the local runtime's reference, "<pid>:<start>:<log>" (pid 0 when no
+	 * process was recorded), so running engines are adopted, not orphaned;
+	 * pid, pid_start, port and log_path stay, unread */
+	"ALTER TABLE instances ADD COLUMN runtime TEXT NOT NULL DEFAULT 'local';"
+	"ALTER TABLE instances ADD COLUMN address TEXT;"
+	"ALTER TABLE instances ADD COLUMN rt_ref TEXT;"
+	"UPDATE instances SET address = '127.0.0.1:' || port WHERE port IS NOT NULL;"
+	"UPDATE instances SET rt_ref = COALESCE(pid, 0) || ':' || COALESCE(pid_start, 0) || ':' || COALESCE(log_path, '')"
+	"  WHERE pid IS NOT NULL OR log_path IS NOT NULL;"
+	"ALTER TABLE ft_jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT 'local';"
+	"ALTER TABLE ft_jobs ADD COLUMN node_id TEXT NOT NULL DEFAULT 'local';"
+	"ALTER TABLE ft_jobs ADD COLUMN rt_ref TEXT;"
+	"ALTER TABLE ft_jobs ADD COLUMN export_ref TEXT;"
+	"UPDATE ft_jobs SET rt_ref = COALESCE(pid, 0) || ':' || COALESCE(pid_start, 0) || ':' || job_dir || '/train.log'"
+	"  WHERE job_dir IS NOT NULL AND (pid IS NOT NULL OR state NOT IN ('queued'));"
+	"UPDATE ft_jobs SET export_ref = COALESCE(export_pid, 0) || ':' || COALESCE(export_pid_start, 0) || ':' || job_dir"
+	"  || '/export.log' WHERE job_dir IS NOT NULL AND export_state IS NOT NULL;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -261,7 +261,7 @@ test('kill -9 of aimaas, then a restart: every engine still serving with the sam
     assert.equal(d.instances[0].pid, pid, n);
     assert.equal(d.instances[0].state, 'running', n);
   }
-  assert.match(srv.log(), /re-adopted engine pid/);
+  assert.match(srv.log(), /re-adopted engine local \d+:\d+:\//); // the local runtime's reference: pid:start:log
   await sleep(700);
   for (const [n, pid] of Object.entries(pids))
     assert.equal((await srv.api('GET', `/api/v1/deployments/${n}`, { token: T })).json.instances[0].pid, pid, `${n} not restarted`);

@@ -178,8 +178,12 @@ async function assertNoOrphanOrDuplicate(iter) {
     why = '';
     const ps = marked();
     const leaders = ps.filter((p) => p.pid === p.pgid);
-    const inst = new Map(sql(dir, 'SELECT id, pid FROM instances').map((r) => [r.id, r.pid]));
-    const jobs = new Map(sql(dir, 'SELECT id, pid, export_pid FROM ft_jobs').map((r) => [r.id, r]));
+    // the runtime's reference of a live workload: "<pid>:<start>:<log>" (the local runtime's)
+    const live = "IN ('starting','running','stopping')";
+    const inst = new Map(sql(dir, `SELECT id, CASE WHEN state ${live} THEN CAST(rt_ref AS INTEGER) END AS pid FROM instances`)
+      .map((r) => [r.id, r.pid]));
+    const jobs = new Map(sql(dir, `SELECT id, CASE WHEN state ${live} THEN CAST(rt_ref AS INTEGER) END AS pid,`
+      + ` CASE WHEN export_state = 'running' THEN CAST(export_ref AS INTEGER) END AS export_pid FROM ft_jobs`).map((r) => [r.id, r]));
     const per = new Map();
     for (const p of leaders) {
       const [, kind, id] = p.marker.split(':');

@@ -109,7 +109,7 @@ test('aimaas killed right after spawning an engine: the restart adopts it, no or
   const now = engines(dir).filter((p) => p.argv.some((a) => a.includes('bge-large')));
   assert.deepEqual(now.map((p) => p.pid), [orphan[0].pid], 'one engine: the one started before the kill, adopted');
   assert.equal(d.instances[0].pid, orphan[0].pid);
-  assert.match(srv.log(), /adopted engine pid/);
+  assert.match(srv.log(), /adopted engine \d+:\d+:\/\S+replica-0.log of instance/); // the local runtime's reference, its log found
   await srv.api('DELETE', '/api/v1/deployments/crash', { token: T });
   await until('gone', () => !alive(orphan[0].pid));
 });

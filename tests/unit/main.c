@@ -26,6 +26,7 @@ void suite_usage(void);
 void suite_sim_schema(void);
 void suite_states(void);
 void suite_sched(void);
+void suite_runtime(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -85,6 +86,7 @@ int main(void)
 	suite_sim_schema();
 	suite_states();
 	suite_sched();
+	suite_runtime();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

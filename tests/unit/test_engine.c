@@ -6,6 +6,7 @@
 
 #include "am_test.h"
 #include "deploy/am_deploy.h"
+#include "runtime/rt_local.h"
 #include "engine/am_engine.h"
 
 static int env_ok(const char *json, const char *allow, char *field, size_t fsize)
@@ -140,7 +141,7 @@ static void env_once(void)
 	am_argv_add(&env, "VLLM_API_KEY=late");
 	setenv("AIMAAS_METRICS_TOKEN", "metrics-secret", 1);
 	setenv("AIMAAS_ADMIN_PASSWORD", "admin-secret", 1);
-	char **envp = am_deploy_child_env(&env);
+	char **envp = am_rt_local_env(env.v); /* the local runtime adds aimaas's own, less its secrets */
 	unsetenv("AIMAAS_METRICS_TOKEN");
 	unsetenv("AIMAAS_ADMIN_PASSWORD");
 	int keys = 0, app = 0;
@@ -153,7 +154,7 @@ static void env_once(void)
 	}
 	CHECK_INT(keys, 1);
 	CHECK_INT(app, 1);
-	am_deploy_strv_free(envp);
+	am_rt_local_env_free(envp);
 	am_argv_free(&argv);
 	am_argv_free(&env);
 	json_decref(uenv);

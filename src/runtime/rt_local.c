@@ -1,0 +1,581 @@
+/* rt_local: see rt_local.h. */
+#include "rt_local.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+#include "../base/am_path.h"
+#include "../base/am_time.h"
+#include "../engine/am_engine.h"
+#include "../http/am_client.h"
+#include "am_proc.h"
+
+extern char **environ;
+
+#define PORT_BASE 41000
+#define PORT_SPAN 9000
+
+/* What the runtime keeps of one reference it started, watches or stops. */
+struct entry {
+	struct rt_local *l;
+	char ref[AM_RT_REF_MAX];
+	pid_t pid;
+	uint64_t start;
+	char log[PATH_MAX];
+	int port;               /* where it listens, when started here or watched with an address */
+	int pidfd;
+	struct event *exit_ev;
+	int exited;
+	char status[32];
+	uint64_t stop_deadline_ns; /* 0: not asked to stop */
+	/* the watch */
+	am_rt_event_cb cb;
+	void *data;
+	char health[64];
+	char key[96];
+	struct event *probe_ev;
+	struct am_client_req *probe;
+	int ready, fails;
+	struct entry *next;
+};
+
+struct rt_local {
+	struct am_runtime rt; /* first: the handle callers hold */
+	struct event_base *base;
+	char log_dir[PATH_MAX];
+	struct entry *entries;
+};
+
+static struct rt_local *local_of(struct am_runtime *rt)
+{
+	return (struct rt_local *)rt;
+}
+
+/* "<pid>:<start>:<log>" into its parts. 0, or -1 when malformed. */
+static int parse_ref(const char *ref, pid_t *pid, uint64_t *start, const char **log)
+{
+	char *end;
+	long p = strtol(ref ? ref : "", &end, 10);
+	if (!ref || end == ref || *end != ':' || p < 0 || p > INT_MAX)
+		return -1;
+	const char *s = end + 1;
+	unsigned long long st = strtoull(s, &end, 10);
+	if (end == s || *end != ':')
+		return -1;
+	*pid = (pid_t)p;
+	*start = (uint64_t)st;
+	*log = end + 1;
+	return 0;
+}
+
+static struct entry *find(struct rt_local *l, const char *ref)
+{
+	for (struct entry *e = l->entries; e; e = e->next)
+		if (!strcmp(e->ref, ref))
+			return e;
+	return NULL;
+}
+
+/* The entry of ref, made when there is none; NULL when ref is malformed. */
+static struct entry *get(struct rt_local *l, const char *ref)
+{
+	struct entry *e = find(l, ref);
+	if (e)
+		return e;
+	pid_t pid;
+	uint64_t start;
+	const char *log;
+	if (strlen(ref) >= AM_RT_REF_MAX || parse_ref(ref, &pid, &start, &log) != 0)
+		return NULL;
+	e = am_calloc(1, sizeof *e);
+	e->l = l;
+	am_strlcpy(e->ref, ref, sizeof e->ref);
+	e->pid = pid;
+	e->start = start;
+	am_strlcpy(e->log, log, sizeof e->log);
+	e->pidfd = -1;
+	e->next = l->entries;
+	l->entries = e;
+	return e;
+}
+
+static void unwatch(struct entry *e)
+{
+	am_client_cancel(e->probe);
+	e->probe = NULL;
+	if (e->probe_ev)
+		event_free(e->probe_ev);
+	e->probe_ev = NULL;
+	if (e->exit_ev)
+		event_free(e->exit_ev);
+	e->exit_ev = NULL;
+	if (e->pidfd >= 0)
+		close(e->pidfd);
+	e->pidfd = -1;
+	e->cb = NULL;
+}
+
+static void entry_free(struct rt_local *l, struct entry *e)
+{
+	for (struct entry **p = &l->entries; *p; p = &(*p)->next)
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	unwatch(e);
+	free(e);
+}
+
+/* Exited, by the pidfd or by looking; the status reaped once. */
+static int ended(struct entry *e)
+{
+	if (!e->exited && !am_proc_same(e->pid, e->start)) {
+		e->exited = 1;
+		am_proc_reap(e->pid, e->status, sizeof e->status);
+	}
+	return e->exited;
+}
+
+static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct entry *e = arg;
+	event_del(e->exit_ev);
+	if (!e->exited) {
+		e->exited = 1;
+		am_proc_reap(e->pid, e->status, sizeof e->status);
+	}
+	am_client_cancel(e->probe);
+	e->probe = NULL;
+	if (e->probe_ev)
+		event_del(e->probe_ev);
+	if (e->cb)
+		e->cb(e->data, AM_RT_EXITED, e->status);
+}
+
+static void on_probe(int status, const char *body, size_t len, void *data);
+
+static void schedule_probe(struct entry *e)
+{
+	struct timeval tv = { e->ready ? 5 : 0, e->ready ? 0 : 250000 };
+	event_add(e->probe_ev, &tv);
+}
+
+static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct entry *e = arg;
+	if (ended(e)) {
+		if (e->pidfd < 0 && e->cb) /* no pidfd: the exit is noticed here */
+			e->cb(e->data, AM_RT_EXITED, e->status);
+		return;
+	}
+	if (e->port <= 0 || !e->health[0] || e->probe)
+		return;
+	e->probe = am_client_get(e->l->base, e->port, e->health, e->key[0] ? e->key : NULL, 2000, 4096, on_probe, e);
+}
+
+static void on_probe(int status, const char *body, size_t len, void *data)
+{
+	(void)body;
+	(void)len;
+	struct entry *e = data;
+	e->probe = NULL;
+	if (status == 200) {
+		e->fails = 0;
+		e->ready = 1;
+	} else {
+		e->fails++;
+	}
+	schedule_probe(e); /* before the callback: it may release the entry */
+	char n[16];
+	am_fmt(n, sizeof n, "%d", e->fails);
+	if (e->cb)
+		e->cb(e->data, status == 200 ? AM_RT_READY : AM_RT_UNREADY, n);
+}
+
+/* ---- ops ---- */
+
+static int l_port(struct am_runtime *rt, int prefer, int (*taken)(int port, void *data), void *data)
+{
+	(void)rt;
+	if (prefer > 0 && am_proc_port_free(prefer))
+		return prefer;
+	long long base = PORT_BASE + (am_wall_ms() % PORT_SPAN);
+	for (int k = 0; k < PORT_SPAN; k++) {
+		int port = PORT_BASE + (int)((base - PORT_BASE + k) % PORT_SPAN);
+		if ((!taken || !taken(port, data)) && am_proc_port_free(port))
+			return port;
+	}
+	return 0;
+}
+
+static void log_line(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		return;
+	char ts[40];
+	am_time_iso(am_wall_ms(), ts, sizeof ts);
+	fprintf(f, "=== aimaas %s: %s ===\n", ts, text);
+	fclose(f);
+}
+
+static int l_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *ref, size_t refsize, char *err,
+		   size_t errsize)
+{
+	struct rt_local *l = local_of(rt);
+	char log[PATH_MAX];
+	if (spec->log_path)
+		am_strlcpy(log, spec->log_path, sizeof log);
+	else
+		am_fmt(log, sizeof log, "%s/%s", l->log_dir, spec->log_name ? spec->log_name : "workload.log");
+	char dir[PATH_MAX];
+	am_strlcpy(dir, log, sizeof dir);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (am_mkdirs(dir) != 0) {
+			am_fmt(err, errsize, "could not create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (spec->note)
+		log_line(log, spec->note);
+	chmod(log, 0640); /* one written 0644 by an older aimaas */
+	char **envp = am_rt_local_env(spec->env);
+	pid_t pid;
+	int rc = am_proc_spawn(spec->argv, envp, spec->owner, log, &pid, err, errsize);
+	am_rt_local_env_free(envp);
+	if (rc != 0) {
+		log_line(log, err);
+		return -1;
+	}
+	char r[AM_RT_REF_MAX];
+	am_fmt(r, sizeof r, "%d:%llu:%s", (int)pid, (unsigned long long)am_proc_start_time(pid), log);
+	if (strlen(r) >= refsize) {
+		am_proc_kill_group(pid, SIGKILL);
+		am_fmt(err, errsize, "the log path is too long");
+		return -1;
+	}
+	struct entry *e = get(l, r);
+	if (e)
+		e->port = spec->port;
+	am_strlcpy(ref, r, refsize);
+	return 0;
+}
+
+static int l_watch(struct am_runtime *rt, const char *ref, const struct am_rt_watch *w)
+{
+	struct rt_local *l = local_of(rt);
+	struct entry *e = get(l, ref);
+	if (!e)
+		return -1;
+	unwatch(e);
+	if (ended(e))
+		return -1;
+	e->cb = w->cb;
+	e->data = w->data;
+	e->ready = 0;
+	e->fails = 0;
+	const char *colon = w->address ? strrchr(w->address, ':') : NULL;
+	if (colon)
+		e->port = (int)strtol(colon + 1, NULL, 10);
+	am_strlcpy(e->health, w->health_path ? w->health_path : "", sizeof e->health);
+	am_strlcpy(e->key, w->health_key ? w->health_key : "", sizeof e->key);
+	e->pidfd = am_proc_pidfd(e->pid);
+	if (e->pidfd >= 0) {
+		e->exit_ev = event_new(l->base, e->pidfd, EV_READ | EV_PERSIST, on_exit_ev, e);
+		event_add(e->exit_ev, NULL);
+	}
+	e->probe_ev = event_new(l->base, -1, 0, on_probe_ev, e);
+	if (e->health[0] || e->pidfd < 0) {
+		struct timeval now = { 0, 0 };
+		event_add(e->probe_ev, &now);
+	}
+	return 0;
+}
+
+static enum am_rt_status l_status(struct am_runtime *rt, const char *ref, char *st, size_t stsize)
+{
+	struct rt_local *l = local_of(rt);
+	struct entry *e = find(l, ref);
+	pid_t pid;
+	uint64_t start;
+	const char *log;
+	if (st && stsize)
+		st[0] = '\0';
+	if (e) {
+		if (!ended(e))
+			return AM_RT_RUNNING;
+		if (st)
+			am_strlcpy(st, e->status, stsize);
+		pid = e->pid;
+	} else {
+		if (parse_ref(ref, &pid, &start, &log) != 0)
+			return AM_RT_ENDED;
+		if (am_proc_same(pid, start))
+			return AM_RT_RUNNING;
+		char tmp[32];
+		am_proc_reap(pid, tmp, sizeof tmp);
+		if (st)
+			am_strlcpy(st, tmp, stsize);
+	}
+	return am_proc_group_alive(pid) ? AM_RT_LINGERING : AM_RT_ENDED;
+}
+
+static void l_stop(struct am_runtime *rt, const char *ref, int grace_ms)
+{
+	struct entry *e = get(local_of(rt), ref);
+	if (!e)
+		return;
+	uint64_t now = am_now_ns();
+	if (grace_ms <= 0 || (e->stop_deadline_ns && now > e->stop_deadline_ns)) {
+		am_proc_kill_group(e->pid, SIGKILL);
+	} else if (!e->stop_deadline_ns) {
+		am_proc_kill_group(e->pid, SIGTERM);
+		e->stop_deadline_ns = now + (uint64_t)grace_ms * 1000000ull;
+	}
+}
+
+static void l_interrupt(struct am_runtime *rt, const char *ref)
+{
+	pid_t pid;
+	uint64_t start;
+	const char *log;
+	(void)rt;
+	if (parse_ref(ref, &pid, &start, &log) == 0 && am_proc_same(pid, start))
+		am_proc_kill_group(pid, SIGABRT); /* a trainer saves at the next step, then exits (LlamaBoard's way) */
+}
+
+static void l_release(struct am_runtime *rt, const char *ref)
+{
+	struct rt_local *l = local_of(rt);
+	struct entry *e = find(l, ref);
+	if (e)
+		entry_free(l, e);
+}
+
+static int l_endpoint(struct am_runtime *rt, const char *ref, char *host, size_t hostsize, int *port)
+{
+	struct entry *e = find(local_of(rt), ref);
+	if (!e || e->port <= 0)
+		return -1;
+	am_strlcpy(host, "127.0.0.1", hostsize);
+	*port = e->port;
+	return 0;
+}
+
+static int l_log_file(struct am_runtime *rt, const char *ref, char *path, size_t size)
+{
+	(void)rt;
+	pid_t pid;
+	uint64_t start;
+	const char *log;
+	if (parse_ref(ref, &pid, &start, &log) != 0 || !log[0])
+		return -1;
+	am_strlcpy(path, log, size);
+	return 0;
+}
+
+static void l_note(struct am_runtime *rt, const char *ref, const char *text)
+{
+	char p[PATH_MAX];
+	if (l_log_file(rt, ref, p, sizeof p) == 0)
+		log_line(p, text);
+}
+
+static void l_rotate(struct am_runtime *rt, const char *ref, uint64_t max)
+{
+	char p[PATH_MAX];
+	if (l_log_file(rt, ref, p, sizeof p) == 0)
+		am_proc_rotate(p, max);
+}
+
+static int l_owns_pid(struct am_runtime *rt, const char *ref, int pid)
+{
+	(void)rt;
+	pid_t p;
+	uint64_t start;
+	const char *log;
+	if (parse_ref(ref, &p, &start, &log) != 0)
+		return 0;
+	pid_t pgid = getpgid(pid);
+	return pid == p || (pgid > 0 && pgid == p);
+}
+
+static json_t *l_describe(struct am_runtime *rt, const char *ref)
+{
+	(void)rt;
+	pid_t pid;
+	uint64_t start;
+	const char *log;
+	if (parse_ref(ref, &pid, &start, &log) != 0)
+		return json_object();
+	return json_pack("{s:i}", "pid", (int)pid);
+}
+
+static int l_same(struct am_runtime *rt, const char *a, const char *b)
+{
+	(void)rt;
+	pid_t pa, pb;
+	uint64_t sa, sb;
+	const char *la, *lb;
+	return parse_ref(a, &pa, &sa, &la) == 0 && parse_ref(b, &pb, &sb, &lb) == 0 && pa == pb && sa == sb && pa > 0;
+}
+
+struct marked {
+	pid_t pid, pgid;
+	uint64_t start;
+	char rest[160];
+};
+
+struct marked_list {
+	struct marked *v;
+	int n;
+};
+
+static void on_marked(pid_t pid, pid_t pgid, uint64_t start, const char *rest, void *data)
+{
+	struct marked_list *l = data;
+	l->v = am_realloc(l->v, (size_t)(l->n + 1) * sizeof *l->v);
+	struct marked *m = &l->v[l->n++];
+	m->pid = pid;
+	m->pgid = pgid;
+	m->start = start;
+	am_strlcpy(m->rest, rest, sizeof m->rest);
+}
+
+/* A workload is a process group: its leader's reference when the leader
+ * lives ("<pgid>:0:" when only the rest of the group does). Marked
+ * processes outside any group of their own (aimaas's, or none) are not
+ * workloads of this runtime. */
+static int l_find(struct am_runtime *rt, const char *prefix, am_rt_found_cb cb, void *data)
+{
+	(void)rt;
+	struct marked_list l = { NULL, 0 };
+	if (am_proc_marked(prefix, on_marked, &l) < 0)
+		return -1;
+	int found = 0;
+	for (int i = 0; i < l.n; i++) {
+		struct marked *m = &l.v[i];
+		if (m->pgid <= 1 || m->pgid == getpgrp())
+			continue;
+		int dup = 0; /* one call per group: its leader's, else its first marked process's */
+		for (int j = 0; j < l.n && !dup; j++)
+			dup = j != i && l.v[j].pgid == m->pgid && (l.v[j].pid == l.v[j].pgid || (j < i && m->pid != m->pgid));
+		if (dup)
+			continue;
+		char ref[AM_RT_REF_MAX];
+		uint64_t lead = m->pid == m->pgid ? m->start : am_proc_start_time(m->pgid);
+		if (lead)
+			am_rt_local_ref(m->pgid, lead, ref, sizeof ref);
+		else
+			am_fmt(ref, sizeof ref, "%d:0:", (int)m->pgid);
+		cb(ref, m->rest, m->pid == m->pgid, data);
+		found++;
+	}
+	free(l.v);
+	return found;
+}
+
+static void l_free(struct am_runtime *rt)
+{
+	struct rt_local *l = local_of(rt);
+	while (l->entries)
+		entry_free(l, l->entries);
+	free(l);
+}
+
+static const struct am_runtime_ops local_ops = {
+	.name = "local",
+	.port = l_port,
+	.start = l_start,
+	.watch = l_watch,
+	.status = l_status,
+	.stop = l_stop,
+	.interrupt = l_interrupt,
+	.release = l_release,
+	.endpoint = l_endpoint,
+	.log_file = l_log_file,
+	.note = l_note,
+	.rotate = l_rotate,
+	.owns_pid = l_owns_pid,
+	.describe = l_describe,
+	.same = l_same,
+	.find = l_find,
+	.free = l_free,
+};
+
+struct am_runtime *am_rt_local_new(struct event_base *base, const char *log_dir)
+{
+	struct rt_local *l = am_calloc(1, sizeof *l);
+	l->rt.ops = &local_ops;
+	l->base = base;
+	am_strlcpy(l->log_dir, log_dir, sizeof l->log_dir);
+	return &l->rt;
+}
+
+void am_rt_local_ref(pid_t pid, uint64_t start, char *out, size_t size)
+{
+	char fd1[64], log[PATH_MAX];
+	am_fmt(fd1, sizeof fd1, "/proc/%d/fd/1", (int)pid);
+	ssize_t n = readlink(fd1, log, sizeof log - 1);
+	log[n > 0 ? n : 0] = '\0';
+	if (log[0] != '/' || strstr(log, " (deleted)"))
+		log[0] = '\0';
+	am_fmt(out, size, "%d:%llu:%s", (int)pid, (unsigned long long)start, log);
+}
+
+char **am_rt_local_env(char *const *set)
+{
+	size_t nset = 0;
+	while (set && set[nset])
+		nset++;
+	size_t nenv = 0;
+	while (environ && environ[nenv])
+		nenv++;
+	char **all = am_calloc(nenv + nset + 1, sizeof *all);
+	size_t k = 0;
+	for (char **e = environ; e && *e; e++) {
+		size_t nl = strcspn(*e, "=");
+		/* aimaas's own secrets (the admin password, a metrics token, ...) */
+		if (!strncmp(*e, "AIMAAS_", 7) && am_engine_secret_name(*e, nl))
+			continue;
+		int overridden = 0;
+		for (size_t i = 0; i < nset && !overridden; i++)
+			overridden = !strncmp(set[i], *e, nl) && set[i][nl] == '=';
+		if (!overridden)
+			all[k++] = am_strdup(*e);
+	}
+	/* each name once, the first given winning: what aimaas sets comes
+	 * before what a user set (an engine reads the first of two) */
+	for (size_t i = 0; i < nset; i++) {
+		size_t nl = strcspn(set[i], "=");
+		int dup = 0;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = !strncmp(set[j], set[i], nl) && set[j][nl] == '=';
+		if (!dup)
+			all[k++] = am_strdup(set[i]);
+	}
+	all[k] = NULL;
+	return all;
+}
+
+void am_rt_local_env_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
