@@ -23,6 +23,7 @@
 #include "../http/am_client.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
+#include "am_inst_state.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
@@ -75,6 +76,8 @@ struct am_deploy {
 #define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out);
+static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason);
 static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
 		    const char *address, const char *key, const char *engine, int restarted);
 
@@ -139,11 +142,13 @@ static void on_event(void *data, enum am_rt_event ev, const char *detail)
 		}
 	} else if (ev == AM_RT_READY) {
 		h->probe_fails = 0;
-		long long now = am_wall_ms();
-		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', reason = '', ready_at = COALESCE(ready_at, ?),"
-			      " updated_at = ? WHERE id = ? AND state IN ('starting', 'running') AND ready_at IS NULL", "iii", now, now, h->id);
-		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', updated_at = ? WHERE id = ? AND state = 'starting'",
-			      "ii", now, h->id);
+		enum am_inst_state cur;
+		/* ready counts while it starts or runs; a late answer to a stopping one does not */
+		if (inst_state(h->d, h->id, &cur) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
+			inst_to(h->d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
+			am_store_exec(h->d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
+				      am_wall_ms(), h->id);
+		}
 	} else {
 		h->probe_fails = (int)strtol(detail ? detail : "1", NULL, 10);
 	}
@@ -404,10 +409,41 @@ static int port_taken(int port, void *data)
 	return taken > 0;
 }
 
-static void set_inst(struct am_deploy *d, long long id, const char *state, const char *reason)
+/* The instance's state as stored; -1 when the row is gone or the state is
+ * not one of the machine's (then nothing moves it). */
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out)
 {
-	am_store_exec(d->srv->store, "UPDATE instances SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?",
-		      "ssii", state, reason, am_wall_ms(), id);
+	json_t *row = NULL;
+	am_store_row(d->srv->store, &row, "SELECT state FROM instances WHERE id = ?", "i", id);
+	int rc = row ? am_inst_state_parse(json_string_value(json_object_get(row, "state")), out) : -1;
+	json_decref(row);
+	return rc;
+}
+
+/* The one way an instance changes state (am_inst_state.h): the move is
+ * checked against the machine, written with its reason (NULL keeps the
+ * reason) and logged when the state changes. 0, or -1 when the row is gone
+ * or the move is refused (logged as a warning: a bug, or a race the caller
+ * should have checked for; nothing is written). */
+static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason)
+{
+	enum am_inst_state from;
+	if (inst_state(d, id, &from) != 0)
+		return -1;
+	if (!am_inst_transition_ok(from, to)) {
+		am_warn("deploy", "instance %lld: %s -> %s refused by the state machine (%s)", id, am_inst_state_name(from),
+			am_inst_state_name(to), reason ? reason : "");
+		if (getenv("AIMAAS_TEST_ABORT_ON_REFUSED_MOVE")) /* the tests: a refused move is a bug */
+			abort();
+		return -1;
+	}
+	if (am_store_exec(d->srv->store, "UPDATE instances SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?",
+			  "ssii", am_inst_state_name(to), reason, am_wall_ms(), id) != 0)
+		return -1;
+	if (from != to)
+		am_debug("deploy", "instance %lld: %s -> %s%s%s", id, am_inst_state_name(from), am_inst_state_name(to),
+			 reason && *reason ? ": " : "", reason ? reason : "");
+	return 0;
 }
 
 /* A line of aimaas's own in an instance's log, through its runtime. */
@@ -436,17 +472,20 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 	if (failures >= MAX_FAILURES) {
 		char r[600];
 		am_fmt(r, sizeof r, "gave up after %lld failed starts: %s", failures, reason);
-		am_store_exec(d->srv->store, "UPDATE instances SET state = 'failed', reason = ?, failures = ?,"
-			      " stopped_at = ?, updated_at = ? WHERE id = ?", "siiii", r, failures, now, now, id);
+		if (inst_to(d, id, AM_INST_FAILED, r) != 0)
+			return;
+		am_store_exec(d->srv->store, "UPDATE instances SET failures = ?, stopped_at = ? WHERE id = ?", "iii", failures, now,
+			      id);
 		am_warn("deploy", "instance %lld failed: %s", id, r);
 		return;
 	}
 	long long wait = 1000LL << (failures > 0 ? failures - 1 : 0);
 	if (wait > 60000)
 		wait = 60000;
-	am_store_exec(d->srv->store, "UPDATE instances SET state = 'backoff', reason = ?, failures = ?,"
-		      " backoff_until = ?, stopped_at = ?, updated_at = ? WHERE id = ?", "siiiii", reason, failures, now + wait,
-		      now, now, id);
+	if (inst_to(d, id, AM_INST_BACKOFF, reason) != 0)
+		return;
+	am_store_exec(d->srv->store, "UPDATE instances SET failures = ?, backoff_until = ?, stopped_at = ? WHERE id = ?", "iiii",
+		      failures, now + wait, now, id);
 	am_warn("deploy", "instance %lld stopped (%s); restarting in %lld ms", id, reason, wait);
 }
 
@@ -585,7 +624,8 @@ static void started(struct am_deploy *d, struct am_runtime *rt, long long id, lo
 		am_fmt(where, sizeof where, "%s:%d", host, port);
 		address = where;
 	}
-	am_store_exec(d->srv->store, "UPDATE instances SET state = 'starting', reason = '', runtime = ?, rt_ref = ?,"
+	inst_to(d, id, AM_INST_STARTING, "");
+	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, rt_ref = ?,"
 		      " address = COALESCE(?, address), started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ?"
 		      " WHERE id = ?", "sssiiii", am_runtime_name(rt), ref, address, now, (long long)(restarted ? 1 : 0), now, id);
 	const struct am_engine_def *e = am_engine_find(engine);
@@ -715,7 +755,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 	if (ref && rt && rt->ops->status(rt, ref, NULL, 0) != AM_RT_ENDED) { /* its main process, or what it left */
 		const char *state = json_string_value(json_object_get(inst, "state"));
 		if (strcmp(state, "stopping") != 0) {
-			set_inst(d, id, "stopping", "stopping");
+			inst_to(d, id, AM_INST_STOPPING, "stopping");
 			log_line(rt, ref, "stopping (asked to end, %d s before it is killed)", STOP_GRACE_MS / 1000);
 		}
 		rt->ops->stop(rt, ref, STOP_GRACE_MS); /* asks, then ends it past the grace */
@@ -732,9 +772,8 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
 	} else {
-		long long now = am_wall_ms();
-		am_store_exec(d->srv->store, "UPDATE instances SET state = 'stopped', stopped_at = ?, updated_at = ?"
-			      " WHERE id = ?", "iii", now, now, id);
+		if (inst_to(d, id, AM_INST_STOPPED, NULL) == 0)
+			am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
 	}
 }
 
@@ -1119,9 +1158,8 @@ int am_deploy_start(struct am_deploy *d)
 			; /* what is left of it is ended by the next pass */
 		} else {
 			am_warn("deploy", "engine %s of instance %lld is gone; it will be restarted", ref ? ref : "?", id);
-			am_store_exec(st, "UPDATE instances SET state = CASE WHEN state = 'stopping' THEN state ELSE 'pending' END,"
-				      " reason = 'the engine was gone after aimaas restarted', updated_at = ? WHERE id = ?",
-				      "ii", am_wall_ms(), id);
+			if (strcmp(json_string_value(json_object_get(inst, "state")), "stopping") != 0)
+				inst_to(d, id, AM_INST_PENDING, "the engine was gone after aimaas restarted");
 		}
 	}
 	json_decref(insts);
