@@ -71,6 +71,8 @@ struct am_server {
 	char owner_id[32];                 /* this data dir's id: AIMAAS_OWNER=<id>:... marks its children */
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
+	uint64_t routes_digest;            /* am_routes_publish: the table the gateway has */
+	int routes_published;
 };
 
 #endif

@@ -18,7 +18,7 @@
 #include "../base/am_series.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
-#include "../gateway/am_gateway.h"
+#include "am_routes.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../node/am_node.h"
@@ -869,11 +869,11 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		}
 		if (!h->probe && now >= h->next_probe_ns) {
 			h->next_probe_ns = now + (running ? 5000000000ull : 250000000ull);
-			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, 2000, 4096, on_probe, h);
+			h->probe = am_client_get(d->srv->base, AM_DEPLOY_LOCAL_HOST, h->port, h->health, h->key, 2000, 4096, on_probe, h);
 		}
 		if (running && !h->scrape && now >= h->next_scrape_ns) {
 			h->next_scrape_ns = now + d->scrape_ns;
-			h->scrape = am_client_get(d->srv->base, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
+			h->scrape = am_client_get(d->srv->base, AM_DEPLOY_LOCAL_HOST, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		}
 		const char *logp = json_string_value(json_object_get(inst, "log_path"));
 		if (logp)
@@ -1135,8 +1135,7 @@ static void reconcile(struct am_deploy *d)
 	}
 	json_decref(deps);
 	record_history(d);
-	if (d->srv->gateway) /* ready replicas change the gateway's routes */
-		am_gateway_refresh(d->srv->gateway);
+	am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

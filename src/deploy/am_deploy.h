@@ -27,6 +27,10 @@
 struct am_server;
 struct am_deploy;
 
+/* Where the local runtime's engines listen (the host a route's replica and
+ * a health probe carry; another runtime gives its own). */
+#define AM_DEPLOY_LOCAL_HOST "127.0.0.1"
+
 struct am_deploy *am_deploy_new(struct am_server *srv);
 /* Adopts what the database says is running and starts the reconciler. */
 int am_deploy_start(struct am_deploy *d);

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct gw_usage;
+#include "am_gateway.h"
 
 #define GW_JREC_SIZE 297 /* bytes of one record on disk */
 
@@ -40,17 +40,17 @@ int gw_journal_mkdir(const char *dir);
 int gw_journal_open(struct gw_jfile *f, const char *dir);
 /* Appends one record. 0, or -1 with errno (ENOSPC, EDQUOT...): then the
  * file is as it was before the call, or marked broken. */
-int gw_journal_append(struct gw_jfile *f, const struct gw_usage *u);
+int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u);
 /* Closes the file (keeps it on disk). */
 void gw_journal_close(struct gw_jfile *f);
 
 /* The record's bytes (GW_JREC_SIZE of them). */
-void gw_journal_encode(const struct gw_usage *u, unsigned char out[GW_JREC_SIZE]);
+void gw_journal_encode(const struct am_usage_record *u, unsigned char out[GW_JREC_SIZE]);
 /* 0 when rec holds a whole, intact record (then *u is filled), -1 if not. */
-int gw_journal_decode(const unsigned char *rec, size_t n, struct gw_usage *u);
+int gw_journal_decode(const unsigned char *rec, size_t n, struct am_usage_record *u);
 /* Every intact record of a file, oldest first, up to the first torn or
  * corrupt one: *out (free it) holds *n of them, *skipped the bytes left
  * after them. 0, or -1 with errno when the file cannot be read. */
-int gw_journal_read(const char *path, struct gw_usage **out, int *n, size_t *skipped);
+int gw_journal_read(const char *path, struct am_usage_record **out, int *n, size_t *skipped);
 
 #endif

@@ -24,6 +24,7 @@ void suite_work(void);
 void suite_proc(void);
 void suite_usage(void);
 void suite_sim_schema(void);
+void suite_routes(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -81,6 +82,7 @@ int main(void)
 	suite_proc();
 	suite_usage();
 	suite_sim_schema();
+	suite_routes();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
