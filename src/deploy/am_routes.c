@@ -13,80 +13,118 @@
 #include "../store/am_store.h"
 #include "am_deploy.h"
 
-static const char *str(json_t *row, const char *k)
-{
-	const char *s = json_string_value(json_object_get(row, k));
-	return s ? s : "";
-}
+/* What the queries' callbacks fill. */
+struct build {
+	struct am_routes *rt;
+	struct am_deploy *dp;
+	struct am_route_rep *reps; /* every ready replica, in deployment order */
+	long long *rep_dep;        /* reps[i]'s deployment */
+	int nreps, capreps, next;  /* next: the first replica not yet given to a deployment */
+};
 
-static long long num(json_t *row, const char *k)
+/* A JSON array column ("[]" read without a parse); anything unreadable is
+ * an empty one (aimaas wrote them: never expected, but never a crash). */
+static json_t *array_col(const char *text)
 {
-	return json_integer_value(json_object_get(row, k));
-}
-
-/* A JSON array column; anything unreadable is an empty one (aimaas wrote
- * them: never expected, but never a crash). */
-static json_t *array_col(json_t *row, const char *k)
-{
-	json_t *a = json_loads(json_string_value(json_object_get(row, k)) ?: "[]", 0, NULL);
+	if (!text[0] || !strcmp(text, "[]"))
+		return NULL;
+	json_t *a = json_loads(text, 0, NULL);
 	if (!json_is_array(a)) {
 		json_decref(a);
-		a = json_array();
+		return NULL;
 	}
 	return a;
 }
 
-/* One route per served name of deployment d: its name, its LoRA adapters,
- * then its aliases, each with copies of the ready replicas. */
-static void add_deployment(struct am_routes *rt, json_t *d, const struct am_route_rep *reps, int nreps)
+/* SELECT id, deployment_id, port, api_key ... ORDER BY deployment_id */
+static int on_instance(const struct am_store_row *row, void *data)
 {
-	json_t *loras = array_col(d, "lora_modules");
-	json_t *aliases = array_col(d, "aliases");
+	struct build *b = data;
+	if (b->nreps == b->capreps) {
+		b->capreps = b->capreps ? b->capreps * 2 : 64;
+		b->reps = am_realloc(b->reps, (size_t)b->capreps * sizeof *b->reps);
+		b->rep_dep = am_realloc(b->rep_dep, (size_t)b->capreps * sizeof *b->rep_dep);
+	}
+	struct am_route_rep *r = &b->reps[b->nreps];
+	memset(r, 0, sizeof *r);
+	r->instance_id = am_store_col_int(row, 0);
+	b->rep_dep[b->nreps] = am_store_col_int(row, 1);
+	/* the local runtime's engines; a remote runtime's instance will carry its node's address */
+	am_strlcpy(r->host, AM_DEPLOY_LOCAL_HOST, sizeof r->host);
+	r->port = (int)am_store_col_int(row, 2);
+	am_deploy_engine_key(b->dp, am_store_col_text(row, 3), r->key, sizeof r->key);
+	b->nreps++;
+	return 0;
+}
+
+/* SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,
+ * max_model_len ... ORDER BY d.id: one route per served name of the
+ * deployment (its name, its LoRA adapters, then its aliases), each with
+ * copies of its ready replicas. */
+static int on_deployment(const struct am_store_row *row, void *data)
+{
+	struct build *b = data;
+	long long id = am_store_col_int(row, 0);
+	while (b->next < b->nreps && b->rep_dep[b->next] < id)
+		b->next++; /* an instance of no deployment (never, with the foreign key) */
+	int first = b->next;
+	while (b->next < b->nreps && b->rep_dep[b->next] == id)
+		b->next++;
+	int nreps = b->next - first;
+	const char *dname = am_store_col_text(row, 1);
+	json_t *loras = array_col(am_store_col_text(row, 3));
+	json_t *aliases = array_col(am_store_col_text(row, 4));
 	size_t nl = json_array_size(loras), na = json_array_size(aliases);
-	const char *dname = str(d, "name");
 	for (size_t l = 0; l <= nl + na; l++) {
-		struct am_route *r = am_gateway_routes_add_route(rt);
+		struct am_route *r = am_gateway_routes_add_route(b->rt);
 		const char *name = dname;
 		if (l > 0 && l <= nl)
 			name = json_string_value(json_object_get(json_array_get(loras, l - 1), "name")) ?: "";
 		else if (l > nl)
 			name = json_string_value(json_array_get(aliases, l - 1 - nl)) ?: "";
 		am_strlcpy(r->name, name, sizeof r->name);
-		r->dep_id = num(d, "id");
+		r->dep_id = id;
 		r->lora = l > 0 && l <= nl;
 		/* an alias is the deployment under another name; an adapter keeps its own */
 		am_strlcpy(r->engine_name, l > nl ? dname : name, sizeof r->engine_name);
-		am_strlcpy(r->kind, json_string_value(json_object_get(d, "kind")) ?: "llm", sizeof r->kind);
+		am_strlcpy(r->kind, am_store_col_null(row, 5) ? "llm" : am_store_col_text(row, 5), sizeof r->kind);
 		if (r->lora)
 			am_strlcpy(r->parent, dname, sizeof r->parent);
-		r->max_model_len = num(d, "max_model_len");
-		am_strlcpy(r->state, nreps ? "running" : json_string_value(json_object_get(d, "state")) ?: "stopped",
-			   sizeof r->state);
+		r->max_model_len = am_store_col_int(row, 6);
+		am_strlcpy(r->state, nreps ? "running" : am_store_col_text(row, 2), sizeof r->state);
 		if (nreps) {
-			r->reps = am_malloc((size_t)nreps * sizeof *reps);
-			memcpy(r->reps, reps, (size_t)nreps * sizeof *reps);
+			r->reps = am_malloc((size_t)nreps * sizeof *r->reps);
+			memcpy(r->reps, &b->reps[first], (size_t)nreps * sizeof *r->reps);
 			r->nreps = nreps;
 		}
 	}
 	json_decref(loras);
 	json_decref(aliases);
+	return 0;
 }
 
-static void add_key(struct am_routes *rt, json_t *kr)
+/* SELECT k.id, k.user_id, u.username, u.disabled, k.key_hash, k.models,
+ * k.rpm, k.tpm, k.quota_tokens, k.used_tokens, k.expires_at */
+static int on_key(const struct am_store_row *row, void *data)
 {
-	struct am_route_key *k = am_gateway_routes_add_key(rt);
-	am_strlcpy(k->hash, str(kr, "key_hash"), sizeof k->hash);
-	k->id = num(kr, "id");
-	k->user_id = num(kr, "user_id");
-	am_strlcpy(k->user, str(kr, "username"), sizeof k->user);
-	k->rpm = num(kr, "rpm");
-	k->tpm = num(kr, "tpm");
-	k->quota = num(kr, "quota_tokens");
-	k->used = num(kr, "used_tokens");
-	k->expires_at = num(kr, "expires_at");
-	k->disabled = num(kr, "disabled") != 0;
-	json_t *models = json_loads(json_string_value(json_object_get(kr, "models")) ?: "null", JSON_DECODE_ANY, NULL);
+	struct build *b = data;
+	struct am_route_key *k = am_gateway_routes_add_key(b->rt);
+	k->id = am_store_col_int(row, 0);
+	k->user_id = am_store_col_int(row, 1);
+	am_strlcpy(k->user, am_store_col_text(row, 2), sizeof k->user);
+	k->disabled = am_store_col_int(row, 3) != 0;
+	am_strlcpy(k->hash, am_store_col_text(row, 4), sizeof k->hash);
+	k->rpm = am_store_col_int(row, 6);
+	k->tpm = am_store_col_int(row, 7);
+	k->quota = am_store_col_int(row, 8);
+	k->used = am_store_col_int(row, 9);
+	k->expires_at = am_store_col_int(row, 10);
 	/* NULL is every model; anything unreadable is none (fail closed) */
+	if (am_store_col_null(row, 5)) {
+		k->all_models = 1;
+		return 0;
+	}
+	json_t *models = json_loads(am_store_col_text(row, 5), JSON_DECODE_ANY, NULL);
 	k->all_models = json_is_null(models);
 	if (json_is_array(models)) {
 		k->nmodels = (int)json_array_size(models);
@@ -95,75 +133,53 @@ static void add_key(struct am_routes *rt, json_t *kr)
 			k->models[m] = am_strdup(json_string_value(json_array_get(models, (size_t)m)) ?: "");
 	}
 	json_decref(models);
+	return 0;
 }
 
-static void add_session(struct am_routes *rt, json_t *sr)
+/* SELECT s.id, s.user_id, u.username, u.disabled, s.token_hash, s.csrf,
+ * s.expires_at: a console session, with no limits and every model */
+static int on_session(const struct am_store_row *row, void *data)
 {
-	struct am_route_key *k = am_gateway_routes_add_key(rt);
-	am_strlcpy(k->hash, str(sr, "token_hash"), sizeof k->hash);
-	am_strlcpy(k->csrf, str(sr, "csrf"), sizeof k->csrf);
+	struct build *b = data;
+	struct am_route_key *k = am_gateway_routes_add_key(b->rt);
 	k->session = 1;
-	k->id = num(sr, "id");
-	k->user_id = num(sr, "user_id");
-	am_strlcpy(k->user, str(sr, "username"), sizeof k->user);
+	k->id = am_store_col_int(row, 0);
+	k->user_id = am_store_col_int(row, 1);
+	am_strlcpy(k->user, am_store_col_text(row, 2), sizeof k->user);
+	k->disabled = am_store_col_int(row, 3) != 0;
+	am_strlcpy(k->hash, am_store_col_text(row, 4), sizeof k->hash);
+	am_strlcpy(k->csrf, am_store_col_text(row, 5), sizeof k->csrf);
 	k->all_models = 1;
-	k->expires_at = num(sr, "expires_at");
-	k->disabled = num(sr, "disabled") != 0;
+	k->expires_at = am_store_col_int(row, 6);
+	return 0;
 }
 
 int am_routes_build(struct am_store *st, struct am_deploy *dp, int64_t now_ms, struct am_routes **out)
 {
-	json_t *deps = NULL, *insts = NULL, *keys = NULL, *sess = NULL;
-	struct am_route_rep *reps = NULL;
+	struct build b = { .rt = am_gateway_routes_new(), .dp = dp };
 	int rc = -1;
-	if (am_store_rows(st, &deps, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
-			  " COALESCE(d.max_model_len, m.max_context) AS max_model_len FROM deployments d"
-			  " JOIN models m ON m.id = d.model_id ORDER BY d.id", NULL) != 0 ||
-	    /* in deployment order: one merge pass joins them */
-	    am_store_rows(st, &insts, "SELECT id, deployment_id, port, api_key FROM instances WHERE state = 'running'"
-			  " ORDER BY deployment_id, id", NULL) != 0 ||
-	    am_store_rows(st, &keys, "SELECT k.id, k.user_id, u.username, u.disabled, k.key_hash, k.models, k.rpm, k.tpm,"
-			  " k.quota_tokens, k.used_tokens, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id"
+	/* in deployment order: one merge pass joins them to their deployments */
+	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, port, api_key FROM instances"
+			  " WHERE state = 'running' ORDER BY deployment_id, id", NULL) != 0 ||
+	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
+			  " COALESCE(d.max_model_len, m.max_context) FROM deployments d JOIN models m ON m.id = d.model_id"
+			  " ORDER BY d.id", NULL) != 0 ||
+	    am_store_each(st, on_key, &b, "SELECT k.id, k.user_id, u.username, u.disabled, k.key_hash, k.models, k.rpm,"
+			  " k.tpm, k.quota_tokens, k.used_tokens, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id"
 			  " WHERE k.revoked_at IS NULL", NULL) != 0 ||
 	    /* the console's sessions call /v1 too (the playground), with the cookie */
-	    am_store_rows(st, &sess, "SELECT s.id, s.user_id, u.username, u.disabled, s.token_hash, s.csrf, s.expires_at"
-			  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.kind = 'session' AND s.revoked_at IS NULL"
-			  " AND (s.expires_at IS NULL OR s.expires_at > ?)", "i", (long long)now_ms) != 0)
+	    am_store_each(st, on_session, &b, "SELECT s.id, s.user_id, u.username, u.disabled, s.token_hash, s.csrf,"
+			  " s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.kind = 'session'"
+			  " AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > ?)", "i",
+			  (long long)now_ms) != 0)
 		goto out;
-	struct am_routes *rt = am_gateway_routes_new();
-	size_t ni = json_array_size(insts), k = 0, i;
-	reps = am_calloc(ni + 1, sizeof *reps);
-	json_t *d;
-	json_array_foreach(deps, i, d) {
-		long long id = num(d, "id");
-		int nreps = 0;
-		for (; k < ni && num(json_array_get(insts, k), "deployment_id") < id; k++)
-			; /* an instance of no deployment (never, with the foreign key) */
-		for (; k < ni && num(json_array_get(insts, k), "deployment_id") == id; k++) {
-			json_t *inst = json_array_get(insts, k);
-			struct am_route_rep *r = &reps[nreps++];
-			memset(r, 0, sizeof *r);
-			r->instance_id = num(inst, "id");
-			/* the local runtime's engines; a remote runtime's instance will carry its node's address */
-			am_strlcpy(r->host, AM_DEPLOY_LOCAL_HOST, sizeof r->host);
-			r->port = (int)num(inst, "port");
-			am_deploy_engine_key(dp, json_string_value(json_object_get(inst, "api_key")), r->key, sizeof r->key);
-		}
-		add_deployment(rt, d, reps, nreps);
-	}
-	json_t *row;
-	json_array_foreach(keys, i, row)
-		add_key(rt, row);
-	json_array_foreach(sess, i, row)
-		add_session(rt, row);
-	*out = rt;
+	*out = b.rt;
+	b.rt = NULL;
 	rc = 0;
 out:
-	free(reps);
-	json_decref(deps);
-	json_decref(insts);
-	json_decref(keys);
-	json_decref(sess);
+	am_gateway_routes_free(b.rt);
+	free(b.reps);
+	free(b.rep_dep);
 	return rc;
 }
 

@@ -32,9 +32,11 @@ struct gw_table {
 	struct am_route *routes;
 	int nroutes;
 	int *by_name;              /* route indices sorted by name */
-	struct am_route_key *keys; /* sorted by hash; disabled ones dropped */
+	struct am_route_key *keys; /* as published */
 	int nkeys;
-	struct gw_counters **ctrs; /* ctrs[i]: keys[i]'s counters */
+	int *by_hash;              /* indices of the keys that are not disabled, sorted by hash */
+	int nlive;
+	struct gw_counters **ctrs; /* ctrs[i]: keys[i]'s counters (NULL for a disabled one) */
 	long long created_s;
 };
 
@@ -148,8 +150,8 @@ struct am_gateway {
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
 
 /* gw_table.c: the published table. Builds the workers' table from a
- * published one (takes ownership): keys sorted, disabled ones dropped,
- * names indexed, counters attached. Publishing thread. */
+ * published one (takes ownership): names and keys indexed (a disabled
+ * key is not), counters attached. Publishing thread. */
 struct gw_table *gw_table_new(struct am_gateway *g, struct am_routes *routes);
 /* Makes t the current table (takes the caller's reference). */
 void gw_table_swap(struct am_gateway *g, struct gw_table *t);

@@ -1,6 +1,6 @@
 /* gw_table: the route table the workers read. The control plane publishes
- * a plain struct am_routes; here it becomes an immutable gw_table (keys
- * sorted by hash, names indexed, each key tied to its counters) that is
+ * a plain struct am_routes; here it becomes an immutable gw_table (names
+ * and keys indexed, each key tied to its counters) that is
  * swapped in whole: a worker takes a reference when it sees a newer
  * generation, so requests never wait for a build and a table lives until
  * the last request that holds it ends (RCU-like, with a reference count
@@ -19,6 +19,7 @@ static void table_free(struct gw_table *t)
 		return;
 	am_gateway_routes_free(t->owned);
 	free(t->by_name);
+	free(t->by_hash);
 	free(t->ctrs);
 	free(t);
 }
@@ -100,22 +101,51 @@ void gw_table_free_counters(struct am_gateway *g)
 	g->nctrs = g->capctrs = 0;
 }
 
-static int by_hash(const void *a, const void *b)
-{
-	return strcmp(((const struct am_route_key *)a)->hash, ((const struct am_route_key *)b)->hash);
-}
-
-/* qsort has no context argument: the index sorts pairs instead */
-struct name_ix {
-	const char *name;
+/* qsort has no context argument: the indices sort pairs instead */
+struct ix {
+	const char *s;
 	int i;
 };
 
-static int by_name(const void *a, const void *b)
+static int by_s(const void *a, const void *b)
 {
-	const struct name_ix *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
+	const struct ix *x = a, *y = b;
+	int c = strcmp(x->s, y->s);
 	return c ? c : x->i - y->i; /* a name served twice: the first route wins, as before */
+}
+
+/* The indices of n strings (those for which skip is 0) sorted, into *out
+ * (allocated); their count. */
+static int sort_index(int n, const char *(*at)(const void *, int), const void *arr, int (*skip)(const void *, int),
+		      int **out)
+{
+	struct ix *v = am_malloc(((size_t)n + 1) * sizeof *v);
+	int m = 0;
+	for (int i = 0; i < n; i++)
+		if (!skip || !skip(arr, i))
+			v[m++] = (struct ix){ at(arr, i), i };
+	qsort(v, (size_t)m, sizeof *v, by_s);
+	*out = am_malloc(((size_t)m + 1) * sizeof **out);
+	for (int i = 0; i < m; i++)
+		(*out)[i] = v[i].i;
+	free(v);
+	return m;
+}
+
+static const char *route_name(const void *arr, int i)
+{
+	return ((const struct am_route *)arr)[i].name;
+}
+
+static const char *key_hash(const void *arr, int i)
+{
+	return ((const struct am_route_key *)arr)[i].hash;
+}
+
+/* a disabled user's keys are as good as unknown: never indexed */
+static int key_off(const void *arr, int i)
+{
+	return ((const struct am_route_key *)arr)[i].disabled;
 }
 
 struct gw_table *gw_table_new(struct am_gateway *g, struct am_routes *r)
@@ -126,37 +156,17 @@ struct gw_table *gw_table_new(struct am_gateway *g, struct am_routes *r)
 	t->owned = r;
 	t->routes = r->routes;
 	t->nroutes = r->nroutes;
-	/* a disabled user's keys are as good as unknown: dropped here */
-	int n = 0;
-	for (int i = 0; i < r->nkeys; i++) {
-		if (r->keys[i].disabled) {
-			for (int m = 0; m < r->keys[i].nmodels; m++)
-				free(r->keys[i].models[m]);
-			free(r->keys[i].models);
-			continue;
-		}
-		if (n != i)
-			r->keys[n] = r->keys[i];
-		n++;
-	}
-	r->nkeys = n;
 	t->keys = r->keys;
-	t->nkeys = n;
-	qsort(t->keys, (size_t)t->nkeys, sizeof *t->keys, by_hash);
+	t->nkeys = r->nkeys;
+	sort_index(t->nroutes, route_name, t->routes, NULL, &t->by_name);
+	t->nlive = sort_index(t->nkeys, key_hash, t->keys, key_off, &t->by_hash);
 	t->ctrs = am_calloc((size_t)t->nkeys + 1, sizeof *t->ctrs);
 	for (int i = 0; i < t->nkeys; i++) {
 		const struct am_route_key *k = &t->keys[i];
 		/* a session has no limits, but counters of its own (negative ids never meet a key's) */
-		t->ctrs[i] = k->session ? counters_for(g, -k->id, 0) : counters_for(g, k->id, k->used);
+		if (!k->disabled)
+			t->ctrs[i] = k->session ? counters_for(g, -k->id, 0) : counters_for(g, k->id, k->used);
 	}
-	t->by_name = am_calloc((size_t)t->nroutes + 1, sizeof *t->by_name);
-	struct name_ix *ix = am_calloc((size_t)t->nroutes + 1, sizeof *ix);
-	for (int i = 0; i < t->nroutes; i++)
-		ix[i] = (struct name_ix){ t->routes[i].name, i };
-	qsort(ix, (size_t)t->nroutes, sizeof *ix, by_name);
-	for (int i = 0; i < t->nroutes; i++)
-		t->by_name[i] = ix[i].i;
-	free(ix);
 	return t;
 }
 
@@ -181,12 +191,12 @@ const struct am_route_key *gw_table_key(const struct gw_table *t, const char *h)
 {
 	if (!t || !h)
 		return NULL;
-	int lo = 0, hi = t->nkeys - 1;
+	int lo = 0, hi = t->nlive - 1;
 	while (lo <= hi) {
 		int mid = lo + (hi - lo) / 2;
-		int c = strcmp(t->keys[mid].hash, h);
+		int c = strcmp(t->keys[t->by_hash[mid]].hash, h);
 		if (!c)
-			return &t->keys[mid];
+			return &t->keys[t->by_hash[mid]];
 		if (c < 0)
 			lo = mid + 1;
 		else

@@ -178,7 +178,7 @@ static void table_lookups(void)
 	CHECK(gw_table_route(t, "") == NULL);
 	/* a disabled user's key is not there at all */
 	CHECK(gw_table_key(t, "aaaa") == NULL);
-	CHECK_INT(t->nkeys, 1);
+	CHECK_INT(t->nlive, 1);
 	const struct am_route_key *k = gw_table_key(t, "ffff");
 	CHECK(k != NULL);
 	struct gw_counters *c = k ? gw_table_counters(t, k) : NULL;
