@@ -22,6 +22,7 @@ struct am_limiter;
 struct am_api;
 struct am_deploy;
 struct am_gateway;
+struct am_routes_cache;
 struct am_finetune;
 struct am_gpu_history;
 struct am_work;
@@ -71,8 +72,7 @@ struct am_server {
 	char owner_id[32];                 /* this data dir's id: AIMAAS_OWNER=<id>:... marks its children */
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
-	uint64_t routes_digest;            /* am_routes_publish: the table the gateway has */
-	int routes_published;
+	struct am_routes_cache *routes;    /* am_routes_publish's, between builds */
 };
 
 #endif

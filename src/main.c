@@ -691,6 +691,7 @@ out:
 	am_gateway_stop(srv.gateway);   /* the workers' last usage records go to the sink's last drain */
 	am_usage_sink_free(usage);
 	am_gateway_free(srv.gateway);
+	am_routes_cache_free(srv.routes);
 	if (srv.cfg.stop_engines_on_exit && srv.finetune) /* trainers save while the engines stop */
 		am_finetune_stop_all(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);

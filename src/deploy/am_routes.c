@@ -13,14 +13,65 @@
 #include "../store/am_store.h"
 #include "am_deploy.h"
 
+/* An instance's engine key as derived from what the database stores. */
+struct memo {
+	long long inst_id;
+	char stored[128];
+	char key[80];
+};
+
+struct am_routes_cache {
+	uint64_t digest;           /* of the table the gateway has */
+	int published;
+	struct memo *m;            /* the last build's ready instances, sorted by id */
+	int n;
+};
+
 /* What the queries' callbacks fill. */
 struct build {
 	struct am_routes *rt;
 	struct am_deploy *dp;
+	const struct am_routes_cache *cache;
 	struct am_route_rep *reps; /* every ready replica, in deployment order */
 	long long *rep_dep;        /* reps[i]'s deployment */
+	struct memo *memo;         /* reps[i]'s key and what it was derived from */
 	int nreps, capreps, next;  /* next: the first replica not yet given to a deployment */
 };
+
+static int by_inst(const void *a, const void *b)
+{
+	long long x = ((const struct memo *)a)->inst_id, y = ((const struct memo *)b)->inst_id;
+	return (x > y) - (x < y);
+}
+
+/* The engine key of instance id whose stored key is stored: the last
+ * build's when it was derived from the same, else derived now (BLAKE2b
+ * keyed with the engine secret: half a build's time when done for every
+ * replica every time). */
+static void engine_key(struct build *b, long long id, const char *stored, char *out, size_t size)
+{
+	const struct am_routes_cache *c = b->cache;
+	struct memo probe = { .inst_id = id };
+	const struct memo *m = c && c->n ? bsearch(&probe, c->m, (size_t)c->n, sizeof *c->m, by_inst) : NULL;
+	if (m && !strcmp(m->stored, stored)) {
+		am_strlcpy(out, m->key, size);
+		return;
+	}
+	am_deploy_engine_key(b->dp, stored, out, size);
+}
+
+struct am_routes_cache *am_routes_cache_new(void)
+{
+	return am_calloc(1, sizeof(struct am_routes_cache));
+}
+
+void am_routes_cache_free(struct am_routes_cache *c)
+{
+	if (!c)
+		return;
+	free(c->m);
+	free(c);
+}
 
 /* A JSON array column ("[]" read without a parse); anything unreadable is
  * an empty one (aimaas wrote them: never expected, but never a crash). */
@@ -44,6 +95,7 @@ static int on_instance(const struct am_store_row *row, void *data)
 		b->capreps = b->capreps ? b->capreps * 2 : 64;
 		b->reps = am_realloc(b->reps, (size_t)b->capreps * sizeof *b->reps);
 		b->rep_dep = am_realloc(b->rep_dep, (size_t)b->capreps * sizeof *b->rep_dep);
+		b->memo = am_realloc(b->memo, (size_t)b->capreps * sizeof *b->memo);
 	}
 	struct am_route_rep *r = &b->reps[b->nreps];
 	memset(r, 0, sizeof *r);
@@ -52,7 +104,14 @@ static int on_instance(const struct am_store_row *row, void *data)
 	/* the local runtime's engines; a remote runtime's instance will carry its node's address */
 	am_strlcpy(r->host, AM_DEPLOY_LOCAL_HOST, sizeof r->host);
 	r->port = (int)am_store_col_int(row, 2);
-	am_deploy_engine_key(b->dp, am_store_col_text(row, 3), r->key, sizeof r->key);
+	const char *stored = am_store_col_text(row, 3);
+	engine_key(b, r->instance_id, stored, r->key, sizeof r->key);
+	struct memo *m = &b->memo[b->nreps];
+	m->inst_id = r->instance_id;
+	/* a stored key too long to keep is derived every time */
+	if (am_strlcpy(m->stored, stored, sizeof m->stored) >= sizeof m->stored)
+		m->inst_id = -1;
+	am_strlcpy(m->key, r->key, sizeof m->key);
 	b->nreps++;
 	return 0;
 }
@@ -154,9 +213,10 @@ static int on_session(const struct am_store_row *row, void *data)
 	return 0;
 }
 
-int am_routes_build(struct am_store *st, struct am_deploy *dp, int64_t now_ms, struct am_routes **out)
+int am_routes_build(struct am_store *st, struct am_deploy *dp, struct am_routes_cache *cache, int64_t now_ms,
+		    struct am_routes **out)
 {
-	struct build b = { .rt = am_gateway_routes_new(), .dp = dp };
+	struct build b = { .rt = am_gateway_routes_new(), .dp = dp, .cache = cache };
 	int rc = -1;
 	/* in deployment order: one merge pass joins them to their deployments */
 	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, port, api_key FROM instances"
@@ -176,32 +236,51 @@ int am_routes_build(struct am_store *st, struct am_deploy *dp, int64_t now_ms, s
 	*out = b.rt;
 	b.rt = NULL;
 	rc = 0;
+	if (cache) { /* the keys derived this time, for the next build */
+		qsort(b.memo, (size_t)b.nreps, sizeof *b.memo, by_inst);
+		free(cache->m);
+		cache->m = b.memo;
+		cache->n = b.nreps;
+		b.memo = NULL;
+	}
 out:
 	am_gateway_routes_free(b.rt);
 	free(b.reps);
 	free(b.rep_dep);
+	free(b.memo);
 	return rc;
 }
 
-/* FNV-1a, 64 bits: a digest to tell tables apart, not a defence */
+/* A 64-bit multiply-xorshift over 8 bytes at a time: a digest to tell
+ * tables apart (a miss costs one extra publish), not a defence. */
+static uint64_t mix_word(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
 static uint64_t mix(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 1099511628211ull;
+	uint64_t w;
+	for (; n >= 8; n -= 8, b += 8) {
+		memcpy(&w, b, 8);
+		h = mix_word(h, w);
 	}
-	return h;
+	w = n; /* the tail, with its length so "a" and "a\0" differ */
+	for (size_t i = 0; i < n; i++)
+		w = (w << 8) | b[i];
+	return mix_word(h, w);
 }
 
 static uint64_t mix_str(uint64_t h, const char *s)
 {
-	return mix(h, s, strlen(s) + 1);
+	return mix(h, s, strlen(s));
 }
 
 static uint64_t mix_int(uint64_t h, long long v)
 {
-	return mix(h, &v, sizeof v);
+	return mix_word(h, (uint64_t)v);
 }
 
 uint64_t am_routes_digest(const struct am_routes *r)
@@ -252,17 +331,20 @@ void am_routes_publish(struct am_server *srv)
 {
 	if (!srv->gateway)
 		return;
+	if (!srv->routes)
+		srv->routes = am_routes_cache_new();
 	struct am_routes *rt = NULL;
-	if (am_routes_build(srv->store, srv->deploy, am_wall_ms(), &rt) != 0) {
+	if (am_routes_build(srv->store, srv->deploy, srv->routes, am_wall_ms(), &rt) != 0) {
 		am_warn("gateway", "cannot read the routes from the database; the gateway keeps the last ones");
 		return;
 	}
+	struct am_routes_cache *c = srv->routes;
 	uint64_t digest = am_routes_digest(rt);
-	if (srv->routes_published && digest == srv->routes_digest) {
+	if (c->published && digest == c->digest) {
 		am_gateway_routes_free(rt);
 		return;
 	}
-	srv->routes_digest = digest;
-	srv->routes_published = 1;
+	c->digest = digest;
+	c->published = 1;
 	am_gateway_publish(srv->gateway, rt);
 }

@@ -19,11 +19,17 @@
 struct am_server;
 struct am_store;
 struct am_deploy;
+/* What publishing keeps from one build to the next: the digest of the
+ * table the gateway has, and each ready instance's derived engine key
+ * (deriving them all is half a build). srv->routes; main loop only. */
+struct am_routes_cache;
 
 /* Builds the table from st as of now_ms (sessions that expired are left
- * out). d derives the engines' keys (NULL: keys kept as stored, for tests).
+ * out). d derives the engines' keys (NULL: keys kept as stored, for tests);
+ * cache (may be NULL) lends the last build's keys and keeps this one's.
  * 0 with *out set (free with am_gateway_routes_free), or -1. */
-int am_routes_build(struct am_store *st, struct am_deploy *d, int64_t now_ms, struct am_routes **out);
+int am_routes_build(struct am_store *st, struct am_deploy *d, struct am_routes_cache *cache, int64_t now_ms,
+		    struct am_routes **out);
 /* A digest of what a request can see in r (all but keys' used tokens). */
 uint64_t am_routes_digest(const struct am_routes *r);
 /* Builds the table from the server's database and hands it to the gateway
@@ -31,5 +37,7 @@ uint64_t am_routes_digest(const struct am_routes *r);
  * change to deployments, instances, keys, users or sessions (the
  * reconciler does on every pass). Main loop. */
 void am_routes_publish(struct am_server *srv);
+struct am_routes_cache *am_routes_cache_new(void);
+void am_routes_cache_free(struct am_routes_cache *c);
 
 #endif

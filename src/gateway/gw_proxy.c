@@ -452,7 +452,8 @@ static void dispatch(struct preq *p, const struct am_route *r)
 			  "Content-Length: %zu\r\n\r\n", p->upath, strchr(rep->host, ':') ? "[" : "", rep->host,
 			  strchr(rep->host, ':') ? "]" : "", rep->port, rep->key, p->blen);
 	struct am_gateway_config *c = &w->g->cfg;
-	p->up = gw_up_send(w->pool, rep->host, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms, &cbs, p);
+	p->up = gw_up_send(w->pool, rep->host, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
+			   &cbs, p);
 }
 
 /* ---- the HTTP side ---- */

@@ -420,8 +420,8 @@ static int start(struct gw_up *u)
 	return 0;
 }
 
-struct gw_up *gw_up_send(struct gw_pool *p, const char *host, int port, const char *head, size_t hl, const char *body, size_t bl,
-			 int first_byte_ms, int idle_ms, const struct gw_up_cbs *cbs, void *data)
+struct gw_up *gw_up_send(struct gw_pool *p, const char *host, int port, const char *head, size_t hl, const char *body,
+			 size_t bl, int first_byte_ms, int idle_ms, const struct gw_up_cbs *cbs, void *data)
 {
 	struct gw_up *u = am_calloc(1, sizeof *u);
 	u->pool = p;

@@ -66,7 +66,7 @@ static void build_from_database(void)
 		return;
 	seed(s);
 	struct am_routes *r = NULL;
-	CHECK_INT(am_routes_build(s, NULL, 1700000000000LL, &r), 0);
+	CHECK_INT(am_routes_build(s, NULL, NULL, 1700000000000LL, &r), 0);
 	if (!r) {
 		am_test_db_drop(s, path);
 		return;
@@ -116,14 +116,30 @@ static void build_from_database(void)
 	uint64_t d1 = am_routes_digest(r);
 	struct am_routes *again = NULL;
 	CHECK_INT(am_store_exec(s, "UPDATE api_keys SET used_tokens = 900 WHERE id = 1", NULL), 0);
-	CHECK_INT(am_routes_build(s, NULL, 1700000000000LL, &again), 0);
+	CHECK_INT(am_routes_build(s, NULL, NULL, 1700000000000LL, &again), 0);
 	CHECK(again && am_routes_digest(again) == d1);
 	am_gateway_routes_free(again);
 	again = NULL;
 	CHECK_INT(am_store_exec(s, "UPDATE instances SET port = 41009 WHERE id = 8", NULL), 0);
-	CHECK_INT(am_routes_build(s, NULL, 1700000000000LL, &again), 0);
+	CHECK_INT(am_routes_build(s, NULL, NULL, 1700000000000LL, &again), 0);
 	CHECK(again && am_routes_digest(again) != d1);
 	am_gateway_routes_free(again);
+	/* with the publisher's cache: a stored key that changed is derived again */
+	struct am_routes_cache *cache = am_routes_cache_new();
+	again = NULL;
+	CHECK_INT(am_routes_build(s, NULL, cache, 1700000000000LL, &again), 0);
+	am_gateway_routes_free(again);
+	again = NULL;
+	CHECK_INT(am_store_exec(s, "UPDATE instances SET api_key = 'k8b' WHERE id = 8", NULL), 0);
+	CHECK_INT(am_routes_build(s, NULL, cache, 1700000000000LL, &again), 0);
+	q = again ? route(again, "qwen") : NULL;
+	CHECK(q && q->nreps == 2);
+	if (q && q->nreps == 2) {
+		CHECK_STR(q->reps[0].key, "k7");
+		CHECK_STR(q->reps[1].key, "k8b");
+	}
+	am_gateway_routes_free(again);
+	am_routes_cache_free(cache);
 	am_gateway_routes_free(r);
 	am_test_db_drop(s, path);
 }
