@@ -237,7 +237,8 @@ int am_routes_build(struct am_store *st, struct am_deploy *dp, struct am_routes_
 	b.rt = NULL;
 	rc = 0;
 	if (cache) { /* the keys derived this time, for the next build */
-		qsort(b.memo, (size_t)b.nreps, sizeof *b.memo, by_inst);
+		if (b.nreps)
+			qsort(b.memo, (size_t)b.nreps, sizeof *b.memo, by_inst);
 		free(cache->m);
 		cache->m = b.memo;
 		cache->n = b.nreps;
