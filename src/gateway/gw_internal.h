@@ -180,12 +180,12 @@ void gw_threads_free(struct am_gateway *g);
  * or in memory when the journal refuses it. Fills u->id. Worker thread (or
  * the main thread once the worker stopped). */
 void gw_usage_push(struct gw_worker *w, struct am_usage_record *u);
-/* Hands the worker's batch to the writer and closes its journal file. */
+/* Hands the worker's batch over (for the next drain) and closes its journal file. */
 void gw_usage_handover(struct gw_worker *w);
 /* am_gateway_usage_drain's work: see am_gateway.h. */
 int gw_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
 /* Queues the journal files a previous run left (crash, full disk) for the
- * next fold. At start, before the workers. */
+ * next drain. At start, before the workers. */
 void gw_usage_replay(struct am_gateway *g);
 /* Frees what a fold could not write (at exit: their journal files stay for
  * the next start). */

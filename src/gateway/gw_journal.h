@@ -2,15 +2,16 @@
  * request's usage record to its own file with one write() before the client
  * can see the end of the answer, so a crash of aimaas (kill -9) loses none
  * (the kernel keeps what was written; no fsync: an OS crash may lose the
- * last records, as SQLite's synchronous=NORMAL may). The writer thread reads
- * a closed file back, folds it into SQLite and deletes it.
+ * last records, as the database's synchronous=NORMAL may). A drain
+ * (gw_usage, on the usage sink's thread) reads a closed file back, hands
+ * its records to the sink and deletes the file once they are written.
  *
  * A record is fixed-size: magic, payload length, payload (native byte order:
  * the journal is read back on the host that wrote it), FNV-1a checksum. A
  * failed (short) append is cut off again, so a file holds whole records
  * with at most a torn tail (a crash of the machine), which the reader
  * detects and skips. Each record carries a unique id ("<file id>.<seq>")
- * that SQLite holds UNIQUE, so folding a file twice inserts nothing twice. */
+ * that the sink keeps UNIQUE, so draining a file twice counts nothing twice. */
 #ifndef GW_JOURNAL_H
 #define GW_JOURNAL_H
 

@@ -5,7 +5,7 @@
  * every GW_UBATCH records, it hands the batch (the file's name, plus any
  * record the journal refused) over with a lock-free push. The sink's
  * thread drains: the batches' records go to its fold callback in one call
- * (src/usage writes them to SQLite in one transaction), then the files are
+ * (src/usage writes them to the database in one transaction), then the files are
  * deleted. A fold that fails (a full disk, a locked database) keeps its
  * batches for the next drain; a crash leaves the files, which the next
  * start queues for the sink's first drain. Each record's id is unique, so
@@ -47,7 +47,7 @@ void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 	struct gw_ubatch *b = w->ub;
 	am_fmt(u->id, sizeof u->id, "%s.%d", w->jf.id, b->nids++);
 	if (gw_journal_append(&w->jf, u) != 0) {
-		/* not in the journal (a full disk): in memory until the writer folds it;
+		/* not in the journal (a full disk): in memory until a drain hands it to the sink;
 		 * said once a minute at most, whatever the traffic */
 		int e = errno;
 		long long now = am_wall_ms(), last = atomic_load(&g->jwarn_ms);
@@ -106,10 +106,10 @@ void gw_usage_replay(struct am_gateway *g)
 	}
 	closedir(d);
 	if (n)
-		am_info("gateway", "usage journal: %d file(s) left by the last run, folding them", n);
+		am_info("gateway", "usage journal: %d file(s) left by the last run, to be written first", n);
 }
 
-/* Appends the batches handed over since the last fold to the retry list,
+/* Appends the batches handed over since the last drain to the retry list,
  * oldest first. */
 static void collect(struct am_gateway *g)
 {
