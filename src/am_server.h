@@ -22,6 +22,7 @@ struct am_limiter;
 struct am_api;
 struct am_deploy;
 struct am_gateway;
+struct am_routes_cache;
 struct am_finetune;
 struct am_runtime;
 struct am_gpu_history;
@@ -73,6 +74,7 @@ struct am_server {
 	char owner_id[32];                 /* this data dir's id: AIMAAS_OWNER=<id>:... marks its children */
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
+	struct am_routes_cache *routes;    /* am_routes_publish's, between builds */
 };
 
 #endif

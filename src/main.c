@@ -28,6 +28,7 @@
 #include "base/am_time.h"
 #include "base/am_work.h"
 #include "deploy/am_deploy.h"
+#include "deploy/am_routes.h"
 #include "finetune/am_finetune.h"
 #include "api/am_ui.h"
 #include "gateway/am_gateway.h"
@@ -37,6 +38,7 @@
 #include "runtime/rt_local.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
+#include "usage/am_usage_sink.h"
 
 static const char usage_main[] =
 	"aimaas " AM_VERSION ": self-hosted AI models as a service\n"
@@ -547,6 +549,7 @@ static int serve(int argc, char **argv)
 	srv.started_ms = am_wall_ms();
 	int rc = 1, lock_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL, *disk_probe = NULL;
+	struct am_usage_sink *usage = NULL;
 	char err[512];
 	/* what aimaas writes (database, logs, datasets, job folders) holds
 	 * keys and users' data: no file or folder of it is for other users */
@@ -656,6 +659,13 @@ static int serve(int argc, char **argv)
 	end_strays(&srv); /* before anything new is started */
 	if (am_gateway_start(srv.gateway) != 0)
 		goto out;
+	/* what the last run journalled is counted before the keys' figures are published */
+	usage = am_usage_sink_start(dbpath, srv.gateway, err, sizeof err);
+	if (!usage) {
+		am_error("main", "usage sink: %s", err);
+		goto out;
+	}
+	am_routes_publish(&srv);
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
 		goto out;
@@ -691,7 +701,10 @@ out:
 		event_free(disk_probe);
 	am_http_server_free(srv.http);
 	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
+	am_gateway_stop(srv.gateway);   /* the workers' last usage records go to the sink's last drain */
+	am_usage_sink_free(usage);
 	am_gateway_free(srv.gateway);
+	am_routes_cache_free(srv.routes);
 	if (srv.cfg.stop_engines_on_exit && srv.finetune) /* trainers save while the engines stop */
 		am_finetune_stop_all(srv.finetune);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);

@@ -7,7 +7,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_time.h"
-#include "../gateway/am_gateway.h"
+#include "../deploy/am_routes.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -88,7 +88,7 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not start a session");
 	set_cookies(ctx, token, csrf, ttl);
 	if (ctx->srv->gateway) /* the playground calls /v1 with this session */
-		am_gateway_refresh(ctx->srv->gateway);
+		am_routes_publish(ctx->srv);
 	ctx->resp = json_pack("{s:s,s:s,s:I,s:s,s:o}", "token", token, "token_type", "Bearer", "expires_at",
 			      (json_int_t)(now + ttl * 1000), "csrf_token", csrf, "user", user_json(ctx->srv->store, uid));
 	sodium_memzero(token, sizeof token);
@@ -106,7 +106,7 @@ static int logout(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not end the session");
 	set_cookies(ctx, "", "", 0);
 	if (ctx->srv->gateway)
-		am_gateway_refresh(ctx->srv->gateway);
+		am_routes_publish(ctx->srv);
 	ctx->resp = json_pack("{s:b}", "ok", 1);
 	return 0;
 }
@@ -148,7 +148,7 @@ static int change_password(struct am_ctx *ctx, struct am_err *err)
 			  " AND id <> ? AND revoked_at IS NULL", "iii", now, ctx->who.user_id, ctx->who.session_id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not change the password");
 	if (ctx->srv->gateway) /* the ended sessions stop working on /v1 (the playground) now */
-		am_gateway_refresh(ctx->srv->gateway);
+		am_routes_publish(ctx->srv);
 	ctx->resp = json_pack("{s:b}", "ok", 1);
 	return 0;
 }

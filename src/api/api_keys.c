@@ -11,7 +11,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
-#include "../gateway/am_gateway.h"
+#include "../deploy/am_routes.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -111,7 +111,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	json_object_set_new(ctx->resp, "key", json_string(secret)); /* the only time it is shown */
 	sodium_memzero(secret, sizeof secret);
 	ctx->status = 201;
-	am_gateway_refresh(ctx->srv->gateway);
+	am_routes_publish(ctx->srv);
 	return 0;
 }
 
@@ -181,7 +181,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (rc)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the key");
 	ctx->resp = key_json(st, id);
-	am_gateway_refresh(ctx->srv->gateway);
+	am_routes_publish(ctx->srv);
 	return 0;
 }
 
@@ -195,7 +195,7 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 			  "iii", now, now, id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not revoke the key");
 	ctx->resp = key_json(ctx->srv->store, id);
-	am_gateway_refresh(ctx->srv->gateway);
+	am_routes_publish(ctx->srv);
 	return 0;
 }
 

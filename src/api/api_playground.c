@@ -103,13 +103,13 @@ static int compare(struct am_ctx *ctx, struct am_err *err)
 	if (temp && (!json_is_number(temp) || json_number_value(temp) < 0 || json_number_value(temp) > 2))
 		return am_err_set(err, AM_E_INVALID, "temperature", "'temperature' must be a number from 0 to 2");
 	int ports[CMP_MAX];
-	char keys[CMP_MAX][80], names[CMP_MAX][129];
+	char hosts[CMP_MAX][64], keys[CMP_MAX][80], names[CMP_MAX][129];
 	json_array_foreach(models, i, m) {
 		char why[300];
 		if (!json_is_string(m))
 			return am_err_set(err, AM_E_INVALID, "models", "models[%zu] must be a served model name", i);
-		if (am_gateway_resolve(ctx->srv->gateway, json_string_value(m), &ports[i], keys[i], sizeof keys[i], names[i],
-				       sizeof names[i], why, sizeof why) != 0)
+		if (am_gateway_resolve(ctx->srv->gateway, json_string_value(m), hosts[i], sizeof hosts[i], &ports[i], keys[i],
+				       sizeof keys[i], names[i], sizeof names[i], why, sizeof why) != 0)
 			return am_err_set(err, AM_E_INVALID, "models", "models[%zu]: %s", i, why);
 	}
 	struct compare *c = am_calloc(1, sizeof *c);
@@ -128,8 +128,8 @@ static int compare(struct am_ctx *ctx, struct am_err *err)
 		char *s = am_json_dump(body);
 		json_decref(body);
 		l->start_ns = am_now_ns();
-		l->cr = am_client_request(ctx->srv->base, ports[k], "POST", "/v1/chat/completions", keys[k], s, strlen(s), 300000,
-					  16u << 20, on_answer, l);
+		l->cr = am_client_request(ctx->srv->base, hosts[k], ports[k], "POST", "/v1/chat/completions", keys[k], s,
+					  strlen(s), 300000, 16u << 20, on_answer, l);
 		free(s);
 	}
 	am_http_on_abort(ctx->req, on_abort, c);

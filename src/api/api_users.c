@@ -7,7 +7,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_time.h"
-#include "../gateway/am_gateway.h"
+#include "../deploy/am_routes.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -146,7 +146,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the user");
 	if (ctx->srv->gateway) /* a disabled user's keys and sessions stop working on /v1 now */
-		am_gateway_refresh(ctx->srv->gateway);
+		am_routes_publish(ctx->srv);
 	ctx->resp = fetch(ctx, id);
 	return 0;
 }
@@ -190,7 +190,7 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	if (am_store_exec(ctx->srv->store, "DELETE FROM users WHERE id = ?", "i", id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the user");
 	if (ctx->srv->gateway) /* its keys and sessions stop working on /v1 now */
-		am_gateway_refresh(ctx->srv->gateway);
+		am_routes_publish(ctx->srv);
 	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
 	return 0;
 }

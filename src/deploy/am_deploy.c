@@ -18,7 +18,7 @@
 #include "../base/am_series.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
-#include "../gateway/am_gateway.h"
+#include "am_routes.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../node/am_node.h"
@@ -41,6 +41,7 @@ struct handle {
 	long long id, dep_id;
 	struct am_runtime *rt;
 	char ref[AM_RT_REF_MAX];
+	char host[256];            /* where its engine serves (its address) */
 	int port;
 	char key[80];
 	struct am_client_req *scrape;
@@ -90,11 +91,35 @@ static struct am_runtime *runtime_of(struct am_deploy *d, json_t *row)
 	return rt && (!name || !strcmp(name, am_runtime_name(rt))) ? rt : NULL;
 }
 
+/* See am_deploy.h. */
+int am_deploy_split_address(const char *address, char *host, size_t hostsize, int *port)
+{
+	const char *c = address ? strrchr(address, ':') : NULL;
+	if (!c || c == address)
+		return -1;
+	char *end;
+	long p = strtol(c + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535)
+		return -1;
+	const char *h = address, *he = c;
+	if (*h == '[' && he[-1] == ']') { /* [v6]:port */
+		h++;
+		he--;
+	}
+	if ((size_t)(he - h) >= hostsize)
+		return -1;
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
 /* The port of an address "host:port", or 0. */
 static int address_port(const char *address)
 {
-	const char *c = address ? strrchr(address, ':') : NULL;
-	return c ? (int)strtol(c + 1, NULL, 10) : 0;
+	char host[256];
+	int port = 0;
+	return am_deploy_split_address(address, host, sizeof host, &port) == 0 ? port : 0;
 }
 
 /* A row's workload reference while it is supposed to run (an ended one
@@ -175,7 +200,10 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		d->handles = h;
 	}
 	h->dep_id = dep_id;
-	h->port = address_port(address);
+	if (am_deploy_split_address(address, h->host, sizeof h->host, &h->port) != 0) {
+		am_strlcpy(h->host, AM_DEPLOY_LOCAL_HOST, sizeof h->host);
+		h->port = 0;
+	}
 	h->exited = 0;
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
@@ -826,7 +854,7 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		}
 		if (running && !h->scrape && h->port > 0 && now >= h->next_scrape_ns) {
 			h->next_scrape_ns = now + d->scrape_ns;
-			h->scrape = am_client_get(d->srv->base, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
+			h->scrape = am_client_get(d->srv->base, h->host, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		}
 		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
 	}
@@ -1089,8 +1117,7 @@ static void reconcile(struct am_deploy *d)
 	}
 	json_decref(deps);
 	record_history(d);
-	if (d->srv->gateway) /* ready replicas change the gateway's routes */
-		am_gateway_refresh(d->srv->gateway);
+	am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

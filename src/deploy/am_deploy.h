@@ -29,6 +29,13 @@
 struct am_server;
 struct am_deploy;
 
+/* Where the local runtime's engines listen (the host a route's replica and
+ * a health probe carry; another runtime gives its own). */
+#define AM_DEPLOY_LOCAL_HOST "127.0.0.1"
+/* Splits an instance's address "HOST:PORT" (or "[V6]:PORT") into host and
+ * port. 0, or -1 (nothing written) when it is not one. */
+int am_deploy_split_address(const char *address, char *host, size_t hostsize, int *port);
+
 struct am_deploy *am_deploy_new(struct am_server *srv);
 /* Adopts what the database says is running and starts the reconciler. */
 int am_deploy_start(struct am_deploy *d);

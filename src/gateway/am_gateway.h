@@ -1,15 +1,23 @@
-/* am_gateway: the OpenAI-compatible endpoint (/v1 on aimaas's port). Worker
- * threads (one loop per core) serve it; the main loop hands them each
- * connection whose first request is for the gateway, and they hand back a
- * connection that turns to the control plane. Workers read an immutable
- * snapshot of routes (served names -> running replicas) and API keys that
- * the main loop rebuilds when the database changes; rate-limit counters are
- * shared atomics; usage records go through a journal (gw_journal: on disk
- * before the answer ends) to a writer thread that folds them into SQLite. */
+/* am_gateway: the OpenAI-compatible endpoint (/v1 on aimaas's port), a pure
+ * proxy: it reads no database. Worker threads (one loop per core) serve it;
+ * the main loop hands them each connection whose first request is for the
+ * gateway, and they hand back a connection that turns to the control plane.
+ *
+ * What it serves comes from outside: the control plane publishes a plain
+ * route table (struct am_routes: served names -> replicas at host:port,
+ * API keys, console sessions) with am_gateway_publish; workers read the
+ * latest one, swapped in whole (readers never wait for a writer's build).
+ * Rate-limit counters are shared atomics that outlive tables.
+ *
+ * What it produces goes outside: each finished request's usage record is
+ * in a journal file (gw_journal) before the answer's end is sent; a sink
+ * (src/usage) drains them with am_gateway_usage_drain and writes them
+ * wherever it keeps usage. */
 #ifndef AM_GATEWAY_H
 #define AM_GATEWAY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/am_buf.h"
 
@@ -24,23 +32,111 @@ struct am_gateway_config {
 	int idle_ms;           /* silence allowed inside a streamed answer */
 };
 
+/* ---- the route table the control plane publishes ---- */
+
+/* One ready replica of a deployment. */
+struct am_route_rep {
+	long long instance_id;
+	char host[64];             /* numeric address: 127.0.0.1 for the local runtime */
+	int port;
+	char key[80];              /* the engine's bearer key */
+};
+
+/* One name a client may send as "model": a deployment's name, one of its
+ * aliases, or one of its LoRA adapters. */
+struct am_route {
+	char name[129];
+	long long dep_id;
+	char kind[16];             /* llm, embedding, rerank... */
+	char state[16];            /* "running", or why not (the deployment's state) */
+	int lora;                  /* an adapter served by dep_id */
+	char engine_name[129];     /* the name the engine knows (differs for an alias) */
+	char parent[129];          /* an adapter's deployment; "" otherwise */
+	long long max_model_len;   /* the deployment's, else the model's context; 0 unknown */
+	struct am_route_rep *reps; /* ready replicas (none: answered 503 with state) */
+	int nreps;
+};
+
+/* An API key, or a console session (the playground calls /v1 with its
+ * cookie and CSRF token). */
+struct am_route_key {
+	char hash[65];             /* sha256 hex of the secret */
+	long long id;              /* the key's id (a session's: its session id) */
+	long long user_id;
+	char user[65];
+	int all_models;            /* else models[] is its allow-list */
+	char **models;
+	int nmodels;
+	long long rpm, tpm, quota; /* 0: no limit */
+	long long used;            /* tokens used in all, as the database last said */
+	int64_t expires_at;        /* ms; 0: never */
+	int disabled;              /* its user is disabled: refused like an unknown key */
+	int session;
+	char csrf[65];             /* a session's CSRF token */
+};
+
+struct am_routes {
+	struct am_route *routes;
+	int nroutes, caproutes;
+	struct am_route_key *keys;
+	int nkeys, capkeys;
+};
+
+/* An empty table to fill (arrays grown with am_gateway_routes_add_*). */
+struct am_routes *am_gateway_routes_new(void);
+/* Appends a zeroed route / key and returns it (valid until the next add). */
+struct am_route *am_gateway_routes_add_route(struct am_routes *r);
+struct am_route_key *am_gateway_routes_add_key(struct am_routes *r);
+void am_gateway_routes_free(struct am_routes *r);
+
+/* ---- usage records, from the gateway to a sink ---- */
+
+struct am_usage_record {
+	char id[40];               /* unique: "<journal file id>.<seq>" (usage_records.jid) */
+	int64_t at;
+	long long key_id, user_id, dep_id, inst_id;
+	char model[129];
+	char endpoint[32];
+	long long prompt, completion;
+	double ttft_ms, dur_ms;
+	int status, stream;
+};
+
+/* Writes records somewhere durable, all or nothing: 0, or -1 (then they
+ * are offered again later). full: set when the failure is a full disk. */
+typedef int (*am_gateway_usage_fold)(void *data, const struct am_usage_record *recs, int n, int *full);
+
 struct am_gateway *am_gateway_new(struct am_server *srv, const struct am_gateway_config *cfg);
+/* Creates the journal's folder, queues what the last run left in it (for
+ * the sink's first drain), and starts the worker threads. Requests find no
+ * model until the first am_gateway_publish. */
 int am_gateway_start(struct am_gateway *g);
-/* Rebuilds the snapshot when deployments, instances or keys changed. */
-void am_gateway_refresh(struct am_gateway *g);
+/* Takes ownership of routes and makes it the table new requests see;
+ * requests already running keep theirs. Keys are sorted and names indexed
+ * here (O(n log n)); the swap itself is a pointer under a mutex. Any
+ * thread (the control plane's main loop in aimaas). */
+void am_gateway_publish(struct am_gateway *g, struct am_routes *routes);
+/* Hands every journalled usage record not yet written (those a failed
+ * drain kept first, then the oldest) to fold in one call; when it succeeds,
+ * deletes their journal files. The records written (0: none waited), or
+ * -1 when fold failed (all kept for the next drain). One thread at a time
+ * (the sink's), never the workers'. */
+int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
 /* Whether a request target belongs to the gateway. */
 int am_gateway_owns(const char *target, size_t len);
 /* The main loop's hand-off of a gateway connection to a worker. */
 void am_gateway_handoff(struct am_gateway *g, int fd, const char *bytes, size_t len, const char *peer);
-/* Folds the usage records the workers handed over into SQLite (at exit,
- * once the writer thread has stopped). */
-void am_gateway_flush_usage(struct am_gateway *g);
 void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *out);
-/* Where a served model name is answered now: a ready replica's port and
- * engine key, and the name the engine knows it by. 0, or -1 with why
+/* Where a served model name is answered now: a ready replica's host, port
+ * and engine key, and the name the engine knows it by. 0, or -1 with why
  * ("no model", or the deployment's state). */
-int am_gateway_resolve(struct am_gateway *g, const char *model, int *port, char *key, size_t keysize, char *engine_name,
-		       size_t namesize, char *why, size_t whysize);
+int am_gateway_resolve(struct am_gateway *g, const char *model, char *host, size_t hostsize, int *port, char *key,
+		       size_t keysize, char *engine_name, size_t namesize, char *why, size_t whysize);
+/* Stops the workers (requests in flight are aborted) and hands their last
+ * usage records over for a final drain. Idempotent. */
+void am_gateway_stop(struct am_gateway *g);
+/* Stops (if not yet) and frees; records no drain wrote stay in the journal
+ * for the next start. */
 void am_gateway_free(struct am_gateway *g);
 
 #endif

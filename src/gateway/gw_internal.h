@@ -1,5 +1,7 @@
-/* gw_internal: what the gateway's files share: the snapshot, the workers,
- * per-model statistics. Not for use outside src/gateway. */
+/* gw_internal: what the gateway's files share: the published table
+ * (gw_table.c), the threads (gw_threads.c), the usage hand-off
+ * (gw_usage.c), per-model statistics (gw_stats.c), the request path
+ * (gw_proxy.c). Not for use outside src/gateway. */
 #ifndef GW_INTERNAL_H
 #define GW_INTERNAL_H
 
@@ -22,65 +24,27 @@ struct gw_counters {
 	_Atomic long long used;     /* tokens used in all (the database's figure, then ours) */
 };
 
-struct gw_key {
-	char hash[65];
-	long long id, user_id;
-	char user[65];
-	int all_models;
-	char **models;
-	int nmodels;
-	long long rpm, tpm, quota;
-	int64_t expires_at;
-	struct gw_counters *ctr;
-	int session;               /* a console session: the cookie, with its CSRF token */
-	char csrf[65];
-};
-
-struct gw_rep {
-	long long instance_id;
-	int port;
-	char key[80];
-};
-
-struct gw_route {
-	char name[129];            /* what clients send as "model" */
-	long long dep_id;
-	char kind[16];
-	char state[16];            /* "running", or why not */
-	int lora;                  /* a LoRA adapter served by dep_id */
-	char engine_name[129];     /* the name the engine knows (differs for an alias) */
-	char parent[129];          /* an adapter's deployment; "" otherwise */
-	long long max_model_len;   /* the deployment's, else the model's context; 0 unknown */
-	struct gw_rep *reps;       /* ready replicas */
-	int nreps;
-};
-
-/* Immutable once published; freed when the last holder lets go. */
+/* A published route table, as the workers read it. Immutable once
+ * swapped in; freed when the last holder lets go. */
 struct gw_table {
 	int refs;                  /* guarded by am_gateway.mu */
-	struct gw_route *routes;
+	struct am_routes *owned;   /* what was published (routes and keys point into it) */
+	struct am_route *routes;
 	int nroutes;
-	struct gw_key *keys;       /* sorted by hash */
+	int *by_name;              /* route indices sorted by name */
+	struct am_route_key *keys; /* as published */
 	int nkeys;
+	int *by_hash;              /* indices of the keys that are not disabled, sorted by hash */
+	int nlive;
+	struct gw_counters **ctrs; /* ctrs[i]: keys[i]'s counters (NULL for a disabled one) */
 	long long created_s;
-};
-
-struct gw_usage {
-	char id[40];               /* unique: "<journal file id>.<seq>" (usage_records.jid) */
-	int64_t at;
-	long long key_id, user_id, dep_id, inst_id;
-	char model[129];
-	char endpoint[32];
-	long long prompt, completion;
-	double ttft_ms, dur_ms;
-	int status, stream;
 };
 
 /* A worker's usage records of one batch: they are in its journal file
  * (jpath), except those the journal refused (a full disk), kept in memory
- * (u) until the writer has folded them into SQLite. Handed to the writer
- * whole: nothing on the request path takes a lock a low-priority thread may
- * hold. */
+ * (u) until a drain has handed them to the sink. Handed over whole by a
+ * lock-free push: nothing on the request path takes a lock the sink's
+ * thread may hold. */
 #define GW_UBATCH 256
 #define GW_UMEM_MAX 100000 /* records kept in memory at most (~30 MB), all workers together */
 struct gw_ubatch {
@@ -88,7 +52,7 @@ struct gw_ubatch {
 	char jpath[4200];          /* its journal file ("" when none could be created) */
 	int nids;                  /* records in all (ids given out) */
 	int n, cap;                /* records only in memory */
-	struct gw_usage *u;
+	struct am_usage_record *u;
 };
 
 #define GW_NB 14
@@ -137,6 +101,7 @@ struct gw_worker {
 	struct am_gateway *g;
 	int idx;
 	pthread_t thread;
+	int running;               /* thread started and not joined */
 	struct event_base *base;
 	struct am_http_server *http;
 	struct gw_pool *pool;
@@ -163,24 +128,19 @@ struct am_gateway {
 	pthread_mutex_t mu;        /* guards table, gen, counters list, usage queue, main inbox */
 	struct gw_table *table;
 	_Atomic long long gen;
-	char signature[16384];     /* main loop only */
 	struct gw_counters **ctrs;
 	int nctrs, capctrs;
 	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
 	_Atomic long long umem;               /* records kept only in memory, in all batches */
 	_Atomic long long udropped;           /* records lost: memory full while the journal failed */
 	_Atomic long long jwarn_ms;           /* when a journal write failure was last logged */
-	struct gw_ubatch *uretry;  /* the writer's: batches a failed fold keeps, oldest first */
-	int uretry_ms;             /* the writer's back-off while folds fail */
+	struct gw_ubatch *uretry;  /* the drainer's: batches a failed fold keeps, oldest first */
+	int ufailing;              /* the drainer's: the last fold failed */
 	char jdir[4200];           /* the journal's folder ("" when it cannot exist) */
 	struct gw_pending *inbox;  /* connections handed back to the main loop */
 	int ninbox, capinbox;
 	struct event *inbox_ev;
-	pthread_t writer;          /* writes usage batches on its own connection */
-	int writer_running;
-	int writer_stop;           /* guarded by mu */
-	pthread_cond_t writer_cv;
-	struct am_store *wstore;   /* the writer's connection */
+	int stopped;               /* am_gateway_stop ran */
 	struct gw_worker *workers;
 	int nworkers;
 	_Atomic unsigned next;
@@ -188,27 +148,52 @@ struct am_gateway {
 
 /* gw_proxy.c: the request path on a worker */
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
-/* am_gateway.c: for the proxy */
+
+/* gw_table.c: the published table. Builds the workers' table from a
+ * published one (takes ownership): names and keys indexed (a disabled
+ * key is not), counters attached. Publishing thread. */
+struct gw_table *gw_table_new(struct am_gateway *g, struct am_routes *routes);
+/* Makes t the current table (takes the caller's reference). */
+void gw_table_swap(struct am_gateway *g, struct gw_table *t);
+/* The worker's reference to the current table (taken again only when a
+ * newer one was published). Worker thread. */
 struct gw_table *gw_table_get(struct gw_worker *w);
+void gw_table_unref(struct am_gateway *g, struct gw_table *t);
+/* The route named model, or NULL: O(log n). */
+const struct am_route *gw_table_route(const struct gw_table *t, const char *model);
+/* The key (or session) whose hash is h, or NULL: O(log n). */
+const struct am_route_key *gw_table_key(const struct gw_table *t, const char *h);
+/* A key's counters (k from t). */
+struct gw_counters *gw_table_counters(const struct gw_table *t, const struct am_route_key *k);
+/* Frees every key's counters (at exit, once no table holds them). */
+void gw_table_free_counters(struct am_gateway *g);
+
+/* gw_threads.c: the worker loops and the hand-offs between loops. */
+int gw_threads_start(struct am_gateway *g);
+/* Joins the workers, then hands their last usage batches over. */
+void gw_threads_stop(struct am_gateway *g);
+void gw_threads_handoff(struct am_gateway *g, int fd, const char *bytes, size_t len, const char *peer);
+/* Closes what is still queued between loops (at exit). */
+void gw_threads_free(struct am_gateway *g);
 /* gw_usage.c: the usage path. Records a finished request's usage: in the
  * worker's journal before it returns (so before the answer's end is sent),
  * or in memory when the journal refuses it. Fills u->id. Worker thread (or
  * the main thread once the worker stopped). */
-void gw_usage_push(struct gw_worker *w, struct gw_usage *u);
-/* Hands the worker's batch to the writer and closes its journal file. */
+void gw_usage_push(struct gw_worker *w, struct am_usage_record *u);
+/* Hands the worker's batch over (for the next drain) and closes its journal file. */
 void gw_usage_handover(struct gw_worker *w);
-/* Folds every handed-over batch (and those a failed fold kept) into SQLite
- * on st, in one transaction; deletes their journal files after the commit.
- * 0, or -1 when the fold failed (the batches are kept for the next one).
- * The writer thread only (or the main thread once it stopped). */
-int gw_usage_fold(struct am_gateway *g, struct am_store *st);
+/* am_gateway_usage_drain's work: see am_gateway.h. */
+int gw_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
 /* Queues the journal files a previous run left (crash, full disk) for the
- * next fold. At start, before the workers. */
+ * next drain. At start, before the workers. */
 void gw_usage_replay(struct am_gateway *g);
 /* Frees what a fold could not write (at exit: their journal files stay for
  * the next start). */
 void gw_usage_free(struct am_gateway *g);
+/* gw_stats.c: per-model series (a worker's own, under its smu). */
 struct gw_mstats *gw_stats(struct gw_worker *w, const char *model);
 void gw_stats_observe(uint64_t *buckets, double v);
+/* Every worker's series summed, in Prometheus' text format. */
+void gw_stats_render(struct am_gateway *g, struct am_buf *out);
 
 #endif

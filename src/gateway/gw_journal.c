@@ -18,9 +18,9 @@
 #define PAYLOAD (GW_JREC_SIZE - HEAD - 8)
 #define MAX_FILE (64u << 20) /* a file holds one batch (a few hundred records) */
 
-_Static_assert(sizeof ((struct gw_usage *)0)->id == 40 && sizeof ((struct gw_usage *)0)->model == 129 &&
-		       sizeof ((struct gw_usage *)0)->endpoint == 32,
-	       "the journal's record layout follows struct gw_usage");
+_Static_assert(sizeof ((struct am_usage_record *)0)->id == 40 && sizeof ((struct am_usage_record *)0)->model == 129 &&
+		       sizeof ((struct am_usage_record *)0)->endpoint == 32,
+	       "the journal's record layout follows struct am_usage_record");
 
 static uint64_t fnv1a(const unsigned char *p, size_t n)
 {
@@ -43,7 +43,7 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 		at += sizeof(field);                     \
 	} while (0)
 
-void gw_journal_encode(const struct gw_usage *u, unsigned char out[GW_JREC_SIZE])
+void gw_journal_encode(const struct am_usage_record *u, unsigned char out[GW_JREC_SIZE])
 {
 	size_t at = 0;
 	uint32_t magic = MAGIC, len = PAYLOAD;
@@ -68,7 +68,7 @@ void gw_journal_encode(const struct gw_usage *u, unsigned char out[GW_JREC_SIZE]
 	PUT(sum);
 }
 
-int gw_journal_decode(const unsigned char *rec, size_t n, struct gw_usage *u)
+int gw_journal_decode(const unsigned char *rec, size_t n, struct am_usage_record *u)
 {
 	if (n < GW_JREC_SIZE)
 		return -1;
@@ -142,7 +142,7 @@ int gw_journal_open(struct gw_jfile *f, const char *dir)
 	return 0;
 }
 
-int gw_journal_append(struct gw_jfile *f, const struct gw_usage *u)
+int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u)
 {
 	if (f->fd < 0 || f->broken) {
 		errno = EBADF;
@@ -173,11 +173,11 @@ void gw_journal_close(struct gw_jfile *f)
 	f->fd = -1;
 }
 
-int gw_journal_read(const char *path, struct gw_usage **out, int *n, size_t *skipped)
+int gw_journal_read(const char *path, struct am_usage_record **out, int *n, size_t *skipped)
 {
 	int rc = -1, fd = -1;
 	unsigned char *buf = NULL;
-	struct gw_usage *recs = NULL;
+	struct am_usage_record *recs = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		goto out;

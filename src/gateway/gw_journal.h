@@ -2,22 +2,23 @@
  * request's usage record to its own file with one write() before the client
  * can see the end of the answer, so a crash of aimaas (kill -9) loses none
  * (the kernel keeps what was written; no fsync: an OS crash may lose the
- * last records, as SQLite's synchronous=NORMAL may). The writer thread reads
- * a closed file back, folds it into SQLite and deletes it.
+ * last records, as the database's synchronous=NORMAL may). A drain
+ * (gw_usage, on the usage sink's thread) reads a closed file back, hands
+ * its records to the sink and deletes the file once they are written.
  *
  * A record is fixed-size: magic, payload length, payload (native byte order:
  * the journal is read back on the host that wrote it), FNV-1a checksum. A
  * failed (short) append is cut off again, so a file holds whole records
  * with at most a torn tail (a crash of the machine), which the reader
  * detects and skips. Each record carries a unique id ("<file id>.<seq>")
- * that SQLite holds UNIQUE, so folding a file twice inserts nothing twice. */
+ * that the sink keeps UNIQUE, so draining a file twice counts nothing twice. */
 #ifndef GW_JOURNAL_H
 #define GW_JOURNAL_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
-struct gw_usage;
+#include "am_gateway.h"
 
 #define GW_JREC_SIZE 297 /* bytes of one record on disk */
 
@@ -40,17 +41,17 @@ int gw_journal_mkdir(const char *dir);
 int gw_journal_open(struct gw_jfile *f, const char *dir);
 /* Appends one record. 0, or -1 with errno (ENOSPC, EDQUOT...): then the
  * file is as it was before the call, or marked broken. */
-int gw_journal_append(struct gw_jfile *f, const struct gw_usage *u);
+int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u);
 /* Closes the file (keeps it on disk). */
 void gw_journal_close(struct gw_jfile *f);
 
 /* The record's bytes (GW_JREC_SIZE of them). */
-void gw_journal_encode(const struct gw_usage *u, unsigned char out[GW_JREC_SIZE]);
+void gw_journal_encode(const struct am_usage_record *u, unsigned char out[GW_JREC_SIZE]);
 /* 0 when rec holds a whole, intact record (then *u is filled), -1 if not. */
-int gw_journal_decode(const unsigned char *rec, size_t n, struct gw_usage *u);
+int gw_journal_decode(const unsigned char *rec, size_t n, struct am_usage_record *u);
 /* Every intact record of a file, oldest first, up to the first torn or
  * corrupt one: *out (free it) holds *n of them, *skipped the bytes left
  * after them. 0, or -1 with errno when the file cannot be read. */
-int gw_journal_read(const char *path, struct gw_usage **out, int *n, size_t *skipped);
+int gw_journal_read(const char *path, struct am_usage_record **out, int *n, size_t *skipped);
 
 #endif

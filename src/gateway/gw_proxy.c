@@ -25,7 +25,7 @@ struct preq {
 	struct gw_worker *w;
 	struct am_http_req *http;
 	struct gw_up *up;
-	const struct gw_key *key;   /* in the table of the moment; looked up again per step */
+	const struct am_route_key *key; /* in the worker's table of the moment; looked up again per step */
 	char key_hash[65];
 	long long key_id, user_id, dep_id, inst_id, tried_inst;
 	struct gw_counters *ctr;
@@ -105,33 +105,7 @@ static void reject(struct gw_worker *w, struct am_http_req *req, enum gw_reject 
 	va_end(ap);
 }
 
-static const struct gw_key *find_key(struct gw_table *t, const char *h)
-{
-	if (!t)
-		return NULL;
-	int lo = 0, hi = t->nkeys - 1;
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2;
-		int c = strcmp(t->keys[mid].hash, h);
-		if (!c)
-			return &t->keys[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return NULL;
-}
-
-static const struct gw_route *find_route(struct gw_table *t, const char *model)
-{
-	for (int i = 0; t && i < t->nroutes; i++)
-		if (!strcmp(t->routes[i].name, model))
-			return &t->routes[i];
-	return NULL;
-}
-
-static int key_allows(const struct gw_key *k, const char *model)
+static int key_allows(const struct am_route_key *k, const char *model)
 {
 	if (k->all_models)
 		return 1;
@@ -160,10 +134,10 @@ static struct gw_repstate *repstate(struct gw_worker *w, long long id)
 
 /* Least outstanding among those in rotation; a replica out of rotation whose
  * cool-down passed gets one trial (half-open). */
-static const struct gw_rep *pick(struct gw_worker *w, const struct gw_route *r, long long exclude)
+static const struct am_route_rep *pick(struct gw_worker *w, const struct am_route *r, long long exclude)
 {
 	int64_t now = am_wall_ms();
-	const struct gw_rep *best = NULL;
+	const struct am_route_rep *best = NULL;
 	int best_out = 0;
 	for (int i = 0; i < r->nreps; i++) {
 		if (r->reps[i].instance_id == exclude && r->nreps > 1)
@@ -245,7 +219,7 @@ static void account(struct preq *p, int status)
 		atomic_fetch_add(&p->ctr->used, t);
 	}
 	if (p->key_id || p->dep_id) {
-		struct gw_usage u;
+		struct am_usage_record u;
 		memset(&u, 0, sizeof u);
 		u.at = am_wall_ms();
 		u.key_id = p->key_id;
@@ -346,7 +320,7 @@ static void relay_events(struct preq *p)
 
 /* ---- upstream callbacks ---- */
 
-static void dispatch(struct preq *p, const struct gw_route *r);
+static void dispatch(struct preq *p, const struct am_route *r);
 
 static void up_head(int status, const char *ctype, void *data)
 {
@@ -379,7 +353,7 @@ static void up_end(int ok, int got_head, const char *why, void *data)
 		/* nothing reached the client but comments: once more, elsewhere */
 		if (!p->got_event && p->tries < 2) {
 			struct gw_table *t = gw_table_get(w);
-			const struct gw_route *r = find_route(t, p->model);
+			const struct am_route *r = gw_table_route(t, p->model);
 			if (r && r->nreps) {
 				struct gw_repstate *s = repstate(w, p->inst_id);
 				if (s->outstanding > 0)
@@ -461,10 +435,10 @@ static void on_abort(struct am_http_req *req, void *data)
 	preq_free(p);
 }
 
-static void dispatch(struct preq *p, const struct gw_route *r)
+static void dispatch(struct preq *p, const struct am_route *r)
 {
 	struct gw_worker *w = p->w;
-	const struct gw_rep *rep = pick(w, r, p->tried_inst);
+	const struct am_route_rep *rep = pick(w, r, p->tried_inst);
 	p->tries++;
 	p->inst_id = rep->instance_id;
 	p->dep_id = r->dep_id;
@@ -474,10 +448,12 @@ static void dispatch(struct preq *p, const struct gw_route *r)
 	pthread_mutex_unlock(&w->smu);
 	char head[512];
 	int hl = snprintf(head, sizeof head,
-			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\n\r\n", p->upath, rep->port, rep->key, p->blen);
+			  "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\n\r\n", p->upath, strchr(rep->host, ':') ? "[" : "", rep->host,
+			  strchr(rep->host, ':') ? "]" : "", rep->port, rep->key, p->blen);
 	struct am_gateway_config *c = &w->g->cfg;
-	p->up = gw_up_send(w->pool, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms, &cbs, p);
+	p->up = gw_up_send(w->pool, rep->host, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
+			   &cbs, p);
 }
 
 /* ---- the HTTP side ---- */
@@ -521,7 +497,7 @@ static void on_head(struct am_http_req *req, void *data)
 	}
 	am_sha256_hex(tok, strlen(tok), p->key_hash);
 	struct gw_table *t = gw_table_get(w);
-	const struct gw_key *k = find_key(t, p->key_hash);
+	const struct am_route_key *k = gw_table_key(t, p->key_hash);
 	/* a key only as a bearer, a session only as the cookie */
 	if (!k || k->session != via_cookie) {
 		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
@@ -545,7 +521,7 @@ static void on_head(struct am_http_req *req, void *data)
 	p->key = k;
 	p->key_id = k->session ? 0 : k->id;
 	p->user_id = k->user_id;
-	p->ctr = k->ctr;
+	p->ctr = gw_table_counters(t, k);
 	if (req->head.content_length > 0 && (size_t)req->head.content_length > req->max_body)
 		reject(w, req, GW_REJECT_TOO_LARGE, 413, "invalid_request_error", "request_too_large", NULL,
 			  "the request body is larger than %zu bytes", req->max_body);
@@ -553,7 +529,7 @@ static void on_head(struct am_http_req *req, void *data)
 
 /* vLLM's model card (id, object, created, owned_by, root, parent,
  * max_model_len, permission), with the deployment's kind and state. */
-static json_t *model_card(const struct gw_table *t, const struct gw_route *r)
+static json_t *model_card(const struct gw_table *t, const struct am_route *r)
 {
 	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:[],s:s,s:s}", "id", r->name, "object", "model", "created",
 			 (json_int_t)t->created_s, "owned_by", "aimaas", "root", r->engine_name, "parent",
@@ -577,12 +553,12 @@ static void respond_json(struct am_http_req *req, json_t *v)
  * of them (the id percent-decoded, or with its '/'s as they are). */
 static void models(struct preq *p, struct am_http_req *req)
 {
-	struct gw_table *t = gw_table_get(p->w);
+	struct gw_table *t = p->w->table; /* on_request's, which p->key is in */
 	if (strcmp(req->path, "/v1/models") != 0) {
 		char id[sizeof req->path];
 		const char *raw = req->path + 11;
 		long n = am_http_urldecode(raw, strlen(raw), id, sizeof id);
-		const struct gw_route *r = n > 0 ? find_route(t, id) : NULL;
+		const struct am_route *r = n > 0 ? gw_table_route(t, id) : NULL;
 		if (!r || !key_allows(p->key, r->name)) {
 			if (n <= 0)
 				am_strlcpy(id, raw, sizeof id);
@@ -605,8 +581,10 @@ static void on_request(struct am_http_req *req, void *data)
 	struct preq *p = req->app_ctx;
 	struct gw_worker *w = p->w;
 	(void)data;
-	/* the snapshot may have changed while the body arrived */
-	p->key = find_key(gw_table_get(w), p->key_hash);
+	/* the table may have changed while the body arrived; what follows in
+	 * this call reads this one (w->table), so p->key stays valid */
+	struct gw_table *t = gw_table_get(w);
+	p->key = gw_table_key(t, p->key_hash);
 	if (!p->key) {
 		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
 		       "This API key was revoked");
@@ -672,8 +650,7 @@ static void on_request(struct am_http_req *req, void *data)
 		       "you must provide a model parameter");
 		return;
 	}
-	struct gw_table *t = gw_table_get(w);
-	const struct gw_route *r = pk.model_too_long ? NULL : find_route(t, pk.model);
+	const struct am_route *r = pk.model_too_long ? NULL : gw_table_route(t, pk.model);
 	if (!r) {
 		reject(w, req, GW_REJECT_UNKNOWN_MODEL, 404, "invalid_request_error", "model_not_found", "model",
 		       "The model `%.200s` does not exist", pk.model_too_long ? "(a name too long)" : pk.model);
@@ -690,8 +667,8 @@ static void on_request(struct am_http_req *req, void *data)
 		return;
 	}
 	/* the key's limits */
-	const struct gw_key *k = p->key;
-	struct gw_counters *c = k->ctr;
+	const struct am_route_key *k = p->key;
+	struct gw_counters *c = gw_table_counters(t, k);
 	long long minute = am_wall_ms() / 60000;
 	long long seen = atomic_load(&c->minute);
 	if (seen != minute && atomic_compare_exchange_strong(&c->minute, &seen, minute)) {

@@ -14,6 +14,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../http/am_client.h"
 
 #define MAX_IDLE_PER_PORT 512
 #define MAX_HEAD 32768
@@ -22,6 +23,7 @@ enum st { ST_HEAD, ST_BODY_LEN, ST_BODY_CHUNK_SIZE, ST_BODY_CHUNK, ST_BODY_CHUNK
 
 struct conn {
 	struct bufferevent *bev;
+	char host[64];      /* with port: the engine it is connected to */
 	int port;
 	struct gw_pool *pool;
 	struct conn *next; /* in the idle list */
@@ -34,6 +36,7 @@ struct gw_up {
 	struct conn *c;
 	struct gw_up_cbs cbs;
 	void *data;
+	char host[64];
 	int port;
 	char *req;          /* the whole request, kept for one transparent retry */
 	size_t reqlen;
@@ -48,7 +51,7 @@ struct gw_up {
 
 struct gw_pool {
 	struct event_base *base;
-	struct conn *idle; /* all ports, most recent first */
+	struct conn *idle; /* all engines (host:port), most recent first */
 	int nidle;
 };
 
@@ -370,7 +373,7 @@ static int start(struct gw_up *u)
 	struct gw_pool *p = u->pool;
 	struct conn *c = NULL;
 	for (struct conn **pp = &p->idle; *pp; pp = &(*pp)->next)
-		if ((*pp)->port == u->port) {
+		if ((*pp)->port == u->port && !strcmp((*pp)->host, u->host)) {
 			c = *pp;
 			*pp = c->next;
 			p->nidle--;
@@ -381,17 +384,17 @@ static int start(struct gw_up *u)
 		c = am_calloc(1, sizeof *c);
 		c->pool = p;
 		c->port = u->port;
+		memcpy(c->host, u->host, sizeof c->host);
+		struct sockaddr_storage ss;
+		socklen_t sslen = 0;
+		int bad = am_client_addr(u->host, u->port, &ss, &sslen) != 0;
 		/* libevent's own connect socket lacks close-on-exec: an engine
 		 * spawned meanwhile would hold the connection */
-		c->bev = bufferevent_socket_new(p->base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
-						BEV_OPT_CLOSE_ON_FREE);
-		struct sockaddr_in sin;
-		memset(&sin, 0, sizeof sin);
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)u->port);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		c->bev = bufferevent_socket_new(
+			p->base, bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+			BEV_OPT_CLOSE_ON_FREE);
 		bufferevent_setcb(c->bev, on_read, NULL, on_event, u);
-		if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		if (bad || bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen) != 0) {
 			conn_close(c);
 			return -1;
 		}
@@ -417,11 +420,12 @@ static int start(struct gw_up *u)
 	return 0;
 }
 
-struct gw_up *gw_up_send(struct gw_pool *p, int port, const char *head, size_t hl, const char *body, size_t bl,
-			 int first_byte_ms, int idle_ms, const struct gw_up_cbs *cbs, void *data)
+struct gw_up *gw_up_send(struct gw_pool *p, const char *host, int port, const char *head, size_t hl, const char *body,
+			 size_t bl, int first_byte_ms, int idle_ms, const struct gw_up_cbs *cbs, void *data)
 {
 	struct gw_up *u = am_calloc(1, sizeof *u);
 	u->pool = p;
+	am_strlcpy(u->host, host, sizeof u->host);
 	u->port = port;
 	u->cbs = *cbs;
 	u->data = data;

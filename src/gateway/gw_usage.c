@@ -1,27 +1,27 @@
-/* gw_usage: usage records from the workers to SQLite, through the journal.
+/* gw_usage: usage records from the workers to a sink, through the journal.
  *
  * A worker writes each finished request's record into its journal file
  * (gw_journal) before the answer's last byte goes out; every 100 ms, or
  * every GW_UBATCH records, it hands the batch (the file's name, plus any
- * record the journal refused) to the writer thread, which folds it into
- * SQLite with the API keys' token counts in one transaction and then
- * deletes the file. A fold that fails (a full disk, a locked database) keeps
- * its batches and is retried with a back-off; a crash leaves the files,
- * which the next start folds before serving. Each record's id is UNIQUE in
- * usage_records, so a file folded twice (a crash between the commit and the
- * unlink) counts nothing twice. */
+ * record the journal refused) over with a lock-free push. The sink's
+ * thread drains: the batches' records go to its fold callback in one call
+ * (src/usage writes them to the database in one transaction), then the files are
+ * deleted. A fold that fails (a full disk, a locked database) keeps its
+ * batches for the next drain; a crash leaves the files, which the next
+ * start queues for the sink's first drain. Each record's id is unique, so
+ * a sink that keeps ids (usage_records.jid is UNIQUE) counts nothing twice
+ * when a file is drained twice (a crash between the commit and the unlink).
+ * No SQL here: the gateway does file I/O and memory bookkeeping only. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../am_server.h"
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
-#include "../store/am_store.h"
 #include "gw_internal.h"
 
 static struct gw_ubatch *batch_new(void)
@@ -36,7 +36,7 @@ static void batch_free(struct gw_ubatch *b)
 	free(b);
 }
 
-void gw_usage_push(struct gw_worker *w, struct gw_usage *u)
+void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 {
 	struct am_gateway *g = w->g;
 	if (!w->ub) {
@@ -47,7 +47,7 @@ void gw_usage_push(struct gw_worker *w, struct gw_usage *u)
 	struct gw_ubatch *b = w->ub;
 	am_fmt(u->id, sizeof u->id, "%s.%d", w->jf.id, b->nids++);
 	if (gw_journal_append(&w->jf, u) != 0) {
-		/* not in the journal (a full disk): in memory until the writer folds it;
+		/* not in the journal (a full disk): in memory until a drain hands it to the sink;
 		 * said once a minute at most, whatever the traffic */
 		int e = errno;
 		long long now = am_wall_ms(), last = atomic_load(&g->jwarn_ms);
@@ -106,10 +106,10 @@ void gw_usage_replay(struct am_gateway *g)
 	}
 	closedir(d);
 	if (n)
-		am_info("gateway", "usage journal: %d file(s) left by the last run, folding them", n);
+		am_info("gateway", "usage journal: %d file(s) left by the last run, to be written first", n);
 }
 
-/* Appends the batches handed over since the last fold to the retry list,
+/* Appends the batches handed over since the last drain to the retry list,
  * oldest first. */
 static void collect(struct am_gateway *g)
 {
@@ -126,82 +126,56 @@ static void collect(struct am_gateway *g)
 	*tail = rev;
 }
 
-static int insert(struct am_store *st, const struct gw_usage *u, long long **kid, long long **ktok, int *nk, int *capk)
+/* Appends n records to the drain's array. */
+static void append(struct am_usage_record **all, int *n, int *cap, const struct am_usage_record *r, int k)
 {
-	int rc = am_store_exec(st, "INSERT INTO usage_records(jid, at, key_id, user_id, model, deployment_id, instance_id,"
-			       " endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream)"
-			       " VALUES(?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)"
-			       " ON CONFLICT(jid) DO NOTHING",
-			       "siiisiisiiddii", u->id, (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id,
-			       u->inst_id, u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms, (long long)u->status,
-			       (long long)u->stream);
-	if (rc != 0)
-		return -1;
-	if (!u->key_id || am_store_changes(st) == 0) /* folded before: its tokens are counted */
-		return 0;
-	int k;
-	for (k = 0; k < *nk && (*kid)[k] != u->key_id; k++)
-		;
-	if (k == *nk) {
-		if (*nk == *capk) {
-			*capk = *capk ? *capk * 2 : 16;
-			*kid = am_realloc(*kid, (size_t)*capk * sizeof **kid);
-			*ktok = am_realloc(*ktok, (size_t)*capk * sizeof **ktok);
-		}
-		(*kid)[k] = u->key_id;
-		(*ktok)[k] = 0;
-		(*nk)++;
+	if (k <= 0)
+		return;
+	if (*n + k > *cap) {
+		*cap = (*n + k) * 2 + 64;
+		*all = am_realloc(*all, (size_t)*cap * sizeof **all);
 	}
-	(*ktok)[k] += u->prompt + u->completion;
-	return 0;
+	memcpy(*all + *n, r, (size_t)k * sizeof *r);
+	*n += k;
 }
 
-int gw_usage_fold(struct am_gateway *g, struct am_store *st)
+int gw_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data)
 {
 	collect(g);
 	if (!g->uretry)
 		return 0;
-	long long *kid = NULL, *ktok = NULL;
-	int nk = 0, capk = 0, rc = -1, records = 0;
-	if (am_store_begin(st) != 0)
-		goto out;
-	/* one UPDATE per key per fold, not per request */
+	struct am_usage_record *all = NULL;
+	int n = 0, cap = 0, full = 0;
 	for (struct gw_ubatch *b = g->uretry; b; b = b->next) {
 		if (b->jpath[0]) {
-			struct gw_usage *recs = NULL;
-			int n = 0;
+			struct am_usage_record *recs = NULL;
+			int k = 0;
 			size_t skipped = 0;
-			if (gw_journal_read(b->jpath, &recs, &n, &skipped) != 0) {
+			if (gw_journal_read(b->jpath, &recs, &k, &skipped) != 0) {
 				if (errno != ENOENT)
 					am_error("gateway", "usage journal: cannot read %s: %s", b->jpath, strerror(errno));
 			} else if (skipped) {
 				am_warn("gateway", "usage journal: %s ends with %zu bytes of a torn record (skipped)", b->jpath,
 					skipped);
 			}
-			for (int i = 0; i < n; i++)
-				if (insert(st, &recs[i], &kid, &ktok, &nk, &capk) != 0) {
-					free(recs);
-					goto out;
-				}
-			records += n;
+			append(&all, &n, &cap, recs, k);
 			free(recs);
 		}
-		for (int i = 0; i < b->n; i++)
-			if (insert(st, &b->u[i], &kid, &ktok, &nk, &capk) != 0)
-				goto out;
-		records += b->n;
+		append(&all, &n, &cap, b->u, b->n);
 	}
-	long long now = am_wall_ms();
-	for (int k = 0; k < nk; k++)
-		if (am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
-				  ktok[k], now, kid[k]) != 0)
-			goto out;
-	if (am_store_commit(st) != 0)
-		goto out;
-	rc = 0;
-	if (g->uretry_ms)
-		am_info("gateway", "usage: %d record(s) kept while the database failed are written now", records);
-	g->uretry_ms = 0;
+	int rc = fold(data, all, n, &full);
+	free(all);
+	if (rc != 0) {
+		/* kept, not dropped: the next drain offers them again */
+		if (!g->ufailing)
+			am_warn("gateway", "usage: the sink cannot write%s; records are kept (journal: %s) and retried",
+				full ? " (disk full)" : "", g->jdir[0] ? g->jdir : "none");
+		g->ufailing = 1;
+		return -1;
+	}
+	if (g->ufailing)
+		am_info("gateway", "usage: %d record(s) kept while the sink failed are written now", n);
+	g->ufailing = 0;
 	while (g->uretry) {
 		struct gw_ubatch *b = g->uretry;
 		g->uretry = b->next;
@@ -210,18 +184,7 @@ int gw_usage_fold(struct am_gateway *g, struct am_store *st)
 		atomic_fetch_sub(&g->umem, b->n);
 		batch_free(b);
 	}
-out:
-	if (rc != 0) {
-		am_store_rollback(st);
-		/* kept, not dropped: retried with a back-off up to 5 s */
-		if (!g->uretry_ms)
-			am_warn("gateway", "usage: cannot write to the database%s; records are kept (journal: %s) and retried",
-				am_store_full(st) ? " (disk full)" : "", g->jdir[0] ? g->jdir : "none");
-		g->uretry_ms = g->uretry_ms ? (g->uretry_ms * 2 > 5000 ? 5000 : g->uretry_ms * 2) : 250;
-	}
-	free(kid);
-	free(ktok);
-	return rc;
+	return n;
 }
 
 void gw_usage_free(struct am_gateway *g)

@@ -1,4 +1,4 @@
-/* am_client: a minimal loopback HTTP client. */
+/* am_client: a minimal HTTP client for engines. */
 #include "am_client.h"
 
 #include <arpa/inet.h>
@@ -96,13 +96,36 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	finish(arg, 0);
 }
 
-struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
-				    int timeout_ms, size_t max_body, am_client_cb cb, void *data)
+int am_client_addr(const char *host, int port, struct sockaddr_storage *out, socklen_t *len)
 {
-	return am_client_request(base, port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data);
+	memset(out, 0, sizeof *out);
+	struct sockaddr_in *in4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+	if (port <= 0 || port > 65535 || !host)
+		return -1;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*len = sizeof *in4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *in6;
+		return 0;
+	}
+	return -1;
 }
 
-struct am_client_req *am_client_request(struct event_base *base, int port, const char *method, const char *path,
+struct am_client_req *am_client_get(struct event_base *base, const char *host, int port, const char *path,
+				    const char *bearer, int timeout_ms, size_t max_body, am_client_cb cb, void *data)
+{
+	return am_client_request(base, host, port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data);
+}
+
+struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
+					const char *path,
 					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
 					am_client_cb cb, void *data)
 {
@@ -111,8 +134,11 @@ struct am_client_req *am_client_request(struct event_base *base, int port, const
 	r->data = data;
 	r->max_body = max_body;
 	am_buf_init(&r->in, max_body + 16384);
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	int bad = am_client_addr(host, port, &ss, &sslen) != 0;
 	/* a socket of our own: libevent's lacks close-on-exec */
-	r->bev = bufferevent_socket_new(base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+	r->bev = bufferevent_socket_new(base, bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
 					BEV_OPT_CLOSE_ON_FREE);
 	r->timer = evtimer_new(base, on_timeout, r);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
@@ -120,8 +146,9 @@ struct am_client_req *am_client_request(struct event_base *base, int port, const
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
 	struct evbuffer *out = bufferevent_get_output(r->bev);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n", method,
-			    path, port);
+	int v6 = !bad && ss.ss_family == AF_INET6;
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n",
+			    method, path, v6 ? "[" : "", bad ? "invalid" : host, v6 ? "]" : "", port);
 	if (bearer && *bearer)
 		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", bearer);
 	if (json)
@@ -129,12 +156,7 @@ struct am_client_req *am_client_request(struct event_base *base, int port, const
 	evbuffer_add(out, "\r\n", 2);
 	if (json)
 		evbuffer_add(out, json, json_len);
-	struct sockaddr_in sin;
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&sin, sizeof sin) != 0) {
+	if (bad || bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, sslen) != 0) {
 		/* reported from the loop, never from inside the caller */
 		struct timeval now = { 0, 0 };
 		evtimer_add(r->timer, &now);

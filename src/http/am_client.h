@@ -1,5 +1,6 @@
-/* am_client: one-shot HTTP/1.1 requests to engines on loopback (health
- * probes, metrics scrapes), on the main loop. The answer is buffered whole
+/* am_client: one-shot HTTP/1.1 requests to engines (health probes, metrics
+ * scrapes, the playground), on the main loop. Engines are addressed by a
+ * numeric host (127.0.0.1 for the local runtime) and a port. The answer is buffered whole
  * (capped), then the callback runs once; 0 as status means the connection
  * failed or timed out. */
 #ifndef AM_CLIENT_H
@@ -7,17 +8,23 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct am_client_req;
 
 typedef void (*am_client_cb)(int status, const char *body, size_t len, void *data);
 
-/* GET http://127.0.0.1:port/path. bearer may be NULL. Returns a handle for
+/* The socket address of a numeric host (IPv4 or IPv6 literal, never a name
+ * to resolve: nothing here may block) and a port. 0, or -1 when host is
+ * not an address. */
+int am_client_addr(const char *host, int port, struct sockaddr_storage *out, socklen_t *len);
+/* GET http://host:port/path. bearer may be NULL. Returns a handle for
  * am_client_cancel (valid until the callback has run). */
-struct am_client_req *am_client_get(struct event_base *base, int port, const char *path, const char *bearer,
-				    int timeout_ms, size_t max_body, am_client_cb cb, void *data);
+struct am_client_req *am_client_get(struct event_base *base, const char *host, int port, const char *path,
+				    const char *bearer, int timeout_ms, size_t max_body, am_client_cb cb, void *data);
 /* Any method, with an optional JSON body. */
-struct am_client_req *am_client_request(struct event_base *base, int port, const char *method, const char *path,
+struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
+					const char *path,
 					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
 					am_client_cb cb, void *data);
 /* Drops a request; its callback will not run. */

@@ -183,7 +183,7 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	}
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
-	e->probe = am_client_get(e->l->base, e->port, e->health, e->key[0] ? e->key : NULL, 2000, 4096, on_probe, e);
+	e->probe = am_client_get(e->l->base, "127.0.0.1", e->port, e->health, e->key[0] ? e->key : NULL, 2000, 4096, on_probe, e);
 }
 
 static void on_probe(int status, const char *body, size_t len, void *data)

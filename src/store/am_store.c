@@ -217,6 +217,49 @@ int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
 	return rc;
 }
 
+/* the row handed to am_store_each's callback is the statement itself */
+int am_store_each(struct am_store *s, am_store_row_cb cb, void *data, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = prepare(s, sql);
+	if (!st)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = bind(s, st, fmt, ap);
+	va_end(ap);
+	while (rc == 0) {
+		int r = sqlite3_step(st);
+		if (r == SQLITE_DONE)
+			break;
+		if (r != SQLITE_ROW) {
+			note_failure(s);
+			am_error("store", "step failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sqlite3_sql(st));
+			rc = -1;
+			break;
+		}
+		if (cb((const struct am_store_row *)st, data) != 0)
+			break;
+	}
+	release(s, st);
+	return rc;
+}
+
+long long am_store_col_int(const struct am_store_row *r, int i)
+{
+	return sqlite3_column_int64((sqlite3_stmt *)r, i);
+}
+
+const char *am_store_col_text(const struct am_store_row *r, int i)
+{
+	const unsigned char *t = sqlite3_column_text((sqlite3_stmt *)r, i);
+	return t ? (const char *)t : "";
+}
+
+int am_store_col_null(const struct am_store_row *r, int i)
+{
+	return sqlite3_column_type((sqlite3_stmt *)r, i) == SQLITE_NULL;
+}
+
 int am_store_rows(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...)
 {
 	json_t *arr = json_array();

@@ -30,6 +30,18 @@ int am_store_int(struct am_store *s, long long *out, long long dflt, const char 
  * time, never cached, since the cache keys on the SQL text's address. */
 int am_store_exec_dynamic(struct am_store *s, const char *sql, const char *fmt, ...);
 int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
+/* One row of am_store_each; valid during the callback only. */
+struct am_store_row;
+/* Called for each row; nonzero stops the query early. */
+typedef int (*am_store_row_cb)(const struct am_store_row *row, void *data);
+/* Runs a query and calls cb for each row, building no JSON: for large reads
+ * on a hot path (the gateway's route table). 0 or -1. */
+int am_store_each(struct am_store *s, am_store_row_cb cb, void *data, const char *sql, const char *fmt, ...);
+/* Column i of a row: an integer (0 for NULL), text ("" for NULL; valid
+ * during the callback), whether it is NULL. */
+long long am_store_col_int(const struct am_store_row *r, int i);
+const char *am_store_col_text(const struct am_store_row *r, int i);
+int am_store_col_null(const struct am_store_row *r, int i);
 long long am_store_last_id(struct am_store *s);
 int am_store_changes(struct am_store *s);
 

@@ -27,6 +27,7 @@ void suite_sim_schema(void);
 void suite_states(void);
 void suite_sched(void);
 void suite_runtime(void);
+void suite_routes(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -87,6 +88,7 @@ int main(void)
 	suite_states();
 	suite_sched();
 	suite_runtime();
+	suite_routes();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

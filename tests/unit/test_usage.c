@@ -1,5 +1,6 @@
-/* Unit tests: the gateway's usage journal (record format, torn tails) and
- * its fold into SQLite (idempotent, records the journal refused). */
+/* Unit tests: the gateway's usage journal (record format, torn tails), its
+ * drain, and the sink's fold into SQLite (idempotent, records the journal
+ * refused, a failed fold keeps everything). */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -10,13 +11,14 @@
 #include "gateway/gw_internal.h"
 #include "gateway/gw_journal.h"
 #include "store/am_store.h"
+#include "usage/am_usage_sink.h"
 
 struct am_store *am_test_db_open(const char *tag, char *path, size_t size);
 void am_test_db_drop(struct am_store *s, const char *path);
 
-static struct gw_usage sample(int i)
+static struct am_usage_record sample(int i)
 {
-	struct gw_usage u;
+	struct am_usage_record u;
 	memset(&u, 0, sizeof u);
 	am_fmt(u.id, sizeof u.id, "file.%d", i);
 	u.at = 1700000000000LL + i;
@@ -35,7 +37,7 @@ static struct gw_usage sample(int i)
 
 static void record_format(void)
 {
-	struct gw_usage u = sample(3), back;
+	struct am_usage_record u = sample(3), back;
 	unsigned char rec[GW_JREC_SIZE];
 	gw_journal_encode(&u, rec);
 	CHECK_INT(gw_journal_decode(rec, sizeof rec, &back), 0);
@@ -67,7 +69,7 @@ static void torn_tail(void)
 	CHECK_INT(gw_journal_open(&f, dir), 0);
 	CHECK_INT(strlen(f.id), 23);
 	for (int i = 0; i < 3; i++) {
-		struct gw_usage u = sample(i);
+		struct am_usage_record u = sample(i);
 		CHECK_INT(gw_journal_append(&f, &u), 0);
 	}
 	CHECK_INT(f.off, 3 * GW_JREC_SIZE);
@@ -76,7 +78,7 @@ static void torn_tail(void)
 	memset(junk, 0x41, sizeof junk);
 	CHECK_INT(write(f.fd, junk, sizeof junk), (long long)sizeof junk);
 	gw_journal_close(&f);
-	struct gw_usage *recs = NULL;
+	struct am_usage_record *recs = NULL;
 	int n = -1;
 	size_t skipped = 0;
 	char first[4300];
@@ -107,6 +109,19 @@ static long long count(struct am_store *s, const char *sql)
 	return v;
 }
 
+static int fold(void *data, const struct am_usage_record *recs, int n, int *full)
+{
+	return am_usage_sink_write(data, recs, n, full);
+}
+
+static int failing(void *data, const struct am_usage_record *recs, int n, int *full)
+{
+	(void)recs;
+	*(int *)data += n;
+	*full = 1;
+	return -1;
+}
+
 static void fold_once_only(void)
 {
 	char path[256], dir[256];
@@ -126,7 +141,7 @@ static void fold_once_only(void)
 	w.g = g;
 	w.jf.fd = -1;
 	for (int i = 0; i < 3; i++) {
-		struct gw_usage u = sample(i);
+		struct am_usage_record u = sample(i);
 		gw_usage_push(&w, &u);
 	}
 	char keep[4300], copy[4400];
@@ -135,26 +150,32 @@ static void fold_once_only(void)
 	CHECK(access(keep, F_OK) == 0); /* in the journal before anything else */
 	am_fmt(copy, sizeof copy, "%s.copy", keep);
 	CHECK_INT(link(keep, copy), 0);
-	CHECK_INT(gw_usage_fold(g, s), 0);
+	/* a sink that fails keeps the file, and is offered it again */
+	int offered = 0;
+	CHECK_INT(gw_usage_drain(g, failing, &offered), -1);
+	CHECK_INT(offered, 3);
+	CHECK(access(keep, F_OK) == 0);
+	CHECK_INT(gw_usage_drain(g, fold, s), 3);
 	CHECK(access(keep, F_OK) != 0); /* folded, then deleted */
+	CHECK_INT(gw_usage_drain(g, fold, s), 0);
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 3);
 	CHECK_INT(count(s, "SELECT used_tokens FROM api_keys WHERE id = 1"), 3 * 10 + 5 + 6 + 7);
 	/* a crash between the commit and the unlink: the file comes back at start */
 	CHECK_INT(rename(copy, keep), 0);
 	gw_usage_replay(g);
-	CHECK_INT(gw_usage_fold(g, s), 0);
+	CHECK_INT(gw_usage_drain(g, fold, s), 3);
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 3);
 	CHECK_INT(count(s, "SELECT used_tokens FROM api_keys WHERE id = 1"), 3 * 10 + 5 + 6 + 7);
 	CHECK(access(keep, F_OK) != 0);
 	/* no journal (a full disk): the records wait in memory, with ids of their own */
 	g->jdir[0] = '\0';
 	for (int i = 0; i < 2; i++) {
-		struct gw_usage u = sample(i);
+		struct am_usage_record u = sample(i);
 		gw_usage_push(&w, &u);
 	}
 	CHECK_INT(atomic_load(&g->umem), 2);
 	gw_usage_handover(&w);
-	CHECK_INT(gw_usage_fold(g, s), 0);
+	CHECK_INT(gw_usage_drain(g, fold, s), 2);
 	CHECK_INT(atomic_load(&g->umem), 0);
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 5);
 	CHECK_INT(count(s, "SELECT COUNT(DISTINCT jid) FROM usage_records"), 5);

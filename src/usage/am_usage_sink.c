@@ -1,0 +1,165 @@
+/* am_usage_sink: the gateway's usage records into SQLite. */
+#include "am_usage_sink.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+#include "../store/am_store.h"
+
+struct am_usage_sink {
+	struct am_gateway *g;
+	struct am_store *st;       /* the sink's own connection */
+	pthread_t thread;
+	int running;
+	pthread_mutex_t mu;        /* guards stop */
+	pthread_cond_t cv;
+	int stop;
+	int backoff_ms;            /* while writes fail: 250 ms doubling up to 5 s */
+};
+
+/* Adds one record's tokens to its key's sum (the keys of one drain). */
+static void add_tokens(long long key_id, long long tokens, long long **kid, long long **ktok, int *nk, int *capk)
+{
+	int k;
+	for (k = 0; k < *nk && (*kid)[k] != key_id; k++)
+		;
+	if (k == *nk) {
+		if (*nk == *capk) {
+			*capk = *capk ? *capk * 2 : 16;
+			*kid = am_realloc(*kid, (size_t)*capk * sizeof **kid);
+			*ktok = am_realloc(*ktok, (size_t)*capk * sizeof **ktok);
+		}
+		(*kid)[k] = key_id;
+		(*ktok)[k] = 0;
+		(*nk)++;
+	}
+	(*ktok)[k] += tokens;
+}
+
+int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full)
+{
+	*full = 0;
+	if (n <= 0)
+		return 0;
+	long long *kid = NULL, *ktok = NULL;
+	int nk = 0, capk = 0, rc = -1;
+	if (am_store_begin(st) != 0)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		const struct am_usage_record *u = &recs[i];
+		if (am_store_exec(st, "INSERT INTO usage_records(jid, at, key_id, user_id, model, deployment_id, instance_id,"
+				  " endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream)"
+				  " VALUES(?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)"
+				  " ON CONFLICT(jid) DO NOTHING",
+				  "siiisiisiiddii", u->id, (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id,
+				  u->inst_id, u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms,
+				  (long long)u->status, (long long)u->stream) != 0)
+			goto out;
+		/* folded before: its tokens are counted */
+		if (u->key_id && am_store_changes(st) > 0)
+			add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
+	}
+	/* one UPDATE per key per drain, not per request */
+	long long now = am_wall_ms();
+	for (int k = 0; k < nk; k++)
+		if (am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
+				  ktok[k], now, kid[k]) != 0)
+			goto out;
+	if (am_store_commit(st) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0) {
+		*full = am_store_full(st);
+		am_store_rollback(st);
+	}
+	free(kid);
+	free(ktok);
+	return rc;
+}
+
+static int fold(void *data, const struct am_usage_record *recs, int n, int *full)
+{
+	return am_usage_sink_write(data, recs, n, full);
+}
+
+static void drain(struct am_usage_sink *s)
+{
+	if (am_gateway_usage_drain(s->g, fold, s->st) < 0)
+		s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2) : 250;
+	else
+		s->backoff_ms = 0;
+}
+
+static void *sink_main(void *arg)
+{
+	struct am_usage_sink *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		/* every 250 ms; slower while writes fail (a full disk), up to 5 s */
+		long wait_ms = s->backoff_ms > 250 ? s->backoff_ms : 250;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		drain(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway *g, char *err, size_t errsize)
+{
+	struct am_usage_sink *s = am_calloc(1, sizeof *s);
+	s->g = g;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (am_store_open(dbpath, &s->st, err, errsize) != 0)
+		goto fail;
+	drain(s);
+	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
+		am_fmt(err, errsize, "cannot start the usage sink's thread");
+		goto fail;
+	}
+	s->running = 1;
+	return s;
+fail:
+	am_store_close(s->st);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	return NULL;
+}
+
+void am_usage_sink_free(struct am_usage_sink *s)
+{
+	if (!s)
+		return;
+	if (s->running) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	drain(s); /* what the workers handed over last */
+	am_store_close(s->st);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}

@@ -1,0 +1,35 @@
+/* am_usage_sink: where the gateway's usage records end up. It owns the SQL
+ * of usage_records and api_keys.used_tokens: a thread of its own, with its
+ * own database connection, drains the gateway (am_gateway_usage_drain)
+ * every 250 ms and writes each drain in one transaction.
+ *
+ * The thread runs at normal priority on purpose: it holds SQLite's write
+ * lock while it commits, and a thread the scheduler starves (SCHED_IDLE,
+ * nice) while holding it would stall the reconciler's writes behind it
+ * (priority inversion). The request path never waits for it: workers hand
+ * batches over with a lock-free push and journal before answering. */
+#ifndef AM_USAGE_SINK_H
+#define AM_USAGE_SINK_H
+
+#include <stddef.h>
+
+#include "../gateway/am_gateway.h"
+
+struct am_store;
+struct am_usage_sink;
+
+/* Opens the sink's connection to the database at dbpath, drains g once
+ * now, on the caller's thread (what the last run journalled is counted
+ * before the keys' usage is published), then starts the thread. NULL, with
+ * why in err, when the database cannot be opened or the thread started. */
+struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway *g, char *err, size_t errsize);
+/* Stops the thread, drains once more (call it after am_gateway_stop, so the
+ * workers' last records are in), closes the connection. NULL is fine. */
+void am_usage_sink_free(struct am_usage_sink *s);
+/* The fold: inserts recs into usage_records (a record whose id is there
+ * already is skipped, its tokens not counted again) and adds each key's
+ * tokens to api_keys.used_tokens, all in one transaction on st. 0, or -1
+ * (rolled back; *full set when the disk is full). */
+int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full);
+
+#endif
