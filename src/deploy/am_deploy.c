@@ -47,6 +47,7 @@ struct handle {
 	char health[64];
 	struct am_client_req *probe, *scrape;
 	uint64_t next_probe_ns, next_scrape_ns, stop_deadline_ns;
+	uint64_t probe_sent_ns;    /* when the probe in flight was sent */
 	int probe_fails;
 	int exited;
 	char exit_status[32];
@@ -671,13 +672,25 @@ out:
 	return rc;
 }
 
+#define PROBE_TIMEOUT_MS 2000
+/* A probe's answer is judged when the loop gets to it: one that took this
+ * much longer than its timeout found the loop busy (its timer fired late,
+ * and the engine's answer may be waiting unread), which says nothing of the
+ * engine. */
+#define PROBE_LATE_NS 500000000ull
+
 static void on_probe(int status, const char *body, size_t len, void *data)
 {
 	(void)body;
 	(void)len;
 	struct handle *h = data;
 	h->probe = NULL;
-	if (status == 200) {
+	uint64_t took = am_now_ns() - h->probe_sent_ns;
+	if (status != 200 && took > PROBE_TIMEOUT_MS * 1000000ull + PROBE_LATE_NS) {
+		am_info("deploy", "health check of instance %lld: no answer, but the loop was %.0f ms late; not counted",
+			h->id, (double)(took - PROBE_TIMEOUT_MS * 1000000ull) / 1e6);
+		h->next_probe_ns = 0; /* ask again at the next tick */
+	} else if (status == 200) {
 		h->probe_fails = 0;
 		long long now = am_wall_ms();
 		am_store_exec(h->d->srv->store, "UPDATE instances SET state = 'running', reason = '', ready_at = COALESCE(ready_at, ?),"
@@ -686,6 +699,8 @@ static void on_probe(int status, const char *body, size_t len, void *data)
 			      "ii", now, h->id);
 	} else {
 		h->probe_fails++;
+		if (took >= PROBE_TIMEOUT_MS * 1000000ull) /* not the quick refusals of an engine still starting */
+			am_info("deploy", "health check of instance %lld timed out (%d in a row)", h->id, h->probe_fails);
 	}
 	am_deploy_kick(h->d);
 }
@@ -869,7 +884,8 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		}
 		if (!h->probe && now >= h->next_probe_ns) {
 			h->next_probe_ns = now + (running ? 5000000000ull : 250000000ull);
-			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, 2000, 4096, on_probe, h);
+			h->probe_sent_ns = now;
+			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, PROBE_TIMEOUT_MS, 4096, on_probe, h);
 		}
 		if (running && !h->scrape && now >= h->next_scrape_ns) {
 			h->next_scrape_ns = now + d->scrape_ns;

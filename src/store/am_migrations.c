@@ -183,6 +183,11 @@ static const char *const migrations[] = {
 	 * id there, so folding a journal file twice inserts nothing twice */
 	"ALTER TABLE usage_records ADD COLUMN jid TEXT;"
 	"CREATE UNIQUE INDEX usage_jid ON usage_records(jid);",
+
+	/* 11: /usage for one user or one deployment reads its rows by index
+	 * (usage_at and usage_key serve a time range and a key) */
+	"CREATE INDEX IF NOT EXISTS usage_user ON usage_records(user_id, at);"
+	"CREATE INDEX IF NOT EXISTS usage_deployment ON usage_records(deployment_id, at);",
 };
 
 const char *const *am_migrations_list(size_t *count)
