@@ -90,14 +90,20 @@ test('back-to-back GET /usage over a million rows: /healthz and API calls stay f
   }
   const h = await health.stop();
   const max = (xs) => Math.max(...xs);
-  const p50 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const pct = (xs, q) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)];
+  const p50 = (xs) => pct(xs, 0.5);
   console.log(`# ${ROWS} rows filled in ${fillMs} ms; GET /usage x${usageLat.length}: median ${p50(usageLat).toFixed(0)} ms,`
     + ` max ${max(usageLat).toFixed(0)} ms; /healthz x${h.lat.length}: median ${p50(h.lat).toFixed(1)} ms,`
-    + ` max ${max(h.lat).toFixed(1)} ms; GET /deployments/qwen x${apiLat.length}: median ${p50(apiLat).toFixed(1)} ms,`
+    + ` p95 ${pct(h.lat, 0.95).toFixed(1)} ms, max ${max(h.lat).toFixed(1)} ms; GET /deployments/qwen x${apiLat.length}: median ${p50(apiLat).toFixed(1)} ms,`
     + ` max ${max(apiLat).toFixed(1)} ms`);
   assert.deepEqual(h.bad, []);
-  assert.ok(max(h.lat) < 100, `the worst /healthz took ${max(h.lat).toFixed(0)} ms`);
-  assert.ok(max(apiLat) < 150, `the worst GET /deployments/qwen took ${max(apiLat).toFixed(0)} ms`);
+  // On the loop each read stalled everything for its whole length (0.6-4 s here: /healthz p50 ~1 s,
+  // worst 3.5 s). Off it, the worst is usually 45-80 ms; on a shared 2-core machine a single pause of
+  // up to ~270 ms (the scheduler's: every handler took < 6 ms) was seen, hence the margin on the max.
+  assert.ok(pct(h.lat, 0.95) < 50, `/healthz p95 ${pct(h.lat, 0.95).toFixed(0)} ms`);
+  assert.ok(max(h.lat) < 500, `the worst /healthz took ${max(h.lat).toFixed(0)} ms`);
+  assert.ok(pct(apiLat, 0.95) < 50, `GET /deployments/qwen p95 ${pct(apiLat, 0.95).toFixed(0)} ms`);
+  assert.ok(max(apiLat) < 500, `the worst GET /deployments/qwen took ${max(apiLat).toFixed(0)} ms`);
 
   const d = (await srv.api('GET', '/api/v1/deployments/qwen', { token: T })).json;
   assert.equal(d.state, 'running');
