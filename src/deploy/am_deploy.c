@@ -884,7 +884,7 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		}
 		if (!h->probe && now >= h->next_probe_ns) {
 			h->next_probe_ns = now + (running ? 5000000000ull : 250000000ull);
-			h->probe_sent_ns = now;
+			h->probe_sent_ns = am_now_ns();
 			h->probe = am_client_get(d->srv->base, h->port, h->health, h->key, PROBE_TIMEOUT_MS, 4096, on_probe, h);
 		}
 		if (running && !h->scrape && now >= h->next_scrape_ns) {
