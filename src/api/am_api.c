@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,7 @@
 #include "../base/am_path.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "../base/am_work.h"
 #include "../model/am_model.h"
 #include "../obs/am_metrics.h"
 #include "../store/am_store.h"
@@ -28,6 +30,13 @@ struct am_api {
 	struct am_route_def *routes;
 	size_t nroutes;
 	struct am_metrics *metrics;
+	/* Heavy reads (am_api_read): their own worker thread and read-only
+	 * connection, so a long aggregate neither blocks the loop nor queues
+	 * behind an upload's check on srv->work (nor an upload behind it).
+	 * ro is used on the reads thread only; both NULL when it could not
+	 * start (reads then run on the loop). */
+	struct am_work *reads;
+	struct am_store *ro;
 };
 
 /* The metrics live in the api, which /metrics renders. */
@@ -86,6 +95,15 @@ struct am_api *am_api_new(struct am_server *srv)
 	api->metrics = am_metrics_new(methods, patterns, api->nroutes);
 	free(methods);
 	free(patterns);
+	char path[PATH_MAX + 16], err[512];
+	am_fmt(path, sizeof path, "%s/aimaas.db", srv->cfg.data_dir);
+	if (srv->base && am_store_open_readonly(path, &api->ro, err, sizeof err) == 0)
+		api->reads = am_work_new(srv->base);
+	if (!api->reads) {
+		am_warn("api", "no read worker (%s): heavy reads run on the main loop", api->ro ? "no thread" : err);
+		am_store_close(api->ro);
+		api->ro = NULL;
+	}
 	return api;
 }
 
@@ -93,6 +111,8 @@ void am_api_free(struct am_api *api)
 {
 	if (!api)
 		return;
+	am_work_free(api->reads); /* joins the thread: ro is ours again */
+	am_store_close(api->ro);
 	am_metrics_free(api->metrics);
 	free(api->routes);
 	free(api);
@@ -243,6 +263,34 @@ json_t *am_api_list(json_t *items, long long total, long long limit, long long o
 {
 	return json_pack("{s:o,s:I,s:I,s:I}", "items", items, "total", (json_int_t)total, "limit", (json_int_t)limit,
 			 "offset", (json_int_t)offset);
+}
+
+int am_api_keyset(struct am_ctx *ctx, long long *after, int *count, struct am_err *err)
+{
+	*after = 0;
+	*count = 1;
+	char t[8] = "";
+	int rc = am_http_query(ctx->req, "total", t, sizeof t);
+	if (rc < 0 || (rc > 0 && strcmp(t, "true") && strcmp(t, "false")))
+		return am_err_set(err, AM_E_INVALID, "total", "'total' must be true or false");
+	*count = strcmp(t, "false") != 0;
+	return am_api_query_int(ctx, "after", 1, 1LL << 62, after, err);
+}
+
+long long am_api_next(json_t *rows, long long limit)
+{
+	if ((long long)json_array_size(rows) != limit || limit <= 0)
+		return 0;
+	return json_integer_value(json_object_get(json_array_get(rows, json_array_size(rows) - 1), "id"));
+}
+
+json_t *am_api_list_keyset(json_t *items, long long total, long long limit, long long offset, long long next)
+{
+	json_t *o = am_api_list(items, total, limit, offset);
+	if (total < 0)
+		json_object_set_new(o, "total", json_null());
+	json_object_set_new(o, "next", next > 0 ? json_integer(next) : json_null());
+	return o;
 }
 
 /* ---- the request path ---- */
@@ -530,6 +578,70 @@ void am_api_resume(struct am_ctx *ctx, am_api_fn fn)
 	ctx->deferred = 0;
 	am_http_on_abort(ctx->req, NULL, NULL);
 	run(ctx, fn);
+}
+
+/* ---- heavy reads on the read worker ---- */
+
+#define READS_QUEUED_MAX 64 /* beyond: 503, the reads worker is behind */
+
+struct read_job {
+	struct am_ctx *ctx;    /* NULL once the client has gone */
+	struct am_store *ro;
+	am_api_read_fn read;
+	void *job;
+	void (*free_job)(void *job);
+	am_api_fn again;
+};
+
+static void read_run(void *arg)
+{
+	struct read_job *r = arg;
+	r->read(r->ro, r->job);
+}
+
+static void read_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	((struct read_job *)data)->ctx = NULL;
+}
+
+static void read_done(void *arg, int cancelled)
+{
+	struct read_job *r = arg;
+	if (!cancelled && r->ctx) {
+		r->ctx->pending = r->job;
+		am_api_resume(r->ctx, r->again); /* answers; ctx may be gone after */
+	}
+	r->free_job(r->job);
+	free(r);
+}
+
+int am_api_read(struct am_ctx *ctx, am_api_read_fn read, void *job, void (*free_job)(void *job), am_api_fn again,
+		struct am_err *err)
+{
+	struct am_api *api = ctx->srv->api;
+	if (!api->reads) { /* no worker: the same steps, on the loop */
+		read(ctx->srv->store, job);
+		ctx->pending = job;
+		int rc = again(ctx, err);
+		ctx->pending = NULL;
+		free_job(job);
+		return rc;
+	}
+	if (am_work_pending(api->reads) >= READS_QUEUED_MAX) {
+		free_job(job);
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "too many heavy reads are queued; retry shortly");
+	}
+	struct read_job *r = am_calloc(1, sizeof *r);
+	*r = (struct read_job){ ctx, api->ro, read, job, free_job, again };
+	if (am_work_submit(api->reads, read_run, read_done, r) != 0) {
+		free(r);
+		free_job(job);
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "aimaas is stopping");
+	}
+	am_http_on_abort(ctx->req, read_abort, r);
+	am_api_defer(ctx);
+	return 0;
 }
 
 static void on_done(struct am_http_req *req, void *data)

@@ -19,6 +19,8 @@
 #include "../http/am_http.h"
 #include "../http/am_router.h"
 
+struct am_store;
+
 struct am_ctx;
 typedef int (*am_api_fn)(struct am_ctx *ctx, struct am_err *err);
 
@@ -82,6 +84,20 @@ void am_api_handlers(struct am_api *api, struct am_http_handlers *h);
 void am_api_defer(struct am_ctx *ctx);
 void am_api_resume(struct am_ctx *ctx, am_api_fn fn);
 
+/* Heavy reads (an aggregate over a large table, a filtered count) run on
+ * the read worker, a thread of their own with a read-only connection (WAL:
+ * it sees what was committed when its statement started), so the loop
+ * never waits for them. A handler fills job on the loop, then returns
+ * am_api_read(ctx, read, job, free_job, again, err): read(ro, job) runs on
+ * the worker and must use ro only (no loop state); afterwards, on the loop,
+ * again runs as the route's handler with ctx->pending = job (NULL on the
+ * first call), and free_job(job) follows. Takes ownership of job (freed
+ * also when the client leaves first or on a refusal). Read-only routes
+ * only. -1 with err 503 when too many reads are queued. */
+typedef void (*am_api_read_fn)(struct am_store *ro, void *job);
+int am_api_read(struct am_ctx *ctx, am_api_read_fn read, void *job, void (*free_job)(void *job), am_api_fn again,
+		struct am_err *err);
+
 /* Helpers for handlers. */
 const char *am_api_param(struct am_ctx *ctx, const char *name);
 /* The named path parameter as a positive id; 404 naming what when not. */
@@ -111,6 +127,15 @@ int am_api_model_lookup(struct am_ctx *ctx, const char *ref, long long *id);
 int am_api_page(struct am_ctx *ctx, long long *limit, long long *offset, struct am_err *err);
 /* {"items": items, "total", "limit", "offset"}; takes ownership of items. */
 json_t *am_api_list(json_t *items, long long total, long long limit, long long offset);
+/* Keyset paging (docs/api.md): ?after=<id> (the previous answer's `next`;
+ * 0 when absent) and ?total=false (*count 0: the list's `total` is not
+ * counted and answers null; 1 otherwise). */
+int am_api_keyset(struct am_ctx *ctx, long long *after, int *count, struct am_err *err);
+/* The cursor to the page after rows (objects with "id", in list order): the
+ * last one's id when the page is full (limit rows), else 0 (no more). */
+long long am_api_next(json_t *rows, long long limit);
+/* am_api_list plus "next" (null when 0); total < 0 answers null. */
+json_t *am_api_list_keyset(json_t *items, long long total, long long limit, long long offset, long long next);
 /* The rows' "id"s rendered one by one (render(arg, id); a NULL, e.g. a row
  * gone meanwhile, is left out) as a JSON array. Takes ownership of ids. */
 json_t *am_api_render_ids(json_t *ids, json_t *(*render)(void *arg, long long id), void *arg);

@@ -604,15 +604,21 @@ static json_t *dep_row(void *srv, long long id) /* for am_api_render_ids */
 
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	long long limit, offset, total = 0;
-	if (am_api_page(ctx, &limit, &offset, err) != 0)
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
 		return -1;
 	long long admin = ctx->who.admin, me = ctx->who.user_id;
 	json_t *ids = NULL;
-	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM deployments WHERE ?1 OR owner_id = ?2 ORDER BY id"
-		      " LIMIT ?3 OFFSET ?4", "iiii", admin, me, limit, offset);
-	am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE ?1 OR owner_id = ?2", "ii", admin, me);
-	ctx->resp = am_api_list(am_api_render_ids(ids, dep_row, ctx->srv), total, limit, offset);
+	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM deployments WHERE (?1 OR owner_id = ?2) AND id > ?5 ORDER BY id"
+			  " LIMIT ?3 OFFSET ?4", "iiiii", admin, me, limit, offset, after) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM deployments WHERE ?1 OR owner_id = ?2", "ii",
+				   admin, me) != 0)) {
+		json_decref(ids);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read deployments");
+	}
+	long long next = am_api_next(ids, limit);
+	ctx->resp = am_api_list_keyset(am_api_render_ids(ids, dep_row, ctx->srv), total, limit, offset, next);
 	return 0;
 }
 

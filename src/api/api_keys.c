@@ -199,9 +199,40 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* GET /usage aggregates usage_records, which grows by a row per gateway
+ * request: the query is built on the loop and run on the read worker. */
+struct usage_job {
+	char *sql;
+	long long f, t, admin, user, bucket;
+	json_t *rows;              /* set by the worker; NULL when the read failed */
+};
+
+static void usage_read(struct am_store *ro, void *arg)
+{
+	struct usage_job *j = arg;
+	if (am_store_rows_dynamic(ro, &j->rows, j->sql, j->bucket ? "iiiii" : "iiii", j->f, j->t, j->admin, j->user,
+				  j->bucket) != 0)
+		j->rows = NULL;
+}
+
+static void usage_free(void *arg)
+{
+	struct usage_job *j = arg;
+	free(j->sql);
+	json_decref(j->rows);
+	free(j);
+}
+
 /* GET /usage?group_by=model,key,user,deployment&interval=hour|day&from=&to= */
 static int usage(struct am_ctx *ctx, struct am_err *err)
 {
+	struct usage_job *done = ctx->pending;
+	if (done) { /* resumed: the worker has read the rows */
+		if (!done->rows)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not read usage");
+		ctx->resp = am_api_list(json_incref(done->rows), (long long)json_array_size(done->rows), 5000, 0);
+		return 0;
+	}
 	char group[64] = "model", interval[8] = "", from[24] = "", to[24] = "";
 	static const struct {
 		const char *name, *what;
@@ -222,15 +253,16 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 	struct am_buf sel, grp;
 	am_buf_init(&sel, 1024);
 	am_buf_init(&grp, 1024);
+	int by_key = 0, by_user = 0;
 	char *save = NULL;
 	for (char *g = strtok_r(group, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
 		const char *s = NULL, *gg = NULL;
 		if (!strcmp(g, "model"))
 			s = "r.model", gg = "r.model";
 		else if (!strcmp(g, "key"))
-			s = "r.key_id, k.name AS key_name", gg = "r.key_id";
+			s = "r.key_id, k.name AS key_name", gg = "r.key_id", by_key = 1;
 		else if (!strcmp(g, "user"))
-			s = "u.username AS user", gg = "r.user_id";
+			s = "u.username AS user", gg = "r.user_id", by_user = 1;
 		else if (!strcmp(g, "deployment"))
 			s = "r.deployment_id", gg = "r.deployment_id";
 		if (!s) {
@@ -273,25 +305,26 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		}
 		*touts[q] = v;
 	}
+	/* a join per row only for the names asked for */
 	char sql[2048];
 	am_fmt(sql, sizeof sql,
 	       "SELECT %s%s COUNT(*) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"
 	       " SUM(r.completion_tokens) AS completion_tokens, SUM(r.status >= 400) AS errors,"
 	       " ROUND(AVG(CASE WHEN r.ttft_ms >= 0 THEN r.ttft_ms END), 2) AS avg_ttft_ms,"
 	       " ROUND(AVG(r.duration_ms), 2) AS avg_duration_ms"
-	       " FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id LEFT JOIN users u ON u.id = r.user_id"
-	       " WHERE r.at >= ?1 AND r.at < ?2 AND (?3 OR r.user_id = ?4)"
+	       " FROM usage_records r%s%s"
+	       " WHERE r.at >= ?1 AND r.at < ?2 AND %s"
 	       " GROUP BY %s%s ORDER BY %s%s LIMIT 5000",
-	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel), bucket ? "bucket_at, " : "",
-	       am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));
+	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel),
+	       by_key ? " LEFT JOIN api_keys k ON k.id = r.key_id" : "", by_user ? " LEFT JOIN users u ON u.id = r.user_id" : "",
+	       /* a plain equality for a user, so usage_user serves it */
+	       ctx->who.admin ? "(?3 OR r.user_id = ?4)" : "r.user_id = ?4 AND ?3 = 0",
+	       bucket ? "bucket_at, " : "", am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));
 	am_buf_free(&sel);
 	am_buf_free(&grp);
-	json_t *rows = NULL;
-	if (am_store_rows_dynamic(ctx->srv->store, &rows, sql, bucket ? "iiiii" : "iiii", f, t, (long long)ctx->who.admin,
-				  ctx->who.user_id, bucket) != 0)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not read usage");
-	ctx->resp = am_api_list(rows, (long long)json_array_size(rows), 5000, 0);
-	return 0;
+	struct usage_job *j = am_calloc(1, sizeof *j);
+	*j = (struct usage_job){ am_strdup(sql), f, t, (long long)ctx->who.admin, ctx->who.user_id, bucket, NULL };
+	return am_api_read(ctx, usage_read, j, usage_free, usage, err);
 }
 
 const struct am_route_def am_api_keys_routes[] = {

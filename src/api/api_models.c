@@ -51,8 +51,9 @@ static json_t *model_row(void *st, long long id) /* for am_api_render_ids */
 
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	long long limit, offset, total = 0;
-	if (am_api_page(ctx, &limit, &offset, err) != 0)
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
 		return -1;
 	char kind[32] = "";
 	if (am_http_query(ctx->req, "kind", kind, sizeof kind) < 0)
@@ -62,14 +63,15 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	/* the shared catalog and one's own fine-tuned models; admins all */
 	long long admin = ctx->who.admin, me = ctx->who.user_id;
 	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM models WHERE (?1 IS NULL OR kind = ?1)"
-			  " AND (?4 OR owner_id = ?5 OR visibility = 'shared') ORDER BY id LIMIT ?2 OFFSET ?3",
-			  "siiii", k, limit, offset, admin, me) != 0 ||
-	    am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM models WHERE (?1 IS NULL OR kind = ?1)"
-			 " AND (?2 OR owner_id = ?3 OR visibility = 'shared')", "sii", k, admin, me) != 0) {
+			  " AND (?4 OR owner_id = ?5 OR visibility = 'shared') AND id > ?6 ORDER BY id LIMIT ?2 OFFSET ?3",
+			  "siiiii", k, limit, offset, admin, me, after) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM models WHERE (?1 IS NULL OR kind = ?1)"
+				   " AND (?2 OR owner_id = ?3 OR visibility = 'shared')", "sii", k, admin, me) != 0)) {
 		json_decref(ids);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read models");
 	}
-	ctx->resp = am_api_list(am_api_render_ids(ids, model_row, ctx->srv->store), total, limit, offset);
+	long long next = am_api_next(ids, limit);
+	ctx->resp = am_api_list_keyset(am_api_render_ids(ids, model_row, ctx->srv->store), total, limit, offset, next);
 	return 0;
 }
 

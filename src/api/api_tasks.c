@@ -3,43 +3,81 @@
 #include <string.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_mem.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 #include "am_api.h"
 
 #define TASK_COLS "id, kind, target, actor, state, progress, message, refusals, created_at, started_at, finished_at"
 
+/* The trail grows by a row per call: a filtered page and its count run on
+ * the read worker. */
+struct list_job {
+	char kind[128], state[32], target[160];
+	long long actor, limit, offset, after;
+	int count;                 /* count the total */
+	json_t *items;             /* set by the worker; NULL when the read failed */
+	long long total;
+};
+
+#define TASK_FILTER "(?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR target = ?3)" \
+		    " AND (?4 = 0 OR actor_id = ?4)"
+
+static void list_read(struct am_store *ro, void *arg)
+{
+	struct list_job *j = arg;
+	/* One query shape: each filter is "? IS NULL OR column = ?". */
+	const char *k = j->kind[0] ? j->kind : NULL, *st = j->state[0] ? j->state : NULL, *t = j->target[0] ? j->target : NULL;
+	j->total = -1;
+	if (am_store_rows(ro, &j->items,
+			  "SELECT " TASK_COLS " FROM tasks WHERE " TASK_FILTER " AND (?7 = 0 OR id < ?7)"
+			  " ORDER BY id DESC LIMIT ?5 OFFSET ?6", "sssiiii", k, st, t, j->actor, j->limit, j->offset, j->after) != 0 ||
+	    (j->count && am_store_int(ro, &j->total, 0, "SELECT COUNT(*) FROM tasks WHERE " TASK_FILTER, "sssi", k, st, t,
+				      j->actor) != 0)) {
+		json_decref(j->items);
+		j->items = NULL;
+	}
+}
+
+static void list_free(void *arg)
+{
+	struct list_job *j = arg;
+	json_decref(j->items);
+	free(j);
+}
+
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	long long limit, offset;
-	if (am_api_page(ctx, &limit, &offset, err) != 0)
-		return -1;
-	char kind[128] = "", state[32] = "", target[160] = "";
-	if (am_http_query(ctx->req, "kind", kind, sizeof kind) < 0)
-		return am_err_set(err, AM_E_INVALID, "kind", "'kind' is badly encoded or too long");
-	if (am_http_query(ctx->req, "target", target, sizeof target) < 0)
-		return am_err_set(err, AM_E_INVALID, "target", "'target' is badly encoded or too long");
-	enum am_task_state s;
-	if (am_http_query(ctx->req, "state", state, sizeof state) < 0 || (state[0] && am_task_state_parse(state, &s) != 0))
-		return am_err_set(err, AM_E_INVALID, "state",
-				  "'state' must be one of queued, running, succeeded, failed, cancelled");
-	long long actor = ctx->who.admin ? 0 : ctx->who.user_id; /* 0: everyone's */
-	/* One query shape: each filter is "? IS NULL OR column = ?". */
-	const char *k = kind[0] ? kind : NULL, *st = state[0] ? state : NULL, *t = target[0] ? target : NULL;
-	json_t *items = NULL;
-	long long total = 0;
-	if (am_store_rows(ctx->srv->store, &items,
-			  "SELECT " TASK_COLS " FROM tasks WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR state = ?2)"
-			  " AND (?3 IS NULL OR target = ?3) AND (?4 = 0 OR actor_id = ?4)"
-			  " ORDER BY id DESC LIMIT ?5 OFFSET ?6", "sssiii", k, st, t, actor, limit, offset) != 0 ||
-	    am_store_int(ctx->srv->store, &total, 0,
-			 "SELECT COUNT(*) FROM tasks WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR state = ?2)"
-			 " AND (?3 IS NULL OR target = ?3) AND (?4 = 0 OR actor_id = ?4)", "sssi", k, st, t, actor) != 0) {
-		json_decref(items);
-		return am_err_set(err, AM_E_INTERNAL, "", "could not read tasks");
+	struct list_job *done = ctx->pending;
+	if (done) { /* resumed: the worker has read the page */
+		if (!done->items)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not read tasks");
+		ctx->resp = am_api_list_keyset(json_incref(done->items), done->total, done->limit, done->offset,
+					       am_api_next(done->items, done->limit));
+		return 0;
 	}
-	ctx->resp = am_api_list(items, total, limit, offset);
-	return 0;
+	struct list_job *j = am_calloc(1, sizeof *j);
+	if (am_api_page(ctx, &j->limit, &j->offset, err) != 0 || am_api_keyset(ctx, &j->after, &j->count, err) != 0)
+		goto refuse;
+	if (am_http_query(ctx->req, "kind", j->kind, sizeof j->kind) < 0) {
+		am_err_set(err, AM_E_INVALID, "kind", "'kind' is badly encoded or too long");
+		goto refuse;
+	}
+	if (am_http_query(ctx->req, "target", j->target, sizeof j->target) < 0) {
+		am_err_set(err, AM_E_INVALID, "target", "'target' is badly encoded or too long");
+		goto refuse;
+	}
+	enum am_task_state s;
+	if (am_http_query(ctx->req, "state", j->state, sizeof j->state) < 0 ||
+	    (j->state[0] && am_task_state_parse(j->state, &s) != 0)) {
+		am_err_set(err, AM_E_INVALID, "state", "'state' must be one of queued, running, succeeded, failed, cancelled");
+		goto refuse;
+	}
+	j->actor = ctx->who.admin ? 0 : ctx->who.user_id; /* 0: everyone's */
+	return am_api_read(ctx, list_read, j, list_free, list, err);
+refuse:
+	free(j);
+	return -1;
 }
 
 static int get(struct am_ctx *ctx, struct am_err *err)

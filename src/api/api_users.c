@@ -33,13 +33,14 @@ static int check_role(json_t *body, const char **role, struct am_err *err)
 
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	long long limit, offset, total = 0;
-	if (am_api_page(ctx, &limit, &offset, err) != 0)
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
 		return -1;
 	json_t *rows = NULL;
-	if (am_store_rows(ctx->srv->store, &rows, "SELECT " USER_COLS " FROM users ORDER BY id LIMIT ? OFFSET ?", "ii",
-			  limit, offset) != 0 ||
-	    am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM users", NULL) != 0) {
+	if (am_store_rows(ctx->srv->store, &rows, "SELECT " USER_COLS " FROM users WHERE id > ? ORDER BY id LIMIT ? OFFSET ?",
+			  "iii", after, limit, offset) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM users", NULL) != 0)) {
 		json_decref(rows);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read users");
 	}
@@ -47,7 +48,7 @@ static int list(struct am_ctx *ctx, struct am_err *err)
 	json_t *u;
 	json_array_foreach(rows, i, u)
 		am_api_bools(u, (const char *const[]){ "disabled", NULL });
-	ctx->resp = am_api_list(rows, total, limit, offset);
+	ctx->resp = am_api_list_keyset(rows, total, limit, offset, am_api_next(rows, limit));
 	return 0;
 }
 

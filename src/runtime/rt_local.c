@@ -14,6 +14,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
 #include "../base/am_path.h"
+#include "../base/am_log.h"
 #include "../base/am_time.h"
 #include "../engine/am_engine.h"
 #include "../http/am_client.h"
@@ -44,6 +45,7 @@ struct entry {
 	char key[96];
 	struct event *probe_ev;
 	struct am_client_req *probe;
+	uint64_t probe_sent_ns;  /* when the probe in flight was sent */
 	int ready, fails;
 	struct entry *next;
 };
@@ -165,6 +167,9 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
 
 static void on_probe(int status, const char *body, size_t len, void *data);
 
+#define PROBE_TIMEOUT_MS 2000
+#define PROBE_LATE_NS 500000000ull /* see on_probe */
+
 static void schedule_probe(struct entry *e)
 {
 	struct timeval tv = { e->ready ? 5 : 0, e->ready ? 0 : 250000 };
@@ -183,20 +188,36 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	}
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
-	e->probe = am_client_get(e->l->base, "127.0.0.1", e->port, e->health, e->key[0] ? e->key : NULL, 2000, 4096, on_probe, e);
+	e->probe_sent_ns = am_now_ns();
+	e->probe = am_client_get(e->l->base, "127.0.0.1", e->port, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096,
+				 on_probe, e);
 }
 
+/* A probe's answer is judged by the engine's answer, not by how late the
+ * loop got to it: a failure seen this much past the probe's timeout found
+ * the loop busy (its timer fired late; the engine's answer may be waiting
+ * unread), which says nothing of the engine: not counted, asked again. */
 static void on_probe(int status, const char *body, size_t len, void *data)
 {
 	(void)body;
 	(void)len;
 	struct entry *e = data;
 	e->probe = NULL;
+	uint64_t took = am_now_ns() - e->probe_sent_ns;
+	if (status != 200 && took > PROBE_TIMEOUT_MS * 1000000ull + PROBE_LATE_NS) {
+		am_info("runtime", "health check of %s: no answer, but the loop was %.0f ms late; not counted", e->ref,
+			(double)(took - PROBE_TIMEOUT_MS * 1000000ull) / 1e6);
+		struct timeval now = { 0, 0 };
+		event_add(e->probe_ev, &now);
+		return;
+	}
 	if (status == 200) {
 		e->fails = 0;
 		e->ready = 1;
 	} else {
 		e->fails++;
+		if (took >= PROBE_TIMEOUT_MS * 1000000ull) /* not the quick refusals of an engine still starting */
+			am_info("runtime", "health check of %s timed out (%d in a row)", e->ref, e->fails);
 	}
 	schedule_probe(e); /* before the callback: it may release the entry */
 	char n[16];

@@ -204,6 +204,11 @@ static const char *const migrations[] = {
 	"  WHERE job_dir IS NOT NULL AND (pid IS NOT NULL OR state NOT IN ('queued'));"
 	"UPDATE ft_jobs SET export_ref = COALESCE(export_pid, 0) || ':' || COALESCE(export_pid_start, 0) || ':' || job_dir"
 	"  || '/export.log' WHERE job_dir IS NOT NULL AND export_state IS NOT NULL;",
+
+	/* 12: /usage for one user or one deployment reads its rows by index
+	 * (usage_at and usage_key serve a time range and a key) */
+	"CREATE INDEX IF NOT EXISTS usage_user ON usage_records(user_id, at);"
+	"CREATE INDEX IF NOT EXISTS usage_deployment ON usage_records(deployment_id, at);",
 };
 
 const char *const *am_migrations_list(size_t *count)

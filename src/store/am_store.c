@@ -462,6 +462,22 @@ out:
 	return 0;
 }
 
+int am_store_open_readonly(const char *path, struct am_store **out, char *errbuf, size_t errsize)
+{
+	struct am_store *s = am_calloc(1, sizeof *s);
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    plain(s, "PRAGMA query_only=1") != 0) {
+		am_fmt(errbuf, errsize, "cannot open database %s for reading: %s", path,
+		       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		am_store_close(s);
+		return -1;
+	}
+	/* a reader waits only for a checkpoint's brief lock, never for writers (WAL) */
+	sqlite3_busy_timeout(s->db, 5000);
+	*out = s;
+	return 0;
+}
+
 void am_store_close(struct am_store *s)
 {
 	if (!s)

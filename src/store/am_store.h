@@ -1,5 +1,6 @@
-/* am_store: the SQLite database that is aimaas's truth. One connection, used
- * from the main loop only. Queries bind parameters from a format string:
+/* am_store: the SQLite database that is aimaas's truth. A connection is
+ * used by one thread: the main loop's for its writes, read-only ones for
+ * workers' heavy reads. Queries bind parameters from a format string:
  *   'i' long long, 'd' double, 's' const char * (NULL binds null), 'n' null.
  * Rows come back as JSON objects keyed by column name, which is what the API
  * returns anyway; integer columns named *_at hold wall-clock milliseconds. */
@@ -17,6 +18,11 @@ struct am_store;
  * migrations. On failure returns -1 with a message in errbuf. */
 int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t errsize);
 void am_store_close(struct am_store *s);
+/* Opens a second, read-only connection to a database that am_store_open has
+ * opened (WAL: it reads the last committed state while the writer writes).
+ * No migrations. For a worker thread's heavy reads: a connection is used by
+ * one thread at a time. On failure returns -1 with a message in errbuf. */
+int am_store_open_readonly(const char *path, struct am_store **out, char *errbuf, size_t errsize);
 
 /* Runs a statement that returns no rows. 0, AM_STORE_CONSTRAINT or -1. */
 int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...);

@@ -190,6 +190,38 @@ static void metrics_text(void)
 	am_metrics_free(m);
 }
 
+/* A read-only connection sees what the writer commits (WAL), even while
+ * the writer holds an open transaction, and refuses to write. */
+static void readonly_connection(void)
+{
+	char path[256], err[256];
+	struct am_store *s = am_test_db_open("ro", path, sizeof path), *ro = NULL;
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_INT(am_store_open_readonly(path, &ro, err, sizeof err), 0);
+	if (ro) {
+		CHECK_INT(am_store_exec(s, "INSERT INTO usage_records(at, model, endpoint, duration_ms, status) VALUES(1, 'm', '/v1', 1, 200)",
+					NULL), 0);
+		long long n = -1;
+		CHECK_INT(am_store_int(ro, &n, -1, "SELECT COUNT(*) FROM usage_records", NULL), 0);
+		CHECK_INT(n, 1);
+		CHECK_INT(am_store_begin(s), 0); /* a write in flight blocks no reader */
+		am_store_exec(s, "INSERT INTO usage_records(at, model, endpoint, duration_ms, status) VALUES(2, 'm', '/v1', 1, 200)", NULL);
+		CHECK_INT(am_store_int(ro, &n, -1, "SELECT COUNT(*) FROM usage_records", NULL), 0);
+		CHECK_INT(n, 1);
+		CHECK_INT(am_store_commit(s), 0);
+		CHECK_INT(am_store_int(ro, &n, -1, "SELECT COUNT(*) FROM usage_records", NULL), 0);
+		CHECK_INT(n, 2);
+		CHECK(am_store_exec(ro, "DELETE FROM usage_records", NULL) != 0);
+		CHECK_INT(am_store_version(ro), am_store_version(s));
+	}
+	am_store_close(ro);
+	am_test_db_drop(s, path);
+	CHECK_INT(am_store_open_readonly("/nonexistent/aimaas.db", &ro, err, sizeof err), -1);
+	CHECK(strstr(err, "for reading") != NULL);
+}
+
 void suite_store(void)
 {
 	RUN(migrations_and_rows);
@@ -197,4 +229,5 @@ void suite_store(void)
 	RUN(a_newer_schema_is_refused);
 	RUN(tasks_lifecycle);
 	RUN(metrics_text);
+	RUN(readonly_connection);
 }
