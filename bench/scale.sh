@@ -61,7 +61,7 @@ ms() { echo "$1 $2" | awk -v hz="$hz" '{printf "%.2f", ($2 - $1) * 1000 / hz}'; 
 start
 api PATCH /api/v1/engines/custom "{\"binary\":\"$tmp/engine\",\"argv\":[\"engine\",\"--host\",\"{host}\",\"--port\",\"{port}\",\"--served-model-name\",\"{served_name}\",\"--api-key\",\"{api_key}\"]}" >/dev/null
 api POST /api/v1/models "{\"path\":\"$tmp/data/models/bge-large-zh-v1.5\",\"name\":\"bge\"}" >/dev/null
-echo "aimaas with ${gpu_args[*]}; up to $total deployments of a tiny engine"
+echo "aimaas with $((${#gpu_args[@]} / 2)) --sim-gpus specs ($nodes nodes of $per GPUs unless SIM_GPUS); up to $total deployments of a tiny engine"
 
 made=0
 deploy_upto() { # creates deployments until $1 exist; prints CPU per placement of the last 20
