@@ -1,5 +1,6 @@
 /* am_finetune: see am_finetune.h. */
 #include "am_finetune.h"
+#include "am_job_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -416,29 +417,134 @@ out:
 static void job_started(struct am_finetune *f, long long id, const char *ref);
 static void export_started(struct am_finetune *f, long long id, const char *ref);
 
-static void set_state(struct am_finetune *f, long long id, const char *state, const char *reason)
+/* What a move writes besides the state and its reason, by where it goes:
+ * ref for a trainer (or merge) that started, task for a resumed job, name
+ * for a merge asked for. */
+struct move_cols {
+	const char *ref;
+	long long task;
+	const char *name;
+};
+
+/* A move the machine refused, or one whose row had moved meanwhile: a bug
+ * (the tests make it abort) or a race the caller should have seen. */
+static int refused(const char *what, long long id, const char *from, const char *to, const char *now, const char *reason)
 {
-	/* the job, its reservations and its task move together */
-	int own = !am_store_in_tx(f->srv->store) && am_store_begin(f->srv->store) == 0;
+	if (now)
+		am_warn("finetune", "job %lld: %s%s -> %s not written: it is %s now (%s)", id, what, from, to, now,
+			reason ? reason : "");
+	else
+		am_warn("finetune", "job %lld: %s%s -> %s refused by the state machine (%s)", id, what, from, to,
+			reason ? reason : "");
+	if (getenv("AIMAAS_TEST_ABORT_ON_REFUSED_MOVE")) /* the tests: a refused move is a bug */
+		abort();
+	return -1;
+}
+
+/* Opens a transaction unless the caller holds one (the API's); 1 when it
+ * opened one, which end_tx then commits or rolls back. */
+static int begin_tx(struct am_finetune *f)
+{
+	return !am_store_in_tx(f->srv->store) && am_store_begin(f->srv->store) == 0;
+}
+
+static int end_tx(struct am_finetune *f, int own, int rc)
+{
+	if (!own)
+		return rc;
+	if (rc == 0 && am_store_commit(f->srv->store) == 0)
+		return 0;
+	am_store_rollback(f->srv->store);
+	return -1;
+}
+
+/* The one way a job changes state (am_job_state.h): the move from `from`
+ * (the state the caller read) to `to` is checked against the machine and
+ * written with its reason (NULL keeps the reason) only while the row still
+ * says `from`; the job's other columns, reservations and task move with it
+ * (x: what the move needs, or NULL). Logged when the state changes. 0, or
+ * -1 when refused, raced or gone (nothing written). */
+static int job_to(struct am_finetune *f, long long id, enum am_job_state from, enum am_job_state to, const char *reason,
+		  const struct move_cols *x)
+{
+	struct am_store *st = f->srv->store;
+	const char *fs = am_job_state_name(from), *ts = am_job_state_name(to);
+	if (!am_job_transition_ok(from, to))
+		return refused("", id, fs, ts, NULL, reason);
+	int own = begin_tx(f), rc = -1;
 	long long now = am_wall_ms();
-	int done = !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "stopped");
-	am_store_exec(f->srv->store,
-		      "UPDATE ft_jobs SET state = ?, reason = ?, updated_at = ?,"
-		      " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-		      "ssiiii", state, reason ? reason : "", now, (long long)done, now, id);
-	if (done) {
+	if (am_store_exec(st, "UPDATE ft_jobs SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ? AND state = ?",
+			  "ssiis", ts, reason, now, id, fs) != 0)
+		goto out;
+	if (am_store_changes(st) != 1) {
+		json_t *row = NULL;
+		am_store_row(st, &row, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
+		if (row)
+			refused("", id, fs, ts, json_string_value(json_object_get(row, "state")) ?: "?", reason);
+		json_decref(row);
+		goto out;
+	}
+	rc = 0;
+	if (to == AM_JOB_STARTING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET runtime = ?, rt_ref = ?, started_at = COALESCE(started_at, ?),"
+				   " stop_requested_at = NULL WHERE id = ?", "ssii", am_runtime_name(f->srv->runtime),
+				   x ? x->ref : NULL, now, id);
+	else if (to == AM_JOB_STOPPING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET stop_requested_at = ? WHERE id = ?", "ii", now, id);
+	else if (to == AM_JOB_QUEUED && am_job_state_finished(from)) /* resumed */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET resume = 1, finished_at = NULL, task_id = NULLIF(?, 0) WHERE id = ?",
+				   "ii", x ? x->task : 0, id);
+	else if (am_job_state_finished(to) && from != to) {
+		/* the job, its reservations and its task move together */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET finished_at = ? WHERE id = ?", "ii", now, id);
 		release(f, id);
 		long long task = 0;
-		am_store_int(f->srv->store, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
+		am_store_int(st, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
 		if (task)
-			am_task_update(f->srv->store, task,
-				       !strcmp(state, "succeeded") ? AM_TASK_SUCCEEDED
-				       : !strcmp(state, "failed") ? AM_TASK_FAILED : AM_TASK_CANCELLED,
-				       100, reason && *reason ? reason : state);
+			am_task_update(st, task, to == AM_JOB_SUCCEEDED ? AM_TASK_SUCCEEDED
+					   : to == AM_JOB_FAILED ? AM_TASK_FAILED : AM_TASK_CANCELLED,
+				       100, reason && *reason ? reason : ts);
 	}
-	if (own && am_store_commit(f->srv->store) != 0)
-		am_store_rollback(f->srv->store);
-	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
+out:
+	rc = end_tx(f, own, rc);
+	if (rc == 0 && from != to)
+		am_info("finetune", "job %lld: %s -> %s%s%s", id, fs, ts, reason && *reason ? ": " : "", reason ? reason : "");
+	return rc;
+}
+
+/* The same for a job's merge (export_state): checked against the export
+ * machine, written only while the row still says `from` (NULL for none). */
+static int export_to(struct am_finetune *f, long long id, enum am_export_state from, enum am_export_state to,
+		     const char *reason, const struct move_cols *x)
+{
+	struct am_store *st = f->srv->store;
+	const char *fs = am_export_state_name(from), *ts = am_export_state_name(to);
+	if (!am_export_transition_ok(from, to) || to == AM_EXPORT_NONE)
+		return refused("export ", id, fs, ts, NULL, reason);
+	int own = begin_tx(f), rc = -1;
+	if (am_store_exec(st, "UPDATE ft_jobs SET export_state = ?, export_reason = COALESCE(?, export_reason), updated_at = ?"
+			  " WHERE id = ? AND export_state IS ?", "ssiis", ts, reason, am_wall_ms(), id,
+			  from == AM_EXPORT_NONE ? NULL : fs) != 0)
+		goto out;
+	if (am_store_changes(st) != 1) {
+		json_t *row = NULL;
+		am_store_row(st, &row, "SELECT export_state FROM ft_jobs WHERE id = ?", "i", id);
+		if (row)
+			refused("export ", id, fs, ts, json_string_value(json_object_get(row, "export_state")) ?: "none", reason);
+		json_decref(row);
+		goto out;
+	}
+	rc = 0;
+	if (to == AM_EXPORT_RUNNING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET export_ref = ? WHERE id = ?", "si", x ? x->ref : NULL, id);
+	else if (to == AM_EXPORT_QUEUED && x && x->name) /* asked for (again) */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET export_name = ? WHERE id = ?", "si", x->name, id);
+out:
+	rc = end_tx(f, own, rc);
+	if (rc == 0 && from != to)
+		am_info("finetune", "job %lld: export %s -> %s%s%s", id, fs, ts, reason && *reason ? ": " : "",
+			reason ? reason : "");
+	return rc;
 }
 
 /* Starts `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names
@@ -507,7 +613,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_store_row(srv->store, &model, "SELECT id, name, path, parameters, architecture FROM models WHERE id = ?", "i",
 		     json_integer_value(json_object_get(job, "base_model_id")));
 	if (!model || !json_string_value(json_object_get(model, "path"))) {
-		set_state(f, id, "failed", "the base model is gone or has no local files");
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, "the base model is gone or has no local files", NULL);
 		json_decref(model);
 		return;
 	}
@@ -524,8 +630,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	}
 	if (place(f, job, model, &visible, &bf16, why, sizeof why) != 0) {
 		if (strcmp(json_string_value(json_object_get(job, "reason")) ?: "", why))
-			am_store_exec(srv->store, "UPDATE ft_jobs SET reason = ?, updated_at = ? WHERE id = ?", "sii", why,
-				      am_wall_ms(), id);
+			job_to(f, id, AM_JOB_QUEUED, AM_JOB_QUEUED, why, NULL); /* still waiting: why */
 		if (am_store_commit(srv->store) != 0)
 			am_store_rollback(srv->store);
 		am_buf_free(&visible);
@@ -553,7 +658,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	json_decref(model);
 	if (why[0]) {
 		am_buf_free(&visible);
-		set_state(f, id, "failed", why);
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, why, NULL);
 		if (am_store_commit(srv->store) != 0)
 			am_store_rollback(srv->store);
 		return;
@@ -580,7 +685,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	char ref[AM_RT_REF_MAX], err[512];
 	if (run_cli(f, "job", id, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, err, sizeof err) != 0) {
 		am_buf_free(&visible);
-		set_state(f, id, "failed", err);
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, err, NULL);
 		return;
 	}
 	job_started(f, id, ref);
@@ -588,19 +693,16 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_buf_free(&visible);
 }
 
+/* A queued job's trainer started (or was adopted) as ref. */
 static void job_started(struct am_finetune *f, long long id, const char *ref)
 {
-	long long now = am_wall_ms();
-	am_store_exec(f->srv->store,
-		      "UPDATE ft_jobs SET state = 'starting', reason = '', runtime = ?, rt_ref = ?,"
-		      " started_at = COALESCE(started_at, ?), stop_requested_at = NULL, updated_at = ? WHERE id = ?",
-		      "ssiii", am_runtime_name(f->srv->runtime), ref, now, now, id);
+	job_to(f, id, AM_JOB_QUEUED, AM_JOB_STARTING, "", &(struct move_cols){ .ref = ref });
 }
 
+/* A queued merge started (or was adopted) as ref. */
 static void export_started(struct am_finetune *f, long long id, const char *ref)
 {
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_ref = ?,"
-		      " updated_at = ? WHERE id = ?", "sii", ref, am_wall_ms(), id);
+	export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_RUNNING, "", &(struct move_cols){ .ref = ref });
 }
 
 int am_finetune_owns_ref(struct am_finetune *f, const char *ref)
@@ -721,7 +823,9 @@ static void register_result(struct am_finetune *f, json_t *job, const char *out)
 static void watch_job(struct am_finetune *f, json_t *job)
 {
 	long long id = json_integer_value(json_object_get(job, "id"));
-	const char *state = json_string_value(json_object_get(job, "state"));
+	enum am_job_state state;
+	if (am_job_state_parse(json_string_value(json_object_get(job, "state")), &state) != 0)
+		return;
 	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
 	struct am_runtime *rt = runtime_of(f, job);
 	const char *ref = rt ? job_ref(job) : NULL;
@@ -739,16 +843,15 @@ static void watch_job(struct am_finetune *f, json_t *job)
 				      am_wall_ms(), id);
 		free(s);
 		json_decref(prog);
-		if (!strcmp(state, "starting"))
-			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'running' WHERE id = ? AND state = 'starting'",
-				      "i", id);
+		if (state == AM_JOB_STARTING && job_to(f, id, state, AM_JOB_RUNNING, NULL, NULL) == 0)
+			state = AM_JOB_RUNNING;
 	}
 	char status[64] = "";
 	if (ref) {
 		rt->ops->rotate(rt, ref, 64ull << 20);
 		if (rt->ops->status(rt, ref, status, sizeof status) == AM_RT_RUNNING) {
 			long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
-			if (!strcmp(state, "stopping") && asked &&
+			if (state == AM_JOB_STOPPING && asked &&
 			    am_wall_ms() - asked > json_integer_value(json_object_get(job, "grace_ms")))
 				rt->ops->stop(rt, ref, 0);
 			return;
@@ -758,32 +861,25 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	}
 	struct stat sb;
 	int finished = !strcmp(status, "exit 0") || (!status[0] && stat(results, &sb) == 0);
-	if (!strcmp(state, "stopping")) {
+	if (state == AM_JOB_STOPPING) {
 		json_t *p = am_finetune_progress(tl);
 		char why[200];
 		am_fmt(why, sizeof why, "stopped at step %lld of %lld; resume continues from the last checkpoint",
 		       (long long)json_integer_value(json_object_get(p, "step")),
 		       (long long)json_integer_value(json_object_get(p, "total")));
 		json_decref(p);
-		set_state(f, id, "stopped", why);
+		job_to(f, id, state, AM_JOB_STOPPED, why, NULL);
 	} else if (finished) {
 		register_result(f, job, out);
-		set_state(f, id, "succeeded", "");
+		job_to(f, id, state, AM_JOB_SUCCEEDED, "", NULL);
 	} else {
 		char why[600];
 		failure_reason(log, status, why, sizeof why);
-		set_state(f, id, "failed", why);
+		job_to(f, id, state, AM_JOB_FAILED, why, NULL);
 	}
 }
 
 /* ---- merging an adapter into its base: llamafactory-cli export ---- */
-
-static void set_export(struct am_finetune *f, long long id, const char *state, const char *reason)
-{
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = ?, export_reason = ?, updated_at = ? WHERE id = ?",
-		      "ssii", state, reason, am_wall_ms(), id);
-	am_info("finetune", "job %lld: export %s%s%s", id, state, *reason ? ": " : "", reason);
-}
 
 static void start_export(struct am_finetune *f, json_t *job)
 {
@@ -800,7 +896,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_fmt(log, sizeof log, "%s/export.log", dir);
 	if (!base) {
 		json_decref(model);
-		set_export(f, id, "failed", "the base model is gone");
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "the base model is gone", NULL);
 		return;
 	}
 	/* merged on the CPU: no GPU to reserve, and no quantization (LLaMA-Factory
@@ -813,7 +909,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	int wrc = write_json(cfgp, c);
 	json_decref(c);
 	if (wrc != 0) {
-		set_export(f, id, "failed", "could not write export.json");
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "could not write export.json", NULL);
 		return;
 	}
 	char marker[128];
@@ -824,7 +920,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
 	char ref[AM_RT_REF_MAX], err[512];
 	if (run_cli(f, "export", id, "export", cfgp, &env, "", marker, log, ref, sizeof ref, err, sizeof err) != 0) {
-		set_export(f, id, "failed", err);
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, err, NULL);
 		return;
 	}
 	export_started(f, id, ref);
@@ -854,13 +950,14 @@ static void watch_export(struct am_finetune *f, json_t *job)
 		long long mid = register_model(f, job, merged, json_string_value(json_object_get(job, "export_name")), desc, 0);
 		if (mid) {
 			am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_model_id = ? WHERE id = ?", "ii", mid, id);
-			set_export(f, id, "succeeded", "");
+			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_SUCCEEDED, "", NULL);
 		} else
-			set_export(f, id, "failed", "the merged model could not be registered (is the name taken?)");
+			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_FAILED,
+				  "the merged model could not be registered (is the name taken?)", NULL);
 	} else {
 		char why[600];
 		failure_reason(log, status, why, sizeof why);
-		set_export(f, id, "failed", why);
+		export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_FAILED, why, NULL);
 	}
 }
 
@@ -966,21 +1063,20 @@ void am_finetune_stop_all(struct am_finetune *f)
 	json_t *jobs = NULL;
 	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE rt_ref IS NOT NULL"
 		      " AND state IN ('starting','running','stopping')", NULL);
-	long long now = am_wall_ms();
 	size_t i;
 	json_t *j;
 	json_array_foreach(jobs, i, j) {
 		struct am_runtime *rt = runtime_of(f, j);
 		const char *ref = job_ref(j);
-		if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING)
+		enum am_job_state st;
+		if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING ||
+		    am_job_state_parse(json_string_value(json_object_get(j, "state")), &st) != 0)
 			continue;
 		long long id = json_integer_value(json_object_get(j, "id"));
 		am_info("finetune", "job %lld: stopping trainer %s (--stop-engines-on-exit)", id, ref);
-		if (strcmp(json_string_value(json_object_get(j, "state")), "stopping")) {
+		if (st != AM_JOB_STOPPING) {
 			rt->ops->interrupt(rt, ref); /* the trainer's stop: it saves a checkpoint */
-			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
-				      " reason = 'saving and stopping (aimaas is shutting down)', updated_at = ? WHERE id = ?",
-				      "iii", now, now, id);
+			job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping (aimaas is shutting down)", NULL);
 		}
 	}
 	json_decref(jobs);
@@ -994,8 +1090,7 @@ void am_finetune_stop_all(struct am_finetune *f)
 			rt->ops->stop(rt, ref, 0);
 			rt->ops->release(rt, ref);
 		}
-		am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'queued' WHERE id = ?", "i",
-			      (long long)json_integer_value(json_object_get(j, "id")));
+		export_to(f, json_integer_value(json_object_get(j, "id")), AM_EXPORT_RUNNING, AM_EXPORT_QUEUED, NULL, NULL);
 	}
 	json_decref(jobs);
 }
