@@ -15,6 +15,7 @@
 
 #include "../am_server.h"
 #include "../base/am_buf.h"
+#include "../base/am_err.h"
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -26,6 +27,7 @@
 #include "../base/am_file.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
+#include "../sched/am_capacity.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
@@ -986,6 +988,321 @@ static void drive(struct am_finetune *f)
 	json_decref(jobs);
 }
 
+/* ---- verbs: what the API asks of a job ---- */
+
+/* Each dataset fits the stage: valid, and of the stage's kind of data. */
+static int check_datasets(struct am_finetune *f, const struct am_ft_spec *spec, struct am_err *err)
+{
+	const char *want = !strcmp(spec->stage, "dpo") ? "preference" : !strcmp(spec->stage, "pt") ? "text" : "sft";
+	for (size_t i = 0; i < spec->ndatasets; i++) {
+		json_t *d = NULL;
+		am_store_row(f->srv->store, &d, "SELECT name, state, json_extract(report, '$.purpose') AS purpose FROM datasets"
+			     " WHERE id = ?", "i", spec->datasets[i]);
+		const char *name = json_string_value(json_object_get(d, "name"));
+		const char *purpose = json_string_value(json_object_get(d, "purpose")) ?: "sft";
+		int rc = -1;
+		if (!d) {
+			char field[32];
+			am_fmt(field, sizeof field, "datasets[%zu]", i);
+			am_err_set(err, AM_E_INVALID, field, "datasets[%zu]: no such dataset", i);
+		} else if (strcmp(json_string_value(json_object_get(d, "state")) ?: "", "valid"))
+			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' is invalid (see its report); fix and upload it again",
+				   name);
+		else if (strcmp(purpose, want)) /* each stage trains on its own kind of data */
+			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' holds %s data; stage '%s' trains on %s data", name,
+				   purpose, spec->stage, want);
+		else
+			rc = 0;
+		json_decref(d);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The GPUs a job asks for exist on one node and the method fits the
+ * largest of them by LLaMA-Factory's table. Fills the plan's GPU figures;
+ * pinned gets the pinned GPUs' ids. */
+static int check_gpus(struct am_finetune *f, const struct am_ft_spec *spec, long long params, json_t *pinned,
+		      struct am_ft_plan *plan, struct am_err *err)
+{
+	struct am_capacity cap;
+	am_capacity_db_load(f->srv, &cap);
+	int pin[AM_PLAN_MAX], npin = 0, rc = -1;
+	long long count = spec->gpus;
+	if (spec->pinned) {
+		char perr[512];
+		if (am_capacity_pin(&cap, spec->pinned, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
+			goto out;
+		}
+		for (int k = 0; k < npin; k++) {
+			if (strcmp(cap.gpus[pin[k]].node, cap.gpus[pin[0]].node)) {
+				am_err_set(err, AM_E_INVALID, "gpus", "a job's GPUs must be on one node: GPU %d of %s and GPU %d of %s are not",
+					   cap.gpus[pin[0]].index, cap.gpus[pin[0]].node, cap.gpus[pin[k]].index, cap.gpus[pin[k]].node);
+				goto out;
+			}
+			json_array_append_new(pinned, json_string(cap.gpus[pin[k]].id));
+		}
+		count = npin;
+	}
+	const char *wnode;
+	int widest = am_capacity_widest(&cap, &wnode);
+	if (count < 1 || count > widest) {
+		if (cap.n && widest < cap.n)
+			am_err_set(err, AM_E_INVALID, "gpus", "a job runs on one node and the largest, %s, has %d GPU%s; 'gpus' asks for %lld",
+				   wnode, widest, widest == 1 ? "" : "s", count);
+		else
+			am_err_set(err, AM_E_INVALID, "gpus", "this machine has %d GPU%s; 'gpus' asks for %lld", widest,
+				   widest == 1 ? "" : "s", count);
+		goto out;
+	}
+	uint64_t need = am_finetune_mem_need(spec->method, spec->quantization_bit, params, (int)count, spec->deepspeed != 0,
+					     json_is_true(json_object_get(spec->hyper, "pure_bf16")));
+	uint64_t biggest = 0;
+	for (int k = 0; k < cap.n; k++) {
+		int counted = !npin;
+		for (int w = 0; w < npin; w++)
+			counted |= pin[w] == k;
+		if (counted && cap.gpus[k].total > biggest)
+			biggest = cap.gpus[k].total;
+	}
+	if (need > biggest) {
+		am_err_set(err, AM_E_INVALID, "method",
+			   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
+			   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count, count == 1 ? "" : "s",
+			   biggest / 1e9, !strcmp(spec->method, "full") ? "lora or qlora, or more GPUs with deepspeed 3" : "qlora or more memory");
+		goto out;
+	}
+	plan->gpu_count = count;
+	plan->parameters = params;
+	plan->mem_per_gpu = need;
+	plan->largest_gpu = biggest;
+	rc = 0;
+out:
+	am_capacity_free(&cap);
+	return rc;
+}
+
+/* See am_finetune.h. */
+int am_finetune_create(struct am_finetune *f, const struct am_ft_spec *spec, int dry_run, struct am_ft_plan *out,
+		       struct am_err *err)
+{
+	struct am_store *st = f->srv->store;
+	struct am_ft_plan plan;
+	memset(&plan, 0, sizeof plan);
+	json_t *model = NULL, *facts = NULL, *pinned = json_array(), *ids = json_array();
+	char *sds = NULL, *shy = NULL, *spin = NULL;
+	int rc = -1;
+	am_store_row(st, &model, "SELECT name, path, kind, state, architecture, parameters, facts FROM models WHERE id = ?", "i",
+		     spec->base_model_id);
+	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "";
+	facts = json_loads(json_string_value(json_object_get(model, "facts")) ?: "{}", 0, NULL);
+	if (!json_string_value(json_object_get(model, "path")) ||
+	    strcmp(json_string_value(json_object_get(model, "state")) ?: "", "ready")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' has no local files to train from", spec->base_ref);
+		goto out;
+	}
+	if (strcmp(kind, "llm") && strcmp(kind, "vlm")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' is a%s %s model; fine-tuning takes a language model",
+			   spec->base_ref, kind[0] == 'e' || kind[0] == 'a' ? "n" : "", kind[0] ? kind : "unknown");
+		goto out;
+	}
+	plan.tmpl = spec->tmpl ? spec->tmpl
+			       : am_finetune_template_for(json_string_value(json_object_get(model, "architecture")),
+							  json_string_value(json_object_get(facts, "model_type")));
+	if (check_datasets(f, spec, err) != 0 ||
+	    check_gpus(f, spec, json_integer_value(json_object_get(model, "parameters")), pinned, &plan, err) != 0)
+		goto out;
+	/* names */
+	if (spec->name)
+		am_strlcpy(plan.name, spec->name, sizeof plan.name);
+	else {
+		long long seq = 0;
+		am_store_int(st, &seq, 0, "SELECT COALESCE(MAX(id), 0) + 1 FROM ft_jobs", NULL);
+		am_fmt(plan.name, sizeof plan.name, "%.100s-%s-%lld", json_string_value(json_object_get(model, "name")),
+		       spec->method, seq);
+	}
+	am_strlcpy(plan.output_name, spec->output_name ? spec->output_name : plan.name, sizeof plan.output_name);
+	long long taken = 0;
+	am_store_int(st, &taken, 0, "SELECT COUNT(*) FROM ft_jobs WHERE name = ?", "s", plan.name);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "name", "a fine-tuning job named '%s' already exists", plan.name);
+		goto out;
+	}
+	am_store_int(st, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", plan.output_name);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "output_name", "a model named '%s' already exists; choose 'output_name'",
+			   plan.output_name);
+		goto out;
+	}
+	if (dry_run) { /* everything checked, nothing kept */
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < spec->ndatasets; i++)
+		json_array_append_new(ids, json_integer(spec->datasets[i]));
+	sds = am_json_dump(ids);
+	shy = am_json_dump(spec->hyper);
+	spin = am_json_dump(pinned);
+	long long now = am_wall_ms();
+	if (am_store_exec(st, "INSERT INTO ft_jobs(name, base_model_id, datasets, method, stage, template, quantization_bit, params,"
+			  " gpu_count, pinned_gpus, deepspeed, state, reason, output_name, grace_ms, created_by, owner_id,"
+			  " created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'waiting to start', ?, ?, ?,"
+			  " ?, ?, ?)", "sissssisisisisiii", plan.name, spec->base_model_id, sds, spec->method, spec->stage, plan.tmpl,
+			  (long long)spec->quantization_bit, shy, plan.gpu_count, spin, (long long)spec->deepspeed, plan.output_name,
+			  spec->grace_ms, spec->created_by, spec->owner_id, now, now) != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the job");
+		goto out;
+	}
+	plan.id = am_store_last_id(st);
+	char target[48];
+	am_fmt(target, sizeof target, "finetune:%lld", plan.id);
+	/* the task follows the job until it finishes (job_to, recover_tasks) */
+	plan.task_id = am_task_create(st, "finetune.create", target, spec->created_by, AM_TASK_RUNNING, "queued");
+	if (plan.task_id <= 0 || am_store_exec(st, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", plan.task_id, plan.id) != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the job's task");
+		goto out;
+	}
+	am_finetune_kick(f);
+	rc = 0;
+out:
+	if (rc == 0)
+		*out = plan;
+	free(sds);
+	free(shy);
+	free(spin);
+	json_decref(ids);
+	json_decref(pinned);
+	json_decref(facts);
+	json_decref(model);
+	return rc;
+}
+
+/* The job's state as stored; -1 (with a 404) when the row is gone. */
+static int job_state(struct am_finetune *f, long long id, enum am_job_state *out, struct am_err *err)
+{
+	json_t *row = NULL;
+	am_store_row(f->srv->store, &row, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
+	int rc = row ? am_job_state_parse(json_string_value(json_object_get(row, "state")), out) : -1;
+	json_decref(row);
+	if (rc != 0)
+		am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job %lld", id);
+	return rc;
+}
+
+/* See am_finetune.h. */
+int am_finetune_stop(struct am_finetune *f, long long id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (job_state(f, id, &st, err) != 0)
+		return -1;
+	switch (st) {
+	case AM_JOB_QUEUED: /* its reservations (a start a kill interrupted may have made) and task go with it */
+		if (job_to(f, id, st, AM_JOB_STOPPED, "stopped before it started", NULL) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
+		break;
+	case AM_JOB_STARTING:
+	case AM_JOB_RUNNING: {
+		if (job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping", NULL) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
+		json_t *job = NULL;
+		am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
+		struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+		const char *ref = job ? job_ref(job) : NULL;
+		if (rt && ref) /* LlamaBoard's way: the trainer saves at the next step, then exits */
+			rt->ops->interrupt(rt, ref);
+		json_decref(job);
+		break;
+	}
+	case AM_JOB_STOPPING:
+		break;
+	default:
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a queued or running job can be stopped", id,
+				  am_job_state_name(st));
+	}
+	am_finetune_kick(f);
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_may_resume(struct am_finetune *f, long long id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (job_state(f, id, &st, err) != 0)
+		return -1;
+	if (!am_job_transition_ok(st, AM_JOB_QUEUED) || st == AM_JOB_QUEUED)
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a stopped or failed job can be resumed", id,
+				  am_job_state_name(st));
+	/* it trains on its datasets again: each must still be there for its
+	 * owner (someone else's may have been taken back or deleted) */
+	json_t *gone = NULL;
+	am_store_row(f->srv->store, &gone,
+		     "SELECT e.key AS i FROM ft_jobs j, json_each(j.datasets) e LEFT JOIN datasets d ON d.id = e.value"
+		     " WHERE j.id = ? AND (d.id IS NULL OR NOT (d.owner_id IS j.owner_id OR d.visibility = 'shared'))"
+		     " ORDER BY e.key LIMIT 1", "i", id);
+	if (gone) {
+		long long i = json_integer_value(json_object_get(gone, "i"));
+		json_decref(gone);
+		return am_err_set(err, AM_E_CONFLICT, "datasets", "datasets[%lld] of job %lld was deleted or is no longer shared;"
+				  " the job cannot resume", i, id);
+	}
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_resume(struct am_finetune *f, long long id, const char *actor, long long *task_id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (am_finetune_may_resume(f, id, err) != 0 || job_state(f, id, &st, err) != 0)
+		return -1;
+	char target[48];
+	am_fmt(target, sizeof target, "finetune:%lld", id);
+	long long task = am_task_create(f->srv->store, "finetune.resume", target, actor, AM_TASK_RUNNING, "queued");
+	if (task <= 0 || job_to(f, id, st, AM_JOB_QUEUED, "waiting to resume", &(struct move_cols){ .task = task }) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not record the resume");
+	am_finetune_kick(f);
+	*task_id = task;
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_export(struct am_finetune *f, long long id, const char *name, struct am_err *err)
+{
+	json_t *j = NULL;
+	am_store_row(f->srv->store, &j, "SELECT state, method, output_name, export_state FROM ft_jobs WHERE id = ?", "i", id);
+	const char *st = json_string_value(json_object_get(j, "state")) ?: "";
+	const char *m = json_string_value(json_object_get(j, "method")) ?: "";
+	enum am_export_state ex;
+	char def[160];
+	am_fmt(def, sizeof def, "%.120s-merged", json_string_value(json_object_get(j, "output_name")) ?: "");
+	if (!name)
+		name = def;
+	long long taken = 0;
+	am_store_int(f->srv->store, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", name);
+	int rc = -1;
+	if (!j)
+		am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job %lld", id);
+	else if (strcmp(m, "lora") && strcmp(m, "qlora"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld trained a full model; there is no adapter to merge", id);
+	else if (strcmp(st, "succeeded"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a finished job can be merged", id, st);
+	else if (am_export_state_parse(json_string_value(json_object_get(j, "export_state")), &ex) != 0 ||
+		 !am_export_transition_ok(ex, AM_EXPORT_QUEUED) || ex == AM_EXPORT_QUEUED)
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld's adapter is already %s", id,
+			   ex == AM_EXPORT_SUCCEEDED ? "merged" : "being merged");
+	else if (taken)
+		am_err_set(err, AM_E_CONFLICT, "name", "a model named '%s' already exists", name);
+	else if (export_to(f, id, ex, AM_EXPORT_QUEUED, "", &(struct move_cols){ .name = name }) != 0)
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the merge");
+	else
+		rc = 0;
+	json_decref(j);
+	if (rc == 0)
+		am_finetune_kick(f);
+	return rc;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -1123,17 +1440,6 @@ static void finish_stops(struct am_finetune *f)
 	json_array_foreach(jobs, i, j)
 		watch_job(f, j); /* ends what is left and records it stopped at its last step */
 	json_decref(jobs);
-}
-
-void am_finetune_stop_job(struct am_finetune *f, long long id)
-{
-	json_t *job = NULL;
-	am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
-	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
-	const char *ref = job ? job_ref(job) : NULL;
-	if (rt && ref) /* LlamaBoard's way: the trainer saves at the next step, then exits */
-		rt->ops->interrupt(rt, ref);
-	json_decref(job);
 }
 
 void am_finetune_describe(struct am_finetune *f, long long id, json_t *out)
