@@ -124,43 +124,72 @@ struct am_client_req *am_client_get(struct event_base *base, const char *host, i
 	return am_client_request(base, host, port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data);
 }
 
-struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
-					const char *path,
-					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
-					am_client_cb cb, void *data)
+/* The request on a new bufferevent around fd (-1: fails from the loop). */
+static struct am_client_req *start(struct event_base *base, int fd, const char *method, const char *path,
+				   const char *host_hdr, const char *headers, const char *json, size_t json_len,
+				   int timeout_ms, size_t max_body, am_client_cb cb, void *data)
 {
 	struct am_client_req *r = am_calloc(1, sizeof *r);
 	r->cb = cb;
 	r->data = data;
 	r->max_body = max_body;
 	am_buf_init(&r->in, max_body + 16384);
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	int bad = am_client_addr(host, port, &ss, &sslen) != 0;
-	/* a socket of our own: libevent's lacks close-on-exec */
-	r->bev = bufferevent_socket_new(base, bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
-					BEV_OPT_CLOSE_ON_FREE);
+	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	r->timer = evtimer_new(base, on_timeout, r);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
 	struct evbuffer *out = bufferevent_get_output(r->bev);
-	int v6 = !bad && ss.ss_family == AF_INET6;
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: aimaas\r\nConnection: close\r\n",
-			    method, path, v6 ? "[" : "", bad ? "invalid" : host, v6 ? "]" : "", port);
-	if (bearer && *bearer)
-		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", bearer);
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: aimaas\r\nConnection: close\r\n%s", method,
+			    path, host_hdr, headers ? headers : "");
 	if (json)
 		evbuffer_add_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", json_len);
 	evbuffer_add(out, "\r\n", 2);
 	if (json)
 		evbuffer_add(out, json, json_len);
-	if (bad || bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, sslen) != 0) {
-		/* reported from the loop, never from inside the caller */
-		struct timeval now = { 0, 0 };
-		evtimer_add(r->timer, &now);
-	}
+	return r;
+}
+
+/* Reports a failure from the loop, never from inside the caller. */
+static void fail_soon(struct am_client_req *r)
+{
+	struct timeval now = { 0, 0 };
+	evtimer_add(r->timer, &now);
+}
+
+struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
+					const char *path,
+					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
+					am_client_cb cb, void *data)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	int bad = am_client_addr(host, port, &ss, &sslen) != 0;
+	int v6 = !bad && ss.ss_family == AF_INET6;
+	char host_hdr[128], auth[1024] = "";
+	am_fmt(host_hdr, sizeof host_hdr, "%s%s%s:%d", v6 ? "[" : "", bad ? "invalid" : host, v6 ? "]" : "", port);
+	if (bearer && *bearer)
+		am_fmt(auth, sizeof auth, "Authorization: Bearer %s\r\n", bearer);
+	/* a socket of our own: libevent's lacks close-on-exec */
+	int fd = bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct am_client_req *r = start(base, fd, method, path, host_hdr, auth, json, json_len, timeout_ms, max_body, cb,
+					data);
+	if (bad || bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, sslen) != 0)
+		fail_soon(r);
+	return r;
+}
+
+struct am_client_req *am_client_request_fd(struct event_base *base, int fd, const char *method, const char *path,
+					   const char *headers, const char *json, size_t json_len, int timeout_ms,
+					   size_t max_body, am_client_cb cb, void *data)
+{
+	if (fd >= 0)
+		evutil_make_socket_nonblocking(fd);
+	struct am_client_req *r = start(base, fd, method, path, "aimaas", headers, json, json_len, timeout_ms, max_body,
+					cb, data);
+	if (fd < 0)
+		fail_soon(r);
 	return r;
 }
 
