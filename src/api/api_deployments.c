@@ -547,18 +547,12 @@ static int engine_update(struct am_ctx *ctx, struct am_err *err)
 		free(s_ea);
 		return -1;
 	}
-	int rc = am_store_exec(ctx->srv->store,
-			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at)"
-			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4)"
-			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
-			       " argv = COALESCE(excluded.argv, argv), env_allow = COALESCE(excluded.env_allow, env_allow),"
-			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at",
-			       "sssiiss", name, bin ? bin : "", s_argv, am_wall_ms(), (long long)(bin != NULL), s_ea, s_aa);
+	int rc = am_deploy_engine_set(ctx->srv->deploy, name, bin, s_argv, s_ea, s_aa, err);
 	free(s_argv);
 	free(s_ea);
 	free(s_aa);
 	if (rc != 0)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
+		return -1;
 	return engines(ctx, err);
 }
 

@@ -106,6 +106,22 @@ json_t *am_deploy_engine_allow(struct am_deploy *d, const char *engine, const ch
 	return out;
 }
 
+int am_deploy_engine_set(struct am_deploy *d, const char *engine, const char *binary, const char *argv,
+			 const char *env_allow, const char *args_allow, struct am_err *err)
+{
+	int rc = am_store_exec(am__deploy_server(d)->store,
+			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at)"
+			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4)"
+			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
+			       " argv = COALESCE(excluded.argv, argv), env_allow = COALESCE(excluded.env_allow, env_allow),"
+			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at",
+			       "sssiiss", engine, binary ? binary : "", argv, am_wall_ms(), (long long)(binary != NULL), env_allow,
+			       args_allow);
+	if (rc != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
+	return 0;
+}
+
 /* env and engine_args as docs/api.md says a deployment may hold them. */
 static int check_launch(struct am_deploy *d, const struct am_engine_def *e, json_t *env, json_t *args, struct am_err *err)
 {
