@@ -221,23 +221,43 @@ static long long track(struct am_deploy *d, long long id, const char *kind, cons
 
 /* ---- create ---- */
 
+/* What create decided: the spec with its defaults filled in, and the plan. */
+struct planned {
+	const char *engine, *placement;
+	long long replicas, gpr;
+	json_t *pinned;            /* the pinned GPUs' ids, or NULL */
+	json_t *loras;             /* as stored */
+	json_t *model;             /* the row the reconciler reads */
+	struct am_plan plan;
+	struct am_capacity cap;
+	int tp;
+};
+
+/* The deployments row's JSON columns as stored. */
+static void json_cols(const struct am_deploy_spec *s, const struct planned *pl, char **pinned, char **args, char **env,
+		      char **loras)
+{
+	*pinned = pl->pinned ? am_json_dump(pl->pinned) : NULL;
+	*args = json_is_array(s->engine_args) ? am_json_dump(s->engine_args) : am_strdup("[]");
+	*env = json_is_object(s->env) ? am_json_dump(s->env) : am_strdup("{}");
+	*loras = am_json_dump(pl->loras);
+}
+
 /* The first replica's command with the planned placement, from the row the
  * reconciler would read (built here: nothing is written). */
-static int dry_command(struct am_deploy *d, const struct am_deploy_spec *s, const char *engine, const char *placement,
-		       long long replicas, long long gpr, json_t *pinned, json_t *loras, json_t *mrow,
-		       const struct am_plan *p, const struct am_capacity *cap, int tp, struct am_deploy_created *out,
-		       struct am_err *err)
+static int dry_command(struct am_deploy *d, const struct am_deploy_spec *s, const struct planned *pl,
+		       struct am_deploy_created *out, struct am_err *err)
 {
-	char *s_pinned = pinned ? am_json_dump(pinned) : NULL;
-	char *s_args = json_is_array(s->engine_args) ? am_json_dump(s->engine_args) : am_strdup("[]");
-	char *s_env = json_is_object(s->env) ? am_json_dump(s->env) : am_strdup("{}");
-	char *s_loras = am_json_dump(loras);
+	const struct am_plan *p = &pl->plan;
+	char *s_pinned, *s_args, *s_env, *s_loras;
+	json_cols(s, pl, &s_pinned, &s_args, &s_env, &s_loras);
 	json_t *dep = json_pack("{s:I,s:s,s:I,s:s,s:I,s:I,s:s?,s:s,s:I,s:I,s:s,s:s,s:I,s:s,s:s,s:s}", "id", (json_int_t)0,
-				"name", s->name, "model_id", (json_int_t)s->model_id, "engine", engine, "replicas",
-				(json_int_t)replicas, "gpus_per_replica", (json_int_t)gpr, "pinned_gpus", s_pinned, "placement",
-				placement, "max_model_len", (json_int_t)(s->max_model_len ? s->max_model_len : p->max_model_len),
-				"max_num_seqs", (json_int_t)s->max_num_seqs, "engine_args", s_args, "env", s_env,
-				"trust_remote_code", (json_int_t)(s->trust_remote_code != 0), "lora_modules", s_loras, "desired",
+				"name", s->name, "model_id", (json_int_t)s->model_id, "engine", pl->engine, "replicas",
+				(json_int_t)pl->replicas, "gpus_per_replica", (json_int_t)pl->gpr, "pinned_gpus", s_pinned,
+				"placement", pl->placement, "max_model_len",
+				(json_int_t)(s->max_model_len ? s->max_model_len : p->max_model_len), "max_num_seqs",
+				(json_int_t)s->max_num_seqs, "engine_args", s_args, "env", s_env, "trust_remote_code",
+				(json_int_t)(s->trust_remote_code != 0), "lora_modules", s_loras, "desired",
 				s->start ? "running" : "stopped", "state", "pending");
 	free(s_pinned);
 	free(s_args);
@@ -246,29 +266,26 @@ static int dry_command(struct am_deploy *d, const struct am_deploy_spec *s, cons
 	if (!s->max_num_seqs)
 		json_object_set_new(dep, "max_num_seqs", json_null());
 	json_t *idx = json_array();
-	for (int k = 0; k < tp; k++)
-		json_array_append_new(idx, json_integer(cap->gpus[p->choice[k]].index));
+	for (int k = 0; k < pl->tp; k++)
+		json_array_append_new(idx, json_integer(pl->cap.gpus[p->choice[k]].index));
 	char *sidx = am_json_dump(idx);
 	json_t *inst = json_pack("{s:i,s:s,s:s,s:f,s:s?}", "port", 0, "api_key", "ame_example", "gpu_indices", sidx,
 				 "mem_fraction", p->fraction, "dtype", p->dtype);
 	free(sidx);
 	json_decref(idx);
-	int rc = am_deploy_command(d, dep, mrow, inst, &out->argv, &out->env, err);
+	int rc = am_deploy_command(d, dep, pl->model, inst, &out->argv, &out->env, err);
 	json_decref(inst);
 	json_decref(dep);
 	return rc;
 }
 
 /* Records the deployment and places its replicas (a start). */
-static int record(struct am_deploy *d, const struct am_deploy_spec *s, const struct am_deploy_actor *who, const char *engine,
-		  const char *placement, long long replicas, long long gpr, json_t *pinned, json_t *loras, json_t *mrow,
-		  const struct am_plan *p, struct am_deploy_created *out, struct am_err *err)
+static int record(struct am_deploy *d, const struct am_deploy_spec *s, const struct am_deploy_actor *who,
+		  const struct planned *pl, struct am_deploy_created *out, struct am_err *err)
 {
 	struct am_store *st = am__deploy_server(d)->store;
-	char *s_pinned = pinned ? am_json_dump(pinned) : NULL;
-	char *s_args = json_is_array(s->engine_args) ? am_json_dump(s->engine_args) : am_strdup("[]");
-	char *s_env = json_is_object(s->env) ? am_json_dump(s->env) : am_strdup("{}");
-	char *s_loras = am_json_dump(loras);
+	char *s_pinned, *s_args, *s_env, *s_loras;
+	json_cols(s, pl, &s_pinned, &s_args, &s_env, &s_loras);
 	json_t *al = names_json(s->aliases, s->naliases);
 	char *s_aliases = am_json_dump(al);
 	json_decref(al);
@@ -279,8 +296,8 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 				" lora_modules, aliases, desired, state, owner_id, created_by, created_at, updated_at)"
 				" VALUES(?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), CASE WHEN ? > 0 THEN ?10 END, ?, ?, ?, ?,"
 				" ?, ?, 'pending', ?, ?, ?, ?)",
-				"sisiissiidssisssisii", s->name, s->model_id, engine, replicas, gpr, s_pinned, placement,
-				(long long)(s->max_model_len ? s->max_model_len : p->max_model_len), (long long)s->max_num_seqs,
+				"sisiissiidssisssisii", s->name, s->model_id, pl->engine, pl->replicas, pl->gpr, s_pinned, pl->placement,
+				(long long)(s->max_model_len ? s->max_model_len : pl->plan.max_model_len), (long long)s->max_num_seqs,
 				s->gpu_memory_utilization, s_args, s_env, (long long)(s->trust_remote_code != 0), s_loras,
 				s_aliases, s->start ? "running" : "stopped", who->user_id, who->username, now, now);
 	free(s_pinned);
@@ -296,8 +313,8 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 	json_t *dep = NULL;
 	am_store_row(st, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	char why[1024];
-	for (int r = 0; s->start && r < (int)replicas; r++)
-		if (am_deploy_place(d, dep, mrow, r, why, sizeof why) != 0) {
+	for (int r = 0; s->start && r < (int)pl->replicas; r++)
+		if (am_deploy_place(d, dep, pl->model, r, why, sizeof why) != 0) {
 			json_decref(dep);
 			return am_err_set(err, AM_E_CONFLICT, "replicas", "%s", why);
 		}
@@ -312,83 +329,133 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 	return 0;
 }
 
-int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *s, int dry_run, const struct am_deploy_actor *who,
-		     struct am_deploy_created *out, struct am_err *err)
+/* What belongs to a deployment before any planning: its names, engine,
+ * launch settings, model (ready, served by the engine, code it may run),
+ * adapters, and the owner's quota. pl gets the defaults and the adapters;
+ * *model the model's row (owned). 0, or -1 with err. */
+static int check_spec(struct am_deploy *d, const struct am_deploy_spec *s, const struct am_deploy_actor *who,
+		      struct planned *pl, json_t **model, struct am_err *err)
 {
 	struct am_store *st = am__deploy_server(d)->store;
-	const char *engine = s->engine ? s->engine : "vllm", *placement = s->placement ? s->placement : "binpack";
-	long long replicas = s->replicas > 0 ? s->replicas : 1, gpr = s->gpus_per_replica;
-	memset(out, 0, sizeof *out);
 	if (!served_name_ok(s->name))
 		return am_err_set(err, AM_E_INVALID, "name",
 				  "'name' (the model name clients send) must be 1-128 of letters, digits and . _ - : /");
 	if (check_names(st, s->aliases, s->naliases, "aliases", s->name, 0, err) != 0)
 		return -1;
-	if (strcmp(placement, "binpack") && strcmp(placement, "spread"))
+	if (strcmp(pl->placement, "binpack") && strcmp(pl->placement, "spread"))
 		return am_err_set(err, AM_E_INVALID, "placement", "'placement' must be 'binpack' or 'spread'");
 	double frac = s->gpu_memory_utilization;
 	if (frac != 0 && (frac < 0.05 || frac > 0.99))
 		return am_err_set(err, AM_E_INVALID, "gpu_memory_utilization",
 				  "'gpu_memory_utilization' must be a number between 0.05 and 0.99");
-	const struct am_engine_def *e = am_engine_find(engine);
+	const struct am_engine_def *e = am_engine_find(pl->engine);
 	if (!e)
 		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%.40s' (vllm, sglang, llama.cpp, aimaas-sim, custom)",
-				  engine);
+				  pl->engine);
 	if (check_launch(d, e, s->env, s->engine_args, err) != 0)
 		return -1;
 	const char *mref = s->model_ref ? s->model_ref : "";
-	if (!s->model_id)
+	if (!s->model_id || !(*model = am_model_json(st, s->model_id)))
 		return am_err_set(err, AM_E_INVALID, "model", "no model '%.100s' is registered", mref);
-	json_t *model = am_model_json(st, s->model_id), *loras = NULL, *pinned = NULL, *mrow = NULL;
-	int rc = -1, own = 0, in_tx = 0;
-	struct am_capacity cap;
-	am_capacity_init(&cap, "");
-	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "llm";
-	json_t *facts = json_object_get(model, "facts");
-	if (strcmp(json_string_value(json_object_get(model, "state")) ?: "", "ready")) {
-		am_err_set(err, AM_E_CONFLICT, "model", "model '%s' is %s: it has no local files yet", mref,
-			   json_string_value(json_object_get(model, "state")) ?: "gone");
-		goto out;
-	}
-	if (!strcmp(kind, "adapter")) {
-		am_err_set(err, AM_E_INVALID, "model", "'%s' is a LoRA adapter: deploy its base model with lora_modules", mref);
-		goto out;
-	}
-	if (!am_engine_serves(e, kind)) {
-		am_err_set(err, AM_E_INVALID, "engine", "%s does not serve %s models", e->title, kind);
-		goto out;
-	}
+	const char *kind = json_string_value(json_object_get(*model, "kind")) ?: "llm";
+	const char *state = json_string_value(json_object_get(*model, "state")) ?: "";
+	json_t *facts = json_object_get(*model, "facts");
+	if (strcmp(state, "ready"))
+		return am_err_set(err, AM_E_CONFLICT, "model", "model '%s' is %s: it has no local files yet", mref, state);
+	if (!strcmp(kind, "adapter"))
+		return am_err_set(err, AM_E_INVALID, "model", "'%s' is a LoRA adapter: deploy its base model with lora_modules", mref);
+	if (!am_engine_serves(e, kind))
+		return am_err_set(err, AM_E_INVALID, "engine", "%s does not serve %s models", e->title, kind);
 	int is_gguf = !strcmp(json_string_value(json_object_get(facts, "format")) ?: "", "gguf");
-	if (e->wants_gguf && !is_gguf) {
-		am_err_set(err, AM_E_INVALID, "engine", "%s needs a .gguf model; '%s' is %s", e->title, mref,
-			   json_string_value(json_object_get(facts, "format")) ?: "not one");
-		goto out;
-	}
+	if (e->wants_gguf && !is_gguf)
+		return am_err_set(err, AM_E_INVALID, "engine", "%s needs a .gguf model; '%s' is %s", e->title, mref,
+				  json_string_value(json_object_get(facts, "format")) ?: "not one");
 	if (json_is_true(json_object_get(facts, "needs_remote_code"))) {
-		if (!s->trust_remote_code) {
-			am_err_set(err, AM_E_INVALID, "trust_remote_code",
-				   "'%s' runs its own code (auto_map in config.json); set trust_remote_code: true to allow it", mref);
-			goto out;
-		}
-		if (!who->admin) {
-			am_err_set(err, AM_E_FORBIDDEN, "trust_remote_code", "only an admin may let a model run its own code");
-			goto out;
-		}
+		if (!s->trust_remote_code)
+			return am_err_set(err, AM_E_INVALID, "trust_remote_code",
+					  "'%s' runs its own code (auto_map in config.json); set trust_remote_code: true to allow it",
+					  mref);
+		if (!who->admin)
+			return am_err_set(err, AM_E_FORBIDDEN, "trust_remote_code", "only an admin may let a model run its own code");
 	}
-	if (!(loras = resolve_loras(st, s->loras, s->nloras, s->model_id, engine, s->name, 0, err)))
-		goto out;
+	if (!(pl->loras = resolve_loras(st, s->loras, s->nloras, s->model_id, pl->engine, s->name, 0, err)))
+		return -1;
 	long long mine = 0;
 	am_store_int(st, &mine, 0, "SELECT COUNT(*) FROM deployments WHERE owner_id = ?", "i", who->user_id);
-	if (!who->admin && mine >= 64) { /* stopped ones too: rows cost nothing to make */
-		am_err_set(err, AM_E_CONFLICT, "", "you already have %lld deployments; delete some first", mine);
-		goto out;
-	}
+	if (!who->admin && mine >= 64) /* stopped ones too: rows cost nothing to make */
+		return am_err_set(err, AM_E_CONFLICT, "", "you already have %lld deployments; delete some first", mine);
 	long long dup = 0;
 	am_store_int(st, &dup, 0, "SELECT COUNT(*) FROM deployments WHERE name = ?", "s", s->name);
-	if (dup) {
-		am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", s->name);
-		goto out;
+	if (dup)
+		return am_err_set(err, AM_E_CONFLICT, "name", "a deployment named '%s' already exists", s->name);
+	return 0;
+}
+
+/* Plans the replicas on the GPUs as they are now (pinned ones when asked):
+ * pl gets the GPUs per replica, the pinned ids, the plan and the model row
+ * the reconciler reads. 0, or -1 with err. */
+static int plan_spec(struct am_deploy *d, const struct am_deploy_spec *s, json_t *model, struct planned *pl,
+		     struct am_err *err)
+{
+	am_capacity_free(&pl->cap);
+	am_capacity_db_load(am__deploy_server(d), &pl->cap);
+	int pin[AM_PLAN_MAX], npin = 0;
+	if (s->gpus && !json_is_null(s->gpus)) {
+		char perr[512];
+		if (am_capacity_pin(&pl->cap, s->gpus, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0)
+			return am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
+		pl->pinned = json_array();
+		for (int k = 0; k < npin; k++)
+			json_array_append_new(pl->pinned, json_string(pl->cap.gpus[pin[k]].id));
+		size_t np = json_array_size(pl->pinned);
+		if (pl->gpr && (long long)np != pl->gpr * pl->replicas)
+			return am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs for %lld replica(s) of %lld GPU(s) each", np,
+					  pl->replicas, pl->gpr);
+		if (np % (size_t)pl->replicas)
+			return am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs do not split evenly over %lld replicas", np,
+					  pl->replicas);
+		pl->gpr = (long long)np / pl->replicas;
 	}
+	if (!pl->gpr)
+		pl->gpr = 1;
+	json_t *facts = json_object_get(model, "facts");
+	struct am_plan_req req;
+	memset(&req, 0, sizeof req);
+	req.facts = facts;
+	req.model = json_string_value(json_object_get(model, "name"));
+	req.tp = (int)pl->gpr;
+	req.replicas = (int)pl->replicas;
+	req.max_model_len = s->max_model_len;
+	req.mem_fraction = s->gpu_memory_utilization;
+	req.spread = !strcmp(pl->placement, "spread");
+	memcpy(req.pinned, pin, sizeof pin);
+	req.npinned = npin;
+	pl->tp = req.tp;
+	am_planner_plan(pl->cap.gpus, pl->cap.n, &req, &pl->plan);
+	if (!pl->plan.ok)
+		return am_err_set(err, pl->plan.capacity ? AM_E_CONFLICT : AM_E_INVALID, pl->plan.field, "%s", pl->plan.reason);
+	pl->model = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)s->model_id, "name", req.model, "path",
+			      json_string_value(json_object_get(model, "path")), "kind",
+			      json_string_value(json_object_get(model, "kind")) ?: "llm", "facts", facts);
+	return 0;
+}
+
+int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *s, int dry_run, const struct am_deploy_actor *who,
+		     struct am_deploy_created *out, struct am_err *err)
+{
+	struct am_store *st = am__deploy_server(d)->store;
+	struct planned pl;
+	memset(&pl, 0, sizeof pl);
+	pl.engine = s->engine ? s->engine : "vllm";
+	pl.placement = s->placement ? s->placement : "binpack";
+	pl.replicas = s->replicas > 0 ? s->replicas : 1;
+	pl.gpr = s->gpus_per_replica;
+	am_capacity_init(&pl.cap, "");
+	memset(out, 0, sizeof *out);
+	json_t *model = NULL;
+	int rc = -1, own = 0, in_tx = 0;
+	if (check_spec(d, s, who, &pl, &model, err) != 0)
+		goto out;
 	/* the capacity read and the reservations land in one transaction, so
 	 * two requests cannot take the same memory */
 	if (!dry_run) {
@@ -398,57 +465,11 @@ int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *s, int dr
 		}
 		in_tx = 1;
 	}
-	am_capacity_db_load(am__deploy_server(d), &cap);
-	int pin[AM_PLAN_MAX], npin = 0;
-	if (s->gpus && !json_is_null(s->gpus)) {
-		char perr[512];
-		if (am_capacity_pin(&cap, s->gpus, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0) {
-			am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
-			goto out;
-		}
-		pinned = json_array();
-		for (int k = 0; k < npin; k++)
-			json_array_append_new(pinned, json_string(cap.gpus[pin[k]].id));
-	}
-	if (pinned) {
-		size_t np = json_array_size(pinned);
-		if (gpr && (long long)np != gpr * replicas) {
-			am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs for %lld replica(s) of %lld GPU(s) each", np, replicas, gpr);
-			goto out;
-		}
-		if (np % (size_t)replicas) {
-			am_err_set(err, AM_E_INVALID, "gpus", "%zu pinned GPUs do not split evenly over %lld replicas", np, replicas);
-			goto out;
-		}
-		gpr = (long long)np / replicas;
-	}
-	if (!gpr)
-		gpr = 1;
-	struct am_plan_req req;
-	memset(&req, 0, sizeof req);
-	req.facts = facts;
-	req.model = json_string_value(json_object_get(model, "name"));
-	req.tp = (int)gpr;
-	req.replicas = (int)replicas;
-	req.max_model_len = s->max_model_len;
-	req.mem_fraction = frac;
-	req.spread = !strcmp(placement, "spread");
-	memcpy(req.pinned, pin, sizeof pin);
-	req.npinned = npin;
-	struct am_plan p;
-	am_planner_plan(cap.gpus, cap.n, &req, &p);
-	if (!p.ok) {
-		am_err_set(err, p.capacity ? AM_E_CONFLICT : AM_E_INVALID, p.field, "%s", p.reason);
+	if (plan_spec(d, s, model, &pl, err) != 0)
 		goto out;
-	}
-	mrow = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)s->model_id, "name", req.model, "path",
-			 json_string_value(json_object_get(model, "path")), "kind", kind, "facts", facts);
-	if (dry_run)
-		rc = dry_command(d, s, engine, placement, replicas, gpr, pinned, loras, mrow, &p, &cap, req.tp, out, err);
-	else
-		rc = record(d, s, who, engine, placement, replicas, gpr, pinned, loras, mrow, &p, out, err);
+	rc = dry_run ? dry_command(d, s, &pl, out, err) : record(d, s, who, &pl, out, err);
 	if (rc == 0)
-		out->plan = plan_json(&p, cap.gpus, req.tp, req.replicas);
+		out->plan = plan_json(&pl.plan, pl.cap.gpus, pl.tp, (int)pl.replicas);
 out:
 	if (in_tx && tx_end(st, own, rc) != 0 && rc == 0)
 		rc = am_err_set(err, AM_E_INTERNAL, "", "could not commit the change");
@@ -456,11 +477,11 @@ out:
 		am_deploy_created_free(out);
 	else if (!dry_run)
 		am_deploy_kick(d);
-	json_decref(mrow);
 	json_decref(model);
-	json_decref(loras);
-	json_decref(pinned);
-	am_capacity_free(&cap);
+	json_decref(pl.model);
+	json_decref(pl.loras);
+	json_decref(pl.pinned);
+	am_capacity_free(&pl.cap);
 	return rc;
 }
 
