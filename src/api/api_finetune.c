@@ -5,7 +5,6 @@
  * the fine-tuning module's verb (am_finetune_create, _stop, _resume,
  * _export: they check the rest and write the job) and renders the answer.
  * The supervisor (src/finetune/am_finetune.c) does the rest. */
-#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,7 +26,6 @@
 	" result_model_id, task_id, grace_ms, export_state, export_reason, export_name, export_model_id,"           \
 	" created_by, created_at, started_at, finished_at, updated_at"
 
-static const char *const ACTIVE = "('queued','starting','running','stopping')";
 
 static json_t *job_json(struct am_server *srv, long long id)
 {
@@ -323,14 +321,26 @@ static json_t *job_row(void *srv, long long id) /* for am_api_render_ids */
 	return job_json(srv, id);
 }
 
+/* GET /finetune/jobs: one's own jobs (an admin's: all), newest first,
+ * paged by keyset (?after=<next>: ids below it). */
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	(void)err;
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
+		return -1;
 	json_t *ids = NULL;
-	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM ft_jobs WHERE ?1 OR owner_id = ?2 ORDER BY id DESC", "ii",
-		      (long long)ctx->who.admin, ctx->who.user_id);
-	json_t *items = am_api_render_ids(ids, job_row, ctx->srv);
-	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
+	if (am_store_rows(ctx->srv->store, &ids,
+			  "SELECT id FROM ft_jobs WHERE (?1 OR owner_id = ?2) AND (?3 = 0 OR id < ?3)"
+			  " ORDER BY id DESC LIMIT ?4 OFFSET ?5", "iiiii", (long long)ctx->who.admin, ctx->who.user_id, after,
+			  limit, offset) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM ft_jobs WHERE ?1 OR owner_id = ?2",
+				   "ii", (long long)ctx->who.admin, ctx->who.user_id) != 0)) {
+		json_decref(ids);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read jobs");
+	}
+	long long next = am_api_next(ids, limit);
+	ctx->resp = am_api_list_keyset(am_api_render_ids(ids, job_row, ctx->srv), total, limit, offset, next);
 	return 0;
 }
 
@@ -419,49 +429,11 @@ static int export(struct am_ctx *ctx, struct am_err *err)
 }
 
 /* Removes a folder aimaas made, with what is inside (links not followed). */
-static void remove_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char p[PATH_MAX];
-			am_fmt(p, sizeof p, "%s/%s", path, e->d_name);
-			struct stat sb;
-			if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-				remove_tree(p);
-			else
-				unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(path);
-}
-
 static int delete(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (job_param(ctx, &id, err) != 0)
+	if (job_param(ctx, &id, err) != 0 || am_finetune_delete(ctx->srv->finetune, id, err) != 0)
 		return -1;
-	long long active = 0, result = 0;
-	char sql[160];
-	am_fmt(sql, sizeof sql, "SELECT COUNT(*) FROM ft_jobs WHERE id = ? AND state IN %s", ACTIVE);
-	am_store_int(ctx->srv->store, &active, 0, sql, "i", id);
-	if (active)
-		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is still active; stop it first", id);
-	am_store_int(ctx->srv->store, &result, 0, "SELECT (SELECT COUNT(*) FROM models m WHERE m.id IN (j.result_model_id, j.export_model_id))"
-		     " + COALESCE(j.export_state IN ('queued','running'), 0) FROM ft_jobs j WHERE j.id = ?", "i", id);
-	if (result)
-		return am_err_set(err, AM_E_CONFLICT, "", "job %lld's output is registered as a model (or being merged); delete"
-				  " that model first", id);
-	if (am_store_exec(ctx->srv->store, "DELETE FROM ft_jobs WHERE id = ?", "i", id) != 0)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the job");
-	char dir[PATH_MAX];
-	job_file(ctx, id, "", dir, sizeof dir);
-	dir[strlen(dir) - 1] = '\0';
-	remove_tree(dir);
 	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
 	return 0;
 }

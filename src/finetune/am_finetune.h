@@ -102,6 +102,10 @@ int am_finetune_resume(struct am_finetune *f, long long id, const char *actor, l
  * err (409: no adapter, not finished, already merged or being merged,
  * name taken). */
 int am_finetune_export(struct am_finetune *f, long long id, const char *name, struct am_err *err);
+/* Deletes a finished job (succeeded, failed or stopped) and its folder
+ * (checkpoints, adapter, logs). 0, or -1 with err: 404, or 409 while it is
+ * active or its output is a registered model or being merged. */
+int am_finetune_delete(struct am_finetune *f, long long id, struct am_err *err);
 /* Adds to out what the runtime shows of job id's trainer: its pid (the
  * local runtime's) while it runs, else null. */
 void am_finetune_describe(struct am_finetune *f, long long id, json_t *out);

@@ -168,14 +168,18 @@ test('keyset paging: ?after= walks a list without duplicates or gaps while rows 
   await srv.stop();
 });
 
-test('keys and personal tokens page by keyset, newest first, counting only what the caller may see', async () => {
+test('keys, personal tokens and datasets page by keyset, newest first, counting only what the caller may see', async () => {
   const srv = await startServer();
   cleanups.push(() => srv.cleanup(), () => srv.stop({ clean: false }));
   const T = await srv.login();
-  for (const path of ['/api/v1/keys', '/api/v1/tokens']) {
+  const ALPACA = JSON.stringify([{ instruction: '你好', input: '', output: '你好！' }]);
+  const make = (path, name) => (path.endsWith('/datasets')
+    ? srv.api('POST', `${path}?name=${name}&file_name=d.json`, { token: T, raw: ALPACA, headers: { 'content-type': 'application/octet-stream' } })
+    : srv.api('POST', path, { token: T, body: { name } }));
+  for (const path of ['/api/v1/keys', '/api/v1/tokens', '/api/v1/datasets']) {
     const made = [];
     for (let i = 0; i < 7; i++) {
-      const r = await srv.api('POST', path, { token: T, body: { name: `n${i}` } });
+      const r = await make(path, `n${i}`);
       assert.equal(r.status, 201, r.text);
       made.push(r.json.id);
     }
@@ -186,7 +190,7 @@ test('keys and personal tokens page by keyset, newest first, counting only what 
       assert.equal(r.json.items.length <= 3, true);
       seen.push(...r.json.items.map((k) => k.id));
       if (!r.json.next) break;
-      if (!cursor) await srv.api('POST', path, { token: T, body: { name: 'late' } }); // above the cursor: not in this walk
+      if (!cursor) assert.equal((await make(path, 'late')).status, 201); // above the cursor: not in this walk
       cursor = r.json.next;
     }
     assert.ok(made.every((id) => seen.includes(id)), `${path}: every one seen`);
