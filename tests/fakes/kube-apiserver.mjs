@@ -24,7 +24,7 @@ import {
 
 const VERSION = {
   major: '1', minor: '26', gitVersion: 'v1.26.1', gitCommit: '8f94681cd294aa8cfd3407b8191f6c70214973a4',
-  gitTreeState: 'clean', buildDate: '2023-01-18T15:51:25Z', goVersion: 'go1.19.5', compiler: 'gc', platform: 'linux/amd64',
+  gitTreeState: 'dirty', buildDate: '2026-12-02T16:08:48Z', goVersion: 'go1.19.8', compiler: 'gc', platform: 'linux/amd64',
 };
 const GPU = 'nvidia.com/gpu';
 const TERMINAL = new Set(['Succeeded', 'Failed']);
@@ -71,9 +71,12 @@ function makeNode(spec, t) {
       name: spec.name, uid: uid(), resourceVersion: '0', creationTimestamp: t, labels: sorted,
       annotations: { 'node.alpha.kubernetes.io/ttl': '0' },
       managedFields: [
-        managedEntry('kubelet', 'Update', 'v1', { 'f:metadata': { 'f:labels': labelFields } }),
+        managedEntry('kubelet', 'Update', 'v1', { 'f:metadata': { 'f:labels': labelFields }, ...(spec.providerID ? { 'f:spec': { 'f:providerID': {} } } : {}) }),
         managedEntry('kube-controller-manager', 'Update', 'v1', { 'f:metadata': { 'f:annotations': { '.': {}, 'f:node.alpha.kubernetes.io/ttl': {} } } }),
-        managedEntry('kubelet', 'Update', 'v1', { 'f:status': { 'f:conditions': {}, 'f:images': {} } }, 'status'),
+        managedEntry('kubelet', 'Update', 'v1', { 'f:status': { 'f:conditions': {
+          'k:{"type":"DiskPressure"}': { 'f:lastHeartbeatTime': {} }, 'k:{"type":"MemoryPressure"}': { 'f:lastHeartbeatTime': {} },
+          'k:{"type":"PIDPressure"}': { 'f:lastHeartbeatTime': {} },
+          'k:{"type":"Ready"}': { 'f:lastHeartbeatTime': {}, 'f:lastTransitionTime': {}, 'f:message': {}, 'f:reason': {}, 'f:status': {} } }, 'f:images': {} } }, 'status'),
       ],
     },
     spec: {},
@@ -409,8 +412,12 @@ export async function startKube(opts = {}) {
     return c;
   };
   function kubeletFields(pod) {
-    const f = { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:phase': {}, 'f:startTime': {} };
-    for (const c of pod.status.conditions || []) if (c.type !== 'PodScheduled') f['f:conditions'][`k:{"type":"${c.type}"}`] = { '.': {}, 'f:lastProbeTime': {}, 'f:lastTransitionTime': {}, ...(c.message ? { 'f:message': {} } : {}), ...(c.reason ? { 'f:reason': {} } : {}), 'f:status': {}, 'f:type': {} };
+    // an Update entry lists what the kubelet changed: phase only once it left Pending
+    const r = rt(pod);
+    if (pod.status.phase !== 'Pending') r.phaseWritten = true;
+    const f = { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:startTime': {} };
+    if (r.phaseWritten) f['f:phase'] = {};
+    for (const c of [...(pod.status.conditions || [])].sort((a, b) => a.type.localeCompare(b.type))) if (c.type !== 'PodScheduled') f['f:conditions'][`k:{"type":"${c.type}"}`] = { '.': {}, 'f:lastProbeTime': {}, 'f:lastTransitionTime': {}, ...(c.message ? { 'f:message': {} } : {}), ...(c.reason ? { 'f:reason': {} } : {}), 'f:status': {}, 'f:type': {} };
     if (pod.status.podIP) { f['f:podIP'] = {}; f['f:podIPs'] = { '.': {}, [`k:{"ip":"${pod.status.podIP}"}`]: { '.': {}, 'f:ip': {} } }; }
     return { 'f:status': Object.fromEntries(Object.keys(f).sort().map((k) => [k, f[k]])) };
   }

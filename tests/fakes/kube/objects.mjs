@@ -90,7 +90,20 @@ function orderPodSpec(s) {
   return order(s, ORDER.podSpec);
 }
 // Puts an object's fields in the order the real server writes them.
+const sortMap = (m) => (m && typeof m === 'object' && !Array.isArray(m) ? Object.fromEntries(Object.keys(m).sort().map((k) => [k, m[k]])) : m);
+// Go writes map[string]... fields with sorted keys
+function sortMaps(o, inMap) {
+  if (!o || typeof o !== 'object') return o;
+  if (Array.isArray(o)) { o.forEach((x) => sortMaps(x)); return o; }
+  for (const k of Object.keys(o)) {
+    if (['labels', 'annotations', 'nodeSelector', 'limits', 'requests', 'capacity', 'allocatable', 'data', 'binaryData', 'matchLabels'].includes(k)
+      || (k === 'selector' && inMap === 'Service')) o[k] = sortMap(o[k]);
+    else if (k !== 'managedFields') sortMaps(o[k]);
+  }
+  return o;
+}
 export function canonical(kind, o) {
+  sortMaps(o.spec, kind); if (o.metadata) sortMaps(o.metadata); if (o.status) sortMaps(o.status); if (o.data) o.data = sortMap(o.data);
   const top = kind === 'Secret' ? ORDER.secret : kind === 'ConfigMap' ? ORDER.configmap : kind === 'Event' ? ORDER.event : ORDER.top;
   o = order(o, top);
   if (o.metadata) o.metadata = order(o.metadata, ORDER.meta);
@@ -341,8 +354,8 @@ export function fieldsV1(resource, obj, { apply = false } = {}) {
         const k = it && typeof it === 'object' ? keyOf(name, it, ctx) : null;
         if (!k) return {}; // atomic list
         keyed = true;
-        out[k] = { '.': {}, ...walk(it, '', ctx, depth + 1) };
-        delete out[k]['.']; out[k] = { '.': {}, ...out[k] };
+        // ownerReferences items are written without their fields
+        out[k] = name === 'ownerReferences' ? {} : { '.': {}, ...walk(it, '', ctx, depth + 1) };
         if (Object.keys(out[k]).length === 1 && !Object.keys(it).length) out[k] = {};
       }
       if (!keyed) return {};
@@ -356,7 +369,7 @@ export function fieldsV1(resource, obj, { apply = false } = {}) {
       if (depth === 1 && name === 'metadata' && STRIP_META.has(k)) continue;
       if (v[k] === undefined || v[k] === null) continue;
       const sub = walk(v[k], k, resource === 'services' && k === 'spec' ? 'service' : ctx, depth + 1);
-      if (k === 'metadata' && depth > 0 && Object.keys(sub).length === 0) continue;
+      if (k === 'metadata' && depth > 0 && (!sub || Object.keys(sub).length === 0)) continue;
       out[`f:${k}`] = sub;
     }
     if (Object.keys(out).length === 0) return name === 'metadata' ? null : {};
