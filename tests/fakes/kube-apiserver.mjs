@@ -342,7 +342,7 @@ export async function startKube(opts = {}) {
       if (why.length === 0) { fit.push(n); continue; }
       for (const [r] of why) hist[r] = (hist[r] || 0) + 1;
       const resolvable = why.every(([, res]) => res);
-      const p = resolvable ? 'No preemption victims found for incoming pod.' : 'Preemption is not helpful for scheduling';
+      const p = resolvable ? 'No preemption victims found for incoming pod' : 'Preemption is not helpful for scheduling';
       pre[p] = (pre[p] || 0) + 1;
     }
     if (fit.length) {
@@ -361,7 +361,7 @@ export async function startKube(opts = {}) {
       return;
     }
     let msg = nodes.length ? fitMessage(nodes.length, hist) : '0/0 nodes are available.';
-    if (nodes.length) msg += ` preemption: ${fitMessage(nodes.length, pre)}`;
+    if (nodes.length) msg += ` preemption: ${fitMessage(nodes.length, pre)}.`; // the real message ends with '..'
     else msg = 'no nodes available to schedule pods';
     if (schedFailures.get(pod.metadata.uid) === msg) return;
     schedFailures.set(pod.metadata.uid, msg);

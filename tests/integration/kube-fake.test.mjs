@@ -229,8 +229,9 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     assert.equal(p1.status.containerStatuses[0].ready, true);
     const p2 = k.state.get('pods', 'aimaas', 'p2');
     assert.equal(p2.status.phase, 'Pending');
-    const msg = '0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn\'t match Pod\'s node affinity/selector. '
-      + 'preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod., 2 Preemption is not helpful for scheduling..';
+    // filters run in the scheduler's order: the tainted node fails on its taint, not on the selector
+    const msg = '0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn\'t match Pod\'s node affinity/selector, 1 node(s) had untolerated taint {dedicated: infra}. '
+      + 'preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling..';
     assert.equal(p2.status.conditions[0].message, msg);
     const ev = await request(k, 'GET', `${NS}/events?fieldSelector=involvedObject.name%3Dp2,reason%3DFailedScheduling`);
     assert.equal(ev.json.items.length, 1);
