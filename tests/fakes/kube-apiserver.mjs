@@ -19,8 +19,10 @@ import {
 } from './kube/objects.mjs';
 import {
   KubeError, statusObj, errors, injected, parseLabelSelector, parseFieldSelector, readBody, parseJson,
-  mergePatch, strategicPatch, jsonPatch,
+  mergePatch, strategicPatch, jsonPatch, decodeReviewProtobuf,
 } from './kube/http.mjs';
+
+const readRaw = (req) => new Promise((res, rej) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => res(Buffer.concat(c))); req.on('error', rej); });
 
 const VERSION = {
   major: '1', minor: '26', gitVersion: 'v1.26.1', gitCommit: '8f94681cd294aa8cfd3407b8191f6c70214973a4',
@@ -923,6 +925,23 @@ export async function startKube(opts = {}) {
   const GROUPS = ['apps', 'batch', 'authorization.k8s.io'];
   const groupDoc = (g) => ({ name: g, versions: [{ groupVersion: `${g}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' } });
 
+  // A minimal OpenAPI v3 document per group-version: only the write operations
+  // and their query parameters (kubectl reads it to learn that the server
+  // validates fields itself, ?fieldValidation=Strict). No schemas.
+  function openapiDoc(group) {
+    const paths = {};
+    const params = ['dryRun', 'fieldManager', 'fieldValidation'].map((name) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } }));
+    for (const [name, r] of Object.entries(RESOURCES)) {
+      if (r.group !== group) continue;
+      const gvk = { group: r.group, version: r.version, kind: r.kind };
+      const op = (action) => ({ parameters: params, responses: {}, 'x-kubernetes-action': action, 'x-kubernetes-group-version-kind': gvk });
+      const base = `/${group ? `apis/${group}` : 'api'}/v1${r.namespaced ? '/namespaces/{namespace}' : ''}/${name}`;
+      paths[base] = { post: op('post') };
+      paths[`${base}/{name}`] = { put: op('put'), patch: op('patch') };
+    }
+    return { openapi: '3.0.0', info: { title: 'Kubernetes', version: VERSION.gitVersion }, paths, components: { schemas: {} } };
+  }
+
   // ---- authz reviews -------------------------------------------------------
   function rulesReview(who, ns) {
     if (who.groups.includes('system:masters')) {
@@ -970,6 +989,9 @@ export async function startKube(opts = {}) {
     if (fail) { fail.count--; throw injected(fail.status, fail.retryAfter); }
     const who = identify(req);
     const pr = parsePath(path);
+    const ctype = (req.headers['content-type'] || '').split(';')[0].trim();
+    const isReview = pr && pr.group === 'authorization.k8s.io' && /^selfsubject(access|rules)reviews$/.test(pr.resource);
+    if (ctype === 'application/vnd.kubernetes.protobuf' && req.method !== 'GET' && !isReview) throw errors.unsupportedMedia(ctype);
     const isWatch = ['true', '1'].includes(q.get('watch'));
     // attributes for authorization, as the apiserver's RequestInfo
     let a;
@@ -988,11 +1010,14 @@ export async function startKube(opts = {}) {
       if (path === '/api/v1') return send(res, 200, resourceList('', 'v1'));
       const g = path.match(/^\/apis\/([^/]+)(?:\/(v1))?$/);
       if (g && GROUPS.includes(g[1])) return send(res, 200, g[2] ? resourceList(g[1], 'v1') : { kind: 'APIGroup', apiVersion: 'v1', ...groupDoc(g[1]) });
+      if (path === '/openapi/v3') return send(res, 200, { paths: Object.fromEntries(['api/v1', ...GROUPS.map((g) => `apis/${g}/v1`)].map((gv) => [gv, { serverRelativeURL: `/openapi/v3/${gv}?hash=${VERSION.gitCommit.slice(0, 16)}` }])) });
+      const ov = path.match(/^\/openapi\/v3\/(api\/v1|apis\/([^/]+)\/v1)$/);
+      if (ov && (!ov[2] || GROUPS.includes(ov[2]))) return send(res, 200, openapiDoc(ov[2] || ''));
       if (['/healthz', '/livez', '/readyz'].includes(path)) { res.writeHead(200, baseHeaders({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })); return res.end('ok'); }
       throw errors.notFoundPath();
     }
     if (pr.group === 'authorization.k8s.io' && pr.version === 'v1' && req.method === 'POST' && ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'].includes(pr.resource) && !pr.name) {
-      const body = parseJson(await readBody(req));
+      const body = ctype === 'application/vnd.kubernetes.protobuf' ? decodeReviewProtobuf(await readRaw(req)) : parseJson(await readBody(req));
       if (pr.resource === 'selfsubjectrulesreviews') {
         const ns = body.spec?.namespace;
         if (!ns) throw errors.invalid('selfsubjectrulesreviews', '', [{ reason: 'FieldValueRequired', field: 'spec.namespace', text: 'Required value' }]);

@@ -214,3 +214,37 @@ export function jsonPatch(target, ops) {
   }
   return doc;
 }
+
+// ---- protobuf (only what kubectl sends as protobuf: authorization reviews) ----
+function pbFields(buf) {
+  const out = {}; let i = 0;
+  const varint = () => { let v = 0; let m = 1; let b; do { b = buf[i++]; v += (b & 0x7f) * m; m *= 128; } while (b & 0x80); return v; };
+  while (i < buf.length) {
+    const key = varint(); const f = Math.floor(key / 8); const wt = key & 7;
+    let v;
+    if (wt === 0) v = varint();
+    else if (wt === 2) { const n = varint(); v = buf.subarray(i, i + n); i += n; } else if (wt === 1) { v = buf.subarray(i, i + 8); i += 8; } else if (wt === 5) { v = buf.subarray(i, i + 4); i += 4; } else throw errors.badRequest('unsupported protobuf wire type');
+    (out[f] ||= []).push(v);
+  }
+  return out;
+}
+const pbStr = (f, n) => (f[n] ? Buffer.from(f[n][0]).toString('utf8') : undefined);
+// Decodes a "k8s\0"-framed SelfSubjectAccessReview / SelfSubjectRulesReview into its JSON form.
+export function decodeReviewProtobuf(buf) {
+  if (buf.length < 4 || buf.subarray(0, 4).toString('latin1') !== 'k8s\0') throw errors.badRequest('not a kubernetes protobuf envelope');
+  const unk = pbFields(buf.subarray(4));
+  const tm = unk[1] ? pbFields(unk[1][0]) : {};
+  const kind = pbStr(tm, 2);
+  const raw = unk[2] ? pbFields(unk[2][0]) : {};
+  const spec = raw[2] ? pbFields(raw[2][0]) : {};
+  if (kind === 'SelfSubjectRulesReview') return { kind, apiVersion: pbStr(tm, 1), spec: { namespace: pbStr(spec, 1) } };
+  const out = { kind, apiVersion: pbStr(tm, 1), spec: {} };
+  if (spec[1]) {
+    const a = pbFields(spec[1][0]);
+    const ra = {};
+    for (const [n, k] of [[1, 'namespace'], [2, 'verb'], [3, 'group'], [4, 'version'], [5, 'resource'], [6, 'subresource'], [7, 'name']]) { const v = pbStr(a, n); if (v) ra[k] = v; }
+    out.spec.resourceAttributes = ra;
+  }
+  if (spec[2]) { const a = pbFields(spec[2][0]); out.spec.nonResourceAttributes = { path: pbStr(a, 1), verb: pbStr(a, 2) }; }
+  return out;
+}
