@@ -59,10 +59,13 @@ function watch(k, path, { token = k.token } = {}) {
     w.req.on('error', fail);
     w.req.end();
   });
-  w.next = (n, ms = 5000) => Promise.race([
-    new Promise((res) => { if (w.events.length >= n || w.ended) res(); else waiters.push({ n, res }); }),
-    new Promise((_, rej) => setTimeout(() => rej(new Error(`watch ${path}: ${w.events.length}/${n} events after ${ms} ms`)), ms)),
-  ]);
+  w.next = (n, ms = 5000) => {
+    let timer;
+    return Promise.race([
+      new Promise((res) => { if (w.events.length >= n || w.ended) res(); else waiters.push({ n, res }); }),
+      new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`watch ${path}: ${w.events.length}/${n} events after ${ms} ms`)), ms); }),
+    ]).finally(() => clearTimeout(timer));
+  };
   w.close = () => w.req.destroy();
   return w;
 }
@@ -117,6 +120,20 @@ function assertResponse(fx, r) {
   assert.equal(r.headers['cache-control'], fx.response.headers['Cache-Control'], `${name}: cache-control`);
   assertLike(fx.response.body, r.json, name);
 }
+
+// The comparison itself must catch what matters, or the replay proves nothing.
+test('the structural comparison catches changed values, missing keys, reordered keys and wrong types', { skip: !FIXTURES && 'no fixtures' }, () => {
+  const fx = JSON.parse(readFileSync(join(FIXTURES, 'pod-create.json'), 'utf8')).response.body;
+  const diffsOf = (mut) => { const b = JSON.parse(JSON.stringify(fx)); mut(b); const d = []; compare(fx, b, 'x', d); return d; };
+  assert.deepEqual(diffsOf(() => {}), []);
+  assert.deepEqual(diffsOf((b) => { b.metadata.uid = '00000000-0000-4000-8000-000000000000'; b.metadata.resourceVersion = '9'; b.spec.volumes[0].name = 'kube-api-access-zzzzz'; }), [], 'volatile values');
+  assert.equal(diffsOf((b) => { b.spec.containers[0].imagePullPolicy = 'Always'; }).length, 1);
+  assert.equal(diffsOf((b) => { delete b.spec.tolerations; }).length, 1);
+  assert.equal(diffsOf((b) => { b.spec.priority = '0'; }).length, 1);
+  assert.equal(diffsOf((b) => { const { kind, ...rest } = b; Object.keys(b).forEach((k) => delete b[k]); Object.assign(b, rest, { kind }); }).length, 1);
+  assert.equal(diffsOf((b) => { b.metadata.managedFields[0].fieldsV1['f:spec']['f:dnsPolicy'] = { '.': {} }; }).length, 1);
+  assert.equal(diffsOf((b) => { b.status.phase = 'Running'; }).length, 1);
+});
 
 const load = (f) => ({ file: f, ...JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) });
 const pathOf = (fx) => fx.request.url.replace(/^https:\/\/127\.0\.0\.1:<port>/, '');
