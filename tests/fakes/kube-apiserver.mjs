@@ -12,6 +12,8 @@ import https from 'node:https';
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { makePki } from './kube/certs.mjs';
 import {
   RESOURCES, VERBS, apiVersionOf, now, nowMicro, uid, randSuffix, templateHash, clone, canonical,
@@ -375,7 +377,11 @@ export async function startKube(opts = {}) {
     recordEvent(pod, 'Warning', 'FailedScheduling', msg, 'Scheduling', podRv);
   }
   function scheduleAll() {
-    for (const p of list('pods')) if (!p.spec.nodeName && !TERMINAL.has(p.status.phase)) schedule(p);
+    for (const p of list('pods')) {
+      if (TERMINAL.has(p.status.phase) || p.metadata.deletionTimestamp) continue;
+      if (!p.spec.nodeName) schedule(p);
+      else if (!p.status.conditions && p.status.phase === 'Pending') kubeletAdmit(p);
+    }
   }
   const schedulerHost = opts.schedulerHost ?? hostname();
   // core/v1 view of an events.k8s.io/v1 event, as the scheduler writes them
@@ -468,6 +474,27 @@ export async function startKube(opts = {}) {
   }
   const nodeIP = (name) => get('nodes', '', name)?.status.addresses.find((a) => a.type === 'InternalIP')?.address;
   const livePod = (ns, name, id) => { const p = get('pods', ns, name); return p && p.metadata.uid === id && !p.metadata.deletionTimestamp ? p : null; };
+
+  // A pod created with spec.nodeName skips the scheduler; the node's kubelet
+  // admits it, or rejects it (Failed, OutOf<resource>) as a real kubelet does.
+  function kubeletAdmit(pod) {
+    const node = get('nodes', '', pod.spec.nodeName);
+    if (!node || !nodeReady(node)) return; // nobody runs it: it stays Pending
+    const u = used(node.metadata.name, pod);
+    const want = podRequests(pod);
+    for (const [k, v] of Object.entries(want).sort()) {
+      const cap = qty(node.status.allocatable[k]);
+      if (v > 0 && (u[k] || 0) + v > cap) {
+        const t = now();
+        update('pods', pod, (p) => {
+          p.status = { phase: 'Failed', message: `Pod was rejected: Node didn't have enough resource: ${k}, requested: ${v}, used: ${u[k] || 0}, capacity: ${cap}`, reason: `OutOf${k}`, startTime: t, qosClass: p.status.qosClass };
+        }, { manager: KUBELET, subresource: 'status', fields: { 'f:status': { 'f:message': {}, 'f:phase': {}, 'f:reason': {}, 'f:startTime': {} } } });
+        return;
+      }
+    }
+    update('pods', pod, (p) => { p.status.conditions = [{ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: now() }]; });
+    later(delays.create, () => kubeletSync(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid));
+  }
 
   function kubeletSync(ns, name, id) {
     const pod = livePod(ns, name, id);
@@ -727,7 +754,13 @@ export async function startKube(opts = {}) {
     }
     if (dryRun) return canonical(r.kind, o);
     put(res, o, 'ADDED');
-    if (res === 'pods') later(delays.schedule, () => { const p = get('pods', ns, o.metadata.name); if (p && p.metadata.uid === o.metadata.uid) schedule(p); });
+    if (res === 'pods') {
+      later(delays.schedule, () => {
+        const p = get('pods', ns, o.metadata.name);
+        if (!p || p.metadata.uid !== o.metadata.uid) return;
+        if (p.spec.nodeName) kubeletAdmit(p); else schedule(p);
+      });
+    }
     if (res === 'deployments') later(0, () => { const d = get('deployments', ns, o.metadata.name); if (d) syncDeployment(d); });
     if (res === 'replicasets') syncReplicaSet(o);
     if (res === 'jobs') later(0, () => syncJob(o));
@@ -1253,6 +1286,17 @@ export async function startKube(opts = {}) {
     clientCertData: b64(ids.admin.cert.cert), clientKeyData: b64(ids.admin.cert.key),
     identities: Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, { user: v.user, groups: v.groups, token: v.token, certFile: v.cert.certFile, keyFile: v.cert.keyFile, clientCertData: b64(v.cert.cert), clientKeyData: b64(v.cert.key) }])),
     // kubeconfig YAML for identity; auth 'token' or 'cert'
+    // An in-cluster service-account folder (token, ca.crt, namespace) for identity,
+    // and the environment a pod would have: { dir, env: { KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT } }.
+    serviceAccount(identity = 'admin', ns = namespace) {
+      const i = ids[identity];
+      if (!i) throw new Error(`no identity ${identity}`);
+      const dir = mkdtempSync(join(pki.dir, 'sa-'));
+      writeFileSync(join(dir, 'token'), i.token);
+      writeFileSync(join(dir, 'ca.crt'), pki.ca);
+      writeFileSync(join(dir, 'namespace'), ns);
+      return { dir, env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port) } };
+    },
     kubeconfig(identity = 'admin', { auth = 'token', ns = namespace } = {}) {
       const i = ids[identity];
       if (!i) throw new Error(`no identity ${identity}`);

@@ -383,6 +383,40 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
   }
 });
 
+test('nodeName pods, the HTTP control endpoint and an in-cluster service-account folder', async () => {
+  const k = await startKube({ namespace: 'aimaas', controlPort: true, nodes: [{ name: 'n1', gpus: 1 }] });
+  try {
+    const NS = '/api/v1/namespaces/aimaas';
+    const pod = (name, gpus) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { nodeName: 'n1', restartPolicy: 'Never', containers: [{ name: 'c', image: 'i:1', resources: { limits: { 'nvidia.com/gpu': String(gpus) } } }] } });
+    // nodeName skips the scheduler: the kubelet admits, or rejects like a real one
+    await request(k, 'POST', `${NS}/pods`, { body: pod('fits', 1) });
+    await k.control.settle();
+    assert.equal(k.state.get('pods', 'aimaas', 'fits').status.phase, 'Running');
+    await request(k, 'POST', `${NS}/pods`, { body: pod('too-big', 1) });
+    await k.control.settle();
+    const st = k.state.get('pods', 'aimaas', 'too-big').status;
+    assert.deepEqual([st.phase, st.reason, st.message], ['Failed', 'OutOfnvidia.com/gpu', "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu, requested: 1, used: 1, capacity: 1"]);
+    // the control endpoint (plain HTTP) for tests that are not JavaScript
+    const ctl = (name, args) => fetch(`${k.controlUrl}/control/${name}`, { method: 'POST', body: JSON.stringify(args) });
+    assert.equal((await ctl('log', ['aimaas', 'fits', 'c', 'line one'])).status, 200);
+    assert.equal((await ctl('crash', ['aimaas', 'fits', { reason: 'Error', exitCode: 3 }])).status, 200);
+    const pods = await (await fetch(`${k.controlUrl}/state/pods?namespace=aimaas`)).json();
+    const fits = pods.find((p) => p.metadata.name === 'fits');
+    assert.equal(fits.status.phase, 'Failed');
+    assert.equal(fits.status.containerStatuses[0].state.terminated.exitCode, 3);
+    assert.equal((await request(k, 'GET', `${NS}/pods/fits/log`)).text, 'line one\n');
+    assert.equal((await ctl('nope', [])).status, 404);
+    // in-cluster: token, ca.crt and namespace files, and the service host/port
+    const sa = k.serviceAccount('admin');
+    assert.equal(readFileSync(join(sa.dir, 'namespace'), 'utf8'), 'aimaas');
+    const r = await request(k, 'GET', '/version', { token: readFileSync(join(sa.dir, 'token'), 'utf8') });
+    assert.equal(r.status, 200);
+    assert.equal(sa.env.KUBERNETES_SERVICE_PORT, String(k.port));
+  } finally {
+    await k.stop();
+  }
+});
+
 // ---- 3. kubectl --------------------------------------------------------------
 const KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 test('kubectl drives the fake: get, apply, watch, logs -f, delete, auth can-i', { skip: !KUBECTL && 'kubectl is not installed (the replay and behaviour tests still ran)' }, async () => {
