@@ -514,7 +514,7 @@ spec:
       wp.stdout.on('data', (d) => {
         seen += d;
         if (/^Pending$/m.test(seen) && !phases.started) { phases.started = true; k.control.start('aimaas', 'engine-1'); }
-        if (/^Running$/m.test(seen)) { clearTimeout(t); res(); }
+        if (/^Running\n/m.test(seen)) { clearTimeout(t); res(); } // whole lines only
       });
     });
     await phases;
