@@ -854,7 +854,7 @@ export async function startKube(opts = {}) {
     const r = RESOURCES[resource];
     res.writeHead(200, baseHeaders({ 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }));
     res.flushHeaders?.();
-    const write = (type, object) => { if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`); };
+    const write = (type, object) => { if (!res.writableEnded) res.write(goJson({ type, object })); };
     const inScope = (o) => !r.namespaced || !ns || o.metadata.namespace === ns;
     const w = {
       resource,
@@ -992,8 +992,10 @@ export async function startKube(opts = {}) {
 
   // ---- HTTP ----------------------------------------------------------------
   const baseHeaders = (h = {}) => ({ 'Audit-Id': randomUUID(), 'Cache-Control': 'no-cache, private', ...h, 'X-Kubernetes-Pf-Flowschema-Uid': flowUid, 'X-Kubernetes-Pf-Prioritylevel-Uid': prioUid });
-  function send(res, code, obj, extra = {}) {
-    const body = JSON.stringify(obj);
+  // Go's json.Encoder: HTML-safe escapes and a trailing newline
+  const goJson = (obj) => `${JSON.stringify(obj).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
+  function send(res, code, obj, extra = {}, { indent = false } = {}) {
+    const body = indent ? JSON.stringify(obj, null, 2) : goJson(obj);
     const h = baseHeaders({ 'Content-Type': 'application/json', ...extra, 'Content-Length': Buffer.byteLength(body) });
     if (code === 401 || code === 403) h['X-Content-Type-Options'] = 'nosniff';
     if (code === 401 || code >= 500) { delete h['X-Kubernetes-Pf-Flowschema-Uid']; delete h['X-Kubernetes-Pf-Prioritylevel-Uid']; }
@@ -1037,7 +1039,7 @@ export async function startKube(opts = {}) {
 
     if (!pr) {
       if (req.method !== 'GET') throw errors.notFoundPath();
-      if (path === '/version') return send(res, 200, VERSION);
+      if (path === '/version') return send(res, 200, VERSION, {}, { indent: true }); // the real one is indented
       if (path === '/api') return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${port}` }] });
       if (path === '/apis') return send(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: GROUPS.map(groupDoc) });
       if (path === '/api/v1') return send(res, 200, resourceList('', 'v1'));
