@@ -1,7 +1,7 @@
 // The fake kube-apiserver (tests/fakes/kube-apiserver.mjs) is only useful if
 // it answers like the real one. Two checks:
 //  1. every recorded transcript of kube-apiserver v1.26.1 in
-//     shared/fixtures/kubernetes is replayed, in recording order, against a
+//     tests/fixtures/kubernetes (a copy of shared/fixtures/kubernetes) is replayed, in recording order, against a
 //     fake seeded like the recorded cluster (hollow mode: two kubemark nodes),
 //     and the answer must match the recording structurally: same status,
 //     same keys (in the same order), same types, same values except volatile
@@ -19,7 +19,8 @@ import { join, resolve } from 'node:path';
 import { startKube } from '../fakes/kube-apiserver.mjs';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const FIXTURES = [process.env.AIMAAS_KUBE_FIXTURES, join(ROOT, 'shared/fixtures/kubernetes'), join(ROOT, '../../shared/fixtures/kubernetes'), '/work/shared/fixtures/kubernetes']
+// a copy of shared/fixtures/kubernetes lives in tests/fixtures/kubernetes
+const FIXTURES = [process.env.AIMAAS_KUBE_FIXTURES, join(ROOT, 'tests/fixtures/kubernetes')]
   .filter(Boolean).find((d) => existsSync(join(d, 'version.json')));
 
 // ---- HTTP -----------------------------------------------------------------
@@ -143,7 +144,7 @@ const load = (f) => ({ file: f, ...JSON.parse(readFileSync(join(FIXTURES, f), 'u
 const pathOf = (fx) => fx.request.url.replace(/^https:\/\/127\.0\.0\.1:<port>/, '');
 
 // ---- 1. replay -------------------------------------------------------------
-test('the fake answers every recorded kube-apiserver v1.26.1 transcript like the real server', { skip: !FIXTURES && 'shared/fixtures/kubernetes not found (set AIMAAS_KUBE_FIXTURES)' }, async (t) => {
+test('the fake answers every recorded kube-apiserver v1.26.1 transcript like the real server', { skip: !FIXTURES && 'tests/fixtures/kubernetes not found (set AIMAAS_KUBE_FIXTURES)' }, async (t) => {
   const all = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).map(load)
     .sort((a, b) => a.request.sent_at.localeCompare(b.request.sent_at));
   const replayed = new Set();
