@@ -806,8 +806,11 @@ export async function startKube(opts = {}) {
   }
 
   // ---- apply / patch / update -----------------------------------------------
-  function specOf(o) { return JSON.stringify({ spec: o.spec, data: o.data, type: o.type }); }
-  function writeExisting(res, cur, next, { manager, operation, fields }) {
+  // key-order-insensitive serialisation, to tell real changes from reordering
+  const stable = (v) => (Array.isArray(v) ? `[${v.map(stable).join(',')}]` : v && typeof v === 'object'
+    ? `{${Object.keys(v).filter((k) => v[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${stable(v[k])}`).join(',')}}` : JSON.stringify(v));
+  function specOf(o) { return stable({ spec: o.spec, data: o.data, type: o.type }); }
+  function writeExisting(res, cur, next, { manager, operation, fields, explicitManagedFields = false }) {
     const r = RESOURCES[res];
     next.kind = r.kind; next.apiVersion = apiVersionOf(r);
     for (const k of ['name', 'namespace', 'uid', 'creationTimestamp', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'ownerReferences']) {
@@ -816,16 +819,25 @@ export async function startKube(opts = {}) {
     if (res !== 'pods' && res !== 'nodes' && res !== 'namespaces') next.status = cur.status;
     if (res === 'pods') { next.status = cur.status; next.spec.nodeName = cur.spec.nodeName; }
     if (res === 'nodes') next.status = cur.status;
-    if (operation !== 'Apply') applyDefaults(res, next);
-    else applyDefaults(res, next);
+    applyDefaults(res, next);
+    if (res === 'services') {
+      // the service registry keeps what it allocated when an update leaves it out
+      for (const k of ['clusterIP', 'clusterIPs', 'ipFamilies', 'ipFamilyPolicy']) if (next.spec[k] === undefined && cur.spec[k] !== undefined) next.spec[k] = clone(cur.spec[k]);
+      for (const p of next.spec.ports || []) {
+        const was = (cur.spec.ports || []).find((q) => q.port === p.port && (q.protocol || 'TCP') === (p.protocol || 'TCP'));
+        if (p.nodePort === undefined && was?.nodePort && ['NodePort', 'LoadBalancer'].includes(next.spec.type)) p.nodePort = was.nodePort;
+      }
+    }
     const errs = validate(res, next);
     if (errs.length) throw errors.invalid(res, next.metadata.name, errs);
-    const mf = (cur.metadata.managedFields || []).filter((m) => !(m.manager === manager && m.operation === operation && !m.subresource));
-    if (manager && fields) mf.push(managedEntry(manager, operation, next.apiVersion, fields));
+    // a client may rewrite managedFields itself (kubectl's client-side to server-side apply migration)
+    const mf = explicitManagedFields && Array.isArray(next.metadata.managedFields) ? next.metadata.managedFields
+      : (cur.metadata.managedFields || []).filter((m) => !(m.manager === manager && m.operation === operation && !m.subresource));
+    if (manager && fields && !explicitManagedFields) mf.push(managedEntry(manager, operation, next.apiVersion, fields));
     next.metadata.managedFields = mf;
     if (next.metadata.generation !== undefined && specOf(next) !== specOf(cur)) next.metadata.generation++;
     const old = clone(cur);
-    const changed = JSON.stringify({ ...next, metadata: { ...next.metadata, managedFields: undefined, resourceVersion: undefined } }) !== JSON.stringify({ ...old, metadata: { ...old.metadata, managedFields: undefined, resourceVersion: undefined } });
+    const changed = stable({ ...next, metadata: { ...next.metadata, managedFields: undefined, resourceVersion: undefined } }) !== stable({ ...old, metadata: { ...old.metadata, managedFields: undefined, resourceVersion: undefined } });
     Object.keys(cur).forEach((k) => delete cur[k]);
     Object.assign(cur, next);
     if (!changed) return cur; // a no-op write keeps its resourceVersion
@@ -838,6 +850,24 @@ export async function startKube(opts = {}) {
   // apply body deep-merged over the object (maps merge; lists replace, except
   // lists keyed by name which merge by name)
   const applyMerge = (a, b) => strategicPatch(a, b);
+  // Removes from v the fields of a FieldsV1 set (a manager's previous apply),
+  // so that re-applying drops what the manager no longer sends.
+  function removeOwned(v, f) {
+    if (!v || typeof v !== 'object') return;
+    for (const [k, sub] of Object.entries(f)) {
+      if (k.startsWith('f:')) {
+        const name = k.slice(2);
+        if (!(name in v)) continue;
+        if (Object.keys(sub).length === 0) delete v[name];
+        else removeOwned(v[name], sub);
+      } else if (k.startsWith('k:') && Array.isArray(v)) {
+        const key = JSON.parse(k.slice(2));
+        const i = v.findIndex((it) => it && Object.entries(key).every(([kk, vv]) => it[kk] === vv || (kk === 'protocol' && it[kk] === undefined && vv === 'TCP')));
+        if (i < 0) continue;
+        if ('.' in sub) v.splice(i, 1); else removeOwned(v[i], sub);
+      }
+    }
+  }
 
   // ---- watch -------------------------------------------------------------
   const BOOKMARK_SHAPES = {
@@ -1139,7 +1169,10 @@ export async function startKube(opts = {}) {
           const b = clone(body); b.metadata = { ...(b.metadata || {}), name: pr.name };
           return send(res, 201, createObject(pr.resource, ns, b, { manager, operation: 'Apply', dryRun }));
         }
-        const next = applyMerge(clone(cur), clone(body));
+        const base = clone(cur);
+        const prev = (cur.metadata.managedFields || []).find((m) => m.manager === manager && m.operation === 'Apply');
+        if (prev) removeOwned(base, prev.fieldsV1);
+        const next = applyMerge(base, clone(body));
         const out = writeExisting(pr.resource, cur, next, { manager, operation: 'Apply', fields: fieldsV1(pr.resource, body, { apply: true }) });
         return send(res, 200, out);
       }
@@ -1150,7 +1183,8 @@ export async function startKube(opts = {}) {
       else if (ct === 'application/json-patch+json') next = jsonPatch(cur, body);
       else throw errors.unsupportedMedia(ct);
       if (pr.subresource === 'status') { const s = next.status; next = clone(cur); next.status = s; }
-      return send(res, 200, writeExisting(pr.resource, cur, next, { manager, operation: 'Update', fields: fieldsV1(pr.resource, body) }));
+      const explicitManagedFields = ct === 'application/json-patch+json' ? body.some((op) => String(op.path).startsWith('/metadata/managedFields')) : !!body.metadata?.managedFields;
+      return send(res, 200, writeExisting(pr.resource, cur, next, { manager, operation: 'Update', fields: ct === 'application/json-patch+json' ? null : fieldsV1(pr.resource, body), explicitManagedFields }));
     }
     throw errors.methodNotAllowed();
   }

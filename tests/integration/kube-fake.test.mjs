@@ -368,6 +368,15 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     assert.equal(again.status, 200);
     dep.spec.replicas = 2;
     assert.equal((await ssa(dep)).json.spec.replicas, 2);
+    // what the manager stops applying goes away (env B), what it keeps stays
+    const c0 = dep.spec.template.spec.containers[0];
+    c0.env = [{ name: 'A', value: '1' }, { name: 'B', value: '2' }];
+    assert.equal((await ssa(dep)).json.spec.template.spec.containers[0].env.length, 2);
+    c0.env = [{ name: 'A', value: '1' }];
+    const applied = (await ssa(dep)).json;
+    assert.deepEqual(applied.spec.template.spec.containers[0].env, [{ name: 'A', value: '1' }]);
+    assert.equal(applied.spec.replicas, 2);
+    assert.equal(applied.metadata.generation, 4);
     await k.control.settle();
     assert.equal(k.state.get('deployments', 'aimaas', 'eng').status.readyReplicas, 2);
 
