@@ -24,6 +24,8 @@ import {
   mergePatch, strategicPatch, jsonPatch, decodeReviewProtobuf,
 } from './kube/http.mjs';
 
+import { toTable, wantsTable, TABLE_CONTENT_TYPE } from './kube/table.mjs';
+
 const readRaw = (req) => new Promise((res, rej) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => res(Buffer.concat(c))); req.on('error', rej); });
 
 const VERSION = {
@@ -882,9 +884,19 @@ export async function startKube(opts = {}) {
   };
   function startWatch(req, res, resource, ns, q, match) {
     const r = RESOURCES[resource];
-    res.writeHead(200, baseHeaders({ 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }));
+    const table = wantsTable(req.headers.accept);
+    res.writeHead(200, baseHeaders({ 'Content-Type': table ? TABLE_CONTENT_TYPE : 'application/json', 'Transfer-Encoding': 'chunked' }));
     res.flushHeaders?.();
-    const write = (type, object) => { if (!res.writableEnded) res.write(goJson({ type, object })); };
+    let first = true; // a Table watch carries the column definitions in its first event only
+    const write = (type, object) => {
+      if (res.writableEnded) return;
+      if (table && (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED')) {
+        const { kind, apiVersion: av, ...o } = object;
+        object = toTable(resource, [o], { headers: first, includeObject: q.get('includeObject') || 'Metadata', kind, apiVersion: av });
+        first = false;
+      }
+      res.write(goJson({ type, object }));
+    };
     const inScope = (o) => !r.namespaced || !ns || o.metadata.namespace === ns;
     const w = {
       resource,
@@ -1109,6 +1121,7 @@ export async function startKube(opts = {}) {
         const match = (() => { const l = parseLabelSelector(q.get('labelSelector')); const f = parseFieldSelector(pr.resource, q.get('fieldSelector')); return (o) => l(o.metadata.labels) && f(o); })();
         if (isWatch) return startWatch(req, res, pr.resource, ns, q, match);
         const items = list(pr.resource, ns).filter(match).map((o) => { const { kind, apiVersion, ...rest } = o; return rest; });
+        if (wantsTable(req.headers.accept)) return send(res, 200, toTable(pr.resource, items, { rv, includeObject: q.get('includeObject') || 'Metadata', kind: r.kind, apiVersion: apiVersionOf(r) }), { 'Content-Type': TABLE_CONTENT_TYPE });
         return send(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(rv) }, items });
       }
       if (isWatch) {
@@ -1118,6 +1131,7 @@ export async function startKube(opts = {}) {
       const o = get(pr.resource, ns, pr.name);
       if (!o) throw errors.notFound(pr.resource, pr.name);
       if (pr.subresource === 'log') return serveLog(req, res, o, q);
+      if (wantsTable(req.headers.accept)) { const { kind, apiVersion: av, ...x } = o; return send(res, 200, toTable(pr.resource, [x], { rv: o.metadata.resourceVersion, includeObject: q.get('includeObject') || 'Metadata', kind, apiVersion: av }), { 'Content-Type': TABLE_CONTENT_TYPE }); }
       return send(res, 200, o);
     }
     if (req.method === 'POST') {

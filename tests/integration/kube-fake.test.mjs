@@ -517,29 +517,28 @@ spec:
     const sec = JSON.parse(ok(await run(tokenCfg, ['get', 'secret', 'hf-token', '-o', 'json']), 'get secret').out);
     assert.equal(Buffer.from(sec.data.token, 'base64').toString(), 'hf_abc');
 
-    // get -w sees Pending, then Running once the (manual) kubelet starts the container
+    // get pods -w (server-side printed Table) sees the pod Pending, then Running once the
+    // (manual) kubelet starts the container
     await k.control.settle();
-    const wp = spawn('kubectl', ['--kubeconfig', tokenCfg, '--cache-dir', join(dir, 'cache'), 'get', 'pod', 'engine-1', '-w', '-o', 'jsonpath={.status.phase}{"\\n"}'], { env });
+    const wp = spawn('kubectl', ['--kubeconfig', tokenCfg, '--cache-dir', join(dir, 'cache'), 'get', 'pods', '-w'], { env });
     let seen = '';
     let werr = '';
     wp.stderr.on('data', (d) => { werr += d; });
-    const phases = new Promise((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`kubectl get -w saw: ${JSON.stringify(seen)} ${werr} pod: ${JSON.stringify(k.state.get("pods", "aimaas", "engine-1")?.status)}`)), 10000);
+    let started = false;
+    await new Promise((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`kubectl get pods -w saw: ${JSON.stringify(seen)} ${werr}`)), 10000);
       wp.stdout.on('data', (d) => {
         seen += d;
-        // kubectl hides a single object's first (synthetic ADDED) watch event, as it must
-        // with a real server: start the container only once its watch is open
-        if (/^Pending$/m.test(seen) && !phases.started) {
-          phases.started = true;
+        if (/^engine-1 +0\/1 +ContainerCreating +0 /m.test(seen) && !started) {
+          started = true;
           const go = () => (k.control.requests.some((r) => r.method === 'GET' && /\/pods\?.*watch=true/.test(r.path)) ? k.control.start('aimaas', 'engine-1') : setTimeout(go, 10));
           go();
         }
-        if (/^Running\n/m.test(seen)) { clearTimeout(t); res(); } // whole lines only
+        if (/^engine-1 +1\/1 +Running +0 +\S+\n/m.test(seen)) { clearTimeout(t); res(); }
       });
     });
-    await phases;
     wp.kill();
-    assert.match(seen, /Pending\n(Pending\n)*Running\n/);
+    assert.match(seen, /^NAME +READY +STATUS +RESTARTS +AGE\n/);
 
     // logs -f streams until the container ends
     const lp = spawn('kubectl', ['--kubeconfig', tokenCfg, '--cache-dir', join(dir, 'cache'), 'logs', '-f', 'engine-1'], { env });
