@@ -697,6 +697,8 @@ export async function startKube(opts = {}) {
       }
     } else if (res === 'nodes') {
       later(delays.schedule, scheduleAll);
+    } else if (res === 'replicasets' && !deleted) {
+      later(0, () => { const x = get('replicasets', obj.metadata.namespace, obj.metadata.name); if (x && x.metadata.uid === obj.metadata.uid) syncReplicaSet(x); });
     }
   }
 

@@ -378,6 +378,20 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     assert.equal(applied.spec.replicas, 2);
     assert.equal(applied.metadata.generation, 4);
     await k.control.settle();
+    // a new template rolls out: a second ReplicaSet, the old one scaled to 0, its pods gone
+    const before = k.state.list('pods', 'aimaas').filter((p) => p.metadata.labels.app === 'eng').map((p) => p.metadata.name);
+    c0.image = 'v:2';
+    await ssa(dep);
+    await k.control.settle();
+    const rss = k.state.list('replicasets', 'aimaas'); // one per template applied: 4
+    assert.deepEqual(rss.map((r) => r.spec.replicas).sort(), [0, 0, 0, 2]);
+    const after = k.state.list('pods', 'aimaas').filter((p) => p.metadata.labels.app === 'eng');
+    assert.equal(after.length, 2, JSON.stringify(after.map((p) => [p.metadata.name, p.status.phase, p.metadata.deletionTimestamp, p.spec.containers[0].image, p.metadata.ownerReferences[0].name])) + JSON.stringify(rss.map((r) => [r.metadata.name, r.spec.replicas, r.status])));
+    assert.ok(after.every((p) => !before.includes(p.metadata.name) && p.spec.containers[0].image === 'v:2'));
+    const d2 = k.state.get('deployments', 'aimaas', 'eng');
+    assert.equal(d2.metadata.annotations['deployment.kubernetes.io/revision'], '4');
+    assert.equal(d2.status.readyReplicas, 2);
+    await k.control.settle();
     assert.equal(k.state.get('deployments', 'aimaas', 'eng').status.readyReplicas, 2);
 
     // a watch from before a compaction gets 410; injected failures
