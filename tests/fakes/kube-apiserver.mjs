@@ -1122,9 +1122,30 @@ export async function startKube(opts = {}) {
       if (!pr.name) {
         const match = (() => { const l = parseLabelSelector(q.get('labelSelector')); const f = parseFieldSelector(pr.resource, q.get('fieldSelector')); return (o) => l(o.metadata.labels) && f(o); })();
         if (isWatch) return startWatch(req, res, pr.resource, ns, q, match);
-        const items = list(pr.resource, ns).filter(match).map((o) => { const { kind, apiVersion, ...rest } = o; return rest; });
+        let all = list(pr.resource, ns).filter(match);
+        // chunked lists: limit / continue (a token as the real one: {v, rv, start})
+        const meta = { resourceVersion: String(rv) };
+        const cont = q.get('continue');
+        if (cont) {
+          let tok;
+          try { tok = JSON.parse(Buffer.from(cont, 'base64').toString('utf8')); } catch { throw errors.badRequest('continue key is not valid: illegal base64 data'); }
+          if (Number(tok.rv) < compactedRV) {
+            throw new KubeError(410, statusObj({ message: 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.', reason: 'Expired', code: 410 }));
+          }
+          const start = String(tok.start).replace(/\u0000$/, '');
+          all = all.filter((o) => keyOf(o.metadata.namespace, o.metadata.name) > start);
+          meta.resourceVersion = String(tok.rv);
+        }
+        const limit = Number(q.get('limit') || 0);
+        if (limit > 0 && all.length > limit) {
+          const last = all[limit - 1];
+          meta.continue = Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: Number(meta.resourceVersion), start: `${keyOf(last.metadata.namespace, last.metadata.name)}\u0000` })).toString('base64');
+          meta.remainingItemCount = all.length - limit;
+          all = all.slice(0, limit);
+        }
+        const items = all.map((o) => { const { kind, apiVersion, ...rest } = o; return rest; });
         if (wantsTable(req.headers.accept)) return send(res, 200, toTable(pr.resource, items, { rv, includeObject: q.get('includeObject') || 'Metadata', kind: r.kind, apiVersion: apiVersionOf(r) }), { 'Content-Type': TABLE_CONTENT_TYPE });
-        return send(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(rv) }, items });
+        return send(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: meta, items });
       }
       if (isWatch) {
         const f = (o) => o.metadata.name === pr.name;

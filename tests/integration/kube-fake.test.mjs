@@ -394,6 +394,15 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     await k.control.settle();
     assert.equal(k.state.get('deployments', 'aimaas', 'eng').status.readyReplicas, 2);
 
+    // chunked lists
+    const page1 = await request(k, 'GET', '/api/v1/pods?limit=2');
+    assert.equal(page1.json.items.length, 2);
+    assert.ok(page1.json.metadata.continue && page1.json.metadata.remainingItemCount > 0);
+    const page2 = await request(k, 'GET', `/api/v1/pods?limit=100&continue=${encodeURIComponent(page1.json.metadata.continue)}`);
+    assert.equal(page2.json.items.length, page1.json.metadata.remainingItemCount);
+    assert.equal(page2.json.metadata.continue, undefined);
+    assert.deepEqual([...page1.json.items, ...page2.json.items].map((p) => p.metadata.name), (await request(k, 'GET', '/api/v1/pods')).json.items.map((p) => p.metadata.name));
+
     // a watch from before a compaction gets 410; injected failures
     const oldRv = k.state.resourceVersion - 5;
     k.control.compact();
