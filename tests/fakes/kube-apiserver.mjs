@@ -386,13 +386,21 @@ export async function startKube(opts = {}) {
     }
   }
   const schedulerHost = opts.schedulerHost ?? hostname();
+  // event names are NAME.<UnixNano in hex>, so they sort by time
+  let lastNano = 0n;
+  const eventName = (name) => {
+    let n = BigInt(Date.now()) * 1000000n + process.hrtime.bigint() % 1000000n;
+    if (n <= lastNano) n = lastNano + 1n;
+    lastNano = n;
+    return `${name}.${n.toString(16)}`;
+  };
   // core/v1 view of an events.k8s.io/v1 event, as the scheduler writes them
   function recordEvent(obj, type, reason, message, action, objRv) {
     const ns = obj.metadata.namespace || 'default';
     const ev = {
       kind: 'Event', apiVersion: 'v1',
       metadata: {
-        name: `${obj.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: ns, uid: uid(), creationTimestamp: now(),
+        name: eventName(obj.metadata.name), namespace: ns, uid: uid(), creationTimestamp: now(),
         managedFields: [managedEntry(reason === 'FailedScheduling' || reason === 'Scheduled' ? 'kube-scheduler' : 'kubelet', 'Update', 'events.k8s.io/v1',
           { 'f:action': {}, 'f:eventTime': {}, 'f:note': {}, 'f:reason': {}, 'f:regarding': {}, 'f:reportingController': {}, 'f:reportingInstance': {}, 'f:type': {} })],
       },
@@ -402,6 +410,22 @@ export async function startKube(opts = {}) {
       reportingInstance: reason === 'FailedScheduling' || reason === 'Scheduled' ? `default-scheduler-${schedulerHost}` : (obj.spec?.nodeName || ''),
     };
     put('events', ev, 'ADDED');
+  }
+
+  // core/v1 events as the kubelet's legacy recorder writes them (the hollow
+  // nodes of the transcripts post none)
+  function kubeletEvent(pod, container, type, reason, message) {
+    if (hollow || stopped) return;
+    const t = now();
+    const ref = { kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid, apiVersion: 'v1', resourceVersion: pod.metadata.resourceVersion };
+    if (container) ref.fieldPath = `spec.containers{${container}}`;
+    put('events', {
+      kind: 'Event', apiVersion: 'v1',
+      metadata: { name: eventName(pod.metadata.name), namespace: pod.metadata.namespace, uid: uid(), creationTimestamp: t,
+        managedFields: [managedEntry('kubelet', 'Update', 'v1', { 'f:count': {}, 'f:firstTimestamp': {}, 'f:involvedObject': {}, 'f:lastTimestamp': {}, 'f:message': {}, 'f:reason': {}, 'f:source': { 'f:component': {}, 'f:host': {} }, 'f:type': {} })] },
+      involvedObject: ref, reason, message, source: { component: 'kubelet', host: pod.spec.nodeName }, firstTimestamp: t, lastTimestamp: t, count: 1, type,
+      eventTime: null, reportingComponent: 'kubelet', reportingInstance: pod.spec.nodeName,
+    }, 'ADDED');
   }
 
   // ---- kubelet -----------------------------------------------------------
@@ -511,6 +535,14 @@ export async function startKube(opts = {}) {
         if (hollow) s.ready = true;
       }
     });
+    for (const c of pod.spec.containers) {
+      const s = r.containers[c.name];
+      if (s.state.waiting?.reason === 'ErrImagePull') {
+        kubeletEvent(pod, c.name, 'Normal', 'Pulling', `Pulling image "${c.image}"`);
+        kubeletEvent(pod, c.name, 'Warning', 'Failed', `Failed to pull image "${c.image}": ${s.state.waiting.message}`);
+        kubeletEvent(pod, c.name, 'Warning', 'Failed', 'Error: ErrImagePull');
+      }
+    }
     if (Object.values(r.containers).some((s) => s.state.waiting?.reason === 'ErrImagePull')) {
       later(delays.start, () => { const p = livePod(ns, name, id); if (p) control.imagePullBackOff(ns, name); });
       return;
@@ -521,6 +553,7 @@ export async function startKube(opts = {}) {
   function startContainers(ns, name, id, only) {
     const pod = livePod(ns, name, id);
     if (!pod) return;
+    const events = [];
     writeStatus(pod, (p, r) => {
       r.started = true;
       for (const c of p.spec.containers) {
@@ -532,8 +565,17 @@ export async function startKube(opts = {}) {
         s.containerID = containerID(p, c.name, s.instance);
         s.imageID = hollow ? c.image : `${c.image.replace(/:[^/:]*$/, '')}@sha256:${randomBytes(32).toString('hex')}`;
         s.ready = hollow || (!needsProbe(c) || opts.autoReady === true || r.manualReady.has(c.name));
+        events.push(c);
       }
     });
+    for (const c of events) {
+      if (c.imagePullPolicy === 'Always') {
+        kubeletEvent(pod, c.name, 'Normal', 'Pulling', `Pulling image "${c.image}"`);
+        kubeletEvent(pod, c.name, 'Normal', 'Pulled', `Successfully pulled image "${c.image}" in 1.02s (1.02s including waiting)`);
+      } else kubeletEvent(pod, c.name, 'Normal', 'Pulled', `Container image "${c.image}" already present on machine`);
+      kubeletEvent(pod, c.name, 'Normal', 'Created', `Created container ${c.name}`);
+      kubeletEvent(pod, c.name, 'Normal', 'Started', `Started container ${c.name}`);
+    }
   }
   // ends a container: code, reason; restarts per restartPolicy
   function terminate(pod, cname, { exitCode = 1, reason, message, signal } = {}) {
@@ -564,6 +606,7 @@ export async function startKube(opts = {}) {
     });
     for (const f of s.followers) f.end();
     s.followers.clear();
+    if (restart) kubeletEvent(pod, cname, 'Warning', 'BackOff', `Back-off restarting failed container ${cname} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`);
     if (restart && delays.backoff > 0) later(delays.backoff, () => startContainers(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, cname));
     return pod;
   }
@@ -781,6 +824,7 @@ export async function startKube(opts = {}) {
     if (!pod.metadata.deletionTimestamp) {
       const g = grace ?? pod.spec.terminationGracePeriodSeconds ?? 30;
       update('pods', pod, (p) => { p.metadata.deletionTimestamp = new Date(Date.now() + g * 1000).toISOString().replace(/\.\d+Z$/, 'Z'); p.metadata.deletionGracePeriodSeconds = g; });
+      for (const c of pod.spec.containers) if (runtime.get(pod.metadata.uid)?.containers[c.name]?.state?.running) kubeletEvent(pod, c.name, 'Normal', 'Killing', `Stopping container ${c.name}`);
       const { namespace: ns, name, uid: id } = pod.metadata;
       later(delays.terminate, () => {
         const p = get('pods', ns, name);
@@ -1269,6 +1313,8 @@ export async function startKube(opts = {}) {
       const p = mustPod(ns, name); const c = firstContainer(p, container);
       const img = p.spec.containers.find((x) => x.name === c).image;
       writeStatus(p, (_, r) => { r.containers[c].state = { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${img}"` } }; r.containers[c].ready = false; });
+      kubeletEvent(p, c, 'Normal', 'BackOff', `Back-off pulling image "${img}"`);
+      kubeletEvent(p, c, 'Warning', 'Failed', 'Error: ImagePullBackOff');
     },
     setNodeReady(name, ready = true) {
       const n = get('nodes', '', name); if (!n) throw new Error(`no node ${name}`);

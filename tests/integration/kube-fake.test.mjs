@@ -274,6 +274,10 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     assert.deepEqual(Object.keys(bm.object), ['kind', 'apiVersion', 'metadata', 'spec', 'status']);
     w.close();
 
+    // the kubelet's events (core/v1, source kubelet)
+    const kev = (await request(k, 'GET', `${NS}/events?fieldSelector=involvedObject.name%3Dp2,source%3Dkubelet`)).json.items.map((e) => `${e.reason}: ${e.message}`);
+    assert.deepEqual(kev, ['Pulled: Container image "registry.local/vllm:1" already present on machine', 'Created: Created container engine', 'Started: Started container engine']);
+
     // crash with OOMKilled: CrashLoopBackOff, lastState, restartCount; previous logs
     k.control.log('aimaas', 'p2', 'engine', 'loading model', 'CUDA out of memory');
     k.control.crash('aimaas', 'p2', { reason: 'OOMKilled' });
