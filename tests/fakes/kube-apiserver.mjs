@@ -211,8 +211,8 @@ export async function startKube(opts = {}) {
   function update(res, obj, mutate, manager) {
     const old = clone(obj);
     mutate(obj);
+    if (JSON.stringify(old) === JSON.stringify(obj)) return obj; // a no-op write keeps its resourceVersion
     if (manager) setManager(obj, manager);
-    if (JSON.stringify(old) === JSON.stringify(obj)) return obj;
     put(res, obj, 'MODIFIED', old);
     react(res, obj);
     return obj;
