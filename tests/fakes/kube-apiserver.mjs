@@ -4,7 +4,9 @@
 // update/delete, watch (bookmarks, 410 Expired), pod logs, and a small
 // scheduler + kubelet + deployment/job controllers the test drives through
 // `control`. Errors are Status objects shaped as the real server's
-// (see shared/fixtures/kubernetes, replayed by tests/integration/kube-fake.test.mjs).
+// (tests/fixtures/kubernetes, replayed by tests/integration/kube-fake.test.mjs).
+// Helpers: kube/certs (PKI), kube/objects (defaults, validation, managedFields),
+// kube/http (Status errors, selectors, patches), kube/nodes, kube/discovery, kube/table.
 //
 //   const k = await startKube({ nodes: [{ name: 'gpu-1', gpus: 4 }], namespace: 'aimaas' });
 //   k.url, k.caFile, k.token, k.kubeconfig('admin'), k.control.crash('aimaas', 'pod', {...}), await k.stop()
@@ -16,133 +18,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makePki } from './kube/certs.mjs';
 import {
-  RESOURCES, VERBS, apiVersionOf, now, nowMicro, uid, randSuffix, templateHash, clone, canonical,
+  RESOURCES, apiVersionOf, now, nowMicro, uid, randSuffix, templateHash, clone, canonical,
   validate, applyDefaults, admitPod, fieldsV1, managedEntry,
 } from './kube/objects.mjs';
 import {
   KubeError, statusObj, errors, injected, parseLabelSelector, parseFieldSelector, readBody, parseJson,
   mergePatch, strategicPatch, jsonPatch, decodeReviewProtobuf,
 } from './kube/http.mjs';
-
 import { toTable, wantsTable, TABLE_CONTENT_TYPE } from './kube/table.mjs';
+import { VERSION, resourceList, GROUPS, groupDoc, openapiDoc } from './kube/discovery.mjs';
+import { GPU, TERMINAL, qty, makeNode, setNodeCondition, nodeReady, podRequests } from './kube/nodes.mjs';
 
 const readRaw = (req) => new Promise((res, rej) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => res(Buffer.concat(c))); req.on('error', rej); });
 
-const VERSION = {
-  major: '1', minor: '26', gitVersion: 'v1.26.1', gitCommit: '8f94681cd294aa8cfd3407b8191f6c70214973a4',
-  gitTreeState: 'dirty', buildDate: '2026-12-02T16:08:48Z', goVersion: 'go1.19.8', compiler: 'gc', platform: 'linux/amd64',
-};
-const GPU = 'nvidia.com/gpu';
-const TERMINAL = new Set(['Succeeded', 'Failed']);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ---- quantities (enough for cpu, memory, counts) -------------------------
-function qty(v) {
-  if (v === undefined || v === null) return 0;
-  const s = String(v);
-  const m = s.match(/^([0-9.]+)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/);
-  if (!m) return Number(s) || 0;
-  const mult = { m: 1e-3, k: 1e3, Ki: 1024, M: 1e6, Mi: 1024 ** 2, G: 1e9, Gi: 1024 ** 3, T: 1e12, Ti: 1024 ** 4 }[m[2]] ?? 1;
-  return Number(m[1]) * mult;
-}
-
-// ---- nodes ---------------------------------------------------------------
-// spec: { name, gpus=4, gpuProduct, gpuMemory (MiB), labels, taints, unschedulable,
-//         ready=true, address, cpu='1', memory='3840Mi', pods='110', computeMajor, computeMinor }
-function makeNode(spec, t) {
-  const gpus = spec.gpus ?? 4;
-  const labels = {
-    'beta.kubernetes.io/arch': 'amd64', 'beta.kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
-    'kubernetes.io/hostname': spec.name, 'kubernetes.io/os': 'linux',
-  };
-  if (gpus > 0 && spec.gfd !== false) {
-    labels['nvidia.com/gpu.count'] = String(gpus);
-    if (spec.computeMajor !== undefined) labels['nvidia.com/gpu.compute.major'] = String(spec.computeMajor);
-    if (spec.computeMinor !== undefined) labels['nvidia.com/gpu.compute.minor'] = String(spec.computeMinor);
-    labels['nvidia.com/gpu.memory'] = String(spec.gpuMemory ?? 24564);
-    labels['nvidia.com/gpu.present'] = 'true';
-    labels['nvidia.com/gpu.product'] = spec.gpuProduct ?? 'NVIDIA-GeForce-RTX-4090';
-  }
-  Object.assign(labels, spec.labels || {});
-  const sorted = Object.fromEntries(Object.keys(labels).sort().map((k) => [k, labels[k]]));
-  const res = { cpu: spec.cpu ?? '1', 'ephemeral-storage': spec.ephemeralStorage ?? '0', memory: spec.memory ?? '3840Mi' };
-  if (gpus > 0) res[GPU] = String(gpus);
-  res.pods = spec.pods ?? '110';
-  const labelFields = { '.': {} };
-  for (const k of Object.keys(sorted)) labelFields[`f:${k}`] = {};
-  const cond = (type, status, reason, message) => ({ type, status, lastHeartbeatTime: t, lastTransitionTime: t, reason, message });
-  const node = {
-    kind: 'Node', apiVersion: 'v1',
-    metadata: {
-      name: spec.name, uid: uid(), resourceVersion: '0', creationTimestamp: t, labels: sorted,
-      annotations: { 'node.alpha.kubernetes.io/ttl': '0' },
-      managedFields: [
-        managedEntry('kubelet', 'Update', 'v1', { 'f:metadata': { 'f:labels': labelFields }, ...(spec.providerID ? { 'f:spec': { 'f:providerID': {} } } : {}) }),
-        managedEntry('kube-controller-manager', 'Update', 'v1', { 'f:metadata': { 'f:annotations': { '.': {}, 'f:node.alpha.kubernetes.io/ttl': {} } } }),
-        managedEntry('kubelet', 'Update', 'v1', { 'f:status': { 'f:conditions': {
-          'k:{"type":"DiskPressure"}': { 'f:lastHeartbeatTime': {} }, 'k:{"type":"MemoryPressure"}': { 'f:lastHeartbeatTime': {} },
-          'k:{"type":"PIDPressure"}': { 'f:lastHeartbeatTime': {} },
-          'k:{"type":"Ready"}': { 'f:lastHeartbeatTime': {}, 'f:lastTransitionTime': {}, 'f:message': {}, 'f:reason': {}, 'f:status': {} } }, 'f:images': {} } }, 'status'),
-      ],
-    },
-    spec: {},
-    status: {
-      capacity: { ...res }, allocatable: { ...res },
-      conditions: [
-        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
-        cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
-        cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
-        cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
-      ],
-      addresses: [{ type: 'InternalIP', address: spec.address ?? '10.200.0.1' }, { type: 'Hostname', address: spec.name }],
-      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
-      nodeInfo: {
-        machineID: '', systemUUID: '', bootID: '', kernelVersion: '5.15.0-91-generic', osImage: 'Ubuntu 22.04.3 LTS',
-        containerRuntimeVersion: 'containerd://1.6.24', kubeletVersion: 'v1.26.1', kubeProxyVersion: 'v1.26.1',
-        operatingSystem: 'linux', architecture: 'amd64',
-      },
-      images: (spec.images || []).map((n) => ({ names: [n] })),
-    },
-  };
-  if (spec.providerID) node.spec.providerID = spec.providerID;
-  if (spec.podCIDR) { node.spec.podCIDR = spec.podCIDR; node.spec.podCIDRs = [spec.podCIDR]; }
-  if (spec.unschedulable) node.spec.unschedulable = true;
-  if (spec.taints?.length) node.spec.taints = spec.taints.map((x) => ({ ...x }));
-  if (spec.nodeInfo) Object.assign(node.status.nodeInfo, spec.nodeInfo);
-  if (spec.kubeletPort) node.status.daemonEndpoints.kubeletEndpoint.Port = spec.kubeletPort;
-  if (spec.kubeletManager) for (const m of node.metadata.managedFields) if (m.manager === 'kubelet') m.manager = spec.kubeletManager;
-  if (spec.ready === false) setNodeCondition(node, false, t);
-  return node;
-}
-
-function setNodeCondition(node, ready, t) {
-  const c = node.status.conditions.find((x) => x.type === 'Ready');
-  const taints = (node.spec.taints || []).filter((x) => !x.key.startsWith('node.kubernetes.io/unreachable'));
-  if (ready) {
-    Object.assign(c, { status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: t, lastTransitionTime: t });
-  } else {
-    // what the node lifecycle controller writes when a kubelet stops posting
-    Object.assign(c, { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: t });
-    for (const x of node.status.conditions) if (x.type !== 'Ready') Object.assign(x, { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: t });
-    taints.push({ key: 'node.kubernetes.io/unreachable', effect: 'NoSchedule', timeAdded: t });
-    taints.push({ key: 'node.kubernetes.io/unreachable', effect: 'NoExecute', timeAdded: t });
-  }
-  if (ready) for (const x of node.status.conditions) if (x.type !== 'Ready' && x.status === 'Unknown') {
-    const orig = { MemoryPressure: ['KubeletHasSufficientMemory', 'kubelet has sufficient memory available'], DiskPressure: ['KubeletHasNoDiskPressure', 'kubelet has no disk pressure'], PIDPressure: ['KubeletHasSufficientPID', 'kubelet has sufficient PID available'] }[x.type];
-    Object.assign(x, { status: 'False', reason: orig[0], message: orig[1], lastTransitionTime: t });
-  }
-  if (taints.length) node.spec.taints = taints; else delete node.spec.taints;
-}
-
-const nodeReady = (n) => n.status.conditions.find((c) => c.type === 'Ready')?.status === 'True';
-const podGpus = (p) => (p.spec.containers || []).reduce((s, c) => s + qty(c.resources?.limits?.[GPU] ?? c.resources?.requests?.[GPU]), 0);
-const podRequests = (p) => {
-  const r = {};
-  for (const c of p.spec.containers || []) {
-    for (const [k, v] of Object.entries({ ...(c.resources?.limits || {}), ...(c.resources?.requests || {}) })) r[k] = (r[k] || 0) + qty(v);
-  }
-  return r;
-};
 
 // ==========================================================================
 export async function startKube(opts = {}) {
@@ -1021,46 +910,6 @@ export async function startKube(opts = {}) {
     const f = { write: (l) => res.write(fmt(l)), end: () => { s.followers.delete(f); if (!res.writableEnded) res.end(); } };
     s.followers.add(f);
     req.on('close', () => f.end());
-  }
-
-  // ---- discovery -----------------------------------------------------------
-  function resourceList(group, version) {
-    const out = [];
-    for (const [name, r] of Object.entries(RESOURCES)) {
-      if (r.group !== group || r.version !== version) continue;
-      const e = { name, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs: name === 'events' || name === 'nodes' || name === 'namespaces' ? VERBS : VERBS };
-      if (r.short.length) e.shortNames = r.short;
-      if (['pods', 'services', 'deployments', 'replicasets', 'jobs'].includes(name)) e.categories = ['all'];
-      out.push(e);
-      if (name === 'pods') {
-        out.push({ name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] });
-        out.push({ name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get', 'patch', 'update'] });
-      }
-    }
-    if (group === 'authorization.k8s.io') {
-      out.push({ name: 'selfsubjectaccessreviews', singularName: '', namespaced: false, kind: 'SelfSubjectAccessReview', verbs: ['create'] });
-      out.push({ name: 'selfsubjectrulesreviews', singularName: '', namespaced: false, kind: 'SelfSubjectRulesReview', verbs: ['create'] });
-    }
-    return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources: out };
-  }
-  const GROUPS = ['apps', 'batch', 'authorization.k8s.io'];
-  const groupDoc = (g) => ({ name: g, versions: [{ groupVersion: `${g}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' } });
-
-  // A minimal OpenAPI v3 document per group-version: only the write operations
-  // and their query parameters (kubectl reads it to learn that the server
-  // validates fields itself, ?fieldValidation=Strict). No schemas.
-  function openapiDoc(group) {
-    const paths = {};
-    const params = ['dryRun', 'fieldManager', 'fieldValidation'].map((name) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } }));
-    for (const [name, r] of Object.entries(RESOURCES)) {
-      if (r.group !== group) continue;
-      const gvk = { group: r.group, version: r.version, kind: r.kind };
-      const op = (action) => ({ parameters: params, responses: {}, 'x-kubernetes-action': action, 'x-kubernetes-group-version-kind': gvk });
-      const base = `/${group ? `apis/${group}` : 'api'}/v1${r.namespaced ? '/namespaces/{namespace}' : ''}/${name}`;
-      paths[base] = { post: op('post') };
-      paths[`${base}/{name}`] = { put: op('put'), patch: op('patch') };
-    }
-    return { openapi: '3.0.0', info: { title: 'Kubernetes', version: VERSION.gitVersion }, paths, components: { schemas: {} } };
   }
 
   // ---- authz reviews -------------------------------------------------------
