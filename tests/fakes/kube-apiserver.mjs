@@ -1096,6 +1096,8 @@ export async function startKube(opts = {}) {
         if (!q.get('fieldManager')) throw new KubeError(422, statusObj({ message: 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch', reason: 'Invalid', details: { group: 'meta.k8s.io', kind: 'PatchOptions', causes: [{ reason: 'FieldValueRequired', message: 'Required value: is required for apply patch', field: 'fieldManager' }] }, code: 422 }));
         if (body.metadata?.name && body.metadata.name !== pr.name) throw errors.badRequest('the name of the object (' + body.metadata.name + ') does not match the name on the URL (' + pr.name + ')');
         if (!cur) {
+          // an apply that creates needs the create verb too, as with the real patch handler
+          if (!allowed(who, { ...a, verb: 'create' })) throw errors.forbidden({ ...a, verb: 'create' }, who.user);
           const b = clone(body); b.metadata = { ...(b.metadata || {}), name: pr.name };
           return send(res, 201, createObject(pr.resource, ns, b, { manager, operation: 'Apply', dryRun }));
         }

@@ -359,6 +359,10 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
     const f = await request(k, 'POST', `${NS}/pods`, { token: k.identities.ro.token, body: pod('x', 0) });
     assert.equal(f.status, 403);
     assert.equal(f.json.message, 'pods is forbidden: User "ro" cannot create resource "pods" in API group "" in the namespace "aimaas"');
+    const logs = await request(k, 'GET', `${NS}/pods/p3/log`, { token: k.identities.ro.token });
+    assert.equal(logs.status, 200, logs.text);
+    const nodesDenied = await request(k, 'GET', '/api/v1/nodes', { token: k.identities.ro.token });
+    assert.equal(nodesDenied.json.message, 'nodes is forbidden: User "ro" cannot list resource "nodes" in API group "" at the cluster scope');
     const rules = await request(k, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews', { token: k.identities.ro.token, body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace: 'aimaas' } } });
     assert.equal(rules.status, 201);
     assert.ok(rules.json.status.resourceRules.some((r) => r.resources.includes('pods') && r.verbs.includes('list')));
