@@ -84,7 +84,9 @@ export async function startKube(opts = {}) {
   function emit(res, type, obj, old) {
     const ev = { rv: Number(obj.metadata.resourceVersion), resource: res, type, obj: clone(obj), old: old ? clone(old) : null };
     history.push(ev);
-    if (history.length > 5000) history.splice(0, history.length - 5000);
+    // like the watch cache: what falls out of the window can no longer be watched from
+    const limit = opts.historyLimit ?? 5000;
+    if (history.length > limit) { history.splice(0, history.length - limit); compactedRV = Math.max(compactedRV, history[0].rv - 1); }
     for (const w of watchers) w.offer(ev);
   }
   // Writes obj (already changed) as a new version and tells watchers.
