@@ -994,7 +994,7 @@ export async function startKube(opts = {}) {
       const body = ctype === 'application/vnd.kubernetes.protobuf' ? decodeReviewProtobuf(await readRaw(req)) : parseJson(await readBody(req));
       if (pr.resource === 'selfsubjectrulesreviews') {
         const ns = body.spec?.namespace;
-        if (!ns) throw errors.invalid('selfsubjectrulesreviews', '', [{ reason: 'FieldValueRequired', field: 'spec.namespace', text: 'Required value' }]);
+        if (!ns) throw errors.badRequest('no namespace on request');
         return send(res, 201, { kind: 'SelfSubjectRulesReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: {}, status: rulesReview(who, ns) });
       }
       const ra = body.spec?.resourceAttributes; const nra = body.spec?.nonResourceAttributes;
