@@ -300,7 +300,7 @@ test('scheduler, kubelet and controls: GPUs, node selectors, crashes, logs, jobs
         rs.on('end', res);
       });
     });
-    await new Promise((r) => setTimeout(r, 30));
+    while (!k.control.requests.some((r) => /\/pods\/p2\/log\?follow=true/.test(r.path))) await new Promise((r) => setTimeout(r, 5));
     k.control.log('aimaas', 'p2', 'engine', "{'loss': 1.25, 'epoch': 0.1}");
     await new Promise((r) => setTimeout(r, 30));
     k.control.crash('aimaas', 'p2', { reason: 'Error', exitCode: 2 });
