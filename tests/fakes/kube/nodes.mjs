@@ -18,7 +18,7 @@ export function qty(v) {
 
 // ---- nodes ---------------------------------------------------------------
 // spec: { name, gpus=4, gpuProduct, gpuMemory (MiB), labels, taints, unschedulable,
-//         ready=true, address, cpu='1', memory='3840Mi', pods='110', computeMajor, computeMinor }
+//         ready=true, address, cpu='64', memory='527952068Ki' (hollow: '1', '3840Mi'), pods='110', computeMajor, computeMinor }
 export function makeNode(spec, t) {
   const gpus = spec.gpus ?? 4;
   const labels = {
@@ -35,7 +35,11 @@ export function makeNode(spec, t) {
   }
   Object.assign(labels, spec.labels || {});
   const sorted = Object.fromEntries(Object.keys(labels).sort().map((k) => [k, labels[k]]));
-  const res = { cpu: spec.cpu ?? '1', 'ephemeral-storage': spec.ephemeralStorage ?? '0', memory: spec.memory ?? '3840Mi' };
+  // a kubemark hollow node (the transcripts) has 1 cpu and no hugepages; a real GPU server more
+  const hollowNode = !!spec.providerID?.startsWith('kubemark://');
+  const res = { cpu: spec.cpu ?? (hollowNode ? '1' : '64'), 'ephemeral-storage': spec.ephemeralStorage ?? (hollowNode ? '0' : '1055762868Ki') };
+  if (!hollowNode) { res['hugepages-1Gi'] = '0'; res['hugepages-2Mi'] = '0'; }
+  res.memory = spec.memory ?? (hollowNode ? '3840Mi' : '527952068Ki');
   if (gpus > 0) res[GPU] = String(gpus);
   res.pods = spec.pods ?? '110';
   const labelFields = { '.': {} };
