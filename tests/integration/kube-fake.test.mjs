@@ -464,6 +464,40 @@ test('nodeName pods, the HTTP control endpoint and an in-cluster service-account
   }
 });
 
+// aimaas talks to the API server through libcurl: the curl tool checks the TLS setup (CA, server
+// name 127.0.0.1, client certificates, ALPN falling back to HTTP/1.1) the same way.
+const CURL = spawnSync('curl', ['--version'], { encoding: 'utf8' }).status === 0;
+test('curl (libcurl) reaches the fake with the CA and a token or a client certificate', { skip: !CURL && 'curl is not installed' }, async () => {
+  const k = await startKube({ namespace: 'aimaas', identities: { ro: { rules: [{ verbs: ['list'], apiGroups: [''], resources: ['pods'] }] } } });
+  const dir = mkdtempSync(join(tmpdir(), 'kube-fake-curl-'));
+  const curl = (args) => new Promise((res) => {
+    const p = spawn('curl', ['-sS', '--cacert', k.caFile, '-w', '\n%{http_code} %{http_version}', ...args]);
+    let out = ''; let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('exit', (code) => res({ code, out, err }));
+  });
+  try {
+    const tok = await curl(['-H', `Authorization: Bearer ${k.token}`, `${k.url}/api/v1/nodes`]);
+    assert.equal(tok.code, 0, tok.err);
+    assert.match(tok.out, /\n200 1\.1$/);
+    assert.equal(JSON.parse(tok.out.replace(/\n200 1\.1$/, '')).kind, 'NodeList');
+    writeFileSync(join(dir, 'c.crt'), Buffer.from(k.identities.ro.clientCertData, 'base64'));
+    writeFileSync(join(dir, 'c.key'), Buffer.from(k.identities.ro.clientKeyData, 'base64'));
+    const cert = await curl(['--cert', join(dir, 'c.crt'), '--key', join(dir, 'c.key'), `${k.url}/api/v1/namespaces/aimaas/pods`]);
+    assert.match(cert.out, /"kind":"PodList"[\s\S]*\n200 1\.1$/);
+    const denied = await curl(['--cert', join(dir, 'c.crt'), '--key', join(dir, 'c.key'), `${k.url}/api/v1/nodes`]);
+    assert.match(denied.out, /User \\"ro\\" cannot list resource \\"nodes\\"[\s\S]*\n403 1\.1$/);
+    const none = await curl([`${k.url}/api/v1/nodes`]);
+    assert.match(none.out, /"reason":"Unauthorized"[\s\S]*\n401 1\.1$/);
+    const badCa = await new Promise((res) => { const p = spawn('curl', ['-sS', `${k.url}/version`]); p.on('exit', res); });
+    assert.equal(badCa, 60, 'without the CA the certificate is not trusted');
+  } finally {
+    await k.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // ---- 3. kubectl --------------------------------------------------------------
 const KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 test('kubectl drives the fake: get, apply, watch, logs -f, delete, auth can-i', { skip: !KUBECTL && 'kubectl is not installed (the replay and behaviour tests still ran)' }, async () => {
