@@ -584,7 +584,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 					      "starting");
 		am_store_exec(ctx->srv->store, "UPDATE deployments SET task_id = ? WHERE id = ?", "ii", ctx->task_id, id);
 	}
-	am_deploy_kick(ctx->srv->deploy);
+	am_deploy_touch(ctx->srv->deploy, id);
 	ctx->resp = dep_json(ctx->srv, id);
 	json_object_set_new(ctx->resp, "plan", plan_json(&p, cap.gpus, req.tp, req.replicas));
 	ctx->status = 201;
@@ -641,7 +641,7 @@ static void track(struct am_ctx *ctx, long long id, const char *kind, const char
 	ctx->task_id = am_task_create(ctx->srv->store, kind, ctx->target, ctx->who.username, AM_TASK_RUNNING, msg);
 	am_store_exec(ctx->srv->store, "UPDATE deployments SET task_id = ?, updated_at = ? WHERE id = ?", "iii", ctx->task_id,
 		      am_wall_ms(), id);
-	am_deploy_kick(ctx->srv->deploy);
+	am_deploy_touch(ctx->srv->deploy, id);
 }
 
 static int action(struct am_ctx *ctx, struct am_err *err, const char *what)

@@ -35,23 +35,26 @@
 #define LOG_CAP (50ull << 20)
 
 /* What the supervisor holds for one live instance; the database holds the
- * rest. Its workload is the runtime's (ref); events come through on_event. */
+ * rest. Its workload is the runtime's (ref); events come through on_event.
+ * Kept in a hash by instance id and in a list for the walks. */
 struct handle {
 	struct am_deploy *d;
 	long long id, dep_id;
 	struct am_runtime *rt;
+	const struct am_engine_def *engine; /* its deployment's (metrics' names); NULL: unknown */
 	char ref[AM_RT_REF_MAX];
 	char host[256];            /* where its engine serves (its address) */
 	int port;
 	char key[80];
 	struct am_client_req *scrape;
-	uint64_t next_scrape_ns;
+	int running;               /* recorded running by this handle's READY (a cache of the row) */
 	int probe_fails;
 	int exited;
 	char exit_status[32];
-	double running, waiting, kv, gen_total, prompt_total, tok_s, gen_prev;
+	double waiting_reqs, running_reqs, kv, gen_total, prompt_total, tok_s, gen_prev;
 	uint64_t gen_prev_ns;
-	struct handle *next;
+	struct handle *next, *prev; /* every handle */
+	struct handle *hnext;       /* its hash bucket */
 };
 
 /* A deployment's serving metrics over time, for the console's charts. */
@@ -60,14 +63,38 @@ struct dep_hist {
 	struct am_series s;
 };
 
+/* A set of deployment ids (open addressing; 0 is never an id). */
+struct idset {
+	long long *v;
+	size_t cap, n; /* cap: a power of two, or 0 */
+};
+
+/* A deployment to look at again at a time (a backoff's end, a stop's
+ * grace, a placement to retry); at most one per deployment, the earliest. */
+struct wake {
+	long long dep_id;
+	int64_t at_ms;
+};
+
+#define HBUCKETS 1024
+
 struct am_deploy {
 	struct am_server *srv;
-	struct event *tick;
-	struct event *kick;
+	struct event *kick;        /* runs a pass on the loop: the due ones, or all */
+	struct event *full;        /* the safety pass (AIMAAS_RECONCILE_FULL_MS) */
+	struct event *wake_ev;     /* the earliest wake */
+	struct event *scrape_ev;   /* engines' /metrics, log rotation, history */
 	struct handle *handles;
-	int kicked;
+	struct handle *buckets[HBUCKETS];
+	int kicked;                /* a pass is scheduled */
+	int all_due;               /* the next pass looks at every deployment */
+	struct idset due;          /* or at these */
+	struct wake *wakes;
+	int nwakes, capwakes;
+	int64_t wake_at;           /* what wake_ev is armed for; 0: not armed */
+	int routes_dirty;          /* something routes depend on changed since the last publish */
+	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
-	uint64_t next_hist_ns;
 	struct dep_hist *hist;
 	int nhist;
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
@@ -133,11 +160,145 @@ static const char *live_ref(json_t *inst)
 	return ref;
 }
 
+/* ---- what is due ---- */
+
+static size_t id_slot(const struct idset *set, long long id)
+{
+	uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+	return (size_t)(x >> 32) & (set->cap - 1);
+}
+
+static void idset_add(struct idset *set, long long id)
+{
+	if (id <= 0)
+		return;
+	if ((set->n + 1) * 2 > set->cap) { /* grow: keep it at most half full */
+		struct idset big = { am_calloc(set->cap ? set->cap * 2 : 64, sizeof(long long)), set->cap ? set->cap * 2 : 64, 0 };
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->v[i])
+				idset_add(&big, set->v[i]);
+		free(set->v);
+		*set = big;
+	}
+	size_t i = id_slot(set, id);
+	while (set->v[i] && set->v[i] != id)
+		i = (i + 1) & (set->cap - 1);
+	if (!set->v[i]) {
+		set->v[i] = id;
+		set->n++;
+	}
+}
+
+/* Takes set's ids out, sorted (the pass goes in id order, as a full one
+ * does); how many, in *out (free it). */
+static int by_id(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+static size_t idset_take(struct idset *set, long long **out)
+{
+	long long *v = am_calloc(set->n ? set->n : 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; i < set->cap; i++)
+		if (set->v[i]) {
+			v[n++] = set->v[i];
+			set->v[i] = 0;
+		}
+	set->n = 0;
+	qsort(v, n, sizeof *v, by_id);
+	*out = v;
+	return n;
+}
+
+/* Schedules a pass on the loop (once, however many ask). */
+static void schedule(struct am_deploy *d)
+{
+	if (d->kicked || !d->kick)
+		return;
+	d->kicked = 1;
+	event_active(d->kick, EV_TIMEOUT, 0);
+}
+
+/* Marks a deployment due for the next pass, from the reconciler itself
+ * (an event, a wake): routes change only if the pass says so. */
+static void due(struct am_deploy *d, long long dep_id)
+{
+	idset_add(&d->due, dep_id);
+	schedule(d);
+}
+
+static void arm_wake(struct am_deploy *d)
+{
+	int64_t first = 0;
+	for (int i = 0; i < d->nwakes; i++)
+		if (!first || d->wakes[i].at_ms < first)
+			first = d->wakes[i].at_ms;
+	if (first == d->wake_at)
+		return;
+	d->wake_at = first;
+	if (!d->wake_ev)
+		return;
+	if (!first) {
+		event_del(d->wake_ev);
+		return;
+	}
+	int64_t in = first - am_wall_ms();
+	if (in < 0)
+		in = 0;
+	struct timeval tv = { (time_t)(in / 1000), (suseconds_t)(in % 1000) * 1000 };
+	event_add(d->wake_ev, &tv);
+}
+
+/* Looks at dep_id again in ms (the earliest wake asked wins). */
+static void wake_in(struct am_deploy *d, long long dep_id, int64_t ms)
+{
+	int64_t at = am_wall_ms() + (ms > 0 ? ms : 0);
+	for (int i = 0; i < d->nwakes; i++)
+		if (d->wakes[i].dep_id == dep_id) {
+			if (at < d->wakes[i].at_ms) {
+				d->wakes[i].at_ms = at;
+				arm_wake(d);
+			}
+			return;
+		}
+	if (d->nwakes == d->capwakes) {
+		d->capwakes = d->capwakes ? d->capwakes * 2 : 16;
+		d->wakes = am_realloc(d->wakes, (size_t)d->capwakes * sizeof *d->wakes);
+	}
+	d->wakes[d->nwakes++] = (struct wake){ dep_id, at };
+	arm_wake(d);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_deploy *d = arg;
+	int64_t now = am_wall_ms();
+	d->wake_at = 0;
+	for (int i = 0; i < d->nwakes;) {
+		if (d->wakes[i].at_ms <= now) {
+			due(d, d->wakes[i].dep_id);
+			d->wakes[i] = d->wakes[--d->nwakes];
+		} else {
+			i++;
+		}
+	}
+	arm_wake(d);
+}
+
 /* ---- handles ---- */
+
+static struct handle **bucket(struct am_deploy *d, long long id)
+{
+	return &d->buckets[(uint64_t)id * 0x9E3779B97F4A7C15ull >> 54 & (HBUCKETS - 1)];
+}
 
 static struct handle *find(struct am_deploy *d, long long id)
 {
-	for (struct handle *h = d->handles; h; h = h->next)
+	for (struct handle *h = *bucket(d, id); h; h = h->hnext)
 		if (h->id == id)
 			return h;
 	return NULL;
@@ -145,45 +306,64 @@ static struct handle *find(struct am_deploy *d, long long id)
 
 static void handle_free(struct am_deploy *d, struct handle *h)
 {
-	for (struct handle **p = &d->handles; *p; p = &(*p)->next)
+	for (struct handle **p = bucket(d, h->id); *p; p = &(*p)->hnext)
 		if (*p == h) {
-			*p = h->next;
+			*p = h->hnext;
 			break;
 		}
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	if (h->running)
+		d->routes_dirty = 1;
 	am_client_cancel(h->scrape);
 	if (h->rt && h->ref[0])
 		h->rt->ops->release(h->rt, h->ref);
 	free(h);
 }
 
-/* The runtime's news of a watched instance; the next pass acts on it. */
+/* The runtime's news of a watched instance. A health result that changes
+ * nothing (another 200 from a running engine, a failure short of the
+ * limit) costs no pass and no write; the rest mark its deployment due. */
 static void on_event(void *data, enum am_rt_event ev, const char *detail)
 {
 	struct handle *h = data;
+	struct am_deploy *d = h->d;
 	if (ev == AM_RT_EXITED) {
 		if (!h->exited) {
 			h->exited = 1;
 			am_strlcpy(h->exit_status, detail ? detail : "", sizeof h->exit_status);
 		}
+		due(d, h->dep_id);
 	} else if (ev == AM_RT_READY) {
 		h->probe_fails = 0;
+		if (h->running)
+			return;
 		enum am_inst_state cur;
 		/* ready counts while it starts or runs; a late answer to a stopping one does not */
-		if (inst_state(h->d, h->id, &cur) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
-			inst_to(h->d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
-			am_store_exec(h->d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
+		if (inst_state(d, h->id, &cur) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
+			inst_to(d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
+			am_store_exec(d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
 				      am_wall_ms(), h->id);
+			h->running = 1;
+			d->routes_dirty = 1;
+			due(d, h->dep_id);
 		}
 	} else {
+		int was = h->probe_fails;
 		h->probe_fails = (int)strtol(detail ? detail : "1", NULL, 10);
+		if (h->probe_fails >= 6 && was < 6)
+			due(d, h->dep_id);
 	}
-	am_deploy_kick(h->d);
 }
 
 /* Watches an instance's workload; health checks when health is set. NULL
  * (and nothing kept) when the workload is gone. */
 static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
-			    const char *address, const char *key, const char *health)
+			    const char *address, const char *key, const char *engine)
 {
 	struct handle *h = find(d, id);
 	if (h && (h->rt != rt || strcmp(h->ref, ref))) {
@@ -197,13 +377,23 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		h->rt = rt;
 		am_strlcpy(h->ref, ref, sizeof h->ref);
 		h->next = d->handles;
+		if (h->next)
+			h->next->prev = h;
 		d->handles = h;
+		struct handle **b = bucket(d, id);
+		h->hnext = *b;
+		*b = h;
 	}
 	h->dep_id = dep_id;
+	h->engine = am_engine_find(engine ? engine : "");
+	const char *health = h->engine ? h->engine->health_path : "/health";
 	if (am_deploy_split_address(address, h->host, sizeof h->host, &h->port) != 0) {
 		am_strlcpy(h->host, AM_DEPLOY_LOCAL_HOST, sizeof h->host);
 		h->port = 0;
 	}
+	if (h->running)
+		d->routes_dirty = 1;
+	h->running = 0; /* its next READY records it (again) */
 	h->exited = 0;
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
@@ -468,6 +658,8 @@ static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, con
 	if (am_store_exec(d->srv->store, "UPDATE instances SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?",
 			  "ssii", am_inst_state_name(to), reason, am_wall_ms(), id) != 0)
 		return -1;
+	if (from != to && (from == AM_INST_RUNNING || to == AM_INST_RUNNING))
+		d->routes_dirty = 1; /* a ready replica came or went */
 	if (from != to)
 		am_debug("deploy", "instance %lld: %s -> %s%s%s", id, am_inst_state_name(from), am_inst_state_name(to),
 			 reason && *reason ? ": " : "", reason ? reason : "");
@@ -656,8 +848,7 @@ static void started(struct am_deploy *d, struct am_runtime *rt, long long id, lo
 	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, rt_ref = ?,"
 		      " address = COALESCE(?, address), started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ?"
 		      " WHERE id = ?", "sssiiii", am_runtime_name(rt), ref, address, now, (long long)(restarted ? 1 : 0), now, id);
-	const struct am_engine_def *e = am_engine_find(engine);
-	watch(d, rt, id, dep_id, ref, address, key ? key : "", e ? e->health_path : "/health");
+	watch(d, rt, id, dep_id, ref, address, key ? key : "", engine);
 }
 
 int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id)
@@ -699,14 +890,10 @@ static void on_scrape(int status, const char *body, size_t len, void *data)
 	h->scrape = NULL;
 	if (status != 200)
 		return;
-	json_t *dep = NULL;
-	am_store_row(h->d->srv->store, &dep, "SELECT engine FROM deployments WHERE id = ?", "i", h->dep_id);
-	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
-	json_decref(dep);
 	struct am_engine_stats st;
-	am_engine_read_metrics(e, body, len, &st);
-	h->running = st.running;
-	h->waiting = st.waiting;
+	am_engine_read_metrics(h->engine, body, len, &st);
+	h->running_reqs = st.running;
+	h->waiting_reqs = st.waiting;
 	h->kv = st.kv;
 	h->prompt_total = st.prompt_tokens;
 	double gen = st.gen_tokens;
@@ -799,6 +986,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		secret_path(d, inst, sp, sizeof sp);
 		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
+		d->routes_dirty = 1;
 	} else {
 		if (inst_to(d, id, AM_INST_STOPPED, NULL) == 0)
 			am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
@@ -814,7 +1002,6 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		return;
 	}
 	struct handle *h = find(d, id);
-	uint64_t now = am_now_ns();
 	if (!strcmp(state, "pending") || (!strcmp(state, "backoff") &&
 					   json_integer_value(json_object_get(inst, "backoff_until")) <= am_wall_ms())) {
 		spawn(d, dep, model, inst);
@@ -824,11 +1011,11 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		if (!h) { /* a supervisor restart that missed adoption: look now */
 			const char *ref = live_ref(inst);
 			struct am_runtime *rt = runtime_of(d, inst);
-			const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
 			if (ref && rt)
 				h = watch(d, rt, id, json_integer_value(json_object_get(dep, "id")), ref,
 					  json_string_value(json_object_get(inst, "address")),
-					  json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health");
+					  json_string_value(json_object_get(inst, "api_key")),
+					  json_string_value(json_object_get(dep, "engine")));
 			if (!h) {
 				crashed(d, dep, inst, NULL);
 				return;
@@ -852,11 +1039,10 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			fail_or_backoff(d, inst, "stopped answering its health check (6 times in a row); restarted", 1);
 			return;
 		}
-		if (running && !h->scrape && h->port > 0 && now >= h->next_scrape_ns) {
-			h->next_scrape_ns = now + d->scrape_ns;
-			h->scrape = am_client_get(d->srv->base, h->host, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
-		}
-		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+		if (!running) /* the startup timeout, unless an event comes first */
+			wake_in(d, json_integer_value(json_object_get(dep, "id")),
+				json_integer_value(json_object_get(inst, "started_at")) + (int64_t)(STARTUP_TIMEOUT_NS / 1000000ull) -
+					am_wall_ms() + 1000);
 	}
 }
 
@@ -948,6 +1134,8 @@ static void set_dep(struct am_deploy *d, json_t *dep, const char *state, const c
 	am_store_exec(d->srv->store, "UPDATE deployments SET state = ?, reason = ?, updated_at = ? WHERE id = ?", "ssii", state,
 		      reason, am_wall_ms(), (long long)json_integer_value(json_object_get(dep, "id")));
 	if (!cur || strcmp(cur, state))
+		d->routes_dirty = 1; /* routes carry a deployment's state */
+	if (!cur || strcmp(cur, state))
 		am_info("deploy", "deployment %s: %s%s%s", json_string_value(json_object_get(dep, "name")), state,
 			reason[0] ? ": " : "", reason);
 }
@@ -970,9 +1158,11 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		am_store_int(st, &left, 0, "SELECT COUNT(*) FROM instances WHERE deployment_id = ?", "i", dep_id);
 		if (left) {
 			set_dep(d, dep, deleting ? "deleting" : "stopping", "");
+			wake_in(d, dep_id, 500); /* its engines' ends, and the kill past their grace */
 		} else if (deleting) {
 			finish_task(d, dep, AM_TASK_SUCCEEDED, "deleted");
 			am_store_exec(st, "DELETE FROM deployments WHERE id = ?", "i", dep_id);
+			d->routes_dirty = 1;
 			am_info("deploy", "deployment %s deleted", json_string_value(json_object_get(dep, "name")));
 		} else {
 			set_dep(d, dep, "stopped", "");
@@ -1010,11 +1200,21 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			drive(d, dep, model, inst);
 	}
 	json_decref(insts);
-	am_store_rows(st, &insts, "SELECT state, reason, replica FROM instances WHERE deployment_id = ? AND replica < ?", "ii",
-		      dep_id, (long long)replicas);
+	am_store_rows(st, &insts, "SELECT state, reason, replica, backoff_until FROM instances WHERE deployment_id = ?", "i",
+		      dep_id);
 	char reasons[1024] = "";
+	int64_t wake = 0; /* when to look again without an event: 0, never */
 	json_array_foreach(insts, i, inst) {
 		const char *s = json_string_value(json_object_get(inst, "state"));
+		int64_t at = 0;
+		if (!strcmp(s, "stopping") || (!strcmp(s, "pending") && model))
+			at = am_wall_ms() + 500; /* a stop to see through; a start to try again */
+		else if (!strcmp(s, "backoff"))
+			at = json_integer_value(json_object_get(inst, "backoff_until"));
+		if (at && (!wake || at < wake))
+			wake = at;
+		if (json_integer_value(json_object_get(inst, "replica")) >= replicas)
+			continue;
 		total++;
 		running += !strcmp(s, "running");
 		failed += !strcmp(s, "failed");
@@ -1023,6 +1223,12 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			am_strlcpy(reasons, r, sizeof reasons);
 	}
 	reason = reasons;
+	if (waiting[0] && model) /* capacity may free up without an event here */
+		wake = wake && wake < am_wall_ms() + 1000 ? wake : am_wall_ms() + 1000;
+	else if (model && total < replicas) /* a replica's row went in this pass (a restart): placed at the next */
+		wake = am_wall_ms();
+	if (wake)
+		wake_in(d, dep_id, wake - am_wall_ms());
 	if (!model)
 		set_dep(d, dep, "failed", "the model was deleted");
 	else if (failed)
@@ -1051,10 +1257,6 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
  * scraped; a deployment gone for an hour loses its history. */
 static void record_history(struct am_deploy *d)
 {
-	uint64_t now = am_now_ns();
-	if (now < d->next_hist_ns)
-		return;
-	d->next_hist_ns = now + d->scrape_ns;
 	int64_t wall = am_wall_ms();
 	for (struct handle *h = d->handles; h; h = h->next) {
 		int k;
@@ -1086,6 +1288,24 @@ static void record_history(struct am_deploy *d)
 	}
 }
 
+/* Every scrape interval, on its own timer and without the database: reads
+ * running engines' /metrics, keeps their logs under the cap and records a
+ * history point. */
+static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_deploy *d = arg;
+	for (struct handle *h = d->handles; h; h = h->next) {
+		if (h->exited)
+			continue;
+		if (h->running && !h->scrape && h->port > 0)
+			h->scrape = am_client_get(d->srv->base, h->host, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
+		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+	}
+	record_history(d);
+}
+
 json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t since_ms, int max)
 {
 	static const char *const names[] = { "requests_running", "requests_waiting", "kv_cache_usage", "tokens_per_second",
@@ -1100,31 +1320,73 @@ json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t 
 	return j;
 }
 
+/* One deployment in its own transaction (NULL row: it is gone). */
+static void reconcile_dep(struct am_deploy *d, json_t *dep)
+{
+	if (am_store_begin(d->srv->store) != 0) {
+		due(d, json_integer_value(json_object_get(dep, "id"))); /* the next pass tries again */
+		return;
+	}
+	reconcile_one(d, dep);
+	if (am_store_commit(d->srv->store) != 0)
+		am_store_rollback(d->srv->store);
+}
+
+/* A pass: over every deployment when all are due, else over the due ones
+ * alone; then the routes, when something they depend on changed. */
 static void reconcile(struct am_deploy *d)
 {
 	d->kicked = 0;
-	json_t *deps = NULL;
-	if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) != 0)
-		return;
-	size_t i;
-	json_t *dep;
-	json_array_foreach(deps, i, dep) {
-		if (am_store_begin(d->srv->store) != 0)
-			break;
-		reconcile_one(d, dep);
-		if (am_store_commit(d->srv->store) != 0)
-			am_store_rollback(d->srv->store);
+	if (d->all_due) {
+		d->all_due = 0;
+		if (d->due.cap)
+			memset(d->due.v, 0, d->due.cap * sizeof *d->due.v);
+		d->due.n = 0;
+		json_t *deps = NULL;
+		if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) == 0) {
+			size_t i;
+			json_t *dep;
+			json_array_foreach(deps, i, dep)
+				reconcile_dep(d, dep);
+		} else {
+			d->all_due = 1;
+		}
+		json_decref(deps);
+	} else {
+		long long *ids;
+		size_t n = idset_take(&d->due, &ids);
+		for (size_t i = 0; i < n; i++) {
+			json_t *dep = NULL;
+			if (am_store_row(d->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", ids[i]) == 0 && dep)
+				reconcile_dep(d, dep);
+			json_decref(dep);
+		}
+		free(ids);
 	}
-	json_decref(deps);
-	record_history(d);
-	am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
+	if (d->routes_dirty) {
+		d->routes_dirty = 0;
+		am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
+	}
+	if (d->all_due || d->due.n) /* asked for during the pass */
+		schedule(d);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	reconcile(arg);
+}
+
+/* The safety pass: whatever an event missed (a row changed by hand, a
+ * node's capacity) is seen within AIMAAS_RECONCILE_FULL_MS. */
+static void on_full(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_deploy *d = arg;
+	d->routes_dirty = 1;
+	am_deploy_kick(d);
 }
 
 void am_deploy_restart(struct am_deploy *d, long long deployment_id)
@@ -1141,15 +1403,20 @@ void am_deploy_restart(struct am_deploy *d, long long deployment_id)
 				      (long long)json_integer_value(json_object_get(inst, "id")));
 	}
 	json_decref(insts);
-	am_deploy_kick(d);
+	am_deploy_touch(d, deployment_id);
 }
 
 void am_deploy_kick(struct am_deploy *d)
 {
-	if (d->kicked)
-		return;
-	d->kicked = 1;
-	event_active(d->kick, EV_TIMEOUT, 0);
+	d->all_due = 1;
+	d->routes_dirty = 1;
+	schedule(d);
+}
+
+void am_deploy_touch(struct am_deploy *d, long long deployment_id)
+{
+	d->routes_dirty = 1; /* the row may have changed names, aliases, adapters */
+	due(d, deployment_id);
 }
 
 struct am_deploy *am_deploy_new(struct am_server *srv)
@@ -1159,6 +1426,9 @@ struct am_deploy *am_deploy_new(struct am_server *srv)
 	const char *ms = getenv("AIMAAS_SCRAPE_MS");
 	long long v = ms ? strtoll(ms, NULL, 10) : 0;
 	d->scrape_ns = (uint64_t)(v >= 100 && v <= 3600000 ? v : 5000) * 1000000ull;
+	ms = getenv("AIMAAS_RECONCILE_FULL_MS");
+	v = ms ? strtoll(ms, NULL, 10) : 0;
+	d->full_ns = (uint64_t)(v >= 100 && v <= 86400000 ? v : 60000) * 1000000ull;
 	return d;
 }
 
@@ -1174,10 +1444,10 @@ int am_deploy_start(struct am_deploy *d)
 		const char *ref = live_ref(inst);
 		long long id = json_integer_value(json_object_get(inst, "id"));
 		struct am_runtime *rt = runtime_of(d, inst);
-		const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(inst, "engine")));
 		if (rt && ref && watch(d, rt, id, json_integer_value(json_object_get(inst, "deployment_id")), ref,
 				       json_string_value(json_object_get(inst, "address")),
-				       json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health")) {
+				       json_string_value(json_object_get(inst, "api_key")),
+				       json_string_value(json_object_get(inst, "engine")))) {
 			am_info("deploy", "re-adopted engine %s %s (instance %lld, %s)", am_runtime_name(rt), ref, id,
 				json_string_value(json_object_get(inst, "state")));
 		} else if (rt && ref && !strcmp(json_string_value(json_object_get(inst, "state")), "stopping") &&
@@ -1190,10 +1460,17 @@ int am_deploy_start(struct am_deploy *d)
 		}
 	}
 	json_decref(insts);
-	d->tick = event_new(d->srv->base, -1, EV_PERSIST, on_tick, d);
-	struct timeval tv = { 0, 500000 };
-	event_add(d->tick, &tv);
-	d->kick = event_new(d->srv->base, -1, 0, on_tick, d);
+	struct event_base *base = d->srv->base;
+	d->full = event_new(base, -1, EV_PERSIST, on_full, d);
+	struct timeval tv = { (time_t)(d->full_ns / 1000000000ull), (suseconds_t)(d->full_ns % 1000000000ull / 1000) };
+	event_add(d->full, &tv);
+	d->scrape_ev = event_new(base, -1, EV_PERSIST, on_scrape_tick, d);
+	struct timeval sv = { (time_t)(d->scrape_ns / 1000000000ull), (suseconds_t)(d->scrape_ns % 1000000000ull / 1000) };
+	event_add(d->scrape_ev, &sv);
+	d->wake_ev = event_new(base, -1, 0, on_wake, d);
+	d->wake_at = -1; /* arm_wake arms it for what is already asked */
+	arm_wake(d);
+	d->kick = event_new(base, -1, 0, on_kick, d);
 	am_deploy_kick(d);
 	return 0;
 }
@@ -1223,10 +1500,16 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 	for (int k = 0; k < d->nhist; k++)
 		am_series_free(&d->hist[k].s);
 	free(d->hist);
-	if (d->tick)
-		event_free(d->tick);
 	if (d->kick)
 		event_free(d->kick);
+	if (d->full)
+		event_free(d->full);
+	if (d->wake_ev)
+		event_free(d->wake_ev);
+	if (d->scrape_ev)
+		event_free(d->scrape_ev);
+	free(d->wakes);
+	free(d->due.v);
 	free(d);
 }
 
@@ -1237,8 +1520,8 @@ json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id)
 	for (struct handle *h = d->handles; h; h = h->next) {
 		if (h->dep_id != deployment_id)
 			continue;
-		running += h->running;
-		waiting += h->waiting;
+		running += h->running_reqs;
+		waiting += h->waiting_reqs;
 		kv += h->kv;
 		tok += h->tok_s;
 		gen += h->gen_total;
