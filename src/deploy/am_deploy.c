@@ -92,7 +92,8 @@ struct am_deploy {
 	struct wake *wakes;
 	int nwakes, capwakes;
 	int64_t wake_at;           /* what wake_ev is armed for; 0: not armed */
-	int routes_dirty;          /* something routes depend on changed since the last publish */
+	int routes_all;            /* every route may have changed since the last publish */
+	struct idset routes_due;   /* or these deployments' */
 	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
 	struct dep_hist *hist;
@@ -104,7 +105,7 @@ struct am_deploy {
 #define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
-static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out);
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out, long long *dep_id);
 static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason);
 static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
 		    const char *address, const char *key, const char *engine, int restarted);
@@ -318,7 +319,7 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	if (h->running)
-		d->routes_dirty = 1;
+		idset_add(&d->routes_due, h->dep_id);
 	am_client_cancel(h->scrape);
 	if (h->rt && h->ref[0])
 		h->rt->ops->release(h->rt, h->ref);
@@ -344,12 +345,11 @@ static void on_event(void *data, enum am_rt_event ev, const char *detail)
 			return;
 		enum am_inst_state cur;
 		/* ready counts while it starts or runs; a late answer to a stopping one does not */
-		if (inst_state(d, h->id, &cur) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
+		if (inst_state(d, h->id, &cur, NULL) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
 			inst_to(d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
 			am_store_exec(d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
 				      am_wall_ms(), h->id);
 			h->running = 1;
-			d->routes_dirty = 1;
 			due(d, h->dep_id);
 		}
 	} else {
@@ -392,7 +392,7 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		h->port = 0;
 	}
 	if (h->running)
-		d->routes_dirty = 1;
+		idset_add(&d->routes_due, dep_id);
 	h->running = 0; /* its next READY records it (again) */
 	h->exited = 0;
 	h->exit_status[0] = '\0';
@@ -629,11 +629,13 @@ static int port_taken(int port, void *data)
 
 /* The instance's state as stored; -1 when the row is gone or the state is
  * not one of the machine's (then nothing moves it). */
-static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out)
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out, long long *dep_id)
 {
 	json_t *row = NULL;
-	am_store_row(d->srv->store, &row, "SELECT state FROM instances WHERE id = ?", "i", id);
+	am_store_row(d->srv->store, &row, "SELECT state, deployment_id FROM instances WHERE id = ?", "i", id);
 	int rc = row ? am_inst_state_parse(json_string_value(json_object_get(row, "state")), out) : -1;
+	if (rc == 0 && dep_id)
+		*dep_id = json_integer_value(json_object_get(row, "deployment_id"));
 	json_decref(row);
 	return rc;
 }
@@ -646,7 +648,8 @@ static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out
 static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason)
 {
 	enum am_inst_state from;
-	if (inst_state(d, id, &from) != 0)
+	long long dep_id = 0;
+	if (inst_state(d, id, &from, &dep_id) != 0)
 		return -1;
 	if (!am_inst_transition_ok(from, to)) {
 		am_warn("deploy", "instance %lld: %s -> %s refused by the state machine (%s)", id, am_inst_state_name(from),
@@ -659,7 +662,7 @@ static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, con
 			  "ssii", am_inst_state_name(to), reason, am_wall_ms(), id) != 0)
 		return -1;
 	if (from != to && (from == AM_INST_RUNNING || to == AM_INST_RUNNING))
-		d->routes_dirty = 1; /* a ready replica came or went */
+		idset_add(&d->routes_due, dep_id); /* a ready replica came or went */
 	if (from != to)
 		am_debug("deploy", "instance %lld: %s -> %s%s%s", id, am_inst_state_name(from), am_inst_state_name(to),
 			 reason && *reason ? ": " : "", reason ? reason : "");
@@ -986,7 +989,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		secret_path(d, inst, sp, sizeof sp);
 		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
-		d->routes_dirty = 1;
+		idset_add(&d->routes_due, json_integer_value(json_object_get(inst, "deployment_id")));
 	} else {
 		if (inst_to(d, id, AM_INST_STOPPED, NULL) == 0)
 			am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
@@ -1134,7 +1137,7 @@ static void set_dep(struct am_deploy *d, json_t *dep, const char *state, const c
 	am_store_exec(d->srv->store, "UPDATE deployments SET state = ?, reason = ?, updated_at = ? WHERE id = ?", "ssii", state,
 		      reason, am_wall_ms(), (long long)json_integer_value(json_object_get(dep, "id")));
 	if (!cur || strcmp(cur, state))
-		d->routes_dirty = 1; /* routes carry a deployment's state */
+		idset_add(&d->routes_due, json_integer_value(json_object_get(dep, "id"))); /* routes carry its state */
 	if (!cur || strcmp(cur, state))
 		am_info("deploy", "deployment %s: %s%s%s", json_string_value(json_object_get(dep, "name")), state,
 			reason[0] ? ": " : "", reason);
@@ -1162,7 +1165,7 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		} else if (deleting) {
 			finish_task(d, dep, AM_TASK_SUCCEEDED, "deleted");
 			am_store_exec(st, "DELETE FROM deployments WHERE id = ?", "i", dep_id);
-			d->routes_dirty = 1;
+			idset_add(&d->routes_due, dep_id);
 			am_info("deploy", "deployment %s deleted", json_string_value(json_object_get(dep, "name")));
 		} else {
 			set_dep(d, dep, "stopped", "");
@@ -1363,9 +1366,18 @@ static void reconcile(struct am_deploy *d)
 		}
 		free(ids);
 	}
-	if (d->routes_dirty) {
-		d->routes_dirty = 0;
-		am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
+	/* ready replicas, names and states are the gateway's routes */
+	if (d->routes_all) {
+		d->routes_all = 0;
+		if (d->routes_due.cap)
+			memset(d->routes_due.v, 0, d->routes_due.cap * sizeof *d->routes_due.v);
+		d->routes_due.n = 0;
+		am_routes_publish(d->srv);
+	} else if (d->routes_due.n) {
+		long long *ids;
+		size_t n = idset_take(&d->routes_due, &ids);
+		am_routes_publish_deps(d->srv, ids, n);
+		free(ids);
 	}
 	if (d->all_due || d->due.n) /* asked for during the pass */
 		schedule(d);
@@ -1384,9 +1396,7 @@ static void on_full(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct am_deploy *d = arg;
-	d->routes_dirty = 1;
-	am_deploy_kick(d);
+	am_deploy_kick(arg);
 }
 
 void am_deploy_restart(struct am_deploy *d, long long deployment_id)
@@ -1409,13 +1419,13 @@ void am_deploy_restart(struct am_deploy *d, long long deployment_id)
 void am_deploy_kick(struct am_deploy *d)
 {
 	d->all_due = 1;
-	d->routes_dirty = 1;
+	d->routes_all = 1;
 	schedule(d);
 }
 
 void am_deploy_touch(struct am_deploy *d, long long deployment_id)
 {
-	d->routes_dirty = 1; /* the row may have changed names, aliases, adapters */
+	idset_add(&d->routes_due, deployment_id); /* the row may have changed names, aliases, adapters */
 	due(d, deployment_id);
 }
 
@@ -1510,6 +1520,7 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 		event_free(d->scrape_ev);
 	free(d->wakes);
 	free(d->due.v);
+	free(d->routes_due.v);
 	free(d);
 }
 
