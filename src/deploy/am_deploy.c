@@ -47,6 +47,7 @@ struct handle {
 	int port;
 	char key[80];
 	struct am_client_req *scrape;
+	struct am_client_conn *mc; /* to its /metrics, kept open between scrapes */
 	int running;               /* recorded running by this handle's READY (a cache of the row) */
 	int probe_fails;
 	int exited;
@@ -321,6 +322,7 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 	if (h->running)
 		idset_add(&d->routes_due, h->dep_id);
 	am_client_cancel(h->scrape);
+	am_client_conn_free(h->mc);
 	if (h->rt && h->ref[0])
 		h->rt->ops->release(h->rt, h->ref);
 	free(h);
@@ -391,6 +393,10 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		am_strlcpy(h->host, AM_DEPLOY_LOCAL_HOST, sizeof h->host);
 		h->port = 0;
 	}
+	am_client_cancel(h->scrape);
+	h->scrape = NULL;
+	am_client_conn_free(h->mc);
+	h->mc = h->port > 0 ? am_client_conn_new(d->srv->base, h->host, h->port) : NULL;
 	if (h->running)
 		idset_add(&d->routes_due, dep_id);
 	h->running = 0; /* its next READY records it (again) */
@@ -1302,8 +1308,8 @@ static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 	for (struct handle *h = d->handles; h; h = h->next) {
 		if (h->exited)
 			continue;
-		if (h->running && !h->scrape && h->port > 0)
-			h->scrape = am_client_get(d->srv->base, h->host, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
+		if (h->running && !h->scrape && h->mc)
+			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
 	}
 	record_history(d);

@@ -402,8 +402,10 @@ static int splice(struct am_routes *r, long long dep_id, struct am_routes *src)
 		r->caproutes = n * 2;
 		r->routes = am_realloc(r->routes, (size_t)r->caproutes * sizeof *r->routes);
 	}
-	memmove(r->routes + lo + src->nroutes, r->routes + hi, (size_t)(r->nroutes - hi) * sizeof *r->routes);
-	memcpy(r->routes + lo, src->routes, (size_t)src->nroutes * sizeof *r->routes);
+	if (hi < r->nroutes)
+		memmove(r->routes + lo + src->nroutes, r->routes + hi, (size_t)(r->nroutes - hi) * sizeof *r->routes);
+	if (src->nroutes)
+		memcpy(r->routes + lo, src->routes, (size_t)src->nroutes * sizeof *r->routes);
 	r->nroutes = n;
 	for (int i = 0; i < src->nroutes; i++)
 		src->routes[i].reps = NULL; /* r's now */

@@ -45,6 +45,7 @@ struct entry {
 	char key[96];
 	struct event *probe_ev;
 	struct am_client_req *probe;
+	struct am_client_conn *hc; /* kept open between checks */
 	uint64_t probe_sent_ns;  /* when the probe in flight was sent */
 	uint64_t healthy_since_ns; /* the first of the 200s in a row; 0 after a failure */
 	int ready, fails;
@@ -115,6 +116,8 @@ static void unwatch(struct entry *e)
 {
 	am_client_cancel(e->probe);
 	e->probe = NULL;
+	am_client_conn_free(e->hc);
+	e->hc = NULL;
 	if (e->probe_ev)
 		event_free(e->probe_ev);
 	e->probe_ev = NULL;
@@ -200,8 +203,9 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
 	e->probe_sent_ns = am_now_ns();
-	e->probe = am_client_get(e->l->base, "127.0.0.1", e->port, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096,
-				 on_probe, e);
+	if (!e->hc)
+		e->hc = am_client_conn_new(e->l->base, "127.0.0.1", e->port);
+	e->probe = am_client_conn_get(e->hc, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096, on_probe, e);
 }
 
 /* A probe's answer is judged by the engine's answer, not by how late the
