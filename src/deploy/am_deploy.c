@@ -49,13 +49,15 @@ struct handle {
 	struct am_client_req *scrape;
 	struct am_client_conn *mc; /* to its /metrics, kept open between scrapes */
 	int running;               /* recorded running by this handle's READY (a cache of the row) */
+	int quiet;                 /* scrapes in a row that found it idle, numbers unmoved */
 	int probe_fails;
 	int exited;
 	char exit_status[32];
 	double waiting_reqs, running_reqs, kv, gen_total, prompt_total, tok_s, gen_prev;
 	uint64_t gen_prev_ns;
 	struct handle *next, *prev; /* every handle */
-	struct handle *hnext;       /* its hash bucket */
+	struct handle *hnext;       /* its bucket by instance id */
+	struct handle *dnext;       /* its bucket by deployment id */
 };
 
 /* A deployment's serving metrics over time, for the console's charts. */
@@ -86,7 +88,8 @@ struct am_deploy {
 	struct event *wake_ev;     /* the earliest wake */
 	struct event *scrape_ev;   /* engines' /metrics, log rotation, history */
 	struct handle *handles;
-	struct handle *buckets[HBUCKETS];
+	struct handle *buckets[HBUCKETS];  /* by instance id */
+	struct handle *dbuckets[HBUCKETS]; /* by deployment id */
 	int kicked;                /* a pass is scheduled */
 	int all_due;               /* the next pass looks at every deployment */
 	struct idset due;          /* or at these */
@@ -97,7 +100,8 @@ struct am_deploy {
 	struct idset routes_due;   /* or these deployments' */
 	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
-	struct dep_hist *hist;
+	unsigned scrape_round;
+	struct dep_hist *hist;     /* sorted by deployment id */
 	int nhist;
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
 	int secret_ok;
@@ -298,6 +302,20 @@ static struct handle **bucket(struct am_deploy *d, long long id)
 	return &d->buckets[(uint64_t)id * 0x9E3779B97F4A7C15ull >> 54 & (HBUCKETS - 1)];
 }
 
+static struct handle **dbucket(struct am_deploy *d, long long dep_id)
+{
+	return &d->dbuckets[(uint64_t)dep_id * 0x9E3779B97F4A7C15ull >> 54 & (HBUCKETS - 1)];
+}
+
+static void dep_unlink(struct am_deploy *d, struct handle *h)
+{
+	for (struct handle **p = dbucket(d, h->dep_id); *p; p = &(*p)->dnext)
+		if (*p == h) {
+			*p = h->dnext;
+			break;
+		}
+}
+
 static struct handle *find(struct am_deploy *d, long long id)
 {
 	for (struct handle *h = *bucket(d, id); h; h = h->hnext)
@@ -313,6 +331,7 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 			*p = h->hnext;
 			break;
 		}
+	dep_unlink(d, h);
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -385,8 +404,13 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		struct handle **b = bucket(d, id);
 		h->hnext = *b;
 		*b = h;
+	} else {
+		dep_unlink(d, h);
 	}
 	h->dep_id = dep_id;
+	struct handle **db = dbucket(d, dep_id);
+	h->dnext = *db;
+	*db = h;
 	h->engine = am_engine_find(engine ? engine : "");
 	const char *health = h->engine ? h->engine->health_path : "/health";
 	if (am_deploy_split_address(address, h->host, sizeof h->host, &h->port) != 0) {
@@ -901,6 +925,8 @@ static void on_scrape(int status, const char *body, size_t len, void *data)
 		return;
 	struct am_engine_stats st;
 	am_engine_read_metrics(h->engine, body, len, &st);
+	int moved = st.running || st.waiting || st.gen_tokens != h->gen_total || st.prompt_tokens != h->prompt_total;
+	h->quiet = moved ? 0 : h->quiet + 1;
 	h->running_reqs = st.running;
 	h->waiting_reqs = st.waiting;
 	h->kv = st.kv;
@@ -1264,37 +1290,69 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 
 /* One point per deployment with live instances, as often as engines are
  * scraped; a deployment gone for an hour loses its history. */
+/* A deployment's serving metrics from its engines' last scrapes, into
+ * v[0..nv): requests running and waiting, mean KV cache usage, tokens per
+ * second, generation and prompt tokens in all. */
+static void dep_metrics(struct am_deploy *d, long long dep_id, double *v, int nv)
+{
+	double running = 0, waiting = 0, kv = 0, tok = 0, gen = 0, prompt = 0;
+	int n = 0;
+	for (struct handle *h = *dbucket(d, dep_id); h; h = h->dnext) {
+		if (h->dep_id != dep_id)
+			continue;
+		running += h->running_reqs;
+		waiting += h->waiting_reqs;
+		kv += h->kv;
+		tok += h->tok_s;
+		gen += h->gen_total;
+		prompt += h->prompt_total;
+		n++;
+	}
+	double all[6] = { running, waiting, n ? kv / n : 0.0, tok, gen, prompt };
+	memcpy(v, all, (size_t)(nv < 6 ? nv : 6) * sizeof *v);
+}
+
+/* The index in d->hist of dep_id's, or where it would go (*found 0). */
+static int hist_find(struct am_deploy *d, long long dep_id, int *found)
+{
+	int lo = 0, hi = d->nhist;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (d->hist[mid].dep_id < dep_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < d->nhist && d->hist[lo].dep_id == dep_id;
+	return lo;
+}
+
 static void record_history(struct am_deploy *d)
 {
 	int64_t wall = am_wall_ms();
 	for (struct handle *h = d->handles; h; h = h->next) {
-		int k;
-		for (k = 0; k < d->nhist && d->hist[k].dep_id != h->dep_id; k++)
-			;
-		if (k < d->nhist && am_series_last(&d->hist[k].s) == wall)
+		int found, k = hist_find(d, h->dep_id, &found);
+		if (found && am_series_last(&d->hist[k].s) == wall)
 			continue; /* this deployment has its point already */
-		if (k == d->nhist) {
+		if (!found) {
 			d->hist = am_realloc(d->hist, (size_t)(d->nhist + 1) * sizeof *d->hist);
+			memmove(&d->hist[k + 1], &d->hist[k], (size_t)(d->nhist - k) * sizeof *d->hist);
 			d->hist[k].dep_id = h->dep_id;
 			am_series_init(&d->hist[k].s, HIST_CAP, 4);
 			d->nhist++;
 		}
-		json_t *m = am_deploy_metrics(d, h->dep_id);
-		double v[4] = { json_real_value(json_object_get(m, "requests_running")),
-				json_real_value(json_object_get(m, "requests_waiting")),
-				json_real_value(json_object_get(m, "kv_cache_usage")),
-				json_real_value(json_object_get(m, "tokens_per_second")) };
-		json_decref(m);
+		double v[4];
+		dep_metrics(d, h->dep_id, v, 4);
 		am_series_push(&d->hist[k].s, wall, v);
 	}
-	for (int k = 0; k < d->nhist;) {
-		if (wall - am_series_last(&d->hist[k].s) > 3600000) {
+	int out = 0; /* a deployment gone for an hour loses its history */
+	for (int k = 0; k < d->nhist; k++) {
+		if (wall - am_series_last(&d->hist[k].s) > 3600000)
 			am_series_free(&d->hist[k].s);
-			d->hist[k] = d->hist[--d->nhist];
-		} else {
-			k++;
-		}
+		else
+			d->hist[out++] = d->hist[k];
 	}
+	d->nhist = out;
 }
 
 /* Every scrape interval, on its own timer and without the database: reads
@@ -1305,10 +1363,14 @@ static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct am_deploy *d = arg;
+	d->scrape_round++;
 	for (struct handle *h = d->handles; h; h = h->next) {
 		if (h->exited)
 			continue;
-		if (h->running && !h->scrape && h->mc)
+		/* an engine idle three times in a row is read every sixth time (its
+		 * numbers do not move; its history points are the same meanwhile) */
+		int due_now = h->quiet < 3 || (d->scrape_round + (unsigned)h->id) % 6 == 0;
+		if (h->running && !h->scrape && h->mc && due_now)
 			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
 	}
@@ -1319,9 +1381,9 @@ json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t 
 {
 	static const char *const names[] = { "requests_running", "requests_waiting", "kv_cache_usage", "tokens_per_second",
 					     NULL };
-	for (int k = 0; k < d->nhist; k++)
-		if (d->hist[k].dep_id == deployment_id)
-			return am_series_json(&d->hist[k].s, names, since_ms, max);
+	int found, k = hist_find(d, deployment_id, &found);
+	if (found)
+		return am_series_json(&d->hist[k].s, names, since_ms, max);
 	struct am_series empty;
 	am_series_init(&empty, 1, 4);
 	json_t *j = am_series_json(&empty, names, 0, 1);
@@ -1532,22 +1594,10 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 
 json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id)
 {
-	double running = 0, waiting = 0, kv = 0, tok = 0, gen = 0, prompt = 0;
-	int n = 0;
-	for (struct handle *h = d->handles; h; h = h->next) {
-		if (h->dep_id != deployment_id)
-			continue;
-		running += h->running_reqs;
-		waiting += h->waiting_reqs;
-		kv += h->kv;
-		tok += h->tok_s;
-		gen += h->gen_total;
-		prompt += h->prompt_total;
-		n++;
-	}
-	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "requests_running", running, "requests_waiting", waiting,
-			 "kv_cache_usage", n ? kv / n : 0.0, "tokens_per_second", tok, "generation_tokens_total", gen,
-			 "prompt_tokens_total", prompt);
+	double v[6];
+	dep_metrics(d, deployment_id, v, 6);
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "requests_running", v[0], "requests_waiting", v[1], "kv_cache_usage",
+			 v[2], "tokens_per_second", v[3], "generation_tokens_total", v[4], "prompt_tokens_total", v[5]);
 }
 
 /* The file of an instance's log (inst: a row with deployment_id, replica,

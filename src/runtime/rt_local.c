@@ -176,16 +176,16 @@ static void on_probe(int status, const char *body, size_t len, void *data);
 #define PROBE_SETTLED_NS (60ull * 1000000000ull)
 
 /* Every 250 ms until ready, then every 5 s; an engine healthy for a
- * minute every 10 s, and every 4 s once one check failed, so six failures
- * in a row are still seen within the same time at worst (10 + 5 * 4 s of
+ * minute every 15 s, and every 3 s once one check failed, so six failures
+ * in a row are still seen within the same time at worst (15 + 5 * 3 s of
  * waits, as 6 * 5 s before; plus the timeouts). */
 static void schedule_probe(struct entry *e)
 {
 	long ms = 250;
 	if (e->fails && e->ready)
-		ms = 4000;
+		ms = 3000;
 	else if (e->ready)
-		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 10000 : 5000;
+		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 15000 : 5000;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_add(e->probe_ev, &tv);
 }
@@ -195,11 +195,13 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct entry *e = arg;
-	if (ended(e)) {
-		if (e->pidfd < 0 && e->cb) /* no pidfd: the exit is noticed here */
+	if (e->pidfd < 0 && ended(e)) { /* no pidfd: the exit is noticed here (else on_exit_ev tells) */
+		if (e->cb)
 			e->cb(e->data, AM_RT_EXITED, e->status);
 		return;
 	}
+	if (e->exited)
+		return;
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
 	e->probe_sent_ns = am_now_ns();
