@@ -18,6 +18,7 @@
 #include "../base/am_series.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "am_due.h"
 #include "am_routes.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
@@ -66,38 +67,22 @@ struct dep_hist {
 	struct am_series s;
 };
 
-/* A set of deployment ids (open addressing; 0 is never an id). */
-struct idset {
-	long long *v;
-	size_t cap, n; /* cap: a power of two, or 0 */
-};
-
-/* A deployment to look at again at a time (a backoff's end, a stop's
- * grace, a placement to retry); at most one per deployment, the earliest. */
-struct wake {
-	long long dep_id;
-	int64_t at_ms;
-};
-
 #define HBUCKETS 1024
 
 struct am_deploy {
 	struct am_server *srv;
 	struct event *kick;        /* runs a pass on the loop: the due ones, or all */
 	struct event *full;        /* the safety pass (AIMAAS_RECONCILE_FULL_MS) */
-	struct event *wake_ev;     /* the earliest wake */
 	struct event *scrape_ev;   /* engines' /metrics, log rotation, history */
 	struct handle *handles;
 	struct handle *buckets[HBUCKETS];  /* by instance id */
 	struct handle *dbuckets[HBUCKETS]; /* by deployment id */
 	int kicked;                /* a pass is scheduled */
 	int all_due;               /* the next pass looks at every deployment */
-	struct idset due;          /* or at these */
-	struct wake *wakes;
-	int nwakes, capwakes;
-	int64_t wake_at;           /* what wake_ev is armed for; 0: not armed */
+	struct am_due_set due;     /* or at these */
+	struct am_due_wakes *wakes; /* deployments to look at again at a time (from am_deploy_start) */
 	int routes_all;            /* every route may have changed since the last publish */
-	struct idset routes_due;   /* or these deployments' */
+	struct am_due_set routes_due; /* or these deployments' */
 	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
 	unsigned scrape_round;
@@ -168,56 +153,6 @@ static const char *live_ref(json_t *inst)
 
 /* ---- what is due ---- */
 
-static size_t id_slot(const struct idset *set, long long id)
-{
-	uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ull;
-	return (size_t)(x >> 32) & (set->cap - 1);
-}
-
-static void idset_add(struct idset *set, long long id)
-{
-	if (id <= 0)
-		return;
-	if ((set->n + 1) * 2 > set->cap) { /* grow: keep it at most half full */
-		struct idset big = { am_calloc(set->cap ? set->cap * 2 : 64, sizeof(long long)), set->cap ? set->cap * 2 : 64, 0 };
-		for (size_t i = 0; i < set->cap; i++)
-			if (set->v[i])
-				idset_add(&big, set->v[i]);
-		free(set->v);
-		*set = big;
-	}
-	size_t i = id_slot(set, id);
-	while (set->v[i] && set->v[i] != id)
-		i = (i + 1) & (set->cap - 1);
-	if (!set->v[i]) {
-		set->v[i] = id;
-		set->n++;
-	}
-}
-
-/* Takes set's ids out, sorted (the pass goes in id order, as a full one
- * does); how many, in *out (free it). */
-static int by_id(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
-
-static size_t idset_take(struct idset *set, long long **out)
-{
-	long long *v = am_calloc(set->n ? set->n : 1, sizeof *v);
-	size_t n = 0;
-	for (size_t i = 0; i < set->cap; i++)
-		if (set->v[i]) {
-			v[n++] = set->v[i];
-			set->v[i] = 0;
-		}
-	set->n = 0;
-	qsort(v, n, sizeof *v, by_id);
-	*out = v;
-	return n;
-}
-
 /* Schedules a pass on the loop (once, however many ask). */
 static void schedule(struct am_deploy *d)
 {
@@ -231,68 +166,20 @@ static void schedule(struct am_deploy *d)
  * (an event, a wake): routes change only if the pass says so. */
 static void due(struct am_deploy *d, long long dep_id)
 {
-	idset_add(&d->due, dep_id);
+	am_due_set_add(&d->due, dep_id);
 	schedule(d);
-}
-
-static void arm_wake(struct am_deploy *d)
-{
-	int64_t first = 0;
-	for (int i = 0; i < d->nwakes; i++)
-		if (!first || d->wakes[i].at_ms < first)
-			first = d->wakes[i].at_ms;
-	if (first == d->wake_at)
-		return;
-	d->wake_at = first;
-	if (!d->wake_ev)
-		return;
-	if (!first) {
-		event_del(d->wake_ev);
-		return;
-	}
-	int64_t in = first - am_wall_ms();
-	if (in < 0)
-		in = 0;
-	struct timeval tv = { (time_t)(in / 1000), (suseconds_t)(in % 1000) * 1000 };
-	event_add(d->wake_ev, &tv);
 }
 
 /* Looks at dep_id again in ms (the earliest wake asked wins). */
 static void wake_in(struct am_deploy *d, long long dep_id, int64_t ms)
 {
-	int64_t at = am_wall_ms() + (ms > 0 ? ms : 0);
-	for (int i = 0; i < d->nwakes; i++)
-		if (d->wakes[i].dep_id == dep_id) {
-			if (at < d->wakes[i].at_ms) {
-				d->wakes[i].at_ms = at;
-				arm_wake(d);
-			}
-			return;
-		}
-	if (d->nwakes == d->capwakes) {
-		d->capwakes = d->capwakes ? d->capwakes * 2 : 16;
-		d->wakes = am_realloc(d->wakes, (size_t)d->capwakes * sizeof *d->wakes);
-	}
-	d->wakes[d->nwakes++] = (struct wake){ dep_id, at };
-	arm_wake(d);
+	if (d->wakes) /* before the start, the first (full) pass asks again */
+		am_due_wake_in(d->wakes, dep_id, ms);
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void on_wake(long long dep_id, void *data)
 {
-	(void)fd;
-	(void)what;
-	struct am_deploy *d = arg;
-	int64_t now = am_wall_ms();
-	d->wake_at = 0;
-	for (int i = 0; i < d->nwakes;) {
-		if (d->wakes[i].at_ms <= now) {
-			due(d, d->wakes[i].dep_id);
-			d->wakes[i] = d->wakes[--d->nwakes];
-		} else {
-			i++;
-		}
-	}
-	arm_wake(d);
+	due(data, dep_id);
 }
 
 /* ---- handles ---- */
@@ -339,7 +226,7 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	if (h->running)
-		idset_add(&d->routes_due, h->dep_id);
+		am_due_set_add(&d->routes_due, h->dep_id);
 	am_client_cancel(h->scrape);
 	am_client_conn_free(h->mc);
 	if (h->rt && h->ref[0])
@@ -422,7 +309,7 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 	am_client_conn_free(h->mc);
 	h->mc = h->port > 0 ? am_client_conn_new(d->srv->base, h->host, h->port) : NULL;
 	if (h->running)
-		idset_add(&d->routes_due, dep_id);
+		am_due_set_add(&d->routes_due, dep_id);
 	h->running = 0; /* its next READY records it (again) */
 	h->exited = 0;
 	h->exit_status[0] = '\0';
@@ -692,7 +579,7 @@ static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, con
 			  "ssii", am_inst_state_name(to), reason, am_wall_ms(), id) != 0)
 		return -1;
 	if (from != to && (from == AM_INST_RUNNING || to == AM_INST_RUNNING))
-		idset_add(&d->routes_due, dep_id); /* a ready replica came or went */
+		am_due_set_add(&d->routes_due, dep_id); /* a ready replica came or went */
 	if (from != to)
 		am_debug("deploy", "instance %lld: %s -> %s%s%s", id, am_inst_state_name(from), am_inst_state_name(to),
 			 reason && *reason ? ": " : "", reason ? reason : "");
@@ -1021,7 +908,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		secret_path(d, inst, sp, sizeof sp);
 		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
-		idset_add(&d->routes_due, json_integer_value(json_object_get(inst, "deployment_id")));
+		am_due_set_add(&d->routes_due, json_integer_value(json_object_get(inst, "deployment_id")));
 	} else {
 		if (inst_to(d, id, AM_INST_STOPPED, NULL) == 0)
 			am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
@@ -1169,7 +1056,7 @@ static void set_dep(struct am_deploy *d, json_t *dep, const char *state, const c
 	am_store_exec(d->srv->store, "UPDATE deployments SET state = ?, reason = ?, updated_at = ? WHERE id = ?", "ssii", state,
 		      reason, am_wall_ms(), (long long)json_integer_value(json_object_get(dep, "id")));
 	if (!cur || strcmp(cur, state))
-		idset_add(&d->routes_due, json_integer_value(json_object_get(dep, "id"))); /* routes carry its state */
+		am_due_set_add(&d->routes_due, json_integer_value(json_object_get(dep, "id"))); /* routes carry its state */
 	if (!cur || strcmp(cur, state))
 		am_info("deploy", "deployment %s: %s%s%s", json_string_value(json_object_get(dep, "name")), state,
 			reason[0] ? ": " : "", reason);
@@ -1197,7 +1084,7 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		} else if (deleting) {
 			finish_task(d, dep, AM_TASK_SUCCEEDED, "deleted");
 			am_store_exec(st, "DELETE FROM deployments WHERE id = ?", "i", dep_id);
-			idset_add(&d->routes_due, dep_id);
+			am_due_set_add(&d->routes_due, dep_id);
 			am_info("deploy", "deployment %s deleted", json_string_value(json_object_get(dep, "name")));
 		} else {
 			set_dep(d, dep, "stopped", "");
@@ -1410,9 +1297,7 @@ static void reconcile(struct am_deploy *d)
 	d->kicked = 0;
 	if (d->all_due) {
 		d->all_due = 0;
-		if (d->due.cap)
-			memset(d->due.v, 0, d->due.cap * sizeof *d->due.v);
-		d->due.n = 0;
+		am_due_set_clear(&d->due);
 		json_t *deps = NULL;
 		if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) == 0) {
 			size_t i;
@@ -1425,7 +1310,7 @@ static void reconcile(struct am_deploy *d)
 		json_decref(deps);
 	} else {
 		long long *ids;
-		size_t n = idset_take(&d->due, &ids);
+		size_t n = am_due_set_take(&d->due, &ids);
 		for (size_t i = 0; i < n; i++) {
 			json_t *dep = NULL;
 			if (am_store_row(d->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", ids[i]) == 0 && dep)
@@ -1437,13 +1322,11 @@ static void reconcile(struct am_deploy *d)
 	/* ready replicas, names and states are the gateway's routes */
 	if (d->routes_all) {
 		d->routes_all = 0;
-		if (d->routes_due.cap)
-			memset(d->routes_due.v, 0, d->routes_due.cap * sizeof *d->routes_due.v);
-		d->routes_due.n = 0;
+		am_due_set_clear(&d->routes_due);
 		am_routes_publish(d->srv);
 	} else if (d->routes_due.n) {
 		long long *ids;
-		size_t n = idset_take(&d->routes_due, &ids);
+		size_t n = am_due_set_take(&d->routes_due, &ids);
 		am_routes_publish_deps(d->srv, ids, n);
 		free(ids);
 	}
@@ -1493,7 +1376,7 @@ void am_deploy_kick(struct am_deploy *d)
 
 void am_deploy_touch(struct am_deploy *d, long long deployment_id)
 {
-	idset_add(&d->routes_due, deployment_id); /* the row may have changed names, aliases, adapters */
+	am_due_set_add(&d->routes_due, deployment_id); /* the row may have changed names, aliases, adapters */
 	due(d, deployment_id);
 }
 
@@ -1545,9 +1428,7 @@ int am_deploy_start(struct am_deploy *d)
 	d->scrape_ev = event_new(base, -1, EV_PERSIST, on_scrape_tick, d);
 	struct timeval sv = { (time_t)(d->scrape_ns / 1000000000ull), (suseconds_t)(d->scrape_ns % 1000000000ull / 1000) };
 	event_add(d->scrape_ev, &sv);
-	d->wake_ev = event_new(base, -1, 0, on_wake, d);
-	d->wake_at = -1; /* arm_wake arms it for what is already asked */
-	arm_wake(d);
+	d->wakes = am_due_wakes_new(base, on_wake, d);
 	d->kick = event_new(base, -1, 0, on_kick, d);
 	am_deploy_kick(d);
 	return 0;
@@ -1582,13 +1463,11 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 		event_free(d->kick);
 	if (d->full)
 		event_free(d->full);
-	if (d->wake_ev)
-		event_free(d->wake_ev);
+	am_due_wakes_free(d->wakes);
 	if (d->scrape_ev)
 		event_free(d->scrape_ev);
-	free(d->wakes);
-	free(d->due.v);
-	free(d->routes_due.v);
+	am_due_set_free(&d->due);
+	am_due_set_free(&d->routes_due);
 	free(d);
 }
 

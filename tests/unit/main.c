@@ -28,6 +28,7 @@ void suite_states(void);
 void suite_sched(void);
 void suite_runtime(void);
 void suite_routes(void);
+void suite_due(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -89,6 +90,7 @@ int main(void)
 	suite_sched();
 	suite_runtime();
 	suite_routes();
+	suite_due();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
