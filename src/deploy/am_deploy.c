@@ -1243,8 +1243,8 @@ static void record_history(struct am_deploy *d)
 }
 
 /* Every scrape interval, on its own timer and without the database: reads
- * running engines' /metrics, keeps their logs under the cap and records a
- * history point. */
+ * running engines' /metrics, keeps their logs under the cap (a quiet
+ * engine's at its scrapes) and records a history point. */
 static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -1259,7 +1259,8 @@ static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 		int due_now = h->quiet < 3 || (d->scrape_round + (unsigned)h->id) % 6 == 0;
 		if (h->running && !h->scrape && h->mc && due_now)
 			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
-		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+		if (due_now || !h->running) /* an idle engine writes little to its log */
+			h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
 	}
 	record_history(d);
 }

@@ -328,9 +328,13 @@ struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *p
 		r->bev = c->idle;
 		c->idle = NULL;
 		r->reused = 1;
-		bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
-		bufferevent_enable(r->bev, EV_READ | EV_WRITE);
-		bufferevent_write(r->bev, r->out.data, r->out.len);
+		bufferevent_setcb(r->bev, on_read, NULL, on_event, r); /* reading and writing stay enabled */
+		/* straight to the socket: a request this small fits its buffer, and
+		 * no write event is armed and disarmed for it */
+		ssize_t w = send(bufferevent_getfd(r->bev), r->out.data, r->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t sent = w > 0 ? (size_t)w : 0;
+		if (sent < r->out.len)
+			bufferevent_write(r->bev, r->out.data + sent, r->out.len - sent);
 	} else if (connect_to(r, c->base, c->host, c->port) != 0) {
 		fail_soon(r);
 	}
