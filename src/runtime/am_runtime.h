@@ -52,8 +52,8 @@ typedef void (*am_rt_event_cb)(void *data, enum am_rt_event ev, const char *deta
 
 /* How to watch a workload: its events go to cb(data, ...); with a health
  * path, the runtime checks address+path (bearer key, when set) every
- * 250 ms until ready, then every few seconds (the local runtime: 5 s, 15 s
- * for an engine healthy for a minute, 3 s after a failure). Borrowed for
+ * 250 ms until ready, then every few seconds (the local runtime: 5 s, 20 s
+ * for an engine healthy for a minute, 2 s after a failure). Borrowed for
  * the call. */
 struct am_rt_watch {
 	const char *address;     /* "127.0.0.1:41234", or NULL */

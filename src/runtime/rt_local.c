@@ -176,16 +176,16 @@ static void on_probe(int status, const char *body, size_t len, void *data);
 #define PROBE_SETTLED_NS (60ull * 1000000000ull)
 
 /* Every 250 ms until ready, then every 5 s; an engine healthy for a
- * minute every 15 s, and every 3 s once one check failed, so six failures
- * in a row are still seen within the same time at worst (15 + 5 * 3 s of
- * waits, as 6 * 5 s before; plus the timeouts). */
+ * minute every 20 s, and every 2 s once one check failed, so six failures
+ * in a row are still seen within the same time at worst (20 + 5 * 2 s of
+ * waits, as 6 * 5 s before; plus the six timeouts). */
 static void schedule_probe(struct entry *e)
 {
 	long ms = 250;
 	if (e->fails && e->ready)
-		ms = 3000;
+		ms = 2000;
 	else if (e->ready)
-		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 15000 : 5000;
+		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 20000 : 5000;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_add(e->probe_ev, &tv);
 }
