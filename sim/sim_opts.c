@@ -2,6 +2,7 @@
 #include "sim_opts.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,10 @@ void sim_opts_usage(void)
 	      "  --tokenizer T  --download-dir D  --distributed-executor-backend mp|ray\n"
 	      "  --disable-uvicorn-access-log\n"
 	      "\nsimulation options:\n"
+	      "  --sim-flavor vllm|sglang|llama.cpp   first, when given: the engine played (default vllm):\n"
+	      "                           its command line (SGLang's after `python3`: -m sglang.launch_server\n"
+	      "                           --model-path M ...; llama-server's: -m M -a NAME ...) and its\n"
+	      "                           /metrics names\n"
 	      "  --sim-ttft-ms N          time to first token (default 0)\n"
 	      "  --sim-itl-ms N           time between tokens (default 0)\n"
 	      "  --sim-startup-ms N       time until /health answers 200 (default 0)\n"
@@ -38,10 +43,13 @@ void sim_opts_usage(void)
 	      stderr);
 }
 
+/* The command errors are said as (the engine played). */
+static const char *prog = "vllm serve";
+
 static int fail(const char *fmt, const char *a)
 {
 	sim_opts_usage();
-	fprintf(stderr, "vllm serve: error: ");
+	fprintf(stderr, "%s: error: ", prog);
 	fprintf(stderr, fmt, a);
 	fputc('\n', stderr);
 	return 2;
@@ -105,22 +113,9 @@ static int lora_module(struct sim_opts *o, const char *v)
 	return 0;
 }
 
-int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
+/* vLLM's command line into o (defaults already set). */
+static int parse_vllm(int argc, char **argv, struct sim_opts *o)
 {
-	memset(o, 0, sizeof *o);
-	o->host = "0.0.0.0";
-	o->port = 8000;
-	o->tp = o->pp = o->dp = 1;
-	o->gpu_memory_utilization = 0.9;
-	o->max_num_seqs = 256;
-	o->dtype = "auto";
-	o->max_loras = 1;
-	o->max_lora_rank = 16;
-	o->seed = 0;
-	o->mode = SIM_RANDOM;
-	o->kind = -1;
-	o->output_tokens = 16;
-	o->max_waiting = 1024;
 	for (int i = 0; i < argc; i++) {
 		char flagbuf[128];
 		const char *a = argv[i], *val = NULL;
@@ -216,6 +211,7 @@ int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
 			o->distributed_executor_backend = val;
 		}
 		else if (!strcmp(a, "--disable-uvicorn-access-log")) o->disable_access_log = 1;
+		else if (!strcmp(a, "--sim-flavor")) return fail("argument %s: must come first", a);
 		else if (!strcmp(a, "--sim-ttft-ms")) { TAKE(); rc = to_int(a, val, 0, 3600000, &o->ttft_ms); }
 		else if (!strcmp(a, "--sim-itl-ms")) { TAKE(); rc = to_int(a, val, 0, 600000, &o->itl_ms); }
 		else if (!strcmp(a, "--sim-startup-ms")) { TAKE(); rc = to_int(a, val, 0, 3600000, &o->startup_ms); }
@@ -246,4 +242,161 @@ int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
 	if (!o->model)
 		return fail("the following arguments are required: %s", "model_tag");
 	return 0;
+}
+
+/* ---- other engines' command lines, read as vLLM's ---- */
+
+/* One of an engine's flags (its spellings, space-separated) and what it
+ * becomes: vLLM's flag ("" the positional model, NULL dropped), with arg
+ * as its value when set; value: the engine's flag takes one. */
+struct alias {
+	const char *from, *to, *arg;
+	int value;
+};
+
+/* python/sglang/srt/server_args.py */
+static const struct alias sglang_aliases[] = {
+	{ "--model-path --model", "", NULL, 1 },
+	{ "--tp-size --tensor-parallel-size", "--tensor-parallel-size", NULL, 1 },
+	{ "--dp-size --data-parallel-size", "--data-parallel-size", NULL, 1 },
+	{ "--pp-size --pipeline-parallel-size", "--pipeline-parallel-size", NULL, 1 },
+	{ "--mem-fraction-static", "--gpu-memory-utilization", NULL, 1 },
+	{ "--context-length", "--max-model-len", NULL, 1 },
+	{ "--max-running-requests", "--max-num-seqs", NULL, 1 },
+	{ "--random-seed", "--seed", NULL, 1 },
+	{ "--is-embedding", "--runner", "pooling", 0 },
+	{ "--enable-metrics", NULL, NULL, 0 },
+	{ NULL, NULL, NULL, 0 },
+};
+
+/* llama.cpp's common/arg.cpp (llama-server's options) */
+static const struct alias llama_aliases[] = {
+	{ "-m --model", "", NULL, 1 },
+	{ "-a --alias", "--served-model-name", NULL, 1 },
+	{ "-c --ctx-size", "--max-model-len", NULL, 1 },
+	{ "-np --parallel", "--max-num-seqs", NULL, 1 },
+	{ "-ngl --gpu-layers --n-gpu-layers", NULL, NULL, 1 },
+	{ "-s --seed", "--seed", NULL, 1 },
+	{ "--embedding --embeddings", "--sim-kind", "embedding", 0 },
+	{ "--reranking --rerank", "--sim-kind", "rerank", 0 },
+	{ "--metrics", NULL, NULL, 0 },
+	{ NULL, NULL, NULL, 0 },
+};
+
+static int spelled(const char *list, const char *flag, size_t n)
+{
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, " ");
+		if (l == n && !memcmp(p, flag, n))
+			return 1;
+		p += l;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+/* SGLang's --config file: the api-key aimaas writes there ({"api-key": K}). */
+static int sglang_config(struct sim_opts *o, const char *path)
+{
+	json_t *c = json_load_file(path, 0, NULL);
+	int ok = json_is_object(c);
+	const char *k = json_string_value(json_object_get(c, "api-key"));
+	if (k)
+		am_strlcpy(o->config_key, k, sizeof o->config_key);
+	json_decref(c);
+	return ok ? 0 : fail("argument --config: cannot read a JSON object from %s", path);
+}
+
+/* Reads argv (an engine's command line) into t as vLLM's; t holds 2 * argc
+ * words at least. The count of words, or -(exit status). */
+static int translate(enum sim_flavor f, int argc, char **argv, struct sim_opts *o, char **t)
+{
+	const struct alias *al = f == SIM_FLAVOR_SGLANG ? sglang_aliases : llama_aliases;
+	int nt = 0, i = 0;
+	if (f == SIM_FLAVOR_SGLANG) {
+		if (argc < 2 || strcmp(argv[0], "-m") || strcmp(argv[1], "sglang.launch_server"))
+			return -fail("expected '-m sglang.launch_server' first, as `python3 -m sglang.launch_server`%s", "");
+		i = 2;
+	}
+	for (; i < argc; i++) {
+		char *a = argv[i];
+		const char *eq = a[0] == '-' ? strchr(a, '=') : NULL;
+		size_t n = eq ? (size_t)(eq - a) : strlen(a);
+		if (f == SIM_FLAVOR_SGLANG && spelled("--config", a, n)) {
+			const char *path = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+			if (!path)
+				return -fail("argument %s: expected one argument", "--config");
+			int rc = sglang_config(o, path);
+			if (rc)
+				return -rc;
+			if (o->config_key[0]) {
+				t[nt++] = "--api-key";
+				t[nt++] = o->config_key;
+			}
+			continue;
+		}
+		const struct alias *m = NULL;
+		for (int k = 0; a[0] == '-' && al[k].from && !m; k++)
+			if (spelled(al[k].from, a, n))
+				m = &al[k];
+		if (!m) {
+			t[nt++] = a; /* the same as vLLM's, the simulator's own, or refused there */
+			continue;
+		}
+		char *v = NULL;
+		if (m->value) {
+			v = eq ? (char *)eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+			if (!v)
+				return -fail("argument %s: expected one argument", a);
+		}
+		if (!m->to)
+			continue;
+		if (m->to[0])
+			t[nt++] = (char *)m->to;
+		if (m->arg)
+			t[nt++] = (char *)m->arg;
+		else if (v)
+			t[nt++] = v;
+	}
+	return nt;
+}
+
+int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	prog = "vllm serve";
+	o->host = "0.0.0.0";
+	o->port = 8000;
+	o->tp = o->pp = o->dp = 1;
+	o->gpu_memory_utilization = 0.9;
+	o->max_num_seqs = 256;
+	o->dtype = "auto";
+	o->max_loras = 1;
+	o->max_lora_rank = 16;
+	o->seed = 0;
+	o->mode = SIM_RANDOM;
+	o->kind = -1;
+	o->output_tokens = 16;
+	o->max_waiting = 1024;
+	if (!argc || strncmp(argv[0], "--sim-flavor", 12) || (argv[0][12] && argv[0][12] != '='))
+		return parse_vllm(argc, argv, o);
+	int skip = argv[0][12] == '=' ? 1 : 2;
+	const char *f = skip == 1 ? argv[0] + 13 : argc > 1 ? argv[1] : "";
+	if (!strcmp(f, "vllm"))
+		return parse_vllm(argc - skip, argv + skip, o);
+	if (!strcmp(f, "sglang")) {
+		o->flavor = SIM_FLAVOR_SGLANG;
+		prog = "launch_server.py";
+	} else if (!strcmp(f, "llama.cpp")) {
+		o->flavor = SIM_FLAVOR_LLAMACPP;
+		prog = "llama-server";
+	}
+	else
+		return fail("argument --sim-flavor: invalid choice: '%s' (choose from vllm, sglang, llama.cpp)", f);
+	char **t = am_calloc((size_t)(2 * argc + 1), sizeof *t);
+	int nt = translate(o->flavor, argc - skip, argv + skip, o, t);
+	int rc = nt < 0 ? -nt : parse_vllm(nt, t, o);
+	free(t);
+	return rc;
 }

@@ -1,6 +1,10 @@
 /* sim_opts: the command line of `aimaas-sim serve`, parsed like vLLM's
  * argparse does it (--flag value, --flag=value, nargs='+' lists, the short
- * aliases), refusing unknown flags with usage text and exit status 2. */
+ * aliases), refusing unknown flags with usage text and exit status 2. With
+ * `--sim-flavor sglang|llama.cpp` first, it takes that engine's command
+ * line instead (`python3 -m sglang.launch_server ...`'s arguments after
+ * `python3`, llama-server's), as aimaas builds them, read into the same
+ * options. */
 #ifndef SIM_OPTS_H
 #define SIM_OPTS_H
 
@@ -11,6 +15,8 @@
 
 enum sim_kind { SIM_CHAT, SIM_EMBED, SIM_RERANK };
 enum sim_mode { SIM_RANDOM, SIM_ECHO };
+/* The engine the simulator plays: its command line and its /metrics names. */
+enum sim_flavor { SIM_FLAVOR_VLLM, SIM_FLAVOR_SGLANG, SIM_FLAVOR_LLAMACPP };
 
 struct sim_lora {
 	char name[128];
@@ -19,6 +25,7 @@ struct sim_lora {
 };
 
 struct sim_opts {
+	enum sim_flavor flavor;
 	/* vLLM's */
 	const char *model;
 	const char *host;
@@ -46,6 +53,7 @@ struct sim_opts {
 	int max_waiting;
 	const char *startup_error;  /* print this as the fatal cause and exit 1 */
 	int crash_after_ms;         /* exit 1 this long after becoming ready */
+	char config_key[256];       /* SGLang: the api-key of its --config file (api_key points here) */
 };
 
 /* 0 on success; on a bad or unknown flag prints vLLM-style usage to stderr

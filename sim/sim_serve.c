@@ -15,6 +15,7 @@
 #include "base/am_mem.h"
 #include "base/am_time.h"
 #include "sim_config.h"
+#include "sim_metrics.h"
 #include "sim_resp.h"
 #include "sim_schema.h"
 #include "sim_state.h"
@@ -956,61 +957,14 @@ static void unload_lora(struct sim *s, struct am_http_req *req, json_t *body)
 	sim_error(req, 404, "NotFoundError", "The lora adapter '%s' cannot be found.", name ? name : "");
 }
 
-static void hist_render(struct am_buf *b, const char *name, const struct sim_hist *h, const char *labels)
-{
-	am_buf_printf(b, "# HELP %s Histogram of %s.\n# TYPE %s histogram\n", name, name + 5, name);
-	uint64_t cum = 0;
-	for (int i = 0; i <= h->nb; i++) {
-		cum += h->counts[i];
-		if (i < h->nb)
-			am_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, h->bounds[i], (unsigned long long)cum);
-		else
-			am_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
-	}
-	am_buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
-		      (unsigned long long)h->count);
-}
-
 static void metrics(struct sim *s, struct am_http_req *req)
 {
 	struct am_buf b;
 	am_buf_init(&b, 1 << 20);
-	char labels[400];
-	am_fmt(labels, sizeof labels, "engine=\"0\",model_name=\"%s\"", s->name_json);
 	uint64_t used = 0;
 	for (struct sim_req *r = s->running; r; r = r->next)
 		used += r->prompt_tokens + r->sent;
-	double kv = s->kv_capacity ? (double)used / (double)s->kv_capacity : 0;
-	am_buf_printf(&b,
-		      "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
-		      "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{%s} %d\n"
-		      "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
-		      "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{%s} %d\n"
-		      "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
-		      "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{%s} %.6f\n"
-		      "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.\n"
-		      "# TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{%s} %llu\n"
-		      "# HELP vllm:generation_tokens_total Number of generation tokens processed.\n"
-		      "# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{%s} %llu\n"
-		      "# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.\n"
-		      "# TYPE vllm:num_preemptions_total counter\nvllm:num_preemptions_total{%s} 0\n"
-		      "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.\n"
-		      "# TYPE vllm:prefix_cache_queries_total counter\nvllm:prefix_cache_queries_total{%s} %llu\n"
-		      "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.\n"
-		      "# TYPE vllm:prefix_cache_hits_total counter\nvllm:prefix_cache_hits_total{%s} %llu\n"
-		      "# HELP vllm:request_success_total Count of successfully processed requests.\n"
-		      "# TYPE vllm:request_success_total counter\n"
-		      "vllm:request_success_total{%s,finished_reason=\"stop\"} %llu\n"
-		      "vllm:request_success_total{%s,finished_reason=\"length\"} %llu\n"
-		      "vllm:request_success_total{%s,finished_reason=\"abort\"} %llu\n",
-		      labels, s->nrunning, labels, s->nwaiting, labels, kv, labels, (unsigned long long)s->prompt_tokens,
-		      labels, (unsigned long long)s->gen_tokens, labels, labels, (unsigned long long)s->prefix_queries,
-		      labels, (unsigned long long)s->prefix_hits, labels, (unsigned long long)s->success_stop, labels,
-		      (unsigned long long)s->success_length, labels, (unsigned long long)s->success_abort);
-	hist_render(&b, "vllm:time_to_first_token_seconds", &s->ttft, labels);
-	hist_render(&b, "vllm:inter_token_latency_seconds", &s->itl, labels);
-	hist_render(&b, "vllm:e2e_request_latency_seconds", &s->e2e, labels);
-	hist_render(&b, "vllm:request_queue_time_seconds", &s->queue, labels);
+	sim_metrics_render(s, s->kv_capacity ? (double)used / (double)s->kv_capacity : 0, &b);
 	am_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	am_buf_free(&b);
 }
@@ -1309,8 +1263,12 @@ int sim_serve_main(int argc, char **argv)
 	for (int i = 0; i < s->nloras; i++)
 		if (!s->loras[i].base[0])
 			am_strlcpy(s->loras[i].base, s->name, sizeof s->loras[i].base);
-	if (!s->o.api_key && getenv("VLLM_API_KEY") && *getenv("VLLM_API_KEY"))
-		s->o.api_key = getenv("VLLM_API_KEY"); /* as vLLM: the flag, else the environment */
+	/* as the engine: the flag, else vLLM's or llama-server's variable
+	 * (SGLang reads its key from the flag or its --config file only) */
+	const char *key_env = s->o.flavor == SIM_FLAVOR_VLLM ? "VLLM_API_KEY"
+			      : s->o.flavor == SIM_FLAVOR_LLAMACPP ? "LLAMA_ARG_API_KEY" : NULL;
+	if (!s->o.api_key && key_env && getenv(key_env) && *getenv(key_env))
+		s->o.api_key = getenv(key_env);
 	const char *rl = getenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING");
 	s->runtime_lora = rl && (!strcasecmp(rl, "true") || !strcmp(rl, "1"));
 	s->kv_capacity = (uint64_t)s->o.max_num_seqs * 256 > (uint64_t)s->max_model_len * 4

@@ -500,7 +500,11 @@ static void run(struct am_ctx *ctx, am_api_fn fn)
 	am_err_clear(&err);
 	int rc;
 	if (!ctx->route->task_kind) {
+		/* one snapshot for the handler's reads, the locks taken once (a
+		 * write, rare here, ends it first) */
+		am_store_read_begin(st);
 		rc = fn(ctx, &err);
+		am_store_read_end(st);
 		if (rc == 0 && ctx->deferred)
 			return;
 	} else {

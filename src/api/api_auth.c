@@ -155,18 +155,30 @@ static int change_password(struct am_ctx *ctx, struct am_err *err)
 
 #define TOKEN_COLS "s.id, s.name, s.token_hint, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, u.username AS owner"
 
+/* GET /tokens: one's personal tokens, newest first (an admin's ?all=true:
+ * everyone's), paged by keyset (?after=<next>: ids below it). */
 static int tokens_list(struct am_ctx *ctx, struct am_err *err)
 {
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
+		return -1;
 	char all[8] = "";
 	am_http_query(ctx->req, "all", all, sizeof all);
-	int everyone = ctx->who.admin && strcmp(all, "true") == 0;
+	long long everyone = ctx->who.admin && strcmp(all, "true") == 0;
 	json_t *rows = NULL;
 	if (am_store_rows(ctx->srv->store, &rows,
 			  "SELECT " TOKEN_COLS " FROM sessions s JOIN users u ON u.id = s.user_id"
-			  " WHERE s.kind = 'token' AND (?1 OR s.user_id = ?2) ORDER BY s.id DESC", "ii",
-			  (long long)everyone, ctx->who.user_id) != 0)
+			  " WHERE s.kind = 'token' AND (?1 OR s.user_id = ?2) AND (?3 = 0 OR s.id < ?3)"
+			  " ORDER BY s.id DESC LIMIT ?4 OFFSET ?5", "iiiii", everyone, ctx->who.user_id, after, limit,
+			  offset) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0,
+				   "SELECT COUNT(*) FROM sessions WHERE kind = 'token' AND (?1 OR user_id = ?2)", "ii", everyone,
+				   ctx->who.user_id) != 0)) {
+		json_decref(rows);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read tokens");
-	ctx->resp = am_api_list(rows, (long long)json_array_size(rows), (long long)json_array_size(rows), 0);
+	}
+	ctx->resp = am_api_list_keyset(rows, total, limit, offset, am_api_next(rows, limit));
 	return 0;
 }
 

@@ -257,15 +257,27 @@ static json_t *ds_row(void *st, long long id) /* for am_api_render_ids */
 	return ds_json(st, id, 0);
 }
 
+/* GET /datasets: one's own and the shared ones (an admin's: all), newest
+ * first, paged by keyset (?after=<next>: ids below it). */
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
-	(void)err;
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
+		return -1;
 	json_t *ids = NULL;
-	/* one's own and the shared ones; admins all */
-	am_store_rows(ctx->srv->store, &ids, "SELECT id FROM datasets WHERE ?1 OR owner_id = ?2 OR visibility = 'shared'"
-		      " ORDER BY id DESC", "ii", (long long)ctx->who.admin, ctx->who.user_id);
-	json_t *items = am_api_render_ids(ids, ds_row, ctx->srv->store);
-	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
+	if (am_store_rows(ctx->srv->store, &ids,
+			  "SELECT id FROM datasets WHERE (?1 OR owner_id = ?2 OR visibility = 'shared') AND (?3 = 0 OR id < ?3)"
+			  " ORDER BY id DESC LIMIT ?4 OFFSET ?5", "iiiii", (long long)ctx->who.admin, ctx->who.user_id, after,
+			  limit, offset) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0,
+				   "SELECT COUNT(*) FROM datasets WHERE ?1 OR owner_id = ?2 OR visibility = 'shared'", "ii",
+				   (long long)ctx->who.admin, ctx->who.user_id) != 0)) {
+		json_decref(ids);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not read datasets");
+	}
+	long long next = am_api_next(ids, limit);
+	ctx->resp = am_api_list_keyset(am_api_render_ids(ids, ds_row, ctx->srv->store), total, limit, offset, next);
 	return 0;
 }
 

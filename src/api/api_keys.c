@@ -120,17 +120,29 @@ static json_t *key_row(void *st, long long id) /* for am_api_render_ids */
 	return key_json(st, id);
 }
 
+/* GET /keys: one's own keys, newest first (an admin's ?all=true: everyone's),
+ * paged by keyset (?after=<next>: ids below it). */
 static int list(struct am_ctx *ctx, struct am_err *err)
 {
+	long long limit, offset, after, total = -1;
+	int count;
+	if (am_api_page(ctx, &limit, &offset, err) != 0 || am_api_keyset(ctx, &after, &count, err) != 0)
+		return -1;
 	char all[8] = "";
 	am_http_query(ctx->req, "all", all, sizeof all);
-	int everyone = ctx->who.admin && !strcmp(all, "true");
+	long long everyone = ctx->who.admin && !strcmp(all, "true");
 	json_t *ids = NULL;
-	if (am_store_rows(ctx->srv->store, &ids, "SELECT id FROM api_keys WHERE (?1 OR user_id = ?2) ORDER BY id DESC", "ii",
-			  (long long)everyone, ctx->who.user_id) != 0)
+	if (am_store_rows(ctx->srv->store, &ids,
+			  "SELECT id FROM api_keys WHERE (?1 OR user_id = ?2) AND (?3 = 0 OR id < ?3)"
+			  " ORDER BY id DESC LIMIT ?4 OFFSET ?5", "iiiii", everyone, ctx->who.user_id, after, limit,
+			  offset) != 0 ||
+	    (count && am_store_int(ctx->srv->store, &total, 0, "SELECT COUNT(*) FROM api_keys WHERE ?1 OR user_id = ?2",
+				   "ii", everyone, ctx->who.user_id) != 0)) {
+		json_decref(ids);
 		return am_err_set(err, AM_E_INTERNAL, "", "could not read keys");
-	json_t *items = am_api_render_ids(ids, key_row, ctx->srv->store);
-	ctx->resp = am_api_list(items, (long long)json_array_size(items), (long long)json_array_size(items), 0);
+	}
+	long long next = am_api_next(ids, limit);
+	ctx->resp = am_api_list_keyset(am_api_render_ids(ids, key_row, ctx->srv->store), total, limit, offset, next);
 	return 0;
 }
 

@@ -1,8 +1,9 @@
 /* api_playground: one chat request sent to several served models at once
  * and the answers returned side by side, e.g. a base model and the LoRA
- * adapter fine-tuned from it. The models are resolved as the gateway
- * resolves them (deployment names, aliases, adapters) and called directly
- * on their engines, in parallel, from the main loop. */
+ * adapter fine-tuned from it. Each model is called through the gateway
+ * (am_gateway_connect), in parallel, from the main loop: the gateway
+ * routes it, answers for a model that is not running, and meters it under
+ * the caller as it meters the console's own /v1 calls. */
 #include <math.h>
 #include <string.h>
 
@@ -62,7 +63,7 @@ static void on_answer(int status, const char *body, size_t len, void *data)
 	else {
 		const char *why = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
 		l->result = json_pack("{s:s,s:i,s:s,s:f}", "model", l->model, "status", status ? status : 502, "error",
-				      why ? why : status ? "the engine refused the request" : "the engine did not answer", "latency_ms",
+				      why ? why : status ? "the gateway refused the request" : "the gateway did not answer", "latency_ms",
 				      ms);
 	}
 	json_decref(j);
@@ -102,15 +103,12 @@ static int compare(struct am_ctx *ctx, struct am_err *err)
 			return am_err_set(err, AM_E_INVALID, "messages", "messages[%zu] needs a 'role' and a 'content'", i);
 	if (temp && (!json_is_number(temp) || json_number_value(temp) < 0 || json_number_value(temp) > 2))
 		return am_err_set(err, AM_E_INVALID, "temperature", "'temperature' must be a number from 0 to 2");
-	int ports[CMP_MAX];
-	char hosts[CMP_MAX][64], keys[CMP_MAX][80], names[CMP_MAX][129];
 	json_array_foreach(models, i, m) {
-		char why[300];
 		if (!json_is_string(m))
 			return am_err_set(err, AM_E_INVALID, "models", "models[%zu] must be a served model name", i);
-		if (am_gateway_resolve(ctx->srv->gateway, json_string_value(m), hosts[i], sizeof hosts[i], &ports[i], keys[i],
-				       sizeof keys[i], names[i], sizeof names[i], why, sizeof why) != 0)
-			return am_err_set(err, AM_E_INVALID, "models", "models[%zu]: %s", i, why);
+		if (!am_gateway_serves(ctx->srv->gateway, json_string_value(m)))
+			return am_err_set(err, AM_E_INVALID, "models", "models[%zu]: no deployment serves '%.128s'", i,
+					  json_string_value(m));
 	}
 	struct compare *c = am_calloc(1, sizeof *c);
 	c->req = ctx->req;
@@ -119,7 +117,7 @@ static int compare(struct am_ctx *ctx, struct am_err *err)
 		struct leg *l = &c->legs[k];
 		l->c = c;
 		am_strlcpy(l->model, json_string_value(json_array_get(models, (size_t)k)), sizeof l->model);
-		json_t *body = json_pack("{s:s,s:O,s:I,s:b}", "model", names[k], "messages", messages, "max_tokens",
+		json_t *body = json_pack("{s:s,s:O,s:I,s:b}", "model", l->model, "messages", messages, "max_tokens",
 					 (json_int_t)max_tokens, "stream", 0);
 		if (temp)
 			json_object_set(body, "temperature", temp);
@@ -127,9 +125,11 @@ static int compare(struct am_ctx *ctx, struct am_err *err)
 			json_object_set_new(body, "seed", json_integer(seed));
 		char *s = am_json_dump(body);
 		json_decref(body);
+		char hdrs[256] = "";
+		int fd = am_gateway_connect(ctx->srv->gateway, ctx->who.user_id, hdrs, sizeof hdrs);
 		l->start_ns = am_now_ns();
-		l->cr = am_client_request(ctx->srv->base, hosts[k], ports[k], "POST", "/v1/chat/completions", keys[k], s,
-					  strlen(s), 300000, 16u << 20, on_answer, l);
+		l->cr = am_client_request_fd(ctx->srv->base, fd, "POST", "/v1/chat/completions", hdrs, s, strlen(s), 300000,
+					     16u << 20, on_answer, l);
 		free(s);
 	}
 	am_http_on_abort(ctx->req, on_abort, c);

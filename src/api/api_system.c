@@ -5,11 +5,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
 #include "../gateway/am_gateway.h"
 #include "../gpu/am_inventory.h"
+#include "../node/am_node.h"
 #include "../obs/am_metrics.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -59,6 +62,41 @@ static int metrics_allowed(struct am_ctx *ctx, struct am_err *err)
 			  "admin's; or start aimaas with --metrics-public");
 }
 
+/* Every node's GPUs in Prometheus text: from the capacity view (the local
+ * node's cards and every other ready node's, with aimaas's reservations)
+ * total and reserved memory; the card's own readings (memory used,
+ * utilisation) where the live inventory has them (the local node's real
+ * cards). */
+static void render_gpus(struct am_server *srv, struct am_buf *out)
+{
+	struct am_capacity cap;
+	am_capacity_db_load(srv, &cap);
+	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
+	am_inventory_get(srv->inv, snap);
+	am_buf_adds(out, "# HELP aimaas_gpu_memory_bytes GPU memory by state: total, used (as the card reports it),"
+			 " reserved (by aimaas's placements).\n# TYPE aimaas_gpu_memory_bytes gauge\n");
+	for (int i = 0; i < cap.n; i++) {
+		const struct am_plan_gpu *g = &cap.gpus[i];
+		am_buf_printf(out, "aimaas_gpu_memory_bytes{node=\"%s\",gpu=\"%d\",uuid=\"%s\",state=\"total\"} %llu\n",
+			      g->node, g->index, g->id, (unsigned long long)g->total);
+		am_buf_printf(out, "aimaas_gpu_memory_bytes{node=\"%s\",gpu=\"%d\",uuid=\"%s\",state=\"reserved\"} %llu\n",
+			      g->node, g->index, g->id, (unsigned long long)g->reserved);
+	}
+	for (int i = 0; i < snap->n; i++)
+		if (!snap->gpus[i].simulated)
+			am_buf_printf(out, "aimaas_gpu_memory_bytes{node=\"%s\",gpu=\"%d\",uuid=\"%s\",state=\"used\"} %llu\n",
+				      AM_LOCAL_NODE, snap->gpus[i].index, snap->gpus[i].uuid,
+				      (unsigned long long)snap->gpus[i].mem_used);
+	am_buf_adds(out, "# HELP aimaas_gpu_utilization_ratio GPU busy fraction.\n"
+			 "# TYPE aimaas_gpu_utilization_ratio gauge\n");
+	for (int i = 0; i < snap->n; i++)
+		if (snap->gpus[i].util_gpu >= 0 && !snap->gpus[i].simulated)
+			am_buf_printf(out, "aimaas_gpu_utilization_ratio{node=\"%s\",gpu=\"%d\",uuid=\"%s\"} %.2f\n",
+				      AM_LOCAL_NODE, snap->gpus[i].index, snap->gpus[i].uuid, snap->gpus[i].util_gpu / 100.0);
+	free(snap);
+	am_capacity_free(&cap);
+}
+
 static int metrics(struct am_ctx *ctx, struct am_err *err)
 {
 	if (metrics_allowed(ctx, err) != 0)
@@ -72,27 +110,7 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 		      (double)ctx->srv->started_ms / 1000.0);
 	am_metrics_render(am__api_metrics(ctx->srv->api), &out);
 	am_gateway_render_metrics(ctx->srv->gateway, &out);
-	struct am_inventory_snapshot *snap = malloc(sizeof *snap);
-	if (snap) {
-		am_inventory_get(ctx->srv->inv, snap);
-		am_buf_adds(&out, "# HELP aimaas_gpu_memory_bytes GPU memory by state, as the card reports it.\n"
-				  "# TYPE aimaas_gpu_memory_bytes gauge\n");
-		for (int i = 0; i < snap->n; i++) {
-			const struct am_gpu_info *g = &snap->gpus[i];
-			am_buf_printf(&out, "aimaas_gpu_memory_bytes{node=\"local\",gpu=\"%d\",uuid=\"%s\",state=\"total\"} %llu\n",
-				      g->index, g->uuid, (unsigned long long)g->mem_total);
-			if (!g->simulated)
-				am_buf_printf(&out, "aimaas_gpu_memory_bytes{node=\"local\",gpu=\"%d\",uuid=\"%s\",state=\"used\"} %llu\n",
-					      g->index, g->uuid, (unsigned long long)g->mem_used);
-		}
-		am_buf_adds(&out, "# HELP aimaas_gpu_utilization_ratio GPU busy fraction.\n"
-				  "# TYPE aimaas_gpu_utilization_ratio gauge\n");
-		for (int i = 0; i < snap->n; i++)
-			if (snap->gpus[i].util_gpu >= 0 && !snap->gpus[i].simulated)
-				am_buf_printf(&out, "aimaas_gpu_utilization_ratio{node=\"local\",gpu=\"%d\",uuid=\"%s\"} %.2f\n",
-					      snap->gpus[i].index, snap->gpus[i].uuid, snap->gpus[i].util_gpu / 100.0);
-		free(snap);
-	}
+	render_gpus(ctx->srv, &out);
 	am_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
 	am_buf_free(&out);
 	return 0;

@@ -20,6 +20,7 @@
 #include "../base/am_time.h"
 #include "am_due.h"
 #include "am_routes.h"
+#include "deploy_internal.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../node/am_node.h"
@@ -1542,4 +1543,10 @@ void am_deploy_describe(struct am_deploy *d, json_t *inst, json_t *out)
 		json_object_update(out, more);
 		json_decref(more);
 	}
+}
+
+/* See deploy_internal.h. */
+struct am_server *am__deploy_server(struct am_deploy *d)
+{
+	return d->srv;
 }

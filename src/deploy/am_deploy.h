@@ -95,4 +95,110 @@ int am_deploy_owns_ref(struct am_deploy *d, const char *ref);
 /* Which GPU process ids belong to aimaas's engines (the runtime says). */
 int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id);
 
+/* ---- verbs (am_deploy_verbs.c): the API's changes to deployments ----
+ * The API parses JSON, authorizes and answers; these validate what belongs
+ * to deployments (names, engine, model, adapters, capacity), write the
+ * deployments table and record the task the reconciler finishes. Each runs
+ * in the caller's transaction (the API dispatcher's), or in its own when
+ * there is none; on failure nothing is written, err names the field. */
+
+/* Who acts: the owner of what is created, the actor of the tasks. */
+struct am_deploy_actor {
+	long long user_id;
+	const char *username;
+	int admin;                 /* may let a model run its own code; no quota */
+};
+
+/* A LoRA adapter served on the deployment's base model. */
+struct am_deploy_lora {
+	const char *name;          /* the model name clients send; NULL when not a string */
+	const char *model_ref;     /* as the caller named the adapter (for messages) */
+	long long model_id;        /* the caller resolved it to a model it may see; 0 when none */
+};
+
+#define AM_DEPLOY_MAX_NAMES 16 /* aliases and adapters per deployment */
+
+/* A deployment as POST /deployments asks for it (docs/api.md). Strings and
+ * JSON values are borrowed for the call. JSON values are the request's as
+ * sent (any type): the checks name the field when one is not as expected. */
+struct am_deploy_spec {
+	const char *name;          /* what clients send as "model" */
+	const char *model_ref;     /* as the caller named the model (for messages) */
+	long long model_id;        /* resolved by the caller; 0 when none it may see */
+	const char *engine;        /* NULL: "vllm" */
+	int replicas;              /* 0: 1 */
+	int gpus_per_replica;      /* 0: from the pinned GPUs, else 1 */
+	json_t *gpus;              /* pinned GPUs (ids or "node:index"), or NULL */
+	const char *placement;     /* NULL: "binpack"; or "spread" */
+	int max_model_len;         /* 0: the planner's */
+	int max_num_seqs;          /* 0: the engine's default */
+	double gpu_memory_utilization; /* 0: the planner's */
+	json_t *engine_args;       /* a list of strings, or NULL */
+	json_t *env;               /* an object of strings, or NULL */
+	int trust_remote_code;
+	int start;                 /* desired running (else stopped) */
+	const char *aliases[AM_DEPLOY_MAX_NAMES]; /* NULL entries: not a string */
+	int naliases;
+	struct am_deploy_lora loras[AM_DEPLOY_MAX_NAMES];
+	int nloras;
+};
+
+/* What am_deploy_create made (or, for a dry run, would make). */
+struct am_deploy_created {
+	long long id;              /* 0 for a dry run */
+	long long task_id;         /* the create task when started, else 0 */
+	json_t *plan;              /* the planner's choice: owned, free with json_decref */
+	struct am_argv argv, env;  /* dry run: the first replica's command; free with am_argv_free */
+};
+
+/* Validates spec, plans its replicas and, unless dry_run, records the
+ * deployment (owned by who), places its replicas when it starts and records
+ * a running "deployment.create" task the reconciler finishes. A dry run
+ * reads only: out gets the plan and the command. 0 with out (release with
+ * am_deploy_created_free), or -1 with err. */
+int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *spec, int dry_run, const struct am_deploy_actor *who,
+		     struct am_deploy_created *out, struct am_err *err);
+void am_deploy_created_free(struct am_deploy_created *c);
+
+/* A PATCH: only the fields marked present change. */
+struct am_deploy_patch {
+	int replicas;              /* 0: unchanged */
+	int max_num_seqs;          /* 0: unchanged */
+	json_t *engine_args;       /* NULL: unchanged; masked values ("--x=********") keep what is stored */
+	json_t *env;               /* NULL: unchanged; "********" keeps what is stored */
+	int has_aliases;
+	const char *aliases[AM_DEPLOY_MAX_NAMES];
+	int naliases;
+	int has_loras;             /* with nloras 0: serve none */
+	struct am_deploy_lora loras[AM_DEPLOY_MAX_NAMES];
+	int nloras;
+};
+
+/* Applies a patch to deployment id: an engine that sees a change (adapters,
+ * arguments, environment, max_num_seqs) restarts; more replicas of a
+ * running deployment must fit now (else AM_E_CONFLICT on "replicas");
+ * aliases reach the gateway without a restart. Records a running
+ * "deployment.update" task (its id in *task_id). 0, or -1 with err. */
+int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_patch *patch, const char *actor,
+		     long long *task_id, struct am_err *err);
+
+/* The actions: the deployment's desired state changes and the reconciler
+ * acts on it, finishing the task recorded here (its id in *task_id; one
+ * still open is cancelled). Start also forgets failed instances; restart
+ * stops every instance so each is placed and started anew; delete stops
+ * them and then removes the deployment. AM_E_CONFLICT while it is being
+ * deleted. 0, or -1 with err. */
+int am_deploy_want_running(struct am_deploy *d, long long id, const char *actor, long long *task_id, struct am_err *err);
+int am_deploy_want_stopped(struct am_deploy *d, long long id, const char *actor, long long *task_id, struct am_err *err);
+int am_deploy_want_restarted(struct am_deploy *d, long long id, const char *actor, long long *task_id, struct am_err *err);
+int am_deploy_want_deleted(struct am_deploy *d, long long id, const char *actor, long long *task_id, struct am_err *err);
+
+/* An engine's admin-set allow list ("env_allow" or "args_allow"), or NULL. */
+json_t *am_deploy_engine_allow(struct am_deploy *d, const char *engine, const char *col);
+/* An admin's settings of an engine, as the API checked them: binary (NULL:
+ * unchanged; "": the default), the custom engine's argv template and the
+ * allow lists (JSON lists as text; NULL: unchanged). 0, or -1 with err. */
+int am_deploy_engine_set(struct am_deploy *d, const char *engine, const char *binary, const char *argv,
+			 const char *env_allow, const char *args_allow, struct am_err *err);
+
 #endif

@@ -340,7 +340,6 @@ static int build_custom(const struct am_launch *l, struct am_argv *a, struct am_
 
 static const char *const chat_kinds[] = { "llm", "vlm", "embedding", "rerank", NULL };
 static const char *const gguf_kinds[] = { "llm", "embedding", "rerank", NULL };
-static const char *const vllm_ready[] = { "Application startup complete.", NULL };
 static const char *const vllm_fatal[] = {
 	"must be divisible by tensor parallel size", "is larger than the number of available GPUs", "CUDA out of memory",
 	"OutOfMemoryError", "No available memory for the cache blocks", "To serve at least one request with the models's max seq len",
@@ -348,10 +347,8 @@ static const char *const vllm_fatal[] = {
 	"expected one argument", "No such file or directory", "does not appear to have a file named", "ValueError:",
 	"RuntimeError:", "EngineDeadError", "Engine core initialization failed", "Traceback", NULL,
 };
-static const char *const sglang_ready[] = { "The server is fired up and ready to roll!", NULL };
 static const char *const sglang_fatal[] = { "CUDA out of memory", "OutOfMemoryError", "Address already in use", "error: argument",
 					    "unrecognized arguments", "ValueError:", "RuntimeError:", "Traceback", NULL };
-static const char *const llama_ready[] = { "server is listening on", NULL };
 static const char *const llama_fatal[] = { "failed to load model", "out of memory", "couldn't bind", "error: invalid argument",
 					   "error:", NULL };
 static const char *const custom_fatal[] = { "out of memory", "Address already in use", "Error", NULL };
@@ -449,17 +446,17 @@ static const struct am_engine_metrics llama_metrics = {
 };
 
 static const struct am_engine_def engines[] = {
-	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_ready, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE,
+	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE,
 	  vllm_owned, &vllm_metrics },
-	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_ready, sglang_fatal, build_sglang,
+	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_fatal, build_sglang,
 	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics },
-	{ "llama.cpp", "llama.cpp (llama-server)", "llama-server", "/health", 1, gguf_kinds, llama_ready, llama_fatal,
+	{ "llama.cpp", "llama.cpp (llama-server)", "llama-server", "/health", 1, gguf_kinds, llama_fatal,
 	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics },
 	{ "aimaas-sim", "aimaas-sim (simulated vLLM, for tests and demos)", "aimaas-sim", "/health", 0, chat_kinds,
-	  vllm_ready, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics },
+	  vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics },
 	/* an admin's program: its parser unknown, the common table only;
 	 * metrics read as vLLM's (most custom engines are vLLM builds) */
-	{ "custom", "Custom command", "", "/health", 0, chat_kinds, NULL, custom_fatal, build_custom, AM_FLAGS_ARGPARSE,
+	{ "custom", "Custom command", "", "/health", 0, chat_kinds, custom_fatal, build_custom, AM_FLAGS_ARGPARSE,
 	  common_owned, &vllm_metrics },
 };
 

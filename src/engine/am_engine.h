@@ -1,6 +1,8 @@
 /* am_engine: serving engines as adapters. Each engine is a small table:
- * how to build argv and environment from a launch spec, its health URL, and
- * the log lines that mean ready or fatal. The runtime never knows which
+ * how to build argv and environment from a launch spec, its health URL
+ * (an engine is ready when it answers 200 there: every engine's server
+ * listens only once its model is loaded, or answers 503 until then), and
+ * the log lines that name a fatal error. The runtime never knows which
  * engine it runs. Engines: vllm, sglang, llama.cpp (llama-server),
  * aimaas-sim (vLLM's flags, for tests and demos) and custom (an argv
  * template an admin defines). */
@@ -107,7 +109,6 @@ struct am_engine_def {
 	const char *health_path;
 	int wants_gguf;              /* 1: a .gguf file, 0: a folder */
 	const char *const *kinds;    /* model kinds it serves */
-	const char *const *ready_lines;
 	const char *const *fatal_lines; /* most specific first */
 	int (*build)(const struct am_launch *l, struct am_argv *argv, struct am_argv *env, struct am_err *err);
 	enum am_engine_flags flag_match;

@@ -1,6 +1,8 @@
 /* am_finetune: see am_finetune.h. */
 #include "am_finetune.h"
+#include "am_job_state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/event.h>
@@ -14,6 +16,7 @@
 
 #include "../am_server.h"
 #include "../base/am_buf.h"
+#include "../base/am_err.h"
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -25,145 +28,17 @@
 #include "../base/am_file.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
+#include "../sched/am_capacity.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
 
-#define GB 1000000000.0
 
 struct am_finetune {
 	struct am_server *srv;
 	struct event *tick, *kick;
 	int kicked;
 };
-
-/* ---- templates and memory ---- */
-
-static const struct {
-	const char *arch, *tmpl;
-} arch_templates[] = {
-	{ "Qwen3ForCausalLM", "qwen3" }, { "Qwen3MoeForCausalLM", "qwen3" }, { "Qwen2ForCausalLM", "qwen" },
-	{ "Qwen2MoeForCausalLM", "qwen" }, { "Qwen2VLForConditionalGeneration", "qwen2_vl" },
-	{ "Qwen2_5_VLForConditionalGeneration", "qwen2_vl" }, { "Qwen3VLForConditionalGeneration", "qwen3_vl" },
-	{ "MllamaForConditionalGeneration", "mllama" }, { "Llama4ForConditionalGeneration", "llama4" },
-	{ "DeepseekV3ForCausalLM", "deepseek3" }, { "DeepseekV2ForCausalLM", "deepseek" },
-	{ "Glm4ForCausalLM", "glm4" }, { "ChatGLMModel", "chatglm3" }, { "MistralForCausalLM", "mistral" },
-	{ "MixtralForCausalLM", "mistral" }, { "Gemma3ForCausalLM", "gemma3" },
-	{ "Gemma3ForConditionalGeneration", "gemma3" }, { "Gemma2ForCausalLM", "gemma2" }, { "GemmaForCausalLM", "gemma" },
-	{ "Phi3ForCausalLM", "phi" }, { "InternLM2ForCausalLM", "intern2" }, { "InternVLChatModel", "intern_vl" },
-};
-
-static const char *const known_templates[] = {
-	"qwen", "qwen3", "qwen3_nothink", "qwen2_vl", "qwen3_vl", "llama2", "llama3", "llama4", "mllama", "deepseek",
-	"deepseek3", "deepseekr1", "glm4", "chatglm3", "mistral", "yi", "intern2", "intern_vl", "gemma", "gemma2",
-	"gemma3", "phi", "phi4", "default", "alpaca", "empty", "vicuna", "baichuan2", "cohere", "falcon", "llava",
-};
-
-const char *am_finetune_template_for(const char *architecture, const char *model_type)
-{
-	if (architecture) {
-		for (size_t i = 0; i < sizeof arch_templates / sizeof arch_templates[0]; i++)
-			if (!strcmp(architecture, arch_templates[i].arch))
-				return arch_templates[i].tmpl;
-		if (!strcmp(architecture, "LlamaForCausalLM")) /* Llama 3 has a 128k vocabulary; Llama 2 32k */
-			return model_type && !strcmp(model_type, "llama2") ? "llama2" : "llama3";
-	}
-	return "default";
-}
-
-int am_finetune_template_ok(const char *t)
-{
-	for (size_t i = 0; i < sizeof known_templates / sizeof known_templates[0]; i++)
-		if (!strcmp(t, known_templates[i]))
-			return 1;
-	return 0;
-}
-
-uint64_t am_finetune_mem_need(const char *method, int bits, long long parameters, int ngpus, int deepspeed, int pure_bf16)
-{
-	double x = (double)parameters / 1e9, gb;
-	if (!strcmp(method, "full"))
-		gb = (pure_bf16 ? 8.0 : 18.0) * x;
-	else if (!strcmp(method, "qlora"))
-		gb = bits == 8 ? x : x / 2.0;
-	else /* lora, freeze */
-		gb = 2.0 * x;
-	if (gb < 1.0)
-		gb = 1.0; /* CUDA context and activations, however small the model */
-	if (!strcmp(method, "full") && deepspeed && ngpus > 1)
-		gb /= ngpus; /* ZeRO shards weights, gradients and optimizer states */
-	if (!(gb * GB < 1.8e19))
-		return UINT64_MAX; /* a hostile parameter count: fits no card, and no float-to-integer overflow */
-	return (uint64_t)(gb * GB);
-}
-
-/* ---- trainer_log.jsonl ---- */
-
-static json_t *point(json_t *r)
-{
-	static const char *const keys[][2] = { { "current_steps", "step" }, { "total_steps", "total" }, { "loss", "loss" },
-					       { "eval_loss", "eval_loss" }, { "lr", "lr" }, { "epoch", "epoch" },
-					       { "percentage", "percentage" }, { "elapsed_time", "elapsed" },
-					       { "remaining_time", "remaining" } };
-	json_t *p = json_object();
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(r, keys[i][0]);
-		if (v && !json_is_null(v))
-			json_object_set(p, keys[i][1], v);
-	}
-	return p;
-}
-
-json_t *am_finetune_progress(const char *path)
-{
-	char **lines = NULL;
-	int n = am_file_tail(path, 4, &lines);
-	json_t *out = NULL;
-	for (int i = n - 1; i >= 0 && !out; i--) {
-		json_t *r = json_loads(lines[i], 0, NULL);
-		if (json_is_object(r) && json_object_get(r, "current_steps"))
-			out = point(r);
-		json_decref(r);
-	}
-	am_file_lines_free(lines, n);
-	return out;
-}
-
-json_t *am_finetune_series(const char *path, int max)
-{
-	json_t *all = json_array();
-	FILE *f = fopen(path, "re");
-	if (f) {
-		char *line = NULL;
-		size_t cap = 0;
-		while (getline(&line, &cap, f) > 0) {
-			json_t *r = json_loads(line, 0, NULL);
-			if (json_is_object(r) && json_object_get(r, "current_steps"))
-				json_array_append_new(all, point(r));
-			json_decref(r);
-		}
-		free(line);
-		fclose(f);
-	}
-	size_t n = json_array_size(all);
-	if (max < 2 || n <= (size_t)max)
-		return all;
-	json_t *thin = json_array();
-	double stride = (double)(n - 1) / (double)(max - 1);
-	size_t next = 0;
-	for (size_t i = 0; i < n; i++) {
-		json_t *p = json_array_get(all, i);
-		if (i == next || i == n - 1 || json_object_get(p, "eval_loss")) {
-			json_array_append(thin, p);
-			if (i == next)
-				next = (size_t)((double)(json_array_size(thin)) * stride);
-			if (next <= i)
-				next = i + 1;
-		}
-	}
-	json_decref(all);
-	return thin;
-}
 
 /* ---- the job folder ---- */
 
@@ -416,29 +291,134 @@ out:
 static void job_started(struct am_finetune *f, long long id, const char *ref);
 static void export_started(struct am_finetune *f, long long id, const char *ref);
 
-static void set_state(struct am_finetune *f, long long id, const char *state, const char *reason)
+/* What a move writes besides the state and its reason, by where it goes:
+ * ref for a trainer (or merge) that started, task for a resumed job, name
+ * for a merge asked for. */
+struct move_cols {
+	const char *ref;
+	long long task;
+	const char *name;
+};
+
+/* A move the machine refused, or one whose row had moved meanwhile: a bug
+ * (the tests make it abort) or a race the caller should have seen. */
+static int refused(const char *what, long long id, const char *from, const char *to, const char *now, const char *reason)
 {
-	/* the job, its reservations and its task move together */
-	int own = !am_store_in_tx(f->srv->store) && am_store_begin(f->srv->store) == 0;
+	if (now)
+		am_warn("finetune", "job %lld: %s%s -> %s not written: it is %s now (%s)", id, what, from, to, now,
+			reason ? reason : "");
+	else
+		am_warn("finetune", "job %lld: %s%s -> %s refused by the state machine (%s)", id, what, from, to,
+			reason ? reason : "");
+	if (getenv("AIMAAS_TEST_ABORT_ON_REFUSED_MOVE")) /* the tests: a refused move is a bug */
+		abort();
+	return -1;
+}
+
+/* Opens a transaction unless the caller holds one (the API's); 1 when it
+ * opened one, which end_tx then commits or rolls back. */
+static int begin_tx(struct am_finetune *f)
+{
+	return !am_store_in_tx(f->srv->store) && am_store_begin(f->srv->store) == 0;
+}
+
+static int end_tx(struct am_finetune *f, int own, int rc)
+{
+	if (!own)
+		return rc;
+	if (rc == 0 && am_store_commit(f->srv->store) == 0)
+		return 0;
+	am_store_rollback(f->srv->store);
+	return -1;
+}
+
+/* The one way a job changes state (am_job_state.h): the move from `from`
+ * (the state the caller read) to `to` is checked against the machine and
+ * written with its reason (NULL keeps the reason) only while the row still
+ * says `from`; the job's other columns, reservations and task move with it
+ * (x: what the move needs, or NULL). Logged when the state changes. 0, or
+ * -1 when refused, raced or gone (nothing written). */
+static int job_to(struct am_finetune *f, long long id, enum am_job_state from, enum am_job_state to, const char *reason,
+		  const struct move_cols *x)
+{
+	struct am_store *st = f->srv->store;
+	const char *fs = am_job_state_name(from), *ts = am_job_state_name(to);
+	if (!am_job_transition_ok(from, to))
+		return refused("", id, fs, ts, NULL, reason);
+	int own = begin_tx(f), rc = -1;
 	long long now = am_wall_ms();
-	int done = !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "stopped");
-	am_store_exec(f->srv->store,
-		      "UPDATE ft_jobs SET state = ?, reason = ?, updated_at = ?,"
-		      " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-		      "ssiiii", state, reason ? reason : "", now, (long long)done, now, id);
-	if (done) {
+	if (am_store_exec(st, "UPDATE ft_jobs SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ? AND state = ?",
+			  "ssiis", ts, reason, now, id, fs) != 0)
+		goto out;
+	if (am_store_changes(st) != 1) {
+		json_t *row = NULL;
+		am_store_row(st, &row, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
+		if (row)
+			refused("", id, fs, ts, json_string_value(json_object_get(row, "state")) ?: "?", reason);
+		json_decref(row);
+		goto out;
+	}
+	rc = 0;
+	if (to == AM_JOB_STARTING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET runtime = ?, rt_ref = ?, started_at = COALESCE(started_at, ?),"
+				   " stop_requested_at = NULL WHERE id = ?", "ssii", am_runtime_name(f->srv->runtime),
+				   x ? x->ref : NULL, now, id);
+	else if (to == AM_JOB_STOPPING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET stop_requested_at = ? WHERE id = ?", "ii", now, id);
+	else if (to == AM_JOB_QUEUED && am_job_state_finished(from)) /* resumed */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET resume = 1, finished_at = NULL, task_id = NULLIF(?, 0) WHERE id = ?",
+				   "ii", x ? x->task : 0, id);
+	else if (am_job_state_finished(to) && from != to) {
+		/* the job, its reservations and its task move together */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET finished_at = ? WHERE id = ?", "ii", now, id);
 		release(f, id);
 		long long task = 0;
-		am_store_int(f->srv->store, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
+		am_store_int(st, &task, 0, "SELECT task_id FROM ft_jobs WHERE id = ?", "i", id);
 		if (task)
-			am_task_update(f->srv->store, task,
-				       !strcmp(state, "succeeded") ? AM_TASK_SUCCEEDED
-				       : !strcmp(state, "failed") ? AM_TASK_FAILED : AM_TASK_CANCELLED,
-				       100, reason && *reason ? reason : state);
+			am_task_update(st, task, to == AM_JOB_SUCCEEDED ? AM_TASK_SUCCEEDED
+					   : to == AM_JOB_FAILED ? AM_TASK_FAILED : AM_TASK_CANCELLED,
+				       100, reason && *reason ? reason : ts);
 	}
-	if (own && am_store_commit(f->srv->store) != 0)
-		am_store_rollback(f->srv->store);
-	am_info("finetune", "job %lld: %s%s%s", id, state, reason && *reason ? ": " : "", reason ? reason : "");
+out:
+	rc = end_tx(f, own, rc);
+	if (rc == 0 && from != to)
+		am_info("finetune", "job %lld: %s -> %s%s%s", id, fs, ts, reason && *reason ? ": " : "", reason ? reason : "");
+	return rc;
+}
+
+/* The same for a job's merge (export_state): checked against the export
+ * machine, written only while the row still says `from` (NULL for none). */
+static int export_to(struct am_finetune *f, long long id, enum am_export_state from, enum am_export_state to,
+		     const char *reason, const struct move_cols *x)
+{
+	struct am_store *st = f->srv->store;
+	const char *fs = am_export_state_name(from), *ts = am_export_state_name(to);
+	if (!am_export_transition_ok(from, to) || to == AM_EXPORT_NONE)
+		return refused("export ", id, fs, ts, NULL, reason);
+	int own = begin_tx(f), rc = -1;
+	if (am_store_exec(st, "UPDATE ft_jobs SET export_state = ?, export_reason = COALESCE(?, export_reason), updated_at = ?"
+			  " WHERE id = ? AND export_state IS ?", "ssiis", ts, reason, am_wall_ms(), id,
+			  from == AM_EXPORT_NONE ? NULL : fs) != 0)
+		goto out;
+	if (am_store_changes(st) != 1) {
+		json_t *row = NULL;
+		am_store_row(st, &row, "SELECT export_state FROM ft_jobs WHERE id = ?", "i", id);
+		if (row)
+			refused("export ", id, fs, ts, json_string_value(json_object_get(row, "export_state")) ?: "none", reason);
+		json_decref(row);
+		goto out;
+	}
+	rc = 0;
+	if (to == AM_EXPORT_RUNNING && from != to)
+		rc = am_store_exec(st, "UPDATE ft_jobs SET export_ref = ? WHERE id = ?", "si", x ? x->ref : NULL, id);
+	else if (to == AM_EXPORT_QUEUED && x && x->name) /* asked for (again) */
+		rc = am_store_exec(st, "UPDATE ft_jobs SET export_name = ? WHERE id = ?", "si", x->name, id);
+out:
+	rc = end_tx(f, own, rc);
+	if (rc == 0 && from != to)
+		am_info("finetune", "job %lld: export %s -> %s%s%s", id, fs, ts, reason && *reason ? ": " : "",
+			reason ? reason : "");
+	return rc;
 }
 
 /* Starts `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names
@@ -507,7 +487,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_store_row(srv->store, &model, "SELECT id, name, path, parameters, architecture FROM models WHERE id = ?", "i",
 		     json_integer_value(json_object_get(job, "base_model_id")));
 	if (!model || !json_string_value(json_object_get(model, "path"))) {
-		set_state(f, id, "failed", "the base model is gone or has no local files");
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, "the base model is gone or has no local files", NULL);
 		json_decref(model);
 		return;
 	}
@@ -524,8 +504,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	}
 	if (place(f, job, model, &visible, &bf16, why, sizeof why) != 0) {
 		if (strcmp(json_string_value(json_object_get(job, "reason")) ?: "", why))
-			am_store_exec(srv->store, "UPDATE ft_jobs SET reason = ?, updated_at = ? WHERE id = ?", "sii", why,
-				      am_wall_ms(), id);
+			job_to(f, id, AM_JOB_QUEUED, AM_JOB_QUEUED, why, NULL); /* still waiting: why */
 		if (am_store_commit(srv->store) != 0)
 			am_store_rollback(srv->store);
 		am_buf_free(&visible);
@@ -553,7 +532,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	json_decref(model);
 	if (why[0]) {
 		am_buf_free(&visible);
-		set_state(f, id, "failed", why);
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, why, NULL);
 		if (am_store_commit(srv->store) != 0)
 			am_store_rollback(srv->store);
 		return;
@@ -580,7 +559,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	char ref[AM_RT_REF_MAX], err[512];
 	if (run_cli(f, "job", id, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, err, sizeof err) != 0) {
 		am_buf_free(&visible);
-		set_state(f, id, "failed", err);
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, err, NULL);
 		return;
 	}
 	job_started(f, id, ref);
@@ -588,19 +567,16 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_buf_free(&visible);
 }
 
+/* A queued job's trainer started (or was adopted) as ref. */
 static void job_started(struct am_finetune *f, long long id, const char *ref)
 {
-	long long now = am_wall_ms();
-	am_store_exec(f->srv->store,
-		      "UPDATE ft_jobs SET state = 'starting', reason = '', runtime = ?, rt_ref = ?,"
-		      " started_at = COALESCE(started_at, ?), stop_requested_at = NULL, updated_at = ? WHERE id = ?",
-		      "ssiii", am_runtime_name(f->srv->runtime), ref, now, now, id);
+	job_to(f, id, AM_JOB_QUEUED, AM_JOB_STARTING, "", &(struct move_cols){ .ref = ref });
 }
 
+/* A queued merge started (or was adopted) as ref. */
 static void export_started(struct am_finetune *f, long long id, const char *ref)
 {
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'running', export_reason = '', export_ref = ?,"
-		      " updated_at = ? WHERE id = ?", "sii", ref, am_wall_ms(), id);
+	export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_RUNNING, "", &(struct move_cols){ .ref = ref });
 }
 
 int am_finetune_owns_ref(struct am_finetune *f, const char *ref)
@@ -721,7 +697,9 @@ static void register_result(struct am_finetune *f, json_t *job, const char *out)
 static void watch_job(struct am_finetune *f, json_t *job)
 {
 	long long id = json_integer_value(json_object_get(job, "id"));
-	const char *state = json_string_value(json_object_get(job, "state"));
+	enum am_job_state state;
+	if (am_job_state_parse(json_string_value(json_object_get(job, "state")), &state) != 0)
+		return;
 	const char *dir = json_string_value(json_object_get(job, "job_dir")) ?: "";
 	struct am_runtime *rt = runtime_of(f, job);
 	const char *ref = rt ? job_ref(job) : NULL;
@@ -739,16 +717,15 @@ static void watch_job(struct am_finetune *f, json_t *job)
 				      am_wall_ms(), id);
 		free(s);
 		json_decref(prog);
-		if (!strcmp(state, "starting"))
-			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'running' WHERE id = ? AND state = 'starting'",
-				      "i", id);
+		if (state == AM_JOB_STARTING && job_to(f, id, state, AM_JOB_RUNNING, NULL, NULL) == 0)
+			state = AM_JOB_RUNNING;
 	}
 	char status[64] = "";
 	if (ref) {
 		rt->ops->rotate(rt, ref, 64ull << 20);
 		if (rt->ops->status(rt, ref, status, sizeof status) == AM_RT_RUNNING) {
 			long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
-			if (!strcmp(state, "stopping") && asked &&
+			if (state == AM_JOB_STOPPING && asked &&
 			    am_wall_ms() - asked > json_integer_value(json_object_get(job, "grace_ms")))
 				rt->ops->stop(rt, ref, 0);
 			return;
@@ -758,32 +735,25 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	}
 	struct stat sb;
 	int finished = !strcmp(status, "exit 0") || (!status[0] && stat(results, &sb) == 0);
-	if (!strcmp(state, "stopping")) {
+	if (state == AM_JOB_STOPPING) {
 		json_t *p = am_finetune_progress(tl);
 		char why[200];
 		am_fmt(why, sizeof why, "stopped at step %lld of %lld; resume continues from the last checkpoint",
 		       (long long)json_integer_value(json_object_get(p, "step")),
 		       (long long)json_integer_value(json_object_get(p, "total")));
 		json_decref(p);
-		set_state(f, id, "stopped", why);
+		job_to(f, id, state, AM_JOB_STOPPED, why, NULL);
 	} else if (finished) {
 		register_result(f, job, out);
-		set_state(f, id, "succeeded", "");
+		job_to(f, id, state, AM_JOB_SUCCEEDED, "", NULL);
 	} else {
 		char why[600];
 		failure_reason(log, status, why, sizeof why);
-		set_state(f, id, "failed", why);
+		job_to(f, id, state, AM_JOB_FAILED, why, NULL);
 	}
 }
 
 /* ---- merging an adapter into its base: llamafactory-cli export ---- */
-
-static void set_export(struct am_finetune *f, long long id, const char *state, const char *reason)
-{
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = ?, export_reason = ?, updated_at = ? WHERE id = ?",
-		      "ssii", state, reason, am_wall_ms(), id);
-	am_info("finetune", "job %lld: export %s%s%s", id, state, *reason ? ": " : "", reason);
-}
 
 static void start_export(struct am_finetune *f, json_t *job)
 {
@@ -800,7 +770,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_fmt(log, sizeof log, "%s/export.log", dir);
 	if (!base) {
 		json_decref(model);
-		set_export(f, id, "failed", "the base model is gone");
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "the base model is gone", NULL);
 		return;
 	}
 	/* merged on the CPU: no GPU to reserve, and no quantization (LLaMA-Factory
@@ -813,7 +783,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	int wrc = write_json(cfgp, c);
 	json_decref(c);
 	if (wrc != 0) {
-		set_export(f, id, "failed", "could not write export.json");
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "could not write export.json", NULL);
 		return;
 	}
 	char marker[128];
@@ -824,7 +794,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
 	char ref[AM_RT_REF_MAX], err[512];
 	if (run_cli(f, "export", id, "export", cfgp, &env, "", marker, log, ref, sizeof ref, err, sizeof err) != 0) {
-		set_export(f, id, "failed", err);
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, err, NULL);
 		return;
 	}
 	export_started(f, id, ref);
@@ -854,13 +824,14 @@ static void watch_export(struct am_finetune *f, json_t *job)
 		long long mid = register_model(f, job, merged, json_string_value(json_object_get(job, "export_name")), desc, 0);
 		if (mid) {
 			am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_model_id = ? WHERE id = ?", "ii", mid, id);
-			set_export(f, id, "succeeded", "");
+			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_SUCCEEDED, "", NULL);
 		} else
-			set_export(f, id, "failed", "the merged model could not be registered (is the name taken?)");
+			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_FAILED,
+				  "the merged model could not be registered (is the name taken?)", NULL);
 	} else {
 		char why[600];
 		failure_reason(log, status, why, sizeof why);
-		set_export(f, id, "failed", why);
+		export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_FAILED, why, NULL);
 	}
 }
 
@@ -887,6 +858,372 @@ static void drive(struct am_finetune *f)
 			watch_export(f, job);
 	}
 	json_decref(jobs);
+}
+
+/* ---- verbs: what the API asks of a job ---- */
+
+/* Each dataset fits the stage: valid, and of the stage's kind of data. */
+static int check_datasets(struct am_finetune *f, const struct am_ft_spec *spec, struct am_err *err)
+{
+	const char *want = !strcmp(spec->stage, "dpo") ? "preference" : !strcmp(spec->stage, "pt") ? "text" : "sft";
+	for (size_t i = 0; i < spec->ndatasets; i++) {
+		json_t *d = NULL;
+		am_store_row(f->srv->store, &d, "SELECT name, state, json_extract(report, '$.purpose') AS purpose FROM datasets"
+			     " WHERE id = ?", "i", spec->datasets[i]);
+		const char *name = json_string_value(json_object_get(d, "name"));
+		const char *purpose = json_string_value(json_object_get(d, "purpose")) ?: "sft";
+		int rc = -1;
+		if (!d) {
+			char field[32];
+			am_fmt(field, sizeof field, "datasets[%zu]", i);
+			am_err_set(err, AM_E_INVALID, field, "datasets[%zu]: no such dataset", i);
+		} else if (strcmp(json_string_value(json_object_get(d, "state")) ?: "", "valid"))
+			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' is invalid (see its report); fix and upload it again",
+				   name);
+		else if (strcmp(purpose, want)) /* each stage trains on its own kind of data */
+			am_err_set(err, AM_E_INVALID, "datasets", "dataset '%s' holds %s data; stage '%s' trains on %s data", name,
+				   purpose, spec->stage, want);
+		else
+			rc = 0;
+		json_decref(d);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The GPUs a job asks for exist on one node and the method fits the
+ * largest of them by LLaMA-Factory's table. Fills the plan's GPU figures;
+ * pinned gets the pinned GPUs' ids. */
+static int check_gpus(struct am_finetune *f, const struct am_ft_spec *spec, long long params, json_t *pinned,
+		      struct am_ft_plan *plan, struct am_err *err)
+{
+	struct am_capacity cap;
+	am_capacity_db_load(f->srv, &cap);
+	int pin[AM_PLAN_MAX], npin = 0, rc = -1;
+	long long count = spec->gpus;
+	if (spec->pinned) {
+		char perr[512];
+		if (am_capacity_pin(&cap, spec->pinned, pin, AM_PLAN_MAX, &npin, perr, sizeof perr) != 0) {
+			am_err_set(err, AM_E_INVALID, "gpus", "%s", perr);
+			goto out;
+		}
+		for (int k = 0; k < npin; k++) {
+			if (strcmp(cap.gpus[pin[k]].node, cap.gpus[pin[0]].node)) {
+				am_err_set(err, AM_E_INVALID, "gpus", "a job's GPUs must be on one node: GPU %d of %s and GPU %d of %s are not",
+					   cap.gpus[pin[0]].index, cap.gpus[pin[0]].node, cap.gpus[pin[k]].index, cap.gpus[pin[k]].node);
+				goto out;
+			}
+			json_array_append_new(pinned, json_string(cap.gpus[pin[k]].id));
+		}
+		count = npin;
+	}
+	const char *wnode;
+	int widest = am_capacity_widest(&cap, &wnode);
+	if (count < 1 || count > widest) {
+		if (cap.n && widest < cap.n)
+			am_err_set(err, AM_E_INVALID, "gpus", "a job runs on one node and the largest, %s, has %d GPU%s; 'gpus' asks for %lld",
+				   wnode, widest, widest == 1 ? "" : "s", count);
+		else
+			am_err_set(err, AM_E_INVALID, "gpus", "this machine has %d GPU%s; 'gpus' asks for %lld", widest,
+				   widest == 1 ? "" : "s", count);
+		goto out;
+	}
+	uint64_t need = am_finetune_mem_need(spec->method, spec->quantization_bit, params, (int)count, spec->deepspeed != 0,
+					     json_is_true(json_object_get(spec->hyper, "pure_bf16")));
+	uint64_t biggest = 0;
+	for (int k = 0; k < cap.n; k++) {
+		int counted = !npin;
+		for (int w = 0; w < npin; w++)
+			counted |= pin[w] == k;
+		if (counted && cap.gpus[k].total > biggest)
+			biggest = cap.gpus[k].total;
+	}
+	if (need > biggest) {
+		am_err_set(err, AM_E_INVALID, "method",
+			   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
+			   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count, count == 1 ? "" : "s",
+			   biggest / 1e9, !strcmp(spec->method, "full") ? "lora or qlora, or more GPUs with deepspeed 3" : "qlora or more memory");
+		goto out;
+	}
+	plan->gpu_count = count;
+	plan->parameters = params;
+	plan->mem_per_gpu = need;
+	plan->largest_gpu = biggest;
+	rc = 0;
+out:
+	am_capacity_free(&cap);
+	return rc;
+}
+
+/* See am_finetune.h. */
+int am_finetune_create(struct am_finetune *f, const struct am_ft_spec *spec, int dry_run, struct am_ft_plan *out,
+		       struct am_err *err)
+{
+	struct am_store *st = f->srv->store;
+	struct am_ft_plan plan;
+	memset(&plan, 0, sizeof plan);
+	json_t *model = NULL, *facts = NULL, *pinned = json_array(), *ids = json_array();
+	char *sds = NULL, *shy = NULL, *spin = NULL;
+	int rc = -1;
+	am_store_row(st, &model, "SELECT name, path, kind, state, architecture, parameters, facts FROM models WHERE id = ?", "i",
+		     spec->base_model_id);
+	const char *kind = json_string_value(json_object_get(model, "kind")) ?: "";
+	facts = json_loads(json_string_value(json_object_get(model, "facts")) ?: "{}", 0, NULL);
+	if (!json_string_value(json_object_get(model, "path")) ||
+	    strcmp(json_string_value(json_object_get(model, "state")) ?: "", "ready")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' has no local files to train from", spec->base_ref);
+		goto out;
+	}
+	if (strcmp(kind, "llm") && strcmp(kind, "vlm")) {
+		am_err_set(err, AM_E_INVALID, "base_model", "model '%s' is a%s %s model; fine-tuning takes a language model",
+			   spec->base_ref, kind[0] == 'e' || kind[0] == 'a' ? "n" : "", kind[0] ? kind : "unknown");
+		goto out;
+	}
+	plan.tmpl = spec->tmpl ? spec->tmpl
+			       : am_finetune_template_for(json_string_value(json_object_get(model, "architecture")),
+							  json_string_value(json_object_get(facts, "model_type")));
+	if (check_datasets(f, spec, err) != 0 ||
+	    check_gpus(f, spec, json_integer_value(json_object_get(model, "parameters")), pinned, &plan, err) != 0)
+		goto out;
+	/* names */
+	if (spec->name)
+		am_strlcpy(plan.name, spec->name, sizeof plan.name);
+	else {
+		long long seq = 0;
+		am_store_int(st, &seq, 0, "SELECT COALESCE(MAX(id), 0) + 1 FROM ft_jobs", NULL);
+		am_fmt(plan.name, sizeof plan.name, "%.100s-%s-%lld", json_string_value(json_object_get(model, "name")),
+		       spec->method, seq);
+	}
+	am_strlcpy(plan.output_name, spec->output_name ? spec->output_name : plan.name, sizeof plan.output_name);
+	long long taken = 0;
+	am_store_int(st, &taken, 0, "SELECT COUNT(*) FROM ft_jobs WHERE name = ?", "s", plan.name);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "name", "a fine-tuning job named '%s' already exists", plan.name);
+		goto out;
+	}
+	am_store_int(st, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", plan.output_name);
+	if (taken) {
+		am_err_set(err, AM_E_CONFLICT, "output_name", "a model named '%s' already exists; choose 'output_name'",
+			   plan.output_name);
+		goto out;
+	}
+	if (dry_run) { /* everything checked, nothing kept */
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < spec->ndatasets; i++)
+		json_array_append_new(ids, json_integer(spec->datasets[i]));
+	sds = am_json_dump(ids);
+	shy = am_json_dump(spec->hyper);
+	spin = am_json_dump(pinned);
+	long long now = am_wall_ms();
+	if (am_store_exec(st, "INSERT INTO ft_jobs(name, base_model_id, datasets, method, stage, template, quantization_bit, params,"
+			  " gpu_count, pinned_gpus, deepspeed, state, reason, output_name, grace_ms, created_by, owner_id,"
+			  " created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 'waiting to start', ?, ?, ?,"
+			  " ?, ?, ?)", "sissssisisisisiii", plan.name, spec->base_model_id, sds, spec->method, spec->stage, plan.tmpl,
+			  (long long)spec->quantization_bit, shy, plan.gpu_count, spin, (long long)spec->deepspeed, plan.output_name,
+			  spec->grace_ms, spec->created_by, spec->owner_id, now, now) != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the job");
+		goto out;
+	}
+	plan.id = am_store_last_id(st);
+	char target[48];
+	am_fmt(target, sizeof target, "finetune:%lld", plan.id);
+	/* the task follows the job until it finishes (job_to, recover_tasks) */
+	plan.task_id = am_task_create(st, "finetune.create", target, spec->created_by, AM_TASK_RUNNING, "queued");
+	if (plan.task_id <= 0 || am_store_exec(st, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", plan.task_id, plan.id) != 0) {
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the job's task");
+		goto out;
+	}
+	am_finetune_kick(f);
+	rc = 0;
+out:
+	if (rc == 0)
+		*out = plan;
+	free(sds);
+	free(shy);
+	free(spin);
+	json_decref(ids);
+	json_decref(pinned);
+	json_decref(facts);
+	json_decref(model);
+	return rc;
+}
+
+/* The job's state as stored; -1 (with a 404) when the row is gone. */
+static int job_state(struct am_finetune *f, long long id, enum am_job_state *out, struct am_err *err)
+{
+	json_t *row = NULL;
+	am_store_row(f->srv->store, &row, "SELECT state FROM ft_jobs WHERE id = ?", "i", id);
+	int rc = row ? am_job_state_parse(json_string_value(json_object_get(row, "state")), out) : -1;
+	json_decref(row);
+	if (rc != 0)
+		am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job %lld", id);
+	return rc;
+}
+
+/* See am_finetune.h. */
+int am_finetune_stop(struct am_finetune *f, long long id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (job_state(f, id, &st, err) != 0)
+		return -1;
+	switch (st) {
+	case AM_JOB_QUEUED: /* its reservations (a start a kill interrupted may have made) and task go with it */
+		if (job_to(f, id, st, AM_JOB_STOPPED, "stopped before it started", NULL) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
+		break;
+	case AM_JOB_STARTING:
+	case AM_JOB_RUNNING: {
+		if (job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping", NULL) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
+		json_t *job = NULL;
+		am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
+		struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
+		const char *ref = job ? job_ref(job) : NULL;
+		if (rt && ref) /* LlamaBoard's way: the trainer saves at the next step, then exits */
+			rt->ops->interrupt(rt, ref);
+		json_decref(job);
+		break;
+	}
+	case AM_JOB_STOPPING:
+		break;
+	default:
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a queued or running job can be stopped", id,
+				  am_job_state_name(st));
+	}
+	am_finetune_kick(f);
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_may_resume(struct am_finetune *f, long long id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (job_state(f, id, &st, err) != 0)
+		return -1;
+	if (!am_job_transition_ok(st, AM_JOB_QUEUED) || st == AM_JOB_QUEUED)
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a stopped or failed job can be resumed", id,
+				  am_job_state_name(st));
+	/* it trains on its datasets again: each must still be there for its
+	 * owner (someone else's may have been taken back or deleted) */
+	json_t *gone = NULL;
+	am_store_row(f->srv->store, &gone,
+		     "SELECT e.key AS i FROM ft_jobs j, json_each(j.datasets) e LEFT JOIN datasets d ON d.id = e.value"
+		     " WHERE j.id = ? AND (d.id IS NULL OR NOT (d.owner_id IS j.owner_id OR d.visibility = 'shared'))"
+		     " ORDER BY e.key LIMIT 1", "i", id);
+	if (gone) {
+		long long i = json_integer_value(json_object_get(gone, "i"));
+		json_decref(gone);
+		return am_err_set(err, AM_E_CONFLICT, "datasets", "datasets[%lld] of job %lld was deleted or is no longer shared;"
+				  " the job cannot resume", i, id);
+	}
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_resume(struct am_finetune *f, long long id, const char *actor, long long *task_id, struct am_err *err)
+{
+	enum am_job_state st;
+	if (am_finetune_may_resume(f, id, err) != 0 || job_state(f, id, &st, err) != 0)
+		return -1;
+	char target[48];
+	am_fmt(target, sizeof target, "finetune:%lld", id);
+	long long task = am_task_create(f->srv->store, "finetune.resume", target, actor, AM_TASK_RUNNING, "queued");
+	if (task <= 0 || job_to(f, id, st, AM_JOB_QUEUED, "waiting to resume", &(struct move_cols){ .task = task }) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not record the resume");
+	am_finetune_kick(f);
+	*task_id = task;
+	return 0;
+}
+
+/* See am_finetune.h. */
+int am_finetune_export(struct am_finetune *f, long long id, const char *name, struct am_err *err)
+{
+	json_t *j = NULL;
+	am_store_row(f->srv->store, &j, "SELECT state, method, output_name, export_state FROM ft_jobs WHERE id = ?", "i", id);
+	const char *st = json_string_value(json_object_get(j, "state")) ?: "";
+	const char *m = json_string_value(json_object_get(j, "method")) ?: "";
+	enum am_export_state ex;
+	char def[160];
+	am_fmt(def, sizeof def, "%.120s-merged", json_string_value(json_object_get(j, "output_name")) ?: "");
+	if (!name)
+		name = def;
+	long long taken = 0;
+	am_store_int(f->srv->store, &taken, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "s", name);
+	int rc = -1;
+	if (!j)
+		am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job %lld", id);
+	else if (strcmp(m, "lora") && strcmp(m, "qlora"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld trained a full model; there is no adapter to merge", id);
+	else if (strcmp(st, "succeeded"))
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld is %s; only a finished job can be merged", id, st);
+	else if (am_export_state_parse(json_string_value(json_object_get(j, "export_state")), &ex) != 0 ||
+		 !am_export_transition_ok(ex, AM_EXPORT_QUEUED) || ex == AM_EXPORT_QUEUED)
+		am_err_set(err, AM_E_CONFLICT, "", "job %lld's adapter is already %s", id,
+			   ex == AM_EXPORT_SUCCEEDED ? "merged" : "being merged");
+	else if (taken)
+		am_err_set(err, AM_E_CONFLICT, "name", "a model named '%s' already exists", name);
+	else if (export_to(f, id, ex, AM_EXPORT_QUEUED, "", &(struct move_cols){ .name = name }) != 0)
+		am_err_set(err, AM_E_INTERNAL, "", "could not record the merge");
+	else
+		rc = 0;
+	json_decref(j);
+	if (rc == 0)
+		am_finetune_kick(f);
+	return rc;
+}
+
+/* Removes a folder and everything under it; symbolic links are removed,
+ * never followed. */
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char p[PATH_MAX];
+			am_fmt(p, sizeof p, "%s/%s", path, e->d_name);
+			struct stat sb;
+			if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+				remove_tree(p);
+			else
+				unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+int am_finetune_delete(struct am_finetune *f, long long id, struct am_err *err)
+{
+	struct am_store *st = f->srv->store;
+	json_t *j = NULL;
+	if (am_store_row(st, &j,
+			 "SELECT j.state, (SELECT COUNT(*) FROM models m WHERE m.id IN (j.result_model_id, j.export_model_id))"
+			 " + COALESCE(j.export_state IN ('queued','running'), 0) AS held FROM ft_jobs j WHERE j.id = ?",
+			 "i", id) != 0 || !j)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no fine-tuning job %lld", id);
+	enum am_job_state s;
+	int known = am_job_state_parse(json_string_value(json_object_get(j, "state")) ?: "", &s) == 0;
+	long long held = json_integer_value(json_object_get(j, "held"));
+	json_decref(j);
+	if (!known || !am_job_state_finished(s))
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld is still active; stop it first", id);
+	if (held)
+		return am_err_set(err, AM_E_CONFLICT, "", "job %lld's output is registered as a model (or being merged); delete"
+				  " that model first", id);
+	if (am_store_exec(st, "DELETE FROM ft_jobs WHERE id = ?", "i", id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the job");
+	/* the row first: a kill between the two leaves a folder no job names
+	 * (found by its id, harmless), never a job without its files */
+	char dir[PATH_MAX];
+	job_paths(f, id, dir, sizeof dir);
+	remove_tree(dir);
+	return 0;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -966,21 +1303,20 @@ void am_finetune_stop_all(struct am_finetune *f)
 	json_t *jobs = NULL;
 	am_store_rows(f->srv->store, &jobs, "SELECT * FROM ft_jobs WHERE rt_ref IS NOT NULL"
 		      " AND state IN ('starting','running','stopping')", NULL);
-	long long now = am_wall_ms();
 	size_t i;
 	json_t *j;
 	json_array_foreach(jobs, i, j) {
 		struct am_runtime *rt = runtime_of(f, j);
 		const char *ref = job_ref(j);
-		if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING)
+		enum am_job_state st;
+		if (!rt || !ref || rt->ops->status(rt, ref, NULL, 0) != AM_RT_RUNNING ||
+		    am_job_state_parse(json_string_value(json_object_get(j, "state")), &st) != 0)
 			continue;
 		long long id = json_integer_value(json_object_get(j, "id"));
 		am_info("finetune", "job %lld: stopping trainer %s (--stop-engines-on-exit)", id, ref);
-		if (strcmp(json_string_value(json_object_get(j, "state")), "stopping")) {
+		if (st != AM_JOB_STOPPING) {
 			rt->ops->interrupt(rt, ref); /* the trainer's stop: it saves a checkpoint */
-			am_store_exec(f->srv->store, "UPDATE ft_jobs SET state = 'stopping', stop_requested_at = ?,"
-				      " reason = 'saving and stopping (aimaas is shutting down)', updated_at = ? WHERE id = ?",
-				      "iii", now, now, id);
+			job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping (aimaas is shutting down)", NULL);
 		}
 	}
 	json_decref(jobs);
@@ -994,8 +1330,7 @@ void am_finetune_stop_all(struct am_finetune *f)
 			rt->ops->stop(rt, ref, 0);
 			rt->ops->release(rt, ref);
 		}
-		am_store_exec(f->srv->store, "UPDATE ft_jobs SET export_state = 'queued' WHERE id = ?", "i",
-			      (long long)json_integer_value(json_object_get(j, "id")));
+		export_to(f, json_integer_value(json_object_get(j, "id")), AM_EXPORT_RUNNING, AM_EXPORT_QUEUED, NULL, NULL);
 	}
 	json_decref(jobs);
 }
@@ -1028,17 +1363,6 @@ static void finish_stops(struct am_finetune *f)
 	json_array_foreach(jobs, i, j)
 		watch_job(f, j); /* ends what is left and records it stopped at its last step */
 	json_decref(jobs);
-}
-
-void am_finetune_stop_job(struct am_finetune *f, long long id)
-{
-	json_t *job = NULL;
-	am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
-	struct am_runtime *rt = job ? runtime_of(f, job) : NULL;
-	const char *ref = job ? job_ref(job) : NULL;
-	if (rt && ref) /* LlamaBoard's way: the trainer saves at the next step, then exits */
-		rt->ops->interrupt(rt, ref);
-	json_decref(job);
 }
 
 void am_finetune_describe(struct am_finetune *f, long long id, json_t *out)

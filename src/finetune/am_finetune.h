@@ -7,10 +7,14 @@
  * datasets) and the trainer starts in its own process group; progress comes
  * from output_dir/trainer_log.jsonl; the outcome from the exit status (or,
  * for a job adopted after aimaas restarted, from train_results.json).
- * States: queued -> starting -> running -> succeeded | failed, and
- * stopping -> stopped. A job that cannot get GPUs waits queued and starts
- * by itself when they free up. Nothing lives only in memory: aimaas can be
- * killed at any moment and carries on where the database says. */
+ * States (am_job_state.h): queued -> starting -> running -> succeeded |
+ * failed, and stopping -> stopped; a job's state and its merge's
+ * (export_state) change in one place each, checked against their
+ * machines. A job that cannot get GPUs waits queued and starts by itself
+ * when they free up. Nothing lives only in memory: aimaas can be killed at
+ * any moment and carries on where the database says. The module owns the
+ * ft_jobs table: the API asks through the verbs below (create, stop,
+ * resume, export) and writes none of it. */
 #ifndef AM_FINETUNE_H
 #define AM_FINETUNE_H
 
@@ -20,6 +24,7 @@
 
 struct am_server;
 struct am_finetune;
+struct am_err;
 
 struct am_finetune *am_finetune_new(struct am_server *srv);
 int am_finetune_start(struct am_finetune *f);
@@ -38,9 +43,69 @@ void am_finetune_stop_all(struct am_finetune *f);
  * aimaas started under the recorded marker (then adopted); 0 when nobody
  * owns it (the caller ends it). */
 int am_finetune_claim(struct am_finetune *f, const char *ref, const char *marker, const char *kind, long long id);
-/* Asks a running job's trainer to save and stop (the caller has recorded
- * the job 'stopping'). */
-void am_finetune_stop_job(struct am_finetune *f, long long id);
+/* A job as asked for, parsed and authorized by the caller (the base model
+ * and the datasets are ones the caller may train on; the hyper-parameters
+ * are checked). Everything is borrowed for the call. */
+struct am_ft_spec {
+	const char *name;          /* NULL: "<base model>-<method>-<n>" */
+	long long base_model_id;
+	const char *base_ref;      /* the base model as the caller named it, for messages */
+	const long long *datasets; /* dataset ids, ndatasets of them */
+	size_t ndatasets;
+	const char *method;        /* lora, qlora, full or freeze */
+	const char *stage;         /* sft, pt or dpo */
+	const char *tmpl;          /* a known template, or NULL: the architecture's */
+	int quantization_bit;      /* 4 or 8 for qlora, else 0 */
+	int deepspeed;             /* ZeRO stage: 0 (off), 2 or 3 */
+	json_t *hyper;             /* LLaMA-Factory hyper-parameters (an object) */
+	long long gpus;            /* how many GPUs, when none are pinned */
+	json_t *pinned;            /* a list of GPU ids, or NULL */
+	const char *output_name;   /* the trained model's name; NULL: name */
+	long long grace_ms;        /* how long a stopping trainer may take to save */
+	const char *created_by;    /* the asking user's name (also the task's actor) */
+	long long owner_id;
+};
+
+/* What am_finetune_create resolved; a dry run stops there. */
+struct am_ft_plan {
+	long long id, task_id; /* the job and the task that follows it; 0 for a dry run */
+	char name[160], output_name[160];
+	const char *tmpl; /* the spec's, or a static name */
+	long long gpu_count, parameters;
+	uint64_t mem_per_gpu, largest_gpu; /* LLaMA-Factory's estimate; the largest GPU it may use */
+};
+
+/* Checks a job against what this machine has (the base model has local
+ * files and is a language model, each dataset is valid and of the stage's
+ * kind, the GPUs exist on one node and the method fits them, the names are
+ * free) and, unless dry_run, records it queued with a finetune.create task
+ * that follows it. A dry run writes nothing, not even a task. 0 with *out,
+ * or -1 with err (400 with the field, 409 for a taken name, 500). Runs in
+ * the caller's transaction when there is one. */
+int am_finetune_create(struct am_finetune *f, const struct am_ft_spec *spec, int dry_run, struct am_ft_plan *out,
+		       struct am_err *err);
+/* Stops a job: a queued one is stopped at once ("stopped before it
+ * started": its reservations go, its task is cancelled); a starting or
+ * running one goes stopping and its trainer is asked to save and stop (it
+ * saves at the next step, then exits); a stopping one is left as it is.
+ * 0, or -1 with err (409 for a finished job). */
+int am_finetune_stop(struct am_finetune *f, long long id, struct am_err *err);
+/* 0 when job id may resume: it is stopped or failed and each of its
+ * datasets is still there for its owner. -1 with err (409) otherwise. */
+int am_finetune_may_resume(struct am_finetune *f, long long id, struct am_err *err);
+/* Queues a stopped or failed job again (it continues from its last
+ * checkpoint) with a finetune.resume task by actor that follows it. 0 with
+ * *task_id, or -1 with err (as am_finetune_may_resume, or 500). */
+int am_finetune_resume(struct am_finetune *f, long long id, const char *actor, long long *task_id, struct am_err *err);
+/* Queues the merge of a succeeded LoRA job's adapter into its base model,
+ * registered as model name (NULL: "<output_name>-merged"). 0, or -1 with
+ * err (409: no adapter, not finished, already merged or being merged,
+ * name taken). */
+int am_finetune_export(struct am_finetune *f, long long id, const char *name, struct am_err *err);
+/* Deletes a finished job (succeeded, failed or stopped) and its folder
+ * (checkpoints, adapter, logs). 0, or -1 with err: 404, or 409 while it is
+ * active or its output is a registered model or being merged. */
+int am_finetune_delete(struct am_finetune *f, long long id, struct am_err *err);
 /* Adds to out what the runtime shows of job id's trainer: its pid (the
  * local runtime's) while it runs, else null. */
 void am_finetune_describe(struct am_finetune *f, long long id, json_t *out);

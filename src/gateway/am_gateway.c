@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../am_server.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_rand.h"
 #include "gw_internal.h"
 
 int am_gateway_owns(const char *t, size_t n)
@@ -77,27 +79,28 @@ void am_gateway_publish(struct am_gateway *g, struct am_routes *routes)
 	gw_table_swap(g, gw_table_new(g, routes));
 }
 
-int am_gateway_resolve(struct am_gateway *g, const char *model, char *host, size_t hostsize, int *port, char *key,
-		       size_t keysize, char *engine_name, size_t namesize, char *why, size_t whysize)
+int am_gateway_serves(struct am_gateway *g, const char *model)
 {
-	static _Atomic unsigned next;
-	int rc = -1;
 	pthread_mutex_lock(&g->mu);
-	const struct am_route *r = gw_table_route(g->table, model);
-	if (!r)
-		am_fmt(why, whysize, "no deployment serves '%.128s'", model);
-	else if (!r->nreps)
-		am_fmt(why, whysize, "'%.128s' is not running (%s)", model, r->state);
-	else {
-		const struct am_route_rep *rep = &r->reps[atomic_fetch_add(&next, 1) % (unsigned)r->nreps];
-		am_strlcpy(host, rep->host, hostsize);
-		*port = rep->port;
-		am_strlcpy(key, rep->key, keysize);
-		am_strlcpy(engine_name, r->engine_name, namesize);
-		rc = 0;
-	}
+	int found = gw_table_route(g->table, model) != NULL;
 	pthread_mutex_unlock(&g->mu);
-	return rc;
+	return found;
+}
+
+int am_gateway_connect(struct am_gateway *g, long long user_id, char *headers, size_t size)
+{
+	int sv[2];
+	if (g->stopped || !g->nworkers || !g->internal[0])
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+		am_warn("gateway", "cannot open a connection into the gateway: %s", strerror(errno));
+		return -1;
+	}
+	/* the peer's name is what marks the connection as the control plane's:
+	 * an accepted socket's peer is an address (or "unix"), never this */
+	gw_threads_handoff(g, sv[1], "", 0, GW_PEER_LOCAL);
+	am_fmt(headers, size, "Authorization: Bearer %s\r\n" GW_USER_HEADER ": %lld\r\n", g->internal, user_id);
+	return sv[0];
 }
 
 /* ---- usage ---- */
@@ -138,6 +141,8 @@ int am_gateway_start(struct am_gateway *g)
 			 strerror(errno));
 		g->jdir[0] = '\0';
 	}
+	/* the control plane's credential on its own connections (am_gateway_connect) */
+	am_rand_token("", g->internal, sizeof g->internal);
 	/* what the last run answered but did not write: the sink's first drain */
 	gw_usage_replay(g);
 	if (gw_threads_start(g) != 0)

@@ -127,11 +127,20 @@ int am_gateway_owns(const char *target, size_t len);
 /* The main loop's hand-off of a gateway connection to a worker. */
 void am_gateway_handoff(struct am_gateway *g, int fd, const char *bytes, size_t len, const char *peer);
 void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *out);
-/* Where a served model name is answered now: a ready replica's host, port
- * and engine key, and the name the engine knows it by. 0, or -1 with why
- * ("no model", or the deployment's state). */
-int am_gateway_resolve(struct am_gateway *g, const char *model, char *host, size_t hostsize, int *port, char *key,
-		       size_t keysize, char *engine_name, size_t namesize, char *why, size_t whysize);
+/* Whether model is a name the gateway knows (a deployment's, an alias, an
+ * adapter), running or not. Any thread. */
+int am_gateway_serves(struct am_gateway *g, const char *model);
+/* A connection into the gateway for the control plane's own requests on a
+ * user's behalf (the playground's compare): returns the caller's end of a
+ * socket pair whose other end a worker serves as it serves a client, and
+ * writes into headers (each line ending in "\r\n") what authenticates
+ * requests there: this run's internal credential (random at start, kept in
+ * memory only, accepted on no other connection) and the user. They take
+ * the gateway's whole path (routing, 503 for a model not running, usage
+ * recorded under user_id with no key) with a console session's rights:
+ * every model, no limits. The caller owns the fd. -1 when the gateway is
+ * not running. Main loop. */
+int am_gateway_connect(struct am_gateway *g, long long user_id, char *headers, size_t size);
 /* Stops the workers (requests in flight are aborted) and hands their last
  * usage records over for a final drain. Idempotent. */
 void am_gateway_stop(struct am_gateway *g);

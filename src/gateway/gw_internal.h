@@ -144,7 +144,13 @@ struct am_gateway {
 	struct gw_worker *workers;
 	int nworkers;
 	_Atomic unsigned next;
+	char internal[64];         /* am_gateway_connect's credential: random per run, never written anywhere */
 };
+
+/* The peer name of am_gateway_connect's connections, and the header that
+ * names the user their requests are for. */
+#define GW_PEER_LOCAL "(aimaas control plane)"
+#define GW_USER_HEADER "X-Aimaas-User"
 
 /* gw_proxy.c: the request path on a worker */
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);

@@ -33,6 +33,7 @@ struct preq {
 	char endpoint[32];
 	char upath[64];
 	int stream, client_usage, tries, status, began, got_event, counted;
+	int local;                  /* the control plane's, for user_id (am_gateway_connect) */
 	char *body;                 /* what goes upstream */
 	size_t blen;
 	struct am_buf resp, sse;
@@ -103,6 +104,30 @@ static void reject(struct gw_worker *w, struct am_http_req *req, enum gw_reject 
 	va_start(ap, fmt);
 	oai_verror(req, status, type, code, param, fmt, ap);
 	va_end(ap);
+}
+
+/* What the control plane's requests may do: a console session's rights
+ * (every model, no limits); whose they are is in preq.user_id. */
+static const struct am_route_key local_key = { .all_models = 1, .session = 1 };
+
+/* A request on the control plane's own connection (am_gateway_connect): it
+ * carries the run's internal credential and the user it is for. 0, or -1
+ * when refused (answered). */
+static int local_auth(struct gw_worker *w, struct preq *p, struct am_http_req *req, const char *auth)
+{
+	const char *u = am_http_header(req, GW_USER_HEADER);
+	char *end = NULL;
+	long long uid = u ? strtoll(u, &end, 10) : 0;
+	if (!auth || strncmp(auth, "Bearer ", 7) || !am_secure_streq(auth + 7, w->g->internal) || !end || *end ||
+	    uid <= 0) {
+		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
+		       "the control plane's request lacks its credential or its user");
+		return -1;
+	}
+	p->local = 1;
+	p->key = &local_key;
+	p->user_id = uid;
+	return 0;
 }
 
 static int key_allows(const struct am_route_key *k, const char *model)
@@ -480,6 +505,13 @@ static void on_head(struct am_http_req *req, void *data)
 	req->app_free = app_free;
 	req->max_body = w->g->cfg.max_body;
 	const char *auth = am_http_header(req, "authorization");
+	if (!strcmp(req->peer, GW_PEER_LOCAL)) {
+		if (local_auth(w, p, req, auth) == 0 && req->head.content_length > 0 &&
+		    (size_t)req->head.content_length > req->max_body)
+			reject(w, req, GW_REJECT_TOO_LARGE, 413, "invalid_request_error", "request_too_large", NULL,
+			       "the request body is larger than %zu bytes", req->max_body);
+		return;
+	}
 	char cookie[128];
 	int via_cookie = 0;
 	const char *tok;
@@ -576,6 +608,38 @@ static void models(struct preq *p, struct am_http_req *req)
 	respond_json(req, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
+/* Enforces the key's limits (k from t): 1 when refused (answered). */
+static int limited(struct gw_worker *w, struct am_http_req *req, struct gw_table *t, const struct am_route_key *k)
+{
+	struct gw_counters *c = gw_table_counters(t, k);
+	long long minute = am_wall_ms() / 60000;
+	long long seen = atomic_load(&c->minute);
+	if (seen != minute && atomic_compare_exchange_strong(&c->minute, &seen, minute)) {
+		atomic_store(&c->requests, 0);
+		atomic_store(&c->tokens, 0);
+	}
+	char ra[16];
+	am_fmt(ra, sizeof ra, "%lld", (long long)(60 - (am_wall_ms() / 1000) % 60));
+	if (k->quota && atomic_load(&c->used) >= k->quota) {
+		reject(w, req, GW_REJECT_QUOTA, 429, "insufficient_quota", "insufficient_quota", NULL,
+		       "This API key has used its quota of %lld tokens", k->quota);
+		return 1;
+	}
+	if (k->tpm && atomic_load(&c->tokens) >= k->tpm) {
+		am_http_add_header(req, "Retry-After", ra);
+		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "tokens", "rate_limit_exceeded", NULL,
+		       "Rate limit reached: %lld tokens per minute; try again in %s s", k->tpm, ra);
+		return 1;
+	}
+	if (k->rpm && atomic_fetch_add(&c->requests, 1) + 1 > k->rpm) {
+		am_http_add_header(req, "Retry-After", ra);
+		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "requests", "rate_limit_exceeded", NULL,
+		       "Rate limit reached: %lld requests per minute; try again in %s s", k->rpm, ra);
+		return 1;
+	}
+	return 0;
+}
+
 static void on_request(struct am_http_req *req, void *data)
 {
 	struct preq *p = req->app_ctx;
@@ -584,7 +648,7 @@ static void on_request(struct am_http_req *req, void *data)
 	/* the table may have changed while the body arrived; what follows in
 	 * this call reads this one (w->table), so p->key stays valid */
 	struct gw_table *t = gw_table_get(w);
-	p->key = gw_table_key(t, p->key_hash);
+	p->key = p->local ? &local_key : gw_table_key(t, p->key_hash);
 	if (!p->key) {
 		reject(w, req, GW_REJECT_UNAUTHORIZED, 401, "invalid_request_error", "invalid_api_key", NULL,
 		       "This API key was revoked");
@@ -666,34 +730,8 @@ static void on_request(struct am_http_req *req, void *data)
 		       "The model `%s` is not running (it is %s)", r->name, r->state);
 		return;
 	}
-	/* the key's limits */
-	const struct am_route_key *k = p->key;
-	struct gw_counters *c = gw_table_counters(t, k);
-	long long minute = am_wall_ms() / 60000;
-	long long seen = atomic_load(&c->minute);
-	if (seen != minute && atomic_compare_exchange_strong(&c->minute, &seen, minute)) {
-		atomic_store(&c->requests, 0);
-		atomic_store(&c->tokens, 0);
-	}
-	char ra[16];
-	am_fmt(ra, sizeof ra, "%lld", (long long)(60 - (am_wall_ms() / 1000) % 60));
-	if (k->quota && atomic_load(&c->used) >= k->quota) {
-		reject(w, req, GW_REJECT_QUOTA, 429, "insufficient_quota", "insufficient_quota", NULL,
-		       "This API key has used its quota of %lld tokens", k->quota);
+	if (!p->local && limited(w, req, t, p->key))
 		return;
-	}
-	if (k->tpm && atomic_load(&c->tokens) >= k->tpm) {
-		am_http_add_header(req, "Retry-After", ra);
-		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "tokens", "rate_limit_exceeded", NULL,
-		       "Rate limit reached: %lld tokens per minute; try again in %s s", k->tpm, ra);
-		return;
-	}
-	if (k->rpm && atomic_fetch_add(&c->requests, 1) + 1 > k->rpm) {
-		am_http_add_header(req, "Retry-After", ra);
-		reject(w, req, GW_REJECT_RATE_LIMITED, 429, "requests", "rate_limit_exceeded", NULL,
-		       "Rate limit reached: %lld requests per minute; try again in %s s", k->rpm, ra);
-		return;
-	}
 	am_strlcpy(p->model, r->name, sizeof p->model);
 	p->stream = pk.stream;
 	int alias = strcmp(r->engine_name, r->name) != 0;

@@ -242,14 +242,15 @@ static int send_on(struct am_client_req *r, struct event_base *base)
 	return r->conn ? connect_to(r, base, r->conn->host, r->conn->port) : -1;
 }
 
-/* The request's bytes into r->out. */
-static void compose(struct am_client_req *r, const char *host, int port, const char *method, const char *path,
-		    const char *bearer, const char *json, size_t json_len, int keep)
+/* The request's bytes into r->out: headers are more header lines, each
+ * ending in CRLF (or NULL). */
+static void compose_hdr(struct am_client_req *r, const char *host_hdr, const char *method, const char *path,
+			const char *bearer, const char *headers, const char *json, size_t json_len, int keep)
 {
-	int v6 = strchr(host, ':') != NULL;
-	am_buf_init(&r->out, strlen(method) + strlen(path) + strlen(host) + (bearer ? strlen(bearer) : 0) + json_len + 512);
-	am_buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: aimaas\r\n%s", method, path, v6 ? "[" : "",
-		      host, v6 ? "]" : "", port, keep ? "" : "Connection: close\r\n");
+	am_buf_init(&r->out, strlen(method) + strlen(path) + strlen(host_hdr) + (bearer ? strlen(bearer) : 0) +
+				     (headers ? strlen(headers) : 0) + json_len + 512);
+	am_buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: aimaas\r\n%s%s", method, path, host_hdr,
+		      keep ? "" : "Connection: close\r\n", headers ? headers : "");
 	if (bearer && *bearer)
 		am_buf_printf(&r->out, "Authorization: Bearer %s\r\n", bearer);
 	if (json)
@@ -257,6 +258,16 @@ static void compose(struct am_client_req *r, const char *host, int port, const c
 	am_buf_add(&r->out, "\r\n", 2);
 	if (json)
 		am_buf_add(&r->out, json, json_len);
+}
+
+/* The same to host:port ("[v6]:port" in the Host header). */
+static void compose(struct am_client_req *r, const char *host, int port, const char *method, const char *path,
+		    const char *bearer, const char *json, size_t json_len, int keep)
+{
+	char host_hdr[128];
+	int v6 = strchr(host, ':') != NULL;
+	am_fmt(host_hdr, sizeof host_hdr, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+	compose_hdr(r, host_hdr, method, path, bearer, NULL, json, json_len, keep);
 }
 
 static struct am_client_req *req_new(struct event_base *base, int timeout_ms, size_t max_body, am_client_cb cb,
@@ -289,6 +300,24 @@ struct am_client_req *am_client_request(struct event_base *base, const char *hos
 	compose(r, host ? host : "invalid", port, method, path, bearer, json, json_len, 0);
 	if (!host || connect_to(r, base, host, port) != 0)
 		fail_soon(r);
+	return r;
+}
+
+struct am_client_req *am_client_request_fd(struct event_base *base, int fd, const char *method, const char *path,
+					   const char *headers, const char *json, size_t json_len, int timeout_ms,
+					   size_t max_body, am_client_cb cb, void *data)
+{
+	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data);
+	compose_hdr(r, "aimaas", method, path, NULL, headers, json, json_len, 0);
+	if (fd < 0) {
+		fail_soon(r);
+		return r;
+	}
+	evutil_make_socket_nonblocking(fd);
+	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	bufferevent_write(r->bev, r->out.data, r->out.len);
 	return r;
 }
 

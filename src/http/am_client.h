@@ -1,6 +1,7 @@
 /* am_client: one-shot HTTP/1.1 requests to engines (health probes, metrics
- * scrapes, the playground), on the main loop. Engines are addressed by a
- * numeric host (127.0.0.1 for the local runtime) and a port. The answer is buffered whole
+ * scrapes) and into the gateway (the playground's compare), on the main
+ * loop. Engines are addressed by a numeric host (127.0.0.1 for the local
+ * runtime) and a port; the gateway by a socket. The answer is buffered whole
  * (capped), then the callback runs once; 0 as status means the connection
  * failed or timed out. */
 #ifndef AM_CLIENT_H
@@ -27,6 +28,12 @@ struct am_client_req *am_client_request(struct event_base *base, const char *hos
 					const char *path,
 					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
 					am_client_cb cb, void *data);
+/* Any method on a connected stream socket that is not at an address (one
+ * end of a socket pair): takes ownership of fd (-1: the callback reports a
+ * failure). headers: extra header lines, each ending in "\r\n", or NULL. */
+struct am_client_req *am_client_request_fd(struct event_base *base, int fd, const char *method, const char *path,
+					   const char *headers, const char *json, size_t json_len, int timeout_ms,
+					   size_t max_body, am_client_cb cb, void *data);
 /* Drops a request; its callback will not run. */
 void am_client_cancel(struct am_client_req *r);
 

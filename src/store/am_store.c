@@ -14,15 +14,19 @@
 #include "../base/am_mem.h"
 #include "am_migrations.h"
 
-#define STMT_CACHE 64
+#include <stdint.h>
+
+#define STMT_CACHE 1024 /* slots, a power of two; at most 3/4 used */
 
 struct am_store {
 	sqlite3 *db;
 	int in_tx;
+	int in_read;    /* a read transaction (am_store_read_begin) is open */
 	int full;       /* the last failed write ran out of space; a good write clears it */
 	sqlite3_int64 changes_at_begin;
-	/* Statements keyed by the address of their SQL text: callers pass
-	 * string literals, so the address is a stable, cheap key. */
+	/* Statements keyed by the address of their SQL text (callers pass
+	 * string literals, so the address is a stable, cheap key), in an
+	 * open-addressing table. */
 	struct {
 		const char *sql;
 		sqlite3_stmt *stmt;
@@ -43,6 +47,15 @@ int am_store_full(const struct am_store *s)
 	return s->full;
 }
 
+/* A statement about to run that writes ends a read transaction first: the
+ * write runs on the latest data, never as an upgrade of an old snapshot
+ * (which SQLite refuses once another connection has committed). */
+static void before_run(struct am_store *s, sqlite3_stmt *st)
+{
+	if (s->in_read && st && !sqlite3_stmt_readonly(st))
+		am_store_read_end(s);
+}
+
 static sqlite3_stmt *prepare_nocache(struct am_store *s, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
@@ -50,35 +63,55 @@ static sqlite3_stmt *prepare_nocache(struct am_store *s, const char *sql)
 		am_error("store", "prepare failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sql);
 		return NULL;
 	}
+	before_run(s, st);
 	return st;
 }
 
-static sqlite3_stmt *prepare(struct am_store *s, const char *sql)
+static size_t slot_of(const char *sql)
 {
-	for (int i = 0; i < s->ncache; i++)
-		if (s->cache[i].sql == sql)
+	uintptr_t h = (uintptr_t)sql;
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 7) & (STMT_CACHE - 1);
+}
+
+/* The cached statement for a literal's SQL, prepared on first use; *cached
+ * says whether release keeps it (a full cache prepares anew each time). */
+static sqlite3_stmt *prepare(struct am_store *s, const char *sql, int *cached)
+{
+	size_t i = slot_of(sql);
+	while (s->cache[i].sql) {
+		if (s->cache[i].sql == sql) {
+			*cached = 1;
+			before_run(s, s->cache[i].stmt);
 			return s->cache[i].stmt;
+		}
+		i = (i + 1) & (STMT_CACHE - 1);
+	}
 	sqlite3_stmt *st = NULL;
+	*cached = 0;
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
 		am_error("store", "prepare failed: %s; sql: %.200s", sqlite3_errmsg(s->db), sql);
 		return NULL;
 	}
-	if (s->ncache < STMT_CACHE) {
-		s->cache[s->ncache].sql = sql;
-		s->cache[s->ncache].stmt = st;
+	if (s->ncache < STMT_CACHE / 4 * 3) {
+		s->cache[i].sql = sql;
+		s->cache[i].stmt = st;
 		s->ncache++;
+		*cached = 1;
 	}
+	before_run(s, st);
 	return st;
 }
 
-static void release(struct am_store *s, sqlite3_stmt *st)
+static void release(sqlite3_stmt *st, int cached)
 {
+	if (!cached) {
+		sqlite3_finalize(st);
+		return;
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	for (int i = 0; i < s->ncache; i++)
-		if (s->cache[i].stmt == st)
-			return;
-	sqlite3_finalize(st);
 }
 
 static int bind(struct am_store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
@@ -168,14 +201,14 @@ static int step_all(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max)
 	return -1;
 }
 
-static int run_with(struct am_store *s, sqlite3_stmt *st, json_t *arr, int max, const char *fmt, va_list ap)
+static int run_with(struct am_store *s, sqlite3_stmt *st, int cached, json_t *arr, int max, const char *fmt, va_list ap)
 {
 	if (!st)
 		return -1;
 	int rc = bind(s, st, fmt, ap);
 	if (rc == 0)
 		rc = step_all(s, st, arr, max);
-	release(s, st);
+	release(st, cached);
 	return rc;
 }
 
@@ -183,7 +216,7 @@ int am_store_exec_dynamic(struct am_store *s, const char *sql, const char *fmt, 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int rc = run_with(s, prepare_nocache(s, sql), NULL, 0, fmt, ap);
+	int rc = run_with(s, prepare_nocache(s, sql), 0, NULL, 0, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -193,7 +226,7 @@ int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, con
 	json_t *arr = json_array();
 	va_list ap;
 	va_start(ap, fmt);
-	int rc = run_with(s, prepare_nocache(s, sql), arr, 0, fmt, ap);
+	int rc = run_with(s, prepare_nocache(s, sql), 0, arr, 0, fmt, ap);
 	va_end(ap);
 	if (rc != 0) {
 		json_decref(arr);
@@ -205,7 +238,9 @@ int am_store_rows_dynamic(struct am_store *s, json_t **out, const char *sql, con
 
 static int run(struct am_store *s, json_t *arr, int max, const char *sql, const char *fmt, va_list ap)
 {
-	return run_with(s, prepare(s, sql), arr, max, fmt, ap);
+	int cached;
+	sqlite3_stmt *st = prepare(s, sql, &cached);
+	return run_with(s, st, cached, arr, max, fmt, ap);
 }
 
 int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
@@ -220,7 +255,8 @@ int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
 /* the row handed to am_store_each's callback is the statement itself */
 int am_store_each(struct am_store *s, am_store_row_cb cb, void *data, const char *sql, const char *fmt, ...)
 {
-	sqlite3_stmt *st = prepare(s, sql);
+	int cached;
+	sqlite3_stmt *st = prepare(s, sql, &cached);
 	if (!st)
 		return -1;
 	va_list ap;
@@ -240,7 +276,7 @@ int am_store_each(struct am_store *s, am_store_row_cb cb, void *data, const char
 		if (cb((const struct am_store_row *)st, data) != 0)
 			break;
 	}
-	release(s, st);
+	release(st, cached);
 	return rc;
 }
 
@@ -294,7 +330,8 @@ int am_store_row(struct am_store *s, json_t **out, const char *sql, const char *
 
 int am_store_int(struct am_store *s, long long *out, long long dflt, const char *sql, const char *fmt, ...)
 {
-	sqlite3_stmt *st = prepare(s, sql);
+	int cached;
+	sqlite3_stmt *st = prepare(s, sql, &cached);
 	if (!st)
 		return -1;
 	va_list ap;
@@ -313,7 +350,7 @@ int am_store_int(struct am_store *s, long long *out, long long dflt, const char 
 			rc = -1;
 		}
 	}
-	release(s, st);
+	release(st, cached);
 	return rc;
 }
 
@@ -341,6 +378,7 @@ static int plain(struct am_store *s, const char *sql)
 
 int am_store_begin(struct am_store *s)
 {
+	am_store_read_end(s);
 	if (plain(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	s->in_tx = 1;
@@ -364,6 +402,25 @@ void am_store_rollback(struct am_store *s)
 	if (s->in_tx)
 		plain(s, "ROLLBACK");
 	s->in_tx = 0;
+}
+
+int am_store_read_begin(struct am_store *s)
+{
+	if (s->in_tx || s->in_read)
+		return 0;
+	if (plain(s, "BEGIN") != 0)
+		return -1;
+	s->in_read = 1;
+	return 0;
+}
+
+void am_store_read_end(struct am_store *s)
+{
+	if (!s->in_read)
+		return;
+	s->in_read = 0;
+	if (plain(s, "COMMIT") != 0)
+		plain(s, "ROLLBACK");
 }
 
 int am_store_in_tx(struct am_store *s)
@@ -482,8 +539,9 @@ void am_store_close(struct am_store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < s->ncache; i++)
-		sqlite3_finalize(s->cache[i].stmt);
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (s->cache[i].sql)
+			sqlite3_finalize(s->cache[i].stmt);
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s);

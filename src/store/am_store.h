@@ -56,6 +56,13 @@ int am_store_begin(struct am_store *s);
 int am_store_commit(struct am_store *s);
 void am_store_rollback(struct am_store *s);
 int am_store_in_tx(struct am_store *s);
+/* A read transaction around a run of reads (an API GET): one snapshot, and
+ * SQLite's locks taken once instead of per statement. Ended by
+ * am_store_read_end, or at once by a statement that writes or by
+ * am_store_begin (so a write is never an upgrade of an old snapshot).
+ * Nothing when a transaction is open already. 0 or -1. */
+int am_store_read_begin(struct am_store *s);
+void am_store_read_end(struct am_store *s);
 
 /* Whether the database is out of disk space: set when a statement or a
  * commit fails with SQLITE_FULL (or an I/O error whose errno is ENOSPC or

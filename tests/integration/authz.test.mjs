@@ -6,7 +6,7 @@
 // account with a deleted one's name owns nothing of it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
@@ -83,6 +83,26 @@ test("datasets are private by default: another user gets 404 on every route, and
   assertError(await srv.api('POST', '/api/v1/finetune/jobs', { token: U.bob, body: { ...job, datasets: [id] } }), 400, 'invalid_field', 'datasets[0]');
   assert.equal((await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: U.alice, body: job })).status, 200);
   assert.equal((await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: A, body: job })).status, 200);
+});
+
+test('a base model that runs its own code is an admin\'s to fine-tune', async () => {
+  const glm = join(dir, 'models', 'glm-4-9b-chat');
+  mkdirSync(glm);
+  writeFileSync(join(glm, 'config.json'), JSON.stringify({ architectures: ['ChatGLMModel'], model_type: 'chatglm',
+    auto_map: { AutoModelForCausalLM: 'modeling_chatglm.ChatGLMForConditionalGeneration' }, num_layers: 40, hidden_size: 4096,
+    num_attention_heads: 32, multi_query_group_num: 2, seq_length: 131072, torch_dtype: 'bfloat16', padded_vocab_size: 151552 }));
+  const reg = await srv.api('POST', '/api/v1/models', { token: A, body: { path: glm } });
+  assert.equal(reg.status, 201, reg.text);
+  const up = await upload(U.alice, 'alice-glm');
+  assert.equal(up.status, 201, up.text);
+  const job = { base_model: 'glm-4-9b-chat', datasets: ['alice-glm'], hyper: { max_steps: 2 } };
+  const r = await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: U.alice, body: job });
+  assertError(r, 403, 'forbidden', 'base_model');
+  assert.match(r.json.error.message, /runs its own code/);
+  // an admin gets past that (this weightless fixture then fails the model checks)
+  const adm = await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: A, body: job });
+  assertError(adm, 400, 'invalid_field', 'base_model');
+  assert.doesNotMatch(adm.json.error.message, /runs its own code/);
 });
 
 test('a shared dataset: everyone sees and trains on it; only its owner or an admin changes or deletes it', async () => {

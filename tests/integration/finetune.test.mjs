@@ -109,6 +109,8 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(await srv.api('POST', '/api/v1/finetune/jobs?dry_run=1', { token: T, body: { ...base, method: 'dora' } }), 400,
     'invalid_field', 'method');
   assert.equal((await srv.api('GET', '/api/v1/finetune/jobs', { token: T })).json.items.length, 0);
+  assert.equal((await srv.api('GET', '/api/v1/tasks?kind=finetune.create&limit=500', { token: T })).json.items
+    .filter((t) => t.state !== 'failed').length, 0, 'a dry run leaves no task');
 });
 
 test('a LoRA job runs to the end: config, progress, loss series, result registered', async () => {
@@ -209,6 +211,18 @@ test('queued for GPUs, stop saves, resume continues from the checkpoint', async 
   assert.equal(b.status, 201, b.text);
   const queued = await waitJob(b.json.id, (j) => /waiting for GPUs/.test(j.reason), 'said it waits');
   assert.equal(queued.state, 'queued');
+  // a queued job stopped before it started: finished at once, its task cancelled
+  const c = await job({ ...long, name: 'early' });
+  assert.equal(c.status, 201, c.text);
+  const cs = await srv.api('POST', `/api/v1/finetune/jobs/${c.json.id}/stop`, { token: T, body: {} });
+  assert.equal(cs.status, 200, cs.text);
+  assert.equal(cs.json.state, 'stopped');
+  assert.equal(cs.json.reason, 'stopped before it started');
+  const ct = (await srv.api('GET', `/api/v1/tasks/${c.json.task_id}`, { token: T })).json;
+  assert.equal(ct.kind, 'finetune.create');
+  assert.equal(ct.state, 'cancelled');
+  assert.equal(ct.message, 'stopped before it started');
+  assert.equal((await srv.api('DELETE', `/api/v1/finetune/jobs/${c.json.id}`, { token: T })).status, 200);
   const wide = (await srv.api('GET', `/api/v1/finetune/jobs/${a.json.id}`, { token: T })).json;
   assert.equal(wide.gpus.length, 2);
   assert.equal(wide.gpu_indices, '0,1');

@@ -319,3 +319,53 @@ test('playground compare: a client that leaves mid-way frees everything; a slow 
   assert.equal(slow.status, 200);
   assert.ok(slow.latency_ms >= 300, `the slow model's TTFT is 350 ms: ${slow.latency_ms}`);
 });
+
+test("playground compare goes through the gateway: metered under the caller; a stopped model is that model's 503", async () => {
+  const made = await srv.api('POST', '/api/v1/users', { token: T, body: { username: 'cmp-user', password: 'cmp-password' } });
+  assert.equal(made.status, 201, made.text);
+  const U = await srv.login('cmp-user', 'cmp-password');
+  // an alias goes through the gateway's routing like its name
+  const r = await srv.api('POST', '/api/v1/playground/compare', { token: U, body: { models: ['qwen', 'qwen-chat'],
+    messages: [{ role: 'user', content: 'compare' }], max_tokens: 3 } });
+  assert.equal(r.status, 200, r.text);
+  for (const x of r.json.results) {
+    assert.equal(x.status, 200, JSON.stringify(x));
+    assert.equal(x.usage.completion_tokens, 3);
+  }
+  // in the user's usage, with no key (as the console's own /v1 calls), by the name asked for
+  let rows = [];
+  for (let i = 0; i < 40 && rows.length < 2; i++) {
+    await sleep(100);
+    const u = await srv.api('GET', '/api/v1/usage?group_by=key,user,model', { token: U });
+    assert.equal(u.status, 200, u.text);
+    rows = u.json.items.filter((x) => x.user === 'cmp-user' && x.key_id === null);
+  }
+  assert.deepEqual(rows.map((x) => [x.model, x.requests, x.completion_tokens]).sort(), [['qwen', 1, 3], ['qwen-chat', 1, 3]]);
+  // a model that is not running: its leg says so, the other answers
+  const dep = await srv.api('POST', '/api/v1/deployments', { token: T,
+    body: { name: 'parked', model: 'Qwen2.5-7B-Instruct', engine: 'aimaas-sim', engine_args: [] } });
+  assert.equal(dep.status, 201, dep.text);
+  await running('parked');
+  assert.equal((await srv.api('POST', '/api/v1/deployments/parked/stop', { token: T })).status, 202);
+  let c;
+  for (let i = 0; i < 100; i++) {
+    c = await srv.api('POST', '/api/v1/playground/compare', { token: U, body: { models: ['qwen', 'parked'],
+      messages: [{ role: 'user', content: 'compare' }], max_tokens: 2 } });
+    assert.equal(c.status, 200, c.text);
+    if (c.json.results[1].status === 503) break;
+    await sleep(50);
+  }
+  const [ok, parked] = c.json.results;
+  assert.equal(ok.status, 200, JSON.stringify(ok));
+  assert.equal(parked.status, 503, JSON.stringify(parked));
+  assert.match(parked.error, /`parked` is not running/);
+  // a name nothing serves is the request's error
+  assertError(await srv.api('POST', '/api/v1/playground/compare', { token: U, body: { models: ['qwen', 'nope'],
+    messages: [{ role: 'user', content: 'x' }] } }), 400, 'invalid_field', 'models');
+  // the internal credential is nowhere to be seen, and a client cannot borrow the control plane's header
+  const spoof = await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-aimaas-user': '1' },
+    body: JSON.stringify({ model: 'qwen', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }) });
+  assert.equal(spoof.status, 401);
+  await srv.api('DELETE', '/api/v1/deployments/parked', { token: T });
+});

@@ -88,3 +88,17 @@ test('a TP-2 replica goes to the node with two free GPUs, and is refused when th
   for (const g of gpus) assert.ok(g.memory.reserved <= g.memory.total, JSON.stringify(g));
   assert.deepEqual(gpus.filter((g) => g.memory.reserved > 0).map((g) => `${g.node}:${g.index}`), ['node-a:0', 'node-b:0']);
 });
+
+test('/metrics lists every node\'s GPUs with what aimaas reserved on each', async () => {
+  const m = await srv.api('GET', '/metrics', { token: T });
+  assert.equal(m.status, 200, m.text);
+  const gpus = (await srv.api('GET', '/api/v1/gpus', { token: T })).json.items;
+  for (const g of gpus) {
+    const at = `node="${g.node}",gpu="${g.index}",uuid="${g.id}"`;
+    assert.ok(m.text.includes(`aimaas_gpu_memory_bytes{${at},state="total"} ${g.memory.total}\n`), at);
+    const r = m.text.match(new RegExp(`aimaas_gpu_memory_bytes\\{${at.replace(/[.]/g, '\\.')},state="reserved"\\} (\\d+)`));
+    assert.ok(r, at);
+    assert.equal(Number(r[1]), g.memory.reserved, at);
+  }
+  assert.ok(gpus.some((g) => g.memory.reserved > 0));
+});

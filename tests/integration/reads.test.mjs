@@ -167,3 +167,43 @@ test('keyset paging: ?after= walks a list without duplicates or gaps while rows 
   }
   await srv.stop();
 });
+
+test('keys, personal tokens and datasets page by keyset, newest first, counting only what the caller may see', async () => {
+  const srv = await startServer();
+  cleanups.push(() => srv.cleanup(), () => srv.stop({ clean: false }));
+  const T = await srv.login();
+  const ALPACA = JSON.stringify([{ instruction: '你好', input: '', output: '你好！' }]);
+  const make = (path, name) => (path.endsWith('/datasets')
+    ? srv.api('POST', `${path}?name=${name}&file_name=d.json`, { token: T, raw: ALPACA, headers: { 'content-type': 'application/octet-stream' } })
+    : srv.api('POST', path, { token: T, body: { name } }));
+  for (const path of ['/api/v1/keys', '/api/v1/tokens', '/api/v1/datasets']) {
+    const made = [];
+    for (let i = 0; i < 7; i++) {
+      const r = await make(path, `n${i}`);
+      assert.equal(r.status, 201, r.text);
+      made.push(r.json.id);
+    }
+    let seen = [], cursor = null;
+    for (;;) {
+      const r = await srv.api('GET', `${path}?limit=3${cursor ? `&after=${cursor}` : ''}`, { token: T });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.items.length <= 3, true);
+      seen.push(...r.json.items.map((k) => k.id));
+      if (!r.json.next) break;
+      if (!cursor) assert.equal((await make(path, 'late')).status, 201); // above the cursor: not in this walk
+      cursor = r.json.next;
+    }
+    assert.ok(made.every((id) => seen.includes(id)), `${path}: every one seen`);
+    assert.equal(new Set(seen).size, seen.length, `${path}: none twice`);
+    assert.deepEqual(seen, [...seen].sort((a, b) => b - a), `${path}: newest first`);
+    const all = (await srv.api('GET', `${path}?limit=500`, { token: T })).json;
+    assert.equal(all.total, all.items.length, path);
+    assert.equal((await srv.api('GET', `${path}?after=x`, { token: T })).status, 400);
+  }
+  // another user counts and sees only their own
+  assert.equal((await srv.api('POST', '/api/v1/users', { token: T, body: { username: 'carol', password: 'password-carol' } })).status, 201);
+  const C = await srv.login('carol', 'password-carol');
+  const mine = (await srv.api('GET', '/api/v1/keys', { token: C })).json;
+  assert.deepEqual([mine.total, mine.items.length], [0, 0]);
+  await srv.stop();
+});

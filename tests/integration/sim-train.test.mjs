@@ -210,6 +210,14 @@ test('the shims run aimaas-sim under the real command names', () => {
   const v = spawnSync(join(shim, 'vllm'), ['serve', '/m', '--bogus'], { encoding: 'utf8' });
   assert.equal(v.status, 2);
   assert.match(v.stderr, /usage: vllm serve/);
+  // SGLang's and llama-server's command lines, refused as those engines refuse
+  const env = { ...process.env, AIMAAS_SIM: SIM_BIN };
+  const sg = spawnSync(join(shim, 'sglang'), ['--model-path', '/m'], { encoding: 'utf8', env });
+  assert.equal(sg.status, 2);
+  assert.match(sg.stderr, /launch_server\.py: error: expected '-m sglang\.launch_server'/);
+  const ls = spawnSync(join(shim, 'llama-server'), ['-m', '/m.gguf', '--bogus'], { encoding: 'utf8', env });
+  assert.equal(ls.status, 2);
+  assert.match(ls.stderr, /llama-server: error: unrecognized arguments: --bogus/);
   const l = spawnSync(join(shim, 'llamafactory-cli'), ['train', writeConfig('shim', config('shim', { num_train_epochs: 1.0 }))],
     { encoding: 'utf8', env: { ...process.env, AIMAAS_SIM_STEP_MS: '1', AIMAAS_SIM: SIM_BIN } });
   assert.equal(l.status, 0, l.stderr);

@@ -500,7 +500,7 @@ test('engines: where each program is on this machine; setting a path that is not
   await page.getByRole('menuitem', { name: '推理引擎', exact: true }).click();
   const row = (title) => page.locator('.el-table__row', { hasText: title });
   await row('vLLM').getByText(/tests\/shims\/vllm$/).waitFor(); // the shim is first on PATH here
-  await row('llama.cpp').getByText('未找到').waitFor(); // no llama-server on this machine
+  await row('llama.cpp').getByText(/tests\/shims\/llama-server$/).waitFor(); // the simulator's llama-server shim
   await page.locator('input[name="binary-sglang"]').fill('/opt/sglang/bin/python3');
   await row('SGLang').getByRole('button', { name: '保存' }).click();
   await page.getByText('SGLang 已保存').waitFor();

@@ -24,11 +24,13 @@ void suite_work(void);
 void suite_proc(void);
 void suite_usage(void);
 void suite_sim_schema(void);
+void suite_sim_metrics(void);
 void suite_states(void);
 void suite_sched(void);
 void suite_runtime(void);
 void suite_routes(void);
 void suite_due(void);
+void suite_deploy_verbs(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -86,11 +88,13 @@ int main(void)
 	suite_proc();
 	suite_usage();
 	suite_sim_schema();
+	suite_sim_metrics();
 	suite_states();
 	suite_sched();
 	suite_runtime();
 	suite_routes();
 	suite_due();
+	suite_deploy_verbs();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

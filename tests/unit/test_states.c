@@ -1,4 +1,4 @@
-/* Unit tests: the instance and job state machines, every pair of states
+/* Unit tests: the instance, job and export (merge) state machines, every pair of states
  * (allowed or refused) against the lists below, written out by hand from
  * what the reconciler and the trainer driver do. */
 #include "am_test.h"
@@ -20,6 +20,11 @@ static const char *const job_allowed[] = {
 	"starting>succeeded", "starting>failed",  "starting>stopped",  "running>stopping", "running>succeeded",
 	"running>failed",    "running>stopped",   "stopping>stopped",  "stopping>succeeded", "stopping>failed",
 	"failed>queued",     "stopped>queued",    NULL,
+};
+
+static const char *const export_allowed[] = {
+	"none>queued",      "queued>running",   "queued>failed", "running>succeeded", "running>failed",
+	"running>queued",   "failed>queued",    NULL,
 };
 
 static int listed(const char *const *list, const char *from, const char *to)
@@ -94,8 +99,43 @@ static void job_machine(void)
 	CHECK_STR(am_job_state_name((enum am_job_state)99), "?");
 }
 
+static void export_machine(void)
+{
+	int allowed = 0;
+	for (int a = 0; a < AM_EXPORT_NSTATES; a++) {
+		enum am_export_state p;
+		CHECK_INT(am_export_state_parse(am_export_state_name((enum am_export_state)a), &p), 0);
+		CHECK_INT(p, a);
+		for (int b = 0; b < AM_EXPORT_NSTATES; b++) {
+			const char *f = am_export_state_name((enum am_export_state)a);
+			const char *t = am_export_state_name((enum am_export_state)b);
+			int want = a == b || listed(export_allowed, f, t);
+			int got = am_export_transition_ok((enum am_export_state)a, (enum am_export_state)b);
+			if (got != want)
+				printf("    export %s -> %s: %s, want %s\n", f, t, got ? "allowed" : "refused",
+				       want ? "allowed" : "refused");
+			CHECK_INT(got, want);
+			allowed += got && a != b;
+		}
+	}
+	int n = 0;
+	while (export_allowed[n])
+		n++;
+	CHECK_INT(allowed, n);
+	enum am_export_state s = AM_EXPORT_RUNNING;
+	CHECK_INT(am_export_state_parse(NULL, &s), 0); /* stored NULL: never asked for */
+	CHECK_INT(s, AM_EXPORT_NONE);
+	s = AM_EXPORT_RUNNING;
+	CHECK_INT(am_export_state_parse("stopped", &s), -1); /* a job's state, not a merge's */
+	CHECK_INT(s, AM_EXPORT_RUNNING);
+	CHECK_STR(am_export_state_name(AM_EXPORT_NSTATES), "?");
+	CHECK_INT(am_export_transition_ok(AM_EXPORT_NSTATES, AM_EXPORT_QUEUED), 0);
+	CHECK_INT(am_export_transition_ok(AM_EXPORT_NONE, (enum am_export_state)-1), 0);
+}
+
 void suite_states(void)
 {
 	RUN(instance_machine);
 	RUN(job_machine);
+	RUN(export_machine);
 }
