@@ -10,6 +10,9 @@
  *   publish  am_gateway_publish: keys sorted, names indexed, counters
  *            attached, the swap (what the gateway's side costs)
  *   total    am_routes_publish's work: build + digest + publish
+ *   change   what the reconciler pays for one deployment's change (a
+ *            replica's address): am_routes_publish_deps of it (its two
+ *            queries, the patch, the copy handed over, the gateway's publish)
  * Medians of R runs, in microseconds. Built by bench/routes-publish.sh. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +120,22 @@ int main(int argc, char **argv)
 		p[i] = (double)(t3 - t2) / 1e3;
 		t[i] = (double)(t3 - t0) / 1e3;
 	}
+	double *ch = calloc((size_t)runs, sizeof *ch);
+	am_routes_publish(&srv); /* the table the changes patch */
+	for (int i = 0; i < runs; i++) {
+		long long dep = 1 + i % n;
+		am_store_exec(srv.store, "UPDATE instances SET address = ? WHERE deployment_id = ? AND replica = 0", "si",
+			      i % 2 ? "127.0.0.1:1" : "127.0.0.1:2", dep);
+		uint64_t t0 = am_now_ns();
+		am_routes_publish_deps(&srv, &dep, 1);
+		ch[i] = (double)(am_now_ns() - t0) / 1e3;
+	}
 	printf("deployments %d (routes %d, replicas %d, keys %d), %d runs, median us: cold %.0f  build %.0f  digest %.0f"
-	       "  publish %.0f  total %.0f\n", n, routes, 2 * n, keys, runs, median(cold, runs), median(b, runs),
-	       median(d, runs), median(p, runs), median(t, runs));
+	       "  publish %.0f  total %.0f  change %.0f\n", n, routes, 2 * n, keys, runs, median(cold, runs), median(b, runs),
+	       median(d, runs), median(p, runs), median(t, runs), median(ch, runs));
+	free(ch);
 	am_routes_cache_free(cache);
+	am_routes_cache_free(srv.routes);
 	free(cold);
 	free(b);
 	free(d);

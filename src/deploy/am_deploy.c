@@ -18,6 +18,7 @@
 #include "../base/am_series.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "am_due.h"
 #include "am_routes.h"
 #include "deploy_internal.h"
 #include "../gpu/am_inventory.h"
@@ -36,23 +37,29 @@
 #define LOG_CAP (50ull << 20)
 
 /* What the supervisor holds for one live instance; the database holds the
- * rest. Its workload is the runtime's (ref); events come through on_event. */
+ * rest. Its workload is the runtime's (ref); events come through on_event.
+ * Kept in a hash by instance id and in a list for the walks. */
 struct handle {
 	struct am_deploy *d;
 	long long id, dep_id;
 	struct am_runtime *rt;
+	const struct am_engine_def *engine; /* its deployment's (metrics' names); NULL: unknown */
 	char ref[AM_RT_REF_MAX];
 	char host[256];            /* where its engine serves (its address) */
 	int port;
 	char key[80];
 	struct am_client_req *scrape;
-	uint64_t next_scrape_ns;
+	struct am_client_conn *mc; /* to its /metrics, kept open between scrapes */
+	int running;               /* recorded running by this handle's READY (a cache of the row) */
+	int quiet;                 /* scrapes in a row that found it idle, numbers unmoved */
 	int probe_fails;
 	int exited;
 	char exit_status[32];
-	double running, waiting, kv, gen_total, prompt_total, tok_s, gen_prev;
+	double waiting_reqs, running_reqs, kv, gen_total, prompt_total, tok_s, gen_prev;
 	uint64_t gen_prev_ns;
-	struct handle *next;
+	struct handle *next, *prev; /* every handle */
+	struct handle *hnext;       /* its bucket by instance id */
+	struct handle *dnext;       /* its bucket by deployment id */
 };
 
 /* A deployment's serving metrics over time, for the console's charts. */
@@ -61,15 +68,26 @@ struct dep_hist {
 	struct am_series s;
 };
 
+#define HBUCKETS 1024
+
 struct am_deploy {
 	struct am_server *srv;
-	struct event *tick;
-	struct event *kick;
+	struct event *kick;        /* runs a pass on the loop: the due ones, or all */
+	struct event *full;        /* the safety pass (AIMAAS_RECONCILE_FULL_MS) */
+	struct event *scrape_ev;   /* engines' /metrics, log rotation, history */
 	struct handle *handles;
-	int kicked;
+	struct handle *buckets[HBUCKETS];  /* by instance id */
+	struct handle *dbuckets[HBUCKETS]; /* by deployment id */
+	int kicked;                /* a pass is scheduled */
+	int all_due;               /* the next pass looks at every deployment */
+	struct am_due_set due;     /* or at these */
+	struct am_due_wakes *wakes; /* deployments to look at again at a time (from am_deploy_start) */
+	int routes_all;            /* every route may have changed since the last publish */
+	struct am_due_set routes_due; /* or these deployments' */
+	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
-	uint64_t next_hist_ns;
-	struct dep_hist *hist;
+	unsigned scrape_round;
+	struct dep_hist *hist;     /* sorted by deployment id */
 	int nhist;
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
 	int secret_ok;
@@ -78,7 +96,7 @@ struct am_deploy {
 #define HIST_CAP 720 /* an hour at the default 5 s */
 
 static void reconcile(struct am_deploy *d);
-static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out);
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out, long long *dep_id);
 static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason);
 static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
 		    const char *address, const char *key, const char *engine, int restarted);
@@ -134,11 +152,61 @@ static const char *live_ref(json_t *inst)
 	return ref;
 }
 
+/* ---- what is due ---- */
+
+/* Schedules a pass on the loop (once, however many ask). */
+static void schedule(struct am_deploy *d)
+{
+	if (d->kicked || !d->kick)
+		return;
+	d->kicked = 1;
+	event_active(d->kick, EV_TIMEOUT, 0);
+}
+
+/* Marks a deployment due for the next pass, from the reconciler itself
+ * (an event, a wake): routes change only if the pass says so. */
+static void due(struct am_deploy *d, long long dep_id)
+{
+	am_due_set_add(&d->due, dep_id);
+	schedule(d);
+}
+
+/* Looks at dep_id again in ms (the earliest wake asked wins). */
+static void wake_in(struct am_deploy *d, long long dep_id, int64_t ms)
+{
+	if (d->wakes) /* before the start, the first (full) pass asks again */
+		am_due_wake_in(d->wakes, dep_id, ms);
+}
+
+static void on_wake(long long dep_id, void *data)
+{
+	due(data, dep_id);
+}
+
 /* ---- handles ---- */
+
+static struct handle **bucket(struct am_deploy *d, long long id)
+{
+	return &d->buckets[(uint64_t)id * 0x9E3779B97F4A7C15ull >> 54 & (HBUCKETS - 1)];
+}
+
+static struct handle **dbucket(struct am_deploy *d, long long dep_id)
+{
+	return &d->dbuckets[(uint64_t)dep_id * 0x9E3779B97F4A7C15ull >> 54 & (HBUCKETS - 1)];
+}
+
+static void dep_unlink(struct am_deploy *d, struct handle *h)
+{
+	for (struct handle **p = dbucket(d, h->dep_id); *p; p = &(*p)->dnext)
+		if (*p == h) {
+			*p = h->dnext;
+			break;
+		}
+}
 
 static struct handle *find(struct am_deploy *d, long long id)
 {
-	for (struct handle *h = d->handles; h; h = h->next)
+	for (struct handle *h = *bucket(d, id); h; h = h->hnext)
 		if (h->id == id)
 			return h;
 	return NULL;
@@ -146,45 +214,65 @@ static struct handle *find(struct am_deploy *d, long long id)
 
 static void handle_free(struct am_deploy *d, struct handle *h)
 {
-	for (struct handle **p = &d->handles; *p; p = &(*p)->next)
+	for (struct handle **p = bucket(d, h->id); *p; p = &(*p)->hnext)
 		if (*p == h) {
-			*p = h->next;
+			*p = h->hnext;
 			break;
 		}
+	dep_unlink(d, h);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	if (h->running)
+		am_due_set_add(&d->routes_due, h->dep_id);
 	am_client_cancel(h->scrape);
+	am_client_conn_free(h->mc);
 	if (h->rt && h->ref[0])
 		h->rt->ops->release(h->rt, h->ref);
 	free(h);
 }
 
-/* The runtime's news of a watched instance; the next pass acts on it. */
+/* The runtime's news of a watched instance. A health result that changes
+ * nothing (another 200 from a running engine, a failure short of the
+ * limit) costs no pass and no write; the rest mark its deployment due. */
 static void on_event(void *data, enum am_rt_event ev, const char *detail)
 {
 	struct handle *h = data;
+	struct am_deploy *d = h->d;
 	if (ev == AM_RT_EXITED) {
 		if (!h->exited) {
 			h->exited = 1;
 			am_strlcpy(h->exit_status, detail ? detail : "", sizeof h->exit_status);
 		}
+		due(d, h->dep_id);
 	} else if (ev == AM_RT_READY) {
 		h->probe_fails = 0;
+		if (h->running)
+			return;
 		enum am_inst_state cur;
 		/* ready counts while it starts or runs; a late answer to a stopping one does not */
-		if (inst_state(h->d, h->id, &cur) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
-			inst_to(h->d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
-			am_store_exec(h->d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
+		if (inst_state(d, h->id, &cur, NULL) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
+			inst_to(d, h->id, AM_INST_RUNNING, cur == AM_INST_STARTING ? "" : NULL);
+			am_store_exec(d->srv->store, "UPDATE instances SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", "ii",
 				      am_wall_ms(), h->id);
+			h->running = 1;
+			due(d, h->dep_id);
 		}
 	} else {
+		int was = h->probe_fails;
 		h->probe_fails = (int)strtol(detail ? detail : "1", NULL, 10);
+		if (h->probe_fails >= 6 && was < 6)
+			due(d, h->dep_id);
 	}
-	am_deploy_kick(h->d);
 }
 
 /* Watches an instance's workload; health checks when health is set. NULL
  * (and nothing kept) when the workload is gone. */
 static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
-			    const char *address, const char *key, const char *health)
+			    const char *address, const char *key, const char *engine)
 {
 	struct handle *h = find(d, id);
 	if (h && (h->rt != rt || strcmp(h->ref, ref))) {
@@ -198,13 +286,32 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 		h->rt = rt;
 		am_strlcpy(h->ref, ref, sizeof h->ref);
 		h->next = d->handles;
+		if (h->next)
+			h->next->prev = h;
 		d->handles = h;
+		struct handle **b = bucket(d, id);
+		h->hnext = *b;
+		*b = h;
+	} else {
+		dep_unlink(d, h);
 	}
 	h->dep_id = dep_id;
+	struct handle **db = dbucket(d, dep_id);
+	h->dnext = *db;
+	*db = h;
+	h->engine = am_engine_find(engine ? engine : "");
+	const char *health = h->engine ? h->engine->health_path : "/health";
 	if (am_deploy_split_address(address, h->host, sizeof h->host, &h->port) != 0) {
 		am_strlcpy(h->host, AM_DEPLOY_LOCAL_HOST, sizeof h->host);
 		h->port = 0;
 	}
+	am_client_cancel(h->scrape);
+	h->scrape = NULL;
+	am_client_conn_free(h->mc);
+	h->mc = h->port > 0 ? am_client_conn_new(d->srv->base, h->host, h->port) : NULL;
+	if (h->running)
+		am_due_set_add(&d->routes_due, dep_id);
+	h->running = 0; /* its next READY records it (again) */
 	h->exited = 0;
 	h->exit_status[0] = '\0';
 	h->probe_fails = 0;
@@ -440,11 +547,13 @@ static int port_taken(int port, void *data)
 
 /* The instance's state as stored; -1 when the row is gone or the state is
  * not one of the machine's (then nothing moves it). */
-static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out)
+static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out, long long *dep_id)
 {
 	json_t *row = NULL;
-	am_store_row(d->srv->store, &row, "SELECT state FROM instances WHERE id = ?", "i", id);
+	am_store_row(d->srv->store, &row, "SELECT state, deployment_id FROM instances WHERE id = ?", "i", id);
 	int rc = row ? am_inst_state_parse(json_string_value(json_object_get(row, "state")), out) : -1;
+	if (rc == 0 && dep_id)
+		*dep_id = json_integer_value(json_object_get(row, "deployment_id"));
 	json_decref(row);
 	return rc;
 }
@@ -457,7 +566,8 @@ static int inst_state(struct am_deploy *d, long long id, enum am_inst_state *out
 static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, const char *reason)
 {
 	enum am_inst_state from;
-	if (inst_state(d, id, &from) != 0)
+	long long dep_id = 0;
+	if (inst_state(d, id, &from, &dep_id) != 0)
 		return -1;
 	if (!am_inst_transition_ok(from, to)) {
 		am_warn("deploy", "instance %lld: %s -> %s refused by the state machine (%s)", id, am_inst_state_name(from),
@@ -469,6 +579,8 @@ static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, con
 	if (am_store_exec(d->srv->store, "UPDATE instances SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?",
 			  "ssii", am_inst_state_name(to), reason, am_wall_ms(), id) != 0)
 		return -1;
+	if (from != to && (from == AM_INST_RUNNING || to == AM_INST_RUNNING))
+		am_due_set_add(&d->routes_due, dep_id); /* a ready replica came or went */
 	if (from != to)
 		am_debug("deploy", "instance %lld: %s -> %s%s%s", id, am_inst_state_name(from), am_inst_state_name(to),
 			 reason && *reason ? ": " : "", reason ? reason : "");
@@ -657,8 +769,7 @@ static void started(struct am_deploy *d, struct am_runtime *rt, long long id, lo
 	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, rt_ref = ?,"
 		      " address = COALESCE(?, address), started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ?"
 		      " WHERE id = ?", "sssiiii", am_runtime_name(rt), ref, address, now, (long long)(restarted ? 1 : 0), now, id);
-	const struct am_engine_def *e = am_engine_find(engine);
-	watch(d, rt, id, dep_id, ref, address, key ? key : "", e ? e->health_path : "/health");
+	watch(d, rt, id, dep_id, ref, address, key ? key : "", engine);
 }
 
 int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id)
@@ -700,14 +811,12 @@ static void on_scrape(int status, const char *body, size_t len, void *data)
 	h->scrape = NULL;
 	if (status != 200)
 		return;
-	json_t *dep = NULL;
-	am_store_row(h->d->srv->store, &dep, "SELECT engine FROM deployments WHERE id = ?", "i", h->dep_id);
-	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
-	json_decref(dep);
 	struct am_engine_stats st;
-	am_engine_read_metrics(e, body, len, &st);
-	h->running = st.running;
-	h->waiting = st.waiting;
+	am_engine_read_metrics(h->engine, body, len, &st);
+	int moved = st.running || st.waiting || st.gen_tokens != h->gen_total || st.prompt_tokens != h->prompt_total;
+	h->quiet = moved ? 0 : h->quiet + 1;
+	h->running_reqs = st.running;
+	h->waiting_reqs = st.waiting;
 	h->kv = st.kv;
 	h->prompt_total = st.prompt_tokens;
 	double gen = st.gen_tokens;
@@ -800,6 +909,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 		secret_path(d, inst, sp, sizeof sp);
 		unlink(sp); /* SGLang's key file, if it had one */
 		am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
+		am_due_set_add(&d->routes_due, json_integer_value(json_object_get(inst, "deployment_id")));
 	} else {
 		if (inst_to(d, id, AM_INST_STOPPED, NULL) == 0)
 			am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
@@ -815,7 +925,6 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		return;
 	}
 	struct handle *h = find(d, id);
-	uint64_t now = am_now_ns();
 	if (!strcmp(state, "pending") || (!strcmp(state, "backoff") &&
 					   json_integer_value(json_object_get(inst, "backoff_until")) <= am_wall_ms())) {
 		spawn(d, dep, model, inst);
@@ -825,11 +934,11 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		if (!h) { /* a supervisor restart that missed adoption: look now */
 			const char *ref = live_ref(inst);
 			struct am_runtime *rt = runtime_of(d, inst);
-			const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")));
 			if (ref && rt)
 				h = watch(d, rt, id, json_integer_value(json_object_get(dep, "id")), ref,
 					  json_string_value(json_object_get(inst, "address")),
-					  json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health");
+					  json_string_value(json_object_get(inst, "api_key")),
+					  json_string_value(json_object_get(dep, "engine")));
 			if (!h) {
 				crashed(d, dep, inst, NULL);
 				return;
@@ -853,11 +962,10 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			fail_or_backoff(d, inst, "stopped answering its health check (6 times in a row); restarted", 1);
 			return;
 		}
-		if (running && !h->scrape && h->port > 0 && now >= h->next_scrape_ns) {
-			h->next_scrape_ns = now + d->scrape_ns;
-			h->scrape = am_client_get(d->srv->base, h->host, h->port, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
-		}
-		h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+		if (!running) /* the startup timeout, unless an event comes first */
+			wake_in(d, json_integer_value(json_object_get(dep, "id")),
+				json_integer_value(json_object_get(inst, "started_at")) + (int64_t)(STARTUP_TIMEOUT_NS / 1000000ull) -
+					am_wall_ms() + 1000);
 	}
 }
 
@@ -949,6 +1057,8 @@ static void set_dep(struct am_deploy *d, json_t *dep, const char *state, const c
 	am_store_exec(d->srv->store, "UPDATE deployments SET state = ?, reason = ?, updated_at = ? WHERE id = ?", "ssii", state,
 		      reason, am_wall_ms(), (long long)json_integer_value(json_object_get(dep, "id")));
 	if (!cur || strcmp(cur, state))
+		am_due_set_add(&d->routes_due, json_integer_value(json_object_get(dep, "id"))); /* routes carry its state */
+	if (!cur || strcmp(cur, state))
 		am_info("deploy", "deployment %s: %s%s%s", json_string_value(json_object_get(dep, "name")), state,
 			reason[0] ? ": " : "", reason);
 }
@@ -971,9 +1081,11 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		am_store_int(st, &left, 0, "SELECT COUNT(*) FROM instances WHERE deployment_id = ?", "i", dep_id);
 		if (left) {
 			set_dep(d, dep, deleting ? "deleting" : "stopping", "");
+			wake_in(d, dep_id, 500); /* its engines' ends, and the kill past their grace */
 		} else if (deleting) {
 			finish_task(d, dep, AM_TASK_SUCCEEDED, "deleted");
 			am_store_exec(st, "DELETE FROM deployments WHERE id = ?", "i", dep_id);
+			am_due_set_add(&d->routes_due, dep_id);
 			am_info("deploy", "deployment %s deleted", json_string_value(json_object_get(dep, "name")));
 		} else {
 			set_dep(d, dep, "stopped", "");
@@ -1011,11 +1123,21 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			drive(d, dep, model, inst);
 	}
 	json_decref(insts);
-	am_store_rows(st, &insts, "SELECT state, reason, replica FROM instances WHERE deployment_id = ? AND replica < ?", "ii",
-		      dep_id, (long long)replicas);
+	am_store_rows(st, &insts, "SELECT state, reason, replica, backoff_until FROM instances WHERE deployment_id = ?", "i",
+		      dep_id);
 	char reasons[1024] = "";
+	int64_t wake = 0; /* when to look again without an event: 0, never */
 	json_array_foreach(insts, i, inst) {
 		const char *s = json_string_value(json_object_get(inst, "state"));
+		int64_t at = 0;
+		if (!strcmp(s, "stopping") || (!strcmp(s, "pending") && model))
+			at = am_wall_ms() + 500; /* a stop to see through; a start to try again */
+		else if (!strcmp(s, "backoff"))
+			at = json_integer_value(json_object_get(inst, "backoff_until"));
+		if (at && (!wake || at < wake))
+			wake = at;
+		if (json_integer_value(json_object_get(inst, "replica")) >= replicas)
+			continue;
 		total++;
 		running += !strcmp(s, "running");
 		failed += !strcmp(s, "failed");
@@ -1024,6 +1146,12 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			am_strlcpy(reasons, r, sizeof reasons);
 	}
 	reason = reasons;
+	if (waiting[0] && model) /* capacity may free up without an event here */
+		wake = wake && wake < am_wall_ms() + 1000 ? wake : am_wall_ms() + 1000;
+	else if (model && total < replicas) /* a replica's row went in this pass (a restart): placed at the next */
+		wake = am_wall_ms();
+	if (wake)
+		wake_in(d, dep_id, wake - am_wall_ms());
 	if (!model)
 		set_dep(d, dep, "failed", "the model was deleted");
 	else if (failed)
@@ -1050,50 +1178,101 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 
 /* One point per deployment with live instances, as often as engines are
  * scraped; a deployment gone for an hour loses its history. */
+/* A deployment's serving metrics from its engines' last scrapes, into
+ * v[0..nv): requests running and waiting, mean KV cache usage, tokens per
+ * second, generation and prompt tokens in all. */
+static void dep_metrics(struct am_deploy *d, long long dep_id, double *v, int nv)
+{
+	double running = 0, waiting = 0, kv = 0, tok = 0, gen = 0, prompt = 0;
+	int n = 0;
+	for (struct handle *h = *dbucket(d, dep_id); h; h = h->dnext) {
+		if (h->dep_id != dep_id)
+			continue;
+		running += h->running_reqs;
+		waiting += h->waiting_reqs;
+		kv += h->kv;
+		tok += h->tok_s;
+		gen += h->gen_total;
+		prompt += h->prompt_total;
+		n++;
+	}
+	double all[6] = { running, waiting, n ? kv / n : 0.0, tok, gen, prompt };
+	memcpy(v, all, (size_t)(nv < 6 ? nv : 6) * sizeof *v);
+}
+
+/* The index in d->hist of dep_id's, or where it would go (*found 0). */
+static int hist_find(struct am_deploy *d, long long dep_id, int *found)
+{
+	int lo = 0, hi = d->nhist;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (d->hist[mid].dep_id < dep_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < d->nhist && d->hist[lo].dep_id == dep_id;
+	return lo;
+}
+
 static void record_history(struct am_deploy *d)
 {
-	uint64_t now = am_now_ns();
-	if (now < d->next_hist_ns)
-		return;
-	d->next_hist_ns = now + d->scrape_ns;
 	int64_t wall = am_wall_ms();
 	for (struct handle *h = d->handles; h; h = h->next) {
-		int k;
-		for (k = 0; k < d->nhist && d->hist[k].dep_id != h->dep_id; k++)
-			;
-		if (k < d->nhist && am_series_last(&d->hist[k].s) == wall)
+		int found, k = hist_find(d, h->dep_id, &found);
+		if (found && am_series_last(&d->hist[k].s) == wall)
 			continue; /* this deployment has its point already */
-		if (k == d->nhist) {
+		if (!found) {
 			d->hist = am_realloc(d->hist, (size_t)(d->nhist + 1) * sizeof *d->hist);
+			memmove(&d->hist[k + 1], &d->hist[k], (size_t)(d->nhist - k) * sizeof *d->hist);
 			d->hist[k].dep_id = h->dep_id;
 			am_series_init(&d->hist[k].s, HIST_CAP, 4);
 			d->nhist++;
 		}
-		json_t *m = am_deploy_metrics(d, h->dep_id);
-		double v[4] = { json_real_value(json_object_get(m, "requests_running")),
-				json_real_value(json_object_get(m, "requests_waiting")),
-				json_real_value(json_object_get(m, "kv_cache_usage")),
-				json_real_value(json_object_get(m, "tokens_per_second")) };
-		json_decref(m);
+		double v[4];
+		dep_metrics(d, h->dep_id, v, 4);
 		am_series_push(&d->hist[k].s, wall, v);
 	}
-	for (int k = 0; k < d->nhist;) {
-		if (wall - am_series_last(&d->hist[k].s) > 3600000) {
+	int out = 0; /* a deployment gone for an hour loses its history */
+	for (int k = 0; k < d->nhist; k++) {
+		if (wall - am_series_last(&d->hist[k].s) > 3600000)
 			am_series_free(&d->hist[k].s);
-			d->hist[k] = d->hist[--d->nhist];
-		} else {
-			k++;
-		}
+		else
+			d->hist[out++] = d->hist[k];
 	}
+	d->nhist = out;
+}
+
+/* Every scrape interval, on its own timer and without the database: reads
+ * running engines' /metrics, keeps their logs under the cap (a quiet
+ * engine's at its scrapes) and records a history point. */
+static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct am_deploy *d = arg;
+	d->scrape_round++;
+	for (struct handle *h = d->handles; h; h = h->next) {
+		if (h->exited)
+			continue;
+		/* an engine idle three times in a row is read every sixth time (its
+		 * numbers do not move; its history points are the same meanwhile) */
+		int due_now = h->quiet < 3 || (d->scrape_round + (unsigned)h->id) % 6 == 0;
+		if (h->running && !h->scrape && h->mc && due_now)
+			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
+		if (due_now || !h->running) /* an idle engine writes little to its log */
+			h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+	}
+	record_history(d);
 }
 
 json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t since_ms, int max)
 {
 	static const char *const names[] = { "requests_running", "requests_waiting", "kv_cache_usage", "tokens_per_second",
 					     NULL };
-	for (int k = 0; k < d->nhist; k++)
-		if (d->hist[k].dep_id == deployment_id)
-			return am_series_json(&d->hist[k].s, names, since_ms, max);
+	int found, k = hist_find(d, deployment_id, &found);
+	if (found)
+		return am_series_json(&d->hist[k].s, names, since_ms, max);
 	struct am_series empty;
 	am_series_init(&empty, 1, 4);
 	json_t *j = am_series_json(&empty, names, 0, 1);
@@ -1101,31 +1280,76 @@ json_t *am_deploy_history(struct am_deploy *d, long long deployment_id, int64_t 
 	return j;
 }
 
+/* One deployment in its own transaction (NULL row: it is gone). */
+static void reconcile_dep(struct am_deploy *d, json_t *dep)
+{
+	if (am_store_begin(d->srv->store) != 0) {
+		due(d, json_integer_value(json_object_get(dep, "id"))); /* the next pass tries again */
+		return;
+	}
+	reconcile_one(d, dep);
+	if (am_store_commit(d->srv->store) != 0)
+		am_store_rollback(d->srv->store);
+}
+
+/* A pass: over every deployment when all are due, else over the due ones
+ * alone; then the routes, when something they depend on changed. */
 static void reconcile(struct am_deploy *d)
 {
 	d->kicked = 0;
-	json_t *deps = NULL;
-	if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) != 0)
-		return;
-	size_t i;
-	json_t *dep;
-	json_array_foreach(deps, i, dep) {
-		if (am_store_begin(d->srv->store) != 0)
-			break;
-		reconcile_one(d, dep);
-		if (am_store_commit(d->srv->store) != 0)
-			am_store_rollback(d->srv->store);
+	if (d->all_due) {
+		d->all_due = 0;
+		am_due_set_clear(&d->due);
+		json_t *deps = NULL;
+		if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) == 0) {
+			size_t i;
+			json_t *dep;
+			json_array_foreach(deps, i, dep)
+				reconcile_dep(d, dep);
+		} else {
+			d->all_due = 1;
+		}
+		json_decref(deps);
+	} else {
+		long long *ids;
+		size_t n = am_due_set_take(&d->due, &ids);
+		for (size_t i = 0; i < n; i++) {
+			json_t *dep = NULL;
+			if (am_store_row(d->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", ids[i]) == 0 && dep)
+				reconcile_dep(d, dep);
+			json_decref(dep);
+		}
+		free(ids);
 	}
-	json_decref(deps);
-	record_history(d);
-	am_routes_publish(d->srv); /* ready replicas change the gateway's routes */
+	/* ready replicas, names and states are the gateway's routes */
+	if (d->routes_all) {
+		d->routes_all = 0;
+		am_due_set_clear(&d->routes_due);
+		am_routes_publish(d->srv);
+	} else if (d->routes_due.n) {
+		long long *ids;
+		size_t n = am_due_set_take(&d->routes_due, &ids);
+		am_routes_publish_deps(d->srv, ids, n);
+		free(ids);
+	}
+	if (d->all_due || d->due.n) /* asked for during the pass */
+		schedule(d);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	reconcile(arg);
+}
+
+/* The safety pass: whatever an event missed (a row changed by hand, a
+ * node's capacity) is seen within AIMAAS_RECONCILE_FULL_MS. */
+static void on_full(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	am_deploy_kick(arg);
 }
 
 void am_deploy_restart(struct am_deploy *d, long long deployment_id)
@@ -1142,15 +1366,20 @@ void am_deploy_restart(struct am_deploy *d, long long deployment_id)
 				      (long long)json_integer_value(json_object_get(inst, "id")));
 	}
 	json_decref(insts);
-	am_deploy_kick(d);
+	am_deploy_touch(d, deployment_id);
 }
 
 void am_deploy_kick(struct am_deploy *d)
 {
-	if (d->kicked)
-		return;
-	d->kicked = 1;
-	event_active(d->kick, EV_TIMEOUT, 0);
+	d->all_due = 1;
+	d->routes_all = 1;
+	schedule(d);
+}
+
+void am_deploy_touch(struct am_deploy *d, long long deployment_id)
+{
+	am_due_set_add(&d->routes_due, deployment_id); /* the row may have changed names, aliases, adapters */
+	due(d, deployment_id);
 }
 
 struct am_deploy *am_deploy_new(struct am_server *srv)
@@ -1160,6 +1389,9 @@ struct am_deploy *am_deploy_new(struct am_server *srv)
 	const char *ms = getenv("AIMAAS_SCRAPE_MS");
 	long long v = ms ? strtoll(ms, NULL, 10) : 0;
 	d->scrape_ns = (uint64_t)(v >= 100 && v <= 3600000 ? v : 5000) * 1000000ull;
+	ms = getenv("AIMAAS_RECONCILE_FULL_MS");
+	v = ms ? strtoll(ms, NULL, 10) : 0;
+	d->full_ns = (uint64_t)(v >= 100 && v <= 86400000 ? v : 60000) * 1000000ull;
 	return d;
 }
 
@@ -1175,10 +1407,10 @@ int am_deploy_start(struct am_deploy *d)
 		const char *ref = live_ref(inst);
 		long long id = json_integer_value(json_object_get(inst, "id"));
 		struct am_runtime *rt = runtime_of(d, inst);
-		const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(inst, "engine")));
 		if (rt && ref && watch(d, rt, id, json_integer_value(json_object_get(inst, "deployment_id")), ref,
 				       json_string_value(json_object_get(inst, "address")),
-				       json_string_value(json_object_get(inst, "api_key")), e ? e->health_path : "/health")) {
+				       json_string_value(json_object_get(inst, "api_key")),
+				       json_string_value(json_object_get(inst, "engine")))) {
 			am_info("deploy", "re-adopted engine %s %s (instance %lld, %s)", am_runtime_name(rt), ref, id,
 				json_string_value(json_object_get(inst, "state")));
 		} else if (rt && ref && !strcmp(json_string_value(json_object_get(inst, "state")), "stopping") &&
@@ -1191,10 +1423,15 @@ int am_deploy_start(struct am_deploy *d)
 		}
 	}
 	json_decref(insts);
-	d->tick = event_new(d->srv->base, -1, EV_PERSIST, on_tick, d);
-	struct timeval tv = { 0, 500000 };
-	event_add(d->tick, &tv);
-	d->kick = event_new(d->srv->base, -1, 0, on_tick, d);
+	struct event_base *base = d->srv->base;
+	d->full = event_new(base, -1, EV_PERSIST, on_full, d);
+	struct timeval tv = { (time_t)(d->full_ns / 1000000000ull), (suseconds_t)(d->full_ns % 1000000000ull / 1000) };
+	event_add(d->full, &tv);
+	d->scrape_ev = event_new(base, -1, EV_PERSIST, on_scrape_tick, d);
+	struct timeval sv = { (time_t)(d->scrape_ns / 1000000000ull), (suseconds_t)(d->scrape_ns % 1000000000ull / 1000) };
+	event_add(d->scrape_ev, &sv);
+	d->wakes = am_due_wakes_new(base, on_wake, d);
+	d->kick = event_new(base, -1, 0, on_kick, d);
 	am_deploy_kick(d);
 	return 0;
 }
@@ -1224,31 +1461,24 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 	for (int k = 0; k < d->nhist; k++)
 		am_series_free(&d->hist[k].s);
 	free(d->hist);
-	if (d->tick)
-		event_free(d->tick);
 	if (d->kick)
 		event_free(d->kick);
+	if (d->full)
+		event_free(d->full);
+	am_due_wakes_free(d->wakes);
+	if (d->scrape_ev)
+		event_free(d->scrape_ev);
+	am_due_set_free(&d->due);
+	am_due_set_free(&d->routes_due);
 	free(d);
 }
 
 json_t *am_deploy_metrics(struct am_deploy *d, long long deployment_id)
 {
-	double running = 0, waiting = 0, kv = 0, tok = 0, gen = 0, prompt = 0;
-	int n = 0;
-	for (struct handle *h = d->handles; h; h = h->next) {
-		if (h->dep_id != deployment_id)
-			continue;
-		running += h->running;
-		waiting += h->waiting;
-		kv += h->kv;
-		tok += h->tok_s;
-		gen += h->gen_total;
-		prompt += h->prompt_total;
-		n++;
-	}
-	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "requests_running", running, "requests_waiting", waiting,
-			 "kv_cache_usage", n ? kv / n : 0.0, "tokens_per_second", tok, "generation_tokens_total", gen,
-			 "prompt_tokens_total", prompt);
+	double v[6];
+	dep_metrics(d, deployment_id, v, 6);
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "requests_running", v[0], "requests_waiting", v[1], "kv_cache_usage",
+			 v[2], "tokens_per_second", v[3], "generation_tokens_total", v[4], "prompt_tokens_total", v[5]);
 }
 
 /* The file of an instance's log (inst: a row with deployment_id, replica,

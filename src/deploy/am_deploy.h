@@ -2,7 +2,10 @@
  * processes today). The database says what the user wants (a deployment:
  * model, engine, replicas, GPUs, desired running or stopped) and what
  * exists (instances: GPUs, runtime, node, address, the runtime's reference
- * of the engine, state). A reconciler compares them on a timer and on every change, and acts:
+ * of the engine, state). A reconciler compares them for each deployment
+ * marked due (an API write, an engine's exit, a health check that changes
+ * its state, a backoff or grace that ends), with a slow full pass as a
+ * safety net, and acts:
  * it places replicas through the planner (reserving GPU memory), starts
  * engines and watches them (the runtime reports exits and health checks),
  * restarts crashed ones with exponential backoff (failed after 5 tries),
@@ -39,7 +42,12 @@ int am_deploy_split_address(const char *address, char *host, size_t hostsize, in
 struct am_deploy *am_deploy_new(struct am_server *srv);
 /* Adopts what the database says is running and starts the reconciler. */
 int am_deploy_start(struct am_deploy *d);
-/* Reconcile soon (after an API change). */
+/* Marks one deployment due: the reconciler looks at it (alone) soon, and
+ * republishes the routes (its row may have changed). Call after any write
+ * to a deployment or its instances whose id is at hand. */
+void am_deploy_touch(struct am_deploy *d, long long deployment_id);
+/* Marks every deployment due (a change whose deployments are not known);
+ * the next pass looks at them all. */
 void am_deploy_kick(struct am_deploy *d);
 /* Ends supervision; with stop_engines, stops every engine first. */
 void am_deploy_free(struct am_deploy *d, int stop_engines);

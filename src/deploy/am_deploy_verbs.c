@@ -215,7 +215,7 @@ static long long track(struct am_deploy *d, long long id, const char *kind, cons
 	am_fmt(target, sizeof target, "deployment:%lld", id);
 	long long task = am_task_create(st, kind, target, actor, AM_TASK_RUNNING, msg);
 	am_store_exec(st, "UPDATE deployments SET task_id = ?, updated_at = ? WHERE id = ?", "iii", task, am_wall_ms(), id);
-	am_deploy_kick(d);
+	am_deploy_touch(d, id);
 	return task;
 }
 
@@ -476,7 +476,7 @@ out:
 	if (rc != 0)
 		am_deploy_created_free(out);
 	else if (!dry_run)
-		am_deploy_kick(d);
+		am_deploy_touch(d, out->id);
 	json_decref(model);
 	json_decref(pl.model);
 	json_decref(pl.loras);

@@ -21,8 +21,9 @@ struct memo {
 };
 
 struct am_routes_cache {
-	uint64_t digest;           /* of the table the gateway has */
+	uint64_t digest;           /* of the table the gateway has, when published says so */
 	int published;
+	struct am_routes *last;    /* a copy of what the gateway has (deployments' routes in id order) */
 	struct memo *m;            /* the last build's ready instances, sorted by id */
 	int n;
 };
@@ -69,6 +70,7 @@ void am_routes_cache_free(struct am_routes_cache *c)
 {
 	if (!c)
 		return;
+	am_gateway_routes_free(c->last);
 	free(c->m);
 	free(c);
 }
@@ -330,6 +332,143 @@ uint64_t am_routes_digest(const struct am_routes *r)
 	return h;
 }
 
+/* A deep copy of r, for the gateway to own. */
+static struct am_routes *routes_copy(const struct am_routes *r)
+{
+	struct am_routes *c = am_gateway_routes_new();
+	if (r->nroutes) {
+		c->routes = am_malloc((size_t)r->nroutes * sizeof *c->routes);
+		memcpy(c->routes, r->routes, (size_t)r->nroutes * sizeof *c->routes);
+		c->nroutes = c->caproutes = r->nroutes;
+		for (int i = 0; i < c->nroutes; i++) {
+			struct am_route *x = &c->routes[i];
+			if (x->nreps) {
+				x->reps = am_malloc((size_t)x->nreps * sizeof *x->reps);
+				memcpy(x->reps, r->routes[i].reps, (size_t)x->nreps * sizeof *x->reps);
+			} else {
+				x->reps = NULL;
+			}
+		}
+	}
+	if (r->nkeys) {
+		c->keys = am_malloc((size_t)r->nkeys * sizeof *c->keys);
+		memcpy(c->keys, r->keys, (size_t)r->nkeys * sizeof *c->keys);
+		c->nkeys = c->capkeys = r->nkeys;
+		for (int i = 0; i < c->nkeys; i++) {
+			struct am_route_key *k = &c->keys[i];
+			if (!k->models)
+				continue;
+			k->models = am_calloc((size_t)k->nmodels + 1, sizeof *k->models);
+			for (int m = 0; m < k->nmodels; m++)
+				k->models[m] = am_strdup(r->keys[i].models[m]);
+		}
+	}
+	return c;
+}
+
+static int route_eq(const struct am_route *a, const struct am_route *b)
+{
+	return !strcmp(a->name, b->name) && a->dep_id == b->dep_id && !strcmp(a->kind, b->kind) &&
+	       !strcmp(a->state, b->state) && a->lora == b->lora && !strcmp(a->engine_name, b->engine_name) &&
+	       !strcmp(a->parent, b->parent) && a->max_model_len == b->max_model_len && a->nreps == b->nreps &&
+	       (!a->nreps || !memcmp(a->reps, b->reps, (size_t)a->nreps * sizeof *a->reps));
+}
+
+/* Puts src's routes (all of deployment dep_id's, none when it is gone) in
+ * r in place of dep_id's, keeping r in deployment order; takes src's
+ * replicas. 1 when anything differs, 0 when r already had them. */
+static int splice(struct am_routes *r, long long dep_id, struct am_routes *src)
+{
+	int lo = 0, hi = r->nroutes;
+	while (lo < hi) { /* the first route of a deployment >= dep_id */
+		int mid = lo + (hi - lo) / 2;
+		if (r->routes[mid].dep_id < dep_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	hi = lo;
+	while (hi < r->nroutes && r->routes[hi].dep_id == dep_id)
+		hi++;
+	int same = hi - lo == src->nroutes;
+	for (int i = 0; same && i < src->nroutes; i++)
+		same = route_eq(&r->routes[lo + i], &src->routes[i]);
+	if (same)
+		return 0;
+	for (int i = lo; i < hi; i++)
+		free(r->routes[i].reps);
+	int n = r->nroutes - (hi - lo) + src->nroutes;
+	if (n > r->caproutes) {
+		r->caproutes = n * 2;
+		r->routes = am_realloc(r->routes, (size_t)r->caproutes * sizeof *r->routes);
+	}
+	if (hi < r->nroutes)
+		memmove(r->routes + lo + src->nroutes, r->routes + hi, (size_t)(r->nroutes - hi) * sizeof *r->routes);
+	if (src->nroutes)
+		memcpy(r->routes + lo, src->routes, (size_t)src->nroutes * sizeof *r->routes);
+	r->nroutes = n;
+	for (int i = 0; i < src->nroutes; i++)
+		src->routes[i].reps = NULL; /* r's now */
+	return 1;
+}
+
+/* The routes of one deployment (none when it is gone) into a new table. */
+static int build_dep(struct am_store *st, struct am_deploy *dp, const struct am_routes_cache *cache, long long dep_id,
+		     struct am_routes **out)
+{
+	struct build b = { .rt = am_gateway_routes_new(), .dp = dp, .cache = cache };
+	int rc = -1;
+	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key FROM instances"
+			  " WHERE deployment_id = ? AND state = 'running' ORDER BY id", "i", dep_id) != 0 ||
+	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
+			  " COALESCE(d.max_model_len, m.max_context) FROM deployments d JOIN models m ON m.id = d.model_id"
+			  " WHERE d.id = ?", "i", dep_id) != 0)
+		goto out;
+	*out = b.rt;
+	b.rt = NULL;
+	rc = 0;
+out:
+	am_gateway_routes_free(b.rt);
+	free(b.reps);
+	free(b.rep_dep);
+	free(b.memo);
+	return rc;
+}
+
+int am_routes_patch(struct am_store *st, struct am_deploy *d, const struct am_routes_cache *cache, struct am_routes *r,
+		    const long long *ids, size_t n)
+{
+	int changed = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct am_routes *one = NULL;
+		if (build_dep(st, d, cache, ids[i], &one) != 0)
+			return -1;
+		changed |= splice(r, ids[i], one);
+		am_gateway_routes_free(one);
+	}
+	return changed;
+}
+
+void am_routes_publish_deps(struct am_server *srv, const long long *ids, size_t n)
+{
+	struct am_routes_cache *c = srv->routes;
+	if (!srv->gateway || !n)
+		return;
+	if (!c || !c->last) {
+		am_routes_publish(srv);
+		return;
+	}
+	int changed = am_routes_patch(srv->store, srv->deploy, c, c->last, ids, n);
+	if (changed < 0) {
+		am_routes_publish(srv); /* the whole table, then (the patch may be half done) */
+		return;
+	}
+	if (!changed)
+		return;
+	c->published = 0; /* the digest is of an older table: the next full build hands its table over */
+	am_gateway_publish(srv->gateway, routes_copy(c->last));
+}
+
 void am_routes_publish(struct am_server *srv)
 {
 	if (!srv->gateway)
@@ -343,11 +482,11 @@ void am_routes_publish(struct am_server *srv)
 	}
 	struct am_routes_cache *c = srv->routes;
 	uint64_t digest = am_routes_digest(rt);
-	if (c->published && digest == c->digest) {
-		am_gateway_routes_free(rt);
+	am_gateway_routes_free(c->last);
+	c->last = rt; /* what the gateway has, or is about to have */
+	if (c->published && digest == c->digest)
 		return;
-	}
 	c->digest = digest;
 	c->published = 1;
-	am_gateway_publish(srv->gateway, rt);
+	am_gateway_publish(srv->gateway, routes_copy(rt));
 }

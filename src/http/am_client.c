@@ -20,7 +20,21 @@ struct am_client_req {
 	void *data;
 	size_t max_body;
 	struct am_buf in;
+	struct am_client_conn *conn; /* kept alive: the connection goes back to it after the answer */
+	struct am_buf out;           /* the request as sent (a retry sends it again) */
+	int reused;                  /* sent on a kept connection: retried once when it was closed */
 };
+
+struct am_client_conn {
+	struct event_base *base;
+	char host[64];
+	int port;
+	struct bufferevent *idle;    /* the connection between requests, or NULL */
+	struct am_client_req *busy;  /* the request on it now, or NULL */
+};
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void finish(struct am_client_req *r, int ok)
 {
@@ -60,6 +74,59 @@ static void finish(struct am_client_req *r, int ok)
 	am_client_cancel(r);
 }
 
+/* A kept connection between requests: anything from the engine (its
+ * close, or bytes nobody asked for) ends it. */
+static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	struct am_client_conn *c = arg;
+	bufferevent_free(c->idle);
+	c->idle = NULL;
+}
+
+static void on_idle_read(struct bufferevent *bev, void *arg)
+{
+	on_idle_event(bev, 0, arg);
+}
+
+/* Whether the answer in r->in is whole (a kept connection's answer ends
+ * by its length, not by a close); *keep: the connection may serve again. */
+static int whole(struct am_client_req *r, int *keep)
+{
+	*keep = 0;
+	const char *d = r->in.data;
+	const char *sep = d ? memmem(d, r->in.len, "\r\n\r\n", 4) : NULL;
+	if (!sep || r->in.len < 12)
+		return 0;
+	size_t hl = (size_t)(sep + 4 - d), body = r->in.len - hl;
+	int status = (int)strtol(d + 9, NULL, 10);
+	long long length = -1;
+	int chunked = 0, close = 0;
+	for (const char *l = memchr(d, '\n', hl); l && l < sep; l = memchr(l, '\n', (size_t)(sep - l))) {
+		l++;
+		if (!strncasecmp(l, "content-length:", 15))
+			length = strtoll(l + 15, NULL, 10);
+		else if (!strncasecmp(l, "transfer-encoding:", 18) && strncasecmp(l + 18 + strspn(l + 18, " "), "chunked", 7) == 0)
+			chunked = 1;
+		else if (!strncasecmp(l, "connection:", 11) && strncasecmp(l + 11 + strspn(l + 11, " "), "close", 5) == 0)
+			close = 1;
+	}
+	int done;
+	if (status == 204 || status == 304 || (status >= 100 && status < 200))
+		done = 1;
+	else if (chunked) /* the last chunk, with no trailers: what engines send */
+		done = body >= 5 && !memcmp(d + r->in.len - 5, "0\r\n\r\n", 5);
+	else if (length >= 0)
+		done = body >= (size_t)length;
+	else
+		return 0; /* ends with the connection */
+	*keep = done && !close && (length < 0 || body == (size_t)length);
+	return done;
+}
+
+static int send_on(struct am_client_req *r, struct event_base *base);
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct am_client_req *r = arg;
@@ -72,6 +139,16 @@ static void on_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
+	int keep;
+	if (r->conn && whole(r, &keep)) {
+		struct am_client_conn *c = r->conn;
+		if (keep && !c->idle) { /* the connection goes back for the next request */
+			bufferevent_setcb(r->bev, on_idle_read, NULL, on_idle_event, c);
+			c->idle = r->bev;
+			r->bev = NULL;
+		}
+		finish(r, 1);
+	}
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -80,6 +157,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct am_client_req *r = arg;
 	if (what & BEV_EVENT_CONNECTED)
 		return;
+	if (r->reused && !r->in.len && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		/* the engine had closed the kept connection: once more on a new one */
+		struct event_base *base = bufferevent_get_base(bev);
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+		r->reused = 0;
+		if (send_on(r, base) == 0)
+			return;
+		finish(r, 0);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		on_read(bev, arg);
 		if (r->cb)
@@ -124,34 +212,79 @@ struct am_client_req *am_client_get(struct event_base *base, const char *host, i
 	return am_client_request(base, host, port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data);
 }
 
-/* The request on a new bufferevent around fd (-1: fails from the loop). */
-static struct am_client_req *start(struct event_base *base, int fd, const char *method, const char *path,
-				   const char *host_hdr, const char *headers, const char *json, size_t json_len,
-				   int timeout_ms, size_t max_body, am_client_cb cb, void *data)
+/* Sends r->out on a new connection to host:port. 0, or -1 (nothing
+ * open) when host is not an address or the connect fails at once. */
+static int connect_to(struct am_client_req *r, struct event_base *base, const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	if (am_client_addr(host, port, &ss, &sslen) != 0)
+		return -1;
+	/* a socket of our own: libevent's lacks close-on-exec */
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	bufferevent_write(r->bev, r->out.data, r->out.len);
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, sslen) != 0) {
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends r again on a new connection to its conn's engine. */
+static int send_on(struct am_client_req *r, struct event_base *base)
+{
+	return r->conn ? connect_to(r, base, r->conn->host, r->conn->port) : -1;
+}
+
+/* The request's bytes into r->out: headers are more header lines, each
+ * ending in CRLF (or NULL). */
+static void compose_hdr(struct am_client_req *r, const char *host_hdr, const char *method, const char *path,
+			const char *bearer, const char *headers, const char *json, size_t json_len, int keep)
+{
+	am_buf_init(&r->out, strlen(method) + strlen(path) + strlen(host_hdr) + (bearer ? strlen(bearer) : 0) +
+				     (headers ? strlen(headers) : 0) + json_len + 512);
+	am_buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: aimaas\r\n%s%s", method, path, host_hdr,
+		      keep ? "" : "Connection: close\r\n", headers ? headers : "");
+	if (bearer && *bearer)
+		am_buf_printf(&r->out, "Authorization: Bearer %s\r\n", bearer);
+	if (json)
+		am_buf_printf(&r->out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", json_len);
+	am_buf_add(&r->out, "\r\n", 2);
+	if (json)
+		am_buf_add(&r->out, json, json_len);
+}
+
+/* The same to host:port ("[v6]:port" in the Host header). */
+static void compose(struct am_client_req *r, const char *host, int port, const char *method, const char *path,
+		    const char *bearer, const char *json, size_t json_len, int keep)
+{
+	char host_hdr[128];
+	int v6 = strchr(host, ':') != NULL;
+	am_fmt(host_hdr, sizeof host_hdr, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+	compose_hdr(r, host_hdr, method, path, bearer, NULL, json, json_len, keep);
+}
+
+static struct am_client_req *req_new(struct event_base *base, int timeout_ms, size_t max_body, am_client_cb cb,
+				     void *data)
 {
 	struct am_client_req *r = am_calloc(1, sizeof *r);
 	r->cb = cb;
 	r->data = data;
 	r->max_body = max_body;
 	am_buf_init(&r->in, max_body + 16384);
-	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	r->timer = evtimer_new(base, on_timeout, r);
-	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
-	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
-	struct evbuffer *out = bufferevent_get_output(r->bev);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: aimaas\r\nConnection: close\r\n%s", method,
-			    path, host_hdr, headers ? headers : "");
-	if (json)
-		evbuffer_add_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", json_len);
-	evbuffer_add(out, "\r\n", 2);
-	if (json)
-		evbuffer_add(out, json, json_len);
 	return r;
 }
 
-/* Reports a failure from the loop, never from inside the caller. */
+/* A failure reported from the loop, never from inside the caller. */
 static void fail_soon(struct am_client_req *r)
 {
 	struct timeval now = { 0, 0 };
@@ -163,19 +296,9 @@ struct am_client_req *am_client_request(struct event_base *base, const char *hos
 					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
 					am_client_cb cb, void *data)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	int bad = am_client_addr(host, port, &ss, &sslen) != 0;
-	int v6 = !bad && ss.ss_family == AF_INET6;
-	char host_hdr[128], auth[1024] = "";
-	am_fmt(host_hdr, sizeof host_hdr, "%s%s%s:%d", v6 ? "[" : "", bad ? "invalid" : host, v6 ? "]" : "", port);
-	if (bearer && *bearer)
-		am_fmt(auth, sizeof auth, "Authorization: Bearer %s\r\n", bearer);
-	/* a socket of our own: libevent's lacks close-on-exec */
-	int fd = bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct am_client_req *r = start(base, fd, method, path, host_hdr, auth, json, json_len, timeout_ms, max_body, cb,
-					data);
-	if (bad || bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, sslen) != 0)
+	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data);
+	compose(r, host ? host : "invalid", port, method, path, bearer, json, json_len, 0);
+	if (!host || connect_to(r, base, host, port) != 0)
 		fail_soon(r);
 	return r;
 }
@@ -184,12 +307,17 @@ struct am_client_req *am_client_request_fd(struct event_base *base, int fd, cons
 					   const char *headers, const char *json, size_t json_len, int timeout_ms,
 					   size_t max_body, am_client_cb cb, void *data)
 {
-	if (fd >= 0)
-		evutil_make_socket_nonblocking(fd);
-	struct am_client_req *r = start(base, fd, method, path, "aimaas", headers, json, json_len, timeout_ms, max_body,
-					cb, data);
-	if (fd < 0)
+	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data);
+	compose_hdr(r, "aimaas", method, path, NULL, headers, json, json_len, 0);
+	if (fd < 0) {
 		fail_soon(r);
+		return r;
+	}
+	evutil_make_socket_nonblocking(fd);
+	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	bufferevent_write(r->bev, r->out.data, r->out.len);
 	return r;
 }
 
@@ -197,8 +325,58 @@ void am_client_cancel(struct am_client_req *r)
 {
 	if (!r)
 		return;
+	if (r->conn && r->conn->busy == r)
+		r->conn->busy = NULL;
 	event_free(r->timer);
-	bufferevent_free(r->bev);
+	if (r->bev)
+		bufferevent_free(r->bev);
 	am_buf_free(&r->in);
+	am_buf_free(&r->out);
 	free(r);
+}
+
+struct am_client_conn *am_client_conn_new(struct event_base *base, const char *host, int port)
+{
+	struct am_client_conn *c = am_calloc(1, sizeof *c);
+	c->base = base;
+	am_strlcpy(c->host, host ? host : "", sizeof c->host);
+	c->port = port;
+	return c;
+}
+
+struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *path, const char *bearer, int timeout_ms,
+					 size_t max_body, am_client_cb cb, void *data)
+{
+	if (c->busy) /* one at a time on it; another goes on its own */
+		return am_client_get(c->base, c->host, c->port, path, bearer, timeout_ms, max_body, cb, data);
+	struct am_client_req *r = req_new(c->base, timeout_ms, max_body, cb, data);
+	r->conn = c;
+	c->busy = r;
+	compose(r, c->host, c->port, "GET", path, bearer, NULL, 0, 1);
+	if (c->idle) {
+		r->bev = c->idle;
+		c->idle = NULL;
+		r->reused = 1;
+		bufferevent_setcb(r->bev, on_read, NULL, on_event, r); /* reading and writing stay enabled */
+		/* straight to the socket: a request this small fits its buffer, and
+		 * no write event is armed and disarmed for it */
+		ssize_t w = send(bufferevent_getfd(r->bev), r->out.data, r->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t sent = w > 0 ? (size_t)w : 0;
+		if (sent < r->out.len)
+			bufferevent_write(r->bev, r->out.data + sent, r->out.len - sent);
+	} else if (connect_to(r, c->base, c->host, c->port) != 0) {
+		fail_soon(r);
+	}
+	return r;
+}
+
+void am_client_conn_free(struct am_client_conn *c)
+{
+	if (!c)
+		return;
+	if (c->busy) /* it goes on alone; its connection is not kept */
+		c->busy->conn = NULL;
+	if (c->idle)
+		bufferevent_free(c->idle);
+	free(c);
 }

@@ -37,4 +37,19 @@ struct am_client_req *am_client_request_fd(struct event_base *base, int fd, cons
 /* Drops a request; its callback will not run. */
 void am_client_cancel(struct am_client_req *r);
 
+/* A connection to one engine kept open between requests (HTTP/1.1
+ * keep-alive), for what asks the same engine again and again (health
+ * checks, metrics scrapes): no new TCP connection each time. One request
+ * at a time rides it (another, asked meanwhile, goes on its own
+ * connection); one sent on a kept connection the engine had closed is
+ * sent once more on a new one. The answer must carry its length
+ * (Content-Length or chunked), else the connection ends with it. */
+struct am_client_conn;
+struct am_client_conn *am_client_conn_new(struct event_base *base, const char *host, int port);
+/* GET path on c, as am_client_get; cancel with am_client_cancel. */
+struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *path, const char *bearer, int timeout_ms,
+					 size_t max_body, am_client_cb cb, void *data);
+/* Closes c; a request on it in flight goes on without it. NULL is fine. */
+void am_client_conn_free(struct am_client_conn *c);
+
 #endif

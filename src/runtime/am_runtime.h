@@ -44,14 +44,17 @@ struct am_rt_spec {
 };
 
 /* A workload's events. EXITED: it ended (detail: "exit 1", "signal 9", or
- * "" when unknown). READY: its health check answered 200. UNREADY: the
+ * "" when unknown). READY: its health check answered 200 (a runtime may
+ * leave out a 200 that follows a 200: nothing changed). UNREADY: the
  * check failed (detail: how many times in a row, as text). */
 enum am_rt_event { AM_RT_EXITED, AM_RT_READY, AM_RT_UNREADY };
 typedef void (*am_rt_event_cb)(void *data, enum am_rt_event ev, const char *detail);
 
 /* How to watch a workload: its events go to cb(data, ...); with a health
  * path, the runtime checks address+path (bearer key, when set) every
- * 250 ms until ready, then every 5 s. Borrowed for the call. */
+ * 250 ms until ready, then every few seconds (the local runtime: 5 s, 20 s
+ * for an engine healthy for a minute, 2 s after a failure). Borrowed for
+ * the call. */
 struct am_rt_watch {
 	const char *address;     /* "127.0.0.1:41234", or NULL */
 	const char *health_path; /* "/health", or NULL: no checks */

@@ -45,7 +45,9 @@ struct entry {
 	char key[96];
 	struct event *probe_ev;
 	struct am_client_req *probe;
+	struct am_client_conn *hc; /* kept open between checks */
 	uint64_t probe_sent_ns;  /* when the probe in flight was sent */
+	uint64_t healthy_since_ns; /* the first of the 200s in a row; 0 after a failure */
 	int ready, fails;
 	struct entry *next;
 };
@@ -114,6 +116,8 @@ static void unwatch(struct entry *e)
 {
 	am_client_cancel(e->probe);
 	e->probe = NULL;
+	am_client_conn_free(e->hc);
+	e->hc = NULL;
 	if (e->probe_ev)
 		event_free(e->probe_ev);
 	e->probe_ev = NULL;
@@ -169,10 +173,20 @@ static void on_probe(int status, const char *body, size_t len, void *data);
 
 #define PROBE_TIMEOUT_MS 2000
 #define PROBE_LATE_NS 500000000ull /* see on_probe */
+#define PROBE_SETTLED_NS (60ull * 1000000000ull)
 
+/* Every 250 ms until ready, then every 5 s; an engine healthy for a
+ * minute every 20 s, and every 2 s once one check failed, so six failures
+ * in a row are still seen within the same time at worst (20 + 5 * 2 s of
+ * waits, as 6 * 5 s before; plus the six timeouts). */
 static void schedule_probe(struct entry *e)
 {
-	struct timeval tv = { e->ready ? 5 : 0, e->ready ? 0 : 250000 };
+	long ms = 250;
+	if (e->fails && e->ready)
+		ms = 2000;
+	else if (e->ready)
+		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 20000 : 5000;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_add(e->probe_ev, &tv);
 }
 
@@ -181,16 +195,19 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct entry *e = arg;
-	if (ended(e)) {
-		if (e->pidfd < 0 && e->cb) /* no pidfd: the exit is noticed here */
+	if (e->pidfd < 0 && ended(e)) { /* no pidfd: the exit is noticed here (else on_exit_ev tells) */
+		if (e->cb)
 			e->cb(e->data, AM_RT_EXITED, e->status);
 		return;
 	}
+	if (e->exited)
+		return;
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
 	e->probe_sent_ns = am_now_ns();
-	e->probe = am_client_get(e->l->base, "127.0.0.1", e->port, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096,
-				 on_probe, e);
+	if (!e->hc)
+		e->hc = am_client_conn_new(e->l->base, "127.0.0.1", e->port);
+	e->probe = am_client_conn_get(e->hc, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096, on_probe, e);
 }
 
 /* A probe's answer is judged by the engine's answer, not by how late the
@@ -211,18 +228,22 @@ static void on_probe(int status, const char *body, size_t len, void *data)
 		event_add(e->probe_ev, &now);
 		return;
 	}
+	int news = status != 200 || !e->ready || e->fails; /* another 200 from a ready engine is none */
 	if (status == 200) {
 		e->fails = 0;
 		e->ready = 1;
+		if (!e->healthy_since_ns)
+			e->healthy_since_ns = am_now_ns();
 	} else {
 		e->fails++;
+		e->healthy_since_ns = 0;
 		if (took >= PROBE_TIMEOUT_MS * 1000000ull) /* not the quick refusals of an engine still starting */
 			am_info("runtime", "health check of %s timed out (%d in a row)", e->ref, e->fails);
 	}
 	schedule_probe(e); /* before the callback: it may release the entry */
 	char n[16];
 	am_fmt(n, sizeof n, "%d", e->fails);
-	if (e->cb)
+	if (e->cb && news)
 		e->cb(e->data, status == 200 ? AM_RT_READY : AM_RT_UNREADY, n);
 }
 
@@ -310,6 +331,7 @@ static int l_watch(struct am_runtime *rt, const char *ref, const struct am_rt_wa
 	e->data = w->data;
 	e->ready = 0;
 	e->fails = 0;
+	e->healthy_since_ns = 0;
 	const char *colon = w->address ? strrchr(w->address, ':') : NULL;
 	if (colon)
 		e->port = (int)strtol(colon + 1, NULL, 10);

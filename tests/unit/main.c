@@ -29,6 +29,7 @@ void suite_states(void);
 void suite_sched(void);
 void suite_runtime(void);
 void suite_routes(void);
+void suite_due(void);
 void suite_deploy_verbs(void);
 
 char *am_test_read_file(const char *path)
@@ -92,6 +93,7 @@ int main(void)
 	suite_sched();
 	suite_runtime();
 	suite_routes();
+	suite_due();
 	suite_deploy_verbs();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;

@@ -1,8 +1,16 @@
-/* Unit tests: the request-head parser and the router. */
+/* Unit tests: the request-head parser, the router, and the engine
+ * client's kept-alive connections. */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "am_test.h"
 #include "base/am_mem.h"
+#include "http/am_client.h"
 #include "http/am_http_parse.h"
 #include "http/am_router.h"
 
@@ -128,10 +136,123 @@ static void router(void)
 		  AM_ROUTE_BAD_PATH);
 }
 
+/* A one-connection-at-a-time engine on loopback: answers each GET with
+ * 200 and a Content-Length body, keeps the connection unless told to
+ * close it after the answer. */
+struct tiny {
+	int lfd, cfd, accepts, answers, close_after;
+	struct event *lev, *cev;
+};
+
+static void tiny_read(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct tiny *t = arg;
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof buf);
+	if (n <= 0 || !memmem(buf, (size_t)n, "\r\n\r\n", 4)) {
+		event_free(t->cev);
+		t->cev = NULL;
+		close(fd);
+		t->cfd = -1;
+		return;
+	}
+	static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	CHECK_INT((int)write(fd, ans, sizeof ans - 1), (int)sizeof ans - 1);
+	t->answers++;
+	if (t->close_after) {
+		event_free(t->cev);
+		t->cev = NULL;
+		close(fd);
+		t->cfd = -1;
+	}
+}
+
+static void tiny_accept(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct tiny *t = arg;
+	int c = accept(fd, NULL, NULL);
+	if (c < 0)
+		return;
+	t->accepts++;
+	if (t->cev) { /* one at a time */
+		event_free(t->cev);
+		close(t->cfd);
+	}
+	t->cfd = c;
+	t->cev = event_new(event_get_base(t->lev), c, EV_READ | EV_PERSIST, tiny_read, t);
+	event_add(t->cev, NULL);
+}
+
+static void got(int status, const char *body, size_t len, void *data)
+{
+	int *out = data;
+	*out = status == 200 && len == 2 && !memcmp(body, "ok", 2) ? 200 : status ? status : -1;
+}
+
+static int wait_for(struct event_base *base, const int *status)
+{
+	for (int i = 0; i < 2000 && !*status; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+	return *status;
+}
+
+static void client_keeps_alive(void)
+{
+	struct event_base *base = event_base_new();
+	struct tiny t = { .cfd = -1 };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	t.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK(t.lfd >= 0 && bind(t.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(t.lfd, 8) == 0 &&
+	      getsockname(t.lfd, (struct sockaddr *)&a, &al) == 0);
+	t.lev = event_new(base, t.lfd, EV_READ | EV_PERSIST, tiny_accept, &t);
+	event_add(t.lev, NULL);
+	struct am_client_conn *c = am_client_conn_new(base, "127.0.0.1", ntohs(a.sin_port));
+	int st = 0;
+	/* three requests, one connection */
+	for (int i = 0; i < 3; i++) {
+		st = 0;
+		am_client_conn_get(c, "/health", "k", 2000, 4096, got, &st);
+		CHECK_INT(wait_for(base, &st), 200);
+	}
+	CHECK_INT(t.accepts, 1);
+	CHECK_INT(t.answers, 3);
+	/* the engine closes it after an answer: the next request opens another */
+	t.close_after = 1;
+	st = 0;
+	am_client_conn_get(c, "/health", NULL, 2000, 4096, got, &st);
+	CHECK_INT(wait_for(base, &st), 200);
+	t.close_after = 0;
+	for (int i = 0; i < 20; i++) /* the close reaches the idle connection */
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	st = 0;
+	am_client_conn_get(c, "/health", NULL, 2000, 4096, got, &st);
+	CHECK_INT(wait_for(base, &st), 200);
+	CHECK_INT(t.accepts, 2);
+	/* a second request while one is in flight goes on its own; a cancel frees it */
+	int s1 = 0, s2 = 0;
+	struct am_client_req *r1 = am_client_conn_get(c, "/health", NULL, 2000, 4096, got, &s1);
+	struct am_client_req *r2 = am_client_conn_get(c, "/health", NULL, 2000, 4096, got, &s2);
+	am_client_cancel(r2);
+	CHECK(r1 != r2);
+	CHECK_INT(wait_for(base, &s1), 200);
+	am_client_conn_free(c);
+	if (t.cev) {
+		event_free(t.cev);
+		close(t.cfd);
+	}
+	event_free(t.lev);
+	close(t.lfd);
+	event_base_free(base);
+}
+
 void suite_http(void)
 {
 	RUN(head_ok);
 	RUN(head_refused);
 	RUN(urldecode);
 	RUN(router);
+	RUN(client_keeps_alive);
 }

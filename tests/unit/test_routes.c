@@ -151,6 +151,23 @@ static void build_from_database(void)
 		CHECK_STR(q->reps[1].key, "k8b");
 	}
 	am_gateway_routes_free(again);
+	/* a patch of the deployments that changed gives what a full build does */
+	struct am_routes *patched = NULL, *full = NULL;
+	CHECK_INT(am_routes_build(s, NULL, cache, 1700000000000LL, &patched), 0);
+	long long ids[] = { 1, 2, 3 };
+	CHECK_INT(patched ? am_routes_patch(s, NULL, cache, patched, ids, 3) : -1, 0); /* nothing changed */
+	CHECK_INT(am_store_exec(s, "UPDATE instances SET address = '10.0.0.6:41010' WHERE id = 7", NULL), 0);
+	CHECK_INT(am_store_exec(s, "UPDATE deployments SET aliases = '[\"gpt-4o\",\"o1\"]' WHERE id = 1", NULL), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO deployments(id, name, model_id, engine, replicas, gpus_per_replica, desired,"
+			       " state, created_by, created_at, updated_at) VALUES(3, 'new', 1, 'vllm', 1, 1, 'running',"
+			       " 'starting', 'ann', 0, 0)", NULL), 0);
+	CHECK_INT(am_store_exec(s, "DELETE FROM deployments WHERE id = 2", NULL), 0);
+	CHECK_INT(patched ? am_routes_patch(s, NULL, cache, patched, ids, 3) : -1, 1);
+	CHECK_INT(am_routes_build(s, NULL, cache, 1700000000000LL, &full), 0);
+	CHECK(patched && full && am_routes_digest(patched) == am_routes_digest(full));
+	CHECK(patched && route(patched, "o1") && route(patched, "new") && !route(patched, "emb"));
+	am_gateway_routes_free(patched);
+	am_gateway_routes_free(full);
 	am_routes_cache_free(cache);
 	am_gateway_routes_free(r);
 	am_test_db_drop(s, path);
