@@ -20,6 +20,7 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 {
 	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 	am_inventory_get(srv->inv, snap);
+	struct am_runtime *local = am_runtimes_get(&srv->runtimes, "local"); /* this machine's processes */
 	json_t *jobs = NULL;
 	/* training jobs' process groups: their memory is reserved, not "other" */
 	am_store_rows(srv->store, &jobs, "SELECT rt_ref FROM ft_jobs WHERE rt_ref IS NOT NULL"
@@ -43,7 +44,7 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 			size_t j;
 			json_t *jr;
 			json_array_foreach(jobs, j, jr) /* training jobs' processes: their memory is reserved, not "other" */
-				mine |= srv->runtime && srv->runtime->ops->owns_pid(srv->runtime,
+				mine |= local && local->ops->owns_pid(local,
 					json_string_value(json_object_get(jr, "rt_ref")), g->procs[k].pid);
 			if (mine)
 				ours += g->procs[k].used_bytes;
