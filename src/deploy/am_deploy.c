@@ -445,6 +445,16 @@ static json_t *parse_col(json_t *row, const char *k)
 	return s ? json_loads(s, 0, NULL) : NULL;
 }
 
+/* The address an instance's engine binds: its runtime's (loopback for a
+ * local process, every interface in a pod); loopback when unknown. */
+static const char *listen_host(struct am_deploy *d, json_t *inst)
+{
+	char name[160];
+	struct am_runtime *rt = am_runtimes_get(
+		&d->srv->runtimes, am_node_runtime(d->srv, json_string_value(json_object_get(inst, "node_id")), name, sizeof name));
+	return rt && rt->ops->listen_host ? rt->ops->listen_host : AM_DEPLOY_LOCAL_HOST;
+}
+
 /* Where an instance's private engine config (SGLang's key) lives. */
 static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t size)
 {
@@ -487,7 +497,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.model_path = e->wants_gguf && gguf ? gguf : path ? path : "",
 		.served_name = json_string_value(json_object_get(dep, "name")),
 		.kind = json_string_value(json_object_get(model, "kind")) ?: "llm",
-		.host = "127.0.0.1",
+		.host = listen_host(d, inst),
 		.port = address_port(json_string_value(json_object_get(inst, "address"))),
 		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
@@ -537,7 +547,7 @@ static int port_taken(int port, void *data)
 {
 	struct am_deploy *d = data;
 	char addr[32];
-	am_fmt(addr, sizeof addr, "127.0.0.1:%d", port);
+	am_fmt(addr, sizeof addr, AM_DEPLOY_LOCAL_HOST ":%d", port);
 	long long taken = 0;
 	am_store_int(d->srv->store, &taken, 0, "SELECT COUNT(*) FROM instances WHERE address = ?", "s", addr);
 	return taken > 0;

@@ -79,6 +79,8 @@ typedef void (*am_rt_found_cb)(const char *ref, const char *rest, int marked, vo
 /* The ops a runtime implements. All take the runtime they belong to. */
 struct am_runtime_ops {
 	const char *name; /* "local", "kubernetes": stored with each reference */
+	const char *listen_host; /* what a server workload binds: "127.0.0.1" for a local
+				    process, "0.0.0.0" in a pod; NULL: loopback */
 	/* A port for a new server workload: prefer when it is free, else any
 	 * free one for which taken(port, data) says 0. 0 when none. */
 	int (*port)(struct am_runtime *rt, int prefer, int (*taken)(int port, void *data), void *data);
