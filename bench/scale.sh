@@ -8,6 +8,8 @@
 #     at D deployments already running, for each D in STEPS;
 #   - idle CPU (% of one core) with D deployments running, over IDLE_S seconds;
 #   - GET /deployments?limit=50 latency (curl, median and max of 100);
+#   - the reference: CPU of one bare GET /healthz on a new connection (what
+#     any API call costs here; on this VM a syscall traps to the hypervisor);
 #   - GET /usage latency and the worst /healthz latency meanwhile, with
 #     USAGE_ROWS usage records (written straight into the database while
 #     aimaas is stopped).
@@ -89,20 +91,29 @@ idle() { # % of one core over idle_s
 	c0=$(cpu); sleep "$idle_s"; c1=$(cpu)
 	echo "$c0 $c1" | awk -v hz="$hz" -v s="$idle_s" '{printf "%.2f", ($2 - $1) * 100 / hz / s}'
 }
+ref() { # CPU ms of one bare request (GET /healthz on a new connection, as curl makes it): the floor
+	# every API call pays on this machine (its syscalls), the reference the others are read against
+	local c0 c1
+	c0=$(cpu)
+	for _ in $(seq 1 200); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; done
+	c1=$(cpu)
+	echo "$(ms "$c0" "$c1")" | awk '{printf "%.2f", $1 / 200}'
+}
 page() { # median and max ms of GET /deployments?limit=50
 	for _ in $(seq 1 100); do
 		curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/api/v1/deployments?limit=50" -H "Authorization: Bearer $tok"
 	done | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int(NR/2)] * 1000, a[NR] * 1000}'
 }
 
-printf '%-12s %-18s %-14s %-22s\n' deployments "CPU/placement ms" "idle % core" "GET page p50/max ms"
+printf '%-12s %-18s %-14s %-22s %-16s\n' deployments "CPU/placement ms" "idle % core" "GET page p50/max ms" "CPU/healthz ms"
 for s in $steps; do
 	[ "$s" -le "$total" ] || continue
 	p=$(deploy_upto "$s")
 	wait_running "$s"
 	i=$(idle)
 	read -r pm px < <(page)
-	printf '%-12s %-18s %-14s %-22s\n' "$s" "$p" "$i" "$pm / $px"
+	r=$(ref)
+	printf '%-12s %-18s %-14s %-22s %-16s\n' "$s" "$p" "$i" "$pm / $px" "$r"
 done
 
 # usage with millions of rows: written while aimaas is stopped
