@@ -104,15 +104,16 @@ json_t *kube_config_yaml(const char *text, size_t len, char *err, size_t errsz)
 	return out;
 }
 
-/* The entry named `name` of a kubeconfig list ([{name, <field>: {...}}]). */
-static json_t *named(json_t *root, const char *list, const char *field, const char *name)
+/* The entry named `name` of a kubeconfig list ([{name, <field>: {...}}]),
+ * borrowed; `empty` when the entry has no such mapping; NULL when absent. */
+static json_t *named(json_t *root, const char *list, const char *field, const char *name, json_t *empty)
 {
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(root, list), i, e) {
 		const char *n = json_string_value(json_object_get(e, "name"));
 		if (n && !strcmp(n, name))
-			return json_is_object(json_object_get(e, field)) ? json_object_get(e, field) : json_object();
+			return json_is_object(json_object_get(e, field)) ? json_object_get(e, field) : empty;
 	}
 	return NULL;
 }
@@ -193,6 +194,7 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 	json_t *root = kube_config_yaml(text, len, err, errsz);
 	if (!root)
 		return -1;
+	json_t *empty = json_object();
 	if (!json_is_object(root)) {
 		am_fmt(err, errsz, "the kubeconfig is not a mapping");
 		goto out;
@@ -202,19 +204,19 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 		am_fmt(err, errsz, "the kubeconfig has no current-context; name a context");
 		goto out;
 	}
-	json_t *ctx = named(root, "contexts", "context", ctxname);
+	json_t *ctx = named(root, "contexts", "context", ctxname, empty);
 	if (!ctx) {
 		am_fmt(err, errsz, "the kubeconfig has no context '%.100s'", ctxname);
 		goto out;
 	}
 	const char *cname = json_string_value(json_object_get(ctx, "cluster"));
 	const char *uname = json_string_value(json_object_get(ctx, "user"));
-	json_t *cl = cname ? named(root, "clusters", "cluster", cname) : NULL;
+	json_t *cl = cname ? named(root, "clusters", "cluster", cname, empty) : NULL;
 	if (!cl) {
 		am_fmt(err, errsz, "context '%.100s': no cluster '%.100s' in the kubeconfig", ctxname, cname ? cname : "");
 		goto out;
 	}
-	json_t *user = uname ? named(root, "users", "user", uname) : json_object();
+	json_t *user = uname ? named(root, "users", "user", uname, empty) : empty;
 	if (!user) {
 		am_fmt(err, errsz, "context '%.100s': no user '%.100s' in the kubeconfig", ctxname, uname);
 		goto out;
@@ -286,6 +288,7 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 	rc = 0;
 out:
 	json_decref(root);
+	json_decref(empty);
 	if (rc)
 		kube_config_free(&c);
 	else
