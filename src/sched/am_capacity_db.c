@@ -54,12 +54,17 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 	free(snap);
 }
 
-/* Other ready nodes' present cards, node by node. */
+/* Other ready nodes' present cards, node by node. On a Kubernetes node,
+ * gpus_used_other cards are held by pods aimaas did not make; which ones the
+ * device plugin gave them is not in the API, so the first that many (by
+ * index) count as full: what matters to the planner is how many are left. */
 static void load_remote(struct am_server *srv, struct am_capacity *c)
 {
 	json_t *rows = NULL;
 	if (am_store_rows(srv->store, &rows,
-			  "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability FROM gpus g"
+			  "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
+			  " COALESCE(n.gpus_used_other, 0) AS taken, (SELECT COUNT(*) FROM gpus h WHERE h.node_id = g.node_id"
+			  " AND h.present = 1 AND h.idx < g.idx) AS rank FROM gpus g"
 			  " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
 			  " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE) != 0)
 		return;
@@ -76,6 +81,8 @@ static void load_remote(struct am_server *srv, struct am_capacity *c)
 		char *end;
 		p->cc_major = (int)strtol(cc, &end, 10);
 		p->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
+		if (json_integer_value(json_object_get(r, "rank")) < json_integer_value(json_object_get(r, "taken")))
+			p->used_other = p->total;
 	}
 	json_decref(rows);
 }

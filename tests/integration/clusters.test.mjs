@@ -30,7 +30,8 @@ before(async () => {
   dir = tempDir();
   mkdirSync(join(dir, 'models'));
   makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
-  srv = await startServer({ dataDir: dir });
+  const sa = k.serviceAccount('admin');
+  srv = await startServer({ dataDir: dir, env: { AIMAAS_KUBE_SA_DIR: sa.dir, ...sa.env } });
   T = await srv.login();
   const m = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', 'Qwen2.5-7B-Instruct') } });
   assert.equal(m.status, 201, m.text);
@@ -160,12 +161,33 @@ test('GPUs held by other pods are recorded per node', async () => {
     });
   }
   await waitUntil(srv, 'gpus_used_other 2', async () => (await nodesOf('c1')).find((n) => n.id === 'c1:gpu-1')?.gpus_used_other === 2);
+  // the planner counts them as taken: two of gpu-1's four cards are left
+  const dry = (gpus) => srv.api('POST', '/api/v1/deployments?dry_run=true',
+    { token: T, body: { model: 'Qwen2.5-7B-Instruct', name: 'on-k8s', gpus } });
+  const taken = await dry(['c1:gpu-1:0']);
+  assert.equal(taken.status, 409, taken.text);
+  assert.match(taken.json.error.message, /GPU 0 of c1:gpu-1 .* 0\.0 GiB free/);
+  const ok = await dry(['c1:gpu-1:3']);
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test('in-cluster: the service account folder and KUBERNETES_SERVICE_HOST/PORT', async () => {
+  const r = await add({ name: 'inside', in_cluster: true });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.in_cluster, true);
+  assert.equal(r.json.namespace, NS);
+  await waitUntil(srv, 'inside nodes', async () => (await nodesOf('inside')).length === 2);
+  assert.equal((await srv.api('DELETE', '/api/v1/clusters/inside', { token: T })).status, 200);
 });
 
 test('a 410 on the watch is survived: a fresh list, changes still arrive', async () => {
+  const before = k.control.requests.length;
   k.control.compact({ dropWatches: true });
   k.control.addNode({ name: 'gpu-3', gpus: 1, gpuProduct: 'NVIDIA-A10', gpuMemory: 23028 });
   await waitUntil(srv, 'gpu-3 joins after the 410', async () => (await nodesOf('c1')).some((n) => n.id === 'c1:gpu-3'));
+  // the re-watch got the 410 and aimaas listed the nodes again
+  assert.ok(k.control.requests.slice(before).some((q) => q.method === 'GET' && q.path === '/api/v1/nodes'),
+    JSON.stringify(k.control.requests.slice(before)));
   k.control.removeNode('gpu-3');
   await waitUntil(srv, 'gpu-3 gone', async () => (await nodesOf('c1')).find((n) => n.id === 'c1:gpu-3')?.state === 'gone');
   assert.equal((await srv.api('GET', '/api/v1/gpus?node=c1:gpu-3', { token: T })).json.items.length, 0);
