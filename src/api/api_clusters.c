@@ -241,14 +241,9 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (kubeconfig) {
 		if (kube_config_parse(kubeconfig, strlen(kubeconfig), context, 0, &cfg, msg, sizeof msg) != 0)
 			return am_err_set(err, AM_E_INVALID, "kubeconfig", "%s", msg);
-	} else if (in_cluster) {
-		if (kube_config_in_cluster(&cfg, msg, sizeof msg) != 0)
-			return am_err_set(err, AM_E_INVALID, "namespace", "%s", msg);
-	} else {
-		/* only the namespace changes: the recorded credentials are checked in it when the watches restart */
-		am_store_exec(ctx->srv->store, "UPDATE clusters SET namespace = ?, updated_at = ? WHERE id = ?", "sis", ns,
-			      am_wall_ms(), id);
-		goto done;
+	} else if (kube_cluster_config(ctx->srv, id, &cfg, msg, sizeof msg) != 0) {
+		/* only the namespace changes: the recorded credentials are checked in it */
+		return am_err_set(err, AM_E_CONFLICT, "", "%s", msg);
 	}
 	if (!ctx->pending) {
 		int rc = check_later(ctx, &cfg, ns, update);
@@ -271,7 +266,6 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		      am_wall_ms(), id);
 	free(sealed);
 	kube_config_free(&cfg);
-done:
 	if (kube_cluster_run(ctx->srv, id, msg, sizeof msg) != 0)
 		am_warn("api", "cluster %s: %s", id, msg);
 	am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", id);

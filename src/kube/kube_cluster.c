@@ -424,10 +424,8 @@ void kube_cluster_stop(struct am_server *srv, const char *id)
 	}
 }
 
-int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t errsz)
+int kube_cluster_config(struct am_server *srv, const char *id, struct kube_config *out, char *err, size_t errsz)
 {
-	g_srv = srv;
-	kube_cluster_stop(srv, id);
 	json_t *row = NULL;
 	if (am_store_row(srv->store, &row, "SELECT credentials, context, in_cluster, namespace FROM clusters"
 			 " WHERE id = ? AND kind = 'kubernetes'", "s", id) != 0 || !row) {
@@ -449,7 +447,17 @@ int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t er
 		wipe_free(plain);
 	}
 	json_decref(row);
-	if (rc != 0) {
+	if (rc == 0)
+		*out = cfg;
+	return rc;
+}
+
+int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t errsz)
+{
+	g_srv = srv;
+	kube_cluster_stop(srv, id);
+	struct kube_config cfg;
+	if (kube_cluster_config(srv, id, &cfg, err, errsz) != 0) {
 		set_cluster_state(srv, id, "unreachable", err);
 		return -1;
 	}

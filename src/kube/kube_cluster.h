@@ -30,6 +30,9 @@ void kube_cluster_free_all(struct am_server *srv);
 /* Starts (or restarts, after a change of its row) cluster id's watches from
  * its recorded credentials. 0, or -1 with err (the cluster's last_error). */
 int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t errsz);
+/* The recorded credentials of cluster id (unsealed, or the service
+ * account's for an in-cluster one) into cfg. 0, or -1 with err. */
+int kube_cluster_config(struct am_server *srv, const char *id, struct kube_config *cfg, char *err, size_t errsz);
 /* Stops cluster id's watches (its rows stay). */
 void kube_cluster_stop(struct am_server *srv, const char *id);
 

@@ -207,10 +207,29 @@ test('the cluster key is 0600; credentials never appear in answers or in the log
   assert.ok(!db.includes(k.token), 'the token in the database in clear');
 });
 
+test('after a restart the recorded clusters are watched again (credentials unsealed)', async () => {
+  await srv.stop();
+  const sa = k.serviceAccount('admin');
+  srv = await startServer({ dataDir: dir, env: { AIMAAS_KUBE_SA_DIR: sa.dir, ...sa.env } });
+  T = await srv.login();
+  k.control.setNodeReady('gpu-2', false);
+  await waitUntil(srv, 'gpu-2 not_ready after the restart',
+    async () => (await nodesOf('c1')).find((n) => n.id === 'c1:gpu-2')?.state === 'not_ready');
+  k.control.setNodeReady('gpu-2', true);
+  await waitUntil(srv, 'gpu-2 ready', async () => (await nodesOf('c1')).find((n) => n.id === 'c1:gpu-2')?.state === 'ready');
+  assert.equal((await srv.api('GET', '/api/v1/clusters/c1', { token: T })).json.state, 'reachable');
+});
+
 test('PATCH changes the namespace; DELETE removes the cluster, its nodes and GPUs', async () => {
   const p = await srv.api('PATCH', '/api/v1/clusters/c1', { token: T, body: { namespace: 'default' } });
   assert.equal(p.status, 200, p.text);
   assert.equal(p.json.namespace, 'default');
+  const few = await srv.api('PATCH', '/api/v1/clusters/c1', { token: T, body: { kubeconfig: k.kubeconfig('few') } });
+  assert.equal(few.status, 403, few.text);
+  assert.match(few.json.error.message, /services/);
+  const cert = await srv.api('PATCH', '/api/v1/clusters/c1', { token: T, body: { kubeconfig: k.kubeconfig('admin', { auth: 'cert' }) } });
+  assert.equal(cert.status, 200, cert.text);
+  await waitUntil(srv, 'c1 reachable again', async () => (await srv.api('GET', '/api/v1/clusters/c1', { token: T })).json.state === 'reachable');
   const d = await srv.api('DELETE', '/api/v1/clusters/c1', { token: T });
   assert.equal(d.status, 200, d.text);
   assert.equal((await nodesOf('c1')).length, 0);
