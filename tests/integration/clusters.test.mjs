@@ -207,6 +207,21 @@ test('the cluster key is 0600; credentials never appear in answers or in the log
   assert.ok(!db.includes(k.token), 'the token in the database in clear');
 });
 
+test('a cluster whose API server goes away is unreachable, its nodes unknown', async () => {
+  const r = await add({ name: 'c3', kubeconfig: other.kubeconfig() });
+  assert.equal(r.status, 201, r.text);
+  await waitUntil(srv, 'c3:n ready', async () => (await nodesOf('c3')).find((n) => n.id === 'c3:n')?.state === 'ready');
+  await other.stop();
+  other = null;
+  const c3 = await waitUntil(srv, 'c3 unreachable', async () => {
+    const c = (await srv.api('GET', '/api/v1/clusters/c3', { token: T })).json;
+    return c.state === 'unreachable' && c;
+  });
+  assert.ok(c3.last_error.length > 0);
+  assert.equal((await nodesOf('c3'))[0].state, 'unknown');
+  assert.equal((await srv.api('DELETE', '/api/v1/clusters/c3', { token: T })).status, 200);
+});
+
 test('after a restart the recorded clusters are watched again (credentials unsealed)', async () => {
   await srv.stop();
   const sa = k.serviceAccount('admin');

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "am_test.h"
+#include "kube/kube_cluster.h"
 #include "kube/kube_config.h"
 
 /* "-----BEGIN CERTIFICATE-----\nCA\n" in base64 */
@@ -161,8 +162,29 @@ static void test_in_cluster(void)
 	rmdir(dir);
 }
 
+/* what a SelfSubjectRulesReview's rules lack of aimaas's needs */
+static void test_missing_rights(void)
+{
+	json_t *all = json_loads("[{\"verbs\":[\"*\"],\"apiGroups\":[\"*\"],\"resources\":[\"*\"]}]", 0, NULL);
+	CHECK(kube_cluster_missing(all) == NULL);
+	json_decref(all);
+	json_t *few = json_loads("[{\"verbs\":[\"get\",\"list\",\"watch\"],\"apiGroups\":[\"\"],\"resources\":[\"nodes\",\"pods\"]},"
+				 "{\"verbs\":[\"*\"],\"apiGroups\":[\"batch\"],\"resources\":[\"jobs\"],\"resourceNames\":[\"one\"]},"
+				 "{\"verbs\":[\"get\"],\"apiGroups\":[\"\"],\"resources\":[\"pods/log\",\"secrets\"]}]",
+				 0, NULL);
+	char *m = kube_cluster_missing(few);
+	CHECK_STR(m, "pods (create, delete); services (get, list, create, delete); secrets (create, delete); "
+		     "batch/jobs (get, list, watch, create, delete); events (list, watch)");
+	free(m);
+	json_decref(few);
+	m = kube_cluster_missing(NULL);
+	CHECK(m && strstr(m, "nodes (get, list, watch)"));
+	free(m);
+}
+
 void suite_kube(void)
 {
+	RUN(test_missing_rights);
 	RUN(test_token);
 	RUN(test_cert_context);
 	RUN(test_json);
