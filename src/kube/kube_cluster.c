@@ -21,12 +21,14 @@
 #define MIB (1024LL * 1024LL)
 
 struct kcl {
+	struct am_server *srv;
 	char id[64];
 	struct kube_client *kc;
 	struct kube_watch *nodes_w, *pods_w;
 	json_t *seen;   /* node names of the list being read (between RESET and SYNCED) */
 	json_t *pods;   /* uid -> {node, gpus}: other pods holding GPUs */
 	int pods_ok;    /* the pods watch has listed at least once */
+	int in_tx;      /* a list is being written: one transaction from RESET to SYNCED */
 	struct kcl *next;
 };
 
@@ -277,19 +279,18 @@ static void node_upsert(struct am_server *srv, struct kcl *c, json_t *node)
 		      ngpu);
 }
 
-/* The server struct a watch callback works for: the one global. */
-static struct am_server *g_srv;
-
 static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const char *msg)
 {
 	struct kcl *c = data;
-	struct am_server *srv = g_srv;
+	struct am_server *srv = c->srv;
 	const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
 	char id[320];
 	switch (ev) {
 	case KUBE_WATCH_RESET:
 		json_decref(c->seen);
 		c->seen = json_object();
+		/* the list's items follow at once, on this dispatch: one transaction for them */
+		c->in_tx = !am_store_in_tx(srv->store) && am_store_begin(srv->store) == 0;
 		break;
 	case KUBE_WATCH_ADDED:
 	case KUBE_WATCH_MODIFIED:
@@ -318,6 +319,9 @@ static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const ch
 		json_decref(c->seen);
 		c->seen = NULL;
 		set_cluster_state(srv, c->id, "reachable", "");
+		if (c->in_tx && am_store_commit(srv->store) != 0)
+			am_store_rollback(srv->store);
+		c->in_tx = 0;
 		break;
 	}
 	case KUBE_WATCH_ERROR:
@@ -390,12 +394,12 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 		else
 			json_object_del(c->pods, uid);
 		if (c->pods_ok && (holds || had))
-			pods_write(g_srv, c);
+			pods_write(c->srv, c);
 		break;
 	}
 	case KUBE_WATCH_SYNCED:
 		c->pods_ok = 1;
-		pods_write(g_srv, c);
+		pods_write(c->srv, c);
 		break;
 	case KUBE_WATCH_ERROR:
 		am_debug("kube", "cluster %s: pods: %s", c->id, msg ? msg : "");
@@ -405,6 +409,8 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 
 static void kcl_free(struct kcl *c)
 {
+	if (c->in_tx && am_store_commit(c->srv->store) != 0) /* a list cut short: what it wrote stands */
+		am_store_rollback(c->srv->store);
 	kube_client_free(c->kc); /* its watches too */
 	json_decref(c->seen);
 	json_decref(c->pods);
@@ -454,7 +460,6 @@ int kube_cluster_config(struct am_server *srv, const char *id, struct kube_confi
 
 int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t errsz)
 {
-	g_srv = srv;
 	kube_cluster_stop(srv, id);
 	struct kube_config cfg;
 	if (kube_cluster_config(srv, id, &cfg, err, errsz) != 0) {
@@ -462,6 +467,7 @@ int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t er
 		return -1;
 	}
 	struct kcl *c = am_calloc(1, sizeof *c);
+	c->srv = srv;
 	am_strlcpy(c->id, id, sizeof c->id);
 	c->pods = json_object();
 	c->kc = kube_client_new(srv->base, &cfg);
