@@ -15,6 +15,17 @@ const RIGHTS = [
   { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['nodes'] },
   { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: [''], resources: ['pods'], namespaces: [NS] },
 ];
+// docs/kubernetes/aimaas-rbac.yaml's ClusterRole and Role (namespaces: a RoleBinding)
+const LEAST = [
+  { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['nodes'] },
+  { verbs: ['list', 'watch'], apiGroups: [''], resources: ['pods'] },
+  { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: [''], resources: ['pods'], namespaces: [NS] },
+  { verbs: ['get'], apiGroups: [''], resources: ['pods/log'], namespaces: [NS] },
+  { verbs: ['get', 'list', 'create', 'delete'], apiGroups: [''], resources: ['services'], namespaces: [NS] },
+  { verbs: ['get', 'create', 'delete'], apiGroups: [''], resources: ['secrets'], namespaces: [NS] },
+  { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: ['batch'], resources: ['jobs'], namespaces: [NS] },
+  { verbs: ['list', 'watch'], apiGroups: [''], resources: ['events'], namespaces: [NS] },
+];
 let k, other, dir, srv, T;
 
 before(async () => {
@@ -24,7 +35,7 @@ before(async () => {
       { name: 'gpu-1', gpus: 4, gpuProduct: 'NVIDIA-H100-80GB-HBM3', gpuMemory: 81559, computeMajor: 9, computeMinor: 0 },
       { name: 'gpu-2', gpus: 2, gpuProduct: 'NVIDIA-L4', gpuMemory: 23034, taints: [{ key: 'x', value: 'y', effect: 'NoSchedule' }] },
     ],
-    identities: { few: { rules: RIGHTS } },
+    identities: { few: { rules: RIGHTS }, least: { rules: LEAST } },
   });
   other = await startKube({ namespace: NS, nodes: [{ name: 'n', gpus: 1 }] });
   dir = tempDir();
@@ -100,6 +111,11 @@ test('too few rights are refused, naming the missing verbs', async () => {
   assert.match(r.json.error.message, /batch\/jobs/);
   assert.doesNotMatch(r.json.error.message, /nodes/);
   assert.equal((await srv.api('GET', '/api/v1/clusters/few', { token: T })).status, 404);
+  // the shipped manifest's rights are enough
+  const least = await add({ name: 'least', kubeconfig: k.kubeconfig('least') });
+  assert.equal(least.status, 201, least.text);
+  await waitUntil(srv, 'least nodes', async () => (await nodesOf('least')).length === 2);
+  assert.equal((await srv.api('DELETE', '/api/v1/clusters/least', { token: T })).status, 200);
 });
 
 test('a wrong CA is refused (TLS is verified); bad kubeconfigs are refused with a reason', async () => {
