@@ -13,6 +13,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_time.h"
 
 #define RESP_MAX (64u << 20)  /* a list answer: a large cluster's nodes fit */
 #define LINE_MAX_ (16u << 20) /* one watch event */
@@ -51,6 +52,8 @@ struct kube_watch {
 	int backoff_ms;
 	int gone;     /* 1: a 410 came on the stream, list again; 2: another error, after a back-off */
 	int events;   /* seen on the current stream */
+	int timeout_s; /* the current stream's timeoutSeconds */
+	uint64_t since_ns; /* when it started */
 	int stopped;
 	struct kube_watch *next, *prev;
 };
@@ -413,8 +416,12 @@ static void stream_done(struct kube_watch *w, const struct kube_resp *resp, CURL
 	} else if (w->gone == 2) {
 		w->gone = 0;
 		backoff(w);
-	} else if (res == CURLE_OK && resp->status == 200 && w->events) {
-		watch_stream(w); /* the server's timeout: go on from the last resourceVersion */
+	} else if ((res == CURLE_OK && resp->status == 200 &&
+		    (w->events || am_now_ns() - w->since_ns > 5000000000ull)) ||
+		   res == CURLE_OPERATION_TIMEDOUT) {
+		/* the server's timeoutSeconds (or ours, a little later, should it
+		 * not close): go on from the last resourceVersion */
+		watch_stream(w);
 	} else {
 		if (resp->status != 200 || res != CURLE_OK)
 			emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : "the watch failed");
@@ -532,10 +539,18 @@ static void watch_list(struct kube_watch *w)
 static void watch_stream(struct kube_watch *w)
 {
 	char path[2048];
+	w->timeout_s = 240 + rand() % 120; /* spread the re-watches of many clusters */
 	am_fmt(path, sizeof path, "%s%swatch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%d", w->path,
-	       strchr(w->path, '?') ? "&" : "?", w->rv, 240 + rand() % 120);
+	       strchr(w->path, '?') ? "&" : "?", w->rv, w->timeout_s);
 	w->events = 0;
+	w->since_ns = am_now_ns();
 	struct kreq *r = req_new(w->kc, "GET", path, NULL);
+	/* a connection that died without a word ends too: keepalive probes, and
+	 * our own limit a little after the server's */
+	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(w->timeout_s + 30) * 1000L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPINTVL, 15L);
 	r->watch = w;
 	r->streaming = 1;
 	r->in.max = LINE_MAX_ + 65536;
