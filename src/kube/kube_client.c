@@ -15,7 +15,8 @@
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
 
-#define RESP_MAX (64u << 20)  /* a list answer: a large cluster's nodes fit */
+#define RESP_MAX (64u << 20)  /* one answer (a list comes in pages of LIST_PAGE) */
+#define LIST_PAGE 500
 #define LINE_MAX_ (16u << 20) /* one watch event */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -53,6 +54,8 @@ struct kube_watch {
 	int gone;     /* 1: a 410 came on the stream, list again; 2: another error, after a back-off */
 	int events;   /* seen on the current stream */
 	int timeout_s; /* the current stream's timeoutSeconds */
+	char *cont;    /* the next page's continue token while a list is read, else NULL */
+	int paging;    /* a list is being read (RESET sent) */
 	uint64_t since_ns; /* when it started */
 	int stopped;
 	struct kube_watch *next, *prev;
@@ -92,6 +95,7 @@ struct kube_client {
 static void check_done(struct kube_client *kc);
 static void sweep(struct kube_client *kc);
 static void watch_list(struct kube_watch *w);
+static void list_page(struct kube_watch *w);
 
 static void req_free(struct kreq *r)
 {
@@ -199,6 +203,7 @@ static void watch_free(struct kube_watch *w)
 	if (w->req)
 		w->req->watch = NULL, w->req->cancelled = 1;
 	event_free(w->timer);
+	free(w->cont);
 	free(w->path);
 	free(w);
 }
@@ -392,18 +397,35 @@ static void watch_stream(struct kube_watch *w);
 static void list_done(struct kube_watch *w, const struct kube_resp *resp)
 {
 	if (resp->status != 200 || !json_is_array(json_object_get(resp->body, "items"))) {
+		/* a continue token that expired (410) too: the list starts again, after a back-off */
+		free(w->cont);
+		w->cont = NULL;
+		w->paging = 0;
 		emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : "the list failed");
 		backoff(w);
 		return;
 	}
-	const char *rv = json_string_value(json_object_get(json_object_get(resp->body, "metadata"), "resourceVersion"));
-	am_strlcpy(w->rv, rv ? rv : "", sizeof w->rv);
-	w->backoff_ms = BACKOFF_MIN_MS;
-	emit(w, KUBE_WATCH_RESET, NULL, NULL);
+	json_t *meta = json_object_get(resp->body, "metadata");
+	const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
+	const char *cont = json_string_value(json_object_get(meta, "continue"));
+	am_strlcpy(w->rv, rv ? rv : "", sizeof w->rv); /* every page has the first one's snapshot */
+	if (!w->paging)
+		emit(w, KUBE_WATCH_RESET, NULL, NULL);
+	w->paging = 1;
 	size_t i;
 	json_t *it;
 	json_array_foreach(json_object_get(resp->body, "items"), i, it)
 		emit(w, KUBE_WATCH_ADDED, it, NULL);
+	free(w->cont);
+	w->cont = cont && *cont && strlen(cont) < 4096 ? am_strdup(cont) : NULL;
+	if (w->stopped)
+		return;
+	if (w->cont) {
+		list_page(w);
+		return;
+	}
+	w->paging = 0;
+	w->backoff_ms = BACKOFF_MIN_MS;
 	emit(w, KUBE_WATCH_SYNCED, NULL, NULL);
 	if (!w->stopped)
 		watch_stream(w);
@@ -525,15 +547,37 @@ static void check_done(struct kube_client *kc)
 	}
 }
 
-static void watch_list(struct kube_watch *w)
+/* One page of the list: the first, or the one w->cont names. */
+static void list_page(struct kube_watch *w)
 {
-	w->rv[0] = '\0';
-	w->gone = 0;
-	struct kreq *r = req_new(w->kc, "GET", w->path, NULL);
+	struct am_buf path;
+	am_buf_init(&path, 16384);
+	/* AIMAAS_KUBE_LIST_PAGE: a smaller page, for the tests' few objects */
+	const char *env = getenv("AIMAAS_KUBE_LIST_PAGE");
+	long page = env ? strtol(env, NULL, 10) : 0;
+	am_buf_printf(&path, "%s%slimit=%ld", w->path, strchr(w->path, '?') ? "&" : "?",
+		      page > 0 && page <= LIST_PAGE ? page : LIST_PAGE);
+	if (w->cont) {
+		char *esc = curl_easy_escape(NULL, w->cont, 0);
+		am_buf_printf(&path, "&continue=%s", esc ? esc : "");
+		curl_free(esc);
+	}
+	struct kreq *r = req_new(w->kc, "GET", am_buf_str(&path), NULL);
+	am_buf_free(&path);
 	r->watch = w;
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, 120000L);
 	w->req = r;
 	req_go(r);
+}
+
+static void watch_list(struct kube_watch *w)
+{
+	w->rv[0] = '\0';
+	w->gone = 0;
+	w->paging = 0;
+	free(w->cont);
+	w->cont = NULL;
+	list_page(w);
 }
 
 static void watch_stream(struct kube_watch *w)

@@ -5,7 +5,7 @@
  * memory too, a token as a bearer header. Bodies are JSON; error answers
  * (Status objects) give a message and a reason.
  *
- * A watch keeps a collection current: list, then watch from the list's
+ * A watch keeps a collection current: list (in pages of 500), then watch from the list's
  * resourceVersion (allowWatchBookmarks), again when the server ends the
  * stream, a fresh list after 410 Gone, exponential back-off on errors.
  *

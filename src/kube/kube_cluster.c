@@ -28,7 +28,6 @@ struct kcl {
 	json_t *seen;   /* node names of the list being read (between RESET and SYNCED) */
 	json_t *pods;   /* uid -> {node, gpus}: other pods holding GPUs */
 	int pods_ok;    /* the pods watch has listed at least once */
-	int in_tx;      /* a list is being written: one transaction from RESET to SYNCED */
 	struct kcl *next;
 };
 
@@ -289,15 +288,17 @@ static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const ch
 	case KUBE_WATCH_RESET:
 		json_decref(c->seen);
 		c->seen = json_object();
-		/* the list's items follow at once, on this dispatch: one transaction for them */
-		c->in_tx = !am_store_in_tx(srv->store) && am_store_begin(srv->store) == 0;
 		break;
 	case KUBE_WATCH_ADDED:
-	case KUBE_WATCH_MODIFIED:
+	case KUBE_WATCH_MODIFIED: {
 		if (c->seen && name)
 			json_object_set_new(c->seen, name, json_true());
+		int tx = !am_store_in_tx(srv->store) && am_store_begin(srv->store) == 0; /* a node and its GPUs together */
 		node_upsert(srv, c, obj);
+		if (tx && am_store_commit(srv->store) != 0)
+			am_store_rollback(srv->store);
 		break;
+	}
 	case KUBE_WATCH_DELETED:
 		if (name) {
 			node_id(id, sizeof id, c->id, name);
@@ -319,9 +320,6 @@ static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const ch
 		json_decref(c->seen);
 		c->seen = NULL;
 		set_cluster_state(srv, c->id, "reachable", "");
-		if (c->in_tx && am_store_commit(srv->store) != 0)
-			am_store_rollback(srv->store);
-		c->in_tx = 0;
 		break;
 	}
 	case KUBE_WATCH_ERROR:
@@ -375,6 +373,7 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 	switch (ev) {
 	case KUBE_WATCH_RESET:
 		json_object_clear(c->pods);
+		c->pods_ok = 0; /* the sums are written again when the whole list is in */
 		break;
 	case KUBE_WATCH_ADDED:
 	case KUBE_WATCH_MODIFIED:
@@ -409,8 +408,6 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 
 static void kcl_free(struct kcl *c)
 {
-	if (c->in_tx && am_store_commit(c->srv->store) != 0) /* a list cut short: what it wrote stands */
-		am_store_rollback(c->srv->store);
 	kube_client_free(c->kc); /* its watches too */
 	json_decref(c->seen);
 	json_decref(c->pods);

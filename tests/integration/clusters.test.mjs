@@ -42,7 +42,8 @@ before(async () => {
   mkdirSync(join(dir, 'models'));
   makeModel('Qwen2.5-7B-Instruct', join(dir, 'models'));
   const sa = k.serviceAccount('admin');
-  srv = await startServer({ dataDir: dir, env: { AIMAAS_KUBE_SA_DIR: sa.dir, ...sa.env } });
+  // lists in pages of one: every list goes through continue tokens
+  srv = await startServer({ dataDir: dir, env: { AIMAAS_KUBE_SA_DIR: sa.dir, AIMAAS_KUBE_LIST_PAGE: '1', ...sa.env } });
   T = await srv.login();
   const m = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', 'Qwen2.5-7B-Instruct') } });
   assert.equal(m.status, 201, m.text);
@@ -202,7 +203,7 @@ test('a 410 on the watch is survived: a fresh list, changes still arrive', async
   k.control.addNode({ name: 'gpu-3', gpus: 1, gpuProduct: 'NVIDIA-A10', gpuMemory: 23028 });
   await waitUntil(srv, 'gpu-3 joins after the 410', async () => (await nodesOf('c1')).some((n) => n.id === 'c1:gpu-3'));
   // the re-watch got the 410 and aimaas listed the nodes again
-  assert.ok(k.control.requests.slice(before).some((q) => q.method === 'GET' && q.path === '/api/v1/nodes'),
+  assert.ok(k.control.requests.slice(before).some((q) => q.method === 'GET' && q.path.startsWith('/api/v1/nodes?limit=1')),
     JSON.stringify(k.control.requests.slice(before)));
   k.control.removeNode('gpu-3');
   await waitUntil(srv, 'gpu-3 gone', async () => (await nodesOf('c1')).find((n) => n.id === 'c1:gpu-3')?.state === 'gone');
