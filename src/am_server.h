@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/am_log.h"
+#include "runtime/am_runtime.h"
 
 #define AM_VERSION "0.1.0"
 #define AM_MAX_ROOTS 16
@@ -64,7 +65,7 @@ struct am_server {
 	struct am_deploy *deploy;
 	struct am_gateway *gateway;
 	struct am_finetune *finetune;
-	struct am_runtime *runtime;            /* where workloads run (am_runtime: local processes) */
+	struct am_runtimes runtimes;           /* where workloads run, by name (am_runtime: "local" always) */
 	struct am_gpu_history *gpu_history;    /* main loop only */
 	struct am_work *work;                  /* the worker for uploads (am_work: its own hand-off) */
 	struct am_limiter *login_ip_limiter;   /* failed logins per client address */

@@ -388,6 +388,7 @@ static int load_owner_id(struct am_server *srv)
 
 struct strays {
 	struct am_server *srv;
+	struct am_runtime *rt; /* the runtime being searched */
 	char *owned[512], *ended[512];
 	int nowned, nended;
 };
@@ -413,7 +414,7 @@ static void end_one(const char *ref, const char *rest, int marked, void *data)
 static void end_unowned(const char *ref, const char *rest, int marked, void *data)
 {
 	struct strays *s = data;
-	struct am_runtime *rt = s->srv->runtime;
+	struct am_runtime *rt = s->rt;
 	(void)marked;
 	for (int i = 0; i < s->nowned; i++)
 		if (rt->ops->same(rt, s->owned[i], ref))
@@ -432,11 +433,11 @@ static void end_unowned(const char *ref, const char *rest, int marked, void *dat
  * is either adopted (its instance or job recorded it, or recorded the intent
  * to start it) or ended whole. Waits (at most 2 s) until the ended ones are
  * gone, so nothing of theirs overlaps what is started next. */
-static void end_strays(struct am_server *srv)
+static void end_strays_of(struct am_server *srv, struct am_runtime *rt)
 {
 	struct strays *s = am_calloc(1, sizeof *s);
-	struct am_runtime *rt = srv->runtime;
 	s->srv = srv;
+	s->rt = rt;
 	char prefix[40];
 	am_fmt(prefix, sizeof prefix, "%s:", srv->owner_id);
 	rt->ops->find(rt, prefix, end_one, s);
@@ -456,6 +457,13 @@ static void end_strays(struct am_server *srv)
 	for (int i = 0; i < s->nowned; i++)
 		free(s->owned[i]);
 	free(s);
+}
+
+/* end_strays_of for every runtime the server drives. */
+static void end_strays(struct am_server *srv)
+{
+	for (int i = 0; i < srv->runtimes.n; i++)
+		end_strays_of(srv, srv->runtimes.all[i]);
 }
 
 /* The main loop serves the control plane; /v1 connections go to the
@@ -652,7 +660,7 @@ static int serve(int argc, char **argv)
 	on_gpu_tick(-1, 0, &srv); /* simulated GPUs are known at once */
 	char logdir[PATH_MAX + 8];
 	am_fmt(logdir, sizeof logdir, "%s/logs", srv.cfg.data_dir);
-	srv.runtime = am_rt_local_new(srv.base, logdir);
+	am_runtimes_add(&srv.runtimes, am_rt_local_new(srv.base, logdir));
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
 	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
@@ -712,7 +720,7 @@ out:
 	kube_cluster_free_all(&srv);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
-	am_runtime_free(srv.runtime);
+	am_runtimes_free(&srv.runtimes);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);
 	am_api_free(srv.api);

@@ -101,13 +101,11 @@ static int inst_to(struct am_deploy *d, long long id, enum am_inst_state to, con
 static void started(struct am_deploy *d, struct am_runtime *rt, long long id, long long dep_id, const char *ref,
 		    const char *address, const char *key, const char *engine, int restarted);
 
-/* The runtime that runs (or ran) a row's workload: the server's, when the
- * row names it (or names none). NULL for a runtime this aimaas lacks. */
+/* The runtime that runs (or ran) a row's workload, by the name the row
+ * recorded ("local" when none). NULL for a runtime this aimaas lacks. */
 static struct am_runtime *runtime_of(struct am_deploy *d, json_t *row)
 {
-	const char *name = json_string_value(json_object_get(row, "runtime"));
-	struct am_runtime *rt = d->srv->runtime;
-	return rt && (!name || !strcmp(name, am_runtime_name(rt))) ? rt : NULL;
+	return am_runtimes_get(&d->srv->runtimes, json_string_value(json_object_get(row, "runtime")));
 }
 
 /* See am_deploy.h. */
@@ -447,6 +445,16 @@ static json_t *parse_col(json_t *row, const char *k)
 	return s ? json_loads(s, 0, NULL) : NULL;
 }
 
+/* The address an instance's engine binds: its runtime's (loopback for a
+ * local process, every interface in a pod); loopback when unknown. */
+static const char *listen_host(struct am_deploy *d, json_t *inst)
+{
+	char name[160];
+	struct am_runtime *rt = am_runtimes_get(
+		&d->srv->runtimes, am_node_runtime(d->srv, json_string_value(json_object_get(inst, "node_id")), name, sizeof name));
+	return rt && rt->ops->listen_host ? rt->ops->listen_host : AM_DEPLOY_LOCAL_HOST;
+}
+
 /* Where an instance's private engine config (SGLang's key) lives. */
 static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t size)
 {
@@ -489,7 +497,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.model_path = e->wants_gguf && gguf ? gguf : path ? path : "",
 		.served_name = json_string_value(json_object_get(dep, "name")),
 		.kind = json_string_value(json_object_get(model, "kind")) ?: "llm",
-		.host = "127.0.0.1",
+		.host = listen_host(d, inst),
 		.port = address_port(json_string_value(json_object_get(inst, "address"))),
 		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
@@ -539,7 +547,7 @@ static int port_taken(int port, void *data)
 {
 	struct am_deploy *d = data;
 	char addr[32];
-	am_fmt(addr, sizeof addr, "127.0.0.1:%d", port);
+	am_fmt(addr, sizeof addr, AM_DEPLOY_LOCAL_HOST ":%d", port);
 	long long taken = 0;
 	am_store_int(d->srv->store, &taken, 0, "SELECT COUNT(*) FROM instances WHERE address = ?", "s", addr);
 	return taken > 0;
@@ -671,7 +679,15 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	long long id = json_integer_value(json_object_get(inst, "id"));
 	struct am_err err;
 	am_err_clear(&err);
-	struct am_runtime *rt = d->srv->runtime;
+	char rtname[160];
+	const char *node = json_string_value(json_object_get(inst, "node_id"));
+	struct am_runtime *rt = am_runtimes_get(&d->srv->runtimes, am_node_runtime(d->srv, node, rtname, sizeof rtname));
+	if (!rt) {
+		char why[300];
+		am_fmt(why, sizeof why, "no runtime '%s' for node %s", rtname, node ? node : AM_LOCAL_NODE);
+		fail_or_backoff(d, inst, why, 1);
+		return;
+	}
 	if (!json_string_value(json_object_get(model, "path"))) {
 		fail_or_backoff(d, inst, "the model has no local files (not downloaded)", 1);
 		return;
@@ -682,8 +698,10 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		fail_or_backoff(d, inst, "no free port for the engine", 1);
 		return;
 	}
+	/* the port asked for, recorded with the intent (so no other start takes
+	 * it); the runtime says where the workload serves once it started */
 	char address[32];
-	am_fmt(address, sizeof address, "127.0.0.1:%d", port);
+	am_fmt(address, sizeof address, AM_DEPLOY_LOCAL_HOST ":%d", port);
 	json_object_set_new(inst, "address", json_string(address));
 	struct am_argv argv = { 0 }, env = { 0 };
 	char *secret = NULL;
@@ -762,7 +780,7 @@ static void started(struct am_deploy *d, struct am_runtime *rt, long long id, lo
 	int port = 0;
 	char where[300];
 	if (rt->ops->endpoint(rt, ref, host, sizeof host, &port) == 0) { /* where the runtime says it serves */
-		am_fmt(where, sizeof where, "%s:%d", host, port);
+		am_fmt(where, sizeof where, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port); /* an IPv6 pod IP */
 		address = where;
 	}
 	inst_to(d, id, AM_INST_STARTING, "");

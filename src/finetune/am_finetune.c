@@ -226,8 +226,8 @@ static void release(struct am_finetune *f, long long id)
 /* Picks and reserves the job's GPUs through the planner (the pinned ones,
  * or the emptiest cards with room, all on one node). 0, or -1 with why (no
  * room now). */
-static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_buf *visible, int *bf16, char *why,
-		 size_t whysize)
+static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_buf *visible, int *bf16, char *node,
+		 size_t nodesize, char *why, size_t whysize)
 {
 	struct am_capacity cap;
 	am_capacity_db_load(f->srv, &cap);
@@ -275,9 +275,10 @@ static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_bu
 			*bf16 = 0; /* V100, T4, 2080 Ti: no bf16 */
 	}
 	rc = am_capacity_db_reserve(f->srv->store, "job", id, gid, p.reserve, req.tp);
+	am_strlcpy(node, cap.gpus[p.choice[0]].node, nodesize); /* the planner keeps a job on one node */
 	char *s = am_json_dump(ids);
-	am_store_exec(f->srv->store, "UPDATE ft_jobs SET gpus = ?, mem_per_gpu = ? WHERE id = ?", "sii", s, (long long)req.need,
-		      id);
+	am_store_exec(f->srv->store, "UPDATE ft_jobs SET gpus = ?, mem_per_gpu = ?, node_id = ? WHERE id = ?", "sisi", s,
+		      (long long)req.need, node, id);
 	free(s);
 	json_decref(ids);
 out:
@@ -288,13 +289,14 @@ out:
 
 /* ---- driving a job ---- */
 
-static void job_started(struct am_finetune *f, long long id, const char *ref);
+static void job_started(struct am_finetune *f, long long id, const char *ref, struct am_runtime *rt);
 static void export_started(struct am_finetune *f, long long id, const char *ref);
 
 /* What a move writes besides the state and its reason, by where it goes:
  * ref for a trainer (or merge) that started, task for a resumed job, name
  * for a merge asked for. */
 struct move_cols {
+	const char *runtime; /* the runtime that started it (to starting) */
 	const char *ref;
 	long long task;
 	const char *name;
@@ -361,7 +363,7 @@ static int job_to(struct am_finetune *f, long long id, enum am_job_state from, e
 	rc = 0;
 	if (to == AM_JOB_STARTING && from != to)
 		rc = am_store_exec(st, "UPDATE ft_jobs SET runtime = ?, rt_ref = ?, started_at = COALESCE(started_at, ?),"
-				   " stop_requested_at = NULL WHERE id = ?", "ssii", am_runtime_name(f->srv->runtime),
+				   " stop_requested_at = NULL WHERE id = ?", "ssii", x && x->runtime ? x->runtime : "local",
 				   x ? x->ref : NULL, now, id);
 	else if (to == AM_JOB_STOPPING && from != to)
 		rc = am_store_exec(st, "UPDATE ft_jobs SET stop_requested_at = ? WHERE id = ?", "ii", now, id);
@@ -422,13 +424,21 @@ out:
 }
 
 /* Starts `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names
- * another program) through the runtime, with env added; kind and id name it
- * ("job" or "export"), gpus the GPUs it holds. 0 with ref, or -1 with err. */
-static int run_cli(struct am_finetune *f, const char *kind, long long id, const char *verb, const char *cfgp,
-		   struct am_argv *env, const char *gpus, const char *marker, const char *log, char *ref, size_t refsize,
-		   char *err, size_t errsize)
+ * another program) through the runtime of node, with env added; kind and
+ * id name it ("job" or "export"), gpus the GPUs it holds there. 0 with ref
+ * and *rt_out (the runtime that started it), or -1 with err. */
+static int run_cli(struct am_finetune *f, const char *kind, long long id, const char *node, const char *verb,
+		   const char *cfgp, struct am_argv *env, const char *gpus, const char *marker, const char *log, char *ref,
+		   size_t refsize, struct am_runtime **rt_out, char *err, size_t errsize)
 {
-	struct am_runtime *rt = f->srv->runtime;
+	char rtname[160];
+	struct am_runtime *rt = am_runtimes_get(&f->srv->runtimes, am_node_runtime(f->srv, node, rtname, sizeof rtname));
+	*rt_out = rt;
+	if (!rt) {
+		am_fmt(err, errsize, "no runtime '%s' for node %s", rtname, node);
+		am_argv_free(env);
+		return -1;
+	}
 	char bin[PATH_MAX];
 	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
 	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
@@ -442,7 +452,7 @@ static int run_cli(struct am_finetune *f, const char *kind, long long id, const 
 		.id = id,
 		.argv = argv,
 		.env = env->v,
-		.node = AM_LOCAL_NODE,
+		.node = node,
 		.gpus = gpus,
 		.ngpus = ngpus,
 		.log_path = log,
@@ -471,12 +481,11 @@ static const char *export_ref(json_t *job)
 	return ref && ref[0] && st && !strcmp(st, "running") ? ref : NULL;
 }
 
-/* The runtime of a job's row: the server's, when the row names it. */
+/* The runtime of a job's row, by the name it recorded ("local" when none);
+ * NULL for a runtime this aimaas lacks. */
 static struct am_runtime *runtime_of(struct am_finetune *f, json_t *job)
 {
-	const char *name = json_string_value(json_object_get(job, "runtime"));
-	struct am_runtime *rt = f->srv->runtime;
-	return rt && (!name || !strcmp(name, am_runtime_name(rt))) ? rt : NULL;
+	return am_runtimes_get(&f->srv->runtimes, json_string_value(json_object_get(job, "runtime")));
 }
 
 static void start_job(struct am_finetune *f, json_t *job)
@@ -502,7 +511,8 @@ static void start_job(struct am_finetune *f, json_t *job)
 		json_decref(model);
 		return;
 	}
-	if (place(f, job, model, &visible, &bf16, why, sizeof why) != 0) {
+	char node[64];
+	if (place(f, job, model, &visible, &bf16, node, sizeof node, why, sizeof why) != 0) {
 		if (strcmp(json_string_value(json_object_get(job, "reason")) ?: "", why))
 			job_to(f, id, AM_JOB_QUEUED, AM_JOB_QUEUED, why, NULL); /* still waiting: why */
 		if (am_store_commit(srv->store) != 0)
@@ -557,20 +567,22 @@ static void start_job(struct am_finetune *f, json_t *job)
 	if (strchr(am_buf_str(&visible), ',') || ds)
 		am_argv_add(&env, "FORCE_TORCHRUN=1");
 	char ref[AM_RT_REF_MAX], err[512];
-	if (run_cli(f, "job", id, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, err, sizeof err) != 0) {
+	struct am_runtime *rt;
+	if (run_cli(f, "job", id, node, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, &rt, err,
+		    sizeof err) != 0) {
 		am_buf_free(&visible);
 		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, err, NULL);
 		return;
 	}
-	job_started(f, id, ref);
+	job_started(f, id, ref, rt);
 	am_info("finetune", "job %lld: started %s on GPUs %s", id, ref, am_buf_str(&visible));
 	am_buf_free(&visible);
 }
 
 /* A queued job's trainer started (or was adopted) as ref. */
-static void job_started(struct am_finetune *f, long long id, const char *ref)
+static void job_started(struct am_finetune *f, long long id, const char *ref, struct am_runtime *rt)
 {
-	job_to(f, id, AM_JOB_QUEUED, AM_JOB_STARTING, "", &(struct move_cols){ .ref = ref });
+	job_to(f, id, AM_JOB_QUEUED, AM_JOB_STARTING, "", &(struct move_cols){ .runtime = am_runtime_name(rt), .ref = ref });
 }
 
 /* A queued merge started (or was adopted) as ref. */
@@ -618,7 +630,7 @@ int am_finetune_claim(struct am_finetune *f, const char *ref, const char *marker
 	if (exp)
 		export_started(f, id, ref);
 	else
-		job_started(f, id, ref);
+		job_started(f, id, ref, rt);
 	rc = 1;
 out:
 	json_decref(job);
@@ -793,7 +805,9 @@ static void start_export(struct am_finetune *f, json_t *job)
 	struct am_argv env = { 0 };
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
 	char ref[AM_RT_REF_MAX], err[512];
-	if (run_cli(f, "export", id, "export", cfgp, &env, "", marker, log, ref, sizeof ref, err, sizeof err) != 0) {
+	struct am_runtime *rt; /* a merge runs on this machine, on no GPU */
+	if (run_cli(f, "export", id, AM_LOCAL_NODE, "export", cfgp, &env, "", marker, log, ref, sizeof ref, &rt, err,
+		    sizeof err) != 0) {
 		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, err, NULL);
 		return;
 	}

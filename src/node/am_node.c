@@ -321,3 +321,19 @@ void am_node_history_free(struct am_server *srv)
 	free(h);
 	srv->gpu_history = NULL;
 }
+
+/* See am_node.h. */
+const char *am_node_runtime(struct am_server *srv, const char *node_id, char *out, size_t size)
+{
+	json_t *row = NULL;
+	am_store_row(srv->store, &row,
+		     "SELECT c.id, c.kind FROM nodes n JOIN clusters c ON c.id = n.cluster_id WHERE n.id = ?", "s",
+		     node_id ? node_id : AM_LOCAL_NODE);
+	const char *kind = json_string_value(json_object_get(row, "kind"));
+	if (!kind || !strcmp(kind, "local"))
+		am_strlcpy(out, "local", size);
+	else
+		am_fmt(out, size, "%s:%s", kind, json_string_value(json_object_get(row, "id")) ?: "");
+	json_decref(row);
+	return out;
+}

@@ -26,6 +26,10 @@ int am_node_register_sim(struct am_server *srv);
 int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot *snap);
 /* The node as JSON (with its GPUs), or NULL when no node has that id. */
 json_t *am_node_json(struct am_server *srv, const char *node_id);
+/* The name of the runtime that runs workloads on node_id: "local" for the
+ * local cluster's nodes (this machine, and simulated nodes, whose engines
+ * run here), "<kind>:<cluster id>" for another cluster's. Into out. */
+const char *am_node_runtime(struct am_server *srv, const char *node_id, char *out, size_t size);
 /* Every present GPU (of one node, or all when node_id is NULL) as a JSON
  * array: the local node's with live readings, other nodes' from the store. */
 json_t *am_node_gpus_json(struct am_server *srv, const char *node_id);

@@ -2,12 +2,40 @@
 #include "am_runtime.h"
 
 #include <limits.h>
+#include <string.h>
 
 #include "am_proc.h"
 
 const char *am_runtime_name(const struct am_runtime *rt)
 {
-	return rt ? rt->ops->name : "";
+	if (!rt)
+		return "";
+	return rt->name[0] ? rt->name : rt->ops->name;
+}
+
+int am_runtimes_add(struct am_runtimes *rs, struct am_runtime *rt)
+{
+	if (!rt || rs->n >= AM_RUNTIMES_MAX || am_runtimes_get(rs, am_runtime_name(rt)))
+		return -1;
+	rs->all[rs->n++] = rt;
+	return 0;
+}
+
+struct am_runtime *am_runtimes_get(const struct am_runtimes *rs, const char *name)
+{
+	if (!name || !*name)
+		name = "local";
+	for (int i = 0; i < rs->n; i++)
+		if (!strcmp(am_runtime_name(rs->all[i]), name))
+			return rs->all[i];
+	return NULL;
+}
+
+void am_runtimes_free(struct am_runtimes *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		am_runtime_free(rs->all[i]);
+	rs->n = 0;
 }
 
 int am_runtime_tail(struct am_runtime *rt, const char *ref, int n, char ***lines)

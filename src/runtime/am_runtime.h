@@ -79,6 +79,8 @@ typedef void (*am_rt_found_cb)(const char *ref, const char *rest, int marked, vo
 /* The ops a runtime implements. All take the runtime they belong to. */
 struct am_runtime_ops {
 	const char *name; /* "local", "kubernetes": stored with each reference */
+	const char *listen_host; /* what a server workload binds: "127.0.0.1" for a local
+				    process, "0.0.0.0" in a pod; NULL: loopback */
 	/* A port for a new server workload: prefer when it is free, else any
 	 * free one for which taken(port, data) says 0. 0 when none. */
 	int (*port)(struct am_runtime *rt, int prefer, int (*taken)(int port, void *data), void *data);
@@ -127,10 +129,29 @@ struct am_runtime_ops {
 /* A runtime: embedded first in each implementation's own struct. */
 struct am_runtime {
 	const struct am_runtime_ops *ops;
+	char name[64]; /* this instance's name where one kind runs several
+			  ("kubernetes:gpu-lab"); "" for the ops' name */
 };
 
-/* The runtime's name ("local"). */
+/* The runtime's name ("local"), stored with each reference it gives. */
 const char *am_runtime_name(const struct am_runtime *rt);
+
+/* The runtimes a server drives, by name: "local" (this machine, and the
+ * simulated nodes whose engines run here) always; one per cluster that
+ * joins. A workload is started by its node's runtime and found again,
+ * after a restart, by the name its row recorded. */
+#define AM_RUNTIMES_MAX 16
+struct am_runtimes {
+	struct am_runtime *all[AM_RUNTIMES_MAX];
+	int n;
+};
+/* Adds rt, owned from then on. 0, or -1 (rt not taken) when full or its
+ * name is taken. */
+int am_runtimes_add(struct am_runtimes *rs, struct am_runtime *rt);
+/* The runtime called name (NULL or "": "local"); NULL when there is none. */
+struct am_runtime *am_runtimes_get(const struct am_runtimes *rs, const char *name);
+/* Frees every runtime (their workloads keep running). */
+void am_runtimes_free(struct am_runtimes *rs);
 /* The last n lines of ref's log, oldest first (at most 64 KiB); free with
  * am_runtime_lines_free. How many. */
 int am_runtime_tail(struct am_runtime *rt, const char *ref, int n, char ***lines);

@@ -543,6 +543,7 @@ static void l_free(struct am_runtime *rt)
 
 static const struct am_runtime_ops local_ops = {
 	.name = "local",
+	.listen_host = "127.0.0.1",
 	.port = l_port,
 	.start = l_start,
 	.watch = l_watch,

@@ -20,6 +20,7 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 {
 	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 	am_inventory_get(srv->inv, snap);
+	struct am_runtime *local = am_runtimes_get(&srv->runtimes, "local"); /* this machine's processes */
 	json_t *jobs = NULL;
 	/* training jobs' process groups: their memory is reserved, not "other" */
 	am_store_rows(srv->store, &jobs, "SELECT rt_ref FROM ft_jobs WHERE rt_ref IS NOT NULL"
@@ -43,7 +44,7 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 			size_t j;
 			json_t *jr;
 			json_array_foreach(jobs, j, jr) /* training jobs' processes: their memory is reserved, not "other" */
-				mine |= srv->runtime && srv->runtime->ops->owns_pid(srv->runtime,
+				mine |= local && local->ops->owns_pid(local,
 					json_string_value(json_object_get(jr, "rt_ref")), g->procs[k].pid);
 			if (mine)
 				ours += g->procs[k].used_bytes;
@@ -54,37 +55,36 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 	free(snap);
 }
 
-/* Other ready nodes' present cards, node by node. On a Kubernetes node,
+/* One row of load_remote's query into the view. */
+static int remote_row(const struct am_store_row *r, void *data)
+{
+	struct am_plan_gpu *p = am_capacity_add(data);
+	am_strlcpy(p->id, am_store_col_text(r, 0), sizeof p->id);
+	am_strlcpy(p->node, am_store_col_text(r, 1), sizeof p->node);
+	p->index = (int)am_store_col_int(r, 2);
+	am_strlcpy(p->name, am_store_col_text(r, 3), sizeof p->name);
+	p->total = (uint64_t)am_store_col_int(r, 4);
+	char *end;
+	p->cc_major = (int)strtol(am_store_col_text(r, 5), &end, 10);
+	p->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
+	if (am_store_col_int(r, 7) < am_store_col_int(r, 6))
+		p->used_other = p->total;
+	return 0;
+}
+
+/* Other ready nodes' present cards, node by node (row by row, no JSON: a
+ * pool of a thousand GPUs is read at every placement). On a Kubernetes node,
  * gpus_used_other cards are held by pods aimaas did not make; which ones the
  * device plugin gave them is not in the API, so the first that many (by
  * index) count as full: what matters to the planner is how many are left. */
 static void load_remote(struct am_server *srv, struct am_capacity *c)
 {
-	json_t *rows = NULL;
-	if (am_store_rows(srv->store, &rows,
-			  "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
-			  " COALESCE(n.gpus_used_other, 0) AS taken, (SELECT COUNT(*) FROM gpus h WHERE h.node_id = g.node_id"
-			  " AND h.present = 1 AND h.idx < g.idx) AS rank FROM gpus g"
-			  " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
-			  " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE) != 0)
-		return;
-	size_t i;
-	json_t *r;
-	json_array_foreach(rows, i, r) {
-		struct am_plan_gpu *p = am_capacity_add(c);
-		am_strlcpy(p->id, json_string_value(json_object_get(r, "id")) ?: "", sizeof p->id);
-		am_strlcpy(p->node, json_string_value(json_object_get(r, "node_id")) ?: "", sizeof p->node);
-		am_strlcpy(p->name, json_string_value(json_object_get(r, "name")) ?: "", sizeof p->name);
-		p->index = (int)json_integer_value(json_object_get(r, "idx"));
-		p->total = (uint64_t)json_integer_value(json_object_get(r, "memory_total"));
-		const char *cc = json_string_value(json_object_get(r, "compute_capability")) ?: "";
-		char *end;
-		p->cc_major = (int)strtol(cc, &end, 10);
-		p->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
-		if (json_integer_value(json_object_get(r, "rank")) < json_integer_value(json_object_get(r, "taken")))
-			p->used_other = p->total;
-	}
-	json_decref(rows);
+	am_store_each(srv->store, remote_row, c,
+		      "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
+		      " COALESCE(n.gpus_used_other, 0), (SELECT COUNT(*) FROM gpus h WHERE h.node_id = g.node_id"
+		      " AND h.present = 1 AND h.idx < g.idx) FROM gpus g"
+		      " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
+		      " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE);
 }
 
 /* qsort_r order of positions by their GPU's id. */
@@ -92,6 +92,43 @@ static int by_id(const void *a, const void *b, void *gpus)
 {
 	const struct am_plan_gpu *g = gpus;
 	return strcmp(g[*(const int *)a].id, g[*(const int *)b].id);
+}
+
+struct reservations {
+	struct am_capacity *c;
+	const int *idx; /* positions in the view, by GPU id */
+};
+
+/* One reservation row: added to its GPU (found by binary search over the
+ * id-sorted positions), its holder named for messages. */
+static int reservation_row(const struct am_store_row *r, void *data)
+{
+	struct reservations *rs = data;
+	struct am_capacity *c = rs->c;
+	const char *gid = am_store_col_text(r, 0);
+	int lo = 0, hi = c->n - 1, at = -1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2, cmp = strcmp(gid, c->gpus[rs->idx[mid]].id);
+		if (!cmp) {
+			at = rs->idx[mid];
+			break;
+		}
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	if (at < 0)
+		return 0;
+	struct am_plan_gpu *p = &c->gpus[at];
+	uint64_t b = (uint64_t)am_store_col_int(r, 1);
+	p->reserved += b;
+	const char *dn = am_store_col_null(r, 2) ? NULL : am_store_col_text(r, 2);
+	size_t len = strlen(p->holders);
+	if (len < sizeof p->holders - 1)
+		am_fmt(p->holders + len, sizeof p->holders - len, "%s%s %.1f GiB", len ? ", " : "", dn ? dn : "a training job",
+		       b / GIB);
+	return 0;
 }
 
 void am_capacity_db_load(struct am_server *srv, struct am_capacity *c)
@@ -106,39 +143,11 @@ void am_capacity_db_load(struct am_server *srv, struct am_capacity *c)
 	for (int i = 0; i < c->n; i++)
 		idx[i] = i;
 	qsort_r(idx, (size_t)c->n, sizeof(int), by_id, c->gpus);
-	json_t *res = NULL;
-	am_store_rows(srv->store, &res,
+	struct reservations rs = { c, idx };
+	am_store_each(srv->store, reservation_row, &rs,
 		      "SELECT r.gpu_id, r.bytes, d.name FROM gpu_reservations r"
 		      " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
 		      " LEFT JOIN deployments d ON d.id = i.deployment_id ORDER BY r.id", NULL);
-	size_t k;
-	json_t *r;
-	json_array_foreach(res, k, r) {
-		const char *gid = json_string_value(json_object_get(r, "gpu_id")) ?: "";
-		int lo = 0, hi = c->n - 1, at = -1;
-		while (lo <= hi) {
-			int mid = (lo + hi) / 2, cmp = strcmp(gid, c->gpus[idx[mid]].id);
-			if (!cmp) {
-				at = idx[mid];
-				break;
-			}
-			if (cmp < 0)
-				hi = mid - 1;
-			else
-				lo = mid + 1;
-		}
-		if (at < 0)
-			continue;
-		struct am_plan_gpu *p = &c->gpus[at];
-		uint64_t b = (uint64_t)json_integer_value(json_object_get(r, "bytes"));
-		p->reserved += b;
-		const char *dn = json_string_value(json_object_get(r, "name"));
-		size_t len = strlen(p->holders);
-		if (len < sizeof p->holders - 1)
-			am_fmt(p->holders + len, sizeof p->holders - len, "%s%s %.1f GiB", len ? ", " : "",
-			       dn ? dn : "a training job", b / GIB);
-	}
-	json_decref(res);
 	free(idx);
 }
 

@@ -232,9 +232,14 @@ static void seed(struct am_store *st)
 	am_store_exec(st, "INSERT INTO deployments(id, name, model_id, engine, replicas, gpus_per_replica, desired, state,"
 		      " created_by, created_at, updated_at) VALUES(1, 'chat', 1, 'vllm', 1, 1, 'running', 'starting', 'admin', 1, 1)",
 		      NULL);
-	/* placed already (placement is not what this tests): replica 0 on GPU 2 */
+	/* a node of a cluster the fake runtime drives ("fake:c1", by the
+	 * cluster's kind and id: the registry picks it by the node) */
+	am_store_exec(st, "INSERT INTO clusters(id, name, kind, created_at) VALUES('c1', 'gpu-lab', 'fake', 1)", NULL);
+	am_store_exec(st, "INSERT INTO nodes(id, cluster_id, hostname, state, created_at, updated_at)"
+		      " VALUES('n1', 'c1', 'gpu-node-1', 'ready', 1, 1)", NULL);
+	/* placed already (placement is not what this tests): replica 0 on GPU 2 of n1 */
 	am_store_exec(st, "INSERT INTO instances(deployment_id, replica, node_id, gpu_indices, api_key, state, created_at,"
-		      " updated_at) VALUES(1, 0, 'local', '[2]', 'legacy-engine-key-0123', 'pending', 1, 1)", NULL);
+		      " updated_at) VALUES(1, 0, 'n1', '[2]', 'legacy-engine-key-0123', 'pending', 1, 1)", NULL);
 }
 
 static void reconciler_drives_a_second_runtime(void)
@@ -250,7 +255,11 @@ static void reconciler_drives_a_second_runtime(void)
 	srv->base = event_base_new();
 	struct fake_rt *fake = am_calloc(1, sizeof *fake);
 	fake->rt.ops = &fake_ops;
-	srv->runtime = &fake->rt;
+	am_strlcpy(fake->rt.name, "fake:c1", sizeof fake->rt.name);
+	CHECK_INT(am_runtimes_add(&srv->runtimes, &fake->rt), 0);
+	CHECK_INT(am_runtimes_add(&srv->runtimes, &fake->rt), -1); /* one runtime a name */
+	CHECK(am_runtimes_get(&srv->runtimes, "fake:c1") == &fake->rt);
+	CHECK(am_runtimes_get(&srv->runtimes, "local") == NULL);
 	seed(srv->store);
 	srv->deploy = am_deploy_new(srv);
 	CHECK_INT(am_deploy_start(srv->deploy), 0);
@@ -260,7 +269,7 @@ static void reconciler_drives_a_second_runtime(void)
 	json_t *r = inst_row(srv);
 	CHECK_INT(fake->starts, 1);
 	CHECK_STR(col(r, "state"), "starting");
-	CHECK_STR(col(r, "runtime"), "fake");
+	CHECK_STR(col(r, "runtime"), "fake:c1");
 	CHECK_STR(col(r, "rt_ref"), "pod-1");
 	CHECK_STR(col(r, "address"), "10.1.2.3:8000");
 	CHECK_STR(fake->loads[0].spec_argv0, "vllm");
@@ -428,7 +437,7 @@ static void migration_adopts_an_older_aimaas_engine(void)
 	srv->base = event_base_new();
 	char logs[300];
 	am_fmt(logs, sizeof logs, "%s/logs", dir);
-	srv->runtime = am_rt_local_new(srv->base, logs);
+	am_runtimes_add(&srv->runtimes, am_rt_local_new(srv->base, logs));
 	srv->deploy = am_deploy_new(srv);
 	CHECK_INT(am_deploy_start(srv->deploy), 0);
 	long long iid = 0;
@@ -442,7 +451,7 @@ static void migration_adopts_an_older_aimaas_engine(void)
 	CHECK_STR(lf, log);
 	am_deploy_free(srv->deploy, 0);
 	CHECK(am_proc_same(pid, start)); /* engines outlive aimaas */
-	am_runtime_free(srv->runtime);
+	am_runtimes_free(&srv->runtimes);
 	event_base_free(srv->base);
 	am_store_close(srv->store);
 out:
