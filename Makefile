@@ -1,6 +1,6 @@
 # aimaas: `make` builds, `make run` starts the platform, `make test` runs every test.
 CC ?= cc
-PKGS := libevent_core libevent_pthreads jansson libsodium sqlite3
+PKGS := libevent_core libevent_pthreads jansson libsodium sqlite3 libcurl yaml-0.1
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -DAM_COMMIT='"$(COMMIT)"'
@@ -118,16 +118,23 @@ $(FUZZ_MODELS) build/fuzz/dataset:
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+# The kubeconfig parser (YAML via libyaml into jansson, then context/cluster/user).
+build/fuzz/kubeconfig: tests/fuzz/fuzz_kubeconfig.c src/kube/kube_config.c src/base/am_buf.c src/base/am_mem.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
 build/fuzz/seeds.stamp: tests/fuzz/make-seeds.mjs
 	@node tests/fuzz/make-seeds.mjs build/fuzz
 	@touch $@
-fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/seeds.stamp
+fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/seeds.stamp
 	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
 	build/fuzz/parsers $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus
 	build/fuzz/model_config $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-config
 	build/fuzz/gguf $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-gguf
 	build/fuzz/safetensors $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-safetensors
 	build/fuzz/dataset $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-dataset
+	@mkdir -p build/fuzz/corpus-kubeconfig
+	build/fuzz/kubeconfig $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-kubeconfig tests/fuzz/corpus/kubeconfig
 	build/fuzz/gw_body $(FUZZ_LIMIT) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
 		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
 

@@ -24,6 +24,7 @@ struct am_api;
 struct am_deploy;
 struct am_gateway;
 struct am_routes_cache;
+struct kube_clusters;
 struct am_finetune;
 struct am_runtime;
 struct am_gpu_history;
@@ -76,6 +77,7 @@ struct am_server {
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
 	struct am_routes_cache *routes;    /* am_routes_publish's, between builds */
+	struct kube_clusters *clusters;    /* kube_cluster's joined Kubernetes clusters (main loop) */
 };
 
 #endif

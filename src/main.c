@@ -36,6 +36,7 @@
 #include "http/am_http.h"
 #include "node/am_node.h"
 #include "runtime/rt_local.h"
+#include "kube/kube_cluster.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
 #include "usage/am_usage_sink.h"
@@ -664,6 +665,7 @@ static int serve(int argc, char **argv)
 	srv.finetune = am_finetune_new(&srv);
 	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
 		goto out;
+	kube_cluster_start_all(&srv); /* joined Kubernetes clusters: their nodes' watches */
 	end_strays(&srv); /* before anything new is started */
 	if (am_gateway_start(srv.gateway) != 0)
 		goto out;
@@ -715,6 +717,7 @@ out:
 	am_routes_cache_free(srv.routes);
 	if (srv.cfg.stop_engines_on_exit && srv.finetune) /* trainers save while the engines stop */
 		am_finetune_stop_all(srv.finetune);
+	kube_cluster_free_all(&srv);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
 	am_runtimes_free(&srv.runtimes);

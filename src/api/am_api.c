@@ -76,6 +76,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_datasets_routes, &am_api_datasets_nroutes },
 		{ am_api_finetune_routes, &am_api_finetune_nroutes },
 		{ am_api_playground_routes, &am_api_playground_nroutes },
+		{ am_api_clusters_routes, &am_api_clusters_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;

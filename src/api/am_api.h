@@ -154,6 +154,8 @@ extern const struct am_route_def am_api_auth_routes[];
 extern const size_t am_api_auth_nroutes;
 extern const struct am_route_def am_api_users_routes[];
 extern const size_t am_api_users_nroutes;
+extern const struct am_route_def am_api_clusters_routes[];
+extern const size_t am_api_clusters_nroutes;
 extern const struct am_route_def am_api_nodes_routes[];
 extern const size_t am_api_nodes_nroutes;
 extern const struct am_route_def am_api_models_routes[];

@@ -1,22 +1,11 @@
-/* api_nodes: clusters, nodes and GPUs (read-only for now: the local node
- * registers itself; Kubernetes clusters come with the kubernetes runtime). */
+/* api_nodes: nodes and GPUs, read-only: the local node registers itself,
+ * Kubernetes clusters' nodes come through their watches (api_clusters). */
 #include <stdint.h>
 #include <string.h>
 
 #include "../node/am_node.h"
 #include "../store/am_store.h"
 #include "am_api.h"
-
-static int clusters(struct am_ctx *ctx, struct am_err *err)
-{
-	json_t *rows = NULL;
-	if (am_store_rows(ctx->srv->store, &rows,
-			  "SELECT c.id, c.name, c.kind, c.created_at, (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id)"
-			  " AS node_count FROM clusters c ORDER BY c.id", NULL) != 0)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not read clusters");
-	ctx->resp = am_api_list(rows, (long long)json_array_size(rows), 500, 0);
-	return 0;
-}
 
 static int nodes(struct am_ctx *ctx, struct am_err *err)
 {
@@ -105,7 +94,6 @@ static int history(struct am_ctx *ctx, struct am_err *err)
 
 const struct am_route_def am_api_nodes_routes[] = {
 	{ "GET", "/api/v1/gpus/{id}/history", history, AM_USER, NULL, 0, 0 },
-	{ "GET", "/api/v1/clusters", clusters, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/nodes", nodes, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/nodes/{id}", node, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/gpus", gpus, AM_USER, NULL, 0, 0 },

@@ -228,8 +228,13 @@ json_t *am_node_json(struct am_server *srv, const char *node_id)
 	json_t *node = NULL;
 	if (am_store_row(srv->store, &node,
 			 "SELECT id, cluster_id AS cluster, hostname, state, cpus, memory_bytes, os, gpu_source,"
-			 " created_at, updated_at, last_seen_at FROM nodes WHERE id = ?", "s", node_id) != 0 || !node)
+			 " created_at, updated_at, last_seen_at, taints, gpus_allocatable, gpus_used_other FROM nodes"
+			 " WHERE id = ?", "s", node_id) != 0 || !node)
 		return NULL;
+	/* Kubernetes nodes: taints as JSON, the allocatable nvidia.com/gpu count
+	 * and how many of those pods not made by aimaas hold (null elsewhere) */
+	const char *taints = json_string_value(json_object_get(node, "taints"));
+	json_object_set_new(node, "taints", taints ? json_loads(taints, 0, NULL) ?: json_array() : json_null());
 	if (strcmp(node_id, AM_LOCAL_NODE) == 0) { /* live, like its GPUs */
 		struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 		am_inventory_get(srv->inv, snap);

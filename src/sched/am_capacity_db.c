@@ -67,15 +67,22 @@ static int remote_row(const struct am_store_row *r, void *data)
 	char *end;
 	p->cc_major = (int)strtol(am_store_col_text(r, 5), &end, 10);
 	p->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
+	if (am_store_col_int(r, 7) < am_store_col_int(r, 6))
+		p->used_other = p->total;
 	return 0;
 }
 
 /* Other ready nodes' present cards, node by node (row by row, no JSON: a
- * pool of a thousand GPUs is read at every placement). */
+ * pool of a thousand GPUs is read at every placement). On a Kubernetes node,
+ * gpus_used_other cards are held by pods aimaas did not make; which ones the
+ * device plugin gave them is not in the API, so the first that many (by
+ * index) count as full: what matters to the planner is how many are left. */
 static void load_remote(struct am_server *srv, struct am_capacity *c)
 {
 	am_store_each(srv->store, remote_row, c,
-		      "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability FROM gpus g"
+		      "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
+		      " COALESCE(n.gpus_used_other, 0), (SELECT COUNT(*) FROM gpus h WHERE h.node_id = g.node_id"
+		      " AND h.present = 1 AND h.idx < g.idx) FROM gpus g"
 		      " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
 		      " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE);
 }

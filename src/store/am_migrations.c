@@ -209,6 +209,29 @@ static const char *const migrations[] = {
 	 * (usage_at and usage_key serve a time range and a key) */
 	"CREATE INDEX IF NOT EXISTS usage_user ON usage_records(user_id, at);"
 	"CREATE INDEX IF NOT EXISTS usage_deployment ON usage_records(deployment_id, at);",
+
+	/* 13: Kubernetes clusters (kind 'kubernetes'; id = name): where the API
+	 * server is, the namespace aimaas works in, whether it answers, and the
+	 * credentials sealed (crypto_secretbox with the cluster key; NULL for
+	 * in-cluster, read from the service account at each start). Storage
+	 * fields are for the kubernetes runtime. Their nodes record taints, the
+	 * allocatable nvidia.com/gpu count and how many of those other pods use. */
+	"ALTER TABLE clusters ADD COLUMN namespace TEXT;"
+	"ALTER TABLE clusters ADD COLUMN state TEXT NOT NULL DEFAULT 'reachable';"
+	"ALTER TABLE clusters ADD COLUMN last_error TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE clusters ADD COLUMN server TEXT;"
+	"ALTER TABLE clusters ADD COLUMN context TEXT;"
+	"ALTER TABLE clusters ADD COLUMN in_cluster INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE clusters ADD COLUMN credentials TEXT;"
+	"ALTER TABLE clusters ADD COLUMN storage_mode TEXT;"
+	"ALTER TABLE clusters ADD COLUMN storage_path TEXT;"
+	"ALTER TABLE clusters ADD COLUMN storage_claim TEXT;"
+	"ALTER TABLE clusters ADD COLUMN updated_at INTEGER;"
+	"CREATE UNIQUE INDEX clusters_name ON clusters(name);"
+	"ALTER TABLE nodes ADD COLUMN taints TEXT;"
+	"ALTER TABLE nodes ADD COLUMN gpus_allocatable INTEGER;"
+	"ALTER TABLE nodes ADD COLUMN gpus_used_other INTEGER;"
+	"CREATE INDEX nodes_cluster ON nodes(cluster_id);",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -31,6 +31,7 @@ void suite_runtime(void);
 void suite_routes(void);
 void suite_due(void);
 void suite_deploy_verbs(void);
+void suite_kube(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -95,6 +96,7 @@ int main(void)
 	suite_routes();
 	suite_due();
 	suite_deploy_verbs();
+	suite_kube();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
