@@ -298,8 +298,10 @@ static json_t *dep_page(struct am_server *srv, json_t *rows)
 {
 	json_t *items = json_array();
 	size_t n = json_array_size(rows);
-	if (!n)
+	if (!n) {
+		json_decref(rows);
 		return items;
+	}
 	long long lo = json_integer_value(json_object_get(json_array_get(rows, 0), "id"));
 	long long hi = json_integer_value(json_object_get(json_array_get(rows, n - 1), "id"));
 	json_t *models = NULL, *insts = NULL;
