@@ -276,10 +276,15 @@ test('gateway metrics and the usage API', async () => {
 
 test("history for the console: a deployment's serving metrics and each GPU's memory over time", async () => {
   const c = client((await key({ name: 'hist' })).key);
-  const load = Promise.all(Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'slow',
+  // load in rounds until a scrape sees it: scraped every 300 ms here (AIMAAS_SCRAPE_MS), an
+  // engine found idle three times in a row only every sixth round, so one short burst may fall
+  // between two scrapes on a slow machine
+  let load = null;
+  const burst = () => Promise.all(Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'slow',
     messages: [{ role: 'user', content: 'Hello' }], max_tokens: 12 })));
   let m;
-  for (let i = 0; i < 60; i++) { // scraped every 300 ms here (AIMAAS_SCRAPE_MS)
+  for (let i = 0; i < 150; i++) {
+    if (!load) load = burst().finally(() => { load = null; });
     m = (await srv.api('GET', '/api/v1/deployments/slow/metrics', { token: T })).json;
     if (m.series.t.length >= 3 && m.series.requests_running.some((x) => x > 0)) break;
     await sleep(100);
