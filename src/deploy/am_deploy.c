@@ -829,6 +829,8 @@ static void on_scrape(int status, const char *body, size_t len, void *data)
 	h->scrape = NULL;
 	if (status != 200)
 		return;
+	if (h->rt->ops->alive) /* a scrape answered is a health check passed: one request, not two */
+		h->rt->ops->alive(h->rt, h->ref);
 	struct am_engine_stats st;
 	am_engine_read_metrics(h->engine, body, len, &st);
 	int moved = st.running || st.waiting || st.gen_tokens != h->gen_total || st.prompt_tokens != h->prompt_total;
@@ -1273,9 +1275,11 @@ static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 	for (struct handle *h = d->handles; h; h = h->next) {
 		if (h->exited)
 			continue;
-		/* an engine idle three times in a row is read every sixth time (its
-		 * numbers do not move; its history points are the same meanwhile) */
-		int due_now = h->quiet < 3 || (d->scrape_round + (unsigned)h->id) % 6 == 0;
+		/* an engine idle three times in a row is read every fourth time (its
+		 * numbers do not move; its history points are the same meanwhile):
+		 * 20 s at the default 5 s, the local runtime's interval for a
+		 * settled engine, so the answer (alive) stands in for its check */
+		int due_now = h->quiet < 3 || (d->scrape_round + (unsigned)h->id) % 4 == 0;
 		if (h->running && !h->scrape && h->mc && due_now)
 			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		if (due_now || !h->running) /* an idle engine writes little to its log */

@@ -53,8 +53,8 @@ typedef void (*am_rt_event_cb)(void *data, enum am_rt_event ev, const char *deta
 /* How to watch a workload: its events go to cb(data, ...); with a health
  * path, the runtime checks address+path (bearer key, when set) every
  * 250 ms until ready, then every few seconds (the local runtime: 5 s, 20 s
- * for an engine healthy for a minute, 2 s after a failure). Borrowed for
- * the call. */
+ * for an engine healthy for a minute, 2 s after a failure), counted from
+ * the last check or the last alive() report. Borrowed for the call. */
 struct am_rt_watch {
 	const char *address;     /* "127.0.0.1:41234", or NULL */
 	const char *health_path; /* "/health", or NULL: no checks */
@@ -101,6 +101,12 @@ struct am_runtime_ops {
 	void (*interrupt)(struct am_runtime *rt, const char *ref);
 	/* Forgets ref: no more events; what it keeps of it is freed. */
 	void (*release)(struct am_runtime *rt, const char *ref);
+	/* ref's server answered a request of its own just now (a 200 from its
+	 * engine's /metrics): proof of life, which a runtime may count as a
+	 * passed health check and push the next one back (the local runtime
+	 * does, for a ready engine whose last check passed). A failed request
+	 * is never reported: it is not a failed check. NULL: not needed. */
+	void (*alive)(struct am_runtime *rt, const char *ref);
 	/* Where ref serves: 0 with host and port, -1 when unknown. */
 	int (*endpoint)(struct am_runtime *rt, const char *ref, char *host, size_t hostsize, int *port);
 	/* A file on this machine that holds ref's log (a cluster runtime keeps a

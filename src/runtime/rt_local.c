@@ -410,6 +410,21 @@ static void l_release(struct am_runtime *rt, const char *ref)
 		entry_free(l, e);
 }
 
+/* A 200 from the engine is as good as a passed check: the next one is a
+ * whole interval from now. Only for a ready engine whose last check passed
+ * and with no check in flight, so the way to ready and the 2 s checks after
+ * a failure are unchanged; a hung engine answers nothing, reports no life,
+ * and meets its next check at most one interval after its last answer, as
+ * before. */
+static void l_alive(struct am_runtime *rt, const char *ref)
+{
+	struct entry *e = find(local_of(rt), ref);
+	if (!e || !e->cb || !e->probe_ev || e->exited || !e->ready || e->fails || e->probe ||
+	    !evtimer_pending(e->probe_ev, NULL))
+		return;
+	schedule_probe(e);
+}
+
 static int l_endpoint(struct am_runtime *rt, const char *ref, char *host, size_t hostsize, int *port)
 {
 	struct entry *e = find(local_of(rt), ref);
@@ -551,6 +566,7 @@ static const struct am_runtime_ops local_ops = {
 	.stop = l_stop,
 	.interrupt = l_interrupt,
 	.release = l_release,
+	.alive = l_alive,
 	.endpoint = l_endpoint,
 	.log_file = l_log_file,
 	.note = l_note,

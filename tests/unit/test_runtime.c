@@ -41,7 +41,7 @@ struct fake_load {
 struct fake_rt {
 	struct am_runtime rt;
 	struct fake_load loads[8];
-	int n, starts, stops, kills, releases, watches;
+	int n, starts, stops, kills, releases, watches, alives;
 };
 
 static struct fake_rt *fake_of(struct am_runtime *rt)
@@ -135,6 +135,12 @@ static void f_release(struct am_runtime *rt, const char *ref)
 	fake_of(rt)->releases++;
 }
 
+static void f_alive(struct am_runtime *rt, const char *ref)
+{
+	(void)ref;
+	fake_of(rt)->alives++; /* the reconciler reports a scrape answered; nothing to push back here */
+}
+
 static int f_endpoint(struct am_runtime *rt, const char *ref, char *host, size_t hostsize, int *port)
 {
 	if (!fake_find(rt, ref))
@@ -194,8 +200,9 @@ static void f_free(struct am_runtime *rt)
 
 static const struct am_runtime_ops fake_ops = {
 	.name = "fake", .port = f_port, .start = f_start, .watch = f_watch, .status = f_status, .stop = f_stop,
-	.interrupt = f_interrupt, .release = f_release, .endpoint = f_endpoint, .log_file = f_log_file, .note = f_note,
-	.rotate = f_rotate, .owns_pid = f_owns_pid, .describe = f_describe, .same = f_same, .free = f_free,
+	.interrupt = f_interrupt, .release = f_release, .alive = f_alive, .endpoint = f_endpoint,
+	.log_file = f_log_file, .note = f_note, .rotate = f_rotate, .owns_pid = f_owns_pid, .describe = f_describe,
+	.same = f_same, .free = f_free,
 };
 
 /* Delivers an event of a workload, as a runtime does on the loop. */
