@@ -179,13 +179,13 @@ static void on_probe(int status, const char *body, size_t len, void *data);
  * minute every 20 s, and every 2 s once one check failed, so six failures
  * in a row are still seen within the same time at worst (20 + 5 * 2 s of
  * waits, as 6 * 5 s before; plus the six timeouts). */
-static void schedule_probe(struct entry *e)
+static void schedule_probe(struct entry *e, long slack_ms)
 {
-	long ms = 250;
+	long ms = 250 + slack_ms;
 	if (e->fails && e->ready)
-		ms = 2000;
+		ms = 2000 + slack_ms;
 	else if (e->ready)
-		ms = e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 20000 : 5000;
+		ms = (e->healthy_since_ns && am_now_ns() - e->healthy_since_ns >= PROBE_SETTLED_NS ? 20000 : 5000) + slack_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_add(e->probe_ev, &tv);
 }
@@ -240,7 +240,7 @@ static void on_probe(int status, const char *body, size_t len, void *data)
 		if (took >= PROBE_TIMEOUT_MS * 1000000ull) /* not the quick refusals of an engine still starting */
 			am_info("runtime", "health check of %s timed out (%d in a row)", e->ref, e->fails);
 	}
-	schedule_probe(e); /* before the callback: it may release the entry */
+	schedule_probe(e, 0); /* before the callback: it may release the entry */
 	char n[16];
 	am_fmt(n, sizeof n, "%d", e->fails);
 	if (e->cb && news)
@@ -411,18 +411,21 @@ static void l_release(struct am_runtime *rt, const char *ref)
 }
 
 /* A 200 from the engine is as good as a passed check: the next one is a
- * whole interval from now. Only for a ready engine whose last check passed
- * and with no check in flight, so the way to ready and the 2 s checks after
- * a failure are unchanged; a hung engine answers nothing, reports no life,
- * and meets its next check at most one interval after its last answer, as
- * before. */
+ * whole interval from now, plus a little (ALIVE_SLACK_MS) so that a caller
+ * reporting life at the same interval (the scrapes of a quiet engine, every
+ * 20 s) answers before the check comes due, however its answer's latency
+ * varies. Only for a ready engine whose last check passed and with no check
+ * in flight, so the way to ready and the 2 s checks after a failure are
+ * unchanged; a hung engine answers nothing, reports no life, and meets its
+ * next check at most one interval (and the slack) after its last answer. */
+#define ALIVE_SLACK_MS 250
 static void l_alive(struct am_runtime *rt, const char *ref)
 {
 	struct entry *e = find(local_of(rt), ref);
 	if (!e || !e->cb || !e->probe_ev || e->exited || !e->ready || e->fails || e->probe ||
 	    !evtimer_pending(e->probe_ev, NULL))
 		return;
-	schedule_probe(e);
+	schedule_probe(e, ALIVE_SLACK_MS);
 }
 
 static int l_endpoint(struct am_runtime *rt, const char *ref, char *host, size_t hostsize, int *port)
