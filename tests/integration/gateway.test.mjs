@@ -277,7 +277,7 @@ test('gateway metrics and the usage API', async () => {
 test("history for the console: a deployment's serving metrics and each GPU's memory over time", async () => {
   const c = client((await key({ name: 'hist' })).key);
   // load in rounds until a scrape sees it: scraped every 300 ms here (AIMAAS_SCRAPE_MS), an
-  // engine found idle three times in a row only every sixth round, so one short burst may fall
+  // engine found idle three times in a row only every fourth round, so one short burst may fall
   // between two scrapes on a slow machine
   let load = null;
   const burst = () => Promise.all(Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'slow',
