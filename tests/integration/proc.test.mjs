@@ -132,8 +132,11 @@ test('aimaas killed right after spawning a trainer: one trainer, one reservation
   const r = await srv.exited;
   assert.equal(r.signal, 'SIGKILL', `the hook killed aimaas: ${j.text}`);
   const mine = () => trainers(dir).filter((p) => p.argv.some((a) => a.includes(`/finetune/${j.json.id}/`)));
-  assert.equal(mine().length, 1, 'the trainer outlived aimaas');
-  const first = mine()[0].pid;
+  // read once: a trainer shim exec-ing the trainer shows an empty command line for an instant
+  let alive1 = mine();
+  for (let i = 0; i < 20 && alive1.length !== 1; i++) { await sleep(50); alive1 = mine(); }
+  assert.equal(alive1.length, 1, 'the trainer outlived aimaas');
+  const first = alive1[0].pid;
   srv = await start();
   T = await srv.login();
   const x = await until('running', async () => { const v = await job(j.json.id); return v.state === 'running' && v.progress?.step >= 2 && v; });
