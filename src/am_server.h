@@ -25,6 +25,7 @@ struct am_deploy;
 struct am_gateway;
 struct am_routes_cache;
 struct kube_clusters;
+struct am_capacity_cache;
 struct am_finetune;
 struct am_runtime;
 struct am_gpu_history;
@@ -76,8 +77,11 @@ struct am_server {
 	char owner_id[32];                 /* this data dir's id: AIMAAS_OWNER=<id>:... marks its children */
 	unsigned gpu_generation;           /* the inventory sample last synced */
 	char gpu_signature[8192];          /* the GPU set last written to the database */
+	int64_t node_seen_ms;              /* when the local node's heartbeat was last written */
+	char node_seen_source[32];         /* and the GPU source written with it */
 	struct am_routes_cache *routes;    /* am_routes_publish's, between builds */
 	struct kube_clusters *clusters;    /* kube_cluster's joined Kubernetes clusters (main loop) */
+	struct am_capacity_cache *capacity; /* am_capacity_db's other nodes and reservations, between loads */
 };
 
 #endif

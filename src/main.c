@@ -27,6 +27,7 @@
 #include "base/am_rand.h"
 #include "base/am_time.h"
 #include "base/am_work.h"
+#include "sched/am_capacity_db.h"
 #include "deploy/am_deploy.h"
 #include "deploy/am_routes.h"
 #include "finetune/am_finetune.h"
@@ -715,6 +716,7 @@ out:
 	am_usage_sink_free(usage);
 	am_gateway_free(srv.gateway);
 	am_routes_cache_free(srv.routes);
+	am_capacity_db_cache_free(srv.capacity);
 	if (srv.cfg.stop_engines_on_exit && srv.finetune) /* trainers save while the engines stop */
 		am_finetune_stop_all(srv.finetune);
 	kube_cluster_free_all(&srv);

@@ -122,6 +122,14 @@ void am_gateway_publish(struct am_gateway *g, struct am_routes *routes);
  * -1 when fold failed (all kept for the next drain). One thread at a time
  * (the sink's), never the workers'. */
 int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
+/* A sink's wake-up: called (from a worker thread) each time records are
+ * handed over for a drain, so the sink sleeps until there is work. Set it
+ * once, before records flow or while they do; NULL fn: none. */
+struct am_gateway_usage_notify {
+	void (*fn)(void *data);
+	void *data;
+};
+void am_gateway_usage_notify(struct am_gateway *g, const struct am_gateway_usage_notify *n);
 /* Whether a request target belongs to the gateway. */
 int am_gateway_owns(const char *target, size_t len);
 /* The main loop's hand-off of a gateway connection to a worker. */

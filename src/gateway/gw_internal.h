@@ -119,7 +119,7 @@ struct gw_worker {
 	_Atomic uint64_t rejected[GW_REJECT_N]; /* read by /metrics */
 	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
 	struct gw_jfile jf;        /* ub's journal file */
-	struct event *ub_timer;    /* hands them over every 100 ms */
+	struct event *ub_timer;    /* hands them over 100 ms after a batch's first record */
 };
 
 struct am_gateway {
@@ -131,6 +131,7 @@ struct am_gateway {
 	struct gw_counters **ctrs;
 	int nctrs, capctrs;
 	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
+	_Atomic(const struct am_gateway_usage_notify *) unotify; /* the sink's wake-up, or NULL */
 	_Atomic long long umem;               /* records kept only in memory, in all batches */
 	_Atomic long long udropped;           /* records lost: memory full while the journal failed */
 	_Atomic long long jwarn_ms;           /* when a journal write failure was last logged */

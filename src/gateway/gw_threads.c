@@ -134,9 +134,7 @@ int gw_threads_start(struct am_gateway *g)
 		w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
 		event_add(w->notify, NULL);
 		w->quit = event_new(w->base, -1, 0, on_quit, w);
-		w->ub_timer = event_new(w->base, -1, EV_PERSIST, on_ub_timer, w);
-		struct timeval every = { 0, 100000 };
-		event_add(w->ub_timer, &every);
+		w->ub_timer = event_new(w->base, -1, 0, on_ub_timer, w); /* armed by a batch's first record */
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			am_error("gateway", "cannot start worker %d", i);
 			w->running = 0;

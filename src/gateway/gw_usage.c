@@ -43,6 +43,10 @@ void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 		w->ub = batch_new();
 		if (gw_journal_open(&w->jf, g->jdir) == 0)
 			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
+		/* handed over within 100 ms (an idle worker has no timer running) */
+		struct timeval soon = { 0, 100000 };
+		if (w->ub_timer)
+			event_add(w->ub_timer, &soon);
 	}
 	struct gw_ubatch *b = w->ub;
 	am_fmt(u->id, sizeof u->id, "%s.%d", w->jf.id, b->nids++);
@@ -76,6 +80,14 @@ static void push_batch(struct am_gateway *g, struct gw_ubatch *b)
 	b->next = atomic_load(&g->ubatches);
 	while (!atomic_compare_exchange_weak(&g->ubatches, &b->next, b))
 		;
+	const struct am_gateway_usage_notify *n = atomic_load(&g->unotify);
+	if (n && n->fn)
+		n->fn(n->data);
+}
+
+void am_gateway_usage_notify(struct am_gateway *g, const struct am_gateway_usage_notify *n)
+{
+	atomic_store(&g->unotify, n);
 }
 
 void gw_usage_handover(struct gw_worker *w)

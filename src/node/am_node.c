@@ -92,9 +92,20 @@ int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot 
 					snap->gpus[i].index, (unsigned long long)snap->gpus[i].mem_total);
 	struct am_store *st = srv->store;
 	long long now = am_wall_ms();
-	if (strcmp(sig, last) == 0)
-		return am_store_exec(st, "UPDATE nodes SET last_seen_at = ?, gpu_source = ? WHERE id = ?", "iss", now,
-				     snap->source, AM_LOCAL_NODE);
+	if (strcmp(sig, last) == 0) {
+		/* the same cards: the heartbeat is written once a minute (a write
+		 * transaction per sample is most of an idle server's disk work);
+		 * GET /nodes/local shows the live sample's time meanwhile */
+		if (now - srv->node_seen_ms < 60000 && !strcmp(srv->node_seen_source, snap->source))
+			return 0;
+		int rc = am_store_exec(st, "UPDATE nodes SET last_seen_at = ?, gpu_source = ? WHERE id = ?", "iss", now,
+				       snap->source, AM_LOCAL_NODE);
+		if (rc == 0) {
+			srv->node_seen_ms = now;
+			am_strlcpy(srv->node_seen_source, snap->source, sizeof srv->node_seen_source);
+		}
+		return rc;
+	}
 	if (am_store_begin(st) != 0)
 		return -1;
 	int rc = am_store_exec(st, "UPDATE gpus SET present = 0 WHERE node_id = ?", "s", AM_LOCAL_NODE);
@@ -118,6 +129,8 @@ int am_node_sync_gpus(struct am_server *srv, const struct am_inventory_snapshot 
 		am_store_rollback(st);
 		return -1;
 	}
+	srv->node_seen_ms = now;
+	am_strlcpy(srv->node_seen_source, snap->source, sizeof srv->node_seen_source);
 	am_info("gpu", "%d GPU(s) on node %s (%s)", snap->n, AM_LOCAL_NODE, snap->source);
 	am_strlcpy(last, sig, sizeof srv->gpu_signature);
 	return 0;
@@ -239,6 +252,8 @@ json_t *am_node_json(struct am_server *srv, const char *node_id)
 		struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
 		am_inventory_get(srv->inv, snap);
 		json_object_set_new(node, "gpu_source", json_string(snap->source));
+		if (snap->sampled_at_ms)
+			json_object_set_new(node, "last_seen_at", json_integer(snap->sampled_at_ms));
 		json_object_set_new(node, "driver_version", snap->driver[0] ? json_string(snap->driver) : json_null());
 		free(snap);
 	}
@@ -275,32 +290,37 @@ struct am_gpu_history {
 
 void am_node_record_history(struct am_server *srv)
 {
-	if (!srv->gpu_history)
+	struct am_inventory_snapshot *snap = am_malloc(sizeof *snap);
+	am_inventory_get(srv->inv, snap);
+	if (snap->n && !srv->gpu_history)
 		srv->gpu_history = am_calloc(1, sizeof *srv->gpu_history);
 	struct am_gpu_history *h = srv->gpu_history;
-	json_t *all = am_node_gpus_json(srv, AM_LOCAL_NODE); /* live readings: this machine's cards */
-	size_t i;
-	json_t *g;
-	json_array_foreach(all, i, g) {
-		const char *id = json_string_value(json_object_get(g, "id"));
+	int64_t at = snap->sampled_at_ms ? snap->sampled_at_ms : am_wall_ms();
+	/* this machine's live readings, straight from the snapshot (the same
+	 * figures GET /nodes/local/gpus shows), each card's reservations by index */
+	for (int i = 0; i < snap->n; i++) {
+		const struct am_gpu_info *g = &snap->gpus[i];
 		int k;
-		for (k = 0; k < h->n && strcmp(h->g[k].id, id); k++)
+		for (k = 0; k < h->n && strcmp(h->g[k].id, g->uuid); k++)
 			;
 		if (k == h->n) {
 			if (h->n == AM_GPU_MAX)
 				continue;
-			am_strlcpy(h->g[k].id, id, sizeof h->g[k].id);
+			am_strlcpy(h->g[k].id, g->uuid, sizeof h->g[k].id);
 			am_series_init(&h->g[k].s, HIST_CAP, 4);
 			h->n++;
 		}
-		json_t *mem = json_object_get(g, "memory"), *util = json_object_get(json_object_get(g, "utilization"), "gpu"),
-		       *temp = json_object_get(g, "temperature");
-		double v[4] = { (double)json_integer_value(json_object_get(mem, "used")), util ? (double)json_integer_value(util) : -1,
-				temp && !json_is_null(temp) ? (double)json_integer_value(temp) : -1,
-				(double)json_integer_value(json_object_get(mem, "reserved")) };
-		am_series_push(&h->g[k].s, json_integer_value(json_object_get(g, "sampled_at")), v);
+		long long reserved = 0;
+		am_store_int(srv->store, &reserved, 0, "SELECT COALESCE(SUM(bytes), 0) FROM gpu_reservations WHERE gpu_id = ?",
+			     "s", g->uuid);
+		uint64_t used = g->mem_used;
+		if (g->simulated) /* as gpu_json: a simulated card is as full as aimaas has made it */
+			used = (uint64_t)reserved < g->mem_total ? (uint64_t)reserved : g->mem_total;
+		double v[4] = { (double)used, g->util_gpu < 0 ? -1 : (double)g->util_gpu,
+				g->temperature < 0 ? -1 : (double)g->temperature, (double)reserved };
+		am_series_push(&h->g[k].s, at, v);
 	}
-	json_decref(all);
+	free(snap);
 }
 
 json_t *am_node_history_json(struct am_server *srv, const char *gpu_id, int64_t since_ms, int max)

@@ -49,7 +49,8 @@ struct entry {
 	uint64_t probe_sent_ns;  /* when the probe in flight was sent */
 	uint64_t healthy_since_ns; /* the first of the 200s in a row; 0 after a failure */
 	int ready, fails;
-	struct entry *next;
+	struct entry *next, **pprev; /* every entry, in a list */
+	struct entry *hnext;         /* the entries of its hash bucket */
 };
 
 struct rt_local {
@@ -57,6 +58,8 @@ struct rt_local {
 	struct event_base *base;
 	char log_dir[PATH_MAX];
 	struct entry *entries;
+	struct entry **buckets;  /* entries by hash of ref (a thousand engines are looked up often) */
+	size_t nbuckets, count;
 };
 
 static struct rt_local *local_of(struct am_runtime *rt)
@@ -81,12 +84,64 @@ static int parse_ref(const char *ref, pid_t *pid, uint64_t *start, const char **
 	return 0;
 }
 
+/* FNV-1a of a reference. */
+static size_t ref_hash(const char *ref)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *ref; ref++)
+		h = (h ^ (unsigned char)*ref) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The entry of ref, or NULL. O(1). */
 static struct entry *find(struct rt_local *l, const char *ref)
 {
-	for (struct entry *e = l->entries; e; e = e->next)
+	if (!l->nbuckets)
+		return NULL;
+	for (struct entry *e = l->buckets[ref_hash(ref) & (l->nbuckets - 1)]; e; e = e->hnext)
 		if (!strcmp(e->ref, ref))
 			return e;
 	return NULL;
+}
+
+/* Links e into the list and its bucket, doubling the buckets past a load of one. */
+static void link_entry(struct rt_local *l, struct entry *e)
+{
+	if (l->count + 1 > l->nbuckets) {
+		size_t n = l->nbuckets ? l->nbuckets * 2 : 64;
+		struct entry **b = am_calloc(n, sizeof *b);
+		for (struct entry *x = l->entries; x; x = x->next) {
+			size_t k = ref_hash(x->ref) & (n - 1);
+			x->hnext = b[k];
+			b[k] = x;
+		}
+		free(l->buckets);
+		l->buckets = b;
+		l->nbuckets = n;
+	}
+	size_t k = ref_hash(e->ref) & (l->nbuckets - 1);
+	e->hnext = l->buckets[k];
+	l->buckets[k] = e;
+	e->next = l->entries;
+	if (e->next)
+		e->next->pprev = &e->next;
+	e->pprev = &l->entries;
+	l->entries = e;
+	l->count++;
+}
+
+/* Unlinks e from the list and its bucket. */
+static void unlink_entry(struct rt_local *l, struct entry *e)
+{
+	for (struct entry **p = &l->buckets[ref_hash(e->ref) & (l->nbuckets - 1)]; *p; p = &(*p)->hnext)
+		if (*p == e) {
+			*p = e->hnext;
+			break;
+		}
+	*e->pprev = e->next;
+	if (e->next)
+		e->next->pprev = e->pprev;
+	l->count--;
 }
 
 /* The entry of ref, made when there is none; NULL when ref is malformed. */
@@ -107,8 +162,7 @@ static struct entry *get(struct rt_local *l, const char *ref)
 	e->start = start;
 	am_strlcpy(e->log, log, sizeof e->log);
 	e->pidfd = -1;
-	e->next = l->entries;
-	l->entries = e;
+	link_entry(l, e);
 	return e;
 }
 
@@ -132,11 +186,7 @@ static void unwatch(struct entry *e)
 
 static void entry_free(struct rt_local *l, struct entry *e)
 {
-	for (struct entry **p = &l->entries; *p; p = &(*p)->next)
-		if (*p == e) {
-			*p = e->next;
-			break;
-		}
+	unlink_entry(l, e);
 	unwatch(e);
 	free(e);
 }
@@ -556,6 +606,7 @@ static void l_free(struct am_runtime *rt)
 	struct rt_local *l = local_of(rt);
 	while (l->entries)
 		entry_free(l, l->entries);
+	free(l->buckets);
 	free(l);
 }
 

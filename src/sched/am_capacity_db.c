@@ -55,10 +55,18 @@ static void load_local(struct am_server *srv, struct am_capacity *c)
 	free(snap);
 }
 
-/* One row of load_remote's query into the view. */
+struct remote {
+	struct am_capacity *c;
+	char node[64]; /* the node of the previous row */
+	long long rank; /* that row's position among its node's present cards */
+};
+
+/* One row of load_remote's query into the view (rows come node by node, in
+ * index order, so a card's rank on its node is counted here). */
 static int remote_row(const struct am_store_row *r, void *data)
 {
-	struct am_plan_gpu *p = am_capacity_add(data);
+	struct remote *rm = data;
+	struct am_plan_gpu *p = am_capacity_add(rm->c);
 	am_strlcpy(p->id, am_store_col_text(r, 0), sizeof p->id);
 	am_strlcpy(p->node, am_store_col_text(r, 1), sizeof p->node);
 	p->index = (int)am_store_col_int(r, 2);
@@ -67,7 +75,13 @@ static int remote_row(const struct am_store_row *r, void *data)
 	char *end;
 	p->cc_major = (int)strtol(am_store_col_text(r, 5), &end, 10);
 	p->cc_minor = *end == '.' ? (int)strtol(end + 1, NULL, 10) : 0;
-	if (am_store_col_int(r, 7) < am_store_col_int(r, 6))
+	if (strcmp(rm->node, p->node)) {
+		am_strlcpy(rm->node, p->node, sizeof rm->node);
+		rm->rank = 0;
+	} else {
+		rm->rank++;
+	}
+	if (rm->rank < am_store_col_int(r, 6))
 		p->used_other = p->total;
 	return 0;
 }
@@ -79,10 +93,10 @@ static int remote_row(const struct am_store_row *r, void *data)
  * index) count as full: what matters to the planner is how many are left. */
 static void load_remote(struct am_server *srv, struct am_capacity *c)
 {
-	am_store_each(srv->store, remote_row, c,
+	struct remote rm = { .c = c };
+	am_store_each(srv->store, remote_row, &rm,
 		      "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
-		      " COALESCE(n.gpus_used_other, 0), (SELECT COUNT(*) FROM gpus h WHERE h.node_id = g.node_id"
-		      " AND h.present = 1 AND h.idx < g.idx) FROM gpus g"
+		      " COALESCE(n.gpus_used_other, 0) FROM gpus g"
 		      " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
 		      " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE);
 }
@@ -94,23 +108,96 @@ static int by_id(const void *a, const void *b, void *gpus)
 	return strcmp(g[*(const int *)a].id, g[*(const int *)b].id);
 }
 
-struct reservations {
-	struct am_capacity *c;
-	const int *idx; /* positions in the view, by GPU id */
+/* One reservation as read: its card, its bytes, its holder for messages. */
+struct reservation {
+	char gpu[96];
+	uint64_t bytes;
+	char holder[64]; /* the deployment's name; "" for a training job */
 };
 
-/* One reservation row: added to its GPU (found by binary search over the
- * id-sorted positions), its holder named for messages. */
+/* What a load reads from the store, kept between loads: other nodes' cards
+ * while the store's cards generation stays the same, every reservation while
+ * its res generation does (triggers bump them). A part read inside a write
+ * transaction is kept with the store's abort count: should that transaction
+ * not commit, the generation goes back and a later commit could reach the
+ * same number with other contents, so an abort since invalidates it. */
+struct am_capacity_cache {
+	long long cards_gen, res_gen;
+	unsigned long long cards_aborts, res_aborts;
+	struct am_capacity remote;  /* other nodes' cards, nothing reserved */
+	struct reservation *res;
+	int nres, capres;
+};
+
+/* One reservation row into the cache. */
 static int reservation_row(const struct am_store_row *r, void *data)
 {
-	struct reservations *rs = data;
-	struct am_capacity *c = rs->c;
-	const char *gid = am_store_col_text(r, 0);
+	struct am_capacity_cache *k = data;
+	if (k->nres == k->capres) {
+		k->capres = k->capres ? k->capres * 2 : 64;
+		k->res = am_realloc(k->res, sizeof *k->res * (size_t)k->capres);
+	}
+	struct reservation *v = &k->res[k->nres++];
+	am_strlcpy(v->gpu, am_store_col_text(r, 0), sizeof v->gpu);
+	v->bytes = (uint64_t)am_store_col_int(r, 1);
+	am_strlcpy(v->holder, am_store_col_null(r, 2) ? "" : am_store_col_text(r, 2), sizeof v->holder);
+	return 0;
+}
+
+/* Reads the store's generations into cards and res. 0, or -1 (both -1). */
+static int capacity_gens(struct am_store *st, long long *cards, long long *res)
+{
+	json_t *row = NULL;
+	*cards = *res = -1;
+	if (am_store_row(st, &row, "SELECT cards, res FROM capacity_gen WHERE id = 1", NULL) != 0 || !row)
+		return -1;
+	*cards = json_integer_value(json_object_get(row, "cards"));
+	*res = json_integer_value(json_object_get(row, "res"));
+	json_decref(row);
+	return 0;
+}
+
+/* The cache with both parts current, each read again from the store when
+ * its generation moved (or could not be read: then -1 is kept, which never
+ * matches). */
+static struct am_capacity_cache *cache_get(struct am_server *srv)
+{
+	long long cards, res;
+	capacity_gens(srv->store, &cards, &res);
+	unsigned long long aborts = am_store_aborts(srv->store);
+	struct am_capacity_cache *k = srv->capacity;
+	if (!k) {
+		k = srv->capacity = am_calloc(1, sizeof *k);
+		k->cards_gen = k->res_gen = -1;
+	}
+	if (cards < 0 || k->cards_gen != cards || k->cards_aborts != aborts) {
+		am_capacity_free(&k->remote);
+		am_capacity_init(&k->remote, AM_LOCAL_NODE);
+		load_remote(srv, &k->remote);
+		k->cards_gen = cards;
+		k->cards_aborts = aborts;
+	}
+	if (res < 0 || k->res_gen != res || k->res_aborts != aborts) {
+		k->nres = 0;
+		am_store_each(srv->store, reservation_row, k,
+			      "SELECT r.gpu_id, r.bytes, d.name FROM gpu_reservations r"
+			      " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
+			      " LEFT JOIN deployments d ON d.id = i.deployment_id ORDER BY r.id", NULL);
+		k->res_gen = res;
+		k->res_aborts = aborts;
+	}
+	return k;
+}
+
+/* Adds a reservation to its card (binary search over the id-sorted
+ * positions idx), naming its holder for messages. */
+static void reserve_one(struct am_capacity *c, const int *idx, const struct reservation *v)
+{
 	int lo = 0, hi = c->n - 1, at = -1;
 	while (lo <= hi) {
-		int mid = (lo + hi) / 2, cmp = strcmp(gid, c->gpus[rs->idx[mid]].id);
+		int mid = (lo + hi) / 2, cmp = strcmp(v->gpu, c->gpus[idx[mid]].id);
 		if (!cmp) {
-			at = rs->idx[mid];
+			at = idx[mid];
 			break;
 		}
 		if (cmp < 0)
@@ -119,36 +206,41 @@ static int reservation_row(const struct am_store_row *r, void *data)
 			lo = mid + 1;
 	}
 	if (at < 0)
-		return 0;
+		return;
 	struct am_plan_gpu *p = &c->gpus[at];
-	uint64_t b = (uint64_t)am_store_col_int(r, 1);
-	p->reserved += b;
-	const char *dn = am_store_col_null(r, 2) ? NULL : am_store_col_text(r, 2);
+	p->reserved += v->bytes;
 	size_t len = strlen(p->holders);
 	if (len < sizeof p->holders - 1)
-		am_fmt(p->holders + len, sizeof p->holders - len, "%s%s %.1f GiB", len ? ", " : "", dn ? dn : "a training job",
-		       b / GIB);
-	return 0;
+		am_fmt(p->holders + len, sizeof p->holders - len, "%s%s %.1f GiB", len ? ", " : "",
+		       v->holder[0] ? v->holder : "a training job", v->bytes / GIB);
 }
 
 void am_capacity_db_load(struct am_server *srv, struct am_capacity *c)
 {
 	am_capacity_init(c, AM_LOCAL_NODE);
 	load_local(srv, c);
-	load_remote(srv, c);
-	if (!c->n)
+	struct am_capacity_cache *k = cache_get(srv);
+	for (int i = 0; i < k->remote.n; i++)
+		*am_capacity_add(c) = k->remote.gpus[i];
+	if (c->n) {
+		/* reservations, matched by id through a sorted index (not GPUs × rows) */
+		int *idx = am_malloc(sizeof(int) * (size_t)c->n);
+		for (int i = 0; i < c->n; i++)
+			idx[i] = i;
+		qsort_r(idx, (size_t)c->n, sizeof(int), by_id, c->gpus);
+		for (int i = 0; i < k->nres; i++)
+			reserve_one(c, idx, &k->res[i]);
+		free(idx);
+	}
+}
+
+void am_capacity_db_cache_free(struct am_capacity_cache *k)
+{
+	if (!k)
 		return;
-	/* reservations, matched by id through a sorted index (not GPUs × rows) */
-	int *idx = am_malloc(sizeof(int) * (size_t)c->n);
-	for (int i = 0; i < c->n; i++)
-		idx[i] = i;
-	qsort_r(idx, (size_t)c->n, sizeof(int), by_id, c->gpus);
-	struct reservations rs = { c, idx };
-	am_store_each(srv->store, reservation_row, &rs,
-		      "SELECT r.gpu_id, r.bytes, d.name FROM gpu_reservations r"
-		      " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
-		      " LEFT JOIN deployments d ON d.id = i.deployment_id ORDER BY r.id", NULL);
-	free(idx);
+	am_capacity_free(&k->remote);
+	free(k->res);
+	free(k);
 }
 
 int am_capacity_db_reserve(struct am_store *st, const char *kind, long long owner, const char *const *ids,

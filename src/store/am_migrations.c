@@ -232,6 +232,26 @@ static const char *const migrations[] = {
 	"ALTER TABLE nodes ADD COLUMN gpus_allocatable INTEGER;"
 	"ALTER TABLE nodes ADD COLUMN gpus_used_other INTEGER;"
 	"CREATE INDEX nodes_cluster ON nodes(cluster_id);",
+
+	/* 14: generations of what the capacity view reads, bumped by triggers
+	 * (cards: present cards of ready nodes; res: reservations and their
+	 * holders' names), so the view is kept in memory and re-read only when
+	 * a writer, whichever, changed it */
+	"CREATE TABLE capacity_gen (id INTEGER PRIMARY KEY CHECK (id = 1), cards INTEGER NOT NULL,"
+	"  res INTEGER NOT NULL);"
+	"INSERT INTO capacity_gen VALUES (1, 0, 0);"
+	"CREATE TRIGGER capacity_gpus_i AFTER INSERT ON gpus BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_gpus_u AFTER UPDATE ON gpus BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_gpus_d AFTER DELETE ON gpus BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_nodes_i AFTER INSERT ON nodes BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_nodes_u AFTER UPDATE OF state, gpus_used_other ON nodes"
+	"  BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_nodes_d AFTER DELETE ON nodes BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"CREATE TRIGGER capacity_res_i AFTER INSERT ON gpu_reservations BEGIN UPDATE capacity_gen SET res = res + 1; END;"
+	"CREATE TRIGGER capacity_res_u AFTER UPDATE ON gpu_reservations BEGIN UPDATE capacity_gen SET res = res + 1; END;"
+	"CREATE TRIGGER capacity_res_d AFTER DELETE ON gpu_reservations BEGIN UPDATE capacity_gen SET res = res + 1; END;"
+	"CREATE TRIGGER capacity_dep_name AFTER UPDATE OF name ON deployments"
+	"  BEGIN UPDATE capacity_gen SET res = res + 1; END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

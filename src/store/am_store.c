@@ -24,6 +24,7 @@ struct am_store {
 	int in_read;    /* a read transaction (am_store_read_begin) is open */
 	int full;       /* the last failed write ran out of space; a good write clears it */
 	sqlite3_int64 changes_at_begin;
+	unsigned long long aborts; /* write transactions that did not commit */
 	/* Statements keyed by the address of their SQL text (callers pass
 	 * string literals, so the address is a stable, cheap key), in an
 	 * open-addressing table. */
@@ -389,9 +390,10 @@ int am_store_begin(struct am_store *s)
 int am_store_commit(struct am_store *s)
 {
 	int rc = plain(s, "COMMIT");
-	if (rc != 0)
+	if (rc != 0) {
 		plain(s, "ROLLBACK");
-	else if (sqlite3_total_changes64(s->db) != s->changes_at_begin)
+		s->aborts++;
+	} else if (sqlite3_total_changes64(s->db) != s->changes_at_begin)
 		s->full = 0;
 	s->in_tx = 0;
 	return rc;
@@ -399,9 +401,16 @@ int am_store_commit(struct am_store *s)
 
 void am_store_rollback(struct am_store *s)
 {
-	if (s->in_tx)
+	if (s->in_tx) {
 		plain(s, "ROLLBACK");
+		s->aborts++;
+	}
 	s->in_tx = 0;
+}
+
+unsigned long long am_store_aborts(const struct am_store *s)
+{
+	return s->aborts;
 }
 
 int am_store_read_begin(struct am_store *s)

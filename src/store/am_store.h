@@ -56,6 +56,9 @@ int am_store_begin(struct am_store *s);
 int am_store_commit(struct am_store *s);
 void am_store_rollback(struct am_store *s);
 int am_store_in_tx(struct am_store *s);
+/* How many write transactions ended without committing (rolled back, or a
+ * failed COMMIT): what was read inside one may never have been true. */
+unsigned long long am_store_aborts(const struct am_store *s);
 /* A read transaction around a run of reads (an API GET): one snapshot, and
  * SQLite's locks taken once instead of per statement. Ended by
  * am_store_read_end, or at once by a statement that writes or by

@@ -17,9 +17,11 @@ struct am_usage_sink {
 	struct am_store *st;       /* the sink's own connection */
 	pthread_t thread;
 	int running;
-	pthread_mutex_t mu;        /* guards stop */
+	pthread_mutex_t mu;        /* guards stop and pending */
 	pthread_cond_t cv;
 	int stop;
+	int pending;               /* the gateway handed records over since the last drain */
+	struct am_gateway_usage_notify wake;
 	int backoff_ms;            /* while writes fail: 250 ms doubling up to 5 s */
 };
 
@@ -97,13 +99,25 @@ static void drain(struct am_usage_sink *s)
 		s->backoff_ms = 0;
 }
 
+/* The gateway's wake-up (a worker thread): records wait for a drain. */
+static void on_handover(void *data)
+{
+	struct am_usage_sink *s = data;
+	pthread_mutex_lock(&s->mu);
+	s->pending = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void *sink_main(void *arg)
 {
 	struct am_usage_sink *s = arg;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
-		/* every 250 ms; slower while writes fail (a full disk), up to 5 s */
-		long wait_ms = s->backoff_ms > 250 ? s->backoff_ms : 250;
+		/* asleep until the gateway hands records over; while writes fail
+		 * (a full disk), a retry every 250 ms doubling up to 5 s; and a
+		 * drain a minute at least, whatever happens */
+		long wait_ms = s->backoff_ms ? (s->backoff_ms > 250 ? s->backoff_ms : 250) : 60000;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += wait_ms / 1000;
@@ -112,9 +126,12 @@ static void *sink_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		while (!s->stop && (!s->pending || s->backoff_ms))
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+				break; /* timed out */
 		if (s->stop)
 			break;
+		s->pending = 0;
 		pthread_mutex_unlock(&s->mu);
 		drain(s);
 		pthread_mutex_lock(&s->mu);
@@ -137,6 +154,10 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 		goto fail;
 	}
 	s->running = 1;
+	s->wake.fn = on_handover;
+	s->wake.data = s;
+	am_gateway_usage_notify(g, &s->wake);
+	on_handover(s); /* what was handed over before the wake-up was set */
 	return s;
 fail:
 	am_store_close(s->st);
@@ -157,6 +178,8 @@ void am_usage_sink_free(struct am_usage_sink *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);
 	}
+	if (s->g)
+		am_gateway_usage_notify(s->g, NULL);
 	drain(s); /* what the workers handed over last */
 	am_store_close(s->st);
 	pthread_cond_destroy(&s->cv);

@@ -1,7 +1,8 @@
 /* am_usage_sink: where the gateway's usage records end up. It owns the SQL
  * of usage_records and api_keys.used_tokens: a thread of its own, with its
  * own database connection, drains the gateway (am_gateway_usage_drain)
- * every 250 ms and writes each drain in one transaction.
+ * when the gateway hands records over (am_gateway_usage_notify: it sleeps
+ * otherwise) and writes each drain in one transaction.
  *
  * The thread runs at normal priority on purpose: it holds SQLite's write
  * lock while it commits, and a thread the scheduler starves (SCHED_IDLE,

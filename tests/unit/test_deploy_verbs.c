@@ -14,6 +14,7 @@
 #include "base/am_mem.h"
 #include "deploy/am_deploy.h"
 #include "gpu/am_inventory.h"
+#include "sched/am_capacity_db.h"
 #include "store/am_store.h"
 
 struct am_store *am_test_db_open(const char *tag, char *path, size_t size);
@@ -252,10 +253,79 @@ static void create_update_and_act(void)
 	am_fmt(buf, sizeof buf, "%s/engine.key", dir);
 	unlink(buf);
 	rmdir(dir);
+	am_capacity_db_cache_free(srv->capacity);
+	free(srv);
+}
+
+/* The index of the GPU with this id in a fresh load, or -1; its reserved bytes in *reserved. */
+static int load_find(struct am_server *srv, const char *id, uint64_t *reserved, int *n)
+{
+	struct am_capacity c;
+	am_capacity_db_load(srv, &c);
+	int at = am_capacity_find(&c, id);
+	*reserved = at >= 0 ? c.gpus[at].reserved : 0;
+	*n = c.n;
+	am_capacity_free(&c);
+	return at;
+}
+
+/* The capacity view kept in memory follows every write to cards, nodes and
+ * reservations, whoever makes it, and forgets what a rolled-back
+ * transaction showed even when a later commit reaches the same generation. */
+static void capacity_cache(void)
+{
+	char path[128];
+	struct am_server *srv = am_calloc(1, sizeof *srv);
+	srv->store = am_test_db_open("capcache", path, sizeof path);
+	CHECK(srv->store != NULL);
+	if (!srv->store)
+		return;
+	struct am_store *st = srv->store;
+	struct am_inventory_config icfg = { 0 };
+	char err_buf[256];
+	CHECK_INT(am_inventory_new(&icfg, &srv->inv, err_buf, sizeof err_buf), 0);
+	seed(st);
+	uint64_t res;
+	int n;
+	CHECK_INT(load_find(srv, "g1", &res, &n), 1);
+	CHECK_INT(n, 2);
+	CHECK_INT(load_find(srv, "g1", &res, &n), 1); /* from memory */
+	const char *ids[] = { "g1" };
+	uint64_t bytes[] = { 1000 };
+	CHECK_INT(am_capacity_db_reserve(st, "job", 7, ids, bytes, 1), 0);
+	load_find(srv, "g1", &res, &n);
+	CHECK_INT((long long)res, 1000);
+	CHECK_INT(am_capacity_db_release(st, "job", 7), 0);
+	load_find(srv, "g1", &res, &n);
+	CHECK_INT((long long)res, 0);
+	/* a card added inside a transaction that rolls back */
+	CHECK_INT(am_store_begin(st), 0);
+	CHECK_INT(am_store_exec(st, "INSERT INTO gpus(id, node_id, idx, name, memory_total, compute_capability,"
+				" first_seen_at, last_seen_at) VALUES('g2', 'n1', 2, 'NVIDIA H100', 85899345920, '9.0', 0, 0)",
+				NULL), 0);
+	CHECK_INT(load_find(srv, "g2", &res, &n), 2);
+	am_store_rollback(st);
+	CHECK_INT(load_find(srv, "g2", &res, &n), -1);
+	/* another card committed: the same generation the rolled-back one had */
+	CHECK_INT(am_store_exec(st, "INSERT INTO gpus(id, node_id, idx, name, memory_total, compute_capability,"
+				" first_seen_at, last_seen_at) VALUES('g3', 'n1', 2, 'NVIDIA H100', 85899345920, '9.0', 0, 0)",
+				NULL), 0);
+	CHECK_INT(load_find(srv, "g2", &res, &n), -1);
+	CHECK_INT(load_find(srv, "g3", &res, &n), 2);
+	/* a node that leaves takes its cards along; a heartbeat alone changes nothing */
+	CHECK_INT(am_store_exec(st, "UPDATE nodes SET last_seen_at = 5 WHERE id = 'n1'", NULL), 0);
+	CHECK_INT(load_find(srv, "g3", &res, &n), 2);
+	CHECK_INT(am_store_exec(st, "UPDATE nodes SET state = 'gone' WHERE id = 'n1'", NULL), 0);
+	CHECK_INT(load_find(srv, "g3", &res, &n), -1);
+	CHECK_INT(n, 0);
+	am_inventory_free(srv->inv);
+	am_test_db_drop(st, path);
+	am_capacity_db_cache_free(srv->capacity);
 	free(srv);
 }
 
 void suite_deploy_verbs(void)
 {
 	RUN(create_update_and_act);
+	RUN(capacity_cache);
 }

@@ -23,6 +23,7 @@
 #include "runtime/am_runtime.h"
 #include "runtime/rt_local.h"
 #include "store/am_migrations.h"
+#include "sched/am_capacity_db.h"
 #include "store/am_store.h"
 
 /* ---- a runtime of pretend workloads ---- */
@@ -368,6 +369,7 @@ static void reconciler_drives_a_second_runtime(void)
 	event_base_free(srv->base);
 	am_test_db_drop(srv->store, path);
 	rmdir(dir);
+	am_capacity_db_cache_free(srv->capacity);
 	free(srv);
 }
 
@@ -462,6 +464,7 @@ static void migration_adopts_an_older_aimaas_engine(void)
 	event_base_free(srv->base);
 	am_store_close(srv->store);
 out:
+	am_capacity_db_cache_free(srv->capacity);
 	free(srv);
 	am_proc_kill_group(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
