@@ -211,19 +211,21 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
-/* GET /usage aggregates usage_records, which grows by a row per gateway
- * request: the query is built on the loop and run on the read worker. */
+/* GET /usage aggregates the hourly rollup (usage_hourly) and, for the
+ * partial hours at the edges of the range, usage_records, which grows by a
+ * row per gateway request: the query is built on the loop and run on the
+ * read worker. */
 struct usage_job {
 	char *sql;
-	long long f, t, admin, user, bucket;
+	long long f, t, admin, user, bucket, h1, h2;
 	json_t *rows;              /* set by the worker; NULL when the read failed */
 };
 
 static void usage_read(struct am_store *ro, void *arg)
 {
 	struct usage_job *j = arg;
-	if (am_store_rows_dynamic(ro, &j->rows, j->sql, j->bucket ? "iiiii" : "iiii", j->f, j->t, j->admin, j->user,
-				  j->bucket) != 0)
+	if (am_store_rows_dynamic(ro, &j->rows, j->sql, "iiiiiii", j->f, j->t, j->admin, j->user, j->bucket, j->h1,
+				  j->h2) != 0)
 		j->rows = NULL;
 }
 
@@ -317,25 +319,42 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		}
 		*touts[q] = v;
 	}
+	/* Whole hours [h1, h2) from the hourly rollup, the partial hours at the
+	 * edges ([f, h1) and [h2, t)) from the raw rows: the cost follows the
+	 * hours and groups asked for, not the table's size. A day bucket is a
+	 * whole number of hours, so buckets add up the same either way. */
+	long long h1 = f / 3600000LL * 3600000LL, h2 = t / 3600000LL * 3600000LL;
+	if (h1 < f)
+		h1 += 3600000LL;
+	if (h1 >= h2)
+		h1 = h2 = t; /* within one hour: the raw rows alone */
 	/* a join per row only for the names asked for */
-	char sql[2048];
+	char sql[4096];
 	am_fmt(sql, sizeof sql,
-	       "SELECT %s%s COUNT(*) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"
-	       " SUM(r.completion_tokens) AS completion_tokens, SUM(r.status >= 400) AS errors,"
-	       " ROUND(AVG(CASE WHEN r.ttft_ms >= 0 THEN r.ttft_ms END), 2) AS avg_ttft_ms,"
-	       " ROUND(AVG(r.duration_ms), 2) AS avg_duration_ms"
-	       " FROM usage_records r%s%s"
-	       " WHERE r.at >= ?1 AND r.at < ?2 AND %s"
+	       "WITH r(at, user_id, key_id, model, deployment_id, requests, prompt_tokens, completion_tokens, errors, ttft_sum,"
+	       " ttft_n, duration_sum) AS ("
+	       "SELECT hour_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests, prompt_tokens,"
+	       " completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_hourly"
+	       " WHERE hour_at >= ?6 AND hour_at < ?7 AND %s"
+	       " UNION ALL SELECT at, user_id, key_id, model, deployment_id, 1, prompt_tokens, completion_tokens, status >= 400,"
+	       " CASE WHEN ttft_ms >= 0 THEN ttft_ms ELSE 0 END, COALESCE(ttft_ms >= 0, 0), duration_ms FROM usage_records"
+	       " WHERE ((at >= ?1 AND at < ?6) OR (at >= ?7 AND at < ?2)) AND %s)"
+	       " SELECT %s%s SUM(r.requests) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"
+	       " SUM(r.completion_tokens) AS completion_tokens, SUM(r.errors) AS errors,"
+	       " ROUND(SUM(r.ttft_sum) / NULLIF(SUM(r.ttft_n), 0), 2) AS avg_ttft_ms,"
+	       " ROUND(SUM(r.duration_sum) / SUM(r.requests), 2) AS avg_duration_ms"
+	       " FROM r%s%s"
 	       " GROUP BY %s%s ORDER BY %s%s LIMIT 5000",
+	       /* a plain equality for a user, so the user indexes serve it */
+	       ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0",
+	       ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0",
 	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel),
 	       by_key ? " LEFT JOIN api_keys k ON k.id = r.key_id" : "", by_user ? " LEFT JOIN users u ON u.id = r.user_id" : "",
-	       /* a plain equality for a user, so usage_user serves it */
-	       ctx->who.admin ? "(?3 OR r.user_id = ?4)" : "r.user_id = ?4 AND ?3 = 0",
 	       bucket ? "bucket_at, " : "", am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));
 	am_buf_free(&sel);
 	am_buf_free(&grp);
 	struct usage_job *j = am_calloc(1, sizeof *j);
-	*j = (struct usage_job){ am_strdup(sql), f, t, (long long)ctx->who.admin, ctx->who.user_id, bucket, NULL };
+	*j = (struct usage_job){ am_strdup(sql), f, t, (long long)ctx->who.admin, ctx->who.user_id, bucket, h1, h2, NULL };
 	return am_api_read(ctx, usage_read, j, usage_free, usage, err);
 }
 

@@ -252,6 +252,31 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER capacity_res_d AFTER DELETE ON gpu_reservations BEGIN UPDATE capacity_gen SET res = res + 1; END;"
 	"CREATE TRIGGER capacity_dep_name AFTER UPDATE OF name ON deployments"
 	"  BEGIN UPDATE capacity_gen SET res = res + 1; END;",
+
+	/* 15: usage rolled up by hour (user, key, model, deployment; 0 for
+	 * none), kept by a trigger whoever writes usage_records: GET /usage reads
+	 * whole hours here and only the partial hours at its edges from the raw
+	 * rows, so its cost does not grow with the table; raw rows can later be
+	 * pruned without losing the totals */
+	"CREATE TABLE usage_hourly ("
+	"  hour_at INTEGER NOT NULL, user_id INTEGER NOT NULL, key_id INTEGER NOT NULL, model TEXT NOT NULL,"
+	"  deployment_id INTEGER NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
+	"  completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, ttft_sum REAL NOT NULL, ttft_n INTEGER NOT NULL,"
+	"  duration_sum REAL NOT NULL, PRIMARY KEY (hour_at, user_id, key_id, model, deployment_id)) WITHOUT ROWID;"
+	"CREATE INDEX usage_hourly_user ON usage_hourly(user_id, hour_at);"
+	"INSERT INTO usage_hourly SELECT (at / 3600000) * 3600000, COALESCE(user_id, 0), COALESCE(key_id, 0), model,"
+	"  COALESCE(deployment_id, 0), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(status >= 400),"
+	"  TOTAL(CASE WHEN ttft_ms >= 0 THEN ttft_ms END), COUNT(CASE WHEN ttft_ms >= 0 THEN 1 END), TOTAL(duration_ms)"
+	"  FROM usage_records GROUP BY 1, 2, 3, 4, 5;"
+	"CREATE TRIGGER usage_rollup AFTER INSERT ON usage_records BEGIN"
+	"  INSERT INTO usage_hourly VALUES((NEW.at / 3600000) * 3600000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
+	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
+	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
+	"  ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
+	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
+	"    duration_sum = duration_sum + excluded.duration_sum;"
+	"END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

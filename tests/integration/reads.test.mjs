@@ -207,3 +207,76 @@ test('keys, personal tokens and datasets page by keyset, newest first, counting 
   assert.deepEqual([mine.total, mine.items.length], [0, 0]);
   await srv.stop();
 });
+
+// GET /usage reads whole hours from the hourly rollup (kept by a trigger,
+// whoever writes usage_records) and the partial hours at a range's edges
+// from the raw rows: every answer must equal the plain aggregate over the
+// raw rows, for ranges that start and end anywhere, every grouping, hours
+// and days, an admin's view and a user's.
+test('GET /usage from the hourly rollup equals the aggregate of the raw rows, for any range and grouping', async () => {
+  const srv = await startServer();
+  cleanups.push(() => srv.cleanup(), () => srv.stop({ clean: false }));
+  const T = await srv.login();
+  let r = await srv.api('POST', '/api/v1/users', { token: T, body: { username: 'bob', password: 'password-bob' } });
+  assert.equal(r.status, 201, r.text);
+  const bob = r.json.id;
+  const U = await srv.login('bob', 'password-bob');
+  r = await srv.api('POST', '/api/v1/keys', { token: U, body: { name: 'k' } });
+  assert.equal(r.status, 201, r.text);
+  const key = r.json.id;
+  const db = join(srv.dir, 'aimaas.db');
+  const T0 = 1764000000000 + 1234567; // not on an hour
+  // 6,000 rows over ~50 hours: two users (one NULL), a key or none, three models,
+  // a deployment or none, ttft present, absent (NULL) or -1, some errors
+  execFileSync('sqlite3', [db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+    INSERT INTO usage_records(at, key_id, user_id, model, deployment_id, instance_id, endpoint, prompt_tokens,
+      completion_tokens, ttft_ms, duration_ms, status, stream)
+    SELECT ${T0} + i * 30011, CASE WHEN i % 3 = 0 THEN ${key} END, CASE i % 4 WHEN 0 THEN NULL WHEN 1 THEN 1 ELSE ${bob} END,
+      'm' || (i % 3), CASE WHEN i % 5 THEN 7 + i % 2 END, NULL, '/v1/chat/completions', i % 17, i % 29,
+      CASE i % 6 WHEN 0 THEN NULL WHEN 1 THEN -1 ELSE (i % 40) * 1.25 END, 10 + (i % 13) * 0.5,
+      CASE WHEN i % 23 = 0 THEN 500 ELSE 200 END, 0 FROM n;`]);
+  const rollup = execFileSync('sqlite3', [db, 'SELECT COUNT(*), SUM(requests) FROM usage_hourly']).toString().trim();
+  assert.equal(rollup.split('|')[1], '6000', `the trigger rolled every row up (${rollup})`);
+  // the reference: the plain aggregate over the raw rows, as GET /usage answered before the rollup
+  const reference = (groups, interval, from, to, userId) => {
+    const cols = { model: ['r.model', 'r.model'], key: ['r.key_id, k.name AS key_name', 'r.key_id'],
+      user: ['u.username AS user', 'r.user_id'], deployment: ['r.deployment_id', 'r.deployment_id'] };
+    const bucket = interval === 'hour' ? 3600000 : interval === 'day' ? 86400000 : 0;
+    const sel = groups.map((g) => cols[g][0]).join(', ');
+    const grp = groups.map((g) => cols[g][1]).join(', ');
+    const sql = `SELECT ${bucket ? `(r.at / ${bucket}) * ${bucket} AS bucket_at, ` : ''}${sel}, COUNT(*) AS requests,
+      SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, SUM(r.status >= 400) AS errors,
+      ROUND(AVG(CASE WHEN r.ttft_ms >= 0 THEN r.ttft_ms END), 2) AS avg_ttft_ms, ROUND(AVG(r.duration_ms), 2) AS avg_duration_ms
+      FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id LEFT JOIN users u ON u.id = r.user_id
+      WHERE r.at >= ${from} AND r.at < ${to}${userId ? ` AND r.user_id = ${userId}` : ''}
+      GROUP BY ${bucket ? 'bucket_at, ' : ''}${grp} ORDER BY ${bucket ? 'bucket_at, ' : ''}${grp}`;
+    const out = execFileSync('sqlite3', ['-json', db, sql]).toString().trim();
+    // the API writes times as ISO 8601
+    return (out ? JSON.parse(out) : []).map((x) => ('bucket_at' in x ? { ...x, bucket_at: new Date(x.bucket_at).toISOString() } : x));
+  };
+  const norm = (rows) => rows.map((x) => JSON.stringify(Object.keys(x).sort().map((k) => [k, x[k]])));
+  const H = 3600000;
+  const ranges = [[null, null], [T0, T0 + 50 * H], [T0 + 0.5 * H, T0 + 0.75 * H], [T0 + 7 * H + 1, T0 + 31 * H - 1],
+    [T0 - T0 % H + 3 * H, T0 - T0 % H + 9 * H], [T0 + 3 * H + 17, T0 - T0 % H + 20 * H], [0, T0 + 2 * H + 5]];
+  const groupings = [['model'], ['key'], ['user'], ['deployment'], ['model', 'deployment'], ['user', 'key', 'model']];
+  let compared = 0;
+  for (const [from, to] of ranges) {
+    for (const groups of groupings) {
+      for (const interval of ['', 'hour', 'day']) {
+        for (const [tok, userId] of [[T, 0], [U, bob]]) {
+          const q = new URLSearchParams({ group_by: groups.join(',') });
+          if (interval) q.set('interval', interval);
+          if (from !== null) q.set('from', String(Math.floor(from)));
+          if (to !== null) q.set('to', String(Math.floor(to)));
+          const got = await srv.api('GET', `/api/v1/usage?${q}`, { token: tok });
+          assert.equal(got.status, 200, got.text);
+          const want = reference(groups, interval, from === null ? 0 : Math.floor(from), to === null ? 2 ** 62 : Math.floor(to), userId);
+          assert.deepEqual(norm(got.json.items), norm(want), `${q} as ${userId ? 'bob' : 'admin'}`);
+          compared += want.length;
+        }
+      }
+    }
+  }
+  assert.ok(compared > 1000, `rows compared: ${compared}`);
+  await srv.stop();
+});
