@@ -66,12 +66,19 @@ api POST /api/v1/models "{\"path\":\"$tmp/data/models/bge-large-zh-v1.5\",\"name
 echo "aimaas with $((${#gpu_args[@]} / 2)) --sim-gpus specs ($nodes nodes of $per GPUs unless SIM_GPUS); up to $total deployments of a tiny engine"
 
 made=0
-deploy_upto() { # creates deployments until $1 exist; prints CPU per placement of the last 20
-	local want=$1 c0 c1 k=0
+placements() { # aimaas's own count of placements and their CPU seconds (GET /metrics)
+	curl -sf "http://127.0.0.1:$port/metrics" -H "Authorization: Bearer $tok" |
+		awk '/^aimaas_placements_total /{n=$2} /^aimaas_placement_cpu_seconds_total /{s=$2} END {print n, s}'
+}
+deploy_upto() { # creates deployments until $1 exist; sets, for the last 20, dep_cpu: the CPU of aimaas per
+	# deployment from the POST to its instance placed (the request, the plan, the engine's spawn, its
+	# checks meanwhile), and place_cpu: the CPU of the placement itself (aimaas_placement_cpu_seconds_total)
+	local want=$1 c0 c1 k=0 p0 p1
 	while [ $made -lt $((want - 20)) ]; do
 		api POST /api/v1/deployments "{\"name\":\"d$made\",\"model\":\"bge\",\"engine\":\"custom\"}" >/dev/null
 		made=$((made + 1))
 	done
+	p0=$(placements)
 	c0=$(cpu)
 	while [ $made -lt "$want" ]; do
 		api POST /api/v1/deployments "{\"name\":\"d$made\",\"model\":\"bge\",\"engine\":\"custom\"}" >/dev/null
@@ -80,7 +87,9 @@ deploy_upto() { # creates deployments until $1 exist; prints CPU per placement o
 	# placed when every instance exists (the reconciler may place after the answer)
 	until [ "$(sqlite3 -readonly "$tmp/data/aimaas.db" 'SELECT COUNT(*) FROM instances')" -ge "$want" ]; do sleep 0.05; done
 	c1=$(cpu)
-	echo "$(ms "$c0" "$c1") $k" | awk '{printf "%.2f", $1 / $2}'
+	p1=$(placements)
+	read -r dep_cpu place_cpu < <(echo "$(ms "$c0" "$c1") $k $p0 $p1" |
+		awk '{printf "%.2f %.3f\n", $1 / $2, ($5 > $3 ? ($6 - $4) * 1000 / ($5 - $3) : 0)}')
 }
 wait_running() {
 	until [ "$(sqlite3 -readonly "$tmp/data/aimaas.db" "SELECT COUNT(*) FROM instances WHERE state = 'running'")" -ge "$1" ]; do sleep 0.2; done
@@ -105,15 +114,15 @@ page() { # median and max ms of GET /deployments?limit=50
 	done | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int(NR/2)] * 1000, a[NR] * 1000}'
 }
 
-printf '%-12s %-18s %-14s %-22s %-16s\n' deployments "CPU/placement ms" "idle % core" "GET page p50/max ms" "CPU/healthz ms"
+printf '%-12s %-18s %-16s %-14s %-22s %-16s\n' deployments "CPU/deploy ms" "CPU/placement ms" "idle % core" "GET page p50/max ms" "CPU/healthz ms"
 for s in $steps; do
 	[ "$s" -le "$total" ] || continue
-	p=$(deploy_upto "$s")
+	deploy_upto "$s"
 	wait_running "$s"
 	i=$(idle)
 	read -r pm px < <(page)
 	r=$(ref)
-	printf '%-12s %-18s %-14s %-22s %-16s\n' "$s" "$p" "$i" "$pm / $px" "$r"
+	printf '%-12s %-18s %-16s %-14s %-22s %-16s\n' "$s" "$dep_cpu" "$place_cpu" "$i" "$pm / $px" "$r"
 done
 
 # usage with millions of rows: written while aimaas is stopped
@@ -122,11 +131,17 @@ sqlite3 "$tmp/data/aimaas.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT
 INSERT INTO usage_records(jid, at, user_id, model, endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream)
 SELECT 'bench.' || i, strftime('%s','now') * 1000 - i * 100, 1, 'd' || (i % 50), '/v1/chat/completions', 10, 20, 5, 50, 200, 0 FROM n;"
 start
+# the restart starts every engine again (--stop-engines-on-exit): /healthz meanwhile, for the record
+( for _ in $(seq 1 200); do curl -s -o /dev/null -w '%{time_total}\n' http://127.0.0.1:$port/healthz; sleep 0.02; done ) >"$tmp/hz0"
+echo "/healthz while $made engines start again: p50 $(sort -n "$tmp/hz0" | awk '{a[NR]=$1} END {printf "%.1f", a[int(NR/2)] * 1000}') ms, worst $(sort -n "$tmp/hz0" | tail -1 | awk '{printf "%.1f", $1 * 1000}') ms"
+wait_running "$made"
+sleep 5
 worst=0
 ( for _ in $(seq 1 400); do curl -s -o /dev/null -w '%{time_total}\n' http://127.0.0.1:$port/healthz; sleep 0.02; done ) >"$tmp/hz" &
 hzpid=$!
-for g in model user deployment; do
+for g in model user deployment model,deployment; do
 	t=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/api/v1/usage?group_by=$g&interval=day" -H "Authorization: Bearer $tok")
+	api GET "/api/v1/tasks?limit=50" >/dev/null
 	echo "GET /usage?group_by=$g over $usage_rows rows: $(echo "$t" | awk '{printf "%.0f", $1 * 1000}') ms"
 done
 wait $hzpid

@@ -41,6 +41,7 @@
 #include "store/am_store.h"
 #include "task/am_task.h"
 #include "usage/am_usage_sink.h"
+#include "http/am_prio.h"
 
 static const char usage_main[] =
 	"aimaas " AM_VERSION ": self-hosted AI models as a service\n"
@@ -627,7 +628,7 @@ static int serve(int argc, char **argv)
 	} else {
 		goto out;
 	}
-	srv.base = event_base_new();
+	srv.base = am_prio_base(); /* API requests before background work (am_prio.h) */
 	srv.work = am_work_new(srv.base);
 	if (!srv.work) {
 		am_error("main", "cannot start the worker thread");
@@ -686,6 +687,7 @@ static int serve(int argc, char **argv)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	gpu_tick = event_new(srv.base, -1, EV_PERSIST, on_gpu_tick, &srv);
+	am_prio_background(gpu_tick);
 	struct timeval tick = { 0, 250000 };
 	event_add(gpu_tick, &tick);
 	disk_probe = event_new(srv.base, -1, EV_PERSIST, on_disk_probe, &srv);

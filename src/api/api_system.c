@@ -8,6 +8,7 @@
 #include "../base/am_mem.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
+#include "../deploy/am_deploy.h"
 #include "../gateway/am_gateway.h"
 #include "../gpu/am_inventory.h"
 #include "../node/am_node.h"
@@ -110,6 +111,7 @@ static int metrics(struct am_ctx *ctx, struct am_err *err)
 		      (double)ctx->srv->started_ms / 1000.0);
 	am_metrics_render(am__api_metrics(ctx->srv->api), &out);
 	am_gateway_render_metrics(ctx->srv->gateway, &out);
+	am_deploy_render_metrics(ctx->srv->deploy, &out);
 	render_gpus(ctx->srv, &out);
 	am_http_respond(ctx->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
 	am_buf_free(&out);

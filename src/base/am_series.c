@@ -10,8 +10,9 @@ void am_series_init(struct am_series *s, int cap, int width)
 	memset(s, 0, sizeof *s);
 	s->cap = cap > 0 ? cap : 1;
 	s->width = width < 1 ? 1 : width > AM_SERIES_WIDTH ? AM_SERIES_WIDTH : width;
-	s->t = am_calloc((size_t)s->cap, sizeof *s->t);
-	s->v = am_calloc((size_t)s->cap * (size_t)s->width, sizeof *s->v);
+	s->alloc = s->cap < 16 ? s->cap : 16;
+	s->t = am_calloc((size_t)s->alloc, sizeof *s->t);
+	s->v = am_calloc((size_t)s->alloc * (size_t)s->width, sizeof *s->v);
 }
 
 void am_series_free(struct am_series *s)
@@ -25,6 +26,12 @@ void am_series_push(struct am_series *s, int64_t t_ms, const double *vals)
 {
 	if (!s->t)
 		return;
+	if (s->head == s->alloc && s->alloc < s->cap) {
+		/* not wrapped yet (head == n): the ring grows in place, indices modulo cap unchanged */
+		s->alloc = s->alloc * 2 < s->cap ? s->alloc * 2 : s->cap;
+		s->t = am_realloc(s->t, (size_t)s->alloc * sizeof *s->t);
+		s->v = am_realloc(s->v, (size_t)s->alloc * (size_t)s->width * sizeof *s->v);
+	}
 	s->t[s->head] = t_ms;
 	memcpy(&s->v[(size_t)s->head * (size_t)s->width], vals, (size_t)s->width * sizeof *vals);
 	s->head = (s->head + 1) % s->cap;

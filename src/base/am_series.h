@@ -12,6 +12,8 @@
 
 struct am_series {
 	int cap, n, head;          /* head: where the next sample goes */
+	int alloc;                 /* samples allocated: grows to cap as they come (a thousand
+	                            * series made at once touch no memory they do not use) */
 	int width;                 /* values per sample, at most AM_SERIES_WIDTH */
 	int64_t *t;                /* wall-clock ms */
 	double *v;                 /* cap * width */

@@ -29,6 +29,7 @@
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
+#include "../http/am_prio.h"
 
 #define MAX_FAILURES 5
 #define STARTUP_TIMEOUT_NS (30ull * 60 * 1000000000ull)
@@ -87,8 +88,10 @@ struct am_deploy {
 	uint64_t full_ns;
 	uint64_t scrape_ns;        /* how often engines' /metrics are read (AIMAAS_SCRAPE_MS) */
 	unsigned scrape_round;
+	unsigned long long placements;  /* am_deploy_place calls, and their CPU time */
+	uint64_t placement_cpu_ns;
 	struct dep_hist *hist;     /* sorted by deployment id */
-	int nhist;
+	int nhist, caphist;
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
 	int secret_ok;
 };
@@ -991,7 +994,39 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 
 /* ---- placement of replicas that have none ---- */
 
+/* This thread's CPU time in ns. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize);
+
 int am_deploy_place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize)
+{
+	uint64_t c0 = thread_cpu_ns();
+	int rc = place(d, dep, model, replica, why, whysize);
+	d->placements++;
+	d->placement_cpu_ns += thread_cpu_ns() - c0;
+	return rc;
+}
+
+void am_deploy_render_metrics(struct am_deploy *d, struct am_buf *out)
+{
+	if (!d)
+		return;
+	am_buf_printf(out, "# HELP aimaas_placements_total Replica placements planned (dry runs included), placed or refused.\n"
+			   "# TYPE aimaas_placements_total counter\naimaas_placements_total %llu\n"
+			   "# HELP aimaas_placement_cpu_seconds_total CPU time of those placements (the capacity view, the"
+			   " planner, the reservations written).\n# TYPE aimaas_placement_cpu_seconds_total counter\n"
+			   "aimaas_placement_cpu_seconds_total %.6f\n",
+		      (unsigned long long)d->placements, (double)d->placement_cpu_ns / 1e9);
+}
+
+/* One placement (am_deploy_place, measured). */
+static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize)
 {
 	struct am_capacity cap;
 	am_capacity_db_load(d->srv, &cap);
@@ -1243,7 +1278,10 @@ static void record_history(struct am_deploy *d)
 		if (found && am_series_last(&d->hist[k].s) == wall)
 			continue; /* this deployment has its point already */
 		if (!found) {
-			d->hist = am_realloc(d->hist, (size_t)(d->nhist + 1) * sizeof *d->hist);
+			if (d->nhist == d->caphist) {
+				d->caphist = d->caphist ? d->caphist * 2 : 64;
+				d->hist = am_realloc(d->hist, (size_t)d->caphist * sizeof *d->hist);
+			}
 			memmove(&d->hist[k + 1], &d->hist[k], (size_t)(d->nhist - k) * sizeof *d->hist);
 			d->hist[k].dep_id = h->dep_id;
 			am_series_init(&d->hist[k].s, HIST_CAP, 4);
@@ -1314,48 +1352,65 @@ static void reconcile_dep(struct am_deploy *d, json_t *dep)
 		am_store_rollback(d->srv->store);
 }
 
-/* A pass: over every deployment when all are due, else over the due ones
- * alone; then the routes, when something they depend on changed. */
+/* How long one pass may run before it yields to the loop: a thousand
+ * deployments due at once (a start-up that restarts them, the safety pass)
+ * are worked through in slices, with the loop's requests and health checks
+ * served between them, not in one stall of a second or more. */
+#define PASS_SLICE_NS (10ull * 1000000ull)
+
+/* A pass: over the due deployments (every one when all are due), one row
+ * and one transaction each, for at most PASS_SLICE_NS (what is left is
+ * due in the next pass, right after the loop has polled); then the routes,
+ * when something they depend on changed. */
 static void reconcile(struct am_deploy *d)
 {
 	d->kicked = 0;
 	if (d->all_due) {
 		d->all_due = 0;
-		am_due_set_clear(&d->due);
-		json_t *deps = NULL;
-		if (am_store_rows(d->srv->store, &deps, "SELECT * FROM deployments ORDER BY id", NULL) == 0) {
+		json_t *all = NULL;
+		if (am_store_rows(d->srv->store, &all, "SELECT id FROM deployments ORDER BY id", NULL) == 0) {
 			size_t i;
-			json_t *dep;
-			json_array_foreach(deps, i, dep)
-				reconcile_dep(d, dep);
+			json_t *row;
+			json_array_foreach(all, i, row)
+				am_due_set_add(&d->due, json_integer_value(json_object_get(row, "id")));
 		} else {
 			d->all_due = 1;
 		}
-		json_decref(deps);
-	} else {
-		long long *ids;
-		size_t n = am_due_set_take(&d->due, &ids);
-		for (size_t i = 0; i < n; i++) {
-			json_t *dep = NULL;
-			if (am_store_row(d->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", ids[i]) == 0 && dep)
-				reconcile_dep(d, dep);
-			json_decref(dep);
-		}
-		free(ids);
+		json_decref(all);
 	}
-	/* ready replicas, names and states are the gateway's routes */
-	if (d->routes_all) {
+	long long *ids;
+	size_t n = am_due_set_take(&d->due, &ids), i;
+	uint64_t t0 = am_now_ns();
+	for (i = 0; i < n && (i == 0 || am_now_ns() - t0 < PASS_SLICE_NS); i++) {
+		json_t *dep = NULL;
+		if (am_store_row(d->srv->store, &dep, "SELECT * FROM deployments WHERE id = ?", "i", ids[i]) == 0 && dep)
+			reconcile_dep(d, dep);
+		json_decref(dep);
+	}
+	int left = i < n;
+	for (; i < n; i++) /* the rest of the slice's work: next pass */
+		am_due_set_add(&d->due, ids[i]);
+	free(ids);
+	/* ready replicas, names and states are the gateway's routes (a full
+	 * rebuild once the pass has gone through everything) */
+	if (d->routes_all && !left) {
 		d->routes_all = 0;
 		am_due_set_clear(&d->routes_due);
 		am_routes_publish(d->srv);
-	} else if (d->routes_due.n) {
-		long long *ids;
-		size_t n = am_due_set_take(&d->routes_due, &ids);
-		am_routes_publish_deps(d->srv, ids, n);
-		free(ids);
+	} else if (d->routes_due.n && !d->routes_all) {
+		long long *rids;
+		size_t rn = am_due_set_take(&d->routes_due, &rids);
+		am_routes_publish_deps(d->srv, rids, rn);
+		free(rids);
 	}
-	if (d->all_due || d->due.n) /* asked for during the pass */
+	if (left) { /* after the loop has polled: a timer, not an activation (which runs first) */
+		static const struct timeval now = { 0, 0 };
+		event_del(d->kick);
+		d->kicked = 1;
+		evtimer_add(d->kick, &now);
+	} else if (d->all_due || d->due.n) { /* asked for during the pass */
 		schedule(d);
+	}
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -1447,13 +1502,16 @@ int am_deploy_start(struct am_deploy *d)
 	json_decref(insts);
 	struct event_base *base = d->srv->base;
 	d->full = event_new(base, -1, EV_PERSIST, on_full, d);
+	am_prio_background(d->full);
 	struct timeval tv = { (time_t)(d->full_ns / 1000000000ull), (suseconds_t)(d->full_ns % 1000000000ull / 1000) };
 	event_add(d->full, &tv);
 	d->scrape_ev = event_new(base, -1, EV_PERSIST, on_scrape_tick, d);
+	am_prio_background(d->scrape_ev);
 	struct timeval sv = { (time_t)(d->scrape_ns / 1000000000ull), (suseconds_t)(d->scrape_ns % 1000000000ull / 1000) };
 	event_add(d->scrape_ev, &sv);
 	d->wakes = am_due_wakes_new(base, on_wake, d);
 	d->kick = event_new(base, -1, 0, on_kick, d);
+	am_prio_background(d->kick);
 	am_deploy_kick(d);
 	return 0;
 }

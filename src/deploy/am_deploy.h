@@ -69,6 +69,9 @@ json_t *am_deploy_last_lines(struct am_deploy *d, json_t *inst, int n);
  * replica number ("" for the first replica). Where a replica not started
  * yet will write it when none is known. 0 with path. */
 int am_deploy_log_file(struct am_deploy *d, long long deployment_id, const char *instance, char *path, size_t size);
+struct am_buf;
+/* The placements' counters (how many, their CPU time) in Prometheus text. */
+void am_deploy_render_metrics(struct am_deploy *d, struct am_buf *out);
 /* Adds to out what the runtime shows of an instance (inst: its row):
  * runtime, address, port, and while it runs the runtime's own details
  * (the local runtime's pid; null when it does not run). */

@@ -12,6 +12,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "am_prio.h"
 
 struct am_client_req {
 	struct bufferevent *bev;
@@ -225,6 +226,7 @@ static int connect_to(struct am_client_req *r, struct event_base *base, const ch
 	if (fd < 0)
 		return -1;
 	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	am_prio_background_bev(r->bev);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	bufferevent_write(r->bev, r->out.data, r->out.len);
@@ -279,6 +281,7 @@ static struct am_client_req *req_new(struct event_base *base, int timeout_ms, si
 	r->max_body = max_body;
 	am_buf_init(&r->in, max_body + 16384);
 	r->timer = evtimer_new(base, on_timeout, r);
+	am_prio_background(r->timer);
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
 	return r;
@@ -315,6 +318,7 @@ struct am_client_req *am_client_request_fd(struct event_base *base, int fd, cons
 	}
 	evutil_make_socket_nonblocking(fd);
 	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	am_prio_background_bev(r->bev);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	bufferevent_write(r->bev, r->out.data, r->out.len);

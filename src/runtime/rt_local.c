@@ -19,6 +19,7 @@
 #include "../engine/am_engine.h"
 #include "../http/am_client.h"
 #include "am_proc.h"
+#include "../http/am_prio.h"
 
 extern char **environ;
 
@@ -393,6 +394,7 @@ static int l_watch(struct am_runtime *rt, const char *ref, const struct am_rt_wa
 		event_add(e->exit_ev, NULL);
 	}
 	e->probe_ev = event_new(l->base, -1, 0, on_probe_ev, e);
+	am_prio_background(e->probe_ev);
 	if (e->health[0] || e->pidfd < 0) {
 		struct timeval now = { 0, 0 };
 		event_add(e->probe_ev, &now);

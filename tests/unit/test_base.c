@@ -119,9 +119,40 @@ static void series_ring_and_thinning(void)
 	am_series_free(&s);
 }
 
+/* A series grows its memory as samples come (16, 32, ... up to its cap)
+ * and keeps the same order across each growth and the wrap that follows. */
+static void series_grows_then_wraps(void)
+{
+	struct am_series s;
+	am_series_init(&s, 100, 1);
+	static const char *const names[] = { "v", NULL };
+	CHECK_INT(s.alloc, 16);
+	for (int i = 1; i <= 250; i++) {
+		am_series_push(&s, i, (double[]){ i * 2 });
+		if (i == 17)
+			CHECK_INT(s.alloc, 32);
+		if (i == 65)
+			CHECK_INT(s.alloc, 100);
+		if (i == 40 || i == 100 || i == 101 || i == 250) {
+			json_t *j = am_series_json(&s, names, 0, 1000);
+			json_t *t = json_object_get(j, "t"), *v = json_object_get(j, "v");
+			int n = i < 100 ? i : 100;
+			CHECK_INT(json_array_size(t), n);
+			for (int k = 0; k < n; k++) {
+				CHECK_INT(json_integer_value(json_array_get(t, k)), i - n + 1 + k);
+				CHECK_INT(json_real_value(json_array_get(v, k)), (i - n + 1 + k) * 2);
+			}
+			json_decref(j);
+		}
+	}
+	CHECK_INT(am_series_last(&s), 250);
+	am_series_free(&s);
+}
+
 void suite_base(void)
 {
 	RUN(series_ring_and_thinning);
+	RUN(series_grows_then_wraps);
 	RUN(buf_caps_growth);
 	RUN(json_getters_name_the_field);
 	RUN(err_table);
