@@ -2,6 +2,7 @@
 #include "am_json.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,10 +113,133 @@ int am_json_has(json_t *obj, const char *key)
 	return v && !json_is_null(v);
 }
 
+/* A string as JSON: quotes, and escapes for '"', '\\' and control characters
+ * (jansson's choices: \b \f \n \r \t, else \u00XX); other bytes as they are. */
+static void dump_string(struct am_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	am_buf_add(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		am_buf_add(b, s + run, i - run);
+		run = i + 1;
+		char e[6] = { '\\', 0 };
+		size_t el = 2;
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		default:
+			e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+			el = 6;
+		}
+		am_buf_add(b, e, el);
+	}
+	am_buf_add(b, s + run, n - run);
+	am_buf_add(b, "\"", 1);
+}
+
+/* A real as jansson writes it with JSON_REAL_PRECISION(10): "%.10g", a ".0"
+ * when it would read back as an integer, the exponent without '+' or
+ * leading zeros; null for what JSON cannot hold (NaN, infinities). */
+static void dump_real(struct am_buf *b, double d)
+{
+	if (d != d || d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
+		am_buf_add(b, "null", 4);
+		return;
+	}
+	char t[64];
+	int n = snprintf(t, sizeof t, "%.10g", d);
+	if (n < 0 || n >= (int)sizeof t - 3)
+		n = (int)strlen(t);
+	if (!strchr(t, '.') && !strchr(t, 'e')) {
+		memcpy(t + n, ".0", 3);
+		n += 2;
+	}
+	char *e = strchr(t, 'e');
+	if (e) { /* "1e+20" -> "1e20", "1e-05" -> "1e-5" */
+		char *start = e + 1, *end = start + 1;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start)
+			memmove(start, end, strlen(end) + 1);
+		n = (int)strlen(t);
+	}
+	am_buf_add(b, t, (size_t)n);
+}
+
+/* v into b, compact, objects in their own order (jansson's dump without its
+ * cycle check: a tree built here has none, and the check's hash table was
+ * most of a large answer's cost). */
+static void dump(struct am_buf *b, const json_t *v)
+{
+	char t[32];
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		am_buf_add(b, "{", 1);
+		const char *k;
+		json_t *x;
+		int first = 1;
+		json_object_foreach((json_t *)v, k, x) {
+			if (!first)
+				am_buf_add(b, ",", 1);
+			first = 0;
+			dump_string(b, k, strlen(k));
+			am_buf_add(b, ":", 1);
+			dump(b, x);
+		}
+		am_buf_add(b, "}", 1);
+		break;
+	}
+	case JSON_ARRAY: {
+		am_buf_add(b, "[", 1);
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x) {
+			if (i)
+				am_buf_add(b, ",", 1);
+			dump(b, x);
+		}
+		am_buf_add(b, "]", 1);
+		break;
+	}
+	case JSON_STRING:
+		dump_string(b, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		am_buf_add(b, t, (size_t)snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+		break;
+	case JSON_REAL:
+		dump_real(b, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		am_buf_add(b, "true", 4);
+		break;
+	case JSON_FALSE:
+		am_buf_add(b, "false", 5);
+		break;
+	default:
+		am_buf_add(b, "null", 4);
+	}
+}
+
 char *am_json_dump(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
-	return s ? s : am_strdup("null");
+	if (!v)
+		return am_strdup("null");
+	struct am_buf b;
+	am_buf_init(&b, (size_t)1 << 40);
+	dump(&b, v);
+	return am_buf_take(&b);
 }
 
 json_t *am_json_load_path(const char *path, size_t flags, json_error_t *error)

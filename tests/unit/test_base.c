@@ -1,5 +1,6 @@
 /* Unit tests: base (buffers, JSON getters, errors). */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "am_test.h"
 #include "base/am_buf.h"
@@ -149,8 +150,80 @@ static void series_grows_then_wraps(void)
 	am_series_free(&s);
 }
 
+/* A random tree of every kind of value (deterministic: a fixed seed). */
+static json_t *random_json(unsigned *seed, int depth)
+{
+	int kind = depth > 3 ? (int)(rand_r(seed) % 6) : (int)(rand_r(seed) % 8);
+	switch (kind) {
+	case 0: return json_null();
+	case 1: return json_boolean(rand_r(seed) % 2);
+	case 2: return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) % 2 ? 1 : -1) * (json_int_t)rand_r(seed));
+	case 3: {
+		static const double specials[] = { 0.0, -0.0, 1.0, 0.1, 1e20, 1e-5, 123456789012.0, 2.5e-300, 1.7e308,
+						   -3.25, 0.30000000000000004, 1e15, 1e16, 1e17, 99999999999.5 };
+		if (rand_r(seed) % 2)
+			return json_real(specials[rand_r(seed) % (sizeof specials / sizeof specials[0])]);
+		return json_real(((double)rand_r(seed) - RAND_MAX / 2) / ((double)(rand_r(seed) % 100000) + 1) *
+				 (rand_r(seed) % 3 ? 1 : 1e-9 * rand_r(seed)));
+	}
+	case 4:
+	case 5: {
+		char str[40];
+		size_t n = rand_r(seed) % sizeof str;
+		for (size_t i = 0; i < n; i++) { /* ASCII, controls, quotes, backslashes, then a UTF-8 character */
+			static const char pool[] = "ab \"\\/\b\f\n\r\t\x01\x1f\x7fz";
+			str[i] = pool[rand_r(seed) % (sizeof pool - 1)];
+		}
+		json_t *v = json_stringn(str, n);
+		char both[64];
+		am_fmt(both, sizeof both, "%s\xe4\xbd\xa0\xe5\xa5\xbd", json_string_value(v));
+		json_decref(v);
+		return json_string(both);
+	}
+	case 6: {
+		json_t *a = json_array();
+		for (int i = rand_r(seed) % 5; i > 0; i--)
+			json_array_append_new(a, random_json(seed, depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		for (int i = rand_r(seed) % 5; i > 0; i--) {
+			char k[16];
+			am_fmt(k, sizeof k, "k%d\t\"%d", i, (int)(rand_r(seed) % 50));
+			json_object_set_new(o, k, random_json(seed, depth + 1));
+		}
+		return o;
+	}
+	}
+}
+
+/* am_json_dump (our writer, for the API's answers) writes exactly what
+ * jansson's json_dumps writes with the same settings, for every kind of value. */
+static void json_dump_matches_jansson(void)
+{
+	unsigned seed = 12345;
+	for (int i = 0; i < 3000; i++) {
+		json_t *v = random_json(&seed, 0);
+		char *ours = am_json_dump(v);
+		char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+		CHECK(theirs != NULL);
+		if (theirs && strcmp(ours, theirs)) {
+			CHECK_STR(ours, theirs);
+			i = 3000; /* one report is enough */
+		}
+		free(ours);
+		free(theirs);
+		json_decref(v);
+	}
+	char *s = am_json_dump(NULL);
+	CHECK_STR(s, "null");
+	free(s);
+}
+
 void suite_base(void)
 {
+	RUN(json_dump_matches_jansson);
 	RUN(series_ring_and_thinning);
 	RUN(series_grows_then_wraps);
 	RUN(buf_caps_growth);
