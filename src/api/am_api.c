@@ -127,28 +127,6 @@ static int ends_with_at(const char *k)
 	return n > 3 && strcmp(k + n - 3, "_at") == 0;
 }
 
-void am_api_iso_times(json_t *v)
-{
-	if (json_is_array(v)) {
-		size_t i;
-		json_t *e;
-		json_array_foreach(v, i, e)
-			am_api_iso_times(e);
-	} else if (json_is_object(v)) {
-		const char *k;
-		json_t *e;
-		json_object_foreach(v, k, e) {
-			if (json_is_integer(e) && ends_with_at(k)) {
-				char iso[40];
-				am_time_iso(json_integer_value(e), iso, sizeof iso);
-				json_object_set_new(v, k, json_string(iso));
-			} else {
-				am_api_iso_times(e);
-			}
-		}
-	}
-}
-
 void am_api_bools(json_t *obj, const char *const *keys)
 {
 	for (const char *const *k = keys; *k; k++) {
@@ -158,10 +136,21 @@ void am_api_bools(json_t *obj, const char *const *keys)
 	}
 }
 
+/* am_json_dump's hook: every integer "*_at" member of an answer becomes an
+ * RFC 3339 string, written as the answer is written. */
+static int iso_at(const char *key, long long v, struct am_buf *out)
+{
+	if (!ends_with_at(key))
+		return 0;
+	char iso[40];
+	am_time_iso(v, iso, sizeof iso);
+	am_buf_printf(out, "\"%s\"", iso);
+	return 1;
+}
+
 void am_api_reply_json(struct am_http_req *req, int status, json_t *v)
 {
-	am_api_iso_times(v);
-	char *s = am_json_dump(v);
+	char *s = am_json_dump_with(v, iso_at);
 	am_http_add_header(req, "Cache-Control", "no-store");
 	am_http_respond(req, status, "application/json", s, strlen(s));
 	free(s);

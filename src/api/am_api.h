@@ -139,8 +139,6 @@ json_t *am_api_list_keyset(json_t *items, long long total, long long limit, long
 /* The rows' "id"s rendered one by one (render(arg, id); a NULL, e.g. a row
  * gone meanwhile, is left out) as a JSON array. Takes ownership of ids. */
 json_t *am_api_render_ids(json_t *ids, json_t *(*render)(void *arg, long long id), void *arg);
-/* Converts integer *_at members (recursively) to RFC 3339 strings. */
-void am_api_iso_times(json_t *v);
 /* Turns integer 0/1 members named in keys (NULL-terminated) into booleans. */
 void am_api_bools(json_t *obj, const char *const *keys);
 /* Answers an error in the API's shape (for RAW handlers and the dispatcher). */

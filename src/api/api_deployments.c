@@ -63,8 +63,8 @@ static json_t *instance_json(struct am_server *srv, json_t *inst, const char *co
 					    "backoff_until", NULL };
 	for (const char *const *k = keep; *k; k++)
 		json_object_set(o, *k, json_object_get(inst, *k) ?: json_null());
-	json_t *g = json_loads(json_string_value(json_object_get(inst, "gpus")) ?: "[]", 0, NULL);
-	json_t *gi = json_loads(json_string_value(json_object_get(inst, "gpu_indices")) ?: "[]", 0, NULL);
+	json_t *g = am_json_column(json_string_value(json_object_get(inst, "gpus")) ?: "[]", 0);
+	json_t *gi = am_json_column(json_string_value(json_object_get(inst, "gpu_indices")) ?: "[]", 0);
 	json_object_set_new(o, "gpus", g ? g : json_array());
 	json_object_set_new(o, "gpu_indices", gi ? gi : json_array());
 	am_deploy_describe(srv->deploy, inst, o); /* runtime, address, port, pid */
@@ -100,7 +100,7 @@ static json_t *dep_render(struct am_server *srv, json_t *d, json_t *m, json_t *c
 	static const char *const cols[] = { "pinned_gpus", "engine_args", "env", "lora_modules", "aliases" };
 	for (size_t i = 0; i < 5; i++) {
 		const char *s = json_string_value(json_object_get(d, cols[i]));
-		json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+		json_t *v = am_json_column(s, 0);
 		json_object_set_new(d, cols[i], v ? v : json_null());
 	}
 	const char *k;

@@ -25,8 +25,18 @@ int am_json_get_bool(json_t *obj, const char *key, int required, int *out, struc
 /* 1 when key is present with a value other than null. */
 int am_json_has(json_t *obj, const char *key);
 
+/* A JSON text column as a value: json_loads(s, flags), with "[]", "{}" and
+ * "null" made without the parser. NULL for NULL, or when it does not parse
+ * ("null" without JSON_DECODE_ANY is NULL, as json_loads makes it). */
+json_t *am_json_column(const char *s, size_t flags);
 /* Serialises compactly; free with free(). */
 char *am_json_dump(const json_t *v);
+struct am_buf;
+/* Writes the integer v, an object's member named key, its own way into out
+ * (1), or leaves it to the writer (0). */
+typedef int (*am_json_int_hook)(const char *key, long long v, struct am_buf *out);
+/* am_json_dump, each object member that is an integer offered to hook first. */
+char *am_json_dump_with(const json_t *v, am_json_int_hook hook);
 /* json_load_file, but the file is opened close-on-exec (jansson's fopen is
  * not: a process spawned meanwhile on another thread would inherit it).
  * error may be NULL. */
