@@ -48,27 +48,7 @@ static void vlog(const char *level, const char *file, const char *fmt, ...)
 
 void sim_json_escape(struct am_buf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		am_buf_add(b, s + run, i - run);
-		run = i + 1;
-		switch (c) {
-		case '"': am_buf_add(b, "\\\"", 2); break;
-		case '\\': am_buf_add(b, "\\\\", 2); break;
-		case '\n': am_buf_add(b, "\\n", 2); break;
-		case '\r': am_buf_add(b, "\\r", 2); break;
-		case '\t': am_buf_add(b, "\\t", 2); break;
-		default: {
-			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			am_buf_add(b, u, 6);
-		}
-		}
-	}
-	am_buf_add(b, s + run, n - run);
+	am_json_escape(b, s, n);
 }
 
 void sim_reply_json(struct am_http_req *req, int status, json_t *v)

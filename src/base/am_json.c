@@ -113,12 +113,11 @@ int am_json_has(json_t *obj, const char *key)
 	return v && !json_is_null(v);
 }
 
-/* A string as JSON: quotes, and escapes for '"', '\\' and control characters
+/* A string's bytes as the inside of a JSON string: escapes for '"', '\\' and control characters
  * (jansson's choices: \b \f \n \r \t, else \u00XX); other bytes as they are. */
-static void dump_string(struct am_buf *b, const char *s, size_t n)
+void am_json_escape(struct am_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	am_buf_add(b, "\"", 1);
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -143,6 +142,13 @@ static void dump_string(struct am_buf *b, const char *s, size_t n)
 		am_buf_add(b, e, el);
 	}
 	am_buf_add(b, s + run, n - run);
+}
+
+/* A string as JSON, quoted. */
+static void dump_string(struct am_buf *b, const char *s, size_t n)
+{
+	am_buf_add(b, "\"", 1);
+	am_json_escape(b, s, n);
 	am_buf_add(b, "\"", 1);
 }
 

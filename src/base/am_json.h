@@ -35,6 +35,9 @@ struct am_buf;
 /* Writes the integer v, an object's member named key, its own way into out
  * (1), or leaves it to the writer (0). */
 typedef int (*am_json_int_hook)(const char *key, long long v, struct am_buf *out);
+/* The inside of a JSON string for s[0..n) (no quotes), as am_json_dump
+ * writes it: '"', '\\' and control characters escaped, other bytes as they are. */
+void am_json_escape(struct am_buf *b, const char *s, size_t n);
 /* am_json_dump, each object member that is an integer offered to hook first. */
 char *am_json_dump_with(const json_t *v, am_json_int_hook hook);
 /* json_load_file, but the file is opened close-on-exec (jansson's fopen is
