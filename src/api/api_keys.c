@@ -328,6 +328,8 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		h1 += 3600000LL;
 	if (h1 >= h2)
 		h1 = h2 = t; /* within one hour: the raw rows alone */
+	/* whose rows, in both sources: a plain equality for a user, so the user indexes serve it */
+	const char *whose = ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0";
 	/* a join per row only for the names asked for */
 	char sql[4096];
 	am_fmt(sql, sizeof sql,
@@ -345,9 +347,7 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 	       " ROUND(SUM(r.duration_sum) / SUM(r.requests), 2) AS avg_duration_ms"
 	       " FROM r%s%s"
 	       " GROUP BY %s%s ORDER BY %s%s LIMIT 5000",
-	       /* a plain equality for a user, so the user indexes serve it */
-	       ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0",
-	       ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0",
+	       whose, whose,
 	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel),
 	       by_key ? " LEFT JOIN api_keys k ON k.id = r.key_id" : "", by_user ? " LEFT JOIN users u ON u.id = r.user_id" : "",
 	       bucket ? "bucket_at, " : "", am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));

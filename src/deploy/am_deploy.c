@@ -15,21 +15,21 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
-#include "../base/am_series.h"
 #include "../base/am_rand.h"
+#include "../base/am_series.h"
 #include "../base/am_time.h"
-#include "am_due.h"
-#include "am_routes.h"
-#include "deploy_internal.h"
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
+#include "../http/am_prio.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
-#include "am_inst_state.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "../task/am_task.h"
-#include "../http/am_prio.h"
+#include "am_due.h"
+#include "am_inst_state.h"
+#include "am_routes.h"
+#include "deploy_internal.h"
 
 #define MAX_FAILURES 5
 #define STARTUP_TIMEOUT_NS (30ull * 60 * 1000000000ull)
@@ -310,6 +310,7 @@ static struct handle *watch(struct am_deploy *d, struct am_runtime *rt, long lon
 	h->scrape = NULL;
 	am_client_conn_free(h->mc);
 	h->mc = h->port > 0 ? am_client_conn_new(d->srv->base, h->host, h->port) : NULL;
+	am_client_conn_background(h->mc); /* scrapes wait behind API requests */
 	if (h->running)
 		am_due_set_add(&d->routes_due, dep_id);
 	h->running = 0; /* its next READY records it (again) */

@@ -24,6 +24,7 @@ struct am_client_req {
 	struct am_client_conn *conn; /* kept alive: the connection goes back to it after the answer */
 	struct am_buf out;           /* the request as sent (a retry sends it again) */
 	int reused;                  /* sent on a kept connection: retried once when it was closed */
+	int background;              /* its events below the API's on a loop with priorities (am_prio.h) */
 };
 
 struct am_client_conn {
@@ -32,6 +33,7 @@ struct am_client_conn {
 	int port;
 	struct bufferevent *idle;    /* the connection between requests, or NULL */
 	struct am_client_req *busy;  /* the request on it now, or NULL */
+	int background;              /* its requests are background work (am_client_conn_background) */
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -226,7 +228,8 @@ static int connect_to(struct am_client_req *r, struct event_base *base, const ch
 	if (fd < 0)
 		return -1;
 	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	am_prio_background_bev(r->bev);
+	if (r->background)
+		am_prio_background_bev(r->bev);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	bufferevent_write(r->bev, r->out.data, r->out.len);
@@ -272,16 +275,19 @@ static void compose(struct am_client_req *r, const char *host, int port, const c
 	compose_hdr(r, host_hdr, method, path, bearer, NULL, json, json_len, keep);
 }
 
+/* A request (background: its events run as background work). */
 static struct am_client_req *req_new(struct event_base *base, int timeout_ms, size_t max_body, am_client_cb cb,
-				     void *data)
+				     void *data, int background)
 {
 	struct am_client_req *r = am_calloc(1, sizeof *r);
 	r->cb = cb;
 	r->data = data;
 	r->max_body = max_body;
+	r->background = background;
 	am_buf_init(&r->in, max_body + 16384);
 	r->timer = evtimer_new(base, on_timeout, r);
-	am_prio_background(r->timer);
+	if (background)
+		am_prio_background(r->timer);
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);
 	return r;
@@ -294,23 +300,31 @@ static void fail_soon(struct am_client_req *r)
 	evtimer_add(r->timer, &now);
 }
 
-struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
-					const char *path,
-					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
-					am_client_cb cb, void *data)
+/* am_client_request, as background work or not. */
+static struct am_client_req *request(struct event_base *base, const char *host, int port, const char *method,
+				     const char *path, const char *bearer, const char *json, size_t json_len, int timeout_ms,
+				     size_t max_body, am_client_cb cb, void *data, int background)
 {
-	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data);
+	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data, background);
 	compose(r, host ? host : "invalid", port, method, path, bearer, json, json_len, 0);
 	if (!host || connect_to(r, base, host, port) != 0)
 		fail_soon(r);
 	return r;
 }
 
+struct am_client_req *am_client_request(struct event_base *base, const char *host, int port, const char *method,
+					const char *path,
+					const char *bearer, const char *json, size_t json_len, int timeout_ms, size_t max_body,
+					am_client_cb cb, void *data)
+{
+	return request(base, host, port, method, path, bearer, json, json_len, timeout_ms, max_body, cb, data, 0);
+}
+
 struct am_client_req *am_client_request_fd(struct event_base *base, int fd, const char *method, const char *path,
 					   const char *headers, const char *json, size_t json_len, int timeout_ms,
 					   size_t max_body, am_client_cb cb, void *data)
 {
-	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data);
+	struct am_client_req *r = req_new(base, timeout_ms, max_body, cb, data, 0);
 	compose_hdr(r, "aimaas", method, path, NULL, headers, json, json_len, 0);
 	if (fd < 0) {
 		fail_soon(r);
@@ -318,7 +332,6 @@ struct am_client_req *am_client_request_fd(struct event_base *base, int fd, cons
 	}
 	evutil_make_socket_nonblocking(fd);
 	r->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	am_prio_background_bev(r->bev);
 	bufferevent_setcb(r->bev, on_read, NULL, on_event, r);
 	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
 	bufferevent_write(r->bev, r->out.data, r->out.len);
@@ -352,8 +365,9 @@ struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *p
 					 size_t max_body, am_client_cb cb, void *data)
 {
 	if (c->busy) /* one at a time on it; another goes on its own */
-		return am_client_get(c->base, c->host, c->port, path, bearer, timeout_ms, max_body, cb, data);
-	struct am_client_req *r = req_new(c->base, timeout_ms, max_body, cb, data);
+		return request(c->base, c->host, c->port, "GET", path, bearer, NULL, 0, timeout_ms, max_body, cb, data,
+			       c->background);
+	struct am_client_req *r = req_new(c->base, timeout_ms, max_body, cb, data, c->background);
 	r->conn = c;
 	c->busy = r;
 	compose(r, c->host, c->port, "GET", path, bearer, NULL, 0, 1);
@@ -372,6 +386,12 @@ struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *p
 		fail_soon(r);
 	}
 	return r;
+}
+
+void am_client_conn_background(struct am_client_conn *c)
+{
+	if (c)
+		c->background = 1;
 }
 
 void am_client_conn_free(struct am_client_conn *c)

@@ -50,6 +50,10 @@ struct am_client_conn *am_client_conn_new(struct event_base *base, const char *h
 struct am_client_req *am_client_conn_get(struct am_client_conn *c, const char *path, const char *bearer, int timeout_ms,
 					 size_t max_body, am_client_cb cb, void *data);
 /* Closes c; a request on it in flight goes on without it. NULL is fine. */
+/* Its requests (from now on) are background work: below the API's requests
+ * on a loop with priorities (am_prio.h), as health checks and scrapes are;
+ * a one-off request, or one made for a user, keeps the default. */
+void am_client_conn_background(struct am_client_conn *c);
 void am_client_conn_free(struct am_client_conn *c);
 
 #endif

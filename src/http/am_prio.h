@@ -1,8 +1,9 @@
 /* am_prio: the main loop's priorities. `aimaas serve` makes its event base
  * with three (am_prio_base): what has no priority set runs at 1, the
  * default (requests to the API: the listener and its connections);
- * background work (health checks, scrapes, the reconciler's passes, their
- * HTTP client's sockets and timers) runs at 2. libevent runs a lower
+ * background work (health checks, scrapes, the reconciler's passes, the
+ * kept-alive HTTP client connections marked am_client_conn_background)
+ * runs at 2; a request made for a user (the playground's) keeps 1. libevent runs a lower
  * priority's callbacks only when no higher one is active, and at most
  * AM_PRIO_SLICE_MS of them before it polls again, so a thousand checks come
  * due at once delay an API answer by a slice, not by all of them. On a base

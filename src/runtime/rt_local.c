@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 #include "../base/am_buf.h"
+#include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_path.h"
-#include "../base/am_log.h"
 #include "../base/am_time.h"
 #include "../engine/am_engine.h"
 #include "../http/am_client.h"
-#include "am_proc.h"
 #include "../http/am_prio.h"
+#include "am_proc.h"
 
 extern char **environ;
 
@@ -256,8 +256,10 @@ static void on_probe_ev(evutil_socket_t fd, short what, void *arg)
 	if (e->port <= 0 || !e->health[0] || e->probe)
 		return;
 	e->probe_sent_ns = am_now_ns();
-	if (!e->hc)
+	if (!e->hc) {
 		e->hc = am_client_conn_new(e->l->base, "127.0.0.1", e->port);
+		am_client_conn_background(e->hc); /* health checks wait behind API requests */
+	}
 	e->probe = am_client_conn_get(e->hc, e->health, e->key[0] ? e->key : NULL, PROBE_TIMEOUT_MS, 4096, on_probe, e);
 }
 

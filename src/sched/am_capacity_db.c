@@ -144,17 +144,24 @@ static int reservation_row(const struct am_store_row *r, void *data)
 	return 0;
 }
 
-/* Reads the store's generations into cards and res. 0, or -1 (both -1). */
-static int capacity_gens(struct am_store *st, long long *cards, long long *res)
+/* One row of capacity_gen into gens[2]. */
+static int gens_row(const struct am_store_row *r, void *data)
 {
-	json_t *row = NULL;
-	*cards = *res = -1;
-	if (am_store_row(st, &row, "SELECT cards, res FROM capacity_gen WHERE id = 1", NULL) != 0 || !row)
-		return -1;
-	*cards = json_integer_value(json_object_get(row, "cards"));
-	*res = json_integer_value(json_object_get(row, "res"));
-	json_decref(row);
+	long long *gens = data;
+	gens[0] = am_store_col_int(r, 0);
+	gens[1] = am_store_col_int(r, 1);
 	return 0;
+}
+
+/* Reads the store's generations into cards and res (-1 both when they
+ * cannot be read). No JSON: this runs at every placement. */
+static void capacity_gens(struct am_store *st, long long *cards, long long *res)
+{
+	long long gens[2] = { -1, -1 };
+	if (am_store_each(st, gens_row, gens, "SELECT cards, res FROM capacity_gen WHERE id = 1", NULL) != 0)
+		gens[0] = gens[1] = -1;
+	*cards = gens[0];
+	*res = gens[1];
 }
 
 /* The cache with both parts current, each read again from the store when

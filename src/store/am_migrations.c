@@ -277,6 +277,24 @@ static const char *const migrations[] = {
 	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
 	"    duration_sum = duration_sum + excluded.duration_sum;"
 	"END;",
+
+	/* 16: the capacity generation moves only when what the view reads
+	 * changed: a Kubernetes node's watch event rewrites its cards'
+	 * last_seen_at (and sets gpus_used_other to what it was), which must
+	 * not throw away a thousand cards read into memory */
+	"DROP TRIGGER capacity_gpus_u;"
+	"CREATE TRIGGER capacity_gpus_u AFTER UPDATE ON gpus WHEN OLD.present IS NOT NEW.present"
+	"  OR OLD.node_id IS NOT NEW.node_id OR OLD.idx IS NOT NEW.idx OR OLD.name IS NOT NEW.name"
+	"  OR OLD.memory_total IS NOT NEW.memory_total OR OLD.compute_capability IS NOT NEW.compute_capability"
+	"  OR OLD.id IS NOT NEW.id BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"DROP TRIGGER capacity_nodes_u;"
+	"CREATE TRIGGER capacity_nodes_u AFTER UPDATE ON nodes WHEN OLD.state IS NOT NEW.state"
+	"  OR OLD.gpus_used_other IS NOT NEW.gpus_used_other OR OLD.id IS NOT NEW.id"
+	"  BEGIN UPDATE capacity_gen SET cards = cards + 1; END;"
+	"DROP TRIGGER capacity_res_u;"
+	"CREATE TRIGGER capacity_res_u AFTER UPDATE ON gpu_reservations WHEN OLD.gpu_id IS NOT NEW.gpu_id"
+	"  OR OLD.bytes IS NOT NEW.bytes OR OLD.owner_kind IS NOT NEW.owner_kind OR OLD.owner_id IS NOT NEW.owner_id"
+	"  BEGIN UPDATE capacity_gen SET res = res + 1; END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -312,8 +312,19 @@ static void capacity_cache(void)
 				NULL), 0);
 	CHECK_INT(load_find(srv, "g2", &res, &n), -1);
 	CHECK_INT(load_find(srv, "g3", &res, &n), 2);
-	/* a node that leaves takes its cards along; a heartbeat alone changes nothing */
-	CHECK_INT(am_store_exec(st, "UPDATE nodes SET last_seen_at = 5 WHERE id = 'n1'", NULL), 0);
+	/* a node that leaves takes its cards along; a heartbeat alone (a watch
+	 * event rewriting last_seen_at and what did not change) moves no generation */
+	long long gen0 = -1, gen1 = -2;
+	am_store_int(st, &gen0, -1, "SELECT cards * 1000000 + res FROM capacity_gen", NULL);
+	CHECK_INT(am_store_exec(st, "UPDATE nodes SET last_seen_at = 5, state = state, gpus_used_other = gpus_used_other"
+				" WHERE id = 'n1'", NULL), 0);
+	CHECK_INT(am_store_exec(st, "UPDATE gpus SET last_seen_at = 5, present = present, name = name", NULL), 0);
+	am_store_int(st, &gen1, -2, "SELECT cards * 1000000 + res FROM capacity_gen", NULL);
+	CHECK_INT(gen1, gen0);
+	CHECK_INT(load_find(srv, "g3", &res, &n), 2);
+	CHECK_INT(am_store_exec(st, "UPDATE gpus SET present = 0, last_seen_at = 6 WHERE id = 'g3'", NULL), 0);
+	CHECK_INT(load_find(srv, "g3", &res, &n), -1); /* a card gone is seen */
+	CHECK_INT(am_store_exec(st, "UPDATE gpus SET present = 1 WHERE id = 'g3'", NULL), 0);
 	CHECK_INT(load_find(srv, "g3", &res, &n), 2);
 	CHECK_INT(am_store_exec(st, "UPDATE nodes SET state = 'gone' WHERE id = 'n1'", NULL), 0);
 	CHECK_INT(load_find(srv, "g3", &res, &n), -1);
