@@ -2,7 +2,7 @@
 // vLLM adapter: tests/shims/vllm runs aimaas-sim under the name `vllm`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, symlinkSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, symlinkSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel, makeGguf } from '../fixtures/make-models.mjs';
@@ -14,6 +14,16 @@ let dir, srv, T;
 
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 const groupAlive = (pgid) => { try { process.kill(-pgid, 0); return true; } catch { return false; } };
+// Whether a process of group pgid still runs an engine on this port: pids are reused (pid_max is
+// 32768 here, and a full test run spawns thousands of processes), so a group id alone may name a
+// new, unrelated session a few seconds later.
+const engineAlive = (pgid, port) => readdirSync('/proc').filter((f) => /^\d+$/.test(f)).some((f) => {
+  try {
+    const stat = readFileSync(`/proc/${f}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return pgrp === pgid && readFileSync(`/proc/${f}/cmdline`, 'utf8').split('\0').includes(String(port));
+  } catch { return false; } // gone meanwhile
+});
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --stop-engines-on-exit: the suite leaves no engine behind when it stops
@@ -315,13 +325,13 @@ test('failures come with their reason and the last log lines; pinned GPUs and sc
   // scaling the reranker to two replicas, then back
   const up = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T, body: { replicas: 2 } });
   assert.equal(up.status, 200, up.text);
-  const two = await waitFor('bge-reranker', (x) => x.state === 'running' && x.instances.length === 2, 'scaled up');
+  const two = await waitFor('bge-reranker', (x) => x.instances.length === 2 && x.instances.every((i) => i.state === 'running'),
+    'scaled up');
+  assert.ok(engineAlive(two.instances[1].pid, two.instances[1].port), 'the second replica\'s engine runs');
   await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T, body: { replicas: 1 } });
   await waitFor('bge-reranker', (x) => x.instances.length === 1, 'scaled down');
-  // the replica's process group is gone too (its last members may take a moment to be reaped
-  // after the row goes: under ASan this was seen once)
-  for (let i = 0; groupAlive(two.instances[1].pid) && i < 60; i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(!groupAlive(two.instances[1].pid), 'the removed replica\'s processes are gone');
+  // its engine is gone: the row goes only once the whole group has (status ENDED)
+  assert.ok(!engineAlive(two.instances[1].pid, two.instances[1].port), 'the removed replica\'s engine is gone');
   // settings changed later (the console's edit): a secret env value reads masked and, sent back
   // masked, keeps what is stored; the engine restarts with the new settings
   const withEnv = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T,
