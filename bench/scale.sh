@@ -147,3 +147,7 @@ done
 wait $hzpid
 worst=$(sort -n "$tmp/hz" | tail -1 | awk '{printf "%.1f", $1 * 1000}')
 echo "worst /healthz meanwhile: $worst ms"
+# aimaas's own account of slow answers (logged over 50 ms from accept to answer, with where the time went)
+n=$(grep -c ' slow: ' "$tmp/aimaas.log" || true)
+echo "answers aimaas logged as slow (> 50 ms from accept): $n"
+[ "$n" = 0 ] || grep ' slow: ' "$tmp/aimaas.log" | sort -t'"' -k3 -g | awk -F'" ' '{print $2, $0}' | sort -g | tail -3 | cut -d' ' -f2-

@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "../auth/am_auth.h"
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
@@ -638,6 +640,66 @@ int am_api_read(struct am_ctx *ctx, am_api_read_fn read, void *job, void (*free_
 	return 0;
 }
 
+/* ---- password work on the read worker ---- */
+
+static void pw_run(struct am_store *ro, void *arg)
+{
+	(void)ro;
+	struct am_pw_job *j = arg;
+	if (j->pw) {
+		if (j->hash)
+			j->ok = am_auth_verify_password(j->hash, j->pw);
+		else
+			am_auth_dummy_verify(j->pw); /* the same time as a real check */
+	}
+	if (j->new_pw)
+		j->hashed = am_auth_hash_password(j->new_pw, j->out, sizeof j->out) == 0;
+}
+
+static void pw_free(void *arg)
+{
+	struct am_pw_job *j = arg;
+	char *s[] = { j->hash, j->pw, j->new_pw };
+	for (int i = 0; i < 3; i++)
+		if (s[i]) {
+			sodium_memzero(s[i], strlen(s[i]));
+			free(s[i]);
+		}
+	sodium_memzero(j, sizeof *j);
+	free(j);
+}
+
+int am_api_password(struct am_ctx *ctx, const char *hash, const char *pw, const char *new_pw, long long uid, int flag,
+		    am_api_fn again, struct am_err *err)
+{
+	struct am_pw_job *j = am_calloc(1, sizeof *j);
+	j->hash = hash ? am_strdup(hash) : NULL;
+	j->pw = pw ? am_strdup(pw) : NULL;
+	j->new_pw = new_pw ? am_strdup(new_pw) : NULL;
+	j->uid = uid;
+	j->flag = flag;
+	return am_api_read(ctx, pw_run, j, pw_free, again, err);
+}
+
+/* An answer that took longer than AM_SLOW_MS from the connection's accept
+ * (or the request's first byte on a reused connection) to its hand-over is
+ * logged with where the time went: waiting for the request's bytes, the
+ * handler, the answer's send. Streams count to their head. */
+#define AM_SLOW_MS 50
+static void log_if_slow(const struct am_http_req *req)
+{
+	if (!req->answer_ns || req->streaming)
+		return;
+	uint64_t from = req->accept_ns ? req->accept_ns : req->start_ns;
+	uint64_t now = am_now_ns();
+	if (now - from < AM_SLOW_MS * 1000000ull)
+		return;
+	am_warn("slow", "\"%s %.300s\" %.1fms: accept->read %.1fms, read->answer %.1fms, answer->done %.1fms",
+		req->method ? req->method : "-", req->path[0] ? req->path : "-", (double)(now - from) / 1e6,
+		req->accept_ns ? (double)(req->start_ns - req->accept_ns) / 1e6 : 0.0,
+		(double)(req->answer_ns - req->start_ns) / 1e6, (double)(now - req->answer_ns) / 1e6);
+}
+
 static void on_done(struct am_http_req *req, void *data)
 {
 	struct am_api *api = data;
@@ -648,6 +710,7 @@ static void on_done(struct am_http_req *req, void *data)
 	am_info("access", "%s \"%s %.300s\" %d %llu %.2fms user=%s", req->peer, req->method ? req->method : "-",
 		req->path[0] ? req->path : "-", req->status, (unsigned long long)req->bytes_out, secs * 1000,
 		ctx && ctx->who.user_id ? ctx->who.username : "-");
+	log_if_slow(req);
 }
 
 static void on_error(struct am_http_req *req, int status, const char *message, void *data)

@@ -92,11 +92,30 @@ void am_api_resume(struct am_ctx *ctx, am_api_fn fn);
  * the worker and must use ro only (no loop state); afterwards, on the loop,
  * again runs as the route's handler with ctx->pending = job (NULL on the
  * first call), and free_job(job) follows. Takes ownership of job (freed
- * also when the client leaves first or on a refusal). Read-only routes
- * only. -1 with err 503 when too many reads are queued. */
+ * also when the client leaves first or on a refusal). -1 with err 503 when
+ * too many reads are queued. */
 typedef void (*am_api_read_fn)(struct am_store *ro, void *job);
 int am_api_read(struct am_ctx *ctx, am_api_read_fn read, void *job, void (*free_job)(void *job), am_api_fn again,
 		struct am_err *err);
+
+/* Password work (argon2id: tens of ms of CPU) runs on the same worker, never
+ * on the loop. am_api_password(ctx, hash, pw, new_pw, again, err) checks pw
+ * against the stored hash (NULL: no such user — a check of the same cost
+ * that fails) and/or hashes new_pw, then runs again as the route's handler
+ * with ctx->pending = the struct am_pw_job below (NULL on the first call).
+ * A write route may use it: its first call must write nothing (the
+ * transaction is rolled back while it waits). uid and flag ride along for
+ * the handler. */
+struct am_pw_job {
+	char *hash, *pw, *new_pw;
+	long long uid;
+	int flag;
+	int ok;                 /* pw matched hash */
+	int hashed;             /* new_pw's hash is in out */
+	char out[128];          /* crypto_pwhash_STRBYTES */
+};
+int am_api_password(struct am_ctx *ctx, const char *hash, const char *pw, const char *new_pw, long long uid, int flag,
+		    am_api_fn again, struct am_err *err);
 
 /* Helpers for handlers. */
 const char *am_api_param(struct am_ctx *ctx, const char *name);

@@ -58,24 +58,25 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 		err->retry_after = wait;
 		return -1;
 	}
-	json_t *u = NULL;
-	if (am_store_row(ctx->srv->store, &u, "SELECT id, password_hash, disabled FROM users WHERE username = ?", "s",
-			 username) != 0)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not read users");
-	int ok = 0;
-	if (u)
-		ok = am_auth_verify_password(json_string_value(json_object_get(u, "password_hash")), password);
-	else
-		am_auth_dummy_verify(password);
-	if (!ok) {
+	struct am_pw_job *pw = ctx->pending;
+	if (!pw) { /* the check runs off the loop, then login runs again with its outcome */
+		json_t *u = NULL;
+		if (am_store_row(ctx->srv->store, &u, "SELECT id, password_hash, disabled FROM users WHERE username = ?",
+				 "s", username) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not read users");
+		int rc = am_api_password(ctx, u ? json_string_value(json_object_get(u, "password_hash")) : NULL, password,
+					 NULL, u ? json_integer_value(json_object_get(u, "id")) : 0,
+					 u ? (int)json_integer_value(json_object_get(u, "disabled")) : 0, login, err);
 		json_decref(u);
+		return rc;
+	}
+	if (!pw->ok) {
 		am_limiter_fail(lip, kip, now);
 		am_limiter_fail(luser, kuser, now);
 		return am_err_set(err, AM_E_UNAUTH, "", "wrong username or password");
 	}
-	long long uid = json_integer_value(json_object_get(u, "id"));
-	int disabled = (int)json_integer_value(json_object_get(u, "disabled"));
-	json_decref(u);
+	long long uid = pw->uid;
+	int disabled = pw->flag;
 	am_fmt(ctx->target, sizeof ctx->target, "user:%lld", uid);
 	if (disabled)
 		return am_err_set(err, AM_E_FORBIDDEN, "", "this account is disabled");
@@ -131,17 +132,22 @@ static int change_password(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_str(ctx->body, "new_password", AM_JSON_REQUIRED, 0, 1024, &next, err) != 0 ||
 	    am_auth_check_password(next, "new_password", err) != 0)
 		return -1;
-	json_t *u = NULL;
-	if (am_store_row(ctx->srv->store, &u, "SELECT password_hash FROM users WHERE id = ?", "i", ctx->who.user_id) != 0 || !u)
-		return am_err_set(err, AM_E_INTERNAL, "", "could not read the user");
-	int ok = am_auth_verify_password(json_string_value(json_object_get(u, "password_hash")), cur);
-	json_decref(u);
-	if (!ok)
+	struct am_pw_job *pw = ctx->pending;
+	if (!pw) { /* both argon2 steps off the loop, then this runs again */
+		json_t *u = NULL;
+		if (am_store_row(ctx->srv->store, &u, "SELECT password_hash FROM users WHERE id = ?", "i",
+				 ctx->who.user_id) != 0 || !u)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not read the user");
+		int rc = am_api_password(ctx, json_string_value(json_object_get(u, "password_hash")), cur, next,
+					 ctx->who.user_id, 0, change_password, err);
+		json_decref(u);
+		return rc;
+	}
+	if (!pw->ok)
 		return am_err_set(err, AM_E_INVALID, "current_password", "'current_password' is wrong");
-	char hash[crypto_pwhash_STRBYTES];
 	long long now = am_wall_ms();
-	if (am_auth_hash_password(next, hash, sizeof hash) != 0 ||
-	    am_store_exec(ctx->srv->store, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", "sii", hash,
+	if (!pw->hashed ||
+	    am_store_exec(ctx->srv->store, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", "sii", pw->out,
 			  now, ctx->who.user_id) != 0 ||
 	    /* other sessions end: whoever knew the old password is out */
 	    am_store_exec(ctx->srv->store, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND kind = 'session'"

@@ -64,12 +64,14 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_str(ctx->body, "display_name", AM_JSON_OPTIONAL, 0, 100, &display, err) != 0)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "user:%s", username);
-	char hash[crypto_pwhash_STRBYTES];
-	if (am_auth_hash_password(password, hash, sizeof hash) != 0)
+	struct am_pw_job *pw = ctx->pending;
+	if (!pw) /* hashed off the loop, then create runs again */
+		return am_api_password(ctx, NULL, NULL, password, 0, 0, create, err);
+	if (!pw->hashed)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not hash the password");
 	long long now = am_wall_ms();
 	int rc = am_store_exec(ctx->srv->store, "INSERT INTO users(username, display_name, password_hash, role, created_at,"
-			       " updated_at) VALUES(?, ?, ?, ?, ?, ?)", "ssssii", username, display, hash, role, now, now);
+			       " updated_at) VALUES(?, ?, ?, ?, ?, ?)", "ssssii", username, display, pw->out, role, now, now);
 	if (rc == AM_STORE_CONSTRAINT)
 		return am_err_set(err, AM_E_CONFLICT, "username", "a user named '%s' already exists", username);
 	if (rc != 0)
@@ -117,6 +119,9 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_str(ctx->body, "password", AM_JSON_OPTIONAL, 0, 1024, &password, err) != 0 ||
 	    (password && am_auth_check_password(password, "password", err) != 0))
 		return -1;
+	struct am_pw_job *pw = ctx->pending;
+	if (password && !pw) /* hashed off the loop, then update runs again */
+		return am_api_password(ctx, NULL, NULL, password, 0, 0, update, err);
 	json_t *cur = fetch(ctx, id);
 	if (!cur)
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no user with id %lld", id);
@@ -135,10 +140,9 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (disabled >= 0)
 		rc |= am_store_exec(st, "UPDATE users SET disabled = ? WHERE id = ?", "ii", (long long)disabled, id);
 	if (password) {
-		char hash[crypto_pwhash_STRBYTES];
-		if (am_auth_hash_password(password, hash, sizeof hash) != 0)
+		if (!pw->hashed)
 			return am_err_set(err, AM_E_INTERNAL, "", "could not hash the password");
-		rc |= am_store_exec(st, "UPDATE users SET password_hash = ? WHERE id = ?", "si", hash, id);
+		rc |= am_store_exec(st, "UPDATE users SET password_hash = ? WHERE id = ?", "si", pw->out, id);
 	}
 	if (password || disabled == 1) /* a reset or a lock-out ends every session */
 		rc |= am_store_exec(st, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND kind = 'session'"

@@ -35,6 +35,7 @@ struct am_http_conn {
 	int body_unread;        /* the current request's body is not read (yet) */
 	int handed_off;         /* the socket now belongs to another loop */
 	uint64_t linger_start;
+	uint64_t accept_ns;     /* until its first request takes it */
 	int in_process;
 	enum chunk_state chunk;
 	uint64_t chunk_left;
@@ -134,6 +135,8 @@ static struct am_http_req *req_new(struct am_http_conn *c)
 	r->conn = c;
 	r->max_body = c->srv->cfg.max_body;
 	r->start_ns = am_now_ns();
+	r->accept_ns = c->accept_ns;
+	c->accept_ns = 0;
 	r->query = "";
 	r->head.content_length = -1;
 	r->body_fd = -1;
@@ -240,6 +243,7 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 	req->answered = 1;
 	req->finished = 1;
 	req->status = status;
+	req->answer_ns = am_now_ns();
 	if (!c)
 		return;
 	int nobody = status < 200 || status == 204 || status == 304;
@@ -289,6 +293,7 @@ void am_http_respond_file(struct am_http_req *req, int status, const char *conte
 	req->answered = 1;
 	req->finished = 1;
 	req->status = status;
+	req->answer_ns = am_now_ns();
 	char framing[64];
 	snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)len);
 	write_head(req, status, content_type, framing);
@@ -314,6 +319,7 @@ void am_http_stream_begin(struct am_http_req *req, int status, const char *conte
 	req->answered = 1;
 	req->streaming = 1;
 	req->status = status;
+	req->answer_ns = am_now_ns();
 	if (!c)
 		return;
 	if (req->head.minor == 0)
@@ -801,6 +807,7 @@ void am_http_server_adopt(struct am_http_server *s, int fd, const char *bytes, s
 	if (!c)
 		return;
 	am_strlcpy(c->peer, peer, sizeof c->peer);
+	c->accept_ns = am_now_ns();
 	/* a bufferevent freezes the end of its input; the bytes read on the
 	 * other loop go in front of what the socket brings next */
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -822,6 +829,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct am_http_conn *c = conn_new(s, fd);
 	if (!c)
 		return;
+	c->accept_ns = am_now_ns();
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)sa;
 		char ip[INET_ADDRSTRLEN];

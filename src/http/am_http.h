@@ -48,7 +48,9 @@ struct am_http_req {
 	uint64_t body_bytes;
 	int body_errno;
 	char peer[64];            /* client address */
-	uint64_t start_ns;
+	uint64_t start_ns;        /* the request's first byte was read */
+	uint64_t accept_ns;       /* its connection was accepted; 0 on a reused connection */
+	uint64_t answer_ns;       /* the answer (or a stream's head) was handed to the socket */
 
 	/* The application's per-request state. */
 	void *app;                /* e.g. the matched route */
