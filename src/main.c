@@ -444,7 +444,8 @@ static void end_strays_of(struct am_server *srv, struct am_runtime *rt)
 	am_fmt(prefix, sizeof prefix, "%s:", srv->owner_id);
 	rt->ops->find(rt, prefix, end_one, s);
 	rt->ops->find(rt, prefix, end_unowned, s);
-	for (int t = 0; t < 100; t++) {
+	/* a cluster's pods go on their own; its watch tells */
+	for (int t = 0; t < 100 && !rt->ops->containers; t++) {
 		int left = 0;
 		for (int i = 0; i < s->nended; i++)
 			left |= rt->ops->status(rt, s->ended[i], NULL, 0) != AM_RT_ENDED;
@@ -663,11 +664,14 @@ static int serve(int argc, char **argv)
 	char logdir[PATH_MAX + 8];
 	am_fmt(logdir, sizeof logdir, "%s/logs", srv.cfg.data_dir);
 	am_runtimes_add(&srv.runtimes, am_rt_local_new(srv.base, logdir));
+	srv.runtime_listed = end_strays_of;
+	/* joined Kubernetes clusters: their watches and runtimes, before the
+	 * deployments' workloads are adopted through those runtimes */
+	kube_cluster_start_all(&srv);
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
 	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
 		goto out;
-	kube_cluster_start_all(&srv); /* joined Kubernetes clusters: their nodes' watches */
 	end_strays(&srv); /* before anything new is started */
 	if (am_gateway_start(srv.gateway) != 0)
 		goto out;

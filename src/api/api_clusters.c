@@ -5,9 +5,11 @@
  * request is deferred (am_api_defer) until the answer, then records the
  * cluster and starts its watches (kube_cluster), or is refused naming what
  * is missing. Credentials are sealed and never shown again. */
+#include <limits.h>
 #include <string.h>
 
 #include "../base/am_json.h"
+#include "../base/am_path.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
 #include "../kube/kube_cluster.h"
@@ -18,7 +20,7 @@
 
 #define CLUSTER_COLS                                                                                                  \
 	"SELECT c.id, c.name, c.kind, c.namespace, c.state, c.last_error, c.server, c.context,"                       \
-	" c.in_cluster, c.storage_mode, c.created_at, c.updated_at,"                                                  \
+	" c.in_cluster, c.storage_mode, c.storage_path, c.storage_claim, c.created_at, c.updated_at,"                                                  \
 	" (SELECT COUNT(*) FROM nodes n WHERE n.cluster_id = c.id AND n.state != 'gone') AS node_count,"              \
 	" (SELECT COUNT(*) FROM gpus g JOIN nodes n ON n.id = g.node_id WHERE n.cluster_id = c.id AND g.present = 1)" \
 	" AS gpu_count FROM clusters c"
@@ -142,12 +144,50 @@ static int body_config(json_t *body, const char **kubeconfig, const char **conte
 	return 0;
 }
 
+/* How the cluster's pods see model files: storage_mode "host_path" (the
+ * folder storage_path on every node, as on this machine: shared storage) or
+ * "pvc" (the ReadWriteMany claim storage_claim, which this machine mounts at
+ * storage_path). storage_path must lie under one of aimaas's model roots:
+ * never "/" or /etc on a node. *given: 1 when the body names any of them.
+ * 0, or -1 with err naming the field. */
+static int storage_fields(struct am_ctx *ctx, const char **mode, char *path, size_t pathsz, const char **claim,
+			  int *given, struct am_err *err)
+{
+	const char *raw = NULL;
+	*mode = *claim = NULL;
+	path[0] = '\0';
+	if (am_json_get_str(ctx->body, "storage_mode", AM_JSON_OPTIONAL, 1, 16, mode, err) != 0 ||
+	    am_json_get_str(ctx->body, "storage_path", AM_JSON_OPTIONAL, 1, PATH_MAX - 1, &raw, err) != 0 ||
+	    am_json_get_str(ctx->body, "storage_claim", AM_JSON_OPTIONAL, 1, 253, claim, err) != 0)
+		return -1;
+	*given = *mode || raw || *claim;
+	if (!*given)
+		return 0;
+	if (!*mode || (strcmp(*mode, "host_path") && strcmp(*mode, "pvc")))
+		return am_err_set(err, AM_E_INVALID, "storage_mode",
+				  "'storage_mode' must be 'host_path' (a shared folder on every node) or 'pvc' (a ReadWriteMany claim)");
+	if (!raw)
+		return am_err_set(err, AM_E_INVALID, "storage_path",
+				  "'storage_path' is required: the model folder as this machine and the pods see it");
+	if (am_path_confine(raw, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "storage_path", path, pathsz, err) != 0)
+		return -1;
+	if (!strcmp(*mode, "pvc") && (!*claim || !dns_label(*claim, 63)))
+		return am_err_set(err, AM_E_INVALID, "storage_claim",
+				  "'storage_claim' must name the PersistentVolumeClaim (a lowercase DNS label)");
+	if (!strcmp(*mode, "host_path"))
+		*claim = NULL;
+	return 0;
+}
+
 static int create(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "name", "kubeconfig", "in_cluster", "namespace", "context", NULL };
-	const char *name = NULL, *kubeconfig = NULL, *context = NULL, *ns = NULL;
-	int in_cluster = 0;
+	static const char *const fields[] = { "name", "kubeconfig", "in_cluster", "namespace", "context",
+					      "storage_mode", "storage_path", "storage_claim", NULL };
+	const char *name = NULL, *kubeconfig = NULL, *context = NULL, *ns = NULL, *smode = NULL, *sclaim = NULL;
+	char spath[PATH_MAX];
+	int in_cluster = 0, sgiven = 0;
 	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    storage_fields(ctx, &smode, spath, sizeof spath, &sclaim, &sgiven, err) != 0 ||
 	    am_json_get_str(ctx->body, "name", AM_JSON_REQUIRED, 1, 40, &name, err) != 0 ||
 	    am_json_get_str(ctx->body, "kubeconfig", AM_JSON_OPTIONAL, 1, KUBE_CONFIG_MAX, &kubeconfig, err) != 0 ||
 	    am_json_get_str(ctx->body, "context", AM_JSON_OPTIONAL, 1, 253, &context, err) != 0 ||
@@ -188,8 +228,10 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	long long now = am_wall_ms();
 	rc = am_store_exec(ctx->srv->store,
 			   "INSERT INTO clusters(id, name, kind, created_at, namespace, state, last_error, server, context,"
-			   " in_cluster, credentials, updated_at) VALUES(?, ?, 'kubernetes', ?, ?, 'connecting', '', ?, ?, ?, ?, ?)",
-			   "ssisssisi", name, name, now, ns, cfg.server, context, (long long)in_cluster, sealed, now);
+			   " in_cluster, credentials, updated_at, storage_mode, storage_path, storage_claim)"
+			   " VALUES(?, ?, 'kubernetes', ?, ?, 'connecting', '', ?, ?, ?, ?, ?, ?, ?, ?)",
+			   "ssisssisisss", name, name, now, ns, cfg.server, context, (long long)in_cluster, sealed, now, smode,
+			   sgiven ? spath : NULL, sclaim);
 	kube_config_free(&cfg);
 	free(sealed);
 	if (rc != 0)
@@ -205,10 +247,14 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 
 static int update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "kubeconfig", "namespace", "context", NULL };
+	static const char *const fields[] = { "kubeconfig", "namespace", "context", "storage_mode", "storage_path",
+					      "storage_claim", NULL };
 	const char *id = am_api_param(ctx, "id");
-	const char *kubeconfig = NULL, *context = NULL, *ns = NULL;
+	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *smode = NULL, *sclaim = NULL;
+	char spath[PATH_MAX];
+	int sgiven = 0;
 	if (am_json_only(ctx->body, fields, err) != 0 ||
+	    storage_fields(ctx, &smode, spath, sizeof spath, &sclaim, &sgiven, err) != 0 ||
 	    am_json_get_str(ctx->body, "kubeconfig", AM_JSON_OPTIONAL, 1, KUBE_CONFIG_MAX, &kubeconfig, err) != 0 ||
 	    am_json_get_str(ctx->body, "context", AM_JSON_OPTIONAL, 1, 253, &context, err) != 0 ||
 	    am_json_get_str(ctx->body, "namespace", AM_JSON_OPTIONAL, 1, 63, &ns, err) != 0)
@@ -229,9 +275,20 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INVALID, "context", "'context' goes with a new 'kubeconfig'");
 	if (kubeconfig && in_cluster)
 		return am_err_set(err, AM_E_INVALID, "kubeconfig", "this cluster uses the in-cluster service account");
+	if (sgiven) /* where pods find models (a deferred first pass keeps nothing: written again after the check) */
+		am_store_exec(ctx->srv->store, "UPDATE clusters SET storage_mode = ?, storage_path = ?, storage_claim = ?,"
+			      " updated_at = ? WHERE id = ?", "sssis", smode, spath, sclaim, am_wall_ms(), id);
 	if (!kubeconfig && !ns) {
+		if (sgiven) {
+			char m[512];
+			if (kube_cluster_run(ctx->srv, id, m, sizeof m) != 0)
+				am_warn("api", "cluster %s: %s", id, m);
+			am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", id);
+			am_fmt(ctx->task_msg, sizeof ctx->task_msg, "cluster %s: model storage %s %s", id, smode, spath);
+		} else {
+			ctx->no_task = 1;
+		}
 		ctx->resp = one_json(ctx, id);
-		ctx->no_task = 1;
 		return 0;
 	}
 	if (!ns)

@@ -236,6 +236,26 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 	free(h);
 }
 
+/* Where a workload serves can be known only once it runs (a pod's IP, its
+ * service's node port): recorded, and the scrapes go there. */
+static void where_now(struct am_deploy *d, struct handle *h)
+{
+	char host[256], where[300];
+	int port = 0;
+	if (h->rt->ops->endpoint(h->rt, h->ref, host, sizeof host, &port) != 0 ||
+	    (!strcmp(host, h->host) && port == h->port))
+		return;
+	am_fmt(where, sizeof where, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	am_store_exec(d->srv->store, "UPDATE instances SET address = ? WHERE id = ?", "si", where, h->id);
+	am_strlcpy(h->host, host, sizeof h->host);
+	h->port = port;
+	am_client_cancel(h->scrape);
+	h->scrape = NULL;
+	am_client_conn_free(h->mc);
+	h->mc = am_client_conn_new(d->srv->base, h->host, h->port);
+	am_client_conn_background(h->mc);
+}
+
 /* The runtime's news of a watched instance. A health result that changes
  * nothing (another 200 from a running engine, a failure short of the
  * limit) costs no pass and no write; the rest mark its deployment due. */
@@ -249,10 +269,16 @@ static void on_event(void *data, enum am_rt_event ev, const char *detail)
 			am_strlcpy(h->exit_status, detail ? detail : "", sizeof h->exit_status);
 		}
 		due(d, h->dep_id);
+	} else if (ev == AM_RT_WAITING) {
+		/* not running yet, and why (a cluster's scheduler, an image pull): the reason shows it */
+		enum am_inst_state cur;
+		if (inst_state(d, h->id, &cur, NULL) == 0 && cur == AM_INST_STARTING)
+			inst_to(d, h->id, AM_INST_STARTING, detail ? detail : "");
 	} else if (ev == AM_RT_READY) {
 		h->probe_fails = 0;
 		if (h->running)
 			return;
+		where_now(d, h);
 		enum am_inst_state cur;
 		/* ready counts while it starts or runs; a late answer to a stopping one does not */
 		if (inst_state(d, h->id, &cur, NULL) == 0 && (cur == AM_INST_STARTING || cur == AM_INST_RUNNING)) {
@@ -262,7 +288,7 @@ static void on_event(void *data, enum am_rt_event ev, const char *detail)
 			h->running = 1;
 			due(d, h->dep_id);
 		}
-	} else {
+	} else { /* AM_RT_UNREADY */
 		int was = h->probe_fails;
 		h->probe_fails = (int)strtol(detail ? detail : "1", NULL, 10);
 		if (h->probe_fails >= 6 && was < 6)
@@ -386,6 +412,15 @@ void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *
 	json_decref(row);
 }
 
+void am_deploy_image(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size)
+{
+	json_t *row = NULL;
+	am_store_row(d->srv->store, &row, "SELECT image FROM engine_settings WHERE name = ?", "s", e->name);
+	const char *img = row ? json_string_value(json_object_get(row, "image")) : NULL;
+	am_strlcpy(out, img && *img ? img : e->default_image ? e->default_image : "", size);
+	json_decref(row);
+}
+
 /* ---- engine keys ---- */
 
 /* The secret engine keys derive from, made at first use: 32 random bytes
@@ -466,15 +501,21 @@ static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t siz
 	       (long long)json_integer_value(json_object_get(inst, "id")));
 }
 
-static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
-			 struct am_argv *env, char **secret, struct am_err *err)
+/* The argv and environment of inst's engine; container: for a runtime that
+ * runs it in a container image (the image's program, the container's own
+ * GPUs). */
+static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, int container,
+			 struct am_argv *argv, struct am_argv *env, char **secret, struct am_err *err)
 {
 	const char *ename = json_string_value(json_object_get(dep, "engine"));
 	const struct am_engine_def *e = am_engine_find(ename ? ename : "");
 	if (!e)
 		return am_err_set(err, AM_E_INVALID, "engine", "unknown engine '%s'", ename ? ename : "");
 	char bin[PATH_MAX];
-	am_deploy_binary(d, e, bin, sizeof bin);
+	if (container && e->default_binary[0])
+		am_strlcpy(bin, e->default_binary, sizeof bin); /* the program in the engine's image */
+	else
+		am_deploy_binary(d, e, bin, sizeof bin);
 	json_t *facts = json_object_get(model, "facts");
 	const char *path = json_string_value(json_object_get(model, "path"));
 	const char *gguf = json_string_value(json_object_get(facts, "gguf_file"));
@@ -483,8 +524,8 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 	am_buf_init(&vis, 512);
 	size_t i;
 	json_t *v;
-	json_array_foreach(indices, i, v)
-		am_buf_printf(&vis, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+	json_array_foreach(indices, i, v) /* in a container its cards are numbered from 0 */
+		am_buf_printf(&vis, "%s%lld", i ? "," : "", container ? (long long)i : (long long)json_integer_value(v));
 	json_t *extra = parse_col(dep, "engine_args"), *envj = parse_col(dep, "env"), *loras = parse_col(dep, "lora_modules");
 	json_t *settings = NULL;
 	am_store_row(d->srv->store, &settings, "SELECT argv, env_allow, args_allow FROM engine_settings WHERE name = ?", "s",
@@ -506,6 +547,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.api_key = key,
 		.tp = (int)json_array_size(indices) ? (int)json_array_size(indices) : 1,
 		.cuda_visible = am_buf_str(&vis),
+		.container = container,
 		.max_model_len = (int)json_integer_value(json_object_get(dep, "max_model_len")),
 		.max_num_seqs = (int)json_integer_value(json_object_get(dep, "max_num_seqs")),
 		.mem_fraction = json_number_value(json_object_get(inst, "mem_fraction")),
@@ -541,7 +583,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,
 		      struct am_argv *env, struct am_err *err)
 {
-	return build_command(d, dep, model, inst, argv, env, NULL, err);
+	return build_command(d, dep, model, inst, 0, argv, env, NULL, err);
 }
 
 /* ---- instance life ---- */
@@ -709,7 +751,9 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	json_object_set_new(inst, "address", json_string(address));
 	struct am_argv argv = { 0 }, env = { 0 };
 	char *secret = NULL;
-	if (build_command(d, dep, model, inst, &argv, &env, &secret, &err) != 0 ||
+	if (build_command(d, dep, model, inst, rt->ops->containers, &argv, &env, &secret, &err) != 0 ||
+	    (secret && rt->ops->containers &&
+	     am_err_set(&err, AM_E_INVALID, "engine", "this engine reads its key from a file, which a pod cannot yet") != 0) ||
 	    (secret && write_secret(d, inst, secret, &err) != 0)) {
 		fail_or_backoff(d, inst, err.msg, 1);
 		am_argv_free(&argv);
@@ -720,6 +764,10 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	free(secret);
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	long long replica = json_integer_value(json_object_get(inst, "replica"));
+	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
+	char image[512] = "";
+	if (rt->ops->containers && e)
+		am_deploy_image(d, e, image, sizeof image);
 	json_t *indices = parse_col(inst, "gpu_indices");
 	char logname[96], note[PATH_MAX + 600];
 	struct am_buf gpus;
@@ -759,6 +807,10 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		.note = note,
 		.owner = marker,
 		.port = port,
+		.image = image[0] ? image : NULL,
+		.health_path = e ? e->health_path : NULL,
+		.model_path = json_string_value(json_object_get(model, "path")),
+		.parent_id = dep_id,
 	};
 	char ref[AM_RT_REF_MAX], serr[300];
 	int rc = rt->ops->start(rt, &spec, ref, sizeof ref, serr, sizeof serr);
@@ -940,6 +992,20 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 	}
 }
 
+/* 1 when inst's node is known and not ready (NotReady, cordoned, gone, or
+ * its cluster unreachable): what was planned there cannot start. */
+static int node_lost(struct am_deploy *d, json_t *inst)
+{
+	const char *node = json_string_value(json_object_get(inst, "node_id"));
+	json_t *row = NULL;
+	if (!node || am_store_row(d->srv->store, &row, "SELECT state FROM nodes WHERE id = ?", "s", node) != 0 || !row)
+		return 0;
+	const char *st = json_string_value(json_object_get(row, "state"));
+	int lost = st && (!strcmp(st, "not_ready") || !strcmp(st, "gone") || !strcmp(st, "unknown"));
+	json_decref(row);
+	return lost;
+}
+
 static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -951,6 +1017,13 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	struct handle *h = find(d, id);
 	if (!strcmp(state, "pending") || (!strcmp(state, "backoff") &&
 					   json_integer_value(json_object_get(inst, "backoff_until")) <= am_wall_ms())) {
+		if (node_lost(d, inst)) { /* its GPUs went with the node: the replica is placed anew */
+			am_warn("deploy", "instance %lld: node %s is not ready; replica %lld is placed again", id,
+				json_string_value(json_object_get(inst, "node_id")),
+				(long long)json_integer_value(json_object_get(inst, "replica")));
+			am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
+			return;
+		}
 		spawn(d, dep, model, inst);
 		return;
 	}
@@ -1529,8 +1602,8 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 		int alive = 1;
 		while (alive && am_now_ns() < deadline) {
 			alive = 0;
-			for (struct handle *h = d->handles; h; h = h->next)
-				alive |= h->rt->ops->status(h->rt, h->ref, NULL, 0) != AM_RT_ENDED;
+			for (struct handle *h = d->handles; h; h = h->next) /* a cluster's pods are not waited for */
+				alive |= !h->rt->ops->containers && h->rt->ops->status(h->rt, h->ref, NULL, 0) != AM_RT_ENDED;
 			if (alive)
 				usleep(100000);
 		}

@@ -52,6 +52,9 @@ void am_deploy_kick(struct am_deploy *d);
 /* Ends supervision; with stop_engines, stops every engine first. */
 void am_deploy_free(struct am_deploy *d, int stop_engines);
 
+/* The container image of engine e on a cluster: the admin's (engine
+ * settings) or the engine's default; "" when it has none. */
+void am_deploy_image(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size);
 /* The engine program for an engine name: its configured path or default. */
 void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size);
 /* Builds an instance's command (argv, env) from its deployment, model and

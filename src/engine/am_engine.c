@@ -119,6 +119,8 @@ json_t *am_argv_json(const struct am_argv *a, int env)
 
 static void common_env(const struct am_launch *l, struct am_argv *env)
 {
+	if (l->container)
+		return; /* the device plugin hands the container its cards (NVIDIA_VISIBLE_DEVICES) */
 	/* indices as nvidia-smi and NVML number the cards */
 	am_argv_add(env, "CUDA_DEVICE_ORDER=PCI_BUS_ID");
 	am_argv_addf(env, "CUDA_VISIBLE_DEVICES=%s", l->cuda_visible ? l->cuda_visible : "");
@@ -447,17 +449,17 @@ static const struct am_engine_metrics llama_metrics = {
 
 static const struct am_engine_def engines[] = {
 	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE,
-	  vllm_owned, &vllm_metrics },
+	  vllm_owned, &vllm_metrics, "vllm/vllm-openai:v0.10.1" },
 	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_fatal, build_sglang,
-	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics },
+	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics, "lmsysorg/sglang:latest" },
 	{ "llama.cpp", "llama.cpp (llama-server)", "llama-server", "/health", 1, gguf_kinds, llama_fatal,
-	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics },
+	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics, "ghcr.io/ggml-org/llama.cpp:server-cuda" },
 	{ "aimaas-sim", "aimaas-sim (simulated vLLM, for tests and demos)", "aimaas-sim", "/health", 0, chat_kinds,
-	  vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics },
+	  vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics, "aimaas/aimaas-sim:latest" },
 	/* an admin's program: its parser unknown, the common table only;
 	 * metrics read as vLLM's (most custom engines are vLLM builds) */
 	{ "custom", "Custom command", "", "/health", 0, chat_kinds, custom_fatal, build_custom, AM_FLAGS_ARGPARSE,
-	  common_owned, &vllm_metrics },
+	  common_owned, &vllm_metrics, NULL },
 };
 
 const struct am_engine_def *am_engine_all(size_t *n)

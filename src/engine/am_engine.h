@@ -50,6 +50,8 @@ struct am_launch {
 	const char *api_key;         /* the instance's own key: only aimaas talks to it */
 	int tp;                      /* GPUs of this instance (tensor parallel) */
 	const char *cuda_visible;    /* "2,3", or "" for none */
+	int container;               /* 1: in a container that holds its GPUs alone (a pod): no
+					CUDA_VISIBLE_DEVICES (the device plugin chose), cuda_visible only counts */
 	int max_model_len;           /* 0: the engine's default */
 	int max_num_seqs;            /* 0: the engine's default */
 	double mem_fraction;         /* of each card; 0: the engine's default */
@@ -114,6 +116,7 @@ struct am_engine_def {
 	enum am_engine_flags flag_match;
 	const struct am_engine_flag *owned; /* what build sets: engine_args may not */
 	const struct am_engine_metrics *metrics;
+	const char *default_image;   /* its container image on a cluster (admin-overridable); NULL: none */
 };
 
 const struct am_engine_def *am_engine_find(const char *name);

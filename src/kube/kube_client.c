@@ -32,6 +32,7 @@ struct kreq {
 	struct kube_client *kc;
 	struct kube_watch *watch; /* a watch's list or stream, else NULL */
 	int streaming;            /* the stream of a watch: lines, not one body */
+	kube_bytes_cb raw;        /* a raw stream (kube_client_stream): a 200's bytes go here */
 	int cancelled;
 	struct am_buf in;
 	char *out;
@@ -273,6 +274,16 @@ static size_t write_cb(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	if (r->cancelled)
 		return 0;
+	if (r->raw) {
+		long code = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+		if (code == 200) {
+			r->kc->depth++; /* a cancel from inside waits for the sweep */
+			r->raw(r->data, p, len);
+			r->kc->depth--;
+			return r->cancelled ? 0 : len;
+		}
+	}
 	if (am_buf_add(&r->in, p, len) != 0)
 		return 0; /* too large: the transfer fails */
 	if (r->streaming) {
@@ -330,7 +341,9 @@ static struct kreq *req_new(struct kube_client *kc, const char *method, const ch
 		r->hdrs = curl_slist_append(r->hdrs, kc->auth);
 	if (body) {
 		r->out = json_dumps(body, JSON_COMPACT);
-		r->hdrs = curl_slist_append(r->hdrs, "Content-Type: application/json");
+		/* a PATCH is a JSON merge patch (RFC 7386): the API server takes no plain JSON there */
+		r->hdrs = curl_slist_append(r->hdrs, !strcmp(method, "PATCH") ? "Content-Type: application/merge-patch+json"
+									     : "Content-Type: application/json");
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->out);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->out));
 	}
@@ -352,6 +365,29 @@ void kube_client_request(struct kube_client *kc, const char *method, const char 
 	r->data = data;
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, 30000L);
 	req_go(r);
+}
+
+struct kube_stream *kube_client_stream(struct kube_client *kc, const char *path, kube_bytes_cb on_bytes,
+				       kube_client_cb on_end, void *data)
+{
+	struct kreq *r = req_new(kc, "GET", path, NULL);
+	r->raw = on_bytes;
+	r->cb = on_end;
+	r->data = data;
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPINTVL, 15L);
+	req_go(r);
+	return (struct kube_stream *)r;
+}
+
+void kube_stream_cancel(struct kube_stream *s)
+{
+	struct kreq *r = (struct kreq *)s;
+	if (!r)
+		return;
+	r->cancelled = 1;
+	sweep(r->kc);
 }
 
 /* The answer of a finished transfer, Status errors read into message and reason. */

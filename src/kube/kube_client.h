@@ -43,6 +43,17 @@ void kube_client_free(struct kube_client *kc);
 void kube_client_request(struct kube_client *kc, const char *method, const char *path, json_t *body,
 			 kube_client_cb cb, void *data);
 
+/* A long GET whose 200 body is handed over as it comes (a pod's log with
+ * follow=true): on_bytes(data, bytes, len) for each piece, then on_end(data,
+ * resp) once (resp->status 200 when the server ended it; an error's status
+ * and message otherwise; body NULL). No time limit; TCP keepalive. Cancel
+ * with kube_stream_cancel (no callback after it; not after on_end). */
+struct kube_stream;
+typedef void (*kube_bytes_cb)(void *data, const char *bytes, size_t len);
+struct kube_stream *kube_client_stream(struct kube_client *kc, const char *path, kube_bytes_cb on_bytes,
+				       kube_client_cb on_end, void *data);
+void kube_stream_cancel(struct kube_stream *s);
+
 enum kube_watch_event {
 	KUBE_WATCH_RESET,    /* a fresh list follows: forget what is known */
 	KUBE_WATCH_ADDED,    /* obj: the object (from a list too) */

@@ -15,6 +15,7 @@
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
+#include "../runtime/rt_kube.h"
 #include "../store/am_store.h"
 #include "kube_client.h"
 
@@ -28,6 +29,8 @@ struct kcl {
 	json_t *seen;   /* node names of the list being read (between RESET and SYNCED) */
 	json_t *pods;   /* uid -> {node, gpus}: other pods holding GPUs */
 	int pods_ok;    /* the pods watch has listed at least once */
+	int listed;     /* its runtime's strays were looked for */
+	struct am_runtime *rt; /* the cluster's runtime (the server's runtimes own it) */
 	struct kcl *next;
 };
 
@@ -243,19 +246,29 @@ static void node_upsert(struct am_server *srv, struct kcl *c, json_t *node)
 		ngpu = 64;
 	const char *host = json_string_value(json_object_get(labels, "kubernetes.io/hostname"));
 	const char *os = json_string_value(json_object_get(json_object_get(status, "nodeInfo"), "osImage"));
+	const char *addr = NULL; /* where a NodePort service of this node is reached */
+	json_t *a;
+	json_array_foreach(json_object_get(status, "addresses"), i, a) {
+		const char *t = json_string_value(json_object_get(a, "type"));
+		if (t && (!strcmp(t, "InternalIP") || (!addr && !strcmp(t, "ExternalIP"))))
+			addr = json_string_value(json_object_get(a, "address"));
+	}
 	json_t *taints = json_object_get(spec, "taints");
 	char *tj = json_is_array(taints) ? json_dumps(taints, JSON_COMPACT) : am_strdup("[]");
 	long long now = am_wall_ms();
 	am_store_exec(srv->store,
 		      "INSERT INTO nodes(id, cluster_id, hostname, state, cpus, memory_bytes, os, gpu_source, created_at,"
-		      " updated_at, last_seen_at, taints, gpus_allocatable) VALUES(?, ?, ?, ?, ?, ?, ?, 'kubernetes', ?, ?, ?, ?, ?)"
+		      " updated_at, last_seen_at, taints, gpus_allocatable, address) VALUES(?, ?, ?, ?, ?, ?, ?, 'kubernetes', ?, ?, ?, ?, ?, ?)"
 		      " ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname, state = excluded.state, cpus = excluded.cpus,"
 		      " memory_bytes = excluded.memory_bytes, os = excluded.os, updated_at = excluded.updated_at,"
-		      " last_seen_at = excluded.last_seen_at, taints = excluded.taints, gpus_allocatable = excluded.gpus_allocatable",
-		      "ssssiisiiisi", id, c->id, host ? host : name, ready ? "ready" : "not_ready",
+		      " last_seen_at = excluded.last_seen_at, taints = excluded.taints, gpus_allocatable = excluded.gpus_allocatable,"
+		      " address = excluded.address",
+		      "ssssiisiiisis", id, c->id, host ? host : name, ready ? "ready" : "not_ready",
 		      quantity(json_object_get(alloc, "cpu")), quantity(json_object_get(alloc, "memory")), os, now, now, now, tj,
-		      ngpu);
+		      ngpu, addr);
 	free(tj);
+	if (c->rt)
+		rt_kube_node(c->rt, name, ready, addr);
 	const char *product = json_string_value(json_object_get(labels, "nvidia.com/gpu.product"));
 	long long mib = quantity(json_object_get(labels, "nvidia.com/gpu.memory"));
 	const char *maj = json_string_value(json_object_get(labels, "nvidia.com/gpu.compute.major"));
@@ -303,6 +316,8 @@ static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const ch
 		if (name) {
 			node_id(id, sizeof id, c->id, name);
 			node_gone(srv, id);
+			if (c->rt)
+				rt_kube_node(c->rt, name, 0, NULL);
 		}
 		break;
 	case KUBE_WATCH_SYNCED: {
@@ -370,6 +385,12 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 	struct kcl *c = data;
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *uid = json_string_value(json_object_get(meta, "uid"));
+	if (c->rt) /* aimaas's own pods: the runtime's */
+		rt_kube_pod_event(c->rt, (int)ev, obj);
+	if (ev == KUBE_WATCH_SYNCED && c->rt && !c->listed && c->srv->runtime_listed) {
+		c->listed = 1;
+		c->srv->runtime_listed(c->srv, c->rt);
+	}
 	switch (ev) {
 	case KUBE_WATCH_RESET:
 		json_object_clear(c->pods);
@@ -408,6 +429,8 @@ static void on_pods(void *data, enum kube_watch_event ev, json_t *obj, const cha
 
 static void kcl_free(struct kcl *c)
 {
+	if (c->rt)
+		rt_kube_attach(c->rt, NULL, NULL, 0, NULL);
 	kube_client_free(c->kc); /* its watches too */
 	json_decref(c->seen);
 	json_decref(c->pods);
@@ -469,6 +492,31 @@ int kube_cluster_run(struct am_server *srv, const char *id, char *err, size_t er
 	c->pods = json_object();
 	c->kc = kube_client_new(srv->base, &cfg);
 	kube_config_free(&cfg);
+	/* the cluster's runtime: made once, kept across restarts of the watches */
+	char rtname[96];
+	am_fmt(rtname, sizeof rtname, "kubernetes:%s", id);
+	c->rt = am_runtimes_get(&srv->runtimes, rtname);
+	if (!c->rt) {
+		char logdir[PATH_MAX + 8];
+		am_fmt(logdir, sizeof logdir, "%s/logs", srv->cfg.data_dir);
+		c->rt = rt_kube_new(srv->base, id, logdir, srv->owner_id);
+		if (am_runtimes_add(&srv->runtimes, c->rt) != 0) {
+			am_runtime_free(c->rt);
+			c->rt = NULL;
+			am_warn("kube", "cluster %s: no room for its runtime (at most %d)", id, AM_RUNTIMES_MAX);
+		}
+	}
+	if (c->rt) {
+		json_t *row = NULL;
+		am_store_row(srv->store, &row, "SELECT namespace, in_cluster, storage_mode, storage_path, storage_claim"
+			     " FROM clusters WHERE id = ?", "s", id);
+		struct rt_kube_storage sto = { json_string_value(json_object_get(row, "storage_mode")),
+					       json_string_value(json_object_get(row, "storage_path")),
+					       json_string_value(json_object_get(row, "storage_claim")) };
+		rt_kube_attach(c->rt, c->kc, json_string_value(json_object_get(row, "namespace")),
+			       (int)json_integer_value(json_object_get(row, "in_cluster")), &sto);
+		json_decref(row);
+	}
 	c->nodes_w = kube_watch_start(c->kc, "/api/v1/nodes", on_nodes, c);
 	c->pods_w = kube_watch_start(c->kc, "/api/v1/pods", on_pods, c);
 	c->next = all(srv)->list;
@@ -517,7 +565,7 @@ static const struct need {
 	{ "", "pods", "get list watch create delete", 0 },
 	{ "", "pods/log", "get", 0 },
 	{ "", "services", "get list create delete", 0 },
-	{ "", "secrets", "get create delete", 0 },
+	{ "", "secrets", "get create patch delete", 0 }, /* patch: the owner reference to its pod */
 	{ "batch", "jobs", "get list watch create delete", 0 },
 	{ "", "events", "list watch", 0 },
 };

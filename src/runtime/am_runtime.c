@@ -2,8 +2,10 @@
 #include "am_runtime.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "../base/am_time.h"
 #include "am_proc.h"
 
 const char *am_runtime_name(const struct am_runtime *rt)
@@ -61,4 +63,15 @@ void am_runtime_free(struct am_runtime *rt)
 {
 	if (rt)
 		rt->ops->free(rt);
+}
+
+void am_runtime_log_note(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		return;
+	char ts[40];
+	am_time_iso(am_wall_ms(), ts, sizeof ts);
+	fprintf(f, "=== aimaas %s: %s ===\n", ts, text);
+	fclose(f);
 }

@@ -41,13 +41,18 @@ struct am_rt_spec {
 	const char *note;        /* a line written to the log before it starts, or NULL */
 	const char *owner;       /* the owner marker, recorded before the start (AIMAAS_OWNER) */
 	int port;                /* where it listens (from am_runtime_port); 0: not a server */
+	const char *health_path; /* a server's health URL path (a pod's probes), or NULL */
+	const char *model_path;  /* the model folder or file it reads (a pod mounts it), or NULL */
+	long long parent_id;     /* the deployment an instance belongs to (a label), or 0 */
 };
 
-/* A workload's events. EXITED: it ended (detail: "exit 1", "signal 9", or
- * "" when unknown). READY: its health check answered 200 (a runtime may
- * leave out a 200 that follows a 200: nothing changed). UNREADY: the
- * check failed (detail: how many times in a row, as text). */
-enum am_rt_event { AM_RT_EXITED, AM_RT_READY, AM_RT_UNREADY };
+/* A workload's events. EXITED: it ended (detail: "exit 1", "signal 9",
+ * "OOMKilled (exit 137)", or "" when unknown). READY: its health check
+ * answered 200 (a runtime may leave out a 200 that follows a 200: nothing
+ * changed). UNREADY: the check failed (detail: how many times in a row, as
+ * text). WAITING: it does not run yet, and why (detail: a cluster's
+ * FailedScheduling message, ImagePullBackOff...). */
+enum am_rt_event { AM_RT_EXITED, AM_RT_READY, AM_RT_UNREADY, AM_RT_WAITING };
 typedef void (*am_rt_event_cb)(void *data, enum am_rt_event ev, const char *detail);
 
 /* How to watch a workload: its events go to cb(data, ...); with a health
@@ -81,6 +86,7 @@ struct am_runtime_ops {
 	const char *name; /* "local", "kubernetes": stored with each reference */
 	const char *listen_host; /* what a server workload binds: "127.0.0.1" for a local
 				    process, "0.0.0.0" in a pod; NULL: loopback */
+	int containers;          /* 1: workloads run from spec.image, argv[0] a program in it */
 	/* A port for a new server workload: prefer when it is free, else any
 	 * free one for which taken(port, data) says 0. 0 when none. */
 	int (*port)(struct am_runtime *rt, int prefer, int (*taken)(int port, void *data), void *data);
@@ -165,6 +171,8 @@ void am_runtime_lines_free(char **lines, int n);
 /* A fresh owner marker "<owner_id>:<kind>:<id>:<random token>" for one
  * start (spec.owner). */
 void am_runtime_marker(const char *owner_id, const char *kind, long long id, char *out, size_t size);
+/* Appends "=== aimaas <time>: text ===" to the log file at path. */
+void am_runtime_log_note(const char *path, const char *text);
 /* Frees rt (NULL is fine). */
 void am_runtime_free(struct am_runtime *rt);
 

@@ -316,17 +316,6 @@ static int l_port(struct am_runtime *rt, int prefer, int (*taken)(int port, void
 	return 0;
 }
 
-static void log_line(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "ae");
-	if (!f)
-		return;
-	char ts[40];
-	am_time_iso(am_wall_ms(), ts, sizeof ts);
-	fprintf(f, "=== aimaas %s: %s ===\n", ts, text);
-	fclose(f);
-}
-
 static int l_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *ref, size_t refsize, char *err,
 		   size_t errsize)
 {
@@ -347,14 +336,14 @@ static int l_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		}
 	}
 	if (spec->note)
-		log_line(log, spec->note);
+		am_runtime_log_note(log, spec->note);
 	chmod(log, 0640); /* one written 0644 by an older aimaas */
 	char **envp = am_rt_local_env(spec->env);
 	pid_t pid;
 	int rc = am_proc_spawn(spec->argv, envp, spec->owner, log, &pid, err, errsize);
 	am_rt_local_env_free(envp);
 	if (rc != 0) {
-		log_line(log, err);
+		am_runtime_log_note(log, err);
 		return -1;
 	}
 	char r[AM_RT_REF_MAX];
@@ -508,7 +497,7 @@ static void l_note(struct am_runtime *rt, const char *ref, const char *text)
 {
 	char p[PATH_MAX];
 	if (l_log_file(rt, ref, p, sizeof p) == 0)
-		log_line(p, text);
+		am_runtime_log_note(p, text);
 }
 
 static void l_rotate(struct am_runtime *rt, const char *ref, uint64_t max)

@@ -295,6 +295,12 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER capacity_res_u AFTER UPDATE ON gpu_reservations WHEN OLD.gpu_id IS NOT NEW.gpu_id"
 	"  OR OLD.bytes IS NOT NEW.bytes OR OLD.owner_kind IS NOT NEW.owner_kind OR OLD.owner_id IS NOT NEW.owner_id"
 	"  BEGIN UPDATE capacity_gen SET res = res + 1; END;",
+
+	/* 17: the Kubernetes runtime: an engine's container image (admin-set;
+	 * NULL: the engine's default), and where a cluster node is reached
+	 * (its InternalIP, for NodePort services) */
+	"ALTER TABLE engine_settings ADD COLUMN image TEXT;"
+	"ALTER TABLE nodes ADD COLUMN address TEXT;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -734,7 +734,8 @@ export async function startKube(opts = {}) {
     let out;
     if (res === 'pods') out = deletePod(obj, grace);
     else { remove(res, obj); out = clone(obj); }
-    const deps = ['replicasets', 'pods'].flatMap((r) => ownedBy(r, obj).map((o) => [r, o]));
+    // the garbage collector: whatever names obj in its ownerReferences
+    const deps = ['replicasets', 'pods', 'services', 'secrets', 'configmaps'].flatMap((r) => ownedBy(r, obj).map((o) => [r, o]));
     for (const [r, o] of deps) {
       if (policy === 'Orphan') update(r, o, (x) => { x.metadata.ownerReferences = x.metadata.ownerReferences.filter((ref) => ref.uid !== obj.metadata.uid); if (!x.metadata.ownerReferences.length) delete x.metadata.ownerReferences; });
       else deleteObject(r, o, { propagation: 'Background' });

@@ -22,7 +22,7 @@ const LEAST = [
   { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: [''], resources: ['pods'], namespaces: [NS] },
   { verbs: ['get'], apiGroups: [''], resources: ['pods/log'], namespaces: [NS] },
   { verbs: ['get', 'list', 'create', 'delete'], apiGroups: [''], resources: ['services'], namespaces: [NS] },
-  { verbs: ['get', 'create', 'delete'], apiGroups: [''], resources: ['secrets'], namespaces: [NS] },
+  { verbs: ['get', 'create', 'patch', 'delete'], apiGroups: [''], resources: ['secrets'], namespaces: [NS] },
   { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: ['batch'], resources: ['jobs'], namespaces: [NS] },
   { verbs: ['list', 'watch'], apiGroups: [''], resources: ['events'], namespaces: [NS] },
 ];

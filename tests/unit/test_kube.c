@@ -173,7 +173,7 @@ static void test_missing_rights(void)
 				 "{\"verbs\":[\"get\"],\"apiGroups\":[\"\"],\"resources\":[\"pods/log\",\"secrets\"]}]",
 				 0, NULL);
 	char *m = kube_cluster_missing(few);
-	CHECK_STR(m, "pods (create, delete); services (get, list, create, delete); secrets (create, delete); "
+	CHECK_STR(m, "pods (create, delete); services (get, list, create, delete); secrets (create, patch, delete); "
 		     "batch/jobs (get, list, watch, create, delete); events (list, watch)");
 	free(m);
 	json_decref(few);

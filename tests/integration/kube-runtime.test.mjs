@@ -1,0 +1,200 @@
+// The Kubernetes runtime (issue 13): a replica the planner puts on a cluster
+// node runs there as a Pod with its Secret and NodePort Service, driven
+// through the same runtime interface as local engines. Against the fake
+// kube-apiserver (tests/fakes): the pod's shape, readiness, logs followed,
+// a crash with OOMKilled, a pod stuck Pending with the scheduler's message,
+// a node lost, kill -9 and adoption, and delete leaving nothing behind.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, tempDir, waitUntil } from './lib.mjs';
+import { startKube } from '../fakes/kube-apiserver.mjs';
+import { makeModel } from '../fixtures/make-models.mjs';
+
+const NS = 'aimaas';
+const H100 = { gpus: 2, gpuProduct: 'NVIDIA-H100-80GB-HBM3', gpuMemory: 81559, computeMajor: 9, computeMinor: 0 };
+let k, dir, models, srv, T;
+
+const env = () => ({ AIMAAS_KUBE_LIST_PAGE: '2' });
+
+before(async () => {
+  k = await startKube({
+    namespace: NS,
+    nodes: [
+      { name: 'gpu-1', address: '10.0.0.11', ...H100 },
+      { name: 'gpu-2', address: '10.0.0.12', ...H100 },
+      { name: 'gpu-t', address: '10.0.0.13', ...H100, taints: [{ key: 'team', value: 'research', effect: 'NoSchedule' }] },
+    ],
+  });
+  dir = tempDir();
+  models = join(dir, 'models');
+  mkdirSync(models);
+  makeModel('Qwen2.5-7B-Instruct', models);
+  models = realpathSync(models);
+  srv = await startServer({ dataDir: dir, env: env() });
+  T = await srv.login();
+  const m = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(models, 'Qwen2.5-7B-Instruct') } });
+  assert.equal(m.status, 201, m.text);
+  const c = await srv.api('POST', '/api/v1/clusters', { token: T,
+    body: { name: 'c1', kubeconfig: k.kubeconfig('admin'), storage_mode: 'host_path', storage_path: models } });
+  assert.equal(c.status, 201, c.text);
+  assert.equal(c.json.storage_mode, 'host_path');
+  await waitUntil(srv, 'c1 nodes ready', async () =>
+    (await srv.api('GET', '/api/v1/nodes', { token: T })).json.items.filter((n) => n.cluster === 'c1' && n.state === 'ready').length === 3);
+});
+
+after(async () => {
+  await srv?.stop();
+  srv?.cleanup();
+  await k?.stop();
+});
+
+const ours = (res) => k.state.list(res, NS).filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'aimaas');
+const podsOf = (depId) => ours('pods').filter((p) => p.metadata.labels['aimaas.io/deployment'] === String(depId));
+const dep = async (id) => (await srv.api('GET', `/api/v1/deployments/${id}`, { token: T })).json;
+const deploy = async (body) => {
+  const r = await srv.api('POST', '/api/v1/deployments', { token: T, body: { model: 'Qwen2.5-7B-Instruct', engine: 'vllm', ...body } });
+  assert.ok(r.status === 201 || r.status === 202, r.text);
+  return r.json.id;
+};
+const onePod = (id, not) => waitUntil(srv, `a pod of deployment ${id}`, async () => {
+  const p = podsOf(id).filter((x) => x.metadata.name !== not && !x.metadata.deletionTimestamp);
+  return p.length === 1 && p[0].spec.nodeName && p[0];
+});
+
+let first; // the deployment of the first test, used by the later ones
+
+test('a replica on a cluster node is a pod pinned there, its key in a Secret, reached by a NodePort Service', async () => {
+  const t0 = Date.now();
+  const id = await deploy({ name: 'k1', gpus: ['c1:gpu-2:0'] });
+  first = id;
+  const pod = await onePod(id);
+  const tPod = Date.now() - t0;
+  const spec = pod.spec;
+  assert.equal(spec.nodeName, 'gpu-2');
+  assert.equal(spec.restartPolicy, 'Never');
+  assert.deepEqual(spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+    [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['gpu-2'] }] }]);
+  const c = spec.containers[0];
+  assert.equal(c.name, 'engine');
+  assert.equal(c.image, 'vllm/vllm-openai:v0.10.1');
+  assert.equal(c.command[0], 'vllm');
+  assert.ok(c.command.includes(join(models, 'Qwen2.5-7B-Instruct')), c.command.join(' '));
+  assert.ok(c.command.includes('0.0.0.0'), 'listens on the pod address');
+  assert.deepEqual(c.resources.limits, { 'nvidia.com/gpu': '1' });
+  assert.equal(c.readinessProbe.httpGet.path, '/health');
+  assert.ok(c.startupProbe.failureThreshold * c.startupProbe.periodSeconds >= 600, 'minutes to load a model');
+  assert.deepEqual(c.envFrom, [{ secretRef: { name: pod.metadata.name } }]);
+  assert.equal(c.env, undefined, 'no variable in clear in the pod spec');
+  assert.ok(!JSON.stringify(pod).includes('CUDA_VISIBLE_DEVICES'), 'the device plugin chooses the cards');
+  const vols = Object.fromEntries(spec.volumes.map((v) => [v.name, v]));
+  assert.deepEqual(vols.shm.emptyDir, { medium: 'Memory' });
+  assert.deepEqual(vols.models.hostPath, { path: models, type: 'Directory' });
+  assert.deepEqual(c.volumeMounts.find((m) => m.name === 'models'), { name: 'models', mountPath: models, readOnly: true });
+  assert.equal(pod.metadata.labels['aimaas.io/instance'] !== undefined, true);
+  // the secret: the engine's key, owned by the pod
+  const secret = await waitUntil(srv, 'the secret owned by the pod', async () => {
+    const s = k.state.get('secrets', NS, pod.metadata.name);
+    return s?.metadata.ownerReferences?.[0]?.uid === pod.metadata.uid && s;
+  });
+  const keys = Object.keys(secret.data || secret.stringData || {});
+  assert.ok(keys.includes('VLLM_API_KEY'), keys.join(','));
+  // the service: NodePort to the engine's port, owned by the pod
+  const svc = await waitUntil(srv, 'the service', async () => k.state.get('services', NS, pod.metadata.name));
+  assert.equal(svc.spec.type, 'NodePort');
+  assert.equal(svc.spec.selector['aimaas.io/pod'], pod.metadata.name);
+  assert.equal(svc.metadata.ownerReferences[0].uid, pod.metadata.uid);
+  const nodePort = svc.spec.ports[0].nodePort;
+  // ready when the pod's readiness probe passes; reached at node address : node port
+  assert.equal((await dep(id)).instances[0].state, 'starting');
+  k.control.setReady(NS, pod.metadata.name, true);
+  const d = await waitUntil(srv, 'running', async () => { const x = await dep(id); return x.instances[0].state === 'running' && x; });
+  assert.equal(d.instances[0].node_id, 'c1:gpu-2');
+  assert.equal(d.instances[0].address ?? `10.0.0.12:${nodePort}`, `10.0.0.12:${nodePort}`);
+  const cmd = await srv.api('GET', `/api/v1/deployments/${id}/command`, { token: T });
+  assert.equal(cmd.status, 200);
+  console.log(`# POST /deployments -> pod created (fake, scheduled): ${tPod} ms`);
+});
+
+test("the pod's log is followed into the deployment's log", async () => {
+  const pod = podsOf(first)[0];
+  k.control.log(NS, pod.metadata.name, 'engine', 'INFO: Started server process', 'INFO: Application startup complete.');
+  await waitUntil(srv, 'the pod log lines in the log', async () => {
+    const r = await srv.api('GET', `/api/v1/deployments/${first}/logs?tail=50`, { token: T });
+    return r.status === 200 && r.text.includes('Application startup complete.') && r.text.includes(`pod ${NS}/${pod.metadata.name}`);
+  });
+});
+
+test('OOMKilled: the reason is shown, a new pod replaces it, the old objects are gone', async () => {
+  const old = podsOf(first)[0];
+  k.control.crash(NS, old.metadata.name, { reason: 'OOMKilled' });
+  const d = await waitUntil(srv, 'OOMKilled in the reason', async () => {
+    const x = await dep(first);
+    return /OOMKilled \(exit 137\)/.test(x.instances[0].reason || '') && x;
+  });
+  assert.ok(['backoff', 'starting', 'pending'].includes(d.instances[0].state), d.instances[0].state);
+  const next = await onePod(first, old.metadata.name);
+  assert.notEqual(next.metadata.name, old.metadata.name);
+  await waitUntil(srv, 'the crashed pod, its secret and service deleted', async () =>
+    !k.state.get('pods', NS, old.metadata.name) && !k.state.get('secrets', NS, old.metadata.name) &&
+    !k.state.get('services', NS, old.metadata.name));
+  k.control.setReady(NS, next.metadata.name, true);
+  await waitUntil(srv, 'running again', async () => (await dep(first)).instances[0].state === 'running');
+});
+
+test("a pod the cluster cannot schedule waits with the scheduler's message as its reason", async () => {
+  const id = await deploy({ name: 'k-taint', gpus: ['c1:gpu-t:0'] });
+  const inst = await waitUntil(srv, 'FailedScheduling in the reason', async () => {
+    const x = await dep(id);
+    return /untolerated taint/.test(x.instances[0]?.reason || '') && x.instances[0];
+  });
+  assert.equal(inst.state, 'starting');
+  assert.match(inst.reason, /^Pending: 0\/3 nodes are available/);
+  assert.equal((await srv.api('DELETE', `/api/v1/deployments/${id}`, { token: T })).status, 202);
+  await waitUntil(srv, 'the pending pod deleted', async () => podsOf(id).length === 0);
+});
+
+test('a node lost: the replica is placed again on a ready node', async () => {
+  const id = await deploy({ name: 'k-lost', gpus_per_replica: 1 });
+  const pod = await onePod(id);
+  k.control.setReady(NS, pod.metadata.name, true);
+  await waitUntil(srv, 'running', async () => (await dep(id)).instances[0].state === 'running');
+  const lostNode = pod.spec.nodeName;
+  k.control.setNodeReady(lostNode, false);
+  await waitUntil(srv, 'the reason names the lost node', async () =>
+    new RegExp(`node lost: ${lostNode} is not ready`).test((await dep(id)).instances[0].reason || ''));
+  const next = await onePod(id, pod.metadata.name);
+  assert.notEqual(next.spec.nodeName, lostNode);
+  k.control.setReady(NS, next.metadata.name, true);
+  await waitUntil(srv, 'running elsewhere', async () => (await dep(id)).instances[0].state === 'running');
+  k.control.setNodeReady(lostNode, true);
+  assert.equal((await srv.api('DELETE', `/api/v1/deployments/${id}`, { token: T })).status, 202);
+  await waitUntil(srv, 'k-lost gone', async () => podsOf(id).length === 0);
+});
+
+test('kill -9 and restart: every pod is adopted (no duplicates, none lost)', async () => {
+  const id2 = await deploy({ name: 'k2', gpus_per_replica: 1, replicas: 2 });
+  const pods2 = await waitUntil(srv, 'two pods', async () => { const p = podsOf(id2); return p.length === 2 && p.every((x) => x.spec.nodeName) && p; });
+  for (const p of pods2) k.control.setReady(NS, p.metadata.name, true);
+  await waitUntil(srv, 'both running', async () => (await dep(id2)).instances.every((i) => i.state === 'running'));
+  const before = ours('pods').map((p) => p.metadata.name).sort();
+  srv.proc.kill('SIGKILL');
+  await srv.exited;
+  srv = await startServer({ dataDir: dir, env: env() });
+  await waitUntil(srv, 'adopted and running', async () => {
+    const a = await dep(id2), b = await dep(first);
+    return a.instances?.length === 2 && a.instances.every((i) => i.state === 'running') && b.instances?.[0]?.state === 'running';
+  });
+  await new Promise((r) => setTimeout(r, 1500)); // a pass or two: nothing is started again
+  assert.deepEqual(ours('pods').map((p) => p.metadata.name).sort(), before);
+  assert.ok(/re-adopted engine kubernetes:c1/.test(srv.log()), srv.log().slice(-2000));
+});
+
+test('delete leaves nothing behind: pods, secrets and services of aimaas all go', async () => {
+  const all = (await srv.api('GET', '/api/v1/deployments', { token: T })).json.items;
+  for (const d of all) assert.equal((await srv.api('DELETE', `/api/v1/deployments/${d.id}`, { token: T })).status, 202);
+  await waitUntil(srv, 'nothing of aimaas left in the namespace', async () =>
+    ours('pods').length === 0 && ours('secrets').length === 0 && ours('services').length === 0);
+  await waitUntil(srv, 'the deployments gone', async () => (await srv.api('GET', '/api/v1/deployments', { token: T })).json.items.length === 0);
+});
