@@ -532,11 +532,14 @@ static int engines(struct am_ctx *ctx, struct am_err *err)
 		char found[4096];
 		const char *prog = bin[0] ? bin : json_string_value(json_array_get(argv, 0)); /* custom: its template's */
 		int ok = prog && am_path_which(prog, found, sizeof found) == 0;
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o,s:o,s:o}", "name", all[i].name, "title",
-						       all[i].title, "binary", bin, "found", ok ? found : NULL, "health_path",
-						       all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds, "argv",
-						       argv ? argv : json_null(), "env_allow", ea ? ea : json_array(), "args_allow",
-						       aa ? aa : json_array()));
+		char image[512];
+		am_deploy_image(ctx->srv->deploy, &all[i], image, sizeof image);
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o,s:o,s:o,s:s?,s:s?}", "name", all[i].name,
+						       "title", all[i].title, "binary", bin, "found", ok ? found : NULL,
+						       "health_path", all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds,
+						       "argv", argv ? argv : json_null(), "env_allow", ea ? ea : json_array(),
+						       "args_allow", aa ? aa : json_array(), "image", image[0] ? image : NULL,
+						       "default_image", all[i].default_image));
 	}
 	ctx->resp = am_api_list(items, (long long)n, 100, 0);
 	return 0;
@@ -571,7 +574,7 @@ static int allow_list(json_t *v, const char *field, char **out, struct am_err *e
 
 static int engine_update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "binary", "argv", "env_allow", "args_allow", NULL };
+	static const char *const fields[] = { "binary", "argv", "env_allow", "args_allow", "image", NULL };
 	const char *name = am_api_param(ctx, "name");
 	const struct am_engine_def *e = am_engine_find(name);
 	if (!e)
@@ -583,6 +586,13 @@ static int engine_update(struct am_ctx *ctx, struct am_err *err)
 		return -1;
 	if (bin && *bin && bin[0] != '/' && strchr(bin, '/'))
 		return am_err_set(err, AM_E_INVALID, "binary", "'binary' must be an absolute path or a program name on PATH");
+	const char *image = NULL; /* on clusters; "" goes back to the engine's default */
+	if (am_json_get_str(ctx->body, "image", AM_JSON_OPTIONAL, 0, 255, &image, err) != 0)
+		return -1;
+	for (const char *c = image; c && *c; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || strchr("./_:@-", *c)))
+			return am_err_set(err, AM_E_INVALID, "image",
+					  "'image' must be a container image reference such as registry.local/vllm/vllm-openai:v0.10.1");
 	json_t *argv = json_object_get(ctx->body, "argv");
 	char *s_argv = NULL;
 	if (argv && !json_is_null(argv)) {
@@ -604,7 +614,7 @@ static int engine_update(struct am_ctx *ctx, struct am_err *err)
 		free(s_ea);
 		return -1;
 	}
-	int rc = am_deploy_engine_set(ctx->srv->deploy, name, bin, s_argv, s_ea, s_aa, err);
+	int rc = am_deploy_engine_set(ctx->srv->deploy, name, bin, s_argv, s_ea, s_aa, image, err);
 	free(s_argv);
 	free(s_ea);
 	free(s_aa);

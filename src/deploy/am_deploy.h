@@ -203,8 +203,9 @@ int am_deploy_want_deleted(struct am_deploy *d, long long id, const char *actor,
 json_t *am_deploy_engine_allow(struct am_deploy *d, const char *engine, const char *col);
 /* An admin's settings of an engine, as the API checked them: binary (NULL:
  * unchanged; "": the default), the custom engine's argv template and the
- * allow lists (JSON lists as text; NULL: unchanged). 0, or -1 with err. */
+ * allow lists (JSON lists as text; NULL: unchanged), the container image on
+ * clusters (NULL: unchanged; "": the default). 0, or -1 with err. */
 int am_deploy_engine_set(struct am_deploy *d, const char *engine, const char *binary, const char *argv,
-			 const char *env_allow, const char *args_allow, struct am_err *err);
+			 const char *env_allow, const char *args_allow, const char *image, struct am_err *err);
 
 #endif

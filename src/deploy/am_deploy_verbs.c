@@ -107,16 +107,17 @@ json_t *am_deploy_engine_allow(struct am_deploy *d, const char *engine, const ch
 }
 
 int am_deploy_engine_set(struct am_deploy *d, const char *engine, const char *binary, const char *argv,
-			 const char *env_allow, const char *args_allow, struct am_err *err)
+			 const char *env_allow, const char *args_allow, const char *image, struct am_err *err)
 {
 	int rc = am_store_exec(am__deploy_server(d)->store,
-			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at)"
-			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4)"
+			       "INSERT INTO engine_settings(name, binary, argv, env_allow, args_allow, updated_at, image)"
+			       " VALUES(?1, NULLIF(?2, ''), ?3, ?6, ?7, ?4, NULLIF(?8, ''))"
 			       " ON CONFLICT(name) DO UPDATE SET binary = CASE WHEN ?5 THEN NULLIF(excluded.binary, '') ELSE binary END,"
 			       " argv = COALESCE(excluded.argv, argv), env_allow = COALESCE(excluded.env_allow, env_allow),"
-			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at",
-			       "sssiiss", engine, binary ? binary : "", argv, am_wall_ms(), (long long)(binary != NULL), env_allow,
-			       args_allow);
+			       " args_allow = COALESCE(excluded.args_allow, args_allow), updated_at = excluded.updated_at,"
+			       " image = CASE WHEN ?9 THEN NULLIF(?8, '') ELSE image END",
+			       "sssiisssi", engine, binary ? binary : "", argv, am_wall_ms(), (long long)(binary != NULL), env_allow,
+			       args_allow, image ? image : "", (long long)(image != NULL));
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
 	return 0;
@@ -197,10 +198,11 @@ static json_t *plan_json(const struct am_plan *p, const struct am_plan_gpu *gpus
 		json_array_append_new(reps, json_pack("{s:i,s:s,s:o}", "replica", r, "node", gpus[p->choice[r * tp]].node,
 						      "gpus", g));
 	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:f,s:s?,s:f,s:o}", "weights_bytes_per_gpu", (json_int_t)p->weights,
+	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:f,s:s?,s:f,s:o,s:s?}", "weights_bytes_per_gpu", (json_int_t)p->weights,
 			 "kv_cache_bytes_per_gpu", (json_int_t)p->kv, "overhead_bytes_per_gpu", (json_int_t)p->overhead,
 			 "need_bytes_per_gpu", (json_int_t)p->need, "max_model_len", p->max_model_len, "gpu_memory_utilization",
-			 p->fraction, "dtype", p->dtype, "full_length_sequences", round(p->concurrency * 10) / 10, "replicas", reps);
+			 p->fraction, "dtype", p->dtype, "full_length_sequences", round(p->concurrency * 10) / 10, "replicas", reps,
+			 "note", p->note[0] ? p->note : NULL);
 }
 
 /* Records a task the reconciler will finish, replacing any still open. */

@@ -271,6 +271,12 @@ static void node_upsert(struct am_server *srv, struct kcl *c, json_t *node)
 		rt_kube_node(c->rt, name, ready, addr);
 	const char *product = json_string_value(json_object_get(labels, "nvidia.com/gpu.product"));
 	long long mib = quantity(json_object_get(labels, "nvidia.com/gpu.memory"));
+	/* time-slicing (GPU Feature Discovery's gpu.replicas): each allocatable
+	 * unit is a share of a card, its memory not isolated: counted as its
+	 * share of the card's memory, one workload each */
+	long long shares = quantity(json_object_get(labels, "nvidia.com/gpu.replicas"));
+	if (shares > 1 && mib > 0)
+		mib /= shares;
 	const char *maj = json_string_value(json_object_get(labels, "nvidia.com/gpu.compute.major"));
 	const char *min = json_string_value(json_object_get(labels, "nvidia.com/gpu.compute.minor"));
 	char cc[32] = "";

@@ -83,6 +83,8 @@ static int remote_row(const struct am_store_row *r, void *data)
 	}
 	if (rm->rank < am_store_col_int(r, 6))
 		p->used_other = p->total;
+	p->whole = am_store_col_int(r, 7) != 0;
+	p->avoid = am_store_col_int(r, 8) != 0;
 	return 0;
 }
 
@@ -90,13 +92,16 @@ static int remote_row(const struct am_store_row *r, void *data)
  * pool of a thousand GPUs is read at every placement). On a Kubernetes node,
  * gpus_used_other cards are held by pods aimaas did not make; which ones the
  * device plugin gave them is not in the API, so the first that many (by
- * index) count as full: what matters to the planner is how many are left. */
+ * index) count as full: what matters to the planner is how many are left.
+ * A Kubernetes node's cards are whole (one pod each); a node with taints
+ * that repel pods (NoSchedule, NoExecute) is used only where pinned. */
 static void load_remote(struct am_server *srv, struct am_capacity *c)
 {
 	struct remote rm = { .c = c };
 	am_store_each(srv->store, remote_row, &rm,
 		      "SELECT g.id, g.node_id, g.idx, g.name, g.memory_total, g.compute_capability,"
-		      " COALESCE(n.gpus_used_other, 0) FROM gpus g"
+		      " COALESCE(n.gpus_used_other, 0), n.gpu_source = 'kubernetes',"
+		      " COALESCE(n.taints LIKE '%\"NoSchedule\"%' OR n.taints LIKE '%\"NoExecute\"%', 0) FROM gpus g"
 		      " JOIN nodes n ON n.id = g.node_id WHERE g.present = 1 AND n.state = 'ready' AND g.node_id != ?"
 		      " ORDER BY g.node_id, g.idx", "s", AM_LOCAL_NODE);
 }

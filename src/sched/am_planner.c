@@ -132,6 +132,8 @@ static void list_tp(int heads, char *out, size_t size)
 
 static uint64_t free_of(const struct am_plan_gpu *g)
 {
+	if (g->whole && g->reserved)
+		return 0; /* one workload a card */
 	uint64_t taken = g->used_other + g->reserved;
 	return taken >= g->total ? 0 : g->total - taken;
 }
@@ -140,6 +142,8 @@ static uint64_t free_of(const struct am_plan_gpu *g)
  * kind NULL with fraction 0: exactly need (a training job). */
 static uint64_t reserve_on(const struct am_plan_gpu *g, uint64_t avail, uint64_t need, const char *kind, double fraction)
 {
+	if (g->whole && avail < free_of(g))
+		return 0; /* this plan took it already */
 	if (fraction > 0) {
 		uint64_t r = (uint64_t)(fraction * (double)g->total);
 		return r >= need && r <= avail ? r : 0;
@@ -241,7 +245,7 @@ static int pick_on_node(const struct am_plan_gpu *gpus, const struct nodes *ns, 
 			int i = ns->order[o], same = 0;
 			for (int q = 0; q < j; q++)
 				same |= pick[q] == i;
-			if (same || !reserve_on(&gpus[i], avail[i], need, kind, fraction))
+			if (same || gpus[i].avoid || !reserve_on(&gpus[i], avail[i], need, kind, fraction))
 				continue;
 			if (best < 0 || (spread ? avail[i] > avail[best] : avail[i] < avail[best]) ||
 			    (avail[i] == avail[best] && used[i] < used[best]))
@@ -417,7 +421,12 @@ place:
 				struct am_buf b;
 				am_buf_init(&b, sizeof p->reason);
 				int have = 0, fitting = 0, nfit[8] = { 0 };
+				int avoided = 0;
 				for (int i = 0; i < n; i++) {
+					if (gpus[i].avoid) {
+						avoided++;
+						continue;
+					}
 					have += reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction) != 0;
 					if (reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction)) {
 						fitting++;
@@ -444,9 +453,11 @@ place:
 					am_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
 							  "%d GPU(s) have that free", total, p->need / GIB, r->model, p->weights / GIB,
 						      p->kv / GIB, p->overhead / GIB, have);
+				if (avoided)
+					am_buf_printf(&b, "; %d GPU(s) on tainted nodes are used only when pinned", avoided);
 				int shown = 0;
 				for (int i = 0; i < n && shown < 8; i++) {
-					if (reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction))
+					if (gpus[i].avoid || reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction))
 						continue;
 					am_buf_printf(&b, "; %s has %.1f GiB free", gpu_name(&gpus[i], multi, gn, sizeof gn),
 						      free_of(&gpus[i]) / GIB);
@@ -500,6 +511,13 @@ place:
 				p->dtype = "half";
 		}
 	}
+	for (int k = 0; k < total; k++)
+		if (gpus[p->choice[k]].whole) {
+			snprintf(p->note, sizeof p->note,
+				 "on %s each replica takes whole cards (the cluster's device plugin does not share them)",
+				 gpus[p->choice[k]].node);
+			break;
+		}
 	uint64_t per = p->reserve[0];
 	p->concurrency = p->kv && per > p->weights + p->overhead ? (double)(per - p->weights - p->overhead) / (double)p->kv : 0;
 	p->ok = 1;

@@ -18,7 +18,12 @@
  * node has enough room the refusal names what each node has. Among nodes that
  * fit, bin-pack takes the one whose chosen cards have the least free memory,
  * spread the most (ties: the first node listed). Training jobs come through
- * the same planner with their own per-GPU need (am_plan_req.need). */
+ * the same planner with their own per-GPU need (am_plan_req.need).
+ *
+ * Whole cards: a GPU marked whole (Kubernetes: the device plugin gives a pod
+ * whole nvidia.com/gpu units) takes one workload; once anything is reserved
+ * on it, nothing else fits there, and an accepted plan that uses one says so
+ * in its note. */
 #ifndef AM_PLANNER_H
 #define AM_PLANNER_H
 
@@ -38,6 +43,10 @@ struct am_plan_gpu {
 	uint64_t reserved;     /* by aimaas's placements */
 	int cc_major, cc_minor;
 	char holders[256];     /* who holds the reservations, for messages */
+	int whole;             /* 1: handed out whole, one workload a card (a Kubernetes node's
+				  nvidia.com/gpu, or one time-sliced share of it) */
+	int avoid;             /* 1: chosen only when pinned (a node whose NoSchedule/NoExecute
+				  taints aimaas's pods do not tolerate) */
 };
 
 struct am_plan_req {
@@ -64,6 +73,7 @@ struct am_plan {
 	uint64_t reserve[AM_PLAN_MAX];        /* bytes reserved on each chosen GPU */
 	const char *dtype;                    /* "half" on cards without bf16, else NULL */
 	double concurrency;                   /* full-length sequences the KV cache holds */
+	char note[256];                       /* what the user should know of an accepted plan */
 	char field[32];                       /* the request field a refusal concerns */
 	int capacity;                         /* 1: refused for lack of room (not bad input) */
 	char reason[1024];

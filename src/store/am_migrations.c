@@ -300,7 +300,14 @@ static const char *const migrations[] = {
 	 * NULL: the engine's default), and where a cluster node is reached
 	 * (its InternalIP, for NodePort services) */
 	"ALTER TABLE engine_settings ADD COLUMN image TEXT;"
-	"ALTER TABLE nodes ADD COLUMN address TEXT;",
+	"ALTER TABLE nodes ADD COLUMN address TEXT;"
+	/* the capacity view now reads a node's taints (a tainted node is used
+	 * only where pinned) and its kind (a cluster's cards are whole) */
+	"DROP TRIGGER capacity_nodes_u;"
+	"CREATE TRIGGER capacity_nodes_u AFTER UPDATE ON nodes WHEN OLD.state IS NOT NEW.state"
+	"  OR OLD.gpus_used_other IS NOT NEW.gpus_used_other OR OLD.id IS NOT NEW.id"
+	"  OR OLD.taints IS NOT NEW.taints OR OLD.gpu_source IS NOT NEW.gpu_source"
+	"  BEGIN UPDATE capacity_gen SET cards = cards + 1; END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -153,6 +153,7 @@ test("a pod the cluster cannot schedule waits with the scheduler's message as it
   assert.match(inst.reason, /^Pending: 0\/3 nodes are available/);
   assert.equal((await srv.api('DELETE', `/api/v1/deployments/${id}`, { token: T })).status, 202);
   await waitUntil(srv, 'the pending pod deleted', async () => podsOf(id).length === 0);
+  await waitUntil(srv, 'k-taint gone', async () => (await srv.api('GET', `/api/v1/deployments/${id}`, { token: T })).status === 404);
 });
 
 test('a node lost: the replica is placed again on a ready node', async () => {
@@ -170,7 +171,41 @@ test('a node lost: the replica is placed again on a ready node', async () => {
   await waitUntil(srv, 'running elsewhere', async () => (await dep(id)).instances[0].state === 'running');
   k.control.setNodeReady(lostNode, true);
   assert.equal((await srv.api('DELETE', `/api/v1/deployments/${id}`, { token: T })).status, 202);
-  await waitUntil(srv, 'k-lost gone', async () => podsOf(id).length === 0);
+  await waitUntil(srv, 'k-lost gone', async () => podsOf(id).length === 0 &&
+    (await srv.api('GET', `/api/v1/deployments/${id}`, { token: T })).status === 404);
+});
+
+test("an admin's engine image (an offline registry); a cluster's cards are whole and tainted nodes are left out", async () => {
+  const bad = await srv.api('PATCH', '/api/v1/engines/vllm', { token: T, body: { image: 'Not An Image!' } });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.error.field, 'image');
+  const img = 'registry.local:5000/vllm/vllm-openai:v0.10.1';
+  const ok = await srv.api('PATCH', '/api/v1/engines/vllm', { token: T, body: { image: img } });
+  assert.equal(ok.status, 200, ok.text);
+  const e = ok.json.items.find((x) => x.name === 'vllm');
+  assert.equal(e.image, img);
+  assert.equal(e.default_image, 'vllm/vllm-openai:v0.10.1');
+  const dry = await srv.api('POST', '/api/v1/deployments?dry_run=true',
+    { token: T, body: { model: 'Qwen2.5-7B-Instruct', engine: 'vllm', name: 'two', gpus_per_replica: 1, replicas: 3 } });
+  assert.equal(dry.status, 200, dry.text);
+  assert.match(dry.json.plan.note, /each replica takes whole cards/);
+  // three cards on untainted nodes, one taken by k1: three replicas go to three distinct cards, none on gpu-t
+  const ids = dry.json.plan.replicas.map((r) => r.gpus[0].id);
+  assert.equal(new Set(ids).size, 3);
+  assert.ok(!ids.some((g) => g.startsWith('c1:gpu-t')), ids.join(','));
+  assert.ok(!ids.includes((await dep(first)).instances[0].gpus?.[0] ?? 'c1:gpu-2:0'), ids.join(','));
+  const four = await srv.api('POST', '/api/v1/deployments?dry_run=true',
+    { token: T, body: { model: 'Qwen2.5-7B-Instruct', engine: 'vllm', name: 'two', gpus_per_replica: 1, replicas: 4 } });
+  assert.equal(four.status, 409, four.text);
+  assert.match(four.json.error.message, /3 GPU\(s\) have that free; 2 GPU\(s\) on tainted nodes are used only when pinned/);
+  const id = await deploy({ name: 'k-img', gpus_per_replica: 1 });
+  const pod = await onePod(id);
+  assert.equal(pod.spec.containers[0].image, img);
+  assert.equal((await srv.api('PATCH', '/api/v1/engines/vllm', { token: T, body: { image: '' } })).json.items
+    .find((x) => x.name === 'vllm').image, 'vllm/vllm-openai:v0.10.1');
+  assert.equal((await srv.api('DELETE', `/api/v1/deployments/${id}`, { token: T })).status, 202);
+  await waitUntil(srv, 'k-img gone', async () => podsOf(id).length === 0 &&
+    (await srv.api('GET', `/api/v1/deployments/${id}`, { token: T })).status === 404);
 });
 
 test('kill -9 and restart: every pod is adopted (no duplicates, none lost)', async () => {

@@ -249,8 +249,56 @@ static void a_thousand_gpus(void)
 	am_capacity_free(&c);
 }
 
+/* Kubernetes cards are whole: two small embedding models that would share a
+ * local card take one card each there, a third is refused, a partly
+ * reserved card takes nothing more; the plan's note says so. */
+static void whole_cards(void)
+{
+	json_t *f = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:I}", "kind", "embedding", "attention_heads", 16, "kv_heads", 16,
+			      "head_dim", 64, "layers", 2, "hidden_size", 1024, "max_context", 512, "weight_bytes",
+			      (json_int_t)(1 * GIB));
+	struct am_plan_req r;
+	struct am_plan p;
+	/* on a local node both fit on one card */
+	struct am_capacity loc;
+	am_capacity_init(&loc, "local");
+	add(&loc, "local", 0, 24, 0);
+	req_init(&r, f, 1, 2);
+	am_planner_plan(loc.gpus, loc.n, &r, &p);
+	CHECK(p.ok);
+	CHECK(p.choice[0] == 0 && p.choice[1] == 0);
+	CHECK(p.note[0] == '\0');
+	am_capacity_free(&loc);
+	/* on a cluster node each takes a card */
+	struct am_capacity c;
+	am_capacity_init(&c, "local");
+	add(&c, "c1:gpu-1", 0, 24, 0);
+	add(&c, "c1:gpu-1", 1, 24, 0);
+	c.gpus[0].whole = c.gpus[1].whole = 1;
+	am_planner_plan(c.gpus, c.n, &r, &p);
+	CHECK(p.ok);
+	CHECK(p.choice[0] != p.choice[1]);
+	CHECK(strstr(p.note, "on c1:gpu-1 each replica takes whole cards") != NULL);
+	req_init(&r, f, 1, 3);
+	am_planner_plan(c.gpus, c.n, &r, &p);
+	CHECK(!p.ok);
+	CHECK(p.capacity == 1);
+	/* a card with a reservation takes nothing more */
+	c.gpus[0].reserved = (uint64_t)(1 * GIB);
+	req_init(&r, f, 1, 2);
+	am_planner_plan(c.gpus, c.n, &r, &p);
+	CHECK(!p.ok);
+	req_init(&r, f, 1, 1);
+	am_planner_plan(c.gpus, c.n, &r, &p);
+	CHECK(p.ok);
+	CHECK(p.choice[0] == 1);
+	am_capacity_free(&c);
+	json_decref(f);
+}
+
 void suite_sched(void)
 {
+	RUN(whole_cards);
 	RUN(tp2_split_across_nodes_refused);
 	RUN(tp2_placed_on_one_node);
 	RUN(pinned_across_nodes_refused);
