@@ -347,10 +347,13 @@ place:
 				break;
 			}
 		}
-		if (!hint[0] && p->kv > 0 && p->weights < usable && p->weights + p->overhead < usable) {
+		if (p->kv > 0 && p->weights < usable && p->weights + p->overhead < usable) {
+			/* on these cards, a shorter context (a way out that needs no more cards) */
 			uint64_t fit = (usable - p->weights - p->overhead) / p->kv_per_token;
+			size_t hl = strlen(hint);
 			if (fit >= 1024)
-				am_fmt(hint, sizeof hint, "; max_model_len %llu would fit", (unsigned long long)(fit / 1024 * 1024));
+				am_fmt(hint + hl, sizeof hint - hl, "%s max_model_len %llu would fit", hl ? "; or with" : ";",
+				       (unsigned long long)(fit / 1024 * 1024));
 		}
 		if (!hint[0]) {
 			int best = 0;
