@@ -6,6 +6,7 @@
  * cluster and starts its watches (kube_cluster), or is refused naming what
  * is missing. Credentials are sealed and never shown again. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../base/am_json.h"
@@ -147,8 +148,8 @@ static int body_config(json_t *body, const char **kubeconfig, const char **conte
 /* How the cluster's pods see model files: storage_mode "host_path" (the
  * folder storage_path on every node, as on this machine: shared storage) or
  * "pvc" (the ReadWriteMany claim storage_claim, which this machine mounts at
- * storage_path). storage_path must lie under one of aimaas's model roots:
- * never "/" or /etc on a node. *given: 1 when the body names any of them.
+ * storage_path). storage_path must lie under one of aimaas's model roots or
+ * be (in) its data dir: never "/" or /etc on a node. *given: 1 when the body names any of them.
  * 0, or -1 with err naming the field. */
 static int storage_fields(struct am_ctx *ctx, const char **mode, char *path, size_t pathsz, const char **claim,
 			  int *given, struct am_err *err)
@@ -169,7 +170,16 @@ static int storage_fields(struct am_ctx *ctx, const char **mode, char *path, siz
 	if (!raw)
 		return am_err_set(err, AM_E_INVALID, "storage_path",
 				  "'storage_path' is required: the model folder as this machine and the pods see it");
-	if (am_path_confine(raw, ctx->srv->cfg.model_roots, ctx->srv->cfg.nroots, "storage_path", path, pathsz, err) != 0)
+	/* a model root, or aimaas's data dir (its models/ and finetune/ job folders): pods see only the
+	 * very folders they use of it, never the database or the keys */
+	char *roots[AM_MAX_ROOTS + 1];
+	int nroots = 0;
+	for (int i = 0; i < ctx->srv->cfg.nroots && nroots < AM_MAX_ROOTS; i++)
+		roots[nroots++] = ctx->srv->cfg.model_roots[i];
+	char data[PATH_MAX];
+	if (realpath(ctx->srv->cfg.data_dir, data))
+		roots[nroots++] = data;
+	if (am_path_confine(raw, roots, nroots, "storage_path", path, pathsz, err) != 0)
 		return -1;
 	if (!strcmp(*mode, "pvc") && (!*claim || !dns_label(*claim, 63)))
 		return am_err_set(err, AM_E_INVALID, "storage_claim",

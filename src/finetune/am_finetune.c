@@ -42,6 +42,9 @@ struct am_finetune {
 
 /* ---- the job folder ---- */
 
+/* LLaMA-Factory's image, for trainers on a cluster */
+#define AM_LLAMAFACTORY_IMAGE "hiyouga/llamafactory:latest"
+
 static void job_paths(struct am_finetune *f, long long id, char *dir, size_t size)
 {
 	am_fmt(dir, size, "%s/finetune/%lld", f->srv->cfg.data_dir, id);
@@ -428,8 +431,9 @@ out:
  * id name it ("job" or "export"), gpus the GPUs it holds there. 0 with ref
  * and *rt_out (the runtime that started it), or -1 with err. */
 static int run_cli(struct am_finetune *f, const char *kind, long long id, const char *node, const char *verb,
-		   const char *cfgp, struct am_argv *env, const char *gpus, const char *marker, const char *log, char *ref,
-		   size_t refsize, struct am_runtime **rt_out, char *err, size_t errsize)
+		   const char *cfgp, struct am_argv *env, const char *gpus, const char *marker, const char *log,
+		   const char *model_path, const char *work_dir, char *ref, size_t refsize, struct am_runtime **rt_out,
+		   char *err, size_t errsize)
 {
 	char rtname[160];
 	struct am_runtime *rt = am_runtimes_get(&f->srv->runtimes, am_node_runtime(f->srv, node, rtname, sizeof rtname));
@@ -441,7 +445,9 @@ static int run_cli(struct am_finetune *f, const char *kind, long long id, const 
 	}
 	char bin[PATH_MAX];
 	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
-	am_strlcpy(bin, cli && *cli ? cli : "llamafactory-cli", sizeof bin);
+	/* in a container, the image's program (AIMAAS_LLAMAFACTORY_IMAGE: another image) */
+	am_strlcpy(bin, cli && *cli && !rt->ops->containers ? cli : "llamafactory-cli", sizeof bin);
+	const char *image = getenv("AIMAAS_LLAMAFACTORY_IMAGE");
 	char *argv[] = { bin, (char *)verb, (char *)cfgp, NULL };
 	am_argv_add(env, "DISABLE_VERSION_CHECK=1");
 	int ngpus = gpus && *gpus ? 1 : 0;
@@ -457,6 +463,9 @@ static int run_cli(struct am_finetune *f, const char *kind, long long id, const 
 		.ngpus = ngpus,
 		.log_path = log,
 		.owner = marker,
+		.image = image && *image ? image : AM_LLAMAFACTORY_IMAGE,
+		.model_path = model_path,
+		.work_dir = work_dir,
 	};
 	int rc = rt->ops->start(rt, &spec, ref, refsize, err, errsize);
 	am_argv_free(env);
@@ -529,6 +538,8 @@ static void start_job(struct am_finetune *f, json_t *job)
 	char *names = NULL;
 	json_t *cfg = NULL;
 	int ds = (int)json_integer_value(json_object_get(job, "deepspeed"));
+	char base_path[PATH_MAX];
+	am_strlcpy(base_path, json_string_value(json_object_get(model, "path")), sizeof base_path);
 	if (am_mkdirs(sub) != 0)
 		am_fmt(why, sizeof why, "could not create %s: %s", sub, strerror(errno));
 	else if ((names = write_datasets(f, job, sub, why, sizeof why)) == NULL)
@@ -568,7 +579,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 		am_argv_add(&env, "FORCE_TORCHRUN=1");
 	char ref[AM_RT_REF_MAX], err[512];
 	struct am_runtime *rt;
-	if (run_cli(f, "job", id, node, "train", cfgp, &env, am_buf_str(&visible), marker, log, ref, sizeof ref, &rt, err,
+	if (run_cli(f, "job", id, node, "train", cfgp, &env, am_buf_str(&visible), marker, log, base_path, dir, ref, sizeof ref, &rt, err,
 		    sizeof err) != 0) {
 		am_buf_free(&visible);
 		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, err, NULL);
@@ -806,7 +817,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_argv_add(&env, "CUDA_VISIBLE_DEVICES=");
 	char ref[AM_RT_REF_MAX], err[512];
 	struct am_runtime *rt; /* a merge runs on this machine, on no GPU */
-	if (run_cli(f, "export", id, AM_LOCAL_NODE, "export", cfgp, &env, "", marker, log, ref, sizeof ref, &rt, err,
+	if (run_cli(f, "export", id, AM_LOCAL_NODE, "export", cfgp, &env, "", marker, log, NULL, NULL, ref, sizeof ref, &rt, err,
 		    sizeof err) != 0) {
 		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, err, NULL);
 		return;

@@ -43,6 +43,7 @@ struct am_rt_spec {
 	int port;                /* where it listens (from am_runtime_port); 0: not a server */
 	const char *health_path; /* a server's health URL path (a pod's probes), or NULL */
 	const char *model_path;  /* the model folder or file it reads (a pod mounts it), or NULL */
+	const char *work_dir;    /* a folder it writes (a trainer's job folder; a pod mounts it), or NULL */
 	long long parent_id;     /* the deployment an instance belongs to (a label), or 0 */
 };
 

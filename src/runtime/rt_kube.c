@@ -27,7 +27,9 @@
  * its own start before the watch has seen it. */
 struct kpod {
 	struct rt_kube *k;
-	char name[64];
+	char name[64];           /* the workload's name: its pod's, or its Job's */
+	char pod[64];            /* the pod's own name (a Job's pod has its own), "" unknown */
+	int job;                 /* a batch Job (a trainer, a merge), not a bare pod */
 	char log[PATH_MAX];      /* where its log is copied; "" unknown */
 	char marker[160];
 	char uid[64];
@@ -110,6 +112,7 @@ static struct kpod *pod_add(struct rt_kube *k, const char *name)
 	am_strlcpy(p->name, name, sizeof p->name);
 	p->stop_grace = GRACE_UNSET;
 	p->follow_fd = -1;
+	p->job = strncmp(name, "aimaas-instance-", 16) != 0; /* aimaas-job-..., aimaas-export-...: Jobs */
 	p->next = k->pods;
 	if (p->next)
 		p->next->pprev = &p->next;
@@ -217,9 +220,10 @@ static json_t *labels(struct rt_kube *k, const char *kind, long long id, long lo
 	return l;
 }
 
-static json_t *owner_ref(const char *pod, const char *uid)
+static json_t *owner_ref(const char *name, const char *uid, int job)
 {
-	return json_pack("[{s:s,s:s,s:s,s:s}]", "apiVersion", "v1", "kind", "Pod", "name", pod, "uid", uid);
+	return json_pack("[{s:s,s:s,s:s,s:s}]", "apiVersion", job ? "batch/v1" : "v1", "kind", job ? "Job" : "Pod", "name",
+			 name, "uid", uid);
 }
 
 /* The answer to one of our writes. */
@@ -241,7 +245,10 @@ static void on_answer(void *data, const struct kube_resp *r)
 			break;
 		}
 		if (p && !p->gone && p->stop_grace == GRACE_UNSET) {
-			am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods", k->ns);
+			if (p->job)
+				am_fmt(path, sizeof path, "/apis/batch/v1/namespaces/%s/jobs", k->ns);
+			else
+				am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods", k->ns);
 			json_t *pod = c->body;
 			c->body = NULL;
 			send_req(k, "POST", path, pod, c->pod, STEP_POD, NULL);
@@ -267,19 +274,20 @@ static void on_answer(void *data, const struct kube_resp *r)
 		const char *uid = json_string_value(json_object_get(json_object_get(r->body, "metadata"), "uid"));
 		if (!uid)
 			break; /* a 409: the watch brings it; its secret and service were made with it */
-		if (p)
+		if (p && !p->job)
 			am_strlcpy(p->uid, uid, sizeof p->uid);
-		/* the secret and the service belong to the pod: they go with it */
-		json_t *patch = json_pack("{s:{s:o}}", "metadata", "ownerReferences", owner_ref(c->pod, uid));
+		/* the secret and the service belong to the pod (or the Job): they go with it */
+		json_t *patch = json_pack("{s:{s:o}}", "metadata", "ownerReferences",
+					  owner_ref(c->pod, uid, p && p->job));
 		am_fmt(path, sizeof path, "/api/v1/namespaces/%s/secrets/%s", k->ns, c->pod);
 		send_req(k, "PATCH", path, patch, c->pod, STEP_OWN_SECRET, NULL);
 		json_decref(patch);
-		if (!k->in_cluster && p && p->port > 0) {
+		if (!k->in_cluster && p && p->port > 0 && !p->job) {
 			json_t *lab = json_deep_copy(json_object_get(json_object_get(r->body, "metadata"), "labels"));
 			json_t *svc = json_pack("{s:s,s:s,s:{s:s,s:s,s:o,s:o},s:{s:s,s:{s:s},s:[{s:s,s:s,s:i,s:i}]}}",
 						"apiVersion", "v1", "kind", "Service", "metadata", "name", c->pod,
 						"namespace", k->ns, "labels", lab ? lab : json_object(), "ownerReferences",
-						owner_ref(c->pod, uid), "spec", "type", "NodePort", "selector",
+						owner_ref(c->pod, uid, 0), "spec", "type", "NodePort", "selector",
 						"aimaas.io/pod", c->pod, "ports", "name", "http", "protocol", "TCP", "port",
 						p->port, "targetPort", p->port);
 			am_fmt(path, sizeof path, "/api/v1/namespaces/%s/services", k->ns);
@@ -364,6 +372,8 @@ static void pod_read(struct kpod *p, json_t *pod)
 			const char *why = json_string_value(json_object_get(t, "reason"));
 			long long code = json_integer_value(json_object_get(t, "exitCode"));
 			long long sig = json_integer_value(json_object_get(t, "signal"));
+			if (why && (!strcmp(why, "Completed") || !strcmp(why, "Error")))
+				why = NULL; /* what the exit status says already */
 			if (sig)
 				am_fmt(p->ended, sizeof p->ended, "%s%ssignal %lld", why ? why : "", why ? " (" : "", sig);
 			else
@@ -416,7 +426,7 @@ static void on_log_end(void *data, const struct kube_resp *r)
 static void follow_start(struct kpod *p)
 {
 	struct rt_kube *k = p->k;
-	if (p->follow || p->followed || !p->running || !p->log[0] || !k->kc)
+	if (p->follow || p->followed || !p->running || !p->log[0] || !p->pod[0] || !k->kc)
 		return;
 	struct stat sb;
 	long long since = 0;
@@ -435,7 +445,7 @@ static void follow_start(struct kpod *p)
 	if (p->follow_fd < 0)
 		return;
 	char path[512];
-	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/log?container=" CONTAINER "&follow=true", k->ns, p->name);
+	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/log?container=" CONTAINER "&follow=true", k->ns, p->pod);
 	if (since > 0)
 		am_fmt(path + strlen(path), sizeof path - strlen(path), "&sinceSeconds=%lld", since);
 	p->follow = kube_client_stream(k->kc, path, on_log_bytes, on_log_end, p);
@@ -520,16 +530,20 @@ void rt_kube_pod_event(struct am_runtime *rt, int ev, json_t *pod)
 	}
 	json_t *meta = json_object_get(pod, "metadata");
 	json_t *lab = json_object_get(meta, "labels");
-	const char *name = json_string_value(json_object_get(meta, "name"));
+	const char *podname = json_string_value(json_object_get(meta, "name"));
+	/* a workload's name: a Job's pods carry their Job's */
+	const char *name = json_string_value(json_object_get(lab, "aimaas.io/pod"));
+	if (!name)
+		name = podname;
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
-	if (!name || !ns || strcmp(ns, k->ns) != 0 ||
+	if (!name || !podname || !ns || strcmp(ns, k->ns) != 0 || strlen(podname) >= 64 ||
 	    strcmp(json_string_value(json_object_get(lab, MANAGED)) ?: "", "aimaas") != 0 ||
 	    strcmp(json_string_value(json_object_get(lab, "aimaas.io/owner")) ?: "", k->owner) != 0 ||
 	    strlen(name) >= 64)
 		return;
 	struct kpod *p = pod_find(k, name);
 	if (ev == KUBE_WATCH_DELETED) {
-		if (p) {
+		if (p && (!p->pod[0] || !strcmp(p->pod, podname))) {
 			p->gone = 1;
 			p->seen = 1;
 			if (!p->cb)
@@ -541,6 +555,12 @@ void rt_kube_pod_event(struct am_runtime *rt, int ev, json_t *pod)
 	}
 	if (!p)
 		p = pod_add(k, name);
+	if (strcmp(p->pod, podname)) { /* a Job's new pod: its log is another */
+		follow_end(p);
+		p->followed = 0;
+		am_strlcpy(p->pod, podname, sizeof p->pod);
+	}
+	p->job = json_object_get(lab, "aimaas.io/instance") == NULL;
 	p->seen = 1;
 	p->gone = 0;
 	p->creating = 0;
@@ -614,28 +634,43 @@ static int k_port(struct am_runtime *rt, int prefer, int (*taken)(int port, void
 	return 8000; /* a pod has its own address: every engine listens on the same port */
 }
 
-/* The volume and mount that show the model at the same path as here. */
-static int model_volume(struct rt_kube *k, const char *model, json_t *vols, json_t *mounts, char *err, size_t errsize)
+/* A volume and its mount that show path (a folder or a file) in the pod at
+ * the same path as here: the very folder from the nodes' shared folder
+ * (hostPath), or the claim's sub-path. Nothing else of the shared storage
+ * (aimaas's database and keys may lie there) is in the pod. */
+static int share(struct rt_kube *k, const char *what, const char *path, int rw, json_t *vols, json_t *mounts, char *err,
+		 size_t errsize)
 {
-	if (!model || !*model)
+	if (!path || !*path)
 		return 0;
 	if (!k->storage_mode[0] || !k->storage_path[0]) {
-		am_fmt(err, errsize, "cluster %s has no model storage (set storage_mode host_path or pvc with its path)",
+		am_fmt(err, errsize, "cluster %s has no shared storage (set storage_mode host_path or pvc with its path)",
 		       k->cluster);
 		return -1;
 	}
-	if (!am_path_under(model, k->storage_path)) {
-		am_fmt(err, errsize, "the model at %s is not under cluster %s's model root %s: its pods cannot reach it", model,
+	if (!am_path_under(path, k->storage_path)) {
+		am_fmt(err, errsize, "%s %s is not under cluster %s's shared storage %s: its pods cannot reach it", what, path,
 		       k->cluster, k->storage_path);
 		return -1;
 	}
-	if (!strcmp(k->storage_mode, "pvc"))
-		json_array_append_new(vols, json_pack("{s:s,s:{s:s,s:b}}", "name", "models", "persistentVolumeClaim",
-						      "claimName", k->storage_claim, "readOnly", 1));
-	else
-		json_array_append_new(vols, json_pack("{s:s,s:{s:s,s:s}}", "name", "models", "hostPath", "path",
-						      k->storage_path, "type", "Directory"));
-	json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "name", "models", "mountPath", k->storage_path, "readOnly", 1));
+	struct stat sb;
+	int dir = stat(path, &sb) != 0 || S_ISDIR(sb.st_mode);
+	char vname[16];
+	am_fmt(vname, sizeof vname, "share-%zu", json_array_size(vols));
+	json_t *m = json_pack("{s:s,s:s,s:b}", "name", vname, "mountPath", path, "readOnly", !rw);
+	if (!strcmp(k->storage_mode, "pvc")) {
+		const char *rel = path + strlen(k->storage_path);
+		while (*rel == '/')
+			rel++;
+		json_array_append_new(vols, json_pack("{s:s,s:{s:s,s:b}}", "name", vname, "persistentVolumeClaim", "claimName",
+						      k->storage_claim, "readOnly", !rw));
+		if (*rel)
+			json_object_set_new(m, "subPath", json_string(rel));
+	} else {
+		json_array_append_new(vols, json_pack("{s:s,s:{s:s,s:s}}", "name", vname, "hostPath", "path", path, "type",
+						      dir ? "Directory" : "File"));
+	}
+	json_array_append_new(mounts, m);
 	return 0;
 }
 
@@ -663,7 +698,8 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	json_t *vols = json_array(), *mounts = json_array();
 	json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "shm", "emptyDir", "medium", "Memory"));
 	json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "shm", "mountPath", "/dev/shm"));
-	if (model_volume(k, spec->model_path, vols, mounts, err, errsize) != 0) {
+	if (share(k, "the model at", spec->model_path, 0, vols, mounts, err, errsize) != 0 ||
+	    share(k, "the work folder", spec->work_dir, 1, vols, mounts, err, errsize) != 0) {
 		json_decref(vols);
 		json_decref(mounts);
 		return -1;
@@ -690,6 +726,8 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		size_t kl = (size_t)(eq - *e) < sizeof key - 1 ? (size_t)(eq - *e) : sizeof key - 1;
 		memcpy(key, *e, kl);
 		key[kl] = '\0';
+		if (!strcmp(key, "CUDA_VISIBLE_DEVICES") || !strcmp(key, "CUDA_DEVICE_ORDER"))
+			continue; /* the device plugin hands the container its cards */
 		json_object_set_new(data, key, json_string(eq + 1));
 	}
 	json_t *lab = labels(k, spec->kind, spec->id, spec->parent_id);
@@ -725,13 +763,20 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	json_t *ann = json_pack("{s:s}", "aimaas.io/marker", spec->owner ? spec->owner : "");
 	if (log_rel)
 		json_object_set_new(ann, "aimaas.io/log", json_string(log_rel));
-	json_t *pod = json_pack(
-		"{s:s,s:s,s:{s:s,s:s,s:o,s:o},s:{s:s,s:b,s:b,s:i,s:{s:{s:{s:[{s:[{s:s,s:s,s:[s]}]}]}}},s:[o],s:o}}",
-		"apiVersion", "v1", "kind", "Pod", "metadata", "name", name, "namespace", k->ns, "labels", plab,
-		"annotations", ann, "spec", "restartPolicy", "Never", "enableServiceLinks", 0,
-		"automountServiceAccountToken", 0, "terminationGracePeriodSeconds", 30, "affinity", "nodeAffinity",
-		"requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", "matchFields", "key", "metadata.name",
-		"operator", "In", "values", node, "containers", ctr, "volumes", vols);
+	int job = strcmp(spec->kind, "instance") != 0;
+	json_t *pspec = json_pack(
+		"{s:s,s:b,s:b,s:i,s:{s:{s:{s:[{s:[{s:s,s:s,s:[s]}]}]}}},s:[o],s:o}", "restartPolicy", "Never",
+		"enableServiceLinks", 0, "automountServiceAccountToken", 0, "terminationGracePeriodSeconds", 30, "affinity",
+		"nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", "matchFields", "key",
+		"metadata.name", "operator", "In", "values", node, "containers", ctr, "volumes", vols);
+	json_t *pod;
+	if (job) /* a trainer or a merge: a Job that never retries (aimaas decides what comes next) */
+		pod = json_pack("{s:s,s:s,s:{s:s,s:s,s:O,s:O},s:{s:i,s:{s:{s:o,s:o},s:o}}}", "apiVersion", "batch/v1", "kind",
+				"Job", "metadata", "name", name, "namespace", k->ns, "labels", lab, "annotations", ann, "spec",
+				"backoffLimit", 0, "template", "metadata", "labels", plab, "annotations", ann, "spec", pspec);
+	else
+		pod = json_pack("{s:s,s:s,s:{s:s,s:s,s:o,s:o},s:o}", "apiVersion", "v1", "kind", "Pod", "metadata", "name", name,
+				"namespace", k->ns, "labels", plab, "annotations", ann, "spec", pspec);
 	json_decref(lab);
 	if (!pod) {
 		json_decref(secret);
@@ -740,6 +785,7 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	}
 	struct kpod *p = pod_add(k, name);
 	p->creating = 1;
+	p->job = job;
 	am_strlcpy(p->log, log, sizeof p->log);
 	am_strlcpy(p->marker, spec->owner ? spec->owner : "", sizeof p->marker);
 	am_strlcpy(p->node, node, sizeof p->node);
@@ -810,14 +856,20 @@ static enum am_rt_status k_status(struct am_runtime *rt, const char *ref, char *
 	return AM_RT_RUNNING;
 }
 
-static void delete_all(struct rt_kube *k, const char *name, int grace)
+static void delete_all(struct rt_kube *k, const char *name, int job, int grace)
 {
 	char path[512];
-	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s?gracePeriodSeconds=%d&propagationPolicy=Background", k->ns,
-	       name, grace);
-	send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
-	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/services/%s", k->ns, name);
-	send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
+	if (job) { /* the Job, and its pod with it */
+		am_fmt(path, sizeof path, "/apis/batch/v1/namespaces/%s/jobs/%s?gracePeriodSeconds=%d&propagationPolicy=Background",
+		       k->ns, name, grace);
+		send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
+	} else {
+		am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s?gracePeriodSeconds=%d&propagationPolicy=Background",
+		       k->ns, name, grace);
+		send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
+		am_fmt(path, sizeof path, "/api/v1/namespaces/%s/services/%s", k->ns, name);
+		send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
+	}
 	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/secrets/%s", k->ns, name);
 	send_req(k, "DELETE", path, NULL, name, STEP_DELETE, NULL);
 }
@@ -838,7 +890,7 @@ static void k_stop(struct am_runtime *rt, const char *ref, int grace_ms)
 	p->stop_grace = grace;
 	if (p->gone)
 		return;
-	delete_all(k, name, grace);
+	delete_all(k, name, p->job, grace);
 }
 
 static void k_interrupt(struct am_runtime *rt, const char *ref)

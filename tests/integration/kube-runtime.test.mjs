@@ -6,7 +6,7 @@
 // a node lost, kill -9 and adoption, and delete leaving nothing behind.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, waitUntil } from './lib.mjs';
 import { startKube } from '../fakes/kube-apiserver.mjs';
@@ -37,7 +37,7 @@ before(async () => {
   const m = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(models, 'Qwen2.5-7B-Instruct') } });
   assert.equal(m.status, 201, m.text);
   const c = await srv.api('POST', '/api/v1/clusters', { token: T,
-    body: { name: 'c1', kubeconfig: k.kubeconfig('admin'), storage_mode: 'host_path', storage_path: models } });
+    body: { name: 'c1', kubeconfig: k.kubeconfig('admin'), storage_mode: 'host_path', storage_path: realpathSync(dir) } });
   assert.equal(c.status, 201, c.text);
   assert.equal(c.json.storage_mode, 'host_path');
   await waitUntil(srv, 'c1 nodes ready', async () =>
@@ -90,8 +90,12 @@ test('a replica on a cluster node is a pod pinned there, its key in a Secret, re
   assert.ok(!JSON.stringify(pod).includes('CUDA_VISIBLE_DEVICES'), 'the device plugin chooses the cards');
   const vols = Object.fromEntries(spec.volumes.map((v) => [v.name, v]));
   assert.deepEqual(vols.shm.emptyDir, { medium: 'Memory' });
-  assert.deepEqual(vols.models.hostPath, { path: models, type: 'Directory' });
-  assert.deepEqual(c.volumeMounts.find((m) => m.name === 'models'), { name: 'models', mountPath: models, readOnly: true });
+  // of the shared storage (here aimaas's data dir) the pod sees the model's folder alone, read-only
+  const mdir = join(models, 'Qwen2.5-7B-Instruct');
+  const mv = spec.volumes.find((v) => v.hostPath);
+  assert.deepEqual(mv.hostPath, { path: mdir, type: 'Directory' });
+  assert.equal(spec.volumes.filter((v) => v.hostPath).length, 1);
+  assert.deepEqual(c.volumeMounts.find((m) => m.name === mv.name), { name: mv.name, mountPath: mdir, readOnly: true });
   assert.equal(pod.metadata.labels['aimaas.io/instance'] !== undefined, true);
   // the secret: the engine's key, owned by the pod
   const secret = await waitUntil(srv, 'the secret owned by the pod', async () => {
@@ -208,6 +212,76 @@ test("an admin's engine image (an offline registry); a cluster's cards are whole
     (await srv.api('GET', `/api/v1/deployments/${id}`, { token: T })).status === 404);
 });
 
+test('a fine-tuning job runs as a Kubernetes Job: its folder shared, progress read from it, logs, the end', async () => {
+  const up = await srv.api('POST', '/api/v1/datasets?name=qa&file_name=qa.json', { token: T,
+    raw: JSON.stringify(Array.from({ length: 16 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))),
+    headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(up.status, 201, up.text);
+  const r = await srv.api('POST', '/api/v1/finetune/jobs', { token: T,
+    body: { name: 'qa-k8s', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'], gpus: ['c1:gpu-1:1'] } });
+  assert.equal(r.status, 201, r.text);
+  const id = r.json.id;
+  const jobDir = join(realpathSync(dir), 'finetune', String(id));
+  const kjob = await waitUntil(srv, 'the Job', async () => ours('jobs').find((j) => j.metadata.labels['aimaas.io/job'] === String(id)));
+  assert.equal(kjob.spec.backoffLimit, 0);
+  const tpl = kjob.spec.template.spec, c = tpl.containers[0];
+  assert.equal(tpl.restartPolicy, 'Never');
+  assert.deepEqual(tpl.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].values, ['gpu-1']);
+  assert.equal(c.image, 'hiyouga/llamafactory:latest');
+  assert.deepEqual(c.command, ['llamafactory-cli', 'train', join(jobDir, 'train.json')]);
+  assert.deepEqual(c.resources.limits, { 'nvidia.com/gpu': '1' });
+  const mounts = Object.fromEntries(c.volumeMounts.map((m) => [m.mountPath, m.readOnly]));
+  assert.deepEqual(mounts, { '/dev/shm': undefined, [join(models, 'Qwen2.5-7B-Instruct')]: true, [jobDir]: false });
+  const secret = await waitUntil(srv, "the Job's secret, owned by it", async () => {
+    const x = k.state.get('secrets', NS, kjob.metadata.name);
+    return x?.metadata.ownerReferences?.[0]?.kind === 'Job' && x;
+  });
+  const keys = Object.keys(secret.data || secret.stringData || {});
+  assert.ok(keys.includes('LLAMABOARD_WORKDIR') && !keys.includes('CUDA_VISIBLE_DEVICES'), keys.join(','));
+  const pod = await waitUntil(srv, "the Job's pod running", async () => {
+    const p = ours('pods').find((x) => x.metadata.labels['aimaas.io/pod'] === kjob.metadata.name);
+    return p?.status.phase === 'Running' && p;
+  });
+  assert.equal(pod.spec.nodeName, 'gpu-1');
+  // the trainer writes its progress into the shared job folder, as LLaMA-Factory does
+  mkdirSync(join(jobDir, 'out'), { recursive: true });
+  writeFileSync(join(jobDir, 'out', 'trainer_log.jsonl'),
+    `${JSON.stringify({ current_steps: 2, total_steps: 8, loss: 1.25, lr: 1e-4, epoch: 0.5, percentage: 25, elapsed_time: '0:00:04', remaining_time: '0:00:12' })}\n`);
+  k.control.log(NS, pod.metadata.name, 'engine', "{'loss': 1.25, 'learning_rate': 0.0001, 'epoch': 0.5}");
+  const running = await waitUntil(srv, 'running with progress', async () => {
+    const j = (await srv.api('GET', `/api/v1/finetune/jobs/${id}`, { token: T })).json;
+    return j.state === 'running' && j.progress?.step === 2 && j;
+  });
+  assert.equal(running.progress.total, 8);
+  await waitUntil(srv, "the trainer's output in the job's log", async () => {
+    const l = await srv.api('GET', `/api/v1/finetune/jobs/${id}/logs?tail=20`, { token: T });
+    return l.status === 200 && l.text.includes("'loss': 1.25");
+  });
+  k.control.finishPod(NS, pod.metadata.name, 'succeeded');
+  const done = await waitUntil(srv, 'succeeded', async () => {
+    const j = (await srv.api('GET', `/api/v1/finetune/jobs/${id}`, { token: T })).json;
+    return j.state === 'succeeded' && j;
+  });
+  assert.equal(done.reason ?? '', '');
+  await waitUntil(srv, 'the Job, its pod and secret deleted', async () =>
+    !ours('jobs').some((j) => j.metadata.name === kjob.metadata.name) && !k.state.get('secrets', NS, kjob.metadata.name) &&
+    !ours('pods').some((p) => p.metadata.labels['aimaas.io/pod'] === kjob.metadata.name));
+  // a crash: OOMKilled, named
+  const r2 = await srv.api('POST', '/api/v1/finetune/jobs', { token: T,
+    body: { name: 'qa-k8s-2', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'], gpus: ['c1:gpu-1:1'] } });
+  assert.equal(r2.status, 201, r2.text);
+  const pod2 = await waitUntil(srv, "the second Job's pod running", async () => {
+    const p = ours('pods').find((x) => x.metadata.labels['aimaas.io/job'] === String(r2.json.id));
+    return p?.status.phase === 'Running' && p;
+  });
+  k.control.crash(NS, pod2.metadata.name, { reason: 'OOMKilled' });
+  const failed = await waitUntil(srv, 'failed with OOMKilled', async () => {
+    const j = (await srv.api('GET', `/api/v1/finetune/jobs/${r2.json.id}`, { token: T })).json;
+    return j.state === 'failed' && j;
+  });
+  assert.match(failed.reason, /OOMKilled/);
+});
+
 test('kill -9 and restart: every pod is adopted (no duplicates, none lost)', async () => {
   const id2 = await deploy({ name: 'k2', gpus_per_replica: 1, replicas: 2 });
   const pods2 = await waitUntil(srv, 'two pods', async () => { const p = podsOf(id2); return p.length === 2 && p.every((x) => x.spec.nodeName) && p; });
@@ -226,10 +300,10 @@ test('kill -9 and restart: every pod is adopted (no duplicates, none lost)', asy
   assert.ok(/re-adopted engine kubernetes:c1/.test(srv.log()), srv.log().slice(-2000));
 });
 
-test('delete leaves nothing behind: pods, secrets and services of aimaas all go', async () => {
+test('delete leaves nothing behind: pods, jobs, secrets and services of aimaas all go', async () => {
   const all = (await srv.api('GET', '/api/v1/deployments', { token: T })).json.items;
   for (const d of all) assert.equal((await srv.api('DELETE', `/api/v1/deployments/${d.id}`, { token: T })).status, 202);
   await waitUntil(srv, 'nothing of aimaas left in the namespace', async () =>
-    ours('pods').length === 0 && ours('secrets').length === 0 && ours('services').length === 0);
+    ours('pods').length === 0 && ours('secrets').length === 0 && ours('services').length === 0 && ours('jobs').length === 0);
   await waitUntil(srv, 'the deployments gone', async () => (await srv.api('GET', '/api/v1/deployments', { token: T })).json.items.length === 0);
 });
