@@ -19,7 +19,7 @@ ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 SIM_REL_OBJ := $(SIM_SRC:%.c=build/rel/%.o)
 SIM_ASAN_OBJ := $(SIM_SRC:%.c=build/asan/%.o)
 
-.PHONY: all asan deps run test unit lint clean fuzz ui
+.PHONY: all asan deps run test test-k8s unit lint clean fuzz ui
 all: build/aimaas build/aimaas-sim build/ui/index.html
 
 # The web console (ui/: Vue 3 + Vite), built into build/ui, which aimaas
@@ -88,6 +88,13 @@ run: deps all
 
 test: deps lint all asan build/unit build/fake-nvml/libnvidia-ml.so.1
 	@scripts/test.sh
+
+# Opt-in: the Kubernetes scenario against a real cluster (docs/kubernetes.md;
+# tests/k8s/real-cluster.test.mjs lists what it needs). CI runs it against the fake.
+test-k8s: deps build/aimaas build/aimaas-sim
+	@test -n "$(KUBECONFIG)" || { echo "make test-k8s KUBECONFIG=/path/to/kubeconfig (see docs/kubernetes.md)"; exit 2; }
+	KUBECONFIG=$(KUBECONFIG) AIMAAS_BIN=build/aimaas AIMAAS_SIM_BIN=build/aimaas-sim \
+		node --test --test-reporter=spec tests/k8s/real-cluster.test.mjs
 
 # Coverage-guided fuzzing of the parsers (clang's libFuzzer); not part of
 # `make test`, run it after touching a parser.

@@ -1006,6 +1006,10 @@ static int node_lost(struct am_deploy *d, json_t *inst)
 	return lost;
 }
 
+/* How long a pod may wait for GPUs the cluster says it lacks before its
+ * replica is placed again. */
+#define REPLAN_AFTER_MS 20000
+
 static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -1046,6 +1050,20 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			return;
 		}
 		int running = !strcmp(state, "running");
+		const char *why = json_string_value(json_object_get(inst, "reason"));
+		long long since = json_integer_value(json_object_get(inst, "started_at"));
+		if (!running && why && !strncmp(why, "Pending: ", 9) && strstr(why, "Insufficient nvidia.com/gpu") &&
+		    since && am_wall_ms() - since > REPLAN_AFTER_MS) {
+			/* the cluster disagrees with the plan (a workload aimaas did not see took the cards):
+			 * the pod goes and the replica is placed again, on what is free now */
+			am_warn("deploy", "instance %lld: the cluster cannot fit it where planned (%s); placed again", id, why);
+			h->rt->ops->stop(h->rt, h->ref, 0);
+			handle_free(d, h);
+			am_store_exec(d->srv->store, "DELETE FROM instances WHERE id = ?", "i", id);
+			return;
+		}
+		if (!running && why && !strncmp(why, "Pending: ", 9))
+			wake_in(d, json_integer_value(json_object_get(dep, "id")), REPLAN_AFTER_MS + 500);
 		if (!running && json_integer_value(json_object_get(inst, "started_at")) &&
 		    (uint64_t)(am_wall_ms() - json_integer_value(json_object_get(inst, "started_at"))) * 1000000ull > STARTUP_TIMEOUT_NS) {
 			h->rt->ops->stop(h->rt, h->ref, 0);

@@ -337,6 +337,8 @@ static struct kreq *req_new(struct kube_client *kc, const char *method, const ch
 		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	r->hdrs = curl_slist_append(r->hdrs, "Accept: application/json");
+	/* the API server names the field manager of what we write after it (managedFields) */
+	r->hdrs = curl_slist_append(r->hdrs, "User-Agent: aimaas/kube-client");
 	if (kc->auth)
 		r->hdrs = curl_slist_append(r->hdrs, kc->auth);
 	if (body) {

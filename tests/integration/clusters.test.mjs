@@ -15,7 +15,7 @@ const RIGHTS = [
   { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['nodes'] },
   { verbs: ['get', 'list', 'watch', 'create', 'delete'], apiGroups: [''], resources: ['pods'], namespaces: [NS] },
 ];
-// docs/kubernetes/aimaas-rbac.yaml's ClusterRole and Role (namespaces: a RoleBinding)
+// deploy/kubernetes/rbac.yaml's ClusterRole and Role (namespaces: a RoleBinding)
 const LEAST = [
   { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['nodes'] },
   { verbs: ['list', 'watch'], apiGroups: [''], resources: ['pods'] },
