@@ -12,6 +12,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
+import { startKube } from '../fakes/kube-apiserver.mjs';
 
 // A small RGB gradient as a real PNG (signature, IHDR, one zlib IDAT, IEND).
 function png(w, h) {
@@ -37,7 +38,7 @@ function png(w, h) {
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
-let srv, browser, page, datasetDir, modelDir;
+let srv, browser, page, datasetDir, modelDir, kube;
 const pageErrors = []; // uncaught errors in the console's code: checked after each test
 
 before(async () => {
@@ -56,6 +57,9 @@ before(async () => {
   writeFileSync(join(dir, 'bad.jsonl'), '{"instruction":"ok","output":"fine"}\n{"instruction":"no answer"}\n');
   datasetDir = dir;
   modelDir = join(dir, 'models');
+  kube = await startKube({ namespace: 'aimaas', nodes: [{ name: 'gpu-node-a', gpus: 4, gpuProduct: 'NVIDIA-GeForce-RTX-2080-Ti', gpuMemory: 11264,
+    computeMajor: 7, computeMinor: 5, taints: [{ key: 'team', value: 'ml', effect: 'PreferNoSchedule' }] }],
+  identities: { few: { rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['nodes', 'pods'] }] } } });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   const ctx = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1360, height: 860 } });
   page = await ctx.newPage();
@@ -67,6 +71,7 @@ afterEach(() => assert.deepEqual(pageErrors.splice(0), [], 'the page threw'));
 after(async () => {
   await browser?.close();
   await srv.stop();
+  await kube?.stop();
   srv.cleanup();
 });
 
@@ -150,7 +155,7 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   assert.match(await page.locator('pre.cmd').first().innerText(),
     /^vllm serve .*Qwen2.5-7B-Instruct .*--served-model-name qwen2.5-7b-instruct.* --sim-itl-ms 25$/);
   assert.match(await page.locator('pre.cmd.env').innerText(), /CUDA_VISIBLE_DEVICES=1/, 'the picked card');
-  await page.getByText('副本 0: GPU 1').waitFor();
+  await page.getByText('副本 0 在 local: GPU 1').waitFor();
   await shot('deploy-wizard');
   await dlg.getByRole('button', { name: '部署', exact: true }).click();
   const drawer = page.locator('.el-drawer');
@@ -484,6 +489,25 @@ test('resources: each GPU with its memory and utilisation history', async () => 
   assert.ok(await page.getByText('local').first().isVisible());
   await page.getByText('这块 GPU 上没有进程。').first().waitFor(); // simulated cards run no processes
   await shot('resources');
+});
+
+test('resources: a Kubernetes cluster joins by a pasted kubeconfig; missing rights are named; its nodes appear', async () => {
+  await page.locator('button[name=add-cluster]').click();
+  await page.locator('input[name=cluster-name]').fill('lab');
+  await page.locator('textarea[name=kubeconfig]').fill(kube.kubeconfig('few'));
+  await page.locator('input[name=storage-path]').fill(modelDir);
+  await page.locator('button[name=join-cluster]').click();
+  await page.locator('.add-cluster .el-alert').getByText(/权限不足，缺少：.*services \(get, list, create, delete\)/).waitFor();
+  await shot('resources-cluster-refused');
+  await page.locator('textarea[name=kubeconfig]').fill(kube.kubeconfig('admin'));
+  await page.locator('button[name=join-cluster]').click();
+  await page.getByText('集群 lab 已加入，节点稍后出现').waitFor();
+  await page.locator('.clusters').getByText('reachable').waitFor();
+  await page.locator('.nodes').getByText('gpu-node-a').waitFor();
+  await page.locator('.nodes').getByText('4 张（其他工作负载占用 0）').waitFor();
+  await page.locator('.nodes').getByText('team=ml:PreferNoSchedule').waitFor();
+  assert.ok(await page.locator('.clusters').getByText(`各节点同一目录 ${modelDir}`).isVisible());
+  await shot('resources-cluster');
 });
 
 test('tasks: the audit trail, filtered by state', async () => {

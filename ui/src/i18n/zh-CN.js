@@ -77,6 +77,7 @@ export default {
     confirm_delete_job: "删除任务 {name} 及其目录（检查点、日志）？",
   },
   deploy: {
+    node: '节点', cluster_node: 'Kubernetes 节点：每个副本独占整卡', on_node: '在 {node}', whole_cards: '{node} 是 Kubernetes 节点：每个副本独占整张 GPU。',
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
     served_name: '调用时使用的模型名', gpus_per_replica: '每个副本的 GPU 数', replicas: '副本数',
     max_model_len: '上下文长度（0：模型默认，最多 32k）', deploy: '部署', replica: '副本',
@@ -126,7 +127,7 @@ export default {
     progress: '进度', simulated: '模拟',
   },
   pg: { title: '模型体验', none: '还没有运行中的模型：请先部署一个。', chat: '对话', compare: '对比', embeddings: '向量', rerank: '重排序', chat_empty: '向模型提问，回答会边生成边显示。', you: '你', prompt_hint: '输入消息（Enter 发送，Shift+Enter 换行）', send: '发送', stop: '停止', clear: '清空', system: '系统提示词', prompt: '提示词', compare_models: '模型（2 到 4 个）', run_compare: '对比', compare_hint: '同一提示词同时发给每个模型，各自的回答在各自的栏里流式显示。', none_kind: '没有运行中的 {kind} 模型。', texts: '文本，每行一条', embed: '生成向量', dims: '{n} 维，{tokens} 个 token。余弦相似度：', text: '文本', query: '查询', documents: '文档，每行一条', rank: '排序', score: '相关度', ttft: '首 token {ms} ms', tokens: '{n} 个 token', cut: '达到 max_tokens 截断', stopped: '已停止', need_text: '请先输入文本', attach_image: "添加图片", remove_image: "移除", image_too_big: "图片最大 {mb} MB" },
-  res: { title: "资源", cluster: "集群", node: "节点", memory: "内存", os: "系统", source: "GPU 读数来源", mem_history: "显存使用（GiB）", used: "已用", util_history: "利用率与温度", process: "进程", owner: "归属", ours: "aimaas 实例 {id}", no_procs: "这块 GPU 上没有进程。" },
+  res: { title: "资源", cluster: "集群", node: "节点", memory: "内存", os: "系统", source: "GPU 读数来源", mem_history: "显存使用（GiB）", used: "已用", util_history: "利用率与温度", process: "进程", owner: "归属", ours: "aimaas 实例 {id}", no_procs: "这块 GPU 上没有进程。", clusters: "集群与节点", add_cluster: "加入 Kubernetes 集群", this_machine: "本机", namespace: "命名空间", storage: "模型存储", last_error: "最近的错误", gpus: "GPU", taints: "污点（taints）", cluster_name: "集群名称（小写字母、数字、-）", in_cluster: "aimaas 运行在这个集群里（使用它的 ServiceAccount）", kubeconfig: "kubeconfig（粘贴内容，或选择文件）", kubeconfig_hint: "apiVersion: v1\nkind: Config\nclusters: …（证书与令牌须内嵌在文件里）", host_path: "各节点同一目录", no_storage: "暂不设置", storage_path: "目录（本机与各节点看到的同一路径）", storage_claim: "PVC 名称（ReadWriteMany）", storage_hint: "集群节点上的 Pod 需要读到模型文件：各节点在同一路径挂载共享目录（如 NFS），或使用一个 ReadWriteMany 的 PVC。Pod 只挂载它用到的那个模型目录。", join: "检查权限并加入", joined: "集群 {name} 已加入，节点稍后出现", missing_rights: "权限不足，缺少：{what}", confirm_remove: "移除集群 {name}？其节点将离开资源池（仍有实例或微调任务时会被拒绝）。", gpus_k8s: "{n} 张（其他工作负载占用 {other}）" },
   tasks: { title: "操作记录", kind_hint: "类型，如 deployment.create", actor: "操作人", message: "说明" },
   users: { title: "用户", create: "添加用户", display: "显示名", role: "角色", admin: "管理员", user: "普通用户", enabled: "启用", last_login: "最近登录", reset: "重置密码", created: "已添加 {name}", new_password: "{name} 的新密码", confirm_delete: "删除用户 {name}？其密钥将立即失效。" },
   usage: { title: "用量统计", by_model: "按模型", by_key: "按密钥", by_user: "按用户", days: "天", empty: "此期间还没有调用：用密钥通过 /v1 调用模型。", requests: "请求数", prompt: "输入 token", completion: "输出 token", errors: "错误", ttft: "首 token（ms）", tokens: "token", total: "合计", console: "控制台（模型体验）" },
