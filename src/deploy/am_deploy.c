@@ -272,8 +272,10 @@ static void on_event(void *data, enum am_rt_event ev, const char *detail)
 	} else if (ev == AM_RT_WAITING) {
 		/* not running yet, and why (a cluster's scheduler, an image pull): the reason shows it */
 		enum am_inst_state cur;
-		if (inst_state(d, h->id, &cur, NULL) == 0 && cur == AM_INST_STARTING)
+		if (inst_state(d, h->id, &cur, NULL) == 0 && cur == AM_INST_STARTING) {
 			inst_to(d, h->id, AM_INST_STARTING, detail ? detail : "");
+			due(d, h->dep_id); /* the deployment's reason, and a wait that may call for a re-plan */
+		}
 	} else if (ev == AM_RT_READY) {
 		h->probe_fails = 0;
 		if (h->running)
@@ -1007,8 +1009,13 @@ static int node_lost(struct am_deploy *d, json_t *inst)
 }
 
 /* How long a pod may wait for GPUs the cluster says it lacks before its
- * replica is placed again. */
-#define REPLAN_AFTER_MS 20000
+ * replica is placed again (AIMAAS_KUBE_REPLAN_MS: another, for tests). */
+static long long replan_after_ms(void)
+{
+	const char *e = getenv("AIMAAS_KUBE_REPLAN_MS");
+	long long v = e ? strtoll(e, NULL, 10) : 0;
+	return v > 0 ? v : 20000;
+}
 
 static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
@@ -1053,7 +1060,7 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		const char *why = json_string_value(json_object_get(inst, "reason"));
 		long long since = json_integer_value(json_object_get(inst, "started_at"));
 		if (!running && why && !strncmp(why, "Pending: ", 9) && strstr(why, "Insufficient nvidia.com/gpu") &&
-		    since && am_wall_ms() - since > REPLAN_AFTER_MS) {
+		    since && am_wall_ms() - since > replan_after_ms()) {
 			/* the cluster disagrees with the plan (a workload aimaas did not see took the cards):
 			 * the pod goes and the replica is placed again, on what is free now */
 			am_warn("deploy", "instance %lld: the cluster cannot fit it where planned (%s); placed again", id, why);
@@ -1063,7 +1070,7 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			return;
 		}
 		if (!running && why && !strncmp(why, "Pending: ", 9))
-			wake_in(d, json_integer_value(json_object_get(dep, "id")), REPLAN_AFTER_MS + 500);
+			wake_in(d, json_integer_value(json_object_get(dep, "id")), replan_after_ms() + 500);
 		if (!running && json_integer_value(json_object_get(inst, "started_at")) &&
 		    (uint64_t)(am_wall_ms() - json_integer_value(json_object_get(inst, "started_at"))) * 1000000ull > STARTUP_TIMEOUT_NS) {
 			h->rt->ops->stop(h->rt, h->ref, 0);
