@@ -35,6 +35,7 @@
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "http/am_prio.h"
+#include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
 #include "runtime/rt_local.h"
@@ -607,7 +608,7 @@ static int serve(int argc, char **argv)
 	 * fine-tuning tasks follow their jobs (am_finetune_start) */
 	static const char *const resumable[] = { "deployment.create", "deployment.start", "deployment.stop",
 						 "deployment.restart", "deployment.delete", "deployment.update",
-						 "finetune.create", "finetune.resume", NULL };
+						 "finetune.create", "finetune.resume", "model.download", NULL };
 	am_task_recover(srv.store, resumable);
 	struct am_inventory_config icfg = {
 		.nvml_lib = srv.cfg.nvml_lib, .nvidia_smi = srv.cfg.nvidia_smi, .sim_specs = srv.cfg.sim_gpus,
@@ -670,7 +671,7 @@ static int serve(int argc, char **argv)
 	kube_cluster_start_all(&srv);
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
-	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0)
+	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0 || hub_start(&srv) != 0)
 		goto out;
 	end_strays(&srv); /* before anything new is started */
 	if (am_gateway_start(srv.gateway) != 0)
@@ -728,6 +729,7 @@ out:
 	kube_cluster_free_all(&srv);
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
+	hub_free(&srv); /* a running download stops where it is: resumed at the next start */
 	am_runtimes_free(&srv.runtimes);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);

@@ -1,6 +1,7 @@
 /* api_models: registering models (a folder or GGUF file under a model root,
  * or a hub id to download later), listing, updating and deleting them, and
  * browsing the model roots. */
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../base/am_work.h"
+#include "../hub/hub_models.h"
 #include "../model/am_inspect.h"
 #include "../model/am_model.h"
 #include "../sched/am_planner.h"
@@ -149,10 +151,39 @@ static int inspect_later(struct am_ctx *ctx, const char *path, am_api_fn again, 
 	return 0;
 }
 
+/* The download's options of a request: download (bool), revision, files
+ * (globs), gguf (a quantisation). 0, or -1 with err naming the field. */
+static int download_fields(struct am_ctx *ctx, int *download, struct hub_request *rq, struct am_err *err)
+{
+	if (am_json_get_bool(ctx->body, "download", AM_JSON_OPTIONAL, download, err) != 0 ||
+	    am_json_get_str(ctx->body, "revision", AM_JSON_OPTIONAL, 1, 120, &rq->revision, err) != 0 ||
+	    am_json_get_str(ctx->body, "gguf", AM_JSON_OPTIONAL, 1, 30, &rq->gguf, err) != 0)
+		return -1;
+	for (const char *c = rq->revision; c && *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("._-/", *c))
+			return am_err_set(err, AM_E_INVALID, "revision", "'revision' must be a branch, tag or commit id");
+	for (const char *c = rq->gguf; c && *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_')
+			return am_err_set(err, AM_E_INVALID, "gguf", "'gguf' must name a quantisation such as Q4_K_M");
+	json_t *files = json_object_get(ctx->body, "files");
+	if (files && !json_is_null(files)) {
+		if (!json_is_array(files) || json_array_size(files) > 64)
+			return am_err_set(err, AM_E_INVALID, "files", "'files' must be a list of at most 64 file patterns");
+		size_t i;
+		json_t *v;
+		json_array_foreach(files, i, v)
+			if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 200 ||
+			    strlen(json_string_value(v)) != json_string_length(v))
+				return am_err_set(err, AM_E_INVALID, "files", "files[%zu] must be a pattern such as *.safetensors", i);
+		rq->patterns = files;
+	}
+	return 0;
+}
+
 static int create(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "name", "path", "hub_id", "source", "display_name", "description", "tags",
-					      "base_model", NULL };
+					      "base_model", "download", "revision", "files", "gguf", NULL };
 	const char *name = NULL, *path = NULL, *hub = NULL, *source = NULL, *display = "", *desc = "", *base = NULL;
 	if (am_json_only(ctx->body, fields, err) != 0 ||
 	    am_json_get_str(ctx->body, "name", AM_JSON_OPTIONAL, 1, 128, &name, err) != 0 ||
@@ -163,6 +194,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_str(ctx->body, "description", AM_JSON_OPTIONAL, 0, 4000, &desc, err) != 0 ||
 	    am_json_get_str(ctx->body, "base_model", AM_JSON_OPTIONAL, 1, 128, &base, err) != 0 || check_tags(ctx->body, err) != 0)
 		return -1;
+	int download = 0;
+	struct hub_request rq = { .actor = ctx->who.username };
+	if (download_fields(ctx, &download, &rq, err) != 0)
+		return -1;
+	if (download && !hub)
+		return am_err_set(err, AM_E_INVALID, "download", "'download' goes with a 'hub_id'");
 	if (!path == !hub)
 		return am_err_set(err, AM_E_INVALID, path ? "hub_id" : "path", "give either 'path' (a local folder or .gguf file) or 'hub_id'");
 	if (path && source && strcmp(source, "local"))
@@ -241,7 +278,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	long long id = am_store_last_id(ctx->srv->store);
 	am_store_exec(ctx->srv->store, "UPDATE models SET owner_id = ? WHERE id = ?", "ii", ctx->who.user_id, id);
 	am_fmt(ctx->target, sizeof ctx->target, "model:%lld", id);
+	long long dl = 0;
+	if (download && hub_download(ctx->srv, id, &rq, &dl, err) != 0)
+		return -1;
 	ctx->resp = am_model_json(ctx->srv->store, id);
+	if (download)
+		json_object_set_new(ctx->resp, "download", hub_download_json(ctx->srv, id));
 	ctx->status = 201;
 	return 0;
 }
@@ -328,8 +370,14 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	am_store_int(ctx->srv->store, &adapters, 0, "SELECT COUNT(*) FROM models WHERE base_model_id = ?", "i", id);
 	if (adapters)
 		return am_err_set(err, AM_E_CONFLICT, "", "%lld adapter(s) are based on this model; delete them first", adapters);
+	long long active = 0;
+	am_store_int(ctx->srv->store, &active, 0, "SELECT COUNT(*) FROM downloads WHERE model_id = ? AND state IN ('queued','running')",
+		     "i", id);
+	if (active)
+		return am_err_set(err, AM_E_CONFLICT, "", "the model is being downloaded; cancel the download first");
 	/* only the record goes: the files on disk are the user's */
-	if (am_store_exec(ctx->srv->store, "DELETE FROM models WHERE id = ?", "i", id) != 0)
+	if (am_store_exec(ctx->srv->store, "DELETE FROM downloads WHERE model_id = ?", "i", id) != 0 ||
+	    am_store_exec(ctx->srv->store, "DELETE FROM models WHERE id = ?", "i", id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not delete the model");
 	ctx->resp = json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1);
 	return 0;
@@ -456,6 +504,59 @@ static int browse(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* ---- downloads from the hubs ---- */
+
+static int download_get(struct am_ctx *ctx, struct am_err *err)
+{
+	long long id;
+	if (model_param(ctx, &id, err) != 0)
+		return -1;
+	if (!(ctx->resp = hub_download_json(ctx->srv, id)))
+		return am_err_set(err, AM_E_NOT_FOUND, "", "model %lld was never downloaded", id);
+	return 0;
+}
+
+static int download_start(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "revision", "files", "gguf", NULL };
+	long long id, dl = 0;
+	int ignored = 0;
+	struct hub_request rq = { .actor = ctx->who.username };
+	if (model_param(ctx, &id, err) != 0 || am_json_only(ctx->body, fields, err) != 0 ||
+	    download_fields(ctx, &ignored, &rq, err) != 0 || hub_download(ctx->srv, id, &rq, &dl, err) != 0)
+		return -1;
+	ctx->resp = hub_download_json(ctx->srv, id);
+	ctx->status = 202;
+	ctx->no_task = 1; /* the download has its own task */
+	return 0;
+}
+
+/* pause, resume or cancel: fn the verb */
+static int download_verb(struct am_ctx *ctx, int (*fn)(struct am_server *, long long, struct am_err *), struct am_err *err)
+{
+	long long id;
+	if (model_param(ctx, &id, err) != 0 || fn(ctx->srv, id, err) != 0)
+		return -1;
+	ctx->resp = hub_download_json(ctx->srv, id);
+	ctx->status = 202;
+	return 0;
+}
+
+static int download_pause(struct am_ctx *ctx, struct am_err *err)
+{
+	return download_verb(ctx, hub_pause, err);
+}
+
+static int download_resume(struct am_ctx *ctx, struct am_err *err)
+{
+	return download_verb(ctx, hub_resume, err);
+}
+
+static int download_cancel(struct am_ctx *ctx, struct am_err *err)
+{
+	return download_verb(ctx, hub_cancel, err);
+}
+
 const struct am_route_def am_api_models_routes[] = {
 	{ "GET", "/api/v1/models", list, AM_USER, NULL, 0, 0 },
 	{ "POST", "/api/v1/models", create, AM_ADMIN, "model.create", 0, 0 },
@@ -463,6 +564,11 @@ const struct am_route_def am_api_models_routes[] = {
 	{ "PATCH", "/api/v1/models/{id}", update, AM_ADMIN, "model.update", 0, 0 },
 	{ "DELETE", "/api/v1/models/{id}", delete, AM_ADMIN, "model.delete", 0, 0 },
 	{ "POST", "/api/v1/models/{id}/inspect", reinspect, AM_ADMIN, "model.inspect", 0, 0 },
+	{ "GET", "/api/v1/models/{id}/download", download_get, AM_USER, NULL, 0, 0 },
+	{ "POST", "/api/v1/models/{id}/download", download_start, AM_ADMIN, "model.download.start", 0, 0 },
+	{ "POST", "/api/v1/models/{id}/download/pause", download_pause, AM_ADMIN, "model.download.pause", 0, 0 },
+	{ "POST", "/api/v1/models/{id}/download/resume", download_resume, AM_ADMIN, "model.download.resume", 0, 0 },
+	{ "POST", "/api/v1/models/{id}/download/cancel", download_cancel, AM_ADMIN, "model.download.cancel", 0, 0 },
 	{ "GET", "/api/v1/model-roots", roots, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/model-roots/browse", browse, AM_ADMIN, NULL, 0, 0 },
 };

@@ -308,6 +308,18 @@ static const char *const migrations[] = {
 	"  OR OLD.gpus_used_other IS NOT NEW.gpus_used_other OR OLD.id IS NOT NEW.id"
 	"  OR OLD.taints IS NOT NEW.taints OR OLD.gpu_source IS NOT NEW.gpu_source"
 	"  BEGIN UPDATE capacity_gen SET cards = cards + 1; END;",
+
+	/* 18: model downloads from the hubs (hub_models): the truth a restart
+	 * resumes from; files: what the download chose (and may remove) */
+	"CREATE TABLE downloads ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+	"  source TEXT NOT NULL, repo TEXT NOT NULL, revision TEXT NOT NULL, commit_id TEXT, endpoint TEXT NOT NULL,"
+	"  dest TEXT NOT NULL, created_dir INTEGER NOT NULL DEFAULT 0, patterns TEXT, gguf TEXT,"
+	"  state TEXT NOT NULL CHECK (state IN ('queued','running','paused','failed','succeeded','cancelled')),"
+	"  bytes_done INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER NOT NULL DEFAULT 0, files TEXT,"
+	"  error TEXT NOT NULL DEFAULT '', task_id INTEGER, created_by TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER);"
+	"CREATE INDEX downloads_model ON downloads(model_id);",
 };
 
 const char *const *am_migrations_list(size_t *count)

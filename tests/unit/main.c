@@ -32,6 +32,7 @@ void suite_routes(void);
 void suite_due(void);
 void suite_deploy_verbs(void);
 void suite_kube(void);
+void suite_hub(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -97,6 +98,7 @@ int main(void)
 	suite_due();
 	suite_deploy_verbs();
 	suite_kube();
+	suite_hub();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

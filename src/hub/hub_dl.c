@@ -1,0 +1,685 @@
+/* hub_dl: see hub_dl.h. The hubs' HTTP contracts are in docs/hubs.md. */
+#include "hub_dl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/am_buf.h"
+#include "../base/am_mem.h"
+#include "../base/am_path.h"
+
+#define API_MAX (32u << 20) /* one API answer */
+#define TRIES 6             /* per file, with back-off 1, 2, 4, 8, 16 s */
+#define DISK_MARGIN (256ull << 20)
+
+static int hf(const struct hub_dl *d)
+{
+	return strcmp(d->source, "modelscope") != 0;
+}
+
+static int stopped(struct hub_dl *d)
+{
+	return atomic_load(&d->stop) != HUB_DL_GO;
+}
+
+/* ---- small requests: the API ---- */
+
+struct resp {
+	struct am_buf body;
+	long status;
+	char link_next[2048]; /* Hugging Face's pagination: Link: <url>; rel="next" */
+	char err_code[64];    /* X-Error-Code */
+	char err_msg[512];    /* X-Error-Message */
+	char commit[128];     /* X-Repo-Commit */
+};
+
+static size_t body_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct resp *r = arg;
+	return am_buf_add(&r->body, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t outsz)
+{
+	size_t nl = strlen(name);
+	if (len <= nl + 1 || strncasecmp(line, name, nl) || line[nl] != ':')
+		return;
+	const char *v = line + nl + 1;
+	size_t vl = len - nl - 1;
+	while (vl && (*v == ' ' || *v == '\t'))
+		v++, vl--;
+	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+		vl--;
+	if (vl >= outsz)
+		vl = outsz - 1;
+	memcpy(out, v, vl);
+	out[vl] = '\0';
+}
+
+static size_t head_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct resp *r = arg;
+	size_t len = sz * n;
+	if (len > 5 && !strncmp(p, "HTTP/", 5)) { /* a redirect's headers are not the answer's */
+		r->err_code[0] = r->err_msg[0] = r->link_next[0] = '\0';
+		return len;
+	}
+	header_value(p, len, "X-Error-Code", r->err_code, sizeof r->err_code);
+	header_value(p, len, "X-Error-Message", r->err_msg, sizeof r->err_msg);
+	header_value(p, len, "X-Repo-Commit", r->commit, sizeof r->commit);
+	char link[2048] = "";
+	header_value(p, len, "Link", link, sizeof link);
+	if (link[0] && strstr(link, "rel=\"next\"")) {
+		char *a = strchr(link, '<'), *b = a ? strchr(a, '>') : NULL;
+		if (a && b && (size_t)(b - a - 1) < sizeof r->link_next) {
+			memcpy(r->link_next, a + 1, (size_t)(b - a - 1));
+			r->link_next[b - a - 1] = '\0';
+		}
+	}
+	return len;
+}
+
+static struct curl_slist *auth_headers(const struct hub_dl *d)
+{
+	struct curl_slist *h = NULL;
+	h = curl_slist_append(h, "User-Agent: aimaas/0.1 (model downloads)");
+	if (d->token[0]) {
+		char a[600];
+		am_fmt(a, sizeof a, "Authorization: Bearer %s", d->token);
+		h = curl_slist_append(h, a);
+		sodium_memzero(a, sizeof a);
+	}
+	return h;
+}
+
+static void common_opts(CURL *e, struct curl_slist *h)
+{
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 8L);
+	/* the token goes to the hub, never to the host a redirect names (curl drops it there) */
+	curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 20L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer ends (and is retried) */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+}
+
+/* What a refusal by the hub means, for the user. */
+static void explain(struct hub_dl *d, const struct resp *r, const char *what)
+{
+	d->http_status = (int)r->status;
+	char body_msg[512] = "";
+	json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
+	const char *m = json_string_value(json_object_get(j, "error"));
+	if (!m)
+		m = json_string_value(json_object_get(j, "Message"));
+	if (m)
+		am_fmt(body_msg, sizeof body_msg, "%s", m);
+	json_decref(j);
+	const char *msg = r->err_msg[0] ? r->err_msg : body_msg;
+	if (!strcmp(r->err_code, "GatedRepo") || (r->status == 403 && hf(d)))
+		am_fmt(d->error, sizeof d->error,
+			 "%s is gated: accept its licence at %s/%s with the account of the token given, then retry (%s)", d->repo,
+			 d->endpoint, d->repo, msg[0] ? msg : "access refused");
+	else if (!strcmp(r->err_code, "RepoNotFound") || (r->status == 401 && !d->token[0]))
+		am_fmt(d->error, sizeof d->error, "%s was not found on %s (or it is private: give a token)%s%s", d->repo,
+			 d->source, msg[0] ? ": " : "", msg);
+	else if (r->status == 401)
+		am_fmt(d->error, sizeof d->error, "%s refused the token for %s%s%s", d->source, d->repo, msg[0] ? ": " : "",
+			 msg);
+	else if (!strcmp(r->err_code, "RevisionNotFound"))
+		am_fmt(d->error, sizeof d->error, "%s has no revision '%s'", d->repo, d->revision);
+	else if (r->status == 404)
+		am_fmt(d->error, sizeof d->error, "%s: %s not found on %s%s%s", d->repo, what, d->source, msg[0] ? ": " : "",
+			 msg);
+	else
+		am_fmt(d->error, sizeof d->error, "%s answered %ld for %s%s%s", d->source, r->status, what, msg[0] ? ": " : "",
+			 msg);
+}
+
+/* GET url into r. 0 on a 2xx, else -1 with d->error (network or refusal). */
+static int get(struct hub_dl *d, const char *url, struct resp *r, const char *what)
+{
+	memset(r, 0, sizeof *r);
+	am_buf_init(&r->body, API_MAX);
+	CURL *e = curl_easy_init();
+	struct curl_slist *h = auth_headers(d);
+	char ebuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	common_opts(e, h);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, head_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
+	CURLcode rc = CURLE_OK;
+	for (int t = 0; t < 3; t++) { /* a network error is tried again */
+		r->body.len = 0;
+		rc = curl_easy_perform(e);
+		if (rc == CURLE_OK || stopped(d))
+			break;
+		sleep(1u << t);
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(h);
+	if (rc != CURLE_OK) {
+		am_fmt(d->error, sizeof d->error, "could not reach %s for %s: %s", d->endpoint, what,
+			 ebuf[0] ? ebuf : curl_easy_strerror(rc));
+		return -1;
+	}
+	if (r->status < 200 || r->status >= 300) {
+		explain(d, r, what);
+		return -1;
+	}
+	return 0;
+}
+
+/* A path's segments escaped, the '/' kept. */
+static void escape_path(const char *p, struct am_buf *out)
+{
+	const char *s = p;
+	for (;;) {
+		const char *e = strchr(s, '/');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		char *x = curl_easy_escape(NULL, s, (int)l);
+		am_buf_printf(out, "%s%s", x ? x : "", e ? "/" : "");
+		curl_free(x);
+		if (!e)
+			break;
+		s = e + 1;
+	}
+}
+
+/* The revision as a commit, and the repository's file list. */
+static int list_files(struct hub_dl *d)
+{
+	struct resp r;
+	struct am_buf url;
+	am_buf_init(&url, 8192);
+	char *rev = curl_easy_escape(NULL, d->revision, 0);
+	int rc = -1;
+	if (hf(d)) {
+		am_buf_printf(&url, "%s/api/models/%s/revision/%s", d->endpoint, d->repo, rev);
+		if (get(d, am_buf_str(&url), &r, "the revision") != 0)
+			goto out;
+		json_t *info = json_loadb(r.body.data, r.body.len, 0, NULL);
+		const char *sha = json_string_value(json_object_get(info, "sha"));
+		am_fmt(d->commit, sizeof d->commit, "%s", sha ? sha : d->revision);
+		json_decref(info);
+		am_buf_free(&r.body);
+		url.len = 0;
+		am_buf_printf(&url, "%s/api/models/%s/tree/%s?recursive=true", d->endpoint, d->repo, d->commit);
+		/* pages, each naming the next in its Link header */
+		for (int page = 0; page < 1000; page++) {
+			if (get(d, am_buf_str(&url), &r, "the file list") != 0)
+				goto out;
+			int prc = hub_files_parse_hf(r.body.data, r.body.len, &d->files, d->error, sizeof d->error);
+			char next[2048];
+			am_fmt(next, sizeof next, "%s", r.link_next);
+			am_buf_free(&r.body);
+			if (prc != 0)
+				goto out;
+			if (!next[0])
+				break;
+			url.len = 0;
+			am_buf_printf(&url, "%s", next);
+		}
+	} else {
+		/* ModelScope: the revision (a branch or tag, "master" by default) names what is fetched */
+		am_fmt(d->commit, sizeof d->commit, "%s", d->revision);
+		am_buf_printf(&url, "%s/api/v1/models/%s/repo/files?Revision=%s&Recursive=True", d->endpoint, d->repo, rev);
+		if (get(d, am_buf_str(&url), &r, "the file list") != 0)
+			goto out;
+		int prc = hub_files_parse_ms(r.body.data, r.body.len, &d->files, d->error, sizeof d->error);
+		am_buf_free(&r.body);
+		if (prc != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0 && r.body.data)
+		am_buf_free(&r.body);
+	curl_free(rev);
+	am_buf_free(&url);
+	return rc;
+}
+
+static void file_url(const struct hub_dl *d, const struct hub_file *f, struct am_buf *u)
+{
+	u->len = 0;
+	if (hf(d)) {
+		am_buf_printf(u, "%s/%s/resolve/%s/", d->endpoint, d->repo, d->commit);
+		escape_path(f->path, u);
+	} else {
+		char *rev = curl_easy_escape(NULL, d->commit, 0);
+		char *fp = curl_easy_escape(NULL, f->path, 0);
+		am_buf_printf(u, "%s/api/v1/models/%s/repo?Revision=%s&FilePath=%s", d->endpoint, d->repo, rev, fp);
+		curl_free(rev);
+		curl_free(fp);
+	}
+}
+
+/* ---- the transfers ---- */
+
+struct xfer {
+	struct hub_dl *d;
+	struct hub_file *f;
+	CURL *e;
+	struct curl_slist *h;
+	int fd;
+	uint64_t have;         /* bytes in the .part before this transfer */
+	uint64_t got;          /* bytes written by this transfer */
+	crypto_hash_sha256_state sha;
+	long status;
+	int restart;           /* the server ignored the Range: start the file again */
+	int tries;
+	time_t retry_at;
+	char part[PATH_MAX];
+	char final[PATH_MAX];
+	struct resp r;         /* a refusal's headers and body */
+};
+
+static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
+{
+	struct xfer *x = arg;
+	size_t len = sz * n;
+	if (stopped(x->d))
+		return 0;
+	if (!x->status)
+		curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &x->status);
+	if (x->status >= 400) { /* a refusal's body, for the message */
+		am_buf_add(&x->r.body, p, len);
+		return len;
+	}
+	if (x->status == 200 && x->have) { /* the Range was not honoured: the whole file comes again */
+		if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
+			return 0;
+		crypto_hash_sha256_init(&x->sha);
+		atomic_fetch_sub(&x->d->done, x->have);
+		x->have = 0;
+	}
+	if (x->have + x->got + len > x->f->size)
+		return 0; /* more than the hub listed: not this file */
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(x->fd, p + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			am_fmt(x->d->error, sizeof x->d->error, "could not write %s: %s", x->part, strerror(errno));
+			return 0;
+		}
+		off += (size_t)w;
+	}
+	crypto_hash_sha256_update(&x->sha, (const unsigned char *)p, len);
+	x->got += len;
+	atomic_fetch_add(&x->d->done, (uint64_t)len);
+	return len;
+}
+
+/* Hashes what a .part already holds (a resumed file is checked whole). */
+static int hash_existing(struct xfer *x)
+{
+	unsigned char buf[1 << 16];
+	if (lseek(x->fd, 0, SEEK_SET) != 0)
+		return -1;
+	uint64_t left = x->have;
+	while (left) {
+		ssize_t r = read(x->fd, buf, left < sizeof buf ? left : sizeof buf);
+		if (r <= 0)
+			return -1;
+		crypto_hash_sha256_update(&x->sha, buf, (size_t)r);
+		left -= (uint64_t)r;
+	}
+	return lseek(x->fd, 0, SEEK_END) < 0 ? -1 : 0;
+}
+
+static int mkparents(const char *path)
+{
+	char dir[PATH_MAX];
+	am_fmt(dir, sizeof dir, "%s", path);
+	char *s = strrchr(dir, '/');
+	if (!s)
+		return 0;
+	*s = '\0';
+	return am_mkdirs(dir);
+}
+
+/* Prepares the transfer of x->f: 1 when it is done already, 0 when one
+ * should run, -1 on an error (d->error). */
+static int xfer_prepare(struct xfer *x)
+{
+	struct hub_dl *d = x->d;
+	am_fmt(x->final, sizeof x->final, "%s/%s", d->dest, x->f->path);
+	am_fmt(x->part, sizeof x->part, "%s.part", x->final);
+	struct stat sb;
+	if (stat(x->final, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == x->f->size)
+		return 1; /* checked and renamed by an earlier run */
+	if (mkparents(x->final) != 0) {
+		am_fmt(d->error, sizeof d->error, "could not create the folder of %s: %s", x->final, strerror(errno));
+		return -1;
+	}
+	x->fd = open(x->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (x->fd < 0) {
+		am_fmt(d->error, sizeof d->error, "could not open %s: %s", x->part, strerror(errno));
+		return -1;
+	}
+	off_t end = lseek(x->fd, 0, SEEK_END);
+	x->have = end > 0 ? (uint64_t)end : 0;
+	if (x->have > x->f->size) { /* not this file's bytes */
+		if (ftruncate(x->fd, 0) != 0)
+			return -1;
+		x->have = 0;
+	}
+	crypto_hash_sha256_init(&x->sha);
+	if (x->f->sha256[0] && hash_existing(x) != 0) {
+		am_fmt(d->error, sizeof d->error, "could not read %s", x->part);
+		return -1;
+	}
+	return 0;
+}
+
+static void xfer_start(struct xfer *x, CURLM *m, struct am_buf *url)
+{
+	struct hub_dl *d = x->d;
+	x->got = 0;
+	x->status = 0;
+	am_buf_free(&x->r.body);
+	am_buf_init(&x->r.body, 64 * 1024);
+	memset(x->r.err_code, 0, sizeof x->r.err_code);
+	memset(x->r.err_msg, 0, sizeof x->r.err_msg);
+	file_url(d, x->f, url);
+	x->e = curl_easy_init();
+	x->h = auth_headers(d);
+	curl_easy_setopt(x->e, CURLOPT_URL, am_buf_str(url));
+	common_opts(x->e, x->h);
+	curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, xfer_write);
+	curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->e, CURLOPT_HEADERFUNCTION, head_cb);
+	curl_easy_setopt(x->e, CURLOPT_HEADERDATA, &x->r);
+	curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
+	if (d->max_bytes_per_s > 0)
+		curl_easy_setopt(x->e, CURLOPT_MAX_RECV_SPEED_LARGE,
+				 (curl_off_t)(d->max_bytes_per_s / (d->concurrency > 0 ? d->concurrency : 1)));
+	if (x->have) {
+		char range[64];
+		am_fmt(range, sizeof range, "%llu-", (unsigned long long)x->have);
+		curl_easy_setopt(x->e, CURLOPT_RANGE, range);
+	}
+	curl_multi_add_handle(m, x->e);
+}
+
+static void xfer_end_easy(struct xfer *x, CURLM *m)
+{
+	if (!x->e)
+		return;
+	curl_multi_remove_handle(m, x->e);
+	curl_easy_cleanup(x->e);
+	curl_slist_free_all(x->h);
+	x->e = NULL;
+	x->h = NULL;
+}
+
+/* A finished transfer: 1 done (checked, renamed), 0 to retry, -1 failed. */
+static int xfer_finish(struct xfer *x, CURLcode res)
+{
+	struct hub_dl *d = x->d;
+	if (!x->status)
+		curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &x->status);
+	if (stopped(d))
+		return 0;
+	if (x->status == 416 && x->have == x->f->size)
+		x->status = 206; /* asked past its end: it was whole */
+	if (x->status >= 400) {
+		x->r.status = x->status;
+		if (x->status >= 500 || x->status == 429)
+			return 0;
+		explain(d, &x->r, x->f->path);
+		return -1;
+	}
+	if (res != CURLE_OK) {
+		if (d->error[0] == '\0' || strncmp(d->error, "could not write", 15))
+			return 0; /* the network: resumed from what it has */
+		return -1;
+	}
+	x->have += x->got;
+	x->got = 0;
+	if (x->have != x->f->size) {
+		if (x->have < x->f->size)
+			return 0; /* cut short: resumed */
+		am_fmt(d->error, sizeof d->error, "%s: %llu bytes came, the hub listed %llu", x->f->path,
+			 (unsigned long long)x->have, (unsigned long long)x->f->size);
+		return -1;
+	}
+	if (x->f->sha256[0]) {
+		unsigned char h[crypto_hash_sha256_BYTES];
+		char hex[65];
+		crypto_hash_sha256_final(&x->sha, h);
+		sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+		if (strcmp(hex, x->f->sha256) != 0) {
+			am_fmt(d->error, sizeof d->error, "%s: checksum mismatch (SHA-256 %s, the hub says %s); the file was removed",
+				 x->f->path, hex, x->f->sha256);
+			close(x->fd);
+			x->fd = -1;
+			unlink(x->part);
+			atomic_fetch_sub(&d->done, x->have);
+			x->have = 0;
+			return -1;
+		}
+	}
+	if (fsync(x->fd) != 0 || rename(x->part, x->final) != 0) {
+		am_fmt(d->error, sizeof d->error, "could not finish %s: %s", x->final, strerror(errno));
+		return -1;
+	}
+	close(x->fd);
+	x->fd = -1;
+	return 1;
+}
+
+static int fetch_all(struct hub_dl *d)
+{
+	size_t n = d->files.n;
+	struct xfer *xs = am_calloc(n ? n : 1, sizeof *xs);
+	CURLM *m = curl_multi_init();
+	struct am_buf url;
+	am_buf_init(&url, 8192);
+	int conc = d->concurrency > 0 && d->concurrency <= 16 ? d->concurrency : 4;
+	size_t next = 0;
+	int running = 0, failed = 0, done = 0;
+	for (size_t i = 0; i < n; i++) {
+		xs[i].d = d;
+		xs[i].f = &d->files.v[i];
+		xs[i].fd = -1;
+	}
+	/* what is on disk already counts as done */
+	for (size_t i = 0; i < n && !failed; i++) {
+		int p = xfer_prepare(&xs[i]);
+		if (p < 0)
+			failed = 1;
+		else if (p == 1) {
+			xs[i].have = xs[i].f->size;
+			xs[i].tries = -1; /* done */
+			done++;
+		}
+		atomic_fetch_add(&d->done, xs[i].have);
+	}
+	while (!failed && done < (int)n && !stopped(d)) {
+		time_t now = time(NULL);
+		for (size_t i = 0; i < n && running < conc; i++) {
+			size_t k = (next + i) % n;
+			struct xfer *x = &xs[k];
+			if (x->tries < 0 || x->e || x->retry_at > now)
+				continue;
+			xfer_start(x, m, &url);
+			running++;
+			next = k + 1;
+		}
+		int still = 0;
+		curl_multi_perform(m, &still);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct xfer *x = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			int r = xfer_finish(x, msg->data.result);
+			xfer_end_easy(x, m);
+			running--;
+			if (r == 1) {
+				x->tries = -1;
+				done++;
+			} else if (r < 0) {
+				failed = 1;
+			} else if (!stopped(d) && ++x->tries >= TRIES) {
+				am_fmt(d->error, sizeof d->error, "%s: the transfer failed %d times (%s); what came is kept for a resume",
+					 x->f->path, TRIES, curl_easy_strerror(msg->data.result));
+				failed = 1;
+			} else {
+				x->retry_at = time(NULL) + (1 << (x->tries > 4 ? 4 : x->tries));
+			}
+		}
+		if (!failed && done < (int)n)
+			curl_multi_poll(m, NULL, 0, 200, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		xfer_end_easy(&xs[i], m);
+		if (xs[i].fd >= 0)
+			close(xs[i].fd);
+		am_buf_free(&xs[i].r.body);
+	}
+	curl_multi_cleanup(m);
+	am_buf_free(&url);
+	free(xs);
+	if (failed)
+		return -1;
+	return done == (int)n ? 0 : 1; /* 1: stopped */
+}
+
+/* ---- the run ---- */
+
+void hub_dl_run(struct hub_dl *d)
+{
+	static int inited;
+	if (!inited) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		inited = 1;
+	}
+	d->error[0] = '\0';
+	d->http_status = 0;
+	atomic_store(&d->done, 0);
+	hub_files_free(&d->files);
+	if (list_files(d) != 0) {
+		d->result = stopped(d) ? (atomic_load(&d->stop) == HUB_DL_CANCEL ? HUB_DL_CANCELLED : HUB_DL_PAUSED)
+				       : HUB_DL_FAILED;
+		return;
+	}
+	if (hub_files_select(&d->files, d->patterns, d->gguf, d->error, sizeof d->error) < 0) {
+		d->result = HUB_DL_FAILED;
+		return;
+	}
+	uint64_t total = hub_files_bytes(&d->files);
+	atomic_store(&d->total, total);
+	if (am_mkdirs(d->dest) != 0) {
+		am_fmt(d->error, sizeof d->error, "could not create %s: %s", d->dest, strerror(errno));
+		d->result = HUB_DL_FAILED;
+		return;
+	}
+	/* the disk first: what is missing must fit, with room to spare */
+	uint64_t have = 0;
+	for (size_t i = 0; i < d->files.n; i++) {
+		char p[PATH_MAX];
+		struct stat sb;
+		am_fmt(p, sizeof p, "%s/%s", d->dest, d->files.v[i].path);
+		if (stat(p, &sb) == 0 && (uint64_t)sb.st_size == d->files.v[i].size) {
+			have += d->files.v[i].size;
+			continue;
+		}
+		am_fmt(p, sizeof p, "%s/%s.part", d->dest, d->files.v[i].path);
+		if (stat(p, &sb) == 0 && (uint64_t)sb.st_size <= d->files.v[i].size)
+			have += (uint64_t)sb.st_size;
+	}
+	struct statvfs vfs;
+	if (statvfs(d->dest, &vfs) == 0) {
+		uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		const char *fake = getenv("AIMAAS_HUB_TEST_FREE_BYTES"); /* tests: a small disk */
+		if (fake && *fake)
+			avail = strtoull(fake, NULL, 10);
+		if (total - have + DISK_MARGIN > avail) {
+			am_fmt(d->error, sizeof d->error,
+				 "not enough disk space in %s: %.1f GiB to download, %.1f GiB free (%.1f GiB kept spare)", d->dest,
+				 (double)(total - have) / (1 << 30), (double)avail / (1 << 30), (double)DISK_MARGIN / (1 << 30));
+			d->http_status = 507;
+			d->result = HUB_DL_FAILED;
+			return;
+		}
+	}
+	int rc = fetch_all(d);
+	if (rc == 0)
+		d->result = HUB_DL_DONE;
+	else if (rc > 0 || stopped(d))
+		d->result = atomic_load(&d->stop) == HUB_DL_CANCEL ? HUB_DL_CANCELLED : HUB_DL_PAUSED;
+	else
+		d->result = HUB_DL_FAILED;
+}
+
+json_t *hub_dl_files_json(const struct hub_files *f)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < f->n; i++)
+		json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "path", f->v[i].path, "size", (json_int_t)f->v[i].size,
+						   "sha256", f->v[i].sha256));
+	return a;
+}
+
+/* Removes empty folders from path's parent up to (not past) dest. */
+static void prune(const char *dest, const char *path)
+{
+	char dir[PATH_MAX];
+	am_fmt(dir, sizeof dir, "%s", path);
+	size_t dl = strlen(dest);
+	for (char *s; (s = strrchr(dir, '/')) && (size_t)(s - dir) > dl;) {
+		*s = '\0';
+		if (rmdir(dir) != 0)
+			break;
+	}
+}
+
+void hub_dl_remove(const char *dest, json_t *paths, int created_dir)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(paths, i, v) {
+		const char *p = json_string_value(json_object_get(v, "path"));
+		if (!p)
+			p = json_string_value(v);
+		if (!p || !hub_path_ok(p))
+			continue;
+		char f[PATH_MAX];
+		am_fmt(f, sizeof f, "%s/%s", dest, p);
+		unlink(f);
+		am_fmt(f, sizeof f, "%s/%s.part", dest, p);
+		unlink(f);
+		prune(dest, f);
+	}
+	if (created_dir)
+		rmdir(dest); /* only when empty: nothing else's */
+}

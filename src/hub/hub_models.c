@@ -1,0 +1,467 @@
+/* hub_models: see hub_models.h. */
+#include "hub_models.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../am_server.h"
+#include "../base/am_buf.h"
+#include "../base/am_json.h"
+#include "../base/am_log.h"
+#include "../base/am_mem.h"
+#include "../base/am_time.h"
+#include "../base/am_work.h"
+#include "../model/am_inspect.h"
+#include "../store/am_store.h"
+#include "../task/am_task.h"
+#include "hub_dl.h"
+
+#define TICK_MS 500
+
+/* One download this process drives: queued on the worker, or running. */
+struct job {
+	struct hub *h;
+	long long id, model_id, task_id;
+	struct hub_dl dl;
+	json_t *facts;          /* the model as inspected at the end (worker) */
+	char inspect_err[512];
+	uint64_t last_done;     /* for the speed */
+	int64_t last_ms;
+	double speed;           /* bytes/s, smoothed */
+	int created_dir;
+	struct job *next;
+};
+
+struct hub {
+	struct am_server *srv;
+	struct am_work *work;
+	struct event *tick;
+	struct job *jobs;
+};
+
+static struct job *job_of(struct hub *h, long long model_id)
+{
+	for (struct job *j = h->jobs; j; j = j->next)
+		if (j->model_id == model_id)
+			return j;
+	return NULL;
+}
+
+static void unlink_job(struct hub *h, struct job *j)
+{
+	for (struct job **p = &h->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			return;
+		}
+}
+
+static void job_free(struct job *j)
+{
+	json_decref(j->dl.patterns);
+	hub_files_free(&j->dl.files);
+	json_decref(j->facts);
+	memset(j->dl.token, 0, sizeof j->dl.token);
+	free(j);
+}
+
+/* ---- the worker's side ---- */
+
+static void job_run(void *arg)
+{
+	struct job *j = arg;
+	hub_dl_run(&j->dl);
+	if (j->dl.result == HUB_DL_DONE) {
+		j->facts = am_inspect(j->dl.dest, j->inspect_err, sizeof j->inspect_err);
+		if (!j->facts) {
+			j->dl.result = HUB_DL_FAILED;
+			am_fmt(j->dl.error, sizeof j->dl.error, "downloaded, but not a model aimaas can read: %s", j->inspect_err);
+		}
+	}
+}
+
+/* ---- the loop's side ---- */
+
+static void set_row(struct hub *h, struct job *j, const char *state, const char *error)
+{
+	struct am_store *st = h->srv->store;
+	long long now = am_wall_ms();
+	json_t *files = j->dl.files.n ? hub_dl_files_json(&j->dl.files) : NULL;
+	char *fs = files ? am_json_dump(files) : NULL;
+	json_decref(files);
+	am_store_exec(st, "UPDATE downloads SET state = ?, error = COALESCE(?, error), commit_id = COALESCE(NULLIF(?, ''), commit_id),"
+		      " files = COALESCE(?, files), bytes_done = ?, bytes_total = CASE WHEN ? > 0 THEN ? ELSE bytes_total END,"
+		      " updated_at = ?, finished_at = CASE WHEN ? IN ('succeeded','failed','cancelled') THEN ? ELSE NULL END WHERE id = ?",
+		      "ssssiiiisii", state, error, j->dl.commit, fs, (long long)atomic_load(&j->dl.done),
+		      (long long)atomic_load(&j->dl.total), (long long)atomic_load(&j->dl.total), now, state, now, j->id);
+	free(fs);
+}
+
+static void job_done(void *arg, int cancelled)
+{
+	struct job *j = arg;
+	struct hub *h = j->h;
+	if (cancelled || !h) { /* aimaas is stopping: the row stays as it is, resumed at the next start */
+		job_free(j);
+		return;
+	}
+	unlink_job(h, j);
+	struct am_store *st = h->srv->store;
+	long long now = am_wall_ms();
+	switch (j->dl.result) {
+	case HUB_DL_DONE: {
+		set_row(h, j, "succeeded", "");
+		char *fs = am_json_dump(j->facts);
+		am_store_exec(st, "UPDATE models SET path = ?, state = 'ready', kind = ?, architecture = ?, parameters = ?,"
+			      " weight_bytes = ?, max_context = ?, facts = ?, updated_at = ? WHERE id = ?", "sssiiisii", j->dl.dest,
+			      json_string_value(json_object_get(j->facts, "kind")),
+			      json_string_value(json_object_get(j->facts, "architecture")),
+			      (long long)json_integer_value(json_object_get(j->facts, "parameters")),
+			      (long long)json_integer_value(json_object_get(j->facts, "weight_bytes")),
+			      (long long)json_integer_value(json_object_get(j->facts, "max_context")), fs, now, j->model_id);
+		free(fs);
+		if (j->task_id)
+			am_task_update(st, j->task_id, AM_TASK_SUCCEEDED, 100, "downloaded");
+		am_info("hub", "model %lld: %s@%s downloaded into %s", j->model_id, j->dl.repo, j->dl.commit, j->dl.dest);
+		break;
+	}
+	case HUB_DL_PAUSED:
+		set_row(h, j, "paused", "");
+		am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now, j->model_id);
+		if (j->task_id)
+			am_task_update(st, j->task_id, AM_TASK_RUNNING, -1, "paused");
+		break;
+	case HUB_DL_CANCELLED: {
+		json_t *files = hub_dl_files_json(&j->dl.files);
+		if (!j->dl.files.n) { /* not listed in this run: what an earlier one recorded */
+			json_t *row = NULL;
+			am_store_row(st, &row, "SELECT files FROM downloads WHERE id = ?", "i", j->id);
+			json_decref(files);
+			files = json_loads(json_string_value(json_object_get(row, "files")) ?: "[]", 0, NULL);
+			json_decref(row);
+		}
+		hub_dl_remove(j->dl.dest, files, j->created_dir);
+		json_decref(files);
+		set_row(h, j, "cancelled", "cancelled");
+		am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now, j->model_id);
+		if (j->task_id)
+			am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1, "cancelled; its files were removed");
+		break;
+	}
+	case HUB_DL_FAILED:
+		set_row(h, j, "failed", j->dl.error);
+		am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now, j->model_id);
+		if (j->task_id)
+			am_task_update(st, j->task_id, AM_TASK_FAILED, -1, j->dl.error);
+		am_warn("hub", "model %lld: download of %s failed: %s", j->model_id, j->dl.repo, j->dl.error);
+		break;
+	}
+	job_free(j);
+}
+
+/* Progress: written to the running download's row and task. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct hub *h = arg;
+	int64_t now = am_wall_ms();
+	for (struct job *j = h->jobs; j; j = j->next) {
+		uint64_t done = atomic_load(&j->dl.done), total = atomic_load(&j->dl.total);
+		if (!total)
+			continue;
+		if (j->last_ms) {
+			double inst = (double)(done - (done >= j->last_done ? j->last_done : done)) * 1000.0 /
+				      (double)(now - j->last_ms > 0 ? now - j->last_ms : 1);
+			j->speed = j->speed ? 0.7 * j->speed + 0.3 * inst : inst;
+		}
+		if (done == j->last_done && j->last_ms)
+			continue;
+		j->last_done = done;
+		j->last_ms = now;
+		am_store_exec(h->srv->store, "UPDATE downloads SET state = 'running', bytes_done = ?, bytes_total = ?, updated_at = ?"
+			      " WHERE id = ? AND state IN ('queued','running')", "iiii", (long long)done, (long long)total, now, j->id);
+		if (j->task_id) {
+			char msg[128];
+			am_fmt(msg, sizeof msg, "%.1f of %.1f GiB", (double)done / (1 << 30), (double)total / (1 << 30));
+			am_task_update(h->srv->store, j->task_id, AM_TASK_RUNNING, (int)(100.0 * (double)done / (double)total), msg);
+		}
+	}
+}
+
+static const char *endpoint(const char *source)
+{
+	const char *e;
+	if (!strcmp(source, "modelscope")) {
+		if ((e = getenv("AIMAAS_MODELSCOPE_ENDPOINT")) && *e)
+			return e;
+		if ((e = getenv("MODELSCOPE_DOMAIN")) && *e)
+			return e;
+		return "https://www.modelscope.cn";
+	}
+	if ((e = getenv("AIMAAS_HF_ENDPOINT")) && *e)
+		return e;
+	if ((e = getenv("HF_ENDPOINT")) && *e)
+		return e;
+	return "https://huggingface.co";
+}
+
+static const char *token(const char *source)
+{
+	const char *e = getenv(!strcmp(source, "modelscope") ? "AIMAAS_MODELSCOPE_TOKEN" : "AIMAAS_HF_TOKEN");
+	if ((!e || !*e) && strcmp(source, "modelscope"))
+		e = getenv("HF_TOKEN");
+	return e ? e : "";
+}
+
+/* Queues the download of row (a downloads row joined with its model). */
+static int enqueue(struct hub *h, json_t *row)
+{
+	struct job *j = am_calloc(1, sizeof *j);
+	j->h = h;
+	j->id = json_integer_value(json_object_get(row, "id"));
+	j->model_id = json_integer_value(json_object_get(row, "model_id"));
+	j->task_id = json_integer_value(json_object_get(row, "task_id"));
+	j->created_dir = (int)json_integer_value(json_object_get(row, "created_dir"));
+	const char *src = json_string_value(json_object_get(row, "source")) ?: "huggingface";
+	am_strlcpy(j->dl.source, src, sizeof j->dl.source);
+	am_strlcpy(j->dl.endpoint, json_string_value(json_object_get(row, "endpoint")) ?: endpoint(src), sizeof j->dl.endpoint);
+	size_t el = strlen(j->dl.endpoint);
+	while (el && j->dl.endpoint[el - 1] == '/')
+		j->dl.endpoint[--el] = '\0';
+	am_strlcpy(j->dl.repo, json_string_value(json_object_get(row, "repo")) ?: "", sizeof j->dl.repo);
+	/* resumed at the commit the first run resolved: the same files */
+	const char *commit = json_string_value(json_object_get(row, "commit_id"));
+	am_strlcpy(j->dl.revision, commit && *commit ? commit : json_string_value(json_object_get(row, "revision")) ?: "main",
+		   sizeof j->dl.revision);
+	am_strlcpy(j->dl.token, token(src), sizeof j->dl.token);
+	am_strlcpy(j->dl.dest, json_string_value(json_object_get(row, "dest")) ?: "", sizeof j->dl.dest);
+	am_strlcpy(j->dl.gguf, json_string_value(json_object_get(row, "gguf")) ?: "", sizeof j->dl.gguf);
+	const char *pat = json_string_value(json_object_get(row, "patterns"));
+	j->dl.patterns = pat ? json_loads(pat, 0, NULL) : NULL;
+	const char *conc = getenv("AIMAAS_HUB_CONCURRENCY");
+	j->dl.concurrency = conc ? atoi(conc) : 4;
+	const char *bw = getenv("AIMAAS_HUB_MAX_BYTES_PER_S");
+	j->dl.max_bytes_per_s = bw ? atoll(bw) : 0;
+	j->next = h->jobs;
+	h->jobs = j;
+	if (am_work_submit(h->work, job_run, job_done, j) != 0) {
+		unlink_job(h, j);
+		job_free(j);
+		return -1;
+	}
+	return 0;
+}
+
+int hub_start(struct am_server *srv)
+{
+	struct hub *h = am_calloc(1, sizeof *h);
+	h->srv = srv;
+	h->work = am_work_new(srv->base);
+	if (!h->work) {
+		free(h);
+		return -1;
+	}
+	h->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, h);
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	event_add(h->tick, &tv);
+	srv->hub = h;
+	/* what a stop or a kill left unfinished goes on from the bytes it has */
+	json_t *rows = NULL;
+	am_store_rows(srv->store, &rows, "SELECT * FROM downloads WHERE state IN ('queued','running') ORDER BY id", NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		am_info("hub", "resuming the download of %s (model %lld)", json_string_value(json_object_get(r, "repo")),
+			(long long)json_integer_value(json_object_get(r, "model_id")));
+		am_store_exec(srv->store, "UPDATE models SET state = 'downloading' WHERE id = ?", "i",
+			      (long long)json_integer_value(json_object_get(r, "model_id")));
+		enqueue(h, r);
+	}
+	json_decref(rows);
+	return 0;
+}
+
+void hub_free(struct am_server *srv)
+{
+	struct hub *h = srv->hub;
+	if (!h)
+		return;
+	for (struct job *j = h->jobs; j; j = j->next) {
+		atomic_store(&j->dl.stop, HUB_DL_PAUSE); /* the running one stops where it is */
+		j->h = NULL;
+	}
+	h->jobs = NULL;
+	am_work_free(h->work); /* done(…, cancelled) frees the queued ones */
+	event_free(h->tick);
+	free(h);
+	srv->hub = NULL;
+}
+
+/* The model's folder under the first model root: <root>/<source>/<org>/<name>. */
+static int dest_of(struct am_server *srv, const char *source, const char *repo, char *out, size_t size)
+{
+	if (srv->cfg.nroots < 1)
+		return -1;
+	am_fmt(out, size, "%s/%s/%s", srv->cfg.model_roots[0], source, repo);
+	return 0;
+}
+
+int hub_download(struct am_server *srv, long long model_id, const struct hub_request *rq, long long *id,
+		 struct am_err *err)
+{
+	struct hub *h = srv->hub;
+	struct am_store *st = srv->store;
+	json_t *m = NULL;
+	am_store_row(st, &m, "SELECT id, name, source, hub_id, state FROM models WHERE id = ?", "i", model_id);
+	if (!m)
+		return am_err_set(err, AM_E_NOT_FOUND, "", "no model with id %lld", model_id);
+	const char *hub_id = json_string_value(json_object_get(m, "hub_id"));
+	const char *source = json_string_value(json_object_get(m, "source"));
+	int rc = 0;
+	if (!h)
+		rc = am_err_set(err, AM_E_UNAVAILABLE, "", "downloads are not running");
+	else if (!hub_id || !source || !strcmp(source, "local"))
+		rc = am_err_set(err, AM_E_CONFLICT, "", "model %lld has no hub id: it is a local folder", model_id);
+	else if (job_of(h, model_id))
+		rc = am_err_set(err, AM_E_CONFLICT, "", "model %lld is being downloaded already", model_id);
+	else if (!strcmp(json_string_value(json_object_get(m, "state")) ?: "", "ready"))
+		rc = am_err_set(err, AM_E_CONFLICT, "", "model %lld is downloaded already", model_id);
+	char dest[PATH_MAX];
+	if (rc == 0 && dest_of(srv, source, hub_id, dest, sizeof dest) != 0)
+		rc = am_err_set(err, AM_E_INTERNAL, "", "no model root to download into");
+	if (rc != 0) {
+		json_decref(m);
+		return rc;
+	}
+	struct stat sb;
+	int created = stat(dest, &sb) != 0; /* a folder that was there is never removed */
+	char *pat = rq && json_is_array(rq->patterns) && json_array_size(rq->patterns) ? am_json_dump(rq->patterns) : NULL;
+	char target[300];
+	am_fmt(target, sizeof target, "model:%s", json_string_value(json_object_get(m, "name")));
+	long long task = am_task_create(st, "model.download", target, rq && rq->actor ? rq->actor : "", AM_TASK_RUNNING,
+					"queued");
+	long long now = am_wall_ms();
+	if (am_store_exec(st, "INSERT INTO downloads(model_id, source, repo, revision, endpoint, dest, created_dir, patterns, gguf,"
+			  " state, task_id, created_by, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', NULLIF(?, 0),"
+			  " ?, ?, ?)", "isssssissisii", model_id, source, hub_id,
+			  rq && rq->revision && *rq->revision ? rq->revision : !strcmp(source, "modelscope") ? "master" : "main",
+			  endpoint(source), dest, (long long)created, pat, rq ? rq->gguf : NULL, task > 0 ? task : 0,
+			  rq && rq->actor ? rq->actor : "", now, now) != 0) {
+		free(pat);
+		json_decref(m);
+		return am_err_set(err, AM_E_INTERNAL, "", "could not record the download");
+	}
+	free(pat);
+	*id = am_store_last_id(st);
+	am_store_exec(st, "UPDATE models SET state = 'downloading', updated_at = ? WHERE id = ?", "ii", now, model_id);
+	json_t *row = NULL;
+	am_store_row(st, &row, "SELECT * FROM downloads WHERE id = ?", "i", *id);
+	enqueue(h, row);
+	json_decref(row);
+	json_decref(m);
+	return 0;
+}
+
+static json_t *latest(struct am_server *srv, long long model_id)
+{
+	json_t *row = NULL;
+	am_store_row(srv->store, &row, "SELECT * FROM downloads WHERE model_id = ? ORDER BY id DESC LIMIT 1", "i", model_id);
+	return row;
+}
+
+int hub_pause(struct am_server *srv, long long model_id, struct am_err *err)
+{
+	struct job *j = srv->hub ? job_of(srv->hub, model_id) : NULL;
+	if (!j)
+		return am_err_set(err, AM_E_CONFLICT, "", "model %lld is not being downloaded", model_id);
+	atomic_store(&j->dl.stop, HUB_DL_PAUSE);
+	return 0;
+}
+
+int hub_resume(struct am_server *srv, long long model_id, struct am_err *err)
+{
+	if (!srv->hub)
+		return am_err_set(err, AM_E_UNAVAILABLE, "", "downloads are not running");
+	if (job_of(srv->hub, model_id))
+		return am_err_set(err, AM_E_CONFLICT, "", "model %lld is being downloaded already", model_id);
+	json_t *row = latest(srv, model_id);
+	const char *st = json_string_value(json_object_get(row, "state"));
+	if (!row || !st || (strcmp(st, "paused") && strcmp(st, "failed"))) {
+		json_decref(row);
+		return am_err_set(err, AM_E_CONFLICT, "", "model %lld has no paused or failed download to resume", model_id);
+	}
+	am_store_exec(srv->store, "UPDATE downloads SET state = 'queued', error = '', updated_at = ? WHERE id = ?", "ii",
+		      am_wall_ms(), (long long)json_integer_value(json_object_get(row, "id")));
+	am_store_exec(srv->store, "UPDATE models SET state = 'downloading' WHERE id = ?", "i", model_id);
+	long long task = json_integer_value(json_object_get(row, "task_id"));
+	if (task)
+		am_task_update(srv->store, task, AM_TASK_RUNNING, -1, "resumed");
+	int rc = enqueue(srv->hub, row);
+	json_decref(row);
+	return rc == 0 ? 0 : am_err_set(err, AM_E_UNAVAILABLE, "", "aimaas is stopping");
+}
+
+int hub_cancel(struct am_server *srv, long long model_id, struct am_err *err)
+{
+	struct job *j = srv->hub ? job_of(srv->hub, model_id) : NULL;
+	if (j) { /* the worker stops; its done removes the files */
+		atomic_store(&j->dl.stop, HUB_DL_CANCEL);
+		return 0;
+	}
+	json_t *row = latest(srv, model_id);
+	const char *st = json_string_value(json_object_get(row, "state"));
+	if (!row || !st || (strcmp(st, "paused") && strcmp(st, "failed"))) {
+		json_decref(row);
+		return am_err_set(err, AM_E_CONFLICT, "", "model %lld has no download to cancel", model_id);
+	}
+	json_t *files = json_loads(json_string_value(json_object_get(row, "files")) ?: "[]", 0, NULL);
+	hub_dl_remove(json_string_value(json_object_get(row, "dest")) ?: "", files,
+		      (int)json_integer_value(json_object_get(row, "created_dir")));
+	json_decref(files);
+	long long now = am_wall_ms();
+	am_store_exec(srv->store, "UPDATE downloads SET state = 'cancelled', error = 'cancelled', updated_at = ?, finished_at = ?"
+		      " WHERE id = ?", "iii", now, now, (long long)json_integer_value(json_object_get(row, "id")));
+	long long task = json_integer_value(json_object_get(row, "task_id"));
+	if (task)
+		am_task_update(srv->store, task, AM_TASK_CANCELLED, -1, "cancelled; its files were removed");
+	json_decref(row);
+	return 0;
+}
+
+json_t *hub_download_json(struct am_server *srv, long long model_id)
+{
+	json_t *row = latest(srv, model_id);
+	if (!row)
+		return NULL;
+	struct job *j = srv->hub ? job_of(srv->hub, model_id) : NULL;
+	json_t *out = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "id", json_object_get(row, "id"), "source",
+				json_object_get(row, "source"), "repo", json_object_get(row, "repo"), "revision",
+				json_object_get(row, "revision"), "commit", json_object_get(row, "commit_id"), "state",
+				json_object_get(row, "state"), "error", json_object_get(row, "error"), "dest",
+				json_object_get(row, "dest"), "created_at", json_object_get(row, "created_at"), "task_id",
+				json_object_get(row, "task_id"));
+	uint64_t done = (uint64_t)json_integer_value(json_object_get(row, "bytes_done"));
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(row, "bytes_total"));
+	double speed = 0;
+	if (j) {
+		done = atomic_load(&j->dl.done);
+		if (atomic_load(&j->dl.total))
+			total = atomic_load(&j->dl.total);
+		speed = j->speed;
+	}
+	json_object_set_new(out, "bytes_done", json_integer((json_int_t)done));
+	json_object_set_new(out, "bytes_total", json_integer((json_int_t)total));
+	json_object_set_new(out, "bytes_per_second", json_integer((json_int_t)speed));
+	json_object_set_new(out, "eta_s", speed > 1 && total > done ? json_integer((json_int_t)((double)(total - done) / speed))
+								     : json_null());
+	const char *fs = json_string_value(json_object_get(row, "files"));
+	json_t *files = fs ? json_loads(fs, 0, NULL) : NULL;
+	json_object_set_new(out, "files", files ? files : json_array());
+	json_decref(row);
+	return out;
+}

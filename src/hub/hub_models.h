@@ -1,0 +1,46 @@
+/* hub_models: downloads of registered models from their hub, as the control
+ * plane sees them: the `downloads` table (the truth: a kill -9 resumes every
+ * unfinished one at the next start), one download at a time on a worker
+ * thread of its own (hub_dl), progress written to the row and its task every
+ * half second, pause, resume, cancel (which removes only what the download
+ * wrote), and the model inspected and made ready at the end.
+ *
+ * Where from: Hugging Face at HF_ENDPOINT (or AIMAAS_HF_ENDPOINT; default
+ * https://huggingface.co) with AIMAAS_HF_TOKEN or HF_TOKEN for gated repos;
+ * ModelScope at MODELSCOPE_DOMAIN/AIMAAS_MODELSCOPE_ENDPOINT (default
+ * https://www.modelscope.cn) with AIMAAS_MODELSCOPE_TOKEN. Where to:
+ * <first model root>/<source>/<org>/<name>. Main loop only. */
+#ifndef HUB_MODELS_H
+#define HUB_MODELS_H
+
+#include <jansson.h>
+
+#include "../base/am_err.h"
+
+struct am_server;
+
+struct hub_request {
+	const char *revision;   /* NULL: the default branch ("main", "master") */
+	json_t *patterns;       /* NULL, or file globs (borrowed) */
+	const char *gguf;       /* a GGUF quantisation, or NULL */
+	const char *actor;      /* who asked (the task's) */
+};
+
+/* Starts the download worker and resumes what was left unfinished. */
+int hub_start(struct am_server *srv);
+/* Stops the worker (a running download stops where it is: resumed at the next start). */
+void hub_free(struct am_server *srv);
+
+/* Starts (queues) the download of registered model_id from its hub_id and
+ * source. 409 while one runs for it; 0 with *id, or -1 with err. */
+int hub_download(struct am_server *srv, long long model_id, const struct hub_request *rq, long long *id,
+		 struct am_err *err);
+/* Pauses, resumes or cancels model_id's download. 0, or -1 with err (404,
+ * 409 when the state does not allow it). */
+int hub_pause(struct am_server *srv, long long model_id, struct am_err *err);
+int hub_resume(struct am_server *srv, long long model_id, struct am_err *err);
+int hub_cancel(struct am_server *srv, long long model_id, struct am_err *err);
+/* model_id's latest download with its live progress (bytes, speed, ETA), or NULL. */
+json_t *hub_download_json(struct am_server *srv, long long model_id);
+
+#endif

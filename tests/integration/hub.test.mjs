@@ -1,0 +1,234 @@
+// Downloads from the model hubs (issue 14, first part), against the fake hub
+// in tests/fakes/hub.mjs (Hugging Face's and ModelScope's HTTP shapes, a CDN
+// the LFS files redirect to): the files a deployment needs, verified and
+// registered; progress; pause and resume; kill -9 and resume from the bytes
+// on disk; dropped connections retried; cancel removing only its own files;
+// disk space, checksum, gated repos; one GGUF quantisation.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, tempDir, waitUntil } from './lib.mjs';
+import { startHub } from '../fakes/hub.mjs';
+import { tensorsFor, makeGguf } from '../fixtures/make-models.mjs';
+
+const SIZE = { BF16: 2, F16: 2, F32: 4, I32: 4 };
+// a safetensors file over random bytes (the hash means something)
+function safetensors(tensors) {
+  const hdr = { __metadata__: { format: 'pt' } };
+  let off = 0;
+  for (const [name, shape, dtype] of tensors) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * SIZE[dtype];
+    hdr[name] = { dtype, shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  let text = JSON.stringify(hdr);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
+  return Buffer.concat([len, Buffer.from(text), randomBytes(off)]);
+}
+
+// a small Qwen2 (real config keys, tiny sizes), in two shards plus duplicates a download must skip
+function tinyRepo(layers = 2, hidden = 128) {
+  const cfg = { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: hidden, intermediate_size: hidden * 2,
+    num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: layers, vocab_size: 1024, max_position_embeddings: 4096,
+    rope_theta: 1000000.0, rms_norm_eps: 1e-6, tie_word_embeddings: false, torch_dtype: 'bfloat16' };
+  const t = tensorsFor(cfg);
+  const half = Math.ceil(t.length / 2);
+  const a = safetensors(t.slice(0, half)), b = safetensors(t.slice(half));
+  const map = Object.fromEntries(t.map(([n], i) => [n, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
+  return {
+    'config.json': JSON.stringify(cfg, null, 2),
+    'generation_config.json': '{"do_sample": true}',
+    'tokenizer_config.json': JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }),
+    'tokenizer.json': JSON.stringify({ version: '1.0', model: { type: 'BPE' } }),
+    'model-00001-of-00002.safetensors': a,
+    'model-00002-of-00002.safetensors': b,
+    'model.safetensors.index.json': JSON.stringify({ metadata: { total_size: a.length + b.length }, weight_map: map }),
+    'pytorch_model.bin': randomBytes(4096), // the same weights as .bin: not needed when safetensors exist
+    'original/consolidated.00.pth': randomBytes(4096),
+    'README.md': '# tiny',
+  };
+}
+
+let hub, dir, srv, T;
+const env = () => ({ AIMAAS_HF_ENDPOINT: hub.url, AIMAAS_MODELSCOPE_ENDPOINT: hub.msUrl, AIMAAS_HUB_CONCURRENCY: '2' });
+const root = () => join(realpathSync(dir), 'models');
+
+before(async () => {
+  const gg = join(tempDir(), 'x');
+  mkdirSync(gg);
+  makeGguf(join(gg, 'q4.gguf'), { layers: 1, embd: 32 });
+  makeGguf(join(gg, 'q8.gguf'), { layers: 1, embd: 32, fileType: 7 });
+  hub = await startHub({ pageSize: 3, repos: {
+    'Qwen/Tiny-Instruct': { files: tinyRepo() },
+    'Qwen/Big-Instruct': { files: tinyRepo(24, 256) }, // ~ a few MB: long enough to pause, kill and cut
+    'Qwen/Other': { files: tinyRepo() },
+    'meta-llama/Gated': { files: tinyRepo(), gated: true },
+    'Qwen/Bad': { files: tinyRepo() },
+    'Qwen/Tiny-GGUF': { files: { 'config.json': '{"model_type": "qwen2"}', 'tiny-q4_k_m.gguf': readFileSync(join(gg, 'q4.gguf')),
+      'tiny-q8_0.gguf': readFileSync(join(gg, 'q8.gguf')), 'README.md': 'gguf' } },
+  } });
+  dir = tempDir();
+  srv = await startServer({ dataDir: dir, env: env() });
+  T = await srv.login();
+});
+
+after(async () => {
+  await srv?.stop();
+  srv?.cleanup();
+  await hub?.stop();
+});
+
+const add = (body) => srv.api('POST', '/api/v1/models', { token: T, body: { download: true, ...body } });
+const dl = async (id) => (await srv.api('GET', `/api/v1/models/${id}/download`, { token: T })).json;
+const waitState = (id, want, ms = 30000) => waitUntil(srv, `download ${want}`, async () => {
+  const d = await dl(id);
+  if (d.state === 'failed' && want !== 'failed') throw new Error(`download failed: ${d.error}`);
+  return d.state === want && d;
+}, ms);
+
+test('a multi-file safetensors model: only what serving needs, verified, registered, with progress', async () => {
+  const r = await add({ hub_id: 'Qwen/Tiny-Instruct', source: 'huggingface' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.download.state, 'queued');
+  const d = await waitState(r.json.id, 'succeeded');
+  assert.equal(d.bytes_done, d.bytes_total);
+  assert.match(d.commit, /^[0-9a-f]{40}$/);
+  const dest = join(root(), 'huggingface', 'Qwen', 'Tiny-Instruct');
+  assert.equal(d.dest, dest);
+  const got = readdirSync(dest, { recursive: true }).sort();
+  assert.deepEqual(got, ['config.json', 'generation_config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors',
+    'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json', 'README.md'].sort());
+  const m = (await srv.api('GET', `/api/v1/models/${r.json.id}`, { token: T })).json;
+  assert.equal(m.state, 'ready');
+  assert.equal(m.path, dest);
+  assert.equal(m.kind, 'llm');
+  assert.ok(m.weight_bytes > 0);
+  // the token (none here) never goes to the CDN; the LFS files came from it
+  assert.ok(hub.requests.some((q) => q.host === 'cdn'));
+  assert.ok(hub.requests.filter((q) => q.host === 'cdn').every((q) => !q.auth));
+  const task = (await srv.api('GET', `/api/v1/tasks/${d.task_id}`, { token: T })).json;
+  assert.equal(task.state, 'succeeded');
+  assert.equal(task.progress, 100);
+});
+
+test('pause, then resume: it goes on from the bytes it has (Range)', async () => {
+  hub.control.slow(400000);
+  const r = await add({ hub_id: 'Qwen/Big-Instruct' });
+  assert.equal(r.status, 201, r.text);
+  const id = r.json.id;
+  await waitUntil(srv, 'some bytes', async () => (await dl(id)).bytes_done > 300000);
+  assert.equal((await srv.api('POST', `/api/v1/models/${id}/download/pause`, { token: T })).status, 202);
+  const p = await waitState(id, 'paused');
+  assert.ok(p.bytes_done > 0 && p.bytes_done < p.bytes_total);
+  const dest = join(root(), 'huggingface', 'Qwen', 'Big-Instruct');
+  assert.ok(readdirSync(dest).some((f) => f.endsWith('.part')), 'the partial files are kept');
+  const before = hub.requests.length;
+  hub.control.slow(0);
+  assert.equal((await srv.api('POST', `/api/v1/models/${id}/download/resume`, { token: T })).status, 202);
+  await waitState(id, 'succeeded');
+  assert.ok(hub.requests.slice(before).some((q) => q.host === 'cdn' && /^bytes=[1-9]\d*-$/.test(q.range || '')),
+    JSON.stringify(hub.requests.slice(before)));
+  assert.ok(!readdirSync(dest).some((f) => f.endsWith('.part')));
+});
+
+test('kill -9 in the middle: the restarted aimaas resumes from what is on disk, not from zero', async () => {
+  hub.control.slow(400000);
+  const r = await add({ hub_id: 'Qwen/Other', name: 'other-big', revision: 'main' });
+  assert.equal(r.status, 201, r.text);
+  const id = r.json.id;
+  // Other is small: slow enough to be caught in the middle
+  await waitUntil(srv, 'some bytes', async () => (await dl(id)).bytes_done > 20000);
+  srv.proc.kill('SIGKILL');
+  await srv.exited;
+  const before = hub.requests.length;
+  hub.control.slow(0);
+  srv = await startServer({ dataDir: dir, env: env() });
+  T = await srv.login();
+  await waitState(id, 'succeeded');
+  assert.ok(hub.requests.slice(before).some((q) => /^bytes=[1-9]\d*-$/.test(q.range || '')), 'resumed with a Range');
+  assert.match(srv.log(), /resuming the download of Qwen\/Other/);
+});
+
+test('dropped connections are retried and the file resumed', async () => {
+  const r = await add({ hub_id: 'Qwen/Bad', name: 'cut-twice' });
+  hub.control.cutAfter(30000, 2);
+  // (the cut applies to the next file transfers)
+  const d = await waitState(r.json.id, 'succeeded', 60000);
+  assert.equal(d.bytes_done, d.bytes_total);
+});
+
+test('cancel removes only its own files: a neighbour model stays byte-identical', async () => {
+  const org = join(root(), 'huggingface', 'Qwen');
+  const neighbour = join(org, 'Tiny-Instruct');
+  const snap = () => Object.fromEntries(readdirSync(neighbour, { recursive: true }).map((f) => [f, createHash('sha256').update(readFileSync(join(neighbour, f))).digest('hex')]));
+  const s0 = snap();
+  writeFileSync(join(org, 'notes.txt'), 'mine'); // the user's file beside
+  hub.put('Qwen/Slow', { files: tinyRepo(24, 256) });
+  hub.control.slow(200000);
+  const r = await add({ hub_id: 'Qwen/Slow' });
+  const id = r.json.id;
+  await waitUntil(srv, 'some bytes', async () => (await dl(id)).bytes_done > 100000);
+  assert.equal((await srv.api('POST', `/api/v1/models/${id}/download/cancel`, { token: T })).status, 202);
+  await waitState(id, 'cancelled');
+  hub.control.slow(0);
+  assert.ok(!existsSync(join(org, 'Slow')), 'its folder (made by it) is gone');
+  assert.deepEqual(snap(), s0);
+  assert.equal(readFileSync(join(org, 'notes.txt'), 'utf8'), 'mine');
+  assert.equal((await srv.api('GET', `/api/v1/models/${id}`, { token: T })).json.state, 'not_downloaded');
+});
+
+test('a checksum mismatch is refused and the bad file removed; a gated repo is explained', async () => {
+  hub.put('Qwen/Corrupt', { files: tinyRepo() });
+  hub.control.corrupt('Qwen/Corrupt', 'model-00002-of-00002.safetensors');
+  const c = await add({ hub_id: 'Qwen/Corrupt' });
+  const f = await waitState(c.json.id, 'failed');
+  assert.match(f.error, /model-00002-of-00002\.safetensors: checksum mismatch/);
+  assert.ok(!existsSync(join(f.dest, 'model-00002-of-00002.safetensors.part')));
+  const g = await add({ hub_id: 'meta-llama/Gated' });
+  const gf = await waitState(g.json.id, 'failed');
+  assert.match(gf.error, /is gated: accept its licence at http:\/\/127\.0\.0\.1:\d+\/meta-llama\/Gated/);
+  const n = await add({ hub_id: 'nobody/nothing' });
+  assert.match((await waitState(n.json.id, 'failed')).error, /nobody\/nothing was not found on huggingface/);
+});
+
+test('a GGUF repository: one quantisation, the best usual one unless asked', async () => {
+  const a = await add({ hub_id: 'Qwen/Tiny-GGUF', name: 'gguf-default' });
+  const d = await waitState(a.json.id, 'succeeded');
+  assert.deepEqual(d.files.map((x) => x.path).sort(), ['config.json', 'tiny-q4_k_m.gguf']);
+  const bad = await srv.api('POST', '/api/v1/models', { token: T, body: { hub_id: 'Qwen/Tiny-GGUF', name: 'gguf-x', download: true, gguf: 'Q3 K' } });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.field, 'gguf');
+});
+
+test('ModelScope: the same download through its API shapes', async () => {
+  hub.put('qwen/Tiny-MS', { files: tinyRepo() });
+  const r = await add({ hub_id: 'qwen/Tiny-MS', source: 'modelscope' });
+  assert.equal(r.status, 201, r.text);
+  const d = await waitState(r.json.id, 'succeeded');
+  assert.equal(d.commit, 'master');
+  assert.ok(existsSync(join(root(), 'modelscope', 'qwen', 'Tiny-MS', 'model-00001-of-00002.safetensors')));
+  assert.ok(hub.requests.some((q) => q.host === 'ms' && q.url.includes('/repo/files?Revision=master&Recursive=True')));
+});
+
+test('not enough disk space: refused before the first byte', async () => {
+  const d2 = tempDir();
+  const s = await startServer({ dataDir: d2, env: { ...env(), AIMAAS_HUB_TEST_FREE_BYTES: '1000' } });
+  try {
+    const t = await s.login();
+    const r = await s.api('POST', '/api/v1/models', { token: t, body: { hub_id: 'Qwen/Tiny-Instruct', download: true } });
+    assert.equal(r.status, 201, r.text);
+    const f = await waitUntil(s, 'refused', async () => {
+      const x = (await s.api('GET', `/api/v1/models/${r.json.id}/download`, { token: t })).json;
+      return x.state === 'failed' && x;
+    });
+    assert.match(f.error, /not enough disk space/);
+    assert.equal(f.bytes_done, 0);
+  } finally {
+    await s.stop();
+    s.cleanup();
+  }
+});
