@@ -55,7 +55,8 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
     }
     return r;
   };
-  const revOk = (r, rev) => rev === 'main' || rev === r.sha;
+  // a branch ("main"; "HEAD" names the default one, as @huggingface/hub asks) or the commit
+  const revOk = (r, rev) => rev === 'main' || rev === 'HEAD' || rev === r.sha;
 
   // the body of a file, honouring Range, paced and cut as the control says
   const sendFile = (req, res, f, headers) => {
@@ -122,7 +123,9 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       if (!revOk(r, parts.slice(6).join('/'))) return hfError(res, 404, 'RevisionNotFound', `Invalid rev id: ${parts.slice(6).join('/')}`);
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
       return res.end(JSON.stringify({ _id: r.sha.slice(0, 24), id, modelId: id, private: r.private, gated: r.gated ? 'manual' : false,
-        sha: r.sha, siblings: [...r.files.keys()].map((rfilename) => ({ rfilename })), tags: [], downloads: 0, likes: 0 }));
+        sha: r.sha, siblings: [...r.files.keys()].map((rfilename) => ({ rfilename })), tags: [], downloads: 0, likes: 0,
+        author: id.split('/')[0], pipeline_tag: 'text-generation', library_name: 'transformers', lastModified: '2025-01-01T00:00:00.000Z',
+        createdAt: '2024-09-01T00:00:00.000Z' }));
     }
     // /api/models/{org}/{name}/tree/{rev}[/{path}]?recursive=true&cursor=
     if (parts[1] === 'api' && parts[2] === 'models' && parts[5] === 'tree') {

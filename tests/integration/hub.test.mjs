@@ -232,3 +232,23 @@ test('not enough disk space: refused before the first byte', async () => {
     s.cleanup();
   }
 });
+
+test('the fake is faithful: the official client @huggingface/hub lists and downloads from it unchanged', async () => {
+  const { listFiles, downloadFile, modelInfo } = await import('@huggingface/hub');
+  const repo = { type: 'model', name: 'Qwen/Tiny-Instruct' };
+  const info = await modelInfo({ name: repo.name, hubUrl: hub.url, additionalFields: ['sha'] });
+  assert.equal(info.name, 'Qwen/Tiny-Instruct');
+  const files = [];
+  for await (const f of listFiles({ repo, recursive: true, hubUrl: hub.url })) files.push(f);
+  const byPath = Object.fromEntries(files.map((f) => [f.path, f]));
+  assert.equal(byPath.original.type, 'directory'); // pages of 3: the Link header was followed
+  assert.ok(byPath['model-00001-of-00002.safetensors'].lfs.oid.match(/^[0-9a-f]{64}$/));
+  // the file aimaas downloaded is the one the official client downloads, byte for byte
+  const blob = await downloadFile({ repo, path: 'model-00001-of-00002.safetensors', hubUrl: hub.url });
+  const theirs = createHash('sha256').update(Buffer.from(await blob.arrayBuffer())).digest('hex');
+  const ours = createHash('sha256').update(readFileSync(join(root(), 'huggingface', 'Qwen', 'Tiny-Instruct', 'model-00001-of-00002.safetensors'))).digest('hex');
+  assert.equal(theirs, ours);
+  assert.equal(theirs, byPath['model-00001-of-00002.safetensors'].lfs.oid);
+  await assert.rejects(downloadFile({ repo: { type: 'model', name: 'meta-llama/Gated' }, path: 'config.json', hubUrl: hub.url }),
+    (e) => /restricted|401|authenticated/i.test(`${e.message} ${e.statusCode}`));
+});
