@@ -130,10 +130,15 @@ build/fuzz/kubeconfig: tests/fuzz/fuzz_kubeconfig.c src/kube/kube_config.c src/b
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+# The hubs' file listings and the choice of files to download.
+build/fuzz/hub_files: tests/fuzz/fuzz_hub_files.c src/hub/hub_files.c src/base/am_buf.c src/base/am_mem.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
 build/fuzz/seeds.stamp: tests/fuzz/make-seeds.mjs
 	@node tests/fuzz/make-seeds.mjs build/fuzz
 	@touch $@
-fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/seeds.stamp
+fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/hub_files build/fuzz/seeds.stamp
 	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
 	build/fuzz/parsers $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus
 	build/fuzz/model_config $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-config
@@ -142,6 +147,8 @@ fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset bu
 	build/fuzz/dataset $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-dataset
 	@mkdir -p build/fuzz/corpus-kubeconfig
 	build/fuzz/kubeconfig $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-kubeconfig tests/fuzz/corpus/kubeconfig
+	@mkdir -p build/fuzz/corpus-hub_files
+	build/fuzz/hub_files $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-hub_files tests/fuzz/corpus/hub_files
 	build/fuzz/gw_body $(FUZZ_LIMIT) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
 		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
 

@@ -97,6 +97,10 @@ static struct curl_slist *auth_headers(const struct hub_dl *d)
 		char a[600];
 		am_fmt(a, sizeof a, "Authorization: Bearer %s", d->token);
 		h = curl_slist_append(h, a);
+		if (!hf(d)) { /* ModelScope's classic SDK sends its token as this cookie */
+			am_fmt(a, sizeof a, "Cookie: m_session_id=%s", d->token);
+			h = curl_slist_append(h, a);
+		}
 		sodium_memzero(a, sizeof a);
 	}
 	return h;
