@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,7 +293,7 @@ struct xfer {
 	int fd;
 	uint64_t have;         /* bytes in the .part before this transfer */
 	uint64_t got;          /* bytes written by this transfer */
-	crypto_hash_sha256_state sha;
+	EVP_MD_CTX *sha;       /* SHA-256 as it comes (OpenSSL: the CPU's SHA instructions) */
 	long status;
 	int restart;           /* the server ignored the Range: start the file again */
 	int tries;
@@ -317,7 +318,7 @@ static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
 	if (x->status == 200 && x->have) { /* the Range was not honoured: the whole file comes again */
 		if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
 			return 0;
-		crypto_hash_sha256_init(&x->sha);
+		EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
 		atomic_fetch_sub(&x->d->done, x->have);
 		x->have = 0;
 	}
@@ -333,7 +334,7 @@ static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
 		}
 		off += (size_t)w;
 	}
-	crypto_hash_sha256_update(&x->sha, (const unsigned char *)p, len);
+	EVP_DigestUpdate(x->sha, p, len);
 	x->got += len;
 	atomic_fetch_add(&x->d->done, (uint64_t)len);
 	return len;
@@ -350,7 +351,7 @@ static int hash_existing(struct xfer *x)
 		ssize_t r = read(x->fd, buf, left < sizeof buf ? left : sizeof buf);
 		if (r <= 0)
 			return -1;
-		crypto_hash_sha256_update(&x->sha, buf, (size_t)r);
+		EVP_DigestUpdate(x->sha, buf, (size_t)r);
 		left -= (uint64_t)r;
 	}
 	return lseek(x->fd, 0, SEEK_END) < 0 ? -1 : 0;
@@ -393,7 +394,9 @@ static int xfer_prepare(struct xfer *x)
 			return -1;
 		x->have = 0;
 	}
-	crypto_hash_sha256_init(&x->sha);
+	if (!x->sha)
+		x->sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
 	if (x->f->sha256[0] && hash_existing(x) != 0) {
 		am_fmt(d->error, sizeof d->error, "could not read %s", x->part);
 		return -1;
@@ -420,6 +423,7 @@ static void xfer_start(struct xfer *x, CURLM *m, struct am_buf *url)
 	curl_easy_setopt(x->e, CURLOPT_HEADERFUNCTION, head_cb);
 	curl_easy_setopt(x->e, CURLOPT_HEADERDATA, &x->r);
 	curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->e, CURLOPT_BUFFERSIZE, 512L * 1024L); /* fewer, larger writes */
 	if (d->max_bytes_per_s > 0)
 		curl_easy_setopt(x->e, CURLOPT_MAX_RECV_SPEED_LARGE,
 				 (curl_off_t)(d->max_bytes_per_s / (d->concurrency > 0 ? d->concurrency : 1)));
@@ -474,10 +478,11 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 		return -1;
 	}
 	if (x->f->sha256[0]) {
-		unsigned char h[crypto_hash_sha256_BYTES];
-		char hex[65];
-		crypto_hash_sha256_final(&x->sha, h);
-		sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+		unsigned char h[EVP_MAX_MD_SIZE];
+		unsigned int hl = 0;
+		char hex[2 * EVP_MAX_MD_SIZE + 1];
+		EVP_DigestFinal_ex(x->sha, h, &hl);
+		sodium_bin2hex(hex, sizeof hex, h, hl);
 		if (strcmp(hex, x->f->sha256) != 0) {
 			am_fmt(d->error, sizeof d->error, "%s: checksum mismatch (SHA-256 %s, the hub says %s); the file was removed",
 				 x->f->path, hex, x->f->sha256);
@@ -489,7 +494,7 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 			return -1;
 		}
 	}
-	if (fsync(x->fd) != 0 || rename(x->part, x->final) != 0) {
+	if (fsync(x->fd) != 0 || rename(x->part, x->final) != 0) { /* on disk before it counts as done */
 		am_fmt(d->error, sizeof d->error, "could not finish %s: %s", x->final, strerror(errno));
 		return -1;
 	}
@@ -568,6 +573,7 @@ static int fetch_all(struct hub_dl *d)
 		xfer_end_easy(&xs[i], m);
 		if (xs[i].fd >= 0)
 			close(xs[i].fd);
+		EVP_MD_CTX_free(xs[i].sha);
 		am_buf_free(&xs[i].r.body);
 	}
 	curl_multi_cleanup(m);

@@ -331,6 +331,18 @@ int hub_download(struct am_server *srv, long long model_id, const struct hub_req
 		rc = am_err_set(err, AM_E_CONFLICT, "", "model %lld is being downloaded already", model_id);
 	else if (!strcmp(json_string_value(json_object_get(m, "state")) ?: "", "ready"))
 		rc = am_err_set(err, AM_E_CONFLICT, "", "model %lld is downloaded already", model_id);
+	if (rc == 0) { /* the same repository at the same revision, downloaded for another model: not twice */
+		json_t *twin = NULL;
+		am_store_row(st, &twin, "SELECT m.name FROM downloads d JOIN models m ON m.id = d.model_id WHERE d.source = ?"
+			     " AND d.repo = ? AND d.state = 'succeeded' AND m.state = 'ready' AND m.id <> ? AND"
+			     " (d.revision = ? OR d.commit_id = ?) LIMIT 1", "ssiss", source, hub_id, model_id,
+			     rq && rq->revision && *rq->revision ? rq->revision : !strcmp(source, "modelscope") ? "master" : "main",
+			     rq && rq->revision ? rq->revision : "");
+		if (twin)
+			rc = am_err_set(err, AM_E_CONFLICT, "", "%s at that revision is downloaded already, as model '%s'", hub_id,
+					json_string_value(json_object_get(twin, "name")));
+		json_decref(twin);
+	}
 	char dest[PATH_MAX];
 	if (rc == 0 && dest_of(srv, source, hub_id, dest, sizeof dest) != 0)
 		rc = am_err_set(err, AM_E_INTERNAL, "", "no model root to download into");

@@ -110,6 +110,10 @@ test('a multi-file safetensors model: only what serving needs, verified, registe
   // the token (none here) never goes to the CDN; the LFS files came from it
   assert.ok(hub.requests.some((q) => q.host === 'cdn'));
   assert.ok(hub.requests.filter((q) => q.host === 'cdn').every((q) => !q.auth));
+  // the same repository again, for another model: not downloaded twice
+  const twice = await add({ hub_id: 'Qwen/Tiny-Instruct', name: 'tiny-again' });
+  assert.equal(twice.status, 409, twice.text);
+  assert.match(twice.json.error.message, /downloaded already, as model 'Tiny-Instruct'/);
   const task = (await srv.api('GET', `/api/v1/tasks/${d.task_id}`, { token: T })).json;
   assert.equal(task.state, 'succeeded');
   assert.equal(task.progress, 100);
