@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,9 +127,10 @@ static void common_opts(CURL *e, struct curl_slist *h)
 }
 
 /* What a refusal by the hub means, for the user. */
-static void explain(struct hub_dl *d, const struct resp *r, const char *what)
+static void explain_into(const struct hub_dl *d, const struct resp *r, const char *what, char *out, size_t outsz,
+			 int *status)
 {
-	d->http_status = (int)r->status;
+	*status = (int)r->status;
 	char body_msg[512] = "";
 	json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
 	const char *m = json_string_value(json_object_get(j, "error"));
@@ -139,23 +141,28 @@ static void explain(struct hub_dl *d, const struct resp *r, const char *what)
 	json_decref(j);
 	const char *msg = r->err_msg[0] ? r->err_msg : body_msg;
 	if (!strcmp(r->err_code, "GatedRepo") || (r->status == 403 && hf(d)))
-		am_fmt(d->error, sizeof d->error,
+		am_fmt(out, outsz,
 			 "%s is gated: accept its licence at %s/%s with the account of the token given, then retry (%s)", d->repo,
 			 d->endpoint, d->repo, msg[0] ? msg : "access refused");
 	else if (!strcmp(r->err_code, "RepoNotFound") || (r->status == 401 && !d->token[0]))
-		am_fmt(d->error, sizeof d->error, "%s was not found on %s (or it is private: give a token)%s%s", d->repo,
+		am_fmt(out, outsz, "%s was not found on %s (or it is private: give a token)%s%s", d->repo,
 			 d->source, msg[0] ? ": " : "", msg);
 	else if (r->status == 401)
-		am_fmt(d->error, sizeof d->error, "%s refused the token for %s%s%s", d->source, d->repo, msg[0] ? ": " : "",
+		am_fmt(out, outsz, "%s refused the token for %s%s%s", d->source, d->repo, msg[0] ? ": " : "",
 			 msg);
 	else if (!strcmp(r->err_code, "RevisionNotFound"))
-		am_fmt(d->error, sizeof d->error, "%s has no revision '%s'", d->repo, d->revision);
+		am_fmt(out, outsz, "%s has no revision '%s'", d->repo, d->revision);
 	else if (r->status == 404)
-		am_fmt(d->error, sizeof d->error, "%s: %s not found on %s%s%s", d->repo, what, d->source, msg[0] ? ": " : "",
+		am_fmt(out, outsz, "%s: %s not found on %s%s%s", d->repo, what, d->source, msg[0] ? ": " : "",
 			 msg);
 	else
-		am_fmt(d->error, sizeof d->error, "%s answered %ld for %s%s%s", d->source, r->status, what, msg[0] ? ": " : "",
+		am_fmt(out, outsz, "%s answered %ld for %s%s%s", d->source, r->status, what, msg[0] ? ": " : "",
 			 msg);
+}
+
+static void explain(struct hub_dl *d, const struct resp *r, const char *what)
+{
+	explain_into(d, r, what, d->error, sizeof d->error, &d->http_status);
 }
 
 /* GET url into r. 0 on a 2xx, else -1 with d->error (network or refusal). */
@@ -301,6 +308,8 @@ struct xfer {
 	char part[PATH_MAX];
 	char final[PATH_MAX];
 	struct resp r;         /* a refusal's headers and body */
+	char error[1024];      /* why it failed (the download's error, once) */
+	int http_status;
 };
 
 static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
@@ -329,7 +338,7 @@ static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			am_fmt(x->d->error, sizeof x->d->error, "could not write %s: %s", x->part, strerror(errno));
+			am_fmt(x->error, sizeof x->error, "could not write %s: %s", x->part, strerror(errno));
 			return 0;
 		}
 		off += (size_t)w;
@@ -404,7 +413,7 @@ static int xfer_prepare(struct xfer *x)
 	return 0;
 }
 
-static void xfer_start(struct xfer *x, CURLM *m, struct am_buf *url)
+static void xfer_start(struct xfer *x, struct am_buf *url)
 {
 	struct hub_dl *d = x->d;
 	x->got = 0;
@@ -432,14 +441,12 @@ static void xfer_start(struct xfer *x, CURLM *m, struct am_buf *url)
 		am_fmt(range, sizeof range, "%llu-", (unsigned long long)x->have);
 		curl_easy_setopt(x->e, CURLOPT_RANGE, range);
 	}
-	curl_multi_add_handle(m, x->e);
 }
 
-static void xfer_end_easy(struct xfer *x, CURLM *m)
+static void xfer_end_easy(struct xfer *x)
 {
 	if (!x->e)
 		return;
-	curl_multi_remove_handle(m, x->e);
 	curl_easy_cleanup(x->e);
 	curl_slist_free_all(x->h);
 	x->e = NULL;
@@ -460,11 +467,11 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 		x->r.status = x->status;
 		if (x->status >= 500 || x->status == 429)
 			return 0;
-		explain(d, &x->r, x->f->path);
+		explain_into(d, &x->r, x->f->path, x->error, sizeof x->error, &x->http_status);
 		return -1;
 	}
 	if (res != CURLE_OK) {
-		if (d->error[0] == '\0' || strncmp(d->error, "could not write", 15))
+		if (strncmp(x->error, "could not write", 15))
 			return 0; /* the network: resumed from what it has */
 		return -1;
 	}
@@ -473,7 +480,7 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 	if (x->have != x->f->size) {
 		if (x->have < x->f->size)
 			return 0; /* cut short: resumed */
-		am_fmt(d->error, sizeof d->error, "%s: %llu bytes came, the hub listed %llu", x->f->path,
+		am_fmt(x->error, sizeof x->error, "%s: %llu bytes came, the hub listed %llu", x->f->path,
 			 (unsigned long long)x->have, (unsigned long long)x->f->size);
 		return -1;
 	}
@@ -484,7 +491,7 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 		EVP_DigestFinal_ex(x->sha, h, &hl);
 		sodium_bin2hex(hex, sizeof hex, h, hl);
 		if (strcmp(hex, x->f->sha256) != 0) {
-			am_fmt(d->error, sizeof d->error, "%s: checksum mismatch (SHA-256 %s, the hub says %s); the file was removed",
+			am_fmt(x->error, sizeof x->error, "%s: checksum mismatch (SHA-256 %s, the hub says %s); the file was removed",
 				 x->f->path, hex, x->f->sha256);
 			close(x->fd);
 			x->fd = -1;
@@ -495,7 +502,7 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 		}
 	}
 	if (fsync(x->fd) != 0 || rename(x->part, x->final) != 0) { /* on disk before it counts as done */
-		am_fmt(d->error, sizeof d->error, "could not finish %s: %s", x->final, strerror(errno));
+		am_fmt(x->error, sizeof x->error, "could not finish %s: %s", x->final, strerror(errno));
 		return -1;
 	}
 	close(x->fd);
@@ -503,82 +510,129 @@ static int xfer_finish(struct xfer *x, CURLcode res)
 	return 1;
 }
 
+/* The files are fetched by `concurrency` threads, each with its own easy
+ * handle, a file at a time: receiving, hashing and writing a file happen on
+ * its thread, so they spread over the cores (one thread with the multi
+ * interface was bound by one core's hashing). */
+struct pool {
+	struct hub_dl *d;
+	struct xfer *xs;
+	size_t n;
+	atomic_size_t next;
+	atomic_int failed;
+	atomic_int done;
+	pthread_mutex_t lock; /* d->error, d->http_status */
+};
+
+/* The first failure is the download's. */
+static void pool_fail(struct pool *p, const char *msg, int status)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!atomic_load(&p->failed)) {
+		am_strlcpy(p->d->error, msg, sizeof p->d->error);
+		p->d->http_status = status;
+	}
+	atomic_store(&p->failed, 1);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Sleeps ms, waking early when the download is stopped or failed. */
+static void nap(struct pool *p, int ms)
+{
+	for (int t = 0; t < ms && !stopped(p->d) && !atomic_load(&p->failed); t += 100)
+		usleep(100000);
+}
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+	struct am_buf url;
+	am_buf_init(&url, 8192);
+	while (!stopped(p->d) && !atomic_load(&p->failed)) {
+		size_t k = atomic_fetch_add(&p->next, 1);
+		if (k >= p->n)
+			break;
+		struct xfer *x = &p->xs[k];
+		if (x->tries < 0)
+			continue; /* on disk already */
+		while (!stopped(p->d) && !atomic_load(&p->failed)) {
+			xfer_start(x, &url);
+			CURLcode res = curl_easy_perform(x->e);
+			int r = xfer_finish(x, res);
+			xfer_end_easy(x);
+			if (r == 1) {
+				x->tries = -1;
+				atomic_fetch_add(&p->done, 1);
+				break;
+			}
+			if (r < 0) {
+				pool_fail(p, x->error, x->http_status);
+				break;
+			}
+			if (stopped(p->d))
+				break;
+			if (++x->tries >= TRIES) {
+				char m[1200];
+				am_fmt(m, sizeof m, "%s: the transfer failed %d times (%s); what came is kept for a resume", x->f->path,
+				       TRIES, curl_easy_strerror(res));
+				pool_fail(p, m, 0);
+				break;
+			}
+			nap(p, 1000 << (x->tries > 4 ? 4 : x->tries));
+		}
+	}
+	am_buf_free(&url);
+	return NULL;
+}
+
 static int fetch_all(struct hub_dl *d)
 {
 	size_t n = d->files.n;
-	struct xfer *xs = am_calloc(n ? n : 1, sizeof *xs);
-	CURLM *m = curl_multi_init();
-	struct am_buf url;
-	am_buf_init(&url, 8192);
+	struct pool p = { .d = d, .n = n };
+	p.xs = am_calloc(n ? n : 1, sizeof *p.xs);
+	pthread_mutex_init(&p.lock, NULL);
 	int conc = d->concurrency > 0 && d->concurrency <= 16 ? d->concurrency : 4;
-	size_t next = 0;
-	int running = 0, failed = 0, done = 0;
+	int failed = 0, done = 0;
 	for (size_t i = 0; i < n; i++) {
-		xs[i].d = d;
-		xs[i].f = &d->files.v[i];
-		xs[i].fd = -1;
+		p.xs[i].d = d;
+		p.xs[i].f = &d->files.v[i];
+		p.xs[i].fd = -1;
 	}
 	/* what is on disk already counts as done */
 	for (size_t i = 0; i < n && !failed; i++) {
-		int p = xfer_prepare(&xs[i]);
-		if (p < 0)
+		int r = xfer_prepare(&p.xs[i]);
+		if (r < 0)
 			failed = 1;
-		else if (p == 1) {
-			xs[i].have = xs[i].f->size;
-			xs[i].tries = -1; /* done */
+		else if (r == 1) {
+			p.xs[i].have = p.xs[i].f->size;
+			p.xs[i].tries = -1; /* done */
 			done++;
 		}
-		atomic_fetch_add(&d->done, xs[i].have);
+		atomic_fetch_add(&d->done, p.xs[i].have);
 	}
-	while (!failed && done < (int)n && !stopped(d)) {
-		time_t now = time(NULL);
-		for (size_t i = 0; i < n && running < conc; i++) {
-			size_t k = (next + i) % n;
-			struct xfer *x = &xs[k];
-			if (x->tries < 0 || x->e || x->retry_at > now)
-				continue;
-			xfer_start(x, m, &url);
-			running++;
-			next = k + 1;
-		}
-		int still = 0;
-		curl_multi_perform(m, &still);
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct xfer *x = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			int r = xfer_finish(x, msg->data.result);
-			xfer_end_easy(x, m);
-			running--;
-			if (r == 1) {
-				x->tries = -1;
-				done++;
-			} else if (r < 0) {
-				failed = 1;
-			} else if (!stopped(d) && ++x->tries >= TRIES) {
-				am_fmt(d->error, sizeof d->error, "%s: the transfer failed %d times (%s); what came is kept for a resume",
-					 x->f->path, TRIES, curl_easy_strerror(msg->data.result));
-				failed = 1;
-			} else {
-				x->retry_at = time(NULL) + (1 << (x->tries > 4 ? 4 : x->tries));
-			}
-		}
-		if (!failed && done < (int)n)
-			curl_multi_poll(m, NULL, 0, 200, NULL);
+	atomic_store(&p.done, done);
+	if (!failed && done < (int)n) {
+		pthread_t th[16];
+		int started = 0;
+		for (int t = 0; t < conc && t < (int)n; t++)
+			if (pthread_create(&th[started], NULL, pool_worker, &p) == 0)
+				started++;
+		if (!started)
+			pool_worker(&p);
+		for (int t = 0; t < started; t++)
+			pthread_join(th[t], NULL);
+		failed = atomic_load(&p.failed);
+		done = atomic_load(&p.done);
 	}
 	for (size_t i = 0; i < n; i++) {
-		xfer_end_easy(&xs[i], m);
-		if (xs[i].fd >= 0)
-			close(xs[i].fd);
-		EVP_MD_CTX_free(xs[i].sha);
-		am_buf_free(&xs[i].r.body);
+		xfer_end_easy(&p.xs[i]);
+		if (p.xs[i].fd >= 0)
+			close(p.xs[i].fd);
+		EVP_MD_CTX_free(p.xs[i].sha);
+		am_buf_free(&p.xs[i].r.body);
 	}
-	curl_multi_cleanup(m);
-	am_buf_free(&url);
-	free(xs);
+	pthread_mutex_destroy(&p.lock);
+	free(p.xs);
 	if (failed)
 		return -1;
 	return done == (int)n ? 0 : 1; /* 1: stopped */
