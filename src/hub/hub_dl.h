@@ -3,7 +3,7 @@
  * touched). The revision is resolved to a commit first (a download is
  * reproducible), the repository's files listed and chosen (hub_files), the
  * disk's free space checked before the first byte, then several files fetched
- * at once with libcurl's multi interface. Each file goes to NAME.part,
+ * at once by a pool of threads, a curl easy handle each. Each file goes to NAME.part,
  * resumed with Range after a pause, a network error (retried with back-off)
  * or a restart, checked (size, and SHA-256 where the hub gives one) and only
  * then renamed. Progress and the stop request are shared through atomics. */
