@@ -244,9 +244,9 @@ static int enqueue(struct hub *h, json_t *row)
 	const char *pat = json_string_value(json_object_get(row, "patterns"));
 	j->dl.patterns = pat ? json_loads(pat, 0, NULL) : NULL;
 	const char *conc = getenv("AIMAAS_HUB_CONCURRENCY");
-	j->dl.concurrency = conc ? atoi(conc) : 4;
+	j->dl.concurrency = conc ? (int)strtol(conc, NULL, 10) : 4;
 	const char *bw = getenv("AIMAAS_HUB_MAX_BYTES_PER_S");
-	j->dl.max_bytes_per_s = bw ? atoll(bw) : 0;
+	j->dl.max_bytes_per_s = bw ? strtoll(bw, NULL, 10) : 0;
 	j->next = h->jobs;
 	h->jobs = j;
 	if (am_work_submit(h->work, job_run, job_done, j) != 0) {

@@ -6,52 +6,12 @@
 // disk space, checksum, gated repos; one GGUF quantisation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, waitUntil } from './lib.mjs';
-import { startHub } from '../fakes/hub.mjs';
-import { tensorsFor, makeGguf } from '../fixtures/make-models.mjs';
-
-const SIZE = { BF16: 2, F16: 2, F32: 4, I32: 4 };
-// a safetensors file over random bytes (the hash means something)
-function safetensors(tensors) {
-  const hdr = { __metadata__: { format: 'pt' } };
-  let off = 0;
-  for (const [name, shape, dtype] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * SIZE[dtype];
-    hdr[name] = { dtype, shape, data_offsets: [off, off + bytes] };
-    off += bytes;
-  }
-  let text = JSON.stringify(hdr);
-  text += ' '.repeat((8 - (text.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
-  return Buffer.concat([len, Buffer.from(text), randomBytes(off)]);
-}
-
-// a small Qwen2 (real config keys, tiny sizes), in two shards plus duplicates a download must skip
-function tinyRepo(layers = 2, hidden = 128) {
-  const cfg = { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: hidden, intermediate_size: hidden * 2,
-    num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: layers, vocab_size: 1024, max_position_embeddings: 4096,
-    rope_theta: 1000000.0, rms_norm_eps: 1e-6, tie_word_embeddings: false, torch_dtype: 'bfloat16' };
-  const t = tensorsFor(cfg);
-  const half = Math.ceil(t.length / 2);
-  const a = safetensors(t.slice(0, half)), b = safetensors(t.slice(half));
-  const map = Object.fromEntries(t.map(([n], i) => [n, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
-  return {
-    'config.json': JSON.stringify(cfg, null, 2),
-    'generation_config.json': '{"do_sample": true}',
-    'tokenizer_config.json': JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }),
-    'tokenizer.json': JSON.stringify({ version: '1.0', model: { type: 'BPE' } }),
-    'model-00001-of-00002.safetensors': a,
-    'model-00002-of-00002.safetensors': b,
-    'model.safetensors.index.json': JSON.stringify({ metadata: { total_size: a.length + b.length }, weight_map: map }),
-    'pytorch_model.bin': randomBytes(4096), // the same weights as .bin: not needed when safetensors exist
-    'original/consolidated.00.pth': randomBytes(4096),
-    'README.md': '# tiny',
-  };
-}
+import { startHub, tinyRepo } from '../fakes/hub.mjs';
+import { makeGguf } from '../fixtures/make-models.mjs';
 
 let hub, dir, srv, T;
 const env = () => ({ AIMAAS_HF_ENDPOINT: hub.url, AIMAAS_MODELSCOPE_ENDPOINT: hub.msUrl, AIMAAS_HUB_CONCURRENCY: '2' });

@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core';
 import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 import { startKube } from '../fakes/kube-apiserver.mjs';
+import { startHub, tinyRepo } from '../fakes/hub.mjs';
 
 // A small RGB gradient as a real PNG (signature, IHDR, one zlib IDAT, IEND).
 function png(w, h) {
@@ -38,7 +39,7 @@ function png(w, h) {
 
 const CHROMIUM = process.env.AIMAAS_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'ui', 'screenshots');
-let srv, browser, page, datasetDir, modelDir, kube;
+let srv, browser, page, datasetDir, modelDir, kube, hub;
 const pageErrors = []; // uncaught errors in the console's code: checked after each test
 
 before(async () => {
@@ -48,9 +49,11 @@ before(async () => {
   mkdirSync(join(dir, 'models'));
   for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3', 'Qwen2.5-VL-7B-Instruct']) makeModel(m, join(dir, 'models'));
   writeFileSync(join(dir, 'photo.png'), png(96, 64));
+  hub = await startHub({ repos: { 'qwen/Tiny-Chat': { files: tinyRepo(24, 256) } } });
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
-    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400' } });
+    AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400',
+    AIMAAS_MODELSCOPE_ENDPOINT: hub.msUrl, AIMAAS_HF_ENDPOINT: hub.url } });
   writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
   // a spreadsheet saved as CSV, with its own (Chinese) column names and a quoted comma
   writeFileSync(join(dir, 'faq.csv'), '\ufeff编号,问题,答案\r\n' + Array.from({ length: 12 }, (_, i) => `${i},"问题 ${i}，怎么办?","答案 ${i}"`).join('\r\n') + '\r\n');
@@ -72,6 +75,7 @@ after(async () => {
   await browser?.close();
   await srv.stop();
   await kube?.stop();
+  await hub?.stop();
   srv.cleanup();
 });
 
@@ -508,6 +512,23 @@ test('resources: a Kubernetes cluster joins by a pasted kubeconfig; missing righ
   await page.locator('.nodes').getByText('team=ml:PreferNoSchedule').waitFor();
   assert.ok(await page.locator('.clusters').getByText(`各节点同一目录 ${modelDir}`).isVisible());
   await shot('resources-cluster');
+});
+
+test('models: download one from ModelScope with live progress and pause; it becomes ready', async () => {
+  hub.control.slow(300000); // slow enough to watch
+  await page.getByRole('menuitem', { name: '模型', exact: true }).click();
+  await page.locator('button[name=download-model]').click();
+  await page.locator('input[name=hub-id]').fill('qwen/Tiny-Chat');
+  await page.locator('button[name=start-download]').click();
+  await page.getByText('已开始下载 Tiny-Chat').waitFor();
+  const row = page.locator('.el-table__row', { hasText: 'Tiny-Chat' });
+  await row.getByText(/MiB \/ [\d.]+ MiB/).waitFor();
+  await shot('models-download');
+  await row.locator('button[name=dl-pause]').click();
+  await row.getByText('已暂停').waitFor();
+  hub.control.slow(0);
+  await row.locator('button[name=dl-resume]').click();
+  await row.getByText('ready').waitFor({ timeout: 30000 });
 });
 
 test('tasks: the audit trail, filtered by state', async () => {

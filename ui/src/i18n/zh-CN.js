@@ -4,6 +4,7 @@ export default {
   menu: { dashboard: '概览', models: '模型', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", engines: "推理引擎", logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步' },
   models: {
+    download: '从模型仓库下载', download_col: '下载', source: '来源', hub_id: '模型 ID（组织/名称）', revision: '版本（分支、标签或提交，可选）', gguf: 'GGUF 量化（可选，如 Q4_K_M）', download_hint: '只下载部署所需的文件（配置、分词器、safetensors 权重；GGUF 仓库只取一个量化版本），校验后放入模型目录。可暂停、继续或取消；取消只删除本次下载的文件。', start_download: '开始下载', pause: '暂停', resume: '继续', dl_started: '已开始下载 {name}', dl_running: '{done} / {total} · {speed}/s · 剩余 {eta}', dl_queued: '排队中', dl_paused: '已暂停', dl_failed: '失败：{why}', dl_succeeded: '已完成', dl_cancelled: '已取消',
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
     arch: '架构', params: '参数量', context: '上下文', size: '权重大小', path: '模型文件夹或 .gguf 文件',
     name_optional: '名称（可选，默认为文件夹名）', found_in: '{root} 中的内容（点击选择）：',
