@@ -75,3 +75,17 @@ void am_runtime_log_note(const char *path, const char *text)
 	fprintf(f, "=== aimaas %s: %s ===\n", ts, text);
 	fclose(f);
 }
+
+void am_runtime_note_by_log(struct am_runtime *rt, const char *ref, const char *text)
+{
+	char p[PATH_MAX];
+	if (rt->ops->log_file(rt, ref, p, sizeof p) == 0)
+		am_runtime_log_note(p, text);
+}
+
+void am_runtime_rotate_by_log(struct am_runtime *rt, const char *ref, uint64_t max)
+{
+	char p[PATH_MAX];
+	if (rt->ops->log_file(rt, ref, p, sizeof p) == 0)
+		am_proc_rotate(p, max);
+}

@@ -174,6 +174,10 @@ void am_runtime_lines_free(char **lines, int n);
 void am_runtime_marker(const char *owner_id, const char *kind, long long id, char *out, size_t size);
 /* Appends "=== aimaas <time>: text ===" to the log file at path. */
 void am_runtime_log_note(const char *path, const char *text);
+/* note and rotate for a runtime whose log_file names a file here (both
+ * runtimes' ops use them). */
+void am_runtime_note_by_log(struct am_runtime *rt, const char *ref, const char *text);
+void am_runtime_rotate_by_log(struct am_runtime *rt, const char *ref, uint64_t max);
 /* Frees rt (NULL is fine). */
 void am_runtime_free(struct am_runtime *rt);
 

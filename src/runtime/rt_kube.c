@@ -941,20 +941,6 @@ static int k_log_file(struct am_runtime *rt, const char *ref, char *path, size_t
 	return 0;
 }
 
-static void k_note(struct am_runtime *rt, const char *ref, const char *text)
-{
-	char p[PATH_MAX];
-	if (k_log_file(rt, ref, p, sizeof p) == 0)
-		am_runtime_log_note(p, text);
-}
-
-static void k_rotate(struct am_runtime *rt, const char *ref, uint64_t max)
-{
-	char p[PATH_MAX];
-	if (k_log_file(rt, ref, p, sizeof p) == 0)
-		am_proc_rotate(p, max);
-}
-
 static int k_owns_pid(struct am_runtime *rt, const char *ref, int pid)
 {
 	(void)rt;
@@ -1038,8 +1024,8 @@ static const struct am_runtime_ops kube_ops = {
 	.alive = NULL,
 	.endpoint = k_endpoint,
 	.log_file = k_log_file,
-	.note = k_note,
-	.rotate = k_rotate,
+	.note = am_runtime_note_by_log,
+	.rotate = am_runtime_rotate_by_log,
 	.owns_pid = k_owns_pid,
 	.describe = k_describe,
 	.same = k_same,

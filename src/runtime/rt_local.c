@@ -493,20 +493,6 @@ static int l_log_file(struct am_runtime *rt, const char *ref, char *path, size_t
 	return 0;
 }
 
-static void l_note(struct am_runtime *rt, const char *ref, const char *text)
-{
-	char p[PATH_MAX];
-	if (l_log_file(rt, ref, p, sizeof p) == 0)
-		am_runtime_log_note(p, text);
-}
-
-static void l_rotate(struct am_runtime *rt, const char *ref, uint64_t max)
-{
-	char p[PATH_MAX];
-	if (l_log_file(rt, ref, p, sizeof p) == 0)
-		am_proc_rotate(p, max);
-}
-
 static int l_owns_pid(struct am_runtime *rt, const char *ref, int pid)
 {
 	(void)rt;
@@ -616,8 +602,8 @@ static const struct am_runtime_ops local_ops = {
 	.alive = l_alive,
 	.endpoint = l_endpoint,
 	.log_file = l_log_file,
-	.note = l_note,
-	.rotate = l_rotate,
+	.note = am_runtime_note_by_log,
+	.rotate = am_runtime_rotate_by_log,
 	.owns_pid = l_owns_pid,
 	.describe = l_describe,
 	.same = l_same,

@@ -14,7 +14,7 @@
 //   await hub.stop();
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { tensorsFor } from '../fixtures/make-models.mjs';
+import { safetensorsHeader, tensorsFor } from '../fixtures/make-models.mjs';
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 const sha1git = (b) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
@@ -226,21 +226,10 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
 }
 
 // ---- repositories for tests ----
-const SIZE = { BF16: 2, F16: 2, F32: 4, I32: 4 };
 // a safetensors file over random bytes (the hash means something)
 function safetensors(tensors) {
-  const hdr = { __metadata__: { format: 'pt' } };
-  let off = 0;
-  for (const [name, shape, dtype] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * SIZE[dtype];
-    hdr[name] = { dtype, shape, data_offsets: [off, off + bytes] };
-    off += bytes;
-  }
-  let text = JSON.stringify(hdr);
-  text += ' '.repeat((8 - (text.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
-  return Buffer.concat([len, Buffer.from(text), randomBytes(off)]);
+  const { head, dataBytes } = safetensorsHeader(tensors);
+  return Buffer.concat([head, randomBytes(dataBytes)]);
 }
 
 // a small Qwen2 (real config keys, tiny sizes), in two shards plus duplicates a download must skip
