@@ -110,6 +110,8 @@ static void job_done(void *arg, int cancelled)
 		return;
 	}
 	unlink_job(h, j);
+	if (!h->jobs)
+		event_del(h->tick);
 	struct am_store *st = h->srv->store;
 	long long now = am_wall_ms();
 	switch (j->dl.result) {
@@ -249,8 +251,14 @@ static int enqueue(struct hub *h, json_t *row)
 	j->dl.max_bytes_per_s = bw ? strtoll(bw, NULL, 10) : 0;
 	j->next = h->jobs;
 	h->jobs = j;
+	if (!evtimer_pending(h->tick, NULL)) { /* progress while anything runs; nothing when idle */
+		struct timeval tv = { 0, TICK_MS * 1000 };
+		event_add(h->tick, &tv);
+	}
 	if (am_work_submit(h->work, job_run, job_done, j) != 0) {
 		unlink_job(h, j);
+		if (!h->jobs)
+			event_del(h->tick);
 		job_free(j);
 		return -1;
 	}
@@ -266,9 +274,7 @@ int hub_start(struct am_server *srv)
 		free(h);
 		return -1;
 	}
-	h->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, h);
-	struct timeval tv = { 0, TICK_MS * 1000 };
-	event_add(h->tick, &tv);
+	h->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, h); /* armed while downloads run */
 	srv->hub = h;
 	/* what a stop or a kill left unfinished goes on from the bytes it has */
 	json_t *rows = NULL;

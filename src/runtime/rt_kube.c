@@ -335,7 +335,7 @@ static void pod_read(struct kpod *p, json_t *pod)
 		am_strlcpy(p->node, s, sizeof p->node);
 	am_strlcpy(p->phase, json_string_value(json_object_get(st, "phase")) ?: "", sizeof p->phase);
 	am_strlcpy(p->pod_ip, json_string_value(json_object_get(st, "podIP")) ?: "", sizeof p->pod_ip);
-	json_t *ctr = json_object_get(json_object_get(spec, "containers"), 0);
+	json_t *ctr = json_array_get(json_object_get(spec, "containers"), 0);
 	json_t *port0 = json_array_get(json_object_get(ctr, "ports"), 0);
 	if (json_integer_value(json_object_get(port0, "containerPort")) > 0)
 		p->port = (int)json_integer_value(json_object_get(port0, "containerPort"));
