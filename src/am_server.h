@@ -83,6 +83,7 @@ struct am_server {
 	struct kube_clusters *clusters;    /* kube_cluster's joined Kubernetes clusters (main loop) */
 	struct am_capacity_cache *capacity; /* am_capacity_db's other nodes and reservations, between loads */
 	struct hub *hub;                   /* hub_models: model downloads (main loop) */
+	struct catalog *catalog;           /* hub_catalog: the model market (main loop) */
 	/* A runtime that lists its workloads late (a cluster's, once its pods
 	 * are listed) calls this then: what a killed aimaas left there is
 	 * adopted or ended, as for the local runtime at start. */

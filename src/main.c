@@ -35,6 +35,7 @@
 #include "gpu/am_inventory.h"
 #include "http/am_http.h"
 #include "http/am_prio.h"
+#include "hub/hub_catalog.h"
 #include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
@@ -671,7 +672,8 @@ static int serve(int argc, char **argv)
 	kube_cluster_start_all(&srv);
 	srv.deploy = am_deploy_new(&srv);
 	srv.finetune = am_finetune_new(&srv);
-	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0 || hub_start(&srv) != 0)
+	if (am_deploy_start(srv.deploy) != 0 || am_finetune_start(srv.finetune) != 0 || hub_start(&srv) != 0 ||
+	    hub_catalog_start(&srv) != 0)
 		goto out;
 	end_strays(&srv); /* before anything new is started */
 	if (am_gateway_start(srv.gateway) != 0)
@@ -730,6 +732,7 @@ out:
 	am_deploy_free(srv.deploy, srv.cfg.stop_engines_on_exit);
 	am_finetune_free(srv.finetune, srv.cfg.stop_engines_on_exit);
 	hub_free(&srv); /* a running download stops where it is: resumed at the next start */
+	hub_catalog_free(&srv); /* after the requests: a search whose client is gone is only cleaned up */
 	am_runtimes_free(&srv.runtimes);
 	am_inventory_free(srv.inv);
 	am_node_history_free(&srv);

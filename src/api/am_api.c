@@ -79,6 +79,7 @@ struct am_api *am_api_new(struct am_server *srv)
 		{ am_api_finetune_routes, &am_api_finetune_nroutes },
 		{ am_api_playground_routes, &am_api_playground_nroutes },
 		{ am_api_clusters_routes, &am_api_clusters_nroutes },
+		{ am_api_catalog_routes, &am_api_catalog_nroutes },
 	};
 	struct am_api *api = am_calloc(1, sizeof *api);
 	api->srv = srv;

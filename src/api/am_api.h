@@ -187,6 +187,8 @@ extern const struct am_route_def am_api_finetune_routes[];
 extern const size_t am_api_finetune_nroutes;
 extern const struct am_route_def am_api_playground_routes[];
 extern const size_t am_api_playground_nroutes;
+extern const struct am_route_def am_api_catalog_routes[];
+extern const size_t am_api_catalog_nroutes;
 extern const struct am_route_def am_api_tasks_routes[];
 extern const size_t am_api_tasks_nroutes;
 

@@ -27,6 +27,7 @@ static const struct {
 	[AM_E_HEADERS] = { 431, "headers_too_large" },
 	[AM_E_RATE] = { 429, "rate_limited" },
 	[AM_E_INTERNAL] = { 500, "internal" },
+	[AM_E_UPSTREAM] = { 502, "bad_gateway" },
 	[AM_E_UNAVAILABLE] = { 503, "unavailable" },
 	[AM_E_DISK_FULL] = { 507, "disk_full" },
 };

@@ -19,6 +19,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
 #include "../base/am_path.h"
+#include "../model/am_inspect.h"
 
 #define API_MAX (32u << 20) /* one API answer */
 #define TRIES 6             /* per file, with back-off 1, 2, 4, 8, 16 s */
@@ -165,8 +166,9 @@ static void explain(struct hub_dl *d, const struct resp *r, const char *what)
 	explain_into(d, r, what, d->error, sizeof d->error, &d->http_status);
 }
 
-/* GET url into r. 0 on a 2xx, else -1 with d->error (network or refusal). */
-static int get(struct hub_dl *d, const char *url, struct resp *r, const char *what)
+/* GET url (bytes `range` of it, "0-1023"; NULL: all) into r. 0 on a 2xx,
+ * else -1 with d->error (network or refusal). */
+static int get_range(struct hub_dl *d, const char *url, struct resp *r, const char *what, const char *range)
 {
 	memset(r, 0, sizeof *r);
 	am_buf_init(&r->body, API_MAX);
@@ -182,6 +184,8 @@ static int get(struct hub_dl *d, const char *url, struct resp *r, const char *wh
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, head_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
+	if (range)
+		curl_easy_setopt(e, CURLOPT_RANGE, range);
 	CURLcode rc = CURLE_OK;
 	for (int t = 0; t < 3; t++) { /* a network error is tried again */
 		r->body.len = 0;
@@ -203,6 +207,11 @@ static int get(struct hub_dl *d, const char *url, struct resp *r, const char *wh
 		return -1;
 	}
 	return 0;
+}
+
+static int get(struct hub_dl *d, const char *url, struct resp *r, const char *what)
+{
+	return get_range(d, url, r, what, NULL);
 }
 
 /* A path's segments escaped, the '/' kept. */
@@ -236,7 +245,10 @@ static int list_files(struct hub_dl *d)
 		json_t *info = json_loadb(r.body.data, r.body.len, 0, NULL);
 		const char *sha = json_string_value(json_object_get(info, "sha"));
 		am_fmt(d->commit, sizeof d->commit, "%s", sha ? sha : d->revision);
-		json_decref(info);
+		json_decref(d->info);
+		d->info = json_is_object(info) ? info : NULL;
+		if (!d->info)
+			json_decref(info);
 		am_buf_free(&r.body);
 		url.len = 0;
 		am_buf_printf(&url, "%s/api/models/%s/tree/%s?recursive=true", d->endpoint, d->repo, d->commit);
@@ -746,4 +758,153 @@ void hub_dl_remove(const char *dest, json_t *paths, int created_dir)
 	}
 	if (created_dir)
 		rmdir(dest); /* only when empty: nothing else's */
+}
+
+void hub_dl_clear(struct hub_dl *d)
+{
+	json_decref(d->patterns);
+	d->patterns = NULL;
+	json_decref(d->info);
+	d->info = NULL;
+	hub_files_free(&d->files);
+}
+
+/* ---- what a repository takes, without downloading it ---- */
+
+#define GGUF_HEAD (16u << 20) /* a GGUF header with a 150k-token vocabulary fits */
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+json_t *hub_dl_meta(struct hub_dl *d)
+{
+	static int inited;
+	if (!inited) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		inited = 1;
+	}
+	d->error[0] = '\0';
+	d->http_status = 0;
+	hub_files_free(&d->files);
+	if (list_files(d) != 0 || hub_files_select(&d->files, d->patterns, d->gguf, d->error, sizeof d->error) < 0)
+		return NULL;
+	const struct hub_file *cfg = NULL, *gguf = NULL;
+	uint64_t st_bytes = 0, bin_bytes = 0;
+	int st_files = 0, bin_files = 0;
+	for (size_t i = 0; i < d->files.n; i++) {
+		const struct hub_file *f = &d->files.v[i];
+		if (!strcmp(f->path, "config.json"))
+			cfg = f;
+		else if (ends_with(f->path, ".gguf") && !gguf)
+			gguf = f;
+		else if (ends_with(f->path, ".safetensors"))
+			st_bytes += f->size, st_files++;
+		else if (ends_with(f->path, ".bin") || ends_with(f->path, ".pth") || ends_with(f->path, ".pt"))
+			bin_bytes += f->size, bin_files++;
+	}
+	struct resp r;
+	struct am_buf url;
+	am_buf_init(&url, 8192);
+	json_t *facts = NULL;
+	char ierr[512];
+	if (gguf) {
+		file_url(d, gguf, &url);
+		char range[64];
+		am_fmt(range, sizeof range, "0-%llu",
+		       (unsigned long long)((gguf->size < GGUF_HEAD ? gguf->size : GGUF_HEAD) - 1));
+		if (get_range(d, am_buf_str(&url), &r, gguf->path, range) == 0) {
+			facts = am_inspect_gguf_mem(r.body.data, r.body.len, ierr, sizeof ierr);
+			if (!facts)
+				am_fmt(d->error, sizeof d->error, "%s: %s", gguf->path, ierr);
+			else {
+				json_object_set_new(facts, "gguf_file", json_string(gguf->path));
+				json_object_set_new(facts, "weight_bytes", json_integer((json_int_t)gguf->size));
+			}
+			am_buf_free(&r.body);
+		}
+	} else if (cfg) {
+		file_url(d, cfg, &url);
+		if (get(d, am_buf_str(&url), &r, "config.json") == 0) {
+			facts = am_inspect_config_mem(r.body.data, r.body.len, ierr, sizeof ierr);
+			if (!facts)
+				am_fmt(d->error, sizeof d->error, "%s", ierr);
+			am_buf_free(&r.body);
+		}
+		if (facts) {
+			/* the weights as the listing gives them: safetensors, else the .bin checkpoint */
+			uint64_t bytes = st_files ? st_bytes : bin_bytes;
+			const char *dtype = json_string_value(json_object_get(facts, "torch_dtype"));
+			json_object_set_new(facts, "format", json_string(st_files ? "safetensors" : bin_files ? "pytorch" : "unknown"));
+			json_object_set_new(facts, "weight_bytes", json_integer((json_int_t)bytes));
+			json_object_set_new(facts, "weight_files", json_integer(st_files ? st_files : bin_files));
+			json_t *by = json_object();
+			if (dtype && !strcmp(dtype, "float32") && json_is_null(json_object_get(facts, "quantization")))
+				json_object_set_new(by, "F32", json_integer((json_int_t)bytes)); /* loaded as 16-bit */
+			json_object_set_new(facts, "bytes_by_dtype", by);
+			json_t *params = json_object_get(json_object_get(d->info, "safetensors"), "total");
+			if (json_is_integer(params) && json_integer_value(params) > 0)
+				json_object_set(facts, "parameters", params);
+			json_object_del(facts, "note");
+			if (!st_files && !bin_files)
+				json_object_set_new(facts, "note", json_string("no weight files listed"));
+		}
+	} else
+		am_fmt(d->error, sizeof d->error, "%s has no config.json and no GGUF file", d->repo);
+	am_buf_free(&url);
+	return facts;
+}
+
+/* ---- search ---- */
+
+json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit)
+{
+	d->error[0] = '\0';
+	d->http_status = 0;
+	char *eq = curl_easy_escape(NULL, q, 0);
+	struct am_buf url;
+	am_buf_init(&url, 8192);
+	if (hf(d))
+		am_buf_printf(&url, "%s/api/models?search=%s&sort=downloads&direction=-1&limit=%d", d->endpoint, eq, limit);
+	else
+		am_buf_printf(&url, "%s/openapi/v1/models?search=%s&sort=downloads&page_number=1&page_size=%d", d->endpoint, eq,
+			      limit);
+	curl_free(eq);
+	struct resp r;
+	json_t *out = NULL;
+	if (get(d, am_buf_str(&url), &r, "the search") == 0) {
+		json_t *j = json_loadb(r.body.data, r.body.len, 0, NULL);
+		json_t *items = hf(d) ? j : json_object_get(json_object_get(j, "data"), "models");
+		if (!json_is_array(items))
+			am_fmt(d->error, sizeof d->error, "%s's search answered something that is not a list of models", d->source);
+		else {
+			out = json_array();
+			size_t i;
+			json_t *it;
+			json_array_foreach(items, i, it) {
+				const char *id = json_string_value(json_object_get(it, "id"));
+				if (!id || !strchr(id, '/') || strlen(id) >= sizeof d->repo || (int)json_array_size(out) >= limit)
+					continue;
+				json_t *task = json_object_get(it, hf(d) ? "pipeline_tag" : "tasks");
+				if (json_is_array(task))
+					task = json_array_get(task, 0);
+				if (json_is_object(task))
+					task = json_object_get(task, "name");
+				json_t *gated = json_object_get(it, "gated");
+				json_array_append_new(out, json_pack("{s:s,s:I,s:I,s:s?,s:O?,s:b,s:b,s:s?}", "repo", id, "downloads",
+								      json_integer_value(json_object_get(it, "downloads")), "likes",
+								      json_integer_value(json_object_get(it, "likes")), "task",
+								      json_string_value(task), "tags", json_object_get(it, "tags"),
+								      "gated", json_is_true(gated) || json_is_string(gated),
+								      "private", json_is_true(json_object_get(it, "private")),
+								      "updated", json_string_value(json_object_get(it, hf(d) ? "lastModified" : "last_modified"))));
+			}
+		}
+		json_decref(j);
+		am_buf_free(&r.body);
+	}
+	am_buf_free(&url);
+	return out;
 }

@@ -39,6 +39,7 @@ struct hub_dl {
 	enum hub_dl_result result;
 	char commit[128];
 	struct hub_files files; /* the chosen files */
+	json_t *info;           /* Hugging Face's model info at the revision (owned; NULL on ModelScope) */
 	int http_status;        /* of a refusal by the hub, else 0 */
 	char error[1024];
 };
@@ -51,6 +52,22 @@ void hub_dl_run(struct hub_dl *d);
  * not list yet) and the folder itself when created_dir and left empty;
  * never anything else. */
 void hub_dl_remove(const char *dest, json_t *paths, int created_dir);
+/* What serving d's repository at its revision takes, without downloading
+ * it: the revision resolved, the files listed and chosen as hub_dl_run
+ * would, config.json fetched (or, in a GGUF repository, the chosen file's
+ * header through a Range request), and the model's facts built as
+ * am_inspect would from the folder, the weights' bytes from the listing.
+ * Blocking (a worker's). The facts (owned by the caller), or NULL with
+ * d->error and d->http_status. */
+json_t *hub_dl_meta(struct hub_dl *d);
+/* Searches source's models for q (Hugging Face GET /api/models?search=,
+ * ModelScope GET /openapi/v1/models?search=), most downloaded first, at
+ * most limit: [{repo, downloads, likes, task, tags, gated, private,
+ * updated}], or NULL with d->error (d gives the source, endpoint, token). */
+json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit);
+/* Frees what a run or a meta fetch kept (files, info, patterns). */
+void hub_dl_clear(struct hub_dl *d);
+
 /* The chosen files as JSON [{path, size, sha256}]. */
 json_t *hub_dl_files_json(const struct hub_files *f);
 

@@ -62,8 +62,7 @@ static void unlink_job(struct hub *h, struct job *j)
 
 static void job_free(struct job *j)
 {
-	json_decref(j->dl.patterns);
-	hub_files_free(&j->dl.files);
+	hub_dl_clear(&j->dl);
 	json_decref(j->facts);
 	memset(j->dl.token, 0, sizeof j->dl.token);
 	free(j);
@@ -195,7 +194,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static const char *endpoint(const char *source)
+const char *hub_endpoint(const char *source)
 {
 	const char *e;
 	if (!strcmp(source, "modelscope")) {
@@ -212,7 +211,7 @@ static const char *endpoint(const char *source)
 	return "https://huggingface.co";
 }
 
-static const char *token(const char *source)
+const char *hub_token(const char *source)
 {
 	const char *e = getenv(!strcmp(source, "modelscope") ? "AIMAAS_MODELSCOPE_TOKEN" : "AIMAAS_HF_TOKEN");
 	if ((!e || !*e) && strcmp(source, "modelscope"))
@@ -231,7 +230,7 @@ static int enqueue(struct hub *h, json_t *row)
 	j->created_dir = (int)json_integer_value(json_object_get(row, "created_dir"));
 	const char *src = json_string_value(json_object_get(row, "source")) ?: "huggingface";
 	am_strlcpy(j->dl.source, src, sizeof j->dl.source);
-	am_strlcpy(j->dl.endpoint, json_string_value(json_object_get(row, "endpoint")) ?: endpoint(src), sizeof j->dl.endpoint);
+	am_strlcpy(j->dl.endpoint, json_string_value(json_object_get(row, "endpoint")) ?: hub_endpoint(src), sizeof j->dl.endpoint);
 	size_t el = strlen(j->dl.endpoint);
 	while (el && j->dl.endpoint[el - 1] == '/')
 		j->dl.endpoint[--el] = '\0';
@@ -240,7 +239,7 @@ static int enqueue(struct hub *h, json_t *row)
 	const char *commit = json_string_value(json_object_get(row, "commit_id"));
 	am_strlcpy(j->dl.revision, commit && *commit ? commit : json_string_value(json_object_get(row, "revision")) ?: "main",
 		   sizeof j->dl.revision);
-	am_strlcpy(j->dl.token, token(src), sizeof j->dl.token);
+	am_strlcpy(j->dl.token, hub_token(src), sizeof j->dl.token);
 	am_strlcpy(j->dl.dest, json_string_value(json_object_get(row, "dest")) ?: "", sizeof j->dl.dest);
 	am_strlcpy(j->dl.gguf, json_string_value(json_object_get(row, "gguf")) ?: "", sizeof j->dl.gguf);
 	const char *pat = json_string_value(json_object_get(row, "patterns"));
@@ -368,7 +367,7 @@ int hub_download(struct am_server *srv, long long model_id, const struct hub_req
 			  " state, task_id, created_by, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', NULLIF(?, 0),"
 			  " ?, ?, ?)", "isssssissisii", model_id, source, hub_id,
 			  rq && rq->revision && *rq->revision ? rq->revision : !strcmp(source, "modelscope") ? "master" : "main",
-			  endpoint(source), dest, (long long)created, pat, rq ? rq->gguf : NULL, task > 0 ? task : 0,
+			  hub_endpoint(source), dest, (long long)created, pat, rq ? rq->gguf : NULL, task > 0 ? task : 0,
 			  rq && rq->actor ? rq->actor : "", now, now) != 0) {
 		free(pat);
 		json_decref(m);

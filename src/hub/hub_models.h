@@ -26,6 +26,10 @@ struct hub_request {
 	const char *actor;      /* who asked (the task's) */
 };
 
+/* The source's endpoint and token, from the environment (above). */
+const char *hub_endpoint(const char *source);
+const char *hub_token(const char *source);
+
 /* Starts the download worker and resumes what was left unfinished. */
 int hub_start(struct am_server *srv);
 /* Stops the worker (a running download stops where it is: resumed at the next start). */

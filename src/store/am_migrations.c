@@ -320,6 +320,15 @@ static const char *const migrations[] = {
 	"  error TEXT NOT NULL DEFAULT '', task_id INTEGER, created_by TEXT NOT NULL DEFAULT '',"
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER);"
 	"CREATE INDEX downloads_model ON downloads(model_id);",
+
+	/* 19: the model market's cache of what hub repositories hold
+	 * (hub_catalog): the facts built from a revision's file list and
+	 * config, or why they could not be read */
+	"CREATE TABLE hub_meta ("
+	"  source TEXT NOT NULL, repo TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('ready','failed')),"
+	"  commit_id TEXT, facts TEXT, bytes INTEGER NOT NULL DEFAULT 0, files INTEGER NOT NULL DEFAULT 0,"
+	"  info TEXT, error TEXT NOT NULL DEFAULT '', http_status INTEGER NOT NULL DEFAULT 0,"
+	"  fetched_at INTEGER NOT NULL, PRIMARY KEY (source, repo));",
 };
 
 const char *const *am_migrations_list(size_t *count)

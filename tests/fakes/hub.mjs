@@ -32,11 +32,20 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
   const put = (id, spec) => {
     const files = new Map();
     for (const [p, v] of Object.entries(spec.files || {})) {
+      if (v && typeof v === 'object' && !Buffer.isBuffer(v) && typeof v.size === 'number') {
+        // a virtual file: listed at its real size, served as its head then zeros (a 15 GB shard costs nothing)
+        const head = v.head || Buffer.alloc(0);
+        const digest = sha256(Buffer.concat([head, Buffer.from(String(v.size))]));
+        files.set(p, { size: v.size, head, virtual: true, sha256: digest, oid: digest.slice(0, 40), lfs: true });
+        continue;
+      }
       const data = Buffer.isBuffer(v) ? v : Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
       const lfs = data.length >= LFS_MIN || p.endsWith('.safetensors') || p.endsWith('.gguf');
-      files.set(p, { data, sha256: sha256(data), oid: sha1git(data), lfs });
+      files.set(p, { data, size: data.length, sha256: sha256(data), oid: sha1git(data), lfs });
     }
-    state.set(id, { sha: spec.sha || createHash('sha1').update(id).digest('hex'), files, gated: !!spec.gated, private: !!spec.private });
+    state.set(id, { sha: spec.sha || createHash('sha1').update(id).digest('hex'), files, gated: !!spec.gated, private: !!spec.private,
+      downloads: spec.downloads || 0, likes: spec.likes || 0, task: spec.task || 'text-generation', tags: spec.tags || [],
+      license: spec.license, params: spec.params });
   };
   for (const [id, spec] of Object.entries(repos)) put(id, spec);
 
@@ -60,24 +69,31 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
   const revOk = (r, rev) => rev === 'main' || rev === 'HEAD' || rev === r.sha;
 
   // the body of a file, honouring Range, paced and cut as the control says
+  const bytesOf = (f, start, end) => { // [start, end] of a file (a virtual one: its head, then zeros)
+    if (!f.virtual) return f.data.subarray(start, end + 1);
+    const b = Buffer.alloc(end - start + 1);
+    if (start < f.head.length) f.head.copy(b, 0, start, Math.min(f.head.length, end + 1));
+    return b;
+  };
   const sendFile = (req, res, f, headers) => {
-    let start = 0, end = f.data.length - 1, status = 200;
+    let start = 0, end = f.size - 1, status = 200;
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
     if (m) {
       start = Number(m[1]);
       if (m[2]) end = Math.min(Number(m[2]), end);
       if (start > end) {
-        res.writeHead(416, { 'content-range': `bytes */${f.data.length}` });
+        res.writeHead(416, { 'content-range': `bytes */${f.size}` });
         return res.end();
       }
       status = 206;
-      headers['content-range'] = `bytes ${start}-${end}/${f.data.length}`;
+      headers['content-range'] = `bytes ${start}-${end}/${f.size}`;
     }
     headers['accept-ranges'] = 'bytes';
     headers['content-length'] = String(end - start + 1);
     headers['content-type'] = 'application/octet-stream';
     res.writeHead(status, headers);
-    let body = f.data.subarray(start, end + 1);
+    if (f.virtual && end - start + 1 > (64 << 20)) { res.writeHead(503); return res.end('virtual file: ask a range of at most 64 MiB'); }
+    let body = bytesOf(f, start, end);
     if (control.corrupt.has(f)) body = Buffer.from(body.map((b) => b ^ 0xff));
     const cut = control.cutTimes > 0 ? control.cut : 0;
     if (cut) control.cutTimes--;
@@ -125,8 +141,20 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
       return res.end(JSON.stringify({ _id: r.sha.slice(0, 24), id, modelId: id, private: r.private, gated: r.gated ? 'manual' : false,
         sha: r.sha, siblings: [...r.files.keys()].map((rfilename) => ({ rfilename })), tags: [], downloads: 0, likes: 0,
-        author: id.split('/')[0], pipeline_tag: 'text-generation', library_name: 'transformers', lastModified: '2025-01-01T00:00:00.000Z',
-        createdAt: '2024-09-01T00:00:00.000Z' }));
+        author: id.split('/')[0], pipeline_tag: r.task, library_name: 'transformers', lastModified: '2025-01-01T00:00:00.000Z',
+        createdAt: '2024-09-01T00:00:00.000Z', ...(r.license ? { cardData: { license: r.license } } : {}),
+        ...(r.params ? { safetensors: { parameters: { BF16: r.params }, total: r.params } } : {}) }));
+    }
+    // /api/models?search=&sort=downloads&direction=-1&limit= (list_models; paged by Link like the tree)
+    if (u.pathname === '/api/models') {
+      const words = (u.searchParams.get('search') || '').toLowerCase();
+      const limit = Math.min(Number(u.searchParams.get('limit') || 50), 1000);
+      const hits = [...state.entries()].filter(([id, r]) => !r.private && id.toLowerCase().includes(words))
+        .sort((a, b) => b[1].downloads - a[1].downloads).slice(0, limit);
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+      return res.end(JSON.stringify(hits.map(([id, r]) => ({ _id: r.sha.slice(0, 24), id, likes: r.likes, trendingScore: 0,
+        private: false, downloads: r.downloads, tags: r.tags, pipeline_tag: r.task, library_name: 'transformers',
+        createdAt: '2024-09-01T00:00:00.000Z', modelId: id }))));
     }
     // /api/models/{org}/{name}/tree/{rev}[/{path}]?recursive=true&cursor=
     if (parts[1] === 'api' && parts[2] === 'models' && parts[5] === 'tree') {
@@ -138,8 +166,8 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       for (const [p, f] of [...r.files.entries()].sort()) {
         const segs = p.split('/');
         for (let i = 1; i < segs.length; i++) dirs.add(segs.slice(0, i).join('/'));
-        all.push({ type: 'file', oid: f.oid, size: f.data.length, path: p,
-          ...(f.lfs ? { lfs: { oid: f.sha256, size: f.data.length, pointerSize: 134 } } : {}) });
+        all.push({ type: 'file', oid: f.oid, size: f.size, path: p,
+          ...(f.lfs ? { lfs: { oid: f.sha256, size: f.size, pointerSize: 134 } } : {}) });
       }
       for (const d of dirs) all.push({ type: 'directory', oid: sha1git(Buffer.from(d)), size: 0, path: d });
       const start = Number(u.searchParams.get('cursor') || 0);
@@ -167,7 +195,7 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       if (f.lfs) {
         const key = `repos/${f.sha256}`;
         cdnFiles.set(key, f);
-        res.writeHead(302, { ...common, 'x-linked-size': String(f.data.length), 'x-linked-etag': `"${f.sha256}"`, etag: `"${f.oid}"`,
+        res.writeHead(302, { ...common, 'x-linked-size': String(f.size), 'x-linked-etag': `"${f.sha256}"`, etag: `"${f.oid}"`,
           location: `${cdnUrl}/${key}?X-Amz-Signature=fake`, 'content-length': '0' });
         return res.end();
       }
@@ -181,6 +209,18 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
   const ms = http.createServer((req, res) => {
     requests.push({ host: 'ms', method: req.method, url: req.url, range: req.headers.range, auth: req.headers.authorization });
     const u = new URL(req.url, 'http://x');
+    // the OpenAPI search: {success, data: {models, total_count, page_number, page_size}}
+    if (u.pathname === '/openapi/v1/models') {
+      const words = (u.searchParams.get('search') || '').toLowerCase();
+      const size = Math.min(Number(u.searchParams.get('page_size') || 20), 100), page = Number(u.searchParams.get('page_number') || 1);
+      const all = [...state.entries()].filter(([id, r]) => !r.private && id.toLowerCase().includes(words))
+        .sort((a, b) => b[1].downloads - a[1].downloads);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ success: true, data: { models: all.slice((page - 1) * size, page * size).map(([id, r]) => ({
+        id, display_name: id.split('/')[1], description: '', downloads: r.downloads, likes: r.likes, last_modified: 1735689600,
+        created_at: 1725148800, license: r.license || 'apache-2.0', tasks: [r.task], tags: r.tags, private: false, gated: r.gated })),
+      total_count: all.length, page_number: page, page_size: size } }));
+    }
     const m = /^\/api\/v1\/models\/([^/]+)\/([^/]+)\/(repo\/files|repo|revisions)$/.exec(u.pathname);
     const envelope = (status, code, data, message = '') => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -195,7 +235,7 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       return envelope(200, 200, { RevisionMap: { Branches: [{ Revision: 'master', CreatedAt: 1700000000 }], Tags: [] } });
     if (rev !== 'master' && rev !== r.sha) return envelope(404, 10010205001, null, `revision ${rev} not found`);
     if (m[3] === 'repo/files') {
-      const files = [...r.files.entries()].sort().map(([p, f]) => ({ Name: p.split('/').pop(), Path: p, Type: 'blob', Size: f.data.length,
+      const files = [...r.files.entries()].sort().map(([p, f]) => ({ Name: p.split('/').pop(), Path: p, Type: 'blob', Size: f.size,
         Revision: r.sha, Sha256: f.sha256, IsLFS: f.lfs, Mode: '33188', CommittedDate: 1700000000 }));
       return envelope(200, 200, { Files: files, LatestCommitter: null });
     }
