@@ -35,12 +35,13 @@ static void short_name(const char *name, char *out, size_t size)
 	am_strlcpy(out, s, size);
 }
 
-/* The first plan over g[0..n) for tp = 1, 2, 4, … (up to max_tp) at the
- * given context (0: the model's own), into *p with its tp; 1 when one fits. */
+/* The first plan over g[0..n) for tp = 1, 2, 3, … (up to max_tp; the
+ * planner refuses the sizes that do not divide the heads) at the given
+ * context (0: the model's own), into *p with its tp; 1 when one fits. */
 static int first_fit(const struct am_plan_gpu *g, int n, json_t *facts, const char *name, int ctx, int max_tp,
 		     struct am_plan *p, int *tp)
 {
-	for (int t = 1; t <= max_tp && t <= AM_PLAN_MAX; t *= 2) {
+	for (int t = 1; t <= max_tp && t <= AM_PLAN_MAX; t++) {
 		struct am_plan_req rq;
 		memset(&rq, 0, sizeof rq);
 		rq.facts = facts;
