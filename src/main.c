@@ -36,6 +36,7 @@
 #include "http/am_http.h"
 #include "http/am_prio.h"
 #include "hub/hub_catalog.h"
+#include "hub/hub_cli.h"
 #include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
@@ -52,6 +53,7 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  serve      run the platform: API, console, gateway, runtimes\n"
+	"  download   fetch a model from Hugging Face or ModelScope into a folder\n"
 	"  version    print the version\n"
 	"\n"
 	"Run 'aimaas serve --help' for the server's options.\n";
@@ -768,6 +770,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "serve") == 0)
 		return serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "download") == 0)
+		return hub_cli_download(argc - 1, argv + 1);
 	fprintf(stderr, "aimaas: unknown command '%s'\n\n%s", argv[1], usage_main);
 	return 2;
 }

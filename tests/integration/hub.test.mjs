@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, waitUntil } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { BIN, startServer, tempDir, waitUntil } from './lib.mjs';
 import { startHub, tinyRepo } from '../fakes/hub.mjs';
 import { makeGguf } from '../fixtures/make-models.mjs';
 
@@ -215,4 +216,49 @@ test('the fake is faithful: the official client @huggingface/hub lists and downl
   assert.equal(theirs, byPath['model-00001-of-00002.safetensors'].lfs.oid);
   await assert.rejects(downloadFile({ repo: { type: 'model', name: 'meta-llama/Gated' }, path: 'config.json', hubUrl: hub.url }),
     (e) => /restricted|401|authenticated/i.test(`${e.message} ${e.statusCode}`));
+});
+
+// `aimaas download`: the same downloader on its own (a Kubernetes node's
+// cache Job runs it), progress as JSON lines, SIGTERM pauses, a rerun resumes
+function cli(args, extraEnv = {}) {
+  const p = spawn(BIN, ['download', ...args], { env: { ...process.env, ...env(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', errOut = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { errOut += d; });
+  const exited = new Promise((res) => p.on('exit', (code) => res(code)));
+  return { p, exited, lines: () => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)), err: () => errOut };
+}
+
+test('aimaas download: JSON progress, paused by SIGTERM, resumed by a rerun, the facts at the end', async () => {
+  const dest = join(tempDir(), 'Big');
+  hub.control.slow(400000);
+  const a = cli(['--source', 'huggingface', '--repo', 'Qwen/Big-Instruct', '--dest', dest, '--concurrency', '2']);
+  for (let i = 0; i < 100 && !a.lines().some((l) => l.event === 'progress' && l.done > 200000); i++) await new Promise((r) => setTimeout(r, 100));
+  a.p.kill('SIGTERM');
+  assert.equal(await a.exited, 3, a.err());
+  const paused = a.lines().at(-1);
+  assert.equal(paused.event, 'paused');
+  assert.ok(paused.done > 0 && paused.done < paused.total, JSON.stringify(paused));
+  assert.equal(a.lines()[0].event, 'start');
+  hub.control.slow(0);
+  const mark = hub.requests.length;
+  const b = cli(['--source', 'huggingface', '--repo', 'Qwen/Big-Instruct', '--dest', dest]);
+  assert.equal(await b.exited, 0, b.err() + JSON.stringify(b.lines()));
+  const done = b.lines().at(-1);
+  assert.equal(done.event, 'done');
+  assert.match(done.commit, /^[0-9a-f]{40}$/);
+  assert.equal(done.facts.kind, 'llm');
+  assert.equal(done.facts.layers, 24);
+  assert.ok(hub.requests.slice(mark).some((r) => r.host === 'cdn' && /^bytes=[1-9]\d*-$/.test(r.range || '')), 'resumed with Range');
+  assert.ok(!existsSync(join(dest, 'pytorch_model.bin')), 'the same choice of files as the server');
+  // a refusal is explained; bad usage is 2
+  const c = cli(['--source', 'huggingface', '--repo', 'meta-llama/Gated', '--dest', join(tempDir(), 'g')]);
+  assert.equal(await c.exited, 1);
+  assert.equal(c.lines().at(-1).event, 'failed');
+  assert.match(c.lines().at(-1).error, /gated: accept its licence/);
+  const d = cli(['--source', 'huggingface', '--repo', 'meta-llama/Gated', '--dest', join(tempDir(), 'g2')], { AIMAAS_HF_TOKEN: hub.token });
+  assert.equal(await d.exited, 0, d.err() + JSON.stringify(d.lines().at(-1)));
+  const e = cli(['--source', 'github', '--repo', 'a/b', '--dest', '/tmp/x']);
+  assert.equal(await e.exited, 2);
+  assert.match(e.err(), /usage: aimaas download/);
 });
