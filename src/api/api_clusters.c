@@ -164,12 +164,32 @@ static int storage_fields(struct am_ctx *ctx, const char **mode, char *path, siz
 	*given = *mode || raw || *claim;
 	if (!*given)
 		return 0;
-	if (!*mode || (strcmp(*mode, "host_path") && strcmp(*mode, "pvc")))
+	if (!*mode || (strcmp(*mode, "host_path") && strcmp(*mode, "pvc") && strcmp(*mode, "node_cache")))
 		return am_err_set(err, AM_E_INVALID, "storage_mode",
-				  "'storage_mode' must be 'host_path' (a shared folder on every node) or 'pvc' (a ReadWriteMany claim)");
+				  "'storage_mode' must be 'host_path' (a shared folder on every node), 'pvc' (a ReadWriteMany claim) "
+				  "or 'node_cache' (each node keeps its own copy of hub models)");
 	if (!raw)
 		return am_err_set(err, AM_E_INVALID, "storage_path",
 				  "'storage_path' is required: the model folder as this machine and the pods see it");
+	if (!strcmp(*mode, "node_cache")) {
+		/* a folder on the nodes, not here: absolute, plain, and not a system folder */
+		static const char *const sys[] = { "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run",
+						   "/sbin", "/sys", "/usr", "/var/run", "/var/lib/kubelet", NULL };
+		int bad = raw[0] != '/' || !strcmp(raw, "/") || strstr(raw, "//") || strstr(raw, "/./") || strstr(raw, "/../") ||
+			  (strlen(raw) >= 2 && !strcmp(raw + strlen(raw) - 2, "/.")) ||
+			  (strlen(raw) >= 3 && !strcmp(raw + strlen(raw) - 3, "/.."));
+		for (const char *const *d = sys; !bad && *d; d++)
+			bad = am_path_under(raw, *d);
+		if (bad)
+			return am_err_set(err, AM_E_INVALID, "storage_path",
+					  "'storage_path' must be a plain absolute folder on the nodes, not / or a system folder");
+		am_strlcpy(path, raw, pathsz);
+		size_t l = strlen(path);
+		while (l > 1 && path[l - 1] == '/')
+			path[--l] = '\0';
+		*claim = NULL;
+		return 0;
+	}
 	/* a model root, or aimaas's data dir (its models/ and finetune/ job folders): pods see only the
 	 * very folders they use of it, never the database or the keys */
 	char *roots[AM_MAX_ROOTS + 1];

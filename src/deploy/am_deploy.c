@@ -21,6 +21,7 @@
 #include "../gpu/am_inventory.h"
 #include "../http/am_client.h"
 #include "../http/am_prio.h"
+#include "../hub/hub_models.h"
 #include "../node/am_node.h"
 #include "../runtime/am_runtime.h"
 #include "../sched/am_capacity_db.h"
@@ -55,7 +56,7 @@ struct handle {
 	int quiet;                 /* scrapes in a row that found it idle, numbers unmoved */
 	int probe_fails;
 	int exited;
-	char exit_status[32];
+	char exit_status[320];  /* the runtime's words: "exit 1", "OOMKilled (exit 137)", a fetch that failed */
 	double waiting_reqs, running_reqs, kv, gen_total, prompt_total, tok_s, gen_prev;
 	uint64_t gen_prev_ns;
 	struct handle *next, *prev; /* every handle */
@@ -797,6 +798,11 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		am_buf_free(&gpus);
 		return; /* nothing started; the next pass tries again */
 	}
+	/* a hub model: where its files come from, for a cluster whose nodes fetch their own copy */
+	struct am_rt_origin origin;
+	json_t *origin_buf = NULL;
+	int from_hub = hub_model_origin(d->srv, json_integer_value(json_object_get(model, "id")),
+					json_string_value(json_object_get(model, "path")), &origin, &origin_buf) == 0;
 	struct am_rt_spec spec = {
 		.kind = "instance",
 		.id = id,
@@ -812,10 +818,12 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		.image = image[0] ? image : NULL,
 		.health_path = e ? e->health_path : NULL,
 		.model_path = json_string_value(json_object_get(model, "path")),
+		.origin = from_hub ? &origin : NULL,
 		.parent_id = dep_id,
 	};
 	char ref[AM_RT_REF_MAX], serr[300];
 	int rc = rt->ops->start(rt, &spec, ref, sizeof ref, serr, sizeof serr);
+	json_decref(origin_buf);
 	am_buf_free(&gpus);
 	am_argv_free(&argv);
 	am_argv_free(&env);

@@ -154,6 +154,7 @@ int hub_cli_download(int argc, char **argv)
 		rc = 3;
 	} else {
 		emit(json_pack("{s:s,s:s,s:i}", "event", "failed", "error", d->error, "status", d->http_status));
+		fprintf(stderr, "aimaas download: %s\n", d->error); /* the last line a log shows */
 		rc = 1;
 	}
 	memset(d->token, 0, sizeof d->token);

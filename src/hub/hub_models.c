@@ -13,6 +13,8 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_path.h"
+#include "../runtime/am_runtime.h"
 #include "../base/am_time.h"
 #include "../base/am_work.h"
 #include "../model/am_inspect.h"
@@ -481,4 +483,45 @@ json_t *hub_download_json(struct am_server *srv, long long model_id)
 	json_object_set_new(out, "files", files ? files : json_array());
 	json_decref(row);
 	return out;
+}
+
+int hub_model_origin(struct am_server *srv, long long model_id, const char *path, struct am_rt_origin *o, json_t **buf)
+{
+	*buf = NULL;
+	memset(o, 0, sizeof *o);
+	json_t *row = NULL;
+	am_store_row(srv->store, &row,
+		     "SELECT source, repo, commit_id, gguf FROM downloads WHERE model_id = ? AND state = 'succeeded'"
+		     " ORDER BY id DESC LIMIT 1", "i", model_id);
+	if (!row)
+		return -1;
+	const char *rel = NULL;
+	for (int i = 0; path && i < srv->cfg.nroots && !rel; i++)
+		if (am_path_under(path, srv->cfg.model_roots[i])) {
+			rel = path + strlen(srv->cfg.model_roots[i]);
+			while (*rel == '/')
+				rel++;
+		}
+	if (!rel || !*rel) {
+		json_decref(row);
+		return -1;
+	}
+	const char *src = json_string_value(json_object_get(row, "source")) ?: "huggingface";
+	const char *image = getenv("AIMAAS_IMAGE");
+	json_object_set_new(row, "rel", json_string(rel));
+	json_object_set_new(row, "endpoint", json_string(hub_endpoint(src)));
+	json_object_set_new(row, "token", json_string(hub_token(src)));
+	json_object_set_new(row, "image", json_string(image && *image ? image : "registry.local/aimaas:latest"));
+	o->source = src;
+	o->repo = json_string_value(json_object_get(row, "repo"));
+	o->commit = json_string_value(json_object_get(row, "commit_id"));
+	o->gguf = json_string_value(json_object_get(row, "gguf"));
+	o->endpoint = json_string_value(json_object_get(row, "endpoint"));
+	o->token = json_string_value(json_object_get(row, "token"));
+	if (o->token && !*o->token)
+		o->token = NULL;
+	o->rel = json_string_value(json_object_get(row, "rel"));
+	o->image = json_string_value(json_object_get(row, "image"));
+	*buf = row;
+	return 0;
 }

@@ -30,6 +30,15 @@ struct hub_request {
 const char *hub_endpoint(const char *source);
 const char *hub_token(const char *source);
 
+struct am_rt_origin;
+/* Where model_id's files came from, for a runtime that fetches them onto
+ * its nodes: its last finished download's source, repo, commit and GGUF
+ * choice, the hub's endpoint and token, path relative to its model root,
+ * and aimaas's image (AIMAAS_IMAGE, default registry.local/aimaas:latest).
+ * The strings live in buf (freed by the caller with json_decref). 0, or -1
+ * when the model was not downloaded from a hub. */
+int hub_model_origin(struct am_server *srv, long long model_id, const char *path, struct am_rt_origin *o, json_t **buf);
+
 /* Starts the download worker and resumes what was left unfinished. */
 int hub_start(struct am_server *srv);
 /* Stops the worker (a running download stops where it is: resumed at the next start). */

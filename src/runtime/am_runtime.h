@@ -26,6 +26,20 @@
 struct am_runtime;
 
 /* What a workload is to start. Borrowed for the call. */
+/* Where a hub model's files come from, for a runtime that fetches them onto
+ * the node it runs on (a cluster whose nodes keep their own model cache):
+ * the same downloader as aimaas's (`aimaas download` in image). */
+struct am_rt_origin {
+	const char *source;      /* "huggingface" | "modelscope" */
+	const char *repo;        /* org/name */
+	const char *commit;      /* the revision aimaas downloaded (pinned) */
+	const char *gguf;        /* the GGUF quantisation, or NULL */
+	const char *endpoint;    /* the hub's address */
+	const char *token;       /* the hub's token, or NULL (never on a command line) */
+	const char *rel;         /* model_path relative to the model root it lies under */
+	const char *image;       /* aimaas's own image (AIMAAS_IMAGE) */
+};
+
 struct am_rt_spec {
 	const char *kind;        /* "instance", "job", "export": names, labels, the marker */
 	long long id;            /* the instance's or job's id */
@@ -43,6 +57,7 @@ struct am_rt_spec {
 	int port;                /* where it listens (from am_runtime_port); 0: not a server */
 	const char *health_path; /* a server's health URL path (a pod's probes), or NULL */
 	const char *model_path;  /* the model folder or file it reads (a pod mounts it), or NULL */
+	const struct am_rt_origin *origin; /* where model_path's files come from (a hub), or NULL */
 	const char *work_dir;    /* a folder it writes (a trainer's job folder; a pod mounts it), or NULL */
 	long long parent_id;     /* the deployment an instance belongs to (a label), or 0 */
 };

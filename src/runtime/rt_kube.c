@@ -20,6 +20,7 @@
 #include "am_proc.h"
 
 #define CONTAINER "engine"
+#define FETCHER "fetch-model" /* the init container that fills a node's model cache */
 #define MANAGED "app.kubernetes.io/managed-by"
 #define GRACE_UNSET (-1)
 
@@ -57,6 +58,13 @@ struct kpod {
 	struct kube_stream *follow;
 	int follow_fd;
 	int followed;            /* a follow ran to its end for this container */
+	/* the model fetched onto the node first (a cluster with per-node caches) */
+	int fetching;            /* its fetcher runs */
+	int follow_init;         /* the follow in flight is the fetcher's */
+	int init_followed;       /* the fetcher's log was followed to its end */
+	char fetch_line[1024];   /* the fetcher's output line being read */
+	size_t fetch_len;
+	char fetch_msg[300];     /* its last progress, or why it failed */
 	struct kpod *next, **pprev;
 };
 
@@ -382,6 +390,21 @@ static void pod_read(struct kpod *p, json_t *pod)
 				am_strlcpy(p->ended + strlen(p->ended), ")", sizeof p->ended - strlen(p->ended));
 		}
 	}
+	/* the fetcher, before the engine: its progress is why the pod waits; its failure how it ended */
+	p->fetching = 0;
+	json_array_foreach(json_object_get(st, "initContainerStatuses"), i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "name")) ?: "", FETCHER) != 0)
+			continue;
+		json_t *state = json_object_get(c, "state"), *t = json_object_get(state, "terminated");
+		if (json_object_get(state, "running")) {
+			p->fetching = 1;
+			am_fmt(p->waiting, sizeof p->waiting, "fetching the model onto node %s%s%s", p->node,
+			       p->fetch_msg[0] ? ": " : "", p->fetch_msg);
+		} else if (t && json_integer_value(json_object_get(t, "exitCode")) != 0 && !p->ended[0])
+			/* why: the fetcher's last line, which the log shows (the reason quotes it) */
+			am_fmt(p->ended, sizeof p->ended, "fetching the model onto node %s failed (exit %lld)", p->node,
+			       (long long)json_integer_value(json_object_get(t, "exitCode")));
+	}
 	if (!p->ended[0] && (!strcmp(p->phase, "Failed") || !strcmp(p->phase, "Succeeded"))) {
 		const char *why = json_string_value(json_object_get(st, "reason"));
 		const char *msg = json_string_value(json_object_get(st, "message"));
@@ -400,11 +423,48 @@ static int node_lost(struct rt_kube *k, const char *node)
 
 /* ---- the log copy ---- */
 
+/* One line of `aimaas download`'s output: its progress or its failure. */
+static void fetch_line(struct kpod *p, const char *line)
+{
+	json_t *j = json_loads(line, 0, NULL);
+	const char *ev = json_string_value(json_object_get(j, "event"));
+	if (ev && !strcmp(ev, "progress")) {
+		double done = (double)json_integer_value(json_object_get(j, "done"));
+		double total = (double)json_integer_value(json_object_get(j, "total"));
+		if (total >= 1024.0 * 1024 * 1024)
+			am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%.0f%% of %.1f GiB", 100.0 * done / total,
+			       total / (1024.0 * 1024 * 1024));
+		else if (total > 0)
+			am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%.0f%% of %.1f MiB", 100.0 * done / total,
+			       total / (1024.0 * 1024));
+	} else if (ev && !strcmp(ev, "failed") && json_string_value(json_object_get(j, "error")))
+		am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%s", json_string_value(json_object_get(j, "error")));
+	json_decref(j);
+}
+
 static void on_log_bytes(void *data, const char *bytes, size_t len)
 {
 	struct kpod *p = data;
 	if (p->follow_fd >= 0 && write(p->follow_fd, bytes, len) < 0)
 		am_debug("kube", "%s: log write: %s", p->name, strerror(errno));
+	if (!p->follow_init)
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (bytes[i] != '\n') {
+			if (p->fetch_len < sizeof p->fetch_line - 1)
+				p->fetch_line[p->fetch_len++] = bytes[i];
+			continue;
+		}
+		p->fetch_line[p->fetch_len] = '\0';
+		p->fetch_len = 0;
+		char before[300];
+		am_strlcpy(before, p->fetch_msg, sizeof before);
+		fetch_line(p, p->fetch_line);
+		if (p->fetching && strcmp(before, p->fetch_msg) != 0) {
+			am_fmt(p->waiting, sizeof p->waiting, "fetching the model onto node %s: %s", p->node, p->fetch_msg);
+			kick(p->k);
+		}
+	}
 }
 
 static void on_log_end(void *data, const struct kube_resp *r)
@@ -414,10 +474,13 @@ static void on_log_end(void *data, const struct kube_resp *r)
 	if (p->follow_fd >= 0)
 		close(p->follow_fd);
 	p->follow_fd = -1;
-	if (r->status == 200)
+	if (r->status == 200 && p->follow_init)
+		p->init_followed = 1; /* the fetcher ended: the engine's log comes next */
+	else if (r->status == 200)
 		p->followed = 1; /* the container ended, or the pod went */
 	else
 		am_debug("kube", "%s: log: %s", p->name, r->message ? r->message : "");
+	p->follow_init = 0;
 	kick(p->k); /* a follow cut short starts again while it runs */
 }
 
@@ -426,7 +489,8 @@ static void on_log_end(void *data, const struct kube_resp *r)
 static void follow_start(struct kpod *p)
 {
 	struct rt_kube *k = p->k;
-	if (p->follow || p->followed || !p->running || !p->log[0] || !p->pod[0] || !k->kc)
+	int init = p->fetching && !p->init_followed;
+	if (p->follow || (!init && (p->followed || !p->running)) || !p->log[0] || !p->pod[0] || !k->kc)
 		return;
 	struct stat sb;
 	long long since = 0;
@@ -445,7 +509,10 @@ static void follow_start(struct kpod *p)
 	if (p->follow_fd < 0)
 		return;
 	char path[512];
-	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/log?container=" CONTAINER "&follow=true", k->ns, p->pod);
+	am_fmt(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/log?container=%s&follow=true", k->ns, p->pod,
+	       init ? FETCHER : CONTAINER);
+	p->follow_init = init;
+	p->fetch_len = 0;
 	if (since > 0)
 		am_fmt(path + strlen(path), sizeof path - strlen(path), "&sinceSeconds=%lld", since);
 	p->follow = kube_client_stream(k->kc, path, on_log_bytes, on_log_end, p);
@@ -674,6 +741,58 @@ static int share(struct rt_kube *k, const char *what, const char *path, int rw, 
 	return 0;
 }
 
+/* A node-cache cluster: the model's folder on the node (storage_path/<its
+ * path under its model root>, made if missing) shown at the model's path
+ * here, read-only to the engine; the fetcher (an init container: `aimaas
+ * download` in aimaas's image) fills it first, writing only there, resuming
+ * what an earlier pod left. The hub's token, if any, reaches the fetcher
+ * alone (the Secret's AIMAAS_HUB_TOKEN key, which the engine does not read). */
+static int node_cache(struct rt_kube *k, const struct am_rt_spec *spec, json_t *vols, json_t *mounts, json_t *data,
+		      json_t **init, char *err, size_t errsize)
+{
+	const struct am_rt_origin *o = spec->origin;
+	if (spec->work_dir && *spec->work_dir) {
+		am_fmt(err, errsize, "cluster %s keeps models per node and has no shared storage: training there needs "
+				     "storage_mode host_path or pvc", k->cluster);
+		return -1;
+	}
+	if (!spec->model_path || !*spec->model_path)
+		return 0;
+	if (!o || !o->repo || !o->rel || !o->commit || !o->image) {
+		am_fmt(err, errsize, "%s is not from a model hub: cluster %s's nodes fetch their own copy of hub models only "
+				     "(download it from ModelScope or Hugging Face, or give the cluster shared storage)",
+		       spec->model_path, k->cluster);
+		return -1;
+	}
+	if (strstr(o->rel, "..") || o->rel[0] == '/') {
+		am_fmt(err, errsize, "bad model path %s", o->rel);
+		return -1;
+	}
+	char host[PATH_MAX];
+	am_fmt(host, sizeof host, "%s/%s", k->storage_path, o->rel);
+	json_array_append_new(vols, json_pack("{s:s,s:{s:s,s:s}}", "name", "model", "hostPath", "path", host, "type",
+					      "DirectoryOrCreate"));
+	json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "name", "model", "mountPath", spec->model_path, "readOnly", 1));
+	json_t *cmd = json_pack("[s,s,s,s,s,s,s,s,s,s]", "aimaas", "download", "--source", o->source, "--repo", o->repo,
+				"--revision", o->commit, "--dest", spec->model_path);
+	if (o->gguf && *o->gguf) {
+		json_array_append_new(cmd, json_string("--gguf"));
+		json_array_append_new(cmd, json_string(o->gguf));
+	}
+	int ms = !strcmp(o->source, "modelscope");
+	json_t *env = json_pack("[{s:s,s:s}]", "name", ms ? "AIMAAS_MODELSCOPE_ENDPOINT" : "AIMAAS_HF_ENDPOINT", "value",
+				o->endpoint ? o->endpoint : "");
+	if (o->token) {
+		json_object_set_new(data, "AIMAAS_HUB_TOKEN", json_string(o->token));
+		json_array_append_new(env, json_pack("{s:s,s:{s:{s:s,s:s}}}", "name",
+						     ms ? "AIMAAS_MODELSCOPE_TOKEN" : "AIMAAS_HF_TOKEN", "valueFrom",
+						     "secretKeyRef", "name", "", "key", "AIMAAS_HUB_TOKEN"));
+	}
+	*init = json_pack("{s:s,s:s,s:o,s:o,s:[{s:s,s:s}]}", "name", FETCHER, "image", o->image, "command", cmd, "env", env,
+			  "volumeMounts", "name", "model", "mountPath", spec->model_path);
+	return *init ? 0 : -1;
+}
+
 static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *ref, size_t refsize, char *err,
 		   size_t errsize)
 {
@@ -695,13 +814,15 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		am_fmt(err, errsize, "no node of cluster %s was planned", k->cluster);
 		return -1;
 	}
-	json_t *vols = json_array(), *mounts = json_array();
+	json_t *vols = json_array(), *mounts = json_array(), *data = json_object(), *init = NULL;
 	json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "shm", "emptyDir", "medium", "Memory"));
 	json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "shm", "mountPath", "/dev/shm"));
-	if (share(k, "the model at", spec->model_path, 0, vols, mounts, err, errsize) != 0 ||
-	    share(k, "the work folder", spec->work_dir, 1, vols, mounts, err, errsize) != 0) {
+	if (!strcmp(k->storage_mode, "node_cache") ? node_cache(k, spec, vols, mounts, data, &init, err, errsize) != 0
+	    : (share(k, "the model at", spec->model_path, 0, vols, mounts, err, errsize) != 0 ||
+	       share(k, "the work folder", spec->work_dir, 1, vols, mounts, err, errsize) != 0)) {
 		json_decref(vols);
 		json_decref(mounts);
+		json_decref(data);
 		return -1;
 	}
 	/* a DNS-1123 name: aimaas-<kind>-<id>-<random> */
@@ -716,8 +837,8 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		am_strlcpy(log, spec->log_path, sizeof log);
 	else
 		am_fmt(log, sizeof log, "%s/%s", k->log_dir, spec->log_name ? spec->log_name : "workload.log");
-	/* the environment, the engine's key among it, in a Secret */
-	json_t *data = json_object();
+	/* the environment, the engine's key among it, in a Secret the engine reads key by key */
+	json_t *env = json_array();
 	for (char *const *e = spec->env; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		if (!eq || eq == *e)
@@ -729,6 +850,17 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		if (!strcmp(key, "CUDA_VISIBLE_DEVICES") || !strcmp(key, "CUDA_DEVICE_ORDER"))
 			continue; /* the device plugin hands the container its cards */
 		json_object_set_new(data, key, json_string(eq + 1));
+		json_array_append_new(env, json_pack("{s:s,s:{s:{s:s,s:s}}}", "name", key, "valueFrom", "secretKeyRef", "name",
+						     name, "key", key));
+	}
+	if (init) { /* the fetcher's token key names the Secret too */
+		size_t ei;
+		json_t *ev;
+		json_array_foreach(json_object_get(init, "env"), ei, ev) {
+			json_t *key = json_object_get(json_object_get(ev, "valueFrom"), "secretKeyRef");
+			if (key)
+				json_object_set_new(key, "name", json_string(name));
+		}
 	}
 	json_t *lab = labels(k, spec->kind, spec->id, spec->parent_id);
 	json_t *secret = json_pack("{s:s,s:s,s:{s:s,s:s,s:O},s:s,s:o}", "apiVersion", "v1", "kind", "Secret", "metadata",
@@ -737,8 +869,8 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	json_t *cmd = json_array();
 	for (char *const *a = spec->argv; a && *a; a++)
 		json_array_append_new(cmd, json_string(*a));
-	json_t *ctr = json_pack("{s:s,s:s,s:o,s:[{s:{s:s}}],s:o}", "name", CONTAINER, "image", spec->image, "command", cmd,
-				"envFrom", "secretRef", "name", name, "volumeMounts", mounts);
+	json_t *ctr = json_pack("{s:s,s:s,s:o,s:o,s:o}", "name", CONTAINER, "image", spec->image, "command", cmd, "env", env,
+				"volumeMounts", mounts);
 	if (spec->ngpus > 0) {
 		char n[16];
 		am_fmt(n, sizeof n, "%d", spec->ngpus);
@@ -769,6 +901,8 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 		"enableServiceLinks", 0, "automountServiceAccountToken", 0, "terminationGracePeriodSeconds", 30, "affinity",
 		"nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", "matchFields", "key",
 		"metadata.name", "operator", "In", "values", node, "containers", ctr, "volumes", vols);
+	if (init)
+		json_object_set_new(pspec, "initContainers", json_pack("[o]", init));
 	json_t *pod;
 	if (job) /* a trainer or a merge: a Job that never retries (aimaas decides what comes next) */
 		pod = json_pack("{s:s,s:s,s:{s:s,s:s,s:O,s:O},s:{s:i,s:{s:{s:o,s:o},s:o}}}", "apiVersion", "batch/v1", "kind",

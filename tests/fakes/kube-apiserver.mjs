@@ -325,7 +325,7 @@ export async function startKube(opts = {}) {
     let r = runtime.get(pod.metadata.uid);
     if (!r) {
       r = { containers: {}, ip: hollow ? '192.168.192.168' : `10.244.0.${podIPNext++ % 250 + 2}`, manualReady: new Set() };
-      for (const c of pod.spec.containers) r.containers[c.name] = { logs: [], prev: null, followers: new Set(), instance: 0, ready: false, held: false };
+      for (const c of [...(pod.spec.initContainers || []), ...pod.spec.containers]) r.containers[c.name] = { logs: [], prev: null, followers: new Set(), instance: 0, ready: false, held: false };
       runtime.set(pod.metadata.uid, r);
     }
     return r;
@@ -364,9 +364,22 @@ export async function startKube(opts = {}) {
         if (!hollow) cs.started = !!s.state?.running && !!s.started;
         return cs;
       });
-      const allTerm = statuses.every((c) => c.state.terminated);
+      // init containers run first, one by one; the others wait for them (PodInitializing)
+      const inits = (p.spec.initContainers || []).map((c) => {
+        const s = r.containers[c.name];
+        const cs = { name: c.name, state: s.state || { waiting: { reason: 'PodInitializing' } }, lastState: s.lastState || {}, ready: !!s.state?.terminated && s.state.terminated.exitCode === 0,
+          restartCount: s.restarts || 0, image: c.image, imageID: s.imageID || '' };
+        if (s.containerID) cs.containerID = s.containerID;
+        if (!hollow) cs.started = !!s.state?.running;
+        return cs;
+      });
+      const initFailed = inits.some((c) => c.state.terminated && c.state.terminated.exitCode !== 0);
+      const initDone = inits.every((c) => c.state.terminated?.exitCode === 0);
+      const allTerm = statuses.every((c) => c.state.terminated) || (initFailed && p.spec.restartPolicy === 'Never');
       let phase = st.phase;
-      if (allTerm) phase = statuses.every((c) => c.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+      if (initFailed && p.spec.restartPolicy === 'Never') phase = 'Failed';
+      else if (allTerm) phase = statuses.every((c) => c.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+      else if (!initDone) phase = 'Pending';
       else if (statuses.some((c) => c.state.running) || statuses.some((c) => c.restartCount > 0 && p.spec.restartPolicy !== 'Never')) phase = 'Running';
       else phase = 'Pending';
       const ready = !allTerm && statuses.every((c) => c.ready);
@@ -379,10 +392,15 @@ export async function startKube(opts = {}) {
         ? [mk('Initialized', 'True'), mk('Ready', 'True'), mk('ContainersReady', 'True')]
         : [mk('Initialized', 'True', TERMINAL.has(phase) ? 'PodCompleted' : undefined), ready ? mk('Ready', 'True') : mk('Ready', 'False', readyReason, TERMINAL.has(phase) ? undefined : notReadyMsg),
           ready ? mk('ContainersReady', 'True') : mk('ContainersReady', 'False', readyReason, TERMINAL.has(phase) ? undefined : notReadyMsg)];
+      if (inits.length && !initDone) {
+        const incomplete = inits.filter((c) => !(c.state.terminated?.exitCode === 0)).map((c) => c.name);
+        conditions[0] = mk('Initialized', 'False', 'ContainersNotInitialized', `containers with incomplete status: [${incomplete.join(' ')}]`);
+      }
       conditions.push(prev.PodScheduled || cond('PodScheduled', 'True', t));
       const ns = { phase, conditions, hostIP: nodeIP(p.spec.nodeName) };
       if (r.started) { ns.podIP = r.ip; ns.podIPs = [{ ip: r.ip }]; }
       ns.startTime = st.startTime || t;
+      if (inits.length) ns.initContainerStatuses = inits;
       ns.containerStatuses = statuses;
       ns.qosClass = st.qosClass;
       p.status = ns;
@@ -422,7 +440,7 @@ export async function startKube(opts = {}) {
       for (const c of p.spec.containers) {
         const s = r2.containers[c.name];
         if ((opts.failImages || []).some((re) => new RegExp(re).test(c.image))) s.state = { waiting: { reason: 'ErrImagePull', message: `rpc error: code = NotFound desc = failed to pull and unpack image "${c.image}": not found` } };
-        else s.state = { waiting: { reason: 'ContainerCreating' } };
+        else s.state = { waiting: { reason: (p.spec.initContainers || []).length ? 'PodInitializing' : 'ContainerCreating' } };
         if (hollow) s.ready = true;
       }
     });
@@ -434,12 +452,54 @@ export async function startKube(opts = {}) {
         kubeletEvent(pod, c.name, 'Warning', 'Failed', 'Error: ErrImagePull');
       }
     }
-    if (Object.values(r.containers).some((s) => s.state.waiting?.reason === 'ErrImagePull')) {
+    if (Object.values(r.containers).some((s) => s.state?.waiting?.reason === 'ErrImagePull')) {
       later(delays.start, () => { const p = livePod(ns, name, id); if (p) control.imagePullBackOff(ns, name); });
       return;
     }
     if (opts.kubelet === 'manual') return; // the test calls control.start()
-    later(delays.start, () => startContainers(ns, name, id));
+    if ((pod.spec.initContainers || []).length) later(delays.start, () => runInits(ns, name, id, 0));
+    else later(delays.start, () => startContainers(ns, name, id));
+  }
+  // Runs init container i: opts.runInit(pod, container, { log(text), exit(code) }) plays it (a test
+  // runs the real program), else it completes at once; the next one, or the containers, follow.
+  function runInits(ns, name, id, i) {
+    const pod = livePod(ns, name, id);
+    if (!pod) return;
+    const c = pod.spec.initContainers[i];
+    if (!c) return startContainers(ns, name, id);
+    const r = rt(pod), s = r.containers[c.name];
+    writeStatus(pod, () => {
+      s.state = { running: { startedAt: now() } };
+      s.containerID = containerID(pod, c.name, s.instance);
+      s.imageID = `${c.image.replace(/:[^/:]*$/, '')}@sha256:${randomBytes(32).toString('hex')}`;
+    });
+    kubeletEvent(pod, c.name, 'Normal', 'Pulled', `Container image "${c.image}" already present on machine`);
+    kubeletEvent(pod, c.name, 'Normal', 'Created', `Created container ${c.name}`);
+    kubeletEvent(pod, c.name, 'Normal', 'Started', `Started container ${c.name}`);
+    let ended = false;
+    const io = {
+      log(text) {
+        for (const t of String(text).split('\n').filter(Boolean)) {
+          const l = { ts: now(), text: t };
+          s.logs.push(l);
+          for (const f of s.followers) f.write(l);
+        }
+      },
+      exit(code) {
+        if (ended) return;
+        ended = true;
+        const p = livePod(ns, name, id);
+        if (!p) return;
+        writeStatus(p, () => {
+          s.state = { terminated: { exitCode: code, reason: code === 0 ? 'Completed' : 'Error', startedAt: s.state?.running?.startedAt ?? now(), finishedAt: now(), containerID: s.containerID } };
+        });
+        for (const f of s.followers) f.end();
+        s.followers.clear();
+        if (code === 0) later(delays.start, () => runInits(ns, name, id, i + 1));
+      },
+    };
+    if (opts.runInit) opts.runInit(pod, c, io);
+    else io.exit(0);
   }
   function startContainers(ns, name, id, only) {
     const pod = livePod(ns, name, id);
@@ -876,12 +936,13 @@ export async function startKube(opts = {}) {
   // ---- logs ----------------------------------------------------------------
   function serveLog(req, res, pod, q) {
     const names = pod.spec.containers.map((c) => c.name);
+    const initNames = (pod.spec.initContainers || []).map((c) => c.name);
     let cname = q.get('container');
     if (!cname) {
       if (names.length !== 1) throw errors.badRequest(`a container name must be specified for pod ${pod.metadata.name}, choose one of: [${names.join(' ')}]`);
       cname = names[0];
     }
-    if (!names.includes(cname)) throw errors.badRequest(`container ${cname} is not valid for pod ${pod.metadata.name}`);
+    if (!names.includes(cname) && !initNames.includes(cname)) throw errors.badRequest(`container ${cname} is not valid for pod ${pod.metadata.name}`);
     if (!pod.spec.nodeName) throw errors.badRequest(`pod ${pod.metadata.name} does not have a host assigned`);
     if (hollow) {
       const params = ['container', 'follow', 'limitBytes', 'previous', 'sinceSeconds', 'tailLines', 'timestamps'].filter((k) => k !== 'container' && q.get(k) && q.get(k) !== 'false');
