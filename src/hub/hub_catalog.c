@@ -335,10 +335,11 @@ static void view_load(struct catalog *c, const char *source, struct view *v)
 	json_decref(rows);
 	rows = NULL;
 	am_store_rows(srv->store, &rows,
-		      "SELECT id, hub_id, state FROM models WHERE source = ? AND hub_id IS NOT NULL ORDER BY id", "s", source);
+		      "SELECT id, name, hub_id, state FROM models WHERE source = ? AND hub_id IS NOT NULL ORDER BY id", "s", source);
 	json_array_foreach(rows, i, r)
 		json_object_set_new(v->models, json_string_value(json_object_get(r, "hub_id")),
-				    json_pack("{s:O,s:O}", "id", json_object_get(r, "id"), "state", json_object_get(r, "state")));
+				    json_pack("{s:O,s:O,s:O}", "id", json_object_get(r, "id"), "name", json_object_get(r, "name"),
+					      "state", json_object_get(r, "state")));
 	json_decref(rows);
 	am_capacity_db_load(srv, &v->cap);
 }
@@ -358,7 +359,9 @@ static void judge(struct catalog *c, struct view *v, const char *source, const c
 	const char *state = json_string_value(json_object_get(row, "state"));
 	int64_t at = json_integer_value(json_object_get(row, "fetched_at"));
 	int stale = !row || v->now - at > (state && !strcmp(state, "ready") ? FRESH_MS : RETRY_MS);
-	int queued = stale && want(c, source, repo, gguf);
+	char key[300];
+	am_fmt(key, sizeof key, "%s|%s", source, repo);
+	int queued = json_object_get(c->inflight, key) || (stale && want(c, source, repo, gguf)); /* a refresh's too */
 	if (queued)
 		v->pending++;
 	json_t *meta = json_object();
@@ -502,10 +505,10 @@ json_t *hub_catalog_list(struct am_server *srv, const struct hub_catalog_query *
 				best_i = (int)k;
 			}
 		}
-		if (!on_source)
-			continue; /* not on this hub */
-		if (q->fits && best_rank > 1)
+		if (!on_source || (q->fits && best_rank > 1)) { /* not on this hub, or not for this pool */
+			json_decref(e);
 			continue;
+		}
 		if (best) {
 			json_t *b = json_deep_copy(best);
 			json_object_set_new(b, "variant", json_integer(best_i));
@@ -566,16 +569,7 @@ static json_t *search_answer(struct catalog *c, const char *source, const char *
 		json_t *o = json_deep_copy(it);
 		const char *repo = json_string_value(json_object_get(it, "repo"));
 		const char *kind = kind_of_task(json_string_value(json_object_get(it, "task")));
-		const char *gguf = NULL;
-		json_t *tags = json_object_get(it, "tags");
-		size_t k;
-		json_t *t;
-		json_array_foreach(tags, k, t) {
-			const char *s = json_string_value(t);
-			if (s && (!strcmp(s, "gguf") || !strcmp(s, "library:gguf")))
-				gguf = ""; /* the best quantisation present */
-		}
-		(void)gguf;
+		/* a GGUF repository is judged by its best usual quantisation, the one a download takes */
 		if (repo_ok(repo))
 			judge(c, &v, source, repo, NULL, repo, o);
 		const char *fk = json_string_value(json_object_get(json_object_get(o, "meta"), "kind"));

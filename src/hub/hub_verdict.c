@@ -182,6 +182,7 @@ json_t *hub_verdict(const struct am_capacity *c, json_t *facts, const char *name
 		else
 			am_fmt(text, sizeof text, "needs %d GPUs of %.0f GiB; this pool has no GPUs", tp, (double)v[0].total / GIB);
 		out = answer("needs", tp, v[0].name, v[0].total, "", p, text);
+		json_object_set_new(out, "widest", json_integer(widest)); /* the most cards (of this build's kind) a node has */
 		shorter(v, IMAGINED, facts, name, tp, out);
 	} else {
 		am_fmt(text, sizeof text, "too large for %d GPUs of %.0f GiB (%s)", IMAGINED, (double)v[0].total / GIB, sn);

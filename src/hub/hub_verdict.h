@@ -18,7 +18,9 @@
  * a node here has), "too_large" (no split over 64 cards of the pool's size),
  * "unsupported" (the quantization needs newer cards than any here), or
  * "invalid" (facts the planner refuses). A shorter context (8K) is tried
- * when the model's own does not fit; max_model_len says which. text is
+ * when the model's own does not fit; max_model_len says which ("shorter":
+ * {gpus, max_model_len} when 8K would take fewer cards). A "needs" verdict
+ * also says the most cards a node here has that can run it (widest). text is
  * English, for logs and API users; the console words it from the fields. */
 json_t *hub_verdict(const struct am_capacity *c, json_t *facts, const char *name);
 

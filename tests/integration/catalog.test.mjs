@@ -197,9 +197,14 @@ test('search: a hub that cannot be reached is a 502 that says so; the catalog st
 
 test('catalog: refresh is for admins and fetches every build again; a site catalog replaces the built-in one', async () => {
   assertError(await srv.api('POST', '/api/v1/catalog/refresh?source=huggingface', { token: user }), 403, 'forbidden');
+  hub.control.slow(4000); // config.json files take a moment: the refresh is seen in flight
   const r = await srv.api('POST', '/api/v1/catalog/refresh?source=huggingface', { token: T });
   assert.equal(r.status, 202, r.text);
   assert.ok(r.json.queued >= 60);
+  const during = await srv.api('GET', '/api/v1/catalog?source=huggingface', { token: user });
+  assert.ok(during.json.pending > 0, 'the refresh counts as pending');
+  assert.equal(entry(during.json, 'qwen2.5-7b-instruct').variants[0].meta.state, 'ready', 'the old facts shown meanwhile');
+  hub.control.slow(0);
   await settled('source=huggingface');
 
   const dir = tempDir();
