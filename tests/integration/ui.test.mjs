@@ -2,16 +2,17 @@
 // chromium), page by page, in the order a new user goes: sign in, dashboard,
 // language switch, models, deploy through the wizard, chat in the
 // playground, datasets, a LoRA fine-tune, its adapter deployed and compared
-// with the base, API keys, usage, resources, tasks, users, sign out. A
-// screenshot of each page goes to ui/screenshots/.
+// with the base, API keys, usage, resources, a download from a hub, the model
+// market, tasks, users, sign out. A screenshot of each page goes to
+// ui/screenshots/.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
-import { makeModel } from '../fixtures/make-models.mjs';
+import { hubFiles, makeModel, safetensorsHeader, tensorsFor } from '../fixtures/make-models.mjs';
 import { startKube } from '../fakes/kube-apiserver.mjs';
 import { startHub, tinyRepo } from '../fakes/hub.mjs';
 
@@ -49,11 +50,29 @@ before(async () => {
   mkdirSync(join(dir, 'models'));
   for (const m of ['Qwen2.5-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3', 'Qwen2.5-VL-7B-Instruct']) makeModel(m, join(dir, 'models'));
   writeFileSync(join(dir, 'photo.png'), png(96, 64));
-  hub = await startHub({ repos: { 'qwen/Tiny-Chat': { files: tinyRepo(24, 256) } } });
+  // the model market's hub: real configs, shards listed at their real sizes (a 200B one: Qwen3-32B's shape with 400 layers)
+  const giant = { ...JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'models', 'Qwen3-32B', 'config.json'), 'utf8')), num_hidden_layers: 400 };
+  const gh = safetensorsHeader(tensorsFor(giant));
+  hub = await startHub({ repos: { 'qwen/Tiny-Chat': { files: tinyRepo(24, 256) }, 'qwen/Tiny-Coder': { files: tinyRepo(8, 256), downloads: 42 },
+    'Qwen/Qwen3-32B': { files: hubFiles('Qwen3-32B').files }, 'Qwen/Qwen3-32B-AWQ': { files: hubFiles('Qwen3-32B-AWQ').files },
+    'BAAI/bge-large-zh-v1.5': { files: hubFiles('bge-large-zh-v1.5').files, task: 'feature-extraction' },
+    'acme/Giant-200B': { files: { 'config.json': JSON.stringify(giant), 'model.safetensors': { size: gh.head.length + gh.dataBytes, head: gh.head } } } } });
+  // its catalog (data/catalog.json's format); Qwen3-32B's FP8 build is not on the hub
+  const build = (format, id) => ({ format, modelscope: id, huggingface: id });
+  writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ version: 1, models: [
+    { id: 'tiny-chat', family: 'Tiny', name: 'Tiny-Chat', kind: 'llm', params_b: 0.02, context: 4096, licence: 'apache-2.0', tags: ['chat'], variants: [build('bf16', 'qwen/Tiny-Chat')] },
+    { id: 'tiny-coder', family: 'Tiny', name: 'Tiny-Coder', kind: 'llm', params_b: 0.01, context: 4096, licence: 'apache-2.0', tags: ['code'], variants: [build('bf16', 'qwen/Tiny-Coder')] },
+    { id: 'qwen3-32b', family: 'Qwen3', name: 'Qwen3-32B', kind: 'llm', params_b: 32.8, context: 32768, licence: 'apache-2.0', tags: ['chat'],
+      variants: [build('bf16', 'Qwen/Qwen3-32B'), build('awq', 'Qwen/Qwen3-32B-AWQ'), build('fp8', 'Qwen/Qwen3-32B-FP8')] },
+    { id: 'giant-200b', family: 'Giant', name: 'Giant-200B-A20B', kind: 'llm', params_b: 200, active_params_b: 20, context: 40960, licence: 'other',
+      tags: ['moe'], gated: ['modelscope'], variants: [build('bf16', 'acme/Giant-200B')] },
+    { id: 'bge-large-zh-v1.5', family: 'BGE', name: 'bge-large-zh-v1.5', kind: 'embedding', params_b: 0.33, context: 512, licence: 'mit',
+      tags: ['embedding', 'zh'], variants: [build('fp32', 'BAAI/bge-large-zh-v1.5')] },
+  ] }));
   srv = await startServer({ dataDir: dir, args: ['--sim-gpus', '2x80GiB:NVIDIA H100 80GB HBM3@9.0', '--ui-dir', join(ROOT, 'build', 'ui'),
     '--stop-engines-on-exit'], env: { PATH: `${join(ROOT, 'tests', 'shims')}:${process.env.PATH}`,
     AIMAAS_SIM: join(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SIM_STEP_MS: '60', AIMAAS_SCRAPE_MS: '400',
-    AIMAAS_MODELSCOPE_ENDPOINT: hub.msUrl, AIMAAS_HF_ENDPOINT: hub.url } });
+    AIMAAS_MODELSCOPE_ENDPOINT: hub.msUrl, AIMAAS_HF_ENDPOINT: hub.url, AIMAAS_CATALOG: join(dir, 'catalog.json') } });
   writeFileSync(join(dir, 'qa.json'), JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ instruction: `Q${i}?`, input: '', output: `A${i}.` }))));
   // a spreadsheet saved as CSV, with its own (Chinese) column names and a quoted comma
   writeFileSync(join(dir, 'faq.csv'), '\ufeff编号,问题,答案\r\n' + Array.from({ length: 12 }, (_, i) => `${i},"问题 ${i}，怎么办?","答案 ${i}"`).join('\r\n') + '\r\n');
@@ -531,6 +550,94 @@ test('models: download one from ModelScope with live progress and pause; it beco
   await row.getByText('ready').waitFor({ timeout: 30000 });
 });
 
+test('model market: verdicts on this pool, filters, the hub\'s search, a download from a card, then the wizard filled in', async () => {
+  await page.getByRole('menuitem', { name: '模型市场', exact: true }).click();
+  const card = (id) => page.locator(`.mcard[data-id="${id}"]`);
+  // the builds' facts are fetched from the hub (pending, a spinner), then judged on this pool
+  for (const id of ['tiny-chat', 'tiny-coder', 'qwen3-32b', 'giant-200b', 'bge-large-zh-v1.5'])
+    await card(id).locator('.verdict:not(.v-pending)').waitFor({ timeout: 20000 });
+  await page.locator('.pool-text', { hasText: /^本集群：2 × H100 80GB HBM3 \(80 GiB\)/ }).waitFor();
+  assert.match(await card('tiny-coder').locator('.verdict').innerText(), /^可部署：1 × H100 80GB HBM3（BF16）$/);
+  assert.match(await card('bge-large-zh-v1.5').locator('.verdict').innerText(), /^可部署：1 × H100 80GB HBM3（FP32）$/);
+  assert.match(await card('qwen3-32b').locator('.verdict').innerText(), /^(可部署|释放占用后可部署)：\d × .+（(BF16|AWQ)）/); // the H100s or the cluster's 2080 Tis
+  assert.match(await card('giant-200b').locator('.verdict.v-bad').innerText(), /^需要 \d+ 张 80 GiB 的卡（本集群单节点最多 \d 张）/);
+  assert.ok(await card('giant-200b').getByText('需申请访问').isVisible(), 'gated on this hub');
+  assert.ok(await card('giant-200b').getByText('200B（激活 20B）').isVisible());
+  await card('qwen3-32b').locator('.build[data-format="awq"]').getByText('18.0 GiB').waitFor();
+  // Tiny-Chat was downloaded by the test before: ready to deploy
+  await card('tiny-chat').getByText('已下载').waitFor();
+  assert.ok(await card('tiny-chat').locator('button[name=market-deploy]').isVisible());
+  await shot('market');
+  // a build the hub does not have says why
+  await card('qwen3-32b').locator('.build[data-format="fp8"]').click();
+  await card('qwen3-32b').locator('.verdict', { hasText: /^无法读取：.*Qwen3-32B-FP8.*not found/ }).waitFor();
+  assert.ok(await card('qwen3-32b').locator('button[name=market-download]').isDisabled());
+  await card('qwen3-32b').locator('.build[data-format="bf16"]').click();
+  // a phone: one column, nothing wider than the screen
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForFunction(() => document.documentElement.scrollWidth <= 390);
+  const xs = await page.locator('.mcard').evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => [r.left, r.right]));
+  assert.ok(xs.every(([l, r]) => l >= 0 && r <= 390 && l === xs[0][0]), `one column within the screen: ${JSON.stringify(xs)}`);
+  await shot('market-phone');
+  await page.setViewportSize({ width: 1360, height: 860 });
+  // only what runs here; one kind
+  await page.locator('.el-switch', { has: page.locator('input[name=market-fits]') }).click();
+  await card('giant-200b').waitFor({ state: 'detached' });
+  assert.ok(await card('tiny-coder').isVisible());
+  await page.locator('.el-switch', { has: page.locator('input[name=market-fits]') }).click();
+  await card('giant-200b').waitFor();
+  await page.locator('.f-kind').click();
+  await page.getByRole('option', { name: '向量' }).click();
+  await card('tiny-coder').waitFor({ state: 'detached' });
+  assert.equal(await page.locator('.mcard').count(), 1);
+  await page.locator('.f-kind').click();
+  await page.getByRole('option', { name: '对话' }).click();
+  await card('tiny-coder').waitFor();
+  assert.equal(await card('bge-large-zh-v1.5').count(), 0);
+  // the hub's own search, beyond the catalog
+  await page.getByRole('tab', { name: '搜索模型仓库' }).click();
+  await page.locator('input[name=market-hub-q]').fill('tiny');
+  await page.locator('button[name=market-hub-search]').click();
+  await card('qwen/Tiny-Coder').locator('.verdict', { hasText: '可部署：1 × H100 80GB HBM3' }).waitFor();
+  await card('qwen/Tiny-Chat').getByText('已下载').waitFor();
+  await shot('market-search');
+  await page.getByRole('tab', { name: '精选模型' }).click();
+  // download from its card: live progress, pause and resume, then ready to deploy
+  hub.control.slow(300000);
+  await card('tiny-coder').locator('button[name=market-download]').click();
+  await page.getByText('已开始下载 Tiny-Coder').waitFor();
+  await card('tiny-coder').getByText(/MiB \/ [\d.]+ MiB/).waitFor();
+  await shot('market-download');
+  await card('tiny-coder').locator('button[name=market-pause]').click();
+  await card('tiny-coder').getByText('已暂停').waitFor();
+  hub.control.slow(0);
+  await card('tiny-coder').locator('button[name=market-resume]').click();
+  await card('tiny-coder').getByText('已下载').waitFor({ timeout: 30000 });
+  // deploy: the wizard with the model, the verdict's GPU count and context
+  await card('tiny-coder').locator('button[name=market-deploy]').click();
+  await page.waitForURL(/\/deployments\?model=Tiny-Coder&gpus=1&max_model_len=4096$/);
+  const wizard = async (gpus, len) => {
+    const dlg = page.locator('.el-dialog', { hasText: '部署模型' });
+    await dlg.locator('.el-select', { hasText: 'Tiny-Coder' }).waitFor();
+    assert.equal(await page.locator('input[name=deployment-name]').inputValue(), 'tiny-coder');
+    for (let i = 0; i < 2; i++) await dlg.getByRole('button', { name: '下一步' }).click();
+    assert.equal(await dlg.locator('.el-form-item', { hasText: '每个副本的 GPU 数' }).locator('input').inputValue(), gpus);
+    assert.equal(await dlg.locator('.el-form-item', { hasText: '上下文长度' }).locator('input').inputValue(), len);
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({ state: 'hidden' });
+  };
+  await wizard('1', '4096');
+  await page.goto(`${srv.url}/deployments?model=Tiny-Coder&gpus=2&max_model_len=2048`); // a bigger verdict's
+  await wizard('2', '2048');
+  // on the models page: where it came from
+  await page.getByRole('menuitem', { name: '模型', exact: true }).click();
+  await page.locator('.el-table').getByText('Tiny-Coder', { exact: true }).click();
+  await page.locator('.el-drawer .hub-source', { hasText: 'ModelScope · qwen/Tiny-Coder' }).waitFor();
+  assert.ok((await page.locator('.el-drawer .hub-commit').innerText()).trim().length > 1, 'the commit downloaded');
+  await page.keyboard.press('Escape');
+  await page.locator('.el-drawer').waitFor({ state: 'hidden' });
+});
+
 test('tasks: the audit trail, filtered by state', async () => {
   await page.getByRole('menuitem', { name: '操作记录', exact: true }).click();
   await page.locator('.el-table').getByText('deployment.create').first().waitFor();
@@ -613,6 +720,12 @@ test('a user who is not an admin: no Users page, no model registration, her own 
   await page.locator('textarea[name=chat-input]').fill('hello');
   await page.locator('button[name=chat-send]').click();
   await page.locator('.msg.assistant .stats', { hasText: /个 token/ }).waitFor();
+  // the model market: hers to browse, not to download from
+  await page.getByRole('menuitem', { name: '模型市场', exact: true }).click();
+  await page.locator('.mcard[data-id="giant-200b"] .verdict:not(.v-pending)').waitFor();
+  await page.locator('.mcard[data-id="giant-200b"]').getByText('下载模型需要管理员权限').waitFor();
+  assert.equal(await page.locator('button[name=market-download]').count(), 0, 'downloading is for admins');
+  assert.ok(await page.locator('.mcard[data-id="tiny-chat"] button[name=market-deploy]').isVisible(), 'deploying a downloaded one is hers too');
   await page.locator('.user-menu').click();
   await page.getByText('退出登录').click();
   await page.waitForURL(/\/login/);

@@ -10,6 +10,7 @@ export const router = createRouter({
     { path: '/', component: Layout, children: [
       { path: '', component: () => import('./pages/Dashboard.vue') },
       { path: 'models', component: () => import('./pages/Models.vue') },
+      { path: 'market', component: () => import('./pages/Market.vue') },
       // a deployment's or a job's page is the list with its drawer open: /deployments/7, /finetune/jobs/3
       { path: 'deployments/:id?', component: () => import('./pages/Deployments.vue') },
       { path: 'finetune/:jobs(jobs)?/:id?', component: () => import('./pages/FineTune.vue') },
