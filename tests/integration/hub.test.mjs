@@ -216,6 +216,12 @@ test('the fake is faithful: the official client @huggingface/hub lists and downl
   assert.equal(theirs, byPath['model-00001-of-00002.safetensors'].lfs.oid);
   await assert.rejects(downloadFile({ repo: { type: 'model', name: 'meta-llama/Gated' }, path: 'config.json', hubUrl: hub.url }),
     (e) => /restricted|401|authenticated/i.test(`${e.message} ${e.statusCode}`));
+  // the search aimaas's market passes q to (GET /api/models?search=): the client reads it as it reads the Hub's
+  const { listModels } = await import('@huggingface/hub');
+  const found = [];
+  for await (const m of listModels({ search: { query: 'tiny' }, hubUrl: hub.url, limit: 10 })) found.push(m);
+  assert.deepEqual(found.map((m) => m.name).sort(), ['Qwen/Tiny-GGUF', 'Qwen/Tiny-Instruct', 'qwen/Tiny-MS']);
+  assert.equal(found[0].task, 'text-generation');
 });
 
 // `aimaas download`: the same downloader on its own (a Kubernetes node's
