@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -557,6 +558,53 @@ static int download_cancel(struct am_ctx *ctx, struct am_err *err)
 	return download_verb(ctx, hub_cancel, err);
 }
 
+/* How downloads run (hub_models' settings). */
+static json_t *settings_json(struct am_server *srv)
+{
+	struct hub_settings hs;
+	hub_settings_get(srv, &hs);
+	return json_pack("{s:i,s:i,s:I}", "parallel", hs.parallel, "concurrency", hs.concurrency, "max_bytes_per_s",
+			 (json_int_t)hs.max_bytes_per_s);
+}
+
+static int dl_settings_get(struct am_ctx *ctx, struct am_err *err)
+{
+	(void)err;
+	ctx->resp = settings_json(ctx->srv);
+	return 0;
+}
+
+static int dl_settings_set(struct am_ctx *ctx, struct am_err *err)
+{
+	static const char *const fields[] = { "parallel", "concurrency", "max_bytes_per_s", NULL };
+	struct hub_settings hs;
+	hub_settings_get(ctx->srv, &hs);
+	long long v;
+	if (am_json_only(ctx->body, fields, err) != 0)
+		return -1;
+	static const char *const names[] = { "parallel", "concurrency", "max_bytes_per_s" };
+	for (int i = 0; i < 3; i++) {
+		json_t *x = json_object_get(ctx->body, names[i]);
+		if (!x)
+			continue;
+		if (!json_is_integer(x))
+			return am_err_set(err, AM_E_INVALID, names[i], "'%s' must be an integer", names[i]);
+		v = json_integer_value(x);
+		if (i == 2)
+			hs.max_bytes_per_s = v;
+		else if (v < INT32_MIN || v > INT32_MAX)
+			return am_err_set(err, AM_E_INVALID, names[i], "'%s' is out of range", names[i]);
+		else if (i == 0)
+			hs.parallel = (int)v;
+		else
+			hs.concurrency = (int)v;
+	}
+	if (hub_settings_set(ctx->srv, &hs, err) != 0)
+		return -1;
+	ctx->resp = settings_json(ctx->srv);
+	return 0;
+}
+
 const struct am_route_def am_api_models_routes[] = {
 	{ "GET", "/api/v1/models", list, AM_USER, NULL, 0, 0 },
 	{ "POST", "/api/v1/models", create, AM_ADMIN, "model.create", 0, 0 },
@@ -569,6 +617,8 @@ const struct am_route_def am_api_models_routes[] = {
 	{ "POST", "/api/v1/models/{id}/download/pause", download_pause, AM_ADMIN, "model.download.pause", 0, 0 },
 	{ "POST", "/api/v1/models/{id}/download/resume", download_resume, AM_ADMIN, "model.download.resume", 0, 0 },
 	{ "POST", "/api/v1/models/{id}/download/cancel", download_cancel, AM_ADMIN, "model.download.cancel", 0, 0 },
+	{ "GET", "/api/v1/settings/downloads", dl_settings_get, AM_USER, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/settings/downloads", dl_settings_set, AM_ADMIN, "settings.downloads", 0, 0 },
 	{ "GET", "/api/v1/model-roots", roots, AM_USER, NULL, 0, 0 },
 	{ "GET", "/api/v1/model-roots/browse", browse, AM_ADMIN, NULL, 0, 0 },
 };

@@ -23,6 +23,7 @@
 #include "hub_dl.h"
 
 #define TICK_MS 500
+#define PARALLEL_MAX 4 /* downloads at once, at most */
 
 /* One download this process drives: queued on the worker, or running. */
 struct job {
@@ -35,14 +36,16 @@ struct job {
 	int64_t last_ms;
 	double speed;           /* bytes/s, smoothed */
 	int created_dir;
+	int worker;             /* the worker it runs on, -1 while it waits for one */
 	struct job *next;
 };
 
 struct hub {
 	struct am_server *srv;
-	struct am_work *work;
+	struct am_work *work[PARALLEL_MAX]; /* one download each */
+	int busy[PARALLEL_MAX];
 	struct event *tick;
-	struct job *jobs;
+	struct job *jobs;       /* running and waiting, newest first */
 };
 
 static struct job *job_of(struct hub *h, long long model_id)
@@ -102,6 +105,8 @@ static void set_row(struct hub *h, struct job *j, const char *state, const char 
 	free(fs);
 }
 
+static void dispatch(struct hub *h);
+
 static void job_done(void *arg, int cancelled)
 {
 	struct job *j = arg;
@@ -110,6 +115,8 @@ static void job_done(void *arg, int cancelled)
 		job_free(j);
 		return;
 	}
+	if (j->worker >= 0)
+		h->busy[j->worker] = 0;
 	unlink_job(h, j);
 	if (!h->jobs)
 		event_del(h->tick);
@@ -164,6 +171,7 @@ static void job_done(void *arg, int cancelled)
 		break;
 	}
 	job_free(j);
+	dispatch(h);
 }
 
 /* Progress: written to the running download's row and task. */
@@ -246,35 +254,60 @@ static int enqueue(struct hub *h, json_t *row)
 	am_strlcpy(j->dl.gguf, json_string_value(json_object_get(row, "gguf")) ?: "", sizeof j->dl.gguf);
 	const char *pat = json_string_value(json_object_get(row, "patterns"));
 	j->dl.patterns = pat ? json_loads(pat, 0, NULL) : NULL;
-	const char *conc = getenv("AIMAAS_HUB_CONCURRENCY");
-	j->dl.concurrency = conc ? (int)strtol(conc, NULL, 10) : 4;
-	const char *bw = getenv("AIMAAS_HUB_MAX_BYTES_PER_S");
-	j->dl.max_bytes_per_s = bw ? strtoll(bw, NULL, 10) : 0;
+	j->worker = -1;
 	j->next = h->jobs;
 	h->jobs = j;
 	if (!evtimer_pending(h->tick, NULL)) { /* progress while anything runs; nothing when idle */
 		struct timeval tv = { 0, TICK_MS * 1000 };
 		event_add(h->tick, &tv);
 	}
-	if (am_work_submit(h->work, job_run, job_done, j) != 0) {
-		unlink_job(h, j);
-		if (!h->jobs)
-			event_del(h->tick);
-		job_free(j);
-		return -1;
-	}
+	dispatch(h);
 	return 0;
+}
+
+/* Starts the oldest waiting downloads while fewer than the setting run. */
+static void dispatch(struct hub *h)
+{
+	struct hub_settings hs;
+	hub_settings_get(h->srv, &hs);
+	for (;;) {
+		int running = 0, free_w = -1;
+		for (int i = 0; i < PARALLEL_MAX; i++) {
+			running += h->busy[i];
+			if (!h->busy[i] && free_w < 0)
+				free_w = i;
+		}
+		struct job *next = NULL;
+		for (struct job *j = h->jobs; j; j = j->next)
+			if (j->worker < 0 && (!next || j->id < next->id))
+				next = j;
+		if (!next || running >= hs.parallel || free_w < 0)
+			return;
+		/* the settings as they are when it starts */
+		next->dl.concurrency = hs.concurrency;
+		next->dl.max_bytes_per_s = hs.max_bytes_per_s;
+		next->worker = free_w;
+		h->busy[free_w] = 1;
+		if (am_work_submit(h->work[free_w], job_run, job_done, next) != 0) {
+			h->busy[free_w] = 0;
+			unlink_job(h, next);
+			job_free(next);
+			return;
+		}
+	}
 }
 
 int hub_start(struct am_server *srv)
 {
 	struct hub *h = am_calloc(1, sizeof *h);
 	h->srv = srv;
-	h->work = am_work_new(srv->base);
-	if (!h->work) {
-		free(h);
-		return -1;
-	}
+	for (int i = 0; i < PARALLEL_MAX; i++)
+		if (!(h->work[i] = am_work_new(srv->base))) {
+			for (int k = 0; k < i; k++)
+				am_work_free(h->work[k]);
+			free(h);
+			return -1;
+		}
 	h->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, h); /* armed while downloads run */
 	srv->hub = h;
 	/* what a stop or a kill left unfinished goes on from the bytes it has */
@@ -298,12 +331,23 @@ void hub_free(struct am_server *srv)
 	struct hub *h = srv->hub;
 	if (!h)
 		return;
-	for (struct job *j = h->jobs; j; j = j->next) {
-		atomic_store(&j->dl.stop, HUB_DL_PAUSE); /* the running one stops where it is */
+	struct job *waiting = NULL;
+	for (struct job *j = h->jobs, *next; j; j = next) {
+		next = j->next;
+		atomic_store(&j->dl.stop, HUB_DL_PAUSE); /* the running ones stop where they are */
 		j->h = NULL;
+		if (j->worker < 0) { /* never handed to a worker: freed here (its row stays queued) */
+			j->next = waiting;
+			waiting = j;
+		}
 	}
 	h->jobs = NULL;
-	am_work_free(h->work); /* done(…, cancelled) frees the queued ones */
+	for (int i = 0; i < PARALLEL_MAX; i++)
+		am_work_free(h->work[i]); /* done(…, cancelled) frees the running ones */
+	for (struct job *j = waiting, *next; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
 	event_free(h->tick);
 	free(h);
 	srv->hub = NULL;
@@ -399,6 +443,10 @@ int hub_pause(struct am_server *srv, long long model_id, struct am_err *err)
 	if (!j)
 		return am_err_set(err, AM_E_CONFLICT, "", "model %lld is not being downloaded", model_id);
 	atomic_store(&j->dl.stop, HUB_DL_PAUSE);
+	if (j->worker < 0) { /* still waiting for a worker: paused at once */
+		j->dl.result = HUB_DL_PAUSED;
+		job_done(j, 0);
+	}
 	return 0;
 }
 
@@ -430,6 +478,10 @@ int hub_cancel(struct am_server *srv, long long model_id, struct am_err *err)
 	struct job *j = srv->hub ? job_of(srv->hub, model_id) : NULL;
 	if (j) { /* the worker stops; its done removes the files */
 		atomic_store(&j->dl.stop, HUB_DL_CANCEL);
+		if (j->worker < 0) { /* still waiting for a worker: cancelled at once */
+			j->dl.result = HUB_DL_CANCELLED;
+			job_done(j, 0);
+		}
 		return 0;
 	}
 	json_t *row = latest(srv, model_id);
@@ -523,5 +575,58 @@ int hub_model_origin(struct am_server *srv, long long model_id, const char *path
 	o->rel = json_string_value(json_object_get(row, "rel"));
 	o->image = json_string_value(json_object_get(row, "image"));
 	*buf = row;
+	return 0;
+}
+
+/* ---- settings ---- */
+
+static long long setting(struct am_server *srv, const char *key, const char *env, long long dflt)
+{
+	json_t *row = NULL;
+	am_store_row(srv->store, &row, "SELECT value FROM settings WHERE key = ?", "s", key);
+	const char *v = json_string_value(json_object_get(row, "value"));
+	if (!v)
+		v = getenv(env);
+	char *end;
+	long long n = v && *v ? strtoll(v, &end, 10) : dflt;
+	if (v && *v && *end)
+		n = dflt;
+	json_decref(row);
+	return n;
+}
+
+void hub_settings_get(struct am_server *srv, struct hub_settings *s)
+{
+	s->parallel = (int)setting(srv, "hub.parallel", "AIMAAS_HUB_PARALLEL", 2);
+	s->concurrency = (int)setting(srv, "hub.concurrency", "AIMAAS_HUB_CONCURRENCY", 4);
+	s->max_bytes_per_s = setting(srv, "hub.max_bytes_per_s", "AIMAAS_HUB_MAX_BYTES_PER_S", 0);
+	if (s->parallel < 1 || s->parallel > PARALLEL_MAX)
+		s->parallel = 2;
+	if (s->concurrency < 1 || s->concurrency > 16)
+		s->concurrency = 4;
+	if (s->max_bytes_per_s < 0)
+		s->max_bytes_per_s = 0;
+}
+
+int hub_settings_set(struct am_server *srv, const struct hub_settings *s, struct am_err *err)
+{
+	if (s->parallel < 1 || s->parallel > PARALLEL_MAX)
+		return am_err_set(err, AM_E_INVALID, "parallel", "'parallel' (downloads at once) must be between 1 and %d",
+				  PARALLEL_MAX);
+	if (s->concurrency < 1 || s->concurrency > 16)
+		return am_err_set(err, AM_E_INVALID, "concurrency", "'concurrency' (files at once per download) must be between 1 and 16");
+	if (s->max_bytes_per_s < 0 || s->max_bytes_per_s > (1LL << 40))
+		return am_err_set(err, AM_E_INVALID, "max_bytes_per_s", "'max_bytes_per_s' must be 0 (no limit) or a rate in bytes per second");
+	static const char *const keys[] = { "hub.parallel", "hub.concurrency", "hub.max_bytes_per_s" };
+	long long vals[] = { s->parallel, s->concurrency, s->max_bytes_per_s };
+	for (int i = 0; i < 3; i++) {
+		char v[32];
+		am_fmt(v, sizeof v, "%lld", vals[i]);
+		if (am_store_exec(srv->store, "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+				  "ss", keys[i], v) != 0)
+			return am_err_set(err, AM_E_INTERNAL, "", "could not save the settings");
+	}
+	if (srv->hub)
+		dispatch(srv->hub); /* more at once: the waiting ones start now */
 	return 0;
 }

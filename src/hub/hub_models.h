@@ -1,7 +1,7 @@
 /* hub_models: downloads of registered models from their hub, as the control
  * plane sees them: the `downloads` table (the truth: a kill -9 resumes every
- * unfinished one at the next start), one download at a time on a worker
- * thread of its own (hub_dl), progress written to the row and its task every
+ * unfinished one at the next start), a few downloads at once (the settings
+ * below; the others wait in order), each on a worker thread (hub_dl), progress written to the row and its task every
  * half second, pause, resume, cancel (which removes only what the download
  * wrote), and the model inspected and made ready at the end.
  *
@@ -38,6 +38,20 @@ struct am_rt_origin;
  * The strings live in buf (freed by the caller with json_decref). 0, or -1
  * when the model was not downloaded from a hub. */
 int hub_model_origin(struct am_server *srv, long long model_id, const char *path, struct am_rt_origin *o, json_t **buf);
+
+/* How downloads run: how many at once, files at once in each, and a
+ * bandwidth limit per download (0: none). Kept in the settings table; the
+ * defaults come from AIMAAS_HUB_PARALLEL (2), AIMAAS_HUB_CONCURRENCY (4)
+ * and AIMAAS_HUB_MAX_BYTES_PER_S (0). A change applies to downloads that
+ * start (or resume) after it. */
+struct hub_settings {
+	int parallel;
+	int concurrency;
+	long long max_bytes_per_s;
+};
+void hub_settings_get(struct am_server *srv, struct hub_settings *s);
+/* Checks and saves s. 0, or -1 with err naming the field. */
+int hub_settings_set(struct am_server *srv, const struct hub_settings *s, struct am_err *err);
 
 /* Starts the download worker and resumes what was left unfinished. */
 int hub_start(struct am_server *srv);

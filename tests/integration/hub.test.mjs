@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { BIN, startServer, tempDir, waitUntil } from './lib.mjs';
+import { BIN, assertError, startServer, tempDir, waitUntil } from './lib.mjs';
 import { startHub, tinyRepo } from '../fakes/hub.mjs';
 import { makeGguf } from '../fixtures/make-models.mjs';
 
@@ -27,6 +27,8 @@ before(async () => {
     'Qwen/Tiny-Instruct': { files: tinyRepo() },
     'Qwen/Big-Instruct': { files: tinyRepo(24, 256) }, // ~ a few MB: long enough to pause, kill and cut
     'Qwen/Other': { files: tinyRepo() },
+    'Qwen/Par-A': { files: tinyRepo(24, 256) },
+    'Qwen/Par-B': { files: tinyRepo(24, 256) },
     'meta-llama/Gated': { files: tinyRepo(), gated: true },
     'Qwen/Bad': { files: tinyRepo() },
     'Qwen/Tiny-GGUF': { files: { 'config.json': '{"model_type": "qwen2"}', 'tiny-q4_k_m.gguf': readFileSync(join(gg, 'q4.gguf')),
@@ -43,6 +45,10 @@ after(async () => {
   await hub?.stop();
 });
 
+async function userToken() {
+  await srv.api('POST', '/api/v1/users', { token: T, body: { username: 'wang', password: 'a-long-password-2', role: 'user' } });
+  return srv.login('wang', 'a-long-password-2');
+}
 const add = (body) => srv.api('POST', '/api/v1/models', { token: T, body: { download: true, ...body } });
 const dl = async (id) => (await srv.api('GET', `/api/v1/models/${id}/download`, { token: T })).json;
 const waitState = (id, want, ms = 30000) => waitUntil(srv, `download ${want}`, async () => {
@@ -267,4 +273,36 @@ test('aimaas download: JSON progress, paused by SIGTERM, resumed by a rerun, the
   const e = cli(['--source', 'github', '--repo', 'a/b', '--dest', '/tmp/x']);
   assert.equal(await e.exited, 2);
   assert.match(e.err(), /usage: aimaas download/);
+});
+
+test('settings: downloads at once, files at once, bandwidth; a waiting download waits its turn and pauses at once', async () => {
+  const g = await srv.api('GET', '/api/v1/settings/downloads', { token: T });
+  assert.deepEqual(g.json, { parallel: 2, concurrency: 2, max_bytes_per_s: 0 }); // concurrency from AIMAAS_HUB_CONCURRENCY
+  for (const [body, field] of [[{ parallel: 0 }, 'parallel'], [{ parallel: 9 }, 'parallel'], [{ concurrency: 17 }, 'concurrency'],
+    [{ max_bytes_per_s: -1 }, 'max_bytes_per_s'], [{ parallel: '2' }, 'parallel'], [{ speed: 1 }, 'speed']]) {
+    const r = await srv.api('PATCH', '/api/v1/settings/downloads', { token: T, body });
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal(r.json.error.field, field);
+  }
+  const p = await srv.api('PATCH', '/api/v1/settings/downloads', { token: T, body: { parallel: 1 } });
+  assert.deepEqual(p.json, { parallel: 1, concurrency: 2, max_bytes_per_s: 0 });
+  hub.control.slow(300000);
+  const a = await add({ hub_id: 'Qwen/Par-A', source: 'huggingface' });
+  const b = await add({ hub_id: 'Qwen/Par-B', source: 'huggingface' });
+  await waitUntil(srv, 'A running', async () => (await dl(a.json.id)).bytes_done > 0);
+  const bw = await dl(b.json.id);
+  assert.equal(bw.state, 'queued', 'one at a time: B waits');
+  assert.equal(bw.bytes_done, 0);
+  assert.equal((await srv.api("POST", `/api/v1/models/${b.json.id}/download/pause`, { token: T })).status, 202);
+  assert.equal((await dl(b.json.id)).state, 'paused', 'a waiting download pauses at once');
+  await srv.api('PATCH', '/api/v1/settings/downloads', { token: T, body: { parallel: 2 } });
+  assert.equal((await srv.api("POST", `/api/v1/models/${b.json.id}/download/resume`, { token: T })).status, 202);
+  await waitUntil(srv, 'both running at once', async () => {
+    const [x, y] = [await dl(a.json.id), await dl(b.json.id)];
+    return x.state === 'running' && y.state === 'running' && x.bytes_done > 0 && y.bytes_done > 0;
+  });
+  hub.control.slow(0);
+  await waitState(a.json.id, 'succeeded');
+  await waitState(b.json.id, 'succeeded');
+  assertError(await srv.api('PATCH', '/api/v1/settings/downloads', { token: await userToken(), body: { parallel: 3 } }), 403, 'forbidden');
 });
