@@ -518,6 +518,11 @@ test('resources: a Kubernetes cluster joins by a pasted kubeconfig; missing righ
   await page.locator('button[name=add-cluster]').click();
   await page.locator('input[name=cluster-name]').fill('lab');
   await page.locator('textarea[name=kubeconfig]').fill(kube.kubeconfig('few'));
+  // a per-node cache is one of the storage choices, with what it means
+  await page.locator('.add-cluster').getByText('各节点自带缓存').click();
+  await page.locator('.add-cluster').getByText(/每个节点在本地目录里保存自己的模型副本/).waitFor();
+  assert.equal(await page.locator('input[name=storage-path]').getAttribute('placeholder'), '/var/lib/aimaas-cache');
+  await page.locator('.add-cluster').getByText('各节点同一目录').click();
   await page.locator('input[name=storage-path]').fill(modelDir);
   await page.locator('button[name=join-cluster]').click();
   await page.locator('.add-cluster .el-alert').getByText(/权限不足，缺少：.*services \(get, list, create, delete\)/).waitFor();
@@ -602,6 +607,15 @@ test('model market: verdicts on this pool, filters, the hub\'s search, a downloa
   await card('qwen/Tiny-Chat').getByText('已下载').waitFor();
   await shot('market-search');
   await page.getByRole('tab', { name: '精选模型' }).click();
+  // the admin's download settings: two models at once by default; a bad value is refused by field
+  await page.locator('button[name=market-settings]').click();
+  const dlg = page.locator('.el-dialog', { hasText: '下载设置' });
+  assert.equal(await dlg.locator('.el-input-number', { has: page.locator('input[name=dl-parallel]') }).locator('input').inputValue(), '2');
+  await dlg.locator('input[name=dl-concurrency]').fill('8');
+  await dlg.locator('button[name=save-dl-settings]').click();
+  await page.getByText('下载设置已保存').waitFor();
+  const ds = await (await fetch(`${srv.url}/api/v1/settings/downloads`, { headers: { authorization: `Bearer ${await srv.login()}` } })).json();
+  assert.equal(ds.concurrency, 8);
   // download from its card: live progress, pause and resume, then ready to deploy
   hub.control.slow(300000);
   await card('tiny-coder').locator('button[name=market-download]').click();
