@@ -24,6 +24,7 @@
 #define API_MAX (32u << 20) /* one API answer */
 #define TRIES 6             /* per file, with back-off 1, 2, 4, 8, 16 s */
 #define DISK_MARGIN (256ull << 20)
+#define WRITEBACK_STEP (8ull << 20) /* written bytes handed to the disk in steps of this */
 
 static int hf(const struct hub_dl *d)
 {
@@ -356,6 +357,12 @@ static size_t xfer_write(char *p, size_t sz, size_t n, void *arg)
 		off += (size_t)w;
 	}
 	EVP_DigestUpdate(x->sha, p, len);
+	/* the disk starts writing what came as it comes (not waited for here), so the fsync
+	 * that makes the file count at the end has little left to wait for */
+	uint64_t at = x->have + x->got;
+	if ((at + len) / WRITEBACK_STEP != at / WRITEBACK_STEP)
+		sync_file_range(x->fd, (off_t)((at + len) / WRITEBACK_STEP - 1) * WRITEBACK_STEP, WRITEBACK_STEP,
+				SYNC_FILE_RANGE_WRITE);
 	x->got += len;
 	atomic_fetch_add(&x->d->done, (uint64_t)len);
 	return len;
