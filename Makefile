@@ -47,7 +47,7 @@ build/asan/%.o: %.c
 	@$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 # the catalog is built into the binary (.incbin: the compiler does not list it)
-build/rel/src/hub/hub_catalog_data.o build/asan/src/hub/hub_catalog_data.o: data/catalog.json
+build/rel/src/hub/hub_catalog_data.o build/asan/src/hub/hub_catalog_data.o: catalog/models.json
 
 build/aimaas: build/rel/src/main.o $(REL_OBJ)
 	@echo "  LD      $@"

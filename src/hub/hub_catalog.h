@@ -1,4 +1,4 @@
-/* hub_catalog: the model market. The catalog (data/catalog.json, built into
+/* hub_catalog: the model market. The catalog (catalog/models.json, built into
  * the binary; AIMAAS_CATALOG names a file that replaces it) lists the
  * families aimaas promises, each with its builds (BF16, AWQ, FP8, GGUF…) and
  * their ids on both hubs. What serving a build takes comes from the hub, not
@@ -19,7 +19,7 @@ struct am_server;
  * every build with a repository id on at least one hub ("org/name"), or
  * NULL with err naming the entry and field. Pure. */
 json_t *hub_catalog_parse(const char *data, size_t len, char *err, size_t errsize);
-/* The catalog built into the binary (data/catalog.json). */
+/* The catalog built into the binary (catalog/models.json). */
 const char *hub_catalog_builtin(size_t *len);
 
 /* Loads the catalog and starts the fetch workers. 0, or -1 (logged). */

@@ -1,4 +1,4 @@
-/* The catalog built into the binary: data/catalog.json, byte for byte,
+/* The catalog built into the binary: catalog/models.json, byte for byte,
  * followed by a NUL (the Makefile makes this object depend on the file). */
 #include <stddef.h>
 
@@ -9,7 +9,7 @@ __asm__(".section .rodata\n"
 	".type am_catalog_json, @object\n"
 	".balign 16\n"
 	"am_catalog_json:\n"
-	".incbin \"data/catalog.json\"\n"
+	".incbin \"catalog/models.json\"\n"
 	".byte 0\n"
 	".global am_catalog_json_end\n"
 	"am_catalog_json_end:\n"

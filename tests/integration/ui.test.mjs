@@ -57,7 +57,7 @@ before(async () => {
     'Qwen/Qwen3-32B': { files: hubFiles('Qwen3-32B').files }, 'Qwen/Qwen3-32B-AWQ': { files: hubFiles('Qwen3-32B-AWQ').files },
     'BAAI/bge-large-zh-v1.5': { files: hubFiles('bge-large-zh-v1.5').files, task: 'feature-extraction' },
     'acme/Giant-200B': { files: { 'config.json': JSON.stringify(giant), 'model.safetensors': { size: gh.head.length + gh.dataBytes, head: gh.head } } } } });
-  // its catalog (data/catalog.json's format); Qwen3-32B's FP8 build is not on the hub
+  // its catalog (catalog/models.json's format); Qwen3-32B's FP8 build is not on the hub
   const build = (format, id) => ({ format, modelscope: id, huggingface: id });
   writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ version: 1, models: [
     { id: 'tiny-chat', family: 'Tiny', name: 'Tiny-Chat', kind: 'llm', params_b: 0.02, context: 4096, licence: 'apache-2.0', tags: ['chat'], variants: [build('bf16', 'qwen/Tiny-Chat')] },
