@@ -29,7 +29,7 @@ void sim_opts_usage(void)
 	      "                           --model-path M ...; llama-server's: -m M -a NAME ...) and its\n"
 	      "                           /metrics names\n"
 	      "  --sim-ttft-ms N          time to first token (default 0)\n"
-	      "  --sim-itl-ms N           time between tokens (default 0)\n"
+	      "  --sim-itl-ms N           time between tokens (default 0, or AIMAAS_SIM_ITL_MS)\n"
 	      "  --sim-startup-ms N       time until /health answers 200 (default 0)\n"
 	      "  --sim-mode random|echo   invented text, or the last user message back (default random)\n"
 	      "  --sim-output-tokens N    tokens to generate when max_tokens allows (default 16)\n"
@@ -375,6 +375,10 @@ int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
 	o->max_loras = 1;
 	o->max_lora_rank = 16;
 	o->seed = 0;
+	/* tests that start the simulator through aimaas (a shim for vllm) pace its tokens this way */
+	const char *itl = getenv("AIMAAS_SIM_ITL_MS");
+	if (itl && *itl)
+		o->itl_ms = (int)strtol(itl, NULL, 10) > 0 && strtol(itl, NULL, 10) < 600000 ? (int)strtol(itl, NULL, 10) : 0;
 	o->mode = SIM_RANDOM;
 	o->kind = -1;
 	o->output_tokens = 16;

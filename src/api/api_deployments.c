@@ -129,6 +129,17 @@ static json_t *dep_render(struct am_server *srv, json_t *d, json_t *m, json_t *c
 		json_array_append_new(out, instance_json(srv, insts[i], secrets));
 	json_decref(held);
 	json_object_set_new(d, "instances", out);
+	/* adapters can change without a restart: vLLM, every live engine started with LoRA */
+	int live = 0, with = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *st = json_string_value(json_object_get(insts[i], "state")) ?: "";
+		if (!strcmp(st, "starting") || !strcmp(st, "running")) {
+			live++;
+			with += json_is_string(json_object_get(insts[i], "lora_live"));
+		}
+	}
+	json_object_set_new(d, "lora_runtime", json_boolean(!strcmp(json_string_value(json_object_get(d, "engine")) ?: "", "vllm") &&
+							     (live == 0 || with == live)));
 	json_object_set_new(d, "metrics", am_deploy_metrics(srv->deploy, id));
 	json_object_set_new(d, "endpoint", json_pack("{s:s,s:O}", "base_url", "/v1", "model", json_object_get(d, "name")));
 	return d;
@@ -401,9 +412,12 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	p.max_num_seqs = (int)mns;
 	p.engine_args = json_object_get(b, "engine_args");
 	p.env = json_object_get(b, "env");
-	if (am_deploy_update(ctx->srv->deploy, id, &p, ctx->who.username, &ctx->task_id, err) != 0)
+	int restarting = 0;
+	if (am_deploy_update(ctx->srv->deploy, id, &p, ctx->who.username, &ctx->task_id, &restarting, err) != 0)
 		return -1;
 	ctx->resp = dep_json(ctx->srv, id);
+	/* whether the change restarts the engines (adapters on an engine started with LoRA do not) */
+	json_object_set_new(ctx->resp, "restarting", json_boolean(restarting));
 	return 0;
 }
 

@@ -52,6 +52,8 @@ struct handle {
 	char key[80];
 	struct am_client_req *scrape;
 	struct am_client_conn *mc; /* to its /metrics, kept open between scrapes */
+	struct am_client_req *lora_req; /* a runtime adapter load or unload in flight */
+	struct lora_call *lora_call;
 	int running;               /* recorded running by this handle's READY (a cache of the row) */
 	int quiet;                 /* scrapes in a row that found it idle, numbers unmoved */
 	int probe_fails;
@@ -232,6 +234,10 @@ static void handle_free(struct am_deploy *d, struct handle *h)
 		am_due_set_add(&d->routes_due, h->dep_id);
 	am_client_cancel(h->scrape);
 	am_client_conn_free(h->mc);
+	if (h->lora_req) { /* its answer will not come: the next engine starts with the whole set */
+		am_client_cancel(h->lora_req);
+		free(h->lora_call);
+	}
 	if (h->rt && h->ref[0])
 		h->rt->ops->release(h->rt, h->ref);
 	free(h);
@@ -790,8 +796,23 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	 * start adopts */
 	char marker[128];
 	am_runtime_marker(d->srv->owner_id, "instance", id, marker, sizeof marker);
-	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, address = ?, spawn_marker = ? WHERE id = ?", "sssi",
-		      am_runtime_name(rt), address, marker, id);
+	/* the adapters this engine will have loaded: those it starts with (vLLM with LoRA enabled) */
+	char *live = NULL;
+	json_t *loras = parse_col(dep, "lora_modules");
+	if (json_array_size(loras) && !strcmp(json_string_value(json_object_get(dep, "engine")) ?: "", "vllm")) {
+		json_t *l = json_array();
+		size_t li;
+		json_t *lm;
+		json_array_foreach(loras, li, lm)
+			json_array_append_new(l, json_pack("{s:O,s:O}", "name", json_object_get(lm, "name"), "path",
+							   json_object_get(lm, "path")));
+		live = am_json_dump(l);
+		json_decref(l);
+	}
+	json_decref(loras);
+	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, address = ?, spawn_marker = ?, lora_live = ? WHERE id = ?",
+		      "ssssi", am_runtime_name(rt), address, marker, live, id);
+	free(live);
 	if (commit_point(d->srv->store) != 0) {
 		am_argv_free(&argv);
 		am_argv_free(&env);
@@ -1025,6 +1046,154 @@ static long long replan_after_ms(void)
 	return v > 0 ? v : 20000;
 }
 
+/* ---- LoRA adapters at runtime ---- */
+
+static void stop_instance(struct am_deploy *d, json_t *inst, int remove);
+
+struct lora_call {
+	struct am_deploy *d;
+	long long id, dep_id;
+	int load;
+	char name[128];
+	char path[PATH_MAX];
+};
+
+/* The message of a vLLM error body ({"message"} or {"error": {"message"}}). */
+static void engine_message(const char *body, size_t len, char *out, size_t size)
+{
+	json_t *j = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *m = json_string_value(json_object_get(j, "message"));
+	if (!m)
+		m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+	am_fmt(out, size, "%.300s", m ? m : body && len ? body : "");
+	if (!m && body && len < size)
+		out[len] = '\0';
+	json_decref(j);
+}
+
+static void lora_done(int status, const char *body, size_t len, void *data)
+{
+	struct lora_call *c = data;
+	struct am_deploy *d = c->d;
+	struct handle *h = find(d, c->id);
+	if (h && h->lora_call == c) {
+		h->lora_req = NULL;
+		h->lora_call = NULL;
+	}
+	char msg[320];
+	engine_message(body, len, msg, sizeof msg);
+	/* idempotent: already there (a load), already gone (an unload) count as done */
+	int ok = status == 200 || (c->load && status == 400 && strstr(msg, "already been loaded")) ||
+		 (!c->load && status == 404 && strstr(msg, "cannot be found"));
+	if (ok) {
+		json_t *row = NULL;
+		am_store_row(d->srv->store, &row, "SELECT lora_live FROM instances WHERE id = ?", "i", c->id);
+		json_t *live = json_loads(json_string_value(json_object_get(row, "lora_live")) ?: "[]", 0, NULL);
+		json_decref(row);
+		if (!json_is_array(live)) {
+			json_decref(live);
+			live = json_array();
+		}
+		for (size_t i = 0; i < json_array_size(live); i++)
+			if (!strcmp(json_string_value(json_object_get(json_array_get(live, i), "name")) ?: "", c->name)) {
+				json_array_remove(live, i);
+				break;
+			}
+		if (c->load)
+			json_array_append_new(live, json_pack("{s:s,s:s}", "name", c->name, "path", c->path));
+		char *ls = am_json_dump(live);
+		am_store_exec(d->srv->store, "UPDATE instances SET lora_live = ? WHERE id = ? AND lora_live IS NOT NULL", "si", ls,
+			      c->id);
+		free(ls);
+		json_decref(live);
+		am_info("deploy", "instance %lld: adapter %s %s at runtime", c->id, c->name, c->load ? "loaded" : "unloaded");
+	} else if (status == 0) {
+		wake_in(d, c->dep_id, 2000); /* the engine did not answer: asked again in a moment */
+	} else {
+		/* the engine refused: it restarts with the whole set, and says why */
+		char why[600];
+		am_fmt(why, sizeof why, "%s adapter %s at runtime failed (%d: %s); restarting with the adapters",
+		       c->load ? "loading" : "unloading", c->name, status, msg);
+		am_warn("deploy", "instance %lld: %s", c->id, why);
+		json_t *inst = NULL;
+		am_store_row(d->srv->store, &inst, "SELECT * FROM instances WHERE id = ?", "i", c->id);
+		if (inst && inst_to(d, c->id, AM_INST_STOPPING, why) == 0) {
+			json_object_set_new(inst, "state", json_string("stopping"));
+			stop_instance(d, inst, 1);
+		}
+		json_decref(inst);
+	}
+	am_deploy_touch(d, c->dep_id);
+	free(c);
+}
+
+/* A running vLLM engine's adapters brought to its deployment's, one call at
+ * a time: one it has that the deployment no longer lists (or at another
+ * path) unloaded first, then one it lacks loaded (POST /v1/unload_lora_adapter,
+ * /v1/load_lora_adapter; it runs with VLLM_ALLOW_RUNTIME_LORA_UPDATING). What
+ * the engine has is written after each answer (instances.lora_live), so a
+ * kill -9 in between goes on from the truth. An engine started without LoRA
+ * (lora_live NULL) is left alone: the update restarted it. */
+static void lora_sync(struct am_deploy *d, json_t *dep, json_t *inst, struct handle *h)
+{
+	const char *ls = json_string_value(json_object_get(inst, "lora_live"));
+	if (!ls || h->lora_req || !h->port)
+		return;
+	json_t *live = json_loads(ls, 0, NULL), *want = parse_col(dep, "lora_modules");
+	const char *act_name = NULL, *act_path = NULL;
+	int load = 0;
+	size_t i, k;
+	json_t *l, *w;
+	json_array_foreach(live, i, l) {
+		const char *n = json_string_value(json_object_get(l, "name")), *p = json_string_value(json_object_get(l, "path"));
+		int keep = 0;
+		json_array_foreach(want, k, w)
+			keep |= n && p && !strcmp(n, json_string_value(json_object_get(w, "name")) ?: "") &&
+				!strcmp(p, json_string_value(json_object_get(w, "path")) ?: "");
+		if (n && !keep) {
+			act_name = n;
+			break;
+		}
+	}
+	if (!act_name)
+		json_array_foreach(want, k, w) {
+			const char *n = json_string_value(json_object_get(w, "name"));
+			int have = 0;
+			json_array_foreach(live, i, l)
+				have |= n && !strcmp(n, json_string_value(json_object_get(l, "name")) ?: "");
+			if (n && !have) {
+				act_name = n;
+				act_path = json_string_value(json_object_get(w, "path"));
+				load = 1;
+				break;
+			}
+		}
+	if (act_name && (!load || act_path)) {
+		struct lora_call *c = am_calloc(1, sizeof *c);
+		c->d = d;
+		c->id = h->id;
+		c->dep_id = h->dep_id;
+		c->load = load;
+		am_strlcpy(c->name, act_name, sizeof c->name);
+		am_strlcpy(c->path, act_path ? act_path : "", sizeof c->path);
+		json_t *body = load ? json_pack("{s:s,s:s}", "lora_name", c->name, "lora_path", c->path)
+				    : json_pack("{s:s}", "lora_name", c->name);
+		char *b = am_json_dump(body);
+		json_decref(body);
+		h->lora_call = c;
+		h->lora_req = am_client_request(d->srv->base, h->host, h->port, "POST",
+						load ? "/v1/load_lora_adapter" : "/v1/unload_lora_adapter", h->key, b, strlen(b),
+						120000, 64 * 1024, lora_done, c);
+		free(b);
+		if (!h->lora_req) {
+			h->lora_call = NULL;
+			free(c);
+		}
+	}
+	json_decref(live);
+	json_decref(want);
+}
+
 static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -1092,6 +1261,8 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 			fail_or_backoff(d, inst, "stopped answering its health check (6 times in a row); restarted", 1);
 			return;
 		}
+		if (running)
+			lora_sync(d, dep, inst, h);
 		if (!running) /* the startup timeout, unless an event comes first */
 			wake_in(d, json_integer_value(json_object_get(dep, "id")),
 				json_integer_value(json_object_get(inst, "started_at")) + (int64_t)(STARTUP_TIMEOUT_NS / 1000000ull) -

@@ -180,13 +180,17 @@ struct am_deploy_patch {
 	int nloras;
 };
 
-/* Applies a patch to deployment id: an engine that sees a change (adapters,
- * arguments, environment, max_num_seqs) restarts; more replicas of a
- * running deployment must fit now (else AM_E_CONFLICT on "replicas");
- * aliases reach the gateway without a restart. Records a running
- * "deployment.update" task (its id in *task_id). 0, or -1 with err. */
+/* Applies a patch to deployment id: an engine that sees a change
+ * (arguments, environment, max_num_seqs) restarts; adapters are loaded and
+ * unloaded at runtime on vLLM engines started with LoRA (the reconciler
+ * brings each running engine's set to the new one; the base keeps serving),
+ * else the engines restart with them; more replicas of a running deployment
+ * must fit now (else AM_E_CONFLICT on "replicas"); aliases reach the gateway
+ * without a restart. Records a running "deployment.update" task (its id in
+ * *task_id); *restarting (may be NULL) says whether engines restart. 0, or
+ * -1 with err. */
 int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_patch *patch, const char *actor,
-		     long long *task_id, struct am_err *err);
+		     long long *task_id, int *restarting, struct am_err *err);
 
 /* The actions: the deployment's desired state changes and the reconciler
  * acts on it, finishing the task recorded here (its id in *task_id; one

@@ -556,14 +556,22 @@ static int apply(struct am_deploy *d, long long id, json_t *dep, const struct am
 		return -1;
 	if (e && check_launch(d, e, pt->env, pt->engine_args, err) != 0)
 		return -1;
-	if (pt->has_loras) { /* adapters served on this base: the engine restarts with them */
+	if (pt->has_loras) { /* adapters served on this base */
 		json_t *loras = resolve_loras(st, pt->loras, pt->nloras, json_integer_value(json_object_get(dep, "model_id")),
 					      engine, name, id, err);
 		if (!loras)
 			return -1;
 		set_json(st, id, "lora_modules", loras);
 		json_decref(loras);
-		*restart = 1;
+		/* engines started with LoRA take them at runtime (the reconciler syncs each);
+		 * one started without needs a restart to enable it */
+		long long without = 0;
+		am_store_int(st, &without, 0, "SELECT COUNT(*) FROM instances WHERE deployment_id = ? AND state IN"
+			     " ('starting','running') AND lora_live IS NULL", "i", id);
+		if (without > 0 || strcmp(engine, "vllm") != 0)
+			*restart = 1;
+		else
+			am_deploy_touch(d, id);
 	}
 	if (pt->has_aliases) { /* the gateway picks them up; no restart */
 		json_t *al = names_json(pt->aliases, pt->naliases);
@@ -606,7 +614,7 @@ static int apply(struct am_deploy *d, long long id, json_t *dep, const struct am
 }
 
 int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_patch *patch, const char *actor,
-		     long long *task_id, struct am_err *err)
+		     long long *task_id, int *restarting, struct am_err *err)
 {
 	struct am_store *st = am__deploy_server(d)->store;
 	int own, restart = 0;
@@ -625,6 +633,8 @@ int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_p
 	if (tx_end(st, own, rc) != 0)
 		return rc ? rc : am_err_set(err, AM_E_INTERNAL, "", "could not commit the change");
 	*task_id = task;
+	if (restarting)
+		*restarting = restart;
 	return 0;
 }
 

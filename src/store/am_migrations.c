@@ -329,6 +329,12 @@ static const char *const migrations[] = {
 	"  commit_id TEXT, facts TEXT, bytes INTEGER NOT NULL DEFAULT 0, files INTEGER NOT NULL DEFAULT 0,"
 	"  info TEXT, error TEXT NOT NULL DEFAULT '', http_status INTEGER NOT NULL DEFAULT 0,"
 	"  fetched_at INTEGER NOT NULL, PRIMARY KEY (source, repo));",
+
+	/* 20: the LoRA adapters a running vLLM engine has loaded ([{name, path}];
+	 * NULL: started without LoRA, so adapters need a restart): the
+	 * reconciler loads and unloads at runtime until it matches the
+	 * deployment's lora_modules */
+	"ALTER TABLE instances ADD COLUMN lora_live TEXT;",
 };
 
 const char *const *am_migrations_list(size_t *count)

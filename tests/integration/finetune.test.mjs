@@ -18,7 +18,7 @@ let dir, srv, T;
 function start(env = {}) {
   return startServer({ dataDir: dir, args: ['--sim-gpus', GPUS, '--stop-engines-on-exit'],
     env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'),
-      AIMAAS_SIM_STEP_MS: '15', ...env } });
+      AIMAAS_SIM_STEP_MS: '15', AIMAAS_SIM_ITL_MS: '15', ...env } });
 }
 
 async function waitJob(id, pred, what, ms = 20000) {
@@ -373,17 +373,74 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   assertError(await patch([{ name: 'qwen-tuned', model: 'survivor-adapter' }]), 400, 'invalid_field', 'lora_modules');
   assertError(await patch([{ name: 'x', model: 'Qwen2.5-7B-Instruct' }]), 400, 'invalid_field', 'lora_modules');
   assertError(await patch('all'), 400, 'invalid_field', 'lora_modules');
+  // the base started with LoRA: a second adapter is loaded at runtime (vLLM's /v1/load_lora_adapter), no
+  // restart, while a stream from the base runs through it; then it is unloaded the same way
+  const before = (await srv.api('GET', '/api/v1/deployments/qwen-tuned', { token: T })).json.instances[0];
+  const stream = fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { authorization: `Bearer ${k.json.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen-tuned', stream: true, max_tokens: 60, messages: [{ role: 'user', content: 'A long answer, please.' }] }) })
+    .then(async (r) => ({ status: r.status, text: await r.text(), at: Date.now() }));
   const p = await patch([{ name: 'survivor', model: 'survivor-adapter' }, { name: 'survivor-v2', model: 'survivor-adapter' }]);
   assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.restarting, false, 'loaded at runtime');
   let answered = 0;
   for (let i = 0; i < 400 && !answered; i++) {
     const r = await ask('survivor-v2');
     if (r.status === 200) answered = 1;
     else await sleep(50);
   }
-  assert.ok(answered, 'the second adapter name answers after the restart');
+  assert.ok(answered, 'the second adapter answers once loaded');
+  const loadedAt = Date.now();
+  const q = await patch([{ name: 'survivor', model: 'survivor-adapter' }]);
+  assert.equal(q.json.restarting, false);
+  let gone = 0;
+  for (let i = 0; i < 400 && !gone; i++) {
+    const r = await ask('survivor-v2');
+    if (r.status === 404 || r.status === 400) gone = 1;
+    else await sleep(50);
+  }
+  assert.ok(gone, 'the removed adapter no longer answers');
+  const s1 = await stream;
+  assert.equal(s1.status, 200);
+  assert.match(s1.text, /data: \[DONE\]/);
+  assert.doesNotMatch(s1.text, /"error"/, 'the base kept serving throughout');
+  assert.ok(s1.at > loadedAt, 'the stream was still running when the adapter was loaded');
+  const after = (await srv.api('GET', '/api/v1/deployments/qwen-tuned', { token: T })).json.instances[0];
+  assert.equal(after.id, before.id, 'the same engine');
+  assert.equal(after.restarts, before.restarts);
+  assert.equal(after.started_at, before.started_at);
+  assert.equal((await ask('survivor')).status, 200);
+  const log = await srv.api('GET', '/api/v1/deployments/qwen-tuned/logs?tail=400', { token: T });
+  assert.match(log.text, /Loaded new LoRA adapter: name 'survivor-v2'/);
   const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
   assert.ok(del.status === 200 || del.status === 202, del.text);
+});
+
+test('an adapter added to a base started without LoRA restarts it with them, and says so', async () => {
+  const dep = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'qwen-plain', model: 'Qwen2.5-7B-Instruct', engine: 'vllm' } });
+  assert.equal(dep.status, 201, dep.text);
+  const running = async () => {
+    for (let i = 0; i < 400; i++) {
+      const d = (await srv.api('GET', '/api/v1/deployments/qwen-plain', { token: T })).json;
+      if (d.state === 'running') return d;
+      await sleep(50);
+    }
+    assert.fail('qwen-plain never ran');
+  };
+  const first = (await running()).instances[0];
+  const p = await srv.api('PATCH', '/api/v1/deployments/qwen-plain', { token: T, body: { lora_modules: [{ name: 'plain-lora', model: 'survivor-adapter' }] } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.restarting, true, 'vLLM was started without --enable-lora');
+  let d;
+  for (let i = 0; i < 400; i++) {
+    d = (await srv.api('GET', '/api/v1/deployments/qwen-plain', { token: T })).json;
+    if (d.state === 'running' && d.instances[0]?.id !== first.id) break;
+    await sleep(50);
+  }
+  assert.notEqual(d.instances[0].id, first.id, 'a new engine');
+  const cmd = await srv.api('GET', '/api/v1/deployments/qwen-plain/command', { token: T });
+  assert.match(JSON.stringify(cmd.json), /--enable-lora/);
+  await srv.api('DELETE', '/api/v1/deployments/qwen-plain', { token: T });
 });
 
 test('merging the adapter into its base registers a full model', async () => {

@@ -347,6 +347,11 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await drawer.locator('pre.log', { hasText: /train_runtime|Training completed|saved/i }).waitFor();
   await drawer.getByRole('tab', { name: '进度' }).click();
   await drawer.locator('button[name=deploy-adapter]').click();
+  // the base's engine was started without LoRA: the console says it restarts before doing it
+  const box = page.locator('.el-message-box', { hasText: '没有开启 LoRA' });
+  await box.waitFor();
+  await shot('finetune-adapter-restart');
+  await box.getByRole('button', { name: '确定' }).click();
   await page.getByText(/由部署 qwen2.5-7b-instruct 提供服务/).waitFor();
   await page.waitForURL(/\/deployments$/);
   // the base restarts with the adapter: wait until the gateway serves it

@@ -175,7 +175,7 @@ static void create_update_and_act(void)
 	p.aliases[0] = "gpt-4";
 	p.naliases = 1;
 	long long task = 0;
-	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, &err), 0);
+	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, NULL, &err), 0);
 	CHECK(task > 0);
 	CHECK_STR(task_msg(st, task, buf, sizeof buf), "running: scaling");
 	CHECK_STR(task_msg(st, create_task, buf, sizeof buf), "cancelled: superseded by a newer action");
@@ -188,7 +188,7 @@ static void create_update_and_act(void)
 	p.max_num_seqs = 8;
 	json_t *env = json_pack("{s:s}", "HF_TOKEN", "hf_secret");
 	p.env = env;
-	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, &err), 0);
+	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, NULL, &err), 0);
 	CHECK_STR(task_msg(st, task, buf, sizeof buf), "running: restarting with the new settings");
 	CHECK_INT(count(st, "instances"), 0);
 	json_decref(env);
@@ -196,7 +196,7 @@ static void create_update_and_act(void)
 	memset(&p, 0, sizeof p);
 	env = json_pack("{s:s,s:s}", "HF_TOKEN", "********", "HF_HUB_OFFLINE", "1");
 	p.env = env;
-	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, &err), 0);
+	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, NULL, &err), 0);
 	json_decref(env);
 	r = dep_row(st, id);
 	json_t *stored = json_loads(col(r, "env"), 0, NULL);
@@ -210,13 +210,13 @@ static void create_update_and_act(void)
 	env = json_pack("{s:s}", "LD_PRELOAD", "/x.so");
 	p.env = env;
 	p.max_num_seqs = 16;
-	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, &err), -1);
+	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, NULL, &err), -1);
 	CHECK_STR(err.field, "env.LD_PRELOAD");
 	json_decref(env);
 	memset(&p, 0, sizeof p);
 	p.replicas = 4; /* replicas 1-3 on two GPUs */
 	p.max_num_seqs = 16;
-	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, &err), -1);
+	CHECK_INT(am_deploy_update(d, id, &p, "ann", &task, NULL, &err), -1);
 	CHECK_INT(err.code, AM_E_CONFLICT);
 	CHECK_STR(err.field, "replicas");
 	r = dep_row(st, id);

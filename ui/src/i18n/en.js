@@ -2,7 +2,7 @@ export default {
   app: { name: 'aimaas', tagline: 'Private AI models as a service' },
   login: { title: 'Sign in', username: 'Username', password: 'Password', submit: 'Sign in', failed: 'Sign-in failed' },
   menu: { dashboard: 'Dashboard', models: 'Models', market: 'Model market', deployments: 'Deployments', finetune: 'Fine-tune', playground: 'Playground', keys: 'API keys', resources: "Resources", usage: "Usage", tasks: "Tasks", users: "Users", password: "Change password", current_password: "Current password", new_password: "New password", password_changed: "Password changed; your other sessions were signed out.", engines: "Engines", logout: 'Sign out', language: 'Language' },
-  common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back', save: 'Save' },
+  common: { delete: 'Delete', cancel: 'Cancel', next: 'Next', back: 'Back', save: 'Save', ok: 'OK' },
   models: {
     commit: 'Commit', download: 'Download from a hub', download_col: 'Download', source: 'Source', hub_id: 'Model id (org/name)', revision: 'Revision (branch, tag or commit; optional)', gguf: 'GGUF quantisation (optional, e.g. Q4_K_M)', download_hint: 'Only what serving needs is downloaded (configs, tokenizer, safetensors weights; one quantisation of a GGUF repository), verified, into the model root. Pause, resume or cancel at any time; cancel removes only this download\'s files.', start_download: 'Download', pause: 'Pause', resume: 'Resume', dl_started: 'Downloading {name}', dl_running: '{done} / {total} · {speed}/s · {eta} left', dl_queued: 'queued', dl_paused: 'paused', dl_failed: 'failed: {why}', dl_succeeded: 'done', dl_cancelled: 'cancelled',
     title: 'Models', register: 'Register a model', empty: 'No models yet: register a folder from a model root.',
@@ -83,7 +83,7 @@ export default {
     compare: "Compare with the base model",
     merge: "Merge into the base",
     settings: "Settings",
-    adapter_deployed: "{name} is served by deployment {dep} (it restarts with the adapter)",
+    adapter_deployed: "{name} is served by deployment {dep} (its engine starts with the adapter)", adapter_live: "{name} was loaded into {dep} at runtime; serving went on", adapter_restart: "Deployment {dep}'s engine was started without LoRA: adding the adapter restarts it (unavailable meanwhile). Go on?",
     merging: "Merging on the CPU: the merged model appears under Models when done",
     merge_state: "Merge",
     csv_map: "Which column is which",

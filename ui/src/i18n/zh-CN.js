@@ -2,7 +2,7 @@ export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
   menu: { dashboard: '概览', models: '模型', market: '模型市场', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", engines: "推理引擎", logout: '退出登录', language: '语言' },
-  common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步', save: '保存' },
+  common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步', save: '保存', ok: '确定' },
   models: {
     commit: '提交', download: '从模型仓库下载', download_col: '下载', source: '来源', hub_id: '模型 ID（组织/名称）', revision: '版本（分支、标签或提交，可选）', gguf: 'GGUF 量化（可选，如 Q4_K_M）', download_hint: '只下载部署所需的文件（配置、分词器、safetensors 权重；GGUF 仓库只取一个量化版本），校验后放入模型目录。可暂停、继续或取消；取消只删除本次下载的文件。', start_download: '开始下载', pause: '暂停', resume: '继续', dl_started: '已开始下载 {name}', dl_running: '{done} / {total} · {speed}/s · 剩余 {eta}', dl_queued: '排队中', dl_paused: '已暂停', dl_failed: '失败：{why}', dl_succeeded: '已完成', dl_cancelled: '已取消',
     title: '模型', register: '注册模型', empty: '还没有模型：从模型目录注册一个文件夹。',
@@ -83,7 +83,7 @@ export default {
     compare: "与基座模型对比",
     merge: "合并到基座模型",
     settings: "训练参数",
-    adapter_deployed: "{name} 由部署 {dep} 提供服务（该部署会带上适配器重启）",
+    adapter_deployed: "{name} 由部署 {dep} 提供服务（引擎带上适配器启动）", adapter_live: "{name} 已在线加载到 {dep}，服务没有中断", adapter_restart: "部署 {dep} 的引擎启动时没有开启 LoRA，加入适配器需要重启它（重启期间暂不可用）。继续吗？",
     merging: "正在用 CPU 合并：完成后合并的模型会出现在模型列表",
     merge_state: "合并",
     csv_map: "对应列",
