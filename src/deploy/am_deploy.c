@@ -513,6 +513,33 @@ static void secret_path(struct am_deploy *d, json_t *inst, char *out, size_t siz
 /* The argv and environment of inst's engine; container: for a runtime that
  * runs it in a container image (the image's program, the container's own
  * GPUs). */
+/* The --max-lora-rank an engine serving these adapters needs: the largest
+ * rank in their adapter_config.json, rounded up to one vLLM takes (8, 16,
+ * 32, 64, 128, 256, 320, 512), at least 16 so adapters of the usual ranks
+ * can be added later without a restart. */
+static int lora_rank(struct am_deploy *d, json_t *loras)
+{
+	static const int ranks[] = { 16, 32, 64, 128, 256, 320, 512 };
+	long long most = 0;
+	size_t i;
+	json_t *l;
+	json_array_foreach(loras, i, l) {
+		json_t *row = NULL;
+		am_store_row(d->srv->store, &row, "SELECT facts FROM models WHERE id = ?", "i",
+			     (long long)json_integer_value(json_object_get(l, "model_id")));
+		json_t *f = json_loads(json_string_value(json_object_get(row, "facts")) ?: "{}", 0, NULL);
+		long long r = json_integer_value(json_object_get(json_object_get(f, "adapter"), "rank"));
+		if (r > most)
+			most = r;
+		json_decref(f);
+		json_decref(row);
+	}
+	for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++)
+		if (most <= ranks[k])
+			return ranks[k];
+	return 512;
+}
+
 static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, int container,
 			 struct am_argv *argv, struct am_argv *env, char **secret, struct am_err *err)
 {
@@ -536,6 +563,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 	json_array_foreach(indices, i, v) /* in a container its cards are numbered from 0 */
 		am_buf_printf(&vis, "%s%lld", i ? "," : "", container ? (long long)i : (long long)json_integer_value(v));
 	json_t *extra = parse_col(dep, "engine_args"), *envj = parse_col(dep, "env"), *loras = parse_col(dep, "lora_modules");
+	int rank = lora_rank(d, loras);
 	json_t *settings = NULL;
 	am_store_row(d->srv->store, &settings, "SELECT argv, env_allow, args_allow FROM engine_settings WHERE name = ?", "s",
 		     e->name);
@@ -563,7 +591,7 @@ static int build_command(struct am_deploy *d, json_t *dep, json_t *model, json_t
 		.dtype = json_string_value(json_object_get(inst, "dtype")),
 		.trust_remote_code = needs_code && json_integer_value(json_object_get(dep, "trust_remote_code")),
 		.lora_modules = loras,
-		.max_lora_rank = 64,
+		.max_lora_rank = rank,
 		.extra_args = extra,
 		.env = envj,
 		.custom_argv = custom,

@@ -440,6 +440,7 @@ test('an adapter added to a base started without LoRA restarts it with them, and
   assert.notEqual(d.instances[0].id, first.id, 'a new engine');
   const cmd = await srv.api('GET', '/api/v1/deployments/qwen-plain/command', { token: T });
   assert.match(JSON.stringify(cmd.json), /--enable-lora/);
+  assert.match(JSON.stringify(cmd.json), /"--max-lora-rank","16"/, 'from the adapter\'s rank (8), with room for the usual ones');
   await srv.api('DELETE', '/api/v1/deployments/qwen-plain', { token: T });
 });
 
