@@ -1,5 +1,6 @@
 /* aimaas: the command line. `aimaas serve` runs the platform. */
 #include <dirent.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -756,6 +757,8 @@ out:
 
 int main(int argc, char **argv)
 {
+	/* libcurl's global state, once, before any thread (downloads, hub searches, clusters) */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return 2;

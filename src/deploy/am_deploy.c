@@ -1112,7 +1112,7 @@ static void lora_done(int status, const char *body, size_t len, void *data)
 	engine_message(body, len, msg, sizeof msg);
 	/* idempotent: already there (a load), already gone (an unload) count as done */
 	int ok = status == 200 || (c->load && status == 400 && strstr(msg, "already been loaded")) ||
-		 (!c->load && status == 404 && strstr(msg, "cannot be found"));
+		 (!c->load && (status == 404 || status == 400) && strstr(msg, "cannot be found"));
 	if (ok) {
 		json_t *row = NULL;
 		am_store_row(d->srv->store, &row, "SELECT lora_live FROM instances WHERE id = ?", "i", c->id);

@@ -24,6 +24,7 @@
 #define RETRY_MS (10LL * 60 * 1000)        /* a failed fetch tried again after 10 minutes */
 #define INFLIGHT_MAX 256                   /* fetches queued at once */
 #define CATALOG_MAX (4u << 20)
+#define SEARCHES_MAX 8                     /* searches queued at once (beyond: 503) */
 
 /* ---- the catalog file ---- */
 
@@ -136,6 +137,7 @@ struct catalog {
 	struct am_work *work[WORKERS];
 	unsigned next_worker;
 	json_t *inflight;       /* "source|repo" -> true */
+	int searches;           /* searches queued or running */
 };
 
 static void fetch_run(void *arg)
@@ -163,6 +165,8 @@ static void fetch_done(void *arg, int cancelled)
 	struct fetch *f = arg;
 	struct catalog *c = f->cat;
 	if (f->search) {
+		if (!cancelled && c)
+			c->searches--;
 		if (cancelled || !c)
 			f->cb(f->cbarg, NULL, "aimaas is stopping", 503);
 		else if (!f->results)
@@ -299,7 +303,7 @@ void hub_catalog_free(struct am_server *srv)
 	if (!c)
 		return;
 	srv->catalog = NULL;
-	/* a running fetch finishes (its answer dropped); queued ones are cancelled */
+	hub_dl_abort_all(); /* a running fetch ends now (its answer dropped); queued ones are cancelled */
 	for (int i = 0; i < WORKERS; i++)
 		am_work_free(c->work[i]);
 	json_decref(c->models);
@@ -588,6 +592,8 @@ int hub_catalog_search(struct am_server *srv, const char *source, const char *q,
 	struct catalog *c = srv->catalog;
 	if (!c)
 		return -1;
+	if (c->searches >= SEARCHES_MAX)
+		return -1; /* answered 503: searches are queued already */
 	struct fetch *f = am_calloc(1, sizeof *f);
 	f->cat = c;
 	f->search = 1;
@@ -600,5 +606,6 @@ int hub_catalog_search(struct am_server *srv, const char *source, const char *q,
 		fetch_free(f);
 		return -1;
 	}
+	c->searches++;
 	return 0;
 }

@@ -128,12 +128,17 @@ int hub_cli_download(int argc, char **argv)
 	/* the run's end is seen by polling its thread; a signal asks it to pause */
 	struct timespec tick = { 1, 0 };
 	uint64_t last = 0;
+	int said_waiting = 0;
 	for (;;) {
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
 			atomic_store(&d->stop, HUB_DL_PAUSE);
 		if (pthread_tryjoin_np(t, NULL) == 0)
 			break;
+		if (atomic_load(&d->waiting) && !said_waiting) { /* another fetcher fills this folder first */
+			emit(json_pack("{s:s,s:s}", "event", "waiting", "reason", "another download is writing this folder"));
+			said_waiting = 1;
+		}
 		uint64_t done = atomic_load(&d->done), total = atomic_load(&d->total);
 		if (total && done != last)
 			emit(json_pack("{s:s,s:I,s:I,s:I}", "event", "progress", "done", (json_int_t)done, "total", (json_int_t)total,

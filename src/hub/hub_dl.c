@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,9 +32,26 @@ static int hf(const struct hub_dl *d)
 	return strcmp(d->source, "modelscope") != 0;
 }
 
+static atomic_int shutting; /* hub_dl_abort_all: every request ends now */
+
 static int stopped(struct hub_dl *d)
 {
-	return atomic_load(&d->stop) != HUB_DL_GO;
+	return atomic_load(&d->stop) != HUB_DL_GO || atomic_load(&shutting);
+}
+
+void hub_dl_abort_all(void)
+{
+	atomic_store(&shutting, 1);
+}
+
+/* libcurl's progress callback: nonzero ends the transfer (a stop, or aimaas stopping). */
+static int progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return stopped(arg);
 }
 
 /* ---- small requests: the API ---- */
@@ -185,6 +203,9 @@ static int get_range(struct hub_dl *d, const char *url, struct resp *r, const ch
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, head_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, d);
 	if (range)
 		curl_easy_setopt(e, CURLOPT_RANGE, range);
 	CURLcode rc = CURLE_OK;
@@ -452,6 +473,9 @@ static void xfer_start(struct xfer *x, struct am_buf *url)
 	curl_easy_setopt(x->e, CURLOPT_HEADERDATA, &x->r);
 	curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->e, CURLOPT_BUFFERSIZE, 512L * 1024L); /* fewer, larger writes */
+	curl_easy_setopt(x->e, CURLOPT_NOPROGRESS, 0L); /* a stop ends a stalled transfer too */
+	curl_easy_setopt(x->e, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	curl_easy_setopt(x->e, CURLOPT_XFERINFODATA, d);
 	if (d->max_bytes_per_s > 0)
 		curl_easy_setopt(x->e, CURLOPT_MAX_RECV_SPEED_LARGE,
 				 (curl_off_t)(d->max_bytes_per_s / (d->concurrency > 0 ? d->concurrency : 1)));
@@ -659,13 +683,10 @@ static int fetch_all(struct hub_dl *d)
 
 /* ---- the run ---- */
 
+static void run_locked(struct hub_dl *d, uint64_t total);
+
 void hub_dl_run(struct hub_dl *d)
 {
-	static int inited;
-	if (!inited) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		inited = 1;
-	}
 	d->error[0] = '\0';
 	d->http_status = 0;
 	atomic_store(&d->done, 0);
@@ -686,6 +707,35 @@ void hub_dl_run(struct hub_dl *d)
 		d->result = HUB_DL_FAILED;
 		return;
 	}
+	/* one writer a folder: another download of it (a second quantisation of the same repository,
+	 * two pods filling one node's cache) waits here, so no two write the same .part */
+	char lp[PATH_MAX];
+	am_fmt(lp, sizeof lp, "%s/" HUB_DL_LOCK, d->dest);
+	int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (lock < 0) {
+		am_fmt(d->error, sizeof d->error, "could not open %s: %s", lp, strerror(errno));
+		d->result = HUB_DL_FAILED;
+		return;
+	}
+	while (flock(lock, LOCK_EX | LOCK_NB) != 0 && !stopped(d)) {
+		atomic_store(&d->waiting, 1);
+		usleep(300 * 1000);
+	}
+	atomic_store(&d->waiting, 0);
+	if (stopped(d)) {
+		close(lock);
+		d->result = atomic_load(&d->stop) == HUB_DL_CANCEL ? HUB_DL_CANCELLED : HUB_DL_PAUSED;
+		return;
+	}
+	run_locked(d, total);
+	if (d->result == HUB_DL_DONE)
+		unlink(lp); /* a finished folder holds the model alone */
+	close(lock); /* releases it */
+}
+
+/* The rest of a run, holding the folder's lock. */
+static void run_locked(struct hub_dl *d, uint64_t total)
+{
 	/* the disk first: what is missing must fit, with room to spare */
 	uint64_t have = 0;
 	for (size_t i = 0; i < d->files.n; i++) {
@@ -763,8 +813,12 @@ void hub_dl_remove(const char *dest, json_t *paths, int created_dir)
 		unlink(f);
 		prune(dest, f);
 	}
-	if (created_dir)
+	if (created_dir) {
+		char l[PATH_MAX];
+		am_fmt(l, sizeof l, "%s/" HUB_DL_LOCK, dest);
+		unlink(l);
 		rmdir(dest); /* only when empty: nothing else's */
+	}
 }
 
 void hub_dl_clear(struct hub_dl *d)
@@ -788,11 +842,6 @@ static int ends_with(const char *s, const char *suffix)
 
 json_t *hub_dl_meta(struct hub_dl *d)
 {
-	static int inited;
-	if (!inited) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		inited = 1;
-	}
 	d->error[0] = '\0';
 	d->http_status = 0;
 	hub_files_free(&d->files);
@@ -817,7 +866,9 @@ json_t *hub_dl_meta(struct hub_dl *d)
 	am_buf_init(&url, 8192);
 	json_t *facts = NULL;
 	char ierr[512];
-	if (gguf) {
+	if (gguf && !gguf->size)
+		am_fmt(d->error, sizeof d->error, "%s is empty", gguf->path);
+	else if (gguf) {
 		file_url(d, gguf, &url);
 		char range[64];
 		am_fmt(range, sizeof range, "0-%llu",
@@ -874,7 +925,9 @@ json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit)
 	struct am_buf url;
 	am_buf_init(&url, 8192);
 	if (hf(d))
-		am_buf_printf(&url, "%s/api/models?search=%s&sort=downloads&direction=-1&limit=%d", d->endpoint, eq, limit);
+		/* the list's default fields lack gated and lastModified: asked for (with expand, only those come) */
+		am_buf_printf(&url, "%s/api/models?search=%s&sort=downloads&direction=-1&limit=%d&expand=downloads&expand=likes"
+			      "&expand=pipeline_tag&expand=tags&expand=gated&expand=private&expand=lastModified", d->endpoint, eq, limit);
 	else
 		am_buf_printf(&url, "%s/openapi/v1/models?search=%s&sort=downloads&page_number=1&page_size=%d", d->endpoint, eq,
 			      limit);
@@ -900,13 +953,22 @@ json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit)
 				if (json_is_object(task))
 					task = json_object_get(task, "name");
 				json_t *gated = json_object_get(it, "gated");
+				json_t *upd = json_object_get(it, hf(d) ? "lastModified" : "last_modified");
+				char when[40] = "";
+				if (json_is_integer(upd)) { /* ModelScope: seconds since the epoch */
+					time_t t = (time_t)json_integer_value(upd);
+					struct tm tm;
+					if (gmtime_r(&t, &tm))
+						strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+				} else if (json_is_string(upd))
+					am_fmt(when, sizeof when, "%s", json_string_value(upd));
 				json_array_append_new(out, json_pack("{s:s,s:I,s:I,s:s?,s:O?,s:b,s:b,s:s?}", "repo", id, "downloads",
 								      json_integer_value(json_object_get(it, "downloads")), "likes",
 								      json_integer_value(json_object_get(it, "likes")), "task",
 								      json_string_value(task), "tags", json_object_get(it, "tags"),
 								      "gated", json_is_true(gated) || json_is_string(gated),
 								      "private", json_is_true(json_object_get(it, "private")),
-								      "updated", json_string_value(json_object_get(it, hf(d) ? "lastModified" : "last_modified"))));
+								      "updated", when[0] ? when : NULL));
 			}
 		}
 		json_decref(j);

@@ -16,6 +16,8 @@
 
 #include "hub_files.h"
 
+#define HUB_DL_LOCK ".aimaas-download.lock" /* in the folder: held by the download writing it */
+
 enum hub_dl_stop { HUB_DL_GO = 0, HUB_DL_PAUSE = 1, HUB_DL_CANCEL = 2 };
 enum hub_dl_result { HUB_DL_DONE, HUB_DL_PAUSED, HUB_DL_CANCELLED, HUB_DL_FAILED };
 
@@ -35,6 +37,7 @@ struct hub_dl {
 	atomic_int stop;        /* enum hub_dl_stop, set by the loop */
 	_Atomic uint64_t total; /* bytes of the chosen files (0 until listed) */
 	_Atomic uint64_t done;  /* bytes on disk of them */
+	atomic_int waiting;     /* another download holds the folder: this one waits for it */
 	/* the outcome (read after the run) */
 	enum hub_dl_result result;
 	char commit[128];
@@ -65,6 +68,9 @@ json_t *hub_dl_meta(struct hub_dl *d);
  * most limit: [{repo, downloads, likes, task, tags, gated, private,
  * updated}], or NULL with d->error (d gives the source, endpoint, token). */
 json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit);
+/* Makes every request and transfer of every hub_dl end at once (aimaas is
+ * stopping: a hub that does not answer must not hold the workers). */
+void hub_dl_abort_all(void);
 /* Frees what a run or a meta fetch kept (files, info, patterns). */
 void hub_dl_clear(struct hub_dl *d);
 

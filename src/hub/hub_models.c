@@ -94,6 +94,12 @@ static void set_row(struct hub *h, struct job *j, const char *state, const char 
 {
 	struct am_store *st = h->srv->store;
 	long long now = am_wall_ms();
+	if (j->worker < 0) { /* never ran here (paused or cancelled while waiting): its bytes stay as recorded */
+		am_store_exec(st, "UPDATE downloads SET state = ?, error = COALESCE(?, error), updated_at = ?, finished_at ="
+			      " CASE WHEN ? IN ('succeeded','failed','cancelled') THEN ? ELSE NULL END WHERE id = ?", "ssisii", state,
+			      error, now, state, now, j->id);
+		return;
+	}
 	json_t *files = j->dl.files.n ? hub_dl_files_json(&j->dl.files) : NULL;
 	char *fs = files ? am_json_dump(files) : NULL;
 	json_decref(files);
@@ -106,6 +112,15 @@ static void set_row(struct hub *h, struct job *j, const char *state, const char 
 }
 
 static void dispatch(struct hub *h);
+
+/* 1 when a download other than self (running or waiting) writes dest. */
+static int dest_in_use(struct hub *h, const char *dest, const struct job *self)
+{
+	for (struct job *j = h->jobs; j; j = j->next)
+		if (j != self && !strcmp(j->dl.dest, dest))
+			return 1;
+	return 0;
+}
 
 static void job_done(void *arg, int cancelled)
 {
@@ -146,6 +161,14 @@ static void job_done(void *arg, int cancelled)
 			am_task_update(st, j->task_id, AM_TASK_RUNNING, -1, "paused");
 		break;
 	case HUB_DL_CANCELLED: {
+		if (dest_in_use(h, j->dl.dest, j)) { /* another download of this folder goes on: its files stay */
+			set_row(h, j, "cancelled", "cancelled");
+			am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now,
+				      j->model_id);
+			if (j->task_id)
+				am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1, "cancelled; the folder is another download's too");
+			break;
+		}
 		json_t *files = hub_dl_files_json(&j->dl.files);
 		if (!j->dl.files.n) { /* not listed in this run: what an earlier one recorded */
 			json_t *row = NULL;
@@ -204,20 +227,31 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* An address from the environment; a bare domain (the ModelScope SDK's
+ * MODELSCOPE_DOMAIN is one) is https, never plain HTTP with a token. */
+static const char *with_scheme(const char *e)
+{
+	static __thread char buf[600];
+	if (strstr(e, "://"))
+		return e;
+	am_fmt(buf, sizeof buf, "https://%s", e);
+	return buf;
+}
+
 const char *hub_endpoint(const char *source)
 {
 	const char *e;
 	if (!strcmp(source, "modelscope")) {
 		if ((e = getenv("AIMAAS_MODELSCOPE_ENDPOINT")) && *e)
-			return e;
+			return with_scheme(e);
 		if ((e = getenv("MODELSCOPE_DOMAIN")) && *e)
-			return e;
+			return with_scheme(e);
 		return "https://www.modelscope.cn";
 	}
 	if ((e = getenv("AIMAAS_HF_ENDPOINT")) && *e)
-		return e;
+		return with_scheme(e);
 	if ((e = getenv("HF_ENDPOINT")) && *e)
-		return e;
+		return with_scheme(e);
 	return "https://huggingface.co";
 }
 
@@ -490,10 +524,12 @@ int hub_cancel(struct am_server *srv, long long model_id, struct am_err *err)
 		json_decref(row);
 		return am_err_set(err, AM_E_CONFLICT, "", "model %lld has no download to cancel", model_id);
 	}
-	json_t *files = json_loads(json_string_value(json_object_get(row, "files")) ?: "[]", 0, NULL);
-	hub_dl_remove(json_string_value(json_object_get(row, "dest")) ?: "", files,
-		      (int)json_integer_value(json_object_get(row, "created_dir")));
-	json_decref(files);
+	const char *dest = json_string_value(json_object_get(row, "dest")) ?: "";
+	if (!dest_in_use(srv->hub, dest, NULL)) { /* another download of the folder keeps its files */
+		json_t *files = json_loads(json_string_value(json_object_get(row, "files")) ?: "[]", 0, NULL);
+		hub_dl_remove(dest, files, (int)json_integer_value(json_object_get(row, "created_dir")));
+		json_decref(files);
+	}
 	long long now = am_wall_ms();
 	am_store_exec(srv->store, "UPDATE downloads SET state = 'cancelled', error = 'cancelled', updated_at = ?, finished_at = ?"
 		      " WHERE id = ?", "iii", now, now, (long long)json_integer_value(json_object_get(row, "id")));
@@ -519,7 +555,7 @@ json_t *hub_download_json(struct am_server *srv, long long model_id)
 	uint64_t done = (uint64_t)json_integer_value(json_object_get(row, "bytes_done"));
 	uint64_t total = (uint64_t)json_integer_value(json_object_get(row, "bytes_total"));
 	double speed = 0;
-	if (j) {
+	if (j && j->worker >= 0) { /* running: its live counters (a waiting one has only the row's) */
 		done = atomic_load(&j->dl.done);
 		if (atomic_load(&j->dl.total))
 			total = atomic_load(&j->dl.total);
@@ -543,7 +579,7 @@ int hub_model_origin(struct am_server *srv, long long model_id, const char *path
 	memset(o, 0, sizeof *o);
 	json_t *row = NULL;
 	am_store_row(srv->store, &row,
-		     "SELECT source, repo, commit_id, gguf FROM downloads WHERE model_id = ? AND state = 'succeeded'"
+		     "SELECT source, repo, commit_id, gguf, endpoint FROM downloads WHERE model_id = ? AND state = 'succeeded'"
 		     " ORDER BY id DESC LIMIT 1", "i", model_id);
 	if (!row)
 		return -1;
@@ -561,7 +597,8 @@ int hub_model_origin(struct am_server *srv, long long model_id, const char *path
 	const char *src = json_string_value(json_object_get(row, "source")) ?: "huggingface";
 	const char *image = getenv("AIMAAS_IMAGE");
 	json_object_set_new(row, "rel", json_string(rel));
-	json_object_set_new(row, "endpoint", json_string(hub_endpoint(src)));
+	if (!json_string_value(json_object_get(row, "endpoint")))
+		json_object_set_new(row, "endpoint", json_string(hub_endpoint(src))); /* the one it downloaded from, else today's */
 	json_object_set_new(row, "token", json_string(hub_token(src)));
 	json_object_set_new(row, "image", json_string(image && *image ? image : "registry.local/aimaas:latest"));
 	o->source = src;

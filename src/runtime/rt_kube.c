@@ -60,6 +60,7 @@ struct kpod {
 	int followed;            /* a follow ran to its end for this container */
 	/* the model fetched onto the node first (a cluster with per-node caches) */
 	int fetching;            /* its fetcher runs */
+	int fetch_failed;        /* its fetcher ended in a failure (its log is still copied) */
 	int follow_init;         /* the follow in flight is the fetcher's */
 	int init_followed;       /* the fetcher's log was followed to its end */
 	char fetch_line[1024];   /* the fetcher's output line being read */
@@ -400,10 +401,12 @@ static void pod_read(struct kpod *p, json_t *pod)
 			p->fetching = 1;
 			am_fmt(p->waiting, sizeof p->waiting, "fetching the model onto node %s%s%s", p->node,
 			       p->fetch_msg[0] ? ": " : "", p->fetch_msg);
-		} else if (t && json_integer_value(json_object_get(t, "exitCode")) != 0 && !p->ended[0])
+		} else if (t && json_integer_value(json_object_get(t, "exitCode")) != 0 && !p->ended[0]) {
 			/* why: the fetcher's last line, which the log shows (the reason quotes it) */
 			am_fmt(p->ended, sizeof p->ended, "fetching the model onto node %s failed (exit %lld)", p->node,
 			       (long long)json_integer_value(json_object_get(t, "exitCode")));
+			p->fetch_failed = 1; /* its log is copied even when it ended before it was seen running */
+		}
 	}
 	if (!p->ended[0] && (!strcmp(p->phase, "Failed") || !strcmp(p->phase, "Succeeded"))) {
 		const char *why = json_string_value(json_object_get(st, "reason"));
@@ -489,8 +492,8 @@ static void on_log_end(void *data, const struct kube_resp *r)
 static void follow_start(struct kpod *p)
 {
 	struct rt_kube *k = p->k;
-	int init = p->fetching && !p->init_followed;
-	if (p->follow || (!init && (p->followed || !p->running)) || !p->log[0] || !p->pod[0] || !k->kc)
+	int init = (p->fetching || p->fetch_failed) && !p->init_followed;
+	if (p->follow || (!init && (p->followed || !p->running || p->fetch_failed)) || !p->log[0] || !p->pod[0] || !k->kc)
 		return;
 	struct stat sb;
 	long long since = 0;

@@ -152,9 +152,18 @@ export async function startHub({ repos = {}, pageSize = 50, token = 'hf_test_tok
       const hits = [...state.entries()].filter(([id, r]) => !r.private && id.toLowerCase().includes(words))
         .sort((a, b) => b[1].downloads - a[1].downloads).slice(0, limit);
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-      return res.end(JSON.stringify(hits.map(([id, r]) => ({ _id: r.sha.slice(0, 24), id, likes: r.likes, trendingScore: 0,
-        private: false, downloads: r.downloads, tags: r.tags, pipeline_tag: r.task, library_name: 'transformers',
-        createdAt: '2024-09-01T00:00:00.000Z', modelId: id }))));
+      // the default fields; with expand, the Hub answers those asked for (and the ids) only
+      const expand = u.searchParams.getAll('expand');
+      const all = ([id, r]) => ({ likes: r.likes, trendingScore: 0, private: r.private, downloads: r.downloads, tags: r.tags,
+        pipeline_tag: r.task, library_name: 'transformers', createdAt: '2024-09-01T00:00:00.000Z', gated: r.gated ? 'manual' : false,
+        lastModified: '2025-01-01T00:00:00.000Z' });
+      const dflt = ['likes', 'trendingScore', 'private', 'downloads', 'tags', 'pipeline_tag', 'library_name', 'createdAt'];
+      return res.end(JSON.stringify(hits.map((h) => {
+        const f = all(h);
+        const keep = expand.length ? expand : dflt;
+        return { _id: h[1].sha.slice(0, 24), id: h[0], ...Object.fromEntries(keep.filter((k) => k in f).map((k) => [k, f[k]])),
+          ...(expand.length ? {} : { modelId: h[0] }) };
+      })));
     }
     // /api/models/{org}/{name}/tree/{rev}[/{path}]?recursive=true&cursor=
     if (parts[1] === 'api' && parts[2] === 'models' && parts[5] === 'tree') {

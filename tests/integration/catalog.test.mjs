@@ -160,7 +160,9 @@ test('search: both hubs searched beyond the catalog, with verdicts once the fact
   const hf = await srv.api('GET', '/api/v1/catalog/search?source=huggingface&q=qwen3-32b', { token: user });
   assert.equal(hf.status, 200, hf.text);
   assert.deepEqual(hf.json.items.map((i) => i.repo), ['Qwen/Qwen3-32B', 'Qwen/Qwen3-32B-AWQ'], 'most downloaded first');
-  assert.ok(hub.requests.some((r) => r.host === 'hf' && r.url.startsWith('/api/models?search=qwen3-32b')));
+  assert.ok(hub.requests.some((r) => r.host === 'hf' && r.url.startsWith('/api/models?search=qwen3-32b') && r.url.includes('expand=gated')));
+  assert.equal(hf.json.items[0].updated, '2025-01-01T00:00:00.000Z');
+  assert.equal(hf.json.items[0].gated, false);
   let ms;
   for (let i = 0; i < 100; i++) {
     ms = await srv.api('GET', '/api/v1/catalog/search?source=modelscope&q=bge', { token: user });
@@ -171,6 +173,7 @@ test('search: both hubs searched beyond the catalog, with verdicts once the fact
   assert.ok(hub.requests.some((r) => r.host === 'ms' && r.url.startsWith('/openapi/v1/models?search=bge')));
   const bge = ms.json.items.find((i) => i.repo === 'BAAI/bge-large-zh-v1.5');
   assert.equal(bge.kind, 'embedding');
+  assert.equal(bge.updated, '2025-01-01T00:00:00Z', 'ModelScope\'s epoch seconds');
   assert.equal(bge.verdict.state, 'fits_now');
   assert.equal(bge.verdict.gpus, 1);
   assertError(await srv.api('GET', '/api/v1/catalog/search?source=modelscope', { token: user }), 400, 'invalid_field', 'q');

@@ -275,6 +275,23 @@ test('aimaas download: JSON progress, paused by SIGTERM, resumed by a rerun, the
   assert.match(e.err(), /usage: aimaas download/);
 });
 
+test('two downloaders of one folder (two pods filling a node\'s cache): the second waits, both end with the right files', async () => {
+  const dest = join(tempDir(), 'Shared');
+  hub.control.slow(3000000);
+  const a = cli(['--source', 'huggingface', '--repo', 'Qwen/Big-Instruct', '--dest', dest]);
+  for (let i = 0; i < 100 && !a.lines().some((l) => l.event === 'progress'); i++) await new Promise((r) => setTimeout(r, 100));
+  const b = cli(['--source', 'huggingface', '--repo', 'Qwen/Big-Instruct', '--dest', dest]);
+  const [ra, rb] = [await a.exited, await b.exited];
+  hub.control.slow(0);
+  assert.equal(ra, 0, a.err());
+  assert.equal(rb, 0, b.err());
+  assert.ok([...a.lines(), ...b.lines()].some((l) => l.event === 'waiting'), 'one waited for the other');
+  for (const f of ['model-00001-of-00002.safetensors', 'config.json'])
+    assert.ok(existsSync(join(dest, f)), f);
+  assert.equal(b.lines().at(-1).event, 'done');
+  assert.deepEqual(a.lines().at(-1).files, b.lines().at(-1).files, 'the same files, verified by both');
+});
+
 test('settings: downloads at once, files at once, bandwidth; a waiting download waits its turn and pauses at once', async () => {
   const g = await srv.api('GET', '/api/v1/settings/downloads', { token: T });
   assert.deepEqual(g.json, { parallel: 2, concurrency: 2, max_bytes_per_s: 0 }); // concurrency from AIMAAS_HUB_CONCURRENCY
