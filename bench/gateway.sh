@@ -32,7 +32,10 @@ api POST /api/v1/models "{\"path\":\"$tmp/data/models/Qwen2.5-7B-Instruct\",\"na
 api POST /api/v1/deployments '{"name":"bench","model":"qwen","engine":"aimaas-sim","max_num_seqs":100000,"engine_args":["--disable-uvicorn-access-log","--sim-max-waiting","100000"]}' >/dev/null
 key=$(api POST /api/v1/keys '{"name":"bench"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
 until api GET /api/v1/deployments/bench | grep -q '"state":"running"'; do sleep 0.1; done
-read -r eport ekey < <(sqlite3 -separator ' ' $tmp/data/aimaas.db "SELECT port, api_key FROM instances LIMIT 1")
+# the engine's port (from its address) and key (derived by aimaas: read from the engine's environment)
+eport=$(sqlite3 $tmp/data/aimaas.db "SELECT substr(address, instr(address, ':') + 1) FROM instances LIMIT 1")
+epid=$(pgrep -f "aimaas-sim serve.*--port $eport" | head -1)
+ekey=$(tr '\0' '\n' </proc/$epid/environ | sed -n 's/^VLLM_API_KEY=//p')
 cat >$tmp/nginx.conf <<NGX
 worker_processes 1;
 pid $tmp/nginx.pid;
@@ -61,16 +64,32 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"bench","prompt":"Say hi","max_tokens":4}'
 LUA
+cat >$tmp/stream.lua <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench","prompt":"Say hi","max_tokens":4,"stream":true}'
+LUA
 declare -A url=([direct]="http://127.0.0.1:$eport" [nginx]="http://127.0.0.1:$((port + 1))" [aimaas]="http://127.0.0.1:$port")
 declare -A auth=([direct]="Bearer $ekey" [nginx]="Bearer none" [aimaas]="Bearer $key")
-echo "== saturation: wrk -t1 -c32 -d${secs}s, small non-streamed completions"
-for p in direct nginx aimaas; do
-	out=$(wrk -t1 -c32 -d"${secs}s" --latency -s $tmp/post.lua -H "Authorization: ${auth[$p]}" "${url[$p]}/v1/completions")
-	rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-	p50=$(echo "$out" | awk '$1=="50%"{print $2}')
-	p99=$(echo "$out" | awk '$1=="99%"{print $2}')
-	non=$(echo "$out" | awk '/Non-2xx/{print $NF}')
-	printf "%-7s %10s req/s   p50 %-8s p99 %-8s %s\n" $p "$rps" "$p50" "$p99" "${non:+non-2xx: $non}"
+# CPU (user + system, from /proc) of what proxies: aimaas's process, nginx's workers; the engine's for direct
+hz=$(getconf CLK_TCK)
+ticks() { local t=0; for q in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$q/stat))); done; echo $t; }
+declare -A pids=([direct]="$epid" [nginx]="$(pgrep -P "$(cat $tmp/nginx.pid)" | tr '\n' ' ')" [aimaas]="$apid")
+for mode in post stream; do
+	echo "== saturation: wrk -t1 -c32 -d${secs}s, small $([ $mode = post ] && echo non-streamed || echo streamed) completions"
+	printf "%-7s %12s %-13s %-13s %s\n" "" "req/s" "p50" "p99" "CPU of the proxy per request (the engine's for direct)"
+	for p in direct nginx aimaas; do
+		t0=$(ticks ${pids[$p]})
+		out=$(wrk -t1 -c32 -d"${secs}s" --latency -s $tmp/$mode.lua -H "Authorization: ${auth[$p]}" "${url[$p]}/v1/completions")
+		t1=$(ticks ${pids[$p]})
+		n=$(echo "$out" | awk '/requests in/{print $1}')
+		rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+		p50=$(echo "$out" | awk '$1=="50%"{print $2}')
+		p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+		non=$(echo "$out" | awk '/Non-2xx/{print $NF}')
+		us=$(awk -v t=$((t1 - t0)) -v hz=$hz -v n=$n 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+		printf "%-7s %12s %-13s %-13s %s us %s\n" $p "$rps" "$p50" "$p99" "$us" "${non:+non-2xx: $non}"
+	done
 done
 echo "== steady 1000 req/s for ${secs}s (open loop, 8 connections)"
 for p in direct nginx aimaas; do

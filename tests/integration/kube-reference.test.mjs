@@ -28,7 +28,7 @@ before(async () => {
   const models = realpathSync(join(dir, 'models'));
   srv = await startServer({
     dataDir: dir,
-    args: ['--sim-gpus', '6x11GiB:NVIDIA GeForce RTX 2080 Ti'],
+    args: ['--sim-gpus', '6x11GiB:NVIDIA GeForce RTX 2080 Ti', '--stop-engines-on-exit'], // server A's engines end with the test
     env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim') },
   });
   T = await srv.login();
