@@ -31,6 +31,8 @@ static const char usage[] =
 	"  --files GLOB          only the files matching; repeatable\n"
 	"  --concurrency N       files at once (1-16, default 4)\n"
 	"  --max-bytes-per-s N   a bandwidth limit (default none)\n"
+	"  --expect-files SHA256 fail unless the chosen files (paths, sizes, hashes) are these (the digest\n"
+	"                        aimaas recorded of its own download: a node's copy is the same model)\n"
 	"\n"
 	"Exit status: 0 done, 1 failed, 2 bad usage, 3 paused (SIGTERM/SIGINT; run again to resume).\n";
 
@@ -57,7 +59,8 @@ int hub_cli_download(int argc, char **argv)
 		{ "dest", required_argument, 0, 'd' },         { "revision", required_argument, 0, 'v' },
 		{ "gguf", required_argument, 0, 'g' },         { "files", required_argument, 0, 'f' },
 		{ "concurrency", required_argument, 0, 'c' },  { "max-bytes-per-s", required_argument, 0, 'b' },
-		{ "help", no_argument, 0, 'h' },               { 0, 0, 0, 0 },
+		{ "expect-files", required_argument, 0, 'e' }, { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
 	};
 	struct hub_dl *d = calloc(1, sizeof *d);
 	if (!d)
@@ -75,6 +78,10 @@ int hub_cli_download(int argc, char **argv)
 		case 'd': dest = optarg; break;
 		case 'v': rev = optarg; break;
 		case 'g': am_strlcpy(d->gguf, optarg, sizeof d->gguf); break;
+		case 'e':
+			bad |= strlen(optarg) != 64;
+			am_strlcpy(d->expect, optarg, sizeof d->expect);
+			break;
 		case 'f':
 			if (!pats)
 				pats = json_array();

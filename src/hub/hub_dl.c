@@ -700,6 +700,20 @@ void hub_dl_run(struct hub_dl *d)
 		d->result = HUB_DL_FAILED;
 		return;
 	}
+	if (d->expect[0]) { /* the files another copy was made from (a node's cache: aimaas's own download) */
+		json_t *fj = hub_dl_files_json(&d->files);
+		char got[65];
+		hub_dl_digest(fj, got);
+		json_decref(fj);
+		if (strcmp(got, d->expect) != 0) {
+			am_fmt(d->error, sizeof d->error,
+				 "%s at %s is not what was downloaded before (its files changed since): download it again to serve "
+				 "this version", d->repo, d->revision);
+			d->http_status = 409;
+			d->result = HUB_DL_FAILED;
+			return;
+		}
+	}
 	uint64_t total = hub_files_bytes(&d->files);
 	atomic_store(&d->total, total);
 	if (am_mkdirs(d->dest) != 0) {
@@ -781,6 +795,26 @@ json_t *hub_dl_files_json(const struct hub_files *f)
 		json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "path", f->v[i].path, "size", (json_int_t)f->v[i].size,
 						   "sha256", f->v[i].sha256));
 	return a;
+}
+
+void hub_dl_digest(json_t *files, char out[65])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		char line[HUB_PATH_MAX + 120];
+		am_fmt(line, sizeof line, "%s\t%lld\t%s\n", json_string_value(json_object_get(f, "path")) ?: "",
+		       (long long)json_integer_value(json_object_get(f, "size")), json_string_value(json_object_get(f, "sha256")) ?: "");
+		EVP_DigestUpdate(c, line, strlen(line));
+	}
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(c, md, &n);
+	EVP_MD_CTX_free(c);
+	for (int k = 0; k < 32; k++)
+		am_fmt(out + 2 * k, 3, "%02x", md[k]);
 }
 
 /* Removes empty folders from path's parent up to (not past) dest. */

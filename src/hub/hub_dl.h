@@ -33,6 +33,7 @@ struct hub_dl {
 	json_t *patterns;       /* NULL, or the file globs asked for (owned) */
 	int concurrency;        /* files at once (1..16) */
 	long long max_bytes_per_s; /* 0: no limit */
+	char expect[65];        /* "": any; else hub_dl_digest of the chosen files, or the run fails */
 	/* shared while it runs */
 	atomic_int stop;        /* enum hub_dl_stop, set by the loop */
 	_Atomic uint64_t total; /* bytes of the chosen files (0 until listed) */
@@ -71,6 +72,10 @@ json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit);
 /* Makes every request and transfer of every hub_dl end at once (aimaas is
  * stopping: a hub that does not answer must not hold the workers). */
 void hub_dl_abort_all(void);
+/* The SHA-256 (hex) of a chosen-files list as JSON [{path, size, sha256}]
+ * (hub_dl_files_json, or a download row's files): the same files, the
+ * same digest. */
+void hub_dl_digest(json_t *files, char out[65]);
 /* Frees what a run or a meta fetch kept (files, info, patterns). */
 void hub_dl_clear(struct hub_dl *d);
 

@@ -579,7 +579,7 @@ int hub_model_origin(struct am_server *srv, long long model_id, const char *path
 	memset(o, 0, sizeof *o);
 	json_t *row = NULL;
 	am_store_row(srv->store, &row,
-		     "SELECT source, repo, commit_id, gguf, endpoint FROM downloads WHERE model_id = ? AND state = 'succeeded'"
+		     "SELECT source, repo, commit_id, gguf, endpoint, files FROM downloads WHERE model_id = ? AND state = 'succeeded'"
 		     " ORDER BY id DESC LIMIT 1", "i", model_id);
 	if (!row)
 		return -1;
@@ -611,6 +611,14 @@ int hub_model_origin(struct am_server *srv, long long model_id, const char *path
 		o->token = NULL;
 	o->rel = json_string_value(json_object_get(row, "rel"));
 	o->image = json_string_value(json_object_get(row, "image"));
+	json_t *files = json_loads(json_string_value(json_object_get(row, "files")) ?: "null", 0, NULL);
+	if (json_array_size(files)) { /* a node's copy must be these very files */
+		char dg[65];
+		hub_dl_digest(files, dg);
+		json_object_set_new(row, "files_digest", json_string(dg));
+		o->files = json_string_value(json_object_get(row, "files_digest"));
+	}
+	json_decref(files);
 	*buf = row;
 	return 0;
 }

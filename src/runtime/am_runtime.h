@@ -38,6 +38,7 @@ struct am_rt_origin {
 	const char *token;       /* the hub's token, or NULL (never on a command line) */
 	const char *rel;         /* model_path relative to the model root it lies under */
 	const char *image;       /* aimaas's own image (AIMAAS_IMAGE) */
+	const char *files;       /* the digest of the files aimaas downloaded (hub_dl_digest), or NULL */
 };
 
 struct am_rt_spec {

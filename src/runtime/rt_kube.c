@@ -782,6 +782,10 @@ static int node_cache(struct rt_kube *k, const struct am_rt_spec *spec, json_t *
 		json_array_append_new(cmd, json_string("--gguf"));
 		json_array_append_new(cmd, json_string(o->gguf));
 	}
+	if (o->files && *o->files) { /* the same files as aimaas's own copy, or it fails saying so */
+		json_array_append_new(cmd, json_string("--expect-files"));
+		json_array_append_new(cmd, json_string(o->files));
+	}
 	int ms = !strcmp(o->source, "modelscope");
 	json_t *env = json_pack("[{s:s,s:s}]", "name", ms ? "AIMAAS_MODELSCOPE_ENDPOINT" : "AIMAAS_HF_ENDPOINT", "value",
 				o->endpoint ? o->endpoint : "");

@@ -92,8 +92,10 @@ test('a replica on a node-cache cluster fetches its model onto that node first, 
   assert.equal(init.name, 'fetch-model');
   assert.equal(init.image, 'registry.local/aimaas:test');
   const commit = (await srv.api('GET', `/api/v1/models/${model.id}/download`, { token: T })).json.commit;
-  assert.deepEqual(init.command, ['aimaas', 'download', '--source', 'modelscope', '--repo', 'Qwen/Tiny-Instruct', '--revision', commit,
-    '--dest', model.path]);
+  assert.deepEqual(init.command.slice(0, -2), ['aimaas', 'download', '--source', 'modelscope', '--repo', 'Qwen/Tiny-Instruct',
+    '--revision', commit, '--dest', model.path]);
+  assert.equal(init.command.at(-2), '--expect-files', 'the node copies the very files aimaas downloaded');
+  assert.match(init.command.at(-1), /^[0-9a-f]{64}$/);
   const vol = pod.spec.volumes.find((v) => v.name === 'model');
   assert.deepEqual(vol.hostPath, { path: `${CACHE}/modelscope/Qwen/Tiny-Instruct`, type: 'DirectoryOrCreate' });
   const engine = pod.spec.containers[0];
@@ -135,13 +137,15 @@ test('a replica on a node-cache cluster fetches its model onto that node first, 
 });
 
 test('a failed fetch ends the replica with the hub\'s reason; a model not from a hub is refused with why', async () => {
-  hub.put('Qwen/Tiny-Instruct', { files: {}, private: true, sha: 'deadbeef' }); // the repo lost its files (and the commit)
+  // the repository moved on since aimaas downloaded it (ModelScope pins a branch, not a commit): a node
+  // must not serve other weights than those aimaas inspected and planned with
+  hub.put('Qwen/Tiny-Instruct', { files: tinyRepo(24, 256), private: true });
   runs = [];
   const r = await srv.api('POST', '/api/v1/deployments', { token: T, body: { model: model.name, engine: 'vllm', name: 'lost', gpus: ['c1:gpu-2:0'] } });
   const id = r.json.id;
   const d = await waitUntil(srv, 'the fetch failure in the reason', async () => {
     const x = await dep(id);
-    return /fetching the model onto node gpu-2 failed \(exit 1\): aimaas download: the repository holds no model weights/.test(x.instances[0]?.reason || '') && x;
+    return /fetching the model onto node gpu-2 failed \(exit 1\): aimaas download: Qwen\/Tiny-Instruct at master is not what was downloaded before/.test(x.instances[0]?.reason || '') && x;
   });
   assert.ok(runs.some((x) => x.node === 'gpu-2'));
   assert.ok(!existsSync(join(nodes, 'gpu-2', CACHE, 'modelscope', 'Qwen', 'Tiny-Instruct', 'config.json')));
