@@ -283,6 +283,8 @@ int hub_catalog_start(struct am_server *srv)
 		am_error("hub", "the catalog %s: %s", path && *path ? path : "(built in)", err);
 		return -1;
 	}
+	/* facts nobody asked for in a month (search hits, builds gone from the catalog) go */
+	am_store_exec(srv->store, "DELETE FROM hub_meta WHERE fetched_at < ?", "i", am_wall_ms() - 30LL * 24 * 3600 * 1000);
 	struct catalog *c = am_calloc(1, sizeof *c);
 	c->srv = srv;
 	c->models = models;
