@@ -95,6 +95,20 @@ static void shorter(const struct am_plan_gpu *g, int n, json_t *facts, const cha
 	free(p);
 }
 
+/* The verdict of plan p (tp cards of g), on free cards now or once freed. */
+static json_t *fitting(const struct am_plan_gpu *g, int n, const struct am_plan *p, int tp, json_t *facts,
+		       const char *name, int now)
+{
+	const struct am_plan_gpu *at = &g[p->choice[0]];
+	char sn[96], text[512];
+	short_name(at->name, sn, sizeof sn);
+	am_fmt(text, sizeof text, "fits %son %d × %s%s%s", now ? "now " : "", tp, sn,
+	       p->max_model_len == 8192 ? " with an 8K context" : "", now ? "" : " once they are free");
+	json_t *out = answer(now ? "fits_now" : "fits", tp, at->name, at->total, at->node, p, text);
+	shorter(g, n, facts, name, tp, out);
+	return out;
+}
+
 json_t *hub_verdict(const struct am_capacity *c, json_t *facts, const char *name)
 {
 	char text[512], sn[96];
@@ -126,12 +140,7 @@ json_t *hub_verdict(const struct am_capacity *c, json_t *facts, const char *name
 	}
 	/* 1. now, on what is free */
 	if (n && fit_any_ctx(g, n, facts, name, widest, p, &tp)) {
-		const struct am_plan_gpu *at = &g[p->choice[0]];
-		short_name(at->name, sn, sizeof sn);
-		am_fmt(text, sizeof text, "fits now on %d × %s%s", tp, sn,
-		       p->max_model_len == 8192 ? " with an 8K context" : "");
-		out = answer("fits_now", tp, at->name, at->total, at->node, p, text);
-		shorter(g, n, facts, name, tp, out);
+		out = fitting(g, n, p, tp, facts, name, 1);
 		goto done;
 	}
 	if (n && !p->capacity && strcmp(p->field, "gpus_per_replica") && strcmp(p->field, "gpus")) {
@@ -145,12 +154,7 @@ json_t *hub_verdict(const struct am_capacity *c, json_t *facts, const char *name
 		g[i].holders[0] = '\0';
 	}
 	if (n && fit_any_ctx(g, n, facts, name, widest, p, &tp)) {
-		const struct am_plan_gpu *at = &g[p->choice[0]];
-		short_name(at->name, sn, sizeof sn);
-		am_fmt(text, sizeof text, "fits on %d × %s%s once they are free", tp, sn,
-		       p->max_model_len == 8192 ? " with an 8K context" : "");
-		out = answer("fits", tp, at->name, at->total, at->node, p, text);
-		shorter(g, n, facts, name, tp, out);
+		out = fitting(g, n, p, tp, facts, name, 0);
 		goto done;
 	}
 	/* 3. how many cards of the pool's largest size (80 GiB when there are none) */
