@@ -902,7 +902,9 @@ static void started(struct am_deploy *d, struct am_runtime *rt, long long id, lo
 	am_store_exec(d->srv->store, "UPDATE instances SET runtime = ?, rt_ref = ?,"
 		      " address = COALESCE(?, address), started_at = ?, ready_at = NULL, restarts = restarts + ?, updated_at = ?"
 		      " WHERE id = ?", "sssiiii", am_runtime_name(rt), ref, address, now, (long long)(restarted ? 1 : 0), now, id);
-	watch(d, rt, id, dep_id, ref, address, key ? key : "", engine);
+	if (!watch(d, rt, id, dep_id, ref, address, key ? key : "", engine))
+		due(d, dep_id); /* it ended before it could be watched (a program that fails at once): no event
+				 * will come, so the next pass sees it gone now rather than at the safety pass */
 }
 
 int am_deploy_claim(struct am_deploy *d, const char *ref, const char *marker, long long id)
