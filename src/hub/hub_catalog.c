@@ -211,18 +211,6 @@ static void fetch_done(void *arg, int cancelled)
 	fetch_free(f);
 }
 
-static void setup_dl(struct hub_dl *d, const char *source, const char *repo)
-{
-	am_strlcpy(d->source, source, sizeof d->source);
-	am_strlcpy(d->endpoint, hub_endpoint(source), sizeof d->endpoint);
-	size_t el = strlen(d->endpoint);
-	while (el && d->endpoint[el - 1] == '/')
-		d->endpoint[--el] = '\0';
-	am_strlcpy(d->repo, repo ? repo : "", sizeof d->repo);
-	am_strlcpy(d->revision, strcmp(source, "modelscope") ? "main" : "master", sizeof d->revision);
-	am_strlcpy(d->token, hub_token(source), sizeof d->token);
-}
-
 static int submit(struct catalog *c, struct fetch *f)
 {
 	struct am_work *w = c->work[c->next_worker++ % WORKERS];
@@ -242,7 +230,7 @@ static int want(struct catalog *c, const char *source, const char *repo, const c
 	struct fetch *f = am_calloc(1, sizeof *f);
 	f->cat = c;
 	am_strlcpy(f->key, key, sizeof f->key);
-	setup_dl(&f->dl, source, repo);
+	hub_dl_setup(&f->dl, source, NULL, repo, NULL);
 	if (gguf)
 		am_strlcpy(f->dl.gguf, gguf, sizeof f->dl.gguf);
 	if (submit(c, f) != 0) {
@@ -603,7 +591,7 @@ int hub_catalog_search(struct am_server *srv, const char *source, const char *q,
 	f->cb = cb;
 	f->cbarg = arg;
 	am_strlcpy(f->q, q, sizeof f->q);
-	setup_dl(&f->dl, source, NULL);
+	hub_dl_setup(&f->dl, source, NULL, NULL, NULL);
 	if (submit(c, f) != 0) {
 		fetch_free(f);
 		return -1;

@@ -107,14 +107,7 @@ int hub_cli_download(int argc, char **argv)
 		free(d);
 		return 2;
 	}
-	am_strlcpy(d->source, source, sizeof d->source);
-	am_strlcpy(d->endpoint, hub_endpoint(source), sizeof d->endpoint);
-	size_t el = strlen(d->endpoint);
-	while (el && d->endpoint[el - 1] == '/')
-		d->endpoint[--el] = '\0';
-	am_strlcpy(d->repo, repo, sizeof d->repo);
-	am_strlcpy(d->revision, rev ? rev : strcmp(source, "modelscope") ? "main" : "master", sizeof d->revision);
-	am_strlcpy(d->token, hub_token(source), sizeof d->token);
+	hub_dl_setup(d, source, NULL, repo, rev);
 	am_strlcpy(d->dest, dest, sizeof d->dest);
 	d->patterns = pats;
 

@@ -238,6 +238,19 @@ static const char *with_scheme(const char *e)
 	return buf;
 }
 
+void hub_dl_setup(struct hub_dl *d, const char *source, const char *endpoint, const char *repo, const char *revision)
+{
+	am_strlcpy(d->source, source, sizeof d->source);
+	am_strlcpy(d->endpoint, endpoint && *endpoint ? endpoint : hub_endpoint(source), sizeof d->endpoint);
+	size_t el = strlen(d->endpoint);
+	while (el && d->endpoint[el - 1] == '/')
+		d->endpoint[--el] = '\0';
+	am_strlcpy(d->repo, repo ? repo : "", sizeof d->repo);
+	am_strlcpy(d->revision, revision && *revision ? revision : strcmp(source, "modelscope") ? "main" : "master",
+		   sizeof d->revision);
+	am_strlcpy(d->token, hub_token(source), sizeof d->token);
+}
+
 const char *hub_endpoint(const char *source)
 {
 	const char *e;
@@ -272,18 +285,11 @@ static int enqueue(struct hub *h, json_t *row)
 	j->model_id = json_integer_value(json_object_get(row, "model_id"));
 	j->task_id = json_integer_value(json_object_get(row, "task_id"));
 	j->created_dir = (int)json_integer_value(json_object_get(row, "created_dir"));
-	const char *src = json_string_value(json_object_get(row, "source")) ?: "huggingface";
-	am_strlcpy(j->dl.source, src, sizeof j->dl.source);
-	am_strlcpy(j->dl.endpoint, json_string_value(json_object_get(row, "endpoint")) ?: hub_endpoint(src), sizeof j->dl.endpoint);
-	size_t el = strlen(j->dl.endpoint);
-	while (el && j->dl.endpoint[el - 1] == '/')
-		j->dl.endpoint[--el] = '\0';
-	am_strlcpy(j->dl.repo, json_string_value(json_object_get(row, "repo")) ?: "", sizeof j->dl.repo);
 	/* resumed at the commit the first run resolved: the same files */
 	const char *commit = json_string_value(json_object_get(row, "commit_id"));
-	am_strlcpy(j->dl.revision, commit && *commit ? commit : json_string_value(json_object_get(row, "revision")) ?: "main",
-		   sizeof j->dl.revision);
-	am_strlcpy(j->dl.token, hub_token(src), sizeof j->dl.token);
+	hub_dl_setup(&j->dl, json_string_value(json_object_get(row, "source")) ?: "huggingface",
+		     json_string_value(json_object_get(row, "endpoint")), json_string_value(json_object_get(row, "repo")),
+		     commit && *commit ? commit : json_string_value(json_object_get(row, "revision")));
 	am_strlcpy(j->dl.dest, json_string_value(json_object_get(row, "dest")) ?: "", sizeof j->dl.dest);
 	am_strlcpy(j->dl.gguf, json_string_value(json_object_get(row, "gguf")) ?: "", sizeof j->dl.gguf);
 	const char *pat = json_string_value(json_object_get(row, "patterns"));

@@ -29,6 +29,12 @@ struct hub_request {
 /* The source's endpoint and token, from the environment (above). */
 const char *hub_endpoint(const char *source);
 const char *hub_token(const char *source);
+struct hub_dl;
+/* Where d fetches from, for every user of the downloader (downloads, the
+ * catalog's facts and searches, `aimaas download`): source, endpoint (NULL:
+ * today's from the environment; trailing '/' dropped), repo (NULL: none),
+ * revision (NULL: the default branch, main or master) and the token. */
+void hub_dl_setup(struct hub_dl *d, const char *source, const char *endpoint, const char *repo, const char *revision);
 
 struct am_rt_origin;
 /* Where model_id's files came from, for a runtime that fetches them onto
