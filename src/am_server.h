@@ -50,6 +50,7 @@ struct am_config {
 	int gateway_threads;               /* /v1 worker loops */
 	size_t gateway_max_body;
 	int gateway_keepalive_ms;
+	int cold_start_wait_s;             /* a held request's wait for a deployment scaled to zero */
 	size_t dataset_max_bytes;          /* upload limit of a dataset */
 	char ui_dir[1024];                 /* the built console; "" when none */
 	int metrics_public;                /* /metrics open to anyone */

@@ -81,6 +81,8 @@ static const char usage_serve[] =
 	"  --gateway-threads N    worker loops for /v1 (AIMAAS_GATEWAY_THREADS; default: CPUs)\n"
 	"  --gateway-max-body B   /v1 request body limit (default 33554432: base64 images)\n"
 	"  --gateway-keepalive-ms MS  SSE comment interval while a first token is pending (default 10000)\n"
+	"  --cold-start-wait S    how long a request for a deployment scaled to zero waits for it to start\n"
+	"                         before a 503 with Retry-After (AIMAAS_COLD_START_WAIT; default 300)\n"
 	"  --ui-dir DIR           the built web console (AIMAAS_UI_DIR; default share/aimaas/ui\n"
 	"                         beside the binary, or build/ui in the source tree)\n"
 	"  --metrics-token-file F /metrics answers a scrape with 'Authorization: Bearer <the\n"
@@ -206,9 +208,16 @@ static int metrics_token(const char *file, char *out, size_t size)
 	return 0;
 }
 
+/* The gateway's wish to start a deployment scaled to zero (its threads). */
+static void wake_deployment(void *data, long long dep_id)
+{
+	struct am_server *srv = data;
+	am_deploy_wake(srv->deploy, dep_id);
+}
+
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK, O_CSW };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
@@ -219,6 +228,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
 		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK }, { "ui-dir", required_argument, NULL, O_UI },
 		{ "metrics-public", no_argument, NULL, O_MPUB }, { "metrics-token-file", required_argument, NULL, O_MTOK },
+		{ "cold-start-wait", required_argument, NULL, O_CSW },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -227,7 +237,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
 	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
 		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL, *gwt = getenv("AIMAAS_GATEWAY_THREADS"),
-		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR"), *mtok = getenv("AIMAAS_METRICS_TOKEN_FILE");
+		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR"), *mtok = getenv("AIMAAS_METRICS_TOKEN_FILE"),
+		   *csw = getenv("AIMAAS_COLD_START_WAIT");
 	c->metrics_public = (e = getenv("AIMAAS_METRICS_PUBLIC")) && !strcmp(e, "1");
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
@@ -252,6 +263,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_UI: ui = optarg; break;
 		case O_MPUB: c->metrics_public = 1; break;
 		case O_MTOK: mtok = optarg; break;
+		case O_CSW: csw = optarg; break;
 		case O_ROOT:
 			if (nroots == AM_MAX_ROOTS) {
 				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
@@ -299,6 +311,10 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	c->gateway_threads = (int)gwt_v;
 	c->gateway_max_body = (size_t)gwb_v;
 	c->gateway_keepalive_ms = (int)gwk_v;
+	long long csw_v = 300;
+	if (num_opt(csw, "--cold-start-wait", "seconds", 1, 3600, &csw_v) != 0)
+		return -1;
+	c->cold_start_wait_s = (int)csw_v;
 	long long dsm_v = 256LL << 20;
 	if (num_opt(getenv("AIMAAS_DATASET_MAX_BYTES"), "AIMAAS_DATASET_MAX_BYTES", "bytes", 1024, 1LL << 34, &dsm_v) != 0)
 		return -1;
@@ -653,7 +669,8 @@ static int serve(int argc, char **argv)
 	hcfg.idle_timeout_s = srv.cfg.idle_timeout_s;
 	struct am_gateway_config gcfg = { .threads = srv.cfg.gateway_threads, .max_body = srv.cfg.gateway_max_body,
 					  .keepalive_ms = srv.cfg.gateway_keepalive_ms, .first_byte_ms = 600000,
-					  .idle_ms = 300000 };
+					  .idle_ms = 300000, .hold_ms = srv.cfg.cold_start_wait_s * 1000,
+					  .wake = wake_deployment, .wake_data = &srv };
 	srv.gateway = am_gateway_new(&srv, &gcfg);
 	g_gateway = srv.gateway;
 	struct am_http_handlers h;

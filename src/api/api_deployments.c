@@ -15,13 +15,15 @@
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
+#include "../gateway/am_gateway.h"
 #include "../model/am_model.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
 #define DEP_COLS "id, name, model_id, engine, replicas, gpus_per_replica, pinned_gpus, placement, max_model_len," \
 		 " max_num_seqs, gpu_memory_utilization, engine_args, env, trust_remote_code, lora_modules, desired, state," \
-		 " reason, task_id, aliases, created_by, created_at, updated_at"
+		 " reason, task_id, aliases, created_by, created_at, updated_at, idle_after_s, evictable, priority," \
+		 " idle_at AS idle_since, used_at, cold_starts"
 
 #define MASK AM_ENGINE_MASK /* what a secret env value reads as, here as in /command */
 
@@ -122,7 +124,17 @@ static json_t *dep_render(struct am_server *srv, json_t *d, json_t *m, json_t *c
 		json_object_set_new(d, "engine_args", am_argv_json(&args, 0));
 		am_argv_free(&args);
 	}
-	am_api_bools(d, (const char *const[]){ "trust_remote_code", NULL });
+	am_api_bools(d, (const char *const[]){ "trust_remote_code", "evictable", NULL });
+	/* scale to zero: replicas stop together after idle_after_s without a request */
+	long long idle_s = json_integer_value(json_object_get(d, "idle_after_s"));
+	json_object_set_new(d, "min_replicas", json_integer(idle_s > 0 ? 0 : json_integer_value(json_object_get(d, "replicas"))));
+	json_object_set_new(d, "cold_start", am_deploy_cold_start_json(json_string_value(json_object_get(d, "cold_starts"))));
+	json_object_del(d, "cold_starts");
+	int64_t last = 0;
+	long long inflight = 0;
+	if (srv->gateway && am_gateway_activity(srv->gateway, id, &last, &inflight) == 0 &&
+	    last > json_integer_value(json_object_get(d, "used_at")))
+		json_object_set_new(d, "used_at", json_integer(last));
 	json_object_set_new(d, "model", m ? m : json_null());
 	json_t *out = json_array();
 	for (size_t i = 0; i < n; i++)
@@ -229,11 +241,49 @@ static int parse_loras(struct am_ctx *ctx, json_t *in, struct am_deploy_lora *ou
 	return 0;
 }
 
+/* Scale to zero's members of a create or PATCH body: idle_after_s (null
+ * or 0: never), min_replicas (0: scale to zero, which needs idle_after_s;
+ * 1 or more: never), evictable, priority. has_* say which were sent. */
+struct idle_fields {
+	int has_idle, idle, has_evict, evict, has_prio, prio;
+};
+
+static int parse_idle(json_t *b, struct idle_fields *f, struct am_err *err)
+{
+	long long idle = 0, minr = -1, prio = 0;
+	json_t *ij = json_object_get(b, "idle_after_s"), *mj = json_object_get(b, "min_replicas");
+	if (ij && !json_is_null(ij) && am_json_get_int(b, "idle_after_s", AM_JSON_OPTIONAL, 0, 2592000, &idle, err) != 0)
+		return -1;
+	if (mj && !json_is_null(mj) && am_json_get_int(b, "min_replicas", AM_JSON_OPTIONAL, 0, 64, &minr, err) != 0)
+		return -1;
+	f->has_idle = ij != NULL;
+	f->idle = (int)idle;
+	if (minr == 0 && (!ij || idle <= 0))
+		return am_err_set(err, AM_E_INVALID, "min_replicas",
+				  "min_replicas 0 (scale to zero) needs idle_after_s: how long without a request before the "
+				  "replicas stop");
+	if (minr > 0) {
+		if (idle > 0)
+			return am_err_set(err, AM_E_INVALID, "min_replicas",
+					  "with idle_after_s the replicas stop together: min_replicas can only be 0");
+		f->has_idle = 1; /* never scale to zero */
+		f->idle = 0;
+	}
+	f->has_evict = json_object_get(b, "evictable") != NULL;
+	if (am_json_get_bool(b, "evictable", AM_JSON_OPTIONAL, &f->evict, err) != 0 ||
+	    am_json_get_int(b, "priority", AM_JSON_OPTIONAL, 0, 100, &prio, err) != 0)
+		return -1;
+	f->has_prio = json_object_get(b, "priority") != NULL;
+	f->prio = (int)prio;
+	return 0;
+}
+
 static int create(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "name", "model", "engine", "replicas", "gpus_per_replica", "gpus", "placement",
 					      "max_model_len", "max_num_seqs", "gpu_memory_utilization", "engine_args", "env",
-					      "trust_remote_code", "lora_modules", "start", "aliases", NULL };
+					      "trust_remote_code", "lora_modules", "start", "aliases", "idle_after_s", "min_replicas",
+					      "evictable", "priority", NULL };
 	json_t *b = ctx->body;
 	char q[8];
 	/* a dry run leaves no trace, refused or not: no row, no id, no task */
@@ -258,6 +308,12 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_bool(b, "start", AM_JSON_OPTIONAL, &s.start, err) != 0 ||
 	    parse_aliases(json_object_get(b, "aliases"), s.aliases, &s.naliases, &has, err) != 0)
 		return -1;
+	struct idle_fields idf = { 0 };
+	if (parse_idle(b, &idf, err) != 0)
+		return -1;
+	s.idle_after_s = idf.idle;
+	s.evictable = idf.evict;
+	s.priority = idf.prio;
 	json_t *fj = json_object_get(b, "gpu_memory_utilization");
 	if (fj && !json_is_null(fj)) {
 		if (!json_is_number(fj) || json_number_value(fj) < 0.05 || json_number_value(fj) > 0.99)
@@ -397,7 +453,8 @@ static int delete(struct am_ctx *ctx, struct am_err *err) { return action(ctx, e
 
 static int update(struct am_ctx *ctx, struct am_err *err)
 {
-	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", "aliases", "lora_modules", NULL };
+	static const char *const fields[] = { "replicas", "engine_args", "env", "max_num_seqs", "aliases", "lora_modules",
+					      "idle_after_s", "min_replicas", "evictable", "priority", NULL };
 	long long id, replicas = 0, mns = 0;
 	struct am_deploy_patch p;
 	memset(&p, 0, sizeof p);
@@ -408,6 +465,15 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	    am_json_get_int(b, "max_num_seqs", AM_JSON_OPTIONAL, 1, 100000, &mns, err) != 0 ||
 	    parse_loras(ctx, json_object_get(b, "lora_modules"), p.loras, &p.nloras, &p.has_loras, err) != 0)
 		return -1;
+	struct idle_fields idf = { 0 };
+	if (parse_idle(b, &idf, err) != 0)
+		return -1;
+	p.has_idle_after_s = idf.has_idle;
+	p.idle_after_s = idf.idle;
+	p.has_evictable = idf.has_evict;
+	p.evictable = idf.evict;
+	p.has_priority = idf.has_prio;
+	p.priority = idf.prio;
 	p.replicas = (int)replicas;
 	p.max_num_seqs = (int)mns;
 	p.engine_args = json_object_get(b, "engine_args");

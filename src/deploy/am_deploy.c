@@ -97,6 +97,7 @@ struct am_deploy {
 	int nhist, caphist;
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
 	int secret_ok;
+	struct am_idle *idle;      /* scale to zero (am_idle.c) */
 };
 
 #define HIST_CAP 720 /* an hour at the default 5 s */
@@ -1331,13 +1332,13 @@ void am_deploy_render_metrics(struct am_deploy *d, struct am_buf *out)
 			   " planner, the reservations written).\n# TYPE aimaas_placement_cpu_seconds_total counter\n"
 			   "aimaas_placement_cpu_seconds_total %.6f\n",
 		      (unsigned long long)d->placements, (double)d->placement_cpu_ns / 1e9);
+	am__idle_render_metrics(d, out);
 }
 
 /* One placement (am_deploy_place, measured). */
-static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize)
+int am__deploy_plan_replica(json_t *dep, json_t *model, const struct am_capacity *cap, int replica, struct am_plan *out,
+			    char *why, size_t whysize)
 {
-	struct am_capacity cap;
-	am_capacity_db_load(d->srv, &cap);
 	struct am_plan_req req;
 	memset(&req, 0, sizeof req);
 	req.facts = json_object_get(model, "facts");
@@ -1348,7 +1349,6 @@ static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, c
 	req.mem_fraction = json_number_value(json_object_get(dep, "gpu_memory_utilization"));
 	req.spread = !strcmp(json_string_value(json_object_get(dep, "placement")) ?: "", "spread");
 	json_t *pinned = parse_col(dep, "pinned_gpus");
-	int rc = -1;
 	if (json_array_size(pinned)) {
 		/* this replica's slice of the pinned list */
 		json_t *mine = json_array();
@@ -1356,23 +1356,37 @@ static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, c
 			json_array_append(mine, json_array_get(pinned, (size_t)(replica * req.tp + k)));
 		char err[512];
 		int bad = req.tp < 1 || req.tp > AM_PLAN_MAX ||
-			  am_capacity_pin(&cap, mine, req.pinned, AM_PLAN_MAX, &req.npinned, err, sizeof err) != 0 ||
+			  am_capacity_pin(cap, mine, req.pinned, AM_PLAN_MAX, &req.npinned, err, sizeof err) != 0 ||
 			  req.npinned != req.tp;
 		json_decref(mine);
 		if (bad) {
 			am_fmt(why, whysize, "pinned GPUs: %s", req.npinned == req.tp ? err : "fewer than the replica's GPUs");
-			goto out;
+			json_decref(pinned);
+			out->ok = 0;
+			return -1;
 		}
 	}
-	struct am_plan p;
-	am_planner_plan(cap.gpus, cap.n, &req, &p);
-	if (!p.ok) {
-		am_strlcpy(why, p.reason, whysize);
-		goto out;
+	json_decref(pinned);
+	am_planner_plan(cap->gpus, cap->n, &req, out);
+	if (!out->ok) {
+		am_strlcpy(why, out->reason, whysize);
+		return -1;
 	}
+	return 0;
+}
+
+static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, char *why, size_t whysize)
+{
+	struct am_capacity cap;
+	am_capacity_db_load(d->srv, &cap);
+	struct am_plan p;
+	int rc = -1;
+	int tp = (int)json_integer_value(json_object_get(dep, "gpus_per_replica"));
+	if (am__deploy_plan_replica(dep, model, &cap, replica, &p, why, whysize) != 0)
+		goto out;
 	json_t *ids = json_array(), *idx = json_array();
 	const char *gid[AM_PLAN_MAX];
-	for (int k = 0; k < req.tp; k++) {
+	for (int k = 0; k < tp; k++) {
 		gid[k] = cap.gpus[p.choice[k]].id;
 		json_array_append_new(ids, json_string(gid[k]));
 		json_array_append_new(idx, json_integer(cap.gpus[p.choice[k]].index));
@@ -1388,13 +1402,12 @@ static int place(struct am_deploy *d, json_t *dep, json_t *model, int replica, c
 			   "iisssidssii", dep_id, (long long)replica, cap.gpus[p.choice[0]].node, sids, sidx,
 			   (long long)p.reserve[0], p.fraction, p.dtype, key, now, now);
 	if (rc == 0)
-		rc = am_capacity_db_reserve(d->srv->store, "instance", am_store_last_id(d->srv->store), gid, p.reserve, req.tp);
+		rc = am_capacity_db_reserve(d->srv->store, "instance", am_store_last_id(d->srv->store), gid, p.reserve, tp);
 	free(sids);
 	free(sidx);
 	json_decref(ids);
 	json_decref(idx);
 out:
-	json_decref(pinned);
 	am_capacity_free(&cap);
 	return rc;
 }
@@ -1457,6 +1470,22 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		json_decref(insts);
 		return;
 	}
+	if (json_is_integer(json_object_get(dep, "idle_at"))) { /* scaled to zero: it wants to run again on demand */
+		const char *why = json_string_value(json_object_get(dep, "idle_reason")) ?: "idle";
+		json_array_foreach(insts, i, inst)
+			stop_instance(d, inst, 1);
+		long long left = 0;
+		am_store_int(st, &left, 0, "SELECT COUNT(*) FROM instances WHERE deployment_id = ?", "i", dep_id);
+		if (left) {
+			set_dep(d, dep, "stopping", why);
+			wake_in(d, dep_id, 500);
+		} else {
+			set_dep(d, dep, "idle", why);
+			finish_task(d, dep, AM_TASK_SUCCEEDED, why);
+		}
+		json_decref(insts);
+		return;
+	}
 	json_t *model = NULL;
 	am_store_row(st, &model, "SELECT id, name, path, kind, facts FROM models WHERE id = ?", "i",
 		     (long long)json_integer_value(json_object_get(dep, "model_id")));
@@ -1509,6 +1538,8 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			am_strlcpy(reasons, r, sizeof reasons);
 	}
 	reason = reasons;
+	if (waiting[0] && model && json_is_integer(json_object_get(dep, "woken_at")))
+		am__idle_make_room(d, dep, model, waiting, sizeof waiting); /* a request waits for it */
 	if (waiting[0] && model) /* capacity may free up without an event here */
 		wake = wake && wake < am_wall_ms() + 1000 ? wake : am_wall_ms() + 1000;
 	else if (model && total < replicas) /* a replica's row went in this pass (a restart): placed at the next */
@@ -1519,9 +1550,10 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		set_dep(d, dep, "failed", "the model was deleted");
 	else if (failed)
 		set_dep(d, dep, "failed", reason);
-	else if (running == replicas)
+	else if (running == replicas) {
 		set_dep(d, dep, "running", "");
-	else if (waiting[0] && total < replicas)
+		am__idle_started(d, dep);
+	} else if (waiting[0] && total < replicas)
 		set_dep(d, dep, "waiting", waiting);
 	else
 		set_dep(d, dep, "starting", reason);
@@ -1820,6 +1852,7 @@ int am_deploy_start(struct am_deploy *d)
 	d->wakes = am_due_wakes_new(base, on_wake, d);
 	d->kick = event_new(base, -1, 0, on_kick, d);
 	am_prio_background(d->kick);
+	d->idle = am__idle_new(d);
 	am_deploy_kick(d);
 	return 0;
 }
@@ -1844,6 +1877,7 @@ void am_deploy_free(struct am_deploy *d, int stop_engines)
 		for (struct handle *h = d->handles; h; h = h->next)
 			h->rt->ops->stop(h->rt, h->ref, 0);
 	}
+	am__idle_free(d->idle);
 	while (d->handles)
 		handle_free(d, d->handles);
 	for (int k = 0; k < d->nhist; k++)
@@ -1934,6 +1968,11 @@ void am_deploy_describe(struct am_deploy *d, json_t *inst, json_t *out)
 }
 
 /* See deploy_internal.h. */
+struct am_idle *am__deploy_idle(struct am_deploy *d)
+{
+	return d->idle;
+}
+
 struct am_server *am__deploy_server(struct am_deploy *d)
 {
 	return d->srv;

@@ -49,6 +49,13 @@ void am_deploy_touch(struct am_deploy *d, long long deployment_id);
 /* Marks every deployment due (a change whose deployments are not known);
  * the next pass looks at them all. */
 void am_deploy_kick(struct am_deploy *d);
+/* Asks for deployment dep_id to start if it is scaled to zero (idle) and
+ * still wants to run: the gateway's wish for a request it holds. Any
+ * thread: only queued here, acted on by the main loop (repeats are one). */
+void am_deploy_wake(struct am_deploy *d, long long dep_id);
+/* A deployment's cold start times as the API shows them, from its
+ * cold_starts column: {last_ms, median_ms, count}, or null when none. */
+json_t *am_deploy_cold_start_json(const char *cold_starts);
 /* Ends supervision; with stop_engines, stops every engine first. */
 void am_deploy_free(struct am_deploy *d, int stop_engines);
 
@@ -147,6 +154,9 @@ struct am_deploy_spec {
 	int naliases;
 	struct am_deploy_lora loras[AM_DEPLOY_MAX_NAMES];
 	int nloras;
+	int idle_after_s;          /* scale to zero after this long without a request; 0: never */
+	int evictable;             /* an on-demand start of another may stop it (needs idle_after_s) */
+	int priority;              /* 0-100: only a start of at least this priority may evict it */
 };
 
 /* What am_deploy_create made (or, for a dry run, would make). */
@@ -159,7 +169,9 @@ struct am_deploy_created {
 
 /* Validates spec, plans its replicas and, unless dry_run, records the
  * deployment (owned by who), places its replicas when it starts and records
- * a running "deployment.create" task the reconciler finishes. A dry run
+ * a running "deployment.create" task the reconciler finishes. One that
+ * scales to zero (idle_after_s) and does not fit now is recorded idle: its
+ * first request starts it (evicting others when it may). A dry run
  * reads only: out gets the plan and the command. 0 with out (release with
  * am_deploy_created_free), or -1 with err. */
 int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *spec, int dry_run, const struct am_deploy_actor *who,
@@ -178,6 +190,9 @@ struct am_deploy_patch {
 	int has_loras;             /* with nloras 0: serve none */
 	struct am_deploy_lora loras[AM_DEPLOY_MAX_NAMES];
 	int nloras;
+	int has_idle_after_s, idle_after_s; /* 0: never idle (an idle one starts again) */
+	int has_evictable, evictable;
+	int has_priority, priority;
 };
 
 /* Applies a patch to deployment id: an engine that sees a change

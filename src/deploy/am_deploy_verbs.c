@@ -283,7 +283,7 @@ static int dry_command(struct am_deploy *d, const struct am_deploy_spec *s, cons
 
 /* Records the deployment and places its replicas (a start). */
 static int record(struct am_deploy *d, const struct am_deploy_spec *s, const struct am_deploy_actor *who,
-		  const struct planned *pl, struct am_deploy_created *out, struct am_err *err)
+		  const struct planned *pl, int idle, struct am_deploy_created *out, struct am_err *err)
 {
 	struct am_store *st = am__deploy_server(d)->store;
 	char *s_pinned, *s_args, *s_env, *s_loras;
@@ -312,6 +312,15 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 	if (ins != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not record the deployment");
 	long long id = am_store_last_id(st);
+	if (am_store_exec(st, "UPDATE deployments SET idle_after_s = ?, evictable = ?, priority = ? WHERE id = ?", "iiii",
+			  (long long)s->idle_after_s, (long long)(s->evictable != 0), (long long)s->priority, id) != 0)
+		return am_err_set(err, AM_E_INTERNAL, "", "could not record the deployment");
+	if (idle) { /* no room now: its first request starts it */
+		am_store_exec(st, "UPDATE deployments SET idle_at = ?1, idle_reason = ?2, state = 'idle', reason = ?2 WHERE id = ?3",
+			      "isi", now, "no room on the GPUs now: starts on its first request", id);
+		out->id = id;
+		return 0;
+	}
 	json_t *dep = NULL;
 	am_store_row(st, &dep, "SELECT * FROM deployments WHERE id = ?", "i", id);
 	char why[1024];
@@ -346,6 +355,9 @@ static int check_spec(struct am_deploy *d, const struct am_deploy_spec *s, const
 		return -1;
 	if (strcmp(pl->placement, "binpack") && strcmp(pl->placement, "spread"))
 		return am_err_set(err, AM_E_INVALID, "placement", "'placement' must be 'binpack' or 'spread'");
+	if (s->evictable && s->idle_after_s <= 0)
+		return am_err_set(err, AM_E_INVALID, "evictable",
+				  "only a deployment that scales to zero (idle_after_s) may be evicted for another's start");
 	double frac = s->gpu_memory_utilization;
 	if (frac != 0 && (frac < 0.05 || frac > 0.99))
 		return am_err_set(err, AM_E_INVALID, "gpu_memory_utilization",
@@ -467,10 +479,16 @@ int am_deploy_create(struct am_deploy *d, const struct am_deploy_spec *s, int dr
 		}
 		in_tx = 1;
 	}
-	if (plan_spec(d, s, model, &pl, err) != 0)
-		goto out;
-	rc = dry_run ? dry_command(d, s, &pl, out, err) : record(d, s, who, &pl, out, err);
-	if (rc == 0)
+	int idle = 0;
+	if (plan_spec(d, s, model, &pl, err) != 0) {
+		/* one that scales to zero waits idle for room (or its first request's eviction) */
+		if (dry_run || !s->start || s->idle_after_s <= 0 || err->code != AM_E_CONFLICT || !pl.plan.capacity)
+			goto out;
+		idle = 1;
+		memset(err, 0, sizeof *err);
+	}
+	rc = dry_run ? dry_command(d, s, &pl, out, err) : record(d, s, who, &pl, idle, out, err);
+	if (rc == 0 && !idle)
 		out->plan = plan_json(&pl.plan, pl.cap.gpus, pl.tp, (int)pl.replicas);
 out:
 	if (in_tx && tx_end(st, own, rc) != 0 && rc == 0)
@@ -594,10 +612,28 @@ static int apply(struct am_deploy *d, long long id, json_t *dep, const struct am
 		am_store_exec(st, "UPDATE deployments SET max_num_seqs = ? WHERE id = ?", "ii", (long long)pt->max_num_seqs, id);
 		*restart = 1;
 	}
+	if (pt->has_idle_after_s || pt->has_evictable || pt->has_priority) {
+		long long idle_s = pt->has_idle_after_s ? pt->idle_after_s : json_integer_value(json_object_get(dep, "idle_after_s"));
+		long long evict = pt->has_evictable ? pt->evictable : json_integer_value(json_object_get(dep, "evictable"));
+		long long prio = pt->has_priority ? pt->priority : json_integer_value(json_object_get(dep, "priority"));
+		if (idle_s <= 0 && evict) {
+			if (pt->has_evictable)
+				return am_err_set(err, AM_E_INVALID, "evictable", "only a deployment that scales to zero"
+						  " (idle_after_s) may be evicted for another's start");
+			evict = 0; /* scale to zero turned off: nor evicted any more */
+		}
+		am_store_exec(st, "UPDATE deployments SET idle_after_s = ?, evictable = ?, priority = ? WHERE id = ?", "iiii",
+			      idle_s, evict, prio, id);
+		if (idle_s <= 0) /* one idle now starts again: it no longer waits for a request */
+			am_store_exec(st, "UPDATE deployments SET idle_at = NULL, idle_reason = '', woken_at = NULL WHERE id = ?",
+				      "i", id);
+		am_deploy_touch(d, id);
+	}
 	long long cur = json_integer_value(json_object_get(dep, "replicas")), replicas = pt->replicas;
 	if (replicas && replicas != cur) {
 		am_store_exec(st, "UPDATE deployments SET replicas = ? WHERE id = ?", "ii", replicas, id);
-		if (replicas > cur && !strcmp(json_string_value(json_object_get(dep, "desired")) ?: "", "running")) {
+		if (replicas > cur && !strcmp(json_string_value(json_object_get(dep, "desired")) ?: "", "running") &&
+		    !json_is_integer(json_object_get(dep, "idle_at"))) { /* an idle one places them when woken */
 			/* the new replicas must fit now, or the change is refused */
 			json_object_set_new(dep, "replicas", json_integer(replicas));
 			json_t *model = am_model_json(st, json_integer_value(json_object_get(dep, "model_id")));
@@ -658,6 +694,9 @@ static int want(struct am_deploy *d, long long id, enum want w, const char *acto
 	int own;
 	if (tx_begin(st, &own) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "the database is not available");
+	/* a user's start, stop, restart or delete ends any scale-to-zero state:
+	 * started now, or not wanted at all */
+	am_store_exec(st, "UPDATE deployments SET idle_at = NULL, idle_reason = '', woken_at = NULL WHERE id = ?", "i", id);
 	switch (w) {
 	case WANT_RUNNING:
 		am_store_exec(st, "UPDATE deployments SET desired = 'running' WHERE id = ?", "i", id);

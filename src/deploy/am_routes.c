@@ -120,8 +120,12 @@ static int on_instance(const struct am_store_row *row, void *data)
 	return 0;
 }
 
+/* Whether a request may start the deployment (scale to zero): it has an
+ * idle time and wants to run, and has not failed. */
+#define WAKEABLE "(d.idle_after_s > 0 AND d.desired = 'running' AND d.state NOT IN ('failed', 'deleting'))"
+
 /* SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,
- * max_model_len ... ORDER BY d.id: one route per served name of the
+ * max_model_len, WAKEABLE ... ORDER BY d.id: one route per served name of the
  * deployment (its name, its LoRA adapters, then its aliases), each with
  * copies of its ready replicas. */
 static int on_deployment(const struct am_store_row *row, void *data)
@@ -154,6 +158,7 @@ static int on_deployment(const struct am_store_row *row, void *data)
 		if (r->lora)
 			am_strlcpy(r->parent, dname, sizeof r->parent);
 		r->max_model_len = am_store_col_int(row, 6);
+		r->wakeable = am_store_col_int(row, 7) != 0;
 		am_strlcpy(r->state, nreps ? "running" : am_store_col_text(row, 2), sizeof r->state);
 		if (nreps) {
 			r->reps = am_malloc((size_t)nreps * sizeof *r->reps);
@@ -226,7 +231,7 @@ int am_routes_build(struct am_store *st, struct am_deploy *dp, struct am_routes_
 	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key FROM instances"
 			  " WHERE state = 'running' ORDER BY deployment_id, id", NULL) != 0 ||
 	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
-			  " COALESCE(d.max_model_len, m.max_context) FROM deployments d JOIN models m ON m.id = d.model_id"
+			  " COALESCE(d.max_model_len, m.max_context), " WAKEABLE " FROM deployments d JOIN models m ON m.id = d.model_id"
 			  " ORDER BY d.id", NULL) != 0 ||
 	    am_store_each(st, on_key, &b, "SELECT k.id, k.user_id, u.username, u.disabled, k.key_hash, k.models, k.rpm,"
 			  " k.tpm, k.quota_tokens, k.used_tokens, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id"
@@ -302,6 +307,7 @@ uint64_t am_routes_digest(const struct am_routes *r)
 		h = mix_str(h, x->engine_name);
 		h = mix_str(h, x->parent);
 		h = mix_int(h, x->max_model_len);
+		h = mix_int(h, x->wakeable);
 		h = mix_int(h, x->nreps);
 		for (int k = 0; k < x->nreps; k++) {
 			h = mix_int(h, x->reps[k].instance_id);
@@ -370,7 +376,7 @@ static int route_eq(const struct am_route *a, const struct am_route *b)
 {
 	return !strcmp(a->name, b->name) && a->dep_id == b->dep_id && !strcmp(a->kind, b->kind) &&
 	       !strcmp(a->state, b->state) && a->lora == b->lora && !strcmp(a->engine_name, b->engine_name) &&
-	       !strcmp(a->parent, b->parent) && a->max_model_len == b->max_model_len && a->nreps == b->nreps &&
+	       !strcmp(a->parent, b->parent) && a->max_model_len == b->max_model_len && a->wakeable == b->wakeable && a->nreps == b->nreps &&
 	       (!a->nreps || !memcmp(a->reps, b->reps, (size_t)a->nreps * sizeof *a->reps));
 }
 
@@ -421,7 +427,7 @@ static int build_dep(struct am_store *st, struct am_deploy *dp, const struct am_
 	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key FROM instances"
 			  " WHERE deployment_id = ? AND state = 'running' ORDER BY id", "i", dep_id) != 0 ||
 	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
-			  " COALESCE(d.max_model_len, m.max_context) FROM deployments d JOIN models m ON m.id = d.model_id"
+			  " COALESCE(d.max_model_len, m.max_context), " WAKEABLE " FROM deployments d JOIN models m ON m.id = d.model_id"
 			  " WHERE d.id = ?", "i", dep_id) != 0)
 		goto out;
 	*out = b.rt;

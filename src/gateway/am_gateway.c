@@ -129,6 +129,8 @@ struct am_gateway *am_gateway_new(struct am_server *srv, const struct am_gateway
 	g->cfg = *cfg;
 	if (g->cfg.threads < 1)
 		g->cfg.threads = 1;
+	if (g->cfg.hold_ms <= 0)
+		g->cfg.hold_ms = 300000;
 	pthread_mutex_init(&g->mu, NULL);
 	return g;
 }

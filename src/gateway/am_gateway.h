@@ -30,6 +30,13 @@ struct am_gateway_config {
 	int keepalive_ms;      /* SSE comment interval while the first token is pending */
 	int first_byte_ms;     /* how long an engine may take to start answering */
 	int idle_ms;           /* silence allowed inside a streamed answer */
+	int hold_ms;           /* how long a request for a deployment scaled to zero waits for
+				  it to start before a 503 (0: 300000) */
+	/* Asks the control plane to start a wakeable deployment a request is
+	 * held for: called from worker threads (again every few seconds while
+	 * requests wait), so it must only queue the wish. NULL: none. */
+	void (*wake)(void *data, long long dep_id);
+	void *wake_data;
 };
 
 /* ---- the route table the control plane publishes ---- */
@@ -53,6 +60,8 @@ struct am_route {
 	char engine_name[129];     /* the name the engine knows (differs for an alias) */
 	char parent[129];          /* an adapter's deployment; "" otherwise */
 	long long max_model_len;   /* the deployment's, else the model's context; 0 unknown */
+	int wakeable;              /* with no replicas, a request is held and the deployment woken
+				      (scale to zero: am_gateway_config.wake) instead of refused */
 	struct am_route_rep *reps; /* ready replicas (none: answered 503 with state) */
 	int nreps;
 };
@@ -138,6 +147,11 @@ void am_gateway_render_metrics(struct am_gateway *g, struct am_buf *out);
 /* Whether model is a name the gateway knows (a deployment's, an alias, an
  * adapter), running or not. Any thread. */
 int am_gateway_serves(struct am_gateway *g, const char *model);
+/* What the gateway saw of deployment dep_id's traffic: when a request
+ * for it last began or ended (ms; 0: none since this run started) and how
+ * many are under way or held. 0, or -1 when no published table named it.
+ * Any thread. */
+int am_gateway_activity(struct am_gateway *g, long long dep_id, int64_t *last_ms, long long *inflight);
 /* A connection into the gateway for the control plane's own requests on a
  * user's behalf (the playground's compare): returns the caller's end of a
  * socket pair whose other end a worker serves as it serves a client, and

@@ -24,6 +24,14 @@ struct gw_counters {
 	_Atomic long long used;     /* tokens used in all (the database's figure, then ours) */
 };
 
+/* One deployment's traffic, shared by all workers for the gateway's
+ * whole life (scale to zero reads it through am_gateway_activity). */
+struct gw_activity {
+	long long dep_id;
+	_Atomic long long last_ms;  /* a request for it began or ended */
+	_Atomic long long inflight; /* under way or held */
+};
+
 /* A published route table, as the workers read it. Immutable once
  * swapped in; freed when the last holder lets go. */
 struct gw_table {
@@ -37,6 +45,7 @@ struct gw_table {
 	int *by_hash;              /* indices of the keys that are not disabled, sorted by hash */
 	int nlive;
 	struct gw_counters **ctrs; /* ctrs[i]: keys[i]'s counters (NULL for a disabled one) */
+	struct gw_activity **acts; /* acts[i]: routes[i]'s deployment's traffic */
 	long long created_s;
 };
 
@@ -117,6 +126,9 @@ struct gw_worker {
 	struct gw_mstats *stats;
 	int nstats;
 	_Atomic uint64_t rejected[GW_REJECT_N]; /* read by /metrics */
+	struct preq *held;         /* requests waiting for a deployment to start (gw_proxy.c) */
+	struct event *hold_ev;     /* looks at them again while there are any */
+	_Atomic long long nheld;   /* read by /metrics */
 	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
 	struct gw_jfile jf;        /* ub's journal file */
 	struct event *ub_timer;    /* hands them over 100 ms after a batch's first record */
@@ -130,6 +142,8 @@ struct am_gateway {
 	_Atomic long long gen;
 	struct gw_counters **ctrs;
 	int nctrs, capctrs;
+	struct gw_activity **acts; /* sorted by deployment id; never freed before the gateway */
+	int nacts, capacts;
 	_Atomic(struct gw_ubatch *) ubatches; /* handed over, newest first (lock-free push) */
 	_Atomic(const struct am_gateway_usage_notify *) unotify; /* the sink's wake-up, or NULL */
 	_Atomic long long umem;               /* records kept only in memory, in all batches */
@@ -154,7 +168,11 @@ struct am_gateway {
 #define GW_USER_HEADER "X-Aimaas-User"
 
 /* gw_proxy.c: the request path on a worker */
+struct preq;
 void gw_proxy_handlers(struct gw_worker *w, struct am_http_handlers *h);
+/* Frees the worker's hold timer (its held requests end with their
+ * connections). Worker exit. */
+void gw_proxy_worker_free(struct gw_worker *w);
 
 /* gw_table.c: the published table. Builds the workers' table from a
  * published one (takes ownership): names and keys indexed (a disabled
@@ -172,8 +190,11 @@ const struct am_route *gw_table_route(const struct gw_table *t, const char *mode
 const struct am_route_key *gw_table_key(const struct gw_table *t, const char *h);
 /* A key's counters (k from t). */
 struct gw_counters *gw_table_counters(const struct gw_table *t, const struct am_route_key *k);
-/* Frees every key's counters (at exit, once no table holds them). */
+/* Frees every key's counters and every deployment's activity (at exit,
+ * once no table holds them). */
 void gw_table_free_counters(struct am_gateway *g);
+/* Route r's (from t) deployment's traffic. */
+struct gw_activity *gw_table_activity(const struct gw_table *t, const struct am_route *r);
 
 /* gw_threads.c: the worker loops and the hand-offs between loops. */
 int gw_threads_start(struct am_gateway *g);

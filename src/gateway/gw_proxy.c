@@ -41,10 +41,35 @@ struct preq {
 	uint64_t t0, tfirst;
 	long long prompt, completion;
 	struct event *ka;
+	struct gw_activity *act;    /* its deployment's traffic, counted from dispatch or hold to the end */
+	int held;                   /* waiting for its deployment to start (in w->held) */
+	int64_t hold_until_ms, rewake_ms;
+	struct preq *hprev, *hnext;
 };
+
+static void unhold(struct preq *p)
+{
+	if (!p->held)
+		return;
+	struct gw_worker *w = p->w;
+	if (p->hprev)
+		p->hprev->hnext = p->hnext;
+	else
+		w->held = p->hnext;
+	if (p->hnext)
+		p->hnext->hprev = p->hprev;
+	p->hprev = p->hnext = NULL;
+	p->held = 0;
+	atomic_fetch_sub(&w->nheld, 1);
+}
 
 static void preq_free(struct preq *p)
 {
+	unhold(p);
+	if (p->act) {
+		atomic_store(&p->act->last_ms, am_wall_ms());
+		atomic_fetch_sub(&p->act->inflight, 1);
+	}
 	if (p->ka)
 		event_free(p->ka);
 	free(p->body);
@@ -346,6 +371,7 @@ static void relay_events(struct preq *p)
 /* ---- upstream callbacks ---- */
 
 static void dispatch(struct preq *p, const struct am_route *r);
+static void on_hold(evutil_socket_t fd, short what, void *arg);
 
 static void up_head(int status, const char *ctype, void *data)
 {
@@ -479,6 +505,120 @@ static void dispatch(struct preq *p, const struct am_route *r)
 	struct am_gateway_config *c = &w->g->cfg;
 	p->up = gw_up_send(w->pool, rep->host, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
 			   &cbs, p);
+}
+
+/* ---- requests for a deployment scaled to zero ---- */
+
+#define HOLD_TICK_MS 50
+#define REWAKE_MS 2000
+
+static void wake(struct gw_worker *w, long long dep_id)
+{
+	if (w->g->cfg.wake)
+		w->g->cfg.wake(w->g->cfg.wake_data, dep_id);
+}
+
+static void hold_tick(struct gw_worker *w)
+{
+	if (!w->hold_ev)
+		w->hold_ev = evtimer_new(w->base, on_hold, w);
+	if (!evtimer_pending(w->hold_ev, NULL)) {
+		struct timeval tv = { 0, HOLD_TICK_MS * 1000 };
+		evtimer_add(w->hold_ev, &tv);
+	}
+}
+
+/* Waits for r's deployment to start: the control plane is asked to wake
+ * it, and the request goes on once a published table gives it replicas
+ * (on_hold). A stream gets its keep-alive comments meanwhile. */
+static void hold(struct preq *p, const struct am_route *r)
+{
+	struct gw_worker *w = p->w;
+	p->dep_id = r->dep_id;
+	p->held = 1;
+	p->hold_until_ms = am_wall_ms() + w->g->cfg.hold_ms;
+	p->rewake_ms = am_wall_ms() + REWAKE_MS;
+	p->hprev = NULL;
+	p->hnext = w->held;
+	if (w->held)
+		w->held->hprev = p;
+	w->held = p;
+	atomic_fetch_add(&w->nheld, 1);
+	wake(w, r->dep_id);
+	hold_tick(w);
+}
+
+/* Ends a held request that will not be served: a 503 (with Retry-After),
+ * or in a stream that already sent comments, an error event and [DONE]. */
+static void hold_fail(struct preq *p, const char *code, int retry_s, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void hold_fail(struct preq *p, const char *code, int retry_s, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	unhold(p);
+	struct am_http_req *req = detach(p);
+	atomic_fetch_add(&p->w->rejected[GW_REJECT_UNAVAILABLE], 1);
+	account(p, 503);
+	if (p->began) {
+		char ev[900];
+		am_fmt(ev, sizeof ev, "data: {\"error\":{\"message\":\"%s\",\"type\":\"service_unavailable\",\"param\":"
+				      "\"model\",\"code\":\"%s\"}}\n\ndata: [DONE]\n\n", msg, code);
+		am_http_stream_write(req, ev, strlen(ev));
+		am_http_stream_end(req);
+	} else {
+		if (retry_s > 0) {
+			char ra[16];
+			am_fmt(ra, sizeof ra, "%d", retry_s);
+			am_http_add_header(req, "Retry-After", ra);
+		}
+		oai_error(req, 503, "service_unavailable", code, "model", "%s", msg);
+	}
+	preq_free(p);
+}
+
+/* Every HOLD_TICK_MS while requests are held: each goes on when its
+ * deployment has replicas, fails when the deployment will not start (or is
+ * gone) or its wait ran out, else waits on (and asks again for the start
+ * now and then: a wish the control plane lost to a restart is not lost). */
+static void on_hold(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct gw_worker *w = arg;
+	struct gw_table *t = gw_table_get(w);
+	int64_t now = am_wall_ms();
+	struct preq *next;
+	for (struct preq *p = w->held; p; p = next) {
+		next = p->hnext;
+		const struct am_route *r = gw_table_route(t, p->model);
+		if (r && r->nreps) {
+			unhold(p);
+			dispatch(p, r);
+		} else if (!r || r->dep_id != p->dep_id) {
+			hold_fail(p, "model_not_running", 0, "The model `%s` was removed while the request waited", p->model);
+		} else if (!r->wakeable) {
+			hold_fail(p, "model_not_running", 0, "The model `%s` did not start (it is %s)", p->model, r->state);
+		} else if (now >= p->hold_until_ms) {
+			hold_fail(p, "model_starting", 30, "The model `%s` is still starting after %d s (it is %s); try again "
+				  "shortly", p->model, w->g->cfg.hold_ms / 1000, r->state);
+		} else if (now >= p->rewake_ms) {
+			p->rewake_ms = now + REWAKE_MS;
+			wake(w, p->dep_id);
+		}
+	}
+	if (w->held)
+		hold_tick(w);
+}
+
+void gw_proxy_worker_free(struct gw_worker *w)
+{
+	if (w->hold_ev)
+		event_free(w->hold_ev);
+	w->hold_ev = NULL;
 }
 
 /* ---- the HTTP side ---- */
@@ -725,7 +865,7 @@ static void on_request(struct am_http_req *req, void *data)
 		       "This API key may not use the model `%s`", r->name);
 		return;
 	}
-	if (!r->nreps) {
+	if (!r->nreps && !r->wakeable) {
 		reject(w, req, GW_REJECT_UNAVAILABLE, 503, "service_unavailable", "model_not_running", "model",
 		       "The model `%s` is not running (it is %s)", r->name, r->state);
 		return;
@@ -777,7 +917,13 @@ static void on_request(struct am_http_req *req, void *data)
 	}
 	p->key = NULL; /* the snapshot may change from here on */
 	am_http_on_abort(req, on_abort, p);
-	dispatch(p, r);
+	p->act = gw_table_activity(t, r);
+	atomic_fetch_add(&p->act->inflight, 1);
+	atomic_store(&p->act->last_ms, am_wall_ms());
+	if (!r->nreps)
+		hold(p, r);
+	else
+		dispatch(p, r);
 }
 
 static void on_done(struct am_http_req *req, void *data)

@@ -128,6 +128,11 @@ void gw_stats_render(struct am_gateway *g, struct am_buf *o)
 			am_buf_printf(o, "aimaas_gateway_rejected_total{reason=\"%s\"} %llu\n", reasons[r],
 				      (unsigned long long)sum);
 	}
+	long long held = 0;
+	for (int w = 0; w < g->nworkers; w++)
+		held += atomic_load(&g->workers[w].nheld);
+	am_buf_printf(o, "# HELP aimaas_gateway_held_requests Requests waiting for a deployment scaled to zero to start.\n"
+			 "# TYPE aimaas_gateway_held_requests gauge\naimaas_gateway_held_requests %lld\n", held);
 	am_buf_adds(o, "# HELP aimaas_gateway_prompt_tokens_total Prompt tokens by model.\n"
 		       "# TYPE aimaas_gateway_prompt_tokens_total counter\n");
 	for (int i = 0; i < n; i++)

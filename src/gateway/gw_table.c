@@ -21,6 +21,7 @@ static void table_free(struct gw_table *t)
 	free(t->by_name);
 	free(t->by_hash);
 	free(t->ctrs);
+	free(t->acts);
 	free(t);
 }
 
@@ -92,6 +93,60 @@ static struct gw_counters *counters_for(struct am_gateway *g, long long key_id, 
 	return c;
 }
 
+/* The index in g->acts where dep_id is or would go. Under g->mu. */
+static int activity_at(const struct am_gateway *g, long long dep_id)
+{
+	int lo = 0, hi = g->nacts;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (g->acts[mid]->dep_id < dep_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Deployment dep_id's traffic record, created the first time a table
+ * names it. Only the publishing thread adds; workers hold pointers. */
+static struct gw_activity *activity_for(struct am_gateway *g, long long dep_id)
+{
+	pthread_mutex_lock(&g->mu);
+	int lo = activity_at(g, dep_id);
+	struct gw_activity *a = lo < g->nacts && g->acts[lo]->dep_id == dep_id ? g->acts[lo] : NULL;
+	if (!a) {
+		a = am_calloc(1, sizeof *a);
+		a->dep_id = dep_id;
+		if (g->nacts == g->capacts) {
+			g->capacts = g->capacts ? g->capacts * 2 : 64;
+			g->acts = am_realloc(g->acts, (size_t)g->capacts * sizeof *g->acts);
+		}
+		memmove(&g->acts[lo + 1], &g->acts[lo], (size_t)(g->nacts - lo) * sizeof *g->acts);
+		g->acts[lo] = a;
+		g->nacts++;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return a;
+}
+
+int am_gateway_activity(struct am_gateway *g, long long dep_id, int64_t *last_ms, long long *inflight)
+{
+	pthread_mutex_lock(&g->mu);
+	int lo = activity_at(g, dep_id), rc = -1;
+	if (lo < g->nacts && g->acts[lo]->dep_id == dep_id) {
+		*last_ms = atomic_load(&g->acts[lo]->last_ms);
+		*inflight = atomic_load(&g->acts[lo]->inflight);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
+struct gw_activity *gw_table_activity(const struct gw_table *t, const struct am_route *r)
+{
+	return t->acts[r - t->routes];
+}
+
 void gw_table_free_counters(struct am_gateway *g)
 {
 	for (int i = 0; i < g->nctrs; i++)
@@ -99,6 +154,11 @@ void gw_table_free_counters(struct am_gateway *g)
 	free(g->ctrs);
 	g->ctrs = NULL;
 	g->nctrs = g->capctrs = 0;
+	for (int i = 0; i < g->nacts; i++)
+		free(g->acts[i]);
+	free(g->acts);
+	g->acts = NULL;
+	g->nacts = g->capacts = 0;
 }
 
 /* qsort has no context argument: the indices sort pairs instead */
@@ -160,6 +220,10 @@ struct gw_table *gw_table_new(struct am_gateway *g, struct am_routes *r)
 	t->nkeys = r->nkeys;
 	sort_index(t->nroutes, route_name, t->routes, NULL, &t->by_name);
 	t->nlive = sort_index(t->nkeys, key_hash, t->keys, key_off, &t->by_hash);
+	t->acts = am_calloc((size_t)t->nroutes + 1, sizeof *t->acts);
+	for (int i = 0; i < t->nroutes; i++) /* a deployment's routes are next to each other */
+		t->acts[i] = i && t->routes[i - 1].dep_id == t->routes[i].dep_id ? t->acts[i - 1]
+										: activity_for(g, t->routes[i].dep_id);
 	t->ctrs = am_calloc((size_t)t->nkeys + 1, sizeof *t->ctrs);
 	for (int i = 0; i < t->nkeys; i++) {
 		const struct am_route_key *k = &t->keys[i];

@@ -169,6 +169,7 @@ void gw_threads_free(struct am_gateway *g)
 		if (!w->base)
 			continue;
 		event_free(w->ub_timer);
+		gw_proxy_worker_free(w);
 		gw_pool_free(w->pool);
 		event_free(w->notify);
 		event_free(w->quit);

@@ -335,6 +335,21 @@ static const char *const migrations[] = {
 	 * reconciler loads and unloads at runtime until it matches the
 	 * deployment's lora_modules */
 	"ALTER TABLE instances ADD COLUMN lora_live TEXT;",
+
+	/* 21: scale to zero (am_idle.c): after idle_after_s seconds without a
+	 * request (0: never) the replicas stop and idle_at says since when (the
+	 * deployment still wants to run: a request starts it again); woken_at:
+	 * when the cold start under way began; cold_starts: the last ones' times
+	 * (ms, newest last); evictable and priority: whether, and against whom,
+	 * an on-demand start may stop it while it runs */
+	"ALTER TABLE deployments ADD COLUMN idle_after_s INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE deployments ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE deployments ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE deployments ADD COLUMN idle_at INTEGER;"
+	"ALTER TABLE deployments ADD COLUMN idle_reason TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE deployments ADD COLUMN woken_at INTEGER;"
+	"ALTER TABLE deployments ADD COLUMN used_at INTEGER;"
+	"ALTER TABLE deployments ADD COLUMN cold_starts TEXT NOT NULL DEFAULT '[]';",
 };
 
 const char *const *am_migrations_list(size_t *count)
