@@ -31,8 +31,9 @@ void sim_opts_usage(void)
 	      "  --sim-ttft-ms N          time to first token (default 0)\n"
 	      "  --sim-itl-ms N           time between tokens (default 0, or AIMAAS_SIM_ITL_MS)\n"
 	      "  --sim-startup-ms N       time until /health answers 200 (default 0)\n"
+	      "  --sim-lora-load-ms N     time a /v1/load_lora_adapter takes (default 0, or AIMAAS_SIM_LORA_LOAD_MS)\n"
 	      "  --sim-mode random|echo   invented text, or the last user message back (default random)\n"
-	      "  --sim-output-tokens N    tokens to generate when max_tokens allows (default 16)\n"
+	      "  --sim-output-tokens N    tokens to generate when max_tokens allows (default 16, or AIMAAS_SIM_OUTPUT_LEN)\n"
 	      "  --sim-kind chat|embedding|rerank   what the model is (default: from --runner/--convert\n"
 	      "                           or the model's config.json architectures)\n"
 	      "  --sim-embedding-dim N    embedding size (default: the config's hidden_size, else 1024)\n"
@@ -215,6 +216,7 @@ static int parse_vllm(int argc, char **argv, struct sim_opts *o)
 		else if (!strcmp(a, "--sim-ttft-ms")) { TAKE(); rc = to_int(a, val, 0, 3600000, &o->ttft_ms); }
 		else if (!strcmp(a, "--sim-itl-ms")) { TAKE(); rc = to_int(a, val, 0, 600000, &o->itl_ms); }
 		else if (!strcmp(a, "--sim-startup-ms")) { TAKE(); rc = to_int(a, val, 0, 3600000, &o->startup_ms); }
+		else if (!strcmp(a, "--sim-lora-load-ms")) { TAKE(); rc = to_int(a, val, 0, 600000, &o->lora_load_ms); }
 		else if (!strcmp(a, "--sim-output-tokens")) { TAKE(); rc = to_int(a, val, 1, 1 << 20, &o->output_tokens); }
 		else if (!strcmp(a, "--sim-embedding-dim")) { TAKE(); rc = to_int(a, val, 1, 65536, &o->embedding_dim); }
 		else if (!strcmp(a, "--sim-max-waiting")) { TAKE(); rc = to_int(a, val, 0, 1 << 24, &o->max_waiting); }
@@ -376,12 +378,22 @@ int sim_opts_parse(int argc, char **argv, struct sim_opts *o)
 	o->max_lora_rank = 16;
 	o->seed = 0;
 	/* tests that start the simulator through aimaas (a shim for vllm) pace its tokens this way */
+	const char *lload = getenv("AIMAAS_SIM_LORA_LOAD_MS");
+	if (lload && *lload) {
+		long v = strtol(lload, NULL, 10);
+		o->lora_load_ms = v > 0 && v < 600000 ? (int)v : 0;
+	}
 	const char *itl = getenv("AIMAAS_SIM_ITL_MS");
 	if (itl && *itl)
 		o->itl_ms = (int)strtol(itl, NULL, 10) > 0 && strtol(itl, NULL, 10) < 600000 ? (int)strtol(itl, NULL, 10) : 0;
 	o->mode = SIM_RANDOM;
 	o->kind = -1;
 	o->output_tokens = 16;
+	const char *otok = getenv("AIMAAS_SIM_OUTPUT_LEN"); /* as AIMAAS_SIM_ITL_MS (not "..._TOKENS": aimaas keeps secret-looking names from engines) */
+	if (otok && *otok) {
+		long v = strtol(otok, NULL, 10);
+		o->output_tokens = v >= 1 && v <= (1 << 20) ? (int)v : 16;
+	}
 	o->max_waiting = 1024;
 	if (!argc || strncmp(argv[0], "--sim-flavor", 12) || (argv[0][12] && argv[0][12] != '='))
 		return parse_vllm(argc, argv, o);

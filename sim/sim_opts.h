@@ -45,6 +45,7 @@ struct sim_opts {
 	int nloras;
 	/* the simulator's own */
 	int ttft_ms, itl_ms, startup_ms;
+	int lora_load_ms;          /* a runtime adapter load's time (vLLM reads its weights) */
 	double failure_rate;
 	enum sim_mode mode;
 	int kind;                   /* -1: from --runner/--convert or the model's config */

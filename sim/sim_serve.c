@@ -894,6 +894,52 @@ static void models(struct sim *s, struct am_http_req *req)
 	json_decref(resp);
 }
 
+/* A runtime load under way (--sim-lora-load-ms): the adapter is there,
+ * and the answer sent, once its time has passed. */
+struct lora_load {
+	struct sim *s;
+	struct am_http_req *req;
+	struct event *ev;
+	char name[128], path[4096];
+};
+
+static void lora_load_abort(struct am_http_req *req, void *data)
+{
+	(void)req;
+	struct lora_load *l = data;
+	event_free(l->ev);
+	free(l);
+}
+
+static void lora_add(struct sim *s, struct am_http_req *req, const char *name, const char *path)
+{
+	struct sim_lora *l = &s->loras[s->nloras++];
+	memset(l, 0, sizeof *l);
+	am_strlcpy(l->name, name, sizeof l->name);
+	am_strlcpy(l->path, path, sizeof l->path);
+	char msg[300];
+	am_fmt(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
+	vlog("INFO", "serving_models.py:120", "Loaded new LoRA adapter: name '%s', path '%s'", name, path);
+	am_http_respond(req, 200, "text/plain; charset=utf-8", msg, strlen(msg));
+}
+
+static void lora_loaded(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct lora_load *l = arg;
+	am_http_on_abort(l->req, NULL, NULL);
+	int dup = 0;
+	for (int i = 0; i < l->s->nloras; i++)
+		dup |= !strcmp(l->s->loras[i].name, l->name);
+	if (dup || l->s->nloras == SIM_MAX_LORAS)
+		sim_error(l->req, 400, "BadRequestError", "The lora adapter '%s' has already been loaded.", l->name);
+	else
+		lora_add(l->s, l->req, l->name, l->path);
+	event_free(l->ev);
+	free(l);
+}
+
 static void load_lora(struct sim *s, struct am_http_req *req, json_t *body)
 {
 	const char *name = json_string_value(json_object_get(body, "lora_name"));
@@ -911,14 +957,19 @@ static void load_lora(struct sim *s, struct am_http_req *req, json_t *body)
 		sim_error(req, 400, "BadRequestError", "Too many LoRA adapters are loaded.");
 		return;
 	}
-	struct sim_lora *l = &s->loras[s->nloras++];
-	memset(l, 0, sizeof *l);
-	am_strlcpy(l->name, name, sizeof l->name);
-	am_strlcpy(l->path, path, sizeof l->path);
-	char msg[300];
-	am_fmt(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
-	vlog("INFO", "serving_models.py:120", "Loaded new LoRA adapter: name '%s', path '%s'", name, path);
-	am_http_respond(req, 200, "text/plain; charset=utf-8", msg, strlen(msg));
+	if (s->o.lora_load_ms > 0) {
+		struct lora_load *l = am_calloc(1, sizeof *l);
+		l->s = s;
+		l->req = req;
+		am_strlcpy(l->name, name, sizeof l->name);
+		am_strlcpy(l->path, path, sizeof l->path);
+		l->ev = evtimer_new(s->base, lora_loaded, l);
+		struct timeval tv = { s->o.lora_load_ms / 1000, (s->o.lora_load_ms % 1000) * 1000 };
+		evtimer_add(l->ev, &tv);
+		am_http_on_abort(req, lora_load_abort, l);
+		return;
+	}
+	lora_add(s, req, name, path);
 }
 
 static void unload_lora(struct sim *s, struct am_http_req *req, json_t *body)

@@ -36,6 +36,7 @@ struct build {
 	struct am_route_rep *reps; /* every ready replica, in deployment order */
 	long long *rep_dep;        /* reps[i]'s deployment */
 	struct memo *memo;         /* reps[i]'s key and what it was derived from */
+	json_t **live;             /* reps[i]'s adapters loaded ([{name, path}]); NULL: not tracked (all served) */
 	int nreps, capreps, next;  /* next: the first replica not yet given to a deployment */
 };
 
@@ -89,7 +90,7 @@ static json_t *array_col(const char *text)
 	return a;
 }
 
-/* SELECT id, deployment_id, address, api_key ... ORDER BY deployment_id */
+/* SELECT id, deployment_id, address, api_key, lora_live ... ORDER BY deployment_id */
 static int on_instance(const struct am_store_row *row, void *data)
 {
 	struct build *b = data;
@@ -98,7 +99,9 @@ static int on_instance(const struct am_store_row *row, void *data)
 		b->reps = am_realloc(b->reps, (size_t)b->capreps * sizeof *b->reps);
 		b->rep_dep = am_realloc(b->rep_dep, (size_t)b->capreps * sizeof *b->rep_dep);
 		b->memo = am_realloc(b->memo, (size_t)b->capreps * sizeof *b->memo);
+		b->live = am_realloc(b->live, (size_t)b->capreps * sizeof *b->live);
 	}
+	b->live[b->nreps] = am_store_col_null(row, 4) ? NULL : array_col(am_store_col_text(row, 4));
 	struct am_route_rep *r = &b->reps[b->nreps];
 	memset(r, 0, sizeof *r);
 	r->instance_id = am_store_col_int(row, 0);
@@ -117,6 +120,20 @@ static int on_instance(const struct am_store_row *row, void *data)
 		m->inst_id = -1;
 	am_strlcpy(m->key, r->key, sizeof m->key);
 	b->nreps++;
+	return 0;
+}
+
+/* Whether an engine whose loaded adapters are live serves adapter name
+ * (live NULL: its adapters are not tracked, so all are). */
+static int has_adapter(json_t *live, const char *name)
+{
+	if (!live)
+		return 1;
+	size_t i;
+	json_t *a;
+	json_array_foreach(live, i, a)
+		if (!strcmp(json_string_value(json_object_get(a, "name")) ?: "", name))
+			return 1;
 	return 0;
 }
 
@@ -160,10 +177,20 @@ static int on_deployment(const struct am_store_row *row, void *data)
 		r->max_model_len = am_store_col_int(row, 6);
 		r->wakeable = am_store_col_int(row, 7) != 0;
 		am_strlcpy(r->state, nreps ? "running" : am_store_col_text(row, 2), sizeof r->state);
-		if (nreps) {
+		if (nreps)
 			r->reps = am_malloc((size_t)nreps * sizeof *r->reps);
-			memcpy(r->reps, &b->reps[first], (size_t)nreps * sizeof *r->reps);
-			r->nreps = nreps;
+		/* an adapter goes only to the engines that have it loaded: one
+		 * being loaded at runtime holds its requests meanwhile */
+		for (int k = first; k < first + nreps; k++)
+			if (!r->lora || has_adapter(b->live[k], name))
+				r->reps[r->nreps++] = b->reps[k];
+		if (r->lora && nreps && !r->nreps) {
+			am_strlcpy(r->state, "loading", sizeof r->state);
+			r->wakeable = 1;
+		}
+		if (!r->nreps) {
+			free(r->reps);
+			r->reps = NULL;
 		}
 	}
 	json_decref(loras);
@@ -228,7 +255,7 @@ int am_routes_build(struct am_store *st, struct am_deploy *dp, struct am_routes_
 	struct build b = { .rt = am_gateway_routes_new(), .dp = dp, .cache = cache };
 	int rc = -1;
 	/* in deployment order: one merge pass joins them to their deployments */
-	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key FROM instances"
+	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key, lora_live FROM instances"
 			  " WHERE state = 'running' ORDER BY deployment_id, id", NULL) != 0 ||
 	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
 			  " COALESCE(d.max_model_len, m.max_context), " WAKEABLE " FROM deployments d JOIN models m ON m.id = d.model_id"
@@ -255,6 +282,9 @@ int am_routes_build(struct am_store *st, struct am_deploy *dp, struct am_routes_
 	}
 out:
 	am_gateway_routes_free(b.rt);
+	for (int k = 0; k < b.nreps; k++)
+		json_decref(b.live[k]);
+	free(b.live);
 	free(b.reps);
 	free(b.rep_dep);
 	free(b.memo);
@@ -424,7 +454,7 @@ static int build_dep(struct am_store *st, struct am_deploy *dp, const struct am_
 {
 	struct build b = { .rt = am_gateway_routes_new(), .dp = dp, .cache = cache };
 	int rc = -1;
-	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key FROM instances"
+	if (am_store_each(st, on_instance, &b, "SELECT id, deployment_id, address, api_key, lora_live FROM instances"
 			  " WHERE deployment_id = ? AND state = 'running' ORDER BY id", "i", dep_id) != 0 ||
 	    am_store_each(st, on_deployment, &b, "SELECT d.id, d.name, d.state, d.lora_modules, d.aliases, m.kind,"
 			  " COALESCE(d.max_model_len, m.max_context), " WAKEABLE " FROM deployments d JOIN models m ON m.id = d.model_id"
@@ -435,6 +465,9 @@ static int build_dep(struct am_store *st, struct am_deploy *dp, const struct am_
 	rc = 0;
 out:
 	am_gateway_routes_free(b.rt);
+	for (int k = 0; k < b.nreps; k++)
+		json_decref(b.live[k]);
+	free(b.live);
 	free(b.reps);
 	free(b.rep_dep);
 	free(b.memo);

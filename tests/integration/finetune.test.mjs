@@ -18,7 +18,7 @@ let dir, srv, T;
 function start(env = {}) {
   return startServer({ dataDir: dir, args: ['--sim-gpus', GPUS, '--stop-engines-on-exit'],
     env: { PATH: `${SHIMS}:${process.env.PATH}`, AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'),
-      AIMAAS_SIM_STEP_MS: '15', AIMAAS_SIM_ITL_MS: '15', ...env } });
+      AIMAAS_SIM_STEP_MS: '15', AIMAAS_SIM_ITL_MS: '15', AIMAAS_SIM_LORA_LOAD_MS: '300', AIMAAS_SIM_OUTPUT_LEN: '150', ...env } });
 }
 
 async function waitJob(id, pred, what, ms = 20000) {
@@ -378,18 +378,22 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   const before = (await srv.api('GET', '/api/v1/deployments/qwen-tuned', { token: T })).json.instances[0];
   const stream = fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
     headers: { authorization: `Bearer ${k.json.key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'qwen-tuned', stream: true, max_tokens: 60, messages: [{ role: 'user', content: 'A long answer, please.' }] }) })
+    body: JSON.stringify({ model: 'qwen-tuned', stream: true, max_tokens: 150, messages: [{ role: 'user', content: 'A long answer, please.' }] }) })
     .then(async (r) => ({ status: r.status, text: await r.text(), at: Date.now() }));
   const p = await patch([{ name: 'survivor', model: 'survivor-adapter' }, { name: 'survivor-v2', model: 'survivor-adapter' }]);
   assert.equal(p.status, 200, p.text);
   assert.equal(p.json.restarting, false, 'loaded at runtime');
-  let answered = 0;
-  for (let i = 0; i < 400 && !answered; i++) {
-    const r = await ask('survivor-v2');
-    if (r.status === 200) answered = 1;
-    else await sleep(50);
+  // once the gateway knows the name, a request for it is held until the engine has it loaded:
+  // never sent to an engine that would answer "does not exist"
+  let listed = false;
+  for (let i = 0; i < 400 && !listed; i++) {
+    const m = await (await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${k.json.key}` } })).json();
+    listed = m.data.some((x) => x.id === 'survivor-v2');
+    if (!listed) await sleep(10);
   }
-  assert.ok(answered, 'the second adapter answers once loaded');
+  assert.ok(listed, 'the new adapter is listed');
+  const first = await ask('survivor-v2');
+  assert.equal(first.status, 200, `the first request for the new adapter: ${await first.text()}`);
   const loadedAt = Date.now();
   const q = await patch([{ name: 'survivor', model: 'survivor-adapter' }]);
   assert.equal(q.json.restarting, false);
@@ -404,7 +408,7 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   assert.equal(s1.status, 200);
   assert.match(s1.text, /data: \[DONE\]/);
   assert.doesNotMatch(s1.text, /"error"/, 'the base kept serving throughout');
-  assert.ok(s1.at > loadedAt, 'the stream was still running when the adapter was loaded');
+  assert.ok(s1.at > loadedAt, `the stream was still running when the adapter was loaded (${s1.at - loadedAt} ms; ${s1.text.length} bytes)`);
   const after = (await srv.api('GET', '/api/v1/deployments/qwen-tuned', { token: T })).json.instances[0];
   assert.equal(after.id, before.id, 'the same engine');
   assert.equal(after.restarts, before.restarts);

@@ -2,7 +2,7 @@
 export const gib = (b) => (b == null ? '—' : `${(b / 2 ** 30).toFixed(1)} GiB`);
 export const billions = (n) => (n ? `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 1)}B` : '—');
 export const tagType = (s) => ({ running: 'success', succeeded: 'success', ready: 'success', failed: 'danger',
-  stopped: 'info', queued: 'warning', starting: 'warning', pending: 'warning', waiting: 'warning', backoff: 'danger' }[s] || 'info');
+  stopped: 'info', queued: 'warning', starting: 'warning', pending: 'warning', waiting: 'warning', backoff: 'danger', idle: 'info', loading: 'warning' }[s] || 'info');
 export const items = (r) => (Array.isArray(r) ? r : r?.items ?? []);
 // Bytes as MiB below a GiB, else GiB; seconds as "42s", "3m 5s", "2h 10m".
 export const size = (b) => (b == null ? '—' : b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);

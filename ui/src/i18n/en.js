@@ -94,6 +94,13 @@ export default {
     confirm_delete_job: "Delete job {name} and its folder (checkpoints, logs)?",
   },
   deploy: {
+    idle_min: "Scale to zero after this many idle minutes (0: never)",
+    evictable: "May give its GPUs to another model's start",
+    priority: "Priority (0-100)",
+    idle_hint: "Scaled to zero, the model stays listed; a request starts it and waits until it is ready. An evictable deployment is stopped, least recently used first, when another model starts on demand and the GPUs are full.",
+    idle_info: "Scales to zero after {min} idle minutes",
+    cold_start: "Cold start: last {last} s, median {median} s",
+    used_at: "Last request: {at}",
     node: 'Node', cluster_node: 'Kubernetes node: each replica takes whole cards', on_node: 'on {node}', whole_cards: '{node} is a Kubernetes node: each replica takes whole GPUs.',
     title: 'Deployments', new: 'Deploy a model', engine: 'Engine', resources: 'GPUs', check: 'Check',
     served_name: 'Name clients use as "model"', gpus_per_replica: 'GPUs per replica', replicas: 'Replicas',

@@ -94,6 +94,13 @@ export default {
     confirm_delete_job: "删除任务 {name} 及其目录（检查点、日志）？",
   },
   deploy: {
+    idle_min: "空闲多少分钟后缩容到零（0：不缩容）",
+    evictable: "GPU 不够时可让位给其他模型",
+    priority: "优先级（0-100）",
+    idle_hint: "缩容到零后模型仍在列表中；收到请求时自动启动，请求会等待它就绪。可让位的部署会在其他模型按需启动且 GPU 不足时，按最久未使用的顺序被停下。",
+    idle_info: "空闲 {min} 分钟后缩容到零",
+    cold_start: "冷启动：上次 {last} 秒，中位数 {median} 秒",
+    used_at: "最近调用：{at}",
     node: '节点', cluster_node: 'Kubernetes 节点：每个副本独占整卡', on_node: '在 {node}', whole_cards: '{node} 是 Kubernetes 节点：每个副本独占整张 GPU。',
     title: '模型部署', new: '部署模型', engine: '推理引擎', resources: 'GPU 资源', check: '检查',
     served_name: '调用时使用的模型名', gpus_per_replica: '每个副本的 GPU 数', replicas: '副本数',
