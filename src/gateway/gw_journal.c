@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +127,8 @@ int gw_journal_open(struct gw_jfile *f, const char *dir)
 	f->fd = -1;
 	f->broken = 0;
 	f->off = 0;
+	f->map = NULL;
+	f->cap = 0;
 	am_strlcpy(f->id, tok, sizeof f->id); /* 23 of base64url's characters: 138 random bits */
 	if (!dir || !*dir) {
 		f->path[0] = '\0';
@@ -133,9 +136,28 @@ int gw_journal_open(struct gw_jfile *f, const char *dir)
 		return -1;
 	}
 	am_fmt(f->path, sizeof f->path, "%s/%s.jnl", dir, f->id);
-	int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	int fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		f->open_errno = errno;
+		return -1;
+	}
+	/* the batch's room, on disk now: a full disk is seen here, never as a
+	 * fault on a mapped page later */
+	size_t cap = (size_t)GW_UBATCH * GW_JREC_SIZE;
+	int e = posix_fallocate(fd, 0, (off_t)cap);
+	if (e == 0) {
+		void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
+			f->map = m;
+			f->cap = cap;
+		} else if (ftruncate(fd, 0) != 0) {
+			e = errno;
+		}
+	}
+	if (e && e != EOPNOTSUPP && e != EINVAL) { /* no room: nothing left behind */
+		close(fd);
+		unlink(f->path);
+		errno = f->open_errno = e;
 		return -1;
 	}
 	f->fd = fd;
@@ -148,11 +170,20 @@ int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u)
 		errno = EBADF;
 		return -1;
 	}
+	if (f->map && (size_t)f->off + GW_JREC_SIZE <= f->cap) {
+		gw_journal_encode(u, f->map + f->off);
+		f->off += GW_JREC_SIZE;
+		return 0;
+	}
+	if (f->map) { /* a batch is never larger than the room made for it */
+		errno = ENOSPC;
+		return -1;
+	}
 	unsigned char rec[GW_JREC_SIZE];
 	gw_journal_encode(u, rec);
 	ssize_t w;
 	do
-		w = write(f->fd, rec, sizeof rec);
+		w = pwrite(f->fd, rec, sizeof rec, f->off);
 	while (w < 0 && errno == EINTR);
 	if (w == (ssize_t)sizeof rec) {
 		f->off += w;
@@ -168,8 +199,16 @@ int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u)
 
 void gw_journal_close(struct gw_jfile *f)
 {
-	if (f->fd >= 0)
+	if (f->map) {
+		munmap(f->map, f->cap);
+		f->map = NULL;
+		f->cap = 0;
+	}
+	if (f->fd >= 0) {
+		if (ftruncate(f->fd, f->off) != 0) { /* the room not used: the reader skips zeros all the same */
+		}
 		close(f->fd);
+	}
 	f->fd = -1;
 }
 
@@ -207,10 +246,13 @@ int gw_journal_read(const char *path, struct am_usage_record **out, int *n, size
 		cnt++;
 		at += GW_JREC_SIZE;
 	}
+	size_t end = got; /* room a killed writer never filled is zeros, not a torn record */
+	while (end > at && !buf[end - 1])
+		end--;
 	*out = recs;
 	recs = NULL;
 	*n = cnt;
-	*skipped = got - at;
+	*skipped = end - at;
 	rc = 0;
 out:
 	if (fd >= 0) {

@@ -1,8 +1,11 @@
 /* gw_journal: the usage journal's files. A worker appends each finished
- * request's usage record to its own file with one write() before the client
- * can see the end of the answer, so a crash of aimaas (kill -9) loses none
- * (the kernel keeps what was written; no fsync: an OS crash may lose the
- * last records, as the database's synchronous=NORMAL may). A drain
+ * request's usage record to its own file before the client can see the end
+ * of the answer, so a crash of aimaas (kill -9) loses none: the file's room
+ * for a batch is allocated when it is created and mapped shared, so an
+ * append is a copy into the page cache, no system call (what a process
+ * wrote there outlives it as a write() would; no fsync: an OS crash may
+ * lose the last records, as the database's synchronous=NORMAL may). Where
+ * the room cannot be mapped, each append is one pwrite(). A drain
  * (gw_usage, on the usage sink's thread) reads a closed file back, hands
  * its records to the sink and deletes the file once they are written.
  *
@@ -28,21 +31,24 @@ struct gw_jfile {
 	int broken;        /* a failed append could not be cut off: append no more */
 	int open_errno;    /* why the last gw_journal_open failed */
 	off_t off;         /* bytes of whole records in it */
+	unsigned char *map; /* the file's room, mapped shared (NULL: appends are pwrite()s) */
+	size_t cap;        /* bytes mapped */
 	char id[24];       /* the file's random id, the prefix of its records' ids */
 	char path[4200];
 };
 
 /* Creates dir (0700) when missing. 0, or -1 with errno. */
 int gw_journal_mkdir(const char *dir);
-/* Creates a new, empty file with a fresh random id in dir (O_APPEND,
- * O_CLOEXEC, 0600). 0, or -1 with errno (f->fd stays -1; f->id is set all
+/* Creates a new file with a fresh random id in dir (O_CLOEXEC, 0600),
+ * with room for GW_UBATCH records allocated (a full disk fails here) and
+ * mapped. 0, or -1 with errno (f->fd stays -1; f->id is set all
  * the same so records can still be named; a NULL or empty dir only does
  * that). */
 int gw_journal_open(struct gw_jfile *f, const char *dir);
 /* Appends one record. 0, or -1 with errno (ENOSPC, EDQUOT...): then the
  * file is as it was before the call, or marked broken. */
 int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u);
-/* Closes the file (keeps it on disk). */
+/* Closes the file (keeps it on disk, cut to its records). */
 void gw_journal_close(struct gw_jfile *f);
 
 /* The record's bytes (GW_JREC_SIZE of them). */
@@ -51,7 +57,8 @@ void gw_journal_encode(const struct am_usage_record *u, unsigned char out[GW_JRE
 int gw_journal_decode(const unsigned char *rec, size_t n, struct am_usage_record *u);
 /* Every intact record of a file, oldest first, up to the first torn or
  * corrupt one: *out (free it) holds *n of them, *skipped the bytes left
- * after them. 0, or -1 with errno when the file cannot be read. */
+ * after them (not counting the zeros of room never written: a file a
+ * killed aimaas left). 0, or -1 with errno when the file cannot be read. */
 int gw_journal_read(const char *path, struct am_usage_record **out, int *n, size_t *skipped);
 
 #endif

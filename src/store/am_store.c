@@ -511,7 +511,11 @@ int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t 
 	/* WAL + synchronous=NORMAL: a crash of aimaas (kill -9) never loses a
 	 * committed transaction; only an OS crash can lose the last few. */
 	if (plain(s, "PRAGMA journal_mode=WAL") != 0 || plain(s, "PRAGMA synchronous=NORMAL") != 0 ||
-	    plain(s, "PRAGMA foreign_keys=ON") != 0 || plain(s, "PRAGMA journal_size_limit=67108864") != 0) {
+	    plain(s, "PRAGMA foreign_keys=ON") != 0 || plain(s, "PRAGMA journal_size_limit=67108864") != 0 ||
+	    /* statement journals in memory: an INSERT that fires a trigger (usage
+	     * rows and their hourly roll-up) would otherwise write the pages it
+	     * changes to a temporary file, row by row (4 writes a usage record) */
+	    plain(s, "PRAGMA temp_store=MEMORY") != 0) {
 		am_fmt(errbuf, errsize, "cannot configure database %s: %s%s", path, sqlite3_errmsg(s->db),
 		       s->full ? " (the disk is full: free some space)" : "");
 		goto out;

@@ -12,6 +12,8 @@
 #include "../base/am_time.h"
 #include "../store/am_store.h"
 
+#define DRAIN_GAP_MS 200
+
 struct am_usage_sink {
 	struct am_gateway *g;
 	struct am_store *st;       /* the sink's own connection */
@@ -135,6 +137,17 @@ static void *sink_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		drain(s);
 		pthread_mutex_lock(&s->mu);
+		/* a drain at most every DRAIN_GAP_MS: what arrives meanwhile goes in
+		 * one transaction (a commit's pages are written once, not once per
+		 * batch; the journal keeps the records safe until then) */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += DRAIN_GAP_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
+			;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;

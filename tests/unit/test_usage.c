@@ -73,14 +73,27 @@ static void torn_tail(void)
 		CHECK_INT(gw_journal_append(&f, &u), 0);
 	}
 	CHECK_INT(f.off, 3 * GW_JREC_SIZE);
+	/* a killed writer leaves the file's room: zeros after the records */
+	struct am_usage_record *recs = NULL;
+	int n = -1;
+	size_t skipped = 7;
+	CHECK_INT(gw_journal_read(f.path, &recs, &n, &skipped), 0);
+	CHECK_INT(n, 3);
+	CHECK_INT(skipped, 0);
+	free(recs);
+	recs = NULL;
+	gw_journal_close(&f);
+	struct stat st;
+	CHECK_INT(stat(f.path, &st), 0);
+	CHECK_INT(st.st_size, 3 * GW_JREC_SIZE); /* closed: cut to its records */
 	/* a machine crash can leave part of a record */
 	unsigned char junk[100];
 	memset(junk, 0x41, sizeof junk);
-	CHECK_INT(write(f.fd, junk, sizeof junk), (long long)sizeof junk);
-	gw_journal_close(&f);
-	struct am_usage_record *recs = NULL;
-	int n = -1;
-	size_t skipped = 0;
+	int jfd = open(f.path, O_WRONLY | O_APPEND);
+	CHECK_INT(write(jfd, junk, sizeof junk), (long long)sizeof junk);
+	close(jfd);
+	n = -1;
+	skipped = 0;
 	char first[4300];
 	am_fmt(first, sizeof first, "%s", f.path);
 	CHECK_INT(gw_journal_read(f.path, &recs, &n, &skipped), 0);
