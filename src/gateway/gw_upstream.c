@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
 #include "../http/am_client.h"
+#include "../http/am_sock.h"
 
 #define MAX_IDLE_PER_PORT 512
 #define MAX_HEAD 32768
@@ -22,7 +22,7 @@
 enum st { ST_HEAD, ST_BODY_LEN, ST_BODY_CHUNK_SIZE, ST_BODY_CHUNK, ST_BODY_CHUNK_CRLF, ST_BODY_CLOSE, ST_DONE };
 
 struct conn {
-	struct bufferevent *bev;
+	struct am_sock *sock;
 	char host[64];      /* with port: the engine it is connected to */
 	int port;
 	struct gw_pool *pool;
@@ -64,7 +64,7 @@ struct gw_pool *gw_pool_new(struct event_base *base)
 
 static void conn_close(struct conn *c)
 {
-	bufferevent_free(c->bev);
+	am_sock_free(c->sock);
 	free(c);
 }
 
@@ -94,8 +94,8 @@ static void arm(struct gw_up *u, int ms)
 	evtimer_add(u->timer, &tv);
 }
 
-static void idle_event(struct bufferevent *bev, short what, void *arg);
-static void idle_read(struct bufferevent *bev, void *arg);
+static void idle_event(struct am_sock *sock, short what, void *arg);
+static void idle_read(struct am_sock *sock, void *arg);
 
 static void release(struct gw_up *u, int reusable)
 {
@@ -105,13 +105,13 @@ static void release(struct gw_up *u, int reusable)
 		return;
 	c->up = NULL;
 	if (!reusable || u->pool->nidle >= MAX_IDLE_PER_PORT * 4 ||
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
+	    evbuffer_get_length(am_sock_input(c->sock)) != 0) {
 		conn_close(c);
 		return;
 	}
 	/* an idle connection only watches for the engine closing it */
-	bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
-	bufferevent_disable(c->bev, EV_WRITE);
+	am_sock_setcb(c->sock, idle_read, NULL, idle_event, c);
+	am_sock_disable(c->sock, EV_WRITE);
 	c->next = u->pool->idle;
 	u->pool->idle = c;
 	u->pool->nidle++;
@@ -127,18 +127,18 @@ static void unidle(struct gw_pool *p, struct conn *c)
 		}
 }
 
-static void idle_event(struct bufferevent *bev, short what, void *arg)
+static void idle_event(struct am_sock *sock, short what, void *arg)
 {
-	(void)bev;
+	(void)sock;
 	(void)what;
 	struct conn *c = arg;
 	unidle(c->pool, c);
 	conn_close(c);
 }
 
-static void idle_read(struct bufferevent *bev, void *arg)
+static void idle_read(struct am_sock *sock, void *arg)
 {
-	idle_event(bev, 0, arg); /* an idle engine connection has nothing to say */
+	idle_event(sock, 0, arg); /* an idle engine connection has nothing to say */
 }
 
 static void finish(struct gw_up *u, int ok, const char *why)
@@ -236,8 +236,7 @@ static int parse_head(struct gw_up *u, struct evbuffer *in)
 /* Drives the answer; returns when it needs more bytes or is over. */
 static void pump(struct gw_up *u)
 {
-	struct bufferevent *bev = u->c->bev;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = am_sock_input(u->c->sock);
 	for (;;) {
 		switch (u->st) {
 		case ST_HEAD: {
@@ -330,30 +329,29 @@ static void pump(struct gw_up *u)
 	}
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct am_sock *sock, void *arg)
 {
-	(void)bev;
+	(void)sock;
 	struct gw_up *u = arg;
 	u->got_any = 1;
 	arm(u, u->got_head ? u->idle_ms : u->first_ms);
 	pump(u);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct am_sock *sock, short what, void *arg)
 {
-	(void)bev;
 	struct gw_up *u = arg;
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & AM_SOCK_CONNECTED) {
 		int one = 1;
-		setsockopt(bufferevent_getfd(u->c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		setsockopt(am_sock_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && u->st == ST_BODY_CLOSE) {
+	if ((what & AM_SOCK_EOF) && u->st == ST_BODY_CLOSE) {
 		u->keepalive = 0;
 		finish(u, 1, NULL);
 		return;
 	}
-	fail(u, what & BEV_EVENT_EOF ? "the engine closed the connection" : "cannot reach the engine");
+	fail(u, what & AM_SOCK_EOF ? "the engine closed the connection" : "cannot reach the engine");
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -388,13 +386,15 @@ static int start(struct gw_up *u)
 		struct sockaddr_storage ss;
 		socklen_t sslen = 0;
 		int bad = am_client_addr(u->host, u->port, &ss, &sslen) != 0;
-		/* libevent's own connect socket lacks close-on-exec: an engine
-		 * spawned meanwhile would hold the connection */
-		c->bev = bufferevent_socket_new(
-			p->base, bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
-			BEV_OPT_CLOSE_ON_FREE);
-		bufferevent_setcb(c->bev, on_read, NULL, on_event, u);
-		if (bad || bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, sslen) != 0) {
+		/* close-on-exec: an engine spawned meanwhile must not hold the connection */
+		int fd = bad ? -1 : socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		c->sock = fd >= 0 ? am_sock_new(p->base, fd) : NULL;
+		if (!c->sock) {
+			free(c);
+			return -1;
+		}
+		am_sock_setcb(c->sock, on_read, NULL, on_event, u);
+		if (am_sock_connect(c->sock, (struct sockaddr *)&ss, sslen) != 0) {
 			conn_close(c);
 			return -1;
 		}
@@ -403,19 +403,10 @@ static int start(struct gw_up *u)
 	u->c = c;
 	u->st = ST_HEAD;
 	u->got_any = 0;
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, u);
-	size_t sent = 0;
-	if (c->reused) { /* a connected socket: send now rather than arm EPOLLOUT */
-		ssize_t w = send(bufferevent_getfd(c->bev), u->req, u->reqlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0)
-			sent = (size_t)w;
-	}
-	if (sent < u->reqlen) {
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-		bufferevent_write(c->bev, u->req + sent, u->reqlen - sent);
-	} else {
-		bufferevent_enable(c->bev, EV_READ);
-	}
+	am_sock_setcb(c->sock, on_read, NULL, on_event, u);
+	/* a connected socket sends at once; a new one when it connects */
+	am_sock_enable(c->sock, EV_READ | EV_WRITE);
+	am_sock_write(c->sock, u->req, u->reqlen);
 	arm(u, u->first_ms);
 	return 0;
 }

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,13 +18,14 @@
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
+#include "am_sock.h"
 
 enum conn_state { CS_HEAD, CS_BODY, CS_HANDLING, CS_CLOSING };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
 
 struct am_http_conn {
 	struct am_http_server *srv;
-	struct bufferevent *bev;
+	struct am_sock *sock;
 	struct event *timer;
 	struct am_http_req *req;
 	enum conn_state state;
@@ -197,9 +197,9 @@ static int keepalive(struct am_http_req *req)
  * answer, which is most of what a small answer costs. */
 static void send_now(struct am_http_conn *c, const void *p, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = am_sock_output(c->sock);
 	if (evbuffer_get_length(out) == 0) {
-		ssize_t w = send(bufferevent_getfd(c->bev), p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send(am_sock_fd(c->sock), p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w == (ssize_t)n)
 			return;
 		if (w > 0) {
@@ -213,7 +213,7 @@ static void send_now(struct am_http_conn *c, const void *p, size_t n)
 static void write_head(struct am_http_req *req, int status, const char *ctype, const char *framing)
 {
 	struct am_http_conn *c = req->conn;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = am_sock_output(c->sock);
 	int ka = keepalive(req);
 	if (!ka)
 		c->close_after = 1;
@@ -301,7 +301,7 @@ void am_http_respond_file(struct am_http_req *req, int status, const char *conte
 	if (!is_head && len) {
 		/* libevent owns (and closes) the copy whatever happens to it; ours is closed below */
 		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (copy >= 0 && evbuffer_add_file(bufferevent_get_output(c->bev), copy, 0, (ev_off_t)len) == 0)
+		if (copy >= 0 && evbuffer_add_file(am_sock_output(c->sock), copy, 0, (ev_off_t)len) == 0)
 			req->bytes_out += len;
 		else
 			c->close_after = 1; /* the promised bytes will not come */
@@ -325,7 +325,7 @@ void am_http_stream_begin(struct am_http_req *req, int status, const char *conte
 	if (req->head.minor == 0)
 		c->close_after = 1; /* HTTP/1.0: the end of the stream is the close */
 	write_head(req, status, content_type, req->head.minor ? "Transfer-Encoding: chunked\r\n" : NULL);
-	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+	am_sock_flush(c->sock);
 }
 
 int am_http_stream_write(struct am_http_req *req, const void *data, size_t len)
@@ -360,14 +360,14 @@ void am_http_stream_end(struct am_http_req *req)
 	if (!c)
 		return;
 	if (req->head.minor)
-		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+		evbuffer_add(am_sock_output(c->sock), "0\r\n\r\n", 5);
 	if (!c->in_process)
 		process(c);
 }
 
 size_t am_http_pending(const struct am_http_req *req)
 {
-	return req->conn ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
+	return req->conn ? evbuffer_get_length(am_sock_output(req->conn->sock)) : 0;
 }
 
 void am_http_on_abort(struct am_http_req *req, am_http_cb cb, void *data)
@@ -421,7 +421,7 @@ static int handoff_if_foreign(struct am_http_conn *c, struct evbuffer *in)
 		return 0;
 	/* close-on-exec: an engine spawned while the other loop holds this
 	 * connection must never inherit the client's socket */
-	int fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 3);
+	int fd = fcntl(am_sock_fd(c->sock), F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
 		return 0;
 	char *bytes = am_malloc(avail ? avail : 1);
@@ -504,7 +504,7 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 		return 0;
 	}
 	if (has_body && r->head.expect_continue)
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		am_sock_write(c->sock, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = CS_BODY;
 	c->chunk = CH_SIZE;
 	arm(c, c->srv->cfg.body_timeout_s);
@@ -646,7 +646,7 @@ static int read_body(struct am_http_conn *c, struct evbuffer *in)
 /* Drives the connection as far as the buffered input allows. */
 static void process(struct am_http_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = am_sock_input(c->sock);
 	c->in_process++;
 	for (;;) {
 		if (c->state == CS_HEAD) {
@@ -685,7 +685,7 @@ static void process(struct am_http_conn *c)
 		return;
 	}
 	if (c->in_process == 0 && c->state == CS_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	    evbuffer_get_length(am_sock_output(c->sock)) == 0)
 		linger(c);
 }
 
@@ -698,9 +698,9 @@ static void linger(struct am_http_conn *c)
 	if (!c->lingering) {
 		c->lingering = 1;
 		c->linger_start = am_now_ns();
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		shutdown(am_sock_fd(c->sock), SHUT_WR);
 	}
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(am_sock_input(c->sock), evbuffer_get_length(am_sock_input(c->sock)));
 	if (am_now_ns() - c->linger_start > 30ull * 1000000000ull)
 		conn_free(c);
 	else
@@ -709,22 +709,22 @@ static void linger(struct am_http_conn *c)
 
 /* ---- connection events ---- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct am_sock *sock, void *arg)
 {
 	struct am_http_conn *c = arg;
 	if (c->state == CS_CLOSING) {
 		if (c->lingering)
 			linger(c);
 		else /* still writing the answer: keep the input from piling up */
-			evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+			evbuffer_drain(am_sock_input(sock), evbuffer_get_length(am_sock_input(sock)));
 		return;
 	}
 	process(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct am_sock *sock, void *arg)
 {
-	(void)bev;
+	(void)sock;
 	struct am_http_conn *c = arg;
 	if (c->state == CS_CLOSING && c->in_process == 0)
 		linger(c);
@@ -748,18 +748,18 @@ static void abort_request(struct am_http_conn *c)
 	req_free(r);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct am_sock *sock, short what, void *arg)
 {
 	struct am_http_conn *c = arg;
 	/* A client that half-closes after its last request still gets the
 	 * answers already queued; one that leaves mid-answer aborts it. */
-	if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
+	if ((what & AM_SOCK_EOF) && !(what & (AM_SOCK_ERROR | AM_SOCK_TIMEOUT)) &&
 	    (c->state == CS_HEAD || c->state == CS_CLOSING) &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+	    evbuffer_get_length(am_sock_output(sock)) > 0) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
 		evtimer_del(c->timer);
-		bufferevent_disable(bev, EV_READ);
+		am_sock_disable(sock, EV_READ);
 		return;
 	}
 	conn_free(c);
@@ -775,7 +775,7 @@ static void conn_free(struct am_http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	event_free(c->timer);
-	bufferevent_free(c->bev);
+	am_sock_free(c->sock);
 	free(c);
 }
 
@@ -783,9 +783,8 @@ static struct am_http_conn *conn_new(struct am_http_server *s, evutil_socket_t f
 {
 	struct am_http_conn *c = am_calloc(1, sizeof *c);
 	c->srv = s;
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		evutil_closesocket(fd);
+	c->sock = am_sock_new(s->base, fd);
+	if (!c->sock) { /* it closed fd */
 		free(c);
 		return NULL;
 	}
@@ -794,9 +793,9 @@ static struct am_http_conn *conn_new(struct am_http_server *s, evutil_socket_t f
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	am_sock_setcb(c->sock, on_read, on_write, on_event, c);
 	struct timeval wt = { s->cfg.write_timeout_s, 0 };
-	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	am_sock_set_write_timeout(c->sock, &wt);
 	return c;
 }
 
@@ -808,13 +807,9 @@ void am_http_server_adopt(struct am_http_server *s, int fd, const char *bytes, s
 		return;
 	am_strlcpy(c->peer, peer, sizeof c->peer);
 	c->accept_ns = am_now_ns();
-	/* a bufferevent freezes the end of its input; the bytes read on the
-	 * other loop go in front of what the socket brings next */
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	evbuffer_unfreeze(in, 0);
-	evbuffer_add(in, bytes, len);
-	evbuffer_freeze(in, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* the bytes read on the other loop go in front of what the socket brings next */
+	evbuffer_add(am_sock_input(c->sock), bytes, len);
+	am_sock_enable(c->sock, EV_READ | EV_WRITE);
 	arm(c, s->cfg.idle_timeout_s);
 	process(c);
 }
@@ -843,7 +838,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	} else {
 		am_strlcpy(c->peer, "unix", sizeof c->peer);
 	}
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	am_sock_enable(c->sock, EV_READ | EV_WRITE);
 	arm(c, s->cfg.idle_timeout_s);
 }
 
