@@ -14,7 +14,8 @@
 #include "../base/am_rand.h"
 #include "gw_internal.h"
 
-#define MAGIC 0x31554d41u /* "AMU1" */
+#define MAGIC_V1 0x31554d41u /* "AMU1": checksummed byte by byte (FNV-1a) */
+#define MAGIC 0x32554d41u    /* "AMU2": checksummed 8 bytes at a time */
 #define HEAD 8
 #define PAYLOAD (GW_JREC_SIZE - HEAD - 8)
 #define MAX_FILE (64u << 20) /* a file holds one batch (a few hundred records) */
@@ -30,6 +31,31 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 		h ^= p[i];
 		h *= 1099511628211ull;
 	}
+	return h;
+}
+
+/* A check of a record's bytes against a torn or corrupt write (not a
+ * defence against forgery: the folder is aimaas's own): FNV-1a's step on
+ * 64-bit words, then a final mix. A seventh of the byte-wise cost, on the
+ * request path of every request. */
+static uint64_t wordsum(const unsigned char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		h ^= w;
+		h *= 1099511628211ull;
+		h ^= h >> 32;
+	}
+	for (; i < n; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -65,7 +91,7 @@ void gw_journal_encode(const struct am_usage_record *u, unsigned char out[GW_JRE
 	PUT(u->dur_ms);
 	PUT(status);
 	PUT(stream);
-	uint64_t sum = fnv1a(out, at);
+	uint64_t sum = wordsum(out, at);
 	PUT(sum);
 }
 
@@ -77,11 +103,11 @@ int gw_journal_decode(const unsigned char *rec, size_t n, struct am_usage_record
 	uint32_t magic, len;
 	GET(magic);
 	GET(len);
-	if (magic != MAGIC || len != PAYLOAD)
+	if ((magic != MAGIC && magic != MAGIC_V1) || len != PAYLOAD)
 		return -1;
-	uint64_t sum;
+	uint64_t sum; /* a journal an older aimaas left is read as it was written */
 	memcpy(&sum, rec + GW_JREC_SIZE - 8, 8);
-	if (sum != fnv1a(rec, GW_JREC_SIZE - 8))
+	if (sum != (magic == MAGIC ? wordsum(rec, GW_JREC_SIZE - 8) : fnv1a(rec, GW_JREC_SIZE - 8)))
 		return -1;
 	int64_t at_ms;
 	long long ints[6];

@@ -875,7 +875,31 @@ static void on_request(struct am_http_req *req, void *data)
 	am_strlcpy(p->model, r->name, sizeof p->model);
 	p->stream = pk.stream;
 	int alias = strcmp(r->engine_name, r->name) != 0;
-	if (pk.stream || alias) {
+	const char *raw = req->body.data ? req->body.data : "";
+	size_t lead = 0;
+	while (lead < req->body.len && (raw[lead] == ' ' || raw[lead] == '\t' || raw[lead] == '\n' || raw[lead] == '\r'))
+		lead++;
+	if (pk.stream && !alias && !pk.has_stream_options && lead < req->body.len && raw[lead] == '{') {
+		/* the usual stream: the usage asked for by splicing the member in
+		 * front of the client's (gw_json_peek found no stream_options; the
+		 * rest goes as sent), without parsing and printing the body */
+		static const char so[] = "{\"stream_options\":{\"include_usage\":true}";
+		size_t rest = req->body.len - lead - 1, sl = sizeof so - 1;
+		int empty = 1; /* "{}" takes no comma */
+		for (size_t i = lead + 1; i < req->body.len && empty; i++)
+			empty = raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r' || raw[i] == '}';
+		p->body = am_malloc(sl + 1 + rest + 1);
+		memcpy(p->body, so, sl);
+		size_t at = sl;
+		if (!empty)
+			p->body[at++] = ',';
+		memcpy(p->body + at, raw + lead + 1, rest);
+		p->blen = at + rest;
+		p->body[p->blen] = '\0';
+		p->ka = evtimer_new(w->base, on_keepalive, p);
+		struct timeval tv = { w->g->cfg.keepalive_ms / 1000, (w->g->cfg.keepalive_ms % 1000) * 1000 };
+		evtimer_add(p->ka, &tv);
+	} else if (pk.stream || alias) {
 		/* streams always ask for usage, so metering is exact (dropped later
 		 * if the client did not ask); aliases become the engine's name */
 		json_error_t jerr;

@@ -53,6 +53,17 @@ static void record_format(void)
 	CHECK_INT(gw_journal_decode(rec, sizeof rec, &back), -1);
 	rec[100] ^= 1;
 	CHECK_INT(gw_journal_decode(rec, sizeof rec - 1, &back), -1);
+	/* a record an older aimaas wrote ("AMU1", FNV-1a byte by byte) still reads */
+	uint32_t v1 = 0x31554d41u;
+	memcpy(rec, &v1, 4);
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < sizeof rec - 8; i++) {
+		h ^= rec[i];
+		h *= 1099511628211ull;
+	}
+	memcpy(rec + sizeof rec - 8, &h, 8);
+	CHECK_INT(gw_journal_decode(rec, sizeof rec, &back), 0);
+	CHECK_STR(back.id, "file.3");
 }
 
 static void make_dir(char *dir, size_t n)
