@@ -1,8 +1,8 @@
 /* am_sock: a buffered, event-driven socket: what libevent's socket
  * bufferevent gives the HTTP server and the gateway's upstream pool, with
- * less per request. A read is one readv() into the input buffer's free
- * room (libevent asks the kernel how much is waiting first: an ioctl per
- * read, a third of a proxied request's system calls); writes go out as soon
+ * less per request. A read is one recv() (libevent asks the kernel how
+ * much is waiting first: an ioctl per read, a third of a proxied request's
+ * system calls); writes go out as soon
  * as they are queued when nothing is waiting before them (EPOLLOUT is
  * armed only for what the socket did not take), and the write timeout runs
  * only while bytes wait. One loop's; not thread-safe. */

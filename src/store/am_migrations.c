@@ -350,6 +350,21 @@ static const char *const migrations[] = {
 	"ALTER TABLE deployments ADD COLUMN woken_at INTEGER;"
 	"ALTER TABLE deployments ADD COLUMN used_at INTEGER;"
 	"ALTER TABLE deployments ADD COLUMN cold_starts TEXT NOT NULL DEFAULT '[]';",
+
+	/* 22: the usage sink rolls its records up itself, one upsert per hour,
+	 * user, key, model and deployment of a drain instead of one per record
+	 * (rolled = 1); any other writer's rows still go through the trigger */
+	"ALTER TABLE usage_records ADD COLUMN rolled INTEGER NOT NULL DEFAULT 0;"
+	"DROP TRIGGER usage_rollup;"
+	"CREATE TRIGGER usage_rollup AFTER INSERT ON usage_records WHEN NEW.rolled = 0 BEGIN"
+	"  INSERT INTO usage_hourly VALUES((NEW.at / 3600000) * 3600000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
+	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
+	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
+	"  ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
+	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
+	"    duration_sum = duration_sum + excluded.duration_sum;"
+	"END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -516,6 +516,10 @@ int am_store_open(const char *path, struct am_store **out, char *errbuf, size_t 
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	/* more lookaside room (SQLite's per-connection allocator for small
+	 * objects): an INSERT into a table with five indexes opens a cursor on
+	 * each, and the default's 100 slots sent them to malloc */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 1000);
 	/* keep -wal and -shm at close: a restart on a full disk then finds its
 	 * shared-memory index instead of failing to make it (and starts
 	 * read-only). journal_size_limit empties the WAL at close all the same. */

@@ -46,29 +46,83 @@ static void add_tokens(long long key_id, long long tokens, long long **kid, long
 	(*ktok)[k] += tokens;
 }
 
+/* One hour, user, key, model and deployment's sums in a drain (as the
+ * usage_rollup trigger keeps usage_hourly for other writers). */
+struct rollup {
+	long long hour, user, key, dep;
+	const char *model;
+	long long requests, prompt, completion, errors, ttft_n;
+	double ttft_sum, dur_sum;
+};
+
+static void roll(const struct am_usage_record *u, struct rollup **r, int *nr, int *capr)
+{
+	long long hour = u->at / 3600000 * 3600000;
+	int k;
+	for (k = *nr - 1; k >= 0; k--) { /* the last group first: a drain is mostly one or a few */
+		struct rollup *x = &(*r)[k];
+		if (x->hour == hour && x->user == u->user_id && x->key == u->key_id && x->dep == u->dep_id &&
+		    !strcmp(x->model, u->model))
+			break;
+	}
+	if (k < 0) {
+		if (*nr == *capr) {
+			*capr = *capr ? *capr * 2 : 8;
+			*r = am_realloc(*r, (size_t)*capr * sizeof **r);
+		}
+		k = (*nr)++;
+		memset(&(*r)[k], 0, sizeof **r);
+		(*r)[k] = (struct rollup){ .hour = hour, .user = u->user_id, .key = u->key_id, .dep = u->dep_id, .model = u->model };
+	}
+	struct rollup *x = &(*r)[k];
+	x->requests++;
+	x->prompt += u->prompt;
+	x->completion += u->completion;
+	x->errors += u->status >= 400;
+	if (u->ttft_ms >= 0) {
+		x->ttft_sum += u->ttft_ms;
+		x->ttft_n++;
+	}
+	x->dur_sum += u->dur_ms;
+}
+
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full)
 {
 	*full = 0;
 	if (n <= 0)
 		return 0;
 	long long *kid = NULL, *ktok = NULL;
-	int nk = 0, capk = 0, rc = -1;
+	int nk = 0, capk = 0, rc = -1, nr = 0, capr = 0;
+	struct rollup *r = NULL;
 	if (am_store_begin(st) != 0)
 		goto out;
 	for (int i = 0; i < n; i++) {
 		const struct am_usage_record *u = &recs[i];
 		if (am_store_exec(st, "INSERT INTO usage_records(jid, at, key_id, user_id, model, deployment_id, instance_id,"
-				  " endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream)"
-				  " VALUES(?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?)"
+				  " endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream, rolled)"
+				  " VALUES(?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, 1)"
 				  " ON CONFLICT(jid) DO NOTHING",
 				  "siiisiisiiddii", u->id, (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id,
 				  u->inst_id, u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms,
 				  (long long)u->status, (long long)u->stream) != 0)
 			goto out;
-		/* folded before: its tokens are counted */
-		if (u->key_id && am_store_changes(st) > 0)
-			add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
+		/* folded before: its tokens and its hour are counted */
+		if (am_store_changes(st) > 0) {
+			roll(u, &r, &nr, &capr);
+			if (u->key_id)
+				add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
+		}
 	}
+	for (int k = 0; k < nr; k++)
+		if (am_store_exec(st, "INSERT INTO usage_hourly VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+				  " ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET"
+				  " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+				  " completion_tokens = completion_tokens + excluded.completion_tokens,"
+				  " errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"
+				  " ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum",
+				  "iiisiiiiidid", r[k].hour, r[k].user, r[k].key, r[k].model, r[k].dep, r[k].requests, r[k].prompt,
+				  r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n, r[k].dur_sum) != 0)
+			goto out;
 	/* one UPDATE per key per drain, not per request */
 	long long now = am_wall_ms();
 	for (int k = 0; k < nk; k++)
@@ -85,6 +139,7 @@ out:
 	}
 	free(kid);
 	free(ktok);
+	free(r);
 	return rc;
 }
 

@@ -191,6 +191,15 @@ static void fold_once_only(void)
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records"), 3);
 	CHECK_INT(count(s, "SELECT used_tokens FROM api_keys WHERE id = 1"), 3 * 10 + 5 + 6 + 7);
 	CHECK(access(keep, F_OK) != 0);
+	/* the sink's own roll-up (one upsert per group) agrees with the raw rows, counted once */
+	CHECK_INT(count(s, "SELECT SUM(requests) FROM usage_hourly"), 3);
+	CHECK_INT(count(s, "SELECT SUM(completion_tokens) FROM usage_hourly"), 5 + 6 + 7);
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM (SELECT (at / 3600000) * 3600000 h, COALESCE(user_id, 0) u,"
+			   " COALESCE(key_id, 0) k, model m, COALESCE(deployment_id, 0) d, COUNT(*) n, SUM(prompt_tokens) p,"
+			   " SUM(completion_tokens) c, TOTAL(duration_ms) dur FROM usage_records GROUP BY 1, 2, 3, 4, 5) r"
+			   " JOIN usage_hourly x ON x.hour_at = r.h AND x.user_id = r.u AND x.key_id = r.k AND x.model = r.m"
+			   " AND x.deployment_id = r.d AND x.requests = r.n AND x.prompt_tokens = r.p AND"
+			   " x.completion_tokens = r.c AND x.duration_sum = r.dur"), count(s, "SELECT COUNT(*) FROM usage_hourly"));
 	/* no journal (a full disk): the records wait in memory, with ids of their own */
 	g->jdir[0] = '\0';
 	for (int i = 0; i < 2; i++) {
