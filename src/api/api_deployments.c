@@ -246,9 +246,10 @@ static int parse_loras(struct am_ctx *ctx, json_t *in, struct am_deploy_lora *ou
  * 1 or more: never), evictable, priority. has_* say which were sent. */
 struct idle_fields {
 	int has_idle, idle, has_evict, evict, has_prio, prio;
+	int min_zero;              /* a PATCH's min_replicas 0 alone: the stored idle_after_s must be set */
 };
 
-static int parse_idle(json_t *b, struct idle_fields *f, struct am_err *err)
+static int parse_idle(json_t *b, int patch, struct idle_fields *f, struct am_err *err)
 {
 	long long idle = 0, minr = -1, prio = 0;
 	json_t *ij = json_object_get(b, "idle_after_s"), *mj = json_object_get(b, "min_replicas");
@@ -258,7 +259,9 @@ static int parse_idle(json_t *b, struct idle_fields *f, struct am_err *err)
 		return -1;
 	f->has_idle = ij != NULL;
 	f->idle = (int)idle;
-	if (minr == 0 && (!ij || idle <= 0))
+	if (minr == 0 && patch && (!ij || json_is_null(ij)))
+		f->min_zero = 1;
+	else if (minr == 0 && (!ij || idle <= 0))
 		return am_err_set(err, AM_E_INVALID, "min_replicas",
 				  "min_replicas 0 (scale to zero) needs idle_after_s: how long without a request before the "
 				  "replicas stop");
@@ -309,7 +312,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	    parse_aliases(json_object_get(b, "aliases"), s.aliases, &s.naliases, &has, err) != 0)
 		return -1;
 	struct idle_fields idf = { 0 };
-	if (parse_idle(b, &idf, err) != 0)
+	if (parse_idle(b, 0, &idf, err) != 0)
 		return -1;
 	s.idle_after_s = idf.idle;
 	s.evictable = idf.evict;
@@ -466,8 +469,9 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	    parse_loras(ctx, json_object_get(b, "lora_modules"), p.loras, &p.nloras, &p.has_loras, err) != 0)
 		return -1;
 	struct idle_fields idf = { 0 };
-	if (parse_idle(b, &idf, err) != 0)
+	if (parse_idle(b, 1, &idf, err) != 0)
 		return -1;
+	p.min_replicas_zero = idf.min_zero;
 	p.has_idle_after_s = idf.has_idle;
 	p.idle_after_s = idf.idle;
 	p.has_evictable = idf.has_evict;

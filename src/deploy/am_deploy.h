@@ -191,6 +191,7 @@ struct am_deploy_patch {
 	struct am_deploy_lora loras[AM_DEPLOY_MAX_NAMES];
 	int nloras;
 	int has_idle_after_s, idle_after_s; /* 0: never idle (an idle one starts again) */
+	int min_replicas_zero;     /* min_replicas 0 sent alone: the stored idle_after_s must be set */
 	int has_evictable, evictable;
 	int has_priority, priority;
 };

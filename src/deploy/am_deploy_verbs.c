@@ -612,6 +612,10 @@ static int apply(struct am_deploy *d, long long id, json_t *dep, const struct am
 		am_store_exec(st, "UPDATE deployments SET max_num_seqs = ? WHERE id = ?", "ii", (long long)pt->max_num_seqs, id);
 		*restart = 1;
 	}
+	if (pt->min_replicas_zero && !pt->has_idle_after_s && json_integer_value(json_object_get(dep, "idle_after_s")) <= 0)
+		return am_err_set(err, AM_E_INVALID, "min_replicas",
+				  "min_replicas 0 (scale to zero) needs idle_after_s: how long without a request before the "
+				  "replicas stop");
 	if (pt->has_idle_after_s || pt->has_evictable || pt->has_priority) {
 		long long idle_s = pt->has_idle_after_s ? pt->idle_after_s : json_integer_value(json_object_get(dep, "idle_after_s"));
 		long long evict = pt->has_evictable ? pt->evictable : json_integer_value(json_object_get(dep, "evictable"));

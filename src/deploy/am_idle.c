@@ -91,12 +91,22 @@ static void wake_one(struct am_idle *ix, long long id)
 {
 	struct am_store *st = ix->srv->store;
 	json_t *dep = NULL;
-	am_store_row(st, &dep, "SELECT name, idle_at FROM deployments WHERE id = ? AND idle_after_s > 0 AND"
+	am_store_row(st, &dep, "SELECT name, idle_at, woken_at, state FROM deployments WHERE id = ? AND idle_after_s > 0 AND"
 		     " desired = 'running' AND state NOT IN ('failed', 'deleting')", "i", id);
-	if (!dep || json_is_null(json_object_get(dep, "idle_at")) || !json_object_get(dep, "idle_at")) {
+	if (dep && !json_is_integer(json_object_get(dep, "idle_at"))) {
+		/* awake already; one waiting for room (created when there was none, or
+		 * its start found none) is now woken too: a start may evict for it */
+		if (!strcmp(json_string_value(json_object_get(dep, "state")) ?: "", "waiting") &&
+		    !json_is_integer(json_object_get(dep, "woken_at"))) {
+			am_store_exec(st, "UPDATE deployments SET woken_at = ? WHERE id = ? AND woken_at IS NULL", "ii",
+				      (long long)am_wall_ms(), id);
+			am_deploy_touch(ix->d, id);
+		}
 		json_decref(dep);
-		return; /* awake already (another worker's wish came first), or not wakeable */
+		return;
 	}
+	if (!dep)
+		return; /* not wakeable (stopped, failed, deleted) */
 	if (am_store_begin(st) == 0) {
 		long long now = am_wall_ms();
 		am_store_exec(st, "UPDATE deployments SET idle_at = NULL, idle_reason = '', woken_at = ?, state = 'starting',"
@@ -345,6 +355,10 @@ static int fits(struct am_store *st, json_t *dep, json_t *model, const struct am
 	return ok;
 }
 
+struct victim;
+static int fits_without(struct am_server *srv, json_t *going, const struct victim *v, size_t n, const unsigned char *use,
+			json_t *dep, json_t *model);
+
 struct victim {
 	long long id;
 	char name[129];
@@ -355,6 +369,25 @@ static int by_use(const void *a, const void *b)
 {
 	const struct victim *x = a, *y = b;
 	return (x->used > y->used) - (x->used < y->used);
+}
+
+/* Whether dep fits once the deployments going idle and the victims v[k]
+ * with use[k] set have stopped. */
+static int fits_without(struct am_server *srv, json_t *going, const struct victim *v, size_t n, const unsigned char *use,
+			json_t *dep, json_t *model)
+{
+	struct am_capacity cap;
+	am_capacity_db_load(srv, &cap);
+	size_t i;
+	json_t *r;
+	json_array_foreach(going, i, r)
+		release_in(srv->store, &cap, json_integer_value(json_object_get(r, "id")));
+	for (size_t k = 0; k < n; k++)
+		if (use[k])
+			release_in(srv->store, &cap, v[k].id);
+	int ok = fits(srv->store, dep, model, &cap);
+	am_capacity_free(&cap);
+	return ok;
 }
 
 void am__idle_make_room(struct am_deploy *d, json_t *dep, json_t *model, char *why, size_t whysize)
@@ -408,26 +441,38 @@ void am__idle_make_room(struct am_deploy *d, json_t *dep, json_t *model, char *w
 		nv++;
 	}
 	qsort(v + from, nv - from, sizeof *v, by_use);
+	unsigned char *use = am_calloc(nv + 1, 1);
 	size_t take = 0;
 	int ok = 0;
 	while (take < nv && !ok) {
 		release_in(st, &cap, v[take].id);
-		take++;
+		use[take++] = 1;
 		ok = fits(st, dep, model, &cap);
 	}
 	if (!ok) {
 		if (nv)
 			am_fmt(why + strlen(why), whysize - strlen(why), "; stopping every evictable deployment would not make room");
+		free(use);
 		free(v);
 		goto out;
 	}
+	/* no more than needed: one whose cards did not help (another node,
+	 * other GPUs) keeps running */
+	for (size_t k = take; k-- > 0;) {
+		use[k] = 0;
+		if (!fits_without(srv, going, v, take, use, dep, model))
+			use[k] = 1;
+	}
 	char names[600] = "";
 	for (size_t k = 0; k < take; k++) {
+		if (!use[k])
+			continue;
 		char reason[400];
 		am_fmt(reason, sizeof reason, "evicted to make room for %s (least recently used)", name);
 		go_idle(ix, v[k].id, v[k].name, "deployment.evict", reason);
-		am_fmt(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", v[k].name);
+		am_fmt(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "", v[k].name);
 	}
+	free(use);
 	am_fmt(why + strlen(why), whysize - strlen(why), "; stopping %s (least recently used) to make room", names);
 	am_info("deploy", "deployment %s: evicting %s to make room", name, names);
 	free(v);

@@ -101,7 +101,13 @@ static int on_instance(const struct am_store_row *row, void *data)
 		b->memo = am_realloc(b->memo, (size_t)b->capreps * sizeof *b->memo);
 		b->live = am_realloc(b->live, (size_t)b->capreps * sizeof *b->live);
 	}
-	b->live[b->nreps] = am_store_col_null(row, 4) ? NULL : array_col(am_store_col_text(row, 4));
+	/* SQL NULL: not tracked; anything else is the list, "[]" (none loaded) included */
+	json_t *live = am_store_col_null(row, 4) ? NULL : json_loads(am_store_col_text(row, 4), 0, NULL);
+	if (!am_store_col_null(row, 4) && !json_is_array(live)) {
+		json_decref(live);
+		live = json_array();
+	}
+	b->live[b->nreps] = live;
 	struct am_route_rep *r = &b->reps[b->nreps];
 	memset(r, 0, sizeof *r);
 	r->instance_id = am_store_col_int(row, 0);

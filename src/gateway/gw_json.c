@@ -426,6 +426,7 @@ void gw_json_peek(const char *body, size_t len, struct gw_peek *out)
 					semantic(out, GW_JSON_TYPE, "stream", "'stream' must be true or false");
 			} else {
 				out->has_stream_options = t == V_OBJECT;
+				out->stream_options_seen = 1;
 				if (t != V_OBJECT && t != V_NULL)
 					semantic(out, GW_JSON_TYPE, "stream_options", "'stream_options' must be an object");
 			}

@@ -24,7 +24,8 @@ struct gw_peek {
 	int has_model;        /* "model" is a string */
 	int model_too_long;   /* it is, and longer than model[] holds */
 	int stream;           /* "stream": true */
-	int has_stream_options;
+	int has_stream_options;  /* "stream_options" is an object */
+	int stream_options_seen; /* the member is there at all (null included) */
 	int valid;            /* err == GW_JSON_OK */
 	enum gw_json_err err;
 	char field[16];       /* the member at fault */

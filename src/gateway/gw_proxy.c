@@ -372,6 +372,7 @@ static void relay_events(struct preq *p)
 
 static void dispatch(struct preq *p, const struct am_route *r);
 static void on_hold(evutil_socket_t fd, short what, void *arg);
+static void hold(struct preq *p, const struct am_route *r);
 
 static void up_head(int status, const char *ctype, void *data)
 {
@@ -417,6 +418,19 @@ static void up_end(int ok, int got_head, const char *why, void *data)
 				dispatch(p, r);
 				return;
 			}
+			if (r && r->wakeable && r->dep_id == p->dep_id) {
+				/* its engine stopped under it (scaled to zero, evicted) before
+				 * the table said so: held until it runs again */
+				struct gw_repstate *s = repstate(w, p->inst_id);
+				if (s->outstanding > 0)
+					s->outstanding--;
+				pthread_mutex_lock(&w->smu);
+				gw_stats(w, p->model)->inflight--;
+				pthread_mutex_unlock(&w->smu);
+				p->inst_id = 0;
+				hold(p, r);
+				return;
+			}
 		}
 	} else {
 		rep_result(w, p->inst_id, ok || p->status < 500);
@@ -437,6 +451,31 @@ static void up_end(int ok, int got_head, const char *why, void *data)
 			oai_error(req, 502, "server_error", "upstream_error", NULL, "the engine serving '%s' failed: %s", p->model,
 				  why ? why : "no answer");
 		}
+	} else if (p->began && (p->status != 200 || !strstr(p->ctype, "event-stream"))) {
+		/* keep-alive comments went out (a long first token, a cold start),
+		 * then the engine refused the request: its error as an event */
+		json_t *e = json_loadb(p->resp.data ? p->resp.data : "", p->resp.len, 0, NULL);
+		json_t *msg = json_object_get(json_object_get(e, "error"), "message");
+		if (!json_is_string(msg))
+			msg = json_object_get(e, "message");
+		char text[300];
+		am_fmt(text, sizeof text, "the engine answered %d", p->status);
+		json_t *ev = json_pack("{s:{s:s,s:s,s:n,s:i}}", "error", "message", json_is_string(msg) ? json_string_value(msg)
+				       : text, "type", p->status >= 500 ? "server_error" : "invalid_request_error", "param", "code",
+				       p->status);
+		char *js = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+		struct am_buf out;
+		am_buf_init(&out, SIZE_MAX);
+		am_buf_adds(&out, "data: ");
+		am_buf_adds(&out, js ? js : "{\"error\":{\"message\":\"the engine refused the request\"}}");
+		am_buf_adds(&out, "\n\ndata: [DONE]\n\n");
+		am_http_stream_write(req, out.data, out.len);
+		am_buf_free(&out);
+		free(js);
+		json_decref(ev);
+		json_decref(e);
+		account(p, ok ? status : 502);
+		am_http_stream_end(req);
 	} else if (p->began) {
 		if (p->sse.len) { /* a last event without its blank line */
 			am_buf_adds(&p->sse, "\n\n");
@@ -595,11 +634,11 @@ static void on_hold(evutil_socket_t fd, short what, void *arg)
 	for (struct preq *p = w->held; p; p = next) {
 		next = p->hnext;
 		const struct am_route *r = gw_table_route(t, p->model);
-		if (r && r->nreps) {
+		if (!r || r->dep_id != p->dep_id) { /* gone (a name reused since is another deployment) */
+			hold_fail(p, "model_not_running", 0, "The model `%s` was removed while the request waited", p->model);
+		} else if (r->nreps) {
 			unhold(p);
 			dispatch(p, r);
-		} else if (!r || r->dep_id != p->dep_id) {
-			hold_fail(p, "model_not_running", 0, "The model `%s` was removed while the request waited", p->model);
 		} else if (!r->wakeable) {
 			hold_fail(p, "model_not_running", 0, "The model `%s` did not start (it is %s)", p->model, r->state);
 		} else if (now >= p->hold_until_ms) {
@@ -879,10 +918,12 @@ static void on_request(struct am_http_req *req, void *data)
 	size_t lead = 0;
 	while (lead < req->body.len && (raw[lead] == ' ' || raw[lead] == '\t' || raw[lead] == '\n' || raw[lead] == '\r'))
 		lead++;
-	if (pk.stream && !alias && !pk.has_stream_options && lead < req->body.len && raw[lead] == '{') {
+	if (pk.stream && !alias && !pk.stream_options_seen && lead < req->body.len && raw[lead] == '{') {
 		/* the usual stream: the usage asked for by splicing the member in
-		 * front of the client's (gw_json_peek found no stream_options; the
-		 * rest goes as sent), without parsing and printing the body */
+		 * front of the client's (gw_json_peek found no stream_options, not
+		 * even a null one, which an engine reading the last of two keys
+		 * would take; the rest goes as sent), without parsing and printing
+		 * the body */
 		static const char so[] = "{\"stream_options\":{\"include_usage\":true}";
 		size_t rest = req->body.len - lead - 1, sl = sizeof so - 1;
 		int empty = 1; /* "{}" takes no comma */

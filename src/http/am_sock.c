@@ -63,6 +63,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		am_sock_disable(s, EV_READ); /* level-triggered: an EOF would be reported forever */
 		s->eventcb(s, (n == 0 ? AM_SOCK_EOF : AM_SOCK_ERROR) | AM_SOCK_READING, s->arg);
 		return;
 	}

@@ -404,6 +404,25 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
     else await sleep(50);
   }
   assert.ok(gone, 'the removed adapter no longer answers');
+  // a swap: the engine unloads its only adapter first (none loaded for a moment), then loads the new
+  // one; the new name is held meanwhile, never sent to the engine
+  assert.equal((await patch([{ name: 'survivor-v2', model: 'survivor-adapter' }])).status, 200);
+  let swapped = false;
+  for (let i = 0; i < 400 && !swapped; i++) {
+    const m = await (await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${k.json.key}` } })).json();
+    swapped = m.data.some((x) => x.id === 'survivor-v2') && !m.data.some((x) => x.id === 'survivor');
+    if (!swapped) await sleep(10);
+  }
+  assert.ok(swapped);
+  const sw = await ask('survivor-v2');
+  assert.equal(sw.status, 200, `after a swap: ${await sw.clone().text()}`);
+  assert.equal((await patch([{ name: 'survivor', model: 'survivor-adapter' }])).status, 200);
+  let back = false;
+  for (let i = 0; i < 400 && !back; i++) {
+    back = (await ask('survivor')).status === 200;
+    if (!back) await sleep(25);
+  }
+  assert.ok(back, 'the first adapter is back');
   const s1 = await stream;
   assert.equal(s1.status, 200);
   assert.match(s1.text, /data: \[DONE\]/);

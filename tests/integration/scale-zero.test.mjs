@@ -102,11 +102,20 @@ test('idle: stops after its idle time, frees its GPUs, stays listed; a burst of 
   const tasks = (await ctx.srv.api('GET', '/api/v1/tasks?target=deployment:' + id, { token: ctx.T })).json;
   assert.ok(JSON.stringify(tasks).includes('deployment.idle'), JSON.stringify(tasks));
 
-  // 50 at once, half streamed: one start, all answered, none twice
+  // 50 at once, half streamed: one start, all answered, none twice; a held stream the engine
+  // refuses (past the context) gets its error as an event after the keep-alive comments
   const t0 = Date.now();
+  const bad = fetch(`${ctx.srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { authorization: `Bearer ${ctx.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'z', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 10000000, stream: true }) })
+    .then((x) => x.text());
   const all = await Promise.all(Array.from({ length: 50 }, (_, i) => chat(ctx, 'z', { stream: i % 2 === 1 })
     .then((x) => answered(x, i % 2 === 1))));
   assert.equal(all.length, 50);
+  const badText = await bad;
+  assert.match(badText, /^: keepalive/);
+  assert.match(badText, /data: \{"error":\{"message":"[^"]*(context|max_tokens|maximum)[^"]*"/);
+  assert.match(badText, /data: \[DONE\]/);
   assert.ok(Date.now() - t0 >= 1400, 'they waited for the engine to start');
   const after = await get(ctx, 'z');
   assert.equal(after.state, 'running');
@@ -121,8 +130,21 @@ test('idle: stops after its idle time, frees its GPUs, stays listed; a burst of 
   assert.match(met, /aimaas_gateway_held_requests 0/);
   // usage: 50 requests recorded, each once
   await new Promise((res) => setTimeout(res, 1200));
-  const n = sql(ctx.dir, `SELECT COUNT(*) AS n FROM usage_records WHERE deployment_id = ${id}`)[0].n;
-  assert.equal(n, 52);
+  let n = sql(ctx.dir, `SELECT COUNT(*) AS n FROM usage_records WHERE deployment_id = ${id}`)[0].n;
+  assert.equal(n, 53);
+  // a stream with "stream_options": null is metered all the same (the engine must not see a null after
+  // the gateway's include_usage)
+  const sn = await fetch(`${ctx.srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { authorization: `Bearer ${ctx.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'z', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, stream: true,
+      stream_options: null }) });
+  assert.doesNotMatch(await answered(sn, true), /"usage":\{/, 'no usage chunk the client did not ask for');
+  await new Promise((res) => setTimeout(res, 1200));
+  n = sql(ctx.dir, `SELECT completion_tokens AS c FROM usage_records WHERE deployment_id = ${id} ORDER BY id DESC LIMIT 1`)[0].c;
+  assert.equal(n, 4, 'metered');
+  // min_replicas 0 alone on a deployment that scales to zero: accepted (it does already)
+  r = await ctx.srv.api('PATCH', `/api/v1/deployments/${id}`, { token: ctx.T, body: { min_replicas: 0 } });
+  assert.equal(r.status, 200, r.text);
   // turning scale to zero off keeps it running
   r = await ctx.srv.api('PATCH', `/api/v1/deployments/${id}`, { token: ctx.T, body: { min_replicas: 1 } });
   assert.equal(r.status, 200, r.text);
@@ -130,6 +152,10 @@ test('idle: stops after its idle time, frees its GPUs, stays listed; a burst of 
   assert.equal(r.json.restarting, false);
   await new Promise((res) => setTimeout(res, 3000));
   assert.equal((await get(ctx, 'z')).state, 'running');
+  // and then min_replicas 0 alone has no idle time to go by
+  r = await ctx.srv.api('PATCH', `/api/v1/deployments/${id}`, { token: ctx.T, body: { min_replicas: 0 } });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.field, 'min_replicas');
 });
 
 test('eviction: a start with the GPUs full stops the least recently used evictable deployment', async () => {
