@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The gateway against the references, in one run, on one aimaas-sim upstream:
 #   direct    the engine itself (with its key)
-#   nginx     nginx proxy_pass with an upstream keep-alive pool
+#   nginx     nginx proxy_pass with an upstream keep-alive pool, unbuffered (as an
+#             LLM gateway must relay streams; aimaas relays each event as it comes)
 #   aimaas    aimaas's /v1 with an API key (auth, routing, limits, usage)
 # (1) saturation: wrk -t1 -c32, small non-streamed completions, same number
 #     of worker threads for nginx and aimaas (1 each, like the brief);
@@ -52,6 +53,9 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer $ekey";
+      # relay as the engine sends (what an LLM gateway must do for streams, and what aimaas does):
+      # buffered, nginx would hold a stream's events and write them in one go
+      proxy_buffering off;
     }
   }
 }
