@@ -14,6 +14,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
 #include "../http/am_client.h"
+#include "../http/am_deadline.h"
 #include "../http/am_sock.h"
 
 #define MAX_IDLE_PER_PORT 512
@@ -46,7 +47,7 @@ struct gw_up {
 	long long remaining; /* body bytes, or the current chunk's */
 	int keepalive;
 	int first_ms, idle_ms;
-	struct event *timer;
+	struct am_deadline dl;     /* first byte, then silence between reads */
 };
 
 struct gw_pool {
@@ -82,16 +83,14 @@ void gw_pool_free(struct gw_pool *p)
 
 static void up_free(struct gw_up *u)
 {
-	if (u->timer)
-		event_free(u->timer);
+	am_deadline_free(&u->dl);
 	free(u->req);
 	free(u);
 }
 
 static void arm(struct gw_up *u, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(u->timer, &tv);
+	am_deadline_set(&u->dl, (uint64_t)ms);
 }
 
 static void idle_event(struct am_sock *sock, short what, void *arg);
@@ -143,7 +142,7 @@ static void idle_read(struct am_sock *sock, void *arg)
 
 static void finish(struct gw_up *u, int ok, const char *why)
 {
-	evtimer_del(u->timer);
+	am_deadline_clear(&u->dl);
 	release(u, ok && u->keepalive);
 	struct gw_up_cbs cbs = u->cbs;
 	void *data = u->data;
@@ -359,6 +358,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct gw_up *u = arg;
+	if (!am_deadline_due(&u->dl))
+		return; /* moved since (bytes came) */
 	if (u->c) {
 		conn_close(u->c);
 		u->c = NULL;
@@ -427,12 +428,9 @@ struct gw_up *gw_up_send(struct gw_pool *p, const char *host, int port, const ch
 	memcpy(u->req, head, hl);
 	if (bl)
 		memcpy(u->req + hl, body, bl);
-	u->timer = evtimer_new(p->base, on_timeout, u);
-	if (start(u) != 0) {
-		/* reported from the loop, like every other outcome */
-		struct timeval now = { 0, 0 };
-		evtimer_add(u->timer, &now);
-	}
+	am_deadline_init(&u->dl, p->base, on_timeout, u);
+	if (start(u) != 0)
+		am_deadline_set(&u->dl, 0); /* reported from the loop, like every other outcome */
 	return u;
 }
 

@@ -18,6 +18,7 @@
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
 #include "../base/am_time.h"
+#include "am_deadline.h"
 #include "am_sock.h"
 
 enum conn_state { CS_HEAD, CS_BODY, CS_HANDLING, CS_CLOSING };
@@ -26,7 +27,7 @@ enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
 struct am_http_conn {
 	struct am_http_server *srv;
 	struct am_sock *sock;
-	struct event *timer;
+	struct am_deadline dl;     /* the header, body, idle or linger timeout */
 	struct am_http_req *req;
 	enum conn_state state;
 	int head_started;
@@ -106,8 +107,7 @@ const char *am_http_status_text(int s)
 
 static void arm(struct am_http_conn *c, int seconds)
 {
-	struct timeval tv = { seconds, 0 };
-	evtimer_add(c->timer, &tv);
+	am_deadline_set(&c->dl, (uint64_t)seconds * 1000);
 }
 
 static void server_error(struct am_http_conn *c, int status, const char *msg);
@@ -117,6 +117,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct am_http_conn *c = arg;
+	if (!am_deadline_due(&c->dl))
+		return; /* moved since (a request came) or cleared */
 	if ((c->state == CS_HEAD && !c->head_started) || c->state == CS_CLOSING) {
 		conn_free(c); /* idle keep-alive connection, or the end of a linger */
 		return;
@@ -383,7 +385,7 @@ static void server_error(struct am_http_conn *c, int status, const char *msg)
 		c->req = req_new(c);
 	struct am_http_req *r = c->req;
 	c->close_after = 1;
-	evtimer_del(c->timer);
+	am_deadline_clear(&c->dl);
 	c->state = CS_HANDLING;
 	if (r->answered)
 		return;
@@ -496,7 +498,7 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 		if (has_body)
 			c->close_after = 1; /* the body was never read */
 		c->state = CS_HANDLING;
-		evtimer_del(c->timer);
+		am_deadline_clear(&c->dl);
 		return 1;
 	}
 	if (r->head.content_length > 0 && (uint64_t)r->head.content_length > r->max_body) {
@@ -660,7 +662,7 @@ static void process(struct am_http_conn *c)
 				arm(c, c->srv->cfg.body_timeout_s);
 				break;
 			}
-			evtimer_del(c->timer);
+			am_deadline_clear(&c->dl);
 			c->state = CS_HANDLING;
 			c->body_unread = 0;
 			c->srv->h.on_request(c->req, c->srv->h.data);
@@ -758,7 +760,7 @@ static void on_event(struct am_sock *sock, short what, void *arg)
 	    evbuffer_get_length(am_sock_output(sock)) > 0) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
-		evtimer_del(c->timer);
+		am_deadline_clear(&c->dl);
 		am_sock_disable(sock, EV_READ);
 		return;
 	}
@@ -774,7 +776,7 @@ static void conn_free(struct am_http_conn *c)
 		c->srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	event_free(c->timer);
+	am_deadline_free(&c->dl);
 	am_sock_free(c->sock);
 	free(c);
 }
@@ -788,7 +790,7 @@ static struct am_http_conn *conn_new(struct am_http_server *s, evutil_socket_t f
 		free(c);
 		return NULL;
 	}
-	c->timer = evtimer_new(s->base, on_timer, c);
+	am_deadline_init(&c->dl, s->base, on_timer, c);
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
