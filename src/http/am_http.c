@@ -212,26 +212,32 @@ static void send_now(struct am_http_conn *c, const void *p, size_t n)
 	evbuffer_add(out, p, n);
 }
 
+/* The head, sent at once when nothing waits before it (send_now): a stream's
+ * head queued instead would arm EPOLLOUT and flush, two epoll_ctl and a
+ * writev per stream. */
 static void write_head(struct am_http_req *req, int status, const char *ctype, const char *framing)
 {
 	struct am_http_conn *c = req->conn;
-	struct evbuffer *out = am_sock_output(c->sock);
 	int ka = keepalive(req);
 	if (!ka)
 		c->close_after = 1;
-	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: aimaas\r\nDate: %s\r\n", req->head.minor ? 1 : 0,
-			    status, am_http_status_text(status), http_date(c->srv));
+	struct am_buf h;
+	am_buf_init(&h, SIZE_MAX);
+	am_buf_printf(&h, "HTTP/1.%d %d %s\r\nServer: aimaas\r\nDate: %s\r\n", req->head.minor ? 1 : 0, status,
+		      am_http_status_text(status), http_date(c->srv));
 	if (ctype)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+		am_buf_printf(&h, "Content-Type: %s\r\n", ctype);
 	if (framing)
-		evbuffer_add(out, framing, strlen(framing));
+		am_buf_adds(&h, framing);
 	if (req->resp_hdrs.len)
-		evbuffer_add(out, req->resp_hdrs.data, req->resp_hdrs.len);
+		am_buf_add(&h, req->resp_hdrs.data, req->resp_hdrs.len);
 	if (!ka)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		am_buf_adds(&h, "Connection: close\r\n");
 	else if (req->head.minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		am_buf_adds(&h, "Connection: keep-alive\r\n");
+	am_buf_adds(&h, "\r\n");
+	send_now(c, h.data, h.len);
+	am_buf_free(&h);
 }
 
 void am_http_respond(struct am_http_req *req, int status, const char *content_type, const void *body,
@@ -362,7 +368,7 @@ void am_http_stream_end(struct am_http_req *req)
 	if (!c)
 		return;
 	if (req->head.minor)
-		evbuffer_add(am_sock_output(c->sock), "0\r\n\r\n", 5);
+		send_now(c, "0\r\n\r\n", 5);
 	if (!c->in_process)
 		process(c);
 }
