@@ -173,6 +173,13 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   await dlg.getByText('高级：调度策略、引擎参数、环境变量、别名').click();
   await page.locator('textarea[name=engine-args]').fill('--sim-itl-ms 25');
   await shot('deploy-wizard-gpus');
+  // scale to zero sits with the advanced settings (off unless minutes are set)
+  const idleMin = page.locator('input[name=idle-min]');
+  await idleMin.scrollIntoViewIfNeeded();
+  assert.equal(await idleMin.inputValue(), '0');
+  await dlg.getByText('空闲多少分钟后缩容到零').waitFor();
+  await shot('deploy-wizard-idle');
+  await page.locator('textarea[name=engine-args]').scrollIntoViewIfNeeded();
   await dlg.getByRole('button', { name: '下一步' }).click();
   await page.getByText(/每块 GPU 需要 .* GiB/).waitFor();
   assert.match(await page.locator('pre.cmd').first().innerText(),

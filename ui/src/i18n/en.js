@@ -112,7 +112,7 @@ export default {
     pick: "Pick cards",
     pick_hint: "Click the cards to use (their free memory is shown); they are split evenly over the replicas.",
     free_of: "{free} free of {total}",
-    advanced: "Advanced: placement, engine arguments, environment, aliases",
+    advanced: "Advanced: placement, engine arguments, environment, aliases, scale to zero",
     placement: "Placement",
     mem_fraction: "GPU memory fraction (0: planned)",
     engine_args: "Extra engine arguments (one per line)",

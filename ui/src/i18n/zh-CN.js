@@ -112,7 +112,7 @@ export default {
     pick: "指定显卡",
     pick_hint: "点击要使用的显卡（显示剩余显存）；它们会平均分配给各副本。",
     free_of: "剩余 {free} / 共 {total}",
-    advanced: "高级：调度策略、引擎参数、环境变量、别名",
+    advanced: "高级：调度策略、引擎参数、环境变量、别名、缩容到零",
     placement: "调度策略",
     mem_fraction: "显存占用比例（0：按规划）",
     engine_args: "额外引擎参数（每行一个）",
