@@ -205,8 +205,7 @@ static json_t *plan_json(const struct am_plan *p, const struct am_plan_gpu *gpus
 			 "note", p->note[0] ? p->note : NULL);
 }
 
-/* Records a task the reconciler will finish, replacing any still open. */
-static long long track(struct am_deploy *d, long long id, const char *kind, const char *actor, const char *msg)
+long long am__deploy_track(struct am_deploy *d, long long id, const char *kind, const char *actor, const char *msg)
 {
 	struct am_store *st = am__deploy_server(d)->store;
 	long long old = 0;
@@ -668,7 +667,7 @@ int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_p
 	if (rc == 0) {
 		if (restart)
 			am_deploy_restart(d, id);
-		task = track(d, id, "deployment.update", actor, restart ? "restarting with the new settings" : "scaling");
+		task = am__deploy_track(d, id, "deployment.update", actor, restart ? "restarting with the new settings" : "scaling");
 	}
 	if (tx_end(st, own, rc) != 0)
 		return rc ? rc : am_err_set(err, AM_E_INTERNAL, "", "could not commit the change");
@@ -717,7 +716,7 @@ static int want(struct am_deploy *d, long long id, enum want w, const char *acto
 		am_store_exec(st, "UPDATE deployments SET desired = 'stopped', state = 'deleting' WHERE id = ?", "i", id);
 		break;
 	}
-	long long task = track(d, id, kinds[w], actor, msgs[w]);
+	long long task = am__deploy_track(d, id, kinds[w], actor, msgs[w]);
 	if (tx_end(st, own, 0) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not commit the change");
 	*task_id = task;

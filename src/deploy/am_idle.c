@@ -28,7 +28,6 @@
 #include "../sched/am_capacity_db.h"
 #include "../sched/am_planner.h"
 #include "../store/am_store.h"
-#include "../task/am_task.h"
 #include "am_deploy.h"
 #include "deploy_internal.h"
 
@@ -46,21 +45,7 @@ struct am_idle {
 	int64_t started_ms;        /* no request before this run is known */
 };
 
-/* ---- tasks ---- */
-
-/* Records a running task of kind on deployment id as its current one
- * (one still open is cancelled): the reconciler finishes it. */
-static void track(struct am_store *st, long long id, const char *kind, const char *msg)
-{
-	long long old = 0;
-	am_store_int(st, &old, 0, "SELECT task_id FROM deployments WHERE id = ?", "i", id);
-	if (old)
-		am_task_update(st, old, AM_TASK_CANCELLED, -1, "superseded by a newer action");
-	char target[48];
-	am_fmt(target, sizeof target, "deployment:%lld", id);
-	long long task = am_task_create(st, kind, target, "aimaas", AM_TASK_RUNNING, msg);
-	am_store_exec(st, "UPDATE deployments SET task_id = ? WHERE id = ?", "ii", task, id);
-}
+/* ---- going idle ---- */
 
 /* Makes deployment id idle (its replicas stop; the reconciler finishes
  * the task). Nothing when it is idle already. */
@@ -74,7 +59,7 @@ static void go_idle(struct am_idle *ix, long long id, const char *name, const ch
 			       " WHERE id = ? AND idle_at IS NULL AND desired = 'running'", "isii", am_wall_ms(), reason,
 			       am_wall_ms(), id);
 	if (rc == 0 && am_store_changes(st) > 0)
-		track(st, id, kind, reason);
+		am__deploy_track(ix->d, id, kind, "aimaas", reason);
 	if (own && am_store_commit(st) != 0) {
 		am_store_rollback(st);
 		return;
@@ -112,7 +97,7 @@ static void wake_one(struct am_idle *ix, long long id)
 		am_store_exec(st, "UPDATE deployments SET idle_at = NULL, idle_reason = '', woken_at = ?, state = 'starting',"
 			      " reason = 'starting on demand: a request is waiting', updated_at = ? WHERE id = ?", "iii", now,
 			      now, id);
-		track(st, id, "deployment.wake", "starting on demand: a request is waiting");
+		am__deploy_track(ix->d, id, "deployment.wake", "aimaas", "starting on demand: a request is waiting");
 		if (am_store_commit(st) != 0)
 			am_store_rollback(st);
 		else

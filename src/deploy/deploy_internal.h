@@ -16,6 +16,11 @@ struct am_idle;
 /* The server a deploy module serves (borrowed). */
 struct am_server *am__deploy_server(struct am_deploy *d);
 
+/* Records a running task of kind on deployment id as its current one (an
+ * open one is cancelled: superseded) for the reconciler to finish, and
+ * marks the deployment due. Its id. */
+long long am__deploy_track(struct am_deploy *d, long long id, const char *kind, const char *actor, const char *msg);
+
 /* Plans replica `replica` of dep (a deployments row; its pinned GPUs'
  * slice when pinned) for model on cap, writing nothing. 0 with out, or -1
  * with why. */

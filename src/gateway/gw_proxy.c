@@ -395,6 +395,20 @@ static void up_body(const char *b, size_t n, void *data)
 	}
 }
 
+/* Takes back what dispatch counted (the replica's outstanding request, the
+ * model's in-flight one) before the request goes elsewhere. */
+static void undispatch(struct preq *p)
+{
+	struct gw_worker *w = p->w;
+	struct gw_repstate *s = repstate(w, p->inst_id);
+	if (s->outstanding > 0)
+		s->outstanding--;
+	pthread_mutex_lock(&w->smu);
+	gw_stats(w, p->model)->inflight--;
+	pthread_mutex_unlock(&w->smu);
+	p->inst_id = 0;
+}
+
 static void up_end(int ok, int got_head, const char *why, void *data)
 {
 	struct preq *p = data;
@@ -407,27 +421,15 @@ static void up_end(int ok, int got_head, const char *why, void *data)
 			struct gw_table *t = gw_table_get(w);
 			const struct am_route *r = gw_table_route(t, p->model);
 			if (r && r->nreps) {
-				struct gw_repstate *s = repstate(w, p->inst_id);
-				if (s->outstanding > 0)
-					s->outstanding--;
-				pthread_mutex_lock(&w->smu);
-				gw_stats(w, p->model)->inflight--;
-				pthread_mutex_unlock(&w->smu);
 				p->tried_inst = p->inst_id;
-				p->inst_id = 0;
+				undispatch(p);
 				dispatch(p, r);
 				return;
 			}
 			if (r && r->wakeable && r->dep_id == p->dep_id) {
 				/* its engine stopped under it (scaled to zero, evicted) before
 				 * the table said so: held until it runs again */
-				struct gw_repstate *s = repstate(w, p->inst_id);
-				if (s->outstanding > 0)
-					s->outstanding--;
-				pthread_mutex_lock(&w->smu);
-				gw_stats(w, p->model)->inflight--;
-				pthread_mutex_unlock(&w->smu);
-				p->inst_id = 0;
+				undispatch(p);
 				hold(p, r);
 				return;
 			}

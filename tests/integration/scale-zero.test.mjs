@@ -77,7 +77,8 @@ test('idle: stops after its idle time, frees its GPUs, stays listed; a burst of 
   assert.equal(r.status, 400);
   assert.equal(r.json.error.field, 'idle_after_s');
 
-  r = await dep(ctx, 'z', { idle_after_s: 2, min_replicas: 0, engine_args: ['--sim-itl-ms', '1', '--sim-startup-ms', '1500'] });
+  r = await dep(ctx, 'z', { idle_after_s: 2, min_replicas: 0,
+    engine_args: ['--sim-itl-ms', '1', '--sim-startup-ms', '1500', '--sim-output-tokens', '5000'] });
   assert.equal(r.status, 201, r.text);
   assert.equal(r.json.idle_after_s, 2);
   assert.equal(r.json.min_replicas, 0);
@@ -87,7 +88,7 @@ test('idle: stops after its idle time, frees its GPUs, stays listed; a burst of 
   // a request under way keeps it awake past its idle time
   const long = fetch(`${ctx.srv.url}/v1/chat/completions`, { method: 'POST',
     headers: { authorization: `Bearer ${ctx.key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'z', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2500, stream: true }) });
+    body: JSON.stringify({ model: 'z', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4000, stream: true }) });
   await new Promise((res) => setTimeout(res, 2600));
   assert.equal((await get(ctx, 'z')).state, 'running', 'not idle while a request is under way');
   await answered(await long, true);
