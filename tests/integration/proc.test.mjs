@@ -99,11 +99,12 @@ test('aimaas killed right after spawning an engine: the restart adopts it, no or
   await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'crash', model: 'bge-large-zh-v1.5', engine: 'vllm' } });
   const r = await srv.exited;
   assert.equal(r.signal, 'SIGKILL', 'the hook killed aimaas');
-  // (read a few times: on a loaded machine the shim may be between its fork and its exec)
+  // (read a few times: on a loaded machine the shim may be between its fork and its exec, when
+  // /proc shows neither its final argv nor its environment yet)
   let orphan = [];
-  for (let i = 0; i < 50 && orphan.length !== 1; i++) {
+  for (let i = 0; i < 50 && (orphan.length !== 1 || !orphan[0].marker); i++) {
     orphan = engines(dir).filter((p) => p.argv.some((a) => a.includes('bge-large')));
-    if (orphan.length !== 1) await sleep(100);
+    if (orphan.length !== 1 || !orphan[0].marker) await sleep(100);
   }
   assert.equal(orphan.length, 1, `the engine outlived aimaas: ${JSON.stringify(procsUnder(dir).map((p) => p.argv.slice(0, 3)))}`);
   assert.match(orphan[0].marker, /:instance:\d+:/, 'marked with its owner');
