@@ -19,7 +19,7 @@ ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 SIM_REL_OBJ := $(SIM_SRC:%.c=build/rel/%.o)
 SIM_ASAN_OBJ := $(SIM_SRC:%.c=build/asan/%.o)
 
-.PHONY: all asan deps run test test-k8s unit lint clean fuzz ui
+.PHONY: all asan deps run demo test test-k8s unit lint clean fuzz ui
 all: build/aimaas build/aimaas-sim build/ui/index.html
 
 # The web console (ui/: Vue 3 + Vite), built into build/ui, which aimaas
@@ -88,6 +88,11 @@ lint:
 
 run: deps all
 	./build/aimaas serve $(ARGS)
+
+# A first run without a GPU: simulated GPUs, the simulator as vLLM and
+# LLaMA-Factory, demo models and a dataset (scripts/demo.mjs; data in data-demo/).
+demo: deps all
+	node scripts/demo.mjs $(ARGS)
 
 test: deps lint all asan build/unit build/fake-nvml/libnvidia-ml.so.1
 	@scripts/test.sh

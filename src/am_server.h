@@ -54,6 +54,7 @@ struct am_config {
 	size_t dataset_max_bytes;          /* upload limit of a dataset */
 	char ui_dir[1024];                 /* the built console; "" when none */
 	int metrics_public;                /* /metrics open to anyone */
+	int demo;                          /* a demonstration (simulated GPUs and engines): said in /healthz */
 	char metrics_token[256];           /* a bearer token for /metrics; "" when none */
 };
 

@@ -89,6 +89,8 @@ static const char usage_serve[] =
 	"                         file's first line>' (AIMAAS_METRICS_TOKEN_FILE, or the token\n"
 	"                         itself in AIMAAS_METRICS_TOKEN); an admin's token or session\n"
 	"                         also works\n"
+	"  --demo                 mark this server as a demonstration (simulated GPUs and engines):\n"
+	"                         the console says so on every page (AIMAAS_DEMO=1; `make demo` sets it)\n"
 	"  --metrics-public       /metrics open to anyone (AIMAAS_METRICS_PUBLIC=1; default: not,\n"
 	"                         since it names every deployment and its traffic)\n"
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
@@ -217,7 +219,7 @@ static void wake_deployment(void *data, long long dep_id)
 
 static int parse_serve(int argc, char **argv, struct am_config *c)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK, O_CSW };
+	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK, O_CSW, O_DEMO };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
 		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
@@ -228,7 +230,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
 		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK }, { "ui-dir", required_argument, NULL, O_UI },
 		{ "metrics-public", no_argument, NULL, O_MPUB }, { "metrics-token-file", required_argument, NULL, O_MTOK },
-		{ "cold-start-wait", required_argument, NULL, O_CSW },
+		{ "cold-start-wait", required_argument, NULL, O_CSW }, { "demo", no_argument, NULL, O_DEMO },
 		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
 	};
 	const char *e;
@@ -240,6 +242,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR"), *mtok = getenv("AIMAAS_METRICS_TOKEN_FILE"),
 		   *csw = getenv("AIMAAS_COLD_START_WAIT");
 	c->metrics_public = (e = getenv("AIMAAS_METRICS_PUBLIC")) && !strcmp(e, "1");
+	c->demo = (e = getenv("AIMAAS_DEMO")) && !strcmp(e, "1");
 	const char *roots[AM_MAX_ROOTS];
 	int nroots = 0;
 	const char *sims[AM_MAX_SIM_SPECS];
@@ -262,6 +265,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 		case O_GWK: gwk = optarg; break;
 		case O_UI: ui = optarg; break;
 		case O_MPUB: c->metrics_public = 1; break;
+		case O_DEMO: c->demo = 1; break;
 		case O_MTOK: mtok = optarg; break;
 		case O_CSW: csw = optarg; break;
 		case O_ROOT:

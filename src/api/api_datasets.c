@@ -95,7 +95,7 @@ struct upload {
 	int fd;                    /* the spooled body; owned */
 	char tmp[1100];            /* its path; unlinked unless it became the dataset's file */
 	size_t len;
-	char name[129], fname[256], format[16];
+	char name[4 * 128 + 1], fname[256], format[16];
 	int csv_hint;              /* Content-Type says CSV */
 	json_t *columns;           /* owned; the worker reads it, the loop writes nothing to it meanwhile */
 	/* set by the worker */
@@ -203,9 +203,11 @@ static void upload_done(void *arg, int cancelled)
 
 static int create(struct am_ctx *ctx, struct am_err *err)
 {
-	char name[129] = "", format[16] = "", fname[256] = "";
-	if (am_http_query(ctx->req, "name", name, sizeof name) != 1 || !am_model_name_ok(name))
-		return am_err_set(err, AM_E_INVALID, "name", "'name' (a query parameter) must be 1-128 of letters, digits, '.', '_', '-'");
+	char name[4 * 128 + 1] = "", format[16] = "", fname[256] = "";
+	if (am_http_query(ctx->req, "name", name, sizeof name) != 1 || !am_utf8_label_ok(name, 128))
+		return am_err_set(err, AM_E_INVALID, "name",
+				  "'name' (a query parameter) must be 1-128 letters (of any script), digits, '.', '_' or '-', "
+				  "starting with a letter or digit");
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%s", name);
 	if (am_http_query(ctx->req, "format", format, sizeof format) < 0 ||
 	    (format[0] && strcmp(format, "alpaca") && strcmp(format, "sharegpt") && strcmp(format, "openai") &&

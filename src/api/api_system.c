@@ -30,6 +30,8 @@ static int healthz(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_UNAVAILABLE, "", "the database does not answer");
 	ctx->resp = json_pack("{s:s,s:s,s:I}", "status", "ok", "version", AM_VERSION, "uptime_s",
 			      (json_int_t)((am_now_ns() - ctx->srv->started_ns) / 1000000000ull));
+	if (ctx->srv->cfg.demo)
+		json_object_set_new(ctx->resp, "demo", json_true());
 	if (am_store_full(ctx->srv->store)) {
 		/* still serving reads and /v1 (usage waits in the journal); writes answer 507 */
 		struct am_err why;

@@ -1,7 +1,6 @@
 /* am_auth: passwords, sessions, tokens. */
 #include "am_auth.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -38,17 +37,12 @@ void am_auth_dummy_verify(const char *pw)
 
 int am_auth_check_username(const char *name, struct am_err *err)
 {
-	size_t n = strlen(name);
-	if (n == 0 || n > 64)
-		return am_err_set(err, AM_E_INVALID, "username", "'username' must be 1 to 64 characters");
-	if (!isalnum((unsigned char)name[0]))
-		return am_err_set(err, AM_E_INVALID, "username", "'username' must start with a letter or digit");
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-			return am_err_set(err, AM_E_INVALID, "username",
-					  "'username' may hold only letters, digits, '.', '_' and '-'");
-	}
+	/* a label and a login: letters of any script (a Chinese name too),
+	 * digits, '.', '_', '-'; what shows beside it is display_name */
+	if (!am_utf8_label_ok(name, 64))
+		return am_err_set(err, AM_E_INVALID, "username",
+				  "'username' must be 1 to 64 letters (of any script), digits, '.', '_' or '-', "
+				  "starting with a letter or digit");
 	return 0;
 }
 

@@ -138,6 +138,53 @@ size_t am_utf8_seq(const unsigned char *s, size_t avail)
 	return need;
 }
 
+/* A code point past ASCII that may stand in a label: letters and digits of
+ * other scripts; not C1 controls, Latin-1's signs, general punctuation and
+ * the invisible and bidi marks (U+2000-U+206F), CJK punctuation and spaces
+ * (U+3000-U+303F but 々〆〇), variation selectors, the BOM, full-width
+ * punctuation (only its letters and digits), specials, private use. */
+static int label_cp_ok(unsigned v)
+{
+	if (v < 0xC0 || v == 0xD7 || v == 0xF7)
+		return 0;
+	if ((v >= 0x2000 && v <= 0x206F) || (v >= 0x2190 && v <= 0x2BFF) || (v >= 0xE000 && v <= 0xF8FF) ||
+	    (v >= 0xFE00 && v <= 0xFE0F) || v == 0xFEFF || v >= 0xFFF0 || (v >= 0xF0000))
+		return 0;
+	if (v >= 0x3000 && v <= 0x303F)
+		return v >= 0x3005 && v <= 0x3007;
+	if (v >= 0xFF00 && v <= 0xFFEF)
+		return (v >= 0xFF10 && v <= 0xFF19) || (v >= 0xFF21 && v <= 0xFF3A) || (v >= 0xFF41 && v <= 0xFF5A);
+	return 1;
+}
+
+int am_utf8_label_ok(const char *s, size_t max_chars)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t chars = 0, len = strlen(s);
+	while (*p) {
+		unsigned c = *p;
+		if (c < 0x80) {
+			int alnum = (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
+			if (!alnum && (chars == 0 || (c != '.' && c != '_' && c != '-')))
+				return 0;
+			p++;
+		} else {
+			size_t n = am_utf8_seq(p, len - (size_t)(p - (const unsigned char *)s));
+			if (!n)
+				return 0;
+			unsigned v = n == 2 ? (c & 0x1Fu) : n == 3 ? (c & 0x0Fu) : (c & 0x07u);
+			for (size_t i = 1; i < n; i++)
+				v = v << 6 | (p[i] & 0x3Fu);
+			if (!label_cp_ok(v))
+				return 0;
+			p += n;
+		}
+		if (++chars > max_chars)
+			return 0;
+	}
+	return chars > 0;
+}
+
 size_t am_utf8_scrub(char *s)
 {
 	size_t bad = 0;

@@ -51,6 +51,12 @@ size_t am_utf8_scrub(char *s);
 size_t am_utf8_seq(const unsigned char *s, size_t avail);
 /* Whether s[0..n) is valid UTF-8 by the same rules. */
 int am_utf8_valid(const char *s, size_t n);
+/* Whether s is a name that is only a label (a dataset's, a user's): 1 to
+ * max_chars characters of valid UTF-8, ASCII letters and digits, '.', '_',
+ * '-', and letters of other scripts (Chinese, accented Latin, ...), starting
+ * with a letter or digit; no spaces, controls, '/', invisible or
+ * direction-changing characters, or CJK and full-width punctuation. */
+int am_utf8_label_ok(const char *s, size_t max_chars);
 
 int am_slice_eq(struct am_slice s, const char *lit);
 int am_slice_caseeq(struct am_slice s, const char *lit);

@@ -21,6 +21,26 @@ static void passwords(void)
 	CHECK_INT(am_auth_check_username("-alice", &e), -1);
 	CHECK_INT(am_auth_check_username("al ice", &e), -1);
 	CHECK_INT(am_auth_check_username("", &e), -1);
+	/* names are labels: letters of any script, no spaces, marks or punctuation */
+	CHECK_INT(am_auth_check_username("张三", &e), 0);
+	CHECK_INT(am_auth_check_username("José.García", &e), 0);
+	CHECK_INT(am_auth_check_username("王小明-2", &e), 0);
+	CHECK_INT(am_auth_check_username("张\u3000三", &e), -1);         /* ideographic space */
+	CHECK_INT(am_auth_check_username("张三。", &e), -1);              /* CJK full stop */
+	CHECK_INT(am_auth_check_username("ab\u200bc", &e), -1);          /* zero-width space */
+	CHECK_INT(am_auth_check_username("ab\u202ec", &e), -1);          /* right-to-left override */
+	CHECK_INT(am_auth_check_username("a/b", &e), -1);
+	CHECK_INT(am_auth_check_username("\xe5\xbc", &e), -1);          /* cut UTF-8 */
+	CHECK_INT(am_auth_check_username("ＡＢ１", &e), 0);              /* full-width letters */
+	CHECK_INT(am_auth_check_username("Ａ！", &e), -1);               /* full-width punctuation */
+	char long_name[3 * 65 + 1];
+	for (int i = 0; i < 65; i++)
+		memcpy(long_name + 3 * i, "张", 3);
+	long_name[3 * 64] = '\0';
+	CHECK_INT(am_auth_check_username(long_name, &e), 0);
+	long_name[3 * 64] = long_name[0];
+	long_name[3 * 65] = '\0';
+	CHECK_INT(am_auth_check_username(long_name, &e), -1);
 }
 
 static void sessions_and_tokens(void)
