@@ -319,8 +319,15 @@ test('failures come with their reason and the last log lines; pinned GPUs and sc
   await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', 'qwen2.5-0.5b-instruct-q4_k_m.gguf') } });
   const g = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'tiny', model: 'qwen2.5-0.5b-instruct-q4_k_m', engine: 'llama.cpp' } });
   assert.equal(g.status, 201, g.text);
-  const gd = await waitFor('tiny', (x) => x.instances[0]?.state === 'backoff', 'backed off');
-  assert.match(gd.instances[0].reason, /'\/nonexistent\/llama-server' was not found/);
+  // it fails at once, saying where to set the program: no five backed-off attempts
+  const t0 = Date.now();
+  const gd = await waitFor('tiny', (x) => x.state === 'failed', 'failed', 5000);
+  assert.ok(Date.now() - t0 < 3000, `failed at once, not after backoffs (${Date.now() - t0} ms)`);
+  assert.equal(gd.instances[0].state, 'failed');
+  assert.equal(gd.instances[0].failures, 0, 'no failed start counted toward a backoff');
+  assert.match(gd.instances[0].reason, /^engine program '\/nonexistent\/llama-server' not found or not executable, set it on the Engines page$/);
+  assert.match(gd.reason, /set it on the Engines page/);
+  assert.equal(byName['llama.cpp'].missing, "engine program '/nonexistent/llama-server' not found or not executable, set it on the Engines page");
   await srv.api('DELETE', '/api/v1/deployments/tiny', { token: T });
   // scaling the reranker to two replicas, then back
   const up = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T, body: { replicas: 2 } });
