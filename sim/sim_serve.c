@@ -791,7 +791,8 @@ static void generate(struct sim *s, struct am_http_req *http, json_t *body, enum
 	} else if (s->o.mode == SIM_ECHO) {
 		am_buf_add(&text, echo.data ? echo.data : "", echo.len);
 	} else {
-		sim_generate(sd, (size_t)s->o.output_tokens, &text);
+		/* an answer in the question's language that quotes it */
+		sim_answer(echo.data, echo.len, sd, (size_t)s->o.output_tokens, &text);
 		free_text = 1;
 	}
 	/* stop strings end the text where they begin */

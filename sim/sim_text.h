@@ -29,10 +29,20 @@ int sim_detokenize_one(uint32_t id, struct am_buf *out);
  * of seed. */
 void sim_generate(uint64_t seed, size_t tokens, struct am_buf *out);
 
-/* A unit-length vector of dim floats, a pure function of the text. */
+/* Fills out with an answer of exactly `tokens` tokens to question[0..n) (the
+ * last user message, or the prompt), in its language: Chinese when it is
+ * written mostly in CJK, else English. The answer quotes the question, says
+ * the simulator wrote it and holds a short Markdown list; a pure function of
+ * the question and seed. */
+void sim_answer(const char *question, size_t n, uint64_t seed, size_t tokens, struct am_buf *out);
+
+/* A unit-length vector of dim floats, a pure function of the text: a hashed
+ * bag of its words (CJK: character pairs), so texts that share them have a
+ * high cosine similarity. */
 void sim_embed(const char *s, size_t n, float *out, size_t dim);
-/* A relevance score in (0, 1): how many of the query's words the document
- * holds, so a document about the query ranks above one that is not. */
+/* A relevance score in (0, 1): how much of the query the document holds
+ * (its words weighted by length; in CJK text, its character pairs), so a
+ * document about the query ranks above one that is not. */
 double sim_relevance(const char *query, const char *doc);
 
 uint64_t sim_hash(const void *p, size_t n, uint64_t seed);

@@ -126,7 +126,8 @@ int am_api_query_int(struct am_ctx *ctx, const char *name, long long min, long l
 		     struct am_err *err);
 /* Answers with a log file (a RAW route): ?download=true the whole file,
  * ?follow=true the last `tail` lines and then new ones over SSE, else the
- * last `tail` lines as text. */
+ * last `tail` lines as text; an engine's access-log lines for aimaas's
+ * polls (GET /health, GET /metrics) left out unless ?all=true. */
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name);
 /* The same, with every occurrence of each of `secrets` (NULL-terminated,
  * copied; strings under 4 bytes ignored) read as ******** — an engine may

@@ -12,9 +12,9 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_mem.h"
-#include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
+#include "../finetune/am_finetune.h"
 #include "../gateway/am_gateway.h"
 #include "../model/am_model.h"
 #include "../store/am_store.h"
@@ -612,20 +612,36 @@ static int engines(struct am_ctx *ctx, struct am_err *err)
 		json_decref(row);
 		json_t *ea = am_deploy_engine_allow(ctx->srv->deploy, all[i].name, "env_allow"),
 		       *aa = am_deploy_engine_allow(ctx->srv->deploy, all[i].name, "args_allow");
-		/* where the program is, as the engine's start will find it (null: not installed) */
+		/* where the program is, as the engine's start will find it (null: not
+		 * installed, and why: SGLang's python3 without its module, say) */
 		char found[4096];
 		const char *prog = bin[0] ? bin : json_string_value(json_array_get(argv, 0)); /* custom: its template's */
-		int ok = prog && am_path_which(prog, found, sizeof found) == 0;
+		struct am_err why;
+		am_err_clear(&why);
+		int ok = am_deploy_program_found(ctx->srv->deploy, prog, all[i].py_module, found, sizeof found, &why) == 0;
 		char image[512];
 		am_deploy_image(ctx->srv->deploy, &all[i], image, sizeof image);
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s?,s:s,s:b,s:o,s:o,s:o,s:o,s:s?,s:s?}", "name", all[i].name,
-						       "title", all[i].title, "binary", bin, "found", ok ? found : NULL,
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:s,s:b,s:o,s:o,s:o,s:o,s:s?,s:s?}", "name",
+						       all[i].name, "title", all[i].title, "role", "serve", "binary", bin,
+						       "found", ok ? found : NULL, "missing", ok ? NULL : why.msg,
 						       "health_path", all[i].health_path, "gguf", all[i].wants_gguf, "kinds", kinds,
 						       "argv", argv ? argv : json_null(), "env_allow", ea ? ea : json_array(),
 						       "args_allow", aa ? aa : json_array(), "image", image[0] ? image : NULL,
 						       "default_image", all[i].default_image));
 	}
-	ctx->resp = am_api_list(items, (long long)n, 100, 0);
+	/* LLaMA-Factory, the trainer: its program set here too, not an engine a deployment picks */
+	char prog[4096], found[4096];
+	const char *source;
+	am_finetune_program(ctx->srv, prog, sizeof prog, &source);
+	struct am_err why;
+	am_err_clear(&why);
+	int ok = am_deploy_program_found(ctx->srv->deploy, prog, NULL, found, sizeof found, &why) == 0;
+	json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:n,s:b,s:[],s:n,s:[],s:[],s:n,s:n}", "name",
+					       AM_FINETUNE_ENGINE, "title", "LLaMA-Factory (fine-tuning)", "role", "finetune",
+					       "binary", prog, "binary_source", source, "found", ok ? found : NULL, "missing",
+					       ok ? NULL : why.msg, "health_path", "gguf", 0, "kinds", "argv", "env_allow",
+					       "args_allow", "image", "default_image"));
+	ctx->resp = am_api_list(items, (long long)n + 1, 100, 0);
 	return 0;
 }
 
@@ -659,17 +675,21 @@ static int allow_list(json_t *v, const char *field, char **out, struct am_err *e
 static int engine_update(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "binary", "argv", "env_allow", "args_allow", "image", NULL };
+	static const char *const trainer_fields[] = { "binary", NULL };
 	const char *name = am_api_param(ctx, "name");
 	const struct am_engine_def *e = am_engine_find(name);
-	if (!e)
+	int trainer = !strcmp(name, AM_FINETUNE_ENGINE); /* LLaMA-Factory: its program only */
+	if (!e && !trainer)
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no engine '%.40s'", name);
 	am_fmt(ctx->target, sizeof ctx->target, "engine:%s", name);
 	const char *bin = NULL;
-	if (am_json_only(ctx->body, fields, err) != 0 ||
+	if (am_json_only(ctx->body, trainer ? trainer_fields : fields, err) != 0 ||
 	    am_json_get_str(ctx->body, "binary", AM_JSON_OPTIONAL, 0, 4000, &bin, err) != 0)
 		return -1;
 	if (bin && *bin && bin[0] != '/' && strchr(bin, '/'))
 		return am_err_set(err, AM_E_INVALID, "binary", "'binary' must be an absolute path or a program name on PATH");
+	if (trainer)
+		return am_deploy_engine_set(ctx->srv->deploy, name, bin, NULL, NULL, NULL, NULL, err) != 0 ? -1 : engines(ctx, err);
 	const char *image = NULL; /* on clusters; "" goes back to the engine's default */
 	if (am_json_get_str(ctx->body, "image", AM_JSON_OPTIONAL, 0, 255, &image, err) != 0)
 		return -1;

@@ -5,9 +5,11 @@
  * the fine-tuning module's verb (am_finetune_create, _stop, _resume,
  * _export: they check the rest and write the job) and renders the answer.
  * The supervisor (src/finetune/am_finetune.c) does the rest. */
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -160,7 +162,33 @@ static json_t *check_hyper(json_t *given, const char *method, const char *stage,
 			 (!strcmp(key, "pref_beta") && strcmp(stage, "dpo")))
 			bad = "does not apply to this method or stage";
 		else if (json_is_null(v)) {
-			json_object_del(p, key);
+			/* a console's NaN (a number that did not parse) arrives so: never
+			 * a silent fall back to LLaMA-Factory's default */
+			json_decref(p);
+			am_err_set(err, AM_E_INVALID, field, "'%s' is null: give a value, or leave it out for the default", field);
+			return NULL;
+		} else if ((h->type == HP_NUM || h->type == HP_INT) && json_is_string(v)) {
+			/* a number as typed ("2e-4") is read whole, or refused by name */
+			char *end = NULL;
+			const char *t = json_string_value(v);
+			double x = strtod(t, &end);
+			int whole = *t && end && !*end && !isspace((unsigned char)*t) && isfinite(x);
+			if (!whole || (h->type == HP_INT && (x != floor(x) || fabs(x) > 9e15))) {
+				json_decref(p);
+				if (h->type == HP_INT)
+					am_err_set(err, AM_E_INVALID, field, "'%s' must be an integer, got '%.40s'", field, t);
+				else
+					am_err_set(err, AM_E_INVALID, field, "'%s' must be a number, got '%.40s'", field, t);
+				return NULL;
+			}
+			v = h->type == HP_INT ? json_integer((json_int_t)x) : json_real(x);
+			if (x < h->min || x > h->max) {
+				json_decref(v);
+				json_decref(p);
+				am_err_set(err, AM_E_INVALID, field, "'%s' must be %g to %g", field, h->min, h->max);
+				return NULL;
+			}
+			json_object_set_new(p, key, v);
 			continue;
 		} else if (h->type == HP_BOOL ? !json_is_boolean(v)
 			   : h->type == HP_STR ? !json_is_string(v)

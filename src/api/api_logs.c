@@ -1,7 +1,9 @@
 /* api_logs: a process's log file over HTTP, the same for deployments and
  * fine-tuning jobs: the last lines as text, the whole file as a download,
  * or the last lines and then new ones as they are written (SSE, polled
- * every 50 ms, rotation noticed). */
+ * every 50 ms, rotation noticed). The access-log lines of aimaas's own
+ * polls of an engine (GET /health, GET /metrics: nobody else reaches an
+ * engine) are left out unless ?all=true. */
 #include <event2/event.h>
 #include <fcntl.h>
 #include <string.h>
@@ -15,6 +17,20 @@
 #include "am_api.h"
 
 #define MAX_SECRETS 64
+#define MAX_SCAN (16u << 20) /* how far back a view looks for lines that are not polls */
+
+/* 1 unless the line is an engine's access-log line for one of aimaas's
+ * polls: uvicorn's (vLLM, SGLang, aimaas-sim) `"GET /health HTTP/1.1" 200`,
+ * llama-server's `request: GET /health 127.0.0.1 200`. */
+static int not_a_poll(const char *line, size_t len)
+{
+	static const char *const polls[] = { "\"GET /health HTTP/", "\"GET /metrics HTTP/", "request: GET /health ",
+					     "request: GET /metrics ", NULL };
+	for (const char *const *p = polls; *p; p++)
+		if (memmem(line, len, *p, strlen(*p)))
+			return 0;
+	return 1;
+}
 
 struct follower {
 	struct am_http_req *req;
@@ -23,6 +39,7 @@ struct follower {
 	off_t offset;
 	int idle_ticks;
 	struct am_buf partial;
+	am_file_keep_fn keep;      /* NULL: every line */
 	char *secrets[MAX_SECRETS + 1];
 };
 
@@ -64,21 +81,28 @@ static void on_follow_abort(struct am_http_req *req, void *data)
 	follower_free(data);
 }
 
-static void sse_lines(struct am_buf *out, const char *text, size_t n, struct am_buf *partial, char *const *secrets)
+/* The complete lines of text[0..n) (the first continuing partial), each
+ * one keep takes as an SSE event, masked; the unfinished rest into partial. */
+static void sse_lines(struct am_buf *out, const char *text, size_t n, struct am_buf *partial, am_file_keep_fn keep,
+		      char *const *secrets)
 {
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (text[i] != '\n')
 			continue;
-		am_buf_adds(out, "data: ");
-		if (partial->len) { /* a line is masked whole: a secret may straddle two reads */
+		const char *line = text + start; /* a line is masked whole: a secret may straddle two reads */
+		size_t len = i - start;
+		if (partial->len) {
 			am_buf_add(partial, text + start, i - start);
-			add_masked(out, partial->data, partial->len, secrets);
-			am_buf_reset(partial);
-		} else {
-			add_masked(out, text + start, i - start, secrets);
+			line = partial->data;
+			len = partial->len;
 		}
-		am_buf_adds(out, "\n\n");
+		if (!keep || keep(line, len)) {
+			am_buf_adds(out, "data: ");
+			add_masked(out, line, len, secrets);
+			am_buf_adds(out, "\n\n");
+		}
+		am_buf_reset(partial);
 		start = i + 1;
 	}
 	if (start < n && am_buf_add(partial, text + start, n - start) != 0)
@@ -103,7 +127,7 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
 				ssize_t r;
 				while ((r = pread(fd2, buf, sizeof buf, f->offset)) > 0) {
 					f->offset += r;
-					sse_lines(&out, buf, (size_t)r, &f->partial, f->secrets);
+					sse_lines(&out, buf, (size_t)r, &f->partial, f->keep, f->secrets);
 				}
 				close(fd2);
 			}
@@ -132,11 +156,13 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 		if (strlen(*s) >= 4)
 			sec[ns++] = am_strdup(*s);
 	sec[ns] = NULL;
-	char follow[8] = "", download[8] = "";
+	char follow[8] = "", download[8] = "", all[8] = "";
 	am_http_query(ctx->req, "follow", follow, sizeof follow);
 	am_http_query(ctx->req, "download", download, sizeof download);
+	am_http_query(ctx->req, "all", all, sizeof all);
+	am_file_keep_fn keep = strcmp(all, "true") ? not_a_poll : NULL;
 	if (!strcmp(download, "true")) {
-		if (!ns) {
+		if (!ns && !keep) {
 			char cd[160];
 			am_fmt(cd, sizeof cd, "attachment; filename=\"%s\"", download_name);
 			am_http_add_header(ctx->req, "Content-Disposition", cd);
@@ -164,7 +190,17 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 				;
 			close(fd);
 		}
-		add_masked(&b, raw.data ? raw.data : "", raw.len, sec);
+		/* masked (and the polls left out) line by line */
+		for (size_t at = 0; at < raw.len;) {
+			const char *nl = memchr(raw.data + at, '\n', raw.len - at);
+			size_t len = nl ? (size_t)(nl - (raw.data + at)) : raw.len - at;
+			if (!keep || keep(raw.data + at, len)) {
+				add_masked(&b, raw.data + at, len, sec);
+				if (nl)
+					am_buf_adds(&b, "\n");
+			}
+			at += len + (nl ? 1 : 0);
+		}
 		am_buf_free(&raw);
 		char cd[160];
 		am_fmt(cd, sizeof cd, "attachment; filename=\"%s\"", download_name);
@@ -174,7 +210,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 		goto out;
 	}
 	char **lines = NULL;
-	int n = am_file_tail(path, (int)tail, &lines);
+	int n = am_file_tail_if(path, (int)tail, keep, MAX_SCAN, &lines);
 	if (strcmp(follow, "true") != 0) {
 		struct am_buf b;
 		am_buf_init(&b, 16u << 20);
@@ -192,6 +228,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 	f->req = ctx->req;
 	am_strlcpy(f->path, path, sizeof f->path);
 	am_buf_init(&f->partial, 1 << 20);
+	f->keep = keep;
 	struct stat sb;
 	f->offset = stat(path, &sb) == 0 ? sb.st_size : 0;
 	am_http_add_header(ctx->req, "Cache-Control", "no-cache");

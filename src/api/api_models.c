@@ -368,6 +368,18 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	am_store_int(ctx->srv->store, &deps, 0, "SELECT COUNT(*) FROM deployments WHERE model_id = ?", "i", id);
 	if (deps)
 		return am_err_set(err, AM_E_CONFLICT, "", "the model has %lld deployment(s); delete them first", deps);
+	/* an adapter a deployment serves (its lora_modules): the engine loads it from these files */
+	json_t *user = NULL;
+	am_store_row(ctx->srv->store, &user,
+		     "SELECT d.name AS deployment, m.name AS adapter FROM deployments d, json_each(d.lora_modules) j, models m"
+		     " WHERE json_valid(d.lora_modules) AND m.id = ?1 AND json_extract(j.value, '$.model_id') = ?1 LIMIT 1",
+		     "i", id);
+	if (user) {
+		am_err_set(err, AM_E_CONFLICT, "", "adapter '%s' is served by deployment '%s'; remove it from its lora_modules first",
+			   json_string_value(json_object_get(user, "adapter")), json_string_value(json_object_get(user, "deployment")));
+		json_decref(user);
+		return -1;
+	}
 	am_store_int(ctx->srv->store, &adapters, 0, "SELECT COUNT(*) FROM models WHERE base_model_id = ?", "i", id);
 	if (adapters)
 		return am_err_set(err, AM_E_CONFLICT, "", "%lld adapter(s) are based on this model; delete them first", adapters);

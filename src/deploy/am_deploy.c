@@ -98,6 +98,7 @@ struct am_deploy {
 	unsigned char secret[32];  /* engine keys derive from it (<data>/engine.key) */
 	int secret_ok;
 	struct am_idle *idle;      /* scale to zero (am_idle.c) */
+	struct am__deploy_probe probes[AM__DEPLOY_PROBES]; /* engine programs' modules (am_deploy_verbs.c) */
 };
 
 #define HIST_CAP 720 /* an hour at the default 5 s */
@@ -394,12 +395,10 @@ int am_deploy_owns_pid(struct am_deploy *d, int pid, long long *instance_id)
 
 void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size)
 {
-	json_t *row = NULL;
-	am_store_row(d->srv->store, &row, "SELECT binary FROM engine_settings WHERE name = ?", "s", e->name);
-	const char *b = row ? json_string_value(json_object_get(row, "binary")) : NULL;
-	if (b && *b) {
-		am_strlcpy(out, b, size);
-	} else if (!strcmp(e->name, "aimaas-sim")) {
+	am_deploy_program_setting(d, e->name, out, size);
+	if (*out)
+		return;
+	if (!strcmp(e->name, "aimaas-sim")) {
 		/* the simulator ships next to aimaas */
 		char self[PATH_MAX];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -409,17 +408,12 @@ void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *
 			if (slash) {
 				*slash = '\0';
 				am_fmt(out, size, "%s/aimaas-sim", self);
-				if (access(out, X_OK) == 0) {
-					json_decref(row);
+				if (access(out, X_OK) == 0)
 					return;
-				}
 			}
 		}
-		am_strlcpy(out, e->default_binary, size);
-	} else {
-		am_strlcpy(out, e->default_binary, size);
 	}
-	json_decref(row);
+	am_strlcpy(out, e->default_binary, size);
 }
 
 void am_deploy_image(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size)
@@ -693,6 +687,17 @@ static void log_line(struct am_runtime *rt, const char *ref, const char *fmt, ..
 	rt->ops->note(rt, ref, text);
 }
 
+/* Fails the instance at once with reason, without a backoff: what failed
+ * (a missing engine program) will fail again until someone changes it. */
+static void fail_now(struct am_deploy *d, json_t *inst, const char *reason)
+{
+	long long id = json_integer_value(json_object_get(inst, "id"));
+	if (inst_to(d, id, AM_INST_FAILED, reason) != 0)
+		return;
+	am_store_exec(d->srv->store, "UPDATE instances SET stopped_at = ? WHERE id = ?", "ii", am_wall_ms(), id);
+	am_warn("deploy", "instance %lld failed: %s", id, reason);
+}
+
 static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reason, int count)
 {
 	long long id = json_integer_value(json_object_get(inst, "id"));
@@ -788,12 +793,21 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	am_fmt(address, sizeof address, AM_DEPLOY_LOCAL_HOST ":%d", port);
 	json_object_set_new(inst, "address", json_string(address));
 	struct am_argv argv = { 0 }, env = { 0 };
-	char *secret = NULL;
+	char *secret = NULL, prog[PATH_MAX];
+	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
+	int missing = 0;
 	if (build_command(d, dep, model, inst, rt->ops->containers, &argv, &env, &secret, &err) != 0 ||
 	    (secret && rt->ops->containers &&
 	     am_err_set(&err, AM_E_INVALID, "engine", "this engine reads its key from a file, which a pod cannot yet") != 0) ||
+	    /* a program that is not there will not be there on a retry either
+	     * (elsewhere, as in a container's image, the runtime's start says) */
+	    (rt->ops->this_host &&
+	     (missing = am_deploy_program_found(d, argv.v[0], e ? e->py_module : NULL, prog, sizeof prog, &err) != 0)) ||
 	    (secret && write_secret(d, inst, secret, &err) != 0)) {
-		fail_or_backoff(d, inst, err.msg, 1);
+		if (missing)
+			fail_now(d, inst, err.msg);
+		else
+			fail_or_backoff(d, inst, err.msg, 1);
 		am_argv_free(&argv);
 		am_argv_free(&env);
 		free(secret);
@@ -802,7 +816,6 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	free(secret);
 	long long dep_id = json_integer_value(json_object_get(dep, "id"));
 	long long replica = json_integer_value(json_object_get(inst, "replica"));
-	const struct am_engine_def *e = am_engine_find(json_string_value(json_object_get(dep, "engine")) ?: "");
 	char image[512] = "";
 	if (rt->ops->containers && e)
 		am_deploy_image(d, e, image, sizeof image);
@@ -1976,4 +1989,9 @@ struct am_idle *am__deploy_idle(struct am_deploy *d)
 struct am_server *am__deploy_server(struct am_deploy *d)
 {
 	return d->srv;
+}
+
+struct am__deploy_probe *am__deploy_probes(struct am_deploy *d)
+{
+	return d->probes;
 }

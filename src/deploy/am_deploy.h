@@ -64,6 +64,17 @@ void am_deploy_free(struct am_deploy *d, int stop_engines);
 void am_deploy_image(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size);
 /* The engine program for an engine name: its configured path or default. */
 void am_deploy_binary(struct am_deploy *d, const struct am_engine_def *e, char *out, size_t size);
+/* The program an admin set for name (an engine, or LLaMA-Factory's
+ * "llamafactory") on the Engines page, or "" when none is set. */
+void am_deploy_program_setting(struct am_deploy *d, const char *name, char *out, size_t size);
+/* Whether program prog (a path, or a name on PATH) is there as a local
+ * start will run it and, when py_module is not NULL, can import that Python
+ * package (asked of prog itself, without a shell: `prog -c` with
+ * importlib's find_spec, killed after 5 s; the answer is remembered for
+ * 30 s). 0 with its path in out, or -1 with err (AM_E_NOT_FOUND, field
+ * "binary") saying what is missing and that the Engines page sets it. */
+int am_deploy_program_found(struct am_deploy *d, const char *prog, const char *py_module, char *out, size_t size,
+			    struct am_err *err);
 /* Builds an instance's command (argv, env) from its deployment, model and
  * placement. 0, or -1 with err. */
 int am_deploy_command(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst, struct am_argv *argv,

@@ -6,6 +6,8 @@
 #include "am_deploy.h"
 
 #include <ctype.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -13,7 +15,9 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_mem.h"
+#include "../base/am_path.h"
 #include "../base/am_time.h"
+#include "../gpu/am_smi.h"
 #include "../model/am_model.h"
 #include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
@@ -120,6 +124,63 @@ int am_deploy_engine_set(struct am_deploy *d, const char *engine, const char *bi
 			       args_allow, image ? image : "", (long long)(image != NULL));
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not save the engine settings");
+	return 0;
+}
+
+void am_deploy_program_setting(struct am_deploy *d, const char *name, char *out, size_t size)
+{
+	json_t *row = NULL;
+	am_store_row(am__deploy_server(d)->store, &row, "SELECT binary FROM engine_settings WHERE name = ?", "s", name);
+	am_strlcpy(out, json_string_value(json_object_get(row, "binary")) ?: "", size);
+	json_decref(row);
+}
+
+#define PROBE_TTL_NS (30ull * 1000000000ull)
+#define PROBE_TIMEOUT_MS 5000
+
+/* Whether python (a resolved path) imports module: run it, once per
+ * PROBE_TTL_NS, with a find_spec that does not import the package (SGLang's
+ * import pulls in torch and takes seconds). */
+static int imports(struct am_deploy *d, const char *python, const char *module)
+{
+	struct am__deploy_probe *p = am__deploy_probes(d), *slot = &p[0];
+	uint64_t now = am_now_ns();
+	for (int i = 0; i < AM__DEPLOY_PROBES; i++) {
+		if (p[i].at_ns && now - p[i].at_ns < PROBE_TTL_NS && !strcmp(p[i].prog, python) && !strcmp(p[i].module, module))
+			return p[i].ok;
+		if (p[i].at_ns < slot->at_ns)
+			slot = &p[i]; /* the oldest (or an empty) slot takes the new answer */
+	}
+	char code[200];
+	am_fmt(code, sizeof code, "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('%s') else 3)", module);
+	char *argv[] = { (char *)python, (char *)"-c", code, NULL };
+	char *out = NULL;
+	int ok = am_smi_run(argv, &out, 1 << 16, PROBE_TIMEOUT_MS) == 0;
+	free(out);
+	am_strlcpy(slot->prog, python, sizeof slot->prog);
+	am_strlcpy(slot->module, module, sizeof slot->module);
+	slot->ok = ok;
+	slot->at_ns = am_now_ns();
+	return ok;
+}
+
+int am_deploy_program_found(struct am_deploy *d, const char *prog, const char *py_module, char *out, size_t size,
+			    struct am_err *err)
+{
+	char path[PATH_MAX];
+	if (!prog || !*prog)
+		return am_err_set(err, AM_E_NOT_FOUND, "binary", "the engine has no program, set it on the Engines page");
+	if (am_path_which(prog, path, sizeof path) != 0)
+		return strchr(prog, '/')
+			       ? am_err_set(err, AM_E_NOT_FOUND, "binary",
+					    "engine program '%s' not found or not executable, set it on the Engines page", prog)
+			       : am_err_set(err, AM_E_NOT_FOUND, "binary",
+					    "engine program '%s' not found on PATH, set it on the Engines page", prog);
+	if (py_module && !imports(d, path, py_module))
+		return am_err_set(err, AM_E_NOT_FOUND, "binary",
+				  "engine program '%s' cannot import the Python module '%s', install it or set another Python on the Engines page",
+				  prog, py_module);
+	am_strlcpy(out, path, size);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct am_deploy;
 struct am_server;
@@ -26,6 +27,18 @@ long long am__deploy_track(struct am_deploy *d, long long id, const char *kind, 
  * with why. */
 int am__deploy_plan_replica(json_t *dep, json_t *model, const struct am_capacity *cap, int replica, struct am_plan *out,
 			    char *why, size_t whysize);
+
+/* A remembered answer of am_deploy_program_found: whether prog (its
+ * resolved path) imports module. */
+struct am__deploy_probe {
+	char prog[512];
+	char module[64];
+	int ok;
+	uint64_t at_ns; /* 0: an empty slot */
+};
+#define AM__DEPLOY_PROBES 8
+/* The deploy module's probe answers (AM__DEPLOY_PROBES of them). */
+struct am__deploy_probe *am__deploy_probes(struct am_deploy *d);
 
 /* ---- am_idle.c: scale to zero ----
  * A deployment with idle_after_s stops its replicas after that long with

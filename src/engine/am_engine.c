@@ -449,17 +449,17 @@ static const struct am_engine_metrics llama_metrics = {
 
 static const struct am_engine_def engines[] = {
 	{ "vllm", "vLLM", "vllm", "/health", 0, chat_kinds, vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE,
-	  vllm_owned, &vllm_metrics, "vllm/vllm-openai:v0.10.1" },
+	  vllm_owned, &vllm_metrics, "vllm/vllm-openai:v0.10.1", NULL },
 	{ "sglang", "SGLang", "python3", "/health", 0, chat_kinds, sglang_fatal, build_sglang,
-	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics, "lmsysorg/sglang:latest" },
+	  AM_FLAGS_ARGPARSE, sglang_owned, &sglang_metrics, "lmsysorg/sglang:latest", "sglang" },
 	{ "llama.cpp", "llama.cpp (llama-server)", "llama-server", "/health", 1, gguf_kinds, llama_fatal,
-	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics, "ghcr.io/ggml-org/llama.cpp:server-cuda" },
+	  build_llamacpp, AM_FLAGS_EXACT, llama_owned, &llama_metrics, "ghcr.io/ggml-org/llama.cpp:server-cuda", NULL },
 	{ "aimaas-sim", "aimaas-sim (simulated vLLM, for tests and demos)", "aimaas-sim", "/health", 0, chat_kinds,
-	  vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics, "aimaas/aimaas-sim:latest" },
+	  vllm_fatal, build_vllm, AM_FLAGS_ARGPARSE, vllm_owned, &vllm_metrics, "aimaas/aimaas-sim:latest", NULL },
 	/* an admin's program: its parser unknown, the common table only;
 	 * metrics read as vLLM's (most custom engines are vLLM builds) */
 	{ "custom", "Custom command", "", "/health", 0, chat_kinds, custom_fatal, build_custom, AM_FLAGS_ARGPARSE,
-	  common_owned, &vllm_metrics, NULL },
+	  common_owned, &vllm_metrics, NULL, NULL },
 };
 
 const struct am_engine_def *am_engine_all(size_t *n)

@@ -117,6 +117,10 @@ struct am_engine_def {
 	const struct am_engine_flag *owned; /* what build sets: engine_args may not */
 	const struct am_engine_metrics *metrics;
 	const char *default_image;   /* its container image on a cluster (admin-overridable); NULL: none */
+	/* the Python package the program runs (SGLang: `python3 -m
+	 * sglang.launch_server`), which must import for the engine to be
+	 * there at all; NULL: the program is the engine */
+	const char *py_module;
 };
 
 const struct am_engine_def *am_engine_find(const char *name);

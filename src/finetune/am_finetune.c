@@ -426,10 +426,23 @@ out:
 	return rc;
 }
 
-/* Starts `llamafactory-cli VERB CONFIG` (AIMAAS_LLAMAFACTORY_CLI names
- * another program) through the runtime of node, with env added; kind and
- * id name it ("job" or "export"), gpus the GPUs it holds there. 0 with ref
- * and *rt_out (the runtime that started it), or -1 with err. */
+void am_finetune_program(struct am_server *srv, char *out, size_t size, const char **source)
+{
+	const char *src = "setting", *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
+	am_deploy_program_setting(srv->deploy, AM_FINETUNE_ENGINE, out, size);
+	if (!*out) {
+		src = cli && *cli ? "env" : "default";
+		am_strlcpy(out, cli && *cli ? cli : "llamafactory-cli", size);
+	}
+	if (source)
+		*source = src;
+}
+
+/* Starts `llamafactory-cli VERB CONFIG` (am_finetune_program: the Engines
+ * page can name another program) through the runtime of node, with env
+ * added; kind and id name it ("job" or "export"), gpus the GPUs it holds
+ * there. 0 with ref and *rt_out (the runtime that started it), or -1 with
+ * err (a missing program: at once, saying where to set it). */
 static int run_cli(struct am_finetune *f, const char *kind, long long id, const char *node, const char *verb,
 		   const char *cfgp, struct am_argv *env, const char *gpus, const char *marker, const char *log,
 		   const char *model_path, const char *work_dir, char *ref, size_t refsize, struct am_runtime **rt_out,
@@ -443,10 +456,18 @@ static int run_cli(struct am_finetune *f, const char *kind, long long id, const 
 		am_argv_free(env);
 		return -1;
 	}
-	char bin[PATH_MAX];
-	const char *cli = getenv("AIMAAS_LLAMAFACTORY_CLI");
+	char bin[PATH_MAX], found[PATH_MAX];
 	/* in a container, the image's program (AIMAAS_LLAMAFACTORY_IMAGE: another image) */
-	am_strlcpy(bin, cli && *cli && !rt->ops->containers ? cli : "llamafactory-cli", sizeof bin);
+	if (rt->ops->containers)
+		am_strlcpy(bin, "llamafactory-cli", sizeof bin);
+	else
+		am_finetune_program(f->srv, bin, sizeof bin, NULL);
+	struct am_err why;
+	if (rt->ops->this_host && am_deploy_program_found(f->srv->deploy, bin, NULL, found, sizeof found, &why) != 0) {
+		am_strlcpy(err, why.msg, errsize);
+		am_argv_free(env);
+		return -1;
+	}
 	const char *image = getenv("AIMAAS_LLAMAFACTORY_IMAGE");
 	char *argv[] = { bin, (char *)verb, (char *)cfgp, NULL };
 	am_argv_add(env, "DISABLE_VERSION_CHECK=1");

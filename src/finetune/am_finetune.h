@@ -26,6 +26,14 @@ struct am_server;
 struct am_finetune;
 struct am_err;
 
+/* LLaMA-Factory's name among the engines: its program is set as theirs
+ * are (PATCH /api/v1/engines/llamafactory {binary}). */
+#define AM_FINETUNE_ENGINE "llamafactory"
+/* The LLaMA-Factory program a local job runs: the one set on the Engines
+ * page, else AIMAAS_LLAMAFACTORY_CLI, else llamafactory-cli on PATH.
+ * *source (when not NULL) says which: "setting", "env" or "default". */
+void am_finetune_program(struct am_server *srv, char *out, size_t size, const char **source);
+
 struct am_finetune *am_finetune_new(struct am_server *srv);
 int am_finetune_start(struct am_finetune *f);
 /* Drive the jobs soon (after an API change). */

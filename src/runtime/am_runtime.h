@@ -104,6 +104,8 @@ struct am_runtime_ops {
 	const char *listen_host; /* what a server workload binds: "127.0.0.1" for a local
 				    process, "0.0.0.0" in a pod; NULL: loopback */
 	int containers;          /* 1: workloads run from spec.image, argv[0] a program in it */
+	int this_host;           /* 1: workloads are processes of this machine, argv[0] found
+				    on its PATH (so a caller can check the program first) */
 	/* A port for a new server workload: prefer when it is free, else any
 	 * free one for which taken(port, data) says 0. 0 when none. */
 	int (*port)(struct am_runtime *rt, int prefer, int (*taken)(int port, void *data), void *data);

@@ -591,6 +591,7 @@ static void l_free(struct am_runtime *rt)
 
 static const struct am_runtime_ops local_ops = {
 	.name = "local",
+	.this_host = 1,
 	.listen_host = "127.0.0.1",
 	.port = l_port,
 	.start = l_start,

@@ -237,14 +237,26 @@ test('logs: tail, follow within 100 ms, download; metrics are scraped', async ()
   while (!buf.includes(': following')) buf += dec.decode((await reader.read()).value);
   assert.match(buf, /^data: \S.*\n\n: following/, 'the tail line is sent with its text');
   const port = (await srv.api('GET', '/api/v1/deployments/qwen2.5-7b', { token: T })).json.instances[0].port;
+  await fetch(`http://127.0.0.1:${port}/health`); // as aimaas polls it: left out of the view
+  await fetch(`http://127.0.0.1:${port}/metrics`);
   const t0 = Date.now();
   await fetch(`http://127.0.0.1:${port}/version`); // the engine logs the request
   let waited;
   while (!(buf.includes('GET /version'))) { buf += dec.decode((await reader.read()).value); waited = Date.now() - t0; }
   assert.ok(waited < 100, `a new line reached the follower in ${waited} ms`);
+  assert.doesNotMatch(buf, /"GET \/(health|metrics) HTTP/, 'the polls are not followed');
   await reader.cancel();
   const dl = await srv.api('GET', '/api/v1/deployments/qwen2.5-7b/logs?download=true', { token: T });
   assert.match(dl.headers.get('content-disposition'), /attachment/);
+  // aimaas's own polls (/health, /metrics) flood an engine's access log: left out unless ?all=true
+  for (const q of ['?tail=400', '?download=true']) {
+    const quiet = (await srv.api('GET', `/api/v1/deployments/qwen2.5-7b/logs${q}`, { token: T })).text;
+    assert.match(quiet, /"GET \/version HTTP\/1.1" 200/);
+    assert.doesNotMatch(quiet, /"GET \/(health|metrics) HTTP/, q);
+    const all = (await srv.api('GET', `/api/v1/deployments/qwen2.5-7b/logs${q}&all=true`, { token: T })).text;
+    assert.match(all, /"GET \/health HTTP\/1.1" 200/, q);
+    assert.match(all, /"GET \/metrics HTTP\/1.1" 200/, q);
+  }
   // serving metrics: scraped from the engine's /metrics every 5 s
   const d = await waitFor('qwen2.5-7b', (x) => x.metrics && 'requests_running' in x.metrics, 'showed metrics', 7000);
   assert.equal(typeof d.metrics.kv_cache_usage, 'number');
@@ -319,8 +331,15 @@ test('failures come with their reason and the last log lines; pinned GPUs and sc
   await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(dir, 'models', 'qwen2.5-0.5b-instruct-q4_k_m.gguf') } });
   const g = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'tiny', model: 'qwen2.5-0.5b-instruct-q4_k_m', engine: 'llama.cpp' } });
   assert.equal(g.status, 201, g.text);
-  const gd = await waitFor('tiny', (x) => x.instances[0]?.state === 'backoff', 'backed off');
-  assert.match(gd.instances[0].reason, /'\/nonexistent\/llama-server' was not found/);
+  // it fails at once, saying where to set the program: no five backed-off attempts
+  const t0 = Date.now();
+  const gd = await waitFor('tiny', (x) => x.state === 'failed', 'failed', 5000);
+  assert.ok(Date.now() - t0 < 3000, `failed at once, not after backoffs (${Date.now() - t0} ms)`);
+  assert.equal(gd.instances[0].state, 'failed');
+  assert.equal(gd.instances[0].failures, 0, 'no failed start counted toward a backoff');
+  assert.match(gd.instances[0].reason, /^engine program '\/nonexistent\/llama-server' not found or not executable, set it on the Engines page$/);
+  assert.match(gd.reason, /set it on the Engines page/);
+  assert.equal(byName['llama.cpp'].missing, "engine program '/nonexistent/llama-server' not found or not executable, set it on the Engines page");
   await srv.api('DELETE', '/api/v1/deployments/tiny', { token: T });
   // scaling the reranker to two replicas, then back
   const up = await srv.api('PATCH', '/api/v1/deployments/bge-reranker', { token: T, body: { replicas: 2 } });

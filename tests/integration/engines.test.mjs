@@ -6,9 +6,9 @@
 // metrics are read by that engine's names (src/engine/am_engine.c).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ROOT, startServer, tempDir } from './lib.mjs';
+import { ROOT, assertError, startServer, tempDir } from './lib.mjs';
 import { makeModel, makeGguf } from '../fixtures/make-models.mjs';
 
 const SHIMS = resolve(ROOT, 'tests/shims');
@@ -96,4 +96,51 @@ test("llama.cpp: deployed with llama-server's command line; its metrics (llamacp
   // a current llama-server exports no KV-cache gauge: it reads 0, as documented
   assert.ok(m.series.kv_cache_usage.every((x) => x === 0));
   await srv.api('DELETE', '/api/v1/deployments/tiny', { token: T });
+});
+
+test('programs: SGLang is found only where its Python has the module; a missing one fails a deployment at once', async () => {
+  const fake = join(dir, 'python3'); // a Python without SGLang: find_spec('sglang') is None
+  writeFileSync(fake, '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+  let r = await srv.api('PATCH', '/api/v1/engines/sglang', { token: T, body: { binary: fake } });
+  assert.equal(r.status, 200, r.text);
+  const sg = r.json.items.find((e) => e.name === 'sglang');
+  assert.equal(sg.found, null, 'python3 alone is not SGLang');
+  const why = `engine program '${fake}' cannot import the Python module 'sglang', install it or set another Python on the Engines page`;
+  assert.equal(sg.missing, why);
+  const d = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'nosg', model: 'Qwen2.5-7B-Instruct', engine: 'sglang' } });
+  assert.equal(d.status, 201, d.text);
+  let got;
+  for (let i = 0; i < 300; i++) {
+    got = (await srv.api('GET', '/api/v1/deployments/nosg', { token: T })).json;
+    if (got.state === 'failed' || got.instances[0]?.state === 'backoff') break;
+    await sleep(50);
+  }
+  assert.equal(got.state, 'failed', JSON.stringify(got));
+  assert.deepEqual([got.instances[0].state, got.instances[0].reason, got.instances[0].failures], ['failed', why, 0],
+    'failed at once, no backoff');
+  await srv.api('DELETE', '/api/v1/deployments/nosg', { token: T });
+  r = await srv.api('PATCH', '/api/v1/engines/sglang', { token: T, body: { binary: join(SHIMS, 'sglang') } });
+  const back = r.json.items.find((e) => e.name === 'sglang');
+  assert.deepEqual([back.found, back.missing], [join(SHIMS, 'sglang'), null], 'the shim answers the module check');
+});
+
+test('programs: LLaMA-Factory is set on the Engines page like the engines', async () => {
+  let r = await srv.api('GET', '/api/v1/engines', { token: T });
+  const lf = r.json.items.find((e) => e.name === 'llamafactory');
+  assert.deepEqual([lf.role, lf.title, lf.binary, lf.binary_source, lf.kinds], ['finetune', 'LLaMA-Factory (fine-tuning)',
+    process.env.AIMAAS_LLAMAFACTORY_CLI || 'llamafactory-cli', process.env.AIMAAS_LLAMAFACTORY_CLI ? 'env' : 'default', []]);
+  assert.ok(r.json.items.filter((e) => e.name !== 'llamafactory').every((e) => e.role === 'serve'));
+  r = await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { binary: '/nonexistent/llamafactory-cli' } });
+  assert.equal(r.status, 200, r.text);
+  let row = r.json.items.find((e) => e.name === 'llamafactory');
+  assert.deepEqual([row.binary, row.binary_source, row.found], ['/nonexistent/llamafactory-cli', 'setting', null]);
+  assert.equal(row.missing, "engine program '/nonexistent/llamafactory-cli' not found or not executable, set it on the Engines page");
+  const cli = join(SHIMS, 'llamafactory-cli');
+  row = (await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { binary: cli } })).json.items.find((e) => e.name === 'llamafactory');
+  assert.deepEqual([row.binary, row.found], [cli, cli]);
+  assertError(await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { image: 'x/y:1' } }), 400, 'invalid_field', 'image');
+  const d = await srv.api('POST', '/api/v1/deployments', { token: T, body: { name: 'lf', model: 'Qwen2.5-7B-Instruct', engine: 'llamafactory' } });
+  assertError(d, 400, 'invalid_field', 'engine');
+  row = (await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { binary: '' } })).json.items.find((e) => e.name === 'llamafactory');
+  assert.equal(row.binary_source, process.env.AIMAAS_LLAMAFACTORY_CLI ? 'env' : 'default');
 });

@@ -82,6 +82,22 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(await job({ ...base, template: 'chatml-ish' }), 400, 'invalid_field', 'template');
   assertError(await job({ ...base, hyper: { learning_rate: 'fast' } }), 400, 'invalid_field', 'hyper.learning_rate');
   assertError(await job({ ...base, hyper: { learning_rate: 5 } }), 400, 'invalid_field', 'hyper.learning_rate');
+  // typed wrong, never silently dropped for LLaMA-Factory's default: a console's NaN arrives as null
+  for (const [hyper, field, msg] of [[{ learning_rate: 'abc' }, 'hyper.learning_rate', "'hyper.learning_rate' must be a number, got 'abc'"],
+    [{ learning_rate: null }, 'hyper.learning_rate', "'hyper.learning_rate' is null: give a value, or leave it out for the default"],
+    [{ learning_rate: '1e-4x' }, 'hyper.learning_rate', "'hyper.learning_rate' must be a number, got '1e-4x'"],
+    [{ learning_rate: '5' }, 'hyper.learning_rate', "'hyper.learning_rate' must be 1e-09 to 1"],
+    [{ lora_rank: '16.5' }, 'hyper.lora_rank', "'hyper.lora_rank' must be an integer, got '16.5'"],
+    [{ num_train_epochs: 'NaN' }, 'hyper.num_train_epochs', "'hyper.num_train_epochs' must be a number, got 'NaN'"],
+    [{ lr_scheduler_type: 'sine' }, 'hyper.lr_scheduler_type', undefined],
+    [{ pure_bf16: 'yes' }, 'hyper.pure_bf16', undefined]]) {
+    const r = await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: T, body: { ...base, hyper } });
+    assertError(r, 400, 'invalid_field', field);
+    if (msg) assert.equal(r.json.error.message, msg);
+  }
+  const typed = await srv.api('POST', '/api/v1/finetune/jobs?dry_run=true', { token: T, body: { ...base, hyper: { learning_rate: '2e-4', lora_rank: '16' } } });
+  assert.equal(typed.status, 200, typed.text);
+  assert.deepEqual([typed.json.params.learning_rate, typed.json.params.lora_rank], [2e-4, 16], 'a number as typed is read as one');
   assertError(await job({ ...base, hyper: { no_such: 1 } }), 400, 'invalid_field', 'hyper.no_such');
   assertError(await job({ ...base, hyper: { lora_target: 'all; rm -rf /' } }), 400, 'invalid_field', 'hyper.lora_target');
   assertError(await job({ ...base, method: 'full', hyper: { lora_rank: 8 } }), 400, 'invalid_field', 'hyper.lora_rank');
@@ -301,6 +317,14 @@ test('a failed run says why, from its exit status and last error line', async ()
   assert.equal(cfg.finetuning_type, 'lora');
   assert.equal(cfg.quantization_bit, 4);
   assert.equal(cfg.quantization_method, 'bnb');
+  // the program set on the Engines page is the one a job runs; a missing one fails the job, saying where to set it
+  const lf = '/nonexistent/llamafactory-cli';
+  assert.equal((await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { binary: lf } })).status, 200);
+  const m = await job({ name: 'noprog', base_model: 'Qwen2.5-7B-Instruct', datasets: ['qa'] });
+  assert.equal(m.status, 201, m.text);
+  const mf = await waitJob(m.json.id, (j) => j.state === 'failed', 'failed', 5000);
+  assert.equal(mf.reason, `engine program '${lf}' not found or not executable, set it on the Engines page`);
+  assert.equal((await srv.api('PATCH', '/api/v1/engines/llamafactory', { token: T, body: { binary: '' } })).status, 200);
 });
 
 test('kill -9 of aimaas mid-training: the trainer keeps going and is re-adopted', async () => {
@@ -435,6 +459,11 @@ test('the trained adapter is served on its base through vLLM and the gateway', a
   assert.equal((await ask('survivor')).status, 200);
   const log = await srv.api('GET', '/api/v1/deployments/qwen-tuned/logs?tail=400', { token: T });
   assert.match(log.text, /Loaded new LoRA adapter: name 'survivor-v2'/);
+  // an adapter a deployment serves is not deleted under it, as a served base is not
+  const delA = await srv.api('DELETE', '/api/v1/models/survivor-adapter', { token: T });
+  assertError(delA, 409, 'conflict');
+  assert.equal(delA.json.error.message, "adapter 'survivor-adapter' is served by deployment 'qwen-tuned'; remove it from its lora_modules first");
+  assert.equal((await srv.api('GET', '/api/v1/models/survivor-adapter', { token: T })).status, 200);
   const del = await srv.api('DELETE', '/api/v1/deployments/qwen-tuned', { token: T });
   assert.ok(del.status === 200 || del.status === 202, del.text);
 });

@@ -223,6 +223,58 @@ test('embeddings: float and base64 (the SDK default), deterministic, dimensions'
   assert.match((await wrong.json()).error.message, /does not support Chat Completions/);
 });
 
+test('answers in the question\'s language: Chinese for Chinese, streamed a character a token, with a Markdown list', async () => {
+  const long = await startSim('/models/qwen', ['--served-model-name', 'qwen', '--sim-output-tokens', '160']);
+  try {
+    const c = new OpenAI({ apiKey: 'none', baseURL: `${long.url}/v1`, maxRetries: 0 });
+    const messages = [{ role: 'user', content: '北京今天的天气怎么样？' }];
+    const r = await c.chat.completions.create({ model: 'qwen', messages, seed: 3 });
+    const text = r.choices[0].message.content;
+    assert.equal(r.usage.completion_tokens, 160);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.match(text, /^(关于|你问到了|针对)「北京今天的天气怎么样」/, text);
+    assert.match(text, /模拟器/);
+    assert.match(text, /\n- \*\*问题\*\*：北京今天的天气怎么样\n- \*\*/, 'a Markdown list the console renders');
+    assert.ok(!/[A-Za-z]{4,}/.test(text.replace(/aimaas-sim|vLLM|Markdown|max_tokens|GPU/g, '')), `no English: ${text}`);
+    const again = await c.chat.completions.create({ model: 'qwen', messages, seed: 3 });
+    assert.equal(again.choices[0].message.content, text, 'the same prompt and seed, the same answer');
+    const other = await c.chat.completions.create({ model: 'qwen', messages, seed: 4 });
+    assert.notEqual(other.choices[0].message.content, text, 'another seed, another answer');
+
+    const s = await c.chat.completions.create({ model: 'qwen', messages, seed: 3, max_tokens: 20, stream: true,
+      stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const x of s) chunks.push(x);
+    const deltas = chunks.map((x) => x.choices[0]?.delta?.content).filter(Boolean);
+    assert.equal(deltas.length, 20, 'one chunk per token');
+    assert.ok(deltas.every((d) => [...d].length <= 2), `a Chinese token is one or two characters: ${JSON.stringify(deltas)}`);
+    assert.ok(text.startsWith(deltas.join('')), 'the start of the full answer');
+    assert.equal(chunks.at(-1).usage.completion_tokens, 20);
+    assert.equal(chunks.find((x) => x.choices[0]?.finish_reason)?.choices[0].finish_reason, 'length');
+
+    const en = await c.chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'How do I deploy a model?' }] });
+    assert.match(en.choices[0].message.content, /"How do I deploy a model"/);
+    assert.match(en.choices[0].message.content, /simulator/);
+    assert.ok(!/[\u4e00-\u9fff]/.test(en.choices[0].message.content), 'no Chinese in an English answer');
+  } finally {
+    await long.stop();
+  }
+});
+
+test('rerank and embeddings understand Chinese: character pairs, not whole runs', async () => {
+  const body = { model: 'bge-reranker', query: '北京的天气', documents: ['上海股票市场今日收盘上涨。', '北京天气预报：今天晴，最高气温 30 度。', '天津的美食小吃很多。'] };
+  const r = await fetch(`${rerank.url}/v1/rerank`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    .then((x) => x.json());
+  assert.equal(r.results[0].index, 1, JSON.stringify(r.results));
+  assert.equal(r.results.at(-1).index, 0, 'the stock market shares nothing with the weather in Beijing');
+  assert.ok(r.results[0].relevance_score > r.results[1].relevance_score + 0.1);
+  const c = new OpenAI({ apiKey: 'none', baseURL: `${embed.url}/v1`, maxRetries: 0 });
+  const e = await c.embeddings.create({ model: 'bge-large', input: ['北京的天气', '北京今天天气晴朗', '上海股票上涨'], encoding_format: 'float' });
+  const cos = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+  const [q, near, far] = e.data.map((x) => x.embedding);
+  assert.ok(cos(q, near) > cos(q, far) + 0.2, `${cos(q, near)} vs ${cos(q, far)}`);
+});
+
 test('rerank on /rerank, /v1/rerank, /v2/rerank; score', async () => {
   const body = { model: 'bge-reranker', query: 'What is a GPU?', documents: ['Cats sleep a lot.', 'A GPU is a graphics processor.', 'GPU memory holds the model.'] };
   for (const path of ['/rerank', '/v1/rerank', '/v2/rerank']) {

@@ -24,6 +24,7 @@ void suite_work(void);
 void suite_proc(void);
 void suite_usage(void);
 void suite_sim_schema(void);
+void suite_sim_text(void);
 void suite_sim_metrics(void);
 void suite_states(void);
 void suite_sched(void);
@@ -90,6 +91,7 @@ int main(void)
 	suite_proc();
 	suite_usage();
 	suite_sim_schema();
+	suite_sim_text();
 	suite_sim_metrics();
 	suite_states();
 	suite_sched();

@@ -1,10 +1,9 @@
 /* sim_schema: documents that a JSON Schema accepts (the simulator's
- * structured outputs). The module and the text generator it uses are
- * included, as they live in sim/ rather than in the library. */
+ * structured outputs). The module is included, as it lives in sim/ rather
+ * than in the library; test_sim_text.c includes the text generator it uses. */
 #include "am_test.h"
 
 #include "../../sim/sim_schema.c"
-#include "../../sim/sim_text.c"
 
 static json_t *inst(const char *schema_text, char *err, size_t errsize)
 {
