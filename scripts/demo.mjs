@@ -78,6 +78,8 @@ export async function prepare(base, adminPassword, modelRoot, simBin) {
   const vllm = (engines.items || engines).find((e) => e.name === 'vllm');
   // the demo's GPUs are simulated: a real vLLM could not use them
   if (vllm?.binary !== simBin) await call(base, token, 'PATCH', '/api/v1/engines/vllm', { binary: simBin });
+  const lf = (engines.items || engines).find((e) => e.name === 'llamafactory');
+  if (lf?.binary !== simBin) await call(base, token, 'PATCH', '/api/v1/engines/llamafactory', { binary: simBin });
   const have = new Set((await call(base, token, 'GET', '/api/v1/models?limit=500')).items.map((m) => m.name));
   for (const name of DEMO_MODELS)
     if (!have.has(name))
@@ -120,8 +122,9 @@ async function main() {
   const env = {
     ...process.env,
     AIMAAS_ADMIN_PASSWORD: pw,
-    AIMAAS_LLAMAFACTORY_CLI: process.env.AIMAAS_LLAMAFACTORY_CLI || simBin,
-    AIMAAS_SIM_ITL_MS: process.env.AIMAAS_SIM_ITL_MS || '30', // the simulated engines stream at a readable pace
+    // the simulated engines stream whole answers at a readable pace
+    AIMAAS_SIM_ITL_MS: process.env.AIMAAS_SIM_ITL_MS || '30',
+    AIMAAS_SIM_OUTPUT_LEN: process.env.AIMAAS_SIM_OUTPUT_LEN || '160',
   };
   const child = spawn(bin, ['serve', '--demo', '--listen', o.listen, '--data-dir', dataDir, '--model-root', modelRoot,
     '--sim-gpus', DEMO_GPUS, ...o.extra], { env, stdio: 'inherit' });

@@ -1,8 +1,8 @@
 // The newcomer's first run as README.md tells it: `make demo` (here
 // scripts/demo.mjs on a free port and a scratch data dir), then the README's
-// API block marked `<!-- readme-test: demo -->`, run by bash as written (only
-// the address and the data dir replaced): deploy the demo chat model, make a
-// key, get a Chinese answer. A second start of the demo on the same data dir
+// API blocks marked `<!-- readme-test: demo|finetune -->`, run by bash as written
+// (only the address replaced): deploy the demo chat model, make a key, get a
+// Chinese answer; a LoRA fine-tune on the demo dataset, its adapter served. A second start of the demo on the same data dir
 // reuses everything (idempotent).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ after(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL
 // Starts the demo; resolves with the child once it printed its banner.
 function startDemo(port, dataDir) {
   const child = spawn(process.execPath, [join(ROOT, 'scripts', 'demo.mjs'), '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir],
-    { env: { ...process.env, AIMAAS_SIM_ITL_MS: '1', AIMAAS_BIN: BIN, AIMAAS_SIM_BIN: SIM_BIN }, stdio: ['ignore', 'pipe', 'pipe'] });
+    { env: { ...process.env, AIMAAS_SIM_ITL_MS: '1', AIMAAS_SIM_STEP_MS: '5', AIMAAS_BIN: BIN, AIMAAS_SIM_BIN: SIM_BIN }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -53,13 +53,16 @@ test('make demo, then the README example: deploy, a key, a Chinese answer', { ti
   const dataDir = join(dir, 'data-demo');
   const port = await freePort();
   const { child } = await startDemo(port, dataDir);
-  const block = readmeBlock('demo').replaceAll('localhost:8080', `127.0.0.1:${port}`);
+  // the blocks run in one shell, one after the other, as a reader pastes them
+  const block = `${readmeBlock('demo')}\necho '-- finetune'\n${readmeBlock('finetune')}`.replaceAll('localhost:8080', `127.0.0.1:${port}`);
   // bash runs the block from the folder data-demo/ is in, as a user in the source tree would
   const r = spawnSync('bash', ['-euo', 'pipefail', '-c', block], { cwd: dir, encoding: 'utf8', timeout: 120000 });
   assert.equal(r.status, 0, `the README block failed:\n${r.stdout}\n${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  const answer = lines.at(-1);
-  assert.ok(answer && answer !== 'null' && /[\u4e00-\u9fff]/.test(answer), `a Chinese answer: ${r.stdout}`);
+  const [first, second] = r.stdout.split('-- finetune\n');
+  for (const part of [first, second]) {
+    const answer = part.trim().split('\n').at(-1);
+    assert.ok(answer && answer !== 'null' && /[\u4e00-\u9fff]{4}/.test(answer), `a Chinese answer: ${r.stdout}`);
+  }
   // the demo says it is one, and the models and dataset are there
   const h = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json();
   assert.equal(h.demo, true);
@@ -73,7 +76,7 @@ test('make demo, then the README example: deploy, a key, a Chinese answer', { ti
   })).json();
   const models = await (await fetch(`http://127.0.0.1:${port}/api/v1/models?limit=500`, { headers: { authorization: `Bearer ${login.token}` } })).json();
   assert.deepEqual(models.items.map((m) => m.name).sort(),
-    ['Qwen2.5-7B-Instruct', 'Qwen2.5-VL-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3']);
+    ['Qwen2.5-7B-Instruct', 'Qwen2.5-VL-7B-Instruct', 'bge-large-zh-v1.5', 'bge-reranker-v2-m3', 'demo-lora']);
   const sets = await (await fetch(`http://127.0.0.1:${port}/api/v1/datasets`, { headers: { authorization: `Bearer ${login.token}` } })).json();
   assert.deepEqual(sets.items.map((d) => d.name), ['demo-sft-zh']);
   assert.equal(sets.items[0].state, 'valid');
