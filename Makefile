@@ -122,13 +122,15 @@ build/fuzz/gw_body: tests/fuzz/fuzz_gw_body.c src/gateway/gw_json.c src/base/am_
 # The model readers: config.json, GGUF and safetensors headers, each its own
 # binary (and the dataset reader: JSON, JSONL, CSV), seeded from tests/fixtures/models and generated headers
 # (tests/fuzz/make-seeds.mjs). FUZZ_RUNS=10000000 runs a fixed count instead.
-FUZZ_MODEL_SRC := src/model/am_inspect.c src/model/am_gguf.c src/model/am_safetensors.c src/base/am_buf.c src/base/am_mem.c src/base/am_json.c src/base/am_err.c
+FUZZ_MODEL_SRC := src/model/am_inspect.c src/model/am_gguf.c src/model/am_safetensors.c src/base/am_buf.c src/base/am_mem.c src/base/am_json.c src/base/am_err.c \
+	src/base/am_msg.c src/base/am_msg_zh.c
 FUZZ_MODELS := build/fuzz/model_config build/fuzz/gguf build/fuzz/safetensors
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 build/fuzz/model_config: tests/fuzz/fuzz_model_config.c $(FUZZ_MODEL_SRC)
 build/fuzz/gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_MODEL_SRC)
 build/fuzz/safetensors: tests/fuzz/fuzz_safetensors.c $(FUZZ_MODEL_SRC)
-build/fuzz/dataset: tests/fuzz/fuzz_dataset.c src/finetune/am_dataset.c src/base/am_buf.c src/base/am_mem.c
+build/fuzz/dataset: tests/fuzz/fuzz_dataset.c src/finetune/am_dataset.c src/base/am_buf.c src/base/am_mem.c \
+	src/base/am_msg.c src/base/am_msg_zh.c
 $(FUZZ_MODELS) build/fuzz/dataset:
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"

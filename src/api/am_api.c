@@ -159,9 +159,15 @@ void am_api_reply_json(struct am_http_req *req, int status, json_t *v)
 	free(s);
 }
 
+enum am_lang am_api_lang(const struct am_http_req *req)
+{
+	return am_msg_lang(am_http_header(req, "accept-language"));
+}
+
 void am_api_reply_error(struct am_http_req *req, const struct am_err *err)
 {
-	json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", am_err_name(err->code), "message", err->msg,
+	const char *msg = err->msg_zh[0] && am_api_lang(req) == AM_LANG_ZH ? err->msg_zh : err->msg;
+	json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", am_err_name(err->code), "message", msg,
 			      "field", err->field[0] ? json_string(err->field) : json_null());
 	if (err->code == AM_E_RATE && err->retry_after > 0) {
 		char ra[16];
@@ -186,8 +192,12 @@ int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long
 	const char *v = am_api_param(ctx, name);
 	char *end;
 	long long id = v ? strtoll(v, &end, 10) : 0;
-	if (!v || *end || id <= 0)
-		return am_err_set(err, AM_E_NOT_FOUND, "", "no %s with id '%.60s'", what, v ? v : "");
+	if (!v || *end || id <= 0) {
+		am_err_set(err, AM_E_NOT_FOUND, "", "no %s with id '%.60s'", what, v ? v : "");
+		if (err) /* "what" in Chinese too */
+			am_msg_zhf(err->msg_zh, sizeof err->msg_zh, "no %s with id '%.60s'", am_msg_word(what), v ? v : "");
+		return -1;
+	}
 	*out = id;
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "../am_server.h"
 #include "../auth/am_auth.h"
 #include "../base/am_err.h"
+#include "../base/am_msg.h"
 #include "../http/am_http.h"
 #include "../http/am_router.h"
 
@@ -135,6 +136,7 @@ void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, cons
 void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tail, const char *download_name,
 			     const char *const *secrets);
 int am_api_param_id(struct am_ctx *ctx, const char *name, const char *what, long long *out, struct am_err *err);
+/* (what: a word of am_msg's table, AM_MSG_W("user"), for the Chinese message) */
 /* Who sees what (docs/api.md): whether the caller may see an object owned
  * by user owner_id (0: nobody's, e.g. its owner was deleted). Its owner and
  * admins always; everyone when shared is set. */
@@ -161,8 +163,13 @@ json_t *am_api_list_keyset(json_t *items, long long total, long long limit, long
 json_t *am_api_render_ids(json_t *ids, json_t *(*render)(void *arg, long long id), void *arg);
 /* Turns integer 0/1 members named in keys (NULL-terminated) into booleans. */
 void am_api_bools(json_t *obj, const char *const *keys);
-/* Answers an error in the API's shape (for RAW handlers and the dispatcher). */
+/* Answers an error in the API's shape (for RAW handlers and the dispatcher):
+ * the message in the language of the request's Accept-Language (Chinese
+ * when it asks for zh and the message has a Chinese form); code and field
+ * are the same in every language. */
 void am_api_reply_error(struct am_http_req *req, const struct am_err *err);
+/* The language the request's Accept-Language asks for (am_msg_lang). */
+enum am_lang am_api_lang(const struct am_http_req *req);
 void am_api_reply_json(struct am_http_req *req, int status, json_t *v);
 
 /* Route tables of the resource modules. */

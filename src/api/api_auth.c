@@ -224,7 +224,7 @@ static int tokens_create(struct am_ctx *ctx, struct am_err *err)
 static int tokens_revoke(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (am_api_param_id(ctx, "id", "token", &id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("token"), &id, err) != 0)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "token:%lld", id);
 	long long owner = 0;

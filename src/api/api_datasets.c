@@ -28,7 +28,22 @@
 #define DS_COLS "id, name, format, file_type, file_name, size_bytes, columns, records, state, report, visibility," \
 		" created_by, created_at"
 
-static json_t *ds_json(struct am_store *st, long long id, int with_errors)
+/* The report's errors' reasons in the language asked for (the report keeps
+ * both: reason, reason_zh; older ones only reason). */
+static void reasons_in(json_t *rep, enum am_lang lang)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(rep, "errors"), i, e) {
+		json_t *zh = json_object_get(e, "reason_zh");
+		if (lang == AM_LANG_ZH && json_is_string(zh) && json_string_length(zh))
+			json_object_set(e, "reason", zh);
+		json_object_del(e, "reason_zh");
+	}
+}
+
+/* with_errors: the report's errors, their reasons in lang */
+static json_t *ds_json(struct am_store *st, long long id, int with_errors, enum am_lang lang)
 {
 	json_t *d = NULL;
 	am_store_row(st, &d, "SELECT " DS_COLS " FROM datasets WHERE id = ?", "i", id);
@@ -39,6 +54,7 @@ static json_t *ds_json(struct am_store *st, long long id, int with_errors)
 	json_object_set_new(d, "columns", cols ? cols : json_null());
 	if (rep && !with_errors)
 		json_object_del(rep, "errors");
+	reasons_in(rep, lang);
 	json_object_set_new(d, "report", rep ? rep : json_object());
 	return d;
 }
@@ -177,7 +193,7 @@ static int upload_finish(struct am_ctx *ctx, struct am_err *err)
 	am_store_exec(ctx->srv->store, "UPDATE datasets SET path = ? WHERE id = ?", "si", path, id);
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%lld", id);
 	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%lld records, %s", records, valid ? "valid" : "invalid");
-	ctx->resp = ds_json(ctx->srv->store, id, 1);
+	ctx->resp = ds_json(ctx->srv->store, id, 1, am_api_lang(ctx->req));
 	ctx->status = 201;
 	return 0;
 }
@@ -256,7 +272,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 
 static json_t *ds_row(void *st, long long id) /* for am_api_render_ids */
 {
-	return ds_json(st, id, 0);
+	return ds_json(st, id, 0, AM_LANG_EN);
 }
 
 /* GET /datasets: one's own and the shared ones (an admin's: all), newest
@@ -288,7 +304,7 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 	long long id;
 	if (ds_param(ctx, &id, 0, err) != 0)
 		return -1;
-	ctx->resp = ds_json(ctx->srv->store, id, 1);
+	ctx->resp = ds_json(ctx->srv->store, id, 1, am_api_lang(ctx->req));
 	return 0;
 }
 
@@ -471,7 +487,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the dataset");
 	if (vis)
 		am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%s", vis);
-	ctx->resp = ds_json(ctx->srv->store, id, 1);
+	ctx->resp = ds_json(ctx->srv->store, id, 1, am_api_lang(ctx->req));
 	return 0;
 }
 

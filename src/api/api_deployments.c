@@ -663,10 +663,14 @@ static int allow_list(json_t *v, const char *field, char **out, struct am_err *e
 			ok = !strcmp(field, "env_allow")
 				     ? isupper((unsigned char)s[k]) || isdigit((unsigned char)s[k]) || s[k] == '_' || (s[k] == '*' && k == n - 1 && k > 0)
 				     : (k == 0 ? s[k] == '-' : isalnum((unsigned char)s[k]) || s[k] == '-' || s[k] == '_');
-		if (!ok)
-			return am_err_set(err, AM_E_INVALID, field, "%s[%zu] must be %s", field, i,
-					  !strcmp(field, "env_allow") ? "a variable name (A-Z, 0-9, '_'), or a prefix ending in '*'"
-								      : "a flag such as --chat-template");
+		if (!ok) {
+			const char *what = !strcmp(field, "env_allow")
+						   ? AM_MSG_W("a variable name (A-Z, 0-9, '_'), or a prefix ending in '*'")
+						   : AM_MSG_W("a flag such as --chat-template");
+			am_err_set(err, AM_E_INVALID, field, "%s[%zu] must be %s", field, i, what);
+			am_msg_zhf(err->msg_zh, sizeof err->msg_zh, "%s[%zu] must be %s", field, i, am_msg_word(what));
+			return -1;
+		}
 	}
 	*out = am_json_dump(v);
 	return 0;

@@ -157,10 +157,10 @@ static json_t *check_hyper(json_t *given, const char *method, const char *stage,
 		am_fmt(field, sizeof field, "hyper.%.60s", key);
 		const char *bad = NULL;
 		if (!h)
-			bad = "is not a hyper-parameter aimaas knows";
+			bad = AM_MSG_W("is not a hyper-parameter aimaas knows");
 		else if ((!strncmp(key, "lora_", 5) && !lora) || (!strncmp(key, "freeze_", 7) && strcmp(method, "freeze")) ||
 			 (!strcmp(key, "pref_beta") && strcmp(stage, "dpo")))
-			bad = "does not apply to this method or stage";
+			bad = AM_MSG_W("does not apply to this method or stage");
 		else if (json_is_null(v)) {
 			/* a console's NaN (a number that did not parse) arrives so: never
 			 * a silent fall back to LLaMA-Factory's default */
@@ -193,27 +193,27 @@ static json_t *check_hyper(json_t *given, const char *method, const char *stage,
 		} else if (h->type == HP_BOOL ? !json_is_boolean(v)
 			   : h->type == HP_STR ? !json_is_string(v)
 			   : h->type == HP_INT ? !json_is_integer(v) : !json_is_number(v))
-			bad = h->type == HP_BOOL ? "must be true or false" : h->type == HP_STR ? "must be a string"
-				: h->type == HP_INT ? "must be an integer" : "must be a number";
+			bad = h->type == HP_BOOL ? AM_MSG_W("must be true or false") : h->type == HP_STR ? AM_MSG_W("must be a string")
+				: h->type == HP_INT ? AM_MSG_W("must be an integer") : AM_MSG_W("must be a number");
 		else if ((h->type == HP_NUM || h->type == HP_INT) &&
 			 (json_number_value(v) < h->min || json_number_value(v) > h->max || !isfinite(json_number_value(v))))
-			bad = "is out of range";
+			bad = AM_MSG_W("is out of range");
 		else if (h->type == HP_STR && (json_string_length(v) < (size_t)h->min || json_string_length(v) > (size_t)h->max ||
 					       !plain_word(json_string_value(v))))
-			bad = "must be a short word of letters, digits, '_', '.', ',' or '-'";
+			bad = AM_MSG_W("must be a short word of letters, digits, '_', '.', ',' or '-'");
 		else if (h->choices) {
 			int ok = 0;
 			for (const char *const *c = h->choices; *c; c++)
 				ok |= !strcmp(*c, json_string_value(v));
 			if (!ok)
-				bad = "is not one of the allowed values";
+				bad = AM_MSG_W("is not one of the allowed values");
 		}
 		if (bad) {
 			json_decref(p);
 			if (h && (h->type == HP_NUM || h->type == HP_INT) && !strcmp(bad, "is out of range"))
 				am_err_set(err, AM_E_INVALID, field, "'%s' must be %g to %g", field, h->min, h->max);
-			else
-				am_err_set(err, AM_E_INVALID, field, "'%s' %s", field, bad);
+			else if (am_err_set(err, AM_E_INVALID, field, "'%s' %s", field, bad) && err)
+				am_msg_zhf(err->msg_zh, sizeof err->msg_zh, "'%s' %s", field, am_msg_word(bad));
 			return NULL;
 		}
 		json_object_set(p, key, v);

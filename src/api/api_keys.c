@@ -32,7 +32,7 @@ static json_t *key_json(struct am_store *st, long long id)
 
 static int key_param(struct am_ctx *ctx, long long *id, struct am_err *err)
 {
-	if (am_api_param_id(ctx, "id", "API key", id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("API key"), id, err) != 0)
 		return -1;
 	long long owner = 0;
 	am_store_int(ctx->srv->store, &owner, 0, "SELECT user_id FROM api_keys WHERE id = ?", "i", *id);
@@ -251,18 +251,21 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 	static const struct {
 		const char *name, *what;
 	} qs[] = {
-		{ "group_by", "model, key, user, deployment (comma-separated)" },
-		{ "interval", "'hour' or 'day'" },
-		{ "from", "wall-clock milliseconds" },
-		{ "to", "wall-clock milliseconds" },
+		{ "group_by", AM_MSG_W("model, key, user, deployment (comma-separated)") },
+		{ "interval", AM_MSG_W("'hour' or 'day'") },
+		{ "from", AM_MSG_W("wall-clock milliseconds") },
+		{ "to", AM_MSG_W("wall-clock milliseconds") },
 	};
 	char *bufs[] = { group, interval, from, to };
 	size_t sizes[] = { sizeof group, sizeof interval, sizeof from, sizeof to };
 	for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++) {
 		int rc = am_http_query(ctx->req, qs[q].name, bufs[q], sizes[q]);
 		/* present but empty is a mistake too (?group_by=), not "the default" */
-		if (rc < 0 || (rc > 0 && !bufs[q][0]))
-			return am_err_set(err, AM_E_INVALID, qs[q].name, "'%s' takes %s", qs[q].name, qs[q].what);
+		if (rc < 0 || (rc > 0 && !bufs[q][0])) {
+			am_err_set(err, AM_E_INVALID, qs[q].name, "'%s' takes %s", qs[q].name, qs[q].what);
+			am_msg_zhf(err->msg_zh, sizeof err->msg_zh, "'%s' takes %s", qs[q].name, am_msg_word(qs[q].what));
+			return -1;
+		}
 	}
 	struct am_buf sel, grp;
 	am_buf_init(&sel, 1024);

@@ -326,7 +326,8 @@ static int get(struct am_ctx *ctx, struct am_err *err)
 								     "kv_cache_bytes_per_gpu", (json_int_t)p.kv, "overhead_bytes_per_gpu",
 								     (json_int_t)p.overhead, "max_model_len", p.max_model_len));
 			else
-				json_array_append_new(mem, json_pack("{s:i,s:s}", "gpus", tp, "refused", p.reason));
+				json_array_append_new(mem, json_pack("{s:i,s:s}", "gpus", tp, "refused",
+								     am_api_lang(ctx->req) == AM_LANG_ZH ? p.reason_zh : p.reason));
 		}
 		json_object_set_new(ctx->resp, "memory_estimate", mem);
 	}

@@ -83,7 +83,7 @@ refuse:
 static int get(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (am_api_param_id(ctx, "id", "task", &id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("task"), &id, err) != 0)
 		return -1;
 	json_t *row = NULL;
 	if (am_store_row(ctx->srv->store, &row, "SELECT " TASK_COLS ", actor_id FROM tasks WHERE id = ?", "i", id) != 0)

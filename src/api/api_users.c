@@ -86,7 +86,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 static int get(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (am_api_param_id(ctx, "id", "user", &id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("user"), &id, err) != 0)
 		return -1;
 	ctx->resp = fetch(ctx, id);
 	if (!ctx->resp)
@@ -107,7 +107,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 {
 	static const char *const fields[] = { "display_name", "role", "disabled", "password", NULL };
 	long long id;
-	if (am_api_param_id(ctx, "id", "user", &id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("user"), &id, err) != 0)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "user:%lld", id);
 	const char *display = NULL, *role = NULL, *password = NULL;
@@ -159,7 +159,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 static int delete(struct am_ctx *ctx, struct am_err *err)
 {
 	long long id;
-	if (am_api_param_id(ctx, "id", "user", &id, err) != 0)
+	if (am_api_param_id(ctx, "id", AM_MSG_W("user"), &id, err) != 0)
 		return -1;
 	am_fmt(ctx->target, sizeof ctx->target, "user:%lld", id);
 	json_t *cur = fetch(ctx, id);
@@ -185,9 +185,16 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 		     "   ORDER BY id LIMIT 10)) AS jobs", "i", id);
 	const char *deps = json_string_value(json_object_get(busy, "deps")), *jobs = json_string_value(json_object_get(busy, "jobs"));
 	if (deps || jobs) {
-		am_err_set(err, AM_E_CONFLICT, "", "user %lld still runs %s%.300s%s%s%.300s; stop or delete them first", id,
-			   deps ? "deployments " : "", deps ? deps : "", deps && jobs ? " and " : "",
-			   jobs ? "fine-tuning jobs " : "", jobs ? jobs : "");
+		if (deps && jobs)
+			am_err_set(err, AM_E_CONFLICT, "",
+				   "user %lld still runs deployments %.300s and fine-tuning jobs %.300s; stop or delete them first",
+				   id, deps, jobs);
+		else if (deps)
+			am_err_set(err, AM_E_CONFLICT, "", "user %lld still runs deployments %.300s; stop or delete them first",
+				   id, deps);
+		else
+			am_err_set(err, AM_E_CONFLICT, "", "user %lld still runs fine-tuning jobs %.300s; stop or delete them first",
+				   id, jobs);
 		json_decref(busy);
 		return -1;
 	}

@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 
 #include "am_buf.h"
+#include "am_msg.h"
 
 static const struct {
 	int status;
@@ -38,15 +39,28 @@ int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const 
 		return -1;
 	e->code = code;
 	am_strlcpy(e->field, field ? field : "", sizeof e->field);
-	va_list ap;
+	va_list ap, ap2;
 	va_start(ap, fmt);
+	va_copy(ap2, ap);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	am_msg_vzh(e->msg_zh, sizeof e->msg_zh, fmt, ap2);
+	va_end(ap2);
 	va_end(ap);
 	/* messages quote what the client sent (an id, a path) and are cut at
 	 * a byte count: they must stay valid UTF-8 to be answered as JSON */
 	am_utf8_scrub(e->msg);
 	am_utf8_scrub(e->field);
 	e->retry_after = 0;
+	return -1;
+}
+
+int am_err_set_text(struct am_err *e, enum am_errcode code, const char *field, const char *en, const char *zh)
+{
+	if (!e)
+		return -1;
+	am_err_set(e, code, field, "%s", en);
+	am_strlcpy(e->msg_zh, zh ? zh : "", sizeof e->msg_zh);
+	am_utf8_scrub(e->msg_zh);
 	return -1;
 }
 

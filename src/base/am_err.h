@@ -1,6 +1,7 @@
 /* am_err: the one error type of the API. Every failure a user can cause is
  * an am_err with a code (from one table: HTTP status + stable name), the field
- * it concerns, and a message saying what was expected. */
+ * it concerns, and a message saying what was expected, in English and, when
+ * am_msg's table has its template, in Chinese. */
 #ifndef AM_ERR_H
 #define AM_ERR_H
 
@@ -29,12 +30,17 @@ struct am_err {
 	enum am_errcode code;
 	char field[64];    /* "" when no single field is at fault */
 	char msg[1024];
+	char msg_zh[1024]; /* the Chinese form; "" when there is none (answer msg) */
 	int retry_after;   /* seconds, for AM_E_RATE; 0 otherwise */
 };
 
-/* Sets *e (when e is not NULL) and returns -1, so "return am_err_set(...)" works. */
+/* Sets *e (when e is not NULL) and returns -1, so "return am_err_set(...)" works.
+ * fmt is an English template of am_msg's table: msg_zh gets its Chinese form. */
 int am_err_set(struct am_err *e, enum am_errcode code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Sets *e to a message already made in both languages (a planner's refusal);
+ * zh NULL or "": none. Returns -1. */
+int am_err_set_text(struct am_err *e, enum am_errcode code, const char *field, const char *en, const char *zh);
 void am_err_clear(struct am_err *e);
 /* Sets *e to AM_E_DISK_FULL with the folder that ran out of space and the
  * bytes still free there (statvfs), and returns -1. */

@@ -507,7 +507,8 @@ static int plan_spec(struct am_deploy *d, const struct am_deploy_spec *s, json_t
 	pl->tp = req.tp;
 	am_planner_plan(pl->cap.gpus, pl->cap.n, &req, &pl->plan);
 	if (!pl->plan.ok)
-		return am_err_set(err, pl->plan.capacity ? AM_E_CONFLICT : AM_E_INVALID, pl->plan.field, "%s", pl->plan.reason);
+		return am_err_set_text(err, pl->plan.capacity ? AM_E_CONFLICT : AM_E_INVALID, pl->plan.field, pl->plan.reason,
+					pl->plan.reason_zh);
 	pl->model = json_pack("{s:I,s:s,s:s?,s:s,s:O}", "id", (json_int_t)s->model_id, "name", req.model, "path",
 			      json_string_value(json_object_get(model, "path")), "kind",
 			      json_string_value(json_object_get(model, "kind")) ?: "llm", "facts", facts);

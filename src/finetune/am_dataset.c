@@ -2,11 +2,14 @@
 #include "am_dataset.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 #define MAX_ERRORS 50
 
@@ -155,6 +158,34 @@ static int csv_row(const char **p, const char *end, const long col[NFIELDS], str
 	return 1;
 }
 
+/* ---- reasons, in English and Chinese ---- */
+
+/* A bad record's reason, or the file's. */
+struct why {
+	char en[256], zh[384];
+};
+
+/* fmt: a template of am_msg's table (tests/integration/messages.test.mjs) */
+static void say(struct why *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct why *w, const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	vsnprintf(w->en, sizeof w->en, fmt, ap);
+	am_utf8_scrub(w->en);
+	if (!am_msg_vzh(w->zh, sizeof w->zh, fmt, ap2))
+		am_strlcpy(w->zh, w->en, sizeof w->zh);
+	va_end(ap2);
+	va_end(ap);
+}
+
+/* {record, reason, reason_zh}: the API answers one of the two (api_datasets) */
+static json_t *why_json(long record, const struct why *w)
+{
+	return json_pack("{s:I,s:s,s:s}", "record", (json_int_t)record, "reason", w->en, "reason_zh", w->zh);
+}
+
 /* ---- iterating records of any file type ---- */
 
 struct iter {
@@ -166,7 +197,7 @@ struct iter {
 	struct am_buf vals[NFIELDS];
 	json_t *columns;
 	long line;
-	char err[256];
+	struct why err;
 };
 
 static const char *col_name(json_t *columns, const char *field)
@@ -200,7 +231,7 @@ static json_t *next(struct iter *it, int *bad)
 			json_t *r = json_loadb(s, (size_t)(e - s), 0, &je);
 			if (!r) {
 				*bad = 1;
-				am_fmt(it->err, sizeof it->err, "line %ld is not valid JSON: %s", it->line, je.text);
+				say(&it->err, "line %ld is not valid JSON: %s", it->line, je.text);
 				return json_null();
 			}
 			return r;
@@ -220,8 +251,8 @@ static json_t *next(struct iter *it, int *bad)
 	return o;
 }
 
-static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_file type, json_t *columns, char *err,
-		     size_t errsize)
+static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_file type, json_t *columns,
+		     struct why *err)
 {
 	memset(it, 0, sizeof *it);
 	it->type = type;
@@ -234,7 +265,7 @@ static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_f
 		json_error_t je;
 		it->all = json_loadb(it->p, (size_t)(it->end - it->p), 0, &je);
 		if (!json_is_array(it->all)) {
-			am_fmt(err, errsize, it->all ? "a JSON dataset must be a list of records" :
+			say(err, it->all ? "a JSON dataset must be a list of records" :
 			       "not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
 			json_decref(it->all);
 			it->all = NULL;
@@ -245,10 +276,10 @@ static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_f
 		json_t *header = csv_header(&it->p, it->end, &ncols);
 		int rc = 0;
 		if (!header || !json_array_size(header)) {
-			am_fmt(err, errsize, "the CSV file has no header row");
+			say(err, "the CSV file has no header row");
 			rc = -1;
 		} else if (ncols > MAX_COLUMNS) {
-			am_fmt(err, errsize, "the CSV header has %zu columns; at most %d are read", ncols, MAX_COLUMNS);
+			say(err, "the CSV header has %zu columns; at most %d are read", ncols, MAX_COLUMNS);
 			rc = -1;
 		}
 		for (int f = 0; f < NFIELDS && rc == 0; f++) {
@@ -258,7 +289,7 @@ static int iter_init(struct iter *it, const char *data, size_t len, enum am_ds_f
 				if (!strcmp(json_string_value(json_array_get(header, i)), c))
 					it->col[f] = (long)i;
 			if (it->col[f] < 0 && (f == F_INSTRUCTION || f == F_OUTPUT)) {
-				am_fmt(err, errsize, "the CSV header has no column '%s' (for %s); map it with the '%s' parameter", c,
+				say(err, "the CSV header has no column '%s' (for %s); map it with the '%s' parameter", c,
 				       field_names[f], field_names[f]);
 				rc = -1;
 			}
@@ -316,44 +347,44 @@ static enum purpose purpose_of(json_t *r)
 	return P_SFT;
 }
 
-static int check_pair(json_t *r, const char *key, char *why, size_t size, size_t *chars)
+static int check_pair(json_t *r, const char *key, struct why *why, size_t *chars)
 {
 	json_t *v = json_object_get(r, key);
 	if (!nonempty(v))
-		return am_fmt(why, size, v ? "'%s' is empty or not a string" : "missing '%s'", key), -1;
+		return say(why, v ? "'%s' is empty or not a string" : "missing '%s'", key), -1;
 	*chars += json_string_length(v);
 	return 0;
 }
 
 /* 0, or -1 with the reason; adds the record's turns and characters. */
-static int check_alpaca(json_t *r, enum purpose p, char *why, size_t size, long *turns, size_t *chars)
+static int check_alpaca(json_t *r, enum purpose p, struct why *why, long *turns, size_t *chars)
 {
 	json_t *ins = json_object_get(r, "instruction"), *out = json_object_get(r, "output"), *in = json_object_get(r, "input");
 	if (!json_is_object(r))
-		return am_fmt(why, size, "a record must be an object"), -1;
+		return say(why, "a record must be an object"), -1;
 	if (p == P_TEXT) {
 		*turns += 1;
-		return check_pair(r, "text", why, size, chars);
+		return check_pair(r, "text", why, chars);
 	}
 	if (!nonempty(ins))
-		return am_fmt(why, size, ins ? "'instruction' is empty or not a string" : "missing 'instruction'"), -1;
+		return say(why, ins ? "'instruction' is empty or not a string" : "missing 'instruction'"), -1;
 	if (p == P_PREF) {
-		if (check_pair(r, "chosen", why, size, chars) != 0 || check_pair(r, "rejected", why, size, chars) != 0)
+		if (check_pair(r, "chosen", why, chars) != 0 || check_pair(r, "rejected", why, chars) != 0)
 			return -1;
 	} else if (!nonempty(out))
-		return am_fmt(why, size, out ? "'output' is empty or not a string" : "missing 'output'"), -1;
+		return say(why, out ? "'output' is empty or not a string" : "missing 'output'"), -1;
 	if (in && !json_is_null(in) && !json_is_string(in))
-		return am_fmt(why, size, "'input' must be a string"), -1;
+		return say(why, "'input' must be a string"), -1;
 	json_t *hist = json_object_get(r, "history");
 	if (hist && !json_is_null(hist)) {
 		if (!json_is_array(hist))
-			return am_fmt(why, size, "'history' must be a list of [prompt, response] pairs"), -1;
+			return say(why, "'history' must be a list of [prompt, response] pairs"), -1;
 		size_t i;
 		json_t *h;
 		json_array_foreach(hist, i, h)
 			if (!json_is_array(h) || json_array_size(h) != 2 || !json_is_string(json_array_get(h, 0)) ||
 			    !json_is_string(json_array_get(h, 1)))
-				return am_fmt(why, size, "history[%zu] must be a [prompt, response] pair of strings", i), -1;
+				return say(why, "history[%zu] must be a [prompt, response] pair of strings", i), -1;
 		*turns += (long)json_array_size(hist);
 	}
 	*turns += 1;
@@ -362,55 +393,55 @@ static int check_alpaca(json_t *r, enum purpose p, char *why, size_t size, long 
 }
 
 /* sharegpt (from/value, human/gpt) and OpenAI messages (role/content, user/assistant) */
-static int check_turns(json_t *r, int openai, enum purpose p, char *why, size_t size, long *turns, size_t *chars)
+static int check_turns(json_t *r, int openai, enum purpose p, struct why *why, long *turns, size_t *chars)
 {
 	const char *list = openai ? "messages" : "conversations", *rk = openai ? "role" : "from",
 		   *ck = openai ? "content" : "value";
 	json_t *msgs = json_object_get(r, list);
 	if (!json_is_array(msgs) || !json_array_size(msgs))
-		return am_fmt(why, size, "missing or empty '%s'", list), -1;
+		return say(why, "missing or empty '%s'", list), -1;
 	size_t i, pos = 0;
 	json_t *m;
 	json_array_foreach(msgs, i, m) {
 		const char *role = json_string_value(json_object_get(m, rk));
 		if (!role)
-			return am_fmt(why, size, "%s[%zu] has no '%s'", list, i, rk), -1;
+			return say(why, "%s[%zu] has no '%s'", list, i, rk), -1;
 		if (!strcmp(role, "system")) {
 			if (i != 0)
-				return am_fmt(why, size, "%s[%zu]: a system turn may only come first", list, i), -1;
+				return say(why, "%s[%zu]: a system turn may only come first", list, i), -1;
 			continue;
 		}
 		int asks = openai ? !strcmp(role, "user") || !strcmp(role, "tool")
 				  : !strcmp(role, "human") || !strcmp(role, "observation");
 		int answers = openai ? !strcmp(role, "assistant") : !strcmp(role, "gpt") || !strcmp(role, "function_call");
 		if (!asks && !answers)
-			return am_fmt(why, size, "%s[%zu] has an unknown %s '%.30s'", list, i, rk, role), -1;
+			return say(why, "%s[%zu] has an unknown %s '%.30s'", list, i, rk, role), -1;
 		/* turns alternate: a question at odd positions, an answer at even ones */
 		if ((pos % 2 == 0 && !asks) || (pos % 2 == 1 && !answers))
-			return am_fmt(why, size, "wrong role order at %s[%zu]: expected %s, got '%.30s'", list, i,
+			return say(why, "wrong role order at %s[%zu]: expected %s, got '%.30s'", list, i,
 				      pos % 2 == 0 ? (openai ? "user" : "human") : (openai ? "assistant" : "gpt"), role), -1;
 		json_t *c = json_object_get(m, ck);
 		if (!nonempty(c))
-			return am_fmt(why, size, "%s[%zu] has empty content", list, i), -1;
+			return say(why, "%s[%zu] has empty content", list, i), -1;
 		*chars += json_string_length(c);
 		pos++;
 	}
 	if (p == P_PREF) { /* a question last; its two answers are 'chosen' and 'rejected' */
 		if (pos % 2 == 0)
-			return am_fmt(why, size, "a preference conversation must end with a question (%s)",
+			return say(why, "a preference conversation must end with a question (%s)",
 				      openai ? "user" : "human"), -1;
 		static const char *const both[] = { "chosen", "rejected" };
 		for (int k = 0; k < 2; k++) {
 			json_t *a = json_object_get(r, both[k]);
 			if (!json_is_object(a) || !nonempty(json_object_get(a, ck)))
-				return am_fmt(why, size, "'%s' must be a message with non-empty '%s'", both[k], ck), -1;
+				return say(why, "'%s' must be a message with non-empty '%s'", both[k], ck), -1;
 			*chars += json_string_length(json_object_get(a, ck));
 		}
 		*turns += (long)(pos / 2) + 1;
 		return 0;
 	}
 	if (pos == 0 || pos % 2)
-		return am_fmt(why, size, "the conversation must end with an answer (%s)", openai ? "assistant" : "gpt"), -1;
+		return say(why, "the conversation must end with an answer (%s)", openai ? "assistant" : "gpt"), -1;
 	*turns += (long)(pos / 2);
 	return 0;
 }
@@ -419,7 +450,7 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 {
 	static const char *const types[] = { "json", "jsonl", "csv" };
 	struct iter it;
-	char err[300];
+	struct why err;
 	json_t *errors = json_array();
 	long records = 0, valid = 0, turns = 0;
 	static const long bounds[] = { 128, 512, 1024, 2048, 4096, 8192 };
@@ -432,8 +463,8 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 		am_strlcpy(fmt, format, sizeof fmt);
 	if (type == AM_DS_CSV)
 		am_strlcpy(fmt, "alpaca", sizeof fmt);
-	if (iter_init(&it, data, len, type, columns, err, sizeof err) != 0) {
-		json_array_append_new(errors, json_pack("{s:i,s:s}", "record", 0, "reason", err));
+	if (iter_init(&it, data, len, type, columns, &err) != 0) {
+		json_array_append_new(errors, why_json(0, &err));
 		return json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:n}", "format", fmt[0] ? fmt : "unknown", "purpose", "unknown",
 				 "file_type", types[type], "records", 0, "valid", 0, "invalid", 0, "errors", errors, "stats");
 	}
@@ -441,14 +472,14 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 	int bad;
 	while ((r = next(&it, &bad))) {
 		records++;
-		char why[256] = "";
+		struct why why = { "", "" };
 		long t = 0;
 		size_t chars = 0;
 		int ok = 0;
 		if (bad) {
-			am_strlcpy(why, it.err, sizeof why);
+			why = it.err;
 		} else if (!json_is_object(r)) {
-			am_fmt(why, sizeof why, "a record must be an object");
+			say(&why, "a record must be an object");
 		} else {
 			if (!fmt[0])
 				am_strlcpy(fmt, detect(r), sizeof fmt);
@@ -456,16 +487,16 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 			if (purpose == P_UNKNOWN)
 				purpose = p;
 			if (p != purpose)
-				am_fmt(why, sizeof why, "a %s record in a %s dataset (the first record decides)", purpose_names[p],
+				say(&why, "a %s record in a %s dataset (the first record decides)", purpose_names[p],
 				       purpose_names[purpose]);
 			else
-				ok = !strcmp(fmt, "alpaca") ? check_alpaca(r, p, why, sizeof why, &t, &chars) == 0
-							    : check_turns(r, !strcmp(fmt, "openai"), p, why, sizeof why, &t, &chars) == 0;
+				ok = !strcmp(fmt, "alpaca") ? check_alpaca(r, p, &why, &t, &chars) == 0
+							    : check_turns(r, !strcmp(fmt, "openai"), p, &why, &t, &chars) == 0;
 		}
 		json_decref(r);
 		if (!ok) {
 			if (json_array_size(errors) < MAX_ERRORS)
-				json_array_append_new(errors, json_pack("{s:I,s:s}", "record", (json_int_t)records, "reason", why));
+				json_array_append_new(errors, why_json(records, &why));
 			continue;
 		}
 		valid++;
@@ -482,8 +513,10 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 			tmax = tokens;
 	}
 	iter_free(&it);
-	if (records == 0)
-		json_array_append_new(errors, json_pack("{s:i,s:s}", "record", 0, "reason", "the dataset has no records"));
+	if (records == 0) {
+		say(&err, "the dataset has no records");
+		json_array_append_new(errors, why_json(0, &err));
+	}
 	json_t *bk = json_array();
 	for (int b = 0; b < 7; b++)
 		json_array_append_new(bk, b < 6 ? json_pack("{s:I,s:I}", "le", (json_int_t)bounds[b], "count", (json_int_t)buckets[b])
@@ -499,9 +532,9 @@ json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, con
 json_t *am_dataset_preview(const char *data, size_t len, enum am_ds_file type, json_t *columns, int n)
 {
 	struct iter it;
-	char err[300];
+	struct why err;
 	json_t *out = json_array();
-	if (iter_init(&it, data, len, type, columns, err, sizeof err) != 0)
+	if (iter_init(&it, data, len, type, columns, &err) != 0)
 		return out;
 	json_t *r;
 	int bad;

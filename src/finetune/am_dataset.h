@@ -18,7 +18,8 @@ enum am_ds_file am_dataset_file_type(const char *name, const char *data, size_t 
  * "openai" or NULL to detect it; columns maps alpaca fields to CSV columns
  * ({"instruction": "q", ...}, may be NULL). Returns the report:
  * {format, file_type, records, valid, invalid, errors: [{record, reason}],
- *  stats: {turns, tokens: {min, avg, max, buckets: [{le, count}]}}}. */
+ *  stats: {turns, tokens: {min, avg, max, buckets: [{le, count}]}}}; each
+ * error's reason_zh is its reason in Chinese. */
 json_t *am_dataset_check(const char *data, size_t len, enum am_ds_file type, const char *format, json_t *columns);
 /* The first n records as JSON objects (CSV rows mapped through columns). */
 json_t *am_dataset_preview(const char *data, size_t len, enum am_ds_file type, json_t *columns, int n);

@@ -20,6 +20,7 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../deploy/am_deploy.h"
@@ -986,10 +987,17 @@ static int check_gpus(struct am_finetune *f, const struct am_ft_spec *spec, long
 			biggest = cap.gpus[k].total;
 	}
 	if (need > biggest) {
+		const char *use = !strcmp(spec->method, "full") ? AM_MSG_W("lora or qlora, or more GPUs with deepspeed 3")
+								 : AM_MSG_W("qlora or more memory");
 		am_err_set(err, AM_E_INVALID, "method",
 			   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
 			   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count, count == 1 ? "" : "s",
-			   biggest / 1e9, !strcmp(spec->method, "full") ? "lora or qlora, or more GPUs with deepspeed 3" : "qlora or more memory");
+			   biggest / 1e9, use);
+		if (err)
+			am_msg_zhf(err->msg_zh, sizeof err->msg_zh,
+				   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
+				   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count,
+				   count == 1 ? "" : "s", biggest / 1e9, am_msg_word(use));
 		goto out;
 	}
 	plan->gpu_count = count;

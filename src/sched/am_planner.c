@@ -8,6 +8,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 static json_int_t fi(json_t *f, const char *k)
 {
@@ -157,14 +158,32 @@ static uint64_t reserve_on(const struct am_plan_gpu *g, uint64_t avail, uint64_t
 	return r >= need ? r : 0;
 }
 
+/* fmt: a template of am_msg's table (p->reason_zh gets its Chinese form) */
 static void refuse(struct am_plan *p, const char *field, int capacity, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void refuse(struct am_plan *p, const char *field, int capacity, const char *fmt, ...)
 {
-	va_list ap;
+	va_list ap, ap2;
 	va_start(ap, fmt);
+	va_copy(ap2, ap);
 	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
+	if (!am_msg_vzh(p->reason_zh, sizeof p->reason_zh, fmt, ap2))
+		am_strlcpy(p->reason_zh, p->reason, sizeof p->reason_zh);
+	va_end(ap2);
 	va_end(ap);
+	am_strlcpy(p->field, field, sizeof p->field);
+	p->capacity = capacity;
+	p->ok = 0;
+}
+
+/* A refusal built piece by piece; frees b. */
+static void refuse_buf(struct am_plan *p, const char *field, int capacity, struct am_msg_buf *b)
+{
+	am_strlcpy(p->reason, am_buf_str(&b->en), sizeof p->reason);
+	am_strlcpy(p->reason_zh, am_buf_str(&b->zh), sizeof p->reason_zh);
+	am_utf8_scrub(p->reason);
+	am_utf8_scrub(p->reason_zh);
+	am_msg_buf_free(b);
 	am_strlcpy(p->field, field, sizeof p->field);
 	p->capacity = capacity;
 	p->ok = 0;
@@ -221,13 +240,12 @@ static void nodes_free(struct nodes *ns)
 }
 
 /* "GPU 3" on a single node, "GPU 3 of node-b" when there are several. */
-static const char *gpu_name(const struct am_plan_gpu *g, int multi, char *buf, size_t size)
+static void add_gpu_name(struct am_msg_buf *b, const struct am_plan_gpu *g, int multi)
 {
 	if (multi)
-		am_fmt(buf, size, "GPU %d of %s", g->index, g->node);
+		am_msg_buf_printf(b, "GPU %d of %s", g->index, g->node);
 	else
-		am_fmt(buf, size, "GPU %d", g->index);
-	return buf;
+		am_msg_buf_printf(b, "GPU %d", g->index);
 }
 
 /* Picks tp distinct cards with room on node k for the replica whose GPUs
@@ -278,7 +296,6 @@ void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan
 			widest = ns.start[k + 1] - ns.start[k];
 	uint64_t *avail = NULL;
 	int *used = NULL;
-	char gn[128];
 	const char *bad;
 	json_int_t badv;
 	if (r->need) {
@@ -336,42 +353,46 @@ place:
 		goto out;
 	}
 	if (p->need > usable) {
-		char hint[256] = "";
+		struct am_msg_buf b;
+		am_msg_buf_init(&b, sizeof p->reason - 1);
+		am_msg_buf_printf(&b, "%s needs %.1f GiB per GPU with %d GPU(s) (weights %.1f + KV cache %.1f for %d tokens + "
+				  "overhead %.1f GiB), but the largest card gives %.1f GiB",
+				  r->model, p->need / GIB, r->tp, p->weights / GIB, p->kv / GIB, p->max_model_len,
+				  p->overhead / GIB, usable / GIB);
+		int hinted = 0;
 		for (int t = r->tp + 1; t <= 64 && t <= widest; t++) {
 			if (!divides(heads, t) || (kvh > 0 && kvh % t && t % kvh))
 				continue;
 			struct est e2 = estimate(r->facts, kind, t);
 			uint64_t need2 = need_of(&e2, (uint64_t)p->max_model_len, NULL);
 			if (need2 <= usable) {
-				am_fmt(hint, sizeof hint, "; with %d GPUs it needs %.1f GiB each", t, need2 / GIB);
+				am_msg_buf_printf(&b, "; with %d GPUs it needs %.1f GiB each", t, need2 / GIB);
+				hinted = 1;
 				break;
 			}
 		}
 		if (p->kv > 0 && p->weights < usable && p->weights + p->overhead < usable) {
 			/* on these cards, a shorter context (a way out that needs no more cards) */
 			uint64_t fit = (usable - p->weights - p->overhead) / p->kv_per_token;
-			size_t hl = strlen(hint);
-			if (fit >= 1024)
-				am_fmt(hint + hl, sizeof hint - hl, "%s max_model_len %llu would fit", hl ? "; or with" : ";",
-				       (unsigned long long)(fit / 1024 * 1024));
+			if (fit >= 1024) {
+				am_msg_buf_printf(&b, hinted ? "; or with max_model_len %llu would fit" : "; max_model_len %llu would fit",
+						  (unsigned long long)(fit / 1024 * 1024));
+				hinted = 1;
+			}
 		}
-		if (!hint[0]) {
+		if (!hinted) {
 			int best = 0;
 			for (int t = 1; t <= 64 && t <= widest; t++)
 				if (divides(heads, t) && !(kvh > 0 && kvh % t && t % kvh))
 					best = t;
 			if (best > 0) {
 				struct est e3 = estimate(r->facts, kind, best);
-				am_fmt(hint, sizeof hint, "; no split over these %d GPUs fits (over %d it needs %.1f GiB each): "
-				       "a quantized model or larger cards would", widest, best,
-				       need_of(&e3, (uint64_t)p->max_model_len, NULL) / GIB);
+				am_msg_buf_printf(&b, "; no split over these %d GPUs fits (over %d it needs %.1f GiB each): "
+						  "a quantized model or larger cards would", widest, best,
+						  need_of(&e3, (uint64_t)p->max_model_len, NULL) / GIB);
 			}
 		}
-		refuse(p, r->mem_fraction > 0 ? "gpu_memory_utilization" : "gpus_per_replica", 1,
-		       "%s needs %.1f GiB per GPU with %d GPU(s) (weights %.1f + KV cache %.1f for %d tokens + overhead %.1f GiB), "
-		       "but the largest card gives %.1f GiB%s",
-		       r->model, p->need / GIB, r->tp, p->weights / GIB, p->kv / GIB, p->max_model_len, p->overhead / GIB,
-		       usable / GIB, hint);
+		refuse_buf(p, r->mem_fraction > 0 ? "gpu_memory_utilization" : "gpus_per_replica", 1, &b);
 		goto out;
 	}
 
@@ -389,17 +410,21 @@ place:
 				goto out;
 			}
 			if (strcmp(gpus[i].node, gpus[i0].node) != 0) {
-				char gn0[128];
-				refuse(p, "gpus", 0, "the GPUs of one replica must be on one node: %s and %s are not",
-				       gpu_name(&gpus[i0], 1, gn0, sizeof gn0), gpu_name(&gpus[i], 1, gn, sizeof gn));
+				refuse(p, "gpus", 0,
+				       "the GPUs of one replica must be on one node: GPU %d of %s and GPU %d of %s are not",
+				       gpus[i0].index, gpus[i0].node, gpus[i].index, gpus[i].node);
 				goto out;
 			}
 			uint64_t res = reserve_on(&gpus[i], avail[i], p->need, kind, r->mem_fraction);
 			if (!res) {
-				refuse(p, "gpus", 1,
-				       "needs %.1f GiB on each pinned GPU; %s (%s) has %.1f GiB free%s%s%s", p->need / GIB,
-				       gpu_name(&gpus[i], multi, gn, sizeof gn), gpus[i].name, avail[i] / GIB,
-				       gpus[i].holders[0] ? " (reserved by " : "", gpus[i].holders, gpus[i].holders[0] ? ")" : "");
+				struct am_msg_buf b;
+				am_msg_buf_init(&b, sizeof p->reason - 1);
+				am_msg_buf_printf(&b, "needs %.1f GiB on each pinned GPU; ", p->need / GIB);
+				add_gpu_name(&b, &gpus[i], multi);
+				am_msg_buf_printf(&b, " (%s) has %.1f GiB free", gpus[i].name, avail[i] / GIB);
+				if (gpus[i].holders[0])
+					am_msg_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
+				refuse_buf(p, "gpus", 1, &b);
 				goto out;
 			}
 			p->choice[k] = i;
@@ -421,8 +446,8 @@ place:
 				}
 			}
 			if (best < 0) {
-				struct am_buf b;
-				am_buf_init(&b, sizeof p->reason);
+				struct am_msg_buf b;
+				am_msg_buf_init(&b, sizeof p->reason - 1);
 				int have = 0, fitting = 0, nfit[8] = { 0 };
 				int avoided = 0;
 				for (int i = 0; i < n; i++) {
@@ -439,39 +464,39 @@ place:
 				}
 				if (multi && r->tp > 1 && fitting >= r->tp) {
 					/* enough cards, but no node has a whole replica's worth */
-					am_buf_printf(&b, "tensor parallel size %d needs %d GPUs with %.1f GiB free on one node "
+					am_msg_buf_printf(&b, "tensor parallel size %d needs %d GPUs with %.1f GiB free on one node "
 							  "(a replica never spans nodes); ", r->tp, r->tp, p->need / GIB);
 					for (int k = 0; k < ns.n && k < 8; k++)
-						am_buf_printf(&b, "%s%s has %d free", k ? ", " : "", gpus[ns.first[k]].node, nfit[k]);
+						am_msg_buf_printf(&b, k ? ", %s has %d free" : "%s has %d free", gpus[ns.first[k]].node,
+								  nfit[k]);
 					if (ns.n > 8)
-						am_buf_printf(&b, ", and %d more nodes", ns.n - 8);
-					refuse(p, "gpus_per_replica", 1, "%s", am_buf_str(&b));
-					am_buf_free(&b);
+						am_msg_buf_printf(&b, ", and %d more nodes", ns.n - 8);
+					refuse_buf(p, "gpus_per_replica", 1, &b);
 					goto out;
 				}
 				if (r->need)
-					am_buf_printf(&b, "needs %.1f GiB on each of %d GPU(s) on one node; %d GPU(s) have that free",
-						      p->need / GIB, total, have);
+					am_msg_buf_printf(&b, "needs %.1f GiB on each of %d GPU(s) on one node; %d GPU(s) have that free",
+							  p->need / GIB, total, have);
 				else
-					am_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
+					am_msg_buf_printf(&b, "needs %d × %.1f GiB (%s: weights %.1f + KV cache %.1f + overhead %.1f GiB per GPU); "
 							  "%d GPU(s) have that free", total, p->need / GIB, r->model, p->weights / GIB,
-						      p->kv / GIB, p->overhead / GIB, have);
+							  p->kv / GIB, p->overhead / GIB, have);
 				if (avoided)
-					am_buf_printf(&b, "; %d GPU(s) on tainted nodes are used only when pinned", avoided);
+					am_msg_buf_printf(&b, "; %d GPU(s) on tainted nodes are used only when pinned", avoided);
 				int shown = 0;
 				for (int i = 0; i < n && shown < 8; i++) {
 					if (gpus[i].avoid || reserve_on(&gpus[i], free_of(&gpus[i]), p->need, kind, r->mem_fraction))
 						continue;
-					am_buf_printf(&b, "; %s has %.1f GiB free", gpu_name(&gpus[i], multi, gn, sizeof gn),
-						      free_of(&gpus[i]) / GIB);
+					am_msg_buf_printf(&b, "; ");
+					add_gpu_name(&b, &gpus[i], multi);
+					am_msg_buf_printf(&b, " has %.1f GiB free", free_of(&gpus[i]) / GIB);
 					if (gpus[i].holders[0])
-						am_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
+						am_msg_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
 					if (gpus[i].used_other > (uint64_t)(0.25 * GIB))
-						am_buf_printf(&b, " (%.1f GiB used by other processes)", gpus[i].used_other / GIB);
+						am_msg_buf_printf(&b, " (%.1f GiB used by other processes)", gpus[i].used_other / GIB);
 					shown++;
 				}
-				refuse(p, r->need ? "gpus" : "replicas", 1, "%s", am_buf_str(&b));
-				am_buf_free(&b);
+				refuse_buf(p, r->need ? "gpus" : "replicas", 1, &b);
 				goto out;
 			}
 			pick_on_node(gpus, &ns, best, avail, used, r->tp, p->need, kind, r->mem_fraction, r->spread, pick,

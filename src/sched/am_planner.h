@@ -11,7 +11,8 @@
  * models take what they need, so several share a card; an explicit
  * gpu_memory_utilization takes exactly that share. The engine is told the
  * share it got (e.g. --gpu-memory-utilization), so it never takes more.
- * A refusal says why in numbers. Pure: no I/O.
+ * A refusal says why in numbers, in English and Chinese (am_msg's table).
+ * Pure: no I/O.
  *
  * Nodes: every GPU names its node. The GPUs of one replica (its tensor-
  * parallel group, or a training job's GPUs) are always on one node; when no
@@ -77,10 +78,11 @@ struct am_plan {
 	char field[32];                       /* the request field a refusal concerns */
 	int capacity;                         /* 1: refused for lack of room (not bad input) */
 	char reason[1024];
+	char reason_zh[1024];                 /* the refusal in Chinese (am_msg) */
 };
 
 /* Plans req over gpus[0..n) (several nodes may be listed, in any order);
- * out->ok, or a refusal in out->reason / field / capacity. */
+ * out->ok, or a refusal in out->reason (reason_zh) / field / capacity. */
 void am_planner_plan(const struct am_plan_gpu *gpus, int n, const struct am_plan_req *req, struct am_plan *out);
 
 #endif

@@ -108,7 +108,7 @@ test('an app route without a session goes to the sign-in page; a wrong password 
   assert.ok(await page.getByText('私有化 AI 模型服务平台').isVisible(), 'Chinese by default for a zh-CN browser');
   await page.locator('input[name=password]').fill('wrong-password');
   await page.getByRole('button', { name: '登录' }).click();
-  await page.getByText(/wrong username or password/).waitFor();
+  await page.getByText('用户名或密码错误').waitFor(); // in the console's language (Accept-Language)
   await shot('login');
 });
 
@@ -151,7 +151,7 @@ test('model details: what it is and the GPU memory it needs', async () => {
   await drawer.getByText('部署所需显存（每卡，默认上下文）').waitFor();
   assert.ok(await drawer.getByText('Qwen2ForCausalLM').isVisible());
   assert.equal(await drawer.locator('.mem-table .el-table__row').count(), 4, '1, 2, 4 and 8 GPUs');
-  await drawer.getByText(/heads/).first().waitFor(); // 28 attention heads do not split over 8 GPUs
+  await drawer.getByText(/注意力头/).first().waitFor(); // 28 attention heads do not split over 8 GPUs
   await drawer.getByRole('button', { name: '重新读取文件' }).click();
   await page.getByText('已重新读取 Qwen2.5-7B-Instruct').waitFor();
   await shot('model-details');
@@ -289,7 +289,7 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   await page.locator('input[name=dataset-name]').fill('bad');
   await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'bad.jsonl'));
   await page.getByText('1 条有效，1 条无效').waitFor();
-  assert.ok(await page.locator('.errors').getByText("missing 'output'").isVisible());
+  assert.ok(await page.locator('.errors').getByText("缺少 'output'").isVisible());
   await shot('dataset-report');
   await page.locator('input[name=dataset-name]').fill('qa');
   await page.locator('input[type=file]').setInputFiles(join(datasetDir, 'qa.json'));
@@ -332,7 +332,7 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await page.getByRole('option', { name: 'qa (40)' }).click();
   await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GB/).waitFor(); // the dry run's answer
   await dlg.getByText('full', { exact: true }).click();
-  await dlg.getByText(/full fine-tuning of this 7.6B model needs about \d+ GB/).waitFor(); // the server's refusal
+  await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 \d+ GB/).waitFor(); // the server's refusal
   assert.ok(await dlg.getByRole('button', { name: '开始训练' }).isDisabled());
   await dlg.getByText('lora', { exact: true }).click();
   const accum = dlg.locator('.el-form-item', { hasText: '梯度累积' }).locator('input');
@@ -409,7 +409,7 @@ test('merge the adapter into its base from the job page; the merged model appear
   // deleting the job is refused while its result is a model: the server's words are shown
   await drawer.getByRole('button', { name: '删除' }).click();
   await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
-  await page.getByText(/output is registered as a model .* delete that model first/).waitFor();
+  await page.getByText(/的输出已注册为模型（或正在合并）；请先删除该模型/).waitFor();
   await page.keyboard.press('Escape');
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
   await page.locator('.el-table').getByText(merged, { exact: true }).waitFor();
@@ -736,7 +736,7 @@ test('a user who is not an admin: no Users page, no model registration, her own 
   await page.locator('input[name=current-password]').fill('not-it');
   await page.locator('input[name=new-password]').fill('alice-password-2');
   await page.locator('.el-dialog').getByRole('button', { name: '修改密码' }).click();
-  await page.locator('.el-form-item__error', { hasText: "'current_password' is wrong" }).waitFor();
+  await page.locator('.el-form-item__error', { hasText: "'current_password'（当前密码）不正确" }).waitFor();
   await page.locator('input[name=current-password]').fill('alice-password-1');
   await page.locator('.el-dialog').getByRole('button', { name: '修改密码' }).click();
   await page.getByText('密码已修改；其他登录会话已退出。').waitFor();

@@ -34,6 +34,7 @@ void suite_due(void);
 void suite_deploy_verbs(void);
 void suite_kube(void);
 void suite_hub(void);
+void suite_msg(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -101,6 +102,7 @@ int main(void)
 	suite_deploy_verbs();
 	suite_kube();
 	suite_hub();
+	suite_msg();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }

@@ -4,6 +4,11 @@
 import { reactive } from 'vue';
 import { ElMessage } from 'element-plus';
 import { useI18n } from 'vue-i18n';
+import { i18n } from './i18n/index.js';
+
+// Every request says the console's language: the server answers its error
+// messages in it (zh-CN or en).
+const lang = () => i18n.global.locale.value;
 
 export function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)aimaas_csrf=([^;]+)/);
@@ -22,7 +27,7 @@ export class ApiError extends Error {
 // One JSON request with the session: the body as JSON, the CSRF header on
 // writes; the answer parsed, or an ApiError with the server's message.
 async function request(url, method, body, signal) {
-  const headers = {};
+  const headers = { 'accept-language': lang() };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-csrf-token'] = csrf();
   const r = await fetch(url, { method, headers, signal, credentials: 'same-origin',
@@ -74,7 +79,7 @@ export const v1 = (path, body, signal) => request(`/v1${path}`, body === undefin
 export async function streamChat(body, onDelta, signal) {
   const t0 = performance.now();
   const r = await fetch('/v1/chat/completions', { method: 'POST', signal, credentials: 'same-origin',
-    headers: { 'content-type': 'application/json', 'x-csrf-token': csrf() },
+    headers: { 'content-type': 'application/json', 'x-csrf-token': csrf(), 'accept-language': lang() },
     body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
   if (!r.ok) {
     let json = null;
