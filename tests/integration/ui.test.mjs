@@ -7,7 +7,7 @@
 // ui/screenshots/.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
@@ -98,8 +98,51 @@ after(async () => {
   srv.cleanup();
 });
 
-// after transitions (dialogs, tabs, radio buttons) have settled
-const shot = async (name) => { await page.waitForTimeout(350); await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true }); };
+// No English in a Chinese page: every visible word of Latin letters in the page's text is
+// a name, a unit, a product or an acronym of the allow-list below, or sits in an element
+// marked as an identifier (monospace code, `.raw` names and tokens with their `.raw-hint`,
+// `translate="no"`) or as the server's own words (`.srv`: reasons, task messages, server
+// errors; translated on the server side by Accept-Language). Words with a digit (H100,
+// 7.6B, v1, K8s, BF16) are identifiers or units. The raw token a word translates stays in
+// a tooltip (title), which is not page text.
+const ALLOW = new Set(['aimaas', 'AI', 'GPU', 'GPUs', 'CPU', 'API', 'GiB', 'MiB', 'KiB', 'MB', 's', 'ms', 'h', 'tok', 'token', 'LoRA', 'QLoRA', 'KV', 'ID',
+  'NVIDIA', 'ModelScope', 'Hugging', 'Face', 'vLLM', 'SGLang', 'llama.cpp', 'llama-server', 'aimaas-sim', 'Dify', 'FastGPT', 'RAGFlow', 'Python', 'openai', 'curl',
+  'Kubernetes', 'PVC', 'ReadWriteMany', 'NFS', 'Pod', 'ServiceAccount', 'kubeconfig', 'taints', 'PID', 'JSON', 'JSONL', 'CSV', 'GGUF',
+  'safetensors', 'Enter', 'Shift', 'PATH', 'URL', 'CUDA', 'AWQ', 'GPTQ', 'FP', 'SFT', 'DPO', 'PT', 'sk', 'Hub', 'MoE', 'Kubernetes',
+  'English', 'GeForce', 'RTX', 'Ti', 'HBM',
+  // names this test gives (deployments, users, keys, datasets, a cluster, its node) where a select shows them
+  'Tiny-Chat', 'Tiny-Coder', 'bge', 'reranker', 'broken', 'dify', 'alice', 'admin', 'qa', 'bad', 'faq', 'lab', 'local', 'nightly-script', 'qwen-vl', 'qwen-second', 'gpu-node-a']);
+async function englishLeaks() {
+  return page.evaluate((allow) => {
+    const skip = 'code, pre, kbd, .raw, .raw-hint, .srv, [translate="no"], textarea, input, script, style, .cmd, .log, '
+      + '.el-message--error, .el-alert--error, .el-form-item__error'; // the server's words
+    const out = new Set();
+    const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n; (n = walk.nextNode());) {
+      const el = n.parentElement;
+      if (!el || el.closest(skip) || !el.getClientRects().length || getComputedStyle(el).visibility === 'hidden') continue;
+      for (const w of n.textContent.match(/[A-Za-z0-9][A-Za-z0-9_.\-]*/g) || []) {
+        const word = w.replace(/[.\-]+$/, '');
+        if (/\d/.test(word) || !/[A-Za-z]/.test(word) || allow.includes(word)) continue;
+        out.add(`${word} in "${n.textContent.trim().slice(0, 70)}"`);
+      }
+    }
+    return [...out];
+  }, [...ALLOW]);
+}
+const chinese = async () => (await page.evaluate(() => document.documentElement.lang)) === 'zh-CN';
+async function assertChinese(where) {
+  const leaks = await englishLeaks();
+  // AIMAAS_UI_LEAKS=file: only list them there (to see them all in one run)
+  if (process.env.AIMAAS_UI_LEAKS) { if (leaks.length) appendFileSync(process.env.AIMAAS_UI_LEAKS, `${where}: ${leaks.join(' | ')}\n`); return; }
+  assert.deepEqual(leaks, [], `English in the Chinese page ${where}`);
+}
+// after transitions (dialogs, tabs, radio buttons) have settled; a Chinese page is checked for English
+const shot = async (name) => {
+  await page.waitForTimeout(350);
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  if (await chinese()) await assertChinese(name);
+};
 
 test('an app route without a session goes to the sign-in page; a wrong password shows the server\'s words', async () => {
   await page.goto(`${srv.url}/`);
@@ -119,7 +162,7 @@ test('sign in: the dashboard shows the GPUs with their memory and the recent tas
   await page.getByText('#0 NVIDIA H100 80GB HBM3').waitFor();
   assert.ok(await page.getByText('#1 NVIDIA H100 80GB HBM3').isVisible());
   assert.ok(await page.getByText('还没有部署：先注册模型，再部署。').isVisible(), 'the empty state says what to do next');
-  await page.getByText('auth.login').first().waitFor(); // the sign-in is the newest task
+  await page.locator('.tasks [data-kind="auth.login"]', { hasText: '登录' }).first().waitFor(); // the sign-in is the newest task, in words
   await shot('dashboard');
 });
 
@@ -137,7 +180,7 @@ test('register a model by browsing the model root', async () => {
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
   await page.getByText('还没有模型：从模型目录注册一个文件夹。').waitFor();
   await page.getByRole('button', { name: '注册模型' }).first().click();
-  await page.getByText('Qwen2.5-7B-Instruct (model)').click();
+  await page.locator('.register .entry[data-type=model]', { hasText: 'Qwen2.5-7B-Instruct' }).getByText('（模型）').click();
   assert.match(await page.locator('input[name=model-path]').inputValue(), /models\/Qwen2.5-7B-Instruct$/);
   await page.locator('.el-dialog').getByRole('button', { name: '注册模型' }).click();
   await page.locator('.el-table').getByText('Qwen2ForCausalLM').waitFor();
@@ -189,11 +232,11 @@ test('deploy it through the wizard on a card picked on the picture: verdict and 
   await shot('deploy-wizard');
   await dlg.getByRole('button', { name: '部署', exact: true }).click();
   const drawer = page.locator('.el-drawer');
-  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
+  await drawer.locator('.el-tag[data-state=running]', { hasText: '运行中' }).first().waitFor({ timeout: 20000 });
   // the deployment's page has its own address: reloading it (or a bookmark) opens it again
   await page.waitForURL(/\/deployments\/\d+$/);
   await page.reload();
-  await drawer.locator('.el-tag', { hasText: 'running' }).first().waitFor();
+  await drawer.locator('.el-tag[data-state=running]').first().waitFor();
   assert.ok(await page.getByRole('menuitem', { name: '模型部署', exact: true }).evaluate((e) => e.classList.contains('is-active')));
   const curl = await drawer.locator('pre.snippet-curl').innerText();
   assert.match(curl, new RegExp(`curl ${srv.url}/v1/chat/completions`));
@@ -251,9 +294,80 @@ test('playground: chat with the deployed model, the answer streaming in', async 
   assert.ok(steps.length >= 5, `the answer grew piece by piece (lengths seen: ${steps.join(',')})`);
   await page.locator('.msg.assistant .stats', { hasText: /首 token \d+ ms/ }).waitFor();
   const stats = await page.locator('.msg.assistant .stats').innerText();
-  assert.match(stats, /10 个 token .*达到 max_tokens 截断/, stats); // the parameters reached the engine
+  assert.match(stats, /10 个 token .*达到最多生成 token 数，已截断/, stats); // the parameters reached the engine
   assert.ok(await page.locator('.msg.user', { hasText: '介绍一下你自己' }).isVisible());
   await shot('playground-chat');
+});
+
+// A stream as the gateway sends it (OpenAI's chunks), cut into small pieces.
+function sse(pieces) {
+  const chunk = (delta, extra = {}) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, ...extra }] })}\n\n`;
+  return pieces.map(([k, v]) => chunk({ [k]: v })).join('') + chunk({}, { finish_reason: 'stop' })
+    + `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 5, completion_tokens: pieces.length, total_tokens: 5 + pieces.length } })}\n\ndata: [DONE]\n\n`;
+}
+const cut = (kind, text, n = 12) => Array.from({ length: Math.ceil(text.length / n) }, (_, i) => [kind, text.slice(i * n, (i + 1) * n)]);
+
+test('playground: the answer as Markdown, safely; its reasoning folded; copy, regenerate, view code', async () => {
+  await page.getByRole('button', { name: '清空' }).click();
+  const answer = '<think>先想一想：用户要一张表和一段代码。</think>\n## 标题\n\n- 第一\n- 第二\n\n| 列 | 值 |\n|---|---|\n| 甲 | 1 |\n\n'
+    + '```python\nprint("hi")\n```\n\n<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [点我](javascript:window.__pwned=3)';
+  const bodies = [];
+  let stream = sse(cut('content', answer));
+  await page.route('**/v1/chat/completions', (route) => {
+    bodies.push(JSON.parse(route.request().postData()));
+    return route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: stream });
+  });
+  try {
+    await page.locator('textarea[name=chat-input]').fill('给我一张表');
+    await page.locator('textarea[name=chat-input]').press('Enter'); // Enter sends
+    const msg = page.locator('.msg.assistant').last();
+    await msg.locator('.stats', { hasText: /个 token/ }).waitFor();
+    assert.equal(await msg.locator('.text h2').innerText(), '标题');
+    assert.equal(await msg.locator('.text li').count(), 2);
+    assert.equal(await msg.locator('.text table td').first().innerText(), '甲');
+    assert.match(await msg.locator('.code-block code.language-python').innerText(), /print\("hi"\)/);
+    assert.ok(await msg.locator('.code-block .hljs-string').count() >= 1, 'the code is highlighted');
+    assert.ok(await msg.locator('.code-block .code-copy').isVisible(), 'a copy button on the code');
+    // the model's HTML is text, not elements; nothing of it ran
+    assert.equal(await msg.locator('.text img, .text script').count(), 0);
+    assert.match(await msg.locator('.text').innerText(), /<img src=x onerror=/);
+    assert.equal(await msg.locator('.text a[href^="javascript"]').count(), 0, 'no javascript: link');
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    // the reasoning: folded once the answer is there
+    const think = msg.locator('details.think');
+    assert.equal(await think.locator('summary').innerText(), '思考过程');
+    assert.equal(await think.evaluate((d) => d.open), false);
+    await think.locator('summary').click();
+    await think.getByText('先想一想').waitFor();
+    assert.doesNotMatch(await msg.locator('.text').innerText(), /先想一想/, 'the reasoning is not in the answer');
+    await shot('playground-markdown');
+    // regenerate: the same history asked again; this engine sends its reasoning as reasoning_content
+    stream = sse([...cut('reasoning_content', '换个思路再想。'), ...cut('content', '**第二个**回答')]);
+    await msg.locator('button[name=msg-regenerate]').click();
+    await page.locator('.msg.assistant').last().getByText('第二个').waitFor();
+    assert.equal(await page.locator('.msg.assistant').count(), 1, 'the answer replaced, not added');
+    assert.deepEqual(bodies[1].messages, bodies[0].messages, 'the same conversation');
+    assert.equal(await page.locator('.msg.assistant').last().locator('.text strong').innerText(), '第二个');
+    assert.match(await page.locator('.msg.assistant details.think').textContent(), /换个思路再想/);
+    assert.ok(await page.locator('.msg.assistant button[name=msg-copy]').isVisible());
+  } finally {
+    await page.unroute('**/v1/chat/completions');
+  }
+  // the request as code: this model, these messages and parameters
+  await page.locator('button[name=view-code]').click();
+  const dlg = page.locator('.code-dialog');
+  const curl = await dlg.locator('pre.code-curl').innerText();
+  assert.match(curl, new RegExp(`curl ${srv.url}/v1/chat/completions`));
+  assert.match(curl, /"model": "qwen2.5-7b-instruct"/);
+  assert.match(curl, /"max_tokens": 10/);
+  assert.match(curl, /"content": "给我一张表"/);
+  await dlg.getByRole('tab', { name: 'Python (openai)' }).click();
+  const py = await dlg.locator('pre.code-python').innerText();
+  assert.match(py, /client\.chat\.completions\.create\(\n {4}model="qwen2\.5-7b-instruct"/);
+  assert.match(py, /temperature=0\.7,\n {4}top_p=1,\n {4}max_tokens=10,/);
+  await shot('playground-code');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'hidden' });
 });
 
 test('playground: embeddings with their similarities, rerank with scores', async () => {
@@ -315,7 +429,7 @@ test('datasets: upload, the validation report names the bad record; a valid one 
   await page.locator('.el-dialog', { hasText: '对应列' }).waitFor({ state: 'hidden' });
   await page.locator('.el-table__row', { hasText: 'bad' }).getByRole('button', { name: '删除' }).click();
   const box = page.locator('.el-message-box', { hasText: '删除数据集 bad' });
-  await box.getByRole('button', { name: /OK|确定/ }).click();
+  await box.getByRole('button', { name: /^(OK|确定|删除)$/ }).click();
   await box.waitFor({ state: 'hidden' });
   try {
     await page.locator('.el-table__row', { hasText: 'bad' }).waitFor({ state: 'detached', timeout: 10000 });
@@ -328,13 +442,22 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await page.getByRole('tab', { name: '微调任务' }).click();
   await page.getByRole('button', { name: '新建微调任务' }).click();
   const dlg = page.locator('.el-dialog', { hasText: '基础模型' });
+  // a preference stage (DPO) takes preference pairs only: qa and faq (questions and answers) are not offered
+  const stage = dlg.locator('.el-form-item', { hasText: '训练阶段' }).locator('.el-select');
+  await stage.click();
+  await page.getByRole('option', { name: /^偏好优化/ }).click();
+  await dlg.locator('.el-select').nth(1).click();
+  await page.getByText('没有适合偏好优化的数据集（需要偏好对数据）').waitFor();
+  await dlg.locator('.el-dialog__title').click(); // closes the list
+  await stage.click();
+  await page.getByRole('option', { name: /^监督微调/ }).click();
   await dlg.locator('.el-select').nth(1).click();
   await page.getByRole('option', { name: 'qa (40)' }).click();
-  await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GB/).waitFor(); // the dry run's answer
-  await dlg.getByText('full', { exact: true }).click();
+  await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GiB/).waitFor(); // the dry run's answer
+  await dlg.getByText('全参数', { exact: true }).click();
   await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 \d+ GB/).waitFor(); // the server's refusal
   assert.ok(await dlg.getByRole('button', { name: '开始训练' }).isDisabled());
-  await dlg.getByText('lora', { exact: true }).click();
+  await dlg.getByText('LoRA', { exact: true }).click();
   const accum = dlg.locator('.el-form-item', { hasText: '梯度累积' }).locator('input');
   await accum.fill('1');
   await accum.press('Tab');
@@ -347,7 +470,7 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   assert.ok(await drawer.locator('canvas').first().isVisible(), 'ECharts drew on its canvas');
   await drawer.getByText(/第 \d+\/120 步/).waitFor(); // 40 records × 3 epochs, batch 1, no accumulation
   await shot('finetune-job');
-  await drawer.locator('.el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 30000 });
+  await drawer.locator('.el-tag[data-state=succeeded]').first().waitFor({ timeout: 30000 });
   await drawer.getByText('已注册为模型').waitFor();
   assert.match(await drawer.locator('.params').innerText(), /lora_rank\s+8/);
   await drawer.getByRole('tab', { name: '日志' }).click();
@@ -380,11 +503,14 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
 test('compare the base and the tuned model side by side in the playground', async () => {
   await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
   await page.getByRole('tab', { name: '微调任务' }).click();
-  await page.locator('.el-table .el-tag', { hasText: 'succeeded' }).first().click();
+  await page.locator('.el-table .el-tag[data-state=succeeded]').first().click();
   await page.locator('.el-drawer button[name=compare-base]').click();
   await page.waitForURL(/\/playground\?tab=compare/);
   await page.locator('textarea[name=compare-prompt]').fill('Question 3?');
-  await page.locator('button[name=compare-run]').click();
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions'));
+  await page.locator('textarea[name=compare-prompt]').press('Enter'); // Enter sends here too
+  const body = JSON.parse((await sent).postData());
+  assert.deepEqual([body.temperature, body.top_p, body.max_tokens], [0.7, 1, 512], "the chat's parameters");
   const cols = page.locator('.answer');
   await cols.nth(1).waitFor();
   assert.equal(await cols.count(), 2);
@@ -401,14 +527,14 @@ test('compare the base and the tuned model side by side in the playground', asyn
 test('merge the adapter into its base from the job page; the merged model appears under Models', async () => {
   await page.getByRole('menuitem', { name: '模型微调', exact: true }).click();
   await page.getByRole('tab', { name: '微调任务' }).click();
-  await page.locator('.el-table .el-tag', { hasText: 'succeeded' }).first().click();
+  await page.locator('.el-table .el-tag[data-state=succeeded]').first().click();
   const drawer = page.locator('.el-drawer');
-  await drawer.getByRole('button', { name: '合并到基座模型' }).click();
-  await drawer.locator('.merge-state .el-tag', { hasText: 'succeeded' }).waitFor({ timeout: 20000 });
+  await drawer.getByRole('button', { name: '合并到基础模型' }).click();
+  await drawer.locator('.merge-state .el-tag[data-state=succeeded]').waitFor({ timeout: 20000 });
   const merged = (await drawer.locator('.merge-state').innerText()).match(/(\S+-merged)/)[1];
   // deleting the job is refused while its result is a model: the server's words are shown
   await drawer.getByRole('button', { name: '删除' }).click();
-  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /^(OK|确定|删除)$/ }).click();
   await page.getByText(/的输出已注册为模型（或正在合并）；请先删除该模型/).waitFor();
   await page.keyboard.press('Escape');
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
@@ -426,7 +552,7 @@ test("a deployment that fails says why on its page: the reason and the engine's 
   await drawer.locator('pre.log-tail', { hasText: 'Engine core initialization failed' }).waitFor();
   await shot('deployment-failed');
   await drawer.getByRole('button', { name: '删除' }).click();
-  await page.locator('.el-message-box').getByRole('button', { name: /OK|确定/ }).click();
+  await page.locator('.el-message-box').getByRole('button', { name: /^(OK|确定|删除)$/ }).click();
   await page.waitForURL(/\/deployments$/);
 });
 
@@ -514,7 +640,7 @@ test('resources: each GPU with its memory and utilisation history', async () => 
   await page.getByRole('menuitem', { name: '概览', exact: true }).click();
   await page.locator('.deps').getByText('qwen2.5-7b-instruct', { exact: true }).click();
   await page.waitForURL(/\/deployments\/\d+$/);
-  await page.locator('.el-drawer .el-tag', { hasText: 'running' }).first().waitFor();
+  await page.locator('.el-drawer .el-tag[data-state=running]').first().waitFor();
   await page.keyboard.press('Escape');
   await page.locator('.el-drawer').waitFor({ state: 'hidden' });
   await page.getByRole('menuitem', { name: '资源', exact: true }).click();
@@ -542,7 +668,7 @@ test('resources: a Kubernetes cluster joins by a pasted kubeconfig; missing righ
   await page.locator('textarea[name=kubeconfig]').fill(kube.kubeconfig('admin'));
   await page.locator('button[name=join-cluster]').click();
   await page.getByText('集群 lab 已加入，节点稍后出现').waitFor();
-  await page.locator('.clusters').getByText('reachable').waitFor();
+  await page.locator('.clusters [data-state=reachable]', { hasText: '可连接' }).waitFor();
   await page.locator('.nodes').getByText('gpu-node-a').waitFor();
   await page.locator('.nodes').getByText('4 张（其他工作负载占用 0）').waitFor();
   await page.locator('.nodes').getByText('team=ml:PreferNoSchedule').waitFor();
@@ -564,7 +690,7 @@ test('models: download one from ModelScope with live progress and pause; it beco
   await row.getByText('已暂停').waitFor();
   hub.control.slow(0);
   await row.locator('button[name=dl-resume]').click();
-  await row.getByText('ready').waitFor({ timeout: 30000 });
+  await row.locator('[data-state=ready]', { hasText: '就绪' }).waitFor({ timeout: 30000 });
 });
 
 test('model market: verdicts on this pool, filters, the hub\'s search, a download from a card, then the wizard filled in', async () => {
@@ -668,9 +794,9 @@ test('tasks: the audit trail, filtered by state', async () => {
   await page.getByRole('menuitem', { name: '操作记录', exact: true }).click();
   await page.locator('.el-table').getByText('deployment.create').first().waitFor();
   assert.ok(await page.locator('.el-table').getByText('finetune.create').first().isVisible());
-  await page.locator('.bar .el-select').click();
-  await page.getByRole('option', { name: 'succeeded' }).click();
-  await page.waitForFunction(() => [...document.querySelectorAll('.el-table__body .el-tag')].every((t) => t.textContent.trim() === 'succeeded'));
+  await page.locator('.bar .el-select').first().click();
+  await page.getByRole('option', { name: '成功' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('.el-table__body .el-tag')].every((t) => t.dataset.state === 'succeeded' && t.textContent.trim() === '成功'));
   await shot('tasks');
 });
 
@@ -686,11 +812,11 @@ test('engines: where each program is on this machine; setting a path that is not
   await row('SGLang').getByText('未找到').waitFor(); // not there
   await page.locator('textarea[name=custom-argv]').fill('my-server\n--port\n{port}');
   await page.locator('.custom').getByRole('button', { name: '保存' }).click();
-  await page.getByText('custom 已保存').waitFor();
-  await row('Custom command').getByText('未找到').waitFor(); // its program is the template's first argument
+  await page.getByText('自定义命令 已保存').waitFor();
+  await row('自定义命令').getByText('未找到').waitFor(); // its program is the template's first argument
   await page.locator('textarea[name=custom-argv]').fill('python3\n-m\nhttp.server\n{port}');
   await page.locator('.custom').getByRole('button', { name: '保存' }).click();
-  await row('Custom command').getByText(/\/python3$/).waitFor();
+  await row('自定义命令').getByText(/\/python3$/).waitFor();
   await shot('engines');
 });
 
@@ -708,6 +834,106 @@ test("users: an admin adds one; the server's refusal is shown by its field", asy
   await shot('users');
 });
 
+// Every page at a laptop's 1280×720 and a phone's 390×844: a screenshot each, no English in
+// Chinese, nothing wider than a phone's screen (tables scroll inside themselves), the menu
+// behind a button on the phone and foldable on the laptop.
+const PAGES = [['dashboard', '/'], ['resources', '/resources'], ['models', '/models'], ['market', '/market'], ['deployments', '/deployments'],
+  ['finetune', '/finetune'], ['finetune-jobs', '/finetune/jobs'], ['playground', '/playground'], ['keys', '/keys'], ['usage', '/usage'],
+  ['tasks', '/tasks'], ['users', '/users'], ['engines', '/engines']];
+async function visit(path) {
+  await page.goto(`${srv.url}${path}`);
+  await page.locator('.el-main h2, .el-main .el-tabs').first().waitFor();
+  await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {}); // pages that poll are never idle
+  await page.waitForTimeout(400);
+}
+
+test('every page at 1280×720: the menu folds to icons and back; Chinese only', async () => {
+  await page.setViewportSize({ width: 1280, height: 720 });
+  for (const [name, path] of PAGES) {
+    await visit(path);
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 1280, `${name}: no sideways scrolling`);
+    await shot(`desktop-${name}`);
+  }
+  await page.locator('button[name=collapse-menu]').click();
+  await page.waitForFunction(() => document.querySelector('.el-aside').getBoundingClientRect().width === 64);
+  await shot('desktop-menu-folded');
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('.el-aside')?.getBoundingClientRect().width === 64); // remembered
+  await page.locator('button[name=collapse-menu]').click();
+  await page.waitForFunction(() => document.querySelector('.el-aside').getBoundingClientRect().width === 200);
+  // Element Plus speaks Chinese too: its pagination, its empty select, its message box's buttons
+  await visit('/tasks');
+  await page.locator('.pages', { hasText: /共 \d+ 条/ }).waitFor();
+  await visit(`/deployments/${(await srv.api('GET', '/api/v1/deployments/qwen2.5-7b-instruct', { token: await srv.login() })).json.id}`);
+  await page.locator('.el-drawer button[name=restart]').click();
+  const box = page.locator('.el-message-box', { hasText: '正在处理的请求会中断' });
+  await box.waitFor();
+  assert.deepEqual((await box.locator('.el-message-box__btns button').allInnerTexts()).map((x) => x.trim()), ['取消', '重启']);
+  await shot('desktop-confirm-restart');
+  await box.getByRole('button', { name: '取消' }).click();
+  await box.waitFor({ state: 'hidden' });
+  await page.keyboard.press('Escape');
+});
+
+test('every page at 390×844 (a phone): the menu in a drawer, one column, buttons in reach; Chinese only', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [name, path] of PAGES) {
+    await visit(path);
+    assert.equal(await page.locator('.el-aside').count(), 0, `${name}: no sidebar`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `${name}: ${wide}px wide, more than the screen`);
+    await shot(`phone-${name}`);
+  }
+  // the dashboard's numbers: two cards a row, their labels on one line
+  await visit('/');
+  const cards = await page.locator('.stat .el-card').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+  assert.ok(cards.every((w) => w > 150), `stat cards ${cards}`);
+  // the chat: the input and the send button on the screen, the chat full width
+  await visit('/playground');
+  const send = await page.locator('button[name=chat-send]').boundingBox();
+  assert.ok(send && send.x + send.width <= 390 && send.y + send.height <= 844, `send button at ${JSON.stringify(send)}`);
+  assert.ok((await page.locator('.chat').boundingBox()).width > 330, 'the chat takes the width');
+  // the menu: behind the button, in a drawer
+  await page.locator('button[name=open-menu]').click();
+  await page.locator('.menu-drawer').getByRole('menuitem', { name: '模型部署' }).waitFor();
+  await shot('phone-menu');
+  await page.locator('.menu-drawer').getByRole('menuitem', { name: '模型部署' }).click();
+  await page.waitForURL(/\/deployments$/);
+  await page.locator('.menu-drawer').waitFor({ state: 'hidden' });
+  // a deployment's drawer and the wizard fit the screen
+  await page.locator('.el-table').getByText('qwen2.5-7b-instruct', { exact: true }).click();
+  await page.locator('.el-drawer .el-tag[data-state=running]').first().waitFor();
+  await shot('phone-deployment');
+  await page.keyboard.press('Escape');
+  await page.getByRole('button', { name: '部署模型' }).first().click();
+  await page.locator('.wizard').getByText('调用时使用的模型名').waitFor();
+  const dlg = await page.locator('.wizard').boundingBox();
+  assert.ok(dlg.x >= 0 && dlg.x + dlg.width <= 390, `the wizard within the screen: ${JSON.stringify(dlg)}`);
+  await shot('phone-wizard');
+  await page.keyboard.press('Escape');
+  await page.setViewportSize({ width: 1360, height: 860 });
+});
+
+test('the deploy wizard checks the name when its step is left', async () => {
+  await visit('/deployments');
+  await page.getByRole('button', { name: '部署模型' }).first().click();
+  const dlg = page.locator('.wizard');
+  await dlg.locator('.el-select').click();
+  await page.getByRole('option', { name: /^Qwen2.5-7B-Instruct（/ }).click();
+  await dlg.locator('button[name=wizard-next]').click(); // qwen2.5-7b-instruct: taken
+  await dlg.locator('.el-form-item__error', { hasText: '已有部署或别名叫 qwen2.5-7b-instruct' }).waitFor();
+  await page.locator('input[name=deployment-name]').fill('a name with spaces');
+  await dlg.locator('button[name=wizard-next]').click();
+  await dlg.locator('.el-form-item__error', { hasText: '模型名只能包含字母、数字' }).waitFor();
+  await shot('deploy-wizard-name');
+  await page.locator('input[name=deployment-name]').fill('qwen-second');
+  await dlg.locator('button[name=wizard-next]').click();
+  await dlg.getByText('推理引擎', { exact: true }).first().waitFor(); // on to the engine
+  assert.equal(await dlg.locator('.el-form-item__error').count(), 0);
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'hidden' });
+});
+
 test('sign out ends the session', async () => {
   await page.locator('.user-menu').click();
   await page.getByText('退出登录').click();
@@ -723,8 +949,12 @@ test('a user who is not an admin: no Users page, no model registration, her own 
   await page.waitForURL(`${srv.url}/`);
   await page.getByRole('menuitem', { name: '模型体验', exact: true }).waitFor();
   assert.equal(await page.getByRole('menuitem', { name: '用户', exact: true }).count(), 0, 'no Users menu');
-  // her dashboard lists her own deployments: none (the models others serve are hers to call)
+  // her dashboard lists her own deployments (none) and the models others serve that she may call
   await page.getByText('还没有部署：先注册模型，再部署。').waitFor();
+  await page.locator('.callable').getByText('qwen2.5-7b-instruct', { exact: true }).waitFor();
+  await page.locator('.callable .el-table__row').filter({ has: page.getByText('qwen2.5-7b-instruct', { exact: true }) })
+    .locator('[data-state=running]', { hasText: '运行中' }).waitFor();
+  await shot('dashboard-user');
   await page.goto(`${srv.url}/users`);
   await page.waitForURL(`${srv.url}/`); // the route is for admins
   await page.getByRole('menuitem', { name: '模型', exact: true }).click();
