@@ -78,7 +78,7 @@ int am_auth_bootstrap(struct am_store *st, const char *admin_pw)
 		return -1;
 	long long now = am_wall_ms();
 	if (am_store_exec(st, "INSERT INTO users(username, display_name, password_hash, role, created_at, updated_at)"
-			  " VALUES('admin', 'Administrator', ?, 'admin', ?, ?)", "sii", hash, now, now) != 0)
+			  " VALUES('admin', '', ?, 'admin', ?, ?)", "sii", hash, now, now) != 0)
 		return -1;
 	if (pw == generated)
 		am_warn("auth", "created user 'admin' with password: %s  (shown once; change it after logging in)",

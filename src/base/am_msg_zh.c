@@ -7,6 +7,20 @@
 #include "am_msg.h"
 
 const struct am__msg am__msg_table[] = {
+	/* ---- engines' programs (deploy, finetune) ---- */
+	{ "the engine has no program, set it on the Engines page", "该引擎没有设置程序，请在“引擎”页面设置" },
+	{ "engine program '%s' not found or not executable, set it on the Engines page",
+	  "找不到引擎程序 '%s' 或它不可执行，请在“引擎”页面设置" },
+	{ "engine program '%s' not found on PATH, set it on the Engines page", "在 PATH 中找不到引擎程序 '%s'，请在“引擎”页面设置" },
+	{ "engine program '%s' cannot import the Python module '%s', install it or set another Python on the Engines page",
+	  "引擎程序 '%s' 无法导入 Python 模块 '%s'，请安装该模块，或在“引擎”页面改用其他 Python" },
+	/* ---- fine-tuning hyper-parameters as typed ---- */
+	{ "'%s' is null: give a value, or leave it out for the default", "'%s' 为 null：请填写一个值，或不填以使用默认值" },
+	{ "'%s' must be an integer, got '%.40s'", "'%s' 必须是整数，收到的是 '%.40s'" },
+	{ "'%s' must be a number, got '%.40s'", "'%s' 必须是数字，收到的是 '%.40s'" },
+	/* ---- models ---- */
+	{ "adapter '%s' is served by deployment '%s'; remove it from its lora_modules first",
+	  "适配器 '%s' 正由部署 '%s' 提供服务；请先从该部署的 lora_modules 中移除它" },
 	/* ---- api: the dispatcher and its helpers ---- */
 	{ "no %s with id '%.60s'", "没有 id 为 '%2$.60s' 的%1$s" },
 	{ "user", "用户" },
@@ -98,8 +112,8 @@ const struct am__msg am__msg_table[] = {
 	{ "could not store the dataset file: %s", "无法保存数据集文件：%s" },
 	{ "a dataset named '%s' already exists", "已有名为 '%s' 的数据集" },
 	{ "could not record the dataset", "无法记录数据集" },
-	{ "'name' (a query parameter) must be 1-128 of letters, digits, '.', '_', '-'",
-	  "'name'（查询参数）必须是 1-128 个字母、数字、'.'、'_'、'-'" },
+	{ "'name' (a query parameter) must be 1-128 letters (of any script), digits, '.', '_' or '-', starting with a letter or digit",
+	  "'name'（查询参数）必须是 1 到 128 个字母（任何文字，包括中文）、数字、'.'、'_' 或 '-'，并以字母或数字开头" },
 	{ "'format' must be alpaca, sharegpt, openai or auto", "'format' 必须是 alpaca、sharegpt、openai 或 auto" },
 	{ "'file_name' is badly encoded or too long", "'file_name' 编码有误或过长" },
 	{ "the request body must be the dataset file", "请求体必须是数据集文件本身" },
@@ -266,9 +280,8 @@ const struct am__msg am__msg_table[] = {
 	{ "could not delete the user", "无法删除用户" },
 
 	/* ---- auth: usernames and passwords ---- */
-	{ "'username' must be 1 to 64 characters", "'username' 必须是 1 到 64 个字符" },
-	{ "'username' must start with a letter or digit", "'username' 必须以字母或数字开头" },
-	{ "'username' may hold only letters, digits, '.', '_' and '-'", "'username' 只能包含字母、数字、'.'、'_' 和 '-'" },
+	{ "'username' must be 1 to 64 letters (of any script), digits, '.', '_' or '-', starting with a letter or digit",
+	  "'username' 必须是 1 到 64 个字母（任何文字，包括中文）、数字、'.'、'_' 或 '-'，并以字母或数字开头" },
 	{ "'%s' must be at least 8 characters", "'%s' 至少需要 8 个字符" },
 	{ "'%s' must be at most 256 characters", "'%s' 最多 256 个字符" },
 

@@ -6,40 +6,13 @@
 // reuses everything (idempotent).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, BIN, SIM_BIN, freePort, tempDir } from './lib.mjs';
+import { ROOT, freePort, tempDir } from './lib.mjs';
+import { startDemo, stop, stopDemos } from './demo-lib.mjs';
 
-const children = [];
-after(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
-
-// Starts the demo; resolves with the child once it printed its banner.
-function startDemo(port, dataDir) {
-  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'demo.mjs'), '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir],
-    { env: { ...process.env, AIMAAS_SIM_ITL_MS: '1', AIMAAS_SIM_STEP_MS: '5', AIMAAS_BIN: BIN, AIMAAS_SIM_BIN: SIM_BIN }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`demo not ready in 60 s:\n${out}`)), 60000);
-    const take = (d) => {
-      out += d;
-      if (out.includes('aimaas demo (')) { clearTimeout(t); resolve({ child, out: () => out }); }
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.on('exit', (code) => { clearTimeout(t); reject(new Error(`demo exited ${code}:\n${out}`)); });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.removeAllListeners('exit');
-    child.on('exit', (code) => resolve(code));
-    child.kill('SIGTERM');
-  });
-}
+after(() => stopDemos());
 
 function readmeBlock(tag) {
   const md = readFileSync(join(ROOT, 'README.md'), 'utf8');

@@ -15,6 +15,7 @@ import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
 import { hubFiles, makeModel, safetensorsHeader, tensorsFor } from '../fixtures/make-models.mjs';
 import { startKube } from '../fakes/kube-apiserver.mjs';
 import { startHub, tinyRepo } from '../fakes/hub.mjs';
+import { englishLeaks } from './ui-text.mjs';
 
 // A small RGB gradient as a real PNG (signature, IHDR, one zlib IDAT, IEND).
 function png(w, h) {
@@ -98,41 +99,12 @@ after(async () => {
   srv.cleanup();
 });
 
-// No English in a Chinese page: every visible word of Latin letters in the page's text is
-// a name, a unit, a product or an acronym of the allow-list below, or sits in an element
-// marked as an identifier (monospace code, `.raw` names and tokens with their `.raw-hint`,
-// `translate="no"`) or as the server's own words (`.srv`: reasons, task messages, server
-// errors; translated on the server side by Accept-Language). Words with a digit (H100,
-// 7.6B, v1, K8s, BF16) are identifiers or units. The raw token a word translates stays in
-// a tooltip (title), which is not page text.
-const ALLOW = new Set(['aimaas', 'AI', 'GPU', 'GPUs', 'CPU', 'API', 'GiB', 'MiB', 'KiB', 'MB', 's', 'ms', 'h', 'tok', 'token', 'LoRA', 'QLoRA', 'KV', 'ID',
-  'NVIDIA', 'ModelScope', 'Hugging', 'Face', 'vLLM', 'SGLang', 'llama.cpp', 'llama-server', 'aimaas-sim', 'Dify', 'FastGPT', 'RAGFlow', 'Python', 'openai', 'curl',
-  'Kubernetes', 'PVC', 'ReadWriteMany', 'NFS', 'Pod', 'ServiceAccount', 'kubeconfig', 'taints', 'PID', 'JSON', 'JSONL', 'CSV', 'GGUF',
-  'safetensors', 'Enter', 'Shift', 'PATH', 'URL', 'CUDA', 'AWQ', 'GPTQ', 'FP', 'SFT', 'DPO', 'PT', 'sk', 'Hub', 'MoE', 'Kubernetes',
-  'English', 'GeForce', 'RTX', 'Ti', 'HBM',
-  // names this test gives (deployments, users, keys, datasets, a cluster, its node) where a select shows them
-  'Tiny-Chat', 'Tiny-Coder', 'bge', 'reranker', 'broken', 'dify', 'alice', 'admin', 'qa', 'bad', 'faq', 'lab', 'local', 'nightly-script', 'qwen-vl', 'qwen-second', 'gpu-node-a']);
-async function englishLeaks() {
-  return page.evaluate((allow) => {
-    const skip = 'code, pre, kbd, .raw, .raw-hint, .srv, [translate="no"], textarea, input, script, style, .cmd, .log, '
-      + '.el-message--error, .el-alert--error, .el-form-item__error'; // the server's words
-    const out = new Set();
-    const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let n; (n = walk.nextNode());) {
-      const el = n.parentElement;
-      if (!el || el.closest(skip) || !el.getClientRects().length || getComputedStyle(el).visibility === 'hidden') continue;
-      for (const w of n.textContent.match(/[A-Za-z0-9][A-Za-z0-9_.\-]*/g) || []) {
-        const word = w.replace(/[.\-]+$/, '');
-        if (/\d/.test(word) || !/[A-Za-z]/.test(word) || allow.includes(word)) continue;
-        out.add(`${word} in "${n.textContent.trim().slice(0, 70)}"`);
-      }
-    }
-    return [...out];
-  }, [...ALLOW]);
-}
+// names this test gives (deployments, users, keys, datasets, a cluster, its node) where a select shows them
+const NAMES = ['Tiny-Chat', 'Tiny-Coder', 'bge', 'reranker', 'broken', 'dify', 'alice', 'admin', 'qa', 'bad', 'faq', 'lab', 'local', 'nightly-script',
+  'qwen-vl', 'qwen-second', 'gpu-node-a'];
 const chinese = async () => (await page.evaluate(() => document.documentElement.lang)) === 'zh-CN';
 async function assertChinese(where) {
-  const leaks = await englishLeaks();
+  const leaks = await englishLeaks(page, NAMES);
   // AIMAAS_UI_LEAKS=file: only list them there (to see them all in one run)
   if (process.env.AIMAAS_UI_LEAKS) { if (leaks.length) appendFileSync(process.env.AIMAAS_UI_LEAKS, `${where}: ${leaks.join(' | ')}\n`); return; }
   assert.deepEqual(leaks, [], `English in the Chinese page ${where}`);

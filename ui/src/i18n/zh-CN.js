@@ -1,7 +1,9 @@
 export default {
   app: { name: 'aimaas', tagline: '私有化 AI 模型服务平台' },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', failed: '登录失败' },
-  menu: { open: '打开菜单', collapse: '收起菜单', expand: '展开菜单', dashboard: '概览', models: '模型', market: '模型市场', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", engines: "推理引擎", logout: '退出登录', language: '语言' },
+  menu: {
+    demo: '演示模式',
+    demo_hint: '演示模式：GPU 与推理引擎均为模拟，回答由模拟器生成，不是真实模型的输出。', open: '打开菜单', collapse: '收起菜单', expand: '展开菜单', dashboard: '概览', models: '模型', market: '模型市场', deployments: '模型部署', finetune: '模型微调', playground: '模型体验', keys: 'API 密钥', resources: "资源", usage: "用量统计", tasks: "操作记录", users: "用户", password: "修改密码", current_password: "当前密码", new_password: "新密码", password_changed: "密码已修改；其他登录会话已退出。", engines: "推理引擎", logout: '退出登录', language: '语言' },
   common: { delete: '删除', cancel: '取消', next: '下一步', back: '上一步', save: '保存', ok: '确定' },
   models: {
     commit: '提交', download: '从模型仓库下载', download_col: '下载', source: '来源', hub_id: '模型 ID（组织/名称）', revision: '版本（分支、标签或提交，可选）', gguf: 'GGUF 量化（可选，如 Q4_K_M）', download_hint: '只下载部署所需的文件（配置、分词器、safetensors 权重；GGUF 仓库只取一个量化版本），校验后放入模型目录。可暂停、继续或取消；取消只删除本次下载的文件。', start_download: '开始下载', pause: '暂停', resume: '继续', dl_started: '已开始下载 {name}', dl_running: '{done} / {total} · {speed}/s · 剩余 {eta}', dl_queued: '排队中', dl_paused: '已暂停', dl_failed: '失败：{why}', dl_succeeded: '已完成', dl_cancelled: '已取消',
@@ -155,7 +157,7 @@ export default {
   tasks: { title: "操作记录", kind_hint: "操作类型", actor: "操作人", message: "说明" },
   users: { title: "用户", create: "添加用户", display: "显示名", role: "角色", admin: "管理员", user: "普通用户", enabled: "启用", last_login: "最近登录", reset: "重置密码", created: "已添加 {name}", new_password: "{name} 的新密码", confirm_delete: "删除用户 {name}？其密钥将立即失效。" },
   usage: { day1: '24 小时', title: "用量统计", by_model: "按模型", by_key: "按密钥", by_user: "按用户", days: "天", empty: "此期间还没有调用：用密钥通过 /v1 调用模型。", requests: "请求数", prompt: "输入 token", completion: "输出 token", errors: "错误", ttft: "首 token（ms）", tokens: "token", total: "合计", console: "控制台（模型体验）" },
-  engines: { title_llama: 'llama.cpp（llama-server）', title_sim: 'aimaas-sim（模拟的 vLLM，用于测试和演示）', custom_title: '自定义命令', title: "推理引擎", hint: "每个引擎运行的程序：aimaas 的 PATH 上的程序名，或绝对路径（如虚拟环境里的 {example}）。留空为默认。", binary: "程序", found: "本机位置", missing: "未找到", serves: "支持", save: "保存", saved: "{name} 已保存", custom: "自定义引擎：命令，每行一个参数", custom_hint: "占位符：{list}。参数原样交给程序，不经过命令行解释器。", custom_below: "下方模板的第一个参数" },
+  engines: { title_llamafactory: 'LLaMA-Factory（模型微调）', finetune_role: '模型微调（训练与导出）', title_llama: 'llama.cpp（llama-server）', title_sim: 'aimaas-sim（模拟的 vLLM，用于测试和演示）', custom_title: '自定义命令', title: "推理引擎", hint: "每个引擎运行的程序：aimaas 的 PATH 上的程序名，或绝对路径（如虚拟环境里的 {example}）。留空为默认。", binary: "程序", found: "本机位置", missing: "未找到", serves: "支持", save: "保存", saved: "{name} 已保存", custom: "自定义引擎：命令，每行一个参数", custom_hint: "占位符：{list}。参数原样交给程序，不经过命令行解释器。", custom_below: "下方模板的第一个参数" },
   tokens: { hint: "供脚本以你的身份通过 /api/v1 管理 aimaas（部署、微调、读取用量）。", create: "创建令牌", empty: "还没有个人令牌。" },
   st: { running: '运行中', starting: '启动中', loading: '加载中', unloading: '卸载中', pending: '等待启动', waiting: '等待 GPU', backoff: '失败后等待重试', failed: '失败', stopping: '停止中', stopped: '已停止', idle: '空闲（已缩容到零）', deleting: '删除中', restarting: '重启中', scaling: '扩缩容中', queued: '排队中', succeeded: '成功', cancelled: '已取消', paused: '已暂停', ready: '就绪', valid: '有效', invalid: '无效', reachable: '可连接', unreachable: '无法连接', not_ready: '未就绪', unknown: '未知', error: '出错', downloading: '下载中', downloaded: '已下载', gone: '已消失', none: '无', active: '有效', revoked: '已吊销' },
   kind: { llm: '对话', vlm: '视觉对话', embedding: '向量', rerank: '重排序', adapter: 'LoRA 适配器' },
