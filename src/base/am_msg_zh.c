@@ -468,6 +468,7 @@ const struct am__msg am__msg_table[] = {
 	{ "GPU %d", "GPU %d" },
 	{ " (%s) has %.1f GiB free", "（%s）仅剩 %.1f GiB 可用" },
 	{ " (reserved by %s)", "（已被 %s 预留）" },
+	{ "; the replicas placed before it in this plan would take %.1f GiB of that", "；本次计划中排在前面的副本会占用其中 %.1f GiB" },
 	{ "tensor parallel size %d needs %d GPUs with %.1f GiB free on one node (a replica never spans nodes); ",
 	  "张量并行度 %d 需要同一节点上有 %d 张 GPU 各有 %.1f GiB 空闲（一个副本不会跨节点）；" },
 	{ "%s has %d free", "%s 有 %d 张" },

@@ -620,7 +620,9 @@ test('resources: each GPU with its memory and utilisation history', async () => 
   await page.waitForFunction(() => [...document.querySelectorAll('.gpu .chart')].length === 4 &&
     [...document.querySelectorAll('.gpu .chart')].every((c) => Number(c.dataset.points) >= 1));
   assert.ok(await page.getByText('local').first().isVisible());
-  await page.getByText('这块 GPU 上没有进程。').first().waitFor(); // simulated cards run no processes
+  // simulated cards run no processes; what holds each card is named
+  await page.locator('.held[data-held="1"]').getByText('qwen2.5-7b-instruct').first().waitFor();
+  assert.match(await page.locator('.held[data-held="1"]').innerText(), /模型部署 qwen2\.5-7b-instruct（副本 0） · [\d.]+ GiB/);
   await shot('resources');
 });
 
