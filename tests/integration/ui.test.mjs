@@ -427,7 +427,7 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await page.getByRole('option', { name: 'qa (40)' }).click();
   await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GiB/).waitFor(); // the dry run's answer
   await dlg.getByText('全参数', { exact: true }).click();
-  await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 \d+ GB/).waitFor(); // the server's refusal
+  await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 [\d.]+ GiB/).waitFor(); // the server's refusal
   assert.ok(await dlg.getByRole('button', { name: '开始训练' }).isDisabled());
   await dlg.getByText('LoRA', { exact: true }).click();
   const accum = dlg.locator('.el-form-item', { hasText: '梯度累积' }).locator('input');
