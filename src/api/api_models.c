@@ -367,8 +367,14 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 	if (model_param(ctx, &id, err) != 0)
 		return -1;
 	am_store_int(ctx->srv->store, &deps, 0, "SELECT COUNT(*) FROM deployments WHERE model_id = ?", "i", id);
-	if (deps)
-		return am_err_set(err, AM_E_CONFLICT, "", "the model has %lld deployment(s); delete them first", deps);
+	if (deps) { /* named, so the user knows which to delete */
+		json_t *first = NULL;
+		am_store_row(ctx->srv->store, &first, "SELECT name FROM deployments WHERE model_id = ? ORDER BY id LIMIT 1", "i", id);
+		am_err_set(err, AM_E_CONFLICT, "", "the model has %lld deployment(s), '%s' among them; delete them first", deps,
+			   json_string_value(json_object_get(first, "name")) ?: "?");
+		json_decref(first);
+		return -1;
+	}
 	/* an adapter a deployment serves (its lora_modules): the engine loads it from these files */
 	json_t *user = NULL;
 	am_store_row(ctx->srv->store, &user,

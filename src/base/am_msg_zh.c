@@ -222,7 +222,7 @@ const struct am__msg am__msg_table[] = {
 	{ "could not register the model", "无法注册模型" },
 	{ "could not read the model", "无法读取模型" },
 	{ "could not update the model", "无法更新模型" },
-	{ "the model has %lld deployment(s); delete them first", "该模型有 %lld 个部署，请先删除它们" },
+	{ "the model has %lld deployment(s), '%s' among them; delete them first", "该模型有 %lld 个部署（包括 '%s'），请先删除它们" },
 	{ "%lld adapter(s) are based on this model; delete them first", "有 %lld 个适配器以该模型为基础模型，请先删除它们" },
 	{ "the model is being downloaded; cancel the download first", "该模型正在下载，请先取消下载" },
 	{ "could not delete the model", "无法删除模型" },

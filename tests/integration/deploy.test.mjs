@@ -311,7 +311,9 @@ test('stop, start, restart and delete leave no stray process', async () => {
   while ((await srv.api('GET', '/api/v1/deployments/qwen2.5-7b', { token: T })).status !== 404 && Date.now() - t0 < 15000) await sleep(50);
   assertError(await srv.api('GET', '/api/v1/deployments/qwen2.5-7b', { token: T }), 404);
   assert.ok(!groupAlive(r.instances[0].pid));
-  assertError(await srv.api('DELETE', '/api/v1/models/Qwen3-32B', { token: T }), 409, 'conflict');
+  const served = await srv.api('DELETE', '/api/v1/models/Qwen3-32B', { token: T });
+  assertError(served, 409, 'conflict');
+  assert.match(served.json.error.message, /deployment\(s\), '[^']+' among them/, 'the refusal names a deployment to delete');
 });
 
 test('failures come with their reason and the last log lines; pinned GPUs and scaling', async () => {
