@@ -53,7 +53,7 @@ struct am_ctx {
 	json_t *resp;              /* set by the handler; the dispatcher answers with it */
 	int status;                /* of the answer; 200 unless the handler says */
 	char target[160];          /* the task's target, e.g. "user:3" */
-	char actor[65];            /* overrides the task's actor (login) */
+	char actor[4 * 64 + 1];              /* overrides the task's actor (login) */
 	char task_msg[256];        /* the task's message on success */
 	long long task_id;         /* the recorded task */
 	int no_task;               /* a mutating route that changed nothing (a dry run) */

@@ -38,7 +38,7 @@ static int login(struct am_ctx *ctx, struct am_err *err)
 	static const char *const fields[] = { "username", "password", NULL };
 	const char *username = NULL, *password = NULL;
 	if (am_json_only(ctx->body, fields, err) != 0 ||
-	    am_json_get_str(ctx->body, "username", AM_JSON_REQUIRED, 1, 64, &username, err) != 0 ||
+	    am_json_get_str(ctx->body, "username", AM_JSON_REQUIRED, 1, 4 * 64, &username, err) != 0 ||
 	    am_json_get_str(ctx->body, "password", AM_JSON_REQUIRED, 1, 256, &password, err) != 0)
 		return -1;
 	am_strlcpy(ctx->actor, username, sizeof ctx->actor);

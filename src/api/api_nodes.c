@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../node/am_node.h"
+#include "../sched/am_capacity_db.h"
 #include "../store/am_store.h"
 #include "am_api.h"
 
@@ -34,12 +35,42 @@ static int node(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
+/* Adds held_by to each GPU of items: what aimaas placed there (a
+ * deployment's replica, a fine-tuning job) and its size. Someone else's
+ * holder shows to a user who is not an admin as its kind and size only. */
+static void add_holders(struct am_ctx *ctx, json_t *items)
+{
+	json_t *all = am_capacity_db_holders(ctx->srv->store);
+	size_t i;
+	json_t *g;
+	json_array_foreach(items, i, g) {
+		json_t *held = json_object_get(all, json_string_value(json_object_get(g, "id")));
+		json_t *list = json_array();
+		size_t k;
+		json_t *h;
+		json_array_foreach(held, k, h) {
+			json_t *o = json_deep_copy(h);
+			json_int_t owner = json_integer_value(json_object_get(h, "owner_id"));
+			if (!ctx->who.admin && owner != ctx->who.user_id) {
+				json_object_del(o, "id");
+				json_object_del(o, "name");
+				json_object_del(o, "replica");
+			}
+			json_object_del(o, "owner_id");
+			json_array_append_new(list, o);
+		}
+		json_object_set_new(g, "held_by", list);
+	}
+	json_decref(all);
+}
+
 static int gpus(struct am_ctx *ctx, struct am_err *err)
 {
 	char nodeid[128] = "";
 	if (am_http_query(ctx->req, "node", nodeid, sizeof nodeid) < 0)
 		return am_err_set(err, AM_E_INVALID, "node", "'node' is badly encoded or too long");
 	json_t *items = am_node_gpus_json(ctx->srv, nodeid[0] ? nodeid : NULL);
+	add_holders(ctx, items);
 	ctx->resp = am_api_list(items, (long long)json_array_size(items), 500, 0);
 	return 0;
 }
@@ -52,13 +83,18 @@ static int gpu(struct am_ctx *ctx, struct am_err *err)
 	json_t *g;
 	json_array_foreach(all, i, g) {
 		if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0) {
-			ctx->resp = json_incref(g);
+			ctx->resp = json_array();
+			json_array_append(ctx->resp, g);
 			break;
 		}
 	}
 	json_decref(all);
 	if (!ctx->resp)
 		return am_err_set(err, AM_E_NOT_FOUND, "", "no GPU '%.100s'", id);
+	add_holders(ctx, ctx->resp);
+	json_t *one = json_incref(json_array_get(ctx->resp, 0));
+	json_decref(ctx->resp);
+	ctx->resp = one;
 	return 0;
 }
 

@@ -57,7 +57,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	static const char *const fields[] = { "username", "password", "role", "display_name", NULL };
 	const char *username = NULL, *password = NULL, *role = "user", *display = "";
 	if (am_json_only(ctx->body, fields, err) != 0 ||
-	    am_json_get_str(ctx->body, "username", AM_JSON_REQUIRED, 1, 64, &username, err) != 0 ||
+	    am_json_get_str(ctx->body, "username", AM_JSON_REQUIRED, 1, 4 * 64, &username, err) != 0 ||
 	    am_auth_check_username(username, err) != 0 ||
 	    am_json_get_str(ctx->body, "password", AM_JSON_REQUIRED, 0, 1024, &password, err) != 0 ||
 	    am_auth_check_password(password, "password", err) != 0 || check_role(ctx->body, &role, err) != 0 ||

@@ -16,7 +16,7 @@ struct am_store;
 
 struct am_principal {
 	long long user_id;       /* 0 when anonymous */
-	char username[65];
+	char username[4 * 64 + 1]; /* 64 characters of UTF-8 (am_auth_check_username) */
 	int admin;
 	int via_cookie;          /* authenticated by the console's cookie */
 	long long session_id;    /* the sessions row (session or token) */

@@ -990,14 +990,14 @@ static int check_gpus(struct am_finetune *f, const struct am_ft_spec *spec, long
 		const char *use = !strcmp(spec->method, "full") ? AM_MSG_W("lora or qlora, or more GPUs with deepspeed 3")
 								 : AM_MSG_W("qlora or more memory");
 		am_err_set(err, AM_E_INVALID, "method",
-			   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
-			   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count, count == 1 ? "" : "s",
-			   biggest / 1e9, use);
+			   "%s fine-tuning of this %.1fB model needs about %.1f GiB on each of %lld GPU%s by LLaMA-Factory's table;"
+			   " the largest GPU has %.1f GiB. Use %s", spec->method, params / 1e9, need / 1073741824.0, count, count == 1 ? "" : "s",
+			   biggest / 1073741824.0, use);
 		if (err)
 			am_msg_zhf(err->msg_zh, sizeof err->msg_zh,
-				   "%s fine-tuning of this %.1fB model needs about %.0f GB on each of %lld GPU%s by LLaMA-Factory's table;"
-				   " the largest GPU has %.0f GB. Use %s", spec->method, params / 1e9, need / 1e9, count,
-				   count == 1 ? "" : "s", biggest / 1e9, am_msg_word(use));
+				   "%s fine-tuning of this %.1fB model needs about %.1f GiB on each of %lld GPU%s by LLaMA-Factory's table;"
+				   " the largest GPU has %.1f GiB. Use %s", spec->method, params / 1e9, need / 1073741824.0, count,
+				   count == 1 ? "" : "s", biggest / 1073741824.0, am_msg_word(use));
 		goto out;
 	}
 	plan->gpu_count = count;

@@ -72,7 +72,7 @@ struct am_route_key {
 	char hash[65];             /* sha256 hex of the secret */
 	long long id;              /* the key's id (a session's: its session id) */
 	long long user_id;
-	char user[65];
+	char user[4 * 64 + 1];     /* a username: 64 characters of UTF-8 */
 	int all_models;            /* else models[] is its allow-list */
 	char **models;
 	int nmodels;

@@ -270,3 +270,36 @@ int am_capacity_db_release(struct am_store *st, const char *kind, long long owne
 {
 	return am_store_exec(st, "DELETE FROM gpu_reservations WHERE owner_kind = ? AND owner_id = ?", "si", kind, owner);
 }
+
+json_t *am_capacity_db_holders(struct am_store *st)
+{
+	json_t *rows = NULL;
+	if (am_store_rows(st, &rows,
+			  "SELECT r.gpu_id, r.bytes, d.id AS dep_id, d.name AS dep, d.owner_id AS dep_owner, i.replica,"
+			  " j.id AS job_id, j.name AS job, j.owner_id AS job_owner FROM gpu_reservations r"
+			  " LEFT JOIN instances i ON r.owner_kind = 'instance' AND i.id = r.owner_id"
+			  " LEFT JOIN deployments d ON d.id = i.deployment_id"
+			  " LEFT JOIN ft_jobs j ON r.owner_kind = 'job' AND j.id = r.owner_id ORDER BY r.id",
+			  NULL) != 0)
+		return NULL;
+	json_t *out = json_object();
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		const char *gpu = json_string_value(json_object_get(r, "gpu_id"));
+		int dep = json_is_integer(json_object_get(r, "dep_id"));
+		if (!gpu || (!dep && !json_is_integer(json_object_get(r, "job_id"))))
+			continue; /* a holder gone with its row (released in the same transaction) */
+		json_t *h = json_pack("{s:s,s:O,s:O,s:O,s:O}", "kind", dep ? "deployment" : "finetune", "id",
+				      json_object_get(r, dep ? "dep_id" : "job_id"), "name", json_object_get(r, dep ? "dep" : "job"),
+				      "owner_id", json_object_get(r, dep ? "dep_owner" : "job_owner"), "bytes", json_object_get(r, "bytes"));
+		if (dep)
+			json_object_set(h, "replica", json_object_get(r, "replica"));
+		json_t *list = json_object_get(out, gpu);
+		if (!list)
+			json_object_set_new(out, gpu, list = json_array());
+		json_array_append_new(list, h);
+	}
+	json_decref(rows);
+	return out;
+}

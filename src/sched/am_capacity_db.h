@@ -14,6 +14,7 @@
 #ifndef AM_CAPACITY_DB_H
 #define AM_CAPACITY_DB_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "am_capacity.h"
@@ -32,6 +33,11 @@ void am_capacity_db_cache_free(struct am_capacity_cache *k);
  * interrupted left its reservations; one per GPU and owner). 0 or -1. */
 int am_capacity_db_reserve(struct am_store *st, const char *kind, long long owner, const char *const *ids,
 			   const uint64_t *bytes, int n);
+/* Who holds what on each GPU, for the console's Resources page: an object
+ * GPU id -> [{kind: "deployment"|"finetune", id, name, owner_id, replica
+ * (deployments), bytes}], in the order they were placed. NULL on a read
+ * error. */
+json_t *am_capacity_db_holders(struct am_store *st);
 /* Releases everything owner holds. 0 or -1. */
 int am_capacity_db_release(struct am_store *st, const char *kind, long long owner);
 

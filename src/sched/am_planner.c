@@ -421,9 +421,13 @@ place:
 				am_msg_buf_init(&b, sizeof p->reason - 1);
 				am_msg_buf_printf(&b, "needs %.1f GiB on each pinned GPU; ", p->need / GIB);
 				add_gpu_name(&b, &gpus[i], multi);
-				am_msg_buf_printf(&b, " (%s) has %.1f GiB free", gpus[i].name, avail[i] / GIB);
+				/* the card as it is, then what this plan's earlier replicas would take of it */
+				am_msg_buf_printf(&b, " (%s) has %.1f GiB free", gpus[i].name, free_of(&gpus[i]) / GIB);
 				if (gpus[i].holders[0])
 					am_msg_buf_printf(&b, " (reserved by %s)", gpus[i].holders);
+				if (avail[i] < free_of(&gpus[i]))
+					am_msg_buf_printf(&b, "; the replicas placed before it in this plan would take %.1f GiB of that",
+							  (free_of(&gpus[i]) - avail[i]) / GIB);
 				refuse_buf(p, "gpus", 1, &b);
 				goto out;
 			}

@@ -52,8 +52,8 @@ test('a bad login', async () => {
 test('invalid fields on creating a user and a key, a missing id, a malformed body', async () => {
   let [en, zh] = await both('POST', '/api/v1/users', { token: T, body: { username: 'b b', password: 'password1' } },
     400, 'invalid_field', 'username');
-  assert.equal(en, "'username' may hold only letters, digits, '.', '_' and '-'");
-  assert.equal(zh, "'username' 只能包含字母、数字、'.'、'_' 和 '-'");
+  assert.equal(en, "'username' must be 1 to 64 letters (of any script), digits, '.', '_' or '-', starting with a letter or digit");
+  assert.equal(zh, "'username' 必须是 1 到 64 个字母（任何文字，包括中文）、数字、'.'、'_' 或 '-'，并以字母或数字开头");
   [en, zh] = await both('POST', '/api/v1/users', { token: T, body: { username: 'bob', password: 'short' } },
     400, 'invalid_field', 'password');
   assert.equal(en, "'password' must be at least 8 characters");

@@ -104,10 +104,10 @@ test('bad jobs are refused with the field and the reason', async () => {
   assertError(await job({ ...base, gpus: 3 }), 400, 'invalid_field', 'gpus');
   assertError(await job({ ...base, gpus: ['GPU-nope'] }), 400, 'invalid_field', 'gpus');
   assertError(await job({ ...base, deepspeed: 1 }), 400, 'invalid_field', 'deepspeed');
-  // a 32B full fine-tune cannot fit 24 GiB cards by LLaMA-Factory's table (18 GB per billion)
+  // a 32B full fine-tune cannot fit 24 GiB cards by LLaMA-Factory's table (18 GB per billion: 590 GB, 549.2 GiB)
   const big = await job({ base_model: 'Qwen3-32B', datasets: ['qa'], method: 'full' });
   assertError(big, 400, 'invalid_field', 'method');
-  assert.match(big.json.error.message, /needs about 590 GB/);
+  assert.match(big.json.error.message, /needs about 549.2 GiB on each of 1 GPU .* the largest GPU has 24.0 GiB/);
   assertError(await job({ ...base, extra: 1 }), 400, 'invalid_field', 'extra');
   const dpo = await job({ ...base, stage: 'dpo' });
   assertError(dpo, 400, 'invalid_field', 'datasets');

@@ -69,6 +69,13 @@ test('deploy the demo chat model with the wizard\'s defaults; it runs', async ()
   await page.locator('.el-drawer .el-tag[data-state=running]').first().waitFor({ timeout: 30000 });
   await shot('deployment');
   await page.keyboard.press('Escape');
+  // Resources says which deployment holds the card, and that the cards are simulated
+  await page.getByRole('menuitem', { name: '资源', exact: true }).click();
+  const held = page.locator('.held[data-held="0"]');
+  await held.getByText('qwen2.5-7b-instruct').waitFor();
+  assert.match(await held.innerText(), /模型部署 qwen2\.5-7b-instruct（副本 0） · [\d.]+ GiB/);
+  await page.locator('.el-table').getByText('模拟', { exact: true }).first().waitFor(); // the node's GPU source
+  await shot('resources');
 });
 
 test('ask it in Chinese in the playground: the answer streams in, in Chinese', async () => {

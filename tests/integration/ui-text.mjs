@@ -10,7 +10,7 @@ export const ALLOW = new Set(['aimaas', 'AI', 'GPU', 'GPUs', 'CPU', 'API', 'GiB'
   'NVIDIA', 'ModelScope', 'Hugging', 'Face', 'vLLM', 'SGLang', 'llama.cpp', 'llama-server', 'aimaas-sim', 'Dify', 'FastGPT', 'RAGFlow', 'Python', 'openai', 'curl',
   'Kubernetes', 'PVC', 'ReadWriteMany', 'NFS', 'Pod', 'ServiceAccount', 'kubeconfig', 'taints', 'PID', 'JSON', 'JSONL', 'CSV', 'GGUF',
   'safetensors', 'Enter', 'Shift', 'PATH', 'URL', 'CUDA', 'AWQ', 'GPTQ', 'FP', 'SFT', 'DPO', 'PT', 'sk', 'Hub', 'MoE', 'Kubernetes',
-  'English', 'GeForce', 'RTX', 'Ti', 'HBM']);
+  'English', 'GeForce', 'RTX', 'Ti', 'HBM', 'LLaMA-Factory']);
 // The English words of the page's visible text that are none of those (with
 // where they stand); extra: more allowed words (names a test gives).
 export async function englishLeaks(page, extra = []) {

@@ -427,7 +427,7 @@ test('a LoRA fine-tune: the wizard checks the memory, the loss chart draws point
   await page.getByRole('option', { name: 'qa (40)' }).click();
   await dlg.getByText(/可以运行：1 张卡每张约需 [\d.]+ GiB/).waitFor(); // the dry run's answer
   await dlg.getByText('全参数', { exact: true }).click();
-  await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 \d+ GB/).waitFor(); // the server's refusal
+  await dlg.getByText(/对这个 7.6B 模型做 full 微调需要 \d+ 张 GPU，每张约 [\d.]+ GiB/).waitFor(); // the server's refusal
   assert.ok(await dlg.getByRole('button', { name: '开始训练' }).isDisabled());
   await dlg.getByText('LoRA', { exact: true }).click();
   const accum = dlg.locator('.el-form-item', { hasText: '梯度累积' }).locator('input');
@@ -620,7 +620,9 @@ test('resources: each GPU with its memory and utilisation history', async () => 
   await page.waitForFunction(() => [...document.querySelectorAll('.gpu .chart')].length === 4 &&
     [...document.querySelectorAll('.gpu .chart')].every((c) => Number(c.dataset.points) >= 1));
   assert.ok(await page.getByText('local').first().isVisible());
-  await page.getByText('这块 GPU 上没有进程。').first().waitFor(); // simulated cards run no processes
+  // simulated cards run no processes; what holds each card is named
+  await page.locator('.held[data-held="1"]').getByText('qwen2.5-7b-instruct').first().waitFor();
+  assert.match(await page.locator('.held[data-held="1"]').innerText(), /模型部署 qwen2\.5-7b-instruct（副本 0） · [\d.]+ GiB/);
   await shot('resources');
 });
 

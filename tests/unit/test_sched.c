@@ -137,6 +137,30 @@ static void pinned_across_nodes_refused(void)
 	am_capacity_free(&c);
 }
 
+/* A refusal describes the cards as they are: an empty card pinned for two
+ * replicas that do not both fit says it is empty, and what the plan's
+ * first replica would take of it (not "1.1 GiB free" as if already placed). */
+static void pinned_twice_describes_the_card_as_it_is(void)
+{
+	struct am_capacity c;
+	am_capacity_init(&c, "local");
+	add(&c, "local", 0, 40, 0);
+	json_t *f = small_llm();
+	struct am_plan_req r;
+	req_init(&r, f, 1, 2);
+	r.pinned[0] = r.pinned[1] = 0;
+	r.npinned = 2;
+	struct am_plan p;
+	am_planner_plan(c.gpus, c.n, &r, &p);
+	CHECK(!p.ok);
+	CHECK_STR(p.field, "gpus");
+	CHECK(strstr(p.reason, "has 40.0 GiB free") != NULL);
+	CHECK(strstr(p.reason, "the replicas placed before it in this plan would take") != NULL);
+	CHECK(strstr(p.reason_zh, "仅剩 40.0 GiB 可用") != NULL);
+	json_decref(f);
+	am_capacity_free(&c);
+}
+
 static void pin_references(void)
 {
 	struct am_capacity c;
@@ -303,6 +327,7 @@ void suite_sched(void)
 	RUN(tp2_placed_on_one_node);
 	RUN(pinned_across_nodes_refused);
 	RUN(pin_references);
+	RUN(pinned_twice_describes_the_card_as_it_is);
 	RUN(training_job_through_the_planner);
 	RUN(a_thousand_gpus);
 }

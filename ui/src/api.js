@@ -74,8 +74,11 @@ export const session = reactive({
 // gateway takes the cookie with the CSRF header, so no key is needed here).
 export const v1 = (path, body, signal) => request(`/v1${path}`, body === undefined ? 'GET' : 'POST', body, signal);
 
-// A streamed chat completion: onDelta(text) for each piece as it arrives;
-// resolves with { text, usage, ttft_ms, ms } when the stream ends.
+// A streamed chat completion, with the reasoning kept apart: engines that
+// parse reasoning (vLLM's --reasoning-parser, SGLang) send it as
+// `reasoning_content` in the deltas, beside `content`. onDelta({ content,
+// reasoning }) for each piece; resolves with { text, reasoning, usage,
+// finish, ttft_ms, ms } when the stream ends.
 export async function streamChat(body, onDelta, signal) {
   const t0 = performance.now();
   const r = await fetch('/v1/chat/completions', { method: 'POST', signal, credentials: 'same-origin',
@@ -88,7 +91,7 @@ export async function streamChat(body, onDelta, signal) {
   }
   const reader = r.body.getReader();
   const dec = new TextDecoder();
-  let buf = '', text = '', usage = null, ttft = null, finish = null;
+  let buf = '', text = '', reasoning = '', usage = null, ttft = null, finish = null;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -106,16 +109,18 @@ export async function streamChat(body, onDelta, signal) {
         if (j.usage) usage = j.usage;
         const c = j.choices?.[0];
         if (c?.finish_reason) finish = c.finish_reason;
-        const d = c?.delta?.content;
-        if (d) {
+        const content = c?.delta?.content || '';
+        const think = c?.delta?.reasoning_content || c?.delta?.reasoning || '';
+        if (content || think) {
           if (ttft === null) ttft = performance.now() - t0;
-          text += d;
-          onDelta(d, text);
+          text += content;
+          reasoning += think;
+          onDelta({ content, reasoning: think });
         }
       }
     }
   }
-  return { text, usage, finish, ttft_ms: ttft, ms: performance.now() - t0 };
+  return { text, reasoning, usage, finish, ttft_ms: ttft, ms: performance.now() - t0 };
 }
 
 // Copies text to the clipboard and says so (or says to copy it by hand:
