@@ -921,10 +921,10 @@ test('the deploy wizard sizes the GPUs by the model\'s memory, checks the resour
   ftruncateSync(fd, head.length + dataBytes);
   closeSync(fd);
   assert.equal((await srv.api('POST', '/api/v1/models', { token: T, body: { path: md } })).status, 201);
-  // the local cards freed: what the earlier tests deployed is stopped
+  // the local cards freed: what the earlier tests deployed is stopped (and started again at the end)
   const list = (j) => j.items ?? j;
-  for (const d of list((await srv.api('GET', '/api/v1/deployments?limit=500', { token: T })).json))
-    await srv.api('POST', `/api/v1/deployments/${d.id}/stop`, { token: T, body: {} });
+  const running = list((await srv.api('GET', '/api/v1/deployments?limit=500', { token: T })).json).filter((d) => d.desired !== 'stopped');
+  for (const d of running) await srv.api('POST', `/api/v1/deployments/${d.id}/stop`, { token: T, body: {} });
   await waitUntil(srv, 'the local cards free', async () =>
     list((await srv.api('GET', '/api/v1/gpus', { token: T })).json).filter((g) => g.node === 'local').every((g) => !g.memory.reserved), 30000);
 
@@ -975,6 +975,9 @@ test('the deploy wizard sizes the GPUs by the model\'s memory, checks the resour
   assert.equal(await count.inputValue(), '2', 'the fix set the field');
   await page.keyboard.press('Escape');
   await dlg.waitFor({ state: 'hidden' });
+  for (const d of running) await srv.api('POST', `/api/v1/deployments/${d.id}/start`, { token: T, body: {} });
+  await waitUntil(srv, 'qwen2.5-7b-instruct running again', async () =>
+    (await srv.api('GET', '/api/v1/deployments/qwen2.5-7b-instruct', { token: T })).json.state === 'running', 30000);
 });
 
 test('sign out ends the session', async () => {
