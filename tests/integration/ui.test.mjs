@@ -7,11 +7,11 @@
 // ui/screenshots/.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { ROOT, ADMIN_PASSWORD, startServer, tempDir } from './lib.mjs';
+import { ROOT, ADMIN_PASSWORD, startServer, tempDir, waitUntil } from './lib.mjs';
 import { hubFiles, makeModel, safetensorsHeader, tensorsFor } from '../fixtures/make-models.mjs';
 import { startKube } from '../fakes/kube-apiserver.mjs';
 import { startHub, tinyRepo } from '../fakes/hub.mjs';
@@ -906,6 +906,78 @@ test('the deploy wizard checks the name when its step is left', async () => {
   assert.equal(await dlg.locator('.el-form-item__error').count(), 0);
   await page.keyboard.press('Escape');
   await dlg.waitFor({ state: 'hidden' });
+});
+
+test('the deploy wizard sizes the GPUs by the model\'s memory, checks the resources step, and offers the fix a refusal implies', async () => {
+  const T = await srv.login();
+  // a model one 80 GiB card cannot hold at its default context: Qwen3-32B's shape with 72 layers (~73 GB of weights, sparse)
+  const cfg = { ...JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'models', 'Qwen3-32B', 'config.json'), 'utf8')), num_hidden_layers: 72 };
+  const md = join(modelDir, 'Qwen3-36B-Deep');
+  mkdirSync(md, { recursive: true });
+  writeFileSync(join(md, 'config.json'), JSON.stringify(cfg));
+  const { head, dataBytes } = safetensorsHeader(tensorsFor(cfg));
+  const fd = openSync(join(md, 'model.safetensors'), 'w');
+  writeSync(fd, head);
+  ftruncateSync(fd, head.length + dataBytes);
+  closeSync(fd);
+  assert.equal((await srv.api('POST', '/api/v1/models', { token: T, body: { path: md } })).status, 201);
+  // the local cards freed: what the earlier tests deployed is stopped (and started again at the end)
+  const list = (j) => j.items ?? j;
+  const running = list((await srv.api('GET', '/api/v1/deployments?limit=500', { token: T })).json).filter((d) => d.desired !== 'stopped');
+  for (const d of running) await srv.api('POST', `/api/v1/deployments/${d.id}/stop`, { token: T, body: {} });
+  await waitUntil(srv, 'the local cards free', async () =>
+    list((await srv.api('GET', '/api/v1/gpus', { token: T })).json).filter((g) => g.node === 'local').every((g) => !g.memory.reserved), 30000);
+
+  await visit('/deployments');
+  await page.getByRole('button', { name: '部署模型' }).first().click();
+  const dlg = page.locator('.wizard');
+  await dlg.locator('.el-select').click();
+  await page.getByRole('option', { name: /^Qwen3-36B-Deep（/ }).click();
+  for (let i = 0; i < 2; i++) await dlg.locator('button[name=wizard-next]').click();
+  // 79 GiB a card on one GPU, 40 on two: two is the default
+  await dlg.getByText('按模型显存估算：2 张 GPU 可以放下').waitFor();
+  const count = dlg.locator('input[name=gpus-per-replica]');
+  assert.equal(await count.inputValue(), '2');
+  // the resources step is checked as it is left: picked cards with none picked, a context longer than the model's
+  await dlg.getByText('指定显卡').click();
+  await page.locator('input[name=max-model-len]').fill('50000');
+  await page.locator('input[name=max-model-len]').press('Tab');
+  await dlg.locator('button[name=wizard-next]').click();
+  await dlg.locator('.el-form-item__error', { hasText: '请至少点选一张显卡' }).waitFor();
+  await dlg.locator('.el-form-item__error', { hasText: '超过模型的上下文 40960' }).waitFor();
+  await shot('deploy-wizard-check');
+  await dlg.getByText('按数量').click();
+  await page.locator('input[name=max-model-len]').fill('0');
+  await page.locator('input[name=max-model-len]').press('Tab');
+  await waitUntil(srv, 'a changed field clears its message', async () => (await dlg.locator('.el-form-item__error').count()) === 0, 3000);
+  // one GPU is refused; the refusal offers two GPUs or the context that fits, one click each
+  await count.fill('1');
+  await count.press('Tab');
+  await dlg.locator('button[name=wizard-next]').click();
+  await dlg.locator('.el-alert--error', { hasText: '78.8 GiB' }).waitFor();
+  await dlg.locator('button[name=fix-gpus]', { hasText: '使用 2 张 GPU' }).waitFor();
+  await dlg.locator('button[name=fix-context]', { hasText: '最大上下文 7168 可以放下' }).waitFor();
+  await shot('deploy-wizard-fix');
+  await dlg.locator('button[name=fix-context]').click();
+  await dlg.getByText(/每块 GPU 需要 .* GiB；上下文 7168；/).waitFor();
+  assert.equal(await dlg.locator('.el-alert--error').count(), 0);
+  // back, the context cleared, one GPU again: the other way out
+  await dlg.getByRole('button', { name: '上一步' }).click();
+  await page.locator('input[name=max-model-len]').fill('0');
+  await page.locator('input[name=max-model-len]').press('Tab');
+  assert.equal(await count.inputValue(), '1');
+  await dlg.locator('button[name=wizard-next]').click();
+  await dlg.locator('button[name=fix-gpus]').click();
+  await dlg.getByText('副本 0 在 local: GPU 0, GPU 1').waitFor();
+  assert.equal(await dlg.locator('.el-alert--error').count(), 0);
+  await shot('deploy-wizard-fixed');
+  await dlg.getByRole('button', { name: '上一步' }).click();
+  assert.equal(await count.inputValue(), '2', 'the fix set the field');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'hidden' });
+  for (const d of running) await srv.api('POST', `/api/v1/deployments/${d.id}/start`, { token: T, body: {} });
+  await waitUntil(srv, 'qwen2.5-7b-instruct running again', async () =>
+    (await srv.api('GET', '/api/v1/deployments/qwen2.5-7b-instruct', { token: T })).json.state === 'running', 30000);
 });
 
 test('sign out ends the session', async () => {
