@@ -126,6 +126,10 @@ async function main() {
     AIMAAS_SIM_ITL_MS: process.env.AIMAAS_SIM_ITL_MS || '30',
     AIMAAS_SIM_OUTPUT_LEN: process.env.AIMAAS_SIM_OUTPUT_LEN || '160',
   };
+  // the source tree's console, whichever build of the binary runs (an ASan
+  // build in build/asan/ would look for build/asan/ui)
+  const ui = join(ROOT, 'build', 'ui');
+  if (!env.AIMAAS_UI_DIR && existsSync(join(ui, 'index.html'))) env.AIMAAS_UI_DIR = ui;
   const child = spawn(bin, ['serve', '--demo', '--listen', o.listen, '--data-dir', dataDir, '--model-root', modelRoot,
     '--sim-gpus', DEMO_GPUS, ...o.extra], { env, stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
