@@ -141,8 +141,9 @@ void am_api_bools(json_t *obj, const char *const *keys)
 
 /* am_json_dump's hook: every integer "*_at" member of an answer becomes an
  * RFC 3339 string, written as the answer is written. */
-static int iso_at(const char *key, long long v, struct am_buf *out)
+static int iso_at(const char *key, long long v, struct am_buf *out, void *arg)
 {
+	(void)arg;
 	if (!ends_with_at(key))
 		return 0;
 	char iso[40];
@@ -151,9 +152,33 @@ static int iso_at(const char *key, long long v, struct am_buf *out)
 	return 1;
 }
 
+/* am_json_dump's hook for an answer in Chinese: a member that carries a
+ * text the server wrote in English and stored (a state's reason, a task's
+ * message, an error kept from a failed step) is answered in Chinese when
+ * the message table makes all of it (am_msg_translate), else as stored. */
+static int stored_in_chinese(const char *key, const char *s, size_t n, struct am_buf *out, void *arg)
+{
+	(void)arg;
+	static const char *const keys[] = { "reason", "message", "export_reason", "idle_reason", "refused",
+					    "last_error", "error", "detail", NULL };
+	int ours = 0;
+	for (const char *const *k = keys; *k && !ours; k++)
+		ours = !strcmp(key, *k);
+	if (!ours || !n || n > 4096 || memchr(s, '\0', n))
+		return 0;
+	char zh[8192];
+	if (!am_msg_translate(s, zh, sizeof zh))
+		return 0;
+	am_buf_add(out, "\"", 1);
+	am_json_escape(out, zh, strlen(zh));
+	am_buf_add(out, "\"", 1);
+	return 1;
+}
+
 void am_api_reply_json(struct am_http_req *req, int status, json_t *v)
 {
-	char *s = am_json_dump_with(v, iso_at);
+	struct am_json_hooks h = { iso_at, am_api_lang(req) == AM_LANG_ZH ? stored_in_chinese : NULL, NULL };
+	char *s = am_json_dump_with(v, &h);
 	am_http_add_header(req, "Cache-Control", "no-store");
 	am_http_respond(req, status, "application/json", s, strlen(s));
 	free(s);

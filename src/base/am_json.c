@@ -186,7 +186,7 @@ static void dump_real(struct am_buf *b, double d)
 /* v into b, compact, objects in their own order (jansson's dump without its
  * cycle check: a tree built here has none, and the check's hash table was
  * most of a large answer's cost). */
-static void dump(struct am_buf *b, const json_t *v, am_json_int_hook hook, const char *key)
+static void dump(struct am_buf *b, const json_t *v, const struct am_json_hooks *h, const char *key)
 {
 	char t[32];
 	switch (json_typeof(v)) {
@@ -201,7 +201,7 @@ static void dump(struct am_buf *b, const json_t *v, am_json_int_hook hook, const
 			first = 0;
 			dump_string(b, k, strlen(k));
 			am_buf_add(b, ":", 1);
-			dump(b, x, hook, k);
+			dump(b, x, h, k);
 		}
 		am_buf_add(b, "}", 1);
 		break;
@@ -213,16 +213,18 @@ static void dump(struct am_buf *b, const json_t *v, am_json_int_hook hook, const
 		json_array_foreach(v, i, x) {
 			if (i)
 				am_buf_add(b, ",", 1);
-			dump(b, x, hook, NULL);
+			dump(b, x, h, NULL);
 		}
 		am_buf_add(b, "]", 1);
 		break;
 	}
 	case JSON_STRING:
+		if (h && h->string && key && h->string(key, json_string_value(v), json_string_length(v), b, h->arg))
+			break;
 		dump_string(b, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
-		if (hook && key && hook(key, json_integer_value(v), b))
+		if (h && h->integer && key && h->integer(key, json_integer_value(v), b, h->arg))
 			break;
 		am_buf_add(b, t, (size_t)snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
 		break;
@@ -254,13 +256,13 @@ json_t *am_json_column(const char *s, size_t flags)
 	return json_loads(s, flags, NULL);
 }
 
-char *am_json_dump_with(const json_t *v, am_json_int_hook hook)
+char *am_json_dump_with(const json_t *v, const struct am_json_hooks *h)
 {
 	if (!v)
 		return am_strdup("null");
 	struct am_buf b;
 	am_buf_init(&b, (size_t)1 << 40);
-	dump(&b, v, hook, NULL);
+	dump(&b, v, h, NULL);
 	return am_buf_take(&b);
 }
 

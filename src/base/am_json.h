@@ -32,14 +32,20 @@ json_t *am_json_column(const char *s, size_t flags);
 /* Serialises compactly; free with free(). */
 char *am_json_dump(const json_t *v);
 struct am_buf;
-/* Writes the integer v, an object's member named key, its own way into out
- * (1), or leaves it to the writer (0). */
-typedef int (*am_json_int_hook)(const char *key, long long v, struct am_buf *out);
+/* Ways to write some of an object's members differently (am_json_dump_with):
+ * each hook writes the member named key's value, as JSON, into out (1), or
+ * leaves it to the writer (0). Either may be NULL. */
+struct am_json_hooks {
+	int (*integer)(const char *key, long long v, struct am_buf *out, void *arg);
+	int (*string)(const char *key, const char *s, size_t n, struct am_buf *out, void *arg);
+	void *arg;
+};
 /* The inside of a JSON string for s[0..n) (no quotes), as am_json_dump
  * writes it: '"', '\\' and control characters escaped, other bytes as they are. */
 void am_json_escape(struct am_buf *b, const char *s, size_t n);
-/* am_json_dump, each object member that is an integer offered to hook first. */
-char *am_json_dump_with(const json_t *v, am_json_int_hook hook);
+/* am_json_dump, each object member that is an integer or a string offered
+ * to its hook first. */
+char *am_json_dump_with(const json_t *v, const struct am_json_hooks *h);
 /* json_load_file, but the file is opened close-on-exec (jansson's fopen is
  * not: a process spawned meanwhile on another thread would inherit it).
  * error may be NULL. */

@@ -57,6 +57,16 @@ int am_msg_zhf(char *zh, size_t size, const char *en, ...) __attribute__((format
  * itself when the table has none. */
 const char *am_msg_word(const char *en);
 
+/* Marks a literal template that code formats in English only and stores (a
+ * deployment's reason, a task's message): the API translates the stored
+ * text when it is read (am_msg_translate), and the test wants its entry. */
+#define AM_MSG_T(s) (s)
+/* The Chinese form of en, a text made of one or more of the table's
+ * templates formatted in English one after another (am_msg_tr.c says how it
+ * is matched): 1 with it in zh (cut to valid UTF-8), 0 with zh "" when some
+ * part of en matches no template. */
+int am_msg_translate(const char *en, char *zh, size_t size);
+
 /* A message in both languages, built piece by piece (the planner's
  * refusals): each piece is a template of the table. Both buffers have the
  * same cap; a piece that does not fit is dropped from that language. */

@@ -115,6 +115,7 @@ static void msg_buf_builds_both(void)
 
 static void msg_planner_refuses_in_both(void)
 {
+	char zh[512];
 	struct am_plan p;
 	struct am_plan_req r;
 	memset(&r, 0, sizeof r);
@@ -126,6 +127,7 @@ static void msg_planner_refuses_in_both(void)
 	CHECK_INT(p.ok, 0);
 	CHECK_STR(p.reason, "there are no GPUs: m needs 1 GPU(s) with 1.0 GiB each");
 	CHECK_STR(p.reason_zh, "没有 GPU：m 需要 1 张 GPU，每张 1.0 GiB");
+	CHECK(am_msg_translate(p.reason, zh, sizeof zh) == 1 && !strcmp(zh, p.reason_zh)); /* the same, read back */
 	struct am_plan_gpu g;
 	memset(&g, 0, sizeof g);
 	am_strlcpy(g.node, "local", sizeof g.node);
@@ -141,6 +143,7 @@ static void msg_planner_refuses_in_both(void)
 	CHECK_STR(p.field, "gpus");
 	CHECK_STR(p.reason, "needs 5.0 GiB on each pinned GPU; GPU 0 (H100) has 2.0 GiB free (reserved by x)");
 	CHECK_STR(p.reason_zh, "每张指定的 GPU 需要 5.0 GiB；GPU 0（H100）仅剩 2.0 GiB 可用（已被 x 预留）");
+	CHECK(am_msg_translate(p.reason, zh, sizeof zh) == 1 && !strcmp(zh, p.reason_zh)); /* the same, read back */
 }
 
 static void msg_dataset_reasons_in_both(void)
@@ -157,6 +160,29 @@ static void msg_dataset_reasons_in_both(void)
 	json_decref(rep);
 }
 
+/* Stored English read back in Chinese: one template, several one after
+ * another (the planner's refusal, as built piece by piece), a message
+ * inside a message; names in quotes stay; text of no template stays
+ * English. */
+static void msg_translate_reads_stored_text(void)
+{
+	char zh[512];
+	CHECK_INT(am_msg_translate("'lr' must be a number, got 'abc'", zh, sizeof zh), 1);
+	CHECK_STR(zh, "'lr' 必须是数字，收到的是 'abc'");
+	CHECK_INT(am_msg_translate("no user with id '7'", zh, sizeof zh), 1);
+	CHECK_STR(zh, "没有 id 为 '7' 的用户");
+	CHECK_INT(am_msg_translate("'user' must be a number, got 'user'", zh, sizeof zh), 1);
+	CHECK_STR(zh, "'user' 必须是数字，收到的是 'user'");
+	CHECK_INT(am_msg_translate("needs 5.0 GiB on each pinned GPU; GPU 0 (H100) has 2.0 GiB free (reserved by x)", zh,
+				   sizeof zh),
+		  1);
+	CHECK_STR(zh, "每张指定的 GPU 需要 5.0 GiB；GPU 0（H100）仅剩 2.0 GiB 可用（已被 x 预留）");
+	CHECK_INT(am_msg_translate("Traceback (most recent call last)", zh, sizeof zh), 0);
+	CHECK_STR(zh, "");
+	CHECK_INT(am_msg_translate("", zh, sizeof zh), 0);
+	CHECK_INT(am_msg_translate("no user with id '7' and then some", zh, sizeof zh), 0);
+}
+
 void suite_msg(void)
 {
 	RUN(msg_table_is_sound);
@@ -166,4 +192,5 @@ void suite_msg(void)
 	RUN(msg_buf_builds_both);
 	RUN(msg_planner_refuses_in_both);
 	RUN(msg_dataset_reasons_in_both);
+	RUN(msg_translate_reads_stored_text);
 }
