@@ -19,6 +19,7 @@ const FORMATTERS = [
   { fn: 'am_msg_zhf', arg: 2 },
   { fn: 'am_msg_buf_printf', arg: 1 },
   { fn: 'AM_MSG_W', arg: 0 },
+  { fn: 'AM_MSG_T', arg: 0 }, // stored in English, translated when read
   { fn: 'refuse', arg: 3, file: 'src/sched/am_planner.c' },
   { fn: 'say', arg: 1, file: 'src/finetune/am_dataset.c' },
 ];
