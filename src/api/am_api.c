@@ -764,9 +764,7 @@ static void on_error(struct am_http_req *req, int status, const char *message, v
 	json_t *e = json_pack("{s:{s:s,s:s,s:n}}", "error", "code",
 			      status == 408 ? "request_timeout" : status == 501 ? "not_implemented" : "http_version",
 			      "message", message, "field");
-	char *s = am_json_dump(e);
-	am_http_respond(req, status, "application/json", s, strlen(s));
-	free(s);
+	am_api_reply_json(req, status, e);
 	json_decref(e);
 }
 

@@ -39,6 +39,7 @@ struct tmpl {
 	struct piece *p;
 	int np;
 	int letters; /* literal ASCII letters: how specific it is */
+	int texts;   /* %s conversions: what can take any text */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -93,7 +94,9 @@ static int compile(const char *en, struct tmpl *t)
 	t->p = am_malloc(sizeof *p * (size_t)(np ? np : 1));
 	memcpy(t->p, p, sizeof *p * (size_t)np);
 	t->np = np;
-	t->letters = 0;
+	t->letters = t->texts = 0;
+	for (int i = 0; i < np; i++)
+		t->texts += p[i].conv == 's';
 	for (int i = 0; i < np; i++)
 		for (size_t k = 0; k < p[i].n; k++)
 			t->letters += isalpha((unsigned char)p[i].lit[k]) != 0;
@@ -280,7 +283,7 @@ static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct ca
 	if (++r->steps > MAX_STEPS)
 		return 0;
 	if (k == t->np) {
-		if (t->letters < 3 && !some_arg_translates(r, t, caps))
+		if (t->letters < 3 && t->texts && !some_arg_translates(r, t, caps))
 			return 0; /* glue such as "%s: %s" only joins messages */
 		struct am_buf rest;
 		am_buf_init(&rest, 1 << 16);

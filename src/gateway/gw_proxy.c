@@ -12,6 +12,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
 #include "../http/am_http_parse.h"
@@ -92,8 +93,17 @@ static void oai_verror(struct am_http_req *req, int status, const char *type, co
 		       const char *fmt, va_list ap)
 {
 	char msg[1024];
+	va_list ap2;
+	va_copy(ap2, ap);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	am_utf8_scrub(msg); /* it may quote the client's bytes (a path, a name) */
+	/* in Chinese for a client that asks (the console's playground; an API
+	 * client sends no Accept-Language and gets OpenAI's English) */
+	char zh[1024];
+	if (am_msg_lang(am_http_header(req, "accept-language")) == AM_LANG_ZH &&
+	    (am_msg_vzh(zh, sizeof zh, fmt, ap2) || am_msg_translate(msg, zh, sizeof zh)))
+		am_strlcpy(msg, zh, sizeof msg);
+	va_end(ap2);
 	json_t *e = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", msg, "type", type, "param",
 			      param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
 	char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;

@@ -17,6 +17,7 @@
 
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_time.h"
 #include "am_deadline.h"
 #include "am_sock.h"
@@ -124,7 +125,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->state == CS_HEAD || c->state == CS_BODY) {
-		server_error(c, 408, "request not received in time");
+		server_error(c, 408, AM_MSG_T("request not received in time"));
 		process(c);
 	}
 }
@@ -443,6 +444,17 @@ static int handoff_if_foreign(struct am_http_conn *c, struct evbuffer *in)
 	return 1;
 }
 
+/* What a head that am_http_parse_head refused with rc is told. */
+static const char *head_error(int rc)
+{
+	switch (rc) {
+	case 431: return AM_MSG_T("too many header fields");
+	case 501: return AM_MSG_T("unsupported transfer coding");
+	case 505: return AM_MSG_T("unsupported HTTP version");
+	default: return AM_MSG_T("malformed request head");
+	}
+}
+
 static int start_request(struct am_http_conn *c, struct evbuffer *in)
 {
 	/* RFC 9112: ignore empty lines before a request line. */
@@ -465,12 +477,12 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (end.pos < 0) {
 		if (avail > c->srv->cfg.max_head)
-			server_error(c, 431, "request head too large");
+			server_error(c, 431, AM_MSG_T("request head too large"));
 		return 0;
 	}
 	size_t hlen = (size_t)end.pos;
 	if (hlen > c->srv->cfg.max_head) {
-		server_error(c, 431, "request head too large");
+		server_error(c, 431, AM_MSG_T("request head too large"));
 		return 0;
 	}
 	struct am_http_req *r = req_new(c);
@@ -481,16 +493,14 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 	int rc = am_http_parse_head(r->headbuf, hlen, &r->head);
 	if (rc) {
 		r->head.keepalive = 0;
-		server_error(c, rc, rc == 431 ? "too many header fields" :
-			     rc == 501 ? "unsupported transfer coding" :
-			     rc == 505 ? "unsupported HTTP version" : "malformed request head");
+		server_error(c, rc, head_error(rc));
 		return 0;
 	}
 	r->method = r->head.method;
 	const char *q = strchr(r->head.target, '?');
 	size_t plen = q ? (size_t)(q - r->head.target) : strlen(r->head.target);
 	if (plen >= sizeof r->path) {
-		server_error(c, 431, "request target too long");
+		server_error(c, 431, AM_MSG_T("request target too long"));
 		return 0;
 	}
 	memcpy(r->path, r->head.target, plen);
@@ -508,7 +518,7 @@ static int start_request(struct am_http_conn *c, struct evbuffer *in)
 		return 1;
 	}
 	if (r->head.content_length > 0 && (uint64_t)r->head.content_length > r->max_body) {
-		server_error(c, 413, "request body too large");
+		server_error(c, 413, AM_MSG_T("request body too large"));
 		return 0;
 	}
 	if (has_body && r->head.expect_continue)
@@ -565,7 +575,7 @@ static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
 			char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
 			if (!line) {
 				if (evbuffer_get_length(in) > 1024) {
-					server_error(c, 400, "bad chunk framing");
+					server_error(c, 400, AM_MSG_T("bad chunk framing"));
 					return -1;
 				}
 				return 0;
@@ -582,11 +592,11 @@ static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
 			int bad = end == line || errno || (*end && *end != ';');
 			free(line);
 			if (bad) {
-				server_error(c, 400, "bad chunk size");
+				server_error(c, 400, AM_MSG_T("bad chunk size"));
 				return -1;
 			}
 			if (sz > r->max_body || body_have(r) + sz > r->max_body) {
-				server_error(c, 413, "request body too large");
+				server_error(c, 413, AM_MSG_T("request body too large"));
 				return -1;
 			}
 			c->chunk_left = sz;
@@ -610,7 +620,7 @@ static int read_chunked(struct am_http_conn *c, struct evbuffer *in)
 			if (evbuffer_copyout(in, two, 2) < 2)
 				return 0;
 			if (two[0] != '\r' || two[1] != '\n') {
-				server_error(c, 400, "bad chunk framing");
+				server_error(c, 400, AM_MSG_T("bad chunk framing"));
 				return -1;
 			}
 			evbuffer_drain(in, 2);

@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
@@ -123,3 +124,39 @@ test('Accept-Language: q-values decide; anything but zh is English', async () =>
   assert.equal(await msg({ 'accept-language': 'fr' }), 'wrong username or password');
   assert.equal(await msg({ 'accept-language': 'zh;q=0' }), 'wrong username or password');
 });
+
+test('errors of the HTTP layer and of /v1 in Chinese for a client that asks; OpenAI clients keep English', async () => {
+  // a chunked body whose framing is wrong, refused by the HTTP layer itself
+  for (const [lang, want] of [['zh-CN', '分块传输的块大小错误'], ['en', 'bad chunk size']]) {
+    const raw = await rawRequest(`POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAccept-Language: ${lang}\r\nAuthorization: Bearer ${T}\r\n` +
+      'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n');
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.equal(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error.message, want);
+  }
+  // /v1: OpenAI's error shape, the message in the asker's language
+  const key = await srv.api('POST', '/api/v1/keys', { token: T, body: { name: 'lang' } });
+  assert.equal(key.status, 201, key.text);
+  const chat = (h, body) => fetch(`${srv.url}/v1/chat/completions`, { method: 'POST',
+    headers: { ...h, 'content-type': 'application/json', authorization: `Bearer ${key.json.key}` }, body: JSON.stringify(body) });
+  let r = await chat(ZH, { model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(r.status, 404);
+  let e = (await r.json()).error;
+  assert.equal(e.message, '模型 `no-such-model` 不存在');
+  assert.equal(e.type, 'invalid_request_error');
+  r = await chat({}, { model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal((await r.json()).error.message, 'The model `no-such-model` does not exist');
+  r = await chat(ZH, { messages: [] });
+  assert.equal((await r.json()).error.message, '必须提供 model 参数');
+});
+
+// Sends bytes as they are; resolves with all the server sent before it closed.
+function rawRequest(bytes) {
+  const { hostname, port } = new URL(srv.url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => s.end(bytes));
+    let out = '';
+    s.on('data', (d) => { out += d; });
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
+}

@@ -22,6 +22,8 @@ const FORMATTERS = [
   { fn: 'AM_MSG_T', arg: 0 }, // stored in English, translated when read
   { fn: 'refuse', arg: 3, file: 'src/sched/am_planner.c' },
   { fn: 'say', arg: 1, file: 'src/finetune/am_dataset.c' },
+  { fn: 'oai_error', arg: 5, file: 'src/gateway/gw_proxy.c' },
+  { fn: 'reject', arg: 7, file: 'src/gateway/gw_proxy.c' },
 ];
 // Templates that pass a message made elsewhere through unchanged.
 const PASS_THROUGH = new Set(['%s']);
