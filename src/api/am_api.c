@@ -191,7 +191,13 @@ enum am_lang am_api_lang(const struct am_http_req *req)
 
 void am_api_reply_error(struct am_http_req *req, const struct am_err *err)
 {
-	const char *msg = err->msg_zh[0] && am_api_lang(req) == AM_LANG_ZH ? err->msg_zh : err->msg;
+	/* in Chinese: read back whole where it can be (what a message quotes
+	 * from another, such as an inspection's finding, is translated too),
+	 * else as it was formatted in Chinese */
+	const char *msg = err->msg;
+	char whole[sizeof err->msg * 3];
+	if (am_api_lang(req) == AM_LANG_ZH)
+		msg = am_msg_translate(err->msg, whole, sizeof whole) ? whole : err->msg_zh[0] ? err->msg_zh : err->msg;
 	json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", am_err_name(err->code), "message", msg,
 			      "field", err->field[0] ? json_string(err->field) : json_null());
 	if (err->code == AM_E_RATE && err->retry_after > 0) {
