@@ -12,6 +12,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 #define MAX_NODES 20000 /* converted YAML nodes: caps what aliases can multiply */
 #define MAX_DEPTH 32
@@ -76,19 +77,19 @@ static json_t *convert(struct conv *cv, yaml_node_t *n, int depth)
 json_t *kube_config_yaml(const char *text, size_t len, char *err, size_t errsz)
 {
 	if (len > KUBE_CONFIG_MAX) {
-		am_fmt(err, errsz, "the kubeconfig is larger than %u bytes", KUBE_CONFIG_MAX);
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig is larger than %u bytes"), KUBE_CONFIG_MAX);
 		return NULL;
 	}
 	yaml_parser_t p;
 	yaml_document_t doc;
 	if (!yaml_parser_initialize(&p)) {
-		am_fmt(err, errsz, "out of memory");
+		am_fmt(err, errsz, AM_MSG_T("out of memory"));
 		return NULL;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	json_t *out = NULL;
 	if (!yaml_parser_load(&p, &doc)) {
-		am_fmt(err, errsz, "not valid YAML: %.80s at line %zu", p.problem ? p.problem : "error",
+		am_fmt(err, errsz, AM_MSG_T("not valid YAML: %.80s at line %zu"), p.problem ? p.problem : "error",
 		       p.problem_mark.line + 1);
 		yaml_parser_delete(&p);
 		return NULL;
@@ -96,9 +97,9 @@ json_t *kube_config_yaml(const char *text, size_t len, char *err, size_t errsz)
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	struct conv cv = { &doc, 0 };
 	if (!root)
-		am_fmt(err, errsz, "the kubeconfig is empty");
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig is empty"));
 	else if (!(out = convert(&cv, root, 0)))
-		am_fmt(err, errsz, "the kubeconfig is too large or too deep, or has a key that is not a string");
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig is too large or too deep, or has a key that is not a string"));
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&p);
 	return out;
@@ -165,7 +166,7 @@ static int blob(json_t *obj, const char *field, int allow_files, char **out, siz
 		if (sodium_base642bin(bin, n, data, n, " \t\r\n", &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    !got) {
 			free(bin);
-			am_fmt(err, errsz, "%s is not valid base64", dname);
+			am_fmt(err, errsz, AM_MSG_T("%s is not valid base64"), dname);
 			return -1;
 		}
 		bin[got] = '\0';
@@ -175,11 +176,11 @@ static int blob(json_t *obj, const char *field, int allow_files, char **out, siz
 	}
 	if (file && *file) {
 		if (!allow_files) {
-			am_fmt(err, errsz, "%s names a file; give the contents inline as %s (base64)", field, dname);
+			am_fmt(err, errsz, AM_MSG_T("%s names a file; give the contents inline as %s (base64)"), field, dname);
 			return -1;
 		}
 		if (read_file(file, KUBE_CONFIG_MAX, out, len) != 0) {
-			am_fmt(err, errsz, "%s: could not read '%.200s'", field, file);
+			am_fmt(err, errsz, AM_MSG_T("%s: could not read '%.200s'"), field, file);
 			return -1;
 		}
 	}
@@ -196,48 +197,48 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 		return -1;
 	json_t *empty = json_object();
 	if (!json_is_object(root)) {
-		am_fmt(err, errsz, "the kubeconfig is not a mapping");
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig is not a mapping"));
 		goto out;
 	}
 	const char *ctxname = context && *context ? context : json_string_value(json_object_get(root, "current-context"));
 	if (!ctxname || !*ctxname) {
-		am_fmt(err, errsz, "the kubeconfig has no current-context; name a context");
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig has no current-context; name a context"));
 		goto out;
 	}
 	json_t *ctx = named(root, "contexts", "context", ctxname, empty);
 	if (!ctx) {
-		am_fmt(err, errsz, "the kubeconfig has no context '%.100s'", ctxname);
+		am_fmt(err, errsz, AM_MSG_T("the kubeconfig has no context '%.100s'"), ctxname);
 		goto out;
 	}
 	const char *cname = json_string_value(json_object_get(ctx, "cluster"));
 	const char *uname = json_string_value(json_object_get(ctx, "user"));
 	json_t *cl = cname ? named(root, "clusters", "cluster", cname, empty) : NULL;
 	if (!cl) {
-		am_fmt(err, errsz, "context '%.100s': no cluster '%.100s' in the kubeconfig", ctxname, cname ? cname : "");
+		am_fmt(err, errsz, AM_MSG_T("context '%.100s': no cluster '%.100s' in the kubeconfig"), ctxname, cname ? cname : "");
 		goto out;
 	}
 	json_t *user = uname ? named(root, "users", "user", uname, empty) : empty;
 	if (!user) {
-		am_fmt(err, errsz, "context '%.100s': no user '%.100s' in the kubeconfig", ctxname, uname);
+		am_fmt(err, errsz, AM_MSG_T("context '%.100s': no user '%.100s' in the kubeconfig"), ctxname, uname);
 		goto out;
 	}
 	const char *server = json_string_value(json_object_get(cl, "server"));
 	if (!server || strncmp(server, "https://", 8) != 0 || strlen(server) < 9 || strlen(server) > 500 ||
 	    strpbrk(server, " \t\r\n")) {
-		am_fmt(err, errsz, "cluster '%.100s': server must be an https:// URL", cname);
+		am_fmt(err, errsz, AM_MSG_T("cluster '%.100s': server must be an https:// URL"), cname);
 		goto out;
 	}
 	if (json_is_true(json_object_get(cl, "insecure-skip-tls-verify"))) {
-		am_fmt(err, errsz, "cluster '%.100s': insecure-skip-tls-verify is refused (TLS is always verified)", cname);
+		am_fmt(err, errsz, AM_MSG_T("cluster '%.100s': insecure-skip-tls-verify is refused (TLS is always verified)"), cname);
 		goto out;
 	}
 	if (json_object_get(user, "exec") && !json_is_null(json_object_get(user, "exec"))) {
-		am_fmt(err, errsz, "user '%.100s': exec credential plugins are not supported; use a token or a client certificate",
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s': exec credential plugins are not supported; use a token or a client certificate"),
 		       uname);
 		goto out;
 	}
 	if (json_object_get(user, "auth-provider") && !json_is_null(json_object_get(user, "auth-provider"))) {
-		am_fmt(err, errsz, "user '%.100s': auth-provider plugins are not supported; use a token or a client certificate",
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s': auth-provider plugins are not supported; use a token or a client certificate"),
 		       uname);
 		goto out;
 	}
@@ -250,7 +251,7 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 	    blob(user, "client-key", allow_files, &c.key_pem, &c.key_len, err, errsz) != 0)
 		goto out;
 	if (!c.cert_pem != !c.key_pem) {
-		am_fmt(err, errsz, "user '%.100s': client-certificate-data and client-key-data go together", uname);
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s': client-certificate-data and client-key-data go together"), uname);
 		goto out;
 	}
 	const char *token = json_string_value(json_object_get(user, "token"));
@@ -260,26 +261,26 @@ int kube_config_parse(const char *text, size_t len, const char *context, int all
 	} else if (tfile && *tfile) {
 		size_t tl;
 		if (!allow_files) {
-			am_fmt(err, errsz, "user '%.100s': tokenFile names a file; give the token inline", uname);
+			am_fmt(err, errsz, AM_MSG_T("user '%.100s': tokenFile names a file; give the token inline"), uname);
 			goto out;
 		}
 		if (read_file(tfile, 64 * 1024, &c.token, &tl) != 0) {
-			am_fmt(err, errsz, "user '%.100s': could not read tokenFile", uname);
+			am_fmt(err, errsz, AM_MSG_T("user '%.100s': could not read tokenFile"), uname);
 			goto out;
 		}
 		c.token[strcspn(c.token, "\r\n")] = '\0';
 	}
 	if (json_object_get(user, "username") || json_object_get(user, "password")) {
-		am_fmt(err, errsz, "user '%.100s': basic authentication is not supported; use a token or a client certificate",
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s': basic authentication is not supported; use a token or a client certificate"),
 		       uname);
 		goto out;
 	}
 	if (c.token && strpbrk(c.token, "\r\n")) {
-		am_fmt(err, errsz, "user '%.100s': the token has a line break", uname);
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s': the token has a line break"), uname);
 		goto out;
 	}
 	if (!c.token && !c.cert_pem) {
-		am_fmt(err, errsz, "user '%.100s' has neither a token nor a client certificate", uname ? uname : "");
+		am_fmt(err, errsz, AM_MSG_T("user '%.100s' has neither a token nor a client certificate"), uname ? uname : "");
 		goto out;
 	}
 	const char *ns = json_string_value(json_object_get(ctx, "namespace"));
@@ -304,7 +305,7 @@ int kube_config_in_cluster(struct kube_config *out, char *err, size_t errsz)
 		dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
 	if (!host || !*host || !port || !*port || strpbrk(host, "/ @?#") || strspn(port, "0123456789") != strlen(port)) {
-		am_fmt(err, errsz, "not running inside a cluster (KUBERNETES_SERVICE_HOST/PORT are not set)");
+		am_fmt(err, errsz, AM_MSG_T("not running inside a cluster (KUBERNETES_SERVICE_HOST/PORT are not set)"));
 		return -1;
 	}
 	char path[1024], *ns = NULL;
@@ -314,13 +315,13 @@ int kube_config_in_cluster(struct kube_config *out, char *err, size_t errsz)
 	c.server = am_strdup(url);
 	am_fmt(path, sizeof path, "%s/token", dir);
 	if (read_file(path, 64 * 1024, &c.token, &n) != 0) {
-		am_fmt(err, errsz, "could not read the service account token (%.200s)", path);
+		am_fmt(err, errsz, AM_MSG_T("could not read the service account token (%.200s)"), path);
 		goto fail;
 	}
 	c.token[strcspn(c.token, "\r\n")] = '\0';
 	am_fmt(path, sizeof path, "%s/ca.crt", dir);
 	if (read_file(path, KUBE_CONFIG_MAX, &c.ca_pem, &c.ca_len) != 0) {
-		am_fmt(err, errsz, "could not read the service account CA (%.200s)", path);
+		am_fmt(err, errsz, AM_MSG_T("could not read the service account CA (%.200s)"), path);
 		goto fail;
 	}
 	am_fmt(path, sizeof path, "%s/namespace", dir);

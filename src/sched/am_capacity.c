@@ -6,6 +6,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 void am_capacity_init(struct am_capacity *c, const char *home)
 {
@@ -60,7 +61,7 @@ static int count_on(const struct am_capacity *c, const char *node)
 int am_capacity_pin(const struct am_capacity *c, json_t *refs, int *out, int max, int *nout, char *err, size_t errsize)
 {
 	if (!json_is_array(refs) || !json_array_size(refs) || json_array_size(refs) > (size_t)max) {
-		am_fmt(err, errsize, "'gpus' must be a list of 1 to %d GPU ids, \"NODE:INDEX\" or indices", max);
+		am_fmt(err, errsize, AM_MSG_T("'gpus' must be a list of 1 to %d GPU ids, \"NODE:INDEX\" or indices"), max);
 		return -1;
 	}
 	size_t i;
@@ -87,22 +88,25 @@ int am_capacity_pin(const struct am_capacity *c, json_t *refs, int *out, int max
 					idx = -1;
 			}
 		} else {
-			am_fmt(err, errsize, "gpus[%zu] must be a GPU id, \"NODE:INDEX\" or an index", i);
+			am_fmt(err, errsize, AM_MSG_T("gpus[%zu] must be a GPU id, \"NODE:INDEX\" or an index"), i);
 			return -1;
 		}
 		if (found < 0) {
 			if (idx >= 0) {
 				int have = count_on(c, node);
-				am_fmt(err, errsize, "GPU %lld does not exist on node %s (it has %d GPU%s%s)", idx, node, have,
-				       have == 1 ? "" : "s", have ? ", indices 0 and up" : "");
+				if (have)
+					am_fmt(err, errsize, AM_MSG_T("GPU %lld does not exist on node %s (it has %d GPU(s), indices 0 and up)"),
+					       idx, node, have);
+				else
+					am_fmt(err, errsize, AM_MSG_T("GPU %lld does not exist on node %s (it has no GPUs)"), idx, node);
 			} else {
-				am_fmt(err, errsize, "GPU '%.80s' does not exist", s);
+				am_fmt(err, errsize, AM_MSG_T("GPU '%.80s' does not exist"), s);
 			}
 			return -1;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (out[j] == found) {
-				am_fmt(err, errsize, "GPU %d of %s is listed twice", c->gpus[found].index, c->gpus[found].node);
+				am_fmt(err, errsize, AM_MSG_T("GPU %d of %s is listed twice"), c->gpus[found].index, c->gpus[found].node);
 				return -1;
 			}
 		out[i] = found;

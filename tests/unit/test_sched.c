@@ -179,11 +179,11 @@ static void pin_references(void)
 	json_decref(refs);
 	refs = json_pack("[i]", 9);
 	CHECK_INT(am_capacity_pin(&c, refs, out, AM_PLAN_MAX, &n, err, sizeof err), -1);
-	CHECK_STR(err, "GPU 9 does not exist on node local (it has 1 GPU, indices 0 and up)");
+	CHECK_STR(err, "GPU 9 does not exist on node local (it has 1 GPU(s), indices 0 and up)");
 	json_decref(refs);
 	refs = json_pack("[s]", "node-c:0");
 	CHECK_INT(am_capacity_pin(&c, refs, out, AM_PLAN_MAX, &n, err, sizeof err), -1);
-	CHECK_STR(err, "GPU 0 does not exist on node node-c (it has 0 GPUs)");
+	CHECK_STR(err, "GPU 0 does not exist on node node-c (it has no GPUs)");
 	json_decref(refs);
 	refs = json_pack("[s,s]", "node-b:1", "GPU-node-b-1");
 	CHECK_INT(am_capacity_pin(&c, refs, out, AM_PLAN_MAX, &n, err, sizeof err), -1);
