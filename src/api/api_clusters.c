@@ -269,7 +269,7 @@ static int create(struct am_ctx *ctx, struct am_err *err)
 	if (kube_cluster_run(ctx->srv, name, msg, sizeof msg) != 0)
 		am_warn("api", "cluster %s: %s", name, msg);
 	am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", name);
-	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "cluster %s joined (namespace %s)", name, ns);
+	am_fmt(ctx->task_msg, sizeof ctx->task_msg, AM_MSG_T("cluster %s joined (namespace %s)"), name, ns);
 	ctx->status = 201;
 	ctx->resp = one_json(ctx, name);
 	return 0;
@@ -314,7 +314,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 			if (kube_cluster_run(ctx->srv, id, m, sizeof m) != 0)
 				am_warn("api", "cluster %s: %s", id, m);
 			am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", id);
-			am_fmt(ctx->task_msg, sizeof ctx->task_msg, "cluster %s: model storage %s %s", id, smode, spath);
+			am_fmt(ctx->task_msg, sizeof ctx->task_msg, AM_MSG_T("cluster %s: model storage %s %s"), id, smode, spath);
 		} else {
 			ctx->no_task = 1;
 		}
@@ -356,7 +356,8 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (kube_cluster_run(ctx->srv, id, msg, sizeof msg) != 0)
 		am_warn("api", "cluster %s: %s", id, msg);
 	am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", id);
-	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "cluster %s changed%s", id, kubeconfig ? " (new credentials)" : "");
+	am_fmt(ctx->task_msg, sizeof ctx->task_msg,
+	       kubeconfig ? AM_MSG_T("cluster %s changed (new credentials)") : AM_MSG_T("cluster %s changed"), id);
 	ctx->resp = one_json(ctx, id);
 	return 0;
 }
@@ -387,7 +388,7 @@ static int delete(struct am_ctx *ctx, struct am_err *err)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not remove the cluster");
 	kube_cluster_stop(ctx->srv, id);
 	am_fmt(ctx->target, sizeof ctx->target, "cluster:%s", id);
-	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "cluster %s removed", id);
+	am_fmt(ctx->task_msg, sizeof ctx->task_msg, AM_MSG_T("cluster %s removed"), id);
 	ctx->resp = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
 	return 0;
 }

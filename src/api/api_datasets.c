@@ -192,7 +192,8 @@ static int upload_finish(struct am_ctx *ctx, struct am_err *err)
 	u->tmp[0] = '\0';
 	am_store_exec(ctx->srv->store, "UPDATE datasets SET path = ? WHERE id = ?", "si", path, id);
 	am_fmt(ctx->target, sizeof ctx->target, "dataset:%lld", id);
-	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%lld records, %s", records, valid ? "valid" : "invalid");
+	am_fmt(ctx->task_msg, sizeof ctx->task_msg, valid ? AM_MSG_T("%lld records, valid") : AM_MSG_T("%lld records, invalid"),
+	       records);
 	ctx->resp = ds_json(ctx->srv->store, id, 1, am_api_lang(ctx->req));
 	ctx->status = 201;
 	return 0;
@@ -486,7 +487,7 @@ static int update(struct am_ctx *ctx, struct am_err *err)
 	if (vis && am_store_exec(ctx->srv->store, "UPDATE datasets SET visibility = ? WHERE id = ?", "si", vis, id) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the dataset");
 	if (vis)
-		am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%s", vis);
+		am_strlcpy(ctx->task_msg, strcmp(vis, "private") ? AM_MSG_T("shared") : AM_MSG_T("private"), sizeof ctx->task_msg);
 	ctx->resp = ds_json(ctx->srv->store, id, 1, am_api_lang(ctx->req));
 	return 0;
 }

@@ -453,7 +453,7 @@ static int reinspect(struct am_ctx *ctx, struct am_err *err)
 	if (rc != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not update the model");
 	ctx->resp = am_model_json(ctx->srv->store, id);
-	am_fmt(ctx->task_msg, sizeof ctx->task_msg, "%s", facts ? "inspected" : ierr);
+	am_strlcpy(ctx->task_msg, facts ? AM_MSG_T("inspected") : ierr, sizeof ctx->task_msg);
 	return 0;
 }
 

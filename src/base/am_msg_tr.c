@@ -220,10 +220,11 @@ static void render(struct run *r, const struct tmpl *t, const struct cap *caps, 
 		}
 		while (*z && strchr("hlLjzt", *z))
 			z++;
+		char cv = *z;
 		if (*z)
 			z++;
 		int a = pos ? pos - 1 : next++;
-		if (a < 0 || a >= ncaps || prec == 0)
+		if (a < 0 || a >= ncaps || (prec == 0 && cv == 's')) /* "%.0f" still prints its number */
 			continue;
 		const struct cap *c = &caps[a];
 		/* the argument's piece in the English template: a message in it? */

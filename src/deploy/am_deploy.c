@@ -15,6 +15,7 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_rand.h"
 #include "../base/am_series.h"
 #include "../base/am_time.h"
@@ -709,7 +710,7 @@ static void fail_or_backoff(struct am_deploy *d, json_t *inst, const char *reaso
 		failures = 1;
 	if (failures >= MAX_FAILURES) {
 		char r[600];
-		am_fmt(r, sizeof r, "gave up after %lld failed starts: %s", failures, reason);
+		am_fmt(r, sizeof r, AM_MSG_T("gave up after %lld failed starts: %s"), failures, reason);
 		if (inst_to(d, id, AM_INST_FAILED, r) != 0)
 			return;
 		am_store_exec(d->srv->store, "UPDATE instances SET failures = ?, stopped_at = ? WHERE id = ?", "iii", failures, now,
@@ -773,18 +774,18 @@ static void spawn(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 	struct am_runtime *rt = am_runtimes_get(&d->srv->runtimes, am_node_runtime(d->srv, node, rtname, sizeof rtname));
 	if (!rt) {
 		char why[300];
-		am_fmt(why, sizeof why, "no runtime '%s' for node %s", rtname, node ? node : AM_LOCAL_NODE);
+		am_fmt(why, sizeof why, AM_MSG_T("no runtime '%s' for node %s"), rtname, node ? node : AM_LOCAL_NODE);
 		fail_or_backoff(d, inst, why, 1);
 		return;
 	}
 	if (!json_string_value(json_object_get(model, "path"))) {
-		fail_or_backoff(d, inst, "the model has no local files (not downloaded)", 1);
+		fail_or_backoff(d, inst, AM_MSG_T("the model has no local files (not downloaded)"), 1);
 		return;
 	}
 	int was = address_port(json_string_value(json_object_get(inst, "address")));
 	int port = rt->ops->port(rt, was, port_taken, d);
 	if (!port) {
-		fail_or_backoff(d, inst, "no free port for the engine", 1);
+		fail_or_backoff(d, inst, AM_MSG_T("no free port for the engine"), 1);
 		return;
 	}
 	/* the port asked for, recorded with the intent (so no other start takes
@@ -993,17 +994,17 @@ static void crashed(struct am_deploy *d, json_t *dep, json_t *inst, struct handl
 	for (int i = n - 1; i >= 0 && !last; i--)
 		if (strncmp(lines[i], "=== aimaas", 10) != 0 && lines[i][0])
 			last = lines[i];
-	const char *st = h && h->exit_status[0] ? h->exit_status : "exited";
+	const char *st = h && h->exit_status[0] ? h->exit_status : AM_MSG_T("exited");
 	if (!strncmp(st, "signal ", 7)) {
 		int sig = (int)strtol(st + 7, NULL, 10);
 		if (fatal)
-			am_fmt(reason, sizeof reason, "killed by signal %d (%s): %.400s", sig, strsignal(sig), fatal);
+			am_fmt(reason, sizeof reason, AM_MSG_T("killed by signal %d (%s): %.400s"), sig, strsignal(sig), fatal);
 		else
-			am_fmt(reason, sizeof reason, "killed by signal %d (%s)", sig, strsignal(sig));
-	} else if (fatal) {
-		am_fmt(reason, sizeof reason, "%s: %.450s", st, fatal);
+			am_fmt(reason, sizeof reason, AM_MSG_T("killed by signal %d (%s)"), sig, strsignal(sig));
+	} else if (fatal || last) {
+		am_fmt(reason, sizeof reason, AM_MSG_T("%s: %.450s"), st, fatal ? fatal : last);
 	} else {
-		am_fmt(reason, sizeof reason, "%s%s%.450s", st, last ? ": " : "", last ? last : "");
+		am_strlcpy(reason, st, sizeof reason);
 	}
 	/* the engine may have printed its key or a secret variable (SGLang
 	 * prints its whole ServerArgs): the reason is shown to users */
@@ -1044,7 +1045,7 @@ static void stop_instance(struct am_deploy *d, json_t *inst, int remove)
 	if (ref && rt && rt->ops->status(rt, ref, NULL, 0) != AM_RT_ENDED) { /* its main process, or what it left */
 		const char *state = json_string_value(json_object_get(inst, "state"));
 		if (strcmp(state, "stopping") != 0) {
-			inst_to(d, id, AM_INST_STOPPING, "stopping");
+			inst_to(d, id, AM_INST_STOPPING, AM_MSG_T("stopping"));
 			log_line(rt, ref, "stopping (asked to end, %d s before it is killed)", STOP_GRACE_MS / 1000);
 		}
 		rt->ops->stop(rt, ref, STOP_GRACE_MS); /* asks, then ends it past the grace */
@@ -1156,8 +1157,10 @@ static void lora_done(int status, const char *body, size_t len, void *data)
 	} else {
 		/* the engine refused: it restarts with the whole set, and says why */
 		char why[600];
-		am_fmt(why, sizeof why, "%s adapter %s at runtime failed (%d: %s); restarting with the adapters",
-		       c->load ? "loading" : "unloading", c->name, status, msg);
+		am_fmt(why, sizeof why,
+		       c->load ? AM_MSG_T("loading adapter %s at runtime failed (%d: %s); restarting with the adapters")
+			       : AM_MSG_T("unloading adapter %s at runtime failed (%d: %s); restarting with the adapters"),
+		       c->name, status, msg);
 		am_warn("deploy", "instance %lld: %s", c->id, why);
 		json_t *inst = NULL;
 		am_store_row(d->srv->store, &inst, "SELECT * FROM instances WHERE id = ?", "i", c->id);
@@ -1296,13 +1299,13 @@ static void drive(struct am_deploy *d, json_t *dep, json_t *model, json_t *inst)
 		    (uint64_t)(am_wall_ms() - json_integer_value(json_object_get(inst, "started_at"))) * 1000000ull > STARTUP_TIMEOUT_NS) {
 			h->rt->ops->stop(h->rt, h->ref, 0);
 			handle_free(d, h);
-			fail_or_backoff(d, inst, "did not become healthy within 30 minutes", 1);
+			fail_or_backoff(d, inst, AM_MSG_T("did not become healthy within 30 minutes"), 1);
 			return;
 		}
 		if (h->probe_fails >= 6 && running) {
 			h->rt->ops->stop(h->rt, h->ref, 0);
 			handle_free(d, h);
-			fail_or_backoff(d, inst, "stopped answering its health check (6 times in a row); restarted", 1);
+			fail_or_backoff(d, inst, AM_MSG_T("stopped answering its health check (6 times in a row); restarted"), 1);
 			return;
 		}
 		if (running)
@@ -1373,7 +1376,8 @@ int am__deploy_plan_replica(json_t *dep, json_t *model, const struct am_capacity
 			  req.npinned != req.tp;
 		json_decref(mine);
 		if (bad) {
-			am_fmt(why, whysize, "pinned GPUs: %s", req.npinned == req.tp ? err : "fewer than the replica's GPUs");
+			am_fmt(why, whysize, AM_MSG_T("pinned GPUs: %s"),
+			       req.npinned == req.tp ? err : AM_MSG_T("fewer than the replica's GPUs"));
 			json_decref(pinned);
 			out->ok = 0;
 			return -1;
@@ -1472,19 +1476,19 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 			set_dep(d, dep, deleting ? "deleting" : "stopping", "");
 			wake_in(d, dep_id, 500); /* its engines' ends, and the kill past their grace */
 		} else if (deleting) {
-			finish_task(d, dep, AM_TASK_SUCCEEDED, "deleted");
+			finish_task(d, dep, AM_TASK_SUCCEEDED, AM_MSG_T("deleted"));
 			am_store_exec(st, "DELETE FROM deployments WHERE id = ?", "i", dep_id);
 			am_due_set_add(&d->routes_due, dep_id);
 			am_info("deploy", "deployment %s deleted", json_string_value(json_object_get(dep, "name")));
 		} else {
 			set_dep(d, dep, "stopped", "");
-			finish_task(d, dep, AM_TASK_SUCCEEDED, "stopped");
+			finish_task(d, dep, AM_TASK_SUCCEEDED, AM_MSG_T("stopped"));
 		}
 		json_decref(insts);
 		return;
 	}
 	if (json_is_integer(json_object_get(dep, "idle_at"))) { /* scaled to zero: it wants to run again on demand */
-		const char *why = json_string_value(json_object_get(dep, "idle_reason")) ?: "idle";
+		const char *why = json_string_value(json_object_get(dep, "idle_reason")) ?: AM_MSG_T("idle");
 		json_array_foreach(insts, i, inst)
 			stop_instance(d, inst, 1);
 		long long left = 0;
@@ -1560,7 +1564,7 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 	if (wake)
 		wake_in(d, dep_id, wake - am_wall_ms());
 	if (!model)
-		set_dep(d, dep, "failed", "the model was deleted");
+		set_dep(d, dep, "failed", AM_MSG_T("the model was deleted"));
 	else if (failed)
 		set_dep(d, dep, "failed", reason);
 	else if (running == replicas) {
@@ -1575,10 +1579,10 @@ static void reconcile_one(struct am_deploy *d, json_t *dep)
 		if (failed)
 			finish_task(d, dep, AM_TASK_FAILED, reason);
 		else if (running == replicas)
-			finish_task(d, dep, AM_TASK_SUCCEEDED, "running");
+			finish_task(d, dep, AM_TASK_SUCCEEDED, AM_MSG_T("running"));
 		else
 			am_task_update(st, task, AM_TASK_RUNNING, replicas ? 100 * running / replicas : 0,
-				       waiting[0] ? waiting : reason[0] ? reason : "starting");
+				       waiting[0] ? waiting : reason[0] ? reason : AM_MSG_T("starting"));
 	}
 	json_decref(insts);
 	json_decref(model);
@@ -1849,7 +1853,7 @@ int am_deploy_start(struct am_deploy *d)
 		} else {
 			am_warn("deploy", "engine %s of instance %lld is gone; it will be restarted", ref ? ref : "?", id);
 			if (strcmp(json_string_value(json_object_get(inst, "state")), "stopping") != 0)
-				inst_to(d, id, AM_INST_PENDING, "the engine was gone after aimaas restarted");
+				inst_to(d, id, AM_INST_PENDING, AM_MSG_T("the engine was gone after aimaas restarted"));
 		}
 	}
 	json_decref(insts);

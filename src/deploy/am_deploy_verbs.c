@@ -15,6 +15,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../gpu/am_smi.h"
@@ -272,7 +273,7 @@ long long am__deploy_track(struct am_deploy *d, long long id, const char *kind, 
 	long long old = 0;
 	am_store_int(st, &old, 0, "SELECT task_id FROM deployments WHERE id = ?", "i", id);
 	if (old)
-		am_task_update(st, old, AM_TASK_CANCELLED, -1, "superseded by a newer action");
+		am_task_update(st, old, AM_TASK_CANCELLED, -1, AM_MSG_T("superseded by a newer action"));
 	char target[48];
 	am_fmt(target, sizeof target, "deployment:%lld", id);
 	long long task = am_task_create(st, kind, target, actor, AM_TASK_RUNNING, msg);
@@ -377,7 +378,7 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 		return am_err_set(err, AM_E_INTERNAL, "", "could not record the deployment");
 	if (idle) { /* no room now: its first request starts it */
 		am_store_exec(st, "UPDATE deployments SET idle_at = ?1, idle_reason = ?2, state = 'idle', reason = ?2 WHERE id = ?3",
-			      "isi", now, "no room on the GPUs now: starts on its first request", id);
+			      "isi", now, AM_MSG_T("no room on the GPUs now: starts on its first request"), id);
 		out->id = id;
 		return 0;
 	}
@@ -393,7 +394,7 @@ static int record(struct am_deploy *d, const struct am_deploy_spec *s, const str
 	if (s->start) {
 		char target[48];
 		am_fmt(target, sizeof target, "deployment:%lld", id);
-		out->task_id = am_task_create(st, "deployment.create", target, who->username, AM_TASK_RUNNING, "starting");
+		out->task_id = am_task_create(st, "deployment.create", target, who->username, AM_TASK_RUNNING, AM_MSG_T("starting"));
 		am_store_exec(st, "UPDATE deployments SET task_id = ? WHERE id = ?", "ii", out->task_id, id);
 	}
 	out->id = id;
@@ -729,7 +730,7 @@ int am_deploy_update(struct am_deploy *d, long long id, const struct am_deploy_p
 	if (rc == 0) {
 		if (restart)
 			am_deploy_restart(d, id);
-		task = am__deploy_track(d, id, "deployment.update", actor, restart ? "restarting with the new settings" : "scaling");
+		task = am__deploy_track(d, id, "deployment.update", actor, restart ? AM_MSG_T("restarting with the new settings") : AM_MSG_T("scaling"));
 	}
 	if (tx_end(st, own, rc) != 0)
 		return rc ? rc : am_err_set(err, AM_E_INTERNAL, "", "could not commit the change");
@@ -746,7 +747,8 @@ enum want { WANT_RUNNING, WANT_STOPPED, WANT_RESTARTED, WANT_DELETED };
 static int want(struct am_deploy *d, long long id, enum want w, const char *actor, long long *task_id, struct am_err *err)
 {
 	static const char *const kinds[] = { "deployment.start", "deployment.stop", "deployment.restart", "deployment.delete" };
-	static const char *const msgs[] = { "starting", "stopping", "restarting", "deleting" };
+	static const char *const msgs[] = { AM_MSG_T("starting"), AM_MSG_T("stopping"), AM_MSG_T("restarting"),
+					    AM_MSG_T("deleting") };
 	struct am_store *st = am__deploy_server(d)->store;
 	json_t *row = NULL;
 	am_store_row(st, &row, "SELECT state FROM deployments WHERE id = ?", "i", id);

@@ -22,6 +22,7 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_time.h"
 #include "../gateway/am_gateway.h"
 #include "../http/am_prio.h"
@@ -97,7 +98,7 @@ static void wake_one(struct am_idle *ix, long long id)
 		am_store_exec(st, "UPDATE deployments SET idle_at = NULL, idle_reason = '', woken_at = ?, state = 'starting',"
 			      " reason = 'starting on demand: a request is waiting', updated_at = ? WHERE id = ?", "iii", now,
 			      now, id);
-		am__deploy_track(ix->d, id, "deployment.wake", "aimaas", "starting on demand: a request is waiting");
+		am__deploy_track(ix->d, id, "deployment.wake", "aimaas", AM_MSG_T("starting on demand: a request is waiting"));
 		if (am_store_commit(st) != 0)
 			am_store_rollback(st);
 		else
@@ -160,11 +161,11 @@ static int64_t last_used(struct am_idle *ix, long long id, int64_t stored, long 
 static void describe_idle(long long secs, char *out, size_t size)
 {
 	if (secs >= 3600 && secs % 3600 == 0)
-		am_fmt(out, size, "idle for %lld h", secs / 3600);
+		am_fmt(out, size, AM_MSG_T("idle for %lld h"), secs / 3600);
 	else if (secs >= 60 && secs % 60 == 0)
-		am_fmt(out, size, "idle for %lld min", secs / 60);
+		am_fmt(out, size, AM_MSG_T("idle for %lld min"), secs / 60);
 	else
-		am_fmt(out, size, "idle for %lld s", secs);
+		am_fmt(out, size, AM_MSG_T("idle for %lld s"), secs);
 }
 
 /* Every second: a running deployment whose idle time passed with no
@@ -394,7 +395,7 @@ void am__idle_make_room(struct am_deploy *d, json_t *dep, json_t *model, char *w
 		release_in(st, &cap, json_integer_value(json_object_get(r, "id")));
 	if (fits(st, dep, model, &cap)) {
 		if (json_array_size(going))
-			am_fmt(why + strlen(why), whysize - strlen(why), "; waiting for %s to stop (scaled to zero)",
+			am_fmt(why + strlen(why), whysize - strlen(why), AM_MSG_T("; waiting for %s to stop (scaled to zero)"),
 			       json_string_value(json_object_get(json_array_get(going, 0), "name")) ?: "?");
 		goto out;
 	}
@@ -436,7 +437,7 @@ void am__idle_make_room(struct am_deploy *d, json_t *dep, json_t *model, char *w
 	}
 	if (!ok) {
 		if (nv)
-			am_fmt(why + strlen(why), whysize - strlen(why), "; stopping every evictable deployment would not make room");
+			am_fmt(why + strlen(why), whysize - strlen(why), AM_MSG_T("; stopping every evictable deployment would not make room"));
 		free(use);
 		free(v);
 		goto out;
@@ -453,12 +454,12 @@ void am__idle_make_room(struct am_deploy *d, json_t *dep, json_t *model, char *w
 		if (!use[k])
 			continue;
 		char reason[400];
-		am_fmt(reason, sizeof reason, "evicted to make room for %s (least recently used)", name);
+		am_fmt(reason, sizeof reason, AM_MSG_T("evicted to make room for %s (least recently used)"), name);
 		go_idle(ix, v[k].id, v[k].name, "deployment.evict", reason);
 		am_fmt(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "", v[k].name);
 	}
 	free(use);
-	am_fmt(why + strlen(why), whysize - strlen(why), "; stopping %s (least recently used) to make room", names);
+	am_fmt(why + strlen(why), whysize - strlen(why), AM_MSG_T("; stopping %s (least recently used) to make room"), names);
 	am_info("deploy", "deployment %s: evicting %s to make room", name, names);
 	free(v);
 out:

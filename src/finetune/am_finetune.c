@@ -83,7 +83,7 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 			     " FROM datasets WHERE id = ?",
 			     "i", (long long)json_integer_value(v));
 		if (!ds) {
-			am_fmt(why, whysize, "dataset %lld no longer exists", (long long)json_integer_value(v));
+			am_fmt(why, whysize, AM_MSG_T("dataset %lld no longer exists"), (long long)json_integer_value(v));
 			ok = 0;
 			break;
 		}
@@ -93,7 +93,7 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 		am_fmt(link, sizeof link, "%s/%s", datadir, file);
 		unlink(link);
 		if (symlink(json_string_value(json_object_get(ds, "path")), link) != 0) {
-			am_fmt(why, whysize, "could not link dataset %s: %s", name, strerror(errno));
+			am_fmt(why, whysize, AM_MSG_T("could not link dataset %s: %s"), name, strerror(errno));
 			json_decref(ds);
 			ok = 0;
 			break;
@@ -148,7 +148,7 @@ static char *write_datasets(struct am_finetune *f, json_t *job, const char *data
 	char path[PATH_MAX + 32];
 	am_fmt(path, sizeof path, "%s/dataset_info.json", datadir);
 	if (ok && write_json(path, info) != 0) {
-		am_fmt(why, whysize, "could not write %s", path);
+		am_fmt(why, whysize, AM_MSG_T("could not write %s"), path);
 		ok = 0;
 	}
 	json_decref(info);
@@ -246,7 +246,7 @@ static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_bu
 	if (json_array_size(pinned)) {
 		char err[512];
 		if (am_capacity_pin(&cap, pinned, req.pinned, AM_PLAN_MAX, &req.npinned, err, sizeof err) != 0) {
-			am_fmt(why, whysize, "waiting for GPUs: %s", err);
+			am_fmt(why, whysize, AM_MSG_T("waiting for GPUs: %s"), err);
 			goto out;
 		}
 		req.tp = req.npinned;
@@ -263,7 +263,7 @@ static int place(struct am_finetune *f, json_t *job, json_t *model, struct am_bu
 	struct am_plan p;
 	am_planner_plan(cap.gpus, cap.n, &req, &p);
 	if (!p.ok) {
-		am_fmt(why, whysize, "waiting for GPUs: %s", p.reason);
+		am_fmt(why, whysize, AM_MSG_T("waiting for GPUs: %s"), p.reason);
 		goto out;
 	}
 	long long id = json_integer_value(json_object_get(job, "id"));
@@ -453,7 +453,7 @@ static int run_cli(struct am_finetune *f, const char *kind, long long id, const 
 	struct am_runtime *rt = am_runtimes_get(&f->srv->runtimes, am_node_runtime(f->srv, node, rtname, sizeof rtname));
 	*rt_out = rt;
 	if (!rt) {
-		am_fmt(err, errsize, "no runtime '%s' for node %s", rtname, node);
+		am_fmt(err, errsize, AM_MSG_T("no runtime '%s' for node %s"), rtname, node);
 		am_argv_free(env);
 		return -1;
 	}
@@ -527,7 +527,7 @@ static void start_job(struct am_finetune *f, json_t *job)
 	am_store_row(srv->store, &model, "SELECT id, name, path, parameters, architecture FROM models WHERE id = ?", "i",
 		     json_integer_value(json_object_get(job, "base_model_id")));
 	if (!model || !json_string_value(json_object_get(model, "path"))) {
-		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, "the base model is gone or has no local files", NULL);
+		job_to(f, id, AM_JOB_QUEUED, AM_JOB_FAILED, AM_MSG_T("the base model is gone or has no local files"), NULL);
 		json_decref(model);
 		return;
 	}
@@ -563,13 +563,13 @@ static void start_job(struct am_finetune *f, json_t *job)
 	char base_path[PATH_MAX];
 	am_strlcpy(base_path, json_string_value(json_object_get(model, "path")), sizeof base_path);
 	if (am_mkdirs(sub) != 0)
-		am_fmt(why, sizeof why, "could not create %s: %s", sub, strerror(errno));
+		am_fmt(why, sizeof why, AM_MSG_T("could not create %s: %s"), sub, strerror(errno));
 	else if ((names = write_datasets(f, job, sub, why, sizeof why)) == NULL)
 		;
 	else if (ds && write_deepspeed(dir, ds) != 0)
-		am_fmt(why, sizeof why, "could not write the DeepSpeed config");
+		am_strlcpy(why, AM_MSG_T("could not write the DeepSpeed config"), sizeof why);
 	else if (write_json(cfgp, cfg = train_config(job, model, dir, names, bf16)) != 0)
-		am_fmt(why, sizeof why, "could not write %s", cfgp);
+		am_fmt(why, sizeof why, AM_MSG_T("could not write %s"), cfgp);
 	json_decref(cfg);
 	free(names);
 	json_decref(model);
@@ -682,8 +682,11 @@ static void failure_reason(const char *log, const char *status, char *out, size_
 	for (int i = n - 1; i >= 0 && !pick; i--)
 		if (lines[i][strspn(lines[i], " \t")])
 			pick = lines[i];
-	am_fmt(out, size, "the trainer ended with %s%s%.400s", status[0] ? status : "an unknown status", pick ? ": " : "",
-	       pick ? pick + strspn(pick, " \t") : "");
+	const char *how = status[0] ? status : AM_MSG_T("an unknown status");
+	if (pick)
+		am_fmt(out, size, AM_MSG_T("the trainer ended with %s: %.400s"), how, pick + strspn(pick, " \t"));
+	else
+		am_fmt(out, size, AM_MSG_T("the trainer ended with %s"), how);
 	am_file_lines_free(lines, n);
 }
 
@@ -783,7 +786,7 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	if (state == AM_JOB_STOPPING) {
 		json_t *p = am_finetune_progress(tl);
 		char why[200];
-		am_fmt(why, sizeof why, "stopped at step %lld of %lld; resume continues from the last checkpoint",
+		am_fmt(why, sizeof why, AM_MSG_T("stopped at step %lld of %lld; resume continues from the last checkpoint"),
 		       (long long)json_integer_value(json_object_get(p, "step")),
 		       (long long)json_integer_value(json_object_get(p, "total")));
 		json_decref(p);
@@ -815,7 +818,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	am_fmt(log, sizeof log, "%s/export.log", dir);
 	if (!base) {
 		json_decref(model);
-		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "the base model is gone", NULL);
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, AM_MSG_T("the base model is gone"), NULL);
 		return;
 	}
 	/* merged on the CPU: no GPU to reserve, and no quantization (LLaMA-Factory
@@ -828,7 +831,7 @@ static void start_export(struct am_finetune *f, json_t *job)
 	int wrc = write_json(cfgp, c);
 	json_decref(c);
 	if (wrc != 0) {
-		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, "could not write export.json", NULL);
+		export_to(f, id, AM_EXPORT_QUEUED, AM_EXPORT_FAILED, AM_MSG_T("could not write export.json"), NULL);
 		return;
 	}
 	char marker[128];
@@ -874,7 +877,7 @@ static void watch_export(struct am_finetune *f, json_t *job)
 			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_SUCCEEDED, "", NULL);
 		} else
 			export_to(f, id, AM_EXPORT_RUNNING, AM_EXPORT_FAILED,
-				  "the merged model could not be registered (is the name taken?)", NULL);
+				  AM_MSG_T("the merged model could not be registered (is the name taken?)"), NULL);
 	} else {
 		char why[600];
 		failure_reason(log, status, why, sizeof why);
@@ -1085,7 +1088,7 @@ int am_finetune_create(struct am_finetune *f, const struct am_ft_spec *spec, int
 	char target[48];
 	am_fmt(target, sizeof target, "finetune:%lld", plan.id);
 	/* the task follows the job until it finishes (job_to, recover_tasks) */
-	plan.task_id = am_task_create(st, "finetune.create", target, spec->created_by, AM_TASK_RUNNING, "queued");
+	plan.task_id = am_task_create(st, "finetune.create", target, spec->created_by, AM_TASK_RUNNING, AM_MSG_T("queued"));
 	if (plan.task_id <= 0 || am_store_exec(st, "UPDATE ft_jobs SET task_id = ? WHERE id = ?", "ii", plan.task_id, plan.id) != 0) {
 		am_err_set(err, AM_E_INTERNAL, "", "could not record the job's task");
 		goto out;
@@ -1125,12 +1128,12 @@ int am_finetune_stop(struct am_finetune *f, long long id, struct am_err *err)
 		return -1;
 	switch (st) {
 	case AM_JOB_QUEUED: /* its reservations (a start a kill interrupted may have made) and task go with it */
-		if (job_to(f, id, st, AM_JOB_STOPPED, "stopped before it started", NULL) != 0)
+		if (job_to(f, id, st, AM_JOB_STOPPED, AM_MSG_T("stopped before it started"), NULL) != 0)
 			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
 		break;
 	case AM_JOB_STARTING:
 	case AM_JOB_RUNNING: {
-		if (job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping", NULL) != 0)
+		if (job_to(f, id, st, AM_JOB_STOPPING, AM_MSG_T("saving and stopping"), NULL) != 0)
 			return am_err_set(err, AM_E_INTERNAL, "", "could not record the stop");
 		json_t *job = NULL;
 		am_store_row(f->srv->store, &job, "SELECT * FROM ft_jobs WHERE id = ?", "i", id);
@@ -1184,8 +1187,8 @@ int am_finetune_resume(struct am_finetune *f, long long id, const char *actor, l
 		return -1;
 	char target[48];
 	am_fmt(target, sizeof target, "finetune:%lld", id);
-	long long task = am_task_create(f->srv->store, "finetune.resume", target, actor, AM_TASK_RUNNING, "queued");
-	if (task <= 0 || job_to(f, id, st, AM_JOB_QUEUED, "waiting to resume", &(struct move_cols){ .task = task }) != 0)
+	long long task = am_task_create(f->srv->store, "finetune.resume", target, actor, AM_TASK_RUNNING, AM_MSG_T("queued"));
+	if (task <= 0 || job_to(f, id, st, AM_JOB_QUEUED, AM_MSG_T("waiting to resume"), &(struct move_cols){ .task = task }) != 0)
 		return am_err_set(err, AM_E_INTERNAL, "", "could not record the resume");
 	am_finetune_kick(f);
 	*task_id = task;
@@ -1319,9 +1322,9 @@ static void recover_tasks(struct am_finetune *f)
 		const char *st = json_string_value(json_object_get(r, "state"));
 		const char *why = json_string_value(json_object_get(r, "reason"));
 		if (!st)
-			am_task_update(f->srv->store, task, AM_TASK_FAILED, -1, "the job is gone");
+			am_task_update(f->srv->store, task, AM_TASK_FAILED, -1, AM_MSG_T("the job is gone"));
 		else if (!strcmp(st, "succeeded"))
-			am_task_update(f->srv->store, task, AM_TASK_SUCCEEDED, 100, "succeeded");
+			am_task_update(f->srv->store, task, AM_TASK_SUCCEEDED, 100, AM_MSG_T("succeeded"));
 		else if (!strcmp(st, "failed"))
 			am_task_update(f->srv->store, task, AM_TASK_FAILED, 100, why && *why ? why : st);
 		else if (!strcmp(st, "stopped"))
@@ -1370,7 +1373,7 @@ void am_finetune_stop_all(struct am_finetune *f)
 		am_info("finetune", "job %lld: stopping trainer %s (--stop-engines-on-exit)", id, ref);
 		if (st != AM_JOB_STOPPING) {
 			rt->ops->interrupt(rt, ref); /* the trainer's stop: it saves a checkpoint */
-			job_to(f, id, st, AM_JOB_STOPPING, "saving and stopping (aimaas is shutting down)", NULL);
+			job_to(f, id, st, AM_JOB_STOPPING, AM_MSG_T("saving and stopping (aimaas is shutting down)"), NULL);
 		}
 	}
 	json_decref(jobs);

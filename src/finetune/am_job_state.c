@@ -3,9 +3,12 @@
 #include "am_job_state.h"
 
 #include "../base/am_fsm.h"
+#include "../base/am_msg.h"
 
-static const char *const names[AM_JOB_NSTATES] = { "queued",    "starting", "running", "stopping",
-						    "succeeded", "failed",   "stopped" };
+/* marked: a finished job's task message is its state's name when it has no reason */
+static const char *const names[AM_JOB_NSTATES] = { AM_MSG_T("queued"),    AM_MSG_T("starting"), AM_MSG_T("running"),
+						    AM_MSG_T("stopping"),  AM_MSG_T("succeeded"), AM_MSG_T("failed"),
+						    AM_MSG_T("stopped") };
 
 #define B(s) AM_FSM_BIT(s)
 /* allowed[from]: the states `from` may go to, besides itself */

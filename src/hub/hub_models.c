@@ -13,6 +13,7 @@
 #include "../base/am_json.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../runtime/am_runtime.h"
 #include "../base/am_time.h"
@@ -150,7 +151,7 @@ static void job_done(void *arg, int cancelled)
 			      (long long)json_integer_value(json_object_get(j->facts, "max_context")), fs, now, j->model_id);
 		free(fs);
 		if (j->task_id)
-			am_task_update(st, j->task_id, AM_TASK_SUCCEEDED, 100, "downloaded");
+			am_task_update(st, j->task_id, AM_TASK_SUCCEEDED, 100, AM_MSG_T("downloaded"));
 		am_info("hub", "model %lld: %s@%s downloaded into %s", j->model_id, j->dl.repo, j->dl.commit, j->dl.dest);
 		break;
 	}
@@ -158,7 +159,7 @@ static void job_done(void *arg, int cancelled)
 		set_row(h, j, "paused", "");
 		am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now, j->model_id);
 		if (j->task_id)
-			am_task_update(st, j->task_id, AM_TASK_RUNNING, -1, "paused");
+			am_task_update(st, j->task_id, AM_TASK_RUNNING, -1, AM_MSG_T("paused"));
 		break;
 	case HUB_DL_CANCELLED: {
 		if (dest_in_use(h, j->dl.dest, j)) { /* another download of this folder goes on: its files stay */
@@ -166,7 +167,8 @@ static void job_done(void *arg, int cancelled)
 			am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now,
 				      j->model_id);
 			if (j->task_id)
-				am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1, "cancelled; the folder is another download's too");
+				am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1,
+					       AM_MSG_T("cancelled; the folder is another download's too"));
 			break;
 		}
 		json_t *files = hub_dl_files_json(&j->dl.files);
@@ -182,7 +184,7 @@ static void job_done(void *arg, int cancelled)
 		set_row(h, j, "cancelled", "cancelled");
 		am_store_exec(st, "UPDATE models SET state = 'not_downloaded', updated_at = ? WHERE id = ?", "ii", now, j->model_id);
 		if (j->task_id)
-			am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1, "cancelled; its files were removed");
+			am_task_update(st, j->task_id, AM_TASK_CANCELLED, -1, AM_MSG_T("cancelled; its files were removed"));
 		break;
 	}
 	case HUB_DL_FAILED:
@@ -221,7 +223,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			      " WHERE id = ? AND state IN ('queued','running')", "iiii", (long long)done, (long long)total, now, j->id);
 		if (j->task_id) {
 			char msg[128];
-			am_fmt(msg, sizeof msg, "%.1f of %.1f GiB", (double)done / (1 << 30), (double)total / (1 << 30));
+			am_fmt(msg, sizeof msg, AM_MSG_T("%.1f of %.1f GiB"), (double)done / (1 << 30), (double)total / (1 << 30));
 			am_task_update(h->srv->store, j->task_id, AM_TASK_RUNNING, (int)(100.0 * (double)done / (double)total), msg);
 		}
 	}
@@ -447,7 +449,7 @@ int hub_download(struct am_server *srv, long long model_id, const struct hub_req
 	char target[300];
 	am_fmt(target, sizeof target, "model:%s", json_string_value(json_object_get(m, "name")));
 	long long task = am_task_create(st, "model.download", target, rq && rq->actor ? rq->actor : "", AM_TASK_RUNNING,
-					"queued");
+					AM_MSG_T("queued"));
 	long long now = am_wall_ms();
 	if (am_store_exec(st, "INSERT INTO downloads(model_id, source, repo, revision, endpoint, dest, created_dir, patterns, gguf,"
 			  " state, task_id, created_by, created_at, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', NULLIF(?, 0),"
@@ -507,7 +509,7 @@ int hub_resume(struct am_server *srv, long long model_id, struct am_err *err)
 	am_store_exec(srv->store, "UPDATE models SET state = 'downloading' WHERE id = ?", "i", model_id);
 	long long task = json_integer_value(json_object_get(row, "task_id"));
 	if (task)
-		am_task_update(srv->store, task, AM_TASK_RUNNING, -1, "resumed");
+		am_task_update(srv->store, task, AM_TASK_RUNNING, -1, AM_MSG_T("resumed"));
 	int rc = enqueue(srv->hub, row);
 	json_decref(row);
 	return rc == 0 ? 0 : am_err_set(err, AM_E_UNAVAILABLE, "", "aimaas is stopping");
@@ -541,7 +543,7 @@ int hub_cancel(struct am_server *srv, long long model_id, struct am_err *err)
 		      " WHERE id = ?", "iii", now, now, (long long)json_integer_value(json_object_get(row, "id")));
 	long long task = json_integer_value(json_object_get(row, "task_id"));
 	if (task)
-		am_task_update(srv->store, task, AM_TASK_CANCELLED, -1, "cancelled; its files were removed");
+		am_task_update(srv->store, task, AM_TASK_CANCELLED, -1, AM_MSG_T("cancelled; its files were removed"));
 	json_decref(row);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_time.h"
 
 #define RESP_MAX (64u << 20)  /* one answer (a list comes in pages of LIST_PAGE) */
@@ -409,11 +410,11 @@ static void finish(struct kreq *r, CURLcode res, struct kube_resp *out, char *ms
 	if (out->status >= 400) {
 		const char *m = json_string_value(json_object_get(out->body, "message"));
 		const char *why = json_string_value(json_object_get(out->body, "reason"));
-		am_fmt(msg, msgsz, "%s", m ? m : "the API server answered with an error");
+		am_fmt(msg, msgsz, "%s", m ? m : AM_MSG_T("the API server answered with an error"));
 		if (why)
 			out->reason = why;
 		if (!m)
-			am_fmt(msg, msgsz, "the API server answered %ld", out->status);
+			am_fmt(msg, msgsz, AM_MSG_T("the API server answered %ld"), out->status);
 	}
 }
 
@@ -439,7 +440,7 @@ static void list_done(struct kube_watch *w, const struct kube_resp *resp)
 		free(w->cont);
 		w->cont = NULL;
 		w->paging = 0;
-		emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : "the list failed");
+		emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : AM_MSG_T("the list failed"));
 		backoff(w);
 		return;
 	}
@@ -484,7 +485,7 @@ static void stream_done(struct kube_watch *w, const struct kube_resp *resp, CURL
 		watch_stream(w);
 	} else {
 		if (resp->status != 200 || res != CURLE_OK)
-			emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : "the watch failed");
+			emit(w, KUBE_WATCH_ERROR, NULL, resp->message && resp->message[0] ? resp->message : AM_MSG_T("the watch failed"));
 		w->rv[0] = '\0';
 		backoff(w); /* then list again */
 	}
@@ -507,7 +508,7 @@ static void stream_line(struct kube_watch *w, const char *p, size_t n)
 		if (json_integer_value(json_object_get(obj, "code")) == 410) {
 			w->gone = 1;
 		} else {
-			emit(w, KUBE_WATCH_ERROR, NULL, json_string_value(json_object_get(obj, "message")) ?: "a watch error");
+			emit(w, KUBE_WATCH_ERROR, NULL, json_string_value(json_object_get(obj, "message")) ?: AM_MSG_T("a watch error"));
 			w->gone = 2;
 		}
 	} else {

@@ -14,6 +14,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_time.h"
 #include "../runtime/rt_kube.h"
 #include "../store/am_store.h"
@@ -72,13 +73,13 @@ static int load_key(struct am_server *srv, char *err, size_t errsz)
 				if (wfd >= 0)
 					close(wfd);
 				unlink(path);
-				am_fmt(err, errsz, "cannot create the cluster key %s", path);
+				am_fmt(err, errsz, AM_MSG_T("cannot create the cluster key %s"), path);
 				return -1;
 			}
 			close(wfd);
 			am_info("kube", "created the cluster key %s (keep it with the database's backups)", path);
 		} else if (fd < 0) {
-			am_fmt(err, errsz, "cannot read the cluster key %s", path);
+			am_fmt(err, errsz, AM_MSG_T("cannot read the cluster key %s"), path);
 			return -1;
 		} else {
 			ssize_t n = read(fd, hex, 64);
@@ -92,7 +93,7 @@ static int load_key(struct am_server *srv, char *err, size_t errsz)
 	if (strlen(hex) != 64 || sodium_hex2bin(k->key, sizeof k->key, hex, 64, NULL, &got, NULL) != 0 ||
 	    got != sizeof k->key) {
 		sodium_memzero(hex, sizeof hex);
-		am_fmt(err, errsz, "the cluster key (AIMAAS_CLUSTER_KEY or <data-dir>/cluster.key) is not 64 hex digits");
+		am_fmt(err, errsz, AM_MSG_T("the cluster key (AIMAAS_CLUSTER_KEY or <data-dir>/cluster.key) is not 64 hex digits"));
 		return -1;
 	}
 	sodium_memzero(hex, sizeof hex);
@@ -124,7 +125,7 @@ static char *unseal(struct am_server *srv, const char *sealed, char *err, size_t
 	if (load_key(srv, err, errsz) != 0)
 		return NULL;
 	if (strncmp(sealed, "v1:", 3) != 0) {
-		am_fmt(err, errsz, "the recorded credentials are not in a known format");
+		am_fmt(err, errsz, AM_MSG_T("the recorded credentials are not in a known format"));
 		return NULL;
 	}
 	size_t n = strlen(sealed + 3), blen = 0;
@@ -132,7 +133,7 @@ static char *unseal(struct am_server *srv, const char *sealed, char *err, size_t
 	char *plain = NULL;
 	if (sodium_base642bin(box, n, sealed + 3, n, NULL, &blen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    blen < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
-		am_fmt(err, errsz, "the recorded credentials are damaged");
+		am_fmt(err, errsz, AM_MSG_T("the recorded credentials are damaged"));
 		goto out;
 	}
 	size_t plen = blen - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
@@ -141,7 +142,7 @@ static char *unseal(struct am_server *srv, const char *sealed, char *err, size_t
 				       blen - crypto_secretbox_NONCEBYTES, box, all(srv)->key) != 0) {
 		free(plain);
 		plain = NULL;
-		am_fmt(err, errsz, "the recorded credentials do not open with this cluster key");
+		am_fmt(err, errsz, AM_MSG_T("the recorded credentials do not open with this cluster key"));
 		goto out;
 	}
 	plain[plen] = '\0';
@@ -347,7 +348,7 @@ static void on_nodes(void *data, enum kube_watch_event ev, json_t *obj, const ch
 		/* what its nodes are doing is unknown now: the planner places nothing there */
 		am_store_exec(srv->store, "UPDATE nodes SET state = 'unknown', updated_at = ? WHERE cluster_id = ?"
 			      " AND state IN ('ready','not_ready')", "is", am_wall_ms(), c->id);
-		set_cluster_state(srv, c->id, "unreachable", msg ? msg : "the API server did not answer");
+		set_cluster_state(srv, c->id, "unreachable", msg ? msg : AM_MSG_T("the API server did not answer"));
 		break;
 	}
 }
@@ -461,7 +462,7 @@ int kube_cluster_config(struct am_server *srv, const char *id, struct kube_confi
 	json_t *row = NULL;
 	if (am_store_row(srv->store, &row, "SELECT credentials, context, in_cluster, namespace FROM clusters"
 			 " WHERE id = ? AND kind = 'kubernetes'", "s", id) != 0 || !row) {
-		am_fmt(err, errsz, "no Kubernetes cluster '%.60s'", id);
+		am_fmt(err, errsz, AM_MSG_T("no Kubernetes cluster '%.60s'"), id);
 		return -1;
 	}
 	struct kube_config cfg = { 0 };
@@ -472,7 +473,7 @@ int kube_cluster_config(struct am_server *srv, const char *id, struct kube_confi
 		const char *sealed = json_string_value(json_object_get(row, "credentials"));
 		char *plain = sealed ? unseal(srv, sealed, err, errsz) : NULL;
 		if (!sealed)
-			am_fmt(err, errsz, "no credentials are recorded");
+			am_strlcpy(err, AM_MSG_T("no credentials are recorded"), errsz);
 		if (plain)
 			rc = kube_config_parse(plain, strlen(plain), json_string_value(json_object_get(row, "context")), 0, &cfg,
 					       err, errsz);
@@ -643,17 +644,17 @@ static void check_done(void *arg, const struct kube_resp *r)
 	char msg[1024];
 	int ok = 0, status = 400;
 	if (r->status == 0) {
-		am_fmt(msg, sizeof msg, "the API server could not be reached: %s", r->message);
+		am_fmt(msg, sizeof msg, AM_MSG_T("the API server could not be reached: %s"), r->message);
 	} else if (r->status == 401) {
-		am_fmt(msg, sizeof msg, "the API server refused the credentials (401 Unauthorized)");
+		am_strlcpy(msg, AM_MSG_T("the API server refused the credentials (401 Unauthorized)"), sizeof msg);
 	} else if (r->status != 201 && r->status != 200) {
-		am_fmt(msg, sizeof msg, "the API server answered %ld: %s", r->status, r->message);
+		am_fmt(msg, sizeof msg, AM_MSG_T("the API server answered %ld: %s"), r->status, r->message);
 	} else {
 		json_t *st = json_object_get(r->body, "status");
 		char *missing = kube_cluster_missing(json_object_get(st, "resourceRules"));
 		if (missing) {
 			status = 403;
-			am_fmt(msg, sizeof msg, "the credentials lack rights aimaas needs (in namespace %s where not cluster-wide): %s",
+			am_fmt(msg, sizeof msg, AM_MSG_T("the credentials lack rights aimaas needs (in namespace %s where not cluster-wide): %s"),
 			       c->ns, missing);
 			free(missing);
 		} else {

@@ -9,6 +9,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
+#include "../base/am_msg.h"
 #include "am_gguf.h"
 #include "am_safetensors.h"
 
@@ -50,12 +51,12 @@ static int num(json_t *o, const char *file, const char *k, json_int_t max, json_
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_integer(v)) {
-		am_fmt(err, errsize, "%s: '%s' must be an integer from 1 to %lld", file, k, (long long)max);
+		am_fmt(err, errsize, AM_MSG_T("%s: '%s' must be an integer from 1 to %lld"), file, k, (long long)max);
 		return -1;
 	}
 	json_int_t n = json_integer_value(v);
 	if (n < 0 || n > max) {
-		am_fmt(err, errsize, "%s: '%s' is %lld; expected an integer from 1 to %lld", file, k, (long long)n,
+		am_fmt(err, errsize, AM_MSG_T("%s: '%s' is %lld; expected an integer from 1 to %lld"), file, k, (long long)n,
 		       (long long)max);
 		return -1;
 	}
@@ -135,9 +136,9 @@ static json_t *adapter_facts(const char *dir, char *err, size_t errsize)
 	json_t *ac = load_small(p, MAX_CONFIG_BYTES, &too_big, &je);
 	if (!json_is_object(ac)) {
 		if (too_big)
-			am_fmt(err, errsize, "adapter_config.json is larger than %d bytes", MAX_CONFIG_BYTES);
+			am_fmt(err, errsize, AM_MSG_T("adapter_config.json is larger than %d bytes"), MAX_CONFIG_BYTES);
 		else
-			am_fmt(err, errsize, "adapter_config.json is not valid JSON: %s", je.text);
+			am_fmt(err, errsize, AM_MSG_T("adapter_config.json is not valid JSON: %s"), je.text);
 		json_decref(ac);
 		return NULL;
 	}
@@ -196,7 +197,7 @@ static int config_sizes(json_t *cfg, json_t *c, struct sizes *z, char *err, size
 	if (!z->head_dim && z->heads)
 		z->head_dim = z->hidden / z->heads; /* both checked: no overflow, no zero divisor */
 	if (z->head_dim > MAX_HEAD_DIM) {
-		am_fmt(err, errsize, "config.json: 'head_dim' would be %lld; expected at most %d", (long long)z->head_dim,
+		am_fmt(err, errsize, AM_MSG_T("config.json: 'head_dim' would be %lld; expected at most %d"), (long long)z->head_dim,
 		       MAX_HEAD_DIM);
 		return -1;
 	}
@@ -248,7 +249,7 @@ static json_t *config_facts(const char *dir, json_t *cfg, char *err, size_t errs
 			      "chat_template", has_chat_template(dir), "vision", vision);
 	am_st_totals_free(&t);
 	if (!f) {
-		am_fmt(err, errsize, "could not describe the model");
+		am_fmt(err, errsize, AM_MSG_T("could not describe the model"));
 		return NULL;
 	}
 	if (z.experts)
@@ -261,13 +262,13 @@ static json_t *config_facts(const char *dir, json_t *cfg, char *err, size_t errs
 json_t *am_inspect_config_mem(const char *data, size_t len, char *err, size_t errsize)
 {
 	if (len > MAX_CONFIG_BYTES) {
-		am_fmt(err, errsize, "config.json is larger than %d bytes", MAX_CONFIG_BYTES);
+		am_fmt(err, errsize, AM_MSG_T("config.json is larger than %d bytes"), MAX_CONFIG_BYTES);
 		return NULL;
 	}
 	json_error_t je;
 	json_t *cfg = json_loadb(data, len, 0, &je);
 	if (!json_is_object(cfg)) {
-		am_fmt(err, errsize, cfg ? "config.json is not a JSON object" : "config.json is not valid JSON: %s (line %d)",
+		am_fmt(err, errsize, cfg ? AM_MSG_T("config.json is not a JSON object") : AM_MSG_T("config.json is not valid JSON: %s (line %d)"),
 		       je.text, je.line);
 		json_decref(cfg);
 		return NULL;
@@ -313,7 +314,7 @@ static json_t *gguf_facts_of(json_t *g, const char *file, char *err, size_t errs
 			      "needs_remote_code", 0, "chat_template", json_is_true(json_object_get(g, "chat_template")),
 			      "vision", 0, "gguf", g);
 	if (!f)
-		am_fmt(err, errsize, "could not describe the model");
+		am_fmt(err, errsize, AM_MSG_T("could not describe the model"));
 	return f;
 }
 
@@ -346,13 +347,13 @@ json_t *am_inspect(const char *path, char *err, size_t errsize)
 	}
 	if (S_ISREG(sb.st_mode)) {
 		if (!ends_with(path, ".gguf")) {
-			am_fmt(err, errsize, "%s is a file but not a .gguf model", path);
+			am_fmt(err, errsize, AM_MSG_T("%s is a file but not a .gguf model"), path);
 			return NULL;
 		}
 		return gguf_facts(path, err, errsize);
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		am_fmt(err, errsize, "%s is neither a folder nor a file", path);
+		am_fmt(err, errsize, AM_MSG_T("%s is neither a folder nor a file"), path);
 		return NULL;
 	}
 	char p[4200];
@@ -361,17 +362,17 @@ json_t *am_inspect(const char *path, char *err, size_t errsize)
 	int too_big;
 	json_t *cfg = load_small(p, MAX_CONFIG_BYTES, &too_big, &je);
 	if (too_big) {
-		am_fmt(err, errsize, "config.json is larger than %d bytes", MAX_CONFIG_BYTES);
+		am_fmt(err, errsize, AM_MSG_T("config.json is larger than %d bytes"), MAX_CONFIG_BYTES);
 		return NULL;
 	}
 	if (cfg && !json_is_object(cfg)) {
 		json_decref(cfg);
-		am_fmt(err, errsize, "config.json is not a JSON object");
+		am_fmt(err, errsize, AM_MSG_T("config.json is not a JSON object"));
 		return NULL;
 	}
 	if (!cfg) {
 		if (access(p, F_OK) == 0) {
-			am_fmt(err, errsize, "config.json is not valid JSON: %s (line %d)", je.text, je.line);
+			am_fmt(err, errsize, AM_MSG_T("config.json is not valid JSON: %s (line %d)"), je.text, je.line);
 			return NULL;
 		}
 		if (exists(path, "adapter_config.json"))
@@ -379,7 +380,7 @@ json_t *am_inspect(const char *path, char *err, size_t errsize)
 		char g[4200];
 		if (first_gguf(path, g, sizeof g) == 0)
 			return gguf_facts(g, err, errsize);
-		am_fmt(err, errsize, "%s has no config.json, adapter_config.json or .gguf file", path);
+		am_fmt(err, errsize, AM_MSG_T("%s has no config.json, adapter_config.json or .gguf file"), path);
 		return NULL;
 	}
 	json_t *f = config_facts(path, cfg, err, errsize);

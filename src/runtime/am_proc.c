@@ -20,6 +20,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_file.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_rand.h"
 
 #define ENV_SCAN_MAX (256u << 10) /* an environment bigger than this is not ours */
@@ -91,10 +92,12 @@ int am_proc_spawn(char *const argv[], char *const env[], const char *owner, cons
 	free(full);
 	if (rc != 0) {
 		if (rc == ENOENT)
-			am_fmt(errbuf, errsize, "the engine program '%s' was not found%s", argv[0],
-			       strchr(argv[0], '/') ? "" : " on PATH (set the engine's binary path)");
+			am_fmt(errbuf, errsize,
+			       strchr(argv[0], '/') ? AM_MSG_T("the engine program '%s' was not found")
+						    : AM_MSG_T("the engine program '%s' was not found on PATH (set the engine's binary path)"),
+			       argv[0]);
 		else
-			am_fmt(errbuf, errsize, "cannot start '%s': %s", argv[0], strerror(rc));
+			am_fmt(errbuf, errsize, AM_MSG_T("cannot start '%s': %s"), argv[0], strerror(rc));
 		return -1;
 	}
 	crash_hook(owner);
@@ -219,9 +222,9 @@ void am_proc_reap(pid_t pid, char *out, size_t size)
 	if (waitpid(pid, &st, WNOHANG) != pid)
 		return;
 	if (WIFEXITED(st))
-		am_fmt(out, size, "exit %d", WEXITSTATUS(st));
+		am_fmt(out, size, AM_MSG_T("exit %d"), WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		am_fmt(out, size, "signal %d", WTERMSIG(st));
+		am_fmt(out, size, AM_MSG_T("signal %d"), WTERMSIG(st));
 }
 
 void am_proc_rotate(const char *path, uint64_t max)

@@ -13,6 +13,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../base/am_rand.h"
 #include "../base/am_time.h"
@@ -247,7 +248,7 @@ static void on_answer(void *data, const struct kube_resp *r)
 	case STEP_SECRET:
 		if (!ok && r->status != 409) { /* an AlreadyExists is our earlier try's */
 			if (p) {
-				am_fmt(p->failed, sizeof p->failed, "the cluster refused the engine's secret: %s",
+				am_fmt(p->failed, sizeof p->failed, AM_MSG_T("the cluster refused the engine's secret: %s"),
 				       r->message);
 				p->creating = 0;
 			}
@@ -272,7 +273,7 @@ static void on_answer(void *data, const struct kube_resp *r)
 	case STEP_POD: {
 		if (!ok && r->status != 409) {
 			if (p) {
-				am_fmt(p->failed, sizeof p->failed, "the cluster refused the pod: %s", r->message);
+				am_fmt(p->failed, sizeof p->failed, AM_MSG_T("the cluster refused the pod: %s"), r->message);
 				p->creating = 0;
 			}
 			/* the secret made for it goes */
@@ -310,7 +311,7 @@ static void on_answer(void *data, const struct kube_resp *r)
 			json_t *ports = json_object_get(json_object_get(r->body, "spec"), "ports");
 			p->node_port = (int)json_integer_value(json_object_get(json_array_get(ports, 0), "nodePort"));
 		} else if (!ok && r->status != 409 && p) {
-			am_fmt(p->failed, sizeof p->failed, "the cluster refused the engine's service: %s", r->message);
+			am_fmt(p->failed, sizeof p->failed, AM_MSG_T("the cluster refused the engine's service: %s"), r->message);
 		}
 		break;
 	case STEP_OWN_SECRET:
@@ -358,7 +359,7 @@ static void pod_read(struct kpod *p, json_t *pod)
 			p->ready = !strcmp(v, "True");
 		if (t && v && !strcmp(t, "PodScheduled") && strcmp(v, "True") && !p->waiting[0] &&
 		    json_string_value(json_object_get(c, "message")))
-			am_fmt(p->waiting, sizeof p->waiting, "Pending: %s", json_string_value(json_object_get(c, "message")));
+			am_fmt(p->waiting, sizeof p->waiting, AM_MSG_T("Pending: %s"), json_string_value(json_object_get(c, "message")));
 	}
 	/* the engine container's state */
 	p->running = 0;
@@ -383,12 +384,14 @@ static void pod_read(struct kpod *p, json_t *pod)
 			long long sig = json_integer_value(json_object_get(t, "signal"));
 			if (why && (!strcmp(why, "Completed") || !strcmp(why, "Error")))
 				why = NULL; /* what the exit status says already */
-			if (sig)
-				am_fmt(p->ended, sizeof p->ended, "%s%ssignal %lld", why ? why : "", why ? " (" : "", sig);
+			if (sig && why)
+				am_fmt(p->ended, sizeof p->ended, AM_MSG_T("%s (signal %lld)"), why, sig);
+			else if (sig)
+				am_fmt(p->ended, sizeof p->ended, AM_MSG_T("signal %lld"), sig);
+			else if (why)
+				am_fmt(p->ended, sizeof p->ended, AM_MSG_T("%s (exit %lld)"), why, code);
 			else
-				am_fmt(p->ended, sizeof p->ended, "%s%sexit %lld", why ? why : "", why ? " (" : "", code);
-			if (why)
-				am_strlcpy(p->ended + strlen(p->ended), ")", sizeof p->ended - strlen(p->ended));
+				am_fmt(p->ended, sizeof p->ended, AM_MSG_T("exit %lld"), code);
 		}
 	}
 	/* the fetcher, before the engine: its progress is why the pod waits; its failure how it ended */
@@ -399,11 +402,14 @@ static void pod_read(struct kpod *p, json_t *pod)
 		json_t *state = json_object_get(c, "state"), *t = json_object_get(state, "terminated");
 		if (json_object_get(state, "running")) {
 			p->fetching = 1;
-			am_fmt(p->waiting, sizeof p->waiting, "fetching the model onto node %s%s%s", p->node,
-			       p->fetch_msg[0] ? ": " : "", p->fetch_msg);
+			if (p->fetch_msg[0])
+				am_fmt(p->waiting, sizeof p->waiting, AM_MSG_T("fetching the model onto node %s: %s"), p->node,
+				       p->fetch_msg);
+			else
+				am_fmt(p->waiting, sizeof p->waiting, AM_MSG_T("fetching the model onto node %s"), p->node);
 		} else if (t && json_integer_value(json_object_get(t, "exitCode")) != 0 && !p->ended[0]) {
 			/* why: the fetcher's last line, which the log shows (the reason quotes it) */
-			am_fmt(p->ended, sizeof p->ended, "fetching the model onto node %s failed (exit %lld)", p->node,
+			am_fmt(p->ended, sizeof p->ended, AM_MSG_T("fetching the model onto node %s failed (exit %lld)"), p->node,
 			       (long long)json_integer_value(json_object_get(t, "exitCode")));
 			p->fetch_failed = 1; /* its log is copied even when it ended before it was seen running */
 		}
@@ -435,10 +441,10 @@ static void fetch_line(struct kpod *p, const char *line)
 		double done = (double)json_integer_value(json_object_get(j, "done"));
 		double total = (double)json_integer_value(json_object_get(j, "total"));
 		if (total >= 1024.0 * 1024 * 1024)
-			am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%.0f%% of %.1f GiB", 100.0 * done / total,
+			am_fmt(p->fetch_msg, sizeof p->fetch_msg, AM_MSG_T("%.0f%% of %.1f GiB"), 100.0 * done / total,
 			       total / (1024.0 * 1024 * 1024));
 		else if (total > 0)
-			am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%.0f%% of %.1f MiB", 100.0 * done / total,
+			am_fmt(p->fetch_msg, sizeof p->fetch_msg, AM_MSG_T("%.0f%% of %.1f MiB"), 100.0 * done / total,
 			       total / (1024.0 * 1024));
 	} else if (ev && !strcmp(ev, "failed") && json_string_value(json_object_get(j, "error")))
 		am_fmt(p->fetch_msg, sizeof p->fetch_msg, "%s", json_string_value(json_object_get(j, "error")));
@@ -464,7 +470,8 @@ static void on_log_bytes(void *data, const char *bytes, size_t len)
 		am_strlcpy(before, p->fetch_msg, sizeof before);
 		fetch_line(p, p->fetch_line);
 		if (p->fetching && strcmp(before, p->fetch_msg) != 0) {
-			am_fmt(p->waiting, sizeof p->waiting, "fetching the model onto node %s: %s", p->node, p->fetch_msg);
+			am_fmt(p->waiting, sizeof p->waiting, AM_MSG_T("fetching the model onto node %s: %s"), p->node,
+			       p->fetch_msg);
 			kick(p->k);
 		}
 	}
@@ -534,11 +541,11 @@ static void settle(struct kpod *p)
 	if (p->failed[0]) {
 		exit = p->failed;
 	} else if (p->gone && p->stop_grace == GRACE_UNSET) {
-		exit = p->ended[0] ? p->ended : "the pod was deleted";
+		exit = p->ended[0] ? p->ended : AM_MSG_T("the pod was deleted");
 	} else if (p->ended[0]) {
 		exit = p->ended;
 	} else if (p->node[0] && node_lost(p->k, p->node) && p->stop_grace == GRACE_UNSET) {
-		am_fmt(why, sizeof why, "node lost: %s is not ready", p->node);
+		am_fmt(why, sizeof why, AM_MSG_T("node lost: %s is not ready"), p->node);
 		exit = why;
 	}
 	if (exit) {
@@ -660,7 +667,7 @@ static void on_events(void *data, enum kube_watch_event ev, json_t *obj, const c
 	if (!p || !reason || !text || p->running || p->ended[0])
 		return;
 	if (!strcmp(reason, "FailedScheduling")) {
-		am_fmt(p->waiting, sizeof p->waiting, "Pending: %s", text);
+		am_fmt(p->waiting, sizeof p->waiting, AM_MSG_T("Pending: %s"), text);
 		kick(k);
 	}
 }
@@ -708,19 +715,21 @@ static int k_port(struct am_runtime *rt, int prefer, int (*taken)(int port, void
  * the same path as here: the very folder from the nodes' shared folder
  * (hostPath), or the claim's sub-path. Nothing else of the shared storage
  * (aimaas's database and keys may lie there) is in the pod. */
-static int share(struct rt_kube *k, const char *what, const char *path, int rw, json_t *vols, json_t *mounts, char *err,
+static int share(struct rt_kube *k, const char *path, int rw, json_t *vols, json_t *mounts, char *err,
 		 size_t errsize)
 {
 	if (!path || !*path)
 		return 0;
 	if (!k->storage_mode[0] || !k->storage_path[0]) {
-		am_fmt(err, errsize, "cluster %s has no shared storage (set storage_mode host_path or pvc with its path)",
+		am_fmt(err, errsize, AM_MSG_T("cluster %s has no shared storage (set storage_mode host_path or pvc with its path)"),
 		       k->cluster);
 		return -1;
 	}
 	if (!am_path_under(path, k->storage_path)) {
-		am_fmt(err, errsize, "%s %s is not under cluster %s's shared storage %s: its pods cannot reach it", what, path,
-		       k->cluster, k->storage_path);
+		am_fmt(err, errsize,
+		       rw ? AM_MSG_T("the work folder %s is not under cluster %s's shared storage %s: its pods cannot reach it")
+			  : AM_MSG_T("the model at %s is not under cluster %s's shared storage %s: its pods cannot reach it"),
+		       path, k->cluster, k->storage_path);
 		return -1;
 	}
 	struct stat sb;
@@ -755,20 +764,20 @@ static int node_cache(struct rt_kube *k, const struct am_rt_spec *spec, json_t *
 {
 	const struct am_rt_origin *o = spec->origin;
 	if (spec->work_dir && *spec->work_dir) {
-		am_fmt(err, errsize, "cluster %s keeps models per node and has no shared storage: training there needs "
-				     "storage_mode host_path or pvc", k->cluster);
+		am_fmt(err, errsize, AM_MSG_T("cluster %s keeps models per node and has no shared storage: training there needs "
+					      "storage_mode host_path or pvc"), k->cluster);
 		return -1;
 	}
 	if (!spec->model_path || !*spec->model_path)
 		return 0;
 	if (!o || !o->repo || !o->rel || !o->commit || !o->image) {
-		am_fmt(err, errsize, "%s is not from a model hub: cluster %s's nodes fetch their own copy of hub models only "
-				     "(download it from ModelScope or Hugging Face, or give the cluster shared storage)",
+		am_fmt(err, errsize, AM_MSG_T("%s is not from a model hub: cluster %s's nodes fetch their own copy of hub models only "
+					      "(download it from ModelScope or Hugging Face, or give the cluster shared storage)"),
 		       spec->model_path, k->cluster);
 		return -1;
 	}
 	if (strstr(o->rel, "..") || o->rel[0] == '/') {
-		am_fmt(err, errsize, "bad model path %s", o->rel);
+		am_fmt(err, errsize, AM_MSG_T("bad model path %s"), o->rel);
 		return -1;
 	}
 	char host[PATH_MAX];
@@ -805,11 +814,11 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 {
 	struct rt_kube *k = kube_of(rt);
 	if (!k->kc || !k->synced) { /* before the list, a pod a killed aimaas made could be doubled */
-		am_fmt(err, errsize, "cluster %s is not connected yet (its pods are not listed)", k->cluster);
+		am_fmt(err, errsize, AM_MSG_T("cluster %s is not connected yet (its pods are not listed)"), k->cluster);
 		return -1;
 	}
 	if (!spec->image || !*spec->image) {
-		am_fmt(err, errsize, "no container image for this engine (set one in Engines)");
+		am_strlcpy(err, AM_MSG_T("no container image for this engine (set one in Engines)"), errsize);
 		return -1;
 	}
 	/* the node's name in the cluster: aimaas's node id is "<cluster>:<name>" */
@@ -818,15 +827,15 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	if (!strncmp(node, k->cluster, cl) && node[cl] == ':')
 		node += cl + 1;
 	if (!*node) {
-		am_fmt(err, errsize, "no node of cluster %s was planned", k->cluster);
+		am_fmt(err, errsize, AM_MSG_T("no node of cluster %s was planned"), k->cluster);
 		return -1;
 	}
 	json_t *vols = json_array(), *mounts = json_array(), *data = json_object(), *init = NULL;
 	json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "shm", "emptyDir", "medium", "Memory"));
 	json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "shm", "mountPath", "/dev/shm"));
 	if (!strcmp(k->storage_mode, "node_cache") ? node_cache(k, spec, vols, mounts, data, &init, err, errsize) != 0
-	    : (share(k, "the model at", spec->model_path, 0, vols, mounts, err, errsize) != 0 ||
-	       share(k, "the work folder", spec->work_dir, 1, vols, mounts, err, errsize) != 0)) {
+	    : (share(k, spec->model_path, 0, vols, mounts, err, errsize) != 0 ||
+	       share(k, spec->work_dir, 1, vols, mounts, err, errsize) != 0)) {
 		json_decref(vols);
 		json_decref(mounts);
 		json_decref(data);
@@ -921,7 +930,7 @@ static int k_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	json_decref(lab);
 	if (!pod) {
 		json_decref(secret);
-		am_fmt(err, errsize, "could not build the pod");
+		am_strlcpy(err, AM_MSG_T("could not build the pod"), errsize);
 		return -1;
 	}
 	struct kpod *p = pod_add(k, name);

@@ -14,6 +14,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../base/am_time.h"
 #include "../engine/am_engine.h"
@@ -331,7 +332,7 @@ static int l_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	if (slash && slash != dir) {
 		*slash = '\0';
 		if (am_mkdirs(dir) != 0) {
-			am_fmt(err, errsize, "could not create %s: %s", dir, strerror(errno));
+			am_fmt(err, errsize, AM_MSG_T("could not create %s: %s"), dir, strerror(errno));
 			return -1;
 		}
 	}
@@ -350,7 +351,7 @@ static int l_start(struct am_runtime *rt, const struct am_rt_spec *spec, char *r
 	am_fmt(r, sizeof r, "%d:%llu:%s", (int)pid, (unsigned long long)am_proc_start_time(pid), log);
 	if (strlen(r) >= refsize) {
 		am_proc_kill_group(pid, SIGKILL);
-		am_fmt(err, errsize, "the log path is too long");
+		am_strlcpy(err, AM_MSG_T("the log path is too long"), errsize);
 		return -1;
 	}
 	struct entry *e = get(l, r);

@@ -1,6 +1,7 @@
 /* Unit tests: am_msg (the messages' Chinese forms), and the bilingual
  * messages of am_err, the planner and the dataset check. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "am_test.h"
 #include "base/am_buf.h"
@@ -183,6 +184,54 @@ static void msg_translate_reads_stored_text(void)
 	CHECK_INT(am_msg_translate("no user with id '7' and then some", zh, sizeof zh), 0);
 }
 
+/* The reasons and task messages the server stores, as its code writes
+ * them (deploy, idle, runtimes, fine-tuning, datasets, downloads), read
+ * back in Chinese; an engine's own output inside one stays as it is. */
+static void msg_stored_reasons_read_back(void)
+{
+	static const char *const cases[][2] = {
+		{ "gave up after 5 failed starts: exit 1", "启动失败 5 次后放弃：退出码 1" },
+		{ "gave up after 3 failed starts: exit 1: torch.OutOfMemoryError: CUDA out of memory",
+		  "启动失败 3 次后放弃：退出码 1：torch.OutOfMemoryError: CUDA out of memory" },
+		{ "killed by signal 9 (Killed)", "被信号 9（Killed）终止" },
+		{ "OOMKilled (exit 137)", "OOMKilled（退出码 137）" },
+		{ "idle for 30 min", "已空闲 30 分钟" },
+		{ "idle for 2 h", "已空闲 2 小时" },
+		{ "evicted to make room for big (least recently used)", "为给 big 腾出空间而被驱逐（最久未使用）" },
+		{ "starting on demand: a request is waiting", "按需启动：有请求在等待" },
+		{ "no room on the GPUs now: starts on its first request", "GPU 当前没有空间：将在收到第一个请求时启动" },
+		{ "did not become healthy within 30 minutes", "30 分钟内未通过健康检查" },
+		{ "no runtime 'kube:c1' for node c1:n1", "节点 c1:n1 没有运行时 'kube:c1'" },
+		{ "fetching the model onto node gpu-2: 40% of 1.5 GiB", "正在将模型拉取到节点 gpu-2：40%，共 1.5 GiB" },
+		{ "24 records, valid", "24 条记录，有效" },
+		{ "3 records, invalid", "3 条记录，无效" },
+		{ "the trainer ended with exit 1: ValueError: bad dataset", "训练进程以 退出码 1 结束：ValueError: bad dataset" },
+		{ "the trainer ended with an unknown status", "训练进程以 未知状态 结束" },
+		{ "stopped at step 40 of 100; resume continues from the last checkpoint",
+		  "已在第 40 步（共 100 步）停止；恢复时将从最后一个检查点继续" },
+		{ "waiting for GPUs: no GPUs are known yet", NULL },
+		{ "superseded by a newer action", "已被更新的操作取代" },
+		{ "restarting with the new settings", "正在以新设置重启" },
+		{ "2.0 of 14.5 GiB", "2.0 / 14.5 GiB" },
+		{ "cancelled; its files were removed", "已取消；其文件已删除" },
+		{ "succeeded", "已成功" },
+		{ "queued", "排队中" },
+		{ "the API server could not be reached: Connection refused", "无法连接 API 服务器：Connection refused" },
+		{ "config.json is not valid JSON: '[' or '{' expected near end of file (line 1)",
+		  "config.json 不是有效的 JSON：'[' or '{' expected near end of file（第 1 行）" },
+	};
+	char zh[1024];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int ok = am_msg_translate(cases[i][0], zh, sizeof zh);
+		if (!cases[i][1]) { /* its argument is the planner's: whatever it is, the template reads */
+			CHECK_INT(strncmp(zh, "等待 GPU：", strlen("等待 GPU：")), 0);
+			continue;
+		}
+		CHECK_INT(ok, 1);
+		CHECK_STR(zh, cases[i][1]);
+	}
+}
+
 void suite_msg(void)
 {
 	RUN(msg_table_is_sound);
@@ -193,4 +242,5 @@ void suite_msg(void)
 	RUN(msg_planner_refuses_in_both);
 	RUN(msg_dataset_reasons_in_both);
 	RUN(msg_translate_reads_stored_text);
+	RUN(msg_stored_reasons_read_back);
 }
