@@ -45,6 +45,11 @@ struct tmpl {
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct tmpl *tmpls;
 static size_t ntmpls;
+/* the templates (indices into tmpls, in its order) that may match at a
+ * byte: those whose literal start is that byte, and those that start with
+ * a conversion */
+static size_t *starts[256], nstarts[256];
+static size_t *anywhere, nanywhere;
 
 /* Cuts en into pieces; -1 for a template this matcher does not take (%m,
  * '*' widths, positional English). */
@@ -125,6 +130,28 @@ static void build(void)
 			tmpls[ntmpls++] = t;
 	}
 	qsort(tmpls, ntmpls, sizeof *tmpls, by_letters);
+	size_t count[256] = { 0 }, nany = 0;
+	for (size_t i = 0; i < ntmpls; i++) {
+		if (!tmpls[i].np)
+			continue;
+		if (tmpls[i].p[0].conv)
+			nany++;
+		else
+			count[(unsigned char)tmpls[i].p[0].lit[0]]++;
+	}
+	for (int c = 0; c < 256; c++)
+		starts[c] = count[c] ? am_malloc(sizeof(size_t) * count[c]) : NULL;
+	anywhere = am_malloc(sizeof(size_t) * (nany + 1));
+	for (size_t i = 0; i < ntmpls; i++) {
+		if (!tmpls[i].np)
+			continue;
+		if (tmpls[i].p[0].conv) {
+			anywhere[nanywhere++] = i;
+		} else {
+			unsigned char c = (unsigned char)tmpls[i].p[0].lit[0];
+			starts[c][nstarts[c]++] = i;
+		}
+	}
 }
 
 /* ---- matching ---- */
@@ -133,12 +160,23 @@ struct cap {
 	size_t at, n;
 };
 
+/* What an argument's own translation came to (a text may be tried as an
+ * argument many times while the templates around it are matched). */
+struct seen {
+	const char *s;
+	size_t n;
+	int ok;
+};
+#define SEEN_MAX 64
+
 struct run {
 	const char *s;
 	size_t len;
 	unsigned char *dead; /* dead[i]: s[i..] was found not to translate */
-	long steps;
+	long *steps;	     /* shared with the runs for arguments */
 	int depth;
+	struct seen *seen;   /* shared too: seen[0..*nseen) */
+	int *nseen;
 };
 
 static int translate_from(struct run *r, size_t i, struct am_buf *out);
@@ -178,6 +216,29 @@ static size_t number_end(const char *s, size_t len, size_t i, char conv)
 		}
 	}
 	return k > d ? k : i;
+}
+
+/* Translates the argument c (a message inside a message) as a text of its
+ * own; 1 with it appended to out (when out is not NULL). */
+static int arg_translate(struct run *r, const struct cap *c, struct am_buf *out)
+{
+	if (!c->n || r->depth >= MAX_DEPTH)
+		return 0;
+	const char *s = r->s + c->at;
+	for (int i = 0; i < *r->nseen; i++)
+		if (r->seen[i].s == s && r->seen[i].n == c->n && (!r->seen[i].ok || !out))
+			return r->seen[i].ok;
+	struct am_buf sub;
+	am_buf_init(&sub, 1 << 16);
+	struct run r2 = { s, c->n, am_calloc(c->n + 1, 1), r->steps, r->depth + 1, r->seen, r->nseen };
+	int ok = translate_from(&r2, 0, &sub);
+	free(r2.dead);
+	if (ok && out)
+		am_buf_add(out, sub.data, sub.len);
+	am_buf_free(&sub);
+	if (*r->nseen < SEEN_MAX)
+		r->seen[(*r->nseen)++] = (struct seen){ s, c->n, ok };
+	return ok;
 }
 
 /* Renders t's Chinese template with the captured arguments into out. */
@@ -232,20 +293,8 @@ static void render(struct run *r, const struct tmpl *t, const struct cap *caps, 
 		for (; k < t->np; k++)
 			if (t->p[k].conv && ++seen == a)
 				break;
-		if (k < t->np && t->p[k].conv == 's' && !t->p[k].quoted && c->n && r->depth < MAX_DEPTH) {
-			struct am_buf sub;
-			am_buf_init(&sub, 1 << 16);
-			struct run r2 = { r->s + c->at, c->n, NULL, 0, r->depth + 1 };
-			r2.dead = am_calloc(c->n + 1, 1);
-			int ok = translate_from(&r2, 0, &sub);
-			free(r2.dead);
-			r->steps += r2.steps;
-			if (ok)
-				am_buf_add(out, sub.data, sub.len);
-			am_buf_free(&sub);
-			if (ok)
-				continue;
-		}
+		if (k < t->np && t->p[k].conv == 's' && !t->p[k].quoted && arg_translate(r, c, out))
+			continue;
 		am_buf_add(out, r->s + c->at, c->n);
 	}
 }
@@ -260,17 +309,7 @@ static int some_arg_translates(struct run *r, const struct tmpl *t, const struct
 		if (!t->p[k].conv)
 			continue;
 		const struct cap *c = &caps[a++];
-		if (t->p[k].conv != 's' || t->p[k].quoted || !c->n)
-			continue;
-		struct am_buf sub;
-		am_buf_init(&sub, 1 << 16);
-		struct run r2 = { r->s + c->at, c->n, NULL, 0, r->depth + 1 };
-		r2.dead = am_calloc(c->n + 1, 1);
-		int ok = translate_from(&r2, 0, &sub);
-		free(r2.dead);
-		r->steps += r2.steps;
-		am_buf_free(&sub);
-		if (ok)
+		if (t->p[k].conv == 's' && !t->p[k].quoted && arg_translate(r, c, NULL))
 			return 1;
 	}
 	return 0;
@@ -281,14 +320,16 @@ static int some_arg_translates(struct run *r, const struct tmpl *t, const struct
  * the Chinese of t and of the rest appended to out. */
 static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct cap *caps, int ncaps, struct am_buf *out)
 {
-	if (++r->steps > MAX_STEPS)
+	if (++*r->steps > MAX_STEPS)
 		return 0;
 	if (k == t->np) {
-		if (t->letters < 3 && t->texts && !some_arg_translates(r, t, caps))
-			return 0; /* glue such as "%s: %s" only joins messages */
+		/* the rest first: known at once where it was tried before */
 		struct am_buf rest;
 		am_buf_init(&rest, 1 << 16);
 		int ok = i == r->len || translate_from(r, i, &rest);
+		/* glue such as "%s: %s" only joins messages */
+		if (ok && t->letters < 3 && t->texts && !some_arg_translates(r, t, caps))
+			ok = 0;
 		if (ok) {
 			render(r, t, caps, ncaps, out);
 			am_buf_add(out, rest.data, rest.len);
@@ -321,11 +362,12 @@ static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct ca
 		max = (size_t)p->prec;
 	const struct piece *nx = k + 1 < t->np ? &t->p[k + 1] : NULL;
 	if (!nx) { /* the template's last piece: all of the rest first, a message itself */
-		for (size_t n = max + 1; n-- > 0;) {
+		size_t least = t->letters < 3 ? max : 0; /* glue takes all there is */
+		for (size_t n = max + 1; n-- > least;) {
 			caps[ncaps] = (struct cap){ i, n };
 			if (match(r, t, k + 1, i + n, caps, ncaps + 1, out))
 				return 1;
-			if (r->steps > MAX_STEPS)
+			if (*r->steps > MAX_STEPS)
 				return 0;
 		}
 		return 0;
@@ -342,7 +384,7 @@ static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct ca
 		caps[ncaps] = (struct cap){ i, n };
 		if (match(r, t, k + 1, i + n, caps, ncaps + 1, out))
 			return 1;
-		if (r->steps > MAX_STEPS)
+		if (*r->steps > MAX_STEPS)
 			return 0;
 	}
 	return 0;
@@ -353,17 +395,19 @@ static int translate_from(struct run *r, size_t i, struct am_buf *out)
 {
 	if (r->dead[i])
 		return 0;
-	for (size_t t = 0; t < ntmpls; t++) {
+	unsigned char c0 = (unsigned char)r->s[i];
+	const size_t *a = starts[c0], *b = anywhere;
+	size_t na = nstarts[c0], nb = nanywhere, ia = 0, ib = 0;
+	while (ia < na || ib < nb) { /* the two lists merged, in tmpls' order */
+		size_t t = ib >= nb || (ia < na && a[ia] < b[ib]) ? a[ia++] : b[ib++];
 		const struct tmpl *tp = &tmpls[t];
-		if (!tp->np)
-			continue;
 		const struct piece *p0 = &tp->p[0];
-		if (!p0->conv && (r->len - i < p0->n || r->s[i] != p0->lit[0]))
+		if (!p0->conv && (r->len - i < p0->n || memcmp(r->s + i, p0->lit, p0->n)))
 			continue;
 		struct cap caps[MAX_PIECES];
 		if (match(r, tp, 0, i, caps, 0, out))
 			return 1;
-		if (r->steps > MAX_STEPS)
+		if (*r->steps > MAX_STEPS)
 			return 0;
 	}
 	r->dead[i] = 1;
@@ -378,7 +422,10 @@ int am_msg_translate(const char *en, char *zh, size_t size)
 	size_t len = en ? strlen(en) : 0;
 	if (!len)
 		return 0;
-	struct run r = { en, len, am_calloc(len + 1, 1), 0, 0 };
+	long steps = 0;
+	struct seen seen[SEEN_MAX];
+	int nseen = 0;
+	struct run r = { en, len, am_calloc(len + 1, 1), &steps, 0, seen, &nseen };
 	struct am_buf out;
 	am_buf_init(&out, 1 << 16);
 	int ok = translate_from(&r, 0, &out);

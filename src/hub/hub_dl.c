@@ -19,6 +19,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 #include "../base/am_path.h"
 #include "../model/am_inspect.h"
 
@@ -220,7 +221,7 @@ static int get_range(struct hub_dl *d, const char *url, struct resp *r, const ch
 	curl_easy_cleanup(e);
 	curl_slist_free_all(h);
 	if (rc != CURLE_OK) {
-		am_fmt(d->error, sizeof d->error, "could not reach %s for %s: %s", d->endpoint, what,
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not reach %s for %s: %s"), d->endpoint, what,
 			 ebuf[0] ? ebuf : curl_easy_strerror(rc));
 		return -1;
 	}
@@ -428,12 +429,12 @@ static int xfer_prepare(struct xfer *x)
 	if (stat(x->final, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == x->f->size)
 		return 1; /* checked and renamed by an earlier run */
 	if (mkparents(x->final) != 0) {
-		am_fmt(d->error, sizeof d->error, "could not create the folder of %s: %s", x->final, strerror(errno));
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not create the folder of %s: %s"), x->final, strerror(errno));
 		return -1;
 	}
 	x->fd = open(x->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (x->fd < 0) {
-		am_fmt(d->error, sizeof d->error, "could not open %s: %s", x->part, strerror(errno));
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not open %s: %s"), x->part, strerror(errno));
 		return -1;
 	}
 	off_t end = lseek(x->fd, 0, SEEK_END);
@@ -447,7 +448,7 @@ static int xfer_prepare(struct xfer *x)
 		x->sha = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
 	if (x->f->sha256[0] && hash_existing(x) != 0) {
-		am_fmt(d->error, sizeof d->error, "could not read %s", x->part);
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not read %s"), x->part);
 		return -1;
 	}
 	return 0;
@@ -707,8 +708,8 @@ void hub_dl_run(struct hub_dl *d)
 		json_decref(fj);
 		if (strcmp(got, d->expect) != 0) {
 			am_fmt(d->error, sizeof d->error,
-				 "%s at %s is not what was downloaded before (its files changed since): download it again to serve "
-				 "this version", d->repo, d->revision);
+				 AM_MSG_T("%s at %s is not what was downloaded before (its files changed since): download it again to serve "
+				 "this version"), d->repo, d->revision);
 			d->http_status = 409;
 			d->result = HUB_DL_FAILED;
 			return;
@@ -717,7 +718,7 @@ void hub_dl_run(struct hub_dl *d)
 	uint64_t total = hub_files_bytes(&d->files);
 	atomic_store(&d->total, total);
 	if (am_mkdirs(d->dest) != 0) {
-		am_fmt(d->error, sizeof d->error, "could not create %s: %s", d->dest, strerror(errno));
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not create %s: %s"), d->dest, strerror(errno));
 		d->result = HUB_DL_FAILED;
 		return;
 	}
@@ -727,7 +728,7 @@ void hub_dl_run(struct hub_dl *d)
 	am_fmt(lp, sizeof lp, "%s/" HUB_DL_LOCK, d->dest);
 	int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (lock < 0) {
-		am_fmt(d->error, sizeof d->error, "could not open %s: %s", lp, strerror(errno));
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("could not open %s: %s"), lp, strerror(errno));
 		d->result = HUB_DL_FAILED;
 		return;
 	}
@@ -772,7 +773,7 @@ static void run_locked(struct hub_dl *d, uint64_t total)
 			avail = strtoull(fake, NULL, 10);
 		if (total - have + DISK_MARGIN > avail) {
 			am_fmt(d->error, sizeof d->error,
-				 "not enough disk space in %s: %.1f GiB to download, %.1f GiB free (%.1f GiB kept spare)", d->dest,
+				 AM_MSG_T("not enough disk space in %s: %.1f GiB to download, %.1f GiB free (%.1f GiB kept spare)"), d->dest,
 				 (double)(total - have) / (1 << 30), (double)avail / (1 << 30), (double)DISK_MARGIN / (1 << 30));
 			d->http_status = 507;
 			d->result = HUB_DL_FAILED;
@@ -901,7 +902,7 @@ json_t *hub_dl_meta(struct hub_dl *d)
 	json_t *facts = NULL;
 	char ierr[512];
 	if (gguf && !gguf->size)
-		am_fmt(d->error, sizeof d->error, "%s is empty", gguf->path);
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("%s is empty"), gguf->path);
 	else if (gguf) {
 		file_url(d, gguf, &url);
 		char range[64];
@@ -910,7 +911,7 @@ json_t *hub_dl_meta(struct hub_dl *d)
 		if (get_range(d, am_buf_str(&url), &r, gguf->path, range) == 0) {
 			facts = am_inspect_gguf_mem(r.body.data, r.body.len, ierr, sizeof ierr);
 			if (!facts)
-				am_fmt(d->error, sizeof d->error, "%s: %s", gguf->path, ierr);
+				am_fmt(d->error, sizeof d->error, AM_MSG_T("%s: %s"), gguf->path, ierr);
 			else {
 				json_object_set_new(facts, "gguf_file", json_string(gguf->path));
 				json_object_set_new(facts, "weight_bytes", json_integer((json_int_t)gguf->size));
@@ -944,7 +945,7 @@ json_t *hub_dl_meta(struct hub_dl *d)
 				json_object_set_new(facts, "note", json_string("no weight files listed"));
 		}
 	} else
-		am_fmt(d->error, sizeof d->error, "%s has no config.json and no GGUF file", d->repo);
+		am_fmt(d->error, sizeof d->error, AM_MSG_T("%s has no config.json and no GGUF file"), d->repo);
 	am_buf_free(&url);
 	return facts;
 }
@@ -972,7 +973,7 @@ json_t *hub_dl_search(struct hub_dl *d, const char *q, int limit)
 		json_t *j = json_loadb(r.body.data, r.body.len, 0, NULL);
 		json_t *items = hf(d) ? j : json_object_get(json_object_get(j, "data"), "models");
 		if (!json_is_array(items))
-			am_fmt(d->error, sizeof d->error, "%s's search answered something that is not a list of models", d->source);
+			am_fmt(d->error, sizeof d->error, AM_MSG_T("%s's search answered something that is not a list of models"), d->source);
 		else {
 			out = json_array();
 			size_t i;

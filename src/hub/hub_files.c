@@ -9,6 +9,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 #define FILES_MAX 100000
 
@@ -43,15 +44,15 @@ int hub_path_ok(const char *p)
 static int add(struct hub_files *f, const char *path, json_int_t size, const char *sha, char *err, size_t errsize)
 {
 	if (!path || !hub_path_ok(path)) {
-		am_fmt(err, errsize, "the hub listed a file with an unusable path");
+		am_fmt(err, errsize, AM_MSG_T("the hub listed a file with an unusable path"));
 		return -1;
 	}
 	if (size < 0) {
-		am_fmt(err, errsize, "the hub listed %s with a negative size", path);
+		am_fmt(err, errsize, AM_MSG_T("the hub listed %s with a negative size"), path);
 		return -1;
 	}
 	if (f->n >= FILES_MAX) {
-		am_fmt(err, errsize, "the repository lists over %d files", FILES_MAX);
+		am_fmt(err, errsize, AM_MSG_T("the repository lists over %d files"), FILES_MAX);
 		return -1;
 	}
 	if (f->n == f->cap) {
@@ -78,7 +79,7 @@ int hub_files_parse_hf(const char *json, size_t len, struct hub_files *out, char
 	json_error_t je;
 	json_t *a = json_loadb(json, len, 0, &je);
 	if (!json_is_array(a)) {
-		am_fmt(err, errsize, "the hub's file list is not a JSON array");
+		am_fmt(err, errsize, AM_MSG_T("the hub's file list is not a JSON array"));
 		json_decref(a);
 		return -1;
 	}
@@ -94,7 +95,7 @@ int hub_files_parse_hf(const char *json, size_t len, struct hub_files *out, char
 		if (!json_is_integer(size))
 			size = json_object_get(it, "size");
 		if (!json_is_integer(size)) {
-			am_fmt(err, errsize, "the hub's file list has an entry without a size");
+			am_fmt(err, errsize, AM_MSG_T("the hub's file list has an entry without a size"));
 			rc = -1;
 			break;
 		}
@@ -115,7 +116,7 @@ int hub_files_parse_ms(const char *json, size_t len, struct hub_files *out, char
 	json_t *o = json_loadb(json, len, 0, &je);
 	json_t *files = json_object_get(json_object_get(o, "Data"), "Files");
 	if (!json_is_array(files)) {
-		am_fmt(err, errsize, "the hub's file list has no Data.Files");
+		am_fmt(err, errsize, AM_MSG_T("the hub's file list has no Data.Files"));
 		json_decref(o);
 		return -1;
 	}
@@ -128,7 +129,7 @@ int hub_files_parse_ms(const char *json, size_t len, struct hub_files *out, char
 			continue; /* "tree" */
 		json_t *size = json_object_get(it, "Size");
 		if (!json_is_integer(size)) {
-			am_fmt(err, errsize, "the hub's file list has an entry without a size");
+			am_fmt(err, errsize, AM_MSG_T("the hub's file list has an entry without a size"));
 			rc = -1;
 			break;
 		}
@@ -234,7 +235,7 @@ int hub_files_select(struct hub_files *f, json_t *patterns, const char *gguf, ch
 					am_buf_printf(&b, "%s%s", shown ? ", " : "", base(f->v[i].path));
 					shown++;
 				}
-			am_fmt(err, errsize, "no GGUF file with quantisation %s; the repository has: %s", want ? want : "?",
+			am_fmt(err, errsize, AM_MSG_T("no GGUF file with quantisation %s; the repository has: %s"), want ? want : "?",
 				 am_buf_str(&b));
 			am_buf_free(&b);
 			free(keep);
@@ -251,7 +252,7 @@ int hub_files_select(struct hub_files *f, json_t *patterns, const char *gguf, ch
 			keep[i] = is_meta(p) || w;
 		}
 		if (!nbin) {
-			am_fmt(err, errsize, "the repository holds no model weights (no .safetensors, .gguf or .bin files)");
+			am_fmt(err, errsize, AM_MSG_T("the repository holds no model weights (no .safetensors, .gguf or .bin files)"));
 			free(keep);
 			return -1;
 		}
@@ -263,7 +264,7 @@ int hub_files_select(struct hub_files *f, json_t *patterns, const char *gguf, ch
 	f->n = j;
 	free(keep);
 	if (!j) {
-		am_fmt(err, errsize, "no file of the repository matches");
+		am_fmt(err, errsize, AM_MSG_T("no file of the repository matches"));
 		return -1;
 	}
 	return (int)j;

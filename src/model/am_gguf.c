@@ -8,6 +8,7 @@
 
 #include "../base/am_buf.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 #define MAX_STR (16u << 20)
 #define MAX_ITEMS (1u << 26)
@@ -118,17 +119,17 @@ static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 	char magic[4];
 	json_t *out = NULL, *tt = NULL;
 	if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "GGUF", 4) != 0) {
-		am_fmt(err, errsize, "%s is not a GGUF file", path);
+		am_fmt(err, errsize, AM_MSG_T("%s is not a GGUF file"), path);
 		goto done;
 	}
 	uint32_t version = (uint32_t)u(&r, 4);
 	if (version < 2 || version > 3) {
-		am_fmt(err, errsize, "%s: GGUF version %u is not supported (2 and 3 are)", path, version);
+		am_fmt(err, errsize, AM_MSG_T("%s: GGUF version %u is not supported (2 and 3 are)"), path, version);
 		goto done;
 	}
 	uint64_t ntensors = u(&r, 8), nkv = u(&r, 8);
 	if (r.bad || ntensors > MAX_TENSORS || nkv > MAX_ITEMS) {
-		am_fmt(err, errsize, "%s: implausible GGUF counts (%llu tensors, %llu keys)", path,
+		am_fmt(err, errsize, AM_MSG_T("%s: implausible GGUF counts (%llu tensors, %llu keys)"), path,
 		       (unsigned long long)ntensors, (unsigned long long)nkv);
 		goto done;
 	}
@@ -165,9 +166,9 @@ static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 				       (t == 5 && (num & 0x80000000u)) || (t == 11 && (num >> 63));
 			if (!is_int || negative || num > limits[k].max) {
 				if (!is_int)
-					am_fmt(err, errsize, "%s: GGUF key '%.200s' must be an integer (it has type %u)", path, key, t);
+					am_fmt(err, errsize, AM_MSG_T("%s: GGUF key '%.200s' must be an integer (it has type %u)"), path, key, t);
 				else
-					am_fmt(err, errsize, "%s: GGUF key '%.200s' is %s%llu; expected an integer from 1 to %llu",
+					am_fmt(err, errsize, AM_MSG_T("%s: GGUF key '%.200s' is %s%llu; expected an integer from 1 to %llu"),
 					       path, key, negative ? "negative: " : "", (unsigned long long)num,
 					       (unsigned long long)limits[k].max);
 				goto done;
@@ -196,13 +197,13 @@ static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 		if (r.bad)
 			break;
 		if (type >= NTYPES || !types[type].name) {
-			am_fmt(err, errsize, "%s: tensor %llu has type %u, which is unknown", path, (unsigned long long)i, type);
+			am_fmt(err, errsize, AM_MSG_T("%s: tensor %llu has type %u, which is unknown"), path, (unsigned long long)i, type);
 			goto done;
 		}
 		uint64_t tb = elems / (uint64_t)types[type].block * (uint64_t)types[type].bytes;
 		if (overflow || elems > MAX_PARAMS || __builtin_add_overflow(params, elems, &params) || params > MAX_PARAMS ||
 		    __builtin_add_overflow(bytes, tb, &bytes)) {
-			am_fmt(err, errsize, "%s: tensor %llu's dimensions are implausible (more than %llu elements in all)",
+			am_fmt(err, errsize, AM_MSG_T("%s: tensor %llu's dimensions are implausible (more than %llu elements in all)"),
 			       path, (unsigned long long)i, (unsigned long long)MAX_PARAMS);
 			goto done;
 		}
@@ -210,7 +211,7 @@ static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 		json_object_set_new(tt, types[type].name, json_integer(c ? json_integer_value(c) + 1 : 1));
 	}
 	if (r.bad) {
-		am_fmt(err, errsize, "%s: the GGUF header is truncated or malformed", path);
+		am_fmt(err, errsize, AM_MSG_T("%s: the GGUF header is truncated or malformed"), path);
 		goto done;
 	}
 	out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:I,s:b,s:i}", "format", "gguf", "architecture",
@@ -220,7 +221,7 @@ static json_t *inspect(FILE *f, const char *path, char *err, size_t errsize)
 			tt, "parameters", (json_int_t)params, "bytes", (json_int_t)bytes, "tensors", (json_int_t)ntensors,
 			"chat_template", chat, "version", (int)version);
 	if (!out)
-		am_fmt(err, errsize, "%s: could not describe the GGUF header", path);
+		am_fmt(err, errsize, AM_MSG_T("%s: could not describe the GGUF header"), path);
 done:
 	json_decref(tt);
 	return out;
@@ -230,7 +231,7 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 {
 	FILE *f = fopen(path, "rbe");
 	if (!f) {
-		am_fmt(err, errsize, "cannot open %s: %s", path, strerror(errno));
+		am_fmt(err, errsize, AM_MSG_T("cannot open %s: %s"), path, strerror(errno));
 		return NULL;
 	}
 	json_t *out = inspect(f, path, err, errsize);
@@ -241,12 +242,12 @@ json_t *am_gguf_inspect(const char *path, char *err, size_t errsize)
 json_t *am_gguf_inspect_mem(const void *data, size_t len, char *err, size_t errsize)
 {
 	if (!len) {
-		am_fmt(err, errsize, "memory.gguf is not a GGUF file");
+		am_fmt(err, errsize, AM_MSG_T("memory.gguf is not a GGUF file"));
 		return NULL;
 	}
 	FILE *f = fmemopen((void *)data, len, "rb");
 	if (!f) {
-		am_fmt(err, errsize, "cannot read the GGUF bytes: %s", strerror(errno));
+		am_fmt(err, errsize, AM_MSG_T("cannot read the GGUF bytes: %s"), strerror(errno));
 		return NULL;
 	}
 	json_t *out = inspect(f, "memory.gguf", err, errsize);

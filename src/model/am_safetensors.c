@@ -13,6 +13,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_json.h"
 #include "../base/am_mem.h"
+#include "../base/am_msg.h"
 
 #define MAX_HEADER (100u << 20) /* the format's own limit */
 #define MAX_DIMS 16                   /* axes of one tensor */
@@ -73,7 +74,7 @@ int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *pat
 	json_error_t je;
 	json_t *j = json_loadb(hdr, n, 0, &je);
 	if (!json_is_object(j)) {
-		am_fmt(err, errsize, "%s: the safetensors header is not a JSON object (%s)", path, j ? "" : je.text);
+		am_fmt(err, errsize, AM_MSG_T("%s: the safetensors header is not a JSON object (%s)"), path, j ? "" : je.text);
 		goto out;
 	}
 	const char *name;
@@ -86,7 +87,7 @@ int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *pat
 		uint64_t bits = dtype ? dtype_bits(dtype) : 0;
 		if (!bits || !json_is_array(shape) || json_array_size(shape) > MAX_DIMS || !json_is_array(offs) ||
 		    json_array_size(offs) != 2) {
-			am_fmt(err, errsize, "%s: tensor %.100s has a bad dtype, shape or offsets", path, name);
+			am_fmt(err, errsize, AM_MSG_T("%s: tensor %.100s has a bad dtype, shape or offsets"), path, name);
 			goto out;
 		}
 		uint64_t elems = 1;
@@ -95,7 +96,7 @@ int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *pat
 		json_array_foreach(shape, i, d) {
 			if (!json_is_integer(d) || json_integer_value(d) < 0 ||
 			    __builtin_mul_overflow(elems, (uint64_t)json_integer_value(d), &elems)) {
-				am_fmt(err, errsize, "%s: tensor %.100s has a bad shape (a negative dimension, or more elements than 64 bits count)",
+				am_fmt(err, errsize, AM_MSG_T("%s: tensor %.100s has a bad shape (a negative dimension, or more elements than 64 bits count)"),
 				       path, name);
 				goto out;
 			}
@@ -103,13 +104,13 @@ int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *pat
 		json_t *jb = json_array_get(offs, 0), *je2 = json_array_get(offs, 1);
 		uint64_t nbits;
 		if (!json_is_integer(jb) || !json_is_integer(je2) || __builtin_mul_overflow(elems, bits, &nbits)) {
-			am_fmt(err, errsize, "%s: tensor %.100s has bad offsets or too many elements", path, name);
+			am_fmt(err, errsize, AM_MSG_T("%s: tensor %.100s has bad offsets or too many elements"), path, name);
 			goto out;
 		}
 		json_int_t b = json_integer_value(jb), e = json_integer_value(je2);
 		uint64_t bytes = nbits / 8 + (nbits % 8 != 0);
 		if (b < 0 || e < b || (uint64_t)e > data || (uint64_t)(e - b) != bytes) {
-			am_fmt(err, errsize, "%s: tensor %.100s's bytes do not match its shape or lie past the file", path, name);
+			am_fmt(err, errsize, AM_MSG_T("%s: tensor %.100s's bytes do not match its shape or lie past the file"), path, name);
 			goto out;
 		}
 		/* bytes <= the file's size, so elems <= 8 * that: sums fit, but a
@@ -117,7 +118,7 @@ int am_st_parse_header(const char *hdr, size_t n, uint64_t data, const char *pat
 		if (__builtin_add_overflow(t->parameters, elems, &t->parameters) ||
 		    __builtin_add_overflow(t->bytes, bytes, &t->bytes) || t->parameters > MAX_TOTAL || t->bytes > MAX_TOTAL ||
 		    add(t->bytes_by_dtype, dtype, bytes) != 0 || add(t->params_by_dtype, dtype, elems) != 0) {
-			am_fmt(err, errsize, "%s: the model's totals pass 2^62", path);
+			am_fmt(err, errsize, AM_MSG_T("%s: the model's totals pass 2^62"), path);
 			goto out;
 		}
 		t->tensors++;
@@ -133,7 +134,7 @@ int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t 
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		am_fmt(err, errsize, "cannot open %s: %s", path, strerror(errno));
+		am_fmt(err, errsize, AM_MSG_T("cannot open %s: %s"), path, strerror(errno));
 		return -1;
 	}
 	int rc = -1;
@@ -141,19 +142,19 @@ int am_st_read_file(const char *path, struct am_st_totals *t, char *err, size_t 
 	struct stat sb;
 	unsigned char le[8];
 	if (fstat(fd, &sb) != 0 || pread(fd, le, 8, 0) != 8) {
-		am_fmt(err, errsize, "%s is not a safetensors file (too short)", path);
+		am_fmt(err, errsize, AM_MSG_T("%s is not a safetensors file (too short)"), path);
 		goto out;
 	}
 	uint64_t n = 0;
 	for (int i = 7; i >= 0; i--)
 		n = (n << 8) | le[i];
 	if (n < 2 || n > MAX_HEADER || 8 + n > (uint64_t)sb.st_size) {
-		am_fmt(err, errsize, "%s has a bad safetensors header length (%llu)", path, (unsigned long long)n);
+		am_fmt(err, errsize, AM_MSG_T("%s has a bad safetensors header length (%llu)"), path, (unsigned long long)n);
 		goto out;
 	}
 	hdr = am_malloc(n);
 	if (pread(fd, hdr, n, 8) != (ssize_t)n) {
-		am_fmt(err, errsize, "cannot read the header of %s", path);
+		am_fmt(err, errsize, AM_MSG_T("cannot read the header of %s"), path);
 		goto out;
 	}
 	rc = am_st_parse_header(hdr, n, (uint64_t)sb.st_size - 8 - n, path, t, err, errsize);
@@ -175,7 +176,7 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 	am_fmt(path, sizeof path, "%s/model.safetensors.index.json", dir);
 	struct stat sb;
 	if (stat(path, &sb) == 0 && sb.st_size > MAX_INDEX_BYTES) {
-		am_fmt(err, errsize, "model.safetensors.index.json is larger than %d bytes", MAX_INDEX_BYTES);
+		am_fmt(err, errsize, AM_MSG_T("model.safetensors.index.json is larger than %d bytes"), MAX_INDEX_BYTES);
 		return -1;
 	}
 	json_t *idx = am_json_load_path(path, 0, NULL);
@@ -189,14 +190,14 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 				json_object_set_new(files, json_string_value(v), json_true());
 		int rc = 0;
 		if (json_object_size(files) > MAX_SHARDS) {
-			am_fmt(err, errsize, "model.safetensors.index.json names %zu shards; at most %d", json_object_size(files),
+			am_fmt(err, errsize, AM_MSG_T("model.safetensors.index.json names %zu shards; at most %d"), json_object_size(files),
 			       MAX_SHARDS);
 			rc = -1;
 			json_object_clear(files);
 		}
 		json_object_foreach(files, k, v) {
 			if (strchr(k, '/')) {
-				am_fmt(err, errsize, "the index names a shard outside the folder: %.100s", k);
+				am_fmt(err, errsize, AM_MSG_T("the index names a shard outside the folder: %.100s"), k);
 				rc = -1;
 				break;
 			}
@@ -210,7 +211,7 @@ int am_st_read_dir(const char *dir, struct am_st_totals *t, char *err, size_t er
 	}
 	DIR *d = opendir(dir);
 	if (!d) {
-		am_fmt(err, errsize, "cannot list %s: %s", dir, strerror(errno));
+		am_fmt(err, errsize, AM_MSG_T("cannot list %s: %s"), dir, strerror(errno));
 		return -1;
 	}
 	struct dirent *e;
