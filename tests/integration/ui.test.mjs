@@ -520,7 +520,8 @@ test("a deployment that fails says why on its page: the reason and the engine's 
   assert.equal(d.status, 201, d.text);
   await page.goto(`${srv.url}/deployments/${d.json.id}`);
   const drawer = page.locator('.el-drawer');
-  await drawer.getByText(/exit 1: torch.OutOfMemoryError: CUDA out of memory/).first().waitFor({ timeout: 20000 });
+  // the stored reason in the console's language, the engine's own line quoted as it was
+  await drawer.getByText(/退出码 1：torch.OutOfMemoryError: CUDA out of memory/).first().waitFor({ timeout: 20000 });
   await drawer.locator('pre.log-tail', { hasText: 'Engine core initialization failed' }).waitFor();
   await shot('deployment-failed');
   await drawer.getByRole('button', { name: '删除' }).click();
