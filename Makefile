@@ -145,10 +145,15 @@ build/fuzz/hub_files: tests/fuzz/fuzz_hub_files.c src/hub/hub_files.c src/base/a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+# The configuration file's `key = value` lines (aimaas.conf).
+build/fuzz/conf: tests/fuzz/fuzz_conf.c src/base/am_conf.c src/base/am_buf.c src/base/am_mem.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
 build/fuzz/seeds.stamp: tests/fuzz/make-seeds.mjs
 	@node tests/fuzz/make-seeds.mjs build/fuzz
 	@touch $@
-fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/hub_files build/fuzz/seeds.stamp
+fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/hub_files build/fuzz/conf build/fuzz/seeds.stamp
 	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
 	build/fuzz/parsers $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus
 	build/fuzz/model_config $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-config
@@ -161,6 +166,8 @@ fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset bu
 	build/fuzz/hub_files $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus-hub_files tests/fuzz/corpus/hub_files
 	build/fuzz/gw_body $(FUZZ_LIMIT) -max_len=4096 -dict=tests/fuzz/gw_body.dict \
 		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
+	@mkdir -p build/fuzz/corpus-conf
+	build/fuzz/conf $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-conf tests/fuzz/corpus/conf
 
 clean:
 	rm -rf build
