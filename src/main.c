@@ -197,8 +197,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c, struct am_opt
 		fprintf(stderr, "aimaas: --ui-dir %s is not an existing folder\n", ui);
 		return -1;
 	}
-	if (!ui)
-		am_opts_derive(o, AM_OPT_UI_DIR, c->ui_dir[0] ? c->ui_dir : "(none found)");
+	if (!ui && c->ui_dir[0])
+		am_opts_derive(o, AM_OPT_UI_DIR, c->ui_dir);
 	long long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	c->gateway_threads = (int)am_opts_num(o, AM_OPT_GATEWAY_THREADS, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
 	c->gateway_max_body = (size_t)am_opts_num(o, AM_OPT_GATEWAY_MAX_BODY, 32LL << 20);
