@@ -19,7 +19,7 @@ ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 SIM_REL_OBJ := $(SIM_SRC:%.c=build/rel/%.o)
 SIM_ASAN_OBJ := $(SIM_SRC:%.c=build/asan/%.o)
 
-.PHONY: all asan deps run demo test test-k8s unit lint clean fuzz ui
+.PHONY: all asan deps run demo test test-k8s unit lint clean fuzz ui install install-files deb deb-package
 all: build/aimaas build/aimaas-sim build/ui/index.html
 
 # The web console (ui/: Vue 3 + Vite), built into build/ui, which aimaas
@@ -151,10 +151,15 @@ build/fuzz/msg_translate: tests/fuzz/fuzz_msg_translate.c src/base/am_msg.c src/
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+# The configuration file's `key = value` lines (aimaas.conf).
+build/fuzz/conf: tests/fuzz/fuzz_conf.c src/base/am_conf.c src/base/am_buf.c src/base/am_mem.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
 build/fuzz/seeds.stamp: tests/fuzz/make-seeds.mjs
 	@node tests/fuzz/make-seeds.mjs build/fuzz
 	@touch $@
-fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/hub_files build/fuzz/msg_translate build/fuzz/seeds.stamp
+fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset build/fuzz/kubeconfig build/fuzz/hub_files build/fuzz/msg_translate build/fuzz/conf build/fuzz/seeds.stamp
 	@mkdir -p build/fuzz/corpus build/fuzz/corpus-gw_body
 	build/fuzz/parsers $(FUZZ_LIMIT) -max_len=4096 build/fuzz/corpus
 	build/fuzz/model_config $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-config
@@ -169,6 +174,45 @@ fuzz: build/fuzz/parsers build/fuzz/gw_body $(FUZZ_MODELS) build/fuzz/dataset bu
 		build/fuzz/corpus-gw_body tests/fuzz/corpus/gw_body
 	@mkdir -p build/fuzz/corpus-msg_translate
 	build/fuzz/msg_translate $(FUZZ_LIMIT) -max_len=1024 build/fuzz/corpus-msg_translate tests/fuzz/corpus/msg_translate
+	@mkdir -p build/fuzz/corpus-conf
+	build/fuzz/conf $(FUZZ_LIMIT) -max_len=8192 build/fuzz/corpus-conf tests/fuzz/corpus/conf
+
+# `make install` (PREFIX=/usr/local, DESTDIR honoured): the binaries, the
+# console (share/aimaas/ui, where aimaas looks beside its binary), the docs,
+# the systemd unit and, unless already there, /etc/aimaas/aimaas.conf and
+# aimaas.env (docs/operations.md). `make deb`: a Debian package of the same.
+VERSION := $(shell sed -n 's/^\#define AM_VERSION "\(.*\)"/\1/p' src/am_server.h)
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/aimaas
+UIDIR ?= $(PREFIX)/share/aimaas/ui
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+install: all install-files
+
+install-files:
+	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
+	@install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/aimaas
+	@install -m 0755 build/aimaas build/aimaas-sim $(DESTDIR)$(BINDIR)/
+	@rm -rf $(DESTDIR)$(UIDIR) && install -d $(DESTDIR)$(UIDIR) && cp -R build/ui/. $(DESTDIR)$(UIDIR)/ && \
+		chmod -R u=rwX,go=rX $(DESTDIR)$(UIDIR)
+	@install -m 0644 README.md LICENSE docs/operations.md $(DESTDIR)$(DOCDIR)/
+	@sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' deploy/systemd/aimaas.service.in >$(DESTDIR)$(UNITDIR)/aimaas.service
+	@chmod 0644 $(DESTDIR)$(UNITDIR)/aimaas.service
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/aimaas/aimaas.conf ] || install -m 0644 deploy/etc/aimaas.conf $(DESTDIR)$(SYSCONFDIR)/aimaas/
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/aimaas/aimaas.env ] || install -m 0600 deploy/etc/aimaas.env $(DESTDIR)$(SYSCONFDIR)/aimaas/
+
+# Debian 12 / Ubuntu 22.04: the unit in /lib/systemd/system; scripts/deb.sh
+# writes DEBIAN/ (Depends from dpkg-shlibdeps) and runs dpkg-deb under fakeroot.
+# deb-package: the same from what is built (DEB_OUT: where, default build).
+DEB_OUT ?= build
+deb: all deb-package
+
+deb-package:
+	@rm -rf $(DEB_OUT)/deb
+	@$(MAKE) --no-print-directory install-files DESTDIR=$(DEB_OUT)/deb/root PREFIX=/usr UNITDIR=/lib/systemd/system
+	@echo "  DEB     $(DEB_OUT)/aimaas_$(VERSION)_$$(dpkg --print-architecture).deb"
+	@scripts/deb.sh $(DEB_OUT)/deb/root $(VERSION) $(DEB_OUT) >/dev/null
 
 clean:
 	rm -rf build

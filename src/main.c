@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "am_opts.h"
 #include "am_server.h"
 #include "api/am_api.h"
 #include "api/am_ui.h"
@@ -76,7 +77,7 @@ static const char usage_serve[] =
 	"  --session-ttl SECONDS  console session lifetime (AIMAAS_SESSION_TTL; default 43200)\n"
 	"  --max-body BYTES       request body limit of the API (AIMAAS_MAX_BODY; default 1048576)\n"
 	"  --gpu-interval MS      GPU sampling period (AIMAAS_GPU_INTERVAL; default 5000)\n"
-	"  --header-timeout S     a request's head must arrive within S seconds (default 10)\n"
+	"  --header-timeout S     a request's head must arrive within S seconds (AIMAAS_HEADER_TIMEOUT; default 10)\n"
 	"  --idle-timeout S       close keep-alive connections idle for S seconds (default 75)\n"
 	"  --gateway-threads N    worker loops for /v1 (AIMAAS_GATEWAY_THREADS; default: CPUs)\n"
 	"  --gateway-max-body B   /v1 request body limit (default 33554432: base64 images)\n"
@@ -95,37 +96,23 @@ static const char usage_serve[] =
 	"                         since it names every deployment and its traffic)\n"
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
 	"                         serving while aimaas is down or being upgraded)\n"
+	"  --dataset-max-bytes B  the largest dataset upload (AIMAAS_DATASET_MAX_BYTES; default 268435456)\n"
+	"  --nvml-lib LIB         NVML library to load (AIMAAS_NVML_LIB; default libnvidia-ml.so.1)\n"
+	"  --nvidia-smi PATH      nvidia-smi to run when NVML is missing (AIMAAS_NVIDIA_SMI; default: from PATH)\n"
+	"  --config FILE          the configuration file (AIMAAS_CONFIG; default " AM_OPTS_CONFIG_DEFAULT ",\n"
+	"                         read when it exists; \"\": none). Its `key = value` lines take the\n"
+	"                         long flags' names; a flag beats the environment, which beats the file\n"
+	"  --print-config         print the effective configuration, each value's source, and exit\n"
 	"  -h, --help             this text\n"
 	"\n"
-	"environment only:\n"
+	"Every flag also has a variable: AIMAAS_ and its name in capitals, '-' as '_'\n"
+	"(--header-timeout: AIMAAS_HEADER_TIMEOUT; a switch such as --demo: AIMAAS_DEMO=1).\n"
+	"\n"
+	"environment only (secrets: --print-config says only whether they are set):\n"
 	"  AIMAAS_ADMIN_PASSWORD  password of the 'admin' user created on first start\n"
 	"                         (default: a random one, printed once to the log)\n"
-	"  AIMAAS_NVML_LIB        NVML library to load (default libnvidia-ml.so.1)\n"
-	"  AIMAAS_NVIDIA_SMI      nvidia-smi to run when NVML is missing (default: from PATH)\n"
-	"  AIMAAS_DATASET_MAX_BYTES  the largest dataset upload (default 268435456)\n";
-
-static int parse_ll(const char *s, long long min, long long max, long long *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* A numeric option: absent or empty keeps *out (the default). */
-static int num_opt(const char *val, const char *flag, const char *unit, long long min, long long max, long long *out)
-{
-	if (!val || !*val)
-		return 0;
-	if (parse_ll(val, min, max, out) != 0) {
-		fprintf(stderr, "aimaas: %s must be %lld to %lld %s (got '%s')\n", flag, min, max, unit, val);
-		return -1;
-	}
-	return 0;
-}
+	"  AIMAAS_METRICS_TOKEN   the bearer token of /metrics itself (rather than a file)\n"
+	"  AIMAAS_HF_TOKEN (or HF_TOKEN), AIMAAS_MODELSCOPE_TOKEN, AIMAAS_CLUSTER_KEY\n";
 
 /* for main_handoff, whose data is the API's */
 static struct am_gateway *g_gateway;
@@ -143,32 +130,6 @@ static int add_root(struct am_config *c, const char *dir)
 		return -1;
 	}
 	c->model_roots[c->nroots++] = am_strdup(real);
-	return 0;
-}
-
-/* Splits an environment list on sep into repeated values via fn. */
-static char *g_env_copies[4];
-static int env_list(const char *name, char sep, int slot, const char **out, int *n, int max)
-{
-	const char *v = getenv(name);
-	if (!v || !*v)
-		return 0;
-	char *copy = am_strdup(v);
-	g_env_copies[slot] = copy;
-	char *p = copy;
-	while (p && *p) {
-		char *s = strchr(p, sep);
-		if (s)
-			*s = '\0';
-		if (*p) {
-			if (*n == max) {
-				fprintf(stderr, "aimaas: too many values in %s\n", name);
-				return -1;
-			}
-			out[(*n)++] = p;
-		}
-		p = s ? s + 1 : NULL;
-	}
 	return 0;
 }
 
@@ -217,125 +178,58 @@ static void wake_deployment(void *data, long long dep_id)
 	am_deploy_wake(srv->deploy, dep_id);
 }
 
-static int parse_serve(int argc, char **argv, struct am_config *c)
+/* The options (am_opts: flag > env > file > default) into c; *opts keeps
+ * the strings c points to (free it after c). Returns 0, 1 when only help
+ * or --print-config was asked (printed), -1 after printing why. Creates the
+ * data dir and its models folder, except for --print-config. */
+static int parse_serve(int argc, char **argv, struct am_config *c, struct am_opts **opts)
 {
-	enum { O_LISTEN = 256, O_DATA, O_LEVEL, O_ROOT, O_SIM, O_TTL, O_BODY, O_GPUI, O_HTO, O_ITO, O_STOPENG, O_GWT, O_GWB, O_GWK, O_UI, O_MPUB, O_MTOK, O_CSW, O_DEMO };
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, O_LISTEN }, { "data-dir", required_argument, NULL, O_DATA },
-		{ "log-level", required_argument, NULL, O_LEVEL }, { "model-root", required_argument, NULL, O_ROOT },
-		{ "sim-gpus", required_argument, NULL, O_SIM },   { "session-ttl", required_argument, NULL, O_TTL },
-		{ "max-body", required_argument, NULL, O_BODY },  { "gpu-interval", required_argument, NULL, O_GPUI },
-		{ "header-timeout", required_argument, NULL, O_HTO }, { "idle-timeout", required_argument, NULL, O_ITO },
-		{ "stop-engines-on-exit", no_argument, NULL, O_STOPENG },
-		{ "gateway-threads", required_argument, NULL, O_GWT }, { "gateway-max-body", required_argument, NULL, O_GWB },
-		{ "gateway-keepalive-ms", required_argument, NULL, O_GWK }, { "ui-dir", required_argument, NULL, O_UI },
-		{ "metrics-public", no_argument, NULL, O_MPUB }, { "metrics-token-file", required_argument, NULL, O_MTOK },
-		{ "cold-start-wait", required_argument, NULL, O_CSW }, { "demo", no_argument, NULL, O_DEMO },
-		{ "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
-	};
-	const char *e;
-	am_strlcpy(c->listen, (e = getenv("AIMAAS_LISTEN")) && *e ? e : "0.0.0.0:8080", sizeof c->listen);
-	am_strlcpy(c->data_dir, (e = getenv("AIMAAS_DATA_DIR")) && *e ? e : "./data", sizeof c->data_dir);
-	const char *level = (e = getenv("AIMAAS_LOG_LEVEL")) && *e ? e : "info";
-	const char *ttl = getenv("AIMAAS_SESSION_TTL"), *body = getenv("AIMAAS_MAX_BODY"),
-		   *gpui = getenv("AIMAAS_GPU_INTERVAL"), *hto = NULL, *ito = NULL, *gwt = getenv("AIMAAS_GATEWAY_THREADS"),
-		   *gwb = NULL, *gwk = NULL, *ui = getenv("AIMAAS_UI_DIR"), *mtok = getenv("AIMAAS_METRICS_TOKEN_FILE"),
-		   *csw = getenv("AIMAAS_COLD_START_WAIT");
-	c->metrics_public = (e = getenv("AIMAAS_METRICS_PUBLIC")) && !strcmp(e, "1");
-	c->demo = (e = getenv("AIMAAS_DEMO")) && !strcmp(e, "1");
-	const char *roots[AM_MAX_ROOTS];
-	int nroots = 0;
-	const char *sims[AM_MAX_SIM_SPECS];
-	int nsims = 0, cli_roots = 0, cli_sims = 0;
-	optind = 1;
-	int ch;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_LISTEN: am_strlcpy(c->listen, optarg, sizeof c->listen); break;
-		case O_DATA: am_strlcpy(c->data_dir, optarg, sizeof c->data_dir); break;
-		case O_LEVEL: level = optarg; break;
-		case O_TTL: ttl = optarg; break;
-		case O_BODY: body = optarg; break;
-		case O_GPUI: gpui = optarg; break;
-		case O_HTO: hto = optarg; break;
-		case O_ITO: ito = optarg; break;
-		case O_STOPENG: c->stop_engines_on_exit = 1; break;
-		case O_GWT: gwt = optarg; break;
-		case O_GWB: gwb = optarg; break;
-		case O_GWK: gwk = optarg; break;
-		case O_UI: ui = optarg; break;
-		case O_MPUB: c->metrics_public = 1; break;
-		case O_DEMO: c->demo = 1; break;
-		case O_MTOK: mtok = optarg; break;
-		case O_CSW: csw = optarg; break;
-		case O_ROOT:
-			if (nroots == AM_MAX_ROOTS) {
-				fprintf(stderr, "aimaas: at most %d --model-root folders\n", AM_MAX_ROOTS);
-				return -1;
-			}
-			roots[nroots++] = optarg;
-			cli_roots = 1;
-			break;
-		case O_SIM:
-			if (nsims == AM_MAX_SIM_SPECS) {
-				fprintf(stderr, "aimaas: at most %d --sim-gpus specs\n", AM_MAX_SIM_SPECS);
-				return -1;
-			}
-			sims[nsims++] = optarg;
-			cli_sims = 1;
-			break;
-		case 'h': fputs(usage_serve, stdout); exit(0);
-		default: fputs(usage_serve, stderr); return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "aimaas: unexpected argument '%s'\n\n%s", argv[optind], usage_serve);
-		return -1;
-	}
+	struct am_opts *o;
+	int rc = am_opts_load(argc, argv, usage_serve, &o);
+	if (rc != 0)
+		return rc;
+	*opts = o;
+	am_strlcpy(c->listen, am_opts_str(o, AM_OPT_LISTEN), sizeof c->listen);
+	am_strlcpy(c->data_dir, am_opts_str(o, AM_OPT_DATA_DIR), sizeof c->data_dir);
+	am_log_parse_level(am_opts_str(o, AM_OPT_LOG_LEVEL), &c->log_level); /* checked by am_opts */
+	const char *ui = am_opts_str(o, AM_OPT_UI_DIR);
 	if (am_ui_locate(ui, c->ui_dir, sizeof c->ui_dir) != 0) {
 		fprintf(stderr, "aimaas: --ui-dir %s is not an existing folder\n", ui);
 		return -1;
 	}
-	if (!cli_roots && env_list("AIMAAS_MODEL_ROOT", ':', 0, roots, &nroots, AM_MAX_ROOTS) != 0)
-		return -1;
-	if (!cli_sims && env_list("AIMAAS_SIM_GPUS", ';', 1, sims, &nsims, AM_MAX_SIM_SPECS) != 0)
-		return -1;
-	if (am_log_parse_level(level, &c->log_level) != 0) {
-		fprintf(stderr, "aimaas: --log-level must be debug, info, warn or error (got '%s')\n", level);
-		return -1;
-	}
-	long long ttl_v = 43200, body_v = 1 << 20, gpui_v = 5000, hto_v = 10, ito_v = 75;
-	long long gwt_v = sysconf(_SC_NPROCESSORS_ONLN), gwb_v = 32LL << 20, gwk_v = 10000;
-	if (gwt_v < 1)
-		gwt_v = 1;
-	if (num_opt(gwt, "--gateway-threads", "threads", 1, 256, &gwt_v) != 0 ||
-	    num_opt(gwb, "--gateway-max-body", "bytes", 1024, 1LL << 32, &gwb_v) != 0 ||
-	    num_opt(gwk, "--gateway-keepalive-ms", "ms", 10, 600000, &gwk_v) != 0)
-		return -1;
-	c->gateway_threads = (int)gwt_v;
-	c->gateway_max_body = (size_t)gwb_v;
-	c->gateway_keepalive_ms = (int)gwk_v;
-	long long csw_v = 300;
-	if (num_opt(csw, "--cold-start-wait", "seconds", 1, 3600, &csw_v) != 0)
-		return -1;
-	c->cold_start_wait_s = (int)csw_v;
-	long long dsm_v = 256LL << 20;
-	if (num_opt(getenv("AIMAAS_DATASET_MAX_BYTES"), "AIMAAS_DATASET_MAX_BYTES", "bytes", 1024, 1LL << 34, &dsm_v) != 0)
-		return -1;
-	c->dataset_max_bytes = (size_t)dsm_v;
-	if (num_opt(ttl, "--session-ttl", "seconds", 60, 90LL * 86400, &ttl_v) != 0 ||
-	    num_opt(body, "--max-body", "bytes", 1024, 1LL << 32, &body_v) != 0 ||
-	    num_opt(gpui, "--gpu-interval", "ms", 100, 600000, &gpui_v) != 0 ||
-	    num_opt(hto, "--header-timeout", "seconds", 1, 3600, &hto_v) != 0 ||
-	    num_opt(ito, "--idle-timeout", "seconds", 1, 86400, &ito_v) != 0)
-		return -1;
-	c->session_ttl_s = ttl_v;
-	c->max_body = (size_t)body_v;
-	c->gpu_interval_ms = (int)gpui_v;
-	c->header_timeout_s = (int)hto_v;
-	c->idle_timeout_s = (int)ito_v;
+	if (!ui && c->ui_dir[0])
+		am_opts_derive(o, AM_OPT_UI_DIR, c->ui_dir);
+	long long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	c->gateway_threads = (int)am_opts_num(o, AM_OPT_GATEWAY_THREADS, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+	c->gateway_max_body = (size_t)am_opts_num(o, AM_OPT_GATEWAY_MAX_BODY, 32LL << 20);
+	c->gateway_keepalive_ms = (int)am_opts_num(o, AM_OPT_GATEWAY_KEEPALIVE_MS, 10000);
+	c->cold_start_wait_s = (int)am_opts_num(o, AM_OPT_COLD_START_WAIT, 300);
+	c->dataset_max_bytes = (size_t)am_opts_num(o, AM_OPT_DATASET_MAX_BYTES, 256LL << 20);
+	c->session_ttl_s = am_opts_num(o, AM_OPT_SESSION_TTL, 43200);
+	c->max_body = (size_t)am_opts_num(o, AM_OPT_MAX_BODY, 1 << 20);
+	c->gpu_interval_ms = (int)am_opts_num(o, AM_OPT_GPU_INTERVAL, 5000);
+	c->header_timeout_s = (int)am_opts_num(o, AM_OPT_HEADER_TIMEOUT, 10);
+	c->idle_timeout_s = (int)am_opts_num(o, AM_OPT_IDLE_TIMEOUT, 75);
+	c->demo = am_opts_bool(o, AM_OPT_DEMO);
+	c->metrics_public = am_opts_bool(o, AM_OPT_METRICS_PUBLIC);
+	c->stop_engines_on_exit = am_opts_bool(o, AM_OPT_STOP_ENGINES_ON_EXIT);
+	c->nvml_lib = am_opts_str(o, AM_OPT_NVML_LIB);
+	c->nvidia_smi = am_opts_str(o, AM_OPT_NVIDIA_SMI);
+	int nsims, nroots;
+	const char *const *sims = am_opts_list(o, AM_OPT_SIM_GPUS, &nsims);
+	const char *const *roots = am_opts_list(o, AM_OPT_MODEL_ROOT, &nroots);
 	for (int i = 0; i < nsims; i++)
 		c->sim_gpus[c->nsim++] = sims[i];
+	char num[32];
+	am_fmt(num, sizeof num, "%d", c->gateway_threads);
+	am_opts_derive(o, AM_OPT_GATEWAY_THREADS, num);
+	if (am_opts_print_wanted(o)) { /* before anything is created */
+		char def[PATH_MAX + 16];
+		am_fmt(def, sizeof def, "%s/models", c->data_dir);
+		am_opts_derive(o, AM_OPT_MODEL_ROOT, def);
+		am_opts_print(o, stdout);
+		return 1;
+	}
 	if (am_mkdirs(c->data_dir) != 0) {
 		fprintf(stderr, "aimaas: cannot create data dir %s: %s\n", c->data_dir, strerror(errno));
 		return -1;
@@ -355,8 +249,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c)
 	for (int i = 0; i < nroots; i++)
 		if (add_root(c, roots[i]) != 0)
 			return -1;
-	c->nvml_lib = getenv("AIMAAS_NVML_LIB");
-	c->nvidia_smi = getenv("AIMAAS_NVIDIA_SMI");
+	const char *mtok = am_opts_str(o, AM_OPT_METRICS_TOKEN_FILE);
 	if (metrics_token(mtok && *mtok ? mtok : NULL, c->metrics_token, sizeof c->metrics_token) != 0)
 		return -1;
 	return 0;
@@ -587,13 +480,17 @@ static int serve(int argc, char **argv)
 	int rc = 1, lock_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL, *disk_probe = NULL;
 	struct am_usage_sink *usage = NULL;
+	struct am_opts *opts = NULL;
 	char err[512];
 	/* what aimaas writes (database, logs, datasets, job folders) holds
 	 * keys and users' data: no file or folder of it is for other users */
 	umask(027);
 	cloexec_inherited();
-	if (parse_serve(argc, argv, &srv.cfg) != 0)
+	int parsed = parse_serve(argc, argv, &srv.cfg, &opts);
+	if (parsed != 0) {
+		rc = parsed > 0 ? 0 : 1;
 		goto out;
+	}
 	struct stat dsb;
 	if (stat(srv.cfg.data_dir, &dsb) == 0 && (dsb.st_mode & 007))
 		chmod(srv.cfg.data_dir, dsb.st_mode & 0750); /* one an older aimaas made 0755 */
@@ -768,8 +665,7 @@ out:
 		event_base_free(srv.base);
 	for (int i = 0; i < srv.cfg.nroots; i++)
 		free(srv.cfg.model_roots[i]);
-	for (int i = 0; i < 4; i++)
-		free(g_env_copies[i]);
+	am_opts_free(opts); /* after everything that holds its strings */
 	if (lock_fd >= 0)
 		close(lock_fd);
 	libevent_global_shutdown();

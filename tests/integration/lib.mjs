@@ -24,6 +24,8 @@ export async function startServer({ args = [], env = {}, dataDir, adminPassword 
   else fullEnv.AIMAAS_ADMIN_PASSWORD = adminPassword;
   // a move the instance state machine refuses is a bug: aimaas aborts, the test sees it
   if (fullEnv.AIMAAS_TEST_ABORT_ON_REFUSED_MOVE === undefined) fullEnv.AIMAAS_TEST_ABORT_ON_REFUSED_MOVE = '1';
+  // a machine's /etc/aimaas/aimaas.conf is not the tests' (AIMAAS_CONFIG='': no file)
+  if (fullEnv.AIMAAS_CONFIG === undefined) fullEnv.AIMAAS_CONFIG = '';
   const started = process.hrtime.bigint();
   // no console unless a test asks for one: what is built must not change the answers
   const ui = args.includes('--ui-dir') ? [] : ['--ui-dir', ''];

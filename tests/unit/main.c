@@ -35,6 +35,7 @@ void suite_deploy_verbs(void);
 void suite_kube(void);
 void suite_hub(void);
 void suite_msg(void);
+void suite_conf(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -103,6 +104,7 @@ int main(void)
 	suite_kube();
 	suite_hub();
 	suite_msg();
+	suite_conf();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
