@@ -315,6 +315,19 @@ static int some_arg_translates(struct run *r, const struct tmpl *t, const struct
 	return 0;
 }
 
+static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct cap *caps, int ncaps, struct am_buf *out);
+
+/* The text conversion k of t taking s[i..i+n), the rest matched after it:
+ * 1 when all matched, 0 when the work is used up, -1 to try another n. */
+static int try_text(struct run *r, const struct tmpl *t, int k, size_t i, size_t n, struct cap *caps, int ncaps,
+		    struct am_buf *out)
+{
+	caps[ncaps] = (struct cap){ i, n };
+	if (match(r, t, k + 1, i + n, caps, ncaps + 1, out))
+		return 1;
+	return *r->steps > MAX_STEPS ? 0 : -1;
+}
+
 /* Matches pieces k.. of t at s[i], the captures so far in caps[0..ncaps);
  * at the template's end, the rest of the text must translate too. 1 with
  * the Chinese of t and of the rest appended to out. */
@@ -364,11 +377,9 @@ static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct ca
 	if (!nx) { /* the template's last piece: all of the rest first, a message itself */
 		size_t least = t->letters < 3 ? max : 0; /* glue takes all there is */
 		for (size_t n = max + 1; n-- > least;) {
-			caps[ncaps] = (struct cap){ i, n };
-			if (match(r, t, k + 1, i + n, caps, ncaps + 1, out))
-				return 1;
-			if (*r->steps > MAX_STEPS)
-				return 0;
+			int rc = try_text(r, t, k, i, n, caps, ncaps, out);
+			if (rc >= 0)
+				return rc;
 		}
 		return 0;
 	}
@@ -381,11 +392,9 @@ static int match(struct run *r, const struct tmpl *t, int k, size_t i, struct ca
 			if (n > max)
 				return 0;
 		}
-		caps[ncaps] = (struct cap){ i, n };
-		if (match(r, t, k + 1, i + n, caps, ncaps + 1, out))
-			return 1;
-		if (*r->steps > MAX_STEPS)
-			return 0;
+		int rc = try_text(r, t, k, i, n, caps, ncaps, out);
+		if (rc >= 0)
+			return rc;
 	}
 	return 0;
 }
