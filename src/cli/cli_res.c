@@ -55,6 +55,42 @@ static int list(struct cli *c, const char *path, int ncols, const char *const *h
 	return rc;
 }
 
+/* An array of objects (a model's memory estimate) as a table of the first
+ * object's keys, indented under its name. */
+static void show_items(const char *name, const json_t *arr)
+{
+	const char *keys[16], *k;
+	int n = 0;
+	json_t *v;
+	json_object_foreach(json_array_get(arr, 0), k, v)
+		if (n < 16)
+			keys[n++] = k;
+	json_object_foreach(json_array_get(arr, json_array_size(arr) - 1), k, v) /* refused rows add their own */
+		if (n < 16 && !json_object_get(json_array_get(arr, 0), k))
+			keys[n++] = k;
+	printf("%s:\n", name);
+	struct cli_table *t = cli_table_new(n, keys);
+	size_t i;
+	json_t *it;
+	json_array_foreach(arr, i, it) {
+		char cells[16][256];
+		const char *row[16];
+		for (int c = 0; c < n; c++) {
+			const json_t *x = json_object_get(it, keys[c]);
+			char tmp[256];
+			if (json_is_integer(x) && strstr(keys[c], "bytes"))
+				cli_table_bytes((double)json_integer_value(x), tmp, sizeof tmp);
+			else
+				cli_table_cell(x, tmp, sizeof tmp);
+			am_fmt(cells[c], sizeof cells[c], "%s%s", c ? "" : "  ", tmp);
+			row[c] = cells[c];
+		}
+		cli_table_row(t, row);
+	}
+	cli_table_print(t, stdout);
+	cli_table_free(t);
+}
+
 /* One object: raw with -o json, else "key: value" lines of its scalars. */
 static void show(struct cli *c, const struct cli_resp *r)
 {
@@ -68,6 +104,10 @@ static void show(struct cli *c, const struct cli_resp *r)
 		char cell[1024];
 		if (json_is_object(v) && json_object_size(v) > 6)
 			continue; /* facts, reports: -o json has them */
+		if (json_is_object(json_array_get(v, 0))) {
+			show_items(k, v);
+			continue;
+		}
 		printf("%-20s %s\n", k, cli_table_cell(v, cell, sizeof cell));
 	}
 }
@@ -357,27 +397,28 @@ static const char finetune_usage[] =
 	"                             [--epochs X] [--lr X] [--max-steps N] [--output-name NAME] [--dry-run]\n"
 	"       aimaas finetune status [NAME|ID]\n"
 	"       aimaas finetune stop NAME|ID\n"
-	"       aimaas finetune logs NAME|ID [-f]\n";
+	"       aimaas finetune logs NAME|ID [-f] [-n LINES]\n";
 
 int cli_res_finetune(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "model", required_argument, 0, 'm' },  { "dataset", required_argument, 0, 'D' },
-		{ "name", required_argument, 0, 'n' },   { "method", required_argument, 0, 'M' },
+		{ "name", required_argument, 0, 'N' },   { "method", required_argument, 0, 'M' },
 		{ "stage", required_argument, 0, 's' },  { "gpus", required_argument, 0, 'g' },
 		{ "epochs", required_argument, 0, 'e' }, { "lr", required_argument, 0, 'l' },
 		{ "max-steps", required_argument, 0, 'x' }, { "output-name", required_argument, 0, 'o' },
-		{ "dry-run", no_argument, 0, 'd' },      { "follow", no_argument, 0, 'f' }, { 0, 0, 0, 0 },
+		{ "dry-run", no_argument, 0, 'd' },      { "follow", no_argument, 0, 'f' },
+		{ "tail", required_argument, 0, 't' },   { 0, 0, 0, 0 },
 	};
 	json_t *b = json_object(), *ds = json_array(), *hyper = json_object();
 	int o, dry = 0, follow = 0, rc = CLI_USAGE;
-	long v;
+	long v, tail = 200;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "fn:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'm': json_object_set_new(b, "base_model", json_string(optarg)); break;
 		case 'D': json_array_append_new(ds, json_string(optarg)); break;
-		case 'n': json_object_set_new(b, "name", json_string(optarg)); break;
+		case 'N': json_object_set_new(b, "name", json_string(optarg)); break;
 		case 'M': json_object_set_new(b, "method", json_string(optarg)); break;
 		case 's': json_object_set_new(b, "stage", json_string(optarg)); break;
 		case 'o': json_object_set_new(b, "output_name", json_string(optarg)); break;
@@ -394,6 +435,11 @@ int cli_res_finetune(struct cli *c, int argc, char **argv)
 			break;
 		case 'd': dry = 1; break;
 		case 'f': follow = 1; break;
+		case 'n':
+		case 't':
+			if ((tail = num(optarg)) <= 0)
+				goto bad;
+			break;
 		default: goto bad;
 		}
 	}
@@ -416,8 +462,9 @@ int cli_res_finetune(struct cli *c, int argc, char **argv)
 		} else if (rc == CLI_OK) {
 			const json_t *p = json_object_get(r.json, "progress");
 			char loss[64];
+			const char *why = str(r.json, "reason");
 			printf("%s (id %lld): %s%s%s\n", str(r.json, "name"), id, str(r.json, "state") ?: "?",
-			       str(r.json, "reason") ? ": " : "", str(r.json, "reason") ?: "");
+			       why && *why ? ": " : "", why ? why : "");
 			printf("base %s, %s %s, %lld GPU(s)\n", str(json_object_get(r.json, "base_model"), "name") ?: "?",
 			       str(r.json, "method") ?: "?", str(r.json, "stage") ?: "?",
 			       (long long)json_integer_value(json_object_get(r.json, "gpu_count")));
@@ -436,7 +483,7 @@ int cli_res_finetune(struct cli *c, int argc, char **argv)
 		char path[128];
 		am_fmt(path, sizeof path, "/api/v1/finetune/jobs/%lld/logs", id);
 		if (rc == CLI_OK)
-			rc = cli_deploy_print_log(c, path, follow, 200);
+			rc = cli_deploy_print_log(c, path, follow, tail);
 	} else if (n == 1 && !strcmp(a[0], "start")) {
 		if (!json_array_size(ds) || !json_object_get(b, "base_model")) {
 			fprintf(stderr, "aimaas: finetune start needs --model and --dataset\n");
@@ -506,7 +553,7 @@ int cli_res_usage(struct cli *c, int argc, char **argv)
 		}
 		goto bad;
 	}
-	if (optind != argc - 1)
+	if (optind != argc)
 		goto bad;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
