@@ -87,15 +87,21 @@ void cli_table_print(const struct cli_table *t, FILE *out)
 			if (cw > w[c])
 				w[c] = cw;
 		}
+	struct am_buf line;
+	am_buf_init(&line, 1u << 20);
 	for (int r = 0; r < t->nrows; r++) {
+		am_buf_reset(&line);
 		for (int c = 0; c < t->ncols; c++) {
 			const char *s = t->cells[r * t->ncols + c];
-			fputs(s, out);
+			am_buf_adds(&line, s);
 			if (c < t->ncols - 1)
-				fprintf(out, "%*s", w[c] - cli_table_width(s) + 2, "");
+				am_buf_printf(&line, "%*s", w[c] - cli_table_width(s) + 2, "");
 		}
-		fputc('\n', out);
+		while (line.len && line.data[line.len - 1] == ' ')
+			line.data[--line.len] = '\0';
+		fprintf(out, "%s\n", am_buf_str(&line));
 	}
+	am_buf_free(&line);
 	free(w);
 }
 
