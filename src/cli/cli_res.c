@@ -69,7 +69,13 @@ static void show_items(const char *name, const json_t *arr)
 		if (n < 16 && !json_object_get(json_array_get(arr, 0), k))
 			keys[n++] = k;
 	printf("%s:\n", name);
-	struct cli_table *t = cli_table_new(n, keys);
+	char first[80];
+	const char *head[16];
+	am_fmt(first, sizeof first, "  %s", keys[0]);
+	head[0] = first;
+	for (int c = 1; c < n; c++)
+		head[c] = keys[c];
+	struct cli_table *t = cli_table_new(n, head);
 	size_t i;
 	json_t *it;
 	json_array_foreach(arr, i, it) {
