@@ -158,6 +158,7 @@ void cli_client_esc(struct am_buf *b, const char *s)
 	}
 }
 
+/* libcurl's write callback: the answer into a capped buffer (a full one ends the transfer). */
 static size_t on_body(char *p, size_t size, size_t n, void *data)
 {
 	struct am_buf *b = data;
@@ -266,6 +267,7 @@ struct progress {
 	int shown;
 };
 
+/* libcurl's progress callback: a bar of the bytes sent, redrawn in place on stderr. */
 static int on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct progress *p = data;
@@ -328,6 +330,8 @@ struct sse {
 	void *data;
 };
 
+/* libcurl's write callback for a stream: splits the bytes into lines and hands each
+ * `data:` line to the caller; a non-200 answer is kept whole for its error. */
 static size_t on_sse(char *p, size_t size, size_t n, void *arg)
 {
 	struct sse *s = arg;

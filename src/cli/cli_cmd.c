@@ -80,6 +80,8 @@ static const char login_usage[] =
 	"URL in $XDG_CONFIG_HOME/aimaas/cli.json (~/.config/aimaas/cli.json), mode 0600.\n"
 	"The password is asked on the terminal without echo, or read from stdin.\n";
 
+/* aimaas login: a session, a personal token made with it, the session ended,
+ * the token kept in the config file. */
 static int login(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {

@@ -12,6 +12,7 @@
 #include "cli_table.h"
 #include "cli_verbs.h"
 
+/* o[k] as a string, or NULL. */
 static const char *str(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -88,6 +89,8 @@ static long num(const char *s)
 	return *s && !*end && v > 0 ? v : -1;
 }
 
+/* A dry run's answer for people: the plan's sizes, each replica's GPUs, the
+ * engine's environment and argv (secrets already masked by the server). */
 static void print_plan(const json_t *res)
 {
 	const json_t *plan = json_object_get(res, "plan");
@@ -265,6 +268,7 @@ int cli_deploy_scale(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* One streamed log line to stdout, flushed (a pipe reads it at once). */
 static void on_line(const char *s, size_t n, void *data)
 {
 	fwrite(s, 1, n, stdout);

@@ -13,11 +13,13 @@
 #include "cli_table.h"
 #include "cli_verbs.h"
 
+/* o[k] as a string, or NULL. */
 static const char *str(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
 }
 
+/* A whole number of at least 0, or -1. */
 static long num(const char *s)
 {
 	char *end;

@@ -13,6 +13,7 @@ struct cli_table {
 	char **cells;   /* nrows × ncols */
 };
 
+/* Whether cp lies in [lo, hi]. */
 static int in(unsigned cp, unsigned lo, unsigned hi)
 {
 	return cp >= lo && cp <= hi;
