@@ -39,6 +39,7 @@
 #include "http/am_prio.h"
 #include "hub/hub_catalog.h"
 #include "hub/hub_cli.h"
+#include "cli/cli_cmd.h"
 #include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
@@ -58,7 +59,9 @@ static const char usage_main[] =
 	"  download   fetch a model from Hugging Face or ModelScope into a folder\n"
 	"  version    print the version\n"
 	"\n"
-	"Run 'aimaas serve --help' for the server's options.\n";
+	"Run 'aimaas serve --help' for the server's options.\n"
+	"\n"
+	"Client commands (speak a running server's API):\n";
 
 static const char usage_serve[] =
 	"usage: aimaas serve [options]\n"
@@ -678,10 +681,12 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
+		fputs(cli_cmd_usage, stderr);
 		return 2;
 	}
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		fputs(usage_main, stdout);
+		fputs(cli_cmd_usage, stdout);
 		return 0;
 	}
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
@@ -692,6 +697,9 @@ int main(int argc, char **argv)
 		return serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "download") == 0)
 		return hub_cli_download(argc - 1, argv + 1);
-	fprintf(stderr, "aimaas: unknown command '%s'\n\n%s", argv[1], usage_main);
+	int crc = cli_cmd_run(argc - 1, argv + 1); /* login, ps, deploy, ...: a client of the API */
+	if (crc >= 0)
+		return crc;
+	fprintf(stderr, "aimaas: unknown command '%s'\n\n%s%s", argv[1], usage_main, cli_cmd_usage);
 	return 2;
 }

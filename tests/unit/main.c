@@ -36,6 +36,7 @@ void suite_kube(void);
 void suite_hub(void);
 void suite_msg(void);
 void suite_conf(void);
+void suite_cli(void);
 
 char *am_test_read_file(const char *path)
 {
@@ -105,6 +106,7 @@ int main(void)
 	suite_hub();
 	suite_msg();
 	suite_conf();
+	suite_cli();
 	printf("unit: %d passed, %d failed\n", am_test_passed, am_test_failed);
 	return am_test_failed ? 1 : 0;
 }
