@@ -158,3 +158,12 @@ int am_auth_resolve(struct am_store *st, const char *token, struct am_principal 
 	json_decref(row);
 	return 0;
 }
+
+int am_auth_prune(struct am_store *st, long long before, int batch)
+{
+	if (am_store_exec(st, "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+			  " WHERE (expires_at IS NOT NULL AND expires_at < ?1) OR (revoked_at IS NOT NULL AND revoked_at < ?1)"
+			  " LIMIT ?2)", "ii", before, (long long)batch) != 0)
+		return -1;
+	return am_store_changes(st);
+}
