@@ -2,6 +2,7 @@
 #include "am_auth.h"
 
 #include <sodium.h>
+#include <limits.h>
 #include <string.h>
 
 #include "../base/am_buf.h"
@@ -161,9 +162,11 @@ int am_auth_resolve(struct am_store *st, const char *token, struct am_principal 
 
 int am_auth_prune(struct am_store *st, long long before, int batch)
 {
+	/* a personal token stays listed (as expired or revoked) for 30 days more */
 	if (am_store_exec(st, "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
-			  " WHERE (expires_at IS NOT NULL AND expires_at < ?1) OR (revoked_at IS NOT NULL AND revoked_at < ?1)"
-			  " LIMIT ?2)", "ii", before, (long long)batch) != 0)
+			  " WHERE MIN(COALESCE(expires_at, ?3), COALESCE(revoked_at, ?3))"
+			  "   < ?1 - CASE kind WHEN 'token' THEN 30 * 86400000 ELSE 0 END"
+			  " LIMIT ?2)", "iii", before, (long long)batch, LLONG_MAX) != 0)
 		return -1;
 	return am_store_changes(st);
 }

@@ -1,8 +1,8 @@
 // Data that stays small (issue 17): raw usage records past their retention
 // are deleted by the pruning thread while the hourly and daily roll-ups keep
 // their totals, so GET /usage answers the same before and after; finished
-// tasks are pruned by count and age, expired sessions go; a successful API
-// call is a DEBUG line unless --access-log.
+// tasks are pruned by count and age, expired sessions go (personal tokens
+// 30 days later); a successful API call is a DEBUG line unless --access-log.
 //
 // Rows are seeded with the sqlite3 shell while aimaas is stopped (the
 // trigger rolls them up as it does any writer's rows other than the sink's).
@@ -48,7 +48,8 @@ test('raw usage past the retention is pruned, the roll-ups keep the answers; tas
       CASE WHEN i <= 50 THEN ${now - 100 * D} ELSE ${now} - (300 - i) * 1000 END,
       CASE WHEN i <= 50 THEN ${now - 100 * D} ELSE ${now} - (300 - i) * 1000 END, i % 2 FROM n;
     INSERT INTO sessions(user_id, kind, token_hash, token_hint, created_at, expires_at)
-      VALUES(1, 'session', 'old-1', 'o1', 0, ${now - D}), (1, 'token', 'old-2', 'o2', 0, ${now - 2 * D});`);
+      VALUES(1, 'session', 'old-1', 'o1', 0, ${now - D}), (1, 'token', 'old-2', 'o2', 0, ${now - 31 * D}),
+        (1, 'token', 'recent-3', 'r3', 0, ${now - 2 * D});`);
   const tasksBefore = Number(sql(db, 'SELECT COUNT(*) FROM tasks'));
 
   // the answers with every raw row there (retention far away), for ranges
@@ -100,6 +101,7 @@ test('raw usage past the retention is pruned, the roll-ups keep the answers; tas
   assert.equal(sql(db, `SELECT COUNT(*) FROM tasks WHERE created_at < ${now - 90 * D}`), '0');
   assert.ok(Number(sql(db, 'SELECT COUNT(*) FROM tasks')) <= 101);
   assert.equal(sql(db, "SELECT COUNT(*) FROM sessions WHERE token_hash LIKE 'old-%'"), '0');
+  assert.equal(sql(db, "SELECT COUNT(*) FROM sessions WHERE token_hash = 'recent-3'"), '1', 'a token expired 2 days ago is still listed');
 });
 
 test('successful API calls are DEBUG lines unless --access-log; errors stay at INFO', async () => {
