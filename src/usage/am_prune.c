@@ -61,7 +61,7 @@ static int nap(struct am_prune *p, long ms)
 static int pass(struct am_prune *p, struct am_store *st, const struct am_prune_config *c, long long now,
 		long long *deleted)
 {
-	int batch = c->batch > 0 ? c->batch : 5000;
+	int batch = c->batch > 0 ? c->batch : 2000;
 	long long total = 0;
 	int rc = 0;
 	for (int step = 0; step < 3 && !stopping(p); step++) {
