@@ -40,6 +40,12 @@ struct am_config {
 	const char *sim_gpus[AM_MAX_SIM_SPECS];
 	int nsim;
 	long long session_ttl_s;
+	long long usage_retention_days;    /* raw usage records (am_prune) */
+	long long usage_rollup_retention_days; /* the hourly and daily roll-ups */
+	long long task_retention_days;     /* finished tasks, by age */
+	long long task_keep;               /* and by count */
+	int prune_interval_s;              /* between pruning passes */
+	int access_log;                    /* successful API calls at INFO, not DEBUG */
 	size_t max_body;
 	const char *nvml_lib;              /* AIMAAS_NVML_LIB: another libnvidia-ml */
 	const char *nvidia_smi;            /* AIMAAS_NVIDIA_SMI: another nvidia-smi */

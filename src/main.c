@@ -47,6 +47,7 @@
 #include "sched/am_capacity_db.h"
 #include "store/am_store.h"
 #include "task/am_task.h"
+#include "usage/am_prune.h"
 #include "usage/am_usage_sink.h"
 
 static const char usage_main[] =
@@ -100,6 +101,16 @@ static const char usage_serve[] =
 	"  --stop-engines-on-exit stop every engine when aimaas stops (default: engines keep\n"
 	"                         serving while aimaas is down or being upgraded)\n"
 	"  --dataset-max-bytes B  the largest dataset upload (AIMAAS_DATASET_MAX_BYTES; default 268435456)\n"
+	"  --usage-retention-days D  raw usage records are kept D days (AIMAAS_USAGE_RETENTION_DAYS;\n"
+	"                         default 30); their hourly and daily totals stay\n"
+	"  --usage-rollup-retention-days D  the hourly and daily usage totals are kept D days\n"
+	"                         (AIMAAS_USAGE_ROLLUP_RETENTION_DAYS; default 730)\n"
+	"  --task-retention-days D, --task-keep N  finished tasks are deleted after D days\n"
+	"                         (default 90) or beyond the newest N (default 100000); running\n"
+	"                         ones and those a deployment, job or download names stay\n"
+	"  --prune-interval S     seconds between pruning passes (AIMAAS_PRUNE_INTERVAL; default 600)\n"
+	"  --access-log           log every API call at INFO (AIMAAS_ACCESS_LOG=1; default: successful\n"
+	"                         calls at DEBUG, errors and slow calls always)\n"
 	"  --nvml-lib LIB         NVML library to load (AIMAAS_NVML_LIB; default libnvidia-ml.so.1)\n"
 	"  --nvidia-smi PATH      nvidia-smi to run when NVML is missing (AIMAAS_NVIDIA_SMI; default: from PATH)\n"
 	"  --config FILE          the configuration file (AIMAAS_CONFIG; default " AM_OPTS_CONFIG_DEFAULT ",\n"
@@ -209,6 +220,12 @@ static int parse_serve(int argc, char **argv, struct am_config *c, struct am_opt
 	c->cold_start_wait_s = (int)am_opts_num(o, AM_OPT_COLD_START_WAIT, 300);
 	c->dataset_max_bytes = (size_t)am_opts_num(o, AM_OPT_DATASET_MAX_BYTES, 256LL << 20);
 	c->session_ttl_s = am_opts_num(o, AM_OPT_SESSION_TTL, 43200);
+	c->usage_retention_days = am_opts_num(o, AM_OPT_USAGE_RETENTION_DAYS, 30);
+	c->usage_rollup_retention_days = am_opts_num(o, AM_OPT_USAGE_ROLLUP_RETENTION_DAYS, 730);
+	c->task_retention_days = am_opts_num(o, AM_OPT_TASK_RETENTION_DAYS, 90);
+	c->task_keep = am_opts_num(o, AM_OPT_TASK_KEEP, 100000);
+	c->prune_interval_s = (int)am_opts_num(o, AM_OPT_PRUNE_INTERVAL, 600);
+	c->access_log = am_opts_bool(o, AM_OPT_ACCESS_LOG);
 	c->max_body = (size_t)am_opts_num(o, AM_OPT_MAX_BODY, 1 << 20);
 	c->gpu_interval_ms = (int)am_opts_num(o, AM_OPT_GPU_INTERVAL, 5000);
 	c->header_timeout_s = (int)am_opts_num(o, AM_OPT_HEADER_TIMEOUT, 10);
@@ -483,6 +500,7 @@ static int serve(int argc, char **argv)
 	int rc = 1, lock_fd = -1;
 	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL, *disk_probe = NULL;
 	struct am_usage_sink *usage = NULL;
+	struct am_prune *prune = NULL;
 	struct am_opts *opts = NULL;
 	char err[512];
 	/* what aimaas writes (database, logs, datasets, job folders) holds
@@ -608,6 +626,15 @@ static int serve(int argc, char **argv)
 		am_error("main", "usage sink: %s", err);
 		goto out;
 	}
+	struct am_prune_config pcfg = {
+		.usage_days = srv.cfg.usage_retention_days, .rollup_days = srv.cfg.usage_rollup_retention_days,
+		.task_days = srv.cfg.task_retention_days, .task_keep = srv.cfg.task_keep, .period_s = srv.cfg.prune_interval_s,
+	};
+	prune = am_prune_start(dbpath, &pcfg, err, sizeof err);
+	if (!prune) {
+		am_error("main", "pruning: %s", err);
+		goto out;
+	}
 	am_routes_publish(&srv);
 	if (am_inventory_start(srv.inv) != 0) {
 		am_error("main", "cannot start the GPU sampler");
@@ -644,6 +671,7 @@ out:
 	if (disk_probe)
 		event_free(disk_probe);
 	am_http_server_free(srv.http);
+	am_prune_free(prune);
 	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
 	am_gateway_stop(srv.gateway);   /* the workers' last usage records go to the sink's last drain */
 	am_usage_sink_free(usage);

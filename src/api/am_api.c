@@ -749,9 +749,13 @@ static void on_done(struct am_http_req *req, void *data)
 	double secs = (double)(am_now_ns() - req->start_ns) / 1e9;
 	size_t route = ctx ? ctx->route_index : api->nroutes;
 	am_metrics_observe(api->metrics, route, req->status, secs);
-	am_info("access", "%s \"%s %.300s\" %d %llu %.2fms user=%s", req->peer, req->method ? req->method : "-",
-		req->path[0] ? req->path : "-", req->status, (unsigned long long)req->bytes_out, secs * 1000,
-		ctx && ctx->who.user_id ? ctx->who.username : "-");
+	/* a successful call is a DEBUG line unless --access-log: an INFO line
+	 * each would be most of the log (errors and slow calls stay visible) */
+	enum am_log_level lvl = req->status >= 400 || api->srv->cfg.access_log ? AM_LOG_INFO : AM_LOG_DEBUG;
+	if (am_log_enabled(lvl))
+		am_log(lvl, "access", "%s \"%s %.300s\" %d %llu %.2fms user=%s", req->peer, req->method ? req->method : "-",
+		       req->path[0] ? req->path : "-", req->status, (unsigned long long)req->bytes_out, secs * 1000,
+		       ctx && ctx->who.user_id ? ctx->who.username : "-");
 	log_if_slow(req);
 }
 

@@ -4,6 +4,7 @@
  * their own keys and see their own usage; admins all. */
 #include <sodium.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "../base/am_buf.h"
@@ -211,21 +212,56 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 	return 0;
 }
 
-/* GET /usage aggregates the hourly rollup (usage_hourly) and, for the
- * partial hours at the edges of the range, usage_records, which grows by a
- * row per gateway request: the query is built on the loop and run on the
- * read worker. */
+/* GET /usage aggregates the daily and hourly roll-ups (usage_daily,
+ * usage_hourly) and, for the partial hours at the edges of the range,
+ * usage_records, which grows by a row per gateway request (and is pruned
+ * after the retention, am_prune): the query is built on the loop and run on
+ * the read worker. */
 struct usage_job {
 	char *sql;
-	long long f, t, admin, user, bucket, h1, h2;
+	long long f, t, admin, user, bucket;
 	json_t *rows;              /* set by the worker; NULL when the read failed */
 };
+
+/* Where [f, t) is read from: whole days [*d1, *d2) from usage_daily, the
+ * whole hours around them ([*h1, *d1) and [*d2, *h2)) from usage_hourly, the
+ * partial hours at the edges ([f, *h1) and [*h2, t)) from the raw rows.
+ * raw_min: the oldest raw row's time (LLONG_MAX when none): a range that
+ * starts before it starts at its hour, whose raw rows are gone (pruned) or
+ * were never there, so the hour's bucket counts the same. A day bucket is a
+ * whole number of hours, so buckets add up the same either way. days = 0
+ * (an hourly series): no days, whose rows would fall in one hour. */
+static void usage_bounds(long long f, long long t, long long raw_min, int days, long long *h1, long long *h2,
+			 long long *d1, long long *d2)
+{
+	const long long H = 3600000LL, D = 86400000LL;
+	long long a = f / H * H, b = t / H * H;
+	if (a < f && f >= raw_min)
+		a += H;
+	if (a >= b)
+		a = b = t; /* within one hour: the raw rows alone */
+	long long c = a / D * D, d = b / D * D;
+	if (c < a)
+		c += D;
+	if (c >= d || !days)
+		c = d = b; /* no whole day: the hours alone */
+	*h1 = a;
+	*h2 = b;
+	*d1 = c;
+	*d2 = d;
+}
 
 static void usage_read(struct am_store *ro, void *arg)
 {
 	struct usage_job *j = arg;
-	if (am_store_rows_dynamic(ro, &j->rows, j->sql, "iiiiiii", j->f, j->t, j->admin, j->user, j->bucket, j->h1,
-				  j->h2) != 0)
+	long long raw_min, h1, h2, d1, d2;
+	if (am_store_int(ro, &raw_min, LLONG_MAX, "SELECT MIN(at) FROM usage_records", "") != 0) {
+		j->rows = NULL;
+		return;
+	}
+	usage_bounds(j->f, j->t, raw_min, j->bucket != 3600000LL, &h1, &h2, &d1, &d2);
+	if (am_store_rows_dynamic(ro, &j->rows, j->sql, "iiiiiiiii", j->f, j->t, j->admin, j->user, j->bucket, h1, h2,
+				  d1, d2) != 0)
 		j->rows = NULL;
 }
 
@@ -322,25 +358,19 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		}
 		*touts[q] = v;
 	}
-	/* Whole hours [h1, h2) from the hourly rollup, the partial hours at the
-	 * edges ([f, h1) and [h2, t)) from the raw rows: the cost follows the
-	 * hours and groups asked for, not the table's size. A day bucket is a
-	 * whole number of hours, so buckets add up the same either way. */
-	long long h1 = f / 3600000LL * 3600000LL, h2 = t / 3600000LL * 3600000LL;
-	if (h1 < f)
-		h1 += 3600000LL;
-	if (h1 >= h2)
-		h1 = h2 = t; /* within one hour: the raw rows alone */
-	/* whose rows, in both sources: a plain equality for a user, so the user indexes serve it */
+	/* whose rows, in all sources: a plain equality for a user, so the user indexes serve it */
 	const char *whose = ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0";
 	/* a join per row only for the names asked for */
 	char sql[4096];
 	am_fmt(sql, sizeof sql,
 	       "WITH r(at, user_id, key_id, model, deployment_id, requests, prompt_tokens, completion_tokens, errors, ttft_sum,"
 	       " ttft_n, duration_sum) AS ("
-	       "SELECT hour_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests, prompt_tokens,"
-	       " completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_hourly"
-	       " WHERE hour_at >= ?6 AND hour_at < ?7 AND %s"
+	       "SELECT day_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests, prompt_tokens,"
+	       " completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_daily"
+	       " WHERE day_at >= ?8 AND day_at < ?9 AND %s"
+	       " UNION ALL SELECT hour_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests,"
+	       " prompt_tokens, completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_hourly"
+	       " WHERE ((hour_at >= ?6 AND hour_at < ?8) OR (hour_at >= ?9 AND hour_at < ?7)) AND %s"
 	       " UNION ALL SELECT at, user_id, key_id, model, deployment_id, 1, prompt_tokens, completion_tokens, status >= 400,"
 	       " CASE WHEN ttft_ms >= 0 THEN ttft_ms ELSE 0 END, COALESCE(ttft_ms >= 0, 0), duration_ms FROM usage_records"
 	       " WHERE ((at >= ?1 AND at < ?6) OR (at >= ?7 AND at < ?2)) AND %s)"
@@ -350,14 +380,14 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 	       " ROUND(SUM(r.duration_sum) / SUM(r.requests), 2) AS avg_duration_ms"
 	       " FROM r%s%s"
 	       " GROUP BY %s%s ORDER BY %s%s LIMIT 5000",
-	       whose, whose,
+	       whose, whose, whose,
 	       bucket ? "(r.at / ?5) * ?5 AS bucket_at, " : "", am_buf_str(&sel),
 	       by_key ? " LEFT JOIN api_keys k ON k.id = r.key_id" : "", by_user ? " LEFT JOIN users u ON u.id = r.user_id" : "",
 	       bucket ? "bucket_at, " : "", am_buf_str(&grp), bucket ? "bucket_at, " : "", am_buf_str(&grp));
 	am_buf_free(&sel);
 	am_buf_free(&grp);
 	struct usage_job *j = am_calloc(1, sizeof *j);
-	*j = (struct usage_job){ am_strdup(sql), f, t, (long long)ctx->who.admin, ctx->who.user_id, bucket, h1, h2, NULL };
+	*j = (struct usage_job){ am_strdup(sql), f, t, (long long)ctx->who.admin, ctx->who.user_id, bucket, NULL };
 	return am_api_read(ctx, usage_read, j, usage_free, usage, err);
 }
 

@@ -2,6 +2,7 @@
 #include "am_auth.h"
 
 #include <sodium.h>
+#include <limits.h>
 #include <string.h>
 
 #include "../base/am_buf.h"
@@ -157,4 +158,15 @@ int am_auth_resolve(struct am_store *st, const char *token, struct am_principal 
 		am_store_exec(st, "UPDATE sessions SET last_used_at = ? WHERE id = ?", "ii", now, p->session_id);
 	json_decref(row);
 	return 0;
+}
+
+int am_auth_prune(struct am_store *st, long long before, int batch)
+{
+	/* a personal token stays listed (as expired or revoked) for 30 days more */
+	if (am_store_exec(st, "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+			  " WHERE MIN(COALESCE(expires_at, ?3), COALESCE(revoked_at, ?3))"
+			  "   < ?1 - CASE kind WHEN 'token' THEN 30 * 86400000 ELSE 0 END"
+			  " LIMIT ?2)", "iii", before, (long long)batch, LLONG_MAX) != 0)
+		return -1;
+	return am_store_changes(st);
 }

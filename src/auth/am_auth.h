@@ -42,6 +42,10 @@ int am_auth_issue(struct am_store *st, long long user_id, const char *kind, cons
 /* Resolves a token into *p. 0, or -1 when unknown, revoked, expired or the
  * user is disabled. */
 int am_auth_resolve(struct am_store *st, const char *token, struct am_principal *p);
+/* Deletes at most batch console sessions that expired or were revoked
+ * before `before` (ms), and personal tokens 30 days after (they stay listed
+ * as expired or revoked meanwhile). Returns how many went, or -1. */
+int am_auth_prune(struct am_store *st, long long before, int batch);
 
 /* Username rules: 1-64 of [A-Za-z0-9._-], starting with a letter or digit. */
 int am_auth_check_username(const char *name, struct am_err *err);

@@ -365,6 +365,40 @@ static const char *const migrations[] = {
 	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
 	"    duration_sum = duration_sum + excluded.duration_sum;"
 	"END;",
+
+	/* 23: usage rolled up by UTC day too, kept like usage_hourly (by the
+	 * sink in its transaction, by the trigger for other writers): a month's
+	 * usage is 30 days' groups, not 720 hours' (GET /usage reads whole days
+	 * here, the hours at the edges from usage_hourly, the partial hours from
+	 * the raw rows); both roll-ups outlive the raw rows' retention */
+	"CREATE TABLE usage_daily ("
+	"  day_at INTEGER NOT NULL, user_id INTEGER NOT NULL, key_id INTEGER NOT NULL, model TEXT NOT NULL,"
+	"  deployment_id INTEGER NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
+	"  completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, ttft_sum REAL NOT NULL, ttft_n INTEGER NOT NULL,"
+	"  duration_sum REAL NOT NULL, PRIMARY KEY (day_at, user_id, key_id, model, deployment_id)) WITHOUT ROWID;"
+	"CREATE INDEX usage_daily_user ON usage_daily(user_id, day_at);"
+	"INSERT INTO usage_daily SELECT (hour_at / 86400000) * 86400000, user_id, key_id, model, deployment_id,"
+	"  SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(errors), TOTAL(ttft_sum), SUM(ttft_n),"
+	"  TOTAL(duration_sum) FROM usage_hourly GROUP BY 1, 2, 3, 4, 5;"
+	"DROP TRIGGER usage_rollup;"
+	"CREATE TRIGGER usage_rollup AFTER INSERT ON usage_records WHEN NEW.rolled = 0 BEGIN"
+	"  INSERT INTO usage_hourly VALUES((NEW.at / 3600000) * 3600000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
+	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
+	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
+	"  ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"
+	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
+	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
+	"    duration_sum = duration_sum + excluded.duration_sum;"
+	"  INSERT INTO usage_daily VALUES((NEW.at / 86400000) * 86400000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
+	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
+	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
+	"  ON CONFLICT(day_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"
+	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
+	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
+	"    duration_sum = duration_sum + excluded.duration_sum;"
+	"END;",
 };
 
 const char *const *am_migrations_list(size_t *count)

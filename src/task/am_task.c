@@ -83,3 +83,21 @@ int am_task_recover(struct am_store *st, const char *const *resumable)
 	json_decref(rows);
 	return 0;
 }
+
+int am_task_prune(struct am_store *st, long long before, long long keep, int batch)
+{
+	/* the keep-th newest id: anything below it is over the count */
+	long long floor_id;
+	if (am_store_int(st, &floor_id, 0, "SELECT id FROM tasks ORDER BY id DESC LIMIT 1 OFFSET ?", "i", keep) != 0)
+		return -1;
+	if (am_store_exec(st, "DELETE FROM tasks WHERE id IN (SELECT t.id FROM tasks t"
+			  " WHERE t.state IN ('succeeded','failed','cancelled')"
+			  " AND (COALESCE(t.finished_at, t.created_at) < ?1 OR t.id <= ?2)"
+			  " AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.task_id = t.id)"
+			  " AND NOT EXISTS (SELECT 1 FROM ft_jobs j WHERE j.task_id = t.id)"
+			  " AND NOT EXISTS (SELECT 1 FROM downloads w WHERE w.task_id = t.id)"
+			  " ORDER BY t.id LIMIT ?3)",
+			  "iii", before, floor_id, (long long)batch) != 0)
+		return -1;
+	return am_store_changes(st);
+}

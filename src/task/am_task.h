@@ -24,5 +24,11 @@ int am_task_update(struct am_store *st, long long id, enum am_task_state state, 
 /* At start: tasks left queued or running by a previous process whose kind is
  * not in resumable (NULL-terminated; NULL = none) are marked failed. */
 int am_task_recover(struct am_store *st, const char *const *resumable);
+/* Deletes at most batch finished tasks (succeeded, failed, cancelled: a
+ * queued or running one is never deleted) that finished before `before` (ms)
+ * or are older than the newest keep tasks, except those a deployment, a
+ * fine-tuning job or a download names (their history stays). One
+ * transaction. Returns how many went, or -1. */
+int am_task_prune(struct am_store *st, long long before, long long keep, int batch);
 
 #endif

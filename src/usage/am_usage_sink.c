@@ -47,7 +47,8 @@ static void add_tokens(long long key_id, long long tokens, long long **kid, long
 }
 
 /* One hour, user, key, model and deployment's sums in a drain (as the
- * usage_rollup trigger keeps usage_hourly for other writers). */
+ * usage_rollup trigger keeps usage_hourly and usage_daily for other
+ * writers). */
 struct rollup {
 	long long hour, user, key, dep;
 	const char *model;
@@ -121,7 +122,16 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
 				  " errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"
 				  " ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum",
 				  "iiisiiiiidid", r[k].hour, r[k].user, r[k].key, r[k].model, r[k].dep, r[k].requests, r[k].prompt,
-				  r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n, r[k].dur_sum) != 0)
+				  r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n, r[k].dur_sum) != 0 ||
+		    am_store_exec(st, "INSERT INTO usage_daily VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+				  " ON CONFLICT(day_at, user_id, key_id, model, deployment_id) DO UPDATE SET"
+				  " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+				  " completion_tokens = completion_tokens + excluded.completion_tokens,"
+				  " errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"
+				  " ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum",
+				  "iiisiiiiidid", r[k].hour / 86400000 * 86400000, r[k].user, r[k].key, r[k].model, r[k].dep,
+				  r[k].requests, r[k].prompt, r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n,
+				  r[k].dur_sum) != 0)
 			goto out;
 	/* one UPDATE per key per drain, not per request */
 	long long now = am_wall_ms();
@@ -141,6 +151,29 @@ out:
 	free(ktok);
 	free(r);
 	return rc;
+}
+
+int am_usage_sink_prune(struct am_store *st, long long raw_before, long long rollup_before, int batch)
+{
+	/* by the at index, oldest first: a batch is a short write, so the sink's
+	 * transactions wait at most for one */
+	if (am_store_exec(st, "DELETE FROM usage_records WHERE id IN"
+			  " (SELECT id FROM usage_records WHERE at < ? ORDER BY at LIMIT ?)",
+			  "ii", raw_before, (long long)batch) != 0)
+		return -1;
+	int n = am_store_changes(st);
+	if (n > 0)
+		return n;
+	/* the roll-ups: their oldest hour, or day, at a time (as many rows as
+	 * groups in it: hundreds, not millions) */
+	if (am_store_exec(st, "DELETE FROM usage_hourly WHERE hour_at ="
+			  " (SELECT MIN(hour_at) FROM usage_hourly) AND hour_at < ?", "i", rollup_before) != 0)
+		return -1;
+	n = am_store_changes(st);
+	if (am_store_exec(st, "DELETE FROM usage_daily WHERE day_at ="
+			  " (SELECT MIN(day_at) FROM usage_daily) AND day_at + 86400000 <= ?", "i", rollup_before) != 0)
+		return -1;
+	return n + am_store_changes(st);
 }
 
 static int fold(void *data, const struct am_usage_record *recs, int n, int *full)

@@ -32,5 +32,11 @@ void am_usage_sink_free(struct am_usage_sink *s);
  * tokens to api_keys.used_tokens, all in one transaction on st. 0, or -1
  * (rolled back; *full set when the disk is full). */
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full);
+/* Deletes at most batch raw usage records older than raw_before (ms; every
+ * record is in the roll-ups from the transaction that wrote it, so none is
+ * lost); when none is, the oldest hour of usage_hourly and the oldest day
+ * of usage_daily if older than rollup_before (a day when it ended before).
+ * Each DELETE is its own transaction. Returns how many rows went, or -1. */
+int am_usage_sink_prune(struct am_store *st, long long raw_before, long long rollup_before, int batch);
 
 #endif

@@ -24,7 +24,8 @@ test('help and version', () => {
 });
 
 test('healthz, login, nodes with simulated GPUs, metrics', async () => {
-  const srv = await startServer({ args: ['--sim-gpus', '4x11GiB:NVIDIA GeForce RTX 2080 Ti', '--sim-gpus', '2x80GiB:NVIDIA A100-SXM4-80GB'] });
+  // --access-log: successful calls logged at INFO too (the default: DEBUG)
+  const srv = await startServer({ args: ['--sim-gpus', '4x11GiB:NVIDIA GeForce RTX 2080 Ti', '--sim-gpus', '2x80GiB:NVIDIA A100-SXM4-80GB', '--access-log'] });
   try {
     const h = await srv.api('GET', '/healthz');
     assert.equal(h.status, 200);

@@ -33,7 +33,7 @@ test('back-to-back GET /usage over a million rows: /healthz and API calls stay f
   const models = tempDir('aimaas-models-');
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => rmSync(models, { recursive: true, force: true }));
   makeModel('Qwen2.5-7B-Instruct', models);
-  const args = ['--sim-gpus', '1x24GiB', '--model-root', models];
+  const args = ['--sim-gpus', '1x24GiB', '--model-root', models, '--usage-retention-days', '36500']; // rows from 2025
   let srv = await startServer({ dataDir: dir, args, env: SIM_ENV });
   await srv.stop();
   const t0 = Date.now();
@@ -214,7 +214,8 @@ test('keys, personal tokens and datasets page by keyset, newest first, counting 
 // raw rows, for ranges that start and end anywhere, every grouping, hours
 // and days, an admin's view and a user's.
 test('GET /usage from the hourly rollup equals the aggregate of the raw rows, for any range and grouping', async () => {
-  const srv = await startServer();
+  // the rows are from 2025: kept past the default retention (30 days)
+  const srv = await startServer({ args: ['--usage-retention-days', '36500'] });
   cleanups.push(() => srv.cleanup(), () => srv.stop({ clean: false }));
   const T = await srv.login();
   let r = await srv.api('POST', '/api/v1/users', { token: T, body: { username: 'bob', password: 'password-bob' } });
@@ -269,7 +270,7 @@ test('GET /usage from the hourly rollup equals the aggregate of the raw rows, fo
           if (from !== null) q.set('from', String(Math.floor(from)));
           if (to !== null) q.set('to', String(Math.floor(to)));
           const got = await srv.api('GET', `/api/v1/usage?${q}`, { token: tok });
-          assert.equal(got.status, 200, got.text);
+          assert.equal(got.status, 200, got.text + srv.log().slice(-1500));
           const want = reference(groups, interval, from === null ? 0 : Math.floor(from), to === null ? 2 ** 62 : Math.floor(to), userId);
           assert.deepEqual(norm(got.json.items), norm(want), `${q} as ${userId ? 'bob' : 'admin'}`);
           compared += want.length;

@@ -11,6 +11,7 @@
 #include "gateway/gw_internal.h"
 #include "gateway/gw_journal.h"
 #include "store/am_store.h"
+#include "usage/am_prune.h"
 #include "usage/am_usage_sink.h"
 
 struct am_store *am_test_db_open(const char *tag, char *path, size_t size);
@@ -194,6 +195,8 @@ static void fold_once_only(void)
 	/* the sink's own roll-up (one upsert per group) agrees with the raw rows, counted once */
 	CHECK_INT(count(s, "SELECT SUM(requests) FROM usage_hourly"), 3);
 	CHECK_INT(count(s, "SELECT SUM(completion_tokens) FROM usage_hourly"), 5 + 6 + 7);
+	CHECK_INT(count(s, "SELECT SUM(requests) FROM usage_daily"), 3);
+	CHECK_INT(count(s, "SELECT SUM(completion_tokens) FROM usage_daily"), 5 + 6 + 7);
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM (SELECT (at / 3600000) * 3600000 h, COALESCE(user_id, 0) u,"
 			   " COALESCE(key_id, 0) k, model m, COALESCE(deployment_id, 0) d, COUNT(*) n, SUM(prompt_tokens) p,"
 			   " SUM(completion_tokens) c, TOTAL(duration_ms) dur FROM usage_records GROUP BY 1, 2, 3, 4, 5) r"
@@ -215,6 +218,54 @@ static void fold_once_only(void)
 	gw_usage_free(g);
 	free(g);
 	rmdir(dir);
+	am_test_db_drop(s, path);
+}
+
+/* Pruning: raw rows past the retention go, their totals stay in the
+ * roll-ups (written by the trigger here); old roll-ups go after theirs;
+ * finished tasks by age and count, never a running one nor one a
+ * deployment names; expired sessions. A second pass deletes nothing. */
+static void prune(void)
+{
+	char path[256];
+	struct am_store *s = am_test_db_open("prune", path, sizeof path);
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	const long long D = 86400000LL, now = 1000 * D + 12345;
+	/* 100 raw rows a day over 40 days, the last one today */
+	CHECK_INT(am_store_exec(s, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3999)"
+			       " INSERT INTO usage_records(at, model, endpoint, prompt_tokens, completion_tokens, duration_ms, status)"
+			       " SELECT ?1 - 39 * ?2 + i * (?2 / 100), 'm', '/v1/x', 1, 2, 3, 200 FROM n",
+			       "ii", now, D), 0);
+	/* roll-ups from 3 years ago (no raw rows left) */
+	CHECK_INT(am_store_exec(s, "INSERT INTO usage_hourly VALUES(?, 0, 0, 'm', 0, 7, 0, 0, 0, 0, 0, 0)", "i", now - 1100 * D), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO usage_daily VALUES(?, 0, 0, 'm', 0, 7, 0, 0, 0, 0, 0, 0)", "i", now / D * D - 1100 * D), 0);
+	CHECK_INT(am_store_exec(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+			       " INSERT INTO tasks(kind, actor, state, created_at, finished_at)"
+			       " SELECT 'x', 'a', 'succeeded', ?1 - (300 - i) * 1000, ?1 - (300 - i) * 1000 FROM n", "i", now), 0);
+	CHECK_INT(am_store_exec(s, "UPDATE tasks SET state = 'running', finished_at = NULL WHERE id = 1", NULL), 0);
+	CHECK_INT(am_store_exec(s, "UPDATE tasks SET created_at = ?1, finished_at = ?1 WHERE id IN (2, 3, 299)", "i", now - 200 * D), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO users(id, username, display_name, password_hash, role, created_at, updated_at)"
+			       " VALUES(1, 'u', 'u', 'x', 'user', 0, 0)", NULL), 0);
+	CHECK_INT(am_store_exec(s, "INSERT INTO sessions(user_id, kind, token_hash, token_hint, created_at, expires_at)"
+			       " VALUES(1, 'session', 'a', 'a', 0, ?1 - 1), (1, 'session', 'b', 'b', 0, ?1 + 1000)", "i", now), 0);
+	struct am_prune_config c = { .usage_days = 30, .rollup_days = 730, .task_days = 90, .task_keep = 100, .batch = 97 };
+	long long deleted = 0;
+	CHECK_INT(am_prune_pass(s, &c, now, &deleted), 0);
+	CHECK(deleted > 0);
+	CHECK(count(s, "SELECT COUNT(*) FROM usage_records") <= 3100);
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_records WHERE at < 970 * 86400000 + 12345"), 0);
+	CHECK_INT(count(s, "SELECT SUM(requests) FROM usage_hourly"), 4000);
+	CHECK_INT(count(s, "SELECT SUM(requests) FROM usage_daily"), 4000);
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM tasks WHERE id = 1"), 1);   /* running */
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM tasks WHERE id IN (2, 3)"), 0); /* old */
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM tasks WHERE id = 299"), 0);  /* old, even among the newest */
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM tasks"), 1 + 99);          /* the running one, the newest 100 but 299 */
+	CHECK_INT(count(s, "SELECT COUNT(*) FROM sessions"), 1);
+	deleted = 0;
+	CHECK_INT(am_prune_pass(s, &c, now, &deleted), 0);
+	CHECK_INT((int)deleted, 0);
 	am_test_db_drop(s, path);
 }
 
@@ -252,4 +303,5 @@ void suite_usage(void)
 	RUN(torn_tail);
 	RUN(fold_once_only);
 	RUN(store_full);
+	RUN(prune);
 }
