@@ -483,23 +483,36 @@ static int migrate(struct am_store *s, char *errbuf, size_t errsize)
 	return 0;
 }
 
+/* Sets a regular file's mode, never through a symbolic link. */
+static void chmod_file(const char *p, mode_t mode)
+{
+	struct stat st;
+	if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) != mode)
+		chmod(p, mode);
+}
+
 /* The database holds engine keys and password hashes: aimaas's alone.
  * SQLite gives its -wal and -shm files the database file's mode, so the
- * file is made 0600 first (and tightened when an older aimaas left 0644). */
+ * file is made 0600 first (and tightened when an older aimaas left 0644).
+ * An existing database file is never opened here: closing any descriptor of
+ * it would drop every POSIX lock this process holds on it (fcntl locks are
+ * per process), and a store opened while others are in use (the pruning
+ * thread's) would leave their connections unlocked, so that another
+ * process could checkpoint, truncate or delete the WAL under them. */
 static void private_files(const char *path)
 {
 	if (!path[0] || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
 		return;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0) {
-		fchmod(fd, 0600);
-		close(fd);
-	}
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		close(fd); /* new: nobody holds a lock on it yet */
+	else
+		chmod_file(path, 0600);
 	static const char *const side[] = { "-wal", "-shm", "-journal" };
 	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
 		char p[4200];
 		am_fmt(p, sizeof p, "%s%s", path, side[i]);
-		chmod(p, 0600);
+		chmod_file(p, 0600);
 	}
 }
 

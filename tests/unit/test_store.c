@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "am_test.h"
@@ -222,6 +224,44 @@ static void readonly_connection(void)
 	CHECK(strstr(err, "for reading") != NULL);
 }
 
+/* What another process sees of this one's lock on the database file's
+ * SHARED range (SQLite's unix locking): 1 when it is held. */
+static int shared_lock_seen(const char *path)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000002, .l_len = 510 };
+		_exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 1 : 0);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 1;
+}
+
+/* Opening a second store on a database in use (the pruning thread's) keeps
+ * the first one's locks: POSIX locks are per process, and closing any
+ * descriptor of the file would drop them all, letting another process
+ * checkpoint and remove the WAL under this one's connections. */
+static void a_second_store_keeps_the_locks(void)
+{
+	char path[256], err[256];
+	struct am_store *s = am_test_db_open("locks", path, sizeof path), *t = NULL;
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	long long n = -1;
+	CHECK_INT(am_store_begin(s), 0); /* a read transaction: SHARED held */
+	CHECK_INT(am_store_int(s, &n, -1, "SELECT COUNT(*) FROM usage_records", NULL), 0);
+	CHECK(shared_lock_seen(path));
+	CHECK_INT(am_store_open(path, &t, err, sizeof err), 0);
+	CHECK(shared_lock_seen(path));
+	am_store_close(t);
+	CHECK(shared_lock_seen(path));
+	CHECK_INT(am_store_commit(s), 0);
+	am_test_db_drop(s, path);
+}
+
 void suite_store(void)
 {
 	RUN(migrations_and_rows);
@@ -230,4 +270,5 @@ void suite_store(void)
 	RUN(tasks_lifecycle);
 	RUN(metrics_text);
 	RUN(readonly_connection);
+	RUN(a_second_store_keeps_the_locks);
 }
