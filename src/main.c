@@ -42,6 +42,7 @@
 #include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
+#include "ops/am_ops.h"
 #include "runtime/rt_local.h"
 #include "sched/am_capacity_db.h"
 #include "store/am_store.h"
@@ -56,6 +57,9 @@ static const char usage_main[] =
 	"commands:\n"
 	"  serve      run the platform: API, console, gateway, runtimes\n"
 	"  download   fetch a model from Hugging Face or ModelScope into a folder\n"
+	"  backup     copy the database while aimaas runs (aimaas backup FILE)\n"
+	"  restore    put a backup in place (aimaas restore FILE; aimaas stopped)\n"
+	"  check      check a data dir: database, permissions, orphan files\n"
 	"  version    print the version\n"
 	"\n"
 	"Run 'aimaas serve --help' for the server's options.\n";
@@ -692,6 +696,12 @@ int main(int argc, char **argv)
 		return serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "download") == 0)
 		return hub_cli_download(argc - 1, argv + 1);
+	if (strcmp(argv[1], "backup") == 0)
+		return am_ops_backup(argc - 1, argv + 1);
+	if (strcmp(argv[1], "restore") == 0)
+		return am_ops_restore(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return am_ops_check(argc - 1, argv + 1);
 	fprintf(stderr, "aimaas: unknown command '%s'\n\n%s", argv[1], usage_main);
 	return 2;
 }
