@@ -35,6 +35,8 @@ enum am_opt {
 	AM_OPT_DATASET_MAX_BYTES,
 	AM_OPT_NVML_LIB,
 	AM_OPT_NVIDIA_SMI,
+	AM_OPT_LOG_MAX_MB,
+	AM_OPT_LOGS_TOTAL_MAX_MB,
 	/* secrets: environment only, shown as set or unset */
 	AM_OPT_ADMIN_PASSWORD,
 	AM_OPT_METRICS_TOKEN,
