@@ -160,6 +160,20 @@ int am_ops_backup(int argc, char **argv)
 	return 0;
 }
 
+/* Whether a folder holds anything. */
+static int non_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int any = 0;
+	while (!any && (e = readdir(d)))
+		any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return any;
+}
+
 /* Moves path+suffix to aside+suffix when it exists. 0 or -1. */
 static int move_side(const char *path, const char *aside, const char *suffix)
 {
@@ -251,6 +265,12 @@ int am_ops_restore(int argc, char **argv)
 	printf("restored %s from %s: %lld bytes, schema version %d (this aimaas: %d; newer migrations run at the "
 	       "next start)\n",
 	       db, a.file, info.bytes, version, am_backup_schema_max());
+	char journal[PATH_MAX + 16];
+	am_fmt(journal, sizeof journal, "%s/usage-journal", a.dir);
+	if (non_empty(journal))
+		printf("note: %s holds usage recorded after the old database's last write; the next start adds it "
+		       "to the restored database (move it away first to leave it out)\n",
+		       journal);
 	rc = 0;
 out:
 	close(lock);
@@ -305,20 +325,6 @@ static int has_id(json_t *rows, long long id)
 		if (json_integer_value(json_object_get(row, "id")) == id)
 			return 1;
 	return 0;
-}
-
-/* Whether a folder holds anything. */
-static int non_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	int any = 0;
-	while (!any && (e = readdir(d)))
-		any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(d);
-	return any;
 }
 
 /* sub/<id> folders of the data dir whose id no row has. as_note: logs of
