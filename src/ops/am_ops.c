@@ -295,18 +295,19 @@ static void on_db_finding(const char *text, void *data)
 	finding(data, text);
 }
 
-/* A file or folder of the data dir: owner and mode. max_mode: the bits it
- * may have at most (0750 for the dir, 0600 for secrets). */
-static void check_mode(struct report *r, const char *dir, const char *name, mode_t max_mode)
+/* A file or folder of the data dir: owner (uid: the user aimaas runs as)
+ * and mode. max_mode: the bits it may have at most (0750 for the dir, 0600
+ * for secrets). */
+static void check_mode(struct report *r, const char *dir, const char *name, uid_t uid, mode_t max_mode)
 {
 	char p[PATH_MAX + 64], line[PATH_MAX + 200];
 	struct stat sb;
 	am_fmt(p, sizeof p, "%s%s%s", dir, name[0] ? "/" : "", name);
 	if (lstat(p, &sb) != 0)
 		return;
-	if (sb.st_uid != geteuid()) {
-		am_fmt(line, sizeof line, "%s is owned by uid %u, not by the user checking (uid %u)", p,
-		       (unsigned)sb.st_uid, (unsigned)geteuid());
+	if (sb.st_uid != uid) {
+		am_fmt(line, sizeof line, "%s is owned by uid %u, not by the data dir's user (uid %u)", p,
+		       (unsigned)sb.st_uid, (unsigned)uid);
 		finding(r, line);
 	}
 	if (sb.st_mode & 07777 & ~max_mode) {
@@ -411,11 +412,13 @@ int am_ops_check(int argc, char **argv)
 		r.notes++;
 	}
 	int before = r.findings;
-	check_mode(&r, a.dir, "", 0750);
+	/* root checks on behalf of the data dir's owner; anyone else must be it */
+	uid_t uid = geteuid() == 0 ? sb.st_uid : geteuid();
+	check_mode(&r, a.dir, "", uid, 0750);
 	static const char *const secret[] = { "aimaas.db", "aimaas.db-wal", "aimaas.db-shm", "engine.key",
 					      "cluster.key" };
 	for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
-		check_mode(&r, a.dir, secret[i], 0600);
+		check_mode(&r, a.dir, secret[i], uid, 0600);
 	printf("  permissions: %s\n", r.findings == before ? "ok" : "problems (below)");
 	struct am_store *s = NULL;
 	if (version == max && am_store_open_readonly(db, &s, err, sizeof err) == 0) {

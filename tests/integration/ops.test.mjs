@@ -56,10 +56,10 @@ function chat(srv, key, i) {
 
 // What a restore must give back the same: users, keys, deployments, usage per key.
 async function answers(srv, T) {
-  const users = (await srv.api('GET', '/api/v1/users', { token: T })).json.items.map((u) => u.username).sort();
-  const keys = (await srv.api('GET', '/api/v1/keys', { token: T })).json.items
+  const users = (await srv.api('GET', '/api/v1/users?limit=500', { token: T })).json.items.map((u) => u.username).sort();
+  const keys = (await srv.api('GET', '/api/v1/keys?limit=500', { token: T })).json.items
     .map((k) => ({ name: k.name, used: k.used_tokens })).sort((a, b) => a.name.localeCompare(b.name));
-  const deps = (await srv.api('GET', '/api/v1/deployments', { token: T })).json.items.map((d) => d.name).sort();
+  const deps = (await srv.api('GET', '/api/v1/deployments?limit=500', { token: T })).json.items.map((d) => d.name).sort();
   const usage = (await srv.api('GET', '/api/v1/usage?group_by=key', { token: T })).json.items
     .map((u) => ({ key: u.key_name, requests: u.requests, tokens: u.prompt_tokens + u.completion_tokens }))
     .sort((a, b) => String(a.key).localeCompare(String(b.key)));
@@ -82,7 +82,7 @@ test('backup while traffic flows; restore into a fresh data dir gives the same a
   let stop = false, sent = 0, made = 0;
   const loops = [
     ...Array.from({ length: 6 }, async () => { while (!stop) { await chat(srv, key.key, sent++); } }),
-    (async () => { while (!stop) { await srv.api('POST', '/api/v1/keys', { token: T, body: { name: `k${made++}` } }); } })(),
+    (async () => { while (!stop && made < 300) { await srv.api('POST', '/api/v1/keys', { token: T, body: { name: `k${made++}` } }); } })(),
   ];
   await sleep(500);
   const hot = await aimaas(['backup', join(out, 'hot.db'), '--data-dir', data]);
