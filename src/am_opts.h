@@ -41,6 +41,8 @@ enum am_opt {
 	AM_OPT_TASK_KEEP,
 	AM_OPT_PRUNE_INTERVAL,
 	AM_OPT_ACCESS_LOG,
+	AM_OPT_LOG_MAX_MB,
+	AM_OPT_LOGS_TOTAL_MAX_MB,
 	/* secrets: environment only, shown as set or unset */
 	AM_OPT_ADMIN_PASSWORD,
 	AM_OPT_METRICS_TOKEN,

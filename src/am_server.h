@@ -58,6 +58,8 @@ struct am_config {
 	int gateway_keepalive_ms;
 	int cold_start_wait_s;             /* a held request's wait for a deployment scaled to zero */
 	size_t dataset_max_bytes;          /* upload limit of a dataset */
+	unsigned long long log_max_bytes;  /* an engine's or job's log is rotated to .1 past this */
+	unsigned long long logs_total_max_bytes; /* all logs together: the oldest pruned past this */
 	char ui_dir[1024];                 /* the built console; "" when none */
 	int metrics_public;                /* /metrics open to anyone */
 	int demo;                          /* a demonstration (simulated GPUs and engines): said in /healthz */

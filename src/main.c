@@ -43,6 +43,8 @@
 #include "hub/hub_models.h"
 #include "kube/kube_cluster.h"
 #include "node/am_node.h"
+#include "ops/am_logs.h"
+#include "ops/am_ops.h"
 #include "runtime/rt_local.h"
 #include "sched/am_capacity_db.h"
 #include "store/am_store.h"
@@ -58,6 +60,9 @@ static const char usage_main[] =
 	"commands:\n"
 	"  serve      run the platform: API, console, gateway, runtimes\n"
 	"  download   fetch a model from Hugging Face or ModelScope into a folder\n"
+	"  backup     copy the database while aimaas runs (aimaas backup FILE)\n"
+	"  restore    put a backup in place (aimaas restore FILE; aimaas stopped)\n"
+	"  check      check a data dir: database, permissions, orphan files\n"
 	"  version    print the version\n"
 	"\n"
 	"Run 'aimaas serve --help' for the server's options.\n"
@@ -113,6 +118,9 @@ static const char usage_serve[] =
 	"                         calls at DEBUG, errors and slow calls always)\n"
 	"  --nvml-lib LIB         NVML library to load (AIMAAS_NVML_LIB; default libnvidia-ml.so.1)\n"
 	"  --nvidia-smi PATH      nvidia-smi to run when NVML is missing (AIMAAS_NVIDIA_SMI; default: from PATH)\n"
+	"  --log-max-mb N         an engine's or job's log past N MiB is rotated to .1 (AIMAAS_LOG_MAX_MB; default 50)\n"
+	"  --logs-total-max-mb N  all engine and job logs together: past N MiB the oldest of stopped\n"
+	"                         deployments and finished jobs are removed (AIMAAS_LOGS_TOTAL_MAX_MB; default 2048)\n"
 	"  --config FILE          the configuration file (AIMAAS_CONFIG; default " AM_OPTS_CONFIG_DEFAULT ",\n"
 	"                         read when it exists; \"\": none). Its `key = value` lines take the\n"
 	"                         long flags' names; a flag beats the environment, which beats the file\n"
@@ -219,6 +227,8 @@ static int parse_serve(int argc, char **argv, struct am_config *c, struct am_opt
 	c->gateway_keepalive_ms = (int)am_opts_num(o, AM_OPT_GATEWAY_KEEPALIVE_MS, 10000);
 	c->cold_start_wait_s = (int)am_opts_num(o, AM_OPT_COLD_START_WAIT, 300);
 	c->dataset_max_bytes = (size_t)am_opts_num(o, AM_OPT_DATASET_MAX_BYTES, 256LL << 20);
+	c->log_max_bytes = (unsigned long long)am_opts_num(o, AM_OPT_LOG_MAX_MB, 50) << 20;
+	c->logs_total_max_bytes = (unsigned long long)am_opts_num(o, AM_OPT_LOGS_TOTAL_MAX_MB, 2048) << 20;
 	c->session_ttl_s = am_opts_num(o, AM_OPT_SESSION_TTL, 43200);
 	c->usage_retention_days = am_opts_num(o, AM_OPT_USAGE_RETENTION_DAYS, 30);
 	c->usage_rollup_retention_days = am_opts_num(o, AM_OPT_USAGE_ROLLUP_RETENTION_DAYS, 730);
@@ -501,6 +511,7 @@ static int serve(int argc, char **argv)
 	struct event *sigterm = NULL, *sigint = NULL, *gpu_tick = NULL, *disk_probe = NULL;
 	struct am_usage_sink *usage = NULL;
 	struct am_prune *prune = NULL;
+	struct am_logs *logs = NULL;
 	struct am_opts *opts = NULL;
 	char err[512];
 	/* what aimaas writes (database, logs, datasets, job folders) holds
@@ -618,6 +629,7 @@ static int serve(int argc, char **argv)
 	    hub_catalog_start(&srv) != 0)
 		goto out;
 	end_strays(&srv); /* before anything new is started */
+	logs = am_logs_start(&srv); /* once the instances' and jobs' states are settled */
 	if (am_gateway_start(srv.gateway) != 0)
 		goto out;
 	/* what the last run journalled is counted before the keys' figures are published */
@@ -670,6 +682,7 @@ out:
 		event_free(gpu_tick);
 	if (disk_probe)
 		event_free(disk_probe);
+	am_logs_free(logs);
 	am_http_server_free(srv.http);
 	am_prune_free(prune);
 	am_work_free(srv.work); /* after the requests: a job whose client is gone is only cleaned up */
@@ -725,6 +738,12 @@ int main(int argc, char **argv)
 		return serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "download") == 0)
 		return hub_cli_download(argc - 1, argv + 1);
+	if (strcmp(argv[1], "backup") == 0)
+		return am_ops_backup(argc - 1, argv + 1);
+	if (strcmp(argv[1], "restore") == 0)
+		return am_ops_restore(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return am_ops_check(argc - 1, argv + 1);
 	int crc = cli_cmd_run(argc - 1, argv + 1); /* login, ps, deploy, ...: a client of the API */
 	if (crc >= 0)
 		return crc;

@@ -6,6 +6,8 @@
  * engine) are left out unless ?all=true. */
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,6 +144,33 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
 	am_buf_free(&out);
 }
 
+/* The last n lines of a log, reaching into its rotated part (path.1) when
+ * the current file holds fewer: just after a rotation the view still shows
+ * the lines before it. As am_file_tail_if. */
+static int tail_lines(const char *path, int n, am_file_keep_fn keep, char ***out)
+{
+	char **cur = NULL, **old = NULL, rotated[PATH_MAX + 8];
+	int nc = am_file_tail_if(path, n, keep, MAX_SCAN, &cur);
+	if (nc < 0 || nc >= n) {
+		*out = cur;
+		return nc;
+	}
+	am_fmt(rotated, sizeof rotated, "%s.1", path);
+	int no = am_file_tail_if(rotated, n - nc, keep, MAX_SCAN, &old);
+	if (no <= 0) {
+		*out = cur;
+		return nc;
+	}
+	char **all = am_malloc((size_t)(no + nc + 1) * sizeof *all);
+	memcpy(all, old, (size_t)no * sizeof *all);
+	if (nc > 0)
+		memcpy(all + no, cur, (size_t)nc * sizeof *all);
+	free(old); /* the arrays only: their lines now belong to all */
+	free(cur);
+	*out = all;
+	return no + nc;
+}
+
 void am_api_serve_log(struct am_ctx *ctx, const char *path, long long tail, const char *download_name)
 {
 	am_api_serve_log_masked(ctx, path, tail, download_name, NULL);
@@ -210,7 +239,7 @@ void am_api_serve_log_masked(struct am_ctx *ctx, const char *path, long long tai
 		goto out;
 	}
 	char **lines = NULL;
-	int n = am_file_tail_if(path, (int)tail, keep, MAX_SCAN, &lines);
+	int n = tail_lines(path, (int)tail, keep, &lines);
 	if (strcmp(follow, "true") != 0) {
 		struct am_buf b;
 		am_buf_init(&b, 16u << 20);

@@ -37,7 +37,7 @@
 #define STARTUP_TIMEOUT_NS (30ull * 60 * 1000000000ull)
 #define STOP_GRACE_NS (15ull * 1000000000ull)
 #define STOP_GRACE_MS 15000
-#define LOG_CAP (50ull << 20)
+#define LOG_CAP (50ull << 20) /* without a --log-max-mb (unit tests' servers) */
 
 /* What the supervisor holds for one live instance; the database holds the
  * rest. Its workload is the runtime's (ref); events come through on_event.
@@ -1678,7 +1678,7 @@ static void on_scrape_tick(evutil_socket_t fd, short what, void *arg)
 		if (h->running && !h->scrape && h->mc && due_now)
 			h->scrape = am_client_conn_get(h->mc, "/metrics", h->key, 3000, 4u << 20, on_scrape, h);
 		if (due_now || !h->running) /* an idle engine writes little to its log */
-			h->rt->ops->rotate(h->rt, h->ref, LOG_CAP);
+			h->rt->ops->rotate(h->rt, h->ref, d->srv->cfg.log_max_bytes ? d->srv->cfg.log_max_bytes : LOG_CAP);
 	}
 	record_history(d);
 }

@@ -770,7 +770,7 @@ static void watch_job(struct am_finetune *f, json_t *job)
 	}
 	char status[64] = "";
 	if (ref) {
-		rt->ops->rotate(rt, ref, 64ull << 20);
+		rt->ops->rotate(rt, ref, f->srv->cfg.log_max_bytes ? f->srv->cfg.log_max_bytes : 64ull << 20);
 		if (rt->ops->status(rt, ref, status, sizeof status) == AM_RT_RUNNING) {
 			long long asked = json_integer_value(json_object_get(job, "stop_requested_at"));
 			if (state == AM_JOB_STOPPING && asked &&

@@ -14,6 +14,7 @@ void suite_base(void);
 void suite_http(void);
 void suite_gpu(void);
 void suite_store(void);
+void suite_backup(void);
 void suite_auth(void);
 void suite_dataset(void);
 void suite_finetune(void);
@@ -84,6 +85,7 @@ int main(void)
 	suite_http();
 	suite_gpu();
 	suite_store();
+	suite_backup();
 	suite_auth();
 	suite_dataset();
 	suite_finetune();
