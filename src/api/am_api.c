@@ -189,15 +189,27 @@ enum am_lang am_api_lang(const struct am_http_req *req)
 	return am_msg_lang(am_http_header(req, "accept-language"));
 }
 
+/* How many ASCII letters s has: how much of it is still English. */
+static size_t latin_letters(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z');
+	return n;
+}
+
 void am_api_reply_error(struct am_http_req *req, const struct am_err *err)
 {
-	/* in Chinese: read back whole where it can be (what a message quotes
-	 * from another, such as an inspection's finding, is translated too),
-	 * else as it was formatted in Chinese */
+	/* in Chinese: as it was formatted in Chinese, or read back whole when
+	 * that leaves less English (what a message quotes from another, such
+	 * as an inspection's finding, is translated too) */
 	const char *msg = err->msg;
 	char whole[sizeof err->msg * 3];
-	if (am_api_lang(req) == AM_LANG_ZH)
-		msg = am_msg_translate(err->msg, whole, sizeof whole) ? whole : err->msg_zh[0] ? err->msg_zh : err->msg;
+	if (am_api_lang(req) == AM_LANG_ZH) {
+		msg = err->msg_zh[0] ? err->msg_zh : err->msg;
+		if (am_msg_translate(err->msg, whole, sizeof whole) && latin_letters(whole) < latin_letters(msg))
+			msg = whole;
+	}
 	json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", am_err_name(err->code), "message", msg,
 			      "field", err->field[0] ? json_string(err->field) : json_null());
 	if (err->code == AM_E_RATE && err->retry_after > 0) {

@@ -11,7 +11,9 @@
  * with the most literal letters is tried first. An argument that is itself
  * a message (an unquoted %s) is translated the same way, so "gave up after
  * 5 failed starts: exited with status 1" reads in Chinese throughout; an
- * argument in quotes ('%s') is a name and stays as it is. */
+ * argument in quotes ('%s') or of one word is a name and stays as it is
+ * (a word the code passes, such as "user" in "no %s with id", is
+ * translated when the message is made: am_err_set, am_msg_word). */
 #include "am_msg.h"
 
 #include <ctype.h>
@@ -222,9 +224,10 @@ static size_t number_end(const char *s, size_t len, size_t i, char conv)
  * own; 1 with it appended to out (when out is not NULL). */
 static int arg_translate(struct run *r, const struct cap *c, struct am_buf *out)
 {
-	if (!c->n || r->depth >= MAX_DEPTH)
-		return 0;
 	const char *s = r->s + c->at;
+	/* one word is a name (a deployment called "idle"), not a message */
+	if (!c->n || r->depth >= MAX_DEPTH || !memchr(s, ' ', c->n))
+		return 0;
 	for (int i = 0; i < *r->nseen; i++)
 		if (r->seen[i].s == s && r->seen[i].n == c->n && (!r->seen[i].ok || !out))
 			return r->seen[i].ok;

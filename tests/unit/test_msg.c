@@ -170,8 +170,12 @@ static void msg_translate_reads_stored_text(void)
 	char zh[512];
 	CHECK_INT(am_msg_translate("'lr' must be a number, got 'abc'", zh, sizeof zh), 1);
 	CHECK_STR(zh, "'lr' 必须是数字，收到的是 'abc'");
+	/* an argument of one word is a name when read back (the API answers
+	 * this error's own Chinese, made with the word translated) */
 	CHECK_INT(am_msg_translate("no user with id '7'", zh, sizeof zh), 1);
-	CHECK_STR(zh, "没有 id 为 '7' 的用户");
+	CHECK_STR(zh, "没有 id 为 '7' 的user");
+	CHECK_INT(am_msg_translate("evicted to make room for idle (least recently used)", zh, sizeof zh), 1);
+	CHECK(strstr(zh, "idle") != NULL);
 	CHECK_INT(am_msg_translate("'user' must be a number, got 'user'", zh, sizeof zh), 1);
 	CHECK_STR(zh, "'user' 必须是数字，收到的是 'user'");
 	CHECK_INT(am_msg_translate("needs 5.0 GiB on each pinned GPU; GPU 0 (H100) has 2.0 GiB free (reserved by x)", zh,
