@@ -75,7 +75,7 @@ static int prompt(const char *what, int secret, char *buf, size_t size)
 }
 
 static const char login_usage[] =
-	"usage: aimaas login [--server URL] [--user NAME] [--password-stdin] [--days N]\n"
+	"usage: aimaas login [--server URL] [--user NAME | NAME] [--password-stdin] [--days N]\n"
 	"Signs in and keeps a personal API token (valid N days, default 90) with the server's\n"
 	"URL in $XDG_CONFIG_HOME/aimaas/cli.json (~/.config/aimaas/cli.json), mode 0600.\n"
 	"The password is asked on the terminal without echo, or read from stdin.\n";
@@ -106,6 +106,8 @@ static int login(struct cli *c, int argc, char **argv)
 		default: goto bad;
 		}
 	}
+	if (optind + 1 == argc && !*user) /* aimaas login NAME */
+		am_strlcpy(user, argv[optind++], sizeof user);
 	if (optind != argc)
 		goto bad;
 	if (!*user && getenv("AIMAAS_USER"))

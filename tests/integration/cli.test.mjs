@@ -43,7 +43,8 @@ after(async () => {
 });
 
 test('login reads the password from stdin and keeps an API token, 0600 in a 0700 folder', () => {
-  const bad = cli(['login', '--user', 'admin', '--password-stdin'], { input: 'wrong-password\n' });
+  const bad = cli(['login', 'admin', '--password-stdin'], { input: 'wrong-password\n' }); // the name as an argument
+  assert.equal(cli(['login', 'admin', 'bob', '--password-stdin'], { input: 'x\n' }).code, 2);
   assert.equal(bad.code, 1, bad.err);
   const r = cli(['login', '--user', 'admin', '--password-stdin'], { input: `${ADMIN_PASSWORD}\n` });
   assert.equal(r.code, 0, r.err);
