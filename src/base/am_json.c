@@ -285,3 +285,13 @@ json_t *am_json_load_path(const char *path, size_t flags, json_error_t *error)
 	close(fd);
 	return v;
 }
+
+int am_json_rows_have_id(const json_t *rows, long long id)
+{
+	size_t i;
+	json_t *row;
+	json_array_foreach((json_t *)rows, i, row)
+		if (json_integer_value(json_object_get(row, "id")) == id)
+			return 1;
+	return 0;
+}

@@ -29,6 +29,9 @@ int am_json_has(json_t *obj, const char *key);
  * "null" made without the parser. NULL for NULL, or when it does not parse
  * ("null" without JSON_DECODE_ANY is NULL, as json_loads makes it). */
 json_t *am_json_column(const char *s, size_t flags);
+/* Whether one of rows (an array of objects) has the integer member "id"
+ * equal to id. */
+int am_json_rows_have_id(const json_t *rows, long long id);
 /* Serialises compactly; free with free(). */
 char *am_json_dump(const json_t *v);
 struct am_buf;

@@ -12,6 +12,7 @@
 
 #include "am_server.h"
 #include "base/am_buf.h"
+#include "base/am_json.h"
 #include "base/am_log.h"
 #include "base/am_mem.h"
 #include "store/am_store.h"
@@ -38,16 +39,6 @@ struct scan {
 	int n, cap;
 	json_t *running_deps, *active_jobs; /* rows with an "id" */
 };
-
-static int has_id(json_t *rows, long long id)
-{
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row)
-		if (json_integer_value(json_object_get(row, "id")) == id)
-			return 1;
-	return 0;
-}
 
 /* "x.log" is a current log, "x.log.1" its rotated part; 0 for others. */
 static int log_kind(const char *name, int *rotated)
@@ -100,7 +91,7 @@ static void walk_logs(struct scan *s, const char *dir, int depth, long long dep)
 		int rotated;
 		if (!S_ISREG(sb.st_mode) || !log_kind(e->d_name, &rotated))
 			continue;
-		add(s, p, &sb, rotated, !rotated && (dep < 0 || has_id(s->running_deps, dep)));
+		add(s, p, &sb, rotated, !rotated && (dep < 0 || am_json_rows_have_id(s->running_deps, dep)));
 	}
 	closedir(d);
 }
@@ -125,7 +116,7 @@ static void walk_jobs(struct scan *s, const char *dir)
 			if (lstat(p, &sb) != 0 || !S_ISREG(sb.st_mode))
 				continue;
 			int rotated = i % 2;
-			add(s, p, &sb, rotated, !rotated && has_id(s->active_jobs, id));
+			add(s, p, &sb, rotated, !rotated && am_json_rows_have_id(s->active_jobs, id));
 		}
 	}
 	closedir(d);

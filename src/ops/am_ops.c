@@ -20,6 +20,7 @@
 
 #include "am_opts.h"
 #include "base/am_buf.h"
+#include "base/am_json.h"
 #include "base/am_mem.h"
 #include "base/am_path.h"
 #include "store/am_backup.h"
@@ -317,17 +318,6 @@ static void check_mode(struct report *r, const char *dir, const char *name, uid_
 	}
 }
 
-/* Whether one of rows (objects with an "id") has the id. */
-static int has_id(json_t *rows, long long id)
-{
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row)
-		if (json_integer_value(json_object_get(row, "id")) == id)
-			return 1;
-	return 0;
-}
-
 /* sub/<id> folders of the data dir whose id no row has. as_note: logs of
  * deleted deployments, which the log pruning removes first: not a fault. */
 static void orphans(struct report *r, const char *dir, const char *sub, json_t *rows, const char *what,
@@ -346,7 +336,7 @@ static void orphans(struct report *r, const char *dir, const char *sub, json_t *
 		long long id = strtoll(e->d_name, &end, 10);
 		char q[PATH_MAX + 400];
 		am_fmt(q, sizeof q, "%s/%s", p, e->d_name);
-		if (*end == '\0' && end != e->d_name && has_id(rows, id))
+		if (*end == '\0' && end != e->d_name && am_json_rows_have_id(rows, id))
 			continue;
 		if (*end == '\0' && end != e->d_name && !non_empty(q))
 			continue; /* an empty folder a deletion left */
