@@ -15,7 +15,22 @@ import { makeModel } from '../fixtures/make-models.mjs';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const SIM_ENV = { AIMAAS_SIM: resolve(ROOT, process.env.AIMAAS_SIM_BIN || 'build/aimaas-sim'), AIMAAS_SCRAPE_MS: '200' };
 const cleanups = [];
-after(() => { for (const c of cleanups.reverse()) { try { c(); } catch { /* best effort */ } } });
+const servers = [];
+// whatever a failed or timed-out test left: its servers stopped (engines too), then its folders
+after(async () => {
+  for (const srv of servers) {
+    if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) continue;
+    srv.proc.kill('SIGTERM');
+    if (await Promise.race([srv.exited.then(() => true), sleep(5000).then(() => false)]) === false) srv.proc.kill('SIGKILL');
+  }
+  for (const c of cleanups.reverse()) { try { c(); } catch { /* best effort */ } }
+});
+// startServer, its process remembered for after()
+async function serve(opts) {
+  const srv = await startServer(opts);
+  servers.push(srv);
+  return srv;
+}
 
 function dir(prefix) {
   const d = tempDir(prefix);
@@ -66,13 +81,13 @@ async function answers(srv, T) {
   return { users, keys, deps, usage };
 }
 
-test('backup while traffic flows; restore into a fresh data dir gives the same answers; restore refuses a live dir', async () => {
+test('backup while traffic flows; restore into a fresh data dir gives the same answers; restore refuses a live dir', { timeout: 120000 }, async () => {
   const data = dir('aimaas-ops-');
   const models = dir('aimaas-models-');
   const out = dir('aimaas-backups-');
   makeModel('Qwen2.5-7B-Instruct', models);
   const args = ['--sim-gpus', '1x24GiB', '--model-root', models, '--stop-engines-on-exit'];
-  const srv = await startServer({ dataDir: data, args, env: SIM_ENV });
+  const srv = await serve({ dataDir: data, args, env: SIM_ENV });
   const T = await srv.login();
   await deployQwen(srv, T, models);
   for (const u of ['alice', 'bob'])
@@ -116,7 +131,7 @@ test('backup while traffic flows; restore into a fresh data dir gives the same a
   let r = await aimaas(['restore', join(out, 'quiet.db'), '--data-dir', fresh]);
   assert.equal(r.code, 0, r.err);
   assert.equal(statSync(join(fresh, 'aimaas.db')).mode & 0o777, 0o600);
-  let back = await startServer({ dataDir: fresh, args, env: SIM_ENV });
+  let back = await serve({ dataDir: fresh, args, env: SIM_ENV });
   const T2 = await back.login();
   assert.deepEqual(await answers(back, T2), live, 'users, keys, deployments and usage as before the backup');
   await back.stop();
@@ -125,7 +140,7 @@ test('backup while traffic flows; restore into a fresh data dir gives the same a
   r = await aimaas(['restore', join(out, 'hot.db'), '--data-dir', fresh]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /kept the database it replaces as .*aimaas\.db\.before-restore-\d{8}T\d{6}Z/);
-  back = await startServer({ dataDir: fresh, args, env: SIM_ENV });
+  back = await serve({ dataDir: fresh, args, env: SIM_ENV });
   const T3 = await back.login();
   const snap = await answers(back, T3);
   const t = snap.usage.find((u) => u.key === 'traffic');
@@ -141,9 +156,9 @@ test('backup while traffic flows; restore into a fresh data dir gives the same a
   assert.match(r.err, /is not a database this can restore|is not an aimaas database/);
 });
 
-test('check: healthy on a fresh data dir; finds a planted orphan and a 0755 data dir', async () => {
+test('check: healthy on a fresh data dir; finds a planted orphan and a 0755 data dir', { timeout: 120000 }, async () => {
   const data = dir('aimaas-check-');
-  const srv = await startServer({ dataDir: data });
+  const srv = await serve({ dataDir: data });
   // works beside a running server
   let r = await aimaas(['check', '--data-dir', data]);
   assert.equal(r.code, 0, r.out + r.err);
@@ -166,7 +181,7 @@ test('check: healthy on a fresh data dir; finds a planted orphan and a 0755 data
   assert.equal(r.code, 0, r.out);
 });
 
-test('logs: rotated past --log-max-mb while the log view shows the newest lines; the total pruned', async () => {
+test('logs: rotated past --log-max-mb while the log view shows the newest lines; the total pruned', { timeout: 120000 }, async () => {
   const data = dir('aimaas-logs-');
   const models = dir('aimaas-models-');
   makeModel('Qwen2.5-7B-Instruct', models);
@@ -176,7 +191,7 @@ test('logs: rotated past --log-max-mb while the log view shows the newest lines;
   writeFileSync(join(gone, 'replica-0.log'), 'old line\n'.repeat(240000));
   const args = ['--sim-gpus', '1x24GiB', '--model-root', models, '--stop-engines-on-exit', '--log-max-mb', '1',
     '--logs-total-max-mb', '1'];
-  const srv = await startServer({ dataDir: data, args, env: SIM_ENV });
+  const srv = await serve({ dataDir: data, args, env: SIM_ENV });
   assert.ok(!existsSync(join(gone, 'replica-0.log')), 'the deleted deployment\'s log went at start');
   const T = await srv.login();
   const d = await deployQwen(srv, T, models);
@@ -185,13 +200,13 @@ test('logs: rotated past --log-max-mb while the log view shows the newest lines;
   // a follower from before the rotation
   const ctl = new AbortController();
   const follow = await fetch(`${srv.url}/api/v1/deployments/${d.id}/logs?follow=true&tail=1`,
-    { headers: { authorization: `Bearer ${T}` }, signal: ctl.signal });
+    { headers: { authorization: `Bearer ${T}` }, signal: AbortSignal.any([ctl.signal, AbortSignal.timeout(60000)]) });
   const reader = follow.body.getReader();
   let seen = '';
   const pump = (async () => { try { for (;;) { const c = await reader.read(); if (c.done) break; seen += Buffer.from(c.value).toString(); } } catch { /* aborted */ } })();
   // the engine's output grows past 1 MiB (appended as the engine's O_APPEND descriptor would)
   appendFileSync(log, 'engine line filler filler filler filler filler\n'.repeat(30000) + 'NEWEST-BEFORE-ROTATION\n');
-  for (let i = 0; i < 200 && !existsSync(`${log}.1`); i++) await sleep(50);
+  for (let i = 0; i < 600 && !existsSync(`${log}.1`); i++) await sleep(50);
   assert.ok(existsSync(`${log}.1`), 'rotated to .1');
   assert.ok(statSync(log).size < 1 << 20, 'the current file starts again');
   let r = await srv.api('GET', `/api/v1/deployments/${d.id}/logs?tail=5`, { token: T });
