@@ -206,7 +206,9 @@ test('logs: rotated past --log-max-mb while the log view shows the newest lines;
   const pump = (async () => { try { for (;;) { const c = await reader.read(); if (c.done) break; seen += Buffer.from(c.value).toString(); } } catch { /* aborted */ } })();
   // the engine's output grows past 1 MiB (appended as the engine's O_APPEND descriptor would)
   appendFileSync(log, 'engine line filler filler filler filler filler\n'.repeat(30000) + 'NEWEST-BEFORE-ROTATION\n');
-  for (let i = 0; i < 600 && !existsSync(`${log}.1`); i++) await sleep(50);
+  // copy-truncate: `.1` is written first, then the current file is cut
+  const rotated = () => existsSync(`${log}.1`) && statSync(log).size < 1 << 20;
+  for (let i = 0; i < 600 && !rotated(); i++) await sleep(50);
   assert.ok(existsSync(`${log}.1`), 'rotated to .1');
   assert.ok(statSync(log).size < 1 << 20, 'the current file starts again');
   let r = await srv.api('GET', `/api/v1/deployments/${d.id}/logs?tail=5`, { token: T });
