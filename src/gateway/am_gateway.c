@@ -105,6 +105,11 @@ int am_gateway_connect(struct am_gateway *g, long long user_id, char *headers, s
 
 /* ---- usage ---- */
 
+const char *am_gateway_journal_dir(const struct am_gateway *g)
+{
+	return g ? g->jdir : "";
+}
+
 int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data)
 {
 	return gw_usage_drain(g, fold, data);

@@ -101,7 +101,7 @@ void am_gateway_routes_free(struct am_routes *r);
 /* ---- usage records, from the gateway to a sink ---- */
 
 struct am_usage_record {
-	char id[40];               /* unique: "<journal file id>.<seq>" (usage_records.jid) */
+	char id[40];               /* unique: "<journal file id>.<seq>" (the file's id in usage_journals) */
 	int64_t at;
 	long long key_id, user_id, dep_id, inst_id;
 	char model[129];
@@ -131,6 +131,9 @@ void am_gateway_publish(struct am_gateway *g, struct am_routes *routes);
  * -1 when fold failed (all kept for the next drain). One thread at a time
  * (the sink's), never the workers'. */
 int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
+/* The usage journal's folder ("" when there is none): its files are named
+ * "<file id>.jnl". */
+const char *am_gateway_journal_dir(const struct am_gateway *g);
 /* A sink's wake-up: called (from a worker thread) each time records are
  * handed over for a drain, so the sink sleeps until there is work. Set it
  * once, before records flow or while they do; NULL fn: none. */

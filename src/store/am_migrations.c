@@ -399,6 +399,17 @@ static const char *const migrations[] = {
 	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
 	"    duration_sum = duration_sum + excluded.duration_sum;"
 	"END;",
+
+	/* 24: the usage sink's insert costs a B-tree per index: a journal
+	 * file is folded in one transaction, so "folded already" is kept per
+	 * file (usage_journals, a row from the commit until the sink sees the
+	 * file gone) instead of a UNIQUE index on every record's id; nothing
+	 * reads the raw rows by key or deployment (GET /usage reads them by
+	 * time and user), so those two indexes go too. Old rows keep their jid */
+	"DROP INDEX IF EXISTS usage_jid;"
+	"DROP INDEX IF EXISTS usage_key;"
+	"DROP INDEX IF EXISTS usage_deployment;"
+	"CREATE TABLE usage_journals (id TEXT PRIMARY KEY, folded_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 const char *const *am_migrations_list(size_t *count)

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
@@ -87,6 +90,55 @@ static void roll(const struct am_usage_record *u, struct rollup **r, int *nr, in
 	x->dur_sum += u->dur_ms;
 }
 
+/* Raw rows go ROWS to a statement: the statement's cost (its cursors,
+ * AUTOINCREMENT's sqlite_sequence write) is paid once for them all. */
+#define ROWS 32
+#define COLS 13
+#define ROW_SQL "(?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, 1)"
+#define INSERT_SQL                                                                                               \
+	"INSERT INTO usage_records(at, key_id, user_id, model, deployment_id, instance_id, endpoint, prompt_tokens," \
+	" completion_tokens, ttft_ms, duration_ms, status, stream, rolled) VALUES"
+#define ROWS4 ROW_SQL "," ROW_SQL "," ROW_SQL "," ROW_SQL
+#define ROWS16 ROWS4 "," ROWS4 "," ROWS4 "," ROWS4
+static const char insert_one[] = INSERT_SQL ROW_SQL;
+static const char insert_many[] = INSERT_SQL ROWS16 "," ROWS16;
+_Static_assert(ROWS == 32, "insert_many holds ROWS rows");
+
+/* Writes the rows in vals (*nvals values, whole rows) one at a time; empties it. */
+static int flush_rows(struct am_store *st, struct am_store_val *vals, int *nvals)
+{
+	for (int at = 0; at < *nvals; at += COLS)
+		if (am_store_exec_vals(st, insert_one, vals + at, COLS) != 0)
+			return -1;
+	*nvals = 0;
+	return 0;
+}
+
+/* Adds u's row to vals (which holds ROWS rows); writes them when full. u
+ * stays valid until the rows are written (vals points into it). */
+static int add_row(struct am_store *st, const struct am_usage_record *u, struct am_store_val *vals, int *nvals)
+{
+	struct am_store_val *v = vals + *nvals;
+	v[0] = (struct am_store_val){ .type = 'i', .i = u->at };
+	v[1] = (struct am_store_val){ .type = 'i', .i = u->key_id };
+	v[2] = (struct am_store_val){ .type = 'i', .i = u->user_id };
+	v[3] = (struct am_store_val){ .type = 's', .s = u->model };
+	v[4] = (struct am_store_val){ .type = 'i', .i = u->dep_id };
+	v[5] = (struct am_store_val){ .type = 'i', .i = u->inst_id };
+	v[6] = (struct am_store_val){ .type = 's', .s = u->endpoint };
+	v[7] = (struct am_store_val){ .type = 'i', .i = u->prompt };
+	v[8] = (struct am_store_val){ .type = 'i', .i = u->completion };
+	v[9] = (struct am_store_val){ .type = 'd', .d = u->ttft_ms };
+	v[10] = (struct am_store_val){ .type = 'd', .d = u->dur_ms };
+	v[11] = (struct am_store_val){ .type = 'i', .i = u->status };
+	v[12] = (struct am_store_val){ .type = 'i', .i = u->stream };
+	*nvals += COLS;
+	if (*nvals < ROWS * COLS)
+		return 0;
+	*nvals = 0;
+	return am_store_exec_vals(st, insert_many, vals, ROWS * COLS);
+}
+
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full)
 {
 	*full = 0;
@@ -95,25 +147,42 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
 	long long *kid = NULL, *ktok = NULL;
 	int nk = 0, capk = 0, rc = -1, nr = 0, capr = 0;
 	struct rollup *r = NULL;
+	struct am_store_val *vals = am_malloc(ROWS * COLS * sizeof *vals);
+	int nvals = 0;
 	if (am_store_begin(st) != 0)
 		goto out;
+	long long now = am_wall_ms();
+	const char *file = NULL; /* the journal file of the records at hand (their ids' part before the last '.') */
+	size_t flen = 0;
+	int folded = 0;
 	for (int i = 0; i < n; i++) {
 		const struct am_usage_record *u = &recs[i];
-		if (am_store_exec(st, "INSERT INTO usage_records(jid, at, key_id, user_id, model, deployment_id, instance_id,"
-				  " endpoint, prompt_tokens, completion_tokens, ttft_ms, duration_ms, status, stream, rolled)"
-				  " VALUES(?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, 1)"
-				  " ON CONFLICT(jid) DO NOTHING",
-				  "siiisiisiiddii", u->id, (long long)u->at, u->key_id, u->user_id, u->model, u->dep_id,
-				  u->inst_id, u->endpoint, u->prompt, u->completion, u->ttft_ms, u->dur_ms,
-				  (long long)u->status, (long long)u->stream) != 0)
-			goto out;
-		/* folded before: its tokens and its hour are counted */
-		if (am_store_changes(st) > 0) {
-			roll(u, &r, &nr, &capr);
-			if (u->key_id)
-				add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
+		const char *dot = strrchr(u->id, '.');
+		size_t l = dot ? (size_t)(dot - u->id) : strlen(u->id);
+		if (!file || l != flen || memcmp(file, u->id, l)) {
+			/* a file's records (and those its batch kept in memory) come
+			 * together and are committed together: folded before (a crash
+			 * between the commit and the unlink), its records are counted */
+			char id[sizeof u->id];
+			memcpy(id, u->id, l);
+			id[l] = '\0';
+			if (am_store_exec(st, "INSERT INTO usage_journals(id, folded_at) VALUES(?, ?) ON CONFLICT DO NOTHING",
+					  "si", id, now) != 0)
+				goto out;
+			folded = am_store_changes(st) == 0;
+			file = u->id;
+			flen = l;
 		}
+		if (folded)
+			continue;
+		if (add_row(st, u, vals, &nvals) != 0)
+			goto out;
+		roll(u, &r, &nr, &capr);
+		if (u->key_id)
+			add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
 	}
+	if (flush_rows(st, vals, &nvals) != 0)
+		goto out;
 	for (int k = 0; k < nr; k++)
 		if (am_store_exec(st, "INSERT INTO usage_hourly VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 				  " ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET"
@@ -134,7 +203,6 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
 				  r[k].dur_sum) != 0)
 			goto out;
 	/* one UPDATE per key per drain, not per request */
-	long long now = am_wall_ms();
 	for (int k = 0; k < nk; k++)
 		if (am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
 				  ktok[k], now, kid[k]) != 0)
@@ -150,6 +218,7 @@ out:
 	free(kid);
 	free(ktok);
 	free(r);
+	free(vals);
 	return rc;
 }
 
@@ -176,6 +245,33 @@ int am_usage_sink_prune(struct am_store *st, long long raw_before, long long rol
 	return n + am_store_changes(st);
 }
 
+int am_usage_sink_forget(struct am_store *st, const char *jdir)
+{
+	json_t *rows = NULL;
+	if (am_store_rows(st, &rows, "SELECT id FROM usage_journals", NULL) != 0)
+		return -1;
+	int n = 0;
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		const char *id = json_string_value(json_object_get(row, "id"));
+		char path[4300];
+		if (!id)
+			continue;
+		am_fmt(path, sizeof path, "%s/%s.jnl", jdir ? jdir : "", id);
+		/* still there (its unlink failed, or it is being replayed): kept */
+		if (jdir && jdir[0] && access(path, F_OK) == 0)
+			continue;
+		if (am_store_exec(st, "DELETE FROM usage_journals WHERE id = ?", "s", id) != 0) {
+			json_decref(rows);
+			return -1;
+		}
+		n++;
+	}
+	json_decref(rows);
+	return n;
+}
+
 static int fold(void *data, const struct am_usage_record *recs, int n, int *full)
 {
 	return am_usage_sink_write(data, recs, n, full);
@@ -183,6 +279,7 @@ static int fold(void *data, const struct am_usage_record *recs, int n, int *full
 
 static void drain(struct am_usage_sink *s)
 {
+	am_usage_sink_forget(s->st, am_gateway_journal_dir(s->g));
 	if (am_gateway_usage_drain(s->g, fold, s->st) < 0)
 		s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2) : 250;
 	else

@@ -27,11 +27,17 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 /* Stops the thread, drains once more (call it after am_gateway_stop, so the
  * workers' last records are in), closes the connection. NULL is fine. */
 void am_usage_sink_free(struct am_usage_sink *s);
-/* The fold: inserts recs into usage_records (a record whose id is there
- * already is skipped, its tokens not counted again) and adds each key's
- * tokens to api_keys.used_tokens, all in one transaction on st. 0, or -1
- * (rolled back; *full set when the disk is full). */
+/* The fold: inserts recs into usage_records and adds each key's tokens to
+ * api_keys.used_tokens and their sums to the roll-ups, all in one
+ * transaction on st; the records of a journal file folded before (their
+ * ids' part before the last '.', kept in usage_journals) are skipped, their
+ * tokens not counted again. 0, or -1 (rolled back; *full set when the disk
+ * is full). */
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full);
+/* Forgets the folded journal files that are gone from jdir (deleted after
+ * their commit), so usage_journals holds only files that could still be
+ * replayed. The ids forgotten, or -1. */
+int am_usage_sink_forget(struct am_store *st, const char *jdir);
 /* Deletes at most batch raw usage records older than raw_before (ms; every
  * record is in the roll-ups from the transaction that wrote it, so none is
  * lost); when none is, the oldest hour of usage_hourly and the oldest day
