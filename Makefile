@@ -1,6 +1,6 @@
 # aimaas: `make` builds, `make run` starts the platform, `make test` runs every test.
 CC ?= cc
-PKGS := libevent_core libevent_pthreads jansson libsodium sqlite3 libcurl yaml-0.1 libcrypto
+PKGS := libevent_core libevent_pthreads jansson libsodium sqlite3 libcurl yaml-0.1 libcrypto liburing
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -DAM_COMMIT='"$(COMMIT)"'

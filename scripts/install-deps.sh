@@ -4,13 +4,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 # libcurl and libyaml: the Kubernetes client (HTTPS to the API server, kubeconfig files);
+# liburing-dev: the gateway workers batch their sockets' reads and writes (am_sock_batch);
 # libssl-dev (libcrypto): SHA-256 of downloads at the CPU's SHA instructions' speed;
 # openssl: the fake kube-apiserver makes its throwaway certificates with it;
 # jq: the README's examples (tests/integration/readme.test.mjs runs them);
 # sqlite3: the kill test reads the database (PRAGMA integrity_check) beside aimaas;
 # chromium and a CJK font: the console's browser tests (playwright-core drives
 # Debian's chromium; the screenshots show the Chinese pages legibly)
-pkgs=(build-essential pkg-config libevent-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libyaml-dev sqlite3 curl jq openssl chromium fonts-wqy-microhei)
+pkgs=(build-essential pkg-config libevent-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libyaml-dev liburing-dev sqlite3 curl jq openssl chromium fonts-wqy-microhei)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

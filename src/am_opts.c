@@ -58,6 +58,7 @@ static const struct def defs[AM_OPT_COUNT] = {
 	[AM_OPT_TASK_KEEP] = { "task-keep", "AIMAAS_TASK_KEEP", NULL, K_NUM, 100, 100000000, "tasks", 0, 0, "100000", 0 },
 	[AM_OPT_PRUNE_INTERVAL] = { "prune-interval", "AIMAAS_PRUNE_INTERVAL", NULL, K_NUM, 1, 86400, "seconds", 0, 0, "600", 0 },
 	[AM_OPT_ACCESS_LOG] = { "access-log", "AIMAAS_ACCESS_LOG", NULL, K_BOOL, 0, 0, NULL, 0, 0, "false", 0 },
+	[AM_OPT_GATEWAY_IO_URING] = { "gateway-io-uring", "AIMAAS_GATEWAY_IO_URING", NULL, K_BOOL, 0, 0, NULL, 0, 0, "true", 0 },
 	[AM_OPT_LOG_MAX_MB] = { "log-max-mb", "AIMAAS_LOG_MAX_MB", NULL, K_NUM, 1, 1LL << 20, "MiB", 0, 0, "50", 0 },
 	[AM_OPT_LOGS_TOTAL_MAX_MB] = { "logs-total-max-mb", "AIMAAS_LOGS_TOTAL_MAX_MB", NULL, K_NUM, 1, 1LL << 24, "MiB", 0, 0, "2048", 0 },
 	[AM_OPT_ADMIN_PASSWORD] = { "admin-password", "AIMAAS_ADMIN_PASSWORD", NULL, K_SECRET, 0, 0, NULL, 0, 0, NULL, 0 },
@@ -396,7 +397,8 @@ long long am_opts_num(const struct am_opts *o, enum am_opt id, long long def)
 
 int am_opts_bool(const struct am_opts *o, enum am_opt id)
 {
-	return o->val[id] && parse_bool(o->val[id]) == 1;
+	const char *v = am_opts_str(o, id); /* unset: the table's default */
+	return v && parse_bool(v) == 1;
 }
 
 const char *const *am_opts_list(const struct am_opts *o, enum am_opt id, int *n)

@@ -43,6 +43,7 @@ enum am_opt {
 	AM_OPT_ACCESS_LOG,
 	AM_OPT_LOG_MAX_MB,
 	AM_OPT_LOGS_TOTAL_MAX_MB,
+	AM_OPT_GATEWAY_IO_URING,
 	/* secrets: environment only, shown as set or unset */
 	AM_OPT_ADMIN_PASSWORD,
 	AM_OPT_METRICS_TOKEN,
@@ -71,7 +72,7 @@ void am_opts_free(struct am_opts *o);
 const char *am_opts_str(const struct am_opts *o, enum am_opt id);
 /* A number option's value (checked at load time), or def when unset. */
 long long am_opts_num(const struct am_opts *o, enum am_opt id, long long def);
-/* A boolean option: 1 or 0. */
+/* A boolean option: 1 or 0 (unset: its default in the table). */
 int am_opts_bool(const struct am_opts *o, enum am_opt id);
 /* A repeatable option's values (model-root, sim-gpus): *n of them. */
 const char *const *am_opts_list(const struct am_opts *o, enum am_opt id, int *n);

@@ -54,6 +54,7 @@ struct am_config {
 	int idle_timeout_s;                /* keep-alive connections without a request */
 	int stop_engines_on_exit;          /* default: engines outlive aimaas */
 	int gateway_threads;               /* /v1 worker loops */
+	int gateway_io_uring;              /* their sockets' reads and writes batched through io_uring */
 	size_t gateway_max_body;
 	int gateway_keepalive_ms;
 	int cold_start_wait_s;             /* a held request's wait for a deployment scaled to zero */

@@ -89,6 +89,8 @@ static const char usage_serve[] =
 	"  --header-timeout S     a request's head must arrive within S seconds (AIMAAS_HEADER_TIMEOUT; default 10)\n"
 	"  --idle-timeout S       close keep-alive connections idle for S seconds (default 75)\n"
 	"  --gateway-threads N    worker loops for /v1 (AIMAAS_GATEWAY_THREADS; default: CPUs)\n"
+	"  --gateway-io-uring B   batch a /v1 worker's socket reads and writes through io_uring\n"
+	"                         (AIMAAS_GATEWAY_IO_URING; default: true, where the kernel allows it)\n"
 	"  --gateway-max-body B   /v1 request body limit (default 33554432: base64 images)\n"
 	"  --gateway-keepalive-ms MS  SSE comment interval while a first token is pending (default 10000)\n"
 	"  --cold-start-wait S    how long a request for a deployment scaled to zero waits for it to start\n"
@@ -236,6 +238,7 @@ static int parse_serve(int argc, char **argv, struct am_config *c, struct am_opt
 	c->task_keep = am_opts_num(o, AM_OPT_TASK_KEEP, 100000);
 	c->prune_interval_s = (int)am_opts_num(o, AM_OPT_PRUNE_INTERVAL, 600);
 	c->access_log = am_opts_bool(o, AM_OPT_ACCESS_LOG);
+	c->gateway_io_uring = am_opts_bool(o, AM_OPT_GATEWAY_IO_URING);
 	c->max_body = (size_t)am_opts_num(o, AM_OPT_MAX_BODY, 1 << 20);
 	c->gpu_interval_ms = (int)am_opts_num(o, AM_OPT_GPU_INTERVAL, 5000);
 	c->header_timeout_s = (int)am_opts_num(o, AM_OPT_HEADER_TIMEOUT, 10);
@@ -602,6 +605,7 @@ static int serve(int argc, char **argv)
 	hcfg.idle_timeout_s = srv.cfg.idle_timeout_s;
 	struct am_gateway_config gcfg = { .threads = srv.cfg.gateway_threads, .max_body = srv.cfg.gateway_max_body,
 					  .keepalive_ms = srv.cfg.gateway_keepalive_ms, .first_byte_ms = 600000,
+					  .io_batch = srv.cfg.gateway_io_uring,
 					  .idle_ms = 300000, .hold_ms = srv.cfg.cold_start_wait_s * 1000,
 					  .wake = wake_deployment, .wake_data = &srv };
 	srv.gateway = am_gateway_new(&srv, &gcfg);

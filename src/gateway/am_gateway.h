@@ -30,6 +30,9 @@ struct am_gateway_config {
 	int keepalive_ms;      /* SSE comment interval while the first token is pending */
 	int first_byte_ms;     /* how long an engine may take to start answering */
 	int idle_ms;           /* silence allowed inside a streamed answer */
+	int io_batch;          /* a worker's socket reads and writes batched per turn of its
+				  loop (io_uring; without it, or where it is refused, a system
+				  call each) */
 	int hold_ms;           /* how long a request for a deployment scaled to zero waits for
 				  it to start before a 503 (0: 300000) */
 	/* Asks the control plane to start a wakeable deployment a request is

@@ -12,6 +12,7 @@
 #include "../base/am_buf.h"
 #include "../base/am_log.h"
 #include "../base/am_mem.h"
+#include "../http/am_sock.h"
 #include "gw_internal.h"
 
 static void push(struct gw_pending **q, int *n, int *cap, int fd, const char *bytes, size_t len, const char *peer)
@@ -100,8 +101,18 @@ static void on_quit(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
-	/* its events have no fd and no timeout until a connection arrives */
-	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (!w->batch) {
+		/* its events have no fd and no timeout until a connection arrives */
+		event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+		return NULL;
+	}
+	/* a turn of the loop (its callbacks queue reads and writes), then
+	 * those reads and writes in one submission */
+	while (event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) >= 0) {
+		am_sock_batch_run(w->batch);
+		if (event_base_got_exit(w->base) || event_base_got_break(w->base))
+			break;
+	}
 	return NULL;
 }
 
@@ -117,6 +128,8 @@ int gw_threads_start(struct am_gateway *g)
 		w->idx = i;
 		w->jf.fd = -1;
 		w->base = event_base_new();
+		if (g->cfg.io_batch && !(w->batch = am_sock_batch_new(w->base)) && i == 0)
+			am_info("gateway", "io_uring is not available here: the /v1 workers make a system call per read and send");
 		w->pool = gw_pool_new(w->base);
 		pthread_mutex_init(&w->qmu, NULL);
 		pthread_mutex_init(&w->smu, NULL);
@@ -183,6 +196,7 @@ void gw_threads_free(struct am_gateway *g)
 		free(w->stats);
 		pthread_mutex_destroy(&w->qmu);
 		pthread_mutex_destroy(&w->smu);
+		am_sock_batch_free(w->batch); /* after every socket of its loop */
 		event_base_free(w->base);
 	}
 	free(g->workers);

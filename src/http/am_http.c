@@ -200,17 +200,7 @@ static int keepalive(struct am_http_req *req)
  * answer, which is most of what a small answer costs. */
 static void send_now(struct am_http_conn *c, const void *p, size_t n)
 {
-	struct evbuffer *out = am_sock_output(c->sock);
-	if (evbuffer_get_length(out) == 0) {
-		ssize_t w = send(am_sock_fd(c->sock), p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w == (ssize_t)n)
-			return;
-		if (w > 0) {
-			p = (const char *)p + w;
-			n -= (size_t)w;
-		}
-	}
-	evbuffer_add(out, p, n);
+	am_sock_write(c->sock, p, n); /* or with its loop's batch (am_sock_batch) */
 }
 
 /* The head, sent at once when nothing waits before it (send_now): a stream's
@@ -310,7 +300,7 @@ void am_http_respond_file(struct am_http_req *req, int status, const char *conte
 	if (!is_head && len) {
 		/* libevent owns (and closes) the copy whatever happens to it; ours is closed below */
 		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (copy >= 0 && evbuffer_add_file(am_sock_output(c->sock), copy, 0, (ev_off_t)len) == 0)
+		if (copy >= 0 && am_sock_add_file(c->sock, copy, (size_t)len) == 0)
 			req->bytes_out += len;
 		else
 			c->close_after = 1; /* the promised bytes will not come */

@@ -49,6 +49,19 @@ int am_sock_fd(const struct am_sock *s);
 int am_sock_write(struct am_sock *s, const void *data, size_t len);
 /* Sends what is queued as far as the socket takes it now. */
 void am_sock_flush(struct am_sock *s);
+/* Queues len bytes of the file fd (from its start; libevent owns fd). 0 or -1. */
+int am_sock_add_file(struct am_sock *s, int fd, size_t len);
+/* A loop's batch: the sockets made on that loop afterwards (am_sock_new)
+ * queue their reads and writes in it, and am_sock_batch_run (called after
+ * each turn of the loop) does them all in one io_uring submission instead
+ * of a system call each. NULL when io_uring is not available (the sockets
+ * then read and send at once). Free it after the loop's sockets. */
+struct am_sock_batch;
+struct am_sock_batch *am_sock_batch_new(struct event_base *base);
+void am_sock_batch_free(struct am_sock_batch *b);
+/* Does what the loop's sockets queued, their callbacks included, until
+ * nothing waits (within a bound: a loop's next turn does the rest). */
+void am_sock_batch_run(struct am_sock_batch *b);
 /* Starts a non-blocking connect; CONNECTED (or ERROR) comes through the
  * event callback. Writing is enabled. 0, or -1 when it failed at once. */
 int am_sock_connect(struct am_sock *s, const struct sockaddr *sa, socklen_t len);
