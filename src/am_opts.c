@@ -278,7 +278,7 @@ int am_opts_load(int argc, char **argv, const char *usage, struct am_opts **out)
 	int n = 0;
 	for (int i = 0; i < AM_OPT_COUNT; i++)
 		if (defs[i].kind != K_SECRET)
-			lopts[n++] = (struct option){ defs[i].key, defs[i].kind == K_BOOL ? no_argument : required_argument,
+			lopts[n++] = (struct option){ defs[i].key, defs[i].kind == K_BOOL ? optional_argument : required_argument,
 						      NULL, 256 + i };
 	lopts[n++] = (struct option){ "config", required_argument, NULL, O_CONFIG };
 	lopts[n++] = (struct option){ "print-config", no_argument, NULL, O_PRINT };
@@ -318,7 +318,8 @@ int am_opts_load(int argc, char **argv, const char *usage, struct am_opts **out)
 		const struct def *d = &defs[id];
 		char flag[80];
 		am_fmt(flag, sizeof flag, "--%s", d->key);
-		const char *v = d->kind == K_BOOL ? "true" : optarg;
+		/* a boolean: --flag is true, --flag=false says false */
+		const char *v = d->kind == K_BOOL ? (optarg ? optarg : "true") : optarg;
 		if (*v && check(id, flag, v, err, sizeof err) != 0) {
 			fprintf(stderr, "aimaas: %s\n", err);
 			goto out;

@@ -105,6 +105,11 @@ int am_gateway_connect(struct am_gateway *g, long long user_id, char *headers, s
 
 /* ---- usage ---- */
 
+void am_gateway_usage_prepare(struct am_gateway *g)
+{
+	gw_usage_prepare(g);
+}
+
 const char *am_gateway_journal_dir(const struct am_gateway *g)
 {
 	return g ? g->jdir : "";

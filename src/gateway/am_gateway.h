@@ -134,6 +134,10 @@ void am_gateway_publish(struct am_gateway *g, struct am_routes *routes);
  * -1 when fold failed (all kept for the next drain). One thread at a time
  * (the sink's), never the workers'. */
 int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
+/* Makes each worker's next journal file ahead of its use (created,
+ * allocated, mapped, its pages faulted in), so that a worker's requests
+ * never wait on the file system. The sink's thread, after its drains. */
+void am_gateway_usage_prepare(struct am_gateway *g);
 /* The usage journal's folder ("" when there is none): its files are named
  * "<file id>.jnl". */
 const char *am_gateway_journal_dir(const struct am_gateway *g);

@@ -61,6 +61,9 @@ struct gw_table {
 #define GW_UMEM_MAX 100000 /* records kept in memory at most (~30 MB), all workers together */
 struct gw_ubatch {
 	struct gw_ubatch *next;
+	struct gw_worker *owner;   /* whose it is, to be recycled (NULL: a replayed file's, freed) */
+	struct gw_jfile jf;        /* its journal file as the worker left it (still mapped: the
+				      sink's thread closes it, not the worker) */
 	char jpath[4200];          /* its journal file ("" when none could be created) */
 	int nids;                  /* records in all (ids given out) */
 	int n, cap;                /* records only in memory */
@@ -135,6 +138,14 @@ struct gw_worker {
 	_Atomic long long nheld;   /* read by /metrics */
 	struct gw_ubatch *ub;      /* this worker's rows not yet handed over */
 	struct gw_jfile jf;        /* ub's journal file */
+	struct gw_jfile spare;     /* the next one, made and mapped by the sink's thread
+				      (gw_usage_prepare): the worker makes no file system call */
+	atomic_int spare_ready;    /* spare is the worker's to take (set by the sink, cleared by it) */
+	_Atomic(struct gw_ubatch *) recycled; /* its batches the sink is done with (freed
+				      here, never on the sink's thread: a free there takes the
+				      worker's allocator lock, which a preempted low-priority
+				      thread would hold against the worker) */
+	struct gw_ubatch *freeb;   /* recycled batches taken back, for the next ones */
 	struct event *ub_timer;    /* hands them over 100 ms after a batch's first record */
 };
 
@@ -216,6 +227,11 @@ void gw_usage_push(struct gw_worker *w, struct am_usage_record *u);
 void gw_usage_handover(struct gw_worker *w);
 /* am_gateway_usage_drain's work: see am_gateway.h. */
 int gw_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
+/* am_gateway_usage_prepare's work: see am_gateway.h. */
+void gw_usage_prepare(struct am_gateway *g);
+/* Removes a worker's spare journal file (empty) and frees its recycled
+ * batches, at the end. */
+void gw_usage_drop_spare(struct gw_worker *w);
 /* Queues the journal files a previous run left (crash, full disk) for the
  * next drain. At start, before the workers. */
 void gw_usage_replay(struct am_gateway *g);

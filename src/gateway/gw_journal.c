@@ -223,6 +223,15 @@ int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u)
 	return -1;
 }
 
+void gw_journal_prefault(struct gw_jfile *f)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		pg = 4096;
+	for (size_t at = 0; f->map && at < f->cap; at += (size_t)pg)
+		((volatile unsigned char *)f->map)[at] = 0;
+}
+
 void gw_journal_close(struct gw_jfile *f)
 {
 	if (f->map) {

@@ -48,6 +48,10 @@ int gw_journal_open(struct gw_jfile *f, const char *dir);
 /* Appends one record. 0, or -1 with errno (ENOSPC, EDQUOT...): then the
  * file is as it was before the call, or marked broken. */
 int gw_journal_append(struct gw_jfile *f, const struct am_usage_record *u);
+/* Writes the mapped room's pages (zeros over zeros) so that appends to it
+ * take no page fault: for a file made ahead of its use, on another
+ * thread than the one that will append. */
+void gw_journal_prefault(struct gw_jfile *f);
 /* Closes the file (keeps it on disk, cut to its records). */
 void gw_journal_close(struct gw_jfile *f);
 

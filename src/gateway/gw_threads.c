@@ -182,6 +182,7 @@ void gw_threads_free(struct am_gateway *g)
 		if (!w->base)
 			continue;
 		event_free(w->ub_timer);
+		gw_usage_drop_spare(w);
 		gw_proxy_worker_free(w);
 		gw_pool_free(w->pool);
 		event_free(w->notify);

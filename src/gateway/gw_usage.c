@@ -26,16 +26,46 @@
 #include "../base/am_time.h"
 #include "gw_internal.h"
 
-static struct gw_ubatch *batch_new(void)
+/* A batch for w (a recycled one when the sink gave one back), or for a
+ * replayed file (w NULL). */
+static struct gw_ubatch *batch_new(struct gw_worker *w)
 {
-	struct gw_ubatch *b = am_calloc(1, sizeof *b);
+	struct gw_ubatch *b = NULL;
+	if (w && !w->freeb)
+		w->freeb = atomic_exchange(&w->recycled, NULL);
+	if (w && w->freeb) {
+		b = w->freeb;
+		w->freeb = b->next;
+		memset(b, 0, sizeof *b);
+	} else {
+		b = am_calloc(1, sizeof *b);
+	}
+	b->owner = w;
+	b->jf.fd = -1;
 	return b;
 }
 
+/* Closes the batch's journal file if the worker left it open. */
+static void batch_close(struct gw_ubatch *b)
+{
+	if (b->jf.fd >= 0 || b->jf.map)
+		gw_journal_close(&b->jf);
+}
+
+/* Done with b: back to its worker (freed there), or freed. */
 static void batch_free(struct gw_ubatch *b)
 {
-	free(b->u);
-	free(b);
+	batch_close(b);
+	free(b->u); /* only when the journal refused records */
+	b->u = NULL;
+	struct gw_worker *w = b->owner;
+	if (!w) {
+		free(b);
+		return;
+	}
+	b->next = atomic_load(&w->recycled);
+	while (!atomic_compare_exchange_weak(&w->recycled, &b->next, b))
+		;
 }
 
 /* "<file id>.<seq>" into out (size > 12), without a printf on every request. */
@@ -61,9 +91,14 @@ void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 {
 	struct am_gateway *g = w->g;
 	if (!w->ub) {
-		w->ub = batch_new();
-		if (gw_journal_open(&w->jf, g->jdir) == 0)
+		w->ub = batch_new(w);
+		if (atomic_load(&w->spare_ready)) { /* made ready by the sink's thread */
+			w->jf = w->spare;
+			atomic_store(&w->spare_ready, 0);
 			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
+		} else if (gw_journal_open(&w->jf, g->jdir) == 0) {
+			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
+		}
 		/* handed over within 100 ms (an idle worker has no timer running) */
 		struct timeval soon = { 0, 100000 };
 		if (w->ub_timer)
@@ -117,8 +152,44 @@ void gw_usage_handover(struct gw_worker *w)
 	if (!b)
 		return;
 	w->ub = NULL;
-	gw_journal_close(&w->jf);
+	b->jf = w->jf; /* closed (unmapped, cut to its records) by the sink's thread */
+	w->jf.fd = -1;
+	w->jf.map = NULL;
+	w->jf.cap = 0;
 	push_batch(w->g, b);
+}
+
+void gw_usage_prepare(struct am_gateway *g)
+{
+	if (!g->jdir[0])
+		return;
+	for (int i = 0; i < g->nworkers; i++) {
+		struct gw_worker *w = &g->workers[i];
+		/* the slot is the sink's while not ready, the worker's while ready */
+		if (atomic_load(&w->spare_ready) || gw_journal_open(&w->spare, g->jdir) != 0)
+			continue; /* taken, or not made (the worker tries itself, and says why) */
+		gw_journal_prefault(&w->spare);
+		atomic_store(&w->spare_ready, 1);
+	}
+}
+
+void gw_usage_drop_spare(struct gw_worker *w)
+{
+	if (atomic_exchange(&w->spare_ready, 0)) {
+		gw_journal_close(&w->spare);
+		unlink(w->spare.path);
+	}
+	struct gw_ubatch *list = atomic_exchange(&w->recycled, NULL);
+	while (list) {
+		struct gw_ubatch *next = list->next;
+		free(list);
+		list = next;
+	}
+	while (w->freeb) {
+		struct gw_ubatch *next = w->freeb->next;
+		free(w->freeb);
+		w->freeb = next;
+	}
 }
 
 void gw_usage_replay(struct am_gateway *g)
@@ -132,7 +203,7 @@ void gw_usage_replay(struct am_gateway *g)
 		size_t l = strlen(e->d_name);
 		if (l < 5 || strcmp(e->d_name + l - 4, ".jnl"))
 			continue;
-		struct gw_ubatch *b = batch_new();
+		struct gw_ubatch *b = batch_new(NULL);
 		am_fmt(b->jpath, sizeof b->jpath, "%s/%s", g->jdir, e->d_name);
 		push_batch(g, b);
 		n++;
@@ -180,6 +251,7 @@ int gw_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data)
 	struct am_usage_record *all = NULL;
 	int n = 0, cap = 0, full = 0;
 	for (struct gw_ubatch *b = g->uretry; b; b = b->next) {
+		batch_close(b);
 		if (b->jpath[0]) {
 			struct am_usage_record *recs = NULL;
 			int k = 0;
@@ -228,6 +300,7 @@ void gw_usage_free(struct am_gateway *g)
 		g->uretry = b->next;
 		if (b->n)
 			am_error("gateway", "usage: %d record(s) the journal refused could not be written before exit", b->n);
+		b->owner = NULL; /* its worker may be gone: freed here */
 		batch_free(b);
 	}
 }

@@ -1,7 +1,13 @@
 /* am_usage_sink: the gateway's usage records into SQLite. */
 #include "am_usage_sink.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,12 +28,12 @@ struct am_usage_sink {
 	struct am_store *st;       /* the sink's own connection */
 	pthread_t thread;
 	int running;
-	pthread_mutex_t mu;        /* guards stop and pending */
-	pthread_cond_t cv;
-	int stop;
-	int pending;               /* the gateway handed records over since the last drain */
+	int efd;                   /* an eventfd: the workers' hand-overs, and the stop, wake the thread
+				      (no lock a worker could wait on while this low-priority thread holds it) */
+	atomic_int stop;
 	struct am_gateway_usage_notify wake;
 	int backoff_ms;            /* while writes fail: 250 ms doubling up to 5 s */
+	int idle;                  /* the thread runs at SCHED_IDLE */
 };
 
 /* Adds one record's tokens to its key's sum (the keys of one drain). */
@@ -277,10 +283,30 @@ static int fold(void *data, const struct am_usage_record *recs, int n, int *full
 	return am_usage_sink_write(data, recs, n, full);
 }
 
-static void drain(struct am_usage_sink *s)
+/* The sink's thread runs when the CPUs have nothing else to do
+ * (SCHED_IDLE): its SQLite work never delays a request, the journal keeps
+ * the records safe meanwhile. A backlog that grows past BACKLOG_HIGH
+ * records a drain (CPUs busy for long) gets an ordinary thread's share
+ * until drains are small again, so the backlog stays bounded. */
+#define BACKLOG_HIGH 200000
+#define BACKLOG_LOW 20000
+static void set_idle(struct am_usage_sink *s, int idle)
+{
+	struct sched_param sp = { 0 };
+	if (s->idle != idle && pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0)
+		s->idle = idle;
+}
+
+/* own: on the sink's thread (not at start or at the end, on the caller's). */
+static void drain(struct am_usage_sink *s, int own)
 {
 	am_usage_sink_forget(s->st, am_gateway_journal_dir(s->g));
-	if (am_gateway_usage_drain(s->g, fold, s->st) < 0)
+	int n = am_gateway_usage_drain(s->g, fold, s->st);
+	if (own && n > BACKLOG_HIGH)
+		set_idle(s, 0);
+	else if (own && n >= 0 && n < BACKLOG_LOW)
+		set_idle(s, 1);
+	if (n < 0)
 		s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2) : 250;
 	else
 		s->backoff_ms = 0;
@@ -290,51 +316,44 @@ static void drain(struct am_usage_sink *s)
 static void on_handover(void *data)
 {
 	struct am_usage_sink *s = data;
-	pthread_mutex_lock(&s->mu);
-	s->pending = 1;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	uint64_t one = 1;
+	ssize_t w = write(s->efd, &one, sizeof one); /* a full counter is a wake-up all the same */
+	(void)w;
+}
+
+/* Sleeps ms, or until the stop. */
+static void nap(struct am_usage_sink *s, long ms)
+{
+	for (long left = ms; left > 0 && !atomic_load(&s->stop); left -= 100) {
+		struct timespec ts = { 0, (left < 100 ? left : 100) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void *sink_main(void *arg)
 {
 	struct am_usage_sink *s = arg;
-	pthread_mutex_lock(&s->mu);
-	while (!s->stop) {
-		/* asleep until the gateway hands records over; while writes fail
-		 * (a full disk), a retry every 250 ms doubling up to 5 s; and a
-		 * drain a minute at least, whatever happens */
-		long wait_ms = s->backoff_ms ? (s->backoff_ms > 250 ? s->backoff_ms : 250) : 60000;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+	set_idle(s, 1);
+	while (!atomic_load(&s->stop)) {
+		if (s->backoff_ms) { /* while writes fail (a full disk): a retry every 250 ms doubling up to 5 s */
+			nap(s, s->backoff_ms > 250 ? s->backoff_ms : 250);
+		} else { /* asleep until the gateway hands records over, and a drain a minute at least */
+			struct pollfd pfd = { .fd = s->efd, .events = POLLIN };
+			if (poll(&pfd, 1, 60000) > 0) {
+				uint64_t n;
+				ssize_t r = read(s->efd, &n, sizeof n);
+				(void)r;
+			}
 		}
-		while (!s->stop && (!s->pending || s->backoff_ms))
-			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
-				break; /* timed out */
-		if (s->stop)
+		if (atomic_load(&s->stop))
 			break;
-		s->pending = 0;
-		pthread_mutex_unlock(&s->mu);
-		drain(s);
-		pthread_mutex_lock(&s->mu);
+		drain(s, 1);
+		am_gateway_usage_prepare(s->g); /* the workers' next files, made here rather than on their threads */
 		/* a drain at most every DRAIN_GAP_MS: what arrives meanwhile goes in
 		 * one transaction (a commit's pages are written once, not once per
 		 * batch; the journal keeps the records safe until then) */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += DRAIN_GAP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
-			;
+		nap(s, DRAIN_GAP_MS);
 	}
-	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
@@ -342,11 +361,15 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 {
 	struct am_usage_sink *s = am_calloc(1, sizeof *s);
 	s->g = g;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->efd < 0) {
+		am_fmt(err, errsize, "cannot make the usage sink's eventfd: %s", strerror(errno));
+		free(s);
+		return NULL;
+	}
 	if (am_store_open(dbpath, &s->st, err, errsize) != 0)
 		goto fail;
-	drain(s);
+	drain(s, 0);
 	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
 		am_fmt(err, errsize, "cannot start the usage sink's thread");
 		goto fail;
@@ -359,8 +382,7 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 	return s;
 fail:
 	am_store_close(s->st);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
+	close(s->efd);
 	free(s);
 	return NULL;
 }
@@ -370,17 +392,14 @@ void am_usage_sink_free(struct am_usage_sink *s)
 	if (!s)
 		return;
 	if (s->running) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = 1;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
+		atomic_store(&s->stop, 1);
+		on_handover(s);
 		pthread_join(s->thread, NULL);
 	}
 	if (s->g)
 		am_gateway_usage_notify(s->g, NULL);
-	drain(s); /* what the workers handed over last */
+	drain(s, 0); /* what the workers handed over last */
 	am_store_close(s->st);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
+	close(s->efd);
 	free(s);
 }

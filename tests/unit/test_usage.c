@@ -219,6 +219,7 @@ static void fold_once_only(void)
 	CHECK_INT(am_usage_sink_forget(s, dir), 2);
 	CHECK_INT(count(s, "SELECT COUNT(*) FROM usage_journals"), 0);
 	gw_usage_free(g);
+	gw_usage_drop_spare(&w); /* the batches the drains gave back */
 	free(g);
 	rmdir(dir);
 	am_test_db_drop(s, path);
