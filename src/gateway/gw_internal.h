@@ -127,6 +127,8 @@ struct gw_worker {
 	struct event *notify, *quit;
 	struct gw_table *table;    /* this worker's reference */
 	long long table_gen;
+	struct gw_keycache *kc;       /* a bearer's SHA-256 by its keyed SipHash (gw_proxy) */
+	unsigned char kc_key[16];
 	struct gw_repstate *reps;
 	int nreps, capreps;
 	pthread_mutex_t smu;       /* guards stats, read by /metrics */

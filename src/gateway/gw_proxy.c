@@ -5,6 +5,7 @@
  * token is pending), retry once elsewhere when a replica fails before the
  * client got anything, and account the usage. */
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +35,7 @@ struct preq {
 	char endpoint[32];
 	char upath[64];
 	int stream, client_usage, tries, status, began, got_event, counted;
+	int is_sse;                 /* the engine's answer is an event stream (relayed event by event) */
 	int local;                  /* the control plane's, for user_id (am_gateway_connect) */
 	char *body;                 /* what goes upstream */
 	size_t blen;
@@ -144,6 +146,39 @@ static void reject(struct gw_worker *w, struct am_http_req *req, enum gw_reject 
 /* What the control plane's requests may do: a console session's rights
  * (every model, no limits); whose they are is in preq.user_id. */
 static const struct am_route_key local_key = { .all_models = 1, .session = 1 };
+
+/* A worker's memory of the SHA-256s of the bearers it saw (the digest
+ * the key table is looked up by): a client sends the same key on every
+ * request, and the digest is a few hundred nanoseconds of a request that
+ * costs a few microseconds. A slot is found by the bearer's SipHash-2-4
+ * (128 bits, with a key random to the worker: nobody can aim a collision
+ * at a slot), and holds no bearer, only the tag and the digest. It says
+ * nothing of whether the key is valid: the table does, at each request. */
+#define KEYCACHE 256
+_Static_assert(KEYCACHE == 256, "a slot is the tag's first byte");
+struct gw_keycache {
+	unsigned char tag[crypto_shorthash_siphashx24_BYTES];
+	char hash[65];
+};
+
+static void bearer_hash(struct gw_worker *w, const char *tok, char out[65])
+{
+	size_t n = strlen(tok);
+	if (!w->kc) {
+		w->kc = am_calloc(KEYCACHE, sizeof *w->kc);
+		randombytes_buf(w->kc_key, sizeof w->kc_key);
+	}
+	unsigned char tag[crypto_shorthash_siphashx24_BYTES];
+	crypto_shorthash_siphashx24(tag, (const unsigned char *)tok, n, w->kc_key);
+	struct gw_keycache *e = &w->kc[tag[0]];
+	if (e->hash[0] && !memcmp(e->tag, tag, sizeof tag)) {
+		memcpy(out, e->hash, 65);
+		return;
+	}
+	am_sha256_hex(tok, n, out);
+	memcpy(e->tag, tag, sizeof tag);
+	memcpy(e->hash, out, 65);
+}
 
 /* A request on the control plane's own connection (am_gateway_connect): it
  * carries the run's internal credential and the user it is for. 0, or -1
@@ -389,14 +424,15 @@ static void up_head(int status, const char *ctype, void *data)
 	struct preq *p = data;
 	p->status = status;
 	am_strlcpy(p->ctype, ctype, sizeof p->ctype);
-	if (p->stream && status == 200 && strstr(ctype, "event-stream"))
+	p->is_sse = p->stream && status == 200 && strstr(ctype, "event-stream");
+	if (p->is_sse)
 		begin_stream(p);
 }
 
 static void up_body(const char *b, size_t n, void *data)
 {
 	struct preq *p = data;
-	if (p->stream && p->status == 200 && strstr(p->ctype, "event-stream")) {
+	if (p->is_sse) {
 		if (am_buf_add(&p->sse, b, n) != 0)
 			return;
 		relay_events(p);
@@ -537,6 +573,28 @@ static void on_abort(struct am_http_req *req, void *data)
 	preq_free(p);
 }
 
+/* Appends s to buf (size cap) at *at, as far as it fits. */
+static void put(char *buf, size_t cap, size_t *at, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > cap - *at)
+		n = cap - *at;
+	memcpy(buf + *at, s, n);
+	*at += n;
+}
+
+/* Appends v in decimal. */
+static void put_num(char *buf, size_t cap, size_t *at, unsigned long long v)
+{
+	char d[24];
+	int n = 0;
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof d);
+	while (n && *at < cap)
+		buf[(*at)++] = d[--n];
+}
+
 static void dispatch(struct preq *p, const struct am_route *r)
 {
 	struct gw_worker *w = p->w;
@@ -548,13 +606,23 @@ static void dispatch(struct preq *p, const struct am_route *r)
 	pthread_mutex_lock(&w->smu);
 	gw_stats(w, p->model)->inflight++;
 	pthread_mutex_unlock(&w->smu);
+	/* the head without a printf (upath, host and key are short: 64 + 64 + 80 bytes at most) */
 	char head[512];
-	int hl = snprintf(head, sizeof head,
-			  "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\n\r\n", p->upath, strchr(rep->host, ':') ? "[" : "", rep->host,
-			  strchr(rep->host, ':') ? "]" : "", rep->port, rep->key, p->blen);
+	size_t hl = 0;
+	int v6 = strchr(rep->host, ':') != NULL;
+	put(head, sizeof head, &hl, "POST ");
+	put(head, sizeof head, &hl, p->upath);
+	put(head, sizeof head, &hl, v6 ? " HTTP/1.1\r\nHost: [" : " HTTP/1.1\r\nHost: ");
+	put(head, sizeof head, &hl, rep->host);
+	put(head, sizeof head, &hl, v6 ? "]:" : ":");
+	put_num(head, sizeof head, &hl, (unsigned long long)rep->port);
+	put(head, sizeof head, &hl, "\r\nAuthorization: Bearer ");
+	put(head, sizeof head, &hl, rep->key);
+	put(head, sizeof head, &hl, "\r\nContent-Type: application/json\r\nContent-Length: ");
+	put_num(head, sizeof head, &hl, p->blen);
+	put(head, sizeof head, &hl, "\r\n\r\n");
 	struct am_gateway_config *c = &w->g->cfg;
-	p->up = gw_up_send(w->pool, rep->host, rep->port, head, (size_t)hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
+	p->up = gw_up_send(w->pool, rep->host, rep->port, head, hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
 			   &cbs, p);
 }
 
@@ -667,6 +735,10 @@ static void on_hold(evutil_socket_t fd, short what, void *arg)
 
 void gw_proxy_worker_free(struct gw_worker *w)
 {
+	if (w->kc)
+		sodium_memzero(w->kc, KEYCACHE * sizeof *w->kc);
+	free(w->kc);
+	w->kc = NULL;
 	if (w->hold_ev)
 		event_free(w->hold_ev);
 	w->hold_ev = NULL;
@@ -718,7 +790,7 @@ static void on_head(struct am_http_req *req, void *data)
 			  "You didn't provide an API key: send 'Authorization: Bearer sk-...'");
 		return;
 	}
-	am_sha256_hex(tok, strlen(tok), p->key_hash);
+	bearer_hash(w, tok, p->key_hash);
 	struct gw_table *t = gw_table_get(w);
 	const struct am_route_key *k = gw_table_key(t, p->key_hash);
 	/* a key only as a bearer, a session only as the cookie */

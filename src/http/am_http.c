@@ -231,6 +231,28 @@ static void write_head(struct am_http_req *req, int status, const char *ctype, c
 	am_buf_free(&h);
 }
 
+/* Appends s to buf (size cap) at *at, as far as it fits. */
+static void put(char *buf, size_t cap, size_t *at, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > cap - *at)
+		n = cap - *at;
+	memcpy(buf + *at, s, n);
+	*at += n;
+}
+
+/* Appends v in decimal. */
+static void put_num(char *buf, size_t cap, size_t *at, unsigned long long v)
+{
+	char d[24];
+	int n = 0;
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof d);
+	while (n && *at < cap)
+		buf[(*at)++] = d[--n];
+}
+
 void am_http_respond(struct am_http_req *req, int status, const char *content_type, const void *body,
 		     size_t len)
 {
@@ -255,18 +277,33 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 	size_t hdr_cap = 512 + req->resp_hdrs.len;
 	size_t want = hdr_cap + (nobody || is_head ? 0 : len);
 	char *buf = want <= sizeof stackbuf ? stackbuf : am_malloc(want);
-	int hl = snprintf(buf, hdr_cap, "HTTP/1.%d %d %s\r\nServer: aimaas\r\nDate: %s\r\n", req->head.minor ? 1 : 0,
-			  status, am_http_status_text(status), http_date(c->srv));
-	if (!nobody)
-		hl += snprintf(buf + hl, hdr_cap - (size_t)hl, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-			       content_type, len);
+	/* the head without a printf: it is most of what a small answer costs in user space */
+	size_t hl = 0;
+	put(buf, hdr_cap, &hl, req->head.minor ? "HTTP/1.1 " : "HTTP/1.0 ");
+	put_num(buf, hdr_cap, &hl, (unsigned)status);
+	put(buf, hdr_cap, &hl, " ");
+	put(buf, hdr_cap, &hl, am_http_status_text(status));
+	put(buf, hdr_cap, &hl, "\r\nServer: aimaas\r\nDate: ");
+	put(buf, hdr_cap, &hl, http_date(c->srv));
+	put(buf, hdr_cap, &hl, "\r\n");
+	if (!nobody) {
+		/* a content type is a caller's constant, never the client's: kept to a line */
+		put(buf, hdr_cap, &hl, "Content-Type: ");
+		size_t ct = hl;
+		put(buf, ct + 200, &hl, content_type); /* the head stays within hdr_cap whatever comes */
+		for (size_t i = ct; i < hl; i++)
+			if (buf[i] == '\r' || buf[i] == '\n')
+				buf[i] = ' ';
+		put(buf, hdr_cap, &hl, "\r\nContent-Length: ");
+		put_num(buf, hdr_cap, &hl, len);
+		put(buf, hdr_cap, &hl, "\r\n");
+	}
 	if (req->resp_hdrs.len) {
 		memcpy(buf + hl, req->resp_hdrs.data, req->resp_hdrs.len);
-		hl += (int)req->resp_hdrs.len;
+		hl += req->resp_hdrs.len;
 	}
-	hl += snprintf(buf + hl, hdr_cap - (size_t)hl, "%s\r\n",
-		       !ka ? "Connection: close\r\n" : req->head.minor == 0 ? "Connection: keep-alive\r\n" : "");
-	size_t total = (size_t)hl;
+	put(buf, hdr_cap, &hl, !ka ? "Connection: close\r\n\r\n" : req->head.minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
+	size_t total = hl;
 	if (!nobody && !is_head && len) {
 		memcpy(buf + total, body, len);
 		total += len;
@@ -337,7 +374,16 @@ int am_http_stream_write(struct am_http_req *req, const void *data, size_t len)
 	if (req->head.minor) {
 		char stackbuf[16384];
 		char *buf = len + 32 <= sizeof stackbuf ? stackbuf : am_malloc(len + 32);
-		int n = snprintf(buf, 32, "%zx\r\n", len);
+		int n = 0; /* the chunk's size in hex, without a printf */
+		char hex[20];
+		size_t v = len;
+		do
+			hex[n++] = "0123456789abcdef"[v & 15];
+		while ((v >>= 4) && n < (int)sizeof hex);
+		for (int i = 0; i < n; i++)
+			buf[i] = hex[n - 1 - i];
+		buf[n++] = '\r';
+		buf[n++] = '\n';
 		memcpy(buf + n, data, len);
 		memcpy(buf + (size_t)n + len, "\r\n", 2);
 		send_now(c, buf, (size_t)n + len + 2);
