@@ -7,7 +7,11 @@
 # (1) saturation: wrk -t1 -c32, small non-streamed completions, same number
 #     of worker threads for nginx and aimaas (1 each, like the brief);
 # (2) a steady 1,000 requests/s (bench/loadgen.c, open loop): p50/p99;
-# (3) streams: time to first token and the gaps between tokens.
+# (3) a heavy steady load: open loop at 85% of nginx's saturation rate
+#     (from (1)), 32 connections: p50/p99 at the same throughput for all;
+# (4) streams: time to first token and the gaps between tokens.
+# aimaas's CPU includes the work it defers (the usage sink's thread runs
+# when the CPUs are idle): it is read once the process has gone quiet.
 # Usage: bench/gateway.sh [SECONDS]
 set -eu
 cd "$(dirname "$0")/.."
@@ -78,6 +82,8 @@ declare -A auth=([direct]="Bearer $ekey" [nginx]="Bearer none" [aimaas]="Bearer 
 # CPU (user + system, from /proc) of what proxies: aimaas's process, nginx's workers; the engine's for direct
 hz=$(getconf CLK_TCK)
 ticks() { local t=0; for q in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$q/stat))); done; echo $t; }
+# waits (10 s at most) until the processes use no more CPU: their deferred work is done
+quiet() { local a b; a=$(ticks "$@"); for _ in $(seq 50); do sleep 0.2; b=$(ticks "$@"); [ "$a" = "$b" ] && break; a=$b; done; }
 declare -A pids=([direct]="$epid" [nginx]="$(pgrep -P "$(cat $tmp/nginx.pid)" | tr '\n' ' ')" [aimaas]="$apid")
 for mode in post stream; do
 	echo "== saturation: wrk -t1 -c32 -d${secs}s, small $([ $mode = post ] && echo non-streamed || echo streamed) completions"
@@ -85,6 +91,7 @@ for mode in post stream; do
 	for p in direct nginx aimaas; do
 		t0=$(ticks ${pids[$p]})
 		out=$(wrk -t1 -c32 -d"${secs}s" --latency -s $tmp/$mode.lua -H "Authorization: ${auth[$p]}" "${url[$p]}/v1/completions")
+		[ $p = aimaas ] && quiet ${pids[$p]}
 		t1=$(ticks ${pids[$p]})
 		n=$(echo "$out" | awk '/requests in/{print $1}')
 		rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
@@ -93,6 +100,7 @@ for mode in post stream; do
 		non=$(echo "$out" | awk '/Non-2xx/{print $NF}')
 		us=$(awk -v t=$((t1 - t0)) -v hz=$hz -v n=$n 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
 		printf "%-7s %12s %-13s %-13s %s us %s\n" $p "$rps" "$p50" "$p99" "$us" "${non:+non-2xx: $non}"
+		[ $mode = post ] && [ $p = nginx ] && nginx_rps=${rps%.*}
 	done
 done
 echo "== steady 1000 req/s for ${secs}s (open loop, 8 connections)"
@@ -100,6 +108,13 @@ for p in direct nginx aimaas; do
 	h=${url[$p]#http://}
 	printf "%-7s " $p
 	build/loadgen 127.0.0.1 ${h#*:} 1000 "$secs" 8 $tmp/body.json /v1/completions "${auth[$p]}"
+done
+rate=$((nginx_rps * 85 / 100))
+echo "== heavy steady load: ${rate} req/s (85% of nginx's saturation) for ${secs}s (open loop, 32 connections)"
+for p in direct nginx aimaas; do
+	h=${url[$p]#http://}
+	printf "%-7s " $p
+	build/loadgen 127.0.0.1 ${h#*:} "$rate" "$secs" 32 $tmp/body.json /v1/completions "${auth[$p]}"
 done
 echo "== streams: 20 sequential, 16 tokens each, engine ITL 0 (relay cost only)"
 node bench/streams-latency.mjs "$eport" "$ekey" "$((port + 1))" "$port" "$key"

@@ -33,7 +33,8 @@ struct am_usage_sink {
 	atomic_int stop;
 	struct am_gateway_usage_notify wake;
 	int backoff_ms;            /* while writes fail: 250 ms doubling up to 5 s */
-	int idle;                  /* the thread runs at SCHED_IDLE */
+	int idle;                  /* the thread runs at SCHED_IDLE now */
+	int want_idle;             /* ...outside its database writes (0 while a backlog is large) */
 };
 
 /* Adds one record's tokens to its key's sum (the keys of one drain). */
@@ -278,34 +279,45 @@ int am_usage_sink_forget(struct am_store *st, const char *jdir)
 	return n;
 }
 
-static int fold(void *data, const struct am_usage_record *recs, int n, int *full)
-{
-	return am_usage_sink_write(data, recs, n, full);
-}
-
-/* The sink's thread runs when the CPUs have nothing else to do
- * (SCHED_IDLE): its SQLite work never delays a request, the journal keeps
- * the records safe meanwhile. A backlog that grows past BACKLOG_HIGH
- * records a drain (CPUs busy for long) gets an ordinary thread's share
- * until drains are small again, so the backlog stays bounded. */
+/* The sink's thread does its file work (reading the workers' journal
+ * files, making their next ones) when the CPUs have nothing else to do
+ * (SCHED_IDLE), and its SQLite writes at an ordinary thread's priority: a
+ * starved thread holding the database's write lock would make the control
+ * plane's writes wait behind it (priority inversion). A backlog past
+ * BACKLOG_HIGH records a drain (CPUs busy for long) keeps the ordinary
+ * priority throughout until drains are small again, so it stays bounded. */
 #define BACKLOG_HIGH 200000
 #define BACKLOG_LOW 20000
+static _Thread_local int on_sink_thread;
+
 static void set_idle(struct am_usage_sink *s, int idle)
 {
 	struct sched_param sp = { 0 };
-	if (s->idle != idle && pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0)
+	if (on_sink_thread && s->idle != idle &&
+	    pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0)
 		s->idle = idle;
 }
 
-/* own: on the sink's thread (not at start or at the end, on the caller's). */
-static void drain(struct am_usage_sink *s, int own)
+static int fold(void *data, const struct am_usage_record *recs, int n, int *full)
 {
+	struct am_usage_sink *s = data;
+	set_idle(s, 0); /* the write lock is held at an ordinary priority */
+	int rc = am_usage_sink_write(s->st, recs, n, full);
+	set_idle(s, s->want_idle);
+	return rc;
+}
+
+static void drain(struct am_usage_sink *s)
+{
+	set_idle(s, 0);
 	am_usage_sink_forget(s->st, am_gateway_journal_dir(s->g));
-	int n = am_gateway_usage_drain(s->g, fold, s->st);
-	if (own && n > BACKLOG_HIGH)
-		set_idle(s, 0);
-	else if (own && n >= 0 && n < BACKLOG_LOW)
-		set_idle(s, 1);
+	set_idle(s, s->want_idle);
+	int n = am_gateway_usage_drain(s->g, fold, s);
+	if (n > BACKLOG_HIGH)
+		s->want_idle = 0;
+	else if (n >= 0 && n < BACKLOG_LOW)
+		s->want_idle = 1;
+	set_idle(s, s->want_idle);
 	if (n < 0)
 		s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2) : 250;
 	else
@@ -333,6 +345,8 @@ static void nap(struct am_usage_sink *s, long ms)
 static void *sink_main(void *arg)
 {
 	struct am_usage_sink *s = arg;
+	on_sink_thread = 1;
+	s->want_idle = 1;
 	set_idle(s, 1);
 	while (!atomic_load(&s->stop)) {
 		if (s->backoff_ms) { /* while writes fail (a full disk): a retry every 250 ms doubling up to 5 s */
@@ -347,7 +361,7 @@ static void *sink_main(void *arg)
 		}
 		if (atomic_load(&s->stop))
 			break;
-		drain(s, 1);
+		drain(s);
 		am_gateway_usage_prepare(s->g); /* the workers' next files, made here rather than on their threads */
 		/* a drain at most every DRAIN_GAP_MS: what arrives meanwhile goes in
 		 * one transaction (a commit's pages are written once, not once per
@@ -369,7 +383,7 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 	}
 	if (am_store_open(dbpath, &s->st, err, errsize) != 0)
 		goto fail;
-	drain(s, 0);
+	drain(s);
 	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
 		am_fmt(err, errsize, "cannot start the usage sink's thread");
 		goto fail;
@@ -398,7 +412,7 @@ void am_usage_sink_free(struct am_usage_sink *s)
 	}
 	if (s->g)
 		am_gateway_usage_notify(s->g, NULL);
-	drain(s, 0); /* what the workers handed over last */
+	drain(s); /* what the workers handed over last */
 	am_store_close(s->st);
 	close(s->efd);
 	free(s);

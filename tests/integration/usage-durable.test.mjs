@@ -169,7 +169,10 @@ test('a full disk: the gateway requests served meanwhile reach /usage once space
   const { srv, T } = full;
   assert.equal(await burst(srv, full.key.key, 20, 2), 20, 'the gateway serves on a full disk');
   await sleep(600);
-  assert.equal((await usageOf(srv, T, 'during')).requests, 10, 'not written while the disk is full');
+  // the journal's files hold room allocated before the disk filled, given back when they are
+  // closed: the sink may write some records with it (or none); never one twice
+  const meanwhile = (await usageOf(srv, T, 'during')).requests;
+  assert.ok(meanwhile >= 10 && meanwhile <= 30, `${meanwhile} requests counted while the disk is full`);
   // space returns: the 20 reach /usage and writes work again, without a restart
   unlinkSync(full.filler);
   let u;
