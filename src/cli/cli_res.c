@@ -46,7 +46,10 @@ static int list(struct cli *c, const char *path, int ncols, const char *const *h
 				const json_t *v = json_object_get(it, keys[k]);
 				if (json_is_object(v) && json_object_get(v, "name"))
 					v = json_object_get(v, "name"); /* {id, name} */
-				row[k] = cli_table_cell(v, cells[k], sizeof cells[k]);
+				if (!strcmp(keys[k], "parameters") && json_is_number(v) && json_number_value(v) > 0)
+					row[k] = cli_table_count(json_number_value(v), cells[k], sizeof cells[k]); /* 7.6B, as the console */
+				else
+					row[k] = cli_table_cell(v, cells[k], sizeof cells[k]);
 			}
 			cli_table_row(t, row);
 		}

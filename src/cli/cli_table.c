@@ -136,6 +136,21 @@ const char *cli_table_cell(const json_t *v, char *buf, size_t size)
 	return buf;
 }
 
+const char *cli_table_count(double n, char *buf, size_t size)
+{
+	if (n >= 1e12)
+		am_fmt(buf, size, "%.1fT", n / 1e12);
+	else if (n >= 1e9)
+		am_fmt(buf, size, "%.1fB", n / 1e9);
+	else if (n >= 1e6)
+		am_fmt(buf, size, "%.0fM", n / 1e6);
+	else if (n >= 1e3)
+		am_fmt(buf, size, "%.0fK", n / 1e3);
+	else
+		am_fmt(buf, size, "%.0f", n);
+	return buf;
+}
+
 const char *cli_table_bytes(double bytes, char *buf, size_t size)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };

@@ -26,5 +26,7 @@ void cli_table_free(struct cli_table *t);
 const char *cli_table_cell(const json_t *v, char *buf, size_t size);
 /* Bytes as people read them ("18.1 GiB"), into buf. */
 const char *cli_table_bytes(double bytes, char *buf, size_t size);
+/* A count as the console says a model's parameters ("7.6B", "335M", "12K"), into buf. */
+const char *cli_table_count(double n, char *buf, size_t size);
 
 #endif

@@ -66,6 +66,10 @@ test('models: register, list and show in tables and JSON; a refused call exits 1
   assert.match(t.out, /Qwen2\.5-7B-Instruct\s+llm\s+ready/);
   const j = json(['models', 'list']);
   assert.equal(j.items[0].name, 'Qwen2.5-7B-Instruct');
+  // parameters as the console says them (7.6B), the exact count in JSON
+  const p = j.items[0].parameters;
+  assert.ok(p > 1e9, `${p}`);
+  assert.match(t.out, new RegExp(`\\s${(p / 1e9).toFixed(1).replace('.', '\\.')}B\\s`));
   assert.equal(json(['models', 'show', 'Qwen2.5-7B-Instruct']).kind, 'llm');
   const miss = cli(['deploy', 'no-such-model']);
   assert.equal(miss.code, 1);

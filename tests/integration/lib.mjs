@@ -203,3 +203,21 @@ export async function waitUntil(srv, what, fn, ms = 20000) {
   }
   throw new Error(`never ${what}\n${srv.log().slice(-3000)}`);
 }
+
+// Registers modelsDir/Qwen2.5-7B-Instruct and deploys it as 'qwen' on the
+// simulator (no pause between tokens); resolves with the deployment once a
+// replica runs.
+export async function deployQwen(srv, T, modelsDir) {
+  let r = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelsDir, 'Qwen2.5-7B-Instruct') } });
+  assert.equal(r.status, 201, r.text);
+  r = await srv.api('POST', '/api/v1/deployments', { token: T,
+    body: { name: 'qwen', model: 'Qwen2.5-7B-Instruct', engine: 'aimaas-sim', engine_args: ['--sim-itl-ms', '0'] } });
+  assert.equal(r.status, 201, r.text);
+  let d;
+  for (let i = 0; i < 600; i++) {
+    d = (await srv.api('GET', '/api/v1/deployments/qwen', { token: T })).json;
+    if (d.state === 'running' && d.instances.some((x) => x.state === 'running')) return d;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  throw new Error(`qwen never ran: ${JSON.stringify(d)}`);
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BIN, ROOT, startServer, tempDir } from './lib.mjs';
+import { BIN, ROOT, deployQwen, startServer, tempDir } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -45,21 +45,6 @@ function aimaas(args) {
     execFile(BIN, args, { env: { ...process.env, AIMAAS_CONFIG: '' } }, (e, out, err) =>
       res({ code: e ? e.code : 0, out, err, ms: Date.now() - t0 }));
   });
-}
-
-async function deployQwen(srv, T, modelsDir) {
-  let r = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelsDir, 'Qwen2.5-7B-Instruct') } });
-  assert.equal(r.status, 201, r.text);
-  r = await srv.api('POST', '/api/v1/deployments', { token: T,
-    body: { name: 'qwen', model: 'Qwen2.5-7B-Instruct', engine: 'aimaas-sim', engine_args: ['--sim-itl-ms', '0'] } });
-  assert.equal(r.status, 201, r.text);
-  let d;
-  for (let i = 0; i < 600; i++) {
-    d = (await srv.api('GET', '/api/v1/deployments/qwen', { token: T })).json;
-    if (d.state === 'running' && d.instances.some((x) => x.state === 'running')) return d;
-    await sleep(25);
-  }
-  throw new Error(`qwen never ran: ${JSON.stringify(d)}`);
 }
 
 function chat(srv, key, i) {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ROOT, startServer, tempDir, assertError } from './lib.mjs';
+import { ROOT, deployQwen, startServer, tempDir, assertError } from './lib.mjs';
 import { makeModel } from '../fixtures/make-models.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -21,21 +21,6 @@ after(async () => {
   if (full.srv) await full.srv.stop({ clean: false });
   for (const c of cleanups.reverse()) { try { c(); } catch { /* best effort */ } }
 });
-
-async function deployQwen(srv, T, modelsDir) {
-  let r = await srv.api('POST', '/api/v1/models', { token: T, body: { path: join(modelsDir, 'Qwen2.5-7B-Instruct') } });
-  assert.equal(r.status, 201, r.text);
-  r = await srv.api('POST', '/api/v1/deployments', { token: T,
-    body: { name: 'qwen', model: 'Qwen2.5-7B-Instruct', engine: 'aimaas-sim', engine_args: ['--sim-itl-ms', '0'] } });
-  assert.equal(r.status, 201, r.text);
-  let d;
-  for (let i = 0; i < 600; i++) {
-    d = (await srv.api('GET', '/api/v1/deployments/qwen', { token: T })).json;
-    if (d.state === 'running' && d.instances.some((x) => x.state === 'running')) return;
-    await sleep(25);
-  }
-  throw new Error(`qwen never ran: ${JSON.stringify(d)}`);
-}
 
 async function newKey(srv, T, name) {
   const r = await srv.api('POST', '/api/v1/keys', { token: T, body: { name } });
