@@ -232,3 +232,25 @@ int am_slice_caseeq(struct am_slice s, const char *lit)
 	size_t n = strlen(lit);
 	return s.n == n && strncasecmp(s.p, lit, n) == 0;
 }
+
+void am_put(char *buf, size_t cap, size_t *at, const char *s)
+{
+	size_t n = strlen(s);
+	if (*at > cap)
+		*at = cap;
+	if (n > cap - *at)
+		n = cap - *at;
+	memcpy(buf + *at, s, n);
+	*at += n;
+}
+
+void am_put_num(char *buf, size_t cap, size_t *at, unsigned long long v)
+{
+	char d[24];
+	int n = 0;
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof d);
+	while (n && *at < cap)
+		buf[(*at)++] = d[--n];
+}

@@ -59,6 +59,11 @@ int am_utf8_valid(const char *s, size_t n);
 int am_utf8_label_ok(const char *s, size_t max_chars);
 
 int am_slice_eq(struct am_slice s, const char *lit);
+/* Appends s to buf (size cap) at *at, as far as it fits: a message head
+ * built without a printf on a hot path. */
+void am_put(char *buf, size_t cap, size_t *at, const char *s);
+/* Appends v in decimal, as far as it fits. */
+void am_put_num(char *buf, size_t cap, size_t *at, unsigned long long v);
 int am_slice_caseeq(struct am_slice s, const char *lit);
 
 #endif

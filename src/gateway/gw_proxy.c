@@ -573,28 +573,6 @@ static void on_abort(struct am_http_req *req, void *data)
 	preq_free(p);
 }
 
-/* Appends s to buf (size cap) at *at, as far as it fits. */
-static void put(char *buf, size_t cap, size_t *at, const char *s)
-{
-	size_t n = strlen(s);
-	if (n > cap - *at)
-		n = cap - *at;
-	memcpy(buf + *at, s, n);
-	*at += n;
-}
-
-/* Appends v in decimal. */
-static void put_num(char *buf, size_t cap, size_t *at, unsigned long long v)
-{
-	char d[24];
-	int n = 0;
-	do
-		d[n++] = (char)('0' + v % 10);
-	while ((v /= 10) && n < (int)sizeof d);
-	while (n && *at < cap)
-		buf[(*at)++] = d[--n];
-}
-
 static void dispatch(struct preq *p, const struct am_route *r)
 {
 	struct gw_worker *w = p->w;
@@ -610,17 +588,17 @@ static void dispatch(struct preq *p, const struct am_route *r)
 	char head[512];
 	size_t hl = 0;
 	int v6 = strchr(rep->host, ':') != NULL;
-	put(head, sizeof head, &hl, "POST ");
-	put(head, sizeof head, &hl, p->upath);
-	put(head, sizeof head, &hl, v6 ? " HTTP/1.1\r\nHost: [" : " HTTP/1.1\r\nHost: ");
-	put(head, sizeof head, &hl, rep->host);
-	put(head, sizeof head, &hl, v6 ? "]:" : ":");
-	put_num(head, sizeof head, &hl, (unsigned long long)rep->port);
-	put(head, sizeof head, &hl, "\r\nAuthorization: Bearer ");
-	put(head, sizeof head, &hl, rep->key);
-	put(head, sizeof head, &hl, "\r\nContent-Type: application/json\r\nContent-Length: ");
-	put_num(head, sizeof head, &hl, p->blen);
-	put(head, sizeof head, &hl, "\r\n\r\n");
+	am_put(head, sizeof head, &hl, "POST ");
+	am_put(head, sizeof head, &hl, p->upath);
+	am_put(head, sizeof head, &hl, v6 ? " HTTP/1.1\r\nHost: [" : " HTTP/1.1\r\nHost: ");
+	am_put(head, sizeof head, &hl, rep->host);
+	am_put(head, sizeof head, &hl, v6 ? "]:" : ":");
+	am_put_num(head, sizeof head, &hl, (unsigned long long)rep->port);
+	am_put(head, sizeof head, &hl, "\r\nAuthorization: Bearer ");
+	am_put(head, sizeof head, &hl, rep->key);
+	am_put(head, sizeof head, &hl, "\r\nContent-Type: application/json\r\nContent-Length: ");
+	am_put_num(head, sizeof head, &hl, p->blen);
+	am_put(head, sizeof head, &hl, "\r\n\r\n");
 	struct am_gateway_config *c = &w->g->cfg;
 	p->up = gw_up_send(w->pool, rep->host, rep->port, head, hl, p->body, p->blen, c->first_byte_ms, c->idle_ms,
 			   &cbs, p);

@@ -231,28 +231,6 @@ static void write_head(struct am_http_req *req, int status, const char *ctype, c
 	am_buf_free(&h);
 }
 
-/* Appends s to buf (size cap) at *at, as far as it fits. */
-static void put(char *buf, size_t cap, size_t *at, const char *s)
-{
-	size_t n = strlen(s);
-	if (n > cap - *at)
-		n = cap - *at;
-	memcpy(buf + *at, s, n);
-	*at += n;
-}
-
-/* Appends v in decimal. */
-static void put_num(char *buf, size_t cap, size_t *at, unsigned long long v)
-{
-	char d[24];
-	int n = 0;
-	do
-		d[n++] = (char)('0' + v % 10);
-	while ((v /= 10) && n < (int)sizeof d);
-	while (n && *at < cap)
-		buf[(*at)++] = d[--n];
-}
-
 void am_http_respond(struct am_http_req *req, int status, const char *content_type, const void *body,
 		     size_t len)
 {
@@ -279,30 +257,30 @@ void am_http_respond(struct am_http_req *req, int status, const char *content_ty
 	char *buf = want <= sizeof stackbuf ? stackbuf : am_malloc(want);
 	/* the head without a printf: it is most of what a small answer costs in user space */
 	size_t hl = 0;
-	put(buf, hdr_cap, &hl, req->head.minor ? "HTTP/1.1 " : "HTTP/1.0 ");
-	put_num(buf, hdr_cap, &hl, (unsigned)status);
-	put(buf, hdr_cap, &hl, " ");
-	put(buf, hdr_cap, &hl, am_http_status_text(status));
-	put(buf, hdr_cap, &hl, "\r\nServer: aimaas\r\nDate: ");
-	put(buf, hdr_cap, &hl, http_date(c->srv));
-	put(buf, hdr_cap, &hl, "\r\n");
+	am_put(buf, hdr_cap, &hl, req->head.minor ? "HTTP/1.1 " : "HTTP/1.0 ");
+	am_put_num(buf, hdr_cap, &hl, (unsigned)status);
+	am_put(buf, hdr_cap, &hl, " ");
+	am_put(buf, hdr_cap, &hl, am_http_status_text(status));
+	am_put(buf, hdr_cap, &hl, "\r\nServer: aimaas\r\nDate: ");
+	am_put(buf, hdr_cap, &hl, http_date(c->srv));
+	am_put(buf, hdr_cap, &hl, "\r\n");
 	if (!nobody) {
 		/* a content type is a caller's constant, never the client's: kept to a line */
-		put(buf, hdr_cap, &hl, "Content-Type: ");
+		am_put(buf, hdr_cap, &hl, "Content-Type: ");
 		size_t ct = hl;
-		put(buf, ct + 200, &hl, content_type); /* the head stays within hdr_cap whatever comes */
+		am_put(buf, ct + 200, &hl, content_type); /* the head stays within hdr_cap whatever comes */
 		for (size_t i = ct; i < hl; i++)
 			if (buf[i] == '\r' || buf[i] == '\n')
 				buf[i] = ' ';
-		put(buf, hdr_cap, &hl, "\r\nContent-Length: ");
-		put_num(buf, hdr_cap, &hl, len);
-		put(buf, hdr_cap, &hl, "\r\n");
+		am_put(buf, hdr_cap, &hl, "\r\nContent-Length: ");
+		am_put_num(buf, hdr_cap, &hl, len);
+		am_put(buf, hdr_cap, &hl, "\r\n");
 	}
 	if (req->resp_hdrs.len) {
 		memcpy(buf + hl, req->resp_hdrs.data, req->resp_hdrs.len);
 		hl += req->resp_hdrs.len;
 	}
-	put(buf, hdr_cap, &hl, !ka ? "Connection: close\r\n\r\n" : req->head.minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
+	am_put(buf, hdr_cap, &hl, !ka ? "Connection: close\r\n\r\n" : req->head.minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
 	size_t total = hl;
 	if (!nobody && !is_head && len) {
 		memcpy(buf + total, body, len);
