@@ -33,6 +33,7 @@ struct am_usage_sink {
 	atomic_int stop;
 	struct am_gateway_usage_notify wake;
 	int backoff_ms;            /* while writes fail: 250 ms doubling up to 5 s */
+	int can_idle;              /* the thread may go to SCHED_IDLE and come back (am_usage_sink_can_idle) */
 	int idle;                  /* the thread runs at SCHED_IDLE now */
 	int want_idle;             /* ...outside its database writes (0 while a backlog is large) */
 };
@@ -290,10 +291,30 @@ int am_usage_sink_forget(struct am_store *st, const char *jdir)
 #define BACKLOG_LOW 20000
 static _Thread_local int on_sink_thread;
 
+static void *probe_idle(void *arg)
+{
+	struct sched_param sp = { 0 };
+	int *ok = arg;
+	*ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0 &&
+	      pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0;
+	return NULL;
+}
+
+int am_usage_sink_can_idle(void)
+{
+	pthread_t t;
+	int ok = 0;
+	if (pthread_create(&t, NULL, probe_idle, &ok) != 0)
+		return 0;
+	pthread_join(t, NULL);
+	return ok;
+}
+
+/* Moves the sink's thread to SCHED_IDLE or back, where it may come back. */
 static void set_idle(struct am_usage_sink *s, int idle)
 {
 	struct sched_param sp = { 0 };
-	if (on_sink_thread && s->idle != idle &&
+	if (on_sink_thread && s->can_idle && s->idle != idle &&
 	    pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &sp) == 0)
 		s->idle = idle;
 }
@@ -383,6 +404,10 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 	}
 	if (am_store_open(dbpath, &s->st, err, errsize) != 0)
 		goto fail;
+	s->can_idle = am_usage_sink_can_idle();
+	if (!s->can_idle)
+		am_info("usage", "the usage sink runs at an ordinary priority: this process may not come back from"
+				 " SCHED_IDLE (it needs CAP_SYS_NICE, or LimitNICE=+0 as the packaged service sets)");
 	drain(s);
 	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
 		am_fmt(err, errsize, "cannot start the usage sink's thread");

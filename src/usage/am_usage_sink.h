@@ -4,11 +4,14 @@
  * when the gateway hands records over (am_gateway_usage_notify: it sleeps
  * otherwise) and writes each drain in one transaction.
  *
- * The thread runs at normal priority on purpose: it holds SQLite's write
- * lock while it commits, and a thread the scheduler starves (SCHED_IDLE,
- * nice) while holding it would stall the reconciler's writes behind it
- * (priority inversion). The request path never waits for it: workers hand
- * batches over with a lock-free push and journal before answering. */
+ * The thread does its file work at SCHED_IDLE and holds SQLite's write
+ * lock at an ordinary priority: a thread the scheduler starves while
+ * holding it would stall the reconciler's writes behind it (priority
+ * inversion). Where the process may not come back from SCHED_IDLE (an
+ * unprivileged user with RLIMIT_NICE under 20: the packaged service sets
+ * LimitNICE=+0) it stays at the ordinary priority throughout. The request
+ * path never waits for it: workers hand batches over with a lock-free push
+ * and journal before answering. */
 #ifndef AM_USAGE_SINK_H
 #define AM_USAGE_SINK_H
 
@@ -38,6 +41,10 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
  * their commit), so usage_journals holds only files that could still be
  * replayed. The ids forgotten, or -1. */
 int am_usage_sink_forget(struct am_store *st, const char *jdir);
+/* Whether a thread of this process may go to SCHED_IDLE and come back
+ * (CAP_SYS_NICE, or an RLIMIT_NICE that allows its nice value): tried on a
+ * thread made for the purpose, so the caller's own is never stranded. */
+int am_usage_sink_can_idle(void);
 /* Deletes at most batch raw usage records older than raw_before (ms; every
  * record is in the roll-ups from the transaction that wrote it, so none is
  * lost); when none is, the oldest hour of usage_hourly and the oldest day

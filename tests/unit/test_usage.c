@@ -2,6 +2,10 @@
  * drain, and the sink's fold into SQLite (idempotent, records the journal
  * refused, a failed fold keeps everything). */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -301,8 +305,39 @@ static void store_full(void)
 	am_test_db_drop(s, path);
 }
 
+/* The probe for SCHED_IDLE: a process that may not come back from it (an
+ * unprivileged user without RLIMIT_NICE for nice 0: the sink would hold the
+ * write lock at idle priority) is told so, one with CAP_SYS_NICE or the
+ * limit is not; the probing thread is not the caller's. */
+static void can_idle(void)
+{
+	struct rlimit rl;
+	CHECK_INT(getrlimit(RLIMIT_NICE, &rl), 0);
+	if (geteuid() == 0) {
+		CHECK_INT(am_usage_sink_can_idle(), 1); /* CAP_SYS_NICE */
+	} else {
+		CHECK_INT(am_usage_sink_can_idle(), rl.rlim_cur == RLIM_INFINITY || (long long)rl.rlim_cur >= 20 - getpriority(PRIO_PROCESS, 0));
+	}
+	/* the caller's thread is left as it was */
+	int policy = -1;
+	struct sched_param sp;
+	CHECK_INT(pthread_getschedparam(pthread_self(), &policy, &sp), 0);
+	CHECK_INT(policy, SCHED_OTHER);
+	if (geteuid() != 0 || rl.rlim_cur >= 20)
+		return;
+	/* as a user without the limit: no (in a child, which gives up root) */
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(setuid(65534) != 0 ? 2 : am_usage_sink_can_idle() ? 1 : 0);
+	int st = -1;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	CHECK_INT(WEXITSTATUS(st), 0);
+}
+
 void suite_usage(void)
 {
+	RUN(can_idle);
 	RUN(record_format);
 	RUN(torn_tail);
 	RUN(fold_once_only);
