@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <stdlib.h>
@@ -84,6 +85,19 @@ static void torn_tail(void)
 	struct gw_jfile f;
 	CHECK_INT(gw_journal_open(&f, dir), 0);
 	CHECK_INT(strlen(f.id), 23);
+	/* made ready ahead: every page of its room in memory, and zeros still */
+	gw_journal_prefault(&f);
+	{
+		long pg = sysconf(_SC_PAGESIZE);
+		size_t np = (f.cap + (size_t)pg - 1) / (size_t)pg, in = 0;
+		unsigned char *vec = malloc(np);
+		CHECK_INT(mincore(f.map, f.cap, vec), 0);
+		for (size_t i = 0; i < np; i++)
+			in += vec[i] & 1;
+		CHECK_INT(in, np);
+		CHECK_INT(((unsigned char *)f.map)[f.cap - 1], 0);
+		free(vec);
+	}
 	for (int i = 0; i < 3; i++) {
 		struct am_usage_record u = sample(i);
 		CHECK_INT(gw_journal_append(&f, &u), 0);
