@@ -136,13 +136,16 @@ void am_gateway_publish(struct am_gateway *g, struct am_routes *routes);
 int am_gateway_usage_drain(struct am_gateway *g, am_gateway_usage_fold fold, void *data);
 /* Makes each worker's next journal file ahead of its use (created,
  * allocated, mapped, its pages faulted in), so that a worker's requests
- * never wait on the file system. The sink's thread, after its drains. */
+ * never wait on the file system. The sink's thread, each time it is woken
+ * (a worker that takes its file made ahead wakes it, so the next is made
+ * while that one fills). */
 void am_gateway_usage_prepare(struct am_gateway *g);
 /* The usage journal's folder ("" when there is none): its files are named
  * "<file id>.jnl". */
 const char *am_gateway_journal_dir(const struct am_gateway *g);
 /* A sink's wake-up: called (from a worker thread) each time records are
- * handed over for a drain, so the sink sleeps until there is work. Set it
+ * handed over for a drain, or a worker takes the journal file made ahead
+ * for it, so the sink sleeps until there is work. Set it
  * once, before records flow or while they do; NULL fn: none. */
 struct am_gateway_usage_notify {
 	void (*fn)(void *data);

@@ -87,6 +87,14 @@ static void record_id(char *out, size_t size, const char *file, int seq)
 	out[l] = '\0';
 }
 
+/* Wakes the sink's thread (a batch handed over, or a spare file taken). */
+static void notify(struct am_gateway *g)
+{
+	const struct am_gateway_usage_notify *n = atomic_load(&g->unotify);
+	if (n && n->fn)
+		n->fn(n->data);
+}
+
 void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 {
 	struct am_gateway *g = w->g;
@@ -96,6 +104,9 @@ void gw_usage_push(struct gw_worker *w, struct am_usage_record *u)
 			w->jf = w->spare;
 			atomic_store(&w->spare_ready, 0);
 			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
+			/* the next one is made while this one fills: a file made here
+			 * would fault in each of its pages on the request path */
+			notify(g);
 		} else if (gw_journal_open(&w->jf, g->jdir) == 0) {
 			am_strlcpy(w->ub->jpath, w->jf.path, sizeof w->ub->jpath);
 		}
@@ -136,9 +147,7 @@ static void push_batch(struct am_gateway *g, struct gw_ubatch *b)
 	b->next = atomic_load(&g->ubatches);
 	while (!atomic_compare_exchange_weak(&g->ubatches, &b->next, b))
 		;
-	const struct am_gateway_usage_notify *n = atomic_load(&g->unotify);
-	if (n && n->fn)
-		n->fn(n->data);
+	notify(g);
 }
 
 void am_gateway_usage_notify(struct am_gateway *g, const struct am_gateway_usage_notify *n)

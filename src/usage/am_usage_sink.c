@@ -354,13 +354,18 @@ static void on_handover(void *data)
 	(void)w;
 }
 
-/* Sleeps ms, or until the stop. */
-static void nap(struct am_usage_sink *s, long ms)
+static long long mono_ms(void)
 {
-	for (long left = ms; left > 0 && !atomic_load(&s->stop); left -= 100) {
-		struct timespec ts = { 0, (left < 100 ? left : 100) * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	return (long long)(am_now_ns() / 1000000);
+}
+
+/* Makes the workers' next journal files: at an ordinary priority, since a
+ * worker that finds none ready makes its own on the request path. */
+static void prepare(struct am_usage_sink *s)
+{
+	set_idle(s, 0);
+	am_gateway_usage_prepare(s->g);
+	set_idle(s, s->want_idle);
 }
 
 static void *sink_main(void *arg)
@@ -369,25 +374,32 @@ static void *sink_main(void *arg)
 	on_sink_thread = 1;
 	s->want_idle = 1;
 	set_idle(s, 1);
+	prepare(s);
+	/* a drain at most every DRAIN_GAP_MS: what arrives meanwhile goes in one
+	 * transaction (a commit's pages are written once, not once per batch;
+	 * the journal keeps the records safe until then); woken meanwhile (a
+	 * worker took its next file), the sink makes the one after */
+	long long next = mono_ms() + DRAIN_GAP_MS;
+	int pending = 1;
 	while (!atomic_load(&s->stop)) {
-		if (s->backoff_ms) { /* while writes fail (a full disk): a retry every 250 ms doubling up to 5 s */
-			nap(s, s->backoff_ms > 250 ? s->backoff_ms : 250);
-		} else { /* asleep until the gateway hands records over, and a drain a minute at least */
-			struct pollfd pfd = { .fd = s->efd, .events = POLLIN };
-			if (poll(&pfd, 1, 60000) > 0) {
-				uint64_t n;
-				ssize_t r = read(s->efd, &n, sizeof n);
-				(void)r;
-			}
+		long long wait = pending ? next - mono_ms() : 60000; /* a drain a minute at least */
+		struct pollfd pfd = { .fd = s->efd, .events = POLLIN };
+		if (wait > 0 && poll(&pfd, 1, (int)(wait > 60000 ? 60000 : wait)) > 0) {
+			uint64_t n;
+			ssize_t r = read(s->efd, &n, sizeof n);
+			(void)r;
+			pending = 1;
 		}
 		if (atomic_load(&s->stop))
 			break;
+		prepare(s);
+		if (mono_ms() < next)
+			continue;
 		drain(s);
-		am_gateway_usage_prepare(s->g); /* the workers' next files, made here rather than on their threads */
-		/* a drain at most every DRAIN_GAP_MS: what arrives meanwhile goes in
-		 * one transaction (a commit's pages are written once, not once per
-		 * batch; the journal keeps the records safe until then) */
-		nap(s, DRAIN_GAP_MS);
+		prepare(s);
+		/* while writes fail (a full disk): a retry every 250 ms doubling up to 5 s */
+		next = mono_ms() + (s->backoff_ms > DRAIN_GAP_MS ? s->backoff_ms : DRAIN_GAP_MS);
+		pending = s->backoff_ms > 0;
 	}
 	return NULL;
 }

@@ -243,6 +243,57 @@ static void fold_once_only(void)
 	am_test_db_drop(s, path);
 }
 
+static void count_wake(void *data)
+{
+	(*(int *)data)++;
+}
+
+/* A worker's journal file is made ahead by the sink's thread: the worker
+ * takes it (no file system call, no page fault) and wakes the sink, which
+ * makes the next while that one fills; a batch handed over wakes it too. */
+static void spare_made_ahead(void)
+{
+	char dir[256];
+	make_dir(dir, sizeof dir);
+	struct am_gateway *g = calloc(1, sizeof *g);
+	am_strlcpy(g->jdir, dir, sizeof g->jdir);
+	struct gw_worker w;
+	memset(&w, 0, sizeof w);
+	w.g = g;
+	w.jf.fd = -1;
+	g->workers = &w;
+	g->nworkers = 1;
+	int wakes = 0;
+	struct am_gateway_usage_notify n = { count_wake, &wakes };
+	am_gateway_usage_notify(g, &n);
+	gw_usage_prepare(g);
+	CHECK_INT(atomic_load(&w.spare_ready), 1);
+	char first[4300];
+	am_strlcpy(first, w.spare.path, sizeof first);
+	struct am_usage_record u = sample(0);
+	gw_usage_push(&w, &u);
+	CHECK_STR(w.jf.path, first);
+	CHECK_INT(atomic_load(&w.spare_ready), 0);
+	CHECK_INT(wakes, 1);
+	gw_usage_prepare(g); /* what the woken sink does */
+	CHECK_INT(atomic_load(&w.spare_ready), 1);
+	CHECK(strcmp(w.spare.path, first) != 0);
+	u = sample(1);
+	gw_usage_push(&w, &u); /* the same batch: nothing taken, no wake */
+	CHECK_INT(wakes, 1);
+	gw_usage_handover(&w);
+	CHECK_INT(wakes, 2);
+	int offered = 0;
+	CHECK_INT(gw_usage_drain(g, failing, &offered), -1);
+	CHECK_INT(offered, 2);
+	am_gateway_usage_notify(g, NULL);
+	gw_usage_free(g);
+	gw_usage_drop_spare(&w);
+	unlink(first);
+	free(g);
+	rmdir(dir);
+}
+
 /* Pruning: raw rows past the retention go, their totals stay in the
  * roll-ups (written by the trigger here); old roll-ups go after theirs;
  * finished tasks by age and count, never a running one nor one a
@@ -355,6 +406,7 @@ void suite_usage(void)
 	RUN(record_format);
 	RUN(torn_tail);
 	RUN(fold_once_only);
+	RUN(spare_made_ahead);
 	RUN(store_full);
 	RUN(prune);
 }
