@@ -32,4 +32,4 @@ for i in $(seq 1 6); do sleep $((secs / 6)); echo "after $((i * secs / 6)) s: RS
 wait $w
 grep -E 'requests in|Requests/sec' $tmp/wrk.txt
 sleep 1
-echo "usage records written: $(sqlite3 $tmp/data/aimaas.db 'SELECT COUNT(*) FROM usage_records')"
+echo "usage records written: $(sqlite3 $tmp/data/aimaas.db 'SELECT COALESCE(SUM(requests), 0) FROM usage_minutely')"

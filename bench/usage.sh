@@ -7,9 +7,10 @@
 # retention (raw rows older than 30 days deleted; the roll-ups keep their
 # totals) and the same queries again.
 #
-# The rows go straight into SQLite, in the real table shape (usage_records
-# and the usage_hourly and usage_daily groups the usage sink writes in the
-# same transaction), not through the gateway: 10 M proxied requests take hours on
+# The rows go straight into SQLite, in the real table shape (usage_records,
+# as rows written before per-minute usage, and the usage_minutely,
+# usage_hourly and usage_daily groups the usage sink writes in one
+# transaction), not through the gateway: 10 M proxied requests take hours on
 # a small machine, and what is measured here is reading them back.
 # Every one of 20 keys calls each of 7 models (one deployment each): 140
 # groups an hour once there are a few hundred requests an hour.
@@ -53,6 +54,10 @@ INSERT INTO usage_records(jid, at, key_id, user_id, model, deployment_id, instan
     CASE WHEN value % 4 = 0 THEN -1 ELSE 30 + value % 90 END, 200 + value % 1000,
     CASE WHEN value % 50 = 0 THEN 500 ELSE 200 END, value % 2, 1
   FROM generate_series(1, $ROWS);
+INSERT INTO usage_minutely SELECT (at / 60000) * 60000, COALESCE(user_id, 0), COALESCE(key_id, 0), model,
+  COALESCE(deployment_id, 0), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(status >= 400),
+  TOTAL(CASE WHEN ttft_ms >= 0 THEN ttft_ms END), COUNT(CASE WHEN ttft_ms >= 0 THEN 1 END), TOTAL(duration_ms)
+  FROM usage_records GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO usage_hourly SELECT (at / 3600000) * 3600000, COALESCE(user_id, 0), COALESCE(key_id, 0), model,
   COALESCE(deployment_id, 0), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(status >= 400),
   TOTAL(CASE WHEN ttft_ms >= 0 THEN ttft_ms END), COUNT(CASE WHEN ttft_ms >= 0 THEN 1 END), TOTAL(duration_ms)
@@ -110,5 +115,6 @@ login
 queries
 stop
 echo "raw rows left: $(sqlite3 "$DIR/aimaas.db" 'SELECT COUNT(*) FROM usage_records')," \
+	"minute groups: $(sqlite3 "$DIR/aimaas.db" 'SELECT COUNT(*) FROM usage_minutely')," \
 	"hourly groups: $(sqlite3 "$DIR/aimaas.db" 'SELECT COUNT(*) FROM usage_hourly')," \
 	"daily groups: $(sqlite3 "$DIR/aimaas.db" 'SELECT COUNT(*) FROM usage_daily')"

@@ -214,21 +214,21 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 
 /* GET /usage aggregates the daily and hourly roll-ups (usage_daily,
  * usage_hourly) and, for the partial hours at the edges of the range,
- * usage_records, which grows by a row per gateway request (and is pruned
- * after the retention, am_prune): the query is built on the loop and run on
- * the read worker. */
+ * usage_minutely (pruned after the raw records' retention, am_prune): a
+ * range covers the minutes it touches. The query is built on the loop and
+ * run on the read worker. */
 struct usage_job {
 	char *sql;
 	long long f, t, admin, user, bucket;
 	json_t *rows;              /* set by the worker; NULL when the read failed */
 };
 
-/* Where [f, t) is read from: whole days [*d1, *d2) from usage_daily, the
- * whole hours around them ([*h1, *d1) and [*d2, *h2)) from usage_hourly, the
- * partial hours at the edges ([f, *h1) and [*h2, t)) from the raw rows.
- * raw_min: the oldest raw row's time (LLONG_MAX when none): a range that
- * starts before it starts at its hour, whose raw rows are gone (pruned) or
- * were never there, so the hour's bucket counts the same. A day bucket is a
+/* Where [f, t) (whole minutes) is read from: whole days [*d1, *d2) from
+ * usage_daily, the whole hours around them ([*h1, *d1) and [*d2, *h2)) from
+ * usage_hourly, the partial hours at the edges ([f, *h1) and [*h2, t)) from
+ * usage_minutely. raw_min: the oldest minute's time (LLONG_MAX when none): a
+ * range that starts before it starts at its hour, whose minutes are gone
+ * (pruned) or were never there, so the hour's bucket counts the same. A day bucket is a
  * whole number of hours, so buckets add up the same either way. days = 0
  * (an hourly series): no days, whose rows would fall in one hour. */
 static void usage_bounds(long long f, long long t, long long raw_min, int days, long long *h1, long long *h2,
@@ -255,7 +255,7 @@ static void usage_read(struct am_store *ro, void *arg)
 {
 	struct usage_job *j = arg;
 	long long raw_min, h1, h2, d1, d2;
-	if (am_store_int(ro, &raw_min, LLONG_MAX, "SELECT MIN(at) FROM usage_records", "") != 0) {
+	if (am_store_int(ro, &raw_min, LLONG_MAX, "SELECT MIN(minute_at) FROM usage_minutely", "") != 0) {
 		j->rows = NULL;
 		return;
 	}
@@ -358,6 +358,11 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 		}
 		*touts[q] = v;
 	}
+	/* usage is kept by the minute: the range covers the minutes it touches */
+	if (t > 1LL << 62) /* past any record: no overflow below */
+		t = 1LL << 62;
+	f = f / 60000 * 60000;
+	t = (t + 59999) / 60000 * 60000;
 	/* whose rows, in all sources: a plain equality for a user, so the user indexes serve it */
 	const char *whose = ctx->who.admin ? "(?3 OR user_id = ?4)" : "user_id = ?4 AND ?3 = 0";
 	/* a join per row only for the names asked for */
@@ -371,9 +376,9 @@ static int usage(struct am_ctx *ctx, struct am_err *err)
 	       " UNION ALL SELECT hour_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests,"
 	       " prompt_tokens, completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_hourly"
 	       " WHERE ((hour_at >= ?6 AND hour_at < ?8) OR (hour_at >= ?9 AND hour_at < ?7)) AND %s"
-	       " UNION ALL SELECT at, user_id, key_id, model, deployment_id, 1, prompt_tokens, completion_tokens, status >= 400,"
-	       " CASE WHEN ttft_ms >= 0 THEN ttft_ms ELSE 0 END, COALESCE(ttft_ms >= 0, 0), duration_ms FROM usage_records"
-	       " WHERE ((at >= ?1 AND at < ?6) OR (at >= ?7 AND at < ?2)) AND %s)"
+	       " UNION ALL SELECT minute_at, NULLIF(user_id, 0), NULLIF(key_id, 0), model, NULLIF(deployment_id, 0), requests,"
+	       " prompt_tokens, completion_tokens, errors, ttft_sum, ttft_n, duration_sum FROM usage_minutely"
+	       " WHERE ((minute_at >= ?1 AND minute_at < ?6) OR (minute_at >= ?7 AND minute_at < ?2)) AND %s)"
 	       " SELECT %s%s SUM(r.requests) AS requests, SUM(r.prompt_tokens) AS prompt_tokens,"
 	       " SUM(r.completion_tokens) AS completion_tokens, SUM(r.errors) AS errors,"
 	       " ROUND(SUM(r.ttft_sum) / NULLIF(SUM(r.ttft_n), 0), 2) AS avg_ttft_ms,"

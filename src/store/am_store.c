@@ -267,40 +267,6 @@ int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...)
 	return rc;
 }
 
-int am_store_exec_vals(struct am_store *s, const char *sql, const struct am_store_val *v, int n)
-{
-	int cached;
-	sqlite3_stmt *st = prepare(s, sql, &cached);
-	if (!st)
-		return -1;
-	int rc = 0;
-	for (int i = 0; i < n && rc == 0; i++) {
-		int b;
-		switch (v[i].type) {
-		case 'i':
-			b = sqlite3_bind_int64(st, i + 1, v[i].i);
-			break;
-		case 'd':
-			b = sqlite3_bind_double(st, i + 1, v[i].d);
-			break;
-		case 's':
-			b = v[i].s ? sqlite3_bind_text(st, i + 1, v[i].s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i + 1);
-			break;
-		default:
-			b = sqlite3_bind_null(st, i + 1);
-			break;
-		}
-		if (b != SQLITE_OK) {
-			am_error("store", "bind %d failed: %s", i + 1, sqlite3_errmsg(s->db));
-			rc = -1;
-		}
-	}
-	if (rc == 0)
-		rc = step_all(s, st, NULL, 0);
-	release(st, cached);
-	return rc;
-}
-
 /* the row handed to am_store_each's callback is the statement itself */
 int am_store_each(struct am_store *s, am_store_row_cb cb, void *data, const char *sql, const char *fmt, ...)
 {

@@ -26,16 +26,6 @@ int am_store_open_readonly(const char *path, struct am_store **out, char *errbuf
 
 /* Runs a statement that returns no rows. 0, AM_STORE_CONSTRAINT or -1. */
 int am_store_exec(struct am_store *s, const char *sql, const char *fmt, ...);
-/* A value to bind: type 'i' (i), 'd' (d), 's' (s; NULL binds NULL) or 'n'. */
-struct am_store_val {
-	char type;
-	long long i;
-	double d;
-	const char *s;
-};
-/* am_store_exec with the parameters in an array (n of them): for a
- * statement of many rows' values, cached by sql's address like the rest. */
-int am_store_exec_vals(struct am_store *s, const char *sql, const struct am_store_val *v, int n);
 /* All rows as a JSON array of objects (*out owns a reference). 0 or -1. */
 int am_store_rows(struct am_store *s, json_t **out, const char *sql, const char *fmt, ...);
 /* The first row as an object, or *out = NULL when there is none. 0 or -1. */

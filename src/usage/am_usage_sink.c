@@ -57,11 +57,11 @@ static void add_tokens(long long key_id, long long tokens, long long **kid, long
 	(*ktok)[k] += tokens;
 }
 
-/* One hour, user, key, model and deployment's sums in a drain (as the
- * usage_rollup trigger keeps usage_hourly and usage_daily for other
- * writers). */
+/* One minute, user, key, model and deployment's sums in a drain (as the
+ * usage_rollup trigger keeps usage_minutely, usage_hourly and usage_daily
+ * for other writers). */
 struct rollup {
-	long long hour, user, key, dep;
+	long long minute, user, key, dep;
 	const char *model;
 	long long requests, prompt, completion, errors, ttft_n;
 	double ttft_sum, dur_sum;
@@ -69,11 +69,11 @@ struct rollup {
 
 static void roll(const struct am_usage_record *u, struct rollup **r, int *nr, int *capr)
 {
-	long long hour = u->at / 3600000 * 3600000;
+	long long minute = u->at / 60000 * 60000;
 	int k;
 	for (k = *nr - 1; k >= 0; k--) { /* the last group first: a drain is mostly one or a few */
 		struct rollup *x = &(*r)[k];
-		if (x->hour == hour && x->user == u->user_id && x->key == u->key_id && x->dep == u->dep_id &&
+		if (x->minute == minute && x->user == u->user_id && x->key == u->key_id && x->dep == u->dep_id &&
 		    !strcmp(x->model, u->model))
 			break;
 	}
@@ -84,7 +84,7 @@ static void roll(const struct am_usage_record *u, struct rollup **r, int *nr, in
 		}
 		k = (*nr)++;
 		memset(&(*r)[k], 0, sizeof **r);
-		(*r)[k] = (struct rollup){ .hour = hour, .user = u->user_id, .key = u->key_id, .dep = u->dep_id, .model = u->model };
+		(*r)[k] = (struct rollup){ .minute = minute, .user = u->user_id, .key = u->key_id, .dep = u->dep_id, .model = u->model };
 	}
 	struct rollup *x = &(*r)[k];
 	x->requests++;
@@ -98,54 +98,18 @@ static void roll(const struct am_usage_record *u, struct rollup **r, int *nr, in
 	x->dur_sum += u->dur_ms;
 }
 
-/* Raw rows go ROWS to a statement: the statement's cost (its cursors,
- * AUTOINCREMENT's sqlite_sequence write) is paid once for them all. */
-#define ROWS 32
-#define COLS 13
-#define ROW_SQL "(?, NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, 1)"
-#define INSERT_SQL                                                                                               \
-	"INSERT INTO usage_records(at, key_id, user_id, model, deployment_id, instance_id, endpoint, prompt_tokens," \
-	" completion_tokens, ttft_ms, duration_ms, status, stream, rolled) VALUES"
-#define ROWS4 ROW_SQL "," ROW_SQL "," ROW_SQL "," ROW_SQL
-#define ROWS16 ROWS4 "," ROWS4 "," ROWS4 "," ROWS4
-static const char insert_one[] = INSERT_SQL ROW_SQL;
-static const char insert_many[] = INSERT_SQL ROWS16 "," ROWS16;
-_Static_assert(ROWS == 32, "insert_many holds ROWS rows");
-
-/* Writes the rows in vals (*nvals values, whole rows) one at a time; empties it. */
-static int flush_rows(struct am_store *st, struct am_store_val *vals, int *nvals)
-{
-	for (int at = 0; at < *nvals; at += COLS)
-		if (am_store_exec_vals(st, insert_one, vals + at, COLS) != 0)
-			return -1;
-	*nvals = 0;
-	return 0;
-}
-
-/* Adds u's row to vals (which holds ROWS rows); writes them when full. u
- * stays valid until the rows are written (vals points into it). */
-static int add_row(struct am_store *st, const struct am_usage_record *u, struct am_store_val *vals, int *nvals)
-{
-	struct am_store_val *v = vals + *nvals;
-	v[0] = (struct am_store_val){ .type = 'i', .i = u->at };
-	v[1] = (struct am_store_val){ .type = 'i', .i = u->key_id };
-	v[2] = (struct am_store_val){ .type = 'i', .i = u->user_id };
-	v[3] = (struct am_store_val){ .type = 's', .s = u->model };
-	v[4] = (struct am_store_val){ .type = 'i', .i = u->dep_id };
-	v[5] = (struct am_store_val){ .type = 'i', .i = u->inst_id };
-	v[6] = (struct am_store_val){ .type = 's', .s = u->endpoint };
-	v[7] = (struct am_store_val){ .type = 'i', .i = u->prompt };
-	v[8] = (struct am_store_val){ .type = 'i', .i = u->completion };
-	v[9] = (struct am_store_val){ .type = 'd', .d = u->ttft_ms };
-	v[10] = (struct am_store_val){ .type = 'd', .d = u->dur_ms };
-	v[11] = (struct am_store_val){ .type = 'i', .i = u->status };
-	v[12] = (struct am_store_val){ .type = 'i', .i = u->stream };
-	*nvals += COLS;
-	if (*nvals < ROWS * COLS)
-		return 0;
-	*nvals = 0;
-	return am_store_exec_vals(st, insert_many, vals, ROWS * COLS);
-}
+/* Adds a group's sums to one roll-up table (its time column: the group's
+ * minute, hour or day). */
+#define UPSERT(table, col)                                                                                            \
+	"INSERT INTO " table " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"                                             \
+	" ON CONFLICT(" col ", user_id, key_id, model, deployment_id) DO UPDATE SET"                                  \
+	" requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"           \
+	" completion_tokens = completion_tokens + excluded.completion_tokens,"                                        \
+	" errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"                                \
+	" ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum"
+static const char *const upserts[] = { UPSERT("usage_minutely", "minute_at"), UPSERT("usage_hourly", "hour_at"),
+				       UPSERT("usage_daily", "day_at") };
+static const long long spans[] = { 60000, 3600000, 86400000 };
 
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full)
 {
@@ -155,8 +119,6 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
 	long long *kid = NULL, *ktok = NULL;
 	int nk = 0, capk = 0, rc = -1, nr = 0, capr = 0;
 	struct rollup *r = NULL;
-	struct am_store_val *vals = am_malloc(ROWS * COLS * sizeof *vals);
-	int nvals = 0;
 	if (am_store_begin(st) != 0)
 		goto out;
 	long long now = am_wall_ms();
@@ -183,33 +145,16 @@ int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs,
 		}
 		if (folded)
 			continue;
-		if (add_row(st, u, vals, &nvals) != 0)
-			goto out;
 		roll(u, &r, &nr, &capr);
 		if (u->key_id)
 			add_tokens(u->key_id, u->prompt + u->completion, &kid, &ktok, &nk, &capk);
 	}
-	if (flush_rows(st, vals, &nvals) != 0)
-		goto out;
 	for (int k = 0; k < nr; k++)
-		if (am_store_exec(st, "INSERT INTO usage_hourly VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-				  " ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET"
-				  " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-				  " completion_tokens = completion_tokens + excluded.completion_tokens,"
-				  " errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"
-				  " ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum",
-				  "iiisiiiiidid", r[k].hour, r[k].user, r[k].key, r[k].model, r[k].dep, r[k].requests, r[k].prompt,
-				  r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n, r[k].dur_sum) != 0 ||
-		    am_store_exec(st, "INSERT INTO usage_daily VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-				  " ON CONFLICT(day_at, user_id, key_id, model, deployment_id) DO UPDATE SET"
-				  " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-				  " completion_tokens = completion_tokens + excluded.completion_tokens,"
-				  " errors = errors + excluded.errors, ttft_sum = ttft_sum + excluded.ttft_sum,"
-				  " ttft_n = ttft_n + excluded.ttft_n, duration_sum = duration_sum + excluded.duration_sum",
-				  "iiisiiiiidid", r[k].hour / 86400000 * 86400000, r[k].user, r[k].key, r[k].model, r[k].dep,
-				  r[k].requests, r[k].prompt, r[k].completion, r[k].errors, r[k].ttft_sum, r[k].ttft_n,
-				  r[k].dur_sum) != 0)
-			goto out;
+		for (int t = 0; t < 3; t++)
+			if (am_store_exec(st, upserts[t], "iiisiiiiidid", r[k].minute / spans[t] * spans[t], r[k].user, r[k].key,
+					  r[k].model, r[k].dep, r[k].requests, r[k].prompt, r[k].completion, r[k].errors,
+					  r[k].ttft_sum, r[k].ttft_n, r[k].dur_sum) != 0)
+				goto out;
 	/* one UPDATE per key per drain, not per request */
 	for (int k = 0; k < nk; k++)
 		if (am_store_exec(st, "UPDATE api_keys SET used_tokens = used_tokens + ?, last_used_at = ? WHERE id = ?", "iii",
@@ -226,7 +171,6 @@ out:
 	free(kid);
 	free(ktok);
 	free(r);
-	free(vals);
 	return rc;
 }
 
@@ -239,6 +183,16 @@ int am_usage_sink_prune(struct am_store *st, long long raw_before, long long rol
 			  "ii", raw_before, (long long)batch) != 0)
 		return -1;
 	int n = am_store_changes(st);
+	if (n > 0)
+		return n;
+	/* the minutes that ended before it, kept as long as the raw rows: batch
+	 * rows and the rest of the last one's minute, oldest first (by the
+	 * primary key) */
+	if (am_store_exec(st, "DELETE FROM usage_minutely WHERE minute_at <= ?1 AND minute_at <= COALESCE((SELECT minute_at"
+			  " FROM usage_minutely WHERE minute_at <= ?1 ORDER BY minute_at LIMIT 1 OFFSET ?2), ?1)",
+			  "ii", raw_before - 60000, (long long)(batch > 0 ? batch - 1 : 0)) != 0)
+		return -1;
+	n = am_store_changes(st);
 	if (n > 0)
 		return n;
 	/* the roll-ups: their oldest hour, or day, at a time (as many rows as

@@ -1,5 +1,5 @@
 /* am_usage_sink: where the gateway's usage records end up. It owns the SQL
- * of usage_records and api_keys.used_tokens: a thread of its own, with its
+ * of the usage roll-ups and api_keys.used_tokens: a thread of its own, with its
  * own database connection, drains the gateway (am_gateway_usage_drain)
  * when the gateway hands records over (am_gateway_usage_notify: it sleeps
  * otherwise) and writes each drain in one transaction.
@@ -30,12 +30,13 @@ struct am_usage_sink *am_usage_sink_start(const char *dbpath, struct am_gateway 
 /* Stops the thread, drains once more (call it after am_gateway_stop, so the
  * workers' last records are in), closes the connection. NULL is fine. */
 void am_usage_sink_free(struct am_usage_sink *s);
-/* The fold: inserts recs into usage_records and adds each key's tokens to
- * api_keys.used_tokens and their sums to the roll-ups, all in one
- * transaction on st; the records of a journal file folded before (their
- * ids' part before the last '.', kept in usage_journals) are skipped, their
- * tokens not counted again. 0, or -1 (rolled back; *full set when the disk
- * is full). */
+/* The fold: adds recs to the per-minute, hourly and daily roll-ups
+ * (usage_minutely, usage_hourly, usage_daily: a few upserts per user, key,
+ * model, deployment and minute of a drain, not a row per request) and each
+ * key's tokens to api_keys.used_tokens, all in one transaction on st; the
+ * records of a journal file folded before (their ids' part before the last
+ * '.', kept in usage_journals) are skipped, their tokens not counted again.
+ * 0, or -1 (rolled back; *full set when the disk is full). */
 int am_usage_sink_write(struct am_store *st, const struct am_usage_record *recs, int n, int *full);
 /* Forgets the folded journal files that are gone from jdir (deleted after
  * their commit), so usage_journals holds only files that could still be
@@ -47,9 +48,11 @@ int am_usage_sink_forget(struct am_store *st, const char *jdir);
 int am_usage_sink_can_idle(void);
 /* Deletes at most batch raw usage records older than raw_before (ms; every
  * record is in the roll-ups from the transaction that wrote it, so none is
- * lost); when none is, the oldest hour of usage_hourly and the oldest day
- * of usage_daily if older than rollup_before (a day when it ended before).
- * Each DELETE is its own transaction. Returns how many rows went, or -1. */
+ * lost); when none is, per-minute groups that ended before raw_before (batch rows
+ * and the rest of the last one's minute); when none is either, the oldest
+ * hour of usage_hourly and the oldest day of usage_daily if older than
+ * rollup_before (a day when it ended before). Each DELETE is its own
+ * transaction. Returns how many rows went, or -1. */
 int am_usage_sink_prune(struct am_store *st, long long raw_before, long long rollup_before, int batch);
 
 #endif

@@ -208,11 +208,12 @@ test('keys, personal tokens and datasets page by keyset, newest first, counting 
   await srv.stop();
 });
 
-// GET /usage reads whole hours from the hourly rollup (kept by a trigger,
-// whoever writes usage_records) and the partial hours at a range's edges
-// from the raw rows: every answer must equal the plain aggregate over the
-// raw rows, for ranges that start and end anywhere, every grouping, hours
-// and days, an admin's view and a user's.
+// GET /usage reads whole days and hours from the daily and hourly roll-ups
+// and the partial hours at a range's edges from the per-minute one (all
+// kept by a trigger for whoever writes usage_records, by the sink for the
+// gateway): every answer must equal the plain aggregate over the raw rows
+// of the minutes the range touches, for ranges that start and end anywhere,
+// every grouping, hours and days, an admin's view and a user's.
 test('GET /usage from the hourly rollup equals the aggregate of the raw rows, for any range and grouping', async () => {
   // the rows are from 2025: kept past the default retention (30 days)
   const srv = await startServer({ args: ['--usage-retention-days', '36500'] });
@@ -271,7 +272,10 @@ test('GET /usage from the hourly rollup equals the aggregate of the raw rows, fo
           if (to !== null) q.set('to', String(Math.floor(to)));
           const got = await srv.api('GET', `/api/v1/usage?${q}`, { token: tok });
           assert.equal(got.status, 200, got.text + srv.log().slice(-1500));
-          const want = reference(groups, interval, from === null ? 0 : Math.floor(from), to === null ? 2 ** 62 : Math.floor(to), userId);
+          // usage is kept by the minute: a range covers the minutes it touches
+          const M = 60000;
+          const want = reference(groups, interval, from === null ? 0 : Math.floor(Math.floor(from) / M) * M,
+            to === null ? 2 ** 62 : Math.ceil(Math.floor(to) / M) * M, userId);
           assert.deepEqual(norm(got.json.items), norm(want), `${q} as ${userId ? 'bob' : 'admin'}`);
           compared += want.length;
         }

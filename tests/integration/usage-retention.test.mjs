@@ -93,6 +93,9 @@ test('raw usage past the retention is pruned, the roll-ups keep the answers; tas
   assert.equal(sql(db, `SELECT COUNT(*) FROM usage_records WHERE at < ${cutoff}`), '0');
   const kept = Number(sql(db, 'SELECT COUNT(*) FROM usage_records'));
   assert.ok(kept > 1000 && kept < 5000, `raw rows kept: ${kept}`);
+  // the minutes that ended before it went with them, the others stay
+  assert.equal(sql(db, `SELECT COUNT(*) FROM usage_minutely WHERE minute_at + 60000 <= ${cutoff}`), '0');
+  assert.ok(Number(sql(db, 'SELECT SUM(requests) FROM usage_minutely')) >= kept);
   assert.equal(sql(db, 'SELECT SUM(requests) FROM usage_hourly'), '5000');
   assert.equal(sql(db, 'SELECT SUM(requests) FROM usage_daily'), '5000');
   // tasks: the old ones and those beyond the newest 100 went (some written since stay)
