@@ -55,6 +55,66 @@ static void migrations_and_rows(void)
 	am_test_db_drop(s, path);
 }
 
+/* A database from before per-minute usage (raw rows, some the sink had
+ * rolled up itself, some the trigger had): the migration sums every raw
+ * row into its minute, the roll-ups keep their totals, and a raw row
+ * written after it reaches all three through the trigger. */
+static void minutely_migration_fills_minutes(void)
+{
+	size_t n, at = 0;
+	const char *const *list = am_migrations_list(&n);
+	while (at < n && !strstr(list[at], "CREATE TABLE usage_minutely"))
+		at++;
+	CHECK(at < n);
+	if (at >= n)
+		return;
+	char path[128], ver[48], err[256];
+	snprintf(path, sizeof path, "/tmp/aimaas-unit-minutely-%d.db", (int)getpid());
+	unlink(path);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	for (size_t i = 0; i < at; i++)
+		CHECK_INT(sqlite3_exec(db, list[i], NULL, NULL, NULL), SQLITE_OK);
+	snprintf(ver, sizeof ver, "PRAGMA user_version = %zu", at);
+	CHECK_INT(sqlite3_exec(db, ver, NULL, NULL, NULL), SQLITE_OK);
+	/* 4 rows in minute 0 (one an error, one without a first token), 1 in minute 2, another model's in minute 2 */
+	CHECK_INT(sqlite3_exec(db,
+			       "INSERT INTO usage_records(at, user_id, key_id, model, deployment_id, endpoint, prompt_tokens,"
+			       " completion_tokens, ttft_ms, duration_ms, status) VALUES"
+			       " (1000, 1, 2, 'm', 3, '/v1/x', 10, 1, 5, 100, 200), (2000, 1, 2, 'm', 3, '/v1/x', 10, 2, -1, 100, 500),"
+			       " (59999, 1, 2, 'm', 3, '/v1/x', 10, 3, 7, 100, 200), (30000, 1, 2, 'm', 3, '/v1/x', 10, 4, NULL, 100, 200),"
+			       " (120000, 1, 2, 'm', 3, '/v1/x', 1, 1, 1, 1, 200), (150000, NULL, NULL, 'n', NULL, '/v1/x', 1, 1, 1, 1, 200);",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	struct am_store *s = NULL;
+	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+	if (!s)
+		return;
+	long long v = -1;
+	am_store_int(s, &v, -1, "SELECT COUNT(*) FROM usage_minutely", NULL);
+	CHECK_INT(v, 3);
+	am_store_int(s, &v, -1, "SELECT requests * 1000000 + prompt_tokens * 10000 + completion_tokens * 100 + errors * 10 + ttft_n"
+		     " FROM usage_minutely WHERE minute_at = 0 AND user_id = 1 AND key_id = 2 AND model = 'm' AND deployment_id = 3", NULL);
+	CHECK_INT(v, 4 * 1000000 + 40 * 10000 + 10 * 100 + 1 * 10 + 2);
+	am_store_int(s, &v, -1, "SELECT CAST(ttft_sum AS INTEGER) * 1000 + CAST(duration_sum AS INTEGER) FROM usage_minutely WHERE minute_at = 0",
+		     NULL);
+	CHECK_INT(v, 12 * 1000 + 400);
+	am_store_int(s, &v, -1, "SELECT COUNT(*) FROM usage_minutely WHERE minute_at = 120000 AND user_id = 0 AND key_id = 0 AND model = 'n'",
+		     NULL);
+	CHECK_INT(v, 1);
+	/* the same totals in all three */
+	am_store_int(s, &v, -1, "SELECT (SELECT SUM(requests) FROM usage_minutely) = 6 AND (SELECT SUM(requests) FROM usage_hourly) = 6"
+		     " AND (SELECT SUM(requests) FROM usage_daily) = 6", NULL);
+	CHECK_INT(v, 1);
+	CHECK_INT(am_store_exec(s, "INSERT INTO usage_records(at, model, endpoint, duration_ms, status) VALUES(61000, 'm', '/v1/x', 1, 200)",
+				NULL), 0);
+	am_store_int(s, &v, -1, "SELECT (SELECT SUM(requests) FROM usage_minutely WHERE minute_at = 60000) = 1 AND"
+		     " (SELECT SUM(requests) FROM usage_hourly) = 7 AND (SELECT SUM(requests) FROM usage_daily) = 7", NULL);
+	CHECK_INT(v, 1);
+	am_test_db_drop(s, path);
+}
+
 /* A database from before owner ids: the migration gives each row to the
  * account of its creator's name that existed when the row was made; a row
  * older than that account was an earlier account's and goes to no one. */
@@ -266,6 +326,7 @@ void suite_store(void)
 {
 	RUN(migrations_and_rows);
 	RUN(ownership_migration_fills_ids);
+	RUN(minutely_migration_fills_minutes);
 	RUN(a_newer_schema_is_refused);
 	RUN(tasks_lifecycle);
 	RUN(metrics_text);
