@@ -55,21 +55,21 @@ static void migrations_and_rows(void)
 	am_test_db_drop(s, path);
 }
 
-/* A database from before per-minute usage (raw rows, some the sink had
- * rolled up itself, some the trigger had): the migration sums every raw
- * row into its minute, the roll-ups keep their totals, and a raw row
- * written after it reaches all three through the trigger. */
-static void minutely_migration_fills_minutes(void)
+/* A database at the schema from before the migration that contains
+ * marker (its path in path): opened with sqlite3 directly, so that rows of
+ * the old shape can be written before am_store_open migrates it. NULL when
+ * no migration contains marker. */
+static sqlite3 *db_before(const char *marker, const char *tag, char *path, size_t size)
 {
 	size_t n, at = 0;
 	const char *const *list = am_migrations_list(&n);
-	while (at < n && !strstr(list[at], "CREATE TABLE usage_minutely"))
+	while (at < n && !strstr(list[at], marker))
 		at++;
 	CHECK(at < n);
 	if (at >= n)
-		return;
-	char path[128], ver[48], err[256];
-	snprintf(path, sizeof path, "/tmp/aimaas-unit-minutely-%d.db", (int)getpid());
+		return NULL;
+	char ver[48];
+	snprintf(path, size, "/tmp/aimaas-unit-%s-%d.db", tag, (int)getpid());
 	unlink(path);
 	sqlite3 *db = NULL;
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
@@ -77,18 +77,39 @@ static void minutely_migration_fills_minutes(void)
 		CHECK_INT(sqlite3_exec(db, list[i], NULL, NULL, NULL), SQLITE_OK);
 	snprintf(ver, sizeof ver, "PRAGMA user_version = %zu", at);
 	CHECK_INT(sqlite3_exec(db, ver, NULL, NULL, NULL), SQLITE_OK);
+	return db;
+}
+
+/* Writes sql (rows of the old shape) into db, closes it and opens it with
+ * the store, which migrates it. NULL when that fails. */
+static struct am_store *migrated(sqlite3 *db, const char *sql, const char *path)
+{
+	char err[256];
+	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct am_store *s = NULL;
+	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+	return s;
+}
+
+/* A database from before per-minute usage (raw rows, some the sink had
+ * rolled up itself, some the trigger had): the migration sums every raw
+ * row into its minute, the roll-ups keep their totals, and a raw row
+ * written after it reaches all three through the trigger. */
+static void minutely_migration_fills_minutes(void)
+{
+	char path[128];
+	sqlite3 *db = db_before("CREATE TABLE usage_minutely", "minutely", path, sizeof path);
+	if (!db)
+		return;
 	/* 4 rows in minute 0 (one an error, one without a first token), 1 in minute 2, another model's in minute 2 */
-	CHECK_INT(sqlite3_exec(db,
+	struct am_store *s = migrated(db,
 			       "INSERT INTO usage_records(at, user_id, key_id, model, deployment_id, endpoint, prompt_tokens,"
 			       " completion_tokens, ttft_ms, duration_ms, status) VALUES"
 			       " (1000, 1, 2, 'm', 3, '/v1/x', 10, 1, 5, 100, 200), (2000, 1, 2, 'm', 3, '/v1/x', 10, 2, -1, 100, 500),"
 			       " (59999, 1, 2, 'm', 3, '/v1/x', 10, 3, 7, 100, 200), (30000, 1, 2, 'm', 3, '/v1/x', 10, 4, NULL, 100, 200),"
 			       " (120000, 1, 2, 'm', 3, '/v1/x', 1, 1, 1, 1, 200), (150000, NULL, NULL, 'n', NULL, '/v1/x', 1, 1, 1, 1, 200);",
-			       NULL, NULL, NULL),
-		  SQLITE_OK);
-	sqlite3_close(db);
-	struct am_store *s = NULL;
-	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+			       path);
 	if (!s)
 		return;
 	long long v = -1;
@@ -120,23 +141,11 @@ static void minutely_migration_fills_minutes(void)
  * older than that account was an earlier account's and goes to no one. */
 static void ownership_migration_fills_ids(void)
 {
-	size_t n, at = 0;
-	const char *const *list = am_migrations_list(&n);
-	while (at < n && !strstr(list[at], "ALTER TABLE datasets ADD COLUMN owner_id"))
-		at++;
-	CHECK(at < n);
-	if (at >= n)
+	char path[128];
+	sqlite3 *db = db_before("ALTER TABLE datasets ADD COLUMN owner_id", "owners", path, sizeof path);
+	if (!db)
 		return;
-	char path[128], ver[48], err[256];
-	snprintf(path, sizeof path, "/tmp/aimaas-unit-owners-%d.db", (int)getpid());
-	unlink(path);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	for (size_t i = 0; i < at; i++)
-		CHECK_INT(sqlite3_exec(db, list[i], NULL, NULL, NULL), SQLITE_OK);
-	snprintf(ver, sizeof ver, "PRAGMA user_version = %zu", at);
-	CHECK_INT(sqlite3_exec(db, ver, NULL, NULL, NULL), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db,
+	struct am_store *s = migrated(db,
 			       "INSERT INTO users(id, username, password_hash, role, created_at, updated_at)"
 			       " VALUES(7, 'dave', 'x', 'user', 1000, 1000);"
 			       "INSERT INTO datasets(name, format, file_type, file_name, path, size_bytes, records, state, report,"
@@ -149,11 +158,7 @@ static void ownership_migration_fills_ids(void)
 			       "INSERT INTO ft_jobs(name, base_model_id, datasets, method, stage, template, params, gpu_count, state,"
 			       " output_name, result_model_id, created_by, created_at, updated_at)"
 			       " VALUES('j', 1, '[1]', 'lora', 'sft', 'qwen', '{}', 1, 'succeeded', 'tuned', 2, 'dave', 2500, 2500);",
-			       NULL, NULL, NULL),
-		  SQLITE_OK);
-	sqlite3_close(db);
-	struct am_store *s = NULL;
-	CHECK_INT(am_store_open(path, &s, err, sizeof err), 0);
+			       path);
 	if (!s)
 		return;
 	long long v = -1;

@@ -165,6 +165,19 @@ static int failing(void *data, const struct am_usage_record *recs, int n, int *f
 	return -1;
 }
 
+/* A gateway with one worker, w, journalling into dir (free g with free()). */
+static struct am_gateway *one_worker(const char *dir, struct gw_worker *w)
+{
+	struct am_gateway *g = calloc(1, sizeof *g);
+	am_strlcpy(g->jdir, dir, sizeof g->jdir);
+	memset(w, 0, sizeof *w);
+	w->g = g;
+	w->jf.fd = -1;
+	g->workers = w;
+	g->nworkers = 1;
+	return g;
+}
+
 static void fold_once_only(void)
 {
 	char path[256], dir[256];
@@ -177,12 +190,8 @@ static void fold_once_only(void)
 			       " VALUES(1, 'u', 'u', 'x', 'user', 0, 0)", NULL), 0);
 	CHECK_INT(am_store_exec(s, "INSERT INTO api_keys(id, user_id, name, key_hash, key_hint, created_at, updated_at)"
 			       " VALUES(1, 1, 'k', 'h', 'sk-...', 0, 0)", NULL), 0);
-	struct am_gateway *g = calloc(1, sizeof *g);
-	am_strlcpy(g->jdir, dir, sizeof g->jdir);
 	struct gw_worker w;
-	memset(&w, 0, sizeof w);
-	w.g = g;
-	w.jf.fd = -1;
+	struct am_gateway *g = one_worker(dir, &w);
 	for (int i = 0; i < 3; i++) {
 		struct am_usage_record u = sample(i);
 		gw_usage_push(&w, &u);
@@ -260,14 +269,8 @@ static void spare_made_ahead(void)
 {
 	char dir[256];
 	make_dir(dir, sizeof dir);
-	struct am_gateway *g = calloc(1, sizeof *g);
-	am_strlcpy(g->jdir, dir, sizeof g->jdir);
 	struct gw_worker w;
-	memset(&w, 0, sizeof w);
-	w.g = g;
-	w.jf.fd = -1;
-	g->workers = &w;
-	g->nworkers = 1;
+	struct am_gateway *g = one_worker(dir, &w);
 	int wakes = 0;
 	struct am_gateway_usage_notify n = { count_wake, &wakes };
 	am_gateway_usage_notify(g, &n);
