@@ -214,7 +214,7 @@ static int revoke(struct am_ctx *ctx, struct am_err *err)
 
 /* GET /usage aggregates the daily and hourly roll-ups (usage_daily,
  * usage_hourly) and, for the partial hours at the edges of the range,
- * usage_minutely (pruned after the raw records' retention, am_prune): a
+ * usage_minutely (pruned after --usage-retention-days, am_prune): a
  * range covers the minutes it touches. The query is built on the loop and
  * run on the read worker. */
 struct usage_job {

@@ -3,6 +3,21 @@
  * folder, a task's target or an audit line always means one record. */
 #include "am_migrations.h"
 
+/* The usage_rollup trigger's statement for one roll-up table (its time
+ * column, and the span it rounds NEW.at down to, in ms): the raw row NEW
+ * added to its group. (Migrations before 25 spell it out; they are
+ * history, kept as they ran.) */
+#define ROLLUP_ROW(table, col, span)                                                                                  \
+	"  INSERT INTO " table " VALUES((NEW.at / " span ") * " span ", COALESCE(NEW.user_id, 0),"                       \
+	"    COALESCE(NEW.key_id, 0), NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens,"                 \
+	"    NEW.completion_tokens, NEW.status >= 400, CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END,"        \
+	"    COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"                                                         \
+	"  ON CONFLICT(" col ", user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"         \
+	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"                                                  \
+	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"  \
+	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"                              \
+	"    duration_sum = duration_sum + excluded.duration_sum;"
+
 static const char *const migrations[] = {
 	/* 1: foundation: inventory, users and sessions, tasks */
 	"CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -433,30 +448,9 @@ static const char *const migrations[] = {
 	"  FROM usage_records GROUP BY 1, 2, 3, 4, 5;"
 	"DROP TRIGGER usage_rollup;"
 	"CREATE TRIGGER usage_rollup AFTER INSERT ON usage_records WHEN NEW.rolled = 0 BEGIN"
-	"  INSERT INTO usage_minutely VALUES((NEW.at / 60000) * 60000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
-	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
-	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
-	"  ON CONFLICT(minute_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"
-	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
-	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
-	"    duration_sum = duration_sum + excluded.duration_sum;"
-	"  INSERT INTO usage_hourly VALUES((NEW.at / 3600000) * 3600000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
-	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
-	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
-	"  ON CONFLICT(hour_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"
-	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
-	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
-	"    duration_sum = duration_sum + excluded.duration_sum;"
-	"  INSERT INTO usage_daily VALUES((NEW.at / 86400000) * 86400000, COALESCE(NEW.user_id, 0), COALESCE(NEW.key_id, 0),"
-	"    NEW.model, COALESCE(NEW.deployment_id, 0), 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.status >= 400,"
-	"    CASE WHEN NEW.ttft_ms >= 0 THEN NEW.ttft_ms ELSE 0 END, COALESCE(NEW.ttft_ms >= 0, 0), NEW.duration_ms)"
-	"  ON CONFLICT(day_at, user_id, key_id, model, deployment_id) DO UPDATE SET requests = requests + 1,"
-	"    prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-	"    completion_tokens = completion_tokens + excluded.completion_tokens, errors = errors + excluded.errors,"
-	"    ttft_sum = ttft_sum + excluded.ttft_sum, ttft_n = ttft_n + excluded.ttft_n,"
-	"    duration_sum = duration_sum + excluded.duration_sum;"
+	ROLLUP_ROW("usage_minutely", "minute_at", "60000")
+	ROLLUP_ROW("usage_hourly", "hour_at", "3600000")
+	ROLLUP_ROW("usage_daily", "day_at", "86400000")
 	"END;",
 };
 
